@@ -1,0 +1,443 @@
+//! Capsules: the key encapsulation of one portion, with a Schnorr proof of
+//! knowledge of its randomness bound to the portion's context.
+//!
+//! For context `ctx`, random `r, u`: `E = r·G`, `V = u·G`,
+//! `h = H_s("sesphr/v1/capsule", E, V, ctx)`, `s = u + r·h`. Anyone checks
+//! `s·G == V + h·E`. The shared point `Z = r·X_{P,c}` feeds the DEM key
+//! `K = HKDF(Z, "sesphr/v1/dem", E‖V‖ctx)`.
+
+use core::fmt;
+use std::io::Read;
+
+use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT_TABLE};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use rand_core::CryptoRng;
+use zeroize::Zeroize;
+
+use crate::dem::DemKey;
+use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
+use crate::error::{Error, Result};
+use crate::hash::{derive_dem_key, hash_to_scalar, tag};
+use crate::ids::{PortionLabel, RecordId};
+use crate::keys::{PortionPublicKey, PublicKey, random_nonzero_scalar};
+use crate::rng::os_rng;
+
+/// What a portion is bound to: the portion key, the record, the label, the key
+/// epoch and the creation time. A capsule made for one context verifies and
+/// opens under no other.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Context {
+    portion_key: PublicKey,
+    record_id: RecordId,
+    label: PortionLabel,
+    epoch: u32,
+    created_at: u64,
+}
+
+impl Context {
+    /// The context of a new portion of record `record_id`, created at
+    /// `created_at` (seconds since the Unix epoch), under `key`.
+    pub fn new(key: &PortionPublicKey, record_id: RecordId, created_at: u64) -> Self {
+        Self {
+            portion_key: *key.key(),
+            record_id,
+            label: key.label().clone(),
+            epoch: key.epoch(),
+            created_at,
+        }
+    }
+
+    /// The portion public key point `X_{P,c,k}`.
+    pub fn portion_key(&self) -> &PublicKey {
+        &self.portion_key
+    }
+
+    /// The record id.
+    pub fn record_id(&self) -> RecordId {
+        self.record_id
+    }
+
+    /// The portion label.
+    pub fn label(&self) -> &PortionLabel {
+        &self.label
+    }
+
+    /// The key epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Creation time, seconds since the Unix epoch.
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// The portion public key this context was made under.
+    pub fn portion_public_key(&self) -> PortionPublicKey {
+        PortionPublicKey::new(self.label.clone(), self.epoch, self.portion_key)
+    }
+
+    /// `version ‖ X_{P,c} ‖ record id ‖ epoch (u32 BE) ‖ created_at (u64 BE) ‖
+    /// label length ‖ label`: the bytes hashed into the capsule proof and the
+    /// DEM key, and written in the header.
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CTX_FIXED_LEN + self.label.as_bytes().len());
+        v.push(FORMAT_VERSION);
+        v.extend_from_slice(self.portion_key.as_bytes());
+        v.extend_from_slice(self.record_id.as_bytes());
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.extend_from_slice(&self.created_at.to_be_bytes());
+        put_short_bytes(&mut v, self.label.as_bytes());
+        v
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("portion_key", &self.portion_key)
+            .field("record_id", &self.record_id)
+            .field("label", &self.label)
+            .field("epoch", &self.epoch)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Context bytes up to and including the label length.
+const CTX_FIXED_LEN: usize = 1 + 32 + 16 + 4 + 8 + 1;
+/// Encoded capsule length: `E ‖ V ‖ s`.
+pub(crate) const CAPSULE_LEN: usize = 96;
+
+/// A capsule `(E, V, s)`.
+#[derive(Clone, Copy)]
+pub struct Capsule {
+    e: CompressedRistretto,
+    e_point: RistrettoPoint,
+    v: CompressedRistretto,
+    v_point: RistrettoPoint,
+    s: Scalar,
+}
+
+impl Capsule {
+    /// The encoding `E ‖ V ‖ s`.
+    pub fn to_bytes(&self) -> [u8; CAPSULE_LEN] {
+        let mut b = [0u8; CAPSULE_LEN];
+        b[..32].copy_from_slice(self.e.as_bytes());
+        b[32..64].copy_from_slice(self.v.as_bytes());
+        b[64..].copy_from_slice(self.s.as_bytes());
+        b
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let (e, e_point) = r.point()?;
+        let (v, v_point) = r.point()?;
+        let s = decode_scalar(&r.array()?)?;
+        Ok(Self {
+            e,
+            e_point,
+            v,
+            v_point,
+            s,
+        })
+    }
+
+    /// Decodes `E ‖ V ‖ s` strictly.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::NonCanonicalPoint`],
+    /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::unframed("capsule", bytes);
+        let c = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(c)
+    }
+
+    pub(crate) fn e(&self) -> &RistrettoPoint {
+        &self.e_point
+    }
+
+    pub(crate) fn e_bytes(&self) -> &[u8; 32] {
+        self.e.as_bytes()
+    }
+
+    fn challenge(&self, ctx: &[u8]) -> Scalar {
+        hash_to_scalar(tag::CAPSULE, &[self.e.as_bytes(), self.v.as_bytes(), ctx])
+    }
+
+    /// `s·G − h·E == V`.
+    fn verify(&self, ctx: &[u8]) -> bool {
+        let h = self.challenge(ctx);
+        RistrettoPoint::vartime_double_scalar_mul_basepoint(&-h, &self.e_point, &self.s)
+            == self.v_point
+    }
+
+    /// The DEM key from the shared point `Z`.
+    pub(crate) fn dem_key(&self, shared: &RistrettoPoint, ctx: &[u8]) -> DemKey {
+        let mut z = shared.compress().to_bytes();
+        let k = derive_dem_key(&z, self.e.as_bytes(), self.v.as_bytes(), ctx);
+        z.zeroize();
+        k
+    }
+}
+
+impl PartialEq for Capsule {
+    fn eq(&self, other: &Self) -> bool {
+        self.e == other.e && self.v == other.v && self.s == other.s
+    }
+}
+impl Eq for Capsule {}
+
+impl fmt::Debug for Capsule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capsule")
+            .field("e", &crate::encoding::hex(self.e.as_bytes()))
+            .field("v", &crate::encoding::hex(self.v.as_bytes()))
+            .field("s", &crate::encoding::hex(self.s.as_bytes()))
+            .finish()
+    }
+}
+
+/// A portion's header: its context and its capsule. It is public; the cloud
+/// stores it in front of the body, and the SRS re-encrypts it.
+///
+/// Encoding: `"SPHR" ‖ version ‖ X_{P,c} (32) ‖ record id (16) ‖ epoch (u32 BE)
+/// ‖ created_at (u64 BE) ‖ label length ‖ label ‖ E ‖ V ‖ s`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortionHeader {
+    context: Context,
+    /// `context` encoded, kept so that hashing never re-encodes it.
+    context_bytes: Vec<u8>,
+    capsule: Capsule,
+}
+
+impl PortionHeader {
+    /// Shortest encoding (a one-byte label).
+    pub const MIN_LEN: usize = 4 + CTX_FIXED_LEN + 1 + CAPSULE_LEN;
+
+    /// Encapsulates a fresh DEM key for `context`. `mul_x` computes `r·X_{P,c}`
+    /// (with or without a precomputed table).
+    pub(crate) fn encapsulate<R: CryptoRng + ?Sized>(
+        context: Context,
+        mul_x: impl FnOnce(&Scalar) -> RistrettoPoint,
+        rng: &mut R,
+    ) -> (Self, DemKey) {
+        let mut r = random_nonzero_scalar(rng);
+        let mut u = random_nonzero_scalar(rng);
+        let e_point = &r * RISTRETTO_BASEPOINT_TABLE;
+        let v_point = &u * RISTRETTO_BASEPOINT_TABLE;
+        let context_bytes = context.encode();
+        let mut capsule = Capsule {
+            e: e_point.compress(),
+            e_point,
+            v: v_point.compress(),
+            v_point,
+            s: Scalar::ZERO,
+        };
+        let h = capsule.challenge(&context_bytes);
+        capsule.s = u + r * h;
+        let mut shared = mul_x(&r);
+        let key = capsule.dem_key(&shared, &context_bytes);
+        r.zeroize();
+        u.zeroize();
+        shared.zeroize();
+        let header = Self {
+            context,
+            context_bytes,
+            capsule,
+        };
+        (header, key)
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The capsule.
+    pub fn capsule(&self) -> &Capsule {
+        &self.capsule
+    }
+
+    pub(crate) fn context_bytes(&self) -> &[u8] {
+        &self.context_bytes
+    }
+
+    /// The length of the encoding.
+    pub fn encoded_len(&self) -> usize {
+        4 + self.context_bytes.len() + CAPSULE_LEN
+    }
+
+    /// Appends the encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&magic::PORTION);
+        out.extend_from_slice(&self.context_bytes);
+        out.extend_from_slice(&self.capsule.to_bytes());
+    }
+
+    /// The encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut v);
+        v
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let start = r.position() - 1; // the version byte starts the context
+        let (kc, kp) = r.point()?;
+        let record_id = RecordId::from_bytes(r.array()?);
+        let epoch = r.u32()?;
+        let created_at = r.u64()?;
+        let label = PortionLabel::from_bytes(r.short_bytes()?)?;
+        let end = r.position();
+        let context_bytes = r.consumed(start, end).to_vec();
+        let capsule = Capsule::read(r)?;
+        Ok(Self {
+            context: Context {
+                portion_key: PublicKey::from_parts(kc, kp),
+                record_id,
+                label,
+                epoch,
+                created_at,
+            },
+            context_bytes,
+            capsule,
+        })
+    }
+
+    /// Decodes a header strictly (no trailing bytes).
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::InvalidLabel`], [`Error::NonCanonicalPoint`],
+    /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("portion header", bytes, magic::PORTION)?;
+        let h = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(h)
+    }
+
+    /// Reads exactly one header from a stream, leaving the body unread.
+    ///
+    /// # Errors
+    /// As [`PortionHeader::from_bytes`]; [`Error::Io`] if the reader fails
+    /// (a stream that ends inside the header is [`Error::InvalidLength`]).
+    pub fn read_from<R: Read>(reader: &mut R) -> Result<Self> {
+        let fixed = 4 + CTX_FIXED_LEN;
+        let mut buf = vec![0u8; fixed];
+        read_exact_or_short(reader, &mut buf, 0)?;
+        let label_len = usize::from(buf.last().copied().unwrap_or_default());
+        buf.resize(fixed + label_len + CAPSULE_LEN, 0);
+        read_exact_or_short(reader, buf.get_mut(fixed..).unwrap_or_default(), fixed)?;
+        Self::from_bytes(&buf)
+    }
+
+    /// Checks the capsule proof against the context.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapsule`] if the proof does not verify.
+    pub fn verify(&self) -> Result<VerifiedHeader<'_>> {
+        if self.capsule.verify(&self.context_bytes) {
+            Ok(VerifiedHeader { header: self })
+        } else {
+            Err(Error::InvalidCapsule)
+        }
+    }
+
+    /// Checks many capsule proofs at once: one random linear combination,
+    /// checked with a single multiscalar multiplication (weights are fresh
+    /// 128-bit scalars from the OS RNG). If the combined check fails, each is
+    /// checked alone, so a bad capsule is named and the good ones still pass.
+    pub fn verify_batch<'a>(headers: &[&'a PortionHeader]) -> Vec<Result<VerifiedHeader<'a>>> {
+        Self::verify_batch_with_rng(headers, &mut os_rng())
+    }
+
+    /// [`PortionHeader::verify_batch`] with the given RNG.
+    pub fn verify_batch_with_rng<'a, R: CryptoRng + ?Sized>(
+        headers: &[&'a PortionHeader],
+        rng: &mut R,
+    ) -> Vec<Result<VerifiedHeader<'a>>> {
+        if headers.len() > 1 && batch_check(headers, rng) {
+            return headers
+                .iter()
+                .map(|h| Ok(VerifiedHeader { header: h }))
+                .collect();
+        }
+        headers.iter().map(|h| h.verify()).collect()
+    }
+}
+
+/// `Σ z_i·(s_i·G − V_i − h_i·E_i) == 0` for random 128-bit `z_i`.
+fn batch_check<R: CryptoRng + ?Sized>(headers: &[&PortionHeader], rng: &mut R) -> bool {
+    let n = headers.len();
+    let mut scalars = Vec::with_capacity(2 * n + 1);
+    let mut points = Vec::with_capacity(2 * n + 1);
+    let mut g_coeff = Scalar::ZERO;
+    scalars.push(Scalar::ZERO); // the basepoint's coefficient, filled in below
+    points.push(RISTRETTO_BASEPOINT_POINT);
+    for h in headers {
+        let mut w = [0u8; 32];
+        rng.fill_bytes(&mut w[..16]);
+        let z = Scalar::from_bytes_mod_order(w);
+        let c = &h.capsule;
+        let ch = c.challenge(&h.context_bytes);
+        g_coeff += z * c.s;
+        scalars.push(-z);
+        points.push(c.v_point);
+        scalars.push(-(z * ch));
+        points.push(c.e_point);
+    }
+    if let Some(first) = scalars.first_mut() {
+        *first = g_coeff;
+    }
+    RistrettoPoint::vartime_multiscalar_mul(&scalars, &points).is_identity()
+}
+
+/// Fills `buf` from `reader`; a stream that ends early is a short header
+/// (`already` bytes were read before `buf`).
+fn read_exact_or_short<R: Read>(reader: &mut R, buf: &mut [u8], already: usize) -> Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(0) => {
+                return Err(Error::InvalidLength {
+                    what: "portion header",
+                    expected: already + buf.len(),
+                    actual: already + filled,
+                });
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Debug for PortionHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionHeader")
+            .field("context", &self.context)
+            .field("capsule", &self.capsule)
+            .finish()
+    }
+}
+
+/// A header whose capsule proof has been checked. Only
+/// [`PortionHeader::verify`] and [`PortionHeader::verify_batch`] make one; it
+/// cannot be deserialized, so holding one proves the check ran.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedHeader<'a> {
+    header: &'a PortionHeader,
+}
+
+impl<'a> VerifiedHeader<'a> {
+    /// The verified header.
+    pub fn header(&self) -> &'a PortionHeader {
+        self.header
+    }
+}

@@ -1,0 +1,335 @@
+//! The data encapsulation: ChaCha20-Poly1305 in the STREAM construction.
+//!
+//! The plaintext is cut into 64 KiB chunks. Chunk `i` is sealed under the
+//! nonce `i as 88-bit big-endian ‖ last-chunk flag (0x00 or 0x01)` with empty
+//! associated data; its 16-byte tag follows it. The key is unique per capsule,
+//! so counters start at 0. An empty portion is one empty last chunk; a
+//! non-empty portion never ends with an empty chunk, so every plaintext has
+//! exactly one encoding. Truncation, reordering, and extension all change
+//! some chunk's nonce and so fail authentication.
+//!
+//! `aead` 0.6 no longer ships a STREAM helper (and its older one used a 32-bit
+//! counter), so the framing is here; the AEAD itself is `chacha20poly1305`'s.
+
+use std::io::{self, Read, Write};
+
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+
+/// Plaintext bytes per chunk.
+pub const CHUNK_LEN: usize = 64 * 1024;
+/// Authentication tag bytes per chunk.
+pub const TAG_LEN: usize = 16;
+/// Ciphertext bytes of a full chunk.
+pub const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
+
+/// A per-capsule DEM key. The cipher state zeroizes the key on drop.
+pub(crate) struct DemKey(ChaCha20Poly1305);
+
+impl DemKey {
+    pub(crate) fn from_bytes(mut bytes: [u8; 32]) -> Self {
+        let key = Self(ChaCha20Poly1305::new(&bytes.into()));
+        bytes.zeroize();
+        key
+    }
+}
+
+fn nonce(counter: u64, last: bool) -> Nonce {
+    let mut n = Nonce::default();
+    // Bytes 0..3 are the high bits of the 88-bit counter: always zero, since
+    // a u64 counter cannot reach 2^64 chunks of 64 KiB.
+    n[3..11].copy_from_slice(&counter.to_be_bytes());
+    n[11] = u8::from(last);
+    n
+}
+
+/// Seals one chunk: `out` receives `pt.len() + TAG_LEN` bytes.
+fn seal_chunk(key: &DemKey, counter: u64, last: bool, pt: &[u8], out: &mut [u8]) -> Result<()> {
+    let (ct, tag_out) = out.split_at_mut(pt.len());
+    let buf = InOutBuf::new(pt, ct).map_err(|_| Error::TooLarge)?;
+    let tag = key
+        .0
+        .encrypt_inout_detached(&nonce(counter, last), &[], buf)
+        .map_err(|_| Error::TooLarge)?;
+    tag_out.copy_from_slice(&tag);
+    Ok(())
+}
+
+/// Opens one sealed chunk into `out` (`sealed.len() - TAG_LEN` bytes). The tag
+/// is checked before anything is decrypted; on failure `out` holds no plaintext.
+fn open_chunk(key: &DemKey, counter: u64, last: bool, sealed: &[u8], out: &mut [u8]) -> Result<()> {
+    let ct_len = sealed
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(Error::DecryptionFailed)?;
+    let (ct, tag) = sealed.split_at(ct_len);
+    let tag = Tag::try_from(tag).map_err(|_| Error::DecryptionFailed)?;
+    let buf = InOutBuf::new(ct, out).map_err(|_| Error::DecryptionFailed)?;
+    key.0
+        .decrypt_inout_detached(&nonce(counter, last), &[], buf, &tag)
+        .map_err(|_| Error::DecryptionFailed)
+}
+
+/// The ciphertext length of a plaintext of `len` bytes.
+pub fn sealed_len(len: usize) -> usize {
+    let chunks = len.div_ceil(CHUNK_LEN).max(1);
+    len + chunks * TAG_LEN
+}
+
+/// Seals a whole plaintext, appending the body to `out`.
+pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    out.resize(start + sealed_len(pt.len()), 0);
+    let body = out.get_mut(start..).ok_or(Error::TooLarge)?;
+    if pt.is_empty() {
+        return seal_chunk(key, 0, true, pt, body);
+    }
+    let n = pt.len().div_ceil(CHUNK_LEN);
+    for (i, (chunk, dst)) in pt
+        .chunks(CHUNK_LEN)
+        .zip(body.chunks_mut(SEALED_CHUNK_LEN))
+        .enumerate()
+    {
+        seal_chunk(key, i as u64, i + 1 == n, chunk, dst)?;
+    }
+    Ok(())
+}
+
+/// Opens a whole body. Returns the plaintext only if every chunk
+/// authenticates and the chunk sequence is complete.
+pub(crate) fn open(key: &DemKey, body: &[u8]) -> Result<Vec<u8>> {
+    let n = body.len().div_ceil(SEALED_CHUNK_LEN);
+    if n == 0 {
+        return Err(Error::DecryptionFailed);
+    }
+    let pt_len = body
+        .len()
+        .checked_sub(n * TAG_LEN)
+        .ok_or(Error::DecryptionFailed)?;
+    // The final chunk must hold a tag, and be non-empty unless it is the only one.
+    let last_len = body.len() - (n - 1) * SEALED_CHUNK_LEN;
+    if last_len < TAG_LEN || (n > 1 && last_len == TAG_LEN) {
+        return Err(Error::DecryptionFailed);
+    }
+    let mut out = Zeroizing::new(vec![0u8; pt_len]);
+    let mut dst_chunks = out.chunks_mut(CHUNK_LEN);
+    for (i, sealed) in body.chunks(SEALED_CHUNK_LEN).enumerate() {
+        // An empty sole chunk has no destination chunk.
+        let dst = dst_chunks.next().unwrap_or_default();
+        open_chunk(key, i as u64, i + 1 == n, sealed, dst)?;
+    }
+    Ok(core::mem::take(&mut *out))
+}
+
+/// Seals a stream chunk by chunk: holds at most one chunk of plaintext.
+pub(crate) struct StreamSealer {
+    key: DemKey,
+    counter: u64,
+    buf: Zeroizing<Vec<u8>>,
+    out: Vec<u8>,
+}
+
+impl StreamSealer {
+    pub(crate) fn new(key: DemKey) -> Self {
+        Self {
+            key,
+            counter: 0,
+            buf: Zeroizing::new(Vec::with_capacity(CHUNK_LEN)),
+            out: vec![0u8; SEALED_CHUNK_LEN],
+        }
+    }
+
+    fn emit<W: Write>(&mut self, w: &mut W, last: bool) -> Result<()> {
+        let len = self.buf.len() + TAG_LEN;
+        let out = self.out.get_mut(..len).ok_or(Error::TooLarge)?;
+        seal_chunk(&self.key, self.counter, last, &self.buf, out)?;
+        w.write_all(out)?;
+        self.buf.clear();
+        self.counter = self.counter.checked_add(1).ok_or(Error::TooLarge)?;
+        Ok(())
+    }
+
+    /// Takes plaintext; writes every chunk known not to be the last.
+    pub(crate) fn update<W: Write>(&mut self, w: &mut W, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            if self.buf.len() == CHUNK_LEN {
+                // More data follows, so the buffered chunk is not the last.
+                self.emit(w, false)?;
+            }
+            let take = (CHUNK_LEN - self.buf.len()).min(data.len());
+            let (head, tail) = data.split_at(take);
+            self.buf.extend_from_slice(head);
+            data = tail;
+        }
+        Ok(())
+    }
+
+    /// Writes the last chunk.
+    pub(crate) fn finish<W: Write>(mut self, w: &mut W) -> Result<()> {
+        self.emit(w, true)
+    }
+}
+
+/// Opens a stream chunk by chunk; releases a chunk's plaintext only after its
+/// tag verified. Memory: one sealed chunk plus one plaintext chunk.
+pub(crate) struct StreamOpener<R> {
+    key: DemKey,
+    inner: R,
+    counter: u64,
+    /// Sealed bytes read ahead: up to one sealed chunk plus one byte, the
+    /// byte that tells whether the chunk before it is the last.
+    sealed: Vec<u8>,
+    plain: Zeroizing<Vec<u8>>,
+    pos: usize,
+    state: OpenerState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpenerState {
+    Reading,
+    Done,
+    Failed,
+}
+
+impl<R: Read> StreamOpener<R> {
+    pub(crate) fn new(key: DemKey, inner: R) -> Self {
+        Self {
+            key,
+            inner,
+            counter: 0,
+            sealed: Vec::with_capacity(SEALED_CHUNK_LEN + 1),
+            plain: Zeroizing::new(Vec::with_capacity(CHUNK_LEN)),
+            pos: 0,
+            state: OpenerState::Reading,
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        let want = SEALED_CHUNK_LEN + 1;
+        let mut tmp = [0u8; 8192];
+        while self.sealed.len() < want {
+            let room = (want - self.sealed.len()).min(tmp.len());
+            let n = match self.inner.read(&mut tmp[..room]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.sealed
+                .extend_from_slice(tmp.get(..n).unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    fn next_chunk(&mut self) -> Result<()> {
+        self.fill()?;
+        let last = self.sealed.len() <= SEALED_CHUNK_LEN;
+        let len = self.sealed.len().min(SEALED_CHUNK_LEN);
+        if len < TAG_LEN || (last && self.counter > 0 && len == TAG_LEN) {
+            return Err(Error::DecryptionFailed);
+        }
+        let pt_len = len - TAG_LEN;
+        let sealed = self.sealed.get(..len).ok_or(Error::DecryptionFailed)?;
+        let out = self
+            .plain
+            .get_mut(..pt_len)
+            .ok_or(Error::DecryptionFailed)?;
+        open_chunk(&self.key, self.counter, last, sealed, out)?;
+        self.sealed.drain(..len);
+        self.plain.truncate(pt_len);
+        self.pos = 0;
+        self.counter = self.counter.checked_add(1).ok_or(Error::TooLarge)?;
+        if last {
+            self.state = OpenerState::Done;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for StreamOpener<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.plain.len() {
+                let avail = self.plain.get(self.pos..).unwrap_or_default();
+                let n = avail.len().min(buf.len());
+                buf[..n].copy_from_slice(&avail[..n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            match self.state {
+                OpenerState::Done => return Ok(0),
+                OpenerState::Failed => return Err(Error::DecryptionFailed.into()),
+                OpenerState::Reading => {}
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            self.plain.resize(CHUNK_LEN, 0);
+            if let Err(e) = self.next_chunk() {
+                self.plain.zeroize();
+                self.plain.clear();
+                self.pos = 0;
+                if !matches!(e, Error::Io(_)) {
+                    self.state = OpenerState::Failed;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> DemKey {
+        DemKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn round_trip_sizes_and_layout() {
+        for len in [0, 1, CHUNK_LEN - 1, CHUNK_LEN, CHUNK_LEN + 1, 3 * CHUNK_LEN] {
+            let pt: Vec<u8> = (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect();
+            let mut body = Vec::new();
+            seal(&key(1), &pt, &mut body).unwrap();
+            assert_eq!(body.len(), sealed_len(len));
+            assert_eq!(open(&key(1), &body).unwrap(), pt);
+            assert!(matches!(open(&key(2), &body), Err(Error::DecryptionFailed)));
+            // The streaming forms produce and accept the same bytes.
+            let mut streamed = Vec::new();
+            let mut s = StreamSealer::new(key(1));
+            for piece in pt.chunks(1000) {
+                s.update(&mut streamed, piece).unwrap();
+            }
+            s.finish(&mut streamed).unwrap();
+            assert_eq!(streamed, body);
+            let mut back = Vec::new();
+            StreamOpener::new(key(1), &body[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, pt);
+        }
+    }
+
+    #[test]
+    fn an_empty_chunk_after_a_full_one_is_rejected() {
+        // A full chunk sealed as non-last followed by an empty last chunk
+        // authenticates, but is not the canonical encoding: refuse it.
+        let k = key(3);
+        let pt = vec![9u8; CHUNK_LEN];
+        let mut body = vec![0u8; SEALED_CHUNK_LEN + TAG_LEN];
+        let (a, b) = body.split_at_mut(SEALED_CHUNK_LEN);
+        seal_chunk(&k, 0, false, &pt, a).unwrap();
+        seal_chunk(&k, 1, true, &[], b).unwrap();
+        assert!(matches!(open(&k, &body), Err(Error::DecryptionFailed)));
+        let mut out = Vec::new();
+        assert!(
+            StreamOpener::new(key(3), &body[..])
+                .read_to_end(&mut out)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Strict decoding of points, scalars and framed objects.
+//!
+//! Every serialized object is `magic (4 bytes) ‖ version (1 byte) ‖ fields`,
+//! with fixed-size fields except for labels and identities (one length byte,
+//! then the bytes). Decoding accepts exactly one encoding per value.
+
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
+
+use crate::error::{Error, Result};
+
+/// The format version this library writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Magic bytes of each serialized object kind.
+pub(crate) mod magic {
+    /// A portion header, and a sealed portion (which starts with its header).
+    pub(crate) const PORTION: [u8; 4] = *b"SPHR";
+    /// A portion public key.
+    pub(crate) const PORTION_PUBLIC_KEY: [u8; 4] = *b"SPPK";
+    /// A patient's master key export.
+    pub(crate) const PATIENT_KEYS: [u8; 4] = *b"SPMK";
+    /// A re-encryption key.
+    pub(crate) const REKEY: [u8; 4] = *b"SPRK";
+    /// A re-encrypted capsule.
+    pub(crate) const RECAPSULE: [u8; 4] = *b"SPRC";
+}
+
+/// Decodes a canonical, non-identity ristretto255 point.
+pub(crate) fn decode_point(bytes: &[u8; 32]) -> Result<(CompressedRistretto, RistrettoPoint)> {
+    let c = CompressedRistretto(*bytes);
+    let p = c.decompress().ok_or(Error::NonCanonicalPoint)?;
+    if p.is_identity() {
+        return Err(Error::IdentityPoint);
+    }
+    Ok((c, p))
+}
+
+/// Decodes a canonical scalar (< ℓ).
+pub(crate) fn decode_scalar(bytes: &[u8; 32]) -> Result<Scalar> {
+    Option::from(Scalar::from_canonical_bytes(*bytes)).ok_or(Error::NonCanonicalScalar)
+}
+
+/// Decodes a canonical, nonzero secret scalar.
+pub(crate) fn decode_secret_scalar(bytes: &[u8; 32]) -> Result<Scalar> {
+    let s = decode_scalar(bytes)?;
+    if s == Scalar::ZERO {
+        return Err(Error::ZeroScalar);
+    }
+    Ok(s)
+}
+
+/// A cursor over an encoding that never reads past the end.
+pub(crate) struct Reader<'a> {
+    what: &'static str,
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts decoding `buf`, checking its magic and version.
+    pub(crate) fn framed(what: &'static str, buf: &'a [u8], magic: [u8; 4]) -> Result<Self> {
+        let mut r = Self { what, buf, pos: 0 };
+        if buf.len() < 5 {
+            return Err(r.short(5));
+        }
+        if r.array::<4>()? != magic {
+            return Err(Error::BadMagic { what });
+        }
+        let version = r.byte()?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { what, version });
+        }
+        Ok(r)
+    }
+
+    /// Starts decoding `buf`, which has no magic or version of its own.
+    pub(crate) fn unframed(what: &'static str, buf: &'a [u8]) -> Self {
+        Self { what, buf, pos: 0 }
+    }
+
+    /// The bytes in `start..end`, both at most the current position.
+    pub(crate) fn consumed(&self, start: usize, end: usize) -> &'a [u8] {
+        self.buf.get(start..end.min(self.pos)).unwrap_or_default()
+    }
+
+    fn short(&self, need: usize) -> Error {
+        Error::InvalidLength {
+            what: self.what,
+            expected: self.pos.saturating_add(need),
+            actual: self.buf.len(),
+        }
+    }
+
+    /// The next `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(|| self.short(n))?;
+        let s = self.buf.get(self.pos..end).ok_or_else(|| self.short(n))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// The next `N` bytes as an array.
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// The next byte.
+    pub(crate) fn byte(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A big-endian u32.
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    /// A big-endian u64.
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    /// A canonical, non-identity point.
+    pub(crate) fn point(&mut self) -> Result<(CompressedRistretto, RistrettoPoint)> {
+        decode_point(&self.array()?)
+    }
+
+    /// A one-byte length, then that many bytes.
+    pub(crate) fn short_bytes(&mut self) -> Result<&'a [u8]> {
+        let n = usize::from(self.byte()?);
+        self.take(n)
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let s = self.buf.get(self.pos..).unwrap_or_default();
+        self.pos = self.buf.len();
+        s
+    }
+
+    /// How many bytes have been read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Fails unless every byte was read.
+    pub(crate) fn finish(self) -> Result<()> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(Error::InvalidLength {
+                what: self.what,
+                expected: self.pos,
+                actual: self.buf.len(),
+            })
+        }
+    }
+}
+
+/// Starts an encoding with its magic and the format version.
+pub(crate) fn frame(magic: [u8; 4], capacity: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(capacity);
+    v.extend_from_slice(&magic);
+    v.push(FORMAT_VERSION);
+    v
+}
+
+/// Appends a one-byte length and the bytes (callers validate `b.len() <= 255`).
+pub(crate) fn put_short_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    debug_assert!(b.len() <= 255);
+    out.push(u8::try_from(b.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(b);
+}
+
+/// Lowercase hex, for `Display` of public values.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use core::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,129 @@
+//! The one error type of the cryptographic core.
+
+use core::fmt;
+
+/// What went wrong in a sesphr operation.
+///
+/// Decoding errors say precisely what was malformed, because encodings are
+/// public. Decryption says only [`Error::DecryptionFailed`], whatever the
+/// reason, so that a caller (or an attacker feeding ciphertexts) learns no
+/// more than "this did not open".
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An encoding had the wrong length.
+    InvalidLength {
+        /// The kind of object being decoded.
+        what: &'static str,
+        /// The length the format requires (the minimum, for variable-length objects).
+        expected: usize,
+        /// The length that was given.
+        actual: usize,
+    },
+    /// An encoding did not start with the magic bytes of its kind.
+    BadMagic {
+        /// The kind of object being decoded.
+        what: &'static str,
+    },
+    /// An encoding carried a format version this library does not know.
+    UnsupportedVersion {
+        /// The kind of object being decoded.
+        what: &'static str,
+        /// The version byte found.
+        version: u8,
+    },
+    /// A 32-byte string is not the canonical encoding of a ristretto255 point.
+    NonCanonicalPoint,
+    /// The identity point was given where a key or capsule point is required.
+    IdentityPoint,
+    /// A 32-byte string is not a canonical scalar (it is not below the group order).
+    NonCanonicalScalar,
+    /// A secret scalar was zero.
+    ZeroScalar,
+    /// A reserved field (flag bits, padding) was not zero.
+    ReservedBitsSet,
+    /// An identity is not 1–255 bytes of UTF-8.
+    InvalidIdentity,
+    /// A portion label is not 1–64 bytes of `[a-z0-9_-]`.
+    InvalidLabel,
+    /// A capsule's proof of knowledge does not verify against its context:
+    /// it was corrupted, moved to another record, or blinded.
+    InvalidCapsule,
+    /// A proof of correct re-encryption does not verify: the re-encryption
+    /// server returned a wrong result.
+    InvalidReEncryptionProof,
+    /// A key, re-encryption key or re-capsule belongs to another portion, user,
+    /// or capsule than the one it was used with.
+    KeyMismatch,
+    /// Decryption failed. Deliberately says nothing more.
+    DecryptionFailed,
+    /// A portion is too large for the format (more than 2^88 chunks).
+    TooLarge,
+    /// An I/O error from a reader or writer given to a streaming function.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidLength {
+                what,
+                expected,
+                actual,
+            } => write!(f, "{what}: invalid length {actual} (expected {expected})"),
+            Self::BadMagic { what } => write!(f, "{what}: bad magic bytes"),
+            Self::UnsupportedVersion { what, version } => {
+                write!(f, "{what}: unsupported format version {version}")
+            }
+            Self::NonCanonicalPoint => f.write_str("non-canonical ristretto255 point encoding"),
+            Self::IdentityPoint => {
+                f.write_str("identity point where a key or capsule point is required")
+            }
+            Self::NonCanonicalScalar => f.write_str("non-canonical scalar encoding"),
+            Self::ZeroScalar => f.write_str("secret scalar is zero"),
+            Self::ReservedBitsSet => f.write_str("reserved bits are set"),
+            Self::InvalidIdentity => f.write_str("identity must be 1-255 bytes of UTF-8"),
+            Self::InvalidLabel => f.write_str("portion label must be 1-64 bytes of [a-z0-9_-]"),
+            Self::InvalidCapsule => f.write_str("capsule proof does not verify"),
+            Self::InvalidReEncryptionProof => f.write_str("re-encryption proof does not verify"),
+            Self::KeyMismatch => {
+                f.write_str("key does not belong to this portion, user or capsule")
+            }
+            Self::DecryptionFailed => f.write_str("decryption failed"),
+            Self::TooLarge => f.write_str("portion too large for the format"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        // A streaming reader reports our own errors wrapped in io::Error;
+        // unwrap them so callers match on one type.
+        match e.downcast::<Error>() {
+            Ok(inner) => inner,
+            Err(e) => Self::Io(e),
+        }
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(io) => io,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

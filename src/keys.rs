@@ -1,0 +1,544 @@
+//! Keys: user key pairs, the patient's master key and its per-portion keys,
+//! and SRS-issued keys (escrow mode).
+
+use core::fmt;
+
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use rand_core::CryptoRng;
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::encoding::{
+    Reader, decode_point, decode_secret_scalar, frame, hex, magic, put_short_bytes,
+};
+use crate::error::{Error, Result};
+use crate::hash::{hash_to_scalar, tag};
+use crate::ids::{Identity, PortionLabel};
+use crate::rng::os_rng;
+
+/// A nonzero random scalar.
+pub(crate) fn random_nonzero_scalar<R: CryptoRng + ?Sized>(rng: &mut R) -> Scalar {
+    loop {
+        let s = Scalar::random(rng);
+        if s != Scalar::ZERO {
+            return s;
+        }
+    }
+}
+
+/// A ristretto255 public key: a canonical, non-identity point.
+///
+/// Keeps both the decoded point and its 32-byte encoding, so that hashing and
+/// serializing never re-encode.
+#[derive(Clone, Copy)]
+pub struct PublicKey {
+    point: RistrettoPoint,
+    compressed: CompressedRistretto,
+}
+
+impl PublicKey {
+    /// Length of the encoding in bytes.
+    pub const LEN: usize = 32;
+
+    pub(crate) fn from_point(point: RistrettoPoint) -> Self {
+        Self {
+            point,
+            compressed: point.compress(),
+        }
+    }
+
+    pub(crate) fn from_parts(compressed: CompressedRistretto, point: RistrettoPoint) -> Self {
+        Self { point, compressed }
+    }
+
+    /// Decodes a public key.
+    ///
+    /// # Errors
+    /// [`Error::NonCanonicalPoint`] unless `bytes` is the canonical encoding
+    /// of a ristretto255 point; [`Error::IdentityPoint`] for the identity.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
+        let (compressed, point) = decode_point(bytes)?;
+        Ok(Self { point, compressed })
+    }
+
+    /// Decodes a public key from a slice.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] unless it has 32 bytes, then as [`PublicKey::from_bytes`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let b: &[u8; 32] = bytes.try_into().map_err(|_| Error::InvalidLength {
+            what: "public key",
+            expected: Self::LEN,
+            actual: bytes.len(),
+        })?;
+        Self::from_bytes(b)
+    }
+
+    /// The 32-byte encoding.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.compressed.to_bytes()
+    }
+
+    /// The 32-byte encoding.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.compressed.as_bytes()
+    }
+
+    pub(crate) fn point(&self) -> &RistrettoPoint {
+        &self.point
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        // Encodings are canonical, so equal points have equal bytes.
+        self.compressed == other.compressed
+    }
+}
+impl Eq for PublicKey {}
+
+impl core::hash::Hash for PublicKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.compressed.as_bytes().hash(state);
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", hex(self.as_bytes()))
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(self.as_bytes()))
+    }
+}
+
+/// A user's secret key: a nonzero scalar. Zeroized on drop; `Debug` hides it.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SecretKey(Scalar);
+
+impl SecretKey {
+    /// Length of the encoding in bytes.
+    pub const LEN: usize = 32;
+
+    /// A fresh secret key from the OS RNG.
+    pub fn random() -> Self {
+        Self::random_with_rng(&mut os_rng())
+    }
+
+    /// A fresh secret key.
+    pub fn random_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self(random_nonzero_scalar(rng))
+    }
+
+    /// Decodes a secret key (a canonical little-endian scalar).
+    ///
+    /// # Errors
+    /// [`Error::NonCanonicalScalar`] if it is not below the group order,
+    /// [`Error::ZeroScalar`] if it is zero.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
+        decode_secret_scalar(bytes).map(Self)
+    }
+
+    /// Decodes a secret key from a slice.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] unless it has 32 bytes, then as [`SecretKey::from_bytes`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let b: &[u8; 32] = bytes.try_into().map_err(|_| Error::InvalidLength {
+            what: "secret key",
+            expected: Self::LEN,
+            actual: bytes.len(),
+        })?;
+        Self::from_bytes(b)
+    }
+
+    /// The 32-byte encoding, for the host's own key storage. The copy is
+    /// zeroized when dropped.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from_point(RistrettoPoint::mul_base(&self.0))
+    }
+
+    pub(crate) fn scalar(&self) -> &Scalar {
+        &self.0
+    }
+}
+
+impl ConstantTimeEq for SecretKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+impl Eq for SecretKey {}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKey").finish_non_exhaustive()
+    }
+}
+
+/// A user's key pair.
+///
+/// ```
+/// use sesphr::KeyPair;
+/// let doctor = KeyPair::generate();
+/// let restored = KeyPair::from_secret_bytes(&doctor.secret().to_bytes())?;
+/// assert_eq!(restored.public(), doctor.public());
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    secret: SecretKey,
+    public: PublicKey,
+}
+
+impl KeyPair {
+    /// A fresh key pair from the OS RNG.
+    pub fn generate() -> Self {
+        Self::generate_with_rng(&mut os_rng())
+    }
+
+    /// A fresh key pair.
+    pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::from_secret(SecretKey::random_with_rng(rng))
+    }
+
+    /// The key pair of a secret key.
+    pub fn from_secret(secret: SecretKey) -> Self {
+        let public = secret.public_key();
+        Self { secret, public }
+    }
+
+    /// The key pair of an encoded secret key.
+    ///
+    /// # Errors
+    /// As [`SecretKey::from_bytes`].
+    pub fn from_secret_bytes(bytes: &[u8; 32]) -> Result<Self> {
+        SecretKey::from_bytes(bytes).map(Self::from_secret)
+    }
+
+    /// The secret key.
+    pub fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public key of one portion of one patient's record, in one key epoch:
+/// all an encryptor needs (a hospital adding a lab report holds only this).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PortionPublicKey {
+    label: PortionLabel,
+    epoch: u32,
+    key: PublicKey,
+}
+
+impl PortionPublicKey {
+    /// Assembles a portion public key from its parts.
+    pub fn new(label: PortionLabel, epoch: u32, key: PublicKey) -> Self {
+        Self { label, epoch, key }
+    }
+
+    /// The portion label.
+    pub fn label(&self) -> &PortionLabel {
+        &self.label
+    }
+
+    /// The key epoch (0 until the patient rotates this portion's key).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The point `X_{P,c,k}`.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Encodes: `"SPPK" ‖ version ‖ epoch (u32 BE) ‖ label length ‖ label ‖ point`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = frame(
+            magic::PORTION_PUBLIC_KEY,
+            5 + 4 + 1 + self.label.as_bytes().len() + 32,
+        );
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        put_short_bytes(&mut v, self.label.as_bytes());
+        v.extend_from_slice(self.key.as_bytes());
+        v
+    }
+
+    /// Decodes strictly.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::InvalidLabel`], [`Error::NonCanonicalPoint`], [`Error::IdentityPoint`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("portion public key", bytes, magic::PORTION_PUBLIC_KEY)?;
+        let epoch = r.u32()?;
+        let label = PortionLabel::from_bytes(r.short_bytes()?)?;
+        let (c, p) = r.point()?;
+        r.finish()?;
+        Ok(Self {
+            label,
+            epoch,
+            key: PublicKey::from_parts(c, p),
+        })
+    }
+}
+
+impl fmt::Debug for PortionPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionPublicKey")
+            .field("label", &self.label)
+            .field("epoch", &self.epoch)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// The secret key `x_{P,c,k}` of one portion, derived from the patient's
+/// master secret. Zeroized on drop; `Debug` hides it.
+#[derive(Clone)]
+pub struct PortionSecretKey {
+    scalar: Scalar,
+    public: PortionPublicKey,
+}
+
+impl PortionSecretKey {
+    /// The matching public key.
+    pub fn public(&self) -> &PortionPublicKey {
+        &self.public
+    }
+
+    pub(crate) fn scalar(&self) -> &Scalar {
+        &self.scalar
+    }
+}
+
+impl Drop for PortionSecretKey {
+    fn drop(&mut self) {
+        self.scalar.zeroize();
+    }
+}
+impl ZeroizeOnDrop for PortionSecretKey {}
+
+impl ConstantTimeEq for PortionSecretKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.scalar.ct_eq(&other.scalar)
+    }
+}
+impl PartialEq for PortionSecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+impl Eq for PortionSecretKey {}
+
+impl fmt::Debug for PortionSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionSecretKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A patient's master secret `x_P` and identity: the one secret a patient
+/// backs up. Every portion key is derived from it:
+/// `x_{P,c,k} = H_s("sesphr/v1/portion-key", x_P, patient_id, c, k)`.
+///
+/// ```
+/// use sesphr::{Identity, PatientKeys, PortionLabel};
+/// let patient = PatientKeys::generate(Identity::new("alice")?);
+/// let medical = PortionLabel::new("medical")?;
+/// let sk = patient.portion_secret(&medical, 0);
+/// assert_eq!(sk.public(), &patient.portion_public(&medical, 0));
+/// // Each portion and each epoch has its own key.
+/// assert_ne!(patient.portion_public(&medical, 1), patient.portion_public(&medical, 0));
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PatientKeys {
+    master: Zeroizing<[u8; 32]>,
+    patient: Identity,
+}
+
+impl PatientKeys {
+    /// Length of the master secret in bytes.
+    pub const MASTER_LEN: usize = 32;
+
+    /// A fresh master secret from the OS RNG.
+    pub fn generate(patient: Identity) -> Self {
+        Self::generate_with_rng(patient, &mut os_rng())
+    }
+
+    /// A fresh master secret.
+    pub fn generate_with_rng<R: CryptoRng + ?Sized>(patient: Identity, rng: &mut R) -> Self {
+        let mut master = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(master.as_mut());
+        Self { master, patient }
+    }
+
+    /// Restores patient keys from a master secret the host stored.
+    pub fn from_master(patient: Identity, master: &[u8; 32]) -> Self {
+        Self {
+            master: Zeroizing::new(*master),
+            patient,
+        }
+    }
+
+    /// The master secret, for the host's own key storage. Zeroized on drop.
+    pub fn master_bytes(&self) -> Zeroizing<[u8; 32]> {
+        self.master.clone()
+    }
+
+    /// The patient's identity.
+    pub fn patient(&self) -> &Identity {
+        &self.patient
+    }
+
+    /// Exports master secret and identity:
+    /// `"SPMK" ‖ version ‖ master (32) ‖ identity length ‖ identity`.
+    /// This is secret material; the buffer is zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut v = frame(
+            magic::PATIENT_KEYS,
+            5 + 32 + 1 + self.patient.as_bytes().len(),
+        );
+        v.extend_from_slice(self.master.as_ref());
+        put_short_bytes(&mut v, self.patient.as_bytes());
+        Zeroizing::new(v)
+    }
+
+    /// Imports what [`PatientKeys::to_bytes`] exported.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::InvalidIdentity`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("patient keys", bytes, magic::PATIENT_KEYS)?;
+        let master = Zeroizing::new(r.array::<32>()?);
+        let patient = Identity::from_utf8(r.short_bytes()?)?;
+        r.finish()?;
+        Ok(Self { master, patient })
+    }
+
+    /// The secret key of portion `label` in key epoch `epoch`.
+    pub fn portion_secret(&self, label: &PortionLabel, epoch: u32) -> PortionSecretKey {
+        let scalar = hash_to_scalar(
+            tag::PORTION_KEY,
+            &[
+                self.master.as_ref(),
+                self.patient.as_bytes(),
+                label.as_bytes(),
+                &epoch.to_be_bytes(),
+            ],
+        );
+        let key = PublicKey::from_point(&scalar * RISTRETTO_BASEPOINT_TABLE);
+        PortionSecretKey {
+            scalar,
+            public: PortionPublicKey::new(label.clone(), epoch, key),
+        }
+    }
+
+    /// The public key of portion `label` in key epoch `epoch`.
+    pub fn portion_public(&self, label: &PortionLabel, epoch: u32) -> PortionPublicKey {
+        self.portion_secret(label, epoch).public().clone()
+    }
+}
+
+impl fmt::Debug for PatientKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatientKeys")
+            .field("patient", &self.patient)
+            .finish_non_exhaustive()
+    }
+}
+
+/// **Escrow mode.** An SRS-held master seed from which user keys are issued by
+/// identity: `x_id = H_s("sesphr/v1/issued-key", msk, identity, epoch)`.
+///
+/// This is the original SeSPHR key distribution, kept for deployments that
+/// require it. Whoever holds the seed can compute every issued secret key and
+/// so read everything those users can read: it is key escrow, never the
+/// default. Users who generate their own [`KeyPair`] are not exposed to it.
+#[derive(Clone)]
+pub struct EscrowKeyIssuer {
+    seed: Zeroizing<[u8; 32]>,
+}
+
+impl EscrowKeyIssuer {
+    /// Length of the master seed in bytes.
+    pub const SEED_LEN: usize = 32;
+
+    /// A fresh master seed from the OS RNG.
+    pub fn generate() -> Self {
+        Self::generate_with_rng(&mut os_rng())
+    }
+
+    /// A fresh master seed.
+    pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        Self { seed }
+    }
+
+    /// An issuer from a stored master seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            seed: Zeroizing::new(*seed),
+        }
+    }
+
+    /// The master seed, for the SRS's own storage. Zeroized on drop.
+    pub fn seed_bytes(&self) -> Zeroizing<[u8; 32]> {
+        self.seed.clone()
+    }
+
+    /// Issues the key pair of `identity` in key epoch `epoch`.
+    pub fn issue(&self, identity: &Identity, epoch: u32) -> KeyPair {
+        let mut scalar = hash_to_scalar(
+            tag::ISSUED_KEY,
+            &[
+                self.seed.as_ref(),
+                identity.as_bytes(),
+                &epoch.to_be_bytes(),
+            ],
+        );
+        if scalar == Scalar::ZERO {
+            // Probability 2^-252; a zero key would be unusable, so use one.
+            scalar = Scalar::ONE;
+        }
+        KeyPair::from_secret(SecretKey(scalar))
+    }
+}
+
+impl fmt::Debug for EscrowKeyIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EscrowKeyIssuer").finish_non_exhaustive()
+    }
+}

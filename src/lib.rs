@@ -1,0 +1,81 @@
+//! # sesphr
+//!
+//! Secure sharing of personal health records (PHRs) through untrusted cloud
+//! storage, under the patient's control: the SeSPHR methodology rebuilt on
+//! ristretto255 proxy re-encryption and ChaCha20-Poly1305.
+//!
+//! A patient's record is split into portions (`personal`, `medical`, `lab`,
+//! …). Each portion is sealed under its own key with a fresh symmetric key per
+//! portion; the cloud stores only ciphertext. The patient gives a
+//! re-encryption key ([`ReKey`]) for one portion to one user to the
+//! re-encryption server (SRS); the SRS turns that portion's capsules into
+//! capsules the user can open ([`ReCapsule`]), and learns nothing itself.
+//! Deleting the re-encryption key revokes the user at once, with no data
+//! re-encrypted; a newly granted user reads every existing record.
+//!
+//! ```
+//! use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
+//!
+//! // The patient derives one key per portion from a single master secret.
+//! let patient = PatientKeys::generate(Identity::new("patient-0042")?);
+//! let medical = patient.portion_secret(&PortionLabel::new("medical")?, 0);
+//! let insurance = patient.portion_secret(&PortionLabel::new("insurance")?, 0);
+//!
+//! // Anyone with a portion public key can add a record to that portion.
+//! let record = RecordId::random();
+//! let diagnosis = SealedPortion::seal(medical.public(), record, 1_700_000_000, b"diagnosis: asthma")?;
+//! let policy = SealedPortion::seal(insurance.public(), record, 1_700_000_000, b"policy 77-1")?;
+//!
+//! // The patient grants a doctor the medical portion; the SRS re-encrypts.
+//! let doctor = KeyPair::generate();
+//! let rekey = ReKey::generate(&medical, doctor.public());
+//! let rc = rekey.reencrypt(diagnosis.header())?;
+//! assert_eq!(diagnosis.open_as_delegatee(&doctor, &rc)?, b"diagnosis: asthma");
+//!
+//! // The grant is useless on any other portion.
+//! assert!(rekey.reencrypt(policy.header()).is_err());
+//! # Ok::<(), sesphr::Error>(())
+//! ```
+//!
+//! Every randomized function has a `*_with_rng` form taking any
+//! [`rand_core::CryptoRng`]; the plain form uses the operating system's RNG.
+//! Secret types zeroize on drop, print nothing secret through `Debug`, and
+//! compare in constant time. Decoding is strict: one encoding per value, and a
+//! typed [`Error`] for anything else.
+
+mod capsule;
+mod dem;
+mod encoding;
+mod error;
+mod hash;
+mod ids;
+mod keys;
+mod portion;
+mod reencrypt;
+mod rekey;
+mod rng;
+
+pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};
+pub use dem::{CHUNK_LEN, SEALED_CHUNK_LEN, TAG_LEN, sealed_len};
+pub use encoding::FORMAT_VERSION;
+pub use error::{Error, Result};
+pub use ids::{Identity, PortionLabel, RecordId};
+pub use keys::{
+    EscrowKeyIssuer, KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, PublicKey, SecretKey,
+};
+pub use portion::{
+    PortionEncryptor, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
+};
+pub use reencrypt::{DelegateeOpener, ReCapsule, ReEncryptionProof};
+pub use rekey::ReKey;
+
+pub use rand_core;
+
+/// Seconds since the Unix epoch now (0 if the clock is before 1970): the usual
+/// `created_at` of a new portion.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

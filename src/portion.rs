@@ -1,0 +1,430 @@
+//! Sealed portions: a header (context + capsule) followed by the STREAM body,
+//! sealed by anyone holding the portion public key and opened by the patient
+//! or by a granted user with a re-capsule from the SRS.
+
+use core::fmt;
+use std::io::{self, Read, Write};
+
+use curve25519_dalek::ristretto::RistrettoBasepointTable;
+use rand_core::CryptoRng;
+
+use crate::capsule::{Context, PortionHeader};
+use crate::dem::{self, DemKey, StreamOpener, StreamSealer, TAG_LEN};
+use crate::encoding::{Reader, magic};
+use crate::error::{Error, Result};
+use crate::ids::RecordId;
+use crate::keys::{KeyPair, PortionPublicKey, PortionSecretKey};
+use crate::reencrypt::{DelegateeOpener, ReCapsule};
+use crate::rng::os_rng;
+
+/// One sealed portion of a record: header and encrypted body. This is what
+/// the cloud stores.
+///
+/// Encoding: the header's encoding, then the body.
+///
+/// ```
+/// use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
+/// let patient = PatientKeys::generate(Identity::new("alice")?);
+/// let medical = patient.portion_secret(&PortionLabel::new("medical")?, 0);
+/// let sealed = SealedPortion::seal(medical.public(), RecordId::random(), 1_700_000_000, b"blood type O+")?;
+/// let stored = sealed.to_bytes(); // to the cloud
+///
+/// let sealed = SealedPortion::from_bytes(&stored)?;
+/// assert_eq!(sealed.open_as_owner(&medical)?, b"blood type O+");
+///
+/// let doctor = KeyPair::generate();
+/// let rekey = ReKey::generate(&medical, doctor.public()); // to the SRS
+/// let rc = rekey.reencrypt(sealed.header())?;             // by the SRS
+/// assert_eq!(sealed.open_as_delegatee(&doctor, &rc)?, b"blood type O+");
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedPortion {
+    header: PortionHeader,
+    body: Vec<u8>,
+}
+
+impl SealedPortion {
+    /// Seals `plaintext` as a portion of record `record_id` created at
+    /// `created_at` (seconds since the Unix epoch), with the OS RNG.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] only if the plaintext exceeds the format's limit.
+    pub fn seal(
+        key: &PortionPublicKey,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+    ) -> Result<Self> {
+        Self::seal_with_rng(key, record_id, created_at, plaintext, &mut os_rng())
+    }
+
+    /// [`SealedPortion::seal`] with the given RNG.
+    ///
+    /// # Errors
+    /// As [`SealedPortion::seal`].
+    pub fn seal_with_rng<R: CryptoRng + ?Sized>(
+        key: &PortionPublicKey,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Self> {
+        let ctx = Context::new(key, record_id, created_at);
+        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng);
+        Self::seal_body(header, &dem_key, plaintext)
+    }
+
+    fn seal_body(header: PortionHeader, key: &DemKey, plaintext: &[u8]) -> Result<Self> {
+        let mut body = Vec::new();
+        dem::seal(key, plaintext, &mut body)?;
+        Ok(Self { header, body })
+    }
+
+    /// Assembles a sealed portion from a header and a body stored apart.
+    pub fn from_parts(header: PortionHeader, body: Vec<u8>) -> Self {
+        Self { header, body }
+    }
+
+    /// The header.
+    pub fn header(&self) -> &PortionHeader {
+        &self.header
+    }
+
+    /// The encrypted body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Header and body.
+    pub fn into_parts(self) -> (PortionHeader, Vec<u8>) {
+        (self.header, self.body)
+    }
+
+    /// The encoding: header, then body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.header.encoded_len() + self.body.len());
+        self.header.encode_into(&mut v);
+        v.extend_from_slice(&self.body);
+        v
+    }
+
+    /// Decodes a header strictly and takes the rest as the body (which is
+    /// authenticated when opened).
+    ///
+    /// # Errors
+    /// As [`PortionHeader::from_bytes`]; [`Error::InvalidLength`] if the body
+    /// is shorter than one tag.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("sealed portion", bytes, magic::PORTION)?;
+        let header = PortionHeader::read(&mut r)?;
+        let body = r.rest();
+        if body.len() < TAG_LEN {
+            return Err(Error::InvalidLength {
+                what: "sealed portion",
+                expected: header.encoded_len() + TAG_LEN,
+                actual: bytes.len(),
+            });
+        }
+        Ok(Self {
+            header,
+            body: body.to_vec(),
+        })
+    }
+
+    /// Opens the portion with the patient's portion secret key.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the key is for another portion or epoch;
+    /// [`Error::DecryptionFailed`] if anything was tampered with.
+    pub fn open_as_owner(&self, key: &PortionSecretKey) -> Result<Vec<u8>> {
+        dem::open(&owner_dem_key(&self.header, key)?, &self.body)
+    }
+
+    /// Opens the portion as a granted user, with the re-capsule the SRS
+    /// returned for this header. To open many records of one grant, make a
+    /// [`DelegateeOpener`] once and use [`DelegateeOpener::open`].
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the re-capsule is for another capsule or
+    /// grant; [`Error::InvalidCapsule`], [`Error::InvalidReEncryptionProof`];
+    /// [`Error::DecryptionFailed`] if it does not open (another user's
+    /// re-capsule, tampering).
+    pub fn open_as_delegatee(&self, user: &KeyPair, recapsule: &ReCapsule) -> Result<Vec<u8>> {
+        DelegateeOpener::for_recapsule(user, &self.header, recapsule).open(self, recapsule)
+    }
+}
+
+impl fmt::Debug for SealedPortion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedPortion")
+            .field("header", &self.header)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// `Z = x_{P,c}·E`. The capsule proof is not checked here: the DEM key binds
+/// `E`, `V` and the whole context, so any change to the header fails
+/// decryption anyway, and the owner needs no proof about their own key.
+fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> Result<DemKey> {
+    if header.context().portion_key() != key.public().key() {
+        return Err(Error::KeyMismatch);
+    }
+    let capsule = header.capsule();
+    let mut shared = key.scalar() * capsule.e();
+    let k = capsule.dem_key(&shared, header.context_bytes());
+    zeroize::Zeroize::zeroize(&mut shared);
+    Ok(k)
+}
+
+impl DelegateeOpener {
+    /// Opens a sealed portion with a re-capsule of it made under this grant.
+    ///
+    /// # Errors
+    /// As [`SealedPortion::open_as_delegatee`].
+    pub fn open(&self, sealed: &SealedPortion, recapsule: &ReCapsule) -> Result<Vec<u8>> {
+        dem::open(&self.dem_key(&sealed.header, recapsule)?, &sealed.body)
+    }
+}
+
+/// An encryptor for one portion public key with a precomputed table of its
+/// multiples: sealing many portions under one key (a hospital adding lab
+/// reports, an import of a patient's history) costs less per portion.
+pub struct PortionEncryptor {
+    key: PortionPublicKey,
+    table: Box<RistrettoBasepointTable>,
+}
+
+impl PortionEncryptor {
+    /// Precomputes the table for `key` (about 30 KiB; worth it from a few
+    /// portions on).
+    pub fn new(key: &PortionPublicKey) -> Self {
+        Self {
+            key: key.clone(),
+            table: Box::new(RistrettoBasepointTable::create(key.key().point())),
+        }
+    }
+
+    /// The portion public key.
+    pub fn key(&self) -> &PortionPublicKey {
+        &self.key
+    }
+
+    /// As [`SealedPortion::seal`].
+    ///
+    /// # Errors
+    /// As [`SealedPortion::seal`].
+    pub fn seal(
+        &self,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+    ) -> Result<SealedPortion> {
+        self.seal_with_rng(record_id, created_at, plaintext, &mut os_rng())
+    }
+
+    /// As [`SealedPortion::seal_with_rng`].
+    ///
+    /// # Errors
+    /// As [`SealedPortion::seal`].
+    pub fn seal_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<SealedPortion> {
+        let ctx = Context::new(&self.key, record_id, created_at);
+        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * &*self.table, rng);
+        SealedPortion::seal_body(header, &dem_key, plaintext)
+    }
+}
+
+impl fmt::Debug for PortionEncryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionEncryptor")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seals a portion of any size with bounded memory (one 64 KiB chunk): writes
+/// the header at once, then the body as plaintext is written to it.
+/// [`PortionWriter::finish`] writes the last chunk; a writer dropped without
+/// it leaves a truncated portion, which will not open.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use sesphr::{Identity, PatientKeys, PortionLabel, PortionReader, PortionWriter, RecordId};
+/// let patient = PatientKeys::generate(Identity::new("alice")?);
+/// let imaging = patient.portion_secret(&PortionLabel::new("imaging")?, 0);
+///
+/// let mut w = PortionWriter::new(imaging.public(), RecordId::random(), 1_700_000_000, Vec::new())?;
+/// for _ in 0..3 {
+///     w.write_all(&[0x42; 100_000])?;
+/// }
+/// let stored: Vec<u8> = w.finish()?;
+///
+/// let mut plain = Vec::new();
+/// PortionReader::new(&stored[..])?.open_as_owner(&imaging)?.read_to_end(&mut plain)?;
+/// assert_eq!(plain.len(), 300_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PortionWriter<W: Write> {
+    inner: W,
+    header: PortionHeader,
+    sealer: StreamSealer,
+}
+
+impl<W: Write> PortionWriter<W> {
+    /// Starts a portion and writes its header to `inner`, with the OS RNG.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if writing the header fails.
+    pub fn new(
+        key: &PortionPublicKey,
+        record_id: RecordId,
+        created_at: u64,
+        inner: W,
+    ) -> Result<Self> {
+        Self::new_with_rng(key, record_id, created_at, inner, &mut os_rng())
+    }
+
+    /// [`PortionWriter::new`] with the given RNG.
+    ///
+    /// # Errors
+    /// As [`PortionWriter::new`].
+    pub fn new_with_rng<R: CryptoRng + ?Sized>(
+        key: &PortionPublicKey,
+        record_id: RecordId,
+        created_at: u64,
+        mut inner: W,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let ctx = Context::new(key, record_id, created_at);
+        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng);
+        inner.write_all(&header.to_bytes())?;
+        Ok(Self {
+            inner,
+            header,
+            sealer: StreamSealer::new(dem_key),
+        })
+    }
+
+    /// The header already written.
+    pub fn header(&self) -> &PortionHeader {
+        &self.header
+    }
+
+    /// Writes the last chunk and returns the inner writer (not flushed).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if writing fails.
+    pub fn finish(mut self) -> Result<W> {
+        self.sealer.finish(&mut self.inner)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for PortionWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sealer.update(&mut self.inner, buf)?;
+        Ok(buf.len())
+    }
+
+    /// Flushes the inner writer. Buffered plaintext of the current chunk
+    /// stays buffered: it can only be sealed once it is known whether it is
+    /// the last chunk.
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> fmt::Debug for PortionWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionWriter")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a sealed portion from a stream: first the header (to send to the SRS
+/// or to pick the key), then the body through [`PortionPlaintext`].
+#[derive(Debug)]
+pub struct PortionReader<R: Read> {
+    inner: R,
+    header: PortionHeader,
+}
+
+impl<R: Read> PortionReader<R> {
+    /// Reads and decodes the header.
+    ///
+    /// # Errors
+    /// As [`PortionHeader::read_from`].
+    pub fn new(mut inner: R) -> Result<Self> {
+        let header = PortionHeader::read_from(&mut inner)?;
+        Ok(Self { inner, header })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &PortionHeader {
+        &self.header
+    }
+
+    /// Opens the body with the patient's portion secret key.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the key is for another portion or epoch.
+    pub fn open_as_owner(self, key: &PortionSecretKey) -> Result<PortionPlaintext<R>> {
+        let k = owner_dem_key(&self.header, key)?;
+        Ok(PortionPlaintext(StreamOpener::new(k, self.inner)))
+    }
+
+    /// Opens the body as a granted user.
+    ///
+    /// # Errors
+    /// As [`SealedPortion::open_as_delegatee`], except that tampering with the
+    /// body shows up while reading.
+    pub fn open_as_delegatee(
+        self,
+        user: &KeyPair,
+        recapsule: &ReCapsule,
+    ) -> Result<PortionPlaintext<R>> {
+        let opener = DelegateeOpener::for_recapsule(user, &self.header, recapsule);
+        self.open_with(&opener, recapsule)
+    }
+
+    /// Opens the body with a grant's opener.
+    ///
+    /// # Errors
+    /// As [`PortionReader::open_as_delegatee`].
+    pub fn open_with(
+        self,
+        opener: &DelegateeOpener,
+        recapsule: &ReCapsule,
+    ) -> Result<PortionPlaintext<R>> {
+        let k = opener.dem_key(&self.header, recapsule)?;
+        Ok(PortionPlaintext(StreamOpener::new(k, self.inner)))
+    }
+}
+
+/// The plaintext of a portion being read. Each 64 KiB chunk is released only
+/// after its tag verified. A stream cut short, reordered or extended fails
+/// with an error of kind `InvalidData` (wrapping [`Error::DecryptionFailed`])
+/// at the point it is detected, which for a truncation is the end: treat a
+/// portion as read only when `read` has returned `Ok(0)`, and discard what
+/// was read if an error came first.
+pub struct PortionPlaintext<R: Read>(StreamOpener<R>);
+
+impl<R: Read> Read for PortionPlaintext<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> fmt::Debug for PortionPlaintext<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionPlaintext").finish_non_exhaustive()
+    }
+}

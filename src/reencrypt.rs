@@ -1,0 +1,407 @@
+//! Re-encryption by the SRS, its optional proof of correctness, and the
+//! delegatee's side.
+//!
+//! The SRS computes `E' = rk·E` after checking the capsule proof. The
+//! delegatee recomputes `d` from its own secret and `X_e`, and gets
+//! `Z = d·E' = r·X_{P,c}`. The optional proof is a Chaum–Pedersen DLEQ
+//! that `log_G RK = log_E E'`; the delegatee needs no one's word for `RK`,
+//! since `RK = d⁻¹·X_{P,c}`.
+
+use core::fmt;
+
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::VartimeMultiscalarMul;
+use rand_core::CryptoRng;
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::capsule::{CAPSULE_LEN, Capsule, PortionHeader, VerifiedHeader};
+use crate::dem::DemKey;
+use crate::encoding::{Reader, decode_scalar, frame, hex, magic};
+use crate::error::{Error, Result};
+use crate::hash::{hash_to_scalar, tag};
+use crate::keys::{KeyPair, PublicKey, random_nonzero_scalar};
+use crate::rekey::{ReKey, rekey_factor};
+use crate::rng::os_rng;
+
+/// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`:
+/// `(c, z)` with `c = H_s("sesphr/v1/reencryption-proof", RK, E, E', X_e, A₁, A₂)`,
+/// `A₁ = z·G − c·RK`, `A₂ = z·E − c·E'`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ReEncryptionProof {
+    c: Scalar,
+    z: Scalar,
+}
+
+impl fmt::Debug for ReEncryptionProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReEncryptionProof")
+            .field("c", &hex(self.c.as_bytes()))
+            .field("z", &hex(self.z.as_bytes()))
+            .finish()
+    }
+}
+
+fn proof_challenge(
+    commitment: &PublicKey,
+    e: &[u8; 32],
+    e_prime: &CompressedRistretto,
+    ephemeral: &PublicKey,
+    a1: &RistrettoPoint,
+    a2: &RistrettoPoint,
+) -> Scalar {
+    hash_to_scalar(
+        tag::REENCRYPTION_PROOF,
+        &[
+            commitment.as_bytes(),
+            e,
+            e_prime.as_bytes(),
+            ephemeral.as_bytes(),
+            a1.compress().as_bytes(),
+            a2.compress().as_bytes(),
+        ],
+    )
+}
+
+/// A re-encrypted capsule `(capsule, E', X_e, [proof])`: what the SRS returns
+/// to a granted user for one portion header.
+///
+/// Encoding: `"SPRC" ‖ version ‖ flags ‖ E ‖ V ‖ s ‖ E' ‖ X_e ‖ [c ‖ z]`;
+/// flag bit 0 says whether the proof follows; other bits must be zero.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReCapsule {
+    capsule: Capsule,
+    e_prime: CompressedRistretto,
+    e_prime_point: RistrettoPoint,
+    ephemeral: PublicKey,
+    proof: Option<ReEncryptionProof>,
+}
+
+impl ReCapsule {
+    /// Length of the encoding without a proof.
+    pub const LEN: usize = 6 + CAPSULE_LEN + 64;
+    /// Length of the encoding with a proof.
+    pub const LEN_WITH_PROOF: usize = Self::LEN + 64;
+
+    /// The original capsule.
+    pub fn capsule(&self) -> &Capsule {
+        &self.capsule
+    }
+
+    /// The ephemeral key `X_e` of the grant it was made under.
+    pub fn ephemeral(&self) -> &PublicKey {
+        &self.ephemeral
+    }
+
+    /// The proof of correct re-encryption, if the SRS was asked for one.
+    pub fn proof(&self) -> Option<&ReEncryptionProof> {
+        self.proof.as_ref()
+    }
+
+    /// The encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = frame(magic::RECAPSULE, Self::LEN_WITH_PROOF);
+        v.push(u8::from(self.proof.is_some()));
+        v.extend_from_slice(&self.capsule.to_bytes());
+        v.extend_from_slice(self.e_prime.as_bytes());
+        v.extend_from_slice(self.ephemeral.as_bytes());
+        if let Some(p) = &self.proof {
+            v.extend_from_slice(p.c.as_bytes());
+            v.extend_from_slice(p.z.as_bytes());
+        }
+        v
+    }
+
+    /// Decodes strictly.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::ReservedBitsSet`], [`Error::NonCanonicalPoint`],
+    /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("re-capsule", bytes, magic::RECAPSULE)?;
+        let flags = r.byte()?;
+        if flags & !1 != 0 {
+            return Err(Error::ReservedBitsSet);
+        }
+        let capsule = Capsule::read(&mut r)?;
+        let (e_prime, e_prime_point) = r.point()?;
+        let (ec, ep) = r.point()?;
+        let proof = if flags & 1 == 1 {
+            let c = decode_scalar(&r.array()?)?;
+            let z = decode_scalar(&r.array()?)?;
+            Some(ReEncryptionProof { c, z })
+        } else {
+            None
+        };
+        r.finish()?;
+        Ok(Self {
+            capsule,
+            e_prime,
+            e_prime_point,
+            ephemeral: PublicKey::from_parts(ec, ep),
+            proof,
+        })
+    }
+
+    /// Checks the proof of correct re-encryption against the commitment
+    /// `RK` of the re-encryption key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidReEncryptionProof`] if there is no proof or it fails.
+    pub fn verify_proof(&self, commitment: &PublicKey) -> Result<()> {
+        let p = self.proof.as_ref().ok_or(Error::InvalidReEncryptionProof)?;
+        let e = self.capsule.e();
+        let a1 =
+            RistrettoPoint::vartime_double_scalar_mul_basepoint(&-p.c, commitment.point(), &p.z);
+        let a2 = RistrettoPoint::vartime_multiscalar_mul([p.z, -p.c], [*e, self.e_prime_point]);
+        let c = proof_challenge(
+            commitment,
+            self.capsule.e_bytes(),
+            &self.e_prime,
+            &self.ephemeral,
+            &a1,
+            &a2,
+        );
+        if c == p.c {
+            Ok(())
+        } else {
+            Err(Error::InvalidReEncryptionProof)
+        }
+    }
+}
+
+impl fmt::Debug for ReCapsule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReCapsule")
+            .field("capsule", &self.capsule)
+            .field("e_prime", &hex(self.e_prime.as_bytes()))
+            .field("ephemeral", &self.ephemeral)
+            .field("proof", &self.proof)
+            .finish()
+    }
+}
+
+impl ReKey {
+    /// Checks the header's capsule proof, then re-encrypts it.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the header belongs to another portion key;
+    /// [`Error::InvalidCapsule`] if its capsule proof fails.
+    pub fn reencrypt(&self, header: &PortionHeader) -> Result<ReCapsule> {
+        self.check_portion(header)?;
+        self.reencrypt_verified(header.verify()?)
+    }
+
+    /// Re-encrypts a header whose capsule proof was already checked.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the header belongs to another portion key.
+    pub fn reencrypt_verified(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
+        let header = header.header();
+        self.check_portion(header)?;
+        let e_prime_point = self.scalar() * header.capsule().e();
+        Ok(ReCapsule {
+            capsule: *header.capsule(),
+            e_prime: e_prime_point.compress(),
+            e_prime_point,
+            ephemeral: *self.ephemeral(),
+            proof: None,
+        })
+    }
+
+    /// As [`ReKey::reencrypt`], with a proof of correct re-encryption.
+    ///
+    /// # Errors
+    /// As [`ReKey::reencrypt`].
+    pub fn reencrypt_with_proof(&self, header: &PortionHeader) -> Result<ReCapsule> {
+        self.reencrypt_with_proof_with_rng(header, &mut os_rng())
+    }
+
+    /// As [`ReKey::reencrypt_with_proof`], with the given RNG.
+    ///
+    /// # Errors
+    /// As [`ReKey::reencrypt`].
+    pub fn reencrypt_with_proof_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        header: &PortionHeader,
+        rng: &mut R,
+    ) -> Result<ReCapsule> {
+        self.check_portion(header)?;
+        self.reencrypt_verified_with_proof(header.verify()?, rng)
+    }
+
+    /// Re-encrypts a verified header and proves it.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the header belongs to another portion key.
+    pub fn reencrypt_verified_with_proof<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        rng: &mut R,
+    ) -> Result<ReCapsule> {
+        let mut rc = self.reencrypt_verified(header)?;
+        let e = rc.capsule.e();
+        let mut w = random_nonzero_scalar(rng);
+        let a1 = &w * RISTRETTO_BASEPOINT_TABLE;
+        let a2 = w * e;
+        let c = proof_challenge(
+            self.commitment(),
+            rc.capsule.e_bytes(),
+            &rc.e_prime,
+            self.ephemeral(),
+            &a1,
+            &a2,
+        );
+        let z = w + c * self.scalar();
+        w.zeroize();
+        rc.proof = Some(ReEncryptionProof { c, z });
+        Ok(rc)
+    }
+
+    /// Re-encrypts many headers of this portion: all capsule proofs are
+    /// checked together with one multiscalar multiplication (falling back to
+    /// one by one if that fails), then one scalar multiplication each.
+    /// Result `i` belongs to header `i`.
+    pub fn reencrypt_batch(&self, headers: &[&PortionHeader]) -> Vec<Result<ReCapsule>> {
+        self.reencrypt_batch_with_rng(headers, &mut os_rng())
+    }
+
+    /// [`ReKey::reencrypt_batch`] with the given RNG (for the check's weights).
+    pub fn reencrypt_batch_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        headers: &[&PortionHeader],
+        rng: &mut R,
+    ) -> Vec<Result<ReCapsule>> {
+        // Headers of another portion are refused before the batch check, so
+        // that they cannot make the whole batch fall back to one by one.
+        let mine: Vec<&PortionHeader> = headers
+            .iter()
+            .copied()
+            .filter(|h| self.check_portion(h).is_ok())
+            .collect();
+        let mut verified = PortionHeader::verify_batch_with_rng(&mine, rng).into_iter();
+        headers
+            .iter()
+            .map(|h| {
+                self.check_portion(h)?;
+                match verified.next() {
+                    Some(v) => self.reencrypt_verified(v?),
+                    None => Err(Error::InvalidCapsule),
+                }
+            })
+            .collect()
+    }
+
+    fn check_portion(&self, header: &PortionHeader) -> Result<()> {
+        if header.context().portion_key() == self.portion_key() {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch)
+        }
+    }
+}
+
+/// The delegatee's secret for one grant: `d`, computed once from the user's
+/// secret key, the grant's `X_e` and the portion key, then reused for every
+/// record of that grant. Zeroized on drop; `Debug` hides it.
+///
+/// ```
+/// use sesphr::{DelegateeOpener, Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
+/// let patient = PatientKeys::generate(Identity::new("alice")?);
+/// let lab = patient.portion_secret(&PortionLabel::new("lab")?, 0);
+/// let doctor = KeyPair::generate();
+/// let rekey = ReKey::generate(&lab, doctor.public()); // sent to the SRS
+/// let opener = DelegateeOpener::new(&doctor, rekey.ephemeral(), lab.public().key());
+/// for text in [&b"HbA1c 5.4%"[..], b"LDL 96 mg/dL"] {
+///     let sealed = SealedPortion::seal(lab.public(), RecordId::random(), 1_700_000_000, text)?;
+///     let rc = rekey.reencrypt(sealed.header())?; // done by the SRS
+///     assert_eq!(opener.open(&sealed, &rc)?, text);
+/// }
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct DelegateeOpener {
+    d: Scalar,
+    ephemeral: PublicKey,
+    portion_key: PublicKey,
+}
+
+impl DelegateeOpener {
+    /// `d = H_s("sesphr/v1/rekey", X_e, X_U, x_U·X_e, X_{P,c})` for the grant
+    /// with ephemeral key `ephemeral` on portion key `portion_key`.
+    pub fn new(user: &KeyPair, ephemeral: &PublicKey, portion_key: &PublicKey) -> Self {
+        let mut shared = user.secret().scalar() * ephemeral.point();
+        let d = rekey_factor(ephemeral, user.public(), &shared, portion_key);
+        shared.zeroize();
+        Self {
+            d,
+            ephemeral: *ephemeral,
+            portion_key: *portion_key,
+        }
+    }
+
+    /// The opener for the grant a re-capsule of `header` was made under.
+    pub fn for_recapsule(user: &KeyPair, header: &PortionHeader, recapsule: &ReCapsule) -> Self {
+        Self::new(user, recapsule.ephemeral(), header.context().portion_key())
+    }
+
+    /// The grant's ephemeral key `X_e`.
+    pub fn ephemeral(&self) -> &PublicKey {
+        &self.ephemeral
+    }
+
+    /// The portion key `X_{P,c}` of the grant.
+    pub fn portion_key(&self) -> &PublicKey {
+        &self.portion_key
+    }
+
+    /// The commitment `RK = d⁻¹·X_{P,c}` of the grant's re-encryption key.
+    pub fn commitment(&self) -> PublicKey {
+        PublicKey::from_point(self.d.invert() * self.portion_key.point())
+    }
+
+    /// Checks that `recapsule` was made from `header` under this grant,
+    /// verifies the capsule proof and, if present, the re-encryption proof,
+    /// and derives the DEM key.
+    pub(crate) fn dem_key(&self, header: &PortionHeader, recapsule: &ReCapsule) -> Result<DemKey> {
+        if recapsule.capsule != *header.capsule()
+            || recapsule.ephemeral != self.ephemeral
+            || header.context().portion_key() != &self.portion_key
+        {
+            return Err(Error::KeyMismatch);
+        }
+        header.verify()?;
+        if recapsule.proof.is_some() {
+            recapsule.verify_proof(&self.commitment())?;
+        }
+        let mut shared = self.d * recapsule.e_prime_point;
+        let key = recapsule.capsule.dem_key(&shared, header.context_bytes());
+        shared.zeroize();
+        Ok(key)
+    }
+}
+
+impl Drop for DelegateeOpener {
+    fn drop(&mut self) {
+        self.d.zeroize();
+    }
+}
+impl ZeroizeOnDrop for DelegateeOpener {}
+
+impl ConstantTimeEq for DelegateeOpener {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.d.ct_eq(&other.d)
+    }
+}
+
+impl fmt::Debug for DelegateeOpener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelegateeOpener")
+            .field("ephemeral", &self.ephemeral)
+            .field("portion_key", &self.portion_key)
+            .finish_non_exhaustive()
+    }
+}

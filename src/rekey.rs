@@ -1,0 +1,213 @@
+//! Unidirectional, non-interactive re-encryption keys.
+//!
+//! From portion `(P, c)` to user `U`, computed by the patient's client from
+//! `x_{P,c}` and the public `X_U` only:
+//! `x_e ← random`, `X_e = x_e·G`, `d = H_s("sesphr/v1/rekey", X_e, X_U, x_e·X_U, X_{P,c})`,
+//! `rk = x_{P,c}·d⁻¹`, `RK = rk·G`. Only the SRS receives the key; alone it
+//! opens nothing.
+
+use core::fmt;
+
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::scalar::Scalar;
+use rand_core::CryptoRng;
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
+use crate::error::{Error, Result};
+use crate::hash::{hash_to_scalar, tag};
+use crate::keys::{PortionSecretKey, PublicKey, random_nonzero_scalar};
+use crate::rng::os_rng;
+
+/// `d = H_s("sesphr/v1/rekey", X_e, X_U, shared, X_{P,c})`, where `shared` is
+/// `x_e·X_U` (patient side) or `x_U·X_e` (user side).
+pub(crate) fn rekey_factor(
+    ephemeral: &PublicKey,
+    delegatee: &PublicKey,
+    shared: &RistrettoPoint,
+    portion_key: &PublicKey,
+) -> Scalar {
+    let mut shared = shared.compress().to_bytes();
+    let d = hash_to_scalar(
+        tag::REKEY,
+        &[
+            ephemeral.as_bytes(),
+            delegatee.as_bytes(),
+            &shared,
+            portion_key.as_bytes(),
+        ],
+    );
+    shared.zeroize();
+    d
+}
+
+/// A re-encryption key `(rk, X_e, X_{P,c}, X_U, RK)`: lets the SRS turn
+/// capsules of one portion into capsules that one user can open.
+///
+/// The scalar `rk` is secret (an SRS colluding with the user could recover
+/// the portion key from it); it is zeroized on drop and hidden from `Debug`.
+///
+/// Encoding: `"SPRK" ‖ version ‖ rk ‖ X_e ‖ X_{P,c} ‖ X_U ‖ RK` (165 bytes).
+///
+/// ```
+/// use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, ReKey};
+/// let patient = PatientKeys::generate(Identity::new("alice")?);
+/// let medical = patient.portion_secret(&PortionLabel::new("medical")?, 0);
+/// let doctor = KeyPair::generate();
+/// let rekey = ReKey::generate(&medical, doctor.public());
+/// assert_eq!(rekey.delegatee(), doctor.public());
+/// assert_eq!(ReKey::from_bytes(&rekey.to_bytes())?, rekey);
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ReKey {
+    rk: Scalar,
+    ephemeral: PublicKey,
+    portion_key: PublicKey,
+    delegatee: PublicKey,
+    commitment: PublicKey,
+}
+
+impl ReKey {
+    /// Length of the encoding.
+    pub const LEN: usize = 5 + 32 * 5;
+
+    /// A re-encryption key from `portion` to `delegatee`, with the OS RNG.
+    pub fn generate(portion: &PortionSecretKey, delegatee: &PublicKey) -> Self {
+        Self::generate_with_rng(portion, delegatee, &mut os_rng())
+    }
+
+    /// A re-encryption key from `portion` to `delegatee`.
+    pub fn generate_with_rng<R: CryptoRng + ?Sized>(
+        portion: &PortionSecretKey,
+        delegatee: &PublicKey,
+        rng: &mut R,
+    ) -> Self {
+        let mut x_e = random_nonzero_scalar(rng);
+        let ephemeral = PublicKey::from_point(&x_e * RISTRETTO_BASEPOINT_TABLE);
+        let mut shared = x_e * delegatee.point();
+        let portion_key = *portion.public().key();
+        let mut d = rekey_factor(&ephemeral, delegatee, &shared, &portion_key);
+        let rk = portion.scalar() * d.invert();
+        let commitment = PublicKey::from_point(&rk * RISTRETTO_BASEPOINT_TABLE);
+        x_e.zeroize();
+        shared.zeroize();
+        d.zeroize();
+        Self {
+            rk,
+            ephemeral,
+            portion_key,
+            delegatee: *delegatee,
+            commitment,
+        }
+    }
+
+    /// The ephemeral public key `X_e`.
+    pub fn ephemeral(&self) -> &PublicKey {
+        &self.ephemeral
+    }
+
+    /// The portion public key point `X_{P,c}` this key re-encrypts from.
+    pub fn portion_key(&self) -> &PublicKey {
+        &self.portion_key
+    }
+
+    /// The delegatee's public key `X_U`.
+    pub fn delegatee(&self) -> &PublicKey {
+        &self.delegatee
+    }
+
+    /// The commitment `RK = rk·G`.
+    pub fn commitment(&self) -> &PublicKey {
+        &self.commitment
+    }
+
+    pub(crate) fn scalar(&self) -> &Scalar {
+        &self.rk
+    }
+
+    /// The encoding (secret material: store it sealed).
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut v = frame(magic::REKEY, Self::LEN);
+        v.extend_from_slice(self.rk.as_bytes());
+        for p in [
+            &self.ephemeral,
+            &self.portion_key,
+            &self.delegatee,
+            &self.commitment,
+        ] {
+            v.extend_from_slice(p.as_bytes());
+        }
+        zeroize::Zeroizing::new(v)
+    }
+
+    /// Decodes strictly, and checks that `RK == rk·G`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::NonCanonicalScalar`], [`Error::ZeroScalar`],
+    /// [`Error::NonCanonicalPoint`], [`Error::IdentityPoint`];
+    /// [`Error::KeyMismatch`] if the commitment does not match `rk`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("re-encryption key", bytes, magic::REKEY)?;
+        let mut rk_bytes = r.array::<32>()?;
+        let rk = decode_secret_scalar(&rk_bytes);
+        rk_bytes.zeroize();
+        let rk = rk?;
+        let mut point = || r.point().map(|(c, p)| PublicKey::from_parts(c, p));
+        let ephemeral = point()?;
+        let portion_key = point()?;
+        let delegatee = point()?;
+        let commitment = point()?;
+        r.finish()?;
+        let key = Self {
+            rk,
+            ephemeral,
+            portion_key,
+            delegatee,
+            commitment,
+        };
+        if (&key.rk * RISTRETTO_BASEPOINT_TABLE).compress().as_bytes() != commitment.as_bytes() {
+            return Err(Error::KeyMismatch);
+        }
+        Ok(key)
+    }
+}
+
+impl Drop for ReKey {
+    fn drop(&mut self) {
+        self.rk.zeroize();
+    }
+}
+impl ZeroizeOnDrop for ReKey {}
+
+impl ConstantTimeEq for ReKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.rk.ct_eq(&other.rk)
+            & self.ephemeral.as_bytes().ct_eq(other.ephemeral.as_bytes())
+            & self
+                .portion_key
+                .as_bytes()
+                .ct_eq(other.portion_key.as_bytes())
+            & self.delegatee.as_bytes().ct_eq(other.delegatee.as_bytes())
+    }
+}
+impl PartialEq for ReKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+impl Eq for ReKey {}
+
+impl fmt::Debug for ReKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReKey")
+            .field("ephemeral", &self.ephemeral)
+            .field("portion_key", &self.portion_key)
+            .field("delegatee", &self.delegatee)
+            .field("commitment", &self.commitment)
+            .finish_non_exhaustive()
+    }
+}
