@@ -136,7 +136,8 @@ impl SealedPortion {
     ///
     /// # Errors
     /// [`Error::KeyMismatch`] if the key is for another portion or epoch;
-    /// [`Error::DecryptionFailed`] if anything was tampered with.
+    /// [`Error::InvalidCapsule`] if the header was altered;
+    /// [`Error::DecryptionFailed`] if the body was.
     pub fn open_as_owner(&self, key: &PortionSecretKey) -> Result<Vec<u8>> {
         dem::open(&owner_dem_key(&self.header, key)?, &self.body)
     }
@@ -164,13 +165,15 @@ impl fmt::Debug for SealedPortion {
     }
 }
 
-/// `Z = x_{P,c}·E`. The capsule proof is not checked here: the DEM key binds
-/// `E`, `V` and the whole context, so any change to the header fails
-/// decryption anyway, and the owner needs no proof about their own key.
+/// `Z = x_{P,c}·E`, after the capsule proof. The DEM key binds `E`, `V` and
+/// the context but not `s`, so without the proof a header with another `s`
+/// would still open for the owner while the SRS refused it; checking it keeps
+/// one rule for every reader: a header that does not verify opens for no one.
 fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> Result<DemKey> {
     if header.context().portion_key() != key.public().key() {
         return Err(Error::KeyMismatch);
     }
+    header.verify()?;
     let capsule = header.capsule();
     let mut shared = key.scalar() * capsule.e();
     let k = capsule.dem_key(&shared, header.context_bytes());
@@ -375,7 +378,8 @@ impl<R: Read> PortionReader<R> {
     /// Opens the body with the patient's portion secret key.
     ///
     /// # Errors
-    /// [`Error::KeyMismatch`] if the key is for another portion or epoch.
+    /// [`Error::KeyMismatch`] if the key is for another portion or epoch;
+    /// [`Error::InvalidCapsule`] if the header was altered.
     pub fn open_as_owner(self, key: &PortionSecretKey) -> Result<PortionPlaintext<R>> {
         let k = owner_dem_key(&self.header, key)?;
         Ok(PortionPlaintext(StreamOpener::new(k, self.inner)))

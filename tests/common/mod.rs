@@ -1,0 +1,50 @@
+//! Shared fixtures for the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(unreachable_pub)]
+
+use chacha20::ChaCha20Rng;
+use sesphr::rand_core::SeedableRng;
+use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, PortionSecretKey};
+
+/// A reproducible RNG.
+pub fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
+
+pub fn label(s: &str) -> PortionLabel {
+    PortionLabel::new(s).unwrap()
+}
+
+pub fn patient(seed: u8) -> PatientKeys {
+    PatientKeys::generate_with_rng(
+        Identity::new(format!("patient-{seed}")).unwrap(),
+        &mut rng(seed),
+    )
+}
+
+pub fn portion(p: &PatientKeys, l: &str) -> PortionSecretKey {
+    p.portion_secret(&label(l), 0)
+}
+
+pub fn user(seed: u8) -> KeyPair {
+    KeyPair::generate_with_rng(&mut rng(seed.wrapping_add(100)))
+}
+
+/// Deterministic plaintext of `len` bytes.
+pub fn plaintext(len: usize, salt: u8) -> Vec<u8> {
+    (0..len).map(|i| ((i % 251) as u8) ^ salt).collect()
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+pub const T0: u64 = 1_700_000_000;

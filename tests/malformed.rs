@@ -1,0 +1,457 @@
+//! Strict decoding: every decoder, fed anything but a valid encoding, returns a
+//! typed error and never panics. RFC 9496 Appendix A runs through our own
+//! point decoding.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use proptest::prelude::*;
+use sesphr::*;
+
+fn rfc9496() -> serde_json::Value {
+    serde_json::from_str(include_str!("vectors/rfc9496.json")).unwrap()
+}
+
+fn hex_list(v: &serde_json::Value, section: &str) -> Vec<[u8; 32]> {
+    v[section]["encodings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| unhex(s.as_str().unwrap()).try_into().unwrap())
+        .collect()
+}
+
+#[test]
+fn rfc9496_a1_multiples_of_the_generator() {
+    let v = rfc9496();
+    let enc = hex_list(&v, "A.1_multiples_of_generator");
+    assert_eq!(enc.len(), 16);
+    // 0·G is the identity: never a valid key.
+    assert!(matches!(
+        PublicKey::from_bytes(&enc[0]),
+        Err(Error::IdentityPoint)
+    ));
+    for (k, e) in enc.iter().enumerate().skip(1) {
+        let mut s = [0u8; 32];
+        s[0] = k as u8;
+        let pk = SecretKey::from_bytes(&s).unwrap().public_key();
+        assert_eq!(&pk.to_bytes(), e, "{k}·G");
+        assert_eq!(PublicKey::from_bytes(e).unwrap(), pk);
+    }
+}
+
+#[test]
+fn rfc9496_a2_invalid_encodings_are_rejected() {
+    let v = rfc9496();
+    let bad = hex_list(&v, "A.2_invalid_encodings");
+    assert_eq!(bad.len(), 29);
+    for e in &bad {
+        assert!(
+            matches!(PublicKey::from_bytes(e), Err(Error::NonCanonicalPoint)),
+            "{}",
+            hex(e)
+        );
+    }
+}
+
+#[test]
+fn rfc9496_a3_hash_to_group() {
+    use curve25519_dalek::ristretto::RistrettoPoint;
+    use sha2::{Digest, Sha512};
+    let v = rfc9496();
+    let cases = v["A.3_hash_to_group"]["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        let h: [u8; 64] = Sha512::digest(c["label"].as_str().unwrap().as_bytes()).into();
+        let p = RistrettoPoint::from_uniform_bytes(&h);
+        assert_eq!(
+            hex(p.compress().as_bytes()),
+            c["encoding"].as_str().unwrap()
+        );
+        // And our decoder accepts the result.
+        assert!(PublicKey::from_bytes(p.compress().as_bytes()).is_ok());
+    }
+}
+
+fn group_order() -> [u8; 32] {
+    unhex(rfc9496()["group_order_le"].as_str().unwrap())
+        .try_into()
+        .unwrap()
+}
+
+fn non_canonical_scalars() -> Vec<[u8; 32]> {
+    let l = group_order();
+    let mut l1 = l;
+    l1[0] += 1;
+    let mut top = [0u8; 32];
+    top[31] = 0x80;
+    vec![l, l1, [0xff; 32], top]
+}
+
+#[test]
+fn secret_keys_must_be_canonical_and_nonzero() {
+    for s in non_canonical_scalars() {
+        assert!(matches!(
+            SecretKey::from_bytes(&s),
+            Err(Error::NonCanonicalScalar)
+        ));
+    }
+    assert!(matches!(
+        SecretKey::from_bytes(&[0; 32]),
+        Err(Error::ZeroScalar)
+    ));
+    let mut l_minus_1 = group_order();
+    l_minus_1[0] -= 1;
+    assert!(SecretKey::from_bytes(&l_minus_1).is_ok());
+    for len in [0, 31, 33, 64] {
+        assert!(matches!(
+            SecretKey::from_slice(&vec![1; len]),
+            Err(Error::InvalidLength { .. })
+        ));
+        assert!(matches!(
+            PublicKey::from_slice(&vec![1; len]),
+            Err(Error::InvalidLength { .. })
+        ));
+    }
+}
+
+type Decode = fn(&[u8]) -> Result<()>;
+
+/// The checks every framed object gets.
+struct Framed {
+    name: &'static str,
+    valid: Vec<u8>,
+    decode: Decode,
+    points: Vec<usize>,
+    scalars: Vec<usize>,
+    /// Whether bytes may follow (a sealed portion's body).
+    open_ended: bool,
+    /// The shortest length that decodes (the full length unless open-ended).
+    shortest: usize,
+}
+
+fn check(f: &Framed) {
+    let d = f.decode;
+    d(&f.valid).unwrap_or_else(|e| panic!("{}: valid encoding refused: {e}", f.name));
+    // Every strict prefix is too short (for a sealed portion: up to one tag of body).
+    for len in 0..f.shortest {
+        let r = d(&f.valid[..len]);
+        assert!(
+            matches!(r, Err(Error::InvalidLength { .. })),
+            "{}: prefix {len}: {r:?}",
+            f.name
+        );
+    }
+    if !f.open_ended {
+        let mut long = f.valid.clone();
+        long.push(0);
+        assert!(
+            matches!(d(&long), Err(Error::InvalidLength { .. })),
+            "{}: trailing byte",
+            f.name
+        );
+    }
+    for i in 0..4 {
+        let mut m = f.valid.clone();
+        m[i] ^= 0x20;
+        assert!(
+            matches!(d(&m), Err(Error::BadMagic { .. })),
+            "{}: magic",
+            f.name
+        );
+    }
+    for v in [0u8, 2, 0x81, 0xff] {
+        let mut m = f.valid.clone();
+        m[4] = v;
+        assert!(
+            matches!(d(&m), Err(Error::UnsupportedVersion { version, .. }) if version == v),
+            "{}: version {v}",
+            f.name
+        );
+    }
+    let invalid = hex_list(&rfc9496(), "A.2_invalid_encodings");
+    for &at in &f.points {
+        for e in &invalid {
+            let mut m = f.valid.clone();
+            m[at..at + 32].copy_from_slice(e);
+            assert!(
+                matches!(d(&m), Err(Error::NonCanonicalPoint)),
+                "{}: point at {at}",
+                f.name
+            );
+        }
+        let mut m = f.valid.clone();
+        m[at..at + 32].copy_from_slice(&[0; 32]);
+        assert!(
+            matches!(d(&m), Err(Error::IdentityPoint)),
+            "{}: identity at {at}",
+            f.name
+        );
+    }
+    for &at in &f.scalars {
+        for s in non_canonical_scalars() {
+            let mut m = f.valid.clone();
+            m[at..at + 32].copy_from_slice(&s);
+            assert!(
+                matches!(d(&m), Err(Error::NonCanonicalScalar)),
+                "{}: scalar at {at}",
+                f.name
+            );
+        }
+    }
+}
+
+struct Objects {
+    ppk: PortionPublicKey,
+    patient: PatientKeys,
+    sealed: SealedPortion,
+    rekey: ReKey,
+    rc: ReCapsule,
+    rcp: ReCapsule,
+}
+
+fn objects() -> Objects {
+    let mut r = rng(50);
+    let p = patient(50);
+    let m = portion(&p, "medical");
+    let u = user(50);
+    let sealed = SealedPortion::seal_with_rng(
+        m.public(),
+        RecordId::random_with_rng(&mut r),
+        T0,
+        b"hello",
+        &mut r,
+    )
+    .unwrap();
+    let rekey = ReKey::generate_with_rng(&m, u.public(), &mut r);
+    let rc = rekey.reencrypt(sealed.header()).unwrap();
+    let rcp = rekey
+        .reencrypt_with_proof_with_rng(sealed.header(), &mut r)
+        .unwrap();
+    Objects {
+        ppk: m.public().clone(),
+        patient: p,
+        sealed,
+        rekey,
+        rc,
+        rcp,
+    }
+}
+
+#[test]
+fn every_framed_decoder_is_strict() {
+    let o = objects();
+    let hlen = o.sealed.header().encoded_len();
+    let label_len = "medical".len();
+    let cap = hlen - 96;
+    let all = [
+        Framed {
+            name: "portion public key",
+            valid: o.ppk.to_bytes(),
+            decode: |b| PortionPublicKey::from_bytes(b).map(drop),
+            points: vec![5 + 4 + 1 + label_len],
+            scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "patient keys",
+            valid: o.patient.to_bytes().to_vec(),
+            decode: |b| PatientKeys::from_bytes(b).map(drop),
+            points: vec![],
+            scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "portion header",
+            valid: o.sealed.header().to_bytes(),
+            decode: |b| PortionHeader::from_bytes(b).map(drop),
+            points: vec![5, cap, cap + 32],
+            scalars: vec![cap + 64],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "sealed portion",
+            valid: o.sealed.to_bytes(),
+            decode: |b| SealedPortion::from_bytes(b).map(drop),
+            points: vec![5, cap, cap + 32],
+            scalars: vec![cap + 64],
+            open_ended: true,
+            shortest: hlen + TAG_LEN,
+        },
+        Framed {
+            name: "re-encryption key",
+            valid: o.rekey.to_bytes().to_vec(),
+            decode: |b| ReKey::from_bytes(b).map(drop),
+            points: vec![37, 69, 101, 133],
+            scalars: vec![5],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "re-capsule",
+            valid: o.rc.to_bytes(),
+            decode: |b| ReCapsule::from_bytes(b).map(drop),
+            points: vec![6, 38, 102, 134],
+            scalars: vec![70],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "re-capsule with proof",
+            valid: o.rcp.to_bytes(),
+            decode: |b| ReCapsule::from_bytes(b).map(drop),
+            points: vec![6, 38, 102, 134],
+            scalars: vec![70, 166, 198],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+    ];
+    for mut f in all {
+        f.shortest = f.shortest.min(f.valid.len());
+        check(&f);
+    }
+}
+
+#[test]
+fn object_specific_rules() {
+    let o = objects();
+    // Re-capsule: reserved flag bits; a proof flag without a proof; a proof without the flag.
+    let mut b = o.rc.to_bytes();
+    b[5] = 2;
+    assert!(matches!(
+        ReCapsule::from_bytes(&b),
+        Err(Error::ReservedBitsSet)
+    ));
+    b[5] = 1;
+    assert!(matches!(
+        ReCapsule::from_bytes(&b),
+        Err(Error::InvalidLength { .. })
+    ));
+    let mut b = o.rcp.to_bytes();
+    b[5] = 0;
+    assert!(matches!(
+        ReCapsule::from_bytes(&b),
+        Err(Error::InvalidLength { .. })
+    ));
+
+    // Re-encryption key: zero rk; a commitment that does not match rk.
+    let mut b = o.rekey.to_bytes().to_vec();
+    b[5..37].copy_from_slice(&[0; 32]);
+    assert!(matches!(ReKey::from_bytes(&b), Err(Error::ZeroScalar)));
+    let mut b = o.rekey.to_bytes().to_vec();
+    let other = user(77).public().to_bytes();
+    b[133..165].copy_from_slice(&other);
+    assert!(matches!(ReKey::from_bytes(&b), Err(Error::KeyMismatch)));
+
+    // Header: bad labels, a label length that runs past the end.
+    let h = o.sealed.header().to_bytes();
+    let lab = 4 + 1 + 32 + 16 + 4 + 8;
+    let mut b = h.clone();
+    b[lab + 1] = b'M';
+    assert!(matches!(
+        PortionHeader::from_bytes(&b),
+        Err(Error::InvalidLabel)
+    ));
+    let mut b = h.clone();
+    b[lab] = 0;
+    assert!(PortionHeader::from_bytes(&b).is_err());
+    let mut b = h.clone();
+    b[lab] = 200;
+    assert!(matches!(
+        PortionHeader::from_bytes(&b),
+        Err(Error::InvalidLength { .. })
+    ));
+    let mut b = h.clone();
+    b[lab + 2] = 0xc3; // not [a-z0-9_-], not even ASCII
+    assert!(matches!(
+        PortionHeader::from_bytes(&b),
+        Err(Error::InvalidLabel)
+    ));
+    // The streaming header reader agrees with the slice decoder, and reports short streams.
+    assert_eq!(
+        PortionHeader::read_from(&mut &h[..]).unwrap(),
+        *o.sealed.header()
+    );
+    for len in [0, 10, 66, h.len() - 1] {
+        assert!(matches!(
+            PortionHeader::read_from(&mut &h[..len]),
+            Err(Error::InvalidLength { .. })
+        ));
+    }
+
+    // Patient keys: an empty or non-UTF-8 identity.
+    let mut b = o.patient.to_bytes().to_vec();
+    b[37] = 0;
+    b.truncate(38);
+    assert!(matches!(
+        PatientKeys::from_bytes(&b),
+        Err(Error::InvalidIdentity)
+    ));
+    let mut b = o.patient.to_bytes().to_vec();
+    b[38] = 0xff;
+    assert!(matches!(
+        PatientKeys::from_bytes(&b),
+        Err(Error::InvalidIdentity)
+    ));
+
+    // Capsules alone.
+    let cap = o.sealed.header().capsule().to_bytes();
+    assert_eq!(
+        Capsule::from_bytes(&cap).unwrap(),
+        *o.sealed.header().capsule()
+    );
+    assert!(matches!(
+        Capsule::from_bytes(&cap[..95]),
+        Err(Error::InvalidLength { .. })
+    ));
+    assert!(matches!(
+        RecordId::from_slice(&[0; 3]),
+        Err(Error::InvalidLength { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    /// Garbage of any length never panics any decoder.
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), prefix in 0usize..6) {
+        let mut b = bytes;
+        let magics: [&[u8]; 6] = [b"", b"SPHR\x01", b"SPPK\x01", b"SPMK\x01", b"SPRK\x01", b"SPRC\x01"];
+        let mut v = magics[prefix].to_vec();
+        v.append(&mut b);
+        let _ = PublicKey::from_slice(&v);
+        let _ = SecretKey::from_slice(&v);
+        let _ = PortionPublicKey::from_bytes(&v);
+        let _ = PatientKeys::from_bytes(&v);
+        let _ = PortionHeader::from_bytes(&v);
+        let _ = PortionHeader::read_from(&mut &v[..]);
+        let _ = SealedPortion::from_bytes(&v);
+        let _ = Capsule::from_bytes(&v);
+        let _ = ReKey::from_bytes(&v);
+        let _ = ReCapsule::from_bytes(&v);
+        let _ = Identity::from_utf8(&v);
+        let _ = PortionLabel::from_bytes(&v);
+    }
+
+    /// Decoding then encoding reproduces the input exactly (one encoding per value).
+    #[test]
+    fn parse_then_serialize_is_identity(seed in any::<u8>(), len in 0usize..200) {
+        let mut r = rng(seed);
+        let p = patient(seed);
+        let m = portion(&p, "lab");
+        let s = SealedPortion::seal_with_rng(m.public(), RecordId::random_with_rng(&mut r), T0, &plaintext(len, seed), &mut r).unwrap();
+        let b = s.to_bytes();
+        prop_assert_eq!(SealedPortion::from_bytes(&b).unwrap().to_bytes(), b);
+        let h = s.header().to_bytes();
+        prop_assert_eq!(PortionHeader::from_bytes(&h).unwrap().to_bytes(), h);
+        let rk = ReKey::generate_with_rng(&m, user(seed).public(), &mut r);
+        let kb = rk.to_bytes();
+        prop_assert_eq!(&*ReKey::from_bytes(&kb).unwrap().to_bytes(), &*kb);
+        let rc = rk.reencrypt_with_proof_with_rng(s.header(), &mut r).unwrap().to_bytes();
+        prop_assert_eq!(ReCapsule::from_bytes(&rc).unwrap().to_bytes(), rc);
+    }
+}
