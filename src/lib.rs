@@ -71,6 +71,11 @@ pub use rekey::ReKey;
 
 pub use rand_core;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Seconds since the Unix epoch now (0 if the clock is before 1970): the usual
 /// `created_at` of a new portion.
 pub fn unix_now() -> u64 {
