@@ -19,6 +19,7 @@ use zeroize::Zeroize;
 use crate::dem::DemKey;
 use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
 use crate::error::{Error, Result};
+use crate::group::{double_and_compress, half};
 use crate::hash::{derive_dem_key, hash_to_scalar, tag};
 use crate::ids::{PortionLabel, RecordId};
 use crate::keys::{PortionPublicKey, PublicKey, random_nonzero_scalar};
@@ -218,7 +219,7 @@ impl PortionHeader {
     /// Shortest encoding (a one-byte label).
     pub const MIN_LEN: usize = 4 + CTX_FIXED_LEN + 1 + CAPSULE_LEN;
 
-    /// Encapsulates a fresh DEM key for `context`. `mul_x` computes `r·X_{P,c}`
+    /// Encapsulates a fresh DEM key for `context`. `mul_x(k)` computes `k·X_{P,c}`
     /// (with or without a precomputed table).
     pub(crate) fn encapsulate<R: CryptoRng + ?Sized>(
         context: Context,
@@ -227,22 +228,29 @@ impl PortionHeader {
     ) -> (Self, DemKey) {
         let mut r = random_nonzero_scalar(rng);
         let mut u = random_nonzero_scalar(rng);
-        let e_point = &r * RISTRETTO_BASEPOINT_TABLE;
-        let v_point = &u * RISTRETTO_BASEPOINT_TABLE;
+        // E, V and Z are computed halved and compressed together (one inversion).
+        let mut r_half = half(&r);
+        let u_half = half(&u);
+        let [(e, e_point), (v, v_point), (mut z, mut shared)] = double_and_compress([
+            &r_half * RISTRETTO_BASEPOINT_TABLE,
+            &u_half * RISTRETTO_BASEPOINT_TABLE,
+            mul_x(&r_half),
+        ]);
         let context_bytes = context.encode();
         let mut capsule = Capsule {
-            e: e_point.compress(),
+            e,
             e_point,
-            v: v_point.compress(),
+            v,
             v_point,
             s: Scalar::ZERO,
         };
         let h = capsule.challenge(&context_bytes);
         capsule.s = u + r * h;
-        let mut shared = mul_x(&r);
-        let key = capsule.dem_key(&shared, &context_bytes);
+        let key = derive_dem_key(z.as_bytes(), e.as_bytes(), v.as_bytes(), &context_bytes);
         r.zeroize();
         u.zeroize();
+        r_half.zeroize();
+        z.0.zeroize();
         shared.zeroize();
         let header = Self {
             context,

@@ -79,21 +79,35 @@ pub fn sealed_len(len: usize) -> usize {
     len + chunks * TAG_LEN
 }
 
+/// Seals one chunk in place at the end of `out`: copies `pt` there, encrypts
+/// it while it is hot in cache, appends the tag.
+fn seal_chunk_into(
+    key: &DemKey,
+    counter: u64,
+    last: bool,
+    pt: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(pt);
+    let buf = out.get_mut(start..).ok_or(Error::TooLarge)?;
+    let tag = key
+        .0
+        .encrypt_inout_detached(&nonce(counter, last), &[], InOutBuf::from(buf))
+        .map_err(|_| Error::TooLarge)?;
+    out.extend_from_slice(&tag);
+    Ok(())
+}
+
 /// Seals a whole plaintext, appending the body to `out`.
 pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let start = out.len();
-    out.resize(start + sealed_len(pt.len()), 0);
-    let body = out.get_mut(start..).ok_or(Error::TooLarge)?;
+    out.reserve(sealed_len(pt.len()));
     if pt.is_empty() {
-        return seal_chunk(key, 0, true, pt, body);
+        return seal_chunk_into(key, 0, true, pt, out);
     }
     let n = pt.len().div_ceil(CHUNK_LEN);
-    for (i, (chunk, dst)) in pt
-        .chunks(CHUNK_LEN)
-        .zip(body.chunks_mut(SEALED_CHUNK_LEN))
-        .enumerate()
-    {
-        seal_chunk(key, i as u64, i + 1 == n, chunk, dst)?;
+    for (i, chunk) in pt.chunks(CHUNK_LEN).enumerate() {
+        seal_chunk_into(key, i as u64, i + 1 == n, chunk, out)?;
     }
     Ok(())
 }

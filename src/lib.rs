@@ -47,6 +47,7 @@ mod capsule;
 mod dem;
 mod encoding;
 mod error;
+mod group;
 mod hash;
 mod ids;
 mod keys;

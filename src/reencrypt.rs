@@ -21,6 +21,7 @@ use crate::capsule::{CAPSULE_LEN, Capsule, PortionHeader, VerifiedHeader};
 use crate::dem::DemKey;
 use crate::encoding::{Reader, decode_scalar, frame, hex, magic};
 use crate::error::{Error, Result};
+use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, tag};
 use crate::keys::{KeyPair, PublicKey, random_nonzero_scalar};
 use crate::rekey::{ReKey, rekey_factor};
@@ -49,8 +50,8 @@ fn proof_challenge(
     e: &[u8; 32],
     e_prime: &CompressedRistretto,
     ephemeral: &PublicKey,
-    a1: &RistrettoPoint,
-    a2: &RistrettoPoint,
+    a1: &CompressedRistretto,
+    a2: &CompressedRistretto,
 ) -> Scalar {
     hash_to_scalar(
         tag::REENCRYPTION_PROOF,
@@ -59,8 +60,8 @@ fn proof_challenge(
             e,
             e_prime.as_bytes(),
             ephemeral.as_bytes(),
-            a1.compress().as_bytes(),
-            a2.compress().as_bytes(),
+            a1.as_bytes(),
+            a2.as_bytes(),
         ],
     )
 }
@@ -154,9 +155,16 @@ impl ReCapsule {
     pub fn verify_proof(&self, commitment: &PublicKey) -> Result<()> {
         let p = self.proof.as_ref().ok_or(Error::InvalidReEncryptionProof)?;
         let e = self.capsule.e();
-        let a1 =
-            RistrettoPoint::vartime_double_scalar_mul_basepoint(&-p.c, commitment.point(), &p.z);
-        let a2 = RistrettoPoint::vartime_multiscalar_mul([p.z, -p.c], [*e, self.e_prime_point]);
+        // A₁/2 and A₂/2 from halved scalars, so both compress with one inversion.
+        let (z_half, c_half) = (half(&p.z), half(&p.c));
+        let [(a1, _), (a2, _)] = double_and_compress([
+            RistrettoPoint::vartime_double_scalar_mul_basepoint(
+                &-c_half,
+                commitment.point(),
+                &z_half,
+            ),
+            RistrettoPoint::vartime_multiscalar_mul([z_half, -c_half], [*e, self.e_prime_point]),
+        ]);
         let c = proof_challenge(
             commitment,
             self.capsule.e_bytes(),
@@ -242,23 +250,32 @@ impl ReKey {
         header: VerifiedHeader<'_>,
         rng: &mut R,
     ) -> Result<ReCapsule> {
-        let mut rc = self.reencrypt_verified(header)?;
-        let e = rc.capsule.e();
-        let mut w = random_nonzero_scalar(rng);
-        let a1 = &w * RISTRETTO_BASEPOINT_TABLE;
-        let a2 = w * e;
+        let header = header.header();
+        self.check_portion(header)?;
+        let e = header.capsule().e();
+        // E', A₁ = w·G and A₂ = w·E, computed halved and compressed together.
+        let mut w_half = random_nonzero_scalar(rng);
+        let mut rk_half = half(self.scalar());
+        let [(e_prime, e_prime_point), (a1, _), (a2, _)] =
+            double_and_compress([rk_half * e, &w_half * RISTRETTO_BASEPOINT_TABLE, w_half * e]);
         let c = proof_challenge(
             self.commitment(),
-            rc.capsule.e_bytes(),
-            &rc.e_prime,
+            header.capsule().e_bytes(),
+            &e_prime,
             self.ephemeral(),
             &a1,
             &a2,
         );
-        let z = w + c * self.scalar();
-        w.zeroize();
-        rc.proof = Some(ReEncryptionProof { c, z });
-        Ok(rc)
+        let z = w_half + w_half + c * self.scalar();
+        w_half.zeroize();
+        rk_half.zeroize();
+        Ok(ReCapsule {
+            capsule: *header.capsule(),
+            e_prime,
+            e_prime_point,
+            ephemeral: *self.ephemeral(),
+            proof: Some(ReEncryptionProof { c, z }),
+        })
     }
 
     /// Re-encrypts many headers of this portion: all capsule proofs are

@@ -1,0 +1,221 @@
+//! The cryptographic core against same-run baselines.
+//!
+//! `cargo bench --bench core`. Every figure is meant to be read as a ratio to
+//! a baseline measured in the same run (`baseline/*`): these machines are
+//! shared and noisy, ratios hold where absolute times drift.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use chacha20::ChaCha20Rng;
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::scalar::Scalar;
+use sesphr::rand_core::SeedableRng;
+use sesphr::*;
+
+const T0: u64 = 1_700_000_000;
+const SIZES: [(&str, usize); 5] = [
+    ("32B", 32),
+    ("1KiB", 1024),
+    ("64KiB", 64 << 10),
+    ("1MiB", 1 << 20),
+    ("16MiB", 16 << 20),
+];
+
+fn rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([7; 32])
+}
+
+fn baselines(c: &mut Criterion) {
+    let mut r = rng();
+    let s = Scalar::random(&mut r);
+    let p = RistrettoPoint::random(&mut r);
+    let mut g = c.benchmark_group("baseline");
+    g.bench_function("scalar_mul", |b| b.iter(|| black_box(&p) * black_box(&s)));
+    g.bench_function("fixed_base_mul", |b| {
+        b.iter(|| black_box(&s) * RISTRETTO_BASEPOINT_TABLE)
+    });
+    let cp = p.compress();
+    g.bench_function("compress", |b| b.iter(|| black_box(&p).compress()));
+    g.bench_function("decompress", |b| b.iter(|| black_box(&cp).decompress()));
+    g.finish();
+
+    // In place over a warm buffer: the cipher's raw speed.
+    let mut g = c.benchmark_group("baseline/chacha20poly1305");
+    let aead = ChaCha20Poly1305::new(&[9u8; 32].into());
+    for (name, len) in SIZES {
+        let mut buf = vec![0u8; len];
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                aead.encrypt_inout_detached(&Nonce::default(), &[], InOutBuf::from(&mut buf[..]))
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+
+    // Borrowed plaintext in, fresh ciphertext out, as `Aead::encrypt` does and
+    // as sealing does: the like-for-like baseline for `seal`.
+    let mut g = c.benchmark_group("baseline/chacha20poly1305_alloc");
+    for (name, len) in SIZES {
+        let pt = vec![0u8; len];
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut v = Vec::with_capacity(len + 16);
+                v.extend_from_slice(black_box(&pt));
+                let tag = aead
+                    .encrypt_inout_detached(&Nonce::default(), &[], InOutBuf::from(&mut v[..]))
+                    .unwrap();
+                v.extend_from_slice(&tag);
+                v
+            })
+        });
+    }
+    g.finish();
+}
+
+fn core_ops(c: &mut Criterion) {
+    let mut r = rng();
+    let patient = PatientKeys::generate_with_rng(Identity::new("patient").unwrap(), &mut r);
+    let lab = patient.portion_secret(&PortionLabel::new("lab").unwrap(), 0);
+    let user = KeyPair::generate_with_rng(&mut r);
+    let rekey = ReKey::generate_with_rng(&lab, user.public(), &mut r);
+
+    let mut g = c.benchmark_group("seal");
+    for (name, len) in SIZES {
+        let pt = vec![0x42u8; len];
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                SealedPortion::seal_with_rng(
+                    lab.public(),
+                    RecordId::from_bytes([1; 16]),
+                    T0,
+                    black_box(&pt),
+                    &mut r,
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.finish();
+
+    let enc = PortionEncryptor::new(lab.public());
+    let mut g = c.benchmark_group("seal_table");
+    g.bench_function("32B", |b| {
+        b.iter(|| {
+            enc.seal_with_rng(
+                RecordId::from_bytes([1; 16]),
+                T0,
+                black_box(&[0x42; 32]),
+                &mut r,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("open_owner");
+    for (name, len) in [("32B", 32), ("1MiB", 1 << 20)] {
+        let s = SealedPortion::seal_with_rng(
+            lab.public(),
+            RecordId::from_bytes([1; 16]),
+            T0,
+            &vec![1u8; len],
+            &mut r,
+        )
+        .unwrap();
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| s.open_as_owner(black_box(&lab)).unwrap())
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("rekey");
+    g.bench_function("generate", |b| {
+        b.iter(|| ReKey::generate_with_rng(black_box(&lab), user.public(), &mut r))
+    });
+    g.finish();
+
+    let small = SealedPortion::seal_with_rng(
+        lab.public(),
+        RecordId::from_bytes([1; 16]),
+        T0,
+        &[5u8; 32],
+        &mut r,
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("reencrypt");
+    g.bench_function("single", |b| {
+        b.iter(|| rekey.reencrypt(black_box(small.header())).unwrap())
+    });
+    g.bench_function("with_proof", |b| {
+        b.iter(|| {
+            rekey
+                .reencrypt_with_proof_with_rng(black_box(small.header()), &mut r)
+                .unwrap()
+        })
+    });
+    for n in [1usize, 16, 256] {
+        let sealed: Vec<SealedPortion> = (0..n)
+            .map(|i| {
+                SealedPortion::seal_with_rng(
+                    lab.public(),
+                    RecordId::from_bytes([i as u8; 16]),
+                    T0,
+                    &[5u8; 32],
+                    &mut r,
+                )
+                .unwrap()
+            })
+            .collect();
+        let headers: Vec<&PortionHeader> = sealed.iter().map(|s| s.header()).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("batch_{n}"), |b| {
+            b.iter(|| rekey.reencrypt_batch_with_rng(black_box(&headers), &mut r))
+        });
+    }
+    g.finish();
+
+    let rc = rekey.reencrypt(small.header()).unwrap();
+    let opener = DelegateeOpener::new(&user, rekey.ephemeral(), lab.public().key());
+    let mut g = c.benchmark_group("delegatee_open");
+    g.bench_function("first_32B", |b| {
+        b.iter(|| small.open_as_delegatee(black_box(&user), &rc).unwrap())
+    });
+    g.bench_function("cached_32B", |b| {
+        b.iter(|| opener.open(black_box(&small), &rc).unwrap())
+    });
+    let rcp = rekey
+        .reencrypt_with_proof_with_rng(small.header(), &mut r)
+        .unwrap();
+    g.bench_function("cached_32B_with_proof", |b| {
+        b.iter(|| opener.open(black_box(&small), &rcp).unwrap())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("decode");
+    let hb = small.header().to_bytes();
+    g.bench_function("header", |b| {
+        b.iter(|| PortionHeader::from_bytes(black_box(&hb)).unwrap())
+    });
+    let kb = rekey.to_bytes();
+    g.bench_function("rekey", |b| {
+        b.iter_batched(
+            || kb.clone(),
+            |k| ReKey::from_bytes(&k).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, baselines, core_ops);
+criterion_main!(benches);
