@@ -3,7 +3,7 @@
 //! `cargo bench --bench core`. Every figure is meant to be read as a ratio to
 //! a baseline measured in the same run (`baseline/*`): these machines are
 //! shared and noisy, ratios hold where absolute times drift.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::hint::black_box;
 
