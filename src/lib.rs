@@ -55,6 +55,8 @@ mod portion;
 mod reencrypt;
 mod rekey;
 mod rng;
+pub mod srs;
+pub mod store;
 
 pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};
 pub use dem::{CHUNK_LEN, SEALED_CHUNK_LEN, TAG_LEN, sealed_len};
