@@ -201,7 +201,8 @@ impl AuditEntry {
             opt(self.patient.as_ref().map(Identity::as_str)),
             opt(self.label.as_ref().map(PortionLabel::as_str)),
             opt(self.user.as_ref().map(Identity::as_str)),
-            self.record_id.map_or_else(|| "null".to_owned(), |r| format!("\"{r}\"")),
+            self.record_id
+                .map_or_else(|| "null".to_owned(), |r| format!("\"{r}\"")),
             self.outcome,
             json_string(&self.detail),
             hex(prev_hash),
@@ -388,7 +389,10 @@ pub(crate) fn verify_chain(
     let mut seq = 0u64;
     for rec in records {
         let expected = seq + 1;
-        if rec.entry.seq != expected || rec.prev_hash != prev || chain_hash(&prev, &rec.entry) != rec.hash {
+        if rec.entry.seq != expected
+            || rec.prev_hash != prev
+            || chain_hash(&prev, &rec.entry) != rec.hash
+        {
             return Err(SrsError::AuditChainBroken { seq: expected });
         }
         prev = rec.hash;
@@ -404,7 +408,9 @@ pub(crate) fn verify_chain(
             if h.seq != seq || h.hash != prev {
                 // Entries after the last one present were removed (or added
                 // without the key).
-                return Err(SrsError::AuditChainBroken { seq: seq.min(h.seq) + 1 });
+                return Err(SrsError::AuditChainBroken {
+                    seq: seq.min(h.seq) + 1,
+                });
             }
             Ok((seq, prev))
         }
@@ -477,7 +483,11 @@ impl Journal {
             let entry = d.finish(seq);
             let prev_hash = g.head;
             let hash = chain_hash(&prev_hash, &entry);
-            g.pending.push(StoreOp::AppendAudit(AuditRecord { entry, prev_hash, hash }));
+            g.pending.push(StoreOp::AppendAudit(AuditRecord {
+                entry,
+                prev_hash,
+                hash,
+            }));
             g.head = hash;
             g.next_seq += 1;
         }

@@ -61,7 +61,8 @@ use crate::reencrypt::ReCapsule;
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
 use crate::store::{
-    GrantRecord, GrantState, MemoryStore, PatientRecord, PortionRecord, Store, StoreOp, UserRecord, UserStatus,
+    GrantRecord, GrantState, MemoryStore, PatientRecord, PortionRecord, Store, StoreOp, UserRecord,
+    UserStatus,
 };
 use audit::{Draft, Journal, verify_chain};
 use seal::{RekeySealer, head_mac};
@@ -156,17 +157,31 @@ impl Registry {
     }
 
     /// The patient's portion points with this label (every epoch).
-    fn portions_labelled<'a>(&'a self, patient: &Identity, label: &'a PortionLabel) -> impl Iterator<Item = &'a [u8; 32]> + 'a {
+    fn portions_labelled<'a>(
+        &'a self,
+        patient: &Identity,
+        label: &'a PortionLabel,
+    ) -> impl Iterator<Item = &'a [u8; 32]> + 'a {
         self.patient_portions
             .get(patient)
             .into_iter()
             .flatten()
-            .filter(move |p| self.portions.get(*p).is_some_and(|r| r.key.label() == label))
+            .filter(move |p| {
+                self.portions
+                    .get(*p)
+                    .is_some_and(|r| r.key.label() == label)
+            })
     }
 
     /// Decides whether `user` may have `header` re-encrypted now; on success
     /// returns the key to do it with.
-    fn authorize(&self, user: &Identity, header: &PortionHeader, now: u64, draft: &mut Draft) -> Result<&ReKey, Denial> {
+    fn authorize(
+        &self,
+        user: &Identity,
+        header: &PortionHeader,
+        now: u64,
+        draft: &mut Draft,
+    ) -> Result<&ReKey, Denial> {
         match self.users.get(user) {
             Some(u) if u.status == UserStatus::Active => {}
             _ => return Err(Denial::NotRegistered),
@@ -179,7 +194,11 @@ impl Registry {
         if portion.key.label() != ctx.label() || portion.key.epoch() != ctx.epoch() {
             return Err(Denial::InvalidCapsule);
         }
-        let grant = self.grants.get(point).and_then(|m| m.get(user)).ok_or(Denial::NotGranted)?;
+        let grant = self
+            .grants
+            .get(point)
+            .and_then(|m| m.get(user))
+            .ok_or(Denial::NotGranted)?;
         let rekey = match &grant.status {
             GrantStatus::Active(k) => k,
             GrantStatus::Revoked(_) => return Err(Denial::Revoked),
@@ -253,7 +272,12 @@ impl Srs {
         let key = StorageKey::generate();
         Self {
             registry: RwLock::new(Registry::default()),
-            journal: Journal::new(Arc::new(MemoryStore::new()), head_mac(&key), 0, audit::genesis_hash()),
+            journal: Journal::new(
+                Arc::new(MemoryStore::new()),
+                head_mac(&key),
+                0,
+                audit::genesis_hash(),
+            ),
             sealer: RekeySealer::new(&key),
             clock: Arc::new(SystemClock),
             escrow: None,
@@ -266,8 +290,14 @@ impl Srs {
     /// # Errors
     /// As [`Srs::open`] and [`crate::store::SqliteStore::open`].
     #[cfg(feature = "sqlite")]
-    pub fn open_sqlite(path: impl AsRef<std::path::Path>, storage_key: StorageKey) -> Result<Self, SrsError> {
-        Self::open(SrsConfig::new(crate::store::SqliteStore::open(path)?, storage_key))
+    pub fn open_sqlite(
+        path: impl AsRef<std::path::Path>,
+        storage_key: StorageKey,
+    ) -> Result<Self, SrsError> {
+        Self::open(SrsConfig::new(
+            crate::store::SqliteStore::open(path)?,
+            storage_key,
+        ))
     }
 
     /// Opens an SRS on the configured store and restores everything in it:
@@ -294,7 +324,8 @@ impl Srs {
 
         let mut reg = Registry::default();
         for u in stored.users {
-            reg.user_keys.insert(u.public_key.to_bytes(), u.identity.clone());
+            reg.user_keys
+                .insert(u.public_key.to_bytes(), u.identity.clone());
             reg.users.insert(u.identity.clone(), u);
         }
         for p in stored.patients {
@@ -305,16 +336,26 @@ impl Srs {
                 return Err(SrsError::Tampered("portion record"));
             }
             let point = p.key.key().to_bytes();
-            reg.patient_portions.entry(p.patient.clone()).or_default().push(point);
+            reg.patient_portions
+                .entry(p.patient.clone())
+                .or_default()
+                .push(point);
             reg.portions.insert(point, p);
         }
         for g in stored.grants {
             let portion = reg
                 .portions_labelled(&g.patient, &g.label)
                 .copied()
-                .find(|p| reg.portions.get(p).is_some_and(|r| r.key.epoch() == g.epoch))
+                .find(|p| {
+                    reg.portions
+                        .get(p)
+                        .is_some_and(|r| r.key.epoch() == g.epoch)
+                })
                 .ok_or(SrsError::Tampered("grant record"))?;
-            let user = reg.users.get(&g.user).ok_or(SrsError::Tampered("grant record"))?;
+            let user = reg
+                .users
+                .get(&g.user)
+                .ok_or(SrsError::Tampered("grant record"))?;
             let status = match &g.state {
                 GrantState::Active { sealed_rekey } => {
                     let k = sealer.open(sealed_rekey, (&g.patient, &g.label, g.epoch, &g.user))?;
@@ -346,11 +387,15 @@ impl Srs {
         // No code path panics while holding the lock; if a caller's panic
         // ever poisoned it, the registry is still consistent (changes are
         // made in memory only after they are durable, in one step).
-        self.registry.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Registry> {
-        self.registry.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers a data user.
@@ -359,7 +404,12 @@ impl Srs {
     /// [`SrsError::AlreadyRegistered`] if the identity was ever registered;
     /// [`SrsError::KeyInUse`] if another user has this public key;
     /// [`SrsError::Store`] / [`SrsError::Unavailable`] if it could not be made durable.
-    pub fn register_user(&self, identity: &Identity, role: Role, public_key: &PublicKey) -> Result<(), SrsError> {
+    pub fn register_user(
+        &self,
+        identity: &Identity,
+        role: Role,
+        public_key: &PublicKey,
+    ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
         if reg.users.contains_key(identity) {
@@ -378,8 +428,10 @@ impl Srs {
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterUser);
         d.user = Some(identity.clone());
         d.detail = format!("role={} key={}", rec.role, public_key);
-        self.journal.commit(vec![StoreOp::PutUser(rec.clone())], vec![d])?;
-        reg.user_keys.insert(public_key.to_bytes(), identity.clone());
+        self.journal
+            .commit(vec![StoreOp::PutUser(rec.clone())], vec![d])?;
+        reg.user_keys
+            .insert(public_key.to_bytes(), identity.clone());
         reg.users.insert(identity.clone(), rec);
         Ok(())
     }
@@ -405,7 +457,13 @@ impl Srs {
                 && let Some(portion) = reg.portions.get(point)
             {
                 ops.push(StoreOp::PutGrant(revoked_record(portion, identity, g, now)));
-                drafts.push(revoke_draft(now, HOST_ACTOR, portion, identity, "user removed"));
+                drafts.push(revoke_draft(
+                    now,
+                    HOST_ACTOR,
+                    portion,
+                    identity,
+                    "user removed",
+                ));
                 revoked.push(*point);
             }
         }
@@ -425,17 +483,26 @@ impl Srs {
     /// [`SrsError::AlreadyRegistered`] if the patient exists or a (label,
     /// epoch) repeats; [`SrsError::KeyInUse`] if a portion key is registered
     /// already; store errors.
-    pub fn register_patient(&self, patient: &Identity, portions: &[PortionPublicKey]) -> Result<(), SrsError> {
+    pub fn register_patient(
+        &self,
+        patient: &Identity,
+        portions: &[PortionPublicKey],
+    ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
         if reg.patients.contains_key(patient) {
             return Err(SrsError::AlreadyRegistered);
         }
         for (i, p) in portions.iter().enumerate() {
-            if reg.portions.contains_key(p.key().as_bytes()) || portions[..i].iter().any(|q| q.key() == p.key()) {
+            if reg.portions.contains_key(p.key().as_bytes())
+                || portions[..i].iter().any(|q| q.key() == p.key())
+            {
                 return Err(SrsError::KeyInUse);
             }
-            if portions[..i].iter().any(|q| q.label() == p.label() && q.epoch() == p.epoch()) {
+            if portions[..i]
+                .iter()
+                .any(|q| q.label() == p.label() && q.epoch() == p.epoch())
+            {
                 return Err(SrsError::AlreadyRegistered);
             }
         }
@@ -447,7 +514,10 @@ impl Srs {
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPatient);
         d.patient = Some(patient.clone());
         let mut drafts = vec![d];
-        let records: Vec<PortionRecord> = portions.iter().map(|k| portion_record(patient, k, now)).collect();
+        let records: Vec<PortionRecord> = portions
+            .iter()
+            .map(|k| portion_record(patient, k, now))
+            .collect();
         for r in &records {
             ops.push(StoreOp::PutPortion(r.clone()));
             drafts.push(portion_draft(now, r));
@@ -456,7 +526,10 @@ impl Srs {
         reg.patients.insert(patient.clone(), prec);
         for r in records {
             let point = r.key.key().to_bytes();
-            reg.patient_portions.entry(patient.clone()).or_default().push(point);
+            reg.patient_portions
+                .entry(patient.clone())
+                .or_default()
+                .push(point);
             reg.portions.insert(point, r);
         }
         Ok(())
@@ -477,16 +550,23 @@ impl Srs {
         if reg.portions.contains_key(key.key().as_bytes()) {
             return Err(SrsError::KeyInUse);
         }
-        if reg
-            .portions_labelled(patient, key.label())
-            .any(|p| reg.portions.get(p).is_some_and(|r| r.key.epoch() == key.epoch()))
-        {
+        if reg.portions_labelled(patient, key.label()).any(|p| {
+            reg.portions
+                .get(p)
+                .is_some_and(|r| r.key.epoch() == key.epoch())
+        }) {
             return Err(SrsError::AlreadyRegistered);
         }
         let r = portion_record(patient, key, now);
-        self.journal.commit(vec![StoreOp::PutPortion(r.clone())], vec![portion_draft(now, &r)])?;
+        self.journal.commit(
+            vec![StoreOp::PutPortion(r.clone())],
+            vec![portion_draft(now, &r)],
+        )?;
         let point = key.key().to_bytes();
-        reg.patient_portions.entry(patient.clone()).or_default().push(point);
+        reg.patient_portions
+            .entry(patient.clone())
+            .or_default()
+            .push(point);
         reg.portions.insert(point, r);
         Ok(())
     }
@@ -543,11 +623,16 @@ impl Srs {
         }
         let point = rekey.portion_key().to_bytes();
         let portion = reg.portions.get(&point).ok_or(SrsError::RekeyMismatch)?;
-        if &portion.patient != patient || portion.key.label() != label || rekey.delegatee() != &urec.public_key {
+        if &portion.patient != patient
+            || portion.key.label() != label
+            || rekey.delegatee() != &urec.public_key
+        {
             return Err(SrsError::RekeyMismatch);
         }
         let epoch = portion.key.epoch();
-        let sealed_rekey = self.sealer.seal(&rekey, (patient, label, epoch, user), &mut os_rng())?;
+        let sealed_rekey =
+            self.sealer
+                .seal(&rekey, (patient, label, epoch, user), &mut os_rng())?;
         let rec = GrantRecord {
             patient: patient.clone(),
             label: label.clone(),
@@ -573,7 +658,10 @@ impl Srs {
             granted_at: now,
             status: GrantStatus::Active(Box::new(rekey)),
         };
-        reg.grants.entry(point).or_default().insert(user.clone(), grant);
+        reg.grants
+            .entry(point)
+            .or_default()
+            .insert(user.clone(), grant);
         Ok(())
     }
 
@@ -586,7 +674,12 @@ impl Srs {
     /// [`SrsError::UnknownPatient`], [`SrsError::UnknownUser`],
     /// [`SrsError::UnknownPortion`]; [`SrsError::NotGranted`] if there is no
     /// active grant; store errors.
-    pub fn revoke(&self, patient: &Identity, label: &PortionLabel, user: &Identity) -> Result<(), SrsError> {
+    pub fn revoke(
+        &self,
+        patient: &Identity,
+        label: &PortionLabel,
+        user: &Identity,
+    ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
         if !reg.patients.contains_key(patient) {
@@ -603,8 +696,10 @@ impl Srs {
         let mut drafts = Vec::new();
         let mut hit = Vec::new();
         for point in points {
-            if let (Some(portion), Some(g)) = (reg.portions.get(&point), reg.grants.get(&point).and_then(|m| m.get(user)))
-                && matches!(g.status, GrantStatus::Active(_))
+            if let (Some(portion), Some(g)) = (
+                reg.portions.get(&point),
+                reg.grants.get(&point).and_then(|m| m.get(user)),
+            ) && matches!(g.status, GrantStatus::Active(_))
             {
                 ops.push(StoreOp::PutGrant(revoked_record(portion, user, g, now)));
                 drafts.push(revoke_draft(now, patient.as_str(), portion, user, ""));
@@ -632,7 +727,11 @@ impl Srs {
     ///
     /// # Errors
     /// [`SrsError::Denied`] with the reason; store errors.
-    pub fn reencrypt(&self, user: &Identity, header: &PortionHeader) -> Result<ReCapsule, SrsError> {
+    pub fn reencrypt(
+        &self,
+        user: &Identity,
+        header: &PortionHeader,
+    ) -> Result<ReCapsule, SrsError> {
         self.reencrypt_one(user, header, false)
     }
 
@@ -640,7 +739,11 @@ impl Srs {
     ///
     /// # Errors
     /// As [`Srs::reencrypt`].
-    pub fn reencrypt_with_proof(&self, user: &Identity, header: &PortionHeader) -> Result<ReCapsule, SrsError> {
+    pub fn reencrypt_with_proof(
+        &self,
+        user: &Identity,
+        header: &PortionHeader,
+    ) -> Result<ReCapsule, SrsError> {
         self.reencrypt_one(user, header, true)
     }
 
@@ -654,7 +757,12 @@ impl Srs {
         self.reencrypt(user, &h)
     }
 
-    fn reencrypt_one(&self, user: &Identity, header: &PortionHeader, proof: bool) -> Result<ReCapsule, SrsError> {
+    fn reencrypt_one(
+        &self,
+        user: &Identity,
+        header: &PortionHeader,
+        proof: bool,
+    ) -> Result<ReCapsule, SrsError> {
         let now = self.clock.now();
         let reg = self.read();
         let mut d = reencrypt_draft(now, user, header);
@@ -692,7 +800,10 @@ impl Srs {
     ) -> Result<Vec<Result<ReCapsule, Denial>>, SrsError> {
         let now = self.clock.now();
         let reg = self.read();
-        let mut drafts: Vec<Draft> = headers.iter().map(|h| reencrypt_draft(now, user, h)).collect();
+        let mut drafts: Vec<Draft> = headers
+            .iter()
+            .map(|h| reencrypt_draft(now, user, h))
+            .collect();
         let mut results: Vec<Result<ReCapsule, Denial>> = Vec::with_capacity(headers.len());
         // Authorized headers, grouped by the key that re-encrypts them.
         let mut groups: Vec<(&ReKey, Vec<usize>)> = Vec::new();
@@ -709,7 +820,10 @@ impl Srs {
             }
         }
         for (k, idx) in groups {
-            let hs: Vec<&PortionHeader> = idx.iter().filter_map(|&i| headers.get(i).copied()).collect();
+            let hs: Vec<&PortionHeader> = idx
+                .iter()
+                .filter_map(|&i| headers.get(i).copied())
+                .collect();
             for (i, rc) in idx.into_iter().zip(k.reencrypt_batch(&hs)) {
                 if let Some(slot) = results.get_mut(i) {
                     *slot = rc.map_err(|_| Denial::InvalidCapsule);
@@ -737,7 +851,11 @@ impl Srs {
     pub fn registry(&self) -> RegistryView {
         let reg = self.read();
         let mut view = RegistryView {
-            users: reg.users.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            users: reg
+                .users
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             ..RegistryView::default()
         };
         for p in reg.patients.keys() {
@@ -752,7 +870,9 @@ impl Srs {
             view.patients.insert(p.clone(), keys);
         }
         for (point, by_user) in &reg.grants {
-            let Some(portion) = reg.portions.get(point) else { continue };
+            let Some(portion) = reg.portions.get(point) else {
+                continue;
+            };
             for (user, g) in by_user {
                 let info = GrantInfo {
                     patient: portion.patient.clone(),
@@ -771,7 +891,15 @@ impl Srs {
                         GrantStatus::Revoked(_) => None,
                     },
                 };
-                view.grants.insert((info.patient.clone(), info.label.clone(), info.epoch, user.clone()), info);
+                view.grants.insert(
+                    (
+                        info.patient.clone(),
+                        info.label.clone(),
+                        info.epoch,
+                        user.clone(),
+                    ),
+                    info,
+                );
             }
         }
         view
@@ -804,7 +932,13 @@ impl Srs {
     /// # Errors
     /// Store errors.
     pub fn audit_entries(&self, from_seq: u64) -> Result<Vec<AuditEntry>, SrsError> {
-        Ok(self.journal.store().audit(from_seq)?.into_iter().map(|r| r.entry).collect())
+        Ok(self
+            .journal
+            .store()
+            .audit(from_seq)?
+            .into_iter()
+            .map(|r| r.entry)
+            .collect())
     }
 
     /// Writes the audit chain as JSON lines (one object per entry, with
@@ -815,8 +949,12 @@ impl Srs {
     pub fn export_audit_jsonl<W: Write>(&self, out: &mut W) -> Result<u64, SrsError> {
         let mut n = 0;
         for r in self.journal.store().audit(1)? {
-            writeln!(out, "{}", r.entry.to_json(&r.prev_hash, &r.hash))
-                .map_err(|e| SrsError::Store(crate::store::StoreError::with_source("writing the audit export", e)))?;
+            writeln!(out, "{}", r.entry.to_json(&r.prev_hash, &r.hash)).map_err(|e| {
+                SrsError::Store(crate::store::StoreError::with_source(
+                    "writing the audit export",
+                    e,
+                ))
+            })?;
             n += 1;
         }
         Ok(n)
@@ -852,7 +990,13 @@ fn revoked_record(portion: &PortionRecord, user: &Identity, g: &Grant, now: u64)
     }
 }
 
-fn revoke_draft(now: u64, actor: &str, portion: &PortionRecord, user: &Identity, why: &str) -> Draft {
+fn revoke_draft(
+    now: u64,
+    actor: &str,
+    portion: &PortionRecord,
+    user: &Identity,
+    why: &str,
+) -> Draft {
     let mut d = Draft::new(now, actor, AuditAction::Revoke);
     d.patient = Some(portion.patient.clone());
     d.label = Some(portion.key.label().clone());

@@ -23,7 +23,10 @@ const TAG_LEN: usize = 16;
 fn subkey(storage: &StorageKey, info: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut k = Zeroizing::new([0u8; 32]);
     // 32 bytes of output is always within HKDF's limit.
-    if Hkdf::<Sha256>::new(Some(SALT), storage.as_bytes()).expand(info, k.as_mut()).is_err() {
+    if Hkdf::<Sha256>::new(Some(SALT), storage.as_bytes())
+        .expand(info, k.as_mut())
+        .is_err()
+    {
         k.zeroize();
     }
     k
@@ -40,7 +43,13 @@ fn row_aad(patient: &Identity, label: &PortionLabel, epoch: u32, user: &Identity
     let mut v = Vec::with_capacity(64);
     encode_parts(
         &mut v,
-        &[b"grant", patient.as_bytes(), label.as_bytes(), &epoch.to_be_bytes(), user.as_bytes()],
+        &[
+            b"grant",
+            patient.as_bytes(),
+            label.as_bytes(),
+            &epoch.to_be_bytes(),
+            user.as_bytes(),
+        ],
     );
     v
 }
@@ -93,7 +102,9 @@ impl RekeySealer {
         let tag = Tag::try_from(tag).map_err(|_| BAD)?;
         let mut pt = Zeroizing::new(vec![0u8; ct.len()]);
         let buf = InOutBuf::new(ct, &mut pt).map_err(|_| BAD)?;
-        self.0.decrypt_inout_detached(&nonce, &aad, buf, &tag).map_err(|_| BAD)?;
+        self.0
+            .decrypt_inout_detached(&nonce, &aad, buf, &tag)
+            .map_err(|_| BAD)?;
         ReKey::from_bytes(&pt).map_err(|_| BAD)
     }
 }

@@ -219,7 +219,9 @@ impl fmt::Display for SrsError {
             Self::AlreadyRegistered => f.write_str("identity already registered"),
             Self::KeyInUse => f.write_str("key already registered"),
             Self::UserRemoved => f.write_str("user was removed"),
-            Self::RekeyMismatch => f.write_str("re-encryption key does not match patient, portion or user"),
+            Self::RekeyMismatch => {
+                f.write_str("re-encryption key does not match patient, portion or user")
+            }
             Self::NotGranted => f.write_str("no active grant"),
             Self::Malformed(e) => write!(f, "malformed input: {e}"),
             Self::EscrowDisabled => f.write_str("escrow key issuance is not enabled"),

@@ -37,7 +37,10 @@ impl StoreError {
     }
 
     /// A store error caused by another error.
-    pub fn with_source(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         Self {
             message: message.into(),
             corrupt: false,
@@ -72,7 +75,9 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -257,7 +262,9 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
         // Applying ops cannot fail or panic part way, so a lock poisoned by a
         // panic elsewhere still guards a consistent state.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -277,11 +284,20 @@ impl Store for MemoryStore {
         let mut g = self.lock();
         for op in ops {
             match op {
-                StoreOp::PutUser(u) => upsert(&mut g.state.users, u.clone(), |a, b| a.identity == b.identity),
-                StoreOp::PutPatient(p) => upsert(&mut g.state.patients, p.clone(), |a, b| a.identity == b.identity),
-                StoreOp::PutPortion(p) => upsert(&mut g.state.portions, p.clone(), |a, b| a.key.key() == b.key.key()),
+                StoreOp::PutUser(u) => upsert(&mut g.state.users, u.clone(), |a, b| {
+                    a.identity == b.identity
+                }),
+                StoreOp::PutPatient(p) => upsert(&mut g.state.patients, p.clone(), |a, b| {
+                    a.identity == b.identity
+                }),
+                StoreOp::PutPortion(p) => upsert(&mut g.state.portions, p.clone(), |a, b| {
+                    a.key.key() == b.key.key()
+                }),
                 StoreOp::PutGrant(gr) => upsert(&mut g.state.grants, gr.clone(), |a, b| {
-                    a.patient == b.patient && a.label == b.label && a.epoch == b.epoch && a.user == b.user
+                    a.patient == b.patient
+                        && a.label == b.label
+                        && a.epoch == b.epoch
+                        && a.user == b.user
                 }),
                 StoreOp::AppendAudit(a) => g.audit.push(a.clone()),
                 StoreOp::SetAuditHead(h) => g.state.audit_head = Some(*h),
@@ -291,6 +307,12 @@ impl Store for MemoryStore {
     }
 
     fn audit(&self, from_seq: u64) -> Result<Vec<AuditRecord>, StoreError> {
-        Ok(self.lock().audit.iter().filter(|a| a.entry.seq >= from_seq).cloned().collect())
+        Ok(self
+            .lock()
+            .audit
+            .iter()
+            .filter(|a| a.entry.seq >= from_seq)
+            .cloned()
+            .collect())
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AuditHead, AuditRecord, GrantRecord, GrantState, PatientRecord, PortionRecord, Store, StoreError, StoreOp,
-    StoredState, UserRecord, UserStatus,
+    AuditHead, AuditRecord, GrantRecord, GrantState, PatientRecord, PortionRecord, Store,
+    StoreError, StoreOp, StoredState, UserRecord, UserStatus,
 };
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{PortionPublicKey, PublicKey};
@@ -82,22 +82,34 @@ impl SqliteStore {
     }
 
     fn from_connection(conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err("setting WAL"))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err("setting synchronous"))?;
-        conn.execute_batch(SCHEMA).map_err(err("creating the schema"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err("setting WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err("setting synchronous"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(err("creating the schema"))?;
         let version: Option<i64> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err("reading the schema version"))?;
         match version {
             None => {
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", params![SCHEMA_VERSION])
-                    .map_err(err("writing the schema version"))?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION],
+                )
+                .map_err(err("writing the schema version"))?;
             }
             Some(SCHEMA_VERSION) => {}
             Some(v) => return Err(StoreError::new(format!("unknown schema version {v}"))),
         }
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -166,16 +178,25 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()
             ])?;
         }
         StoreOp::AppendAudit(a) => {
-            tx.prepare_cached("INSERT INTO audit (seq, entry, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![to_i64(a.entry.seq), a.entry.to_bytes(), &a.prev_hash[..], &a.hash[..]])?;
+            tx.prepare_cached(
+                "INSERT INTO audit (seq, entry, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                to_i64(a.entry.seq),
+                a.entry.to_bytes(),
+                &a.prev_hash[..],
+                &a.hash[..]
+            ])?;
         }
         StoreOp::SetAuditHead(h) => {
             let mut v = Vec::with_capacity(72);
             v.extend_from_slice(&h.seq.to_be_bytes());
             v.extend_from_slice(&h.hash);
             v.extend_from_slice(&h.mac);
-            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_head', ?1)")?
-                .execute(params![v])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_head', ?1)",
+            )?
+            .execute(params![v])?;
         }
     }
     Ok(())
@@ -224,7 +245,9 @@ impl Store for SqliteStore {
             });
         }
 
-        let mut q = conn.prepare("SELECT identity, registered_at FROM patients").map_err(err("reading patients"))?;
+        let mut q = conn
+            .prepare("SELECT identity, registered_at FROM patients")
+            .map_err(err("reading patients"))?;
         let rows = q
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(err("reading patients"))?;
@@ -283,7 +306,8 @@ impl Store for SqliteStore {
             })
             .map_err(err("reading grants"))?;
         for row in rows {
-            let (patient, label, epoch, user, since, expiry, at, revoked, sealed) = row.map_err(err("reading grants"))?;
+            let (patient, label, epoch, user, since, expiry, at, revoked, sealed) =
+                row.map_err(err("reading grants"))?;
             let state = match (revoked, sealed) {
                 (None, Some(sealed_rekey)) => GrantState::Active { sealed_rekey },
                 (Some(t), None) => GrantState::Revoked(to_u64(t)),
@@ -302,7 +326,9 @@ impl Store for SqliteStore {
         }
 
         let head: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(err("reading the audit head"))?;
         st.audit_head = head.as_deref().map(decode_head).transpose()?;

@@ -1,0 +1,405 @@
+//! The design's properties 1–4 (DESIGN §7) as a state-machine property test:
+//! random sequences of register / remove / grant / revoke / seal / re-encrypt
+//! / open / clock / restart run against the SRS and against a plain
+//! reference model of who may read what; any divergence fails.
+//!
+//! Property 5 (concurrency) is in `srs_concurrency.rs`.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+
+mod common;
+use common::*;
+use proptest::prelude::*;
+use sesphr::srs::*;
+use sesphr::store::{MemoryStore, SqliteStore, Store};
+use sesphr::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const USERS: usize = 4; // user 3 is never registered by the generator below unless chosen
+const LABELS: [&str; 2] = ["medical", "lab"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Register(usize),
+    Remove(usize),
+    Grant {
+        user: usize,
+        label: usize,
+        since: Option<u64>,
+        expiry: Option<u64>,
+    },
+    Revoke {
+        user: usize,
+        label: usize,
+    },
+    Seal {
+        label: usize,
+        age: u64,
+    },
+    ReEncrypt {
+        user: usize,
+        record: usize,
+        batch: bool,
+    },
+    Advance(u64),
+    Restart,
+}
+
+/// Multiples of ten, so that record times, scope starts, expiries and the
+/// clock often meet exactly: the boundaries are where bugs live.
+fn tens(r: std::ops::Range<u64>) -> impl Strategy<Value = u64> + Clone {
+    r.prop_map(|x| x * 10)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let user = 0..USERS;
+    let label = 0..LABELS.len();
+    prop_oneof![
+        2 => user.clone().prop_map(Op::Register),
+        1 => user.clone().prop_map(Op::Remove),
+        4 => (user.clone(), label.clone(), proptest::option::of(tens(0..20)), proptest::option::of(tens(1..6)))
+            .prop_map(|(user, label, since, expiry)| Op::Grant { user, label, since, expiry }),
+        2 => (user.clone(), label.clone()).prop_map(|(user, label)| Op::Revoke { user, label }),
+        3 => (label, tens(0..15)).prop_map(|(label, age)| Op::Seal { label, age }),
+        8 => (user, any::<prop::sample::Index>(), any::<bool>())
+            .prop_map(|(user, r, batch)| Op::ReEncrypt { user, record: r.index(1 << 20), batch }),
+        2 => tens(1..4).prop_map(Op::Advance),
+        1 => Just(Op::Restart),
+    ]
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ModelUser {
+    Active,
+    Removed,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ModelGrant {
+    Active {
+        since: Option<u64>,
+        expiry: Option<u64>,
+    },
+    Revoked,
+}
+
+/// The reference model: nothing but maps and the rules of DESIGN §6.
+#[derive(Default)]
+struct Model {
+    users: HashMap<usize, ModelUser>,
+    grants: HashMap<(usize, usize), ModelGrant>,
+}
+
+impl Model {
+    fn may_read(&self, user: usize, label: usize, created_at: u64, now: u64) -> Result<(), Denial> {
+        if self.users.get(&user) != Some(&ModelUser::Active) {
+            return Err(Denial::NotRegistered);
+        }
+        match self.grants.get(&(user, label)) {
+            None => Err(Denial::NotGranted),
+            Some(ModelGrant::Revoked) => Err(Denial::Revoked),
+            Some(ModelGrant::Active {
+                expiry: Some(e), ..
+            }) if now >= *e => Err(Denial::Expired),
+            Some(ModelGrant::Active { since: Some(s), .. }) if created_at < *s => {
+                Err(Denial::OutOfScope)
+            }
+            Some(ModelGrant::Active { .. }) => Ok(()),
+        }
+    }
+}
+
+struct Record {
+    label: usize,
+    sealed: SealedPortion,
+    plaintext: Vec<u8>,
+}
+
+fn run(ops: &[Op], store: Arc<dyn Store>) {
+    let start = 10_000u64;
+    let clock = ManualClock::new(start);
+    let key = StorageKey::from_bytes(&[42; 32]);
+    let open = |clock: &ManualClock| {
+        Srs::open(SrsConfig::shared(store.clone(), key.clone()).clock(clock.clone())).unwrap()
+    };
+    let mut srs = open(&clock);
+    let mut r = rng(1);
+    let patient = patient(1);
+    let labels: Vec<PortionLabel> = LABELS.iter().map(|l| label(l)).collect();
+    let keys: Vec<PortionSecretKey> = labels
+        .iter()
+        .map(|l| patient.portion_secret(l, 0))
+        .collect();
+    srs.register_patient(
+        patient.patient(),
+        &keys.iter().map(|k| k.public().clone()).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let ids: Vec<Identity> = (0..USERS)
+        .map(|u| Identity::new(format!("user-{u}")).unwrap())
+        .collect();
+    let pairs: Vec<KeyPair> = (0..USERS).map(|u| user(u as u8)).collect();
+    let mut model = Model::default();
+    let mut records: Vec<Record> = Vec::new();
+    let mut entries = 2u64; // the patient and its... portions are counted below
+    entries += LABELS.len() as u64 - 1;
+
+    for (step, op) in ops.iter().enumerate() {
+        let now = clock.now();
+        let ctx = format!("step {step}: {op:?}");
+        match *op {
+            Op::Register(u) => {
+                let res = srs.register_user(&ids[u], Role::Doctor, pairs[u].public());
+                if model.users.contains_key(&u) {
+                    assert!(
+                        matches!(res, Err(SrsError::AlreadyRegistered)),
+                        "{ctx}: {res:?}"
+                    );
+                } else {
+                    res.unwrap();
+                    model.users.insert(u, ModelUser::Active);
+                    entries += 1;
+                }
+            }
+            Op::Remove(u) => {
+                let res = srs.remove_user(&ids[u]);
+                match model.users.get(&u) {
+                    None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
+                    Some(ModelUser::Removed) => {
+                        assert!(matches!(res, Err(SrsError::UserRemoved)), "{ctx}: {res:?}")
+                    }
+                    Some(ModelUser::Active) => {
+                        res.unwrap();
+                        model.users.insert(u, ModelUser::Removed);
+                        entries += 1;
+                        for l in 0..LABELS.len() {
+                            if let Some(g @ ModelGrant::Active { .. }) =
+                                model.grants.get_mut(&(u, l))
+                            {
+                                *g = ModelGrant::Revoked;
+                                entries += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Grant {
+                user: u,
+                label: l,
+                since,
+                expiry,
+            } => {
+                let rekey = ReKey::generate_with_rng(&keys[l], pairs[u].public(), &mut r);
+                let scope = since.map_or(Scope::AllRecords, |s| Scope::Since(now - 100 + s));
+                let expiry = expiry.map(|e| now + e);
+                let res = srs.grant(patient.patient(), &labels[l], &ids[u], rekey, scope, expiry);
+                match model.users.get(&u) {
+                    None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
+                    Some(ModelUser::Removed) => {
+                        assert!(matches!(res, Err(SrsError::UserRemoved)), "{ctx}: {res:?}")
+                    }
+                    Some(ModelUser::Active) => {
+                        res.unwrap();
+                        let since = match scope {
+                            Scope::AllRecords => None,
+                            Scope::Since(t) => Some(t),
+                        };
+                        model
+                            .grants
+                            .insert((u, l), ModelGrant::Active { since, expiry });
+                        entries += 1;
+                    }
+                }
+            }
+            Op::Revoke { user: u, label: l } => {
+                let res = srs.revoke(patient.patient(), &labels[l], &ids[u]);
+                if !model.users.contains_key(&u) {
+                    assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}");
+                } else if matches!(model.grants.get(&(u, l)), Some(ModelGrant::Active { .. })) {
+                    res.unwrap();
+                    model.grants.insert((u, l), ModelGrant::Revoked);
+                    entries += 1;
+                } else {
+                    assert!(matches!(res, Err(SrsError::NotGranted)), "{ctx}: {res:?}");
+                }
+            }
+            Op::Seal { label: l, age } => {
+                let plaintext = plaintext(20 + records.len(), records.len() as u8);
+                let sealed = SealedPortion::seal_with_rng(
+                    keys[l].public(),
+                    RecordId::random_with_rng(&mut r),
+                    now - age,
+                    &plaintext,
+                    &mut r,
+                )
+                .unwrap();
+                records.push(Record {
+                    label: l,
+                    sealed,
+                    plaintext,
+                });
+            }
+            Op::ReEncrypt {
+                user: u,
+                record,
+                batch,
+            } => {
+                if records.is_empty() {
+                    continue;
+                }
+                let rec = &records[record % records.len()];
+                let created = rec.sealed.header().context().created_at();
+                let expected = model.may_read(u, rec.label, created, now);
+                let got = if batch {
+                    // A batch of the chosen record and one more: each judged on its own.
+                    let other = &records[(record + 1) % records.len()];
+                    let out = srs
+                        .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()])
+                        .unwrap();
+                    let other_expected = model.may_read(
+                        u,
+                        other.label,
+                        other.sealed.header().context().created_at(),
+                        now,
+                    );
+                    assert_eq!(
+                        out[1].as_ref().map(|_| ()).map_err(|d| *d),
+                        other_expected,
+                        "{ctx}: batch second"
+                    );
+                    entries += 1;
+                    out.into_iter().next().unwrap().map_err(SrsError::Denied)
+                } else {
+                    srs.reencrypt(&ids[u], rec.sealed.header())
+                };
+                entries += 1;
+                match (expected, got) {
+                    (Ok(()), Ok(rc)) => {
+                        // Property 2: the granted user recovers exactly the plaintext.
+                        assert_eq!(
+                            rec.sealed.open_as_delegatee(&pairs[u], &rc).unwrap(),
+                            rec.plaintext,
+                            "{ctx}"
+                        );
+                        // ...and nobody else can use that re-capsule.
+                        let other = (u + 1) % USERS;
+                        assert!(
+                            rec.sealed.open_as_delegatee(&pairs[other], &rc).is_err(),
+                            "{ctx}"
+                        );
+                    }
+                    (Err(d), Err(SrsError::Denied(got))) => assert_eq!(d, got, "{ctx}"),
+                    (e, g) => panic!("{ctx}: model says {e:?}, SRS says {g:?}"),
+                }
+                // The patient always reads their own records.
+                assert_eq!(
+                    rec.sealed.open_as_owner(&keys[rec.label]).unwrap(),
+                    rec.plaintext
+                );
+            }
+            Op::Advance(s) => clock.advance(s),
+            Op::Restart => {
+                let before = srs.registry();
+                drop(srs);
+                srs = open(&clock);
+                assert_eq!(
+                    srs.registry(),
+                    before,
+                    "{ctx}: state changed across a restart"
+                );
+            }
+        }
+    }
+    assert_eq!(srs.verify_audit().unwrap(), entries);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn srs_agrees_with_the_reference_model_in_memory(ops in proptest::collection::vec(op(), 1..60)) {
+        run(&ops, Arc::new(MemoryStore::new()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn srs_agrees_with_the_reference_model_on_sqlite(ops in proptest::collection::vec(op(), 1..60)) {
+        run(&ops, Arc::new(SqliteStore::open_in_memory().unwrap()));
+    }
+}
+
+/// The scenario of the design spelled out: backward access for a new user,
+/// forward revocation, `Since` scope and expiry.
+#[test]
+fn backward_access_and_forward_revocation() {
+    let clock = ManualClock::new(1_000);
+    let srs =
+        Srs::open(SrsConfig::new(MemoryStore::new(), StorageKey::generate()).clock(clock.clone()))
+            .unwrap();
+    let p = patient(2);
+    let lab = label("lab");
+    let k = p.portion_secret(&lab, 0);
+    srs.register_patient(p.patient(), &[k.public().clone()])
+        .unwrap();
+    let old: Vec<SealedPortion> = (0..5)
+        .map(|i| {
+            SealedPortion::seal(k.public(), RecordId::random(), 900 + i, b"old result").unwrap()
+        })
+        .collect();
+
+    let (doc_id, doc) = (Identity::new("new-doctor").unwrap(), user(5));
+    srs.register_user(&doc_id, Role::Doctor, doc.public())
+        .unwrap();
+    srs.grant(
+        p.patient(),
+        &lab,
+        &doc_id,
+        ReKey::generate(&k, doc.public()),
+        Scope::AllRecords,
+        None,
+    )
+    .unwrap();
+    for s in &old {
+        let rc = srs.reencrypt(&doc_id, s.header()).unwrap();
+        assert_eq!(s.open_as_delegatee(&doc, &rc).unwrap(), b"old result");
+    }
+
+    let (res_id, res) = (Identity::new("researcher").unwrap(), user(6));
+    srs.register_user(&res_id, Role::Researcher, res.public())
+        .unwrap();
+    srs.grant(
+        p.patient(),
+        &lab,
+        &res_id,
+        ReKey::generate(&k, res.public()),
+        Scope::Since(1_000),
+        Some(2_000),
+    )
+    .unwrap();
+    assert!(matches!(
+        srs.reencrypt(&res_id, old[0].header()),
+        Err(SrsError::Denied(Denial::OutOfScope))
+    ));
+    let new = SealedPortion::seal(k.public(), RecordId::random(), 1_500, b"new result").unwrap();
+    assert!(srs.reencrypt(&res_id, new.header()).is_ok());
+    clock.set(2_000);
+    assert!(matches!(
+        srs.reencrypt(&res_id, new.header()),
+        Err(SrsError::Denied(Denial::Expired))
+    ));
+
+    srs.revoke(p.patient(), &lab, &doc_id).unwrap();
+    for s in old.iter().chain([&new]) {
+        assert!(matches!(
+            srs.reencrypt(&doc_id, s.header()),
+            Err(SrsError::Denied(Denial::Revoked))
+        ));
+    }
+    let view = srs.registry();
+    let g = &view.grants[&(p.patient().clone(), lab.clone(), 0, doc_id.clone())];
+    assert_eq!(g.revoked_at, Some(2_000));
+    assert!(g.commitment.is_none());
+}
