@@ -1,6 +1,12 @@
 //! Cryptographic isolation: a grant opens its own portion for its own user,
 //! and nothing else (DESIGN §7 property 1 at the cryptographic level).
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use common::*;

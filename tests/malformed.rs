@@ -1,7 +1,13 @@
 //! Strict decoding: every decoder, fed anything but a valid encoding, returns a
 //! typed error and never panics. RFC 9496 Appendix A runs through our own
 //! point decoding.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use common::*;

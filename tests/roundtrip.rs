@@ -1,6 +1,12 @@
 //! Encryption and decryption are correct (DESIGN §7 property 2): the owner
 //! and every granted user recover exactly the plaintext, for every size.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use common::*;

@@ -1,5 +1,11 @@
 //! Secret types print nothing secret and compare by value.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use common::*;

@@ -1,6 +1,12 @@
 //! Property 5: grants, revocations and re-encryptions interleaved from many
 //! threads. Once `revoke` returns, no re-encryption under that grant succeeds.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use common::*;

@@ -4,7 +4,13 @@
 //! reference model of who may read what; any divergence fails.
 //!
 //! Property 5 (concurrency) is in `srs_concurrency.rs`.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use common::*;

@@ -3,7 +3,13 @@
 //!
 //! Regenerate (only when the format changes on purpose) with
 //! `SESPHR_REGENERATE_VECTORS=1 cargo test --test vectors`.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::needless_range_loop,
+    clippy::map_entry
+)]
 
 mod common;
 use chacha20::ChaCha20Rng;
