@@ -1,57 +1,290 @@
-//! A patient shares portions of a health record through an untrusted cloud.
+//! The whole story: a patient keeps an encrypted health record in an
+//! untrusted cloud, shares portions of it through a re-encryption server
+//! (SRS) on its embedded SQLite store, revokes a doctor, and grants a new one
+//! who reads the old records.
 //!
-//! `cargo run --release --example phr_sharing`
-#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+//! `cargo run --release --example phr_sharing [DATABASE_PATH]`
+//! (without a path, the database lives in a temporary directory).
+#![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
+use sesphr::srs::{Denial, Role, Scope, Srs, SrsError, StorageKey};
 use sesphr::*;
 
-fn main() -> Result<(), Error> {
+/// The cloud: it stores ciphertext by (record, portion) and sees nothing else.
+#[derive(Default)]
+struct Cloud(BTreeMap<(RecordId, String), Vec<u8>>);
+
+impl Cloud {
+    fn put(&mut self, s: &SealedPortion) {
+        let ctx = s.header().context();
+        self.0
+            .insert((ctx.record_id(), ctx.label().to_string()), s.to_bytes());
+    }
+    fn get(&self, record: RecordId, label: &str) -> SealedPortion {
+        SealedPortion::from_bytes(&self.0[&(record, label.to_string())]).unwrap()
+    }
+    fn snapshot(&self) -> BTreeMap<(RecordId, String), Vec<u8>> {
+        self.0.clone()
+    }
+}
+
+fn step(n: &mut u32, text: impl AsRef<str>) {
+    *n += 1;
+    println!("{:>2}. {}", n, text.as_ref());
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut n = 0;
+    let tmp = tempfile::tempdir()?;
+    let db = std::env::args()
+        .nth(1)
+        .map_or_else(|| tmp.path().join("srs.db"), Into::into);
+    let srs = Srs::open_sqlite(&db, StorageKey::generate())?;
+    step(
+        &mut n,
+        format!(
+            "SRS opened on SQLite at {} (re-encryption keys sealed at rest)",
+            db.display()
+        ),
+    );
     let now = unix_now();
-    // The cloud stores ciphertext only.
-    let mut cloud: HashMap<(RecordId, String), Vec<u8>> = HashMap::new();
+    let day = 86_400;
+    let mut cloud = Cloud::default();
 
+    // The patient: one master secret, one key per portion.
     let patient = PatientKeys::generate(Identity::new("patient-0042")?);
-    println!("patient {} created one master secret", patient.patient());
     let labels = ["personal", "medical", "insurance", "prescription", "lab"];
+    let portion = |l: &str| PortionLabel::new(l).unwrap();
+    let publics: Vec<PortionPublicKey> = labels
+        .iter()
+        .map(|l| patient.portion_public(&portion(l), 0))
+        .collect();
+    srs.register_patient(patient.patient(), &publics)?;
+    step(
+        &mut n,
+        format!(
+            "patient {} registered with portions {}",
+            patient.patient(),
+            labels.join(", ")
+        ),
+    );
+
     let record = RecordId::random();
-    for l in labels {
-        let key = patient.portion_public(&PortionLabel::new(l)?, 0);
-        let text = format!("{l} data of patient-0042");
-        let sealed = SealedPortion::seal(&key, record, now, text.as_bytes())?;
-        cloud.insert((record, l.to_string()), sealed.to_bytes());
+    for (l, key) in labels.iter().zip(&publics) {
+        let text = format!("{l} section of the record of patient-0042");
+        cloud.put(&SealedPortion::seal(
+            key,
+            record,
+            now - 30 * day,
+            text.as_bytes(),
+        )?);
     }
-    println!(
-        "record {record} sealed as {} portions, each under its own key",
-        labels.len()
+    step(
+        &mut n,
+        format!("record {record} (30 days old) sealed portion by portion and stored in the cloud"),
     );
 
-    let doctor = KeyPair::generate();
-    let medical = patient.portion_secret(&PortionLabel::new("medical")?, 0);
-    let rekey = ReKey::generate(&medical, doctor.public());
-    println!(
-        "patient grants the doctor 'medical' (a re-encryption key goes to the re-encryption server)"
+    // A hospital lab adds a report with nothing but the lab portion's public key.
+    let lab_key_for_hospital = PortionPublicKey::from_bytes(&publics[4].to_bytes())?;
+    let old_report = RecordId::random();
+    cloud.put(&SealedPortion::seal(
+        &lab_key_for_hospital,
+        old_report,
+        now - day,
+        b"lab report: HbA1c 5.4%",
+    )?);
+    step(
+        &mut n,
+        format!("a hospital lab added report {old_report} using only the lab portion public key"),
     );
 
-    let stored = SealedPortion::from_bytes(&cloud[&(record, "medical".to_string())])?;
-    let rc = rekey.reencrypt(stored.header())?;
-    let text = stored.open_as_delegatee(&doctor, &rc)?;
-    println!(
-        "doctor reads 'medical': {:?}",
-        String::from_utf8_lossy(&text)
-    );
-
-    let insurance = SealedPortion::from_bytes(&cloud[&(record, "insurance".to_string())])?;
-    match rekey.reencrypt(insurance.header()) {
-        Err(e) => println!("doctor's grant on 'insurance' is refused: {e}"),
-        Ok(_) => unreachable!("a medical grant must not re-encrypt insurance"),
+    // Users register with their own key pairs (the SRS never sees a secret key).
+    let mut users = BTreeMap::new();
+    for (name, role) in [
+        ("dr-house", Role::Doctor),
+        ("researcher-17", Role::Researcher),
+        ("dr-cuddy", Role::Doctor),
+    ] {
+        let id = Identity::new(name)?;
+        let keys = KeyPair::generate();
+        srs.register_user(&id, role.clone(), keys.public())?;
+        users.insert(name, (id, keys));
+        step(&mut n, format!("user {name} registered as {role}"));
     }
-    let own =
-        insurance.open_as_owner(&patient.portion_secret(&PortionLabel::new("insurance")?, 0))?;
-    println!(
-        "patient reads 'insurance': {:?}",
-        String::from_utf8_lossy(&own)
+    let grant = |who: &str, l: &str, scope: Scope| -> Result<(), SrsError> {
+        let (id, keys) = &users[who];
+        let rekey = ReKey::generate(&patient.portion_secret(&portion(l), 0), keys.public());
+        srs.grant(patient.patient(), &portion(l), id, rekey, scope, None)
+    };
+    let read = |cloud: &Cloud, who: &str, record: RecordId, l: &str| -> Result<String, SrsError> {
+        let (id, keys) = &users[who];
+        let sealed = cloud.get(record, l);
+        let rc = srs.reencrypt(id, sealed.header())?;
+        Ok(String::from_utf8(sealed.open_as_delegatee(keys, &rc)?).unwrap())
+    };
+    let show = |r: Result<String, SrsError>| match r {
+        Ok(text) => format!("reads {text:?}"),
+        Err(SrsError::Denied(d)) => format!("is denied ({d})"),
+        Err(e) => format!("fails: {e}"),
+    };
+
+    grant("dr-house", "medical", Scope::AllRecords)?;
+    grant("dr-house", "lab", Scope::AllRecords)?;
+    step(
+        &mut n,
+        "patient grants dr-house 'medical' and 'lab' (all records)",
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-house {}",
+            show(read(&cloud, "dr-house", record, "medical"))
+        ),
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-house {}",
+            show(read(&cloud, "dr-house", old_report, "lab"))
+        ),
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-house asks for 'insurance' and {}",
+            show(read(&cloud, "dr-house", record, "insurance"))
+        ),
+    );
+
+    grant("researcher-17", "lab", Scope::Since(now))?;
+    step(
+        &mut n,
+        "patient grants researcher-17 'lab' for records from today on",
+    );
+    step(
+        &mut n,
+        format!(
+            "researcher-17 asks for yesterday's report and {}",
+            show(read(&cloud, "researcher-17", old_report, "lab"))
+        ),
+    );
+    let new_report = RecordId::random();
+    cloud.put(&SealedPortion::seal(
+        &lab_key_for_hospital,
+        new_report,
+        now,
+        b"lab report: LDL 96 mg/dL",
+    )?);
+    step(
+        &mut n,
+        format!(
+            "the lab adds today's report; researcher-17 {}",
+            show(read(&cloud, "researcher-17", new_report, "lab"))
+        ),
+    );
+
+    let before = cloud.snapshot();
+    srs.revoke(patient.patient(), &portion("medical"), &users["dr-house"].0)?;
+    srs.revoke(patient.patient(), &portion("lab"), &users["dr-house"].0)?;
+    step(
+        &mut n,
+        "patient revokes dr-house: the re-encryption keys are zeroized and deleted",
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-house asks again and {}",
+            show(read(&cloud, "dr-house", record, "medical"))
+        ),
+    );
+    step(
+        &mut n,
+        format!(
+            "stored records re-encrypted by the revocation: {}",
+            if cloud.snapshot() == before {
+                "none"
+            } else {
+                "SOME (bug)"
+            }
+        ),
+    );
+    assert!(matches!(
+        read(&cloud, "dr-house", record, "medical"),
+        Err(SrsError::Denied(Denial::Revoked))
+    ));
+
+    grant("dr-cuddy", "medical", Scope::AllRecords)?;
+    grant("dr-cuddy", "lab", Scope::AllRecords)?;
+    step(
+        &mut n,
+        "patient grants newly joined dr-cuddy 'medical' and 'lab' (all records)",
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-cuddy reads the 30-day-old record: {}",
+            show(read(&cloud, "dr-cuddy", record, "medical"))
+        ),
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-cuddy reads yesterday's report: {}",
+            show(read(&cloud, "dr-cuddy", old_report, "lab"))
+        ),
+    );
+
+    let own = cloud
+        .get(record, "insurance")
+        .open_as_owner(&patient.portion_secret(&portion("insurance"), 0))?;
+    step(
+        &mut n,
+        format!(
+            "the patient reads 'insurance' with their own key: {:?}",
+            String::from_utf8_lossy(&own)
+        ),
+    );
+
+    let entries = srs.verify_audit()?;
+    step(
+        &mut n,
+        format!(
+            "audit chain verified: {entries} entries, each hashing the one before; the last five:"
+        ),
+    );
+    for e in srs.audit_entries(entries.saturating_sub(4))? {
+        let who = e
+            .user
+            .as_ref()
+            .map_or(String::new(), |u| format!(" user={u}"));
+        let what = e
+            .label
+            .as_ref()
+            .map_or(String::new(), |l| format!(" portion={l}"));
+        println!(
+            "      #{} {} by {}{}{} -> {}",
+            e.seq,
+            e.action.as_str(),
+            e.actor,
+            what,
+            who,
+            e.outcome
+        );
+    }
+
+    drop(srs);
+    let srs = Srs::open_sqlite(&db, StorageKey::from_bytes(&[0; 32]));
+    step(
+        &mut n,
+        format!(
+            "reopening the database with a wrong storage key: {}",
+            match srs {
+                Err(e) => format!("refused ({e})"),
+                Ok(_) => "accepted (bug)".into(),
+            }
+        ),
     );
     Ok(())
 }
