@@ -187,84 +187,130 @@ impl StreamSealer {
     }
 }
 
-/// Opens a stream chunk by chunk; releases a chunk's plaintext only after its
-/// tag verified. Memory: one sealed chunk plus one plaintext chunk.
-pub(crate) struct StreamOpener<R> {
+/// Opens a body pushed to it in pieces of any size: a chunk is opened as soon
+/// as more bytes follow it (so it is not the last), and the final chunk when
+/// the caller says the body has ended. A chunk's plaintext is released only
+/// after its tag verified. Holds at most one sealed chunk plus the last piece.
+pub(crate) struct ChunkOpener {
     key: DemKey,
-    inner: R,
     counter: u64,
-    /// Sealed bytes read ahead: up to one sealed chunk plus one byte, the
-    /// byte that tells whether the chunk before it is the last.
-    sealed: Vec<u8>,
-    plain: Zeroizing<Vec<u8>>,
-    pos: usize,
+    pending: Vec<u8>,
     state: OpenerState,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OpenerState {
-    Reading,
+    Open,
     Done,
     Failed,
+}
+
+impl ChunkOpener {
+    pub(crate) fn new(key: DemKey) -> Self {
+        Self {
+            key,
+            counter: 0,
+            pending: Vec::with_capacity(SEALED_CHUNK_LEN + 1),
+            state: OpenerState::Open,
+        }
+    }
+
+    /// Opens `sealed` as chunk number `counter`, appending its plaintext to `out`.
+    fn open_into(&mut self, last: bool, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        let sealed = self.pending.get(..len).ok_or(Error::DecryptionFailed)?;
+        out.resize(start + len.saturating_sub(TAG_LEN), 0);
+        let res = open_chunk(
+            &self.key,
+            self.counter,
+            last,
+            sealed,
+            out.get_mut(start..).unwrap_or_default(),
+        );
+        if res.is_err() {
+            out.truncate(start);
+            return res;
+        }
+        self.pending.drain(..len);
+        self.counter = self.counter.checked_add(1).ok_or(Error::TooLarge)?;
+        Ok(())
+    }
+
+    fn guard(&mut self, res: Result<()>) -> Result<()> {
+        if res.is_err() {
+            self.state = OpenerState::Failed;
+            self.pending.clear();
+        }
+        res
+    }
+
+    /// Takes more of the body; appends the plaintext of every chunk known
+    /// not to be the last to `out`.
+    pub(crate) fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self.state {
+            OpenerState::Open => {}
+            // Bytes after the last chunk: an extension.
+            OpenerState::Done if data.is_empty() => return Ok(()),
+            OpenerState::Done | OpenerState::Failed => {
+                return self.guard(Err(Error::DecryptionFailed));
+            }
+        }
+        while !data.is_empty() {
+            let take = (SEALED_CHUNK_LEN + 1 - self.pending.len()).min(data.len());
+            let (head, tail) = data.split_at(take);
+            self.pending.extend_from_slice(head);
+            data = tail;
+            if self.pending.len() > SEALED_CHUNK_LEN {
+                let res = self.open_into(false, SEALED_CHUNK_LEN, out);
+                self.guard(res)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The body has ended: opens what is left as the last chunk.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        match self.state {
+            OpenerState::Open => {}
+            OpenerState::Done => return Ok(()),
+            OpenerState::Failed => return Err(Error::DecryptionFailed),
+        }
+        let len = self.pending.len();
+        // The last chunk holds a tag, and is empty only if it is the only one.
+        if len < TAG_LEN || (self.counter > 0 && len == TAG_LEN) {
+            return self.guard(Err(Error::DecryptionFailed));
+        }
+        let res = self.open_into(true, len, out);
+        self.guard(res)?;
+        self.state = OpenerState::Done;
+        Ok(())
+    }
+}
+
+/// Opens a body from a reader with bounded memory, through [`ChunkOpener`].
+pub(crate) struct StreamOpener<R> {
+    chunks: ChunkOpener,
+    inner: R,
+    plain: Zeroizing<Vec<u8>>,
+    pos: usize,
+    done: bool,
 }
 
 impl<R: Read> StreamOpener<R> {
     pub(crate) fn new(key: DemKey, inner: R) -> Self {
         Self {
-            key,
+            chunks: ChunkOpener::new(key),
             inner,
-            counter: 0,
-            sealed: Vec::with_capacity(SEALED_CHUNK_LEN + 1),
             plain: Zeroizing::new(Vec::with_capacity(CHUNK_LEN)),
             pos: 0,
-            state: OpenerState::Reading,
+            done: false,
         }
-    }
-
-    fn fill(&mut self) -> io::Result<()> {
-        let want = SEALED_CHUNK_LEN + 1;
-        let mut tmp = [0u8; 8192];
-        while self.sealed.len() < want {
-            let room = (want - self.sealed.len()).min(tmp.len());
-            let n = match self.inner.read(&mut tmp[..room]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.sealed
-                .extend_from_slice(tmp.get(..n).unwrap_or_default());
-        }
-        Ok(())
-    }
-
-    fn next_chunk(&mut self) -> Result<()> {
-        self.fill()?;
-        let last = self.sealed.len() <= SEALED_CHUNK_LEN;
-        let len = self.sealed.len().min(SEALED_CHUNK_LEN);
-        if len < TAG_LEN || (last && self.counter > 0 && len == TAG_LEN) {
-            return Err(Error::DecryptionFailed);
-        }
-        let pt_len = len - TAG_LEN;
-        let sealed = self.sealed.get(..len).ok_or(Error::DecryptionFailed)?;
-        let out = self
-            .plain
-            .get_mut(..pt_len)
-            .ok_or(Error::DecryptionFailed)?;
-        open_chunk(&self.key, self.counter, last, sealed, out)?;
-        self.sealed.drain(..len);
-        self.plain.truncate(pt_len);
-        self.pos = 0;
-        self.counter = self.counter.checked_add(1).ok_or(Error::TooLarge)?;
-        if last {
-            self.state = OpenerState::Done;
-        }
-        Ok(())
     }
 }
 
 impl<R: Read> Read for StreamOpener<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut tmp = [0u8; 16 * 1024];
         loop {
             if self.pos < self.plain.len() {
                 let avail = self.plain.get(self.pos..).unwrap_or_default();
@@ -273,24 +319,28 @@ impl<R: Read> Read for StreamOpener<R> {
                 self.pos += n;
                 return Ok(n);
             }
-            match self.state {
-                OpenerState::Done => return Ok(0),
-                OpenerState::Failed => return Err(Error::DecryptionFailed.into()),
-                OpenerState::Reading => {}
-            }
-            if buf.is_empty() {
+            if self.done || buf.is_empty() {
                 return Ok(0);
             }
-            self.plain.resize(CHUNK_LEN, 0);
-            if let Err(e) = self.next_chunk() {
-                self.plain.zeroize();
-                self.plain.clear();
-                self.pos = 0;
-                if !matches!(e, Error::Io(_)) {
-                    self.state = OpenerState::Failed;
-                }
-                return Err(e.into());
-            }
+            self.plain.zeroize();
+            self.plain.clear();
+            self.pos = 0;
+            let n = match self.inner.read(&mut tmp) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let res = if n == 0 {
+                let r = self.chunks.finish(&mut self.plain);
+                // Only a verified last chunk ends the stream cleanly; after a
+                // failure every later read fails too.
+                self.done = r.is_ok();
+                r
+            } else {
+                self.chunks
+                    .push(tmp.get(..n).unwrap_or_default(), &mut self.plain)
+            };
+            res?;
         }
     }
 }

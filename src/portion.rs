@@ -169,7 +169,7 @@ impl fmt::Debug for SealedPortion {
 /// the context but not `s`, so without the proof a header with another `s`
 /// would still open for the owner while the SRS refused it; checking it keeps
 /// one rule for every reader: a header that does not verify opens for no one.
-fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> Result<DemKey> {
+pub(crate) fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> Result<DemKey> {
     if header.context().portion_key() != key.public().key() {
         return Err(Error::KeyMismatch);
     }
@@ -318,6 +318,11 @@ impl<W: Write> PortionWriter<W> {
     /// The header already written.
     pub fn header(&self) -> &PortionHeader {
         &self.header
+    }
+
+    /// The inner writer (e.g. to drain a `Vec<u8>` as the portion grows).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
     }
 
     /// Writes the last chunk and returns the inner writer (not flushed).

@@ -219,4 +219,20 @@ fn streaming_releases_only_authenticated_chunks() {
     assert_eq!(released, f.pt[..CHUNK_LEN]);
     // And it stays failed.
     assert!(pt.read(&mut buf).is_err());
+
+    // A truncated stream: the error comes at the end, and stays.
+    let full = f.sealed.to_bytes();
+    let cut = &full[..full.len() - SEALED_CHUNK_LEN];
+    let mut pt = PortionReader::new(cut)
+        .unwrap()
+        .open_as_owner(&f.medical)
+        .unwrap();
+    let mut out = Vec::new();
+    assert!(pt.read_to_end(&mut out).is_err());
+    for _ in 0..3 {
+        assert!(
+            pt.read(&mut buf).is_err(),
+            "a failed stream must not end cleanly on a retry"
+        );
+    }
 }
