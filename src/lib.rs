@@ -43,17 +43,30 @@
 //! compare in constant time. Decoding is strict: one encoding per value, and a
 //! typed [`Error`] for anything else.
 
+/// cbindgen:ignore
 mod capsule;
+/// cbindgen:ignore
 mod dem;
+/// cbindgen:ignore
 mod encoding;
+/// cbindgen:ignore
 mod error;
+pub mod ffi;
+/// cbindgen:ignore
 mod group;
+/// cbindgen:ignore
 mod hash;
+/// cbindgen:ignore
 mod ids;
+/// cbindgen:ignore
 mod keys;
+/// cbindgen:ignore
 mod portion;
+/// cbindgen:ignore
 mod reencrypt;
+/// cbindgen:ignore
 mod rekey;
+/// cbindgen:ignore
 mod rng;
 pub mod srs;
 pub mod store;

@@ -1,0 +1,230 @@
+//! Keys from C: user key pairs, patient keys, portion public keys,
+//! re-encryption keys.
+
+use super::{
+    Handle, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
+    put_buffer, run, sesphr_buffer, sesphr_result,
+};
+use crate::keys::{KeyPair, PatientKeys, PublicKey, SecretKey};
+use crate::rekey::ReKey;
+
+/// Length of an encoded public key.
+pub const SESPHR_PUBLIC_KEY_LEN: usize = 32;
+/// Length of an encoded secret key.
+pub const SESPHR_SECRET_KEY_LEN: usize = 32;
+/// Length of a patient's master secret.
+pub const SESPHR_MASTER_SECRET_LEN: usize = 32;
+
+/// A user's key pair. Immutable: may be shared between threads.
+pub struct sesphr_keypair {
+    _private: [u8; 0],
+}
+
+impl Handle for sesphr_keypair {
+    type Rust = KeyPair;
+}
+
+/// A patient's master secret and identity, from which every portion key
+/// is derived. Immutable: may be shared between threads.
+pub struct sesphr_patient_keys {
+    _private: [u8; 0],
+}
+
+impl Handle for sesphr_patient_keys {
+    type Rust = PatientKeys;
+}
+
+/// Generates a key pair from the OS RNG into `*out` (free with
+/// `sesphr_keypair_free`).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_generate(out_keypair: *mut *mut sesphr_keypair) -> sesphr_result {
+    run(|| {
+        let o = out(out_keypair)?;
+        *o = into_handle::<sesphr_keypair>(KeyPair::generate());
+        Ok(())
+    })
+}
+
+/// Restores a key pair from its 32-byte secret key.
+///
+/// Errors: `INVALID_LENGTH`, `NON_CANONICAL_SCALAR`, `ZERO_SCALAR`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_from_secret(
+    secret: *const u8,
+    secret_len: usize,
+    out_keypair: *mut *mut sesphr_keypair,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_keypair)?;
+        let kp = KeyPair::from_secret(SecretKey::from_slice(bytes(secret, secret_len)?)?);
+        *o = into_handle::<sesphr_keypair>(kp);
+        Ok(())
+    })
+}
+
+/// Writes the 32-byte public key into `out` (`out_len` >= 32).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_public_key(
+    keypair: *const sesphr_keypair,
+    out_key: *mut u8,
+    out_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        fixed_out(out_key, out_len, SESPHR_PUBLIC_KEY_LEN)?.copy_from_slice(kp.public().as_bytes());
+        Ok(())
+    })
+}
+
+/// Writes the 32-byte secret key into `out` (`out_len` >= 32), for the
+/// host's own key storage. Secret: zeroize it when done.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_secret_key(
+    keypair: *const sesphr_keypair,
+    out_key: *mut u8,
+    out_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        fixed_out(out_key, out_len, SESPHR_SECRET_KEY_LEN)?
+            .copy_from_slice(&*kp.secret().to_bytes());
+        Ok(())
+    })
+}
+
+/// Frees (and zeroizes) a key pair. NULL does nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_free(keypair: *mut sesphr_keypair) {
+    free_handle(keypair);
+}
+
+/// Generates a patient's master secret from the OS RNG, for identity
+/// `patient_id` (1–255 bytes of UTF-8).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_generate(
+    patient_id: *const u8,
+    patient_id_len: usize,
+    out_keys: *mut *mut sesphr_patient_keys,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_keys)?;
+        let id = identity(patient_id, patient_id_len)?;
+        *o = into_handle::<sesphr_patient_keys>(PatientKeys::generate(id));
+        Ok(())
+    })
+}
+
+/// Restores patient keys from the identity and the 32-byte master secret.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_from_master(
+    patient_id: *const u8,
+    patient_id_len: usize,
+    master: *const u8,
+    master_len: usize,
+    out_keys: *mut *mut sesphr_patient_keys,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_keys)?;
+        let id = identity(patient_id, patient_id_len)?;
+        let m: &[u8; 32] = bytes(master, master_len)?
+            .try_into()
+            .map_err(|_| sesphr_result::InvalidLength)?;
+        *o = into_handle::<sesphr_patient_keys>(PatientKeys::from_master(id, m));
+        Ok(())
+    })
+}
+
+/// Exports master secret and identity (`"SPMK"` encoding) into a new buffer.
+/// Secret material.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_export(
+    keys: *const sesphr_patient_keys,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        let o = out(out_buffer)?;
+        put_buffer(o, k.to_bytes().to_vec());
+        Ok(())
+    })
+}
+
+/// Imports what `sesphr_patient_keys_export` exported.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_import(
+    encoded: *const u8,
+    encoded_len: usize,
+    out_keys: *mut *mut sesphr_patient_keys,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_keys)?;
+        let k = PatientKeys::from_bytes(bytes(encoded, encoded_len)?)?;
+        *o = into_handle::<sesphr_patient_keys>(k);
+        Ok(())
+    })
+}
+
+/// Writes the 32-byte master secret into `out` (`out_len` >= 32). Secret.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_master(
+    keys: *const sesphr_patient_keys,
+    out_master: *mut u8,
+    out_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        fixed_out(out_master, out_len, SESPHR_MASTER_SECRET_LEN)?
+            .copy_from_slice(&*k.master_bytes());
+        Ok(())
+    })
+}
+
+/// The encoded public key (`"SPPK"`) of portion `label` in key epoch
+/// `epoch`, into a new buffer: what an encryptor (a hospital) needs, and what
+/// the SRS registers.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_portion_public_key(
+    keys: *const sesphr_patient_keys,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    epoch: u32,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        let o = out(out_buffer)?;
+        let l = label(portion_label, portion_label_len)?;
+        put_buffer(o, k.portion_public(&l, epoch).to_bytes());
+        Ok(())
+    })
+}
+
+/// Frees (and zeroizes) patient keys. NULL does nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_free(keys: *mut sesphr_patient_keys) {
+    free_handle(keys);
+}
+
+/// Makes the re-encryption key (`"SPRK"` encoding, into a new buffer) from
+/// the patient's portion `label`/`epoch` to the user with the 32-byte public
+/// key `delegatee`. Send it to the SRS only: it is secret there.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_rekey_generate(
+    keys: *const sesphr_patient_keys,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    epoch: u32,
+    delegatee: *const u8,
+    delegatee_len: usize,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        let o = out(out_buffer)?;
+        let l = label(portion_label, portion_label_len)?;
+        let to = PublicKey::from_slice(bytes(delegatee, delegatee_len)?)?;
+        let rk = ReKey::generate(&k.portion_secret(&l, epoch), &to);
+        put_buffer(o, rk.to_bytes().to_vec());
+        Ok(())
+    })
+}

@@ -1,0 +1,219 @@
+//! The C ABI (`include/sesphr.h`, generated from this module by cbindgen).
+//!
+//! Conventions, followed by every function:
+//! - Every function returns a `sesphr_result` (except the few that return a
+//!   static string, a pointer into a buffer, or a length), and runs inside a
+//!   panic boundary: a Rust panic becomes `SESPHR_RESULT_PANIC`, never an
+//!   abort of the host.
+//! - Arguments: the object first, then inputs, then outputs.
+//! - Byte inputs are a pointer and a `size_t` length. NULL with length 0 is
+//!   an empty input; NULL with any other length is `SESPHR_RESULT_NULL_PARAMETER`.
+//!   Identities and labels are UTF-8 bytes with a length (no NUL terminator).
+//! - Every other pointer argument must not be NULL
+//!   (`SESPHR_RESULT_NULL_PARAMETER`), except where a comment says it is
+//!   optional.
+//! - Outputs are written only on success. Fixed-size outputs go into a caller
+//!   buffer with its size (`SESPHR_RESULT_BUFFER_TOO_SMALL` if it is smaller
+//!   than needed); variable-size outputs into a library-owned `sesphr_buffer`
+//!   that the caller frees with `sesphr_buffer_free` (which zeroizes it).
+//! - Objects are opaque handles made by `_new`/`_generate`/… functions and
+//!   released by their `_free` function; `_free(NULL)` does nothing.
+//! - Thread safety: `sesphr_srs` may be used from many threads at once.
+//!   `sesphr_keypair` and `sesphr_patient_keys` are immutable and may be
+//!   shared between threads for reading. `sesphr_sealer` and `sesphr_opener`
+//!   are stateful streams: one thread at a time.
+//!
+//! The C caller guarantees that every non-NULL pointer is valid for its
+//! stated length and type, and that handles come from this library and are
+//! not used after `_free`: the helpers below rely on exactly that.
+#![allow(unsafe_code)]
+#![allow(non_camel_case_types)]
+
+mod keys;
+mod panic;
+mod portion;
+mod result;
+mod srs;
+
+use core::ffi::c_char;
+
+pub use keys::*;
+pub use portion::*;
+pub use result::*;
+pub use srs::*;
+use zeroize::Zeroizing;
+
+use crate::ids::{Identity, PortionLabel};
+use panic::{boundary, boundary_ptr, boundary_value};
+
+/// A Rust value behind an opaque C handle, owned through a `Box`. Handle
+/// structs are written out (not made by a macro) so that cbindgen sees them.
+pub(crate) trait Handle {
+    type Rust;
+}
+
+/// Moves `value` to the heap and returns it as a handle.
+pub(crate) fn into_handle<H: Handle>(value: H::Rust) -> *mut H {
+    Box::into_raw(Box::new(value)).cast()
+}
+
+/// The value behind a handle.
+pub(crate) fn handle_ref<'a, H: Handle>(ptr: *const H) -> Result<&'a H::Rust, sesphr_result> {
+    // SAFETY: non-NULL handles come from `into_handle` and are live (C API
+    // contract), so the pointer is a valid, aligned `Box<H::Rust>` allocation.
+    unsafe { ptr.cast::<H::Rust>().as_ref() }.ok_or(sesphr_result::NullParameter)
+}
+
+/// The value behind a handle, for a call that changes it.
+pub(crate) fn handle_mut<'a, H: Handle>(ptr: *mut H) -> Result<&'a mut H::Rust, sesphr_result> {
+    // SAFETY: as in `handle_ref`; the caller does not use the handle from two
+    // threads at once for mutating calls (documented per handle).
+    unsafe { ptr.cast::<H::Rust>().as_mut() }.ok_or(sesphr_result::NullParameter)
+}
+
+/// Drops the value behind a handle; NULL does nothing.
+pub(crate) fn free_handle<H: Handle>(ptr: *mut H) {
+    if !ptr.is_null() {
+        // SAFETY: a non-NULL handle comes from `into_handle` and is freed once
+        // (C API contract).
+        drop(unsafe { Box::from_raw(ptr.cast::<H::Rust>()) });
+    }
+}
+
+/// A byte input: NULL with length 0 is empty.
+pub(crate) fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], sesphr_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(sesphr_result::NullParameter);
+    }
+    if len > isize::MAX as usize {
+        return Err(sesphr_result::InvalidLength);
+    }
+    // SAFETY: non-NULL, and valid for `len` bytes (C API contract); `len`
+    // fits the limit of `from_raw_parts`.
+    Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
+}
+
+/// An array input of `count` elements.
+pub(crate) fn array<'a, T>(ptr: *const T, count: usize) -> Result<&'a [T], sesphr_result> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(sesphr_result::NullParameter);
+    }
+    if count > isize::MAX as usize / core::mem::size_of::<T>().max(1) {
+        return Err(sesphr_result::InvalidLength);
+    }
+    // SAFETY: non-NULL, aligned and valid for `count` elements (C API contract).
+    Ok(unsafe { core::slice::from_raw_parts(ptr, count) })
+}
+
+/// An output location of `count` elements, written only on success.
+pub(crate) fn array_out<'a, T>(ptr: *mut T, count: usize) -> Result<&'a mut [T], sesphr_result> {
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(sesphr_result::NullParameter);
+    }
+    if count > isize::MAX as usize / core::mem::size_of::<T>().max(1) {
+        return Err(sesphr_result::InvalidLength);
+    }
+    // SAFETY: non-NULL, aligned and valid for writing `count` elements (C API contract).
+    Ok(unsafe { core::slice::from_raw_parts_mut(ptr, count) })
+}
+
+/// An output pointer.
+pub(crate) fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T, sesphr_result> {
+    // SAFETY: non-NULL output pointers are valid and aligned (C API contract).
+    unsafe { ptr.as_mut() }.ok_or(sesphr_result::NullParameter)
+}
+
+/// An optional input value (NULL = none).
+pub(crate) fn optional<T: Copy>(ptr: *const T) -> Option<T> {
+    // SAFETY: non-NULL pointers are valid and aligned (C API contract).
+    unsafe { ptr.as_ref() }.copied()
+}
+
+/// A caller buffer of `len` bytes for a fixed-size output.
+pub(crate) fn fixed_out<'a>(
+    ptr: *mut u8,
+    len: usize,
+    need: usize,
+) -> Result<&'a mut [u8], sesphr_result> {
+    if ptr.is_null() {
+        return Err(sesphr_result::NullParameter);
+    }
+    if len < need {
+        return Err(sesphr_result::BufferTooSmall);
+    }
+    // SAFETY: non-NULL and valid for `len >= need` bytes (C API contract).
+    Ok(unsafe { core::slice::from_raw_parts_mut(ptr, need) })
+}
+
+/// A NUL-terminated string input.
+pub(crate) fn c_str<'a>(ptr: *const c_char) -> Result<&'a core::ffi::CStr, sesphr_result> {
+    if ptr.is_null() {
+        return Err(sesphr_result::NullParameter);
+    }
+    // SAFETY: non-NULL and NUL-terminated (C API contract).
+    Ok(unsafe { core::ffi::CStr::from_ptr(ptr) })
+}
+
+pub(crate) fn identity(ptr: *const u8, len: usize) -> Result<Identity, sesphr_result> {
+    Ok(Identity::from_utf8(bytes(ptr, len)?)?)
+}
+
+pub(crate) fn label(ptr: *const u8, len: usize) -> Result<PortionLabel, sesphr_result> {
+    Ok(PortionLabel::from_bytes(bytes(ptr, len)?)?)
+}
+
+/// A byte buffer owned by the library (an encoded object, a ciphertext,
+/// a plaintext). Read it with `sesphr_buffer_data` and `sesphr_buffer_len`;
+/// free it with `sesphr_buffer_free`, which zeroizes it first.
+pub struct sesphr_buffer {
+    _private: [u8; 0],
+}
+
+impl Handle for sesphr_buffer {
+    type Rust = Zeroizing<Vec<u8>>;
+}
+
+/// Hands `data` to C as a new buffer in `*out`.
+pub(crate) fn put_buffer(out: &mut *mut sesphr_buffer, data: Vec<u8>) {
+    *out = into_handle::<sesphr_buffer>(Zeroizing::new(data));
+}
+
+/// The bytes of a buffer, valid until it is freed. NULL for a NULL buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_buffer_data(buf: *const sesphr_buffer) -> *const u8 {
+    boundary_ptr(|| handle_ref(buf).map_or(core::ptr::null(), |b| b.as_ptr()))
+}
+
+/// The length of a buffer in bytes; 0 for a NULL buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_buffer_len(buf: *const sesphr_buffer) -> usize {
+    boundary_value(|| handle_ref(buf).map_or(0, |b| b.len()))
+}
+
+/// Zeroizes and frees a buffer. NULL does nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_buffer_free(buf: *mut sesphr_buffer) {
+    boundary_value(|| free_handle(buf));
+}
+
+/// The library version, e.g. "0.1.0": a static NUL-terminated string.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_version() -> *const c_char {
+    boundary_ptr(|| VERSION.as_ptr().cast())
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// Runs a C API body: `Err(code)` and panics become the returned code.
+pub(crate) fn run(f: impl FnOnce() -> Result<(), sesphr_result>) -> sesphr_result {
+    boundary(f)
+}

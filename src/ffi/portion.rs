@@ -1,0 +1,354 @@
+//! Sealing and opening portions from C, in memory and as streams.
+
+use super::keys::{sesphr_keypair, sesphr_patient_keys};
+use super::{
+    Handle, bytes, free_handle, handle_mut, handle_ref, into_handle, out, put_buffer, run,
+    sesphr_buffer, sesphr_result,
+};
+use crate::capsule::PortionHeader;
+use crate::dem::ChunkOpener;
+use crate::error::Error;
+use crate::ids::RecordId;
+use crate::keys::{PatientKeys, PortionPublicKey, PortionSecretKey};
+use crate::portion::{PortionWriter, SealedPortion, owner_dem_key};
+use crate::reencrypt::{DelegateeOpener, ReCapsule};
+use zeroize::Zeroizing;
+
+/// Length of a record id.
+pub const SESPHR_RECORD_ID_LEN: usize = 16;
+/// How many bytes of a sealed portion `sesphr_header_len` needs to see.
+pub const SESPHR_HEADER_PREFIX_LEN: usize = 66;
+
+fn record_id(ptr: *const u8, len: usize) -> Result<RecordId, sesphr_result> {
+    Ok(RecordId::from_slice(bytes(ptr, len)?)?)
+}
+
+/// The patient's secret key for the portion a header belongs to.
+fn portion_secret_for(keys: &PatientKeys, header: &PortionHeader) -> PortionSecretKey {
+    let ctx = header.context();
+    keys.portion_secret(ctx.label(), ctx.epoch())
+}
+
+/// Seals `plaintext` as a portion of record `record_id` (16 bytes) created at
+/// `created_at` (seconds since the Unix epoch), under the encoded portion
+/// public key. The sealed portion (header then body) goes into a new buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_seal(
+    portion_public_key: *const u8,
+    portion_public_key_len: usize,
+    record_id_bytes: *const u8,
+    record_id_len: usize,
+    created_at: u64,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    out_sealed: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_sealed)?;
+        let key = PortionPublicKey::from_bytes(bytes(portion_public_key, portion_public_key_len)?)?;
+        let rid = record_id(record_id_bytes, record_id_len)?;
+        let sealed = SealedPortion::seal(&key, rid, created_at, bytes(plaintext, plaintext_len)?)?;
+        put_buffer(o, sealed.to_bytes());
+        Ok(())
+    })
+}
+
+/// The length of the header that starts `prefix`, which must hold at least
+/// `SESPHR_HEADER_PREFIX_LEN` bytes of a sealed portion: how much to read
+/// from a stream before `sesphr_opener_new_*` or `sesphr_srs_reencrypt`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_header_len(
+    prefix: *const u8,
+    prefix_len: usize,
+    out_len: *mut usize,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_len)?;
+        let p = bytes(prefix, prefix_len)?;
+        if p.len() < SESPHR_HEADER_PREFIX_LEN {
+            return Err(sesphr_result::InvalidLength);
+        }
+        if p.get(..4) != Some(&b"SPHR"[..]) {
+            return Err(sesphr_result::BadMagic);
+        }
+        if p.get(4) != Some(&crate::FORMAT_VERSION) {
+            return Err(sesphr_result::UnsupportedVersion);
+        }
+        let label_len = usize::from(
+            p.get(SESPHR_HEADER_PREFIX_LEN - 1)
+                .copied()
+                .unwrap_or_default(),
+        );
+        *o = SESPHR_HEADER_PREFIX_LEN + label_len + 96;
+        Ok(())
+    })
+}
+
+/// Copies the (validated) header of a sealed portion into a new buffer: what
+/// to send to the SRS for re-encryption.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_portion_header(
+    sealed: *const u8,
+    sealed_len: usize,
+    out_header: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_header)?;
+        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
+        put_buffer(o, s.header().to_bytes());
+        Ok(())
+    })
+}
+
+/// Opens a sealed portion with the patient's keys (the portion key is derived
+/// from the label and epoch in its header). The plaintext goes into a new
+/// buffer.
+///
+/// Errors: decoding errors; `KEY_MISMATCH` (another patient's portion);
+/// `INVALID_CAPSULE` (altered header); `DECRYPTION_FAILED` (altered body).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_open_as_owner(
+    keys: *const sesphr_patient_keys,
+    sealed: *const u8,
+    sealed_len: usize,
+    out_plaintext: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        let o = out(out_plaintext)?;
+        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
+        let pt = s.open_as_owner(&portion_secret_for(k, s.header()))?;
+        put_buffer(o, pt);
+        Ok(())
+    })
+}
+
+/// Opens a sealed portion as a granted user, with the re-capsule the SRS
+/// returned for its header. The plaintext goes into a new buffer.
+///
+/// Errors: decoding errors; `KEY_MISMATCH` (re-capsule of another header or
+/// grant); `INVALID_CAPSULE`; `INVALID_REENCRYPTION_PROOF`;
+/// `DECRYPTION_FAILED` (another user's re-capsule, altered body).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_open_as_delegatee(
+    keypair: *const sesphr_keypair,
+    sealed: *const u8,
+    sealed_len: usize,
+    recapsule: *const u8,
+    recapsule_len: usize,
+    out_plaintext: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        let o = out(out_plaintext)?;
+        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
+        let rc = ReCapsule::from_bytes(bytes(recapsule, recapsule_len)?)?;
+        put_buffer(o, s.open_as_delegatee(kp, &rc)?);
+        Ok(())
+    })
+}
+
+/// Streaming sealer state.
+pub(crate) struct Sealer {
+    writer: Option<PortionWriter<Vec<u8>>>,
+}
+
+/// Seals a portion of any size in pieces (medical imaging). One thread
+/// at a time.
+pub struct sesphr_sealer {
+    _private: [u8; 0],
+}
+
+impl Handle for sesphr_sealer {
+    type Rust = Sealer;
+}
+
+/// Starts sealing a portion (see `sesphr_seal` for the arguments).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_sealer_new(
+    portion_public_key: *const u8,
+    portion_public_key_len: usize,
+    record_id_bytes: *const u8,
+    record_id_len: usize,
+    created_at: u64,
+    out_sealer: *mut *mut sesphr_sealer,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_sealer)?;
+        let key = PortionPublicKey::from_bytes(bytes(portion_public_key, portion_public_key_len)?)?;
+        let rid = record_id(record_id_bytes, record_id_len)?;
+        let writer = PortionWriter::new(&key, rid, created_at, Vec::new())?;
+        *o = into_handle::<sesphr_sealer>(Sealer {
+            writer: Some(writer),
+        });
+        Ok(())
+    })
+}
+
+/// Feeds plaintext; the sealed bytes ready so far (the header first, then
+/// whole 64 KiB chunks) go into a new buffer, possibly empty. Append them to
+/// the stored portion in order.
+///
+/// Errors: `INVALID_STATE` after `sesphr_sealer_finish`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_sealer_update(
+    sealer: *mut sesphr_sealer,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    out_sealed: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_mut(sealer)?;
+        let o = out(out_sealed)?;
+        let data = bytes(plaintext, plaintext_len)?;
+        let w = s.writer.as_mut().ok_or(sesphr_result::InvalidState)?;
+        std::io::Write::write_all(w, data).map_err(Error::from)?;
+        put_buffer(o, core::mem::take(w.get_mut()));
+        Ok(())
+    })
+}
+
+/// Ends the portion: the last sealed bytes go into a new buffer. The sealer
+/// can then only be freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_sealer_finish(
+    sealer: *mut sesphr_sealer,
+    out_sealed: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_mut(sealer)?;
+        let o = out(out_sealed)?;
+        let w = s.writer.take().ok_or(sesphr_result::InvalidState)?;
+        put_buffer(o, w.finish()?);
+        Ok(())
+    })
+}
+
+/// Frees a sealer. NULL does nothing. A sealer freed before
+/// `sesphr_sealer_finish` leaves a truncated portion, which will not open.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_sealer_free(sealer: *mut sesphr_sealer) {
+    free_handle(sealer);
+}
+
+/// Streaming opener state.
+pub(crate) struct Opener {
+    chunks: ChunkOpener,
+    finished: bool,
+}
+
+/// Opens a portion of any size in pieces. Plaintext is released a chunk
+/// at a time, each only after its tag verified; the portion is complete
+/// and authentic only when `sesphr_opener_finish` returns OK. One thread
+/// at a time.
+pub struct sesphr_opener {
+    _private: [u8; 0],
+}
+
+impl Handle for sesphr_opener {
+    type Rust = Opener;
+}
+
+fn new_opener(
+    out_opener: *mut *mut sesphr_opener,
+    key: crate::dem::DemKey,
+) -> Result<(), sesphr_result> {
+    let o = out(out_opener)?;
+    *o = into_handle::<sesphr_opener>(Opener {
+        chunks: ChunkOpener::new(key),
+        finished: false,
+    });
+    Ok(())
+}
+
+/// Starts opening a portion as its patient, given its encoded header
+/// (`sesphr_header_len` tells how long it is). Then feed the body.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_new_owner(
+    keys: *const sesphr_patient_keys,
+    header: *const u8,
+    header_len: usize,
+    out_opener: *mut *mut sesphr_opener,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        out(out_opener)?;
+        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        new_opener(out_opener, owner_dem_key(&h, &portion_secret_for(k, &h))?)
+    })
+}
+
+/// Starts opening a portion as a granted user, given its encoded header and
+/// the re-capsule the SRS returned for it. Then feed the body.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_new_delegatee(
+    keypair: *const sesphr_keypair,
+    header: *const u8,
+    header_len: usize,
+    recapsule: *const u8,
+    recapsule_len: usize,
+    out_opener: *mut *mut sesphr_opener,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        out(out_opener)?;
+        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let rc = ReCapsule::from_bytes(bytes(recapsule, recapsule_len)?)?;
+        let key = DelegateeOpener::for_recapsule(kp, &h, &rc).dem_key(&h, &rc)?;
+        new_opener(out_opener, key)
+    })
+}
+
+/// Feeds body bytes (any amount); the plaintext of every chunk that verified
+/// goes into a new buffer, possibly empty.
+///
+/// Errors: `DECRYPTION_FAILED` (the opener then fails every later call);
+/// `INVALID_STATE` after finish.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_update(
+    opener: *mut sesphr_opener,
+    sealed: *const u8,
+    sealed_len: usize,
+    out_plaintext: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let op = handle_mut(opener)?;
+        let o = out(out_plaintext)?;
+        if op.finished {
+            return Err(sesphr_result::InvalidState);
+        }
+        // Plaintext of chunks opened before a failure in the same call is
+        // discarded, zeroized.
+        let mut pt = Zeroizing::new(Vec::new());
+        op.chunks.push(bytes(sealed, sealed_len)?, &mut pt)?;
+        put_buffer(o, core::mem::take(&mut *pt));
+        Ok(())
+    })
+}
+
+/// Ends the body: the last chunk's plaintext goes into a new buffer. Only an
+/// OK here means the portion was complete (not truncated) and authentic.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_finish(
+    opener: *mut sesphr_opener,
+    out_plaintext: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let op = handle_mut(opener)?;
+        let o = out(out_plaintext)?;
+        if op.finished {
+            return Err(sesphr_result::InvalidState);
+        }
+        let mut pt = Zeroizing::new(Vec::new());
+        op.chunks.finish(&mut pt)?;
+        op.finished = true;
+        put_buffer(o, core::mem::take(&mut *pt));
+        Ok(())
+    })
+}
+
+/// Frees an opener. NULL does nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_free(opener: *mut sesphr_opener) {
+    free_handle(opener);
+}

@@ -1,0 +1,295 @@
+//! The one result type of the C ABI.
+
+use core::ffi::{c_char, c_uint};
+
+use crate::error::Error;
+use crate::srs::{Denial, SrsError};
+
+/// The result of every sesphr C function. The numbers are part of the ABI:
+/// they never change and are never reused.
+///
+/// 0 is success; 1–99 are errors in how a function was called; 100–199 are
+/// decoding and cryptographic errors; 200–299 are SRS errors; 300–399 are
+/// re-encryption denials.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sesphr_result {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullParameter = 1,
+    /// An internal error (a Rust panic) was caught at the boundary. Nothing
+    /// was written to the outputs.
+    Panic = 2,
+    /// A length was wrong: an input of the wrong size, or a length too large
+    /// to be a real buffer.
+    InvalidLength = 3,
+    /// An output buffer is smaller than the value to write.
+    BufferTooSmall = 4,
+    /// An argument is outside its allowed values (e.g. an unknown role name).
+    InvalidArgument = 5,
+    /// The object cannot do this now (e.g. a stream used after it finished).
+    InvalidState = 6,
+    /// An encoding does not start with the magic bytes of its kind.
+    BadMagic = 100,
+    /// An encoding has an unknown format version.
+    UnsupportedVersion = 101,
+    /// A non-canonical ristretto255 point encoding.
+    NonCanonicalPoint = 102,
+    /// The identity point where a key or capsule point is required.
+    IdentityPoint = 103,
+    /// A non-canonical scalar encoding.
+    NonCanonicalScalar = 104,
+    /// A zero secret scalar.
+    ZeroScalar = 105,
+    /// Reserved bits set in an encoding.
+    ReservedBitsSet = 106,
+    /// An identity that is not 1–255 bytes of UTF-8.
+    InvalidIdentity = 107,
+    /// A portion label that is not 1–64 bytes of `[a-z0-9_-]`.
+    InvalidLabel = 108,
+    /// A capsule proof does not verify (moved, blinded or corrupted header).
+    InvalidCapsule = 109,
+    /// A proof of correct re-encryption does not verify.
+    InvalidReencryptionProof = 110,
+    /// A key, re-encryption key or re-capsule belongs to another portion,
+    /// user or capsule.
+    KeyMismatch = 111,
+    /// Decryption failed (deliberately no more detail).
+    DecryptionFailed = 112,
+    /// A portion too large for the format.
+    TooLarge = 113,
+    /// An I/O error.
+    Io = 114,
+    /// No such user.
+    UnknownUser = 200,
+    /// No such patient.
+    UnknownPatient = 201,
+    /// No such portion (label, epoch) for the patient.
+    UnknownPortion = 202,
+    /// The identity is already registered.
+    AlreadyRegistered = 203,
+    /// The key is already registered.
+    KeyInUse = 204,
+    /// The user was removed.
+    UserRemoved = 205,
+    /// The re-encryption key is not from this patient's portion to this user.
+    RekeyMismatch = 206,
+    /// No active grant to revoke.
+    NotGranted = 207,
+    /// Escrow key issuance is not enabled on this SRS.
+    EscrowDisabled = 208,
+    /// Stored data failed authentication (or the storage key is wrong).
+    Tampered = 209,
+    /// The audit chain is broken.
+    AuditChainBroken = 210,
+    /// The store failed.
+    Store = 211,
+    /// The SRS refuses changes after a store failure; reopen it.
+    Unavailable = 212,
+    /// Denied: the user is not registered, or was removed.
+    DeniedNotRegistered = 300,
+    /// Denied: no grant for this portion.
+    DeniedNotGranted = 301,
+    /// Denied: the grant was revoked.
+    DeniedRevoked = 302,
+    /// Denied: the grant expired.
+    DeniedExpired = 303,
+    /// Denied: the record predates the grant's scope.
+    DeniedOutOfScope = 304,
+    /// Denied: the capsule does not verify.
+    DeniedInvalidCapsule = 305,
+}
+
+impl From<&Error> for sesphr_result {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::InvalidLength { .. } => Self::InvalidLength,
+            Error::BadMagic { .. } => Self::BadMagic,
+            Error::UnsupportedVersion { .. } => Self::UnsupportedVersion,
+            Error::NonCanonicalPoint => Self::NonCanonicalPoint,
+            Error::IdentityPoint => Self::IdentityPoint,
+            Error::NonCanonicalScalar => Self::NonCanonicalScalar,
+            Error::ZeroScalar => Self::ZeroScalar,
+            Error::ReservedBitsSet => Self::ReservedBitsSet,
+            Error::InvalidIdentity => Self::InvalidIdentity,
+            Error::InvalidLabel => Self::InvalidLabel,
+            Error::InvalidCapsule => Self::InvalidCapsule,
+            Error::InvalidReEncryptionProof => Self::InvalidReencryptionProof,
+            Error::KeyMismatch => Self::KeyMismatch,
+            Error::DecryptionFailed => Self::DecryptionFailed,
+            Error::TooLarge => Self::TooLarge,
+            Error::Io(_) => Self::Io,
+        }
+    }
+}
+
+impl From<Error> for sesphr_result {
+    fn from(e: Error) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<Denial> for sesphr_result {
+    fn from(d: Denial) -> Self {
+        match d {
+            Denial::NotRegistered => Self::DeniedNotRegistered,
+            Denial::NotGranted => Self::DeniedNotGranted,
+            Denial::Revoked => Self::DeniedRevoked,
+            Denial::Expired => Self::DeniedExpired,
+            Denial::OutOfScope => Self::DeniedOutOfScope,
+            Denial::InvalidCapsule => Self::DeniedInvalidCapsule,
+        }
+    }
+}
+
+impl From<SrsError> for sesphr_result {
+    fn from(e: SrsError) -> Self {
+        match e {
+            SrsError::Denied(d) => d.into(),
+            SrsError::UnknownUser => Self::UnknownUser,
+            SrsError::UnknownPatient => Self::UnknownPatient,
+            SrsError::UnknownPortion => Self::UnknownPortion,
+            SrsError::AlreadyRegistered => Self::AlreadyRegistered,
+            SrsError::KeyInUse => Self::KeyInUse,
+            SrsError::UserRemoved => Self::UserRemoved,
+            SrsError::RekeyMismatch => Self::RekeyMismatch,
+            SrsError::NotGranted => Self::NotGranted,
+            SrsError::Malformed(e) => e.into(),
+            SrsError::EscrowDisabled => Self::EscrowDisabled,
+            SrsError::Tampered(_) => Self::Tampered,
+            SrsError::AuditChainBroken { .. } => Self::AuditChainBroken,
+            SrsError::Store(_) => Self::Store,
+            SrsError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+/// Every result with its message, in one table so that the two never drift.
+const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
+    (sesphr_result::Ok, c"success"),
+    (
+        sesphr_result::NullParameter,
+        c"a required pointer argument was NULL",
+    ),
+    (
+        sesphr_result::Panic,
+        c"internal error (caught at the library boundary)",
+    ),
+    (sesphr_result::InvalidLength, c"invalid length"),
+    (sesphr_result::BufferTooSmall, c"output buffer too small"),
+    (sesphr_result::InvalidArgument, c"invalid argument"),
+    (sesphr_result::InvalidState, c"invalid state for this call"),
+    (sesphr_result::BadMagic, c"bad magic bytes"),
+    (
+        sesphr_result::UnsupportedVersion,
+        c"unsupported format version",
+    ),
+    (
+        sesphr_result::NonCanonicalPoint,
+        c"non-canonical point encoding",
+    ),
+    (sesphr_result::IdentityPoint, c"identity point not allowed"),
+    (
+        sesphr_result::NonCanonicalScalar,
+        c"non-canonical scalar encoding",
+    ),
+    (sesphr_result::ZeroScalar, c"zero secret scalar"),
+    (sesphr_result::ReservedBitsSet, c"reserved bits set"),
+    (
+        sesphr_result::InvalidIdentity,
+        c"identity must be 1-255 bytes of UTF-8",
+    ),
+    (
+        sesphr_result::InvalidLabel,
+        c"portion label must be 1-64 bytes of [a-z0-9_-]",
+    ),
+    (
+        sesphr_result::InvalidCapsule,
+        c"capsule proof does not verify",
+    ),
+    (
+        sesphr_result::InvalidReencryptionProof,
+        c"re-encryption proof does not verify",
+    ),
+    (
+        sesphr_result::KeyMismatch,
+        c"key does not belong to this portion, user or capsule",
+    ),
+    (sesphr_result::DecryptionFailed, c"decryption failed"),
+    (sesphr_result::TooLarge, c"portion too large"),
+    (sesphr_result::Io, c"I/O error"),
+    (sesphr_result::UnknownUser, c"unknown user"),
+    (sesphr_result::UnknownPatient, c"unknown patient"),
+    (sesphr_result::UnknownPortion, c"unknown portion"),
+    (sesphr_result::AlreadyRegistered, c"already registered"),
+    (sesphr_result::KeyInUse, c"key already registered"),
+    (sesphr_result::UserRemoved, c"user was removed"),
+    (
+        sesphr_result::RekeyMismatch,
+        c"re-encryption key does not match patient, portion or user",
+    ),
+    (sesphr_result::NotGranted, c"no active grant"),
+    (
+        sesphr_result::EscrowDisabled,
+        c"escrow key issuance is not enabled",
+    ),
+    (
+        sesphr_result::Tampered,
+        c"stored data failed authentication",
+    ),
+    (sesphr_result::AuditChainBroken, c"audit chain broken"),
+    (sesphr_result::Store, c"store failure"),
+    (
+        sesphr_result::Unavailable,
+        c"SRS unavailable after a store failure",
+    ),
+    (
+        sesphr_result::DeniedNotRegistered,
+        c"denied: user not registered",
+    ),
+    (sesphr_result::DeniedNotGranted, c"denied: not granted"),
+    (sesphr_result::DeniedRevoked, c"denied: grant revoked"),
+    (sesphr_result::DeniedExpired, c"denied: grant expired"),
+    (
+        sesphr_result::DeniedOutOfScope,
+        c"denied: record outside the grant's scope",
+    ),
+    (
+        sesphr_result::DeniedInvalidCapsule,
+        c"denied: invalid capsule",
+    ),
+];
+
+/// A static, NUL-terminated English message for a result code. Takes a plain
+/// unsigned int, so any value is safe to pass; unknown codes get
+/// "unknown result code". Never returns NULL; never free the result.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_result_message(result: c_uint) -> *const c_char {
+    crate::ffi::panic::boundary_ptr(|| {
+        MESSAGES
+            .iter()
+            .find(|(r, _)| *r as u32 == result)
+            .map_or(c"unknown result code".as_ptr(), |(_, m)| m.as_ptr())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_distinct_message() {
+        let mut codes: Vec<u32> = MESSAGES.iter().map(|(r, _)| *r as u32).collect();
+        let n = codes.len();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), n);
+        assert_eq!(n, 41);
+        let unknown = sesphr_result_message(9999);
+        // SAFETY: the function returns a static NUL-terminated string.
+        let s = unsafe { core::ffi::CStr::from_ptr(unknown) };
+        assert_eq!(s.to_str().unwrap(), "unknown result code");
+    }
+}

@@ -1,0 +1,404 @@
+//! The SRS from C.
+
+use core::ffi::{c_char, c_uint};
+
+use super::keys::sesphr_keypair;
+use super::{
+    Handle, array, array_out, bytes, c_str, free_handle, handle_ref, identity, into_handle, label,
+    optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
+};
+use crate::capsule::PortionHeader;
+use crate::keys::{EscrowKeyIssuer, PortionPublicKey, PublicKey};
+use crate::rekey::ReKey;
+use crate::srs::{Role, Scope, Srs, SrsConfig, StorageKey};
+use crate::store::MemoryStore;
+
+/// Length of the SRS storage key.
+pub const SESPHR_STORAGE_KEY_LEN: usize = 32;
+/// Length of an escrow master seed.
+pub const SESPHR_ESCROW_SEED_LEN: usize = 32;
+
+/// A Setup and Re-encryption Server. Safe to use from many threads at once.
+pub struct sesphr_srs {
+    _private: [u8; 0],
+}
+
+impl Handle for sesphr_srs {
+    type Rust = Srs;
+}
+
+fn config(
+    store: impl crate::store::Store + 'static,
+    storage_key: *const u8,
+    storage_key_len: usize,
+    escrow_seed: *const u8,
+    escrow_seed_len: usize,
+) -> Result<SrsConfig, sesphr_result> {
+    let key: &[u8; 32] = bytes(storage_key, storage_key_len)?
+        .try_into()
+        .map_err(|_| sesphr_result::InvalidLength)?;
+    let mut cfg = SrsConfig::new(store, StorageKey::from_bytes(key));
+    if !escrow_seed.is_null() {
+        let seed: &[u8; 32] = bytes(escrow_seed, escrow_seed_len)?
+            .try_into()
+            .map_err(|_| sesphr_result::InvalidLength)?;
+        cfg = cfg.escrow(EscrowKeyIssuer::from_seed(seed));
+    }
+    Ok(cfg)
+}
+
+/// Opens (or creates) an SRS on the SQLite database at `path` (a
+/// NUL-terminated UTF-8 path), sealing re-encryption keys with the 32-byte
+/// `storage_key`. `escrow_seed` is optional (NULL = no escrow mode): with a
+/// 32-byte seed, `sesphr_srs_issue_keys` issues users' keys from it, which
+/// makes the SRS a key-escrow holder.
+///
+/// Errors: `STORE` (also when the library was built without its `sqlite`
+/// feature); `TAMPERED` or `AUDIT_CHAIN_BROKEN` if the database fails
+/// verification or the storage key is wrong.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_open_sqlite(
+    path: *const c_char,
+    storage_key: *const u8,
+    storage_key_len: usize,
+    escrow_seed: *const u8,
+    escrow_seed_len: usize,
+    out_srs: *mut *mut sesphr_srs,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_srs)?;
+        let p = c_str(path)?
+            .to_str()
+            .map_err(|_| sesphr_result::InvalidArgument)?;
+        #[cfg(feature = "sqlite")]
+        {
+            let store = crate::store::SqliteStore::open(p).map_err(crate::srs::SrsError::from)?;
+            let srs = Srs::open(config(
+                store,
+                storage_key,
+                storage_key_len,
+                escrow_seed,
+                escrow_seed_len,
+            )?)?;
+            *o = into_handle::<sesphr_srs>(srs);
+            Ok(())
+        }
+        #[cfg(not(feature = "sqlite"))]
+        {
+            let _ = (
+                o,
+                p,
+                storage_key,
+                storage_key_len,
+                escrow_seed,
+                escrow_seed_len,
+            );
+            Err(sesphr_result::Store)
+        }
+    })
+}
+
+/// Creates an SRS in memory (nothing survives `sesphr_srs_free`); arguments
+/// as for `sesphr_srs_open_sqlite`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_new_in_memory(
+    storage_key: *const u8,
+    storage_key_len: usize,
+    escrow_seed: *const u8,
+    escrow_seed_len: usize,
+    out_srs: *mut *mut sesphr_srs,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_srs)?;
+        let srs = Srs::open(config(
+            MemoryStore::new(),
+            storage_key,
+            storage_key_len,
+            escrow_seed,
+            escrow_seed_len,
+        )?)?;
+        *o = into_handle::<sesphr_srs>(srs);
+        Ok(())
+    })
+}
+
+/// Closes an SRS (everything acknowledged is already durable). NULL does
+/// nothing. No other thread may be using it.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_free(srs: *mut sesphr_srs) {
+    free_handle(srs);
+}
+
+/// Registers a user with a role (`patient`, `doctor`, `hospital`,
+/// `researcher`, `family`, `admin`, or another name of `[a-z0-9_-]`) and a
+/// 32-byte public key.
+///
+/// Errors: `INVALID_IDENTITY`, `INVALID_ARGUMENT` (role), `INVALID_LENGTH`,
+/// point errors, `ALREADY_REGISTERED`, `KEY_IN_USE`, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_register_user(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+    role: *const u8,
+    role_len: usize,
+    public_key: *const u8,
+    public_key_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let id = identity(user, user_len)?;
+        let role: Role = core::str::from_utf8(bytes(role, role_len)?)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .ok_or(sesphr_result::InvalidArgument)?;
+        let pk = PublicKey::from_slice(bytes(public_key, public_key_len)?)?;
+        Ok(s.register_user(&id, role, &pk)?)
+    })
+}
+
+/// Removes a user: all their grants are revoked.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_remove_user(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        Ok(s.remove_user(&identity(user, user_len)?)?)
+    })
+}
+
+/// Registers a patient with `count` encoded portion public keys
+/// (`portion_keys[i]` of `portion_key_lens[i]` bytes).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_register_patient(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    portion_keys: *const *const u8,
+    portion_key_lens: *const usize,
+    count: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let id = identity(patient, patient_len)?;
+        let ptrs = array(portion_keys, count)?;
+        let lens = array(portion_key_lens, count)?;
+        let keys = ptrs
+            .iter()
+            .zip(lens)
+            .map(|(&p, &l)| Ok(PortionPublicKey::from_bytes(bytes(p, l)?)?))
+            .collect::<Result<Vec<_>, sesphr_result>>()?;
+        Ok(s.register_patient(&id, &keys)?)
+    })
+}
+
+/// Registers another encoded portion public key for a patient.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_add_portion(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    portion_key: *const u8,
+    portion_key_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let id = identity(patient, patient_len)?;
+        let key = PortionPublicKey::from_bytes(bytes(portion_key, portion_key_len)?)?;
+        Ok(s.add_portion(&id, &key)?)
+    })
+}
+
+/// Grants `user` the portion `label` of `patient` with an encoded
+/// re-encryption key. `since` is optional: NULL grants every record (backward
+/// access); otherwise only records created at or after `*since`. `expiry` is
+/// optional: NULL never expires; otherwise the grant stops at `*expiry`.
+///
+/// Errors: `UNKNOWN_PATIENT`, `UNKNOWN_USER`, `USER_REMOVED`,
+/// `UNKNOWN_PORTION`, `REKEY_MISMATCH`, decoding errors, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_grant(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    user: *const u8,
+    user_len: usize,
+    rekey: *const u8,
+    rekey_len: usize,
+    since: *const u64,
+    expiry: *const u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let p = identity(patient, patient_len)?;
+        let l = label(portion_label, portion_label_len)?;
+        let u = identity(user, user_len)?;
+        let k = ReKey::from_bytes(bytes(rekey, rekey_len)?)?;
+        let scope = optional(since).map_or(Scope::AllRecords, Scope::Since);
+        Ok(s.grant(&p, &l, &u, k, scope, optional(expiry))?)
+    })
+}
+
+/// Revokes `user`'s grant on portion `label` of `patient`. Once this returns
+/// OK, no re-encryption under that grant succeeds, from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_revoke(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    user: *const u8,
+    user_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let p = identity(patient, patient_len)?;
+        let l = label(portion_label, portion_label_len)?;
+        Ok(s.revoke(&p, &l, &identity(user, user_len)?)?)
+    })
+}
+
+/// Re-encrypts an encoded portion header for `user` (with a proof of correct
+/// re-encryption if `with_proof` is nonzero). The encoded re-capsule goes
+/// into a new buffer.
+///
+/// Errors: `DENIED_*` with the reason (audited); decoding errors (not
+/// audited); `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_reencrypt(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+    header: *const u8,
+    header_len: usize,
+    with_proof: c_uint,
+    out_recapsule: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_recapsule)?;
+        let u = identity(user, user_len)?;
+        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let rc = if with_proof != 0 {
+            s.reencrypt_with_proof(&u, &h)?
+        } else {
+            s.reencrypt(&u, &h)?
+        };
+        put_buffer(o, rc.to_bytes());
+        Ok(())
+    })
+}
+
+/// Re-encrypts `count` encoded headers for one user at once. For each `i`,
+/// `out_results[i]` receives `SESPHR_RESULT_OK` and `out_recapsules[i]` a new
+/// buffer, or a per-header error code and NULL. The caller provides both
+/// arrays of `count` elements. The function returns OK if the batch ran
+/// (whatever the per-header results), and writes the arrays only then.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_reencrypt_batch(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+    headers: *const *const u8,
+    header_lens: *const usize,
+    count: usize,
+    out_recapsules: *mut *mut sesphr_buffer,
+    out_results: *mut c_uint,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let u = identity(user, user_len)?;
+        let ptrs = array(headers, count)?;
+        let lens = array(header_lens, count)?;
+        let outs = array_out(out_recapsules, count)?;
+        let results = array_out(out_results, count)?;
+        // Headers that do not decode get their error; the rest go in one batch.
+        let parsed: Vec<Result<PortionHeader, sesphr_result>> = ptrs
+            .iter()
+            .zip(lens)
+            .map(|(&p, &l)| Ok(PortionHeader::from_bytes(bytes(p, l)?)?))
+            .collect();
+        let valid: Vec<&PortionHeader> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut done = s.reencrypt_batch(&u, &valid)?.into_iter();
+        for ((p, o), r) in parsed.iter().zip(outs.iter_mut()).zip(results.iter_mut()) {
+            let res = match p {
+                Err(e) => Err(*e),
+                Ok(_) => match done.next() {
+                    Some(Ok(rc)) => Ok(rc.to_bytes()),
+                    Some(Err(d)) => Err(d.into()),
+                    None => Err(sesphr_result::Panic),
+                },
+            };
+            match res {
+                Ok(b) => {
+                    put_buffer(o, b);
+                    *r = sesphr_result::Ok as c_uint;
+                }
+                Err(e) => {
+                    *o = core::ptr::null_mut();
+                    *r = e as c_uint;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Verifies the whole audit chain; `*out_entries` receives its length.
+///
+/// Errors: `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_verify_audit(
+    srs: *const sesphr_srs,
+    out_entries: *mut u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_entries)?;
+        *o = s.verify_audit()?;
+        Ok(())
+    })
+}
+
+/// The audit chain as JSON lines (one object per entry), into a new buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_export_audit(
+    srs: *const sesphr_srs,
+    out_jsonl: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_jsonl)?;
+        let mut v = Vec::new();
+        s.export_audit_jsonl(&mut v)?;
+        put_buffer(o, v);
+        Ok(())
+    })
+}
+
+/// **Escrow mode**: issues the key pair of `identity` in `epoch` from the
+/// SRS's escrow seed.
+///
+/// Errors: `ESCROW_DISABLED` unless the SRS was opened with an escrow seed.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_issue_keys(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+    epoch: u32,
+    out_keypair: *mut *mut sesphr_keypair,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_keypair)?;
+        let kp = s.issue_keys(&identity(user, user_len)?, epoch)?;
+        *o = into_handle::<sesphr_keypair>(kp);
+        Ok(())
+    })
+}
