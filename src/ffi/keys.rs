@@ -5,6 +5,7 @@ use super::{
     Handle, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
     put_buffer, run, sesphr_buffer, sesphr_result,
 };
+use crate::ids::{Identity, PortionLabel};
 use crate::keys::{KeyPair, PatientKeys, PublicKey, SecretKey};
 use crate::rekey::ReKey;
 
@@ -125,8 +126,12 @@ pub extern "C" fn sesphr_patient_keys_from_master(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_keys)?;
-        let id = identity(patient_id, patient_id_len)?;
-        let m: &[u8; 32] = bytes(master, master_len)?
+        let (patient_id, master) = (
+            bytes(patient_id, patient_id_len)?,
+            bytes(master, master_len)?,
+        );
+        let id = Identity::from_utf8(patient_id)?;
+        let m: &[u8; 32] = master
             .try_into()
             .map_err(|_| sesphr_result::InvalidLength)?;
         *o = into_handle::<sesphr_patient_keys>(PatientKeys::from_master(id, m));
@@ -221,8 +226,12 @@ pub extern "C" fn sesphr_rekey_generate(
     run(|| {
         let k = handle_ref(keys)?;
         let o = out(out_buffer)?;
-        let l = label(portion_label, portion_label_len)?;
-        let to = PublicKey::from_slice(bytes(delegatee, delegatee_len)?)?;
+        let (portion_label, delegatee) = (
+            bytes(portion_label, portion_label_len)?,
+            bytes(delegatee, delegatee_len)?,
+        );
+        let l = PortionLabel::from_bytes(portion_label)?;
+        let to = PublicKey::from_slice(delegatee)?;
         let rk = ReKey::generate(&k.portion_secret(&l, epoch), &to);
         put_buffer(o, rk.to_bytes().to_vec());
         Ok(())

@@ -19,10 +19,6 @@ pub const SESPHR_RECORD_ID_LEN: usize = 16;
 /// How many bytes of a sealed portion `sesphr_header_len` needs to see.
 pub const SESPHR_HEADER_PREFIX_LEN: usize = 66;
 
-fn record_id(ptr: *const u8, len: usize) -> Result<RecordId, sesphr_result> {
-    Ok(RecordId::from_slice(bytes(ptr, len)?)?)
-}
-
 /// The patient's secret key for the portion a header belongs to.
 fn portion_secret_for(keys: &PatientKeys, header: &PortionHeader) -> PortionSecretKey {
     let ctx = header.context();
@@ -45,9 +41,14 @@ pub extern "C" fn sesphr_seal(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_sealed)?;
-        let key = PortionPublicKey::from_bytes(bytes(portion_public_key, portion_public_key_len)?)?;
-        let rid = record_id(record_id_bytes, record_id_len)?;
-        let sealed = SealedPortion::seal(&key, rid, created_at, bytes(plaintext, plaintext_len)?)?;
+        let (key, rid) = (
+            bytes(portion_public_key, portion_public_key_len)?,
+            bytes(record_id_bytes, record_id_len)?,
+        );
+        let plaintext = bytes(plaintext, plaintext_len)?;
+        let key = PortionPublicKey::from_bytes(key)?;
+        let rid = RecordId::from_slice(rid)?;
+        let sealed = SealedPortion::seal(&key, rid, created_at, plaintext)?;
         put_buffer(o, sealed.to_bytes());
         Ok(())
     })
@@ -141,8 +142,9 @@ pub extern "C" fn sesphr_open_as_delegatee(
     run(|| {
         let kp = handle_ref(keypair)?;
         let o = out(out_plaintext)?;
-        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
-        let rc = ReCapsule::from_bytes(bytes(recapsule, recapsule_len)?)?;
+        let (sealed, recapsule) = (bytes(sealed, sealed_len)?, bytes(recapsule, recapsule_len)?);
+        let s = SealedPortion::from_bytes(sealed)?;
+        let rc = ReCapsule::from_bytes(recapsule)?;
         put_buffer(o, s.open_as_delegatee(kp, &rc)?);
         Ok(())
     })
@@ -175,8 +177,12 @@ pub extern "C" fn sesphr_sealer_new(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_sealer)?;
-        let key = PortionPublicKey::from_bytes(bytes(portion_public_key, portion_public_key_len)?)?;
-        let rid = record_id(record_id_bytes, record_id_len)?;
+        let (key, rid) = (
+            bytes(portion_public_key, portion_public_key_len)?,
+            bytes(record_id_bytes, record_id_len)?,
+        );
+        let key = PortionPublicKey::from_bytes(key)?;
+        let rid = RecordId::from_slice(rid)?;
         let writer = PortionWriter::new(&key, rid, created_at, Vec::new())?;
         *o = into_handle::<sesphr_sealer>(Sealer {
             writer: Some(writer),
@@ -292,8 +298,9 @@ pub extern "C" fn sesphr_opener_new_delegatee(
     run(|| {
         let kp = handle_ref(keypair)?;
         out(out_opener)?;
-        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
-        let rc = ReCapsule::from_bytes(bytes(recapsule, recapsule_len)?)?;
+        let (header, recapsule) = (bytes(header, header_len)?, bytes(recapsule, recapsule_len)?);
+        let h = PortionHeader::from_bytes(header)?;
+        let rc = ReCapsule::from_bytes(recapsule)?;
         let key = DelegateeOpener::for_recapsule(kp, &h, &rc).dem_key(&h, &rc)?;
         new_opener(out_opener, key)
     })

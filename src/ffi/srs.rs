@@ -4,10 +4,11 @@ use core::ffi::{c_char, c_uint};
 
 use super::keys::sesphr_keypair;
 use super::{
-    Handle, array, array_out, bytes, c_str, free_handle, handle_ref, identity, into_handle, label,
+    Handle, array, array_out, bytes, c_str, free_handle, handle_ref, identity, into_handle,
     optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
 use crate::capsule::PortionHeader;
+use crate::ids::{Identity, PortionLabel};
 use crate::keys::{EscrowKeyIssuer, PortionPublicKey, PublicKey};
 use crate::rekey::ReKey;
 use crate::srs::{Role, Scope, Srs, SrsConfig, StorageKey};
@@ -147,12 +148,17 @@ pub extern "C" fn sesphr_srs_register_user(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let id = identity(user, user_len)?;
-        let role: Role = core::str::from_utf8(bytes(role, role_len)?)
+        let (user, role, public_key) = (
+            bytes(user, user_len)?,
+            bytes(role, role_len)?,
+            bytes(public_key, public_key_len)?,
+        );
+        let id = Identity::from_utf8(user)?;
+        let role: Role = core::str::from_utf8(role)
             .ok()
             .and_then(|r| r.parse().ok())
             .ok_or(sesphr_result::InvalidArgument)?;
-        let pk = PublicKey::from_slice(bytes(public_key, public_key_len)?)?;
+        let pk = PublicKey::from_slice(public_key)?;
         Ok(s.register_user(&id, role, &pk)?)
     })
 }
@@ -183,9 +189,10 @@ pub extern "C" fn sesphr_srs_register_patient(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let id = identity(patient, patient_len)?;
+        let patient = bytes(patient, patient_len)?;
         let ptrs = array(portion_keys, count)?;
         let lens = array(portion_key_lens, count)?;
+        let id = Identity::from_utf8(patient)?;
         let keys = ptrs
             .iter()
             .zip(lens)
@@ -206,8 +213,12 @@ pub extern "C" fn sesphr_srs_add_portion(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let id = identity(patient, patient_len)?;
-        let key = PortionPublicKey::from_bytes(bytes(portion_key, portion_key_len)?)?;
+        let (patient, portion_key) = (
+            bytes(patient, patient_len)?,
+            bytes(portion_key, portion_key_len)?,
+        );
+        let id = Identity::from_utf8(patient)?;
+        let key = PortionPublicKey::from_bytes(portion_key)?;
         Ok(s.add_portion(&id, &key)?)
     })
 }
@@ -235,10 +246,15 @@ pub extern "C" fn sesphr_srs_grant(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let p = identity(patient, patient_len)?;
-        let l = label(portion_label, portion_label_len)?;
-        let u = identity(user, user_len)?;
-        let k = ReKey::from_bytes(bytes(rekey, rekey_len)?)?;
+        let (patient, portion_label) = (
+            bytes(patient, patient_len)?,
+            bytes(portion_label, portion_label_len)?,
+        );
+        let (user, rekey) = (bytes(user, user_len)?, bytes(rekey, rekey_len)?);
+        let p = Identity::from_utf8(patient)?;
+        let l = PortionLabel::from_bytes(portion_label)?;
+        let u = Identity::from_utf8(user)?;
+        let k = ReKey::from_bytes(rekey)?;
         let scope = optional(since).map_or(Scope::AllRecords, Scope::Since);
         Ok(s.grant(&p, &l, &u, k, scope, optional(expiry))?)
     })
@@ -258,9 +274,14 @@ pub extern "C" fn sesphr_srs_revoke(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let p = identity(patient, patient_len)?;
-        let l = label(portion_label, portion_label_len)?;
-        Ok(s.revoke(&p, &l, &identity(user, user_len)?)?)
+        let (patient, portion_label) = (
+            bytes(patient, patient_len)?,
+            bytes(portion_label, portion_label_len)?,
+        );
+        let user = bytes(user, user_len)?;
+        let p = Identity::from_utf8(patient)?;
+        let l = PortionLabel::from_bytes(portion_label)?;
+        Ok(s.revoke(&p, &l, &Identity::from_utf8(user)?)?)
     })
 }
 
@@ -283,8 +304,9 @@ pub extern "C" fn sesphr_srs_reencrypt(
     run(|| {
         let s = handle_ref(srs)?;
         let o = out(out_recapsule)?;
-        let u = identity(user, user_len)?;
-        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let (user, header) = (bytes(user, user_len)?, bytes(header, header_len)?);
+        let u = Identity::from_utf8(user)?;
+        let h = PortionHeader::from_bytes(header)?;
         let rc = if with_proof != 0 {
             s.reencrypt_with_proof(&u, &h)?
         } else {
@@ -313,11 +335,12 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let u = identity(user, user_len)?;
+        let user = bytes(user, user_len)?;
         let ptrs = array(headers, count)?;
         let lens = array(header_lens, count)?;
         let outs = array_out(out_recapsules, count)?;
         let results = array_out(out_results, count)?;
+        let u = Identity::from_utf8(user)?;
         // Headers that do not decode get their error; the rest go in one batch.
         let parsed: Vec<Result<PortionHeader, sesphr_result>> = ptrs
             .iter()
@@ -397,7 +420,8 @@ pub extern "C" fn sesphr_srs_issue_keys(
     run(|| {
         let s = handle_ref(srs)?;
         let o = out(out_keypair)?;
-        let kp = s.issue_keys(&identity(user, user_len)?, epoch)?;
+        let user = bytes(user, user_len)?;
+        let kp = s.issue_keys(&Identity::from_utf8(user)?, epoch)?;
         *o = into_handle::<sesphr_keypair>(kp);
         Ok(())
     })

@@ -1,0 +1,9 @@
+//! Gives the shared library its soname, so that programs linked against
+//! `libsesphr.so` record `libsesphr.so.0` and keep working across
+//! compatible upgrades.
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsesphr.so.0");
+    }
+}

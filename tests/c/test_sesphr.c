@@ -1,0 +1,819 @@
+/*
+ * C tests of libsesphr, driven by tests/c_api.rs (so `cargo test` runs them)
+ * and run under valgrind and ASan/UBSan by .ci/run.
+ *
+ * Usage: test_sesphr VECTORS_FILE SCRATCH_DIR
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sesphr.h"
+
+static int passed = 0;
+static int failed = 0;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+#define EXPECT(call, want)                                                       \
+    do {                                                                         \
+        sesphr_result got_ = (call);                                             \
+        if (got_ == (sesphr_result)(want)) {                                     \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            fprintf(stderr, "%s:%d: %s -> %u (%s), want %u (%s)\n", __FILE__, __LINE__, #call, \
+                    (unsigned)got_, sesphr_result_message(got_), (unsigned)(want),  \
+                    sesphr_result_message(want));                                \
+        }                                                                        \
+    } while (0)
+
+#define OK(call) EXPECT(call, SESPHR_RESULT_OK)
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+static const uint8_t STORAGE_KEY[SESPHR_STORAGE_KEY_LEN] = {7};
+
+/* True if a buffer holds exactly these bytes. */
+static int buf_eq(const sesphr_buffer *b, const uint8_t *p, size_t n)
+{
+    return b != NULL && sesphr_buffer_len(b) == n && (n == 0 || memcmp(sesphr_buffer_data(b), p, n) == 0);
+}
+
+/* ---------------------------------------------------------------- basics */
+
+static void test_basics(void)
+{
+    const char *v = sesphr_version();
+    CHECK(v != NULL && strlen(v) > 0);
+    CHECK(strcmp(sesphr_result_message(SESPHR_RESULT_OK), "success") == 0);
+    CHECK(strcmp(sesphr_result_message(SESPHR_RESULT_DENIED_REVOKED), "denied: grant revoked") == 0);
+    CHECK(strcmp(sesphr_result_message(123456u), "unknown result code") == 0);
+    CHECK(sesphr_buffer_data(NULL) == NULL);
+    CHECK(sesphr_buffer_len(NULL) == 0);
+    /* Every _free(NULL) is a no-op. */
+    sesphr_buffer_free(NULL);
+    sesphr_keypair_free(NULL);
+    sesphr_patient_keys_free(NULL);
+    sesphr_sealer_free(NULL);
+    sesphr_opener_free(NULL);
+    sesphr_srs_free(NULL);
+}
+
+/* ------------------------------------------------------------ full flow */
+
+struct world {
+    sesphr_srs *srs;
+    sesphr_patient_keys *patient;
+    sesphr_keypair *doctor;
+    sesphr_keypair *researcher;
+    sesphr_buffer *ppk_medical;
+    sesphr_buffer *ppk_lab;
+};
+
+static void world_free(struct world *w)
+{
+    sesphr_srs_free(w->srs);
+    sesphr_patient_keys_free(w->patient);
+    sesphr_keypair_free(w->doctor);
+    sesphr_keypair_free(w->researcher);
+    sesphr_buffer_free(w->ppk_medical);
+    sesphr_buffer_free(w->ppk_lab);
+}
+
+static void world_new(struct world *w, sesphr_srs *srs)
+{
+    uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
+    memset(w, 0, sizeof *w);
+    w->srs = srs;
+    OK(sesphr_patient_keys_generate(S("patient-0042"), &w->patient));
+    OK(sesphr_patient_keys_portion_public_key(w->patient, S("medical"), 0, &w->ppk_medical));
+    OK(sesphr_patient_keys_portion_public_key(w->patient, S("lab"), 0, &w->ppk_lab));
+    {
+        const uint8_t *keys[2] = {sesphr_buffer_data(w->ppk_medical), sesphr_buffer_data(w->ppk_lab)};
+        size_t lens[2] = {sesphr_buffer_len(w->ppk_medical), sesphr_buffer_len(w->ppk_lab)};
+        OK(sesphr_srs_register_patient(srs, S("patient-0042"), keys, lens, 2));
+    }
+    OK(sesphr_keypair_generate(&w->doctor));
+    OK(sesphr_keypair_public_key(w->doctor, pk, sizeof pk));
+    OK(sesphr_srs_register_user(srs, S("dr-house"), S("doctor"), pk, sizeof pk));
+    OK(sesphr_keypair_generate(&w->researcher));
+    OK(sesphr_keypair_public_key(w->researcher, pk, sizeof pk));
+    OK(sesphr_srs_register_user(srs, S("researcher-17"), S("researcher"), pk, sizeof pk));
+}
+
+static void grant(struct world *w, const char *user, sesphr_keypair *kp, const char *label,
+                  const uint64_t *since, sesphr_result want)
+{
+    uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
+    sesphr_buffer *rk = NULL;
+    OK(sesphr_keypair_public_key(kp, pk, sizeof pk));
+    OK(sesphr_rekey_generate(w->patient, S(label), 0, pk, sizeof pk, &rk));
+    EXPECT(sesphr_srs_grant(w->srs, S("patient-0042"), S(label), S(user), sesphr_buffer_data(rk),
+                            sesphr_buffer_len(rk), since, NULL),
+           want);
+    sesphr_buffer_free(rk);
+}
+
+/* Re-encrypts `sealed` for `user` and opens it with `kp`; returns the result code. */
+static sesphr_result read_as(struct world *w, const char *user, sesphr_keypair *kp,
+                             const sesphr_buffer *sealed, const char *expect_text)
+{
+    sesphr_buffer *header = NULL, *rc = NULL, *pt = NULL;
+    sesphr_result r;
+    OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &header));
+    r = sesphr_srs_reencrypt(w->srs, S(user), sesphr_buffer_data(header), sesphr_buffer_len(header), 1, &rc);
+    if (r == SESPHR_RESULT_OK) {
+        CHECK(rc != NULL);
+        OK(sesphr_open_as_delegatee(kp, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed),
+                                    sesphr_buffer_data(rc), sesphr_buffer_len(rc), &pt));
+        CHECK(buf_eq(pt, (const uint8_t *)expect_text, strlen(expect_text)));
+    } else {
+        CHECK(rc == NULL);
+    }
+    sesphr_buffer_free(header);
+    sesphr_buffer_free(rc);
+    sesphr_buffer_free(pt);
+    return r;
+}
+
+static sesphr_buffer *seal(const sesphr_buffer *ppk, uint8_t record, uint64_t created_at, const char *text)
+{
+    uint8_t rid[SESPHR_RECORD_ID_LEN];
+    sesphr_buffer *out = NULL;
+    memset(rid, record, sizeof rid);
+    OK(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, sizeof rid, created_at,
+                   (const uint8_t *)text, strlen(text), &out));
+    return out;
+}
+
+static void test_full_flow(sesphr_srs *srs)
+{
+    struct world w;
+    uint64_t since = 2000, entries = 0;
+    sesphr_buffer *old_med, *old_lab, *new_lab, *pt = NULL, *audit = NULL;
+    world_new(&w, srs);
+
+    old_med = seal(w.ppk_medical, 1, 1000, "diagnosis: asthma");
+    old_lab = seal(w.ppk_lab, 2, 1500, "HbA1c 5.4%");
+    new_lab = seal(w.ppk_lab, 3, 2500, "LDL 96 mg/dL");
+
+    /* The patient reads their own portions. */
+    OK(sesphr_open_as_owner(w.patient, sesphr_buffer_data(old_med), sesphr_buffer_len(old_med), &pt));
+    CHECK(buf_eq(pt, S("diagnosis: asthma")));
+    sesphr_buffer_free(pt);
+
+    /* Grants, backward access, scope. */
+    grant(&w, "dr-house", w.doctor, "medical", NULL, SESPHR_RESULT_OK);
+    grant(&w, "dr-house", w.doctor, "lab", NULL, SESPHR_RESULT_OK);
+    grant(&w, "researcher-17", w.researcher, "lab", &since, SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "dr-house", w.doctor, old_med, "diagnosis: asthma"), SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "researcher-17", w.researcher, old_lab, ""), SESPHR_RESULT_DENIED_OUT_OF_SCOPE);
+    EXPECT(read_as(&w, "researcher-17", w.researcher, new_lab, "LDL 96 mg/dL"), SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "researcher-17", w.researcher, old_med, ""), SESPHR_RESULT_DENIED_NOT_GRANTED);
+    /* A grant for another user's key is refused. */
+    grant(&w, "researcher-17", w.doctor, "medical", NULL, SESPHR_RESULT_REKEY_MISMATCH);
+
+    /* Revocation: immediate, durable, nothing re-encrypted. */
+    OK(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")));
+    EXPECT(read_as(&w, "dr-house", w.doctor, old_med, ""), SESPHR_RESULT_DENIED_REVOKED);
+    EXPECT(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")), SESPHR_RESULT_NOT_GRANTED);
+    EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "nobody", w.doctor, old_lab, ""), SESPHR_RESULT_DENIED_NOT_REGISTERED);
+
+    /* Batch: three headers, one of them garbage. */
+    {
+        sesphr_buffer *h1 = NULL, *h2 = NULL;
+        const uint8_t garbage[10] = {1, 2, 3};
+        const uint8_t *hs[3];
+        size_t lens[3];
+        sesphr_buffer *outs[3] = {NULL, NULL, NULL};
+        unsigned int results[3] = {99, 99, 99};
+        OK(sesphr_portion_header(sesphr_buffer_data(old_lab), sesphr_buffer_len(old_lab), &h1));
+        OK(sesphr_portion_header(sesphr_buffer_data(old_med), sesphr_buffer_len(old_med), &h2));
+        hs[0] = sesphr_buffer_data(h1); lens[0] = sesphr_buffer_len(h1);
+        hs[1] = garbage; lens[1] = sizeof garbage;
+        hs[2] = sesphr_buffer_data(h2); lens[2] = sesphr_buffer_len(h2);
+        OK(sesphr_srs_reencrypt_batch(srs, S("dr-house"), hs, lens, 3, outs, results));
+        CHECK(results[0] == SESPHR_RESULT_OK && outs[0] != NULL);
+        CHECK(results[1] == SESPHR_RESULT_BAD_MAGIC && outs[1] == NULL);
+        CHECK(results[2] == SESPHR_RESULT_DENIED_REVOKED && outs[2] == NULL);
+        OK(sesphr_open_as_delegatee(w.doctor, sesphr_buffer_data(old_lab), sesphr_buffer_len(old_lab),
+                                    sesphr_buffer_data(outs[0]), sesphr_buffer_len(outs[0]), &pt));
+        CHECK(buf_eq(pt, S("HbA1c 5.4%")));
+        sesphr_buffer_free(pt);
+        sesphr_buffer_free(outs[0]);
+        sesphr_buffer_free(h1);
+        sesphr_buffer_free(h2);
+    }
+
+    /* Removing a user revokes everything of theirs. */
+    OK(sesphr_srs_remove_user(srs, S("dr-house")));
+    EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, ""), SESPHR_RESULT_DENIED_NOT_REGISTERED);
+    EXPECT(sesphr_srs_remove_user(srs, S("dr-house")), SESPHR_RESULT_USER_REMOVED);
+
+    /* The audit chain verifies and exports as JSON lines. */
+    OK(sesphr_srs_verify_audit(srs, &entries));
+    CHECK(entries >= 15);
+    OK(sesphr_srs_export_audit(srs, &audit));
+    {
+        size_t i, lines = 0;
+        const uint8_t *d = sesphr_buffer_data(audit);
+        for (i = 0; i < sesphr_buffer_len(audit); i++) lines += d[i] == '\n';
+        CHECK(lines == entries);
+        CHECK(sesphr_buffer_len(audit) > 0 && d[0] == '{');
+    }
+    sesphr_buffer_free(audit);
+    sesphr_buffer_free(old_med);
+    sesphr_buffer_free(old_lab);
+    sesphr_buffer_free(new_lab);
+    w.srs = NULL; /* owned by the caller */
+    world_free(&w);
+}
+
+/* ------------------------------------------------------------- streams */
+
+static void test_streams(void)
+{
+    enum { LEN = 200000, PIECE = 7777 };
+    uint8_t *plain = malloc(LEN), *stored = NULL, rid[SESPHR_RECORD_ID_LEN] = {9};
+    size_t stored_len = 0, i, header_len = 0, got_len = 0;
+    uint8_t *got = malloc(LEN);
+    sesphr_patient_keys *patient = NULL;
+    sesphr_buffer *ppk = NULL, *chunk = NULL;
+    sesphr_sealer *sealer = NULL;
+    sesphr_opener *opener = NULL;
+    for (i = 0; i < LEN; i++) plain[i] = (uint8_t)(i * 31 + 7);
+    stored = malloc(LEN + 4096);
+
+    OK(sesphr_patient_keys_generate(S("patient-imaging"), &patient));
+    OK(sesphr_patient_keys_portion_public_key(patient, S("imaging"), 0, &ppk));
+    OK(sesphr_sealer_new(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, sizeof rid, 1234, &sealer));
+    for (i = 0; i < LEN; i += PIECE) {
+        size_t n = LEN - i < PIECE ? LEN - i : PIECE;
+        OK(sesphr_sealer_update(sealer, plain + i, n, &chunk));
+        memcpy(stored + stored_len, sesphr_buffer_data(chunk), sesphr_buffer_len(chunk));
+        stored_len += sesphr_buffer_len(chunk);
+        sesphr_buffer_free(chunk);
+    }
+    OK(sesphr_sealer_finish(sealer, &chunk));
+    memcpy(stored + stored_len, sesphr_buffer_data(chunk), sesphr_buffer_len(chunk));
+    stored_len += sesphr_buffer_len(chunk);
+    sesphr_buffer_free(chunk);
+    chunk = NULL;
+    EXPECT(sesphr_sealer_update(sealer, plain, 1, &chunk), SESPHR_RESULT_INVALID_STATE);
+    EXPECT(sesphr_sealer_finish(sealer, &chunk), SESPHR_RESULT_INVALID_STATE);
+    CHECK(chunk == NULL);
+    sesphr_sealer_free(sealer);
+
+    /* In memory, the streamed portion opens. */
+    OK(sesphr_open_as_owner(patient, stored, stored_len, &chunk));
+    CHECK(buf_eq(chunk, plain, LEN));
+    sesphr_buffer_free(chunk);
+
+    /* As a stream: header length from a prefix, then the body in odd pieces. */
+    OK(sesphr_header_len(stored, SESPHR_HEADER_PREFIX_LEN, &header_len));
+    EXPECT(sesphr_header_len(stored, SESPHR_HEADER_PREFIX_LEN - 1, &header_len), SESPHR_RESULT_INVALID_LENGTH);
+    OK(sesphr_opener_new_owner(patient, stored, header_len, &opener));
+    for (i = header_len; i < stored_len; i += 5000) {
+        size_t n = stored_len - i < 5000 ? stored_len - i : 5000;
+        OK(sesphr_opener_update(opener, stored + i, n, &chunk));
+        memcpy(got + got_len, sesphr_buffer_data(chunk), sesphr_buffer_len(chunk));
+        got_len += sesphr_buffer_len(chunk);
+        sesphr_buffer_free(chunk);
+    }
+    OK(sesphr_opener_finish(opener, &chunk));
+    memcpy(got + got_len, sesphr_buffer_data(chunk), sesphr_buffer_len(chunk));
+    got_len += sesphr_buffer_len(chunk);
+    sesphr_buffer_free(chunk);
+    CHECK(got_len == LEN && memcmp(got, plain, LEN) == 0);
+    EXPECT(sesphr_opener_finish(opener, &chunk), SESPHR_RESULT_INVALID_STATE);
+    sesphr_opener_free(opener);
+
+    /* Truncated: finish fails. Corrupted: update fails, and stays failed. */
+    OK(sesphr_opener_new_owner(patient, stored, header_len, &opener));
+    OK(sesphr_opener_update(opener, stored + header_len, stored_len - header_len - 20000, &chunk));
+    sesphr_buffer_free(chunk);
+    chunk = NULL;
+    EXPECT(sesphr_opener_finish(opener, &chunk), SESPHR_RESULT_DECRYPTION_FAILED);
+    CHECK(chunk == NULL);
+    sesphr_opener_free(opener);
+    stored[header_len + 100] ^= 1;
+    OK(sesphr_opener_new_owner(patient, stored, header_len, &opener));
+    EXPECT(sesphr_opener_update(opener, stored + header_len, stored_len - header_len, &chunk),
+           SESPHR_RESULT_DECRYPTION_FAILED);
+    EXPECT(sesphr_opener_finish(opener, &chunk), SESPHR_RESULT_DECRYPTION_FAILED);
+    sesphr_opener_free(opener);
+    EXPECT(sesphr_open_as_owner(patient, stored, stored_len, &chunk), SESPHR_RESULT_DECRYPTION_FAILED);
+
+    /* A sealer freed before finish leaks nothing. */
+    OK(sesphr_sealer_new(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, sizeof rid, 1, &sealer));
+    OK(sesphr_sealer_update(sealer, plain, 1000, &chunk));
+    sesphr_buffer_free(chunk);
+    sesphr_sealer_free(sealer);
+
+    sesphr_buffer_free(ppk);
+    sesphr_patient_keys_free(patient);
+    free(plain);
+    free(got);
+    free(stored);
+}
+
+/* --------------------------------------------------------- error paths */
+
+static void test_errors(void)
+{
+    sesphr_srs *srs = NULL;
+    sesphr_keypair *kp = NULL, *kp2 = NULL;
+    sesphr_patient_keys *pk = NULL, *pk2 = NULL;
+    sesphr_buffer *b = NULL, *ppk = NULL, *sealed = NULL, *hdr = NULL;
+    sesphr_sealer *sealer = NULL;
+    sesphr_opener *opener = NULL;
+    uint8_t key[32], out[64], rid[16] = {1}, zeros[64] = {0}, garbage[300];
+    const uint8_t *ptrs[1];
+    size_t lens[1], n = 0;
+    uint64_t entries;
+    unsigned int results[1];
+    sesphr_buffer *outs[1];
+    size_t i;
+    for (i = 0; i < sizeof garbage; i++) garbage[i] = (uint8_t)(i * 13 + 5);
+
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_keypair_generate(&kp));
+    OK(sesphr_keypair_public_key(kp, key, sizeof key));
+    OK(sesphr_patient_keys_generate(S("p"), &pk));
+    OK(sesphr_patient_keys_portion_public_key(pk, S("lab"), 0, &ppk));
+    sealed = seal(ppk, 1, 5, "x");
+    OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &hdr));
+
+    /* NULL for each required pointer. */
+    EXPECT(sesphr_keypair_generate(NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_from_secret(NULL, 32, &kp2), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_from_secret(key, 32, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_public_key(NULL, out, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_public_key(kp, NULL, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_secret_key(NULL, out, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_secret_key(kp, NULL, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_generate(NULL, 3, &pk2), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_generate(S("p"), NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_from_master(NULL, 1, zeros, 32, &pk2), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_from_master(S("p"), NULL, 32, &pk2), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_from_master(S("p"), zeros, 32, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_export(NULL, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_export(pk, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_import(NULL, 5, &pk2), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_import(garbage, 40, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_master(NULL, out, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_master(pk, NULL, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_portion_public_key(NULL, S("lab"), 0, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_portion_public_key(pk, NULL, 3, 0, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_patient_keys_portion_public_key(pk, S("lab"), 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_rekey_generate(NULL, S("lab"), 0, key, 32, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_rekey_generate(pk, NULL, 3, 0, key, 32, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_rekey_generate(pk, S("lab"), 0, NULL, 32, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_rekey_generate(pk, S("lab"), 0, key, 32, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_seal(NULL, 40, rid, 16, 0, zeros, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), NULL, 16, 0, zeros, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, 16, 0, NULL, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, 16, 0, zeros, 1, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_header_len(NULL, 66, &n), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_header_len(sesphr_buffer_data(sealed), 66, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_portion_header(NULL, 10, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_owner(NULL, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_owner(pk, NULL, 10, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_owner(pk, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_delegatee(NULL, garbage, 10, garbage, 10, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_delegatee(kp, NULL, 10, garbage, 10, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_delegatee(kp, garbage, 10, NULL, 10, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_open_as_delegatee(kp, garbage, 10, garbage, 10, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sealer_new(NULL, 40, rid, 16, 0, &sealer), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sealer_new(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), NULL, 16, 0, &sealer), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sealer_new(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, 16, 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sealer_update(NULL, zeros, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sealer_finish(NULL, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_owner(NULL, sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), &opener), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_owner(pk, NULL, 10, &opener), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_owner(pk, sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_delegatee(NULL, garbage, 10, garbage, 10, &opener), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_delegatee(kp, NULL, 10, garbage, 10, &opener), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_delegatee(kp, garbage, 10, NULL, 10, &opener), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_new_delegatee(kp, garbage, 10, garbage, 10, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_update(NULL, zeros, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_opener_finish(NULL, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_open_sqlite(NULL, STORAGE_KEY, 32, NULL, 0, &srs), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_new_in_memory(NULL, 32, NULL, 0, &srs), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, NULL, 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(NULL, S("u"), S("doctor"), key, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, NULL, 1, S("doctor"), key, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), NULL, 6, key, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), NULL, 32), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_remove_user(NULL, S("u")), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_remove_user(srs, NULL, 1), SESPHR_RESULT_NULL_PARAMETER);
+    ptrs[0] = sesphr_buffer_data(ppk); lens[0] = sesphr_buffer_len(ppk);
+    EXPECT(sesphr_srs_register_patient(NULL, S("p"), ptrs, lens, 1), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_patient(srs, NULL, 1, ptrs, lens, 1), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_patient(srs, S("p"), NULL, lens, 1), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_patient(srs, S("p"), ptrs, NULL, 1), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_add_portion(NULL, S("p"), ptrs[0], lens[0]), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_add_portion(srs, S("p"), NULL, lens[0]), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_grant(NULL, S("p"), S("lab"), S("u"), garbage, 165, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_grant(srs, S("p"), S("lab"), S("u"), NULL, 165, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_revoke(NULL, S("p"), S("lab"), S("u")), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_revoke(srs, S("p"), S("lab"), NULL, 1), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(NULL, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), NULL, 10, 0, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    ptrs[0] = sesphr_buffer_data(hdr); lens[0] = sesphr_buffer_len(hdr);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), NULL, lens, 1, outs, results), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, NULL, 1, outs, results), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, lens, 1, NULL, results), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, lens, 1, outs, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_verify_audit(NULL, &entries), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_verify_audit(srs, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_export_audit(srs, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_issue_keys(srs, S("u"), 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+
+    /* Zero, short and oversized lengths. */
+    EXPECT(sesphr_keypair_from_secret(key, 0, &kp2), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_keypair_from_secret(key, 31, &kp2), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_keypair_from_secret(garbage, 33, &kp2), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_keypair_from_secret(garbage, SIZE_MAX, &kp2), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_keypair_from_secret(zeros, 32, &kp2), SESPHR_RESULT_ZERO_SCALAR);
+    {
+        uint8_t big[32];
+        memset(big, 0xff, sizeof big);
+        EXPECT(sesphr_keypair_from_secret(big, 32, &kp2), SESPHR_RESULT_NON_CANONICAL_SCALAR);
+    }
+    CHECK(kp2 == NULL);
+    EXPECT(sesphr_keypair_public_key(kp, out, 31), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(sesphr_keypair_secret_key(kp, out, 0), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(sesphr_patient_keys_master(pk, out, 16), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(sesphr_patient_keys_generate(NULL, 0, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
+    EXPECT(sesphr_patient_keys_generate(garbage, 256, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
+    EXPECT(sesphr_patient_keys_generate((const uint8_t *)"\xff\xfe", 2, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
+    EXPECT(sesphr_patient_keys_from_master(S("p"), zeros, 31, &pk2), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_patient_keys_portion_public_key(pk, S("Lab"), 0, &b), SESPHR_RESULT_INVALID_LABEL);
+    EXPECT(sesphr_patient_keys_portion_public_key(pk, NULL, 0, 0, &b), SESPHR_RESULT_INVALID_LABEL);
+    EXPECT(sesphr_rekey_generate(pk, S("lab"), 0, zeros, 32, &b), SESPHR_RESULT_IDENTITY_POINT);
+    EXPECT(sesphr_rekey_generate(pk, S("lab"), 0, garbage, 32, &b), SESPHR_RESULT_NON_CANONICAL_POINT);
+    EXPECT(sesphr_rekey_generate(pk, S("lab"), 0, key, 31, &b), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, 15, 0, zeros, 1, &b), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk) - 1, rid, 16, 0, zeros, 1, &b), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_seal(garbage, 60, rid, 16, 0, zeros, 1, &b), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, 16, 0, zeros, SIZE_MAX, &b), SESPHR_RESULT_INVALID_LENGTH);
+    CHECK(b == NULL);
+    EXPECT(sesphr_open_as_owner(pk, garbage, sizeof garbage, &b), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_open_as_owner(pk, sesphr_buffer_data(sealed), 50, &b), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_open_as_owner(pk, NULL, 0, &b), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_header_len(garbage, 66, &n), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 31, NULL, 0, &srs), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, zeros, 31, &srs), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_opener_new_owner(pk, garbage, sizeof garbage, &opener), SESPHR_RESULT_BAD_MAGIC);
+    CHECK(opener == NULL);
+
+    /* Another patient's portion: the keys do not match. */
+    OK(sesphr_patient_keys_generate(S("p2"), &pk2));
+    EXPECT(sesphr_open_as_owner(pk2, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &b), SESPHR_RESULT_KEY_MISMATCH);
+    sesphr_patient_keys_free(pk2);
+    pk2 = NULL;
+
+    /* Export and import of patient keys round-trips; garbage is refused. */
+    OK(sesphr_patient_keys_export(pk, &b));
+    OK(sesphr_patient_keys_import(sesphr_buffer_data(b), sesphr_buffer_len(b), &pk2));
+    sesphr_buffer_free(b);
+    b = NULL;
+    OK(sesphr_open_as_owner(pk2, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &b));
+    CHECK(buf_eq(b, S("x")));
+    sesphr_buffer_free(b);
+    b = NULL;
+    sesphr_patient_keys_free(pk2);
+    pk2 = NULL;
+    EXPECT(sesphr_patient_keys_import(garbage, 40, &pk2), SESPHR_RESULT_BAD_MAGIC);
+
+    /* SRS: unknown users, patients, labels; duplicates; bad roles; escrow off. */
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("Doctor"), key, 32), SESPHR_RESULT_INVALID_ARGUMENT);
+    OK(sesphr_srs_register_user(srs, S("u"), S("nurse"), key, 32));
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), key, 32), SESPHR_RESULT_ALREADY_REGISTERED);
+    EXPECT(sesphr_srs_register_user(srs, S("u2"), S("doctor"), key, 32), SESPHR_RESULT_KEY_IN_USE);
+    ptrs[0] = sesphr_buffer_data(ppk); lens[0] = sesphr_buffer_len(ppk);
+    OK(sesphr_srs_register_patient(srs, S("p"), ptrs, lens, 1));
+    EXPECT(sesphr_srs_register_patient(srs, S("p"), ptrs, lens, 1), SESPHR_RESULT_ALREADY_REGISTERED);
+    lens[0] = 3;
+    EXPECT(sesphr_srs_register_patient(srs, S("p3"), ptrs, lens, 1), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_srs_revoke(srs, S("nobody"), S("lab"), S("u")), SESPHR_RESULT_UNKNOWN_PATIENT);
+    EXPECT(sesphr_srs_revoke(srs, S("p"), S("lab"), S("nobody")), SESPHR_RESULT_UNKNOWN_USER);
+    EXPECT(sesphr_srs_revoke(srs, S("p"), S("xray"), S("u")), SESPHR_RESULT_UNKNOWN_PORTION);
+    EXPECT(sesphr_srs_revoke(srs, S("p"), S("lab"), S("u")), SESPHR_RESULT_NOT_GRANTED);
+    EXPECT(sesphr_srs_grant(srs, S("p"), S("lab"), S("u"), garbage, 165, NULL, NULL), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_srs_issue_keys(srs, S("u"), 0, &kp2), SESPHR_RESULT_ESCROW_DISABLED);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), garbage, sizeof garbage, 0, &b), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &b), SESPHR_RESULT_DENIED_NOT_GRANTED);
+    EXPECT(sesphr_srs_reencrypt(srs, S("ghost"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &b), SESPHR_RESULT_DENIED_NOT_REGISTERED);
+    CHECK(b == NULL);
+    OK(sesphr_srs_verify_audit(srs, &entries));
+    /* Patient + portion, user, two denials. */
+    CHECK(entries == 5);
+    (void)n;
+
+    sesphr_buffer_free(hdr);
+    sesphr_buffer_free(sealed);
+    sesphr_buffer_free(ppk);
+    sesphr_patient_keys_free(pk);
+    sesphr_keypair_free(kp);
+    sesphr_srs_free(srs);
+}
+
+/* ----------------------------------------------------- test vectors */
+
+#define MAX_ENTRIES 32
+
+struct vcase {
+    char name[64];
+    char keys[MAX_ENTRIES][32];
+    char *values[MAX_ENTRIES];
+    int n;
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes hex into a fresh buffer; *len receives its length. */
+static uint8_t *unhex(const char *s, size_t *len)
+{
+    size_t n = strlen(s) / 2, i;
+    uint8_t *out = malloc(n ? n : 1);
+    for (i = 0; i < n; i++) out[i] = (uint8_t)(hexval(s[2 * i]) * 16 + hexval(s[2 * i + 1]));
+    *len = n;
+    return out;
+}
+
+static const char *get(const struct vcase *c, const char *key)
+{
+    int i;
+    for (i = 0; i < c->n; i++)
+        if (strcmp(c->keys[i], key) == 0) return c->values[i];
+    fprintf(stderr, "vector %s: missing %s\n", c->name, key);
+    return "";
+}
+
+static void check_case(const struct vcase *c)
+{
+    size_t pid_len, master_len, label_len, ppk_len, sec_len, pub_len, sealed_len, pt_len, rc_len, rcp_len,
+        uid_len, seed_len, esec_len, pkeys_len, rk_len, hdr_len;
+    uint8_t *pid = unhex(get(c, "patient_id"), &pid_len), *master = unhex(get(c, "patient_master"), &master_len),
+            *label = unhex(get(c, "label"), &label_len), *ppk = unhex(get(c, "portion_public_key"), &ppk_len),
+            *sec = unhex(get(c, "user_secret"), &sec_len), *pub = unhex(get(c, "user_public"), &pub_len),
+            *sealed = unhex(get(c, "sealed_portion"), &sealed_len), *pt = unhex(get(c, "plaintext"), &pt_len),
+            *rc = unhex(get(c, "recapsule"), &rc_len), *rcp = unhex(get(c, "recapsule_with_proof"), &rcp_len),
+            *uid = unhex(get(c, "user_id"), &uid_len), *seed = unhex(get(c, "escrow_seed"), &seed_len),
+            *esec = unhex(get(c, "escrow_secret"), &esec_len), *pkeys = unhex(get(c, "patient_keys"), &pkeys_len),
+            *rk = unhex(get(c, "rekey"), &rk_len), *hdr = unhex(get(c, "header"), &hdr_len);
+    uint32_t epoch = (uint32_t)strtoul(get(c, "epoch"), NULL, 10);
+    sesphr_patient_keys *patient = NULL;
+    sesphr_keypair *user = NULL, *issued = NULL;
+    sesphr_srs *srs = NULL;
+    sesphr_buffer *b = NULL;
+    uint8_t out[32];
+
+    OK(sesphr_patient_keys_from_master(pid, pid_len, master, master_len, &patient));
+    OK(sesphr_patient_keys_export(patient, &b));
+    CHECK(buf_eq(b, pkeys, pkeys_len));
+    sesphr_buffer_free(b);
+    OK(sesphr_patient_keys_portion_public_key(patient, label, label_len, epoch, &b));
+    CHECK(buf_eq(b, ppk, ppk_len));
+    sesphr_buffer_free(b);
+    OK(sesphr_keypair_from_secret(sec, sec_len, &user));
+    OK(sesphr_keypair_public_key(user, out, sizeof out));
+    CHECK(pub_len == 32 && memcmp(out, pub, 32) == 0);
+    OK(sesphr_portion_header(sealed, sealed_len, &b));
+    CHECK(buf_eq(b, hdr, hdr_len));
+    sesphr_buffer_free(b);
+    OK(sesphr_open_as_owner(patient, sealed, sealed_len, &b));
+    CHECK(buf_eq(b, pt, pt_len));
+    sesphr_buffer_free(b);
+    OK(sesphr_open_as_delegatee(user, sealed, sealed_len, rc, rc_len, &b));
+    CHECK(buf_eq(b, pt, pt_len));
+    sesphr_buffer_free(b);
+    OK(sesphr_open_as_delegatee(user, sealed, sealed_len, rcp, rcp_len, &b));
+    CHECK(buf_eq(b, pt, pt_len));
+    sesphr_buffer_free(b);
+
+    /* Through an SRS: the committed rekey re-encrypts the committed header into
+     * exactly the committed re-capsule (re-encryption without proof is deterministic). */
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, &srs));
+    {
+        const uint8_t *keys[1] = {ppk};
+        size_t lens[1] = {ppk_len};
+        OK(sesphr_srs_register_patient(srs, pid, pid_len, keys, lens, 1));
+    }
+    OK(sesphr_srs_register_user(srs, uid, uid_len, S("doctor"), pub, pub_len));
+    OK(sesphr_srs_grant(srs, pid, pid_len, label, label_len, uid, uid_len, rk, rk_len, NULL, NULL));
+    OK(sesphr_srs_reencrypt(srs, uid, uid_len, hdr, hdr_len, 0, &b));
+    CHECK(buf_eq(b, rc, rc_len));
+    sesphr_buffer_free(b);
+    OK(sesphr_srs_issue_keys(srs, uid, uid_len, epoch, &issued));
+    OK(sesphr_keypair_secret_key(issued, out, sizeof out));
+    CHECK(esec_len == 32 && memcmp(out, esec, 32) == 0);
+
+    sesphr_keypair_free(issued);
+    sesphr_srs_free(srs);
+    sesphr_keypair_free(user);
+    sesphr_patient_keys_free(patient);
+    free(pid); free(master); free(label); free(ppk); free(sec); free(pub); free(sealed); free(pt);
+    free(rc); free(rcp); free(uid); free(seed); free(esec); free(pkeys); free(rk); free(hdr);
+}
+
+static void test_vectors(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    struct vcase c;
+    int cases = 0, in_case = 0, i;
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    memset(&c, 0, sizeof c);
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        char *eq, *k, *v, *end;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        if (got == 0 || line[0] == '#') continue;
+        if (strncmp(line, "[case ", 6) == 0) {
+            if (in_case) { check_case(&c); cases++; }
+            for (i = 0; i < c.n; i++) free(c.values[i]);
+            memset(&c, 0, sizeof c);
+            snprintf(c.name, sizeof c.name, "%s", line + 6);
+            in_case = 1;
+            continue;
+        }
+        eq = strchr(line, '=');
+        if (eq == NULL || c.n >= MAX_ENTRIES) continue;
+        *eq = 0;
+        k = line;
+        v = eq + 1;
+        end = eq;
+        while (end > k && end[-1] == ' ') *--end = 0;
+        while (*v == ' ') v++;
+        snprintf(c.keys[c.n], sizeof c.keys[c.n], "%s", k);
+        c.values[c.n] = strdup(v);
+        c.n++;
+    }
+    if (in_case) { check_case(&c); cases++; }
+    for (i = 0; i < c.n; i++) free(c.values[i]);
+    free(line);
+    fclose(f);
+    CHECK(cases == 3);
+}
+
+/* ----------------------------------------------------- threads */
+
+#define THREADS 4
+#define ROUNDS 40
+
+struct thread_arg {
+    struct world *w;
+    const sesphr_buffer *sealed;
+    int ok, denied, other;
+};
+
+static void *reader(void *p)
+{
+    struct thread_arg *a = p;
+    int i;
+    for (i = 0; i < ROUNDS; i++) {
+        sesphr_buffer *hdr = NULL, *rc = NULL, *pt = NULL;
+        sesphr_result r;
+        if (sesphr_portion_header(sesphr_buffer_data(a->sealed), sesphr_buffer_len(a->sealed), &hdr) != SESPHR_RESULT_OK) {
+            a->other++;
+            continue;
+        }
+        r = sesphr_srs_reencrypt(a->w->srs, S("dr-house"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &rc);
+        if (r == SESPHR_RESULT_OK) {
+            if (sesphr_open_as_delegatee(a->w->doctor, sesphr_buffer_data(a->sealed), sesphr_buffer_len(a->sealed),
+                                         sesphr_buffer_data(rc), sesphr_buffer_len(rc), &pt) == SESPHR_RESULT_OK
+                && buf_eq(pt, S("shared")))
+                a->ok++;
+            else
+                a->other++;
+        } else if (r == SESPHR_RESULT_DENIED_REVOKED) {
+            a->denied++;
+        } else {
+            a->other++;
+        }
+        sesphr_buffer_free(hdr);
+        sesphr_buffer_free(rc);
+        sesphr_buffer_free(pt);
+    }
+    return NULL;
+}
+
+static void test_threads(sesphr_srs *srs)
+{
+    struct world w;
+    pthread_t t[THREADS];
+    struct thread_arg args[THREADS];
+    sesphr_buffer *sealed;
+    int i, ok = 0, denied = 0, other = 0;
+    uint64_t entries = 0;
+    world_new(&w, srs);
+    sealed = seal(w.ppk_medical, 5, 10, "shared");
+    grant(&w, "dr-house", w.doctor, "medical", NULL, SESPHR_RESULT_OK);
+    for (i = 0; i < THREADS; i++) {
+        args[i].w = &w;
+        args[i].sealed = sealed;
+        args[i].ok = args[i].denied = args[i].other = 0;
+        CHECK(pthread_create(&t[i], NULL, reader, &args[i]) == 0);
+    }
+    /* Revoke while the readers run. */
+    OK(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")));
+    for (i = 0; i < THREADS; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+        ok += args[i].ok;
+        denied += args[i].denied;
+        other += args[i].other;
+    }
+    CHECK(other == 0);
+    CHECK(ok + denied == THREADS * ROUNDS);
+    /* After the revocation returned, nothing more succeeds. */
+    EXPECT(read_as(&w, "dr-house", w.doctor, sealed, ""), SESPHR_RESULT_DENIED_REVOKED);
+    OK(sesphr_srs_verify_audit(srs, &entries));
+    CHECK(entries >= (uint64_t)(THREADS * ROUNDS));
+    sesphr_buffer_free(sealed);
+    w.srs = NULL; /* owned by the caller */
+    world_free(&w);
+}
+
+/* ----------------------------------------------------- persistence */
+
+static void test_sqlite(const char *dir)
+{
+    char path[1024];
+    sesphr_srs *srs = NULL;
+    sesphr_patient_keys *pk = NULL;
+    sesphr_buffer *ppk = NULL;
+    uint64_t entries = 0, again = 0;
+    uint8_t wrong[32] = {8};
+    const uint8_t *keys[1];
+    size_t lens[1];
+    snprintf(path, sizeof path, "%s/c-test.db", dir);
+    remove(path);
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_patient_keys_generate(S("persisted"), &pk));
+    OK(sesphr_patient_keys_portion_public_key(pk, S("lab"), 0, &ppk));
+    keys[0] = sesphr_buffer_data(ppk);
+    lens[0] = sesphr_buffer_len(ppk);
+    OK(sesphr_srs_register_patient(srs, S("persisted"), keys, lens, 1));
+    OK(sesphr_srs_verify_audit(srs, &entries));
+    sesphr_srs_free(srs);
+    srs = NULL;
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_srs_verify_audit(srs, &again));
+    CHECK(again == entries && entries == 2);
+    EXPECT(sesphr_srs_register_patient(srs, S("persisted"), keys, lens, 1), SESPHR_RESULT_ALREADY_REGISTERED);
+    sesphr_srs_free(srs);
+    srs = NULL;
+    EXPECT(sesphr_srs_open_sqlite(path, wrong, sizeof wrong, NULL, 0, &srs), SESPHR_RESULT_TAMPERED);
+    CHECK(srs == NULL);
+    sesphr_buffer_free(ppk);
+    sesphr_patient_keys_free(pk);
+}
+
+int main(int argc, char **argv)
+{
+    sesphr_srs *srs = NULL;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s VECTORS_FILE SCRATCH_DIR\n", argv[0]);
+        return 2;
+    }
+    test_basics();
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    test_full_flow(srs);
+    sesphr_srs_free(srs);
+    srs = NULL;
+    test_streams();
+    test_errors();
+    test_vectors(argv[1]);
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    test_threads(srs);
+    sesphr_srs_free(srs);
+    test_sqlite(argv[2]);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,137 @@
+//! Builds `libsesphr.so`, compiles the C tests (`tests/c/`) and the C example
+//! (`examples/c/`) against it with `-std=c11 -Wall -Wextra -Wpedantic -Werror`,
+//! and runs them, so that `cargo test` alone checks the C ABI.
+//!
+//! `.ci/run` also runs them under valgrind (`SESPHR_C_VALGRIND=1`) and built
+//! with AddressSanitizer and UndefinedBehaviorSanitizer (`SESPHR_C_SANITIZE=1`).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const CFLAGS: [&str; 6] = [
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-g",
+];
+
+/// Builds the shared library (cargo test builds only the rlib) and returns
+/// the directory that holds it.
+fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/c_api-… → target/<profile>
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--lib", "--quiet"]).current_dir(ROOT);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success(), "building libsesphr failed");
+    let so = dir.join("libsesphr.so");
+    assert!(so.exists(), "no libsesphr.so in {}", so.display());
+    // Lay the library out as an installation would: the real file under its
+    // soname, and the development link to it.
+    let lib = dir.join("c-tests").join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    for name in ["libsesphr.so.0", "libsesphr.so"] {
+        let link = lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&so, &link).unwrap();
+    }
+    lib
+}
+
+fn compile(lib: &Path, source: &str, out: &Path, extra: &[&str]) {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(CFLAGS)
+        .args(extra)
+        .arg(format!("-I{ROOT}/include"))
+        .arg(format!("{ROOT}/{source}"))
+        .arg("-o")
+        .arg(out)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lsesphr", "-lpthread"])
+        .status()
+        .unwrap_or_else(|e| panic!("running {cc}: {e}"));
+    assert!(status.success(), "compiling {source} failed");
+}
+
+fn run(what: &str, mut cmd: Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- {what}\n{stdout}{stderr}");
+    assert!(out.status.success(), "{what} failed: {}", out.status);
+    stdout
+}
+
+fn test_command(binary: &Path, scratch: &Path) -> Command {
+    let mut c = Command::new(binary);
+    c.arg(format!("{ROOT}/tests/vectors/sesphr-v1.txt"))
+        .arg(scratch);
+    c
+}
+
+#[test]
+fn c_tests_and_c_example() {
+    let lib = library_dir();
+    let out = lib.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&out).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+
+    let test_bin = out.join("test_sesphr");
+    compile(&lib, "tests/c/test_sesphr.c", &test_bin, &[]);
+    let stdout = run("C tests", test_command(&test_bin, scratch.path()));
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with(" passed, 0 failed"),
+        "unexpected summary: {last}"
+    );
+    let passed: u32 = last.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(passed > 300, "only {passed} C checks ran");
+
+    let example = out.join("phr_sharing");
+    compile(&lib, "examples/c/phr_sharing.c", &example, &[]);
+    let story = run("C example", Command::new(&example));
+    assert!(
+        story.contains("denied") && story.contains("reads"),
+        "{story}"
+    );
+
+    if std::env::var_os("SESPHR_C_VALGRIND").is_some() {
+        let mut v = Command::new("valgrind");
+        v.args([
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--quiet",
+        ])
+        .arg(&test_bin)
+        .arg(format!("{ROOT}/tests/vectors/sesphr-v1.txt"))
+        .arg(scratch.path());
+        run("C tests under valgrind", v);
+    }
+    if std::env::var_os("SESPHR_C_SANITIZE").is_some() {
+        let asan_bin = out.join("test_sesphr_asan");
+        compile(
+            &lib,
+            "tests/c/test_sesphr.c",
+            &asan_bin,
+            &[
+                "-fsanitize=address,undefined",
+                "-fno-omit-frame-pointer",
+                "-fno-sanitize-recover=all",
+            ],
+        );
+        let mut c = test_command(&asan_bin, scratch.path());
+        c.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
+        run("C tests under ASan/UBSan", c);
+    }
+}
