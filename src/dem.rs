@@ -99,13 +99,26 @@ fn seal_chunk_into(
     Ok(())
 }
 
-/// Seals a whole plaintext, appending the body to `out`.
+/// Seals a whole plaintext, appending the body to `out`. With the `parallel`
+/// feature, portions of two chunks or more are sealed on all cores.
 pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let n = pt.len().div_ceil(CHUNK_LEN);
+    #[cfg(feature = "parallel")]
+    if n >= 2 {
+        use rayon::prelude::*;
+        let start = out.len();
+        out.resize(start + sealed_len(pt.len()), 0);
+        let body = out.get_mut(start..).ok_or(Error::TooLarge)?;
+        return body
+            .par_chunks_mut(SEALED_CHUNK_LEN)
+            .zip(pt.par_chunks(CHUNK_LEN))
+            .enumerate()
+            .try_for_each(|(i, (dst, src))| seal_chunk(key, i as u64, i + 1 == n, src, dst));
+    }
     out.reserve(sealed_len(pt.len()));
     if pt.is_empty() {
         return seal_chunk_into(key, 0, true, pt, out);
     }
-    let n = pt.len().div_ceil(CHUNK_LEN);
     for (i, chunk) in pt.chunks(CHUNK_LEN).enumerate() {
         seal_chunk_into(key, i as u64, i + 1 == n, chunk, out)?;
     }
@@ -113,7 +126,8 @@ pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
 }
 
 /// Opens a whole body. Returns the plaintext only if every chunk
-/// authenticates and the chunk sequence is complete.
+/// authenticates and the chunk sequence is complete. With the `parallel`
+/// feature, bodies of two chunks or more are opened on all cores.
 pub(crate) fn open(key: &DemKey, body: &[u8]) -> Result<Vec<u8>> {
     let n = body.len().div_ceil(SEALED_CHUNK_LEN);
     if n == 0 {
@@ -123,17 +137,33 @@ pub(crate) fn open(key: &DemKey, body: &[u8]) -> Result<Vec<u8>> {
         .len()
         .checked_sub(n * TAG_LEN)
         .ok_or(Error::DecryptionFailed)?;
-    // The final chunk must hold a tag, and be non-empty unless it is the only one.
+    // The final chunk must hold a tag, and be non-empty unless it is the only
+    // one: then plaintext and sealed chunks pair up one to one.
     let last_len = body.len() - (n - 1) * SEALED_CHUNK_LEN;
     if last_len < TAG_LEN || (n > 1 && last_len == TAG_LEN) {
         return Err(Error::DecryptionFailed);
     }
     let mut out = Zeroizing::new(vec![0u8; pt_len]);
-    let mut dst_chunks = out.chunks_mut(CHUNK_LEN);
-    for (i, sealed) in body.chunks(SEALED_CHUNK_LEN).enumerate() {
-        // An empty sole chunk has no destination chunk.
-        let dst = dst_chunks.next().unwrap_or_default();
-        open_chunk(key, i as u64, i + 1 == n, sealed, dst)?;
+    let open_one = |(i, (dst, sealed)): (usize, (&mut [u8], &[u8]))| {
+        open_chunk(key, i as u64, i + 1 == n, sealed, dst)
+    };
+    #[cfg(feature = "parallel")]
+    if n >= 2 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK_LEN)
+            .zip(body.par_chunks(SEALED_CHUNK_LEN))
+            .enumerate()
+            .try_for_each(open_one)?;
+        return Ok(core::mem::take(&mut *out));
+    }
+    if pt_len == 0 {
+        // The one empty chunk has no plaintext chunk to pair with.
+        open_chunk(key, 0, true, body, &mut [])?;
+    } else {
+        out.chunks_mut(CHUNK_LEN)
+            .zip(body.chunks(SEALED_CHUNK_LEN))
+            .enumerate()
+            .try_for_each(open_one)?;
     }
     Ok(core::mem::take(&mut *out))
 }
