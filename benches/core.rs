@@ -122,7 +122,7 @@ fn core_ops(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("open_owner");
-    for (name, len) in [("32B", 32), ("1MiB", 1 << 20)] {
+    for (name, len) in SIZES {
         let s = SealedPortion::seal_with_rng(
             lab.public(),
             RecordId::from_bytes([1; 16]),

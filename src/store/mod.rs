@@ -15,7 +15,7 @@ use crate::srs::{AuditEntry, Role, Scope};
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 /// A store failed: I/O, a full disk, a corrupt file, a record that does not
 /// decode.

@@ -1,6 +1,6 @@
 //! The embedded default store: one SQLite database file (bundled SQLite, WAL
-//! journal, `synchronous = FULL`: a transaction is on disk before `apply`
-//! returns).
+//! journal, by default `synchronous = FULL`: a transaction is on disk before
+//! `apply` returns).
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -33,6 +33,22 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
 ";
+
+/// When a committed transaction is on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is flushed to the device before
+    /// `apply` returns; it survives a crash of the process and a power loss.
+    /// The default.
+    #[default]
+    PowerLoss,
+    /// `synchronous = NORMAL` (WAL): a commit survives a crash of the process
+    /// (it is in the operating system's cache) but the last commits before a
+    /// power loss or kernel crash may be lost, never reordered: the audit
+    /// chain stays intact, its tail may be missing. Several times faster for
+    /// single re-encryptions; choose it only where that trade is acceptable.
+    ProcessCrash,
+}
 
 /// An SRS store in one SQLite database file.
 ///
@@ -70,7 +86,18 @@ impl SqliteStore {
     /// A [`StoreError`] if the file cannot be opened or is not an SRS
     /// database of a known schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::from_connection(Connection::open(path).map_err(err("opening the database"))?)
+        Self::open_with(path, Durability::PowerLoss)
+    }
+
+    /// Opens (or creates) the database at `path` with the given durability.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        Self::from_connection(
+            Connection::open(path).map_err(err("opening the database"))?,
+            durability,
+        )
     }
 
     /// A database in memory (tests).
@@ -78,13 +105,20 @@ impl SqliteStore {
     /// # Errors
     /// A [`StoreError`] if SQLite fails.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::from_connection(Connection::open_in_memory().map_err(err("opening the database"))?)
+        Self::from_connection(
+            Connection::open_in_memory().map_err(err("opening the database"))?,
+            Durability::PowerLoss,
+        )
     }
 
-    fn from_connection(conn: Connection) -> Result<Self, StoreError> {
+    fn from_connection(conn: Connection, durability: Durability) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err("setting WAL"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        let sync = match durability {
+            Durability::PowerLoss => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
             .map_err(err("setting synchronous"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("creating the schema"))?;
