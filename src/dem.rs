@@ -107,7 +107,14 @@ pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if n >= 2 && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         let start = out.len();
-        out.resize(start + sealed_len(pt.len()), 0);
+        if start == 0 {
+            // A fresh zeroed allocation (calloc) leaves the pages to be
+            // faulted in by the workers, in parallel, instead of a serial
+            // memset here.
+            *out = vec![0u8; sealed_len(pt.len())];
+        } else {
+            out.resize(start + sealed_len(pt.len()), 0);
+        }
         let body = out.get_mut(start..).ok_or(Error::TooLarge)?;
         return body
             .par_chunks_mut(SEALED_CHUNK_LEN)

@@ -96,6 +96,24 @@ fn c_tests_and_c_example() {
     let passed: u32 = last.split_whitespace().next().unwrap().parse().unwrap();
     assert!(passed > 300, "only {passed} C checks ran");
 
+    // The header as C++ (a vendor's C++ build), linked and run.
+    let cpp = out.join("header_cpp");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let status = Command::new(&cxx)
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+        .arg(format!("-I{ROOT}/include"))
+        .arg(format!("{ROOT}/tests/c/header_cpp.cpp"))
+        .arg("-o")
+        .arg(&cpp)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lsesphr")
+        .status()
+        .unwrap_or_else(|e| panic!("running {cxx}: {e}"));
+    assert!(status.success(), "compiling the header as C++ failed");
+    let said = run("C++", Command::new(&cpp));
+    assert!(said.contains("success"), "{said}");
+
     let example = out.join("phr_sharing");
     compile(&lib, "examples/c/phr_sharing.c", &example, &[]);
     let story = run("C example", Command::new(&example));
