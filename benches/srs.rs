@@ -185,28 +185,32 @@ fn grant_and_revoke(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
-        g.bench_function("revoke", |b| {
-            b.iter_batched(
-                || {
-                    let k = ReKey::generate_with_rng(&f.lab, f.keys.public(), &mut r);
-                    f.srs
-                        .grant(
-                            f.patient.patient(),
-                            &label,
-                            &f.user,
-                            k,
-                            Scope::AllRecords,
-                            None,
-                        )
-                        .unwrap();
-                },
-                |()| f.srs.revoke(f.patient.patient(), &label, &f.user).unwrap(),
-                // Each revocation needs a grant of its own: alternate them.
-                BatchSize::PerIteration,
-            )
-        });
+        g.bench_function("revoke", |b| revoke(b, &f, &mut r));
         g.finish();
     }
+}
+
+/// Times `revoke` alone; each revocation gets a fresh grant of its own,
+/// made (untimed) just before it.
+fn revoke(b: &mut criterion::Bencher<'_>, f: &Fixture, r: &mut ChaCha20Rng) {
+    let label = PortionLabel::new("lab").unwrap();
+    b.iter_batched(
+        || {
+            let k = ReKey::generate_with_rng(&f.lab, f.keys.public(), r);
+            f.srs
+                .grant(
+                    f.patient.patient(),
+                    &label,
+                    &f.user,
+                    k,
+                    Scope::AllRecords,
+                    None,
+                )
+                .unwrap();
+        },
+        |()| f.srs.revoke(f.patient.patient(), &label, &f.user).unwrap(),
+        BatchSize::PerIteration,
+    );
 }
 
 /// Revocation deletes one key and touches no record: its cost must not grow
@@ -222,28 +226,8 @@ fn revoke_vs_records(c: &mut Criterion) {
             let hs: Vec<&PortionHeader> = chunk.iter().collect();
             f.srs.reencrypt_batch(&f.user, &hs).unwrap();
         }
-        let label = PortionLabel::new("lab").unwrap();
         let mut r = ChaCha20Rng::from_seed([5; 32]);
-        g.bench_function(format!("{records}"), |b| {
-            b.iter_batched(
-                || {
-                    let k = ReKey::generate_with_rng(&f.lab, f.keys.public(), &mut r);
-                    f.srs
-                        .grant(
-                            f.patient.patient(),
-                            &label,
-                            &f.user,
-                            k,
-                            Scope::AllRecords,
-                            None,
-                        )
-                        .unwrap();
-                },
-                |()| f.srs.revoke(f.patient.patient(), &label, &f.user).unwrap(),
-                // Each revocation needs a grant of its own: alternate them.
-                BatchSize::PerIteration,
-            )
-        });
+        g.bench_function(format!("{records}"), |b| revoke(b, &f, &mut r));
     }
     g.finish();
 }

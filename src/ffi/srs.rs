@@ -28,13 +28,16 @@ impl Handle for sesphr_srs {
     type Rust = Srs;
 }
 
-fn config(
+/// Opens an SRS on `store` with the C caller's key and optional escrow seed,
+/// into `*out`.
+fn open_into(
+    out_srs: &mut *mut sesphr_srs,
     store: impl crate::store::Store + 'static,
     storage_key: *const u8,
     storage_key_len: usize,
     escrow_seed: *const u8,
     escrow_seed_len: usize,
-) -> Result<SrsConfig, sesphr_result> {
+) -> Result<(), sesphr_result> {
     let key: &[u8; 32] = bytes(storage_key, storage_key_len)?
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
@@ -45,7 +48,8 @@ fn config(
             .map_err(|_| sesphr_result::InvalidLength)?;
         cfg = cfg.escrow(EscrowKeyIssuer::from_seed(seed));
     }
-    Ok(cfg)
+    *out_srs = into_handle::<sesphr_srs>(Srs::open(cfg)?);
+    Ok(())
 }
 
 /// Opens (or creates) an SRS on the SQLite database at `path` (a
@@ -74,15 +78,14 @@ pub extern "C" fn sesphr_srs_open_sqlite(
         #[cfg(feature = "sqlite")]
         {
             let store = crate::store::SqliteStore::open(p).map_err(crate::srs::SrsError::from)?;
-            let srs = Srs::open(config(
+            open_into(
+                o,
                 store,
                 storage_key,
                 storage_key_len,
                 escrow_seed,
                 escrow_seed_len,
-            )?)?;
-            *o = into_handle::<sesphr_srs>(srs);
-            Ok(())
+            )
         }
         #[cfg(not(feature = "sqlite"))]
         {
@@ -111,15 +114,14 @@ pub extern "C" fn sesphr_srs_new_in_memory(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_srs)?;
-        let srs = Srs::open(config(
+        open_into(
+            o,
             MemoryStore::new(),
             storage_key,
             storage_key_len,
             escrow_seed,
             escrow_seed_len,
-        )?)?;
-        *o = into_handle::<sesphr_srs>(srs);
-        Ok(())
+        )
     })
 }
 

@@ -156,6 +156,15 @@ impl Registry {
         }
     }
 
+    fn insert_portion(&mut self, r: PortionRecord) {
+        let point = r.key.key().to_bytes();
+        self.patient_portions
+            .entry(r.patient.clone())
+            .or_default()
+            .push(point);
+        self.portions.insert(point, r);
+    }
+
     /// The patient's portion points with this label (every epoch).
     fn portions_labelled<'a>(
         &'a self,
@@ -335,12 +344,7 @@ impl Srs {
             if !reg.patients.contains_key(&p.patient) {
                 return Err(SrsError::Tampered("portion record"));
             }
-            let point = p.key.key().to_bytes();
-            reg.patient_portions
-                .entry(p.patient.clone())
-                .or_default()
-                .push(point);
-            reg.portions.insert(point, p);
+            reg.insert_portion(p);
         }
         for g in stored.grants {
             let portion = reg
@@ -525,12 +529,7 @@ impl Srs {
         self.journal.commit(ops, drafts)?;
         reg.patients.insert(patient.clone(), prec);
         for r in records {
-            let point = r.key.key().to_bytes();
-            reg.patient_portions
-                .entry(patient.clone())
-                .or_default()
-                .push(point);
-            reg.portions.insert(point, r);
+            reg.insert_portion(r);
         }
         Ok(())
     }
@@ -562,12 +561,7 @@ impl Srs {
             vec![StoreOp::PutPortion(r.clone())],
             vec![portion_draft(now, &r)],
         )?;
-        let point = key.key().to_bytes();
-        reg.patient_portions
-            .entry(patient.clone())
-            .or_default()
-            .push(point);
-        reg.portions.insert(point, r);
+        reg.insert_portion(r);
         Ok(())
     }
 

@@ -180,23 +180,24 @@ fn main() {
 
     let rc = rekey.reencrypt(sealed.header()).unwrap();
     let cfrag = umbral_pre::reencrypt(&capsule, kfrag.clone());
+    let umbral_decrypt = || {
+        black_box(
+            umbral_pre::decrypt_reencrypted(
+                &bob,
+                &alice.public_key(),
+                &capsule,
+                [cfrag.clone()],
+                &ct,
+            )
+            .unwrap(),
+        );
+    };
     let (s, u) = versus(
         samples,
         || {
             black_box(sealed.open_as_delegatee(&doctor, &rc).unwrap());
         },
-        || {
-            black_box(
-                umbral_pre::decrypt_reencrypted(
-                    &bob,
-                    &alice.public_key(),
-                    &capsule,
-                    [cfrag.clone()],
-                    &ct,
-                )
-                .unwrap(),
-            );
-        },
+        umbral_decrypt,
     );
     rows.push(Row {
         op: "delegatee decrypt 32 B",
@@ -210,18 +211,7 @@ fn main() {
         || {
             black_box(opener.open(&sealed, &rc).unwrap());
         },
-        || {
-            black_box(
-                umbral_pre::decrypt_reencrypted(
-                    &bob,
-                    &alice.public_key(),
-                    &capsule,
-                    [cfrag.clone()],
-                    &ct,
-                )
-                .unwrap(),
-            );
-        },
+        umbral_decrypt,
     );
     rows.push(Row {
         op: "delegatee decrypt 32 B, grant cached",
