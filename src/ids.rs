@@ -276,11 +276,12 @@ mod tests {
     }
 
     #[test]
-    fn record_id_slice() {
+    fn record_id_slice() -> Result<()> {
         assert!(RecordId::from_slice(&[0u8; 15]).is_err());
         assert!(RecordId::from_slice(&[0u8; 17]).is_err());
-        let r = RecordId::from_slice(&[7u8; 16]).unwrap();
+        let r = RecordId::from_slice(&[7u8; 16])?;
         assert_eq!(r.to_bytes(), [7u8; 16]);
         assert_eq!(r.to_string(), "07".repeat(16));
+        Ok(())
     }
 }

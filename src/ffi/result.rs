@@ -290,6 +290,6 @@ mod tests {
         let unknown = sesphr_result_message(9999);
         // SAFETY: the function returns a static NUL-terminated string.
         let s = unsafe { core::ffi::CStr::from_ptr(unknown) };
-        assert_eq!(s.to_str().unwrap(), "unknown result code");
+        assert_eq!(s.to_bytes(), b"unknown result code");
     }
 }
