@@ -421,7 +421,10 @@ struct JournalState {
     next_seq: u64,
     head: [u8; 32],
     pending: Vec<StoreOp>,
-    durable_seq: u64,
+    /// Each call to `commit` takes the next number; a caller returns once
+    /// `durable` has reached its number.
+    submitted: u64,
+    durable: u64,
     committing: bool,
     failed: bool,
 }
@@ -443,7 +446,8 @@ impl Journal {
                 next_seq: last_seq + 1,
                 head,
                 pending: Vec::new(),
-                durable_seq: last_seq,
+                submitted: 0,
+                durable: 0,
                 committing: false,
                 failed: false,
             }),
@@ -471,8 +475,11 @@ impl Journal {
     }
 
     /// Chains `drafts`, queues them with `ops`, and returns once all of them
-    /// are durable. `drafts` must not be empty.
+    /// are durable.
     pub(crate) fn commit(&self, ops: Vec<StoreOp>, drafts: Vec<Draft>) -> Result<(), SrsError> {
+        if drafts.is_empty() && ops.is_empty() {
+            return Ok(());
+        }
         let mut g = self.lock();
         if g.failed {
             return Err(SrsError::Unavailable);
@@ -491,9 +498,10 @@ impl Journal {
             g.head = hash;
             g.next_seq += 1;
         }
-        let mine = g.next_seq - 1;
+        g.submitted += 1;
+        let mine = g.submitted;
         loop {
-            if g.durable_seq >= mine {
+            if g.durable >= mine {
                 return Ok(());
             }
             if g.failed {
@@ -505,15 +513,15 @@ impl Journal {
             }
             // Lead a commit of everything queued so far.
             g.committing = true;
-            let upto = g.next_seq - 1;
+            let upto = g.submitted;
             let mut batch = std::mem::take(&mut g.pending);
-            batch.push(StoreOp::SetAuditHead(self.mac.head(upto, g.head)));
+            batch.push(StoreOp::SetAuditHead(self.mac.head(g.next_seq - 1, g.head)));
             drop(g);
             let res = self.store.apply(&batch);
             g = self.lock();
             g.committing = false;
             match res {
-                Ok(()) => g.durable_seq = upto,
+                Ok(()) => g.durable = upto,
                 Err(_) => g.failed = true,
             }
             self.done.notify_all();
