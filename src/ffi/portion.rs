@@ -306,6 +306,28 @@ pub extern "C" fn sesphr_opener_new_delegatee(
     })
 }
 
+/// One step of an opener: `step` appends verified plaintext, which goes to
+/// C in a new buffer. Plaintext of chunks opened before a failure in the same
+/// call is discarded, zeroized. `finishing` marks the opener finished on
+/// success; a finished opener refuses every later step.
+fn opener_step(
+    opener: *mut sesphr_opener,
+    out_plaintext: *mut *mut sesphr_buffer,
+    finishing: bool,
+    step: impl FnOnce(&mut ChunkOpener, &mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), sesphr_result> {
+    let op = handle_mut(opener)?;
+    let o = out(out_plaintext)?;
+    if op.finished {
+        return Err(sesphr_result::InvalidState);
+    }
+    let mut pt = Zeroizing::new(Vec::new());
+    step(&mut op.chunks, &mut pt)?;
+    op.finished = finishing;
+    put_buffer(o, core::mem::take(&mut *pt));
+    Ok(())
+}
+
 /// Feeds body bytes (any amount); the plaintext of every chunk that verified
 /// goes into a new buffer, possibly empty.
 ///
@@ -319,17 +341,10 @@ pub extern "C" fn sesphr_opener_update(
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let op = handle_mut(opener)?;
-        let o = out(out_plaintext)?;
-        if op.finished {
-            return Err(sesphr_result::InvalidState);
-        }
-        // Plaintext of chunks opened before a failure in the same call is
-        // discarded, zeroized.
-        let mut pt = Zeroizing::new(Vec::new());
-        op.chunks.push(bytes(sealed, sealed_len)?, &mut pt)?;
-        put_buffer(o, core::mem::take(&mut *pt));
-        Ok(())
+        let data = bytes(sealed, sealed_len)?;
+        opener_step(opener, out_plaintext, false, |chunks, pt| {
+            chunks.push(data, pt)
+        })
     })
 }
 
@@ -340,18 +355,7 @@ pub extern "C" fn sesphr_opener_finish(
     opener: *mut sesphr_opener,
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let op = handle_mut(opener)?;
-        let o = out(out_plaintext)?;
-        if op.finished {
-            return Err(sesphr_result::InvalidState);
-        }
-        let mut pt = Zeroizing::new(Vec::new());
-        op.chunks.finish(&mut pt)?;
-        op.finished = true;
-        put_buffer(o, core::mem::take(&mut *pt));
-        Ok(())
-    })
+    run(|| opener_step(opener, out_plaintext, true, ChunkOpener::finish))
 }
 
 /// Frees an opener. NULL does nothing.
