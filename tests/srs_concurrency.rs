@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const USERS: usize = 6;
 const ROUNDS: usize = 8;
 const READERS: usize = 3;
+/// Operations the readers complete between two revocations: 8 rounds × 7
+/// steps × 250 guarantees more than 10,000 interleaved operations.
+const PACE: u64 = 250;
 
 #[test]
 fn no_reencryption_succeeds_after_revoke_returns() {
@@ -106,14 +109,14 @@ fn no_reencryption_succeeds_after_revoke_returns() {
             let ops = &ops;
             s.spawn(move || {
                 for u in 0..USERS {
-                    let target = ops.load(Ordering::Relaxed) + 150;
+                    let target = ops.load(Ordering::Relaxed) + PACE;
                     while ops.load(Ordering::Relaxed) < target {
                         std::thread::yield_now();
                     }
                     srs.revoke(p, lab, &ids[u]).unwrap();
                     revoked[u].store(true, Ordering::SeqCst);
                 }
-                let target = ops.load(Ordering::Relaxed) + 150;
+                let target = ops.load(Ordering::Relaxed) + PACE;
                 while ops.load(Ordering::Relaxed) < target {
                     std::thread::yield_now();
                 }
@@ -151,6 +154,17 @@ fn racing_grants_and_revocations_stay_consistent() {
     let kp = user(9);
     srs.register_user(&id, Role::Family, kp.public()).unwrap();
     let s = SealedPortion::seal(k.public(), RecordId::random(), T0, b"y").unwrap();
+    // A first grant before the race, so that a re-encryption only ever meets
+    // a granted or a revoked grant (never none at all).
+    srs.grant(
+        p.patient(),
+        &lab,
+        &id,
+        ReKey::generate(&k, kp.public()),
+        Scope::AllRecords,
+        None,
+    )
+    .unwrap();
     std::thread::scope(|sc| {
         for t in 0..4 {
             let (srs, p, lab, id, k, kp, s) = (&srs, &p, &lab, &id, &k, &kp, &s);
