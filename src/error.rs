@@ -61,6 +61,12 @@ pub enum Error {
     TooLarge,
     /// An I/O error from a reader or writer given to a streaming function.
     Io(std::io::Error),
+    /// A structured encoding (an audit entry, a checkpoint) does not follow
+    /// its format.
+    Malformed {
+        /// The kind of object being decoded.
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -92,6 +98,7 @@ impl fmt::Display for Error {
             Self::DecryptionFailed => f.write_str("decryption failed"),
             Self::TooLarge => f.write_str("portion too large for the format"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Malformed { what } => write!(f, "{what}: malformed encoding"),
         }
     }
 }

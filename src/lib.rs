@@ -60,6 +60,7 @@ mod hash;
 mod ids;
 /// cbindgen:ignore
 mod keys;
+pub mod model;
 /// cbindgen:ignore
 mod portion;
 /// cbindgen:ignore

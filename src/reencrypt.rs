@@ -46,7 +46,7 @@ impl fmt::Debug for ReEncryptionProof {
 }
 
 fn proof_challenge(
-    commitment: &PublicKey,
+    commitment: &[u8; 32],
     e: &[u8; 32],
     e_prime: &CompressedRistretto,
     ephemeral: &PublicKey,
@@ -56,7 +56,7 @@ fn proof_challenge(
     hash_to_scalar(
         tag::REENCRYPTION_PROOF,
         &[
-            commitment.as_bytes(),
+            commitment,
             e,
             e_prime.as_bytes(),
             ephemeral.as_bytes(),
@@ -166,7 +166,7 @@ impl ReCapsule {
             RistrettoPoint::vartime_multiscalar_mul([z_half, -c_half], [*e, self.e_prime_point]),
         ]);
         let c = proof_challenge(
-            commitment,
+            commitment.as_bytes(),
             self.capsule.e_bytes(),
             &self.e_prime,
             &self.ephemeral,
@@ -208,16 +208,14 @@ impl ReKey {
     /// # Errors
     /// [`Error::KeyMismatch`] if the header belongs to another portion key.
     pub fn reencrypt_verified(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
-        let header = header.header();
-        self.check_portion(header)?;
-        let e_prime_point = self.scalar() * header.capsule().e();
-        Ok(ReCapsule {
-            capsule: *header.capsule(),
-            e_prime: e_prime_point.compress(),
-            e_prime_point,
-            ephemeral: *self.ephemeral(),
-            proof: None,
-        })
+        self.check_portion(header.header())?;
+        Ok(reencrypt_parts(
+            self.scalar(),
+            self.ephemeral(),
+            self.commitment().as_bytes(),
+            header,
+            None::<&mut crate::rng::OsRng>,
+        ))
     }
 
     /// As [`ReKey::reencrypt`], with a proof of correct re-encryption.
@@ -250,32 +248,14 @@ impl ReKey {
         header: VerifiedHeader<'_>,
         rng: &mut R,
     ) -> Result<ReCapsule> {
-        let header = header.header();
-        self.check_portion(header)?;
-        let e = header.capsule().e();
-        // E', A₁ = w·G and A₂ = w·E, computed halved and compressed together.
-        let mut w_half = random_nonzero_scalar(rng);
-        let mut rk_half = half(self.scalar());
-        let [(e_prime, e_prime_point), (a1, _), (a2, _)] =
-            double_and_compress([rk_half * e, &w_half * RISTRETTO_BASEPOINT_TABLE, w_half * e]);
-        let c = proof_challenge(
-            self.commitment(),
-            header.capsule().e_bytes(),
-            &e_prime,
+        self.check_portion(header.header())?;
+        Ok(reencrypt_parts(
+            self.scalar(),
             self.ephemeral(),
-            &a1,
-            &a2,
-        );
-        let z = w_half + w_half + c * self.scalar();
-        w_half.zeroize();
-        rk_half.zeroize();
-        Ok(ReCapsule {
-            capsule: *header.capsule(),
-            e_prime,
-            e_prime_point,
-            ephemeral: *self.ephemeral(),
-            proof: Some(ReEncryptionProof { c, z }),
-        })
+            self.commitment().as_bytes(),
+            header,
+            Some(rng),
+        ))
     }
 
     /// Re-encrypts many headers of this portion: all capsule proofs are
@@ -318,6 +298,123 @@ impl ReKey {
         } else {
             Err(Error::KeyMismatch)
         }
+    }
+}
+
+/// `E' = rk·E`, with a proof when `rng` is given: the one re-encryption
+/// routine behind [`ReKey`] and the SRS's [`ServingKey`].
+fn reencrypt_parts<R: CryptoRng + ?Sized>(
+    rk: &Scalar,
+    ephemeral: &PublicKey,
+    commitment: &[u8; 32],
+    header: VerifiedHeader<'_>,
+    rng: Option<&mut R>,
+) -> ReCapsule {
+    let header = header.header();
+    let e = header.capsule().e();
+    let Some(rng) = rng else {
+        let e_prime_point = rk * e;
+        return ReCapsule {
+            capsule: *header.capsule(),
+            e_prime: e_prime_point.compress(),
+            e_prime_point,
+            ephemeral: *ephemeral,
+            proof: None,
+        };
+    };
+    // E', A₁ = w·G and A₂ = w·E, computed halved and compressed together.
+    let mut w_half = random_nonzero_scalar(rng);
+    let mut rk_half = half(rk);
+    let [(e_prime, e_prime_point), (a1, _), (a2, _)] =
+        double_and_compress([rk_half * e, &w_half * RISTRETTO_BASEPOINT_TABLE, w_half * e]);
+    let c = proof_challenge(
+        commitment,
+        header.capsule().e_bytes(),
+        &e_prime,
+        ephemeral,
+        &a1,
+        &a2,
+    );
+    let z = w_half + w_half + c * rk;
+    w_half.zeroize();
+    rk_half.zeroize();
+    ReCapsule {
+        capsule: *header.capsule(),
+        e_prime,
+        e_prime_point,
+        ephemeral: *ephemeral,
+        proof: Some(ReEncryptionProof { c, z }),
+    }
+}
+
+/// What the SRS keeps of a re-encryption key while a grant is active:
+/// `rk`, and the encodings of `X_e` and `RK` (96 bytes; the portion and user
+/// keys are the registry's). Zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct ServingKey {
+    rk: Scalar,
+    ephemeral: [u8; 32],
+    commitment: [u8; 32],
+}
+
+impl ServingKey {
+    pub(crate) const LEN: usize = 96;
+
+    pub(crate) fn new(key: &ReKey) -> Self {
+        Self {
+            rk: *key.scalar(),
+            ephemeral: key.ephemeral().to_bytes(),
+            commitment: key.commitment().to_bytes(),
+        }
+    }
+
+    /// `rk ‖ X_e ‖ RK`.
+    pub(crate) fn to_bytes(&self) -> zeroize::Zeroizing<[u8; Self::LEN]> {
+        let mut v = zeroize::Zeroizing::new([0u8; Self::LEN]);
+        v[..32].copy_from_slice(self.rk.as_bytes());
+        v[32..64].copy_from_slice(&self.ephemeral);
+        v[64..].copy_from_slice(&self.commitment);
+        v
+    }
+
+    /// Decodes [`ServingKey::to_bytes`] of a key that was validated when it
+    /// was granted and comes back authenticated (sealed): the scalar is
+    /// checked, the points are decoded only when used.
+    pub(crate) fn from_authenticated_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::unframed("serving key", bytes);
+        let mut rk_bytes = r.array::<32>()?;
+        let rk = crate::encoding::decode_secret_scalar(&rk_bytes);
+        rk_bytes.zeroize();
+        let ephemeral = r.array()?;
+        let commitment = r.array()?;
+        r.finish()?;
+        Ok(Self {
+            rk: rk?,
+            ephemeral,
+            commitment,
+        })
+    }
+
+    pub(crate) fn commitment(&self) -> &[u8; 32] {
+        &self.commitment
+    }
+
+    /// `X_e`, decoded.
+    pub(crate) fn ephemeral(&self) -> Result<PublicKey> {
+        PublicKey::from_bytes(&self.ephemeral)
+    }
+
+    /// Re-encrypts a verified header (of this grant's portion: the caller
+    /// looked the grant up by the header's portion key), with a proof when
+    /// `rng` is given. `ephemeral` is [`ServingKey::ephemeral`], decoded once
+    /// per request or batch.
+    pub(crate) fn reencrypt<R: CryptoRng + ?Sized>(
+        &self,
+        ephemeral: &PublicKey,
+        header: VerifiedHeader<'_>,
+        rng: Option<&mut R>,
+    ) -> ReCapsule {
+        reencrypt_parts(&self.rk, ephemeral, &self.commitment, header, rng)
     }
 }
 

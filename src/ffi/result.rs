@@ -4,6 +4,7 @@ use core::ffi::{c_char, c_uint};
 
 use crate::error::Error;
 use crate::srs::{Denial, SrsError};
+use crate::store::StoreErrorKind;
 
 /// The result of every sesphr C function. The numbers are part of the ABI:
 /// they never change and are never reused.
@@ -62,6 +63,8 @@ pub enum sesphr_result {
     TooLarge = 113,
     /// An I/O error.
     Io = 114,
+    /// A structured encoding (audit entry, checkpoint, segment) is malformed.
+    Malformed = 115,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -88,6 +91,20 @@ pub enum sesphr_result {
     Store = 211,
     /// The SRS refuses changes after a store failure; reopen it.
     Unavailable = 212,
+    /// Another SRS holds the store (a second open of one SQLite file).
+    StoreLocked = 213,
+    /// The location is not durable (`""`, `":memory:"`).
+    StoreNotDurable = 214,
+    /// The store was written by a version this one does not read.
+    StoreVersion = 215,
+    /// The store is older than a checkpoint the host kept (rolled back).
+    RolledBack = 216,
+    /// The store's history does not contain a checkpoint the host kept.
+    Diverged = 217,
+    /// A checkpoint is not signed by this SRS.
+    InvalidCheckpoint = 218,
+    /// The registry is full.
+    Full = 219,
     /// Denied: the user is not registered, or was removed.
     DeniedNotRegistered = 300,
     /// Denied: no grant for this portion.
@@ -121,6 +138,7 @@ impl From<&Error> for sesphr_result {
             Error::DecryptionFailed => Self::DecryptionFailed,
             Error::TooLarge => Self::TooLarge,
             Error::Io(_) => Self::Io,
+            Error::Malformed { .. } => Self::Malformed,
         }
     }
 }
@@ -160,8 +178,19 @@ impl From<SrsError> for sesphr_result {
             SrsError::EscrowDisabled => Self::EscrowDisabled,
             SrsError::Tampered(_) => Self::Tampered,
             SrsError::AuditChainBroken { .. } => Self::AuditChainBroken,
-            SrsError::Store(_) => Self::Store,
+            SrsError::Store(e) => match e.kind() {
+                StoreErrorKind::Locked => Self::StoreLocked,
+                StoreErrorKind::NotDurable => Self::StoreNotDurable,
+                StoreErrorKind::UnsupportedVersion => Self::StoreVersion,
+                StoreErrorKind::Corrupt => Self::Tampered,
+                _ => Self::Store,
+            },
             SrsError::Unavailable => Self::Unavailable,
+            SrsError::RolledBack { .. } => Self::RolledBack,
+            SrsError::Diverged { .. } => Self::Diverged,
+            SrsError::InvalidCheckpoint => Self::InvalidCheckpoint,
+            SrsError::StoreLocked => Self::StoreLocked,
+            SrsError::Full => Self::Full,
         }
     }
 }
@@ -220,6 +249,7 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
     (sesphr_result::DecryptionFailed, c"decryption failed"),
     (sesphr_result::TooLarge, c"portion too large"),
     (sesphr_result::Io, c"I/O error"),
+    (sesphr_result::Malformed, c"malformed encoding"),
     (sesphr_result::UnknownUser, c"unknown user"),
     (sesphr_result::UnknownPatient, c"unknown patient"),
     (sesphr_result::UnknownPortion, c"unknown portion"),
@@ -245,6 +275,31 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
         sesphr_result::Unavailable,
         c"SRS unavailable after a store failure",
     ),
+    (
+        sesphr_result::StoreLocked,
+        c"store is held by another SRS",
+    ),
+    (
+        sesphr_result::StoreNotDurable,
+        c"store location is not durable",
+    ),
+    (
+        sesphr_result::StoreVersion,
+        c"store written by an unsupported version",
+    ),
+    (
+        sesphr_result::RolledBack,
+        c"store rolled back past a kept checkpoint",
+    ),
+    (
+        sesphr_result::Diverged,
+        c"store history does not contain the kept checkpoint",
+    ),
+    (
+        sesphr_result::InvalidCheckpoint,
+        c"checkpoint not signed by this SRS",
+    ),
+    (sesphr_result::Full, c"registry full"),
     (
         sesphr_result::DeniedNotRegistered,
         c"denied: user not registered",
@@ -286,7 +341,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 41);
+        assert_eq!(n, 49);
         let unknown = sesphr_result_message(9999);
         // SAFETY: the function returns a static NUL-terminated string.
         let s = unsafe { core::ffi::CStr::from_ptr(unknown) };

@@ -401,7 +401,7 @@ pub extern "C" fn sesphr_srs_export_audit(
         let s = handle_ref(srs)?;
         let o = out(out_jsonl)?;
         let mut v = Vec::new();
-        s.export_audit_jsonl(&mut v)?;
+        s.export_audit_jsonl(1, &mut v)?;
         put_buffer(o, v);
         Ok(())
     })

@@ -1,5 +1,6 @@
 //! The Setup and Re-encryption Server (SRS): registry, access-control list,
-//! re-encryption service, revocation, audit chain, durable store.
+//! re-encryption service, revocation, audit chain, checkpoints, durable
+//! store.
 //!
 //! The SRS is a component that a host embeds in its own server. It holds the
 //! public-key registry, the grants (each with its re-encryption key, sealed at
@@ -7,20 +8,32 @@
 //! key: a re-encryption key alone opens nothing.
 //!
 //! Guarantees:
-//! - **Durable before acknowledged.** Every registration, grant and
-//!   revocation, and the audit entry of every re-encryption and denial, is in
-//!   the store (one atomic transaction) before the call returns.
+//! - **Durable before acknowledged.** Every registration, grant, revocation
+//!   and removal is on disk (power loss included, whatever the store's
+//!   durability setting) before the call returns; so is the audit entry of
+//!   every re-encryption and denial (under the store's durability setting).
 //! - **Linearizable revocation.** Re-encryptions run under a shared lock that
 //!   a revocation takes exclusively: once `revoke` returns, no re-encryption
 //!   under that grant succeeds, from any thread.
 //! - **Nothing re-encrypted on revocation.** The re-encryption key is
-//!   zeroized and deleted; no stored record is touched.
+//!   zeroized, and deleted from the store, its log and its free pages; the
+//!   grant leaves an authenticated tombstone. No stored record is touched.
+//! - **The database is trusted for availability only.** Every row carries a
+//!   MAC and the generation that wrote it; the chain head is authenticated
+//!   and covers a keyed digest of all rows. An edited, deleted, inserted or
+//!   replayed row, or a cut audit log, is refused at open. A rollback of the
+//!   whole database is refused against a checkpoint the host kept
+//!   ([`SrsConfig::require_checkpoint`]).
+//! - **Restarts do not replay history.** [`Srs::open`] verifies the rows, the
+//!   latest signed checkpoint and only the audit entries after it;
+//!   [`Srs::verify_audit`] walks the whole chain in bounded memory without
+//!   stopping re-encryptions.
 //!
 //! ```
 //! use sesphr::srs::{Role, Scope, Srs};
 //! use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
 //!
-//! let srs = Srs::in_memory();
+//! let srs = Srs::in_memory()?;
 //! let alice = PatientKeys::generate(Identity::new("alice")?);
 //! let lab = PortionLabel::new("lab")?;
 //! srs.register_patient(alice.patient(), &[alice.portion_public(&lab, 0)])?;
@@ -40,35 +53,51 @@
 //! assert!(srs.reencrypt(&doctor_id, report.header()).is_err());
 //! // Patient + portion, user, grant, re-encryption, revocation, denial.
 //! assert_eq!(srs.verify_audit()?, 7);
+//! // A signed checkpoint for the host to keep outside the database.
+//! let cp = srs.checkpoint()?;
+//! srs.verify_checkpoint(&cp)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod audit;
-mod seal;
+mod archive;
+mod chain;
+mod journal;
+mod registry;
+mod rows;
+mod secrets;
 mod types;
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use audit::{AuditAction, AuditEntry, AuditOutcome};
-pub use types::{Clock, Denial, ManualClock, Role, Scope, SrsError, StorageKey, SystemClock};
+pub use archive::{SegmentInfo, verify_segment};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use registry::{GrantInfo, RegistrySize, RegistryView};
+pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
 
-use crate::capsule::PortionHeader;
+pub use crate::model::{
+    AuditAction, AuditEntry, AuditOutcome, Checkpoint, Denial, GrantKey, GrantTerms, Role, Scope,
+    UserRecord, UserStatus,
+};
+
+use crate::capsule::{PortionHeader, VerifiedHeader};
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{EscrowKeyIssuer, KeyPair, PortionPublicKey, PublicKey};
-use crate::reencrypt::ReCapsule;
+use crate::reencrypt::{ReCapsule, ServingKey};
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
-use crate::store::{
-    GrantRecord, GrantState, MemoryStore, PatientRecord, PortionRecord, Store, StoreOp, UserRecord,
-    UserStatus,
-};
-use audit::{Draft, Journal, verify_chain};
-use seal::{RekeySealer, head_mac};
+use crate::store::{MemoryStore, Store, StoreError};
+use chain::{Draft, genesis_hash, walk};
+use journal::{Change, CheckpointSink, Journal, Position};
+use registry::Registry;
+use rows::{GrantRow, GrantState, PatientRow, PortionRow, Row, UserRow};
+use secrets::{SrsKeys, checkpoint_is_signed_by};
 
 /// The actor named in audit entries of changes the host made.
 const HOST_ACTOR: &str = "srs";
+
+/// Default number of audit entries between automatic checkpoints.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
 
 /// How an SRS is set up.
 pub struct SrsConfig {
@@ -76,11 +105,16 @@ pub struct SrsConfig {
     storage_key: StorageKey,
     clock: Arc<dyn Clock>,
     escrow: Option<EscrowKeyIssuer>,
+    signing_key: Option<SigningKey>,
+    checkpoint_every: u64,
+    sink: Option<CheckpointSink>,
+    required: Option<Checkpoint>,
 }
 
 impl SrsConfig {
     /// An SRS on `store`, sealing secrets with `storage_key`, with the system
-    /// clock and no escrow.
+    /// clock, no escrow, a checkpoint every [`DEFAULT_CHECKPOINT_EVERY`]
+    /// entries signed with a key derived from `storage_key`.
     pub fn new(store: impl Store + 'static, storage_key: StorageKey) -> Self {
         Self::shared(Arc::new(store), storage_key)
     }
@@ -92,6 +126,10 @@ impl SrsConfig {
             storage_key,
             clock: Arc::new(SystemClock),
             escrow: None,
+            signing_key: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            sink: None,
+            required: None,
         }
     }
 
@@ -111,150 +149,63 @@ impl SrsConfig {
         self.escrow = Some(issuer);
         self
     }
+
+    /// Signs checkpoints with the host's key instead of one derived from the
+    /// storage key (e.g. a key whose public half is published).
+    #[must_use]
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// Makes a checkpoint every `entries` audit entries (at least 1). Open
+    /// verifies at most about this many entries.
+    #[must_use]
+    pub fn checkpoint_every(mut self, entries: u64) -> Self {
+        self.checkpoint_every = entries.max(1);
+        self
+    }
+
+    /// Hands every checkpoint, once durable, to `sink`: keep it outside the
+    /// database (another system, a transparency log, the patients' apps) and
+    /// give the latest back with [`SrsConfig::require_checkpoint`]. Called
+    /// from the thread that committed it; keep it short.
+    #[must_use]
+    pub fn on_checkpoint(mut self, sink: impl Fn(&Checkpoint) + Send + Sync + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Refuses to open a store whose history does not contain `checkpoint`
+    /// ([`SrsError::Diverged`]) or ends before it ([`SrsError::RolledBack`]):
+    /// a rollback of the whole database to an older copy is detected.
+    #[must_use]
+    pub fn require_checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.required = Some(checkpoint);
+        self
+    }
 }
 
 impl core::fmt::Debug for SrsConfig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SrsConfig")
             .field("escrow", &self.escrow.is_some())
+            .field("checkpoint_every", &self.checkpoint_every)
             .finish_non_exhaustive()
     }
 }
 
-enum GrantStatus {
-    Active(Box<ReKey>),
-    Revoked(u64),
-}
-
-struct Grant {
-    scope: Scope,
-    expiry: Option<u64>,
-    granted_at: u64,
-    status: GrantStatus,
-}
-
-/// The in-memory registry, guarded by the SRS's lock.
-#[derive(Default)]
-struct Registry {
-    users: HashMap<Identity, UserRecord>,
-    user_keys: HashMap<[u8; 32], Identity>,
-    patients: HashMap<Identity, PatientRecord>,
-    /// Portion keys by their point.
-    portions: HashMap<[u8; 32], PortionRecord>,
-    /// Points of each patient's portion keys.
-    patient_portions: HashMap<Identity, Vec<[u8; 32]>>,
-    /// Grants by portion point, then user.
-    grants: HashMap<[u8; 32], HashMap<Identity, Grant>>,
-}
-
-impl Registry {
-    fn active_user(&self, id: &Identity) -> Result<&UserRecord, SrsError> {
-        let u = self.users.get(id).ok_or(SrsError::UnknownUser)?;
-        match u.status {
-            UserStatus::Active => Ok(u),
-            UserStatus::Removed(_) => Err(SrsError::UserRemoved),
-        }
-    }
-
-    fn insert_portion(&mut self, r: PortionRecord) {
-        let point = r.key.key().to_bytes();
-        self.patient_portions
-            .entry(r.patient.clone())
-            .or_default()
-            .push(point);
-        self.portions.insert(point, r);
-    }
-
-    /// The patient's portion points with this label (every epoch).
-    fn portions_labelled<'a>(
-        &'a self,
-        patient: &Identity,
-        label: &'a PortionLabel,
-    ) -> impl Iterator<Item = &'a [u8; 32]> + 'a {
-        self.patient_portions
-            .get(patient)
-            .into_iter()
-            .flatten()
-            .filter(move |p| {
-                self.portions
-                    .get(*p)
-                    .is_some_and(|r| r.key.label() == label)
-            })
-    }
-
-    /// Decides whether `user` may have `header` re-encrypted now; on success
-    /// returns the key to do it with.
-    fn authorize(
-        &self,
-        user: &Identity,
-        header: &PortionHeader,
-        now: u64,
-        draft: &mut Draft,
-    ) -> Result<&ReKey, Denial> {
-        match self.users.get(user) {
-            Some(u) if u.status == UserStatus::Active => {}
-            _ => return Err(Denial::NotRegistered),
-        }
-        let ctx = header.context();
-        let point = ctx.portion_key().as_bytes();
-        let portion = self.portions.get(point).ok_or(Denial::NotGranted)?;
-        draft.patient = Some(portion.patient.clone());
-        draft.label = Some(portion.key.label().clone());
-        if portion.key.label() != ctx.label() || portion.key.epoch() != ctx.epoch() {
-            return Err(Denial::InvalidCapsule);
-        }
-        let grant = self
-            .grants
-            .get(point)
-            .and_then(|m| m.get(user))
-            .ok_or(Denial::NotGranted)?;
-        let rekey = match &grant.status {
-            GrantStatus::Active(k) => k,
-            GrantStatus::Revoked(_) => return Err(Denial::Revoked),
-        };
-        if grant.expiry.is_some_and(|e| now >= e) {
-            return Err(Denial::Expired);
-        }
-        if !grant.scope.covers(ctx.created_at()) {
-            return Err(Denial::OutOfScope);
-        }
-        Ok(rekey)
-    }
-}
-
-/// A grant as the registry shows it (no secret).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrantInfo {
-    /// The patient.
-    pub patient: Identity,
-    /// The portion label.
-    pub label: PortionLabel,
-    /// The portion key epoch.
-    pub epoch: u32,
-    /// The user.
-    pub user: Identity,
-    /// Which records it covers.
-    pub scope: Scope,
-    /// When it stops working, if ever.
-    pub expiry: Option<u64>,
-    /// When it was granted.
-    pub granted_at: u64,
-    /// `None` while active; the revocation time once revoked.
-    pub revoked_at: Option<u64>,
-    /// The re-encryption key's commitment `RK` while active.
-    pub commitment: Option<PublicKey>,
-}
-
-/// Everything the SRS knows but its secrets and its audit log, ordered: two
-/// views compare equal exactly when the registries hold the same state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RegistryView {
-    /// Users by identity.
-    pub users: BTreeMap<Identity, UserRecord>,
-    /// Patients by identity, with their portion keys.
-    pub patients: BTreeMap<Identity, Vec<PortionPublicKey>>,
-    /// Grants by (patient, label, epoch, user).
-    pub grants: BTreeMap<(Identity, PortionLabel, u32, Identity), GrantInfo>,
+/// What [`Srs::open`] checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The store was empty and was initialized (genesis head and checkpoint).
+    pub created: bool,
+    /// Registry rows loaded and authenticated.
+    pub rows: u64,
+    /// Audit entries verified (those after the latest checkpoint).
+    pub entries_verified: u64,
+    /// The sequence number of the latest audit entry.
+    pub seq: u64,
 }
 
 /// The Setup and Re-encryption Server. `Send + Sync`: share it between
@@ -262,42 +213,44 @@ pub struct RegistryView {
 pub struct Srs {
     registry: RwLock<Registry>,
     journal: Journal,
-    sealer: RekeySealer,
+    keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
     escrow: Option<EscrowKeyIssuer>,
+    report: OpenReport,
+    maintenance: Mutex<()>,
 }
 
 impl core::fmt::Debug for Srs {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Srs").finish_non_exhaustive()
+        f.debug_struct("Srs")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
     }
+}
+
+/// Stops a store iteration carrying an SRS error out of the callback.
+fn stop(slot: &mut Option<SrsError>, e: SrsError) -> StoreError {
+    *slot = Some(e);
+    StoreError::corrupt("stopped")
 }
 
 impl Srs {
     /// An SRS in memory, with a fresh storage key and the system clock:
     /// nothing survives the process. For tests and examples.
-    pub fn in_memory() -> Self {
-        // A new store is empty: nothing to load or verify.
-        let key = StorageKey::generate();
-        Self {
-            registry: RwLock::new(Registry::default()),
-            journal: Journal::new(
-                Arc::new(MemoryStore::new()),
-                head_mac(&key),
-                0,
-                audit::genesis_hash(),
-            ),
-            sealer: RekeySealer::new(&key),
-            clock: Arc::new(SystemClock),
-            escrow: None,
-        }
+    ///
+    /// # Errors
+    /// Only if key derivation fails ([`SrsError::Tampered`]), which does not
+    /// happen.
+    pub fn in_memory() -> Result<Self, SrsError> {
+        Self::open(SrsConfig::new(MemoryStore::new(), StorageKey::generate()))
     }
 
     /// Opens an SRS on an embedded SQLite database at `path` (created if
-    /// missing).
+    /// missing), power-loss durable.
     ///
     /// # Errors
-    /// As [`Srs::open`] and [`crate::store::SqliteStore::open`].
+    /// As [`Srs::open`] and [`crate::store::SqliteStore::open`]:
+    /// [`SrsError::StoreLocked`] if another SRS holds the file.
     #[cfg(feature = "sqlite")]
     pub fn open_sqlite(
         path: impl AsRef<std::path::Path>,
@@ -309,97 +262,256 @@ impl Srs {
         ))
     }
 
-    /// Opens an SRS on the configured store and restores everything in it:
-    /// registry, grants (unsealing each re-encryption key) and the audit
-    /// chain, which is verified first.
+    /// Opens an SRS on the configured store. A new (empty) store gets a
+    /// genesis head and checkpoint. Otherwise the head is authenticated, the
+    /// latest checkpoint's signature checked, the audit entries after it
+    /// verified link by link, every row's MAC checked and the registry digest
+    /// recomputed; then the re-encryption keys are unsealed.
     ///
     /// # Errors
-    /// [`SrsError::Store`] if loading fails; [`SrsError::AuditChainBroken`] or
-    /// [`SrsError::Tampered`] if the audit chain or a sealed key does not
-    /// verify (also when the storage key is wrong).
+    /// [`SrsError::Tampered`] on any edited, deleted, inserted or replayed
+    /// row, a wrong storage key, a store with rows but no head;
+    /// [`SrsError::AuditChainBroken`] if the audit log after the latest
+    /// checkpoint was edited or cut; [`SrsError::RolledBack`] /
+    /// [`SrsError::Diverged`] against a required checkpoint (or a checkpoint
+    /// newer than the head); [`SrsError::InvalidCheckpoint`] if the required
+    /// checkpoint is not this SRS's; store errors.
     pub fn open(config: SrsConfig) -> Result<Self, SrsError> {
         let SrsConfig {
             store,
             storage_key,
             clock,
             escrow,
+            signing_key,
+            checkpoint_every,
+            sink,
+            required,
         } = config;
-        let stored = store.load()?;
-        let mac = head_mac(&storage_key);
-        let records = store.audit(1)?;
-        let (last_seq, head) = verify_chain(&records, stored.audit_head.as_ref(), &mac)?;
-        drop(records);
-        let sealer = RekeySealer::new(&storage_key);
-
+        let keys = Arc::new(SrsKeys::new(&storage_key, signing_key)?);
+        if let Some(cp) = &required
+            && !checkpoint_is_signed_by(cp, keys.verifying_key())
+        {
+            return Err(SrsError::InvalidCheckpoint);
+        }
+        let mut report = OpenReport::default();
         let mut reg = Registry::default();
-        for u in stored.users {
-            reg.user_keys
-                .insert(u.public_key.to_bytes(), u.identity.clone());
-            reg.users.insert(u.identity.clone(), u);
+        let Some(head) = store.head()? else {
+            return Self::create(
+                store,
+                keys,
+                clock,
+                escrow,
+                checkpoint_every,
+                sink,
+                required,
+            );
+        };
+        if !keys.head_is_authentic(&head)? {
+            return Err(SrsError::Tampered("chain head"));
         }
-        for p in stored.patients {
-            reg.patients.insert(p.identity.clone(), p);
+        let last = store.audit_last_seq()?;
+        let expected = (head.seq > head.base_seq).then_some(head.seq);
+        if last != expected {
+            let first_bad = match last {
+                Some(l) if l > head.seq => head.seq + 1,
+                Some(l) => l + 1,
+                None => head.base_seq + 1,
+            };
+            return Err(SrsError::AuditChainBroken { seq: first_bad });
         }
-        for p in stored.portions {
-            if !reg.patients.contains_key(&p.patient) {
-                return Err(SrsError::Tampered("portion record"));
+        let cp = store
+            .latest_checkpoint()?
+            .ok_or(SrsError::Tampered("checkpoint missing"))?;
+        if !checkpoint_is_signed_by(&cp, keys.verifying_key()) {
+            return Err(SrsError::Tampered("checkpoint"));
+        }
+        if cp.seq > head.seq {
+            return Err(SrsError::RolledBack {
+                store_seq: head.seq,
+                checkpoint_seq: cp.seq,
+            });
+        }
+        let start = if cp.seq > head.base_seq {
+            let at = store.audit(cp.seq, cp.seq, 1)?;
+            if at.first().map(|r| r.hash) != Some(cp.chain_hash) {
+                return Err(SrsError::AuditChainBroken { seq: cp.seq });
             }
-            reg.insert_portion(p);
+            (cp.seq, cp.chain_hash)
+        } else {
+            (head.base_seq, head.base_hash)
+        };
+        let mut n = 0u64;
+        let end = walk(store.as_ref(), start.0, start.1, head.seq, &mut |_, _| {
+            n += 1;
+            Ok(())
+        })?;
+        if end != head.hash {
+            return Err(SrsError::AuditChainBroken { seq: head.seq });
         }
-        for g in stored.grants {
-            let portion = reg
-                .portions_labelled(&g.patient, &g.label)
-                .copied()
-                .find(|p| {
-                    reg.portions
-                        .get(p)
-                        .is_some_and(|r| r.key.epoch() == g.epoch)
-                })
-                .ok_or(SrsError::Tampered("grant record"))?;
-            let user = reg
-                .users
-                .get(&g.user)
-                .ok_or(SrsError::Tampered("grant record"))?;
-            let status = match &g.state {
-                GrantState::Active { sealed_rekey } => {
-                    let k = sealer.open(sealed_rekey, (&g.patient, &g.label, g.epoch, &g.user))?;
-                    if k.portion_key().to_bytes() != portion || k.delegatee() != &user.public_key {
-                        return Err(SrsError::Tampered("grant record"));
-                    }
-                    GrantStatus::Active(Box::new(k))
-                }
-                GrantState::Revoked(t) => GrantStatus::Revoked(*t),
-            };
-            let grant = Grant {
-                scope: g.scope,
-                expiry: g.expiry,
-                granted_at: g.granted_at,
-                status,
-            };
-            reg.grants.entry(portion).or_default().insert(g.user, grant);
+        report.entries_verified = n;
+        report.seq = head.seq;
+        if let Some(rc) = &required {
+            contains(store.as_ref(), &head, rc)?;
         }
+
+        let mut digest = curve25519_dalek::scalar::Scalar::ZERO;
+        let mut failure = None;
+        let loaded = store.rows(&mut |stored| {
+            let (row, share) = Row::open(&stored, &keys).map_err(|e| stop(&mut failure, e))?;
+            if stored.generation > head.seq {
+                return Err(stop(&mut failure, SrsError::Tampered("registry row")));
+            }
+            digest += share;
+            report.rows += 1;
+            reg.apply(row, stored.generation)
+                .map_err(|e| stop(&mut failure, e))
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        loaded?;
+        if digest.to_bytes() != head.digest {
+            return Err(SrsError::Tampered("registry digest"));
+        }
+        let at = Position {
+            seq: head.seq,
+            hash: head.hash,
+            digest,
+            base_seq: head.base_seq,
+            base_hash: head.base_hash,
+        };
         Ok(Self {
             registry: RwLock::new(reg),
-            journal: Journal::new(store, mac, last_seq, head),
-            sealer,
+            journal: Journal::new(store, keys.clone(), clock.clone(), checkpoint_every, sink, at, Some(cp)),
+            keys,
             clock,
             escrow,
+            report,
+            maintenance: Mutex::new(()),
         })
+    }
+
+    fn create(
+        store: Arc<dyn Store>,
+        keys: Arc<SrsKeys>,
+        clock: Arc<dyn Clock>,
+        escrow: Option<EscrowKeyIssuer>,
+        checkpoint_every: u64,
+        sink: Option<CheckpointSink>,
+        required: Option<Checkpoint>,
+    ) -> Result<Self, SrsError> {
+        // A store without a head must be empty: rows or entries without a
+        // head mean the head was deleted.
+        let mut any = false;
+        store.rows(&mut |_| {
+            any = true;
+            Err(StoreError::corrupt("stop"))
+        })
+        .or_else(|e| if any { Ok(()) } else { Err(e) })?;
+        if any || store.audit_last_seq()?.is_some() || store.latest_checkpoint()?.is_some() {
+            return Err(SrsError::Tampered("chain head missing"));
+        }
+        if let Some(rc) = required
+            && rc.seq > 0
+        {
+            return Err(SrsError::RolledBack {
+                store_seq: 0,
+                checkpoint_seq: rc.seq,
+            });
+        }
+        let genesis = genesis_hash();
+        let at = Position {
+            seq: 0,
+            hash: genesis,
+            digest: curve25519_dalek::scalar::Scalar::ZERO,
+            base_seq: 0,
+            base_hash: genesis,
+        };
+        let journal = Journal::new(store, keys.clone(), clock.clone(), checkpoint_every, sink, at, None);
+        journal.checkpoint()?;
+        Ok(Self {
+            registry: RwLock::new(Registry::default()),
+            journal,
+            keys,
+            clock,
+            escrow,
+            report: OpenReport {
+                created: true,
+                ..OpenReport::default()
+            },
+            maintenance: Mutex::new(()),
+        })
+    }
+
+    /// What the last open checked.
+    pub fn open_report(&self) -> OpenReport {
+        self.report
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
         // No code path panics while holding the lock; if a caller's panic
         // ever poisoned it, the registry is still consistent (changes are
-        // made in memory only after they are durable, in one step).
-        self.registry
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // applied only after they are durable).
+        self.registry.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Registry> {
-        self.registry
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.registry.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Commits `change` and applies its rows to the registry held by `reg`.
+    fn commit(&self, reg: &mut Registry, change: Change) -> Result<(), SrsError> {
+        let generation = self.journal.commit(&change)?;
+        for row in change.rows {
+            reg.apply(row, generation)?;
+        }
+        Ok(())
+    }
+
+    /// The public key that signs this SRS's checkpoints.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        *self.keys.verifying_key()
+    }
+
+    /// Checks that `checkpoint` was signed by this SRS.
+    ///
+    /// # Errors
+    /// [`SrsError::InvalidCheckpoint`] otherwise.
+    pub fn verify_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), SrsError> {
+        if checkpoint_is_signed_by(checkpoint, self.keys.verifying_key()) {
+            Ok(())
+        } else {
+            Err(SrsError::InvalidCheckpoint)
+        }
+    }
+
+    /// Makes a checkpoint now (of every entry committed so far), keeps it in
+    /// the store, hands it to the checkpoint callback and returns it.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn checkpoint(&self) -> Result<Checkpoint, SrsError> {
+        self.journal.checkpoint()
+    }
+
+    /// The latest checkpoint this SRS made or found at open.
+    pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
+        self.journal.last_checkpoint()
+    }
+
+    /// Checks the live store against a checkpoint kept outside it.
+    ///
+    /// # Errors
+    /// [`SrsError::InvalidCheckpoint`], [`SrsError::RolledBack`],
+    /// [`SrsError::Diverged`]; store errors.
+    pub fn require_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), SrsError> {
+        self.verify_checkpoint(checkpoint)?;
+        let store = self.journal.store();
+        let head = store.head()?.ok_or(SrsError::Tampered("chain head missing"))?;
+        if !self.keys.head_is_authentic(&head)? {
+            return Err(SrsError::Tampered("chain head"));
+        }
+        contains(store.as_ref(), &head, checkpoint)
     }
 
     /// Registers a data user.
@@ -416,28 +528,31 @@ impl Srs {
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
-        if reg.users.contains_key(identity) {
+        if reg.user_id(identity).is_some() {
             return Err(SrsError::AlreadyRegistered);
         }
-        if reg.user_keys.contains_key(public_key.as_bytes()) {
+        if reg.user_by_key(public_key.as_bytes()).is_some() {
             return Err(SrsError::KeyInUse);
         }
-        let rec = UserRecord {
-            identity: identity.clone(),
-            role,
-            public_key: *public_key,
-            status: UserStatus::Active,
-            registered_at: now,
-        };
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterUser);
         d.user = Some(identity.clone());
-        d.detail = format!("role={} key={}", rec.role, public_key);
-        self.journal
-            .commit(vec![StoreOp::PutUser(rec.clone())], vec![d])?;
-        reg.user_keys
-            .insert(public_key.to_bytes(), identity.clone());
-        reg.users.insert(identity.clone(), rec);
-        Ok(())
+        d.detail = format!("role={role} key={public_key}");
+        let row = Row::User(UserRow {
+            identity: identity.clone(),
+            role,
+            public_key: public_key.to_bytes(),
+            registered_at: now,
+            removed_at: None,
+        });
+        self.commit(
+            &mut reg,
+            Change {
+                rows: vec![row],
+                replaced: Vec::new(),
+                drafts: vec![d],
+                scrub: false,
+            },
+        )
     }
 
     /// Removes a user: every grant of theirs is revoked (keys zeroized and
@@ -448,36 +563,65 @@ impl Srs {
     pub fn remove_user(&self, identity: &Identity) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
-        let mut rec = reg.active_user(identity)?.clone();
-        rec.status = UserStatus::Removed(now);
-        let mut ops = vec![StoreOp::PutUser(rec.clone())];
+        let uid = reg.user_id(identity).ok_or(SrsError::UnknownUser)?;
+        if !reg.user_is_active(uid) {
+            return Err(SrsError::UserRemoved);
+        }
+        let (mut row, _) = reg.user_row(uid).ok_or(SrsError::UnknownUser)?;
+        row.removed_at = Some(now);
+        let mut change = Change {
+            rows: vec![Row::User(row)],
+            replaced: reg.user_image(uid).into_iter().collect(),
+            drafts: Vec::new(),
+            scrub: false,
+        };
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RemoveUser);
         d.user = Some(identity.clone());
-        let mut drafts = vec![d];
-        let mut revoked = Vec::new();
-        for (point, by_user) in &reg.grants {
-            if let Some(g) = by_user.get(identity)
-                && matches!(g.status, GrantStatus::Active(_))
-                && let Some(portion) = reg.portions.get(point)
-            {
-                ops.push(StoreOp::PutGrant(revoked_record(portion, identity, g, now)));
-                drafts.push(revoke_draft(
-                    now,
-                    HOST_ACTOR,
-                    portion,
-                    identity,
-                    "user removed",
-                ));
-                revoked.push(*point);
-            }
+        change.drafts.push(d);
+        for (portion, img) in reg.active_grants_of(uid) {
+            self.plan_revoke(&reg, &mut change, portion, uid, identity, img, now, HOST_ACTOR, "user removed")?;
         }
-        self.journal.commit(ops, drafts)?;
-        for point in revoked {
-            if let Some(g) = reg.grants.get_mut(&point).and_then(|m| m.get_mut(identity)) {
-                g.status = GrantStatus::Revoked(now);
-            }
-        }
-        reg.users.insert(identity.clone(), rec);
+        self.commit(&mut reg, change)
+    }
+
+    /// Adds the tombstone of one active grant to `change`.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_revoke(
+        &self,
+        reg: &Registry,
+        change: &mut Change,
+        portion: u32,
+        user: u32,
+        user_id: &Identity,
+        img: rows::RowImage,
+        now: u64,
+        actor: &str,
+        why: &str,
+    ) -> Result<(), SrsError> {
+        let (patient, label, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
+        let terms = reg.grant_terms(portion, user).ok_or(SrsError::NotGranted)?;
+        let mut d = Draft::new(now, actor, AuditAction::Revoke);
+        d.patient = Some(patient.clone());
+        d.label = Some(label.clone());
+        d.user = Some(user_id.clone());
+        d.detail = if why.is_empty() {
+            format!("epoch={epoch}")
+        } else {
+            format!("epoch={epoch} {why}")
+        };
+        change.drafts.push(d);
+        change.rows.push(Row::Grant(GrantRow {
+            key: GrantKey {
+                patient,
+                label,
+                epoch,
+                user: user_id.clone(),
+            },
+            terms,
+            state: GrantState::Revoked(now),
+        }));
+        change.replaced.push(img);
+        change.scrub = true;
         Ok(())
     }
 
@@ -494,44 +638,38 @@ impl Srs {
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
-        if reg.patients.contains_key(patient) {
+        if reg.patient_id(patient).is_some() {
             return Err(SrsError::AlreadyRegistered);
         }
         for (i, p) in portions.iter().enumerate() {
-            if reg.portions.contains_key(p.key().as_bytes())
-                || portions[..i].iter().any(|q| q.key() == p.key())
+            let earlier = portions.get(..i).unwrap_or_default();
+            if reg.portion_by_point(p.key().as_bytes()).is_some()
+                || earlier.iter().any(|q| q.key() == p.key())
             {
                 return Err(SrsError::KeyInUse);
             }
-            if portions[..i]
+            if earlier
                 .iter()
                 .any(|q| q.label() == p.label() && q.epoch() == p.epoch())
             {
                 return Err(SrsError::AlreadyRegistered);
             }
         }
-        let prec = PatientRecord {
-            identity: patient.clone(),
-            registered_at: now,
-        };
-        let mut ops = vec![StoreOp::PutPatient(prec.clone())];
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPatient);
         d.patient = Some(patient.clone());
-        let mut drafts = vec![d];
-        let records: Vec<PortionRecord> = portions
-            .iter()
-            .map(|k| portion_record(patient, k, now))
-            .collect();
-        for r in &records {
-            ops.push(StoreOp::PutPortion(r.clone()));
-            drafts.push(portion_draft(now, r));
+        let mut change = Change {
+            rows: vec![Row::Patient(PatientRow {
+                identity: patient.clone(),
+                registered_at: now,
+            })],
+            replaced: Vec::new(),
+            drafts: vec![d],
+            scrub: false,
+        };
+        for k in portions {
+            plan_portion(&mut change, patient, k, now);
         }
-        self.journal.commit(ops, drafts)?;
-        reg.patients.insert(patient.clone(), prec);
-        for r in records {
-            reg.insert_portion(r);
-        }
-        Ok(())
+        self.commit(&mut reg, change)
     }
 
     /// Registers another portion key for a patient: a new label, or a new
@@ -543,26 +681,20 @@ impl Srs {
     pub fn add_portion(&self, patient: &Identity, key: &PortionPublicKey) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
-        if !reg.patients.contains_key(patient) {
-            return Err(SrsError::UnknownPatient);
-        }
-        if reg.portions.contains_key(key.key().as_bytes()) {
+        let pid = reg.patient_id(patient).ok_or(SrsError::UnknownPatient)?;
+        if reg.portion_by_point(key.key().as_bytes()).is_some() {
             return Err(SrsError::KeyInUse);
         }
-        if reg.portions_labelled(patient, key.label()).any(|p| {
-            reg.portions
-                .get(p)
-                .is_some_and(|r| r.key.epoch() == key.epoch())
-        }) {
+        if reg
+            .portions_labelled(pid, key.label())
+            .iter()
+            .any(|&(_, e)| e == key.epoch())
+        {
             return Err(SrsError::AlreadyRegistered);
         }
-        let r = portion_record(patient, key, now);
-        self.journal.commit(
-            vec![StoreOp::PutPortion(r.clone())],
-            vec![portion_draft(now, &r)],
-        )?;
-        reg.insert_portion(r);
-        Ok(())
+        let mut change = Change::audit(Vec::new());
+        plan_portion(&mut change, patient, key, now);
+        self.commit(&mut reg, change)
     }
 
     /// **Escrow mode**: issues the key pair of `identity` in `epoch` from the
@@ -578,8 +710,7 @@ impl Srs {
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::IssueKeys);
         d.user = Some(identity.clone());
         d.detail = format!("epoch={epoch}");
-        let _reg = self.read();
-        self.journal.commit(Vec::new(), vec![d])?;
+        self.journal.commit(&Change::audit(vec![d]))?;
         Ok(issuer.issue(identity, epoch))
     }
 
@@ -608,55 +739,57 @@ impl Srs {
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
-        if !reg.patients.contains_key(patient) {
-            return Err(SrsError::UnknownPatient);
+        let pid = reg.patient_id(patient).ok_or(SrsError::UnknownPatient)?;
+        let uid = reg.user_id(user).ok_or(SrsError::UnknownUser)?;
+        if !reg.user_is_active(uid) {
+            return Err(SrsError::UserRemoved);
         }
-        let urec = reg.active_user(user)?;
-        if reg.portions_labelled(patient, label).next().is_none() {
+        let labelled = reg.portions_labelled(pid, label);
+        if labelled.is_empty() {
             return Err(SrsError::UnknownPortion);
         }
-        let point = rekey.portion_key().to_bytes();
-        let portion = reg.portions.get(&point).ok_or(SrsError::RekeyMismatch)?;
-        if &portion.patient != patient
-            || portion.key.label() != label
-            || rekey.delegatee() != &urec.public_key
-        {
+        let portion = reg
+            .portion_by_point(rekey.portion_key().as_bytes())
+            .filter(|p| labelled.iter().any(|(q, _)| q == p))
+            .ok_or(SrsError::RekeyMismatch)?;
+        if reg.user_key(uid) != Some(rekey.delegatee().as_bytes()) {
             return Err(SrsError::RekeyMismatch);
         }
-        let epoch = portion.key.epoch();
-        let sealed_rekey =
-            self.sealer
-                .seal(&rekey, (patient, label, epoch, user), &mut os_rng())?;
-        let rec = GrantRecord {
-            patient: patient.clone(),
-            label: label.clone(),
-            epoch,
-            user: user.clone(),
+        let (_, _, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
+        let terms = GrantTerms {
             scope,
             expiry,
             granted_at: now,
-            state: GrantState::Active { sealed_rekey },
         };
         let mut d = Draft::new(now, patient.as_str(), AuditAction::Grant);
         d.patient = Some(patient.clone());
         d.label = Some(label.clone());
         d.user = Some(user.clone());
-        d.detail = format!(
-            "epoch={epoch} scope={scope} expiry={}",
-            expiry.map_or_else(|| "none".to_owned(), |e| e.to_string())
-        );
-        self.journal.commit(vec![StoreOp::PutGrant(rec)], vec![d])?;
-        let grant = Grant {
-            scope,
-            expiry,
-            granted_at: now,
-            status: GrantStatus::Active(Box::new(rekey)),
+        d.detail = format!("epoch={epoch} {terms}");
+        let (replaced, scrub) = match reg.grant_image(portion, uid) {
+            Some((img, active)) => (vec![img], active),
+            None => (Vec::new(), false),
         };
-        reg.grants
-            .entry(point)
-            .or_default()
-            .insert(user.clone(), grant);
-        Ok(())
+        let row = Row::Grant(GrantRow {
+            key: GrantKey {
+                patient: patient.clone(),
+                label: label.clone(),
+                epoch,
+                user: user.clone(),
+            },
+            terms,
+            state: GrantState::Active(ServingKey::new(&rekey)),
+        });
+        drop(rekey);
+        self.commit(
+            &mut reg,
+            Change {
+                rows: vec![row],
+                replaced,
+                drafts: vec![d],
+                scrub,
+            },
+        )
     }
 
     /// Revokes `user`'s grants on portion `label` of `patient` (every key
@@ -676,48 +809,31 @@ impl Srs {
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
         let mut reg = self.write();
-        if !reg.patients.contains_key(patient) {
-            return Err(SrsError::UnknownPatient);
-        }
-        if !reg.users.contains_key(user) {
-            return Err(SrsError::UnknownUser);
-        }
-        let points: Vec<[u8; 32]> = reg.portions_labelled(patient, label).copied().collect();
-        if points.is_empty() {
+        let pid = reg.patient_id(patient).ok_or(SrsError::UnknownPatient)?;
+        let uid = reg.user_id(user).ok_or(SrsError::UnknownUser)?;
+        let labelled = reg.portions_labelled(pid, label);
+        if labelled.is_empty() {
             return Err(SrsError::UnknownPortion);
         }
-        let mut ops = Vec::new();
-        let mut drafts = Vec::new();
-        let mut hit = Vec::new();
-        for point in points {
-            if let (Some(portion), Some(g)) = (
-                reg.portions.get(&point),
-                reg.grants.get(&point).and_then(|m| m.get(user)),
-            ) && matches!(g.status, GrantStatus::Active(_))
-            {
-                ops.push(StoreOp::PutGrant(revoked_record(portion, user, g, now)));
-                drafts.push(revoke_draft(now, patient.as_str(), portion, user, ""));
-                hit.push(point);
+        let mut change = Change::audit(Vec::new());
+        for (portion, _) in labelled {
+            if let Some((img, true)) = reg.grant_image(portion, uid) {
+                self.plan_revoke(&reg, &mut change, portion, uid, user, img, now, patient.as_str(), "")?;
             }
         }
-        if hit.is_empty() {
+        if change.rows.is_empty() {
             return Err(SrsError::NotGranted);
         }
-        self.journal.commit(ops, drafts)?;
-        for point in hit {
-            if let Some(g) = reg.grants.get_mut(&point).and_then(|m| m.get_mut(user)) {
-                // Dropping the key zeroizes it.
-                g.status = GrantStatus::Revoked(now);
-            }
-        }
-        Ok(())
+        self.commit(&mut reg, change)
     }
 
-    /// Re-encrypts a portion header for `user`, after checking that the user
-    /// is registered and active, holds an unrevoked, unexpired grant for the
-    /// portion whose scope covers the record's `created_at`, and that the
-    /// capsule proof verifies. Granted or denied, the request is audited, and
-    /// the answer comes only once its audit entry is durable.
+    /// Re-encrypts a portion header for `user`. The capsule proof is checked
+    /// first: a header that does not verify names no record and decides
+    /// nothing ([`Denial::InvalidCapsule`]). Then the user must be registered
+    /// and active and hold an unrevoked, unexpired grant for the portion
+    /// whose scope covers the record's `created_at`. Granted or denied, the
+    /// request is audited, and the answer comes only once its audit entry is
+    /// durable.
     ///
     /// # Errors
     /// [`SrsError::Denied`] with the reason; store errors.
@@ -759,30 +875,27 @@ impl Srs {
     ) -> Result<ReCapsule, SrsError> {
         let now = self.clock.now();
         let reg = self.read();
-        let mut d = reencrypt_draft(now, user, header);
-        let result = reg.authorize(user, header, now, &mut d).and_then(|k| {
-            let rc = if proof {
-                k.reencrypt_with_proof(header)
-            } else {
-                k.reencrypt(header)
-            };
-            rc.map_err(|_| Denial::InvalidCapsule)
-        });
+        let mut d = reencrypt_draft(now, user);
+        let result = match header.verify() {
+            Err(_) => Err(Denial::InvalidCapsule),
+            Ok(v) => serve(&reg, user, v, now, &mut d, proof, None),
+        };
         if let Err(denial) = result {
             d.outcome = AuditOutcome::Denied(denial);
         }
         // The shared lock is held until the entry is durable, so a revocation
         // (which needs the exclusive lock) cannot complete in between.
-        self.journal.commit(Vec::new(), vec![d])?;
+        self.journal.commit(&Change::audit(vec![d]))?;
         drop(reg);
         result.map_err(SrsError::Denied)
     }
 
     /// Re-encrypts many headers for one user (a doctor opening a patient's
-    /// history). Each header is authorized as in [`Srs::reencrypt`]; the
-    /// capsule proofs of each grant's headers are checked together with one
-    /// multiscalar multiplication. One audit entry per header, committed
-    /// together. Result `i` belongs to header `i`.
+    /// history). All capsule proofs are checked first, together, with one
+    /// multiscalar multiplication (a bad one is named and denied, the others
+    /// go on); then each header is authorized as in [`Srs::reencrypt`]. One
+    /// audit entry per header, committed together. Result `i` belongs to
+    /// header `i`.
     ///
     /// # Errors
     /// The outer error is a store failure (then nothing is returned); the
@@ -794,43 +907,25 @@ impl Srs {
     ) -> Result<Vec<Result<ReCapsule, Denial>>, SrsError> {
         let now = self.clock.now();
         let reg = self.read();
-        let mut drafts: Vec<Draft> = headers
-            .iter()
-            .map(|h| reencrypt_draft(now, user, h))
-            .collect();
-        let mut results: Vec<Result<ReCapsule, Denial>> = Vec::with_capacity(headers.len());
-        // Authorized headers, grouped by the key that re-encrypts them.
-        let mut groups: Vec<(&ReKey, Vec<usize>)> = Vec::new();
-        for (i, (h, d)) in headers.iter().zip(drafts.iter_mut()).enumerate() {
-            match reg.authorize(user, h, now, d) {
-                Ok(k) => {
-                    match groups.iter_mut().find(|(g, _)| core::ptr::eq(*g, k)) {
-                        Some((_, idx)) => idx.push(i),
-                        None => groups.push((k, vec![i])),
-                    }
-                    results.push(Err(Denial::InvalidCapsule)); // replaced below
-                }
-                Err(denial) => results.push(Err(denial)),
-            }
-        }
-        for (k, idx) in groups {
-            let hs: Vec<&PortionHeader> = idx
-                .iter()
-                .filter_map(|&i| headers.get(i).copied())
-                .collect();
-            for (i, rc) in idx.into_iter().zip(k.reencrypt_batch(&hs)) {
-                if let Some(slot) = results.get_mut(i) {
-                    *slot = rc.map_err(|_| Denial::InvalidCapsule);
-                }
-            }
-        }
-        for (d, r) in drafts.iter_mut().zip(&results) {
+        let verified = PortionHeader::verify_batch(headers);
+        let mut drafts = Vec::with_capacity(headers.len());
+        let mut results = Vec::with_capacity(headers.len());
+        // X_e decoded once per grant of the batch.
+        let mut ephemerals: Vec<(u32, PublicKey)> = Vec::new();
+        for v in verified {
+            let mut d = reencrypt_draft(now, user);
+            let r = match v {
+                Err(_) => Err(Denial::InvalidCapsule),
+                Ok(v) => serve(&reg, user, v, now, &mut d, false, Some(&mut ephemerals)),
+            };
             if let Err(denial) = r {
-                d.outcome = AuditOutcome::Denied(*denial);
+                d.outcome = AuditOutcome::Denied(denial);
             }
+            drafts.push(d);
+            results.push(r);
         }
         if !drafts.is_empty() {
-            self.journal.commit(Vec::new(), drafts)?;
+            self.journal.commit(&Change::audit(drafts))?;
         }
         drop(reg);
         Ok(results)
@@ -838,174 +933,224 @@ impl Srs {
 
     /// A registered user's record.
     pub fn user(&self, identity: &Identity) -> Option<UserRecord> {
-        self.read().users.get(identity).cloned()
+        let reg = self.read();
+        reg.user_record(reg.user_id(identity)?)
     }
 
     /// The registry, grants included, without secrets.
     pub fn registry(&self) -> RegistryView {
-        let reg = self.read();
-        let mut view = RegistryView {
-            users: reg
-                .users
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            ..RegistryView::default()
-        };
-        for p in reg.patients.keys() {
-            let mut keys: Vec<PortionPublicKey> = reg
-                .patient_portions
-                .get(p)
-                .into_iter()
-                .flatten()
-                .filter_map(|pt| reg.portions.get(pt).map(|r| r.key.clone()))
-                .collect();
-            keys.sort_by(|a, b| (a.label(), a.epoch()).cmp(&(b.label(), b.epoch())));
-            view.patients.insert(p.clone(), keys);
-        }
-        for (point, by_user) in &reg.grants {
-            let Some(portion) = reg.portions.get(point) else {
-                continue;
-            };
-            for (user, g) in by_user {
-                let info = GrantInfo {
-                    patient: portion.patient.clone(),
-                    label: portion.key.label().clone(),
-                    epoch: portion.key.epoch(),
-                    user: user.clone(),
-                    scope: g.scope,
-                    expiry: g.expiry,
-                    granted_at: g.granted_at,
-                    revoked_at: match g.status {
-                        GrantStatus::Active(_) => None,
-                        GrantStatus::Revoked(t) => Some(t),
-                    },
-                    commitment: match &g.status {
-                        GrantStatus::Active(k) => Some(*k.commitment()),
-                        GrantStatus::Revoked(_) => None,
-                    },
-                };
-                view.grants.insert(
-                    (
-                        info.patient.clone(),
-                        info.label.clone(),
-                        info.epoch,
-                        user.clone(),
-                    ),
-                    info,
-                );
-            }
-        }
-        view
+        self.read().view()
     }
 
-    /// Reads the whole audit chain back from the store and verifies it: every
-    /// link, the authenticated head, and that the store holds every entry this
-    /// SRS has made durable. Returns the number of entries.
+    /// How much memory the registry holds.
+    pub fn registry_size(&self) -> RegistrySize {
+        self.read().size()
+    }
+
+    /// Reads the whole live audit chain back from the store, page by page in
+    /// bounded memory, and verifies it: every link, the authenticated head,
+    /// the latest checkpoint, and that the store holds every entry this SRS
+    /// has made durable. Re-encryptions and changes go on meanwhile. Returns
+    /// the sequence number of the last entry verified.
     ///
     /// # Errors
     /// [`SrsError::AuditChainBroken`] or [`SrsError::Tampered`] on any edited,
     /// deleted, reordered or inserted entry; store errors.
     pub fn verify_audit(&self) -> Result<u64, SrsError> {
-        // Hold the exclusive lock so that no entry is in flight.
-        let _reg = self.write();
-        let (seq, hash) = self.journal.head();
-        let head = self.journal.store().load()?.audit_head;
-        let records = self.journal.store().audit(1)?;
-        let (got_seq, got_hash) = verify_chain(&records, head.as_ref(), self.journal.mac())?;
-        if got_seq != seq || got_hash != hash {
+        let _m = self.maintenance.lock().unwrap_or_else(PoisonError::into_inner);
+        let pos = self.journal.durable();
+        let store = self.journal.store();
+        let head = store.head()?.ok_or(SrsError::Tampered("chain head missing"))?;
+        if !self.keys.head_is_authentic(&head)? {
+            return Err(SrsError::Tampered("chain head"));
+        }
+        if head.seq < pos.seq || head.base_seq != pos.base_seq || head.base_hash != pos.base_hash {
             return Err(SrsError::AuditChainBroken {
-                seq: got_seq.min(seq) + 1,
+                seq: head.seq.min(pos.seq) + 1,
             });
         }
-        Ok(seq)
+        let cp = store.latest_checkpoint()?;
+        let end = walk(store.as_ref(), pos.base_seq, pos.base_hash, pos.seq, &mut |rec, _| {
+            match cp {
+                Some(c) if c.seq == rec.entry.seq && c.chain_hash != rec.hash => {
+                    Err(SrsError::AuditChainBroken { seq: c.seq })
+                }
+                _ => Ok(()),
+            }
+        })?;
+        if end != pos.hash {
+            return Err(SrsError::AuditChainBroken { seq: pos.seq });
+        }
+        if let Some(c) = cp
+            && !checkpoint_is_signed_by(&c, self.keys.verifying_key())
+        {
+            return Err(SrsError::Tampered("checkpoint"));
+        }
+        Ok(pos.seq)
     }
 
-    /// The audit entries from sequence number `from_seq` on.
+    /// The audit entries from sequence number `from_seq` on (at most
+    /// `limit`).
     ///
     /// # Errors
     /// Store errors.
-    pub fn audit_entries(&self, from_seq: u64) -> Result<Vec<AuditEntry>, SrsError> {
+    pub fn audit_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, SrsError> {
+        let to = self.journal.durable().seq;
         Ok(self
             .journal
             .store()
-            .audit(from_seq)?
+            .audit(from_seq, to, limit)?
             .into_iter()
             .map(|r| r.entry)
             .collect())
     }
 
-    /// Writes the audit chain as JSON lines (one object per entry, with
-    /// `prev_hash` and `hash`), for auditors. Returns the number of entries.
+    /// Writes the audit chain from `from_seq` on as JSON lines (one object
+    /// per entry, with `prev_hash` and `hash`), streaming in bounded memory,
+    /// verifying each link on the way. Returns the number of entries written.
     ///
     /// # Errors
-    /// Store errors; [`SrsError::Store`] wrapping a write failure.
-    pub fn export_audit_jsonl<W: Write>(&self, out: &mut W) -> Result<u64, SrsError> {
+    /// Store errors; [`SrsError::AuditChainBroken`]; [`SrsError::Store`]
+    /// wrapping a write failure.
+    pub fn export_audit_jsonl<W: Write>(&self, from_seq: u64, out: &mut W) -> Result<u64, SrsError> {
+        let pos = self.journal.durable();
+        let store = self.journal.store();
+        let from = from_seq.max(pos.base_seq + 1);
+        let (start, prev) = if from - 1 == pos.base_seq {
+            (pos.base_seq, pos.base_hash)
+        } else {
+            let r = store.audit(from - 1, from - 1, 1)?;
+            let h = r.first().map(|r| r.hash).ok_or(SrsError::AuditChainBroken { seq: from - 1 })?;
+            (from - 1, h)
+        };
         let mut n = 0;
-        for r in self.journal.store().audit(1)? {
-            writeln!(out, "{}", r.entry.to_json(&r.prev_hash, &r.hash)).map_err(|e| {
-                SrsError::Store(crate::store::StoreError::with_source(
-                    "writing the audit export",
-                    e,
-                ))
+        walk(store.as_ref(), start, prev, pos.seq, &mut |rec, prev| {
+            writeln!(out, "{}", rec.entry.to_json(prev, &rec.hash)).map_err(|e| {
+                SrsError::Store(StoreError::with_source("writing the audit export", e))
             })?;
             n += 1;
-        }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Archives the audit chain up to the checkpoint at `upto`: writes the
+    /// segment (from the current base to `upto`, with the signed checkpoints
+    /// at both ends) to `out`, verifying it on the way, then deletes those
+    /// entries from the store. The segment stays verifiable on its own with
+    /// [`verify_segment`] and this SRS's [`Srs::verifying_key`]. Returns the
+    /// number of entries archived.
+    ///
+    /// # Errors
+    /// [`SrsError::Diverged`] if there is no checkpoint at `upto` (make one
+    /// with [`Srs::checkpoint`]) or it is at or before the current base;
+    /// chain and store errors; [`SrsError::Store`] wrapping a write failure.
+    pub fn archive_audit<W: Write>(&self, upto: u64, out: &mut W) -> Result<u64, SrsError> {
+        let _m = self.maintenance.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = self.journal.store();
+        let pos = self.journal.durable();
+        let end = store
+            .checkpoint_at(upto)?
+            .filter(|c| c.seq > pos.base_seq && c.seq <= pos.seq)
+            .ok_or(SrsError::Diverged { checkpoint_seq: upto })?;
+        self.verify_checkpoint(&end)?;
+        let start = if pos.base_seq == 0 {
+            None
+        } else {
+            Some(
+                store
+                    .checkpoint_at(pos.base_seq)?
+                    .ok_or(SrsError::Tampered("archive base checkpoint"))?,
+            )
+        };
+        let n = archive::write_segment(store.as_ref(), (pos.base_seq, pos.base_hash), start.as_ref(), &end, out)?;
+        self.journal.prune(end.seq, end.chain_hash)?;
         Ok(n)
     }
 }
 
-fn portion_record(patient: &Identity, key: &PortionPublicKey, now: u64) -> PortionRecord {
-    PortionRecord {
-        patient: patient.clone(),
-        key: key.clone(),
-        registered_at: now,
+/// Checks that the store with `head` contains checkpoint `cp`.
+fn contains(
+    store: &dyn Store,
+    head: &crate::store::ChainHead,
+    cp: &Checkpoint,
+) -> Result<(), SrsError> {
+    if cp.seq > head.seq {
+        return Err(SrsError::RolledBack {
+            store_seq: head.seq,
+            checkpoint_seq: cp.seq,
+        });
     }
-}
-
-fn portion_draft(now: u64, r: &PortionRecord) -> Draft {
-    let mut d = Draft::new(now, HOST_ACTOR, AuditAction::AddPortion);
-    d.patient = Some(r.patient.clone());
-    d.label = Some(r.key.label().clone());
-    d.detail = format!("epoch={} key={}", r.key.epoch(), r.key.key());
-    d
-}
-
-fn revoked_record(portion: &PortionRecord, user: &Identity, g: &Grant, now: u64) -> GrantRecord {
-    GrantRecord {
-        patient: portion.patient.clone(),
-        label: portion.key.label().clone(),
-        epoch: portion.key.epoch(),
-        user: user.clone(),
-        scope: g.scope,
-        expiry: g.expiry,
-        granted_at: g.granted_at,
-        state: GrantState::Revoked(now),
-    }
-}
-
-fn revoke_draft(
-    now: u64,
-    actor: &str,
-    portion: &PortionRecord,
-    user: &Identity,
-    why: &str,
-) -> Draft {
-    let mut d = Draft::new(now, actor, AuditAction::Revoke);
-    d.patient = Some(portion.patient.clone());
-    d.label = Some(portion.key.label().clone());
-    d.user = Some(user.clone());
-    d.detail = if why.is_empty() {
-        format!("epoch={}", portion.key.epoch())
-    } else {
-        format!("epoch={} {why}", portion.key.epoch())
+    let diverged = SrsError::Diverged {
+        checkpoint_seq: cp.seq,
     };
-    d
+    let ok = if cp.seq == head.seq {
+        head.hash == cp.chain_hash && head.digest == cp.digest
+    } else if cp.seq > head.base_seq {
+        store.audit(cp.seq, cp.seq, 1)?.first().map(|r| r.hash) == Some(cp.chain_hash)
+    } else if cp.seq == head.base_seq {
+        head.base_hash == cp.chain_hash
+    } else {
+        store
+            .checkpoint_at(cp.seq)?
+            .is_some_and(|c| c.chain_hash == cp.chain_hash && c.digest == cp.digest)
+    };
+    if ok { Ok(()) } else { Err(diverged) }
 }
 
-fn reencrypt_draft(now: u64, user: &Identity, header: &PortionHeader) -> Draft {
+fn plan_portion(change: &mut Change, patient: &Identity, key: &PortionPublicKey, now: u64) {
+    let mut d = Draft::new(now, HOST_ACTOR, AuditAction::AddPortion);
+    d.patient = Some(patient.clone());
+    d.label = Some(key.label().clone());
+    d.detail = format!("epoch={} key={}", key.epoch(), key.key());
+    change.drafts.push(d);
+    change.rows.push(Row::Portion(PortionRow {
+        patient: patient.clone(),
+        label: key.label().clone(),
+        epoch: key.epoch(),
+        point: key.key().to_bytes(),
+        registered_at: now,
+    }));
+}
+
+fn reencrypt_draft(now: u64, user: &Identity) -> Draft {
     let mut d = Draft::new(now, user.as_str(), AuditAction::ReEncrypt);
     d.user = Some(user.clone());
-    d.record_id = Some(header.context().record_id());
     d
+}
+
+/// Authorizes one verified header and re-encrypts it; fills in what the
+/// audit entry names. `ephemerals` caches decoded `X_e` per grant in a batch.
+fn serve(
+    reg: &Registry,
+    user: &Identity,
+    v: VerifiedHeader<'_>,
+    now: u64,
+    d: &mut Draft,
+    proof: bool,
+    ephemerals: Option<&mut Vec<(u32, PublicKey)>>,
+) -> Result<ReCapsule, Denial> {
+    d.record_id = Some(v.header().context().record_id());
+    let (named, auth) = reg.authorize(user, &v, now);
+    if let Some((p, l)) = named {
+        d.patient = Some(p);
+        d.label = Some(l);
+    }
+    let a = auth?;
+    let eph = match ephemerals {
+        Some(cache) => match cache.iter().find(|(g, _)| *g == a.grant) {
+            Some((_, k)) => *k,
+            None => {
+                let k = a.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?;
+                cache.push((a.grant, k));
+                k
+            }
+        },
+        None => a.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?,
+    };
+    Ok(if proof {
+        a.key.reencrypt(&eph, v, Some(&mut os_rng()))
+    } else {
+        a.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
+    })
 }

@@ -1,8 +1,6 @@
-//! The SRS's vocabulary: roles, scopes, denials, errors, the storage key and
-//! the clock.
+//! The SRS's errors, the storage key and the clock.
 
 use core::fmt;
-use core::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,159 +9,8 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::rng::os_rng;
-use crate::store::StoreError;
-
-/// A user's role. Hosts with other roles use [`Role::Other`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// A patient acting as a data user (e.g. reading a relative's record).
-    Patient,
-    /// A doctor.
-    Doctor,
-    /// A hospital or clinic as an organization.
-    Hospital,
-    /// A researcher.
-    Researcher,
-    /// A family member.
-    Family,
-    /// An administrator.
-    Admin,
-    /// Any other role: 1–64 bytes of `[a-z0-9_-]`, not one of the names above.
-    Other(String),
-}
-
-impl Role {
-    /// The role's name: `patient`, `doctor`, …, or the custom name.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Patient => "patient",
-            Self::Doctor => "doctor",
-            Self::Hospital => "hospital",
-            Self::Researcher => "researcher",
-            Self::Family => "family",
-            Self::Admin => "admin",
-            Self::Other(s) => s,
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-
-    /// Parses a role name; unknown valid names become [`Role::Other`].
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Ok(match s {
-            "patient" => Self::Patient,
-            "doctor" => Self::Doctor,
-            "hospital" => Self::Hospital,
-            "researcher" => Self::Researcher,
-            "family" => Self::Family,
-            "admin" => Self::Admin,
-            other => {
-                // Same rule as portion labels: no look-alikes in names that decide access.
-                crate::ids::PortionLabel::new(other).map_err(|_| Error::InvalidIdentity)?;
-                Self::Other(other.to_owned())
-            }
-        })
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which records of a portion a grant covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Every record, old and new: backward access for a newly granted user.
-    AllRecords,
-    /// Records created at or after this time (seconds since the Unix epoch),
-    /// by the `created_at` bound into each capsule: the original SeSPHR's
-    /// "from the date of joining".
-    Since(u64),
-}
-
-impl Scope {
-    pub(crate) fn covers(&self, created_at: u64) -> bool {
-        match self {
-            Self::AllRecords => true,
-            Self::Since(t) => created_at >= *t,
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::AllRecords => f.write_str("all-records"),
-            Self::Since(t) => write!(f, "since:{t}"),
-        }
-    }
-}
-
-/// Why the SRS refused a re-encryption.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Denial {
-    /// The user is not registered, or was removed.
-    NotRegistered,
-    /// The user has no grant for this portion.
-    NotGranted,
-    /// The user's grant for this portion was revoked.
-    Revoked,
-    /// The user's grant for this portion has expired.
-    Expired,
-    /// The record was created before the grant's `Since` time.
-    OutOfScope,
-    /// The header's capsule proof does not verify, or it disagrees with the
-    /// registered portion key.
-    InvalidCapsule,
-}
-
-impl Denial {
-    /// A short stable name, as written in the audit log.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::NotRegistered => "not_registered",
-            Self::NotGranted => "not_granted",
-            Self::Revoked => "revoked",
-            Self::Expired => "expired",
-            Self::OutOfScope => "out_of_scope",
-            Self::InvalidCapsule => "invalid_capsule",
-        }
-    }
-
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Self::NotRegistered => 1,
-            Self::NotGranted => 2,
-            Self::Revoked => 3,
-            Self::Expired => 4,
-            Self::OutOfScope => 5,
-            Self::InvalidCapsule => 6,
-        }
-    }
-
-    pub(crate) fn from_code(c: u8) -> Option<Self> {
-        Some(match c {
-            1 => Self::NotRegistered,
-            2 => Self::NotGranted,
-            3 => Self::Revoked,
-            4 => Self::Expired,
-            5 => Self::OutOfScope,
-            6 => Self::InvalidCapsule,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Denial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::model::Denial;
+use crate::store::{StoreError, StoreErrorKind};
 
 /// What went wrong in an SRS operation. A failed operation changes nothing.
 #[derive(Debug)]
@@ -207,6 +54,26 @@ pub enum SrsError {
     /// An earlier store failure left this SRS unable to guarantee durability;
     /// it refuses every change until reopened.
     Unavailable,
+    /// The store is older than a checkpoint the host kept: the database was
+    /// rolled back (restored from an older copy, or its newest part removed).
+    RolledBack {
+        /// The last audit entry the store holds.
+        store_seq: u64,
+        /// The checkpoint's sequence number.
+        checkpoint_seq: u64,
+    },
+    /// The store's history does not contain a checkpoint the host kept: it
+    /// is another database, or a rewritten one.
+    Diverged {
+        /// The checkpoint's sequence number.
+        checkpoint_seq: u64,
+    },
+    /// A checkpoint's signature is not this SRS's.
+    InvalidCheckpoint,
+    /// Another SRS holds the store (a second open of one SQLite file).
+    StoreLocked,
+    /// The registry holds as many rows of a kind as it can number (2³² − 1).
+    Full,
 }
 
 impl fmt::Display for SrsError {
@@ -229,6 +96,20 @@ impl fmt::Display for SrsError {
             Self::AuditChainBroken { seq } => write!(f, "audit chain broken at entry {seq}"),
             Self::Store(e) => write!(f, "store: {e}"),
             Self::Unavailable => f.write_str("SRS unavailable after a store failure; reopen it"),
+            Self::RolledBack {
+                store_seq,
+                checkpoint_seq,
+            } => write!(
+                f,
+                "store rolled back: it ends at entry {store_seq}, a kept checkpoint is at {checkpoint_seq}"
+            ),
+            Self::Diverged { checkpoint_seq } => write!(
+                f,
+                "store history does not contain the kept checkpoint at entry {checkpoint_seq}"
+            ),
+            Self::InvalidCheckpoint => f.write_str("checkpoint signature is not this SRS's"),
+            Self::StoreLocked => f.write_str("store is held by another SRS"),
+            Self::Full => f.write_str("registry is full"),
         }
     }
 }
@@ -245,10 +126,10 @@ impl std::error::Error for SrsError {
 
 impl From<StoreError> for SrsError {
     fn from(e: StoreError) -> Self {
-        if e.is_corrupt() {
-            Self::Tampered("record")
-        } else {
-            Self::Store(e)
+        match e.kind() {
+            StoreErrorKind::Corrupt => Self::Tampered("stored value"),
+            StoreErrorKind::Locked => Self::StoreLocked,
+            _ => Self::Store(e),
         }
     }
 }

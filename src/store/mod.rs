@@ -1,66 +1,87 @@
 //! Durable storage of the SRS: the [`Store`] trait and its implementations.
 //!
-//! A store holds plain records. The SRS seals every re-encryption key before
-//! it reaches a store and authenticates the audit chain's head, so a store
-//! (or a copy of its file) needs no trust for confidentiality; it is trusted
-//! only to keep what it acknowledged.
+//! A store keeps what the SRS hands it and gives it back; it is trusted for
+//! availability only. Every registry row it holds carries a MAC and a
+//! generation, re-encryption keys are sealed, the audit chain's head is
+//! authenticated and covers a keyed digest of all rows, and checkpoints are
+//! signed: an edited, deleted, inserted or replayed row is detected when the
+//! SRS opens the store, and a rollback of the whole store is detected against
+//! a checkpoint the host kept elsewhere. A store needs no secret and never
+//! sees one in clear.
 
 use core::fmt;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::ids::{Identity, PortionLabel};
-use crate::keys::{PortionPublicKey, PublicKey};
-use crate::srs::{AuditEntry, Role, Scope};
+use crate::model::{AuditEntry, Checkpoint};
 
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore};
 
-/// A store failed: I/O, a full disk, a corrupt file, a record that does not
-/// decode.
+/// What kind of store failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// Reading or writing failed: I/O, a full disk, a missing directory, a
+    /// file that is not a database.
+    Io,
+    /// Another SRS holds this store (a second open of one SQLite file).
+    Locked,
+    /// The location is not durable (`""` or `":memory:"` for SQLite).
+    NotDurable,
+    /// A stored value does not decode: the data was altered or damaged.
+    Corrupt,
+    /// The store was written by a version of sesphr this one does not read.
+    UnsupportedVersion,
+}
+
+/// A store failed. The message says what was being done and where (the
+/// file), never anything secret.
 #[derive(Debug)]
 pub struct StoreError {
+    kind: StoreErrorKind,
     message: String,
-    corrupt: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl StoreError {
-    /// A store error with a message.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// A store error of `kind` with a message.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
-            corrupt: false,
             source: None,
         }
     }
 
-    /// A store error caused by another error.
+    /// An I/O store error caused by another error.
     pub fn with_source(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Self {
+            kind: StoreErrorKind::Io,
             message: message.into(),
-            corrupt: false,
             source: Some(Box::new(source)),
         }
     }
 
-    /// A stored record that does not decode: the data was altered or
-    /// damaged. The SRS reports it as [`crate::srs::SrsError::Tampered`].
+    /// A stored value that does not decode. The SRS reports it as
+    /// [`crate::srs::SrsError::Tampered`].
     pub fn corrupt(what: impl Into<String>) -> Self {
-        Self {
-            message: what.into(),
-            corrupt: true,
-            source: None,
-        }
+        Self::new(StoreErrorKind::Corrupt, what)
     }
 
-    /// Whether this is a record that does not decode.
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// Whether this is a stored value that does not decode.
     pub fn is_corrupt(&self) -> bool {
-        self.corrupt
+        self.kind == StoreErrorKind::Corrupt
     }
 }
 
@@ -81,82 +102,32 @@ impl std::error::Error for StoreError {
     }
 }
 
-/// Whether a registered user may still be served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UserStatus {
-    /// Registered and active.
-    Active,
-    /// Removed at this time (seconds since the Unix epoch); every grant of
-    /// theirs was revoked with the removal. An identity is never reused.
-    Removed(u64),
+/// One registry row as stored: opaque to the store, authenticated by the
+/// SRS. The primary key is `(kind, key)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    /// Which table of the registry (user, patient, portion, grant).
+    pub kind: u8,
+    /// The row's key within its kind.
+    pub key: Vec<u8>,
+    /// The audit sequence number of the change that wrote this version.
+    pub generation: u64,
+    /// The row's fields, encoded.
+    pub body: Vec<u8>,
+    /// A sealed secret (a grant's re-encryption key), if the row has one.
+    pub secret: Option<Vec<u8>>,
+    /// HMAC over kind, key, generation and body.
+    pub mac: [u8; 32],
 }
 
-/// A registered user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserRecord {
-    /// The user's identity.
-    pub identity: Identity,
-    /// The user's role.
-    pub role: Role,
-    /// The user's public key; re-encryption keys for this user must name it.
-    pub public_key: PublicKey,
-    /// Active or removed.
-    pub status: UserStatus,
-    /// When the user was registered.
-    pub registered_at: u64,
-}
-
-/// A registered patient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PatientRecord {
-    /// The patient's identity.
-    pub identity: Identity,
-    /// When the patient was registered.
-    pub registered_at: u64,
-}
-
-/// A portion public key registered for a patient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortionRecord {
-    /// The patient it belongs to.
-    pub patient: Identity,
-    /// Label, epoch and point.
-    pub key: PortionPublicKey,
-    /// When it was registered.
-    pub registered_at: u64,
-}
-
-/// A grant's state in the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GrantState {
-    /// Active, with the re-encryption key sealed under the storage key.
-    Active {
-        /// `nonce (12) ‖ ChaCha20-Poly1305 ciphertext ‖ tag` of the encoded key.
-        sealed_rekey: Vec<u8>,
-    },
-    /// Revoked at this time; the key was deleted.
-    Revoked(u64),
-}
-
-/// A grant: one user's access to one portion key of one patient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrantRecord {
-    /// The patient.
-    pub patient: Identity,
-    /// The portion label.
-    pub label: PortionLabel,
-    /// The key epoch of the portion key.
-    pub epoch: u32,
-    /// The user.
-    pub user: Identity,
-    /// Which records the grant covers.
-    pub scope: Scope,
-    /// When it stops working (seconds since the Unix epoch), if ever.
-    pub expiry: Option<u64>,
-    /// When it was granted.
-    pub granted_at: u64,
-    /// Active (with its sealed key) or revoked.
-    pub state: GrantState,
+impl fmt::Debug for StoredRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredRow")
+            .field("kind", &self.kind)
+            .field("generation", &self.generation)
+            .field("sealed", &self.secret.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One entry of the audit chain as stored.
@@ -164,84 +135,153 @@ pub struct GrantRecord {
 pub struct AuditRecord {
     /// The entry.
     pub entry: AuditEntry,
-    /// The previous entry's hash (a fixed genesis value for the first).
-    pub prev_hash: [u8; 32],
-    /// `SHA-256(prev_hash ‖ entry encoding)`.
+    /// `SHA-256(previous hash ‖ entry encoding)`.
     pub hash: [u8; 32],
 }
 
-/// The head of the audit chain with a MAC under a key derived from the
-/// storage key: deleting entries at the end of the chain, which the chain
-/// alone cannot show, breaks the MAC.
+/// The authenticated head of the audit chain: the last entry, the keyed
+/// registry digest after it, and where the live chain starts (entries up to
+/// `base_seq` were archived and pruned), with a MAC under a key derived from
+/// the storage key over all of it.
+///
+/// Encoding: `seq ‖ hash ‖ digest ‖ base_seq ‖ base_hash ‖ mac` (144 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AuditHead {
-    /// Sequence number of the last entry.
+pub struct ChainHead {
+    /// Sequence number of the last entry (0 for a new store).
     pub seq: u64,
-    /// Hash of the last entry.
+    /// Chain hash of the last entry (the genesis hash for a new store).
     pub hash: [u8; 32],
-    /// HMAC-SHA-256 over both.
+    /// The keyed digest of every registry row.
+    pub digest: [u8; 32],
+    /// The last pruned entry (0 if none).
+    pub base_seq: u64,
+    /// Its chain hash (the genesis hash if none).
+    pub base_hash: [u8; 32],
+    /// HMAC-SHA-256 over the fields above.
     pub mac: [u8; 32],
 }
 
-/// One change, applied with others in a single atomic, durable step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreOp {
-    /// Insert or replace a user (by identity).
-    PutUser(UserRecord),
-    /// Insert a patient.
-    PutPatient(PatientRecord),
-    /// Insert a portion key.
-    PutPortion(PortionRecord),
-    /// Insert or replace a grant (by patient, label, epoch, user).
-    PutGrant(GrantRecord),
-    /// Append an audit entry.
-    AppendAudit(AuditRecord),
-    /// Replace the audit head.
-    SetAuditHead(AuditHead),
+impl ChainHead {
+    /// Length of the encoding.
+    pub const LEN: usize = 8 + 32 + 32 + 8 + 32 + 32;
+
+    /// The fields the MAC covers, then the MAC.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.mac_input();
+        v.extend_from_slice(&self.mac);
+        v
+    }
+
+    pub(crate) fn mac_input(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::LEN);
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v.extend_from_slice(&self.hash);
+        v.extend_from_slice(&self.digest);
+        v.extend_from_slice(&self.base_seq.to_be_bytes());
+        v.extend_from_slice(&self.base_hash);
+        v
+    }
+
+    /// Decodes [`ChainHead::to_bytes`].
+    ///
+    /// # Errors
+    /// A corrupt [`StoreError`] unless `bytes` has the right length.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        let bad = || StoreError::corrupt("chain head does not decode");
+        let mut r = crate::encoding::Reader::unframed("chain head", bytes);
+        let head = Self {
+            seq: r.u64().map_err(|_| bad())?,
+            hash: r.array().map_err(|_| bad())?,
+            digest: r.array().map_err(|_| bad())?,
+            base_seq: r.u64().map_err(|_| bad())?,
+            base_hash: r.array().map_err(|_| bad())?,
+            mac: r.array().map_err(|_| bad())?,
+        };
+        r.finish().map_err(|_| bad())?;
+        Ok(head)
+    }
 }
 
-/// Everything but the audit entries, as loaded when an SRS opens.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoredState {
-    /// Users, active and removed.
-    pub users: Vec<UserRecord>,
-    /// Patients.
-    pub patients: Vec<PatientRecord>,
-    /// Portion keys.
-    pub portions: Vec<PortionRecord>,
-    /// Grants, active and revoked.
-    pub grants: Vec<GrantRecord>,
-    /// The audit head, if any entry was ever written.
-    pub audit_head: Option<AuditHead>,
+/// One atomic, durable step: registry rows to insert or replace, audit
+/// entries to append, the new head, and perhaps a checkpoint.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    /// Rows to insert or replace (by kind and key).
+    pub rows: Vec<StoredRow>,
+    /// Audit entries to append, in order.
+    pub audit: Vec<AuditRecord>,
+    /// The head after this commit.
+    pub head: ChainHead,
+    /// A checkpoint of the state after this commit, to keep.
+    pub checkpoint: Option<Checkpoint>,
+    /// A sealed secret was removed: purge it from logs and free pages too.
+    pub scrub: bool,
+    /// The commit changes the registry: it must survive a power loss
+    /// whatever durability the store was opened with.
+    pub sync: bool,
 }
 
 /// Durable storage for an SRS.
 ///
-/// `apply` must be atomic (all of `ops` or none) and durable before it
-/// returns `Ok`: the SRS acknowledges a grant or revocation only after that.
-/// The SRS calls `apply` from one thread at a time.
+/// `commit` must be atomic (all of it or none) and durable before it returns
+/// `Ok`. The SRS calls `commit` from one thread at a time; reads may come
+/// from other threads meanwhile and must see whole commits only.
 pub trait Store: Send + Sync {
-    /// Loads the registry, grants and audit head.
+    /// The chain head, if the store was ever initialized.
     ///
     /// # Errors
-    /// A [`StoreError`] if reading fails or a record does not decode.
-    fn load(&self) -> Result<StoredState, StoreError>;
+    /// A [`StoreError`] if reading fails.
+    fn head(&self) -> Result<Option<ChainHead>, StoreError>;
 
-    /// Applies `ops` atomically and durably.
+    /// Calls `each` for every registry row, in no particular order.
     ///
     /// # Errors
-    /// A [`StoreError`]; then none of `ops` took effect.
-    fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError>;
+    /// A [`StoreError`] if reading fails, or the first error `each` returns.
+    fn rows(
+        &self,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
 
-    /// The audit entries with sequence numbers `>= from_seq`, in order.
+    /// Applies `commit` atomically and durably.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; then none of it took effect.
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+
+    /// Up to `limit` audit entries with `from <= seq <= to`, in order.
     ///
     /// # Errors
     /// A [`StoreError`] if reading fails or an entry does not decode.
-    fn audit(&self, from_seq: u64) -> Result<Vec<AuditRecord>, StoreError>;
+    fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The highest audit sequence number stored, if any.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails.
+    fn audit_last_seq(&self) -> Result<Option<u64>, StoreError>;
+
+    /// The checkpoint with the highest sequence number, if any.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or it does not decode.
+    fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// The checkpoint at `seq`, if one was made there.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or it does not decode.
+    fn checkpoint_at(&self, seq: u64) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// Deletes the audit entries up to `upto` and sets `head` (whose base is
+    /// now `upto`), atomically and durably.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; then nothing changed.
+    fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError>;
 }
 
-/// A store in memory: for tests, and for hosts that keep durability elsewhere.
-/// Nothing survives the process.
+/// A store in memory: nothing survives the process. Used by
+/// [`crate::srs::Srs::in_memory`] and tests.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
@@ -249,8 +289,10 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct MemoryInner {
-    state: StoredState,
-    audit: Vec<AuditRecord>,
+    head: Option<ChainHead>,
+    rows: BTreeMap<(u8, Vec<u8>), StoredRow>,
+    audit: BTreeMap<u64, AuditRecord>,
+    checkpoints: BTreeMap<u64, Checkpoint>,
 }
 
 impl MemoryStore {
@@ -260,59 +302,71 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
-        // Applying ops cannot fail or panic part way, so a lock poisoned by a
-        // panic elsewhere still guards a consistent state.
+        // Nothing panics while the lock is held, so a poisoned lock still
+        // guards a consistent state.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn upsert<T>(v: &mut Vec<T>, item: T, same: impl Fn(&T, &T) -> bool) {
-    match v.iter_mut().find(|x| same(x, &item)) {
-        Some(slot) => *slot = item,
-        None => v.push(item),
-    }
-}
-
 impl Store for MemoryStore {
-    fn load(&self) -> Result<StoredState, StoreError> {
-        Ok(self.lock().state.clone())
+    fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+        Ok(self.lock().head)
     }
 
-    fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+    fn rows(
+        &self,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<StoredRow> = self.lock().rows.values().cloned().collect();
+        rows.into_iter().try_for_each(each)
+    }
+
+    fn commit(&self, c: &Commit) -> Result<(), StoreError> {
         let mut g = self.lock();
-        for op in ops {
-            match op {
-                StoreOp::PutUser(u) => upsert(&mut g.state.users, u.clone(), |a, b| {
-                    a.identity == b.identity
-                }),
-                StoreOp::PutPatient(p) => upsert(&mut g.state.patients, p.clone(), |a, b| {
-                    a.identity == b.identity
-                }),
-                StoreOp::PutPortion(p) => upsert(&mut g.state.portions, p.clone(), |a, b| {
-                    a.key.key() == b.key.key()
-                }),
-                StoreOp::PutGrant(gr) => upsert(&mut g.state.grants, gr.clone(), |a, b| {
-                    a.patient == b.patient
-                        && a.label == b.label
-                        && a.epoch == b.epoch
-                        && a.user == b.user
-                }),
-                StoreOp::AppendAudit(a) => g.audit.push(a.clone()),
-                StoreOp::SetAuditHead(h) => g.state.audit_head = Some(*h),
-            }
+        for r in &c.rows {
+            g.rows.insert((r.kind, r.key.clone()), r.clone());
         }
+        for a in &c.audit {
+            g.audit.insert(a.entry.seq, a.clone());
+        }
+        if let Some(cp) = c.checkpoint {
+            g.checkpoints.insert(cp.seq, cp);
+        }
+        g.head = Some(c.head);
         Ok(())
     }
 
-    fn audit(&self, from_seq: u64) -> Result<Vec<AuditRecord>, StoreError> {
+    fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
         Ok(self
             .lock()
             .audit
-            .iter()
-            .filter(|a| a.entry.seq >= from_seq)
-            .cloned()
+            .range(from..=to)
+            .take(limit)
+            .map(|(_, a)| a.clone())
             .collect())
+    }
+
+    fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.lock().audit.keys().next_back().copied())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.lock().checkpoints.values().next_back().copied())
+    }
+
+    fn checkpoint_at(&self, seq: u64) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.lock().checkpoints.get(&seq).copied())
+    }
+
+    fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        g.audit = g.audit.split_off(&(upto.saturating_add(1)));
+        g.head = Some(*head);
+        Ok(())
     }
 }

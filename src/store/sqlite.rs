@@ -1,70 +1,70 @@
 //! The embedded default store: one SQLite database file (bundled SQLite, WAL
-//! journal, by default `synchronous = FULL`: a transaction is on disk before
-//! `apply` returns).
+//! journal, `secure_delete`), held by one SRS at a time.
+//!
+//! Schema version 2: `meta` (schema version, chain head), `registry` (one
+//! authenticated row per user, patient, portion key and grant), `audit` (the
+//! chain) and `checkpoints`. A database of schema version 1 (sesphr 0.1,
+//! unauthenticated rows) is refused with [`StoreErrorKind::UnsupportedVersion`]:
+//! its rows cannot be trusted after the fact, so they are not migrated.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    AuditHead, AuditRecord, GrantRecord, GrantState, PatientRecord, PortionRecord, Store,
-    StoreError, StoreOp, StoredState, UserRecord, UserStatus,
+    AuditRecord, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow,
 };
-use crate::ids::{Identity, PortionLabel};
-use crate::keys::{PortionPublicKey, PublicKey};
-use crate::srs::{AuditEntry, Role, Scope};
+use crate::model::{AuditEntry, Checkpoint};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    identity TEXT PRIMARY KEY, role TEXT NOT NULL, public_key BLOB NOT NULL,
-    registered_at INTEGER NOT NULL, removed_at INTEGER);
-CREATE TABLE IF NOT EXISTS patients (identity TEXT PRIMARY KEY, registered_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS portions (
-    point BLOB PRIMARY KEY, patient TEXT NOT NULL, portion_key BLOB NOT NULL, registered_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS grants (
-    patient TEXT NOT NULL, label TEXT NOT NULL, epoch INTEGER NOT NULL, user TEXT NOT NULL,
-    scope_since INTEGER, expiry INTEGER, granted_at INTEGER NOT NULL,
-    revoked_at INTEGER, sealed_rekey BLOB,
-    PRIMARY KEY (patient, label, epoch, user));
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS registry (
+    kind INTEGER NOT NULL, key BLOB NOT NULL, generation INTEGER NOT NULL,
+    body BLOB NOT NULL, secret BLOB, mac BLOB NOT NULL,
+    PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, checkpoint BLOB NOT NULL);
 ";
 
 /// When a committed transaction is on disk.
+///
+/// Whatever the setting, a commit that changes the registry (a registration,
+/// grant, revocation or removal) is flushed to the device before it is
+/// acknowledged. The setting applies to commits that only append audit
+/// entries of re-encryptions and denials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// `synchronous = FULL`: every commit is flushed to the device before
-    /// `apply` returns; it survives a crash of the process and a power loss.
-    /// The default.
+    /// `synchronous = FULL`: every commit is flushed before it returns; it
+    /// survives a crash of the process and a power loss. The default.
     #[default]
     PowerLoss,
-    /// `synchronous = NORMAL` (WAL): a commit survives a crash of the process
-    /// (it is in the operating system's cache) but the last commits before a
-    /// power loss or kernel crash may be lost, never reordered: the audit
-    /// chain stays intact, its tail may be missing. Several times faster for
-    /// single re-encryptions; choose it only where that trade is acceptable.
+    /// Re-encryption audit batches use `synchronous = NORMAL` (WAL): they
+    /// survive a crash of the process, but the last ones before a power loss
+    /// or kernel crash may be lost (never reordered: the chain stays intact,
+    /// its tail may be missing). Registry changes are still flushed.
     ProcessCrash,
 }
 
 /// An SRS store in one SQLite database file.
 ///
-/// Times and sequence numbers are stored as SQLite integers (their `u64`
-/// bits); re-encryption keys only as sealed blobs.
+/// Opening takes an exclusive lock on `<path>-lock` (a second open of the
+/// same file, from this process or another, fails with
+/// [`StoreErrorKind::Locked`]); the lock is released when the store is
+/// dropped.
 #[derive(Debug)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
-}
-
-fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |e| StoreError::with_source(what, e)
-}
-
-fn bad(what: &str) -> StoreError {
-    StoreError::corrupt(format!("corrupt {what} row"))
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    path: PathBuf,
+    durability: Durability,
+    scrub_pending: AtomicBool,
+    // Declared last: released after both connections are closed.
+    _lock: File,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -76,15 +76,15 @@ fn to_u64(v: i64) -> u64 {
 }
 
 fn hash32(b: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
-    b.try_into().map_err(|_| bad(what))
+    b.try_into()
+        .map_err(|_| StoreError::corrupt(format!("corrupt {what} row")))
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, power-loss durable.
     ///
     /// # Errors
-    /// A [`StoreError`] if the file cannot be opened or is not an SRS
-    /// database of a known schema version.
+    /// As [`SqliteStore::open_with`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, Durability::PowerLoss)
     }
@@ -92,36 +92,128 @@ impl SqliteStore {
     /// Opens (or creates) the database at `path` with the given durability.
     ///
     /// # Errors
-    /// As [`SqliteStore::open`].
+    /// [`StoreErrorKind::NotDurable`] for `""` and `":memory:"`;
+    /// [`StoreErrorKind::Locked`] if another SRS holds the file;
+    /// [`StoreErrorKind::UnsupportedVersion`] for a database of another
+    /// schema version; [`StoreErrorKind::Io`] if the file cannot be opened or
+    /// is not a database (the message names the file).
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
-        Self::from_connection(
-            Connection::open(path).map_err(err("opening the database"))?,
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        if shown.is_empty() || shown == ":memory:" {
+            return Err(StoreError::new(
+                StoreErrorKind::NotDurable,
+                format!("{shown:?} is not a durable location for an SRS database"),
+            ));
+        }
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push("-lock");
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| StoreError::with_source(format!("opening the lock file of {shown}"), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Locked,
+                    format!("{shown} is open in another SRS"),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::with_source(format!("locking {shown}"), e));
+            }
+        }
+        // No URI names: a path is a file.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let ctx = |what: &str| format!("{what} {shown}");
+        let writer = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::with_source(ctx("opening"), e))?;
+        init(&writer).map_err(|e| match e {
+            InitError::Sql(what, e) => StoreError::with_source(ctx(what), e),
+            InitError::Store(e) => StoreError::new(e.kind(), ctx(&e.to_string())),
+        })?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::with_source(ctx("opening a reader of"), e))?;
+        let store = Self {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            path: path.to_owned(),
             durability,
-        )
-    }
-
-    /// A database in memory (tests).
-    ///
-    /// # Errors
-    /// A [`StoreError`] if SQLite fails.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::from_connection(
-            Connection::open_in_memory().map_err(err("opening the database"))?,
-            Durability::PowerLoss,
-        )
-    }
-
-    fn from_connection(conn: Connection, durability: Durability) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("setting WAL"))?;
-        let sync = match durability {
-            Durability::PowerLoss => "FULL",
-            Durability::ProcessCrash => "NORMAL",
+            scrub_pending: AtomicBool::new(false),
+            _lock: lock,
         };
-        conn.pragma_update(None, "synchronous", sync)
-            .map_err(err("setting synchronous"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(err("creating the schema"))?;
+        store.set_sync(durability == Durability::PowerLoss)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + use<> {
+        let msg = format!("{what} ({})", self.path.display());
+        move |e| StoreError::with_source(msg, e)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside rusqlite while holding the lock leaves at worst an
+        // open transaction, which SQLite rolls back when the next one begins.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_sync(&self, full: bool) -> Result<(), StoreError> {
+        self.writer()
+            .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })
+            .map_err(self.err("setting synchronous"))
+    }
+
+    /// Copies the WAL into the database and truncates it, so that a deleted
+    /// secret is left in neither. Fails softly (retried after the next
+    /// commit) while a reader holds an old snapshot.
+    fn scrub(&self) -> Result<(), StoreError> {
+        let busy: i64 = self
+            .writer()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(self.err("checkpointing the WAL"))?;
+        self.scrub_pending.store(busy != 0, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+enum InitError {
+    Sql(&'static str, rusqlite::Error),
+    Store(StoreError),
+}
+
+fn init(conn: &Connection) -> Result<(), InitError> {
+    let sql = |what: &'static str| move |e| InitError::Sql(what, e);
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql("setting WAL on"))?;
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(sql("setting secure_delete on"))?;
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(sql("reading"))?;
+    if has_meta {
         let version: Option<i64> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -129,284 +221,233 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(err("reading the schema version"))?;
+            .map_err(sql("reading the schema version of"))?;
         match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION],
-                )
-                .map_err(err("writing the schema version"))?;
-            }
             Some(SCHEMA_VERSION) => {}
-            Some(v) => return Err(StoreError::new(format!("unknown schema version {v}"))),
+            Some(1) => {
+                return Err(InitError::Store(StoreError::new(
+                    StoreErrorKind::UnsupportedVersion,
+                    "schema version 1 (sesphr 0.1, unauthenticated rows) is not read by this \
+                     version (schema 2): export its audit log with sesphr 0.1, then register \
+                     patients, users and grants again in a new database; refusing",
+                )));
+            }
+            Some(v) => {
+                return Err(InitError::Store(StoreError::new(
+                    StoreErrorKind::UnsupportedVersion,
+                    format!("unknown schema version {v} (this version reads 2) in"),
+                )));
+            }
+            None => {
+                return Err(InitError::Store(StoreError::corrupt(
+                    "schema version missing in",
+                )));
+            }
         }
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
     }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic inside rusqlite while holding the lock leaves at worst an
-        // open transaction, which SQLite rolls back when the next one begins.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-fn apply_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
-    match op {
-        StoreOp::PutUser(u) => {
-            let removed = match u.status {
-                UserStatus::Active => None,
-                UserStatus::Removed(t) => Some(to_i64(t)),
-            };
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO users (identity, role, public_key, registered_at, removed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                u.identity.as_str(),
-                u.role.as_str(),
-                &u.public_key.as_bytes()[..],
-                to_i64(u.registered_at),
-                removed
-            ])?;
-        }
-        StoreOp::PutPatient(p) => {
-            tx.prepare_cached("INSERT INTO patients (identity, registered_at) VALUES (?1, ?2)")?
-                .execute(params![p.identity.as_str(), to_i64(p.registered_at)])?;
-        }
-        StoreOp::PutPortion(p) => {
-            tx.prepare_cached("INSERT INTO portions (point, patient, portion_key, registered_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![
-                    &p.key.key().as_bytes()[..],
-                    p.patient.as_str(),
-                    p.key.to_bytes(),
-                    to_i64(p.registered_at)
-                ])?;
-        }
-        StoreOp::PutGrant(g) => {
-            let since = match g.scope {
-                Scope::AllRecords => None,
-                Scope::Since(t) => Some(to_i64(t)),
-            };
-            let (revoked, sealed) = match &g.state {
-                GrantState::Active { sealed_rekey } => (None, Some(sealed_rekey.as_slice())),
-                GrantState::Revoked(t) => (Some(to_i64(*t)), None),
-            };
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO grants
-                 (patient, label, epoch, user, scope_since, expiry, granted_at, revoked_at, sealed_rekey)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                g.patient.as_str(),
-                g.label.as_str(),
-                i64::from(g.epoch),
-                g.user.as_str(),
-                since,
-                g.expiry.map(to_i64),
-                to_i64(g.granted_at),
-                revoked,
-                sealed
-            ])?;
-        }
-        StoreOp::AppendAudit(a) => {
-            tx.prepare_cached(
-                "INSERT INTO audit (seq, entry, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                to_i64(a.entry.seq),
-                a.entry.to_bytes(),
-                &a.prev_hash[..],
-                &a.hash[..]
-            ])?;
-        }
-        StoreOp::SetAuditHead(h) => {
-            let mut v = Vec::with_capacity(72);
-            v.extend_from_slice(&h.seq.to_be_bytes());
-            v.extend_from_slice(&h.hash);
-            v.extend_from_slice(&h.mac);
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_head', ?1)",
-            )?
-            .execute(params![v])?;
-        }
+    conn.execute_batch(SCHEMA)
+        .map_err(sql("creating the schema of"))?;
+    if !has_meta {
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+            params![SCHEMA_VERSION],
+        )
+        .map_err(sql("writing the schema version of"))?;
     }
     Ok(())
 }
 
-fn decode_head(v: &[u8]) -> Result<AuditHead, StoreError> {
-    if v.len() != 72 {
-        return Err(bad("audit head"));
+fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<()> {
+    {
+        let mut q = tx.prepare_cached(
+            "INSERT OR REPLACE INTO registry (kind, key, generation, body, secret, mac)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in &c.rows {
+            q.execute(params![
+                i64::from(r.kind),
+                r.key,
+                to_i64(r.generation),
+                r.body,
+                r.secret,
+                &r.mac[..]
+            ])?;
+        }
     }
-    let (seq, rest) = v.split_at(8);
-    let (hash, mac) = rest.split_at(32);
-    Ok(AuditHead {
-        seq: u64::from_be_bytes(seq.try_into().map_err(|_| bad("audit head"))?),
-        hash: hash32(hash, "audit head")?,
-        mac: hash32(mac, "audit head")?,
-    })
+    {
+        let mut q =
+            tx.prepare_cached("INSERT INTO audit (seq, entry, hash) VALUES (?1, ?2, ?3)")?;
+        for a in &c.audit {
+            q.execute(params![
+                to_i64(a.entry.seq),
+                a.entry.to_bytes(),
+                &a.hash[..]
+            ])?;
+        }
+    }
+    if let Some(cp) = &c.checkpoint {
+        tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (seq, checkpoint) VALUES (?1, ?2)")?
+            .execute(params![to_i64(cp.seq), cp.to_bytes()])?;
+    }
+    write_head(tx, &c.head)
+}
+
+fn write_head(tx: &rusqlite::Transaction<'_>, head: &ChainHead) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)")?
+        .execute(params![head.to_bytes()])?;
+    Ok(())
+}
+
+fn decode_checkpoint(b: &[u8]) -> Result<Checkpoint, StoreError> {
+    Checkpoint::from_bytes(b).map_err(|_| StoreError::corrupt("corrupt checkpoint row"))
 }
 
 impl Store for SqliteStore {
-    fn load(&self) -> Result<StoredState, StoreError> {
-        let conn = self.conn();
-        let mut st = StoredState::default();
-
-        let mut q = conn
-            .prepare("SELECT identity, role, public_key, registered_at, removed_at FROM users")
-            .map_err(err("reading users"))?;
-        let rows = q
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
-            })
-            .map_err(err("reading users"))?;
-        for row in rows {
-            let (id, role, pk, at, removed) = row.map_err(err("reading users"))?;
-            st.users.push(UserRecord {
-                identity: Identity::new(id).map_err(|_| bad("user"))?,
-                role: role.parse::<Role>().map_err(|_| bad("user"))?,
-                public_key: PublicKey::from_slice(&pk).map_err(|_| bad("user"))?,
-                status: removed.map_or(UserStatus::Active, |t| UserStatus::Removed(to_u64(t))),
-                registered_at: to_u64(at),
-            });
-        }
-
-        let mut q = conn
-            .prepare("SELECT identity, registered_at FROM patients")
-            .map_err(err("reading patients"))?;
-        let rows = q
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(err("reading patients"))?;
-        for row in rows {
-            let (id, at) = row.map_err(err("reading patients"))?;
-            st.patients.push(PatientRecord {
-                identity: Identity::new(id).map_err(|_| bad("patient"))?,
-                registered_at: to_u64(at),
-            });
-        }
-
-        let mut q = conn
-            .prepare("SELECT point, patient, portion_key, registered_at FROM portions")
-            .map_err(err("reading portions"))?;
-        let rows = q
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(err("reading portions"))?;
-        for row in rows {
-            let (point, patient, key, at) = row.map_err(err("reading portions"))?;
-            let key = PortionPublicKey::from_bytes(&key).map_err(|_| bad("portion"))?;
-            if key.key().as_bytes()[..] != point[..] {
-                return Err(bad("portion"));
-            }
-            st.portions.push(PortionRecord {
-                patient: Identity::new(patient).map_err(|_| bad("portion"))?,
-                key,
-                registered_at: to_u64(at),
-            });
-        }
-
-        let mut q = conn
-            .prepare(
-                "SELECT patient, label, epoch, user, scope_since, expiry, granted_at, revoked_at, sealed_rekey FROM grants",
-            )
-            .map_err(err("reading grants"))?;
-        let rows = q
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, Option<Vec<u8>>>(8)?,
-                ))
-            })
-            .map_err(err("reading grants"))?;
-        for row in rows {
-            let (patient, label, epoch, user, since, expiry, at, revoked, sealed) =
-                row.map_err(err("reading grants"))?;
-            let state = match (revoked, sealed) {
-                (None, Some(sealed_rekey)) => GrantState::Active { sealed_rekey },
-                (Some(t), None) => GrantState::Revoked(to_u64(t)),
-                _ => return Err(bad("grant")),
-            };
-            st.grants.push(GrantRecord {
-                patient: Identity::new(patient).map_err(|_| bad("grant"))?,
-                label: PortionLabel::new(label).map_err(|_| bad("grant"))?,
-                epoch: u32::try_from(epoch).map_err(|_| bad("grant"))?,
-                user: Identity::new(user).map_err(|_| bad("grant"))?,
-                scope: since.map_or(Scope::AllRecords, |t| Scope::Since(to_u64(t))),
-                expiry: expiry.map(to_u64),
-                granted_at: to_u64(at),
-                state,
-            });
-        }
-
-        let head: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
-                r.get(0)
-            })
+    fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+        let v: Option<Vec<u8>> = self
+            .reader()
+            .query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0))
             .optional()
-            .map_err(err("reading the audit head"))?;
-        st.audit_head = head.as_deref().map(decode_head).transpose()?;
-        Ok(st)
+            .map_err(self.err("reading the chain head"))?;
+        v.as_deref().map(ChainHead::from_bytes).transpose()
     }
 
-    fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(err("beginning a transaction"))?;
-        for op in ops {
-            apply_op(&tx, op).map_err(err("writing"))?;
-        }
-        tx.commit().map_err(err("committing"))
-    }
-
-    fn audit(&self, from_seq: u64) -> Result<Vec<AuditRecord>, StoreError> {
-        let conn = self.conn();
+    fn rows(
+        &self,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let conn = self.reader();
         let mut q = conn
-            .prepare("SELECT seq, entry, prev_hash, hash FROM audit WHERE seq >= ?1 ORDER BY seq")
-            .map_err(err("reading the audit log"))?;
-        let rows = q
-            .query_map(params![to_i64(from_seq)], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            })
-            .map_err(err("reading the audit log"))?;
+            .prepare("SELECT kind, key, generation, body, secret, mac FROM registry")
+            .map_err(self.err("reading the registry"))?;
+        let mut rows = q.query([]).map_err(self.err("reading the registry"))?;
+        while let Some(r) = rows.next().map_err(self.err("reading the registry"))? {
+            let get = |e| StoreError::with_source("reading the registry", e);
+            let kind: i64 = r.get(0).map_err(get)?;
+            let row = StoredRow {
+                kind: u8::try_from(kind).map_err(|_| StoreError::corrupt("corrupt registry row"))?,
+                key: r.get(1).map_err(get)?,
+                generation: to_u64(r.get(2).map_err(get)?),
+                body: r.get(3).map_err(get)?,
+                secret: r.get(4).map_err(get)?,
+                mac: hash32(&r.get::<_, Vec<u8>>(5).map_err(get)?, "registry")?,
+            };
+            each(row)?;
+        }
+        Ok(())
+    }
+
+    fn commit(&self, c: &Commit) -> Result<(), StoreError> {
+        let relaxed = self.durability == Durability::ProcessCrash;
+        if relaxed && c.sync {
+            self.set_sync(true)?;
+        }
+        let res = {
+            let mut conn = self.writer();
+            conn.transaction()
+                .and_then(|tx| {
+                    write_commit(&tx, c)?;
+                    tx.commit()
+                })
+                .map_err(self.err("committing"))
+        };
+        if relaxed && c.sync {
+            self.set_sync(false)?;
+        }
+        res?;
+        if c.scrub || self.scrub_pending.load(Ordering::SeqCst) {
+            self.scrub()?;
+        }
+        Ok(())
+    }
+
+    fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT seq, entry, hash FROM audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(self.err("reading the audit log"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = q
+            .query(params![to_i64(from), to_i64(to), limit])
+            .map_err(self.err("reading the audit log"))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, entry, prev, hash) = row.map_err(err("reading the audit log"))?;
-            let entry = AuditEntry::from_bytes(&entry)?;
-            // The row's key must agree with the hashed entry.
+        while let Some(r) = rows.next().map_err(self.err("reading the audit log"))? {
+            let get = |e| StoreError::with_source("reading the audit log", e);
+            let seq: i64 = r.get(0).map_err(get)?;
+            let entry: Vec<u8> = r.get(1).map_err(get)?;
+            let hash: Vec<u8> = r.get(2).map_err(get)?;
+            let entry = AuditEntry::from_bytes(&entry)
+                .map_err(|_| StoreError::corrupt(format!("audit entry {seq} does not decode")))?;
             if to_u64(seq) != entry.seq {
-                return Err(bad("audit"));
+                return Err(StoreError::corrupt("corrupt audit row"));
             }
             out.push(AuditRecord {
                 entry,
-                prev_hash: hash32(&prev, "audit")?,
                 hash: hash32(&hash, "audit")?,
             });
         }
         Ok(out)
+    }
+
+    fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {
+        let v: Option<i64> = self
+            .reader()
+            .query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))
+            .map_err(self.err("reading the audit log"))?;
+        Ok(v.map(to_u64))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let v: Option<Vec<u8>> = self
+            .reader()
+            .query_row(
+                "SELECT checkpoint FROM checkpoints ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("reading checkpoints"))?;
+        v.as_deref().map(decode_checkpoint).transpose()
+    }
+
+    fn checkpoint_at(&self, seq: u64) -> Result<Option<Checkpoint>, StoreError> {
+        let v: Option<(i64, Vec<u8>)> = self
+            .reader()
+            .query_row(
+                "SELECT seq, checkpoint FROM checkpoints WHERE seq = ?1",
+                params![to_i64(seq)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err("reading checkpoints"))?;
+        match v {
+            None => Ok(None),
+            Some((s, b)) => {
+                let cp = decode_checkpoint(&b)?;
+                if to_u64(s) != cp.seq {
+                    return Err(StoreError::corrupt("corrupt checkpoint row"));
+                }
+                Ok(Some(cp))
+            }
+        }
+    }
+
+    fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError> {
+        {
+            let mut conn = self.writer();
+            conn.transaction()
+                .and_then(|tx| {
+                    tx.execute("DELETE FROM audit WHERE seq <= ?1", params![to_i64(upto)])?;
+                    write_head(&tx, head)?;
+                    tx.commit()
+                })
+                .map_err(self.err("pruning the audit log"))?;
+        }
+        self.scrub()
     }
 }

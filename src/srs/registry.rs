@@ -1,0 +1,697 @@
+//! The in-memory registry: users, patients, portion keys and grants, laid
+//! out compactly (identities interned in one arena, rows in fixed-size
+//! chunks, indexes that hold 4-byte row numbers in 64 shards so that no
+//! table growth rehashes more than 1/64 of an index).
+//!
+//! [`Registry::apply`] is the one way a row enters or changes the registry:
+//! after a change commits, and for every stored row at open.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+
+use crate::capsule::VerifiedHeader;
+use crate::ids::{Identity, PortionLabel};
+use crate::keys::{PortionPublicKey, PublicKey};
+use crate::model::{Denial, GrantKey, GrantTerms, Role, UserRecord, UserStatus};
+use crate::reencrypt::ServingKey;
+use crate::srs::rows::{
+    GRANT, GrantRow, GrantState, PatientRow, PortionRow, Row, RowImage, USER, UserRow, terms_body,
+    user_body,
+};
+use crate::srs::types::SrsError;
+
+const NONE: u32 = u32::MAX;
+const CHUNK: usize = 1024;
+const SHARDS: usize = 64;
+
+/// A vector in fixed-size chunks: growth never moves or copies elements.
+struct Slab<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    fn push(&mut self, x: T) -> Result<u32, SrsError> {
+        let id = u32::try_from(self.len)
+            .ok()
+            .filter(|&i| i != NONE)
+            .ok_or(SrsError::Full)?;
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(x),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(x);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+        Ok(id)
+    }
+
+    fn get(&self, id: u32) -> Option<&T> {
+        let i = id as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut T> {
+        let i = id as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        // Row numbers fit in u32 (push refuses more).
+        (0u32..).zip(self.chunks.iter().flatten())
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum::<usize>() * size_of::<T>()
+            + self.chunks.capacity() * size_of::<Vec<T>>()
+    }
+}
+
+/// Row numbers by a key's hash, in shards.
+struct Index {
+    shards: Vec<HashTable<u32>>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
+        }
+    }
+}
+
+fn shard(hash: u64) -> usize {
+    // Bits hashbrown uses neither for the bucket (low bits) nor the tag (top 7).
+    ((hash >> 32) as usize) % SHARDS
+}
+
+impl Index {
+    fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.shards
+            .get(shard(hash))?
+            .find(hash, |&id| eq(id))
+            .copied()
+    }
+
+    fn insert(&mut self, hash: u64, id: u32, rehash: impl Fn(u32) -> u64) {
+        if let Some(t) = self.shards.get_mut(shard(hash)) {
+            t.insert_unique(hash, id, |&i| rehash(i));
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.shards.iter().map(HashTable::allocation_size).sum()
+    }
+}
+
+/// An interned identity: offset in the arena (high 56 bits) and length.
+#[derive(Clone, Copy)]
+struct Name(u64);
+
+struct UserSlot {
+    name: Name,
+    role: Role,
+    public_key: [u8; 32],
+    registered_at: u64,
+    removed_at: Option<u64>,
+    generation: u64,
+    first_grant: u32,
+}
+
+struct PatientSlot {
+    name: Name,
+    first_portion: u32,
+}
+
+struct PortionSlot {
+    point: [u8; 32],
+    patient: u32,
+    label: u32,
+    epoch: u32,
+    next: u32,
+}
+
+enum SlotState {
+    Active(ServingKey),
+    Revoked(u64),
+}
+
+struct GrantSlot {
+    portion: u32,
+    user: u32,
+    next_of_user: u32,
+    generation: u64,
+    terms: GrantTerms,
+    state: SlotState,
+}
+
+/// A grant as the registry shows it (no secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantInfo {
+    /// Patient, label, epoch and user.
+    pub key: GrantKey,
+    /// Scope, expiry and when it was granted.
+    pub terms: GrantTerms,
+    /// `None` while active; the revocation time once revoked.
+    pub revoked_at: Option<u64>,
+    /// The re-encryption key's commitment `RK` while active.
+    pub commitment: Option<PublicKey>,
+}
+
+/// Everything the SRS knows but its secrets and its audit log, ordered: two
+/// views compare equal exactly when the registries hold the same state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistryView {
+    /// Users by identity.
+    pub users: BTreeMap<Identity, UserRecord>,
+    /// Patients by identity, with their portion keys.
+    pub patients: BTreeMap<Identity, Vec<PortionPublicKey>>,
+    /// Grants by key.
+    pub grants: BTreeMap<GrantKey, GrantInfo>,
+}
+
+/// How much memory the registry holds, by part (bytes, allocated capacity).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistrySize {
+    /// Users.
+    pub users: usize,
+    /// Patients and portion keys, with their indexes and names.
+    pub patients: usize,
+    /// Grants with their keys and index.
+    pub grants: usize,
+    /// Number of patients.
+    pub patient_count: usize,
+    /// Number of portion keys.
+    pub portion_count: usize,
+    /// Number of grants (active and revoked).
+    pub grant_count: usize,
+}
+
+/// A grant found for a request.
+pub(crate) struct Authorized<'a> {
+    pub(crate) grant: u32,
+    pub(crate) key: &'a ServingKey,
+}
+
+/// The registry.
+pub(crate) struct Registry {
+    hasher: RandomState,
+    names: Vec<u8>,
+    labels: Vec<PortionLabel>,
+    label_ids: HashMap<PortionLabel, u32>,
+    users: Slab<UserSlot>,
+    user_by_name: Index,
+    user_by_key: Index,
+    patients: Slab<PatientSlot>,
+    patient_by_name: Index,
+    portions: Slab<PortionSlot>,
+    portion_by_point: Index,
+    grants: Slab<GrantSlot>,
+    grant_by_pair: Index,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            names: Vec::new(),
+            labels: Vec::new(),
+            label_ids: HashMap::new(),
+            users: Slab::default(),
+            user_by_name: Index::default(),
+            user_by_key: Index::default(),
+            patients: Slab::default(),
+            patient_by_name: Index::default(),
+            portions: Slab::default(),
+            portion_by_point: Index::default(),
+            grants: Slab::default(),
+            grant_by_pair: Index::default(),
+        }
+    }
+}
+
+const CORRUPT: SrsError = SrsError::Tampered("registry row");
+
+impl Registry {
+    fn h(&self, bytes: &[u8]) -> u64 {
+        self.hasher.hash_one(bytes)
+    }
+
+    fn pair_hash(&self, portion: u32, user: u32) -> u64 {
+        self.hasher.hash_one((portion, user))
+    }
+
+    fn name(&self, n: Name) -> &[u8] {
+        let off = (n.0 >> 8) as usize;
+        let len = (n.0 & 0xff) as usize;
+        self.names.get(off..off + len).unwrap_or_default()
+    }
+
+    fn identity(&self, n: Name) -> Option<Identity> {
+        // Interned names were identities: this always succeeds.
+        Identity::from_utf8(self.name(n)).ok()
+    }
+
+    fn intern(&mut self, id: &Identity) -> Name {
+        let off = self.names.len() as u64;
+        self.names.extend_from_slice(id.as_bytes());
+        // Identities are at most 255 bytes.
+        Name((off << 8) | (id.as_bytes().len() as u64 & 0xff))
+    }
+
+    fn label_id(&mut self, l: &PortionLabel) -> Result<u32, SrsError> {
+        if let Some(&i) = self.label_ids.get(l) {
+            return Ok(i);
+        }
+        let i = u32::try_from(self.labels.len()).map_err(|_| SrsError::Full)?;
+        self.labels.push(l.clone());
+        self.label_ids.insert(l.clone(), i);
+        Ok(i)
+    }
+
+    fn label(&self, id: u32) -> Option<&PortionLabel> {
+        self.labels.get(id as usize)
+    }
+
+    pub(crate) fn user_id(&self, id: &Identity) -> Option<u32> {
+        let b = id.as_bytes();
+        self.user_by_name.find(self.h(b), |u| {
+            self.users.get(u).is_some_and(|s| self.name(s.name) == b)
+        })
+    }
+
+    pub(crate) fn user_by_key(&self, key: &[u8; 32]) -> Option<u32> {
+        self.user_by_key.find(self.h(key), |u| {
+            self.users.get(u).is_some_and(|s| &s.public_key == key)
+        })
+    }
+
+    pub(crate) fn patient_id(&self, id: &Identity) -> Option<u32> {
+        let b = id.as_bytes();
+        self.patient_by_name.find(self.h(b), |p| {
+            self.patients.get(p).is_some_and(|s| self.name(s.name) == b)
+        })
+    }
+
+    pub(crate) fn portion_by_point(&self, point: &[u8; 32]) -> Option<u32> {
+        self.portion_by_point.find(self.h(point), |p| {
+            self.portions.get(p).is_some_and(|s| &s.point == point)
+        })
+    }
+
+    fn grant_id(&self, portion: u32, user: u32) -> Option<u32> {
+        self.grant_by_pair
+            .find(self.pair_hash(portion, user), |g| {
+                self.grants
+                    .get(g)
+                    .is_some_and(|s| s.portion == portion && s.user == user)
+            })
+    }
+
+    /// The user's row as stored (for a change that replaces it).
+    pub(crate) fn user_row(&self, user: u32) -> Option<(UserRow, u64)> {
+        let s = self.users.get(user)?;
+        Some((
+            UserRow {
+                identity: self.identity(s.name)?,
+                role: s.role.clone(),
+                public_key: s.public_key,
+                registered_at: s.registered_at,
+                removed_at: s.removed_at,
+            },
+            s.generation,
+        ))
+    }
+
+    pub(crate) fn user_is_active(&self, user: u32) -> bool {
+        self.users.get(user).is_some_and(|s| s.removed_at.is_none())
+    }
+
+    pub(crate) fn user_key(&self, user: u32) -> Option<&[u8; 32]> {
+        self.users.get(user).map(|s| &s.public_key)
+    }
+
+    /// The patient's portions with this label (any epoch), as (id, epoch).
+    pub(crate) fn portions_labelled(&self, patient: u32, label: &PortionLabel) -> Vec<(u32, u32)> {
+        let Some(&lid) = self.label_ids.get(label) else {
+            return Vec::new();
+        };
+        self.portions_of(patient)
+            .filter(|(_, s)| s.label == lid)
+            .map(|(i, s)| (i, s.epoch))
+            .collect()
+    }
+
+    fn portions_of(&self, patient: u32) -> impl Iterator<Item = (u32, &PortionSlot)> {
+        let mut next = self
+            .patients
+            .get(patient)
+            .map_or(NONE, |p| p.first_portion);
+        core::iter::from_fn(move || {
+            let id = next;
+            let s = self.portions.get(id)?;
+            next = s.next;
+            Some((id, s))
+        })
+    }
+
+    /// The portion's owner and label.
+    pub(crate) fn portion_owner(&self, portion: u32) -> Option<(Identity, PortionLabel, u32)> {
+        let s = self.portions.get(portion)?;
+        let p = self.patients.get(s.patient)?;
+        Some((self.identity(p.name)?, self.label(s.label)?.clone(), s.epoch))
+    }
+
+    /// The active grant of `user` on `portion`, with its image (for a change
+    /// that replaces it).
+    pub(crate) fn grant_image(&self, portion: u32, user: u32) -> Option<(RowImage, bool)> {
+        let g = self.grant_id(portion, user)?;
+        let s = self.grants.get(g)?;
+        let (patient, label, epoch) = self.portion_owner(portion)?;
+        let key = GrantKey {
+            patient,
+            label,
+            epoch,
+            user: self.identity(self.users.get(user)?.name)?,
+        };
+        let revoked = match s.state {
+            SlotState::Active(_) => None,
+            SlotState::Revoked(t) => Some(t),
+        };
+        Some((
+            RowImage {
+                kind: GRANT,
+                key: key.to_bytes(),
+                body: terms_body(&s.terms, revoked),
+                generation: s.generation,
+            },
+            revoked.is_none(),
+        ))
+    }
+
+    /// The user's active grants, as (portion, image).
+    pub(crate) fn active_grants_of(&self, user: u32) -> Vec<(u32, RowImage)> {
+        let mut out = Vec::new();
+        let mut next = self.users.get(user).map_or(NONE, |u| u.first_grant);
+        while let Some(s) = self.grants.get(next) {
+            if let Some((img, true)) = self.grant_image(s.portion, user) {
+                out.push((s.portion, img));
+            }
+            next = s.next_of_user;
+        }
+        out
+    }
+
+    pub(crate) fn grant_terms(&self, portion: u32, user: u32) -> Option<GrantTerms> {
+        Some(self.grants.get(self.grant_id(portion, user)?)?.terms)
+    }
+
+    /// The image a user row had (for replacing it).
+    pub(crate) fn user_image(&self, user: u32) -> Option<RowImage> {
+        let (row, generation) = self.user_row(user)?;
+        Some(RowImage {
+            kind: USER,
+            key: row.identity.as_bytes().to_vec(),
+            body: user_body(&row),
+            generation,
+        })
+    }
+
+    /// Applies one row written by the change with audit sequence number
+    /// `generation`: the only way the registry changes.
+    ///
+    /// # Errors
+    /// [`SrsError::Tampered`] if the row names a patient, portion or user
+    /// the registry does not hold, or repeats a key that must be unique.
+    pub(crate) fn apply(&mut self, row: Row, generation: u64) -> Result<(), SrsError> {
+        match row {
+            Row::User(u) => self.apply_user(u, generation),
+            Row::Patient(p) => self.apply_patient(&p),
+            Row::Portion(p) => self.apply_portion(&p),
+            Row::Grant(g) => self.apply_grant(g, generation),
+        }
+    }
+
+    fn apply_user(&mut self, u: UserRow, generation: u64) -> Result<(), SrsError> {
+        if let Some(id) = self.user_id(&u.identity) {
+            let s = self.users.get_mut(id).ok_or(CORRUPT)?;
+            if s.public_key != u.public_key {
+                return Err(CORRUPT);
+            }
+            s.role = u.role;
+            s.registered_at = u.registered_at;
+            s.removed_at = u.removed_at;
+            s.generation = generation;
+            return Ok(());
+        }
+        if self.user_by_key(&u.public_key).is_some() {
+            return Err(CORRUPT);
+        }
+        let name = self.intern(&u.identity);
+        let id = self.users.push(UserSlot {
+            name,
+            role: u.role,
+            public_key: u.public_key,
+            registered_at: u.registered_at,
+            removed_at: u.removed_at,
+            generation,
+            first_grant: NONE,
+        })?;
+        let h = self.h(u.identity.as_bytes());
+        let (users, hasher, names) = (&self.users, &self.hasher, &self.names);
+        self.user_by_name.insert(h, id, |i| {
+            hasher.hash_one(users.get(i).map_or(&[][..], |s| name_in(names, s.name)))
+        });
+        let h = self.h(&u.public_key);
+        self.user_by_key.insert(h, id, |i| {
+            hasher.hash_one(users.get(i).map_or(&[0u8; 32], |s| &s.public_key))
+        });
+        Ok(())
+    }
+
+    fn apply_patient(&mut self, p: &PatientRow) -> Result<(), SrsError> {
+        if self.patient_id(&p.identity).is_some() {
+            return Err(CORRUPT);
+        }
+        let name = self.intern(&p.identity);
+        let id = self.patients.push(PatientSlot {
+            name,
+            first_portion: NONE,
+        })?;
+        let h = self.h(p.identity.as_bytes());
+        let (patients, hasher, names) = (&self.patients, &self.hasher, &self.names);
+        self.patient_by_name.insert(h, id, |i| {
+            hasher.hash_one(patients.get(i).map_or(&[][..], |s| name_in(names, s.name)))
+        });
+        Ok(())
+    }
+
+    fn apply_portion(&mut self, p: &PortionRow) -> Result<(), SrsError> {
+        let patient = self.patient_id(&p.patient).ok_or(CORRUPT)?;
+        if self.portion_by_point(&p.point).is_some()
+            || self
+                .portions_labelled(patient, &p.label)
+                .iter()
+                .any(|&(_, e)| e == p.epoch)
+        {
+            return Err(CORRUPT);
+        }
+        let label = self.label_id(&p.label)?;
+        let ps = self.patients.get_mut(patient).ok_or(CORRUPT)?;
+        let next = ps.first_portion;
+        let id = self.portions.push(PortionSlot {
+            point: p.point,
+            patient,
+            label,
+            epoch: p.epoch,
+            next,
+        })?;
+        if let Some(ps) = self.patients.get_mut(patient) {
+            ps.first_portion = id;
+        }
+        let h = self.h(&p.point);
+        let (portions, hasher) = (&self.portions, &self.hasher);
+        self.portion_by_point.insert(h, id, |i| {
+            hasher.hash_one(portions.get(i).map_or(&[0u8; 32], |s| &s.point))
+        });
+        Ok(())
+    }
+
+    fn apply_grant(&mut self, g: GrantRow, generation: u64) -> Result<(), SrsError> {
+        let patient = self.patient_id(&g.key.patient).ok_or(CORRUPT)?;
+        let portion = self
+            .portions_labelled(patient, &g.key.label)
+            .into_iter()
+            .find(|&(_, e)| e == g.key.epoch)
+            .map(|(i, _)| i)
+            .ok_or(CORRUPT)?;
+        let user = self.user_id(&g.key.user).ok_or(CORRUPT)?;
+        let state = match g.state {
+            GrantState::Active(k) => SlotState::Active(k),
+            GrantState::Revoked(t) => SlotState::Revoked(t),
+        };
+        if let Some(id) = self.grant_id(portion, user) {
+            let s = self.grants.get_mut(id).ok_or(CORRUPT)?;
+            // Replacing the state drops (and so zeroizes) a revoked key.
+            s.state = state;
+            s.terms = g.terms;
+            s.generation = generation;
+            return Ok(());
+        }
+        let us = self.users.get_mut(user).ok_or(CORRUPT)?;
+        let next_of_user = us.first_grant;
+        let id = self.grants.push(GrantSlot {
+            portion,
+            user,
+            next_of_user,
+            generation,
+            terms: g.terms,
+            state,
+        })?;
+        if let Some(us) = self.users.get_mut(user) {
+            us.first_grant = id;
+        }
+        let h = self.pair_hash(portion, user);
+        let (grants, hasher) = (&self.grants, &self.hasher);
+        self.grant_by_pair.insert(h, id, |i| {
+            grants
+                .get(i)
+                .map_or(0, |s| hasher.hash_one((s.portion, s.user)))
+        });
+        Ok(())
+    }
+
+    /// Decides whether `user` may have the verified `header` re-encrypted at
+    /// `now`. On a denial, also returns what the request named (patient and
+    /// label, when the portion is known) for the audit entry.
+    pub(crate) fn authorize(
+        &self,
+        user: &Identity,
+        header: &VerifiedHeader<'_>,
+        now: u64,
+    ) -> (Option<(Identity, PortionLabel)>, Result<Authorized<'_>, Denial>) {
+        let ctx = header.header().context();
+        let portion = self.portion_by_point(ctx.portion_key().as_bytes());
+        let named = portion
+            .and_then(|p| self.portion_owner(p))
+            .map(|(p, l, _)| (p, l));
+        let result = (|| {
+            let uid = self.user_id(user).filter(|&u| self.user_is_active(u));
+            let uid = uid.ok_or(Denial::NotRegistered)?;
+            let portion = portion.ok_or(Denial::NotGranted)?;
+            let ps = self.portions.get(portion).ok_or(Denial::NotGranted)?;
+            if self.label(ps.label) != Some(ctx.label()) || ps.epoch != ctx.epoch() {
+                return Err(Denial::InvalidCapsule);
+            }
+            let gid = self.grant_id(portion, uid).ok_or(Denial::NotGranted)?;
+            let g = self.grants.get(gid).ok_or(Denial::NotGranted)?;
+            let key = match &g.state {
+                SlotState::Active(k) => k,
+                SlotState::Revoked(_) => return Err(Denial::Revoked),
+            };
+            g.terms.check(now, ctx.created_at())?;
+            Ok(Authorized { grant: gid, key })
+        })();
+        (named, result)
+    }
+
+    /// A user's public record.
+    pub(crate) fn user_record(&self, user: u32) -> Option<UserRecord> {
+        let (row, _) = self.user_row(user)?;
+        Some(UserRecord {
+            identity: row.identity,
+            role: row.role,
+            public_key: PublicKey::from_bytes(&row.public_key).ok()?,
+            status: row.removed_at.map_or(UserStatus::Active, UserStatus::Removed),
+            registered_at: row.registered_at,
+        })
+    }
+
+    /// The whole registry, ordered, without secrets.
+    pub(crate) fn view(&self) -> RegistryView {
+        let mut view = RegistryView::default();
+        for (id, _) in self.users.iter() {
+            if let Some(r) = self.user_record(id) {
+                view.users.insert(r.identity.clone(), r);
+            }
+        }
+        for (pid, p) in self.patients.iter() {
+            let mut keys: Vec<PortionPublicKey> = self
+                .portions_of(pid)
+                .filter_map(|(_, s)| {
+                    Some(PortionPublicKey::new(
+                        self.label(s.label)?.clone(),
+                        s.epoch,
+                        PublicKey::from_bytes(&s.point).ok()?,
+                    ))
+                })
+                .collect();
+            keys.sort_by(|a, b| (a.label(), a.epoch()).cmp(&(b.label(), b.epoch())));
+            if let Some(id) = self.identity(p.name) {
+                view.patients.insert(id, keys);
+            }
+        }
+        for (_, g) in self.grants.iter() {
+            let (Some((patient, label, epoch)), Some(user)) = (
+                self.portion_owner(g.portion),
+                self.users.get(g.user).and_then(|u| self.identity(u.name)),
+            ) else {
+                continue;
+            };
+            let key = GrantKey {
+                patient,
+                label,
+                epoch,
+                user,
+            };
+            let (revoked_at, commitment) = match &g.state {
+                SlotState::Active(k) => (None, PublicKey::from_bytes(k.commitment()).ok()),
+                SlotState::Revoked(t) => (Some(*t), None),
+            };
+            view.grants.insert(
+                key.clone(),
+                GrantInfo {
+                    key,
+                    terms: g.terms,
+                    revoked_at,
+                    commitment,
+                },
+            );
+        }
+        view
+    }
+
+    pub(crate) fn size(&self) -> RegistrySize {
+        RegistrySize {
+            users: self.users.bytes() + self.user_by_name.bytes() + self.user_by_key.bytes(),
+            patients: self.patients.bytes()
+                + self.patient_by_name.bytes()
+                + self.portions.bytes()
+                + self.portion_by_point.bytes()
+                + self.names.capacity(),
+            grants: self.grants.bytes() + self.grant_by_pair.bytes(),
+            patient_count: self.patients.len,
+            portion_count: self.portions.len,
+            grant_count: self.grants.len,
+        }
+    }
+}
+
+fn name_in(names: &[u8], n: Name) -> &[u8] {
+    let off = (n.0 >> 8) as usize;
+    let len = (n.0 & 0xff) as usize;
+    names.get(off..off + len).unwrap_or_default()
+}

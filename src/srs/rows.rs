@@ -1,0 +1,291 @@
+//! The registry's rows: what each kind holds, its key and body encodings,
+//! and the conversion to and from the authenticated form a store keeps.
+//!
+//! Row kinds are numbered in the order a registry must load them (a portion
+//! names its patient, a grant its portion and user).
+
+use crate::encoding::Reader;
+use crate::hash::encode_parts;
+use crate::ids::{Identity, PortionLabel};
+use crate::model::{GrantKey, GrantTerms, Role, Scope, part};
+use crate::reencrypt::ServingKey;
+use crate::srs::secrets::SrsKeys;
+use crate::srs::types::SrsError;
+use crate::store::StoredRow;
+
+pub(crate) const USER: u8 = 1;
+pub(crate) const PATIENT: u8 = 2;
+pub(crate) const PORTION: u8 = 3;
+pub(crate) const GRANT: u8 = 4;
+
+/// A registered user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UserRow {
+    pub(crate) identity: Identity,
+    pub(crate) role: Role,
+    pub(crate) public_key: [u8; 32],
+    pub(crate) registered_at: u64,
+    pub(crate) removed_at: Option<u64>,
+}
+
+/// A registered patient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PatientRow {
+    pub(crate) identity: Identity,
+    pub(crate) registered_at: u64,
+}
+
+/// A portion public key of a patient (the point as registered; it was
+/// validated then and comes back authenticated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PortionRow {
+    pub(crate) patient: Identity,
+    pub(crate) label: PortionLabel,
+    pub(crate) epoch: u32,
+    pub(crate) point: [u8; 32],
+    pub(crate) registered_at: u64,
+}
+
+/// A grant: active with its key, or a revocation tombstone.
+pub(crate) struct GrantRow {
+    pub(crate) key: GrantKey,
+    pub(crate) terms: GrantTerms,
+    pub(crate) state: GrantState,
+}
+
+pub(crate) enum GrantState {
+    Active(ServingKey),
+    Revoked(u64),
+}
+
+/// One row of the registry.
+pub(crate) enum Row {
+    User(UserRow),
+    Patient(PatientRow),
+    Portion(PortionRow),
+    Grant(GrantRow),
+}
+
+/// A row's authenticated fields without its secret: enough to recompute its
+/// MAC (and so its share of the registry digest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RowImage {
+    pub(crate) kind: u8,
+    pub(crate) key: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) generation: u64,
+}
+
+fn put_u64(v: &mut Vec<u8>, x: u64) {
+    v.extend_from_slice(&x.to_be_bytes());
+}
+
+fn put_opt(v: &mut Vec<u8>, x: Option<u64>) {
+    match x {
+        None => v.push(0),
+        Some(t) => {
+            v.push(1);
+            put_u64(v, t);
+        }
+    }
+}
+
+fn get_opt(r: &mut Reader<'_>) -> Option<Option<u64>> {
+    match r.byte().ok()? {
+        0 => Some(None),
+        1 => Some(Some(r.u64().ok()?)),
+        _ => None,
+    }
+}
+
+pub(crate) fn terms_body(terms: &GrantTerms, revoked_at: Option<u64>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    put_opt(
+        &mut v,
+        match terms.scope {
+            Scope::AllRecords => None,
+            Scope::Since(t) => Some(t),
+        },
+    );
+    put_opt(&mut v, terms.expiry);
+    put_u64(&mut v, terms.granted_at);
+    put_opt(&mut v, revoked_at);
+    v
+}
+
+pub(crate) fn user_body(u: &UserRow) -> Vec<u8> {
+    let mut v = Vec::with_capacity(80);
+    encode_parts(&mut v, &[u.role.as_str().as_bytes()]);
+    v.extend_from_slice(&u.public_key);
+    put_u64(&mut v, u.registered_at);
+    put_opt(&mut v, u.removed_at);
+    v
+}
+
+/// The associated data that binds a sealed key to its row version.
+fn secret_aad(key: &[u8], body: &[u8], generation: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(key.len() + body.len() + 64);
+    encode_parts(
+        &mut v,
+        &[b"grant-secret", key, body, &generation.to_be_bytes()],
+    );
+    v
+}
+
+impl Row {
+    /// Kind, key and body.
+    pub(crate) fn image(&self, generation: u64) -> RowImage {
+        let (kind, key, body) = match self {
+            Self::User(u) => (USER, u.identity.as_bytes().to_vec(), user_body(u)),
+            Self::Patient(p) => {
+                let mut b = Vec::with_capacity(8);
+                put_u64(&mut b, p.registered_at);
+                (PATIENT, p.identity.as_bytes().to_vec(), b)
+            }
+            Self::Portion(p) => {
+                let mut b = Vec::with_capacity(96);
+                encode_parts(
+                    &mut b,
+                    &[
+                        p.patient.as_bytes(),
+                        p.label.as_bytes(),
+                        &p.epoch.to_be_bytes(),
+                    ],
+                );
+                put_u64(&mut b, p.registered_at);
+                (PORTION, p.point.to_vec(), b)
+            }
+            Self::Grant(g) => {
+                let revoked = match g.state {
+                    GrantState::Active(_) => None,
+                    GrantState::Revoked(t) => Some(t),
+                };
+                (GRANT, g.key.to_bytes(), terms_body(&g.terms, revoked))
+            }
+        };
+        RowImage {
+            kind,
+            key,
+            body,
+            generation,
+        }
+    }
+
+    /// The authenticated form: MAC over the image, the secret sealed to it.
+    /// Returns it with the row's share of the registry digest.
+    pub(crate) fn seal(
+        &self,
+        generation: u64,
+        keys: &SrsKeys,
+        rng: &mut crate::rng::OsRng,
+    ) -> Result<(StoredRow, curve25519_dalek::scalar::Scalar), SrsError> {
+        let img = self.image(generation);
+        let mac = keys.row_mac(img.kind, &img.key, generation, &img.body)?;
+        let secret = match self {
+            Self::Grant(GrantRow {
+                state: GrantState::Active(k),
+                ..
+            }) => Some(keys.seal(
+                k.to_bytes().as_ref(),
+                &secret_aad(&img.key, &img.body, generation),
+                rng,
+            )?),
+            _ => None,
+        };
+        let share = keys.share(&mac)?;
+        Ok((
+            StoredRow {
+                kind: img.kind,
+                key: img.key,
+                generation,
+                body: img.body,
+                secret,
+                mac,
+            },
+            share,
+        ))
+    }
+
+    /// Checks a stored row's MAC, opens its secret and decodes it. Returns
+    /// it with its share of the registry digest.
+    pub(crate) fn open(
+        stored: &StoredRow,
+        keys: &SrsKeys,
+    ) -> Result<(Self, curve25519_dalek::scalar::Scalar), SrsError> {
+        use subtle::ConstantTimeEq;
+        const BAD: SrsError = SrsError::Tampered("registry row");
+        let mac = keys.row_mac(stored.kind, &stored.key, stored.generation, &stored.body)?;
+        if !bool::from(mac.ct_eq(&stored.mac)) {
+            return Err(BAD);
+        }
+        let row = decode(stored, keys).ok_or(BAD)??;
+        Ok((row, keys.share(&mac)?))
+    }
+}
+
+/// `None`: the fields do not decode; `Some(Err)`: the secret does not open.
+fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
+    let mut r = Reader::unframed("registry row", &s.body);
+    let row = match s.kind {
+        USER => {
+            let role = core::str::from_utf8(part(&mut r).ok()?).ok()?.parse().ok()?;
+            let public_key = r.array().ok()?;
+            let registered_at = r.u64().ok()?;
+            let removed_at = get_opt(&mut r)?;
+            Row::User(UserRow {
+                identity: Identity::from_utf8(&s.key).ok()?,
+                role,
+                public_key,
+                registered_at,
+                removed_at,
+            })
+        }
+        PATIENT => Row::Patient(PatientRow {
+            identity: Identity::from_utf8(&s.key).ok()?,
+            registered_at: r.u64().ok()?,
+        }),
+        PORTION => {
+            let patient = Identity::from_utf8(part(&mut r).ok()?).ok()?;
+            let label = PortionLabel::from_bytes(part(&mut r).ok()?).ok()?;
+            let epoch = u32::from_be_bytes(part(&mut r).ok()?.try_into().ok()?);
+            Row::Portion(PortionRow {
+                patient,
+                label,
+                epoch,
+                point: s.key.as_slice().try_into().ok()?,
+                registered_at: r.u64().ok()?,
+            })
+        }
+        GRANT => {
+            let key = GrantKey::from_bytes(&s.key).ok()?;
+            let scope = get_opt(&mut r)?.map_or(Scope::AllRecords, Scope::Since);
+            let expiry = get_opt(&mut r)?;
+            let granted_at = r.u64().ok()?;
+            let revoked = get_opt(&mut r)?;
+            let state = match (revoked, &s.secret) {
+                (Some(t), None) => GrantState::Revoked(t),
+                (None, Some(sealed)) => {
+                    let aad = secret_aad(&s.key, &s.body, s.generation);
+                    let opened = match keys.open(sealed, &aad) {
+                        Ok(b) => b,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    GrantState::Active(ServingKey::from_authenticated_bytes(&opened).ok()?)
+                }
+                _ => return None,
+            };
+            Row::Grant(GrantRow {
+                key,
+                terms: GrantTerms {
+                    scope,
+                    expiry,
+                    granted_at,
+                },
+                state,
+            })
+        }
+        _ => return None,
+    };
+    r.finish().ok()?;
+    Some(Ok(row))
+}

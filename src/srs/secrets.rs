@@ -1,0 +1,171 @@
+//! Every key the SRS derives from the host's storage key, and what it does
+//! with them: sealing re-encryption keys at rest, authenticating registry
+//! rows and the chain head, the keyed registry digest, and signing
+//! checkpoints.
+//!
+//! Each key is `HKDF-SHA-256(ikm = storage key, salt = "sesphr/v1/srs-storage",
+//! info = purpose)`. Every derivation fails closed: an error is returned, no
+//! fallback key is ever used.
+
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand_core::CryptoRng;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::hash::encode_parts;
+use crate::model::Checkpoint;
+use crate::srs::types::{SrsError, StorageKey};
+use crate::store::ChainHead;
+
+const SALT: &[u8] = b"sesphr/v1/srs-storage";
+const CHECKPOINT_TAG: &[u8] = b"sesphr/v1/checkpoint";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// A key derivation or MAC failed: never expected, always fatal.
+const KDF_FAILED: SrsError = SrsError::Tampered("key derivation");
+
+fn subkey(storage: &StorageKey, info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SrsError> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(SALT), storage.as_bytes())
+        .expand(info, k.as_mut())
+        .map_err(|_| KDF_FAILED)?;
+    Ok(k)
+}
+
+fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Result<[u8; 32], SrsError> {
+    let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).map_err(|_| KDF_FAILED)?;
+    let mut buf = Vec::with_capacity(128);
+    encode_parts(&mut buf, parts);
+    m.update(&buf);
+    Ok(m.finalize().into_bytes().into())
+}
+
+/// The SRS's keys (see the module docs).
+pub(crate) struct SrsKeys {
+    sealer: ChaCha20Poly1305,
+    row_mac: Zeroizing<[u8; 32]>,
+    digest: Zeroizing<[u8; 32]>,
+    head_mac: Zeroizing<[u8; 32]>,
+    signing: SigningKey,
+    verifying: VerifyingKey,
+}
+
+impl SrsKeys {
+    /// The keys of `storage`; the checkpoint signing key is `signing` if the
+    /// host supplies one, else derived from `storage`.
+    pub(crate) fn new(storage: &StorageKey, signing: Option<SigningKey>) -> Result<Self, SrsError> {
+        let seal = subkey(storage, b"rekey-seal")?;
+        let signing = match signing {
+            Some(k) => k,
+            None => SigningKey::from_bytes(&*subkey(storage, b"checkpoint-signing")?),
+        };
+        Ok(Self {
+            sealer: ChaCha20Poly1305::new(&(*seal).into()),
+            row_mac: subkey(storage, b"row-mac")?,
+            digest: subkey(storage, b"registry-digest")?,
+            head_mac: subkey(storage, b"chain-head")?,
+            verifying: signing.verifying_key(),
+            signing,
+        })
+    }
+
+    /// `HMAC(row key, "row" ‖ kind ‖ key ‖ generation ‖ body)`.
+    pub(crate) fn row_mac(
+        &self,
+        kind: u8,
+        key: &[u8],
+        generation: u64,
+        body: &[u8],
+    ) -> Result<[u8; 32], SrsError> {
+        hmac(
+            &self.row_mac,
+            &[b"row", &[kind], key, &generation.to_be_bytes(), body],
+        )
+    }
+
+    /// A row's share of the registry digest: `HMAC(digest key, mac)` reduced
+    /// mod ℓ. The digest is the sum of the shares of all rows; the shares are
+    /// never stored, so no one without the key can aim at a sum.
+    pub(crate) fn share(&self, mac: &[u8; 32]) -> Result<Scalar, SrsError> {
+        Ok(Scalar::from_bytes_mod_order(hmac(&self.digest, &[mac])?))
+    }
+
+    fn head_tag(&self, head: &ChainHead) -> Result<[u8; 32], SrsError> {
+        hmac(&self.head_mac, &[b"head", &head.mac_input()])
+    }
+
+    /// Sets `head.mac`.
+    pub(crate) fn authenticate_head(&self, head: &mut ChainHead) -> Result<(), SrsError> {
+        head.mac = self.head_tag(head)?;
+        Ok(())
+    }
+
+    pub(crate) fn head_is_authentic(&self, head: &ChainHead) -> Result<bool, SrsError> {
+        Ok(self.head_tag(head)?.ct_eq(&head.mac).into())
+    }
+
+    /// `nonce ‖ ciphertext ‖ tag` of `secret`, bound to `aad`.
+    pub(crate) fn seal<R: CryptoRng + ?Sized>(
+        &self,
+        secret: &[u8],
+        aad: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SrsError> {
+        let mut nonce = Nonce::default();
+        rng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(NONCE_LEN + secret.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(secret);
+        let body = out.get_mut(NONCE_LEN..).ok_or(KDF_FAILED)?;
+        let tag = self
+            .sealer
+            .encrypt_inout_detached(&nonce, aad, InOutBuf::from(body))
+            .map_err(|_| KDF_FAILED)?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens [`SrsKeys::seal`].
+    pub(crate) fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, SrsError> {
+        const BAD: SrsError = SrsError::Tampered("sealed re-encryption key");
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(BAD);
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| BAD)?;
+        let tag = Tag::try_from(tag).map_err(|_| BAD)?;
+        let mut pt = Zeroizing::new(vec![0u8; ct.len()]);
+        let buf = InOutBuf::new(ct, &mut pt).map_err(|_| BAD)?;
+        self.sealer
+            .decrypt_inout_detached(&nonce, aad, buf, &tag)
+            .map_err(|_| BAD)?;
+        Ok(pt)
+    }
+
+    /// Signs `cp` (sets its signature).
+    pub(crate) fn sign(&self, cp: &mut Checkpoint) {
+        let mut msg = CHECKPOINT_TAG.to_vec();
+        msg.extend_from_slice(&cp.signed_bytes());
+        cp.signature = self.signing.sign(&msg).to_bytes();
+    }
+
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
+    }
+}
+
+/// Whether `cp` carries a valid signature by `key`.
+pub(crate) fn checkpoint_is_signed_by(cp: &Checkpoint, key: &VerifyingKey) -> bool {
+    let mut msg = CHECKPOINT_TAG.to_vec();
+    msg.extend_from_slice(&cp.signed_bytes());
+    key.verify_strict(&msg, &Signature::from_bytes(&cp.signature))
+        .is_ok()
+}
