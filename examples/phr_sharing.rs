@@ -254,7 +254,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "audit chain verified: {entries} entries, each hashing the one before; the last five:"
         ),
     );
-    for e in srs.audit_entries(entries.saturating_sub(4))? {
+    for e in srs.audit_entries(entries.saturating_sub(4), 5)? {
         let who = e
             .user
             .as_ref()

@@ -95,6 +95,8 @@ enum sesphr_result
   SESPHR_RESULT_TOO_LARGE = 113,
   // An I/O error.
   SESPHR_RESULT_IO = 114,
+  // A structured encoding (audit entry, checkpoint, segment) is malformed.
+  SESPHR_RESULT_MALFORMED = 115,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.
@@ -121,6 +123,20 @@ enum sesphr_result
   SESPHR_RESULT_STORE = 211,
   // The SRS refuses changes after a store failure; reopen it.
   SESPHR_RESULT_UNAVAILABLE = 212,
+  // Another SRS holds the store (a second open of one SQLite file).
+  SESPHR_RESULT_STORE_LOCKED = 213,
+  // The location is not durable (`""`, `":memory:"`).
+  SESPHR_RESULT_STORE_NOT_DURABLE = 214,
+  // The store was written by a version this one does not read.
+  SESPHR_RESULT_STORE_VERSION = 215,
+  // The store is older than a checkpoint the host kept (rolled back).
+  SESPHR_RESULT_ROLLED_BACK = 216,
+  // The store's history does not contain a checkpoint the host kept.
+  SESPHR_RESULT_DIVERGED = 217,
+  // A checkpoint is not signed by this SRS.
+  SESPHR_RESULT_INVALID_CHECKPOINT = 218,
+  // The registry is full.
+  SESPHR_RESULT_FULL = 219,
   // Denied: the user is not registered, or was removed.
   SESPHR_RESULT_DENIED_NOT_REGISTERED = 300,
   // Denied: no grant for this portion.

@@ -425,7 +425,6 @@ fn json_string(s: &str) -> String {
     out
 }
 
-
 /// The key of a grant: which patient's portion (label and key epoch) is
 /// shared with which user. One grant per key; granting again replaces it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -444,7 +443,8 @@ impl GrantKey {
     /// The canonical encoding: `patient ‖ label ‖ epoch ‖ user`, strings
     /// length-prefixed (8 bytes), the epoch big-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(48 + self.patient.as_bytes().len() + self.user.as_bytes().len());
+        let mut v =
+            Vec::with_capacity(48 + self.patient.as_bytes().len() + self.user.as_bytes().len());
         encode_parts(
             &mut v,
             &[
@@ -464,10 +464,17 @@ impl GrantKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let bad = Error::Malformed { what: "grant key" };
         let mut r = Reader::unframed("grant key", bytes);
-        let patient = Identity::from_utf8(part(&mut r)?).map_err(|_| Error::Malformed { what: "grant key" })?;
-        let label = PortionLabel::from_bytes(part(&mut r)?).map_err(|_| Error::Malformed { what: "grant key" })?;
-        let epoch = u32::from_be_bytes(part(&mut r)?.try_into().map_err(|_| Error::Malformed { what: "grant key" })?);
-        let user = Identity::from_utf8(part(&mut r)?).map_err(|_| Error::Malformed { what: "grant key" })?;
+        let patient = Identity::from_utf8(part(&mut r)?)
+            .map_err(|_| Error::Malformed { what: "grant key" })?;
+        let label = PortionLabel::from_bytes(part(&mut r)?)
+            .map_err(|_| Error::Malformed { what: "grant key" })?;
+        let epoch = u32::from_be_bytes(
+            part(&mut r)?
+                .try_into()
+                .map_err(|_| Error::Malformed { what: "grant key" })?,
+        );
+        let user = Identity::from_utf8(part(&mut r)?)
+            .map_err(|_| Error::Malformed { what: "grant key" })?;
         r.finish().map_err(|_| bad)?;
         Ok(Self {
             patient,
@@ -579,6 +586,7 @@ pub struct Checkpoint {
     pub signature: [u8; 64],
 }
 
+/// cbindgen:ignore
 impl Checkpoint {
     /// Length of the encoding.
     pub const LEN: usize = 5 + 8 + 8 + 32 + 32 + 64;

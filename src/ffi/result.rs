@@ -275,10 +275,7 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
         sesphr_result::Unavailable,
         c"SRS unavailable after a store failure",
     ),
-    (
-        sesphr_result::StoreLocked,
-        c"store is held by another SRS",
-    ),
+    (sesphr_result::StoreLocked, c"store is held by another SRS"),
     (
         sesphr_result::StoreNotDurable,
         c"store location is not durable",

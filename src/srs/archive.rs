@@ -32,7 +32,10 @@ pub struct SegmentInfo {
 }
 
 fn io(e: std::io::Error) -> SrsError {
-    SrsError::Store(StoreError::with_source("writing or reading an audit segment", e))
+    SrsError::Store(StoreError::with_source(
+        "writing or reading an audit segment",
+        e,
+    ))
 }
 
 pub(crate) fn write_segment(

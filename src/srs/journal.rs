@@ -230,20 +230,20 @@ impl Journal {
             mac: [0; 32],
         };
         let last_cp = g.last_checkpoint.map_or(0, |c| c.seq);
-        let checkpoint = if g.want_checkpoint || at.seq.saturating_sub(last_cp) >= self.checkpoint_every
-        {
-            let mut cp = Checkpoint {
-                seq: at.seq,
-                time: self.clock.now(),
-                chain_hash: at.hash,
-                digest: head.digest,
-                signature: [0; 64],
+        let checkpoint =
+            if g.want_checkpoint || at.seq.saturating_sub(last_cp) >= self.checkpoint_every {
+                let mut cp = Checkpoint {
+                    seq: at.seq,
+                    time: self.clock.now(),
+                    chain_hash: at.hash,
+                    digest: head.digest,
+                    signature: [0; 64],
+                };
+                self.keys.sign(&mut cp);
+                Some(cp)
+            } else {
+                None
             };
-            self.keys.sign(&mut cp);
-            Some(cp)
-        } else {
-            None
-        };
         let prepared = self.keys.authenticate_head(&mut head).map(|()| Commit {
             rows: std::mem::take(&mut g.rows),
             audit: std::mem::take(&mut g.audit),

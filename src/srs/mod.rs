@@ -97,6 +97,8 @@ use secrets::{SrsKeys, checkpoint_is_signed_by};
 const HOST_ACTOR: &str = "srs";
 
 /// Default number of audit entries between automatic checkpoints.
+///
+/// cbindgen:ignore
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
 
 /// How an SRS is set up.
@@ -296,15 +298,7 @@ impl Srs {
         let mut report = OpenReport::default();
         let mut reg = Registry::default();
         let Some(head) = store.head()? else {
-            return Self::create(
-                store,
-                keys,
-                clock,
-                escrow,
-                checkpoint_every,
-                sink,
-                required,
-            );
+            return Self::create(store, keys, clock, escrow, checkpoint_every, sink, required);
         };
         if !keys.head_is_authentic(&head)? {
             return Err(SrsError::Tampered("chain head"));
@@ -382,7 +376,15 @@ impl Srs {
         };
         Ok(Self {
             registry: RwLock::new(reg),
-            journal: Journal::new(store, keys.clone(), clock.clone(), checkpoint_every, sink, at, Some(cp)),
+            journal: Journal::new(
+                store,
+                keys.clone(),
+                clock.clone(),
+                checkpoint_every,
+                sink,
+                at,
+                Some(cp),
+            ),
             keys,
             clock,
             escrow,
@@ -403,11 +405,12 @@ impl Srs {
         // A store without a head must be empty: rows or entries without a
         // head mean the head was deleted.
         let mut any = false;
-        store.rows(&mut |_| {
-            any = true;
-            Err(StoreError::corrupt("stop"))
-        })
-        .or_else(|e| if any { Ok(()) } else { Err(e) })?;
+        store
+            .rows(&mut |_| {
+                any = true;
+                Err(StoreError::corrupt("stop"))
+            })
+            .or_else(|e| if any { Ok(()) } else { Err(e) })?;
         if any || store.audit_last_seq()?.is_some() || store.latest_checkpoint()?.is_some() {
             return Err(SrsError::Tampered("chain head missing"));
         }
@@ -427,7 +430,15 @@ impl Srs {
             base_seq: 0,
             base_hash: genesis,
         };
-        let journal = Journal::new(store, keys.clone(), clock.clone(), checkpoint_every, sink, at, None);
+        let journal = Journal::new(
+            store,
+            keys.clone(),
+            clock.clone(),
+            checkpoint_every,
+            sink,
+            at,
+            None,
+        );
         journal.checkpoint()?;
         Ok(Self {
             registry: RwLock::new(Registry::default()),
@@ -456,7 +467,9 @@ impl Srs {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Registry> {
-        self.registry.write().unwrap_or_else(PoisonError::into_inner)
+        self.registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Commits `change` and applies its rows to the registry held by `reg`.
@@ -507,7 +520,9 @@ impl Srs {
     pub fn require_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), SrsError> {
         self.verify_checkpoint(checkpoint)?;
         let store = self.journal.store();
-        let head = store.head()?.ok_or(SrsError::Tampered("chain head missing"))?;
+        let head = store
+            .head()?
+            .ok_or(SrsError::Tampered("chain head missing"))?;
         if !self.keys.head_is_authentic(&head)? {
             return Err(SrsError::Tampered("chain head"));
         }
@@ -579,7 +594,17 @@ impl Srs {
         d.user = Some(identity.clone());
         change.drafts.push(d);
         for (portion, img) in reg.active_grants_of(uid) {
-            self.plan_revoke(&reg, &mut change, portion, uid, identity, img, now, HOST_ACTOR, "user removed")?;
+            self.plan_revoke(
+                &reg,
+                &mut change,
+                portion,
+                uid,
+                identity,
+                img,
+                now,
+                HOST_ACTOR,
+                "user removed",
+            )?;
         }
         self.commit(&mut reg, change)
     }
@@ -818,7 +843,17 @@ impl Srs {
         let mut change = Change::audit(Vec::new());
         for (portion, _) in labelled {
             if let Some((img, true)) = reg.grant_image(portion, uid) {
-                self.plan_revoke(&reg, &mut change, portion, uid, user, img, now, patient.as_str(), "")?;
+                self.plan_revoke(
+                    &reg,
+                    &mut change,
+                    portion,
+                    uid,
+                    user,
+                    img,
+                    now,
+                    patient.as_str(),
+                    "",
+                )?;
             }
         }
         if change.rows.is_empty() {
@@ -957,10 +992,15 @@ impl Srs {
     /// [`SrsError::AuditChainBroken`] or [`SrsError::Tampered`] on any edited,
     /// deleted, reordered or inserted entry; store errors.
     pub fn verify_audit(&self) -> Result<u64, SrsError> {
-        let _m = self.maintenance.lock().unwrap_or_else(PoisonError::into_inner);
+        let _m = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let pos = self.journal.durable();
         let store = self.journal.store();
-        let head = store.head()?.ok_or(SrsError::Tampered("chain head missing"))?;
+        let head = store
+            .head()?
+            .ok_or(SrsError::Tampered("chain head missing"))?;
         if !self.keys.head_is_authentic(&head)? {
             return Err(SrsError::Tampered("chain head"));
         }
@@ -970,14 +1010,18 @@ impl Srs {
             });
         }
         let cp = store.latest_checkpoint()?;
-        let end = walk(store.as_ref(), pos.base_seq, pos.base_hash, pos.seq, &mut |rec, _| {
-            match cp {
+        let end = walk(
+            store.as_ref(),
+            pos.base_seq,
+            pos.base_hash,
+            pos.seq,
+            &mut |rec, _| match cp {
                 Some(c) if c.seq == rec.entry.seq && c.chain_hash != rec.hash => {
                     Err(SrsError::AuditChainBroken { seq: c.seq })
                 }
                 _ => Ok(()),
-            }
-        })?;
+            },
+        )?;
         if end != pos.hash {
             return Err(SrsError::AuditChainBroken { seq: pos.seq });
         }
@@ -1012,7 +1056,11 @@ impl Srs {
     /// # Errors
     /// Store errors; [`SrsError::AuditChainBroken`]; [`SrsError::Store`]
     /// wrapping a write failure.
-    pub fn export_audit_jsonl<W: Write>(&self, from_seq: u64, out: &mut W) -> Result<u64, SrsError> {
+    pub fn export_audit_jsonl<W: Write>(
+        &self,
+        from_seq: u64,
+        out: &mut W,
+    ) -> Result<u64, SrsError> {
         let pos = self.journal.durable();
         let store = self.journal.store();
         let from = from_seq.max(pos.base_seq + 1);
@@ -1020,7 +1068,10 @@ impl Srs {
             (pos.base_seq, pos.base_hash)
         } else {
             let r = store.audit(from - 1, from - 1, 1)?;
-            let h = r.first().map(|r| r.hash).ok_or(SrsError::AuditChainBroken { seq: from - 1 })?;
+            let h = r
+                .first()
+                .map(|r| r.hash)
+                .ok_or(SrsError::AuditChainBroken { seq: from - 1 })?;
             (from - 1, h)
         };
         let mut n = 0;
@@ -1046,13 +1097,18 @@ impl Srs {
     /// with [`Srs::checkpoint`]) or it is at or before the current base;
     /// chain and store errors; [`SrsError::Store`] wrapping a write failure.
     pub fn archive_audit<W: Write>(&self, upto: u64, out: &mut W) -> Result<u64, SrsError> {
-        let _m = self.maintenance.lock().unwrap_or_else(PoisonError::into_inner);
+        let _m = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let store = self.journal.store();
         let pos = self.journal.durable();
         let end = store
             .checkpoint_at(upto)?
             .filter(|c| c.seq > pos.base_seq && c.seq <= pos.seq)
-            .ok_or(SrsError::Diverged { checkpoint_seq: upto })?;
+            .ok_or(SrsError::Diverged {
+                checkpoint_seq: upto,
+            })?;
         self.verify_checkpoint(&end)?;
         let start = if pos.base_seq == 0 {
             None
@@ -1063,7 +1119,13 @@ impl Srs {
                     .ok_or(SrsError::Tampered("archive base checkpoint"))?,
             )
         };
-        let n = archive::write_segment(store.as_ref(), (pos.base_seq, pos.base_hash), start.as_ref(), &end, out)?;
+        let n = archive::write_segment(
+            store.as_ref(),
+            (pos.base_seq, pos.base_hash),
+            start.as_ref(),
+            &end,
+            out,
+        )?;
         self.journal.prune(end.seq, end.chain_hash)?;
         Ok(n)
     }

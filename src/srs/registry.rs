@@ -313,12 +313,11 @@ impl Registry {
     }
 
     fn grant_id(&self, portion: u32, user: u32) -> Option<u32> {
-        self.grant_by_pair
-            .find(self.pair_hash(portion, user), |g| {
-                self.grants
-                    .get(g)
-                    .is_some_and(|s| s.portion == portion && s.user == user)
-            })
+        self.grant_by_pair.find(self.pair_hash(portion, user), |g| {
+            self.grants
+                .get(g)
+                .is_some_and(|s| s.portion == portion && s.user == user)
+        })
     }
 
     /// The user's row as stored (for a change that replaces it).
@@ -356,10 +355,7 @@ impl Registry {
     }
 
     fn portions_of(&self, patient: u32) -> impl Iterator<Item = (u32, &PortionSlot)> {
-        let mut next = self
-            .patients
-            .get(patient)
-            .map_or(NONE, |p| p.first_portion);
+        let mut next = self.patients.get(patient).map_or(NONE, |p| p.first_portion);
         core::iter::from_fn(move || {
             let id = next;
             let s = self.portions.get(id)?;
@@ -372,7 +368,11 @@ impl Registry {
     pub(crate) fn portion_owner(&self, portion: u32) -> Option<(Identity, PortionLabel, u32)> {
         let s = self.portions.get(portion)?;
         let p = self.patients.get(s.patient)?;
-        Some((self.identity(p.name)?, self.label(s.label)?.clone(), s.epoch))
+        Some((
+            self.identity(p.name)?,
+            self.label(s.label)?.clone(),
+            s.epoch,
+        ))
     }
 
     /// The active grant of `user` on `portion`, with its image (for a change
@@ -582,7 +582,10 @@ impl Registry {
         user: &Identity,
         header: &VerifiedHeader<'_>,
         now: u64,
-    ) -> (Option<(Identity, PortionLabel)>, Result<Authorized<'_>, Denial>) {
+    ) -> (
+        Option<(Identity, PortionLabel)>,
+        Result<Authorized<'_>, Denial>,
+    ) {
         let ctx = header.header().context();
         let portion = self.portion_by_point(ctx.portion_key().as_bytes());
         let named = portion
@@ -615,7 +618,9 @@ impl Registry {
             identity: row.identity,
             role: row.role,
             public_key: PublicKey::from_bytes(&row.public_key).ok()?,
-            status: row.removed_at.map_or(UserStatus::Active, UserStatus::Removed),
+            status: row
+                .removed_at
+                .map_or(UserStatus::Active, UserStatus::Removed),
             registered_at: row.registered_at,
         })
     }

@@ -228,7 +228,10 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
     let mut r = Reader::unframed("registry row", &s.body);
     let row = match s.kind {
         USER => {
-            let role = core::str::from_utf8(part(&mut r).ok()?).ok()?.parse().ok()?;
+            let role = core::str::from_utf8(part(&mut r).ok()?)
+                .ok()?
+                .parse()
+                .ok()?;
             let public_key = r.array().ok()?;
             let registered_at = r.u64().ok()?;
             let removed_at = get_opt(&mut r)?;

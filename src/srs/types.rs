@@ -8,8 +8,8 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::rng::os_rng;
 use crate::model::Denial;
+use crate::rng::os_rng;
 use crate::store::{StoreError, StoreErrorKind};
 
 /// What went wrong in an SRS operation. A failed operation changes nothing.

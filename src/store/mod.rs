@@ -161,6 +161,7 @@ pub struct ChainHead {
     pub mac: [u8; 32],
 }
 
+/// cbindgen:ignore
 impl ChainHead {
     /// Length of the encoding.
     pub const LEN: usize = 8 + 32 + 32 + 8 + 32 + 32;

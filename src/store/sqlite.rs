@@ -14,9 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{
-    AuditRecord, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow,
-};
+use super::{AuditRecord, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow};
 use crate::model::{AuditEntry, Checkpoint};
 
 const SCHEMA_VERSION: i64 = 2;
@@ -306,7 +304,9 @@ impl Store for SqliteStore {
     fn head(&self) -> Result<Option<ChainHead>, StoreError> {
         let v: Option<Vec<u8>> = self
             .reader()
-            .query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(self.err("reading the chain head"))?;
         v.as_deref().map(ChainHead::from_bytes).transpose()
@@ -325,7 +325,8 @@ impl Store for SqliteStore {
             let get = |e| StoreError::with_source("reading the registry", e);
             let kind: i64 = r.get(0).map_err(get)?;
             let row = StoredRow {
-                kind: u8::try_from(kind).map_err(|_| StoreError::corrupt("corrupt registry row"))?,
+                kind: u8::try_from(kind)
+                    .map_err(|_| StoreError::corrupt("corrupt registry row"))?,
                 key: r.get(1).map_err(get)?,
                 generation: to_u64(r.get(2).map_err(get)?),
                 body: r.get(3).map_err(get)?,
