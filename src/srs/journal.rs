@@ -56,6 +56,8 @@ pub(crate) struct Position {
     pub(crate) digest: Scalar,
     pub(crate) base_seq: u64,
     pub(crate) base_hash: [u8; 32],
+    /// How many checkpoints the store keeps.
+    pub(crate) checkpoints: u64,
 }
 
 struct State {
@@ -220,30 +222,35 @@ impl Journal {
     fn lead<'a>(&'a self, mut g: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>, SrsError> {
         g.committing = true;
         let upto = g.submitted;
-        let at = g.at;
+        let mut at = g.at;
+        let last_cp = g.last_checkpoint.map(|c| c.seq);
+        let due = at.seq.saturating_sub(last_cp.unwrap_or(0)) >= self.checkpoint_every;
+        let checkpoint = if g.want_checkpoint || due {
+            let mut cp = Checkpoint {
+                seq: at.seq,
+                time: self.clock.now(),
+                chain_hash: at.hash,
+                digest: at.digest.to_bytes(),
+                signature: [0; 64],
+            };
+            self.keys.sign(&mut cp);
+            // A second checkpoint at the same entry replaces the first.
+            if last_cp != Some(at.seq) {
+                at.checkpoints += 1;
+            }
+            Some(cp)
+        } else {
+            None
+        };
         let mut head = ChainHead {
             seq: at.seq,
             hash: at.hash,
             digest: at.digest.to_bytes(),
             base_seq: at.base_seq,
             base_hash: at.base_hash,
+            checkpoints: at.checkpoints,
             mac: [0; 32],
         };
-        let last_cp = g.last_checkpoint.map_or(0, |c| c.seq);
-        let checkpoint =
-            if g.want_checkpoint || at.seq.saturating_sub(last_cp) >= self.checkpoint_every {
-                let mut cp = Checkpoint {
-                    seq: at.seq,
-                    time: self.clock.now(),
-                    chain_hash: at.hash,
-                    digest: head.digest,
-                    signature: [0; 64],
-                };
-                self.keys.sign(&mut cp);
-                Some(cp)
-            } else {
-                None
-            };
         let prepared = self.keys.authenticate_head(&mut head).map(|()| Commit {
             rows: std::mem::take(&mut g.rows),
             audit: std::mem::take(&mut g.audit),
@@ -260,6 +267,7 @@ impl Journal {
         match &res {
             Ok(()) => {
                 g.durable = upto;
+                g.at.checkpoints = at.checkpoints;
                 g.durable_at = at;
                 if checkpoint.is_some() {
                     g.last_checkpoint = checkpoint;
@@ -299,6 +307,7 @@ impl Journal {
             digest: at.digest.to_bytes(),
             base_seq: seq,
             base_hash: hash,
+            checkpoints: at.checkpoints,
             mac: [0; 32],
         };
         self.keys.authenticate_head(&mut head)?;

@@ -313,6 +313,9 @@ impl Srs {
             };
             return Err(SrsError::AuditChainBroken { seq: first_bad });
         }
+        if store.checkpoint_count()? != head.checkpoints {
+            return Err(SrsError::Tampered("checkpoints"));
+        }
         let cp = store
             .latest_checkpoint()?
             .ok_or(SrsError::Tampered("checkpoint missing"))?;
@@ -373,6 +376,7 @@ impl Srs {
             digest,
             base_seq: head.base_seq,
             base_hash: head.base_hash,
+            checkpoints: head.checkpoints,
         };
         Ok(Self {
             registry: RwLock::new(reg),
@@ -429,6 +433,7 @@ impl Srs {
             digest: curve25519_dalek::scalar::Scalar::ZERO,
             base_seq: 0,
             base_hash: genesis,
+            checkpoints: 0,
         };
         let journal = Journal::new(
             store,
@@ -1009,26 +1014,29 @@ impl Srs {
                 seq: head.seq.min(pos.seq) + 1,
             });
         }
-        let cp = store.latest_checkpoint()?;
-        let end = walk(
-            store.as_ref(),
-            pos.base_seq,
-            pos.base_hash,
-            pos.seq,
-            &mut |rec, _| match cp {
-                Some(c) if c.seq == rec.entry.seq && c.chain_hash != rec.hash => {
-                    Err(SrsError::AuditChainBroken { seq: c.seq })
-                }
-                _ => Ok(()),
-            },
-        )?;
+        let end = walk(store.as_ref(), pos.base_seq, pos.base_hash, pos.seq, &mut |_, _| Ok(()))?;
         if end != pos.hash {
             return Err(SrsError::AuditChainBroken { seq: pos.seq });
         }
-        if let Some(c) = cp
-            && !checkpoint_is_signed_by(&c, self.keys.verifying_key())
-        {
-            return Err(SrsError::Tampered("checkpoint"));
+        // Every checkpoint kept: signed by this SRS, and on the chain.
+        let mut from = 0;
+        let mut count = 0u64;
+        loop {
+            let page = store.checkpoints(from, chain::PAGE)?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            for cp in &page {
+                count += 1;
+                if !checkpoint_is_signed_by(cp, self.keys.verifying_key()) {
+                    return Err(SrsError::Tampered("checkpoint"));
+                }
+                if cp.seq <= pos.seq {
+                    contains(store.as_ref(), &head, cp).map_err(|_| SrsError::Tampered("checkpoint"))?;
+                }
+            }
+        }
+        if count < head.checkpoints {
+            return Err(SrsError::Tampered("checkpoints"));
         }
         Ok(pos.seq)
     }

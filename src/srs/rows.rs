@@ -225,6 +225,9 @@ impl Row {
 
 /// `None`: the fields do not decode; `Some(Err)`: the secret does not open.
 fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
+    if s.kind != GRANT && s.secret.is_some() {
+        return None;
+    }
     let mut r = Reader::unframed("registry row", &s.body);
     let row = match s.kind {
         USER => {

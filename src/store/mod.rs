@@ -144,7 +144,8 @@ pub struct AuditRecord {
 /// `base_seq` were archived and pruned), with a MAC under a key derived from
 /// the storage key over all of it.
 ///
-/// Encoding: `seq ‖ hash ‖ digest ‖ base_seq ‖ base_hash ‖ mac` (144 bytes).
+/// Encoding: `seq ‖ hash ‖ digest ‖ base_seq ‖ base_hash ‖ checkpoints ‖ mac`
+/// (152 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainHead {
     /// Sequence number of the last entry (0 for a new store).
@@ -157,6 +158,8 @@ pub struct ChainHead {
     pub base_seq: u64,
     /// Its chain hash (the genesis hash if none).
     pub base_hash: [u8; 32],
+    /// How many checkpoints the store keeps.
+    pub checkpoints: u64,
     /// HMAC-SHA-256 over the fields above.
     pub mac: [u8; 32],
 }
@@ -164,7 +167,7 @@ pub struct ChainHead {
 /// cbindgen:ignore
 impl ChainHead {
     /// Length of the encoding.
-    pub const LEN: usize = 8 + 32 + 32 + 8 + 32 + 32;
+    pub const LEN: usize = 8 + 32 + 32 + 8 + 32 + 8 + 32;
 
     /// The fields the MAC covers, then the MAC.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -180,6 +183,7 @@ impl ChainHead {
         v.extend_from_slice(&self.digest);
         v.extend_from_slice(&self.base_seq.to_be_bytes());
         v.extend_from_slice(&self.base_hash);
+        v.extend_from_slice(&self.checkpoints.to_be_bytes());
         v
     }
 
@@ -196,6 +200,7 @@ impl ChainHead {
             digest: r.array().map_err(|_| bad())?,
             base_seq: r.u64().map_err(|_| bad())?,
             base_hash: r.array().map_err(|_| bad())?,
+            checkpoints: r.u64().map_err(|_| bad())?,
             mac: r.array().map_err(|_| bad())?,
         };
         r.finish().map_err(|_| bad())?;
@@ -272,6 +277,18 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// A [`StoreError`] if reading fails or it does not decode.
     fn checkpoint_at(&self, seq: u64) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// Up to `limit` checkpoints with `seq >= from`, in order.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or one does not decode.
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// How many checkpoints the store keeps.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails.
+    fn checkpoint_count(&self) -> Result<u64, StoreError>;
 
     /// Deletes the audit entries up to `upto` and sets `head` (whose base is
     /// now `upto`), atomically and durably.
@@ -362,6 +379,20 @@ impl Store for MemoryStore {
 
     fn checkpoint_at(&self, seq: u64) -> Result<Option<Checkpoint>, StoreError> {
         Ok(self.lock().checkpoints.get(&seq).copied())
+    }
+
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .range(from..)
+            .take(limit)
+            .map(|(_, c)| *c)
+            .collect())
+    }
+
+    fn checkpoint_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().checkpoints.len() as u64)
     }
 
     fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError> {

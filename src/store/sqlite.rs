@@ -56,8 +56,10 @@ pub enum Durability {
 /// dropped.
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    // The reader closes first, so that the writer, closing last, folds the
+    // WAL into the database file.
     reader: Mutex<Connection>,
+    writer: Mutex<Connection>,
     path: PathBuf,
     durability: Durability,
     scrub_pending: AtomicBool,
@@ -142,8 +144,8 @@ impl SqliteStore {
         )
         .map_err(|e| StoreError::with_source(ctx("opening a reader of"), e))?;
         let store = Self {
-            writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
             path: path.to_owned(),
             durability,
             scrub_pending: AtomicBool::new(false),
@@ -438,8 +440,44 @@ impl Store for SqliteStore {
         }
     }
 
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT seq, checkpoint FROM checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(self.err("reading checkpoints"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = q
+            .query(params![to_i64(from), limit])
+            .map_err(self.err("reading checkpoints"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.err("reading checkpoints"))? {
+            let get = |e| StoreError::with_source("reading checkpoints", e);
+            let seq: i64 = r.get(0).map_err(get)?;
+            let cp = decode_checkpoint(&r.get::<_, Vec<u8>>(1).map_err(get)?)?;
+            if to_u64(seq) != cp.seq {
+                return Err(StoreError::corrupt("corrupt checkpoint row"));
+            }
+            out.push(cp);
+        }
+        Ok(out)
+    }
+
+    fn checkpoint_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .reader()
+            .query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))
+            .map_err(self.err("reading checkpoints"))?;
+        Ok(to_u64(n))
+    }
+
     fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError> {
-        {
+        let relaxed = self.durability == Durability::ProcessCrash;
+        if relaxed {
+            self.set_sync(true)?;
+        }
+        let res = {
             let mut conn = self.writer();
             conn.transaction()
                 .and_then(|tx| {
@@ -447,8 +485,12 @@ impl Store for SqliteStore {
                     write_head(&tx, head)?;
                     tx.commit()
                 })
-                .map_err(self.err("pruning the audit log"))?;
+                .map_err(self.err("pruning the audit log"))
+        };
+        if relaxed {
+            self.set_sync(false)?;
         }
+        res?;
         self.scrub()
     }
 }
