@@ -71,7 +71,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use archive::{SegmentInfo, verify_segment};
-pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
 

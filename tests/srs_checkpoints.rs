@@ -1,0 +1,207 @@
+//! Checkpoints, bounded-cost restarts, streaming verification beside live
+//! traffic, and archiving of old audit segments.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+
+mod common;
+use common::*;
+use sesphr::srs::*;
+use sesphr::store::SqliteStore;
+use sesphr::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const KEY: [u8; 32] = [5; 32];
+
+struct World {
+    srs: Srs,
+    doc: Identity,
+    header: PortionHeader,
+}
+
+/// An SRS on SQLite at `path` with one granted doctor and one sealed record.
+fn world(path: &std::path::Path, every: u64, sink: Option<Arc<Mutex<Vec<Checkpoint>>>>) -> World {
+    let mut cfg = SrsConfig::new(SqliteStore::open(path).unwrap(), StorageKey::from_bytes(&KEY))
+        .checkpoint_every(every);
+    if let Some(s) = sink {
+        cfg = cfg.on_checkpoint(move |cp| s.lock().unwrap().push(*cp));
+    }
+    let srs = Srs::open(cfg).unwrap();
+    let p = patient(7);
+    let med = label("medical");
+    let k = p.portion_secret(&med, 0);
+    let doc = Identity::new("dr").unwrap();
+    if srs.open_report().created {
+        srs.register_patient(p.patient(), &[k.public().clone()])
+            .unwrap();
+        srs.register_user(&doc, Role::Doctor, user(1).public())
+            .unwrap();
+        srs.grant(
+            p.patient(),
+            &med,
+            &doc,
+            ReKey::generate(&k, user(1).public()),
+            Scope::AllRecords,
+            None,
+        )
+        .unwrap();
+    }
+    let header = SealedPortion::seal(k.public(), RecordId::random(), T0, b"r")
+        .unwrap()
+        .header()
+        .clone();
+    World { srs, doc, header }
+}
+
+/// Appends `n` re-encryption entries in batches of 256.
+fn traffic(w: &World, n: usize) {
+    let batch: Vec<&PortionHeader> = std::iter::repeat_n(&w.header, 256).collect();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(256);
+        let out = w.srs.reencrypt_batch(&w.doc, &batch[..k]).unwrap();
+        assert!(out.iter().all(Result::is_ok));
+        left -= k;
+    }
+}
+
+#[test]
+fn open_verifies_only_what_follows_the_latest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.db");
+    let mut verified = Vec::new();
+    for total in [2_000usize, 20_000] {
+        let w = world(&path, 1_000, None);
+        traffic(&w, total - w.srs.verify_audit().unwrap() as usize);
+        drop(w);
+        let w = world(&path, 1_000, None);
+        let r = w.srs.open_report();
+        assert!(r.seq >= total as u64);
+        // At most one checkpoint interval plus one batch after it.
+        assert!(r.entries_verified < 1_000 + 256, "{r:?}");
+        verified.push(r.entries_verified);
+        // The whole chain still verifies, streaming.
+        assert_eq!(w.srs.verify_audit().unwrap(), r.seq);
+    }
+}
+
+#[test]
+fn checkpoints_reach_the_host_and_pin_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.db");
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let w = world(&path, 100, Some(got.clone()));
+    traffic(&w, 1_000);
+    let on_demand = w.srs.checkpoint().unwrap();
+    let cps = got.lock().unwrap().clone();
+    // The genesis checkpoint, one per commit that crossed 100 entries (each
+    // batch of 256 did), and the one asked for.
+    assert_eq!(cps.len(), 1 + 4 + 1, "{cps:?}");
+    assert_eq!(cps.first().unwrap().seq, 0);
+    assert_eq!(*cps.last().unwrap(), on_demand);
+    assert_eq!(w.srs.latest_checkpoint(), Some(on_demand));
+    for cp in &cps {
+        w.srs.verify_checkpoint(cp).unwrap();
+        w.srs.require_checkpoint(cp).unwrap();
+        // The encoding round-trips.
+        assert_eq!(Checkpoint::from_bytes(&cp.to_bytes()).unwrap(), *cp);
+    }
+    let mut bad = on_demand;
+    bad.digest[0] ^= 1;
+    assert!(matches!(
+        w.srs.verify_checkpoint(&bad),
+        Err(SrsError::InvalidCheckpoint)
+    ));
+    // Signed by the key derived from the storage key, or by the host's.
+    drop(w);
+    let host_key = SigningKey::from_bytes(&[3; 32]);
+    let srs = Srs::open(
+        SrsConfig::new(SqliteStore::open(dir.path().join("b.db")).unwrap(), StorageKey::from_bytes(&KEY))
+            .signing_key(host_key.clone()),
+    )
+    .unwrap();
+    let cp = srs.checkpoint().unwrap();
+    assert_eq!(srs.verifying_key(), host_key.verifying_key());
+    host_key
+        .verifying_key()
+        .verify_strict(
+            &[&b"sesphr/v1/checkpoint"[..], &cp.to_bytes()[..Checkpoint::LEN - 64]].concat(),
+            &sesphr::srs::Signature::from_bytes(&cp.signature),
+        )
+        .unwrap();
+}
+
+#[test]
+fn re_encryptions_go_on_while_the_audit_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.db");
+    let w = Arc::new(world(&path, 4096, None));
+    traffic(&w, 60_000);
+    let verifying = Arc::new(AtomicBool::new(false));
+    let during = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (w, verifying, during, stop) = (w.clone(), verifying.clone(), during.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let was = verifying.load(Ordering::SeqCst);
+                w.srs.reencrypt(&w.doc, &w.header).unwrap();
+                if was && verifying.load(Ordering::SeqCst) {
+                    during.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    for _ in 0..3 {
+        verifying.store(true, Ordering::SeqCst);
+        let n = w.srs.verify_audit().unwrap();
+        verifying.store(false, Ordering::SeqCst);
+        assert!(n >= 60_000);
+    }
+    stop.store(true, Ordering::SeqCst);
+    worker.join().unwrap();
+    assert!(
+        during.load(Ordering::SeqCst) > 0,
+        "no re-encryption completed while verify_audit ran"
+    );
+}
+
+#[test]
+fn archived_segments_verify_on_their_own_and_the_store_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.db");
+    let w = world(&path, 500, None);
+    traffic(&w, 3_000);
+    let cp = w.srs.checkpoint().unwrap();
+    let mut seg = Vec::new();
+    let n = w.srs.archive_audit(cp.seq, &mut seg).unwrap();
+    assert_eq!(n, cp.seq);
+    let info = verify_segment(&mut seg.as_slice(), &w.srs.verifying_key()).unwrap();
+    assert_eq!((info.first_seq, info.last_seq, info.end), (1, cp.seq, cp));
+    // The live store starts after the archived part and still verifies.
+    assert!(w.srs.audit_entries(1, 10).unwrap().is_empty());
+    traffic(&w, 700);
+    assert_eq!(w.srs.verify_audit().unwrap(), cp.seq + 700);
+    // A second segment continues from the first one's checkpoint.
+    let cp2 = w.srs.checkpoint().unwrap();
+    let mut seg2 = Vec::new();
+    assert_eq!(w.srs.archive_audit(cp2.seq, &mut seg2).unwrap(), 700);
+    let info2 = verify_segment(&mut seg2.as_slice(), &w.srs.verifying_key()).unwrap();
+    assert_eq!(info2.first_seq, cp.seq + 1);
+    // A restart after pruning works and pins to the kept checkpoints.
+    drop(w);
+    let w = world(&path, 500, None);
+    w.srs.require_checkpoint(&cp).unwrap();
+    w.srs.require_checkpoint(&cp2).unwrap();
+    assert_eq!(w.srs.verify_audit().unwrap(), cp2.seq);
+    // Any changed byte of a segment is caught.
+    for i in [10, seg.len() / 2, seg.len() - 5] {
+        let mut bad = seg.clone();
+        bad[i] ^= 1;
+        assert!(verify_segment(&mut bad.as_slice(), &w.srs.verifying_key()).is_err(), "byte {i}");
+    }
+    // Archiving needs a checkpoint past the base.
+    assert!(matches!(
+        w.srs.archive_audit(cp.seq, &mut Vec::new()),
+        Err(SrsError::Diverged { .. })
+    ));
+}
