@@ -37,6 +37,9 @@
 // Length of an escrow master seed.
 #define SESPHR_ESCROW_SEED_LEN 32
 
+// Length of an encoded checkpoint.
+#define SESPHR_CHECKPOINT_LEN 149
+
 // The result of every sesphr C function. The numbers are part of the ABI:
 // they never change and are never reused.
 //
@@ -182,6 +185,33 @@ typedef struct sesphr_sealer sesphr_sealer;
 
 // A Setup and Re-encryption Server. Safe to use from many threads at once.
 typedef struct sesphr_srs sesphr_srs;
+
+// How to open an SRS from C. Zero-initialize it (`sesphr_srs_options o =
+// {0};`) for the defaults, then set what you need.
+typedef struct {
+  // 0: every commit is power-loss durable (the default). 1: audit entries
+  // of re-encryptions and denials survive a crash of the process but the
+  // last ones may be lost on power loss; registrations, grants,
+  // revocations and removals are power-loss durable either way. SQLite
+  // only.
+  unsigned int durability;
+  // A checkpoint every this many audit entries (0: the default, 4096).
+  uint64_t checkpoint_every;
+  // A checkpoint kept outside the database (`SESPHR_CHECKPOINT_LEN`
+  // bytes), or NULL: open refuses a database older than it
+  // (`ROLLED_BACK`) or whose history does not contain it (`DIVERGED`).
+  const uint8_t *required_checkpoint;
+  // Length of `required_checkpoint`.
+  size_t required_checkpoint_len;
+  // Called with every checkpoint (`SESPHR_CHECKPOINT_LEN` bytes, valid
+  // during the call) once it is durable, from the thread that committed
+  // it; NULL for none. Keep it short; do not call back into this SRS.
+  void (*on_checkpoint)(const uint8_t *checkpoint,
+                        size_t len,
+                        void *ctx);
+  // Passed to `on_checkpoint` as is.
+  void *on_checkpoint_ctx;
+} sesphr_srs_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -394,16 +424,22 @@ const char *sesphr_result_message(unsigned int result);
 // NUL-terminated UTF-8 path), sealing re-encryption keys with the 32-byte
 // `storage_key`. `escrow_seed` is optional (NULL = no escrow mode): with a
 // 32-byte seed, `sesphr_srs_issue_keys` issues users' keys from it, which
-// makes the SRS a key-escrow holder.
+// makes the SRS a key-escrow holder. `options` may be NULL (defaults).
 //
-// Errors: `STORE` (also when the library was built without its `sqlite`
-// feature); `TAMPERED` or `AUDIT_CHAIN_BROKEN` if the database fails
-// verification or the storage key is wrong.
+// Errors: `STORE_LOCKED` if another SRS holds the file (in this process or
+// another); `STORE_NOT_DURABLE` for "" and ":memory:"; `STORE_VERSION` for
+// a database of another schema version; `STORE` (also when the library was
+// built without its `sqlite` feature); `TAMPERED` or `AUDIT_CHAIN_BROKEN`
+// if the database fails verification or the storage key is wrong;
+// `ROLLED_BACK`, `DIVERGED`, `INVALID_CHECKPOINT` against
+// `options->required_checkpoint`; `INVALID_ARGUMENT` for an unknown
+// durability.
 sesphr_result sesphr_srs_open_sqlite(const char *path,
                                      const uint8_t *storage_key,
                                      size_t storage_key_len,
                                      const uint8_t *escrow_seed,
                                      size_t escrow_seed_len,
+                                     const sesphr_srs_options *options,
                                      sesphr_srs **out_srs);
 
 // Creates an SRS in memory (nothing survives `sesphr_srs_free`); arguments
@@ -412,6 +448,7 @@ sesphr_result sesphr_srs_new_in_memory(const uint8_t *storage_key,
                                        size_t storage_key_len,
                                        const uint8_t *escrow_seed,
                                        size_t escrow_seed_len,
+                                       const sesphr_srs_options *options,
                                        sesphr_srs **out_srs);
 
 // Closes an SRS (everything acknowledged is already durable). NULL does
@@ -517,8 +554,53 @@ sesphr_result sesphr_srs_verify_audit(const sesphr_srs *srs,
                                       uint64_t *out_entries);
 
 // The audit chain as JSON lines (one object per entry), into a new buffer.
+// For long chains prefer `sesphr_srs_export_audit_cb`, which streams.
 sesphr_result sesphr_srs_export_audit(const sesphr_srs *srs,
                                       sesphr_buffer **out_jsonl);
+
+// Streams the audit chain from entry `from_seq` on: `line` is called once
+// per entry with one line of JSON (with its trailing newline, not
+// NUL-terminated, valid during the call) and `ctx`; it returns 0 to go on,
+// anything else to stop (then `IO` is returned). `*out_entries` receives
+// the number of entries delivered. Memory stays bounded whatever the length
+// of the chain.
+//
+// Errors: `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`, `IO`.
+sesphr_result sesphr_srs_export_audit_cb(const sesphr_srs *srs,
+                                         uint64_t from_seq,
+                                         int (*line)(const uint8_t *data,
+                                                     size_t len,
+                                                     void *ctx),
+                                         void *ctx,
+                                         uint64_t *out_entries);
+
+// Makes a checkpoint now and writes it (`SESPHR_CHECKPOINT_LEN` bytes) into
+// a new buffer: keep it outside the database and pass it back in
+// `sesphr_srs_options.required_checkpoint` when reopening.
+//
+// Errors: `STORE`, `UNAVAILABLE`.
+sesphr_result sesphr_srs_checkpoint(const sesphr_srs *srs,
+                                    sesphr_buffer **out_checkpoint);
+
+// The latest checkpoint this SRS made or found at open, into a new buffer.
+//
+// Errors: `INVALID_STATE` if there is none yet.
+sesphr_result sesphr_srs_latest_checkpoint(const sesphr_srs *srs,
+                                           sesphr_buffer **out_checkpoint);
+
+// Checks the live database against a checkpoint kept outside it.
+//
+// Errors: `MALFORMED`/`INVALID_LENGTH`/`BAD_MAGIC` for bytes that are not a
+// checkpoint; `INVALID_CHECKPOINT`, `ROLLED_BACK`, `DIVERGED`, `STORE`.
+sesphr_result sesphr_srs_require_checkpoint(const sesphr_srs *srs,
+                                            const uint8_t *checkpoint,
+                                            size_t checkpoint_len);
+
+// The Ed25519 public key (32 bytes) that verifies this SRS's checkpoints,
+// into `out_key` (`out_key_len` must be at least 32).
+sesphr_result sesphr_srs_verifying_key(const sesphr_srs *srs,
+                                       uint8_t *out_key,
+                                       size_t out_key_len);
 
 // **Escrow mode**: issues the key pair of `identity` in `epoch` from the
 // SRS's escrow seed.

@@ -570,7 +570,7 @@ pub struct UserRecord {
 /// copy is refused.
 ///
 /// Encoding: `"SPCP" ‖ version ‖ seq ‖ time ‖ chain hash ‖ registry digest ‖
-/// signature` (153 bytes; integers big-endian). The signature is over
+/// signature` (149 bytes; integers big-endian). The signature is over
 /// `"sesphr/v1/checkpoint" ‖` the bytes before it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {

@@ -20,9 +20,12 @@ fn committed_header_matches_a_fresh_generation() {
     // Only the C API's own names reach the header.
     let text = String::from_utf8(fresh.clone()).unwrap();
     for line in text.lines() {
+        // `typedef struct {` ends with `} name;`.
         let name = line
             .strip_prefix("#define ")
             .or_else(|| line.strip_prefix("typedef struct "))
+            .filter(|r| !r.starts_with('{'))
+            .or_else(|| line.strip_prefix("} ").and_then(|r| r.strip_suffix(';')))
             .and_then(|r| r.split_whitespace().next());
         if let Some(name) = name {
             assert!(

@@ -20,8 +20,11 @@ struct World {
 
 /// An SRS on SQLite at `path` with one granted doctor and one sealed record.
 fn world(path: &std::path::Path, every: u64, sink: Option<Arc<Mutex<Vec<Checkpoint>>>>) -> World {
-    let mut cfg = SrsConfig::new(SqliteStore::open(path).unwrap(), StorageKey::from_bytes(&KEY))
-        .checkpoint_every(every);
+    let mut cfg = SrsConfig::new(
+        SqliteStore::open(path).unwrap(),
+        StorageKey::from_bytes(&KEY),
+    )
+    .checkpoint_every(every);
     if let Some(s) = sink {
         cfg = cfg.on_checkpoint(move |cp| s.lock().unwrap().push(*cp));
     }
@@ -115,8 +118,11 @@ fn checkpoints_reach_the_host_and_pin_the_database() {
     drop(w);
     let host_key = SigningKey::from_bytes(&[3; 32]);
     let srs = Srs::open(
-        SrsConfig::new(SqliteStore::open(dir.path().join("b.db")).unwrap(), StorageKey::from_bytes(&KEY))
-            .signing_key(host_key.clone()),
+        SrsConfig::new(
+            SqliteStore::open(dir.path().join("b.db")).unwrap(),
+            StorageKey::from_bytes(&KEY),
+        )
+        .signing_key(host_key.clone()),
     )
     .unwrap();
     let cp = srs.checkpoint().unwrap();
@@ -124,7 +130,11 @@ fn checkpoints_reach_the_host_and_pin_the_database() {
     host_key
         .verifying_key()
         .verify_strict(
-            &[&b"sesphr/v1/checkpoint"[..], &cp.to_bytes()[..Checkpoint::LEN - 64]].concat(),
+            &[
+                &b"sesphr/v1/checkpoint"[..],
+                &cp.to_bytes()[..Checkpoint::LEN - 64],
+            ]
+            .concat(),
             &sesphr::srs::Signature::from_bytes(&cp.signature),
         )
         .unwrap();
@@ -140,7 +150,8 @@ fn re_encryptions_go_on_while_the_audit_is_verified() {
     let during = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
-        let (w, verifying, during, stop) = (w.clone(), verifying.clone(), during.clone(), stop.clone());
+        let (w, verifying, during, stop) =
+            (w.clone(), verifying.clone(), during.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let was = verifying.load(Ordering::SeqCst);
@@ -197,7 +208,10 @@ fn archived_segments_verify_on_their_own_and_the_store_stays_bounded() {
     for i in [10, seg.len() / 2, seg.len() - 5] {
         let mut bad = seg.clone();
         bad[i] ^= 1;
-        assert!(verify_segment(&mut bad.as_slice(), &w.srs.verifying_key()).is_err(), "byte {i}");
+        assert!(
+            verify_segment(&mut bad.as_slice(), &w.srs.verifying_key()).is_err(),
+            "byte {i}"
+        );
     }
     // Archiving needs a checkpoint past the base.
     assert!(matches!(

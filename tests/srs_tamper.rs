@@ -25,8 +25,8 @@ fn open(path: &Path) -> Result<Srs, SrsError> {
 }
 
 fn open_with(path: &Path, required: Option<Checkpoint>) -> Result<Srs, SrsError> {
-    let mut cfg = SrsConfig::new(SqliteStore::open(path)?, StorageKey::from_bytes(&KEY))
-        .checkpoint_every(4);
+    let mut cfg =
+        SrsConfig::new(SqliteStore::open(path)?, StorageKey::from_bytes(&KEY)).checkpoint_every(4);
     if let Some(cp) = required {
         cfg = cfg.require_checkpoint(cp);
     }
@@ -66,9 +66,12 @@ fn history() -> History {
     let open = || {
         let sink = sink.clone();
         Srs::open(
-            SrsConfig::new(SqliteStore::open(&current).unwrap(), StorageKey::from_bytes(&KEY))
-                .checkpoint_every(4)
-                .on_checkpoint(move |cp| sink.lock().unwrap().push(*cp)),
+            SrsConfig::new(
+                SqliteStore::open(&current).unwrap(),
+                StorageKey::from_bytes(&KEY),
+            )
+            .checkpoint_every(4)
+            .on_checkpoint(move |cp| sink.lock().unwrap().push(*cp)),
         )
         .unwrap()
     };
@@ -279,7 +282,9 @@ fn every_older_row_version_replayed_is_refused() {
                     rusqlite::params_from_iter(key.iter()),
                 )
                 .unwrap();
-                let marks = (1..=cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>();
+                let marks = (1..=cols.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>();
                 conn.execute(
                     &format!(
                         "INSERT INTO {table} ({}) VALUES ({})",
@@ -384,7 +389,10 @@ fn a_whole_file_rollback_is_refused_against_a_kept_checkpoint() {
     let foreign = *other.checkpoints.lock().unwrap().last().unwrap();
     let res = open_with(&h.current, Some(foreign));
     assert!(
-        matches!(res, Err(SrsError::Diverged { .. } | SrsError::RolledBack { .. })),
+        matches!(
+            res,
+            Err(SrsError::Diverged { .. } | SrsError::RolledBack { .. })
+        ),
         "{res:?}"
     );
     // A forged checkpoint is not this SRS's.
@@ -414,11 +422,9 @@ fn after_revoke_the_sealed_key_is_nowhere_in_the_file_or_its_wal() {
         .unwrap();
     let sealed: Vec<u8> = {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.query_row(
-            "SELECT secret FROM registry WHERE kind = 4",
-            [],
-            |r| r.get(0),
-        )
+        c.query_row("SELECT secret FROM registry WHERE kind = 4", [], |r| {
+            r.get(0)
+        })
         .unwrap()
     };
     let wal = PathBuf::from(format!("{}-wal", path.display()));
@@ -430,7 +436,10 @@ fn after_revoke_the_sealed_key_is_nowhere_in_the_file_or_its_wal() {
                 .any(|w| w == needle)
         })
     };
-    assert!(contains(&sealed), "the test must see the sealed key before revoking");
+    assert!(
+        contains(&sealed),
+        "the test must see the sealed key before revoking"
+    );
     assert!(!contains(&secret_scalar), "rk stored in clear");
     srs.revoke(p.patient(), &med, &id).unwrap();
     // Still open: the revocation itself scrubbed the file and its log.
@@ -478,7 +487,11 @@ fn non_durable_locations_and_old_schemas_are_refused() {
     // Refusing changed nothing in the old file.
     let c = rusqlite::Connection::open(&path).unwrap();
     let n: i64 = c
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(n, 2);
 }

@@ -68,7 +68,7 @@ int main(void)
 
     /* A real host loads its storage key from a key manager. */
     storage_key[0] = 1;
-    if ((r = sesphr_srs_new_in_memory(storage_key, sizeof storage_key, NULL, 0, &srs)) != SESPHR_RESULT_OK)
+    if ((r = sesphr_srs_new_in_memory(storage_key, sizeof storage_key, NULL, 0, NULL, &srs)) != SESPHR_RESULT_OK)
         return fail("srs", r);
     if ((r = sesphr_patient_keys_generate(S("patient-0042"), &patient)) != SESPHR_RESULT_OK) return fail("patient", r);
     if ((r = sesphr_patient_keys_portion_public_key(patient, S("medical"), 0, &medical)) != SESPHR_RESULT_OK)

@@ -1,23 +1,26 @@
 //! The SRS from C.
 
-use core::ffi::{c_char, c_uint};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use super::keys::sesphr_keypair;
 use super::{
-    Handle, array, array_out, bytes, c_str, free_handle, handle_ref, identity, into_handle,
-    optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
+    Handle, array, array_out, bytes, c_str, fixed_out, free_handle, handle_ref, identity,
+    into_handle, optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
 use crate::capsule::PortionHeader;
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{EscrowKeyIssuer, PortionPublicKey, PublicKey};
 use crate::rekey::ReKey;
-use crate::srs::{Role, Scope, Srs, SrsConfig, StorageKey};
+use crate::srs::{Checkpoint, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
 use crate::store::MemoryStore;
 
 /// Length of the SRS storage key.
 pub const SESPHR_STORAGE_KEY_LEN: usize = 32;
 /// Length of an escrow master seed.
 pub const SESPHR_ESCROW_SEED_LEN: usize = 32;
+/// Length of an encoded checkpoint.
+pub const SESPHR_CHECKPOINT_LEN: usize = 149;
+const _: () = assert!(SESPHR_CHECKPOINT_LEN == Checkpoint::LEN);
 
 /// A Setup and Re-encryption Server. Safe to use from many threads at once.
 pub struct sesphr_srs {
@@ -28,8 +31,52 @@ impl Handle for sesphr_srs {
     type Rust = Srs;
 }
 
-/// Opens an SRS on `store` with the C caller's key and optional escrow seed,
-/// into `*out`.
+/// How to open an SRS from C. Zero-initialize it (`sesphr_srs_options o =
+/// {0};`) for the defaults, then set what you need.
+#[repr(C)]
+pub struct sesphr_srs_options {
+    /// 0: every commit is power-loss durable (the default). 1: audit entries
+    /// of re-encryptions and denials survive a crash of the process but the
+    /// last ones may be lost on power loss; registrations, grants,
+    /// revocations and removals are power-loss durable either way. SQLite
+    /// only.
+    pub durability: c_uint,
+    /// A checkpoint every this many audit entries (0: the default, 4096).
+    pub checkpoint_every: u64,
+    /// A checkpoint kept outside the database (`SESPHR_CHECKPOINT_LEN`
+    /// bytes), or NULL: open refuses a database older than it
+    /// (`ROLLED_BACK`) or whose history does not contain it (`DIVERGED`).
+    pub required_checkpoint: *const u8,
+    /// Length of `required_checkpoint`.
+    pub required_checkpoint_len: usize,
+    /// Called with every checkpoint (`SESPHR_CHECKPOINT_LEN` bytes, valid
+    /// during the call) once it is durable, from the thread that committed
+    /// it; NULL for none. Keep it short; do not call back into this SRS.
+    pub on_checkpoint: Option<extern "C" fn(checkpoint: *const u8, len: usize, ctx: *mut c_void)>,
+    /// Passed to `on_checkpoint` as is.
+    pub on_checkpoint_ctx: *mut c_void,
+}
+
+/// A C callback and its context, called from whichever thread commits.
+struct CheckpointCallback {
+    f: extern "C" fn(*const u8, usize, *mut c_void),
+    ctx: *mut c_void,
+}
+
+impl CheckpointCallback {
+    fn call(&self, checkpoint: &[u8]) {
+        (self.f)(checkpoint.as_ptr(), checkpoint.len(), self.ctx);
+    }
+}
+
+// SAFETY: the host promises, by passing them in `sesphr_srs_options`, that
+// the callback may be called with `ctx` from any thread (documented there).
+unsafe impl Send for CheckpointCallback {}
+// SAFETY: as above; the callback is only ever called, never mutated.
+unsafe impl Sync for CheckpointCallback {}
+
+/// Opens an SRS on `store` with the C caller's key, optional escrow seed and
+/// options, into `*out`.
 fn open_into(
     out_srs: &mut *mut sesphr_srs,
     store: impl crate::store::Store + 'static,
@@ -37,6 +84,7 @@ fn open_into(
     storage_key_len: usize,
     escrow_seed: *const u8,
     escrow_seed_len: usize,
+    options: Option<&sesphr_srs_options>,
 ) -> Result<(), sesphr_result> {
     let key: &[u8; 32] = bytes(storage_key, storage_key_len)?
         .try_into()
@@ -48,6 +96,23 @@ fn open_into(
             .map_err(|_| sesphr_result::InvalidLength)?;
         cfg = cfg.escrow(EscrowKeyIssuer::from_seed(seed));
     }
+    if let Some(o) = options {
+        if o.checkpoint_every > 0 {
+            cfg = cfg.checkpoint_every(o.checkpoint_every);
+        }
+        if !o.required_checkpoint.is_null() {
+            let cp =
+                Checkpoint::from_bytes(bytes(o.required_checkpoint, o.required_checkpoint_len)?)?;
+            cfg = cfg.require_checkpoint(cp);
+        }
+        if let Some(f) = o.on_checkpoint {
+            let cb = CheckpointCallback {
+                f,
+                ctx: o.on_checkpoint_ctx,
+            };
+            cfg = cfg.on_checkpoint(move |cp| cb.call(&cp.to_bytes()));
+        }
+    }
     *out_srs = into_handle::<sesphr_srs>(Srs::open(cfg)?);
     Ok(())
 }
@@ -56,11 +121,16 @@ fn open_into(
 /// NUL-terminated UTF-8 path), sealing re-encryption keys with the 32-byte
 /// `storage_key`. `escrow_seed` is optional (NULL = no escrow mode): with a
 /// 32-byte seed, `sesphr_srs_issue_keys` issues users' keys from it, which
-/// makes the SRS a key-escrow holder.
+/// makes the SRS a key-escrow holder. `options` may be NULL (defaults).
 ///
-/// Errors: `STORE` (also when the library was built without its `sqlite`
-/// feature); `TAMPERED` or `AUDIT_CHAIN_BROKEN` if the database fails
-/// verification or the storage key is wrong.
+/// Errors: `STORE_LOCKED` if another SRS holds the file (in this process or
+/// another); `STORE_NOT_DURABLE` for "" and ":memory:"; `STORE_VERSION` for
+/// a database of another schema version; `STORE` (also when the library was
+/// built without its `sqlite` feature); `TAMPERED` or `AUDIT_CHAIN_BROKEN`
+/// if the database fails verification or the storage key is wrong;
+/// `ROLLED_BACK`, `DIVERGED`, `INVALID_CHECKPOINT` against
+/// `options->required_checkpoint`; `INVALID_ARGUMENT` for an unknown
+/// durability.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_open_sqlite(
     path: *const c_char,
@@ -68,6 +138,7 @@ pub extern "C" fn sesphr_srs_open_sqlite(
     storage_key_len: usize,
     escrow_seed: *const u8,
     escrow_seed_len: usize,
+    options: *const sesphr_srs_options,
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
     run(|| {
@@ -75,9 +146,16 @@ pub extern "C" fn sesphr_srs_open_sqlite(
         let p = c_str(path)?
             .to_str()
             .map_err(|_| sesphr_result::InvalidArgument)?;
+        let opts = options_ref(options);
         #[cfg(feature = "sqlite")]
         {
-            let store = crate::store::SqliteStore::open(p).map_err(crate::srs::SrsError::from)?;
+            use crate::store::{Durability, SqliteStore};
+            let durability = match opts.map_or(0, |o| o.durability) {
+                0 => Durability::PowerLoss,
+                1 => Durability::ProcessCrash,
+                _ => return Err(sesphr_result::InvalidArgument),
+            };
+            let store = SqliteStore::open_with(p, durability).map_err(SrsError::from)?;
             open_into(
                 o,
                 store,
@@ -85,6 +163,7 @@ pub extern "C" fn sesphr_srs_open_sqlite(
                 storage_key_len,
                 escrow_seed,
                 escrow_seed_len,
+                opts,
             )
         }
         #[cfg(not(feature = "sqlite"))]
@@ -92,6 +171,7 @@ pub extern "C" fn sesphr_srs_open_sqlite(
             let _ = (
                 o,
                 p,
+                opts,
                 storage_key,
                 storage_key_len,
                 escrow_seed,
@@ -102,6 +182,14 @@ pub extern "C" fn sesphr_srs_open_sqlite(
     })
 }
 
+fn options_ref<'a>(options: *const sesphr_srs_options) -> Option<&'a sesphr_srs_options> {
+    if options.is_null() {
+        None
+    } else {
+        out(options.cast_mut()).ok().map(|o| &*o)
+    }
+}
+
 /// Creates an SRS in memory (nothing survives `sesphr_srs_free`); arguments
 /// as for `sesphr_srs_open_sqlite`.
 #[unsafe(no_mangle)]
@@ -110,6 +198,7 @@ pub extern "C" fn sesphr_srs_new_in_memory(
     storage_key_len: usize,
     escrow_seed: *const u8,
     escrow_seed_len: usize,
+    options: *const sesphr_srs_options,
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
     run(|| {
@@ -121,6 +210,7 @@ pub extern "C" fn sesphr_srs_new_in_memory(
             storage_key_len,
             escrow_seed,
             escrow_seed_len,
+            options_ref(options),
         )
     })
 }
@@ -392,6 +482,7 @@ pub extern "C" fn sesphr_srs_verify_audit(
 }
 
 /// The audit chain as JSON lines (one object per entry), into a new buffer.
+/// For long chains prefer `sesphr_srs_export_audit_cb`, which streams.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_export_audit(
     srs: *const sesphr_srs,
@@ -403,6 +494,141 @@ pub extern "C" fn sesphr_srs_export_audit(
         let mut v = Vec::new();
         s.export_audit_jsonl(1, &mut v)?;
         put_buffer(o, v);
+        Ok(())
+    })
+}
+
+/// Streams the audit chain from entry `from_seq` on: `line` is called once
+/// per entry with one line of JSON (with its trailing newline, not
+/// NUL-terminated, valid during the call) and `ctx`; it returns 0 to go on,
+/// anything else to stop (then `IO` is returned). `*out_entries` receives
+/// the number of entries delivered. Memory stays bounded whatever the length
+/// of the chain.
+///
+/// Errors: `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`, `IO`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_export_audit_cb(
+    srs: *const sesphr_srs,
+    from_seq: u64,
+    line: Option<extern "C" fn(data: *const u8, len: usize, ctx: *mut c_void) -> c_int>,
+    ctx: *mut c_void,
+    out_entries: *mut u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let f = line.ok_or(sesphr_result::NullParameter)?;
+        let o = out(out_entries)?;
+        let mut sink = LineSink {
+            f,
+            ctx,
+            line: Vec::new(),
+            stopped: false,
+        };
+        match s.export_audit_jsonl(from_seq, &mut sink) {
+            Ok(n) => {
+                *o = n;
+                Ok(())
+            }
+            Err(_) if sink.stopped => Err(sesphr_result::Io),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// Hands each complete line written to it to a C callback.
+struct LineSink {
+    f: extern "C" fn(*const u8, usize, *mut c_void) -> c_int,
+    ctx: *mut c_void,
+    line: Vec<u8>,
+    stopped: bool,
+}
+
+impl std::io::Write for LineSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for chunk in buf.split_inclusive(|&b| b == b'\n') {
+            self.line.extend_from_slice(chunk);
+            if chunk.ends_with(b"\n") {
+                let rc = (self.f)(self.line.as_ptr(), self.line.len(), self.ctx);
+                self.line.clear();
+                if rc != 0 {
+                    self.stopped = true;
+                    return Err(std::io::Error::other("stopped by the callback"));
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Makes a checkpoint now and writes it (`SESPHR_CHECKPOINT_LEN` bytes) into
+/// a new buffer: keep it outside the database and pass it back in
+/// `sesphr_srs_options.required_checkpoint` when reopening.
+///
+/// Errors: `STORE`, `UNAVAILABLE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_checkpoint(
+    srs: *const sesphr_srs,
+    out_checkpoint: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_checkpoint)?;
+        put_buffer(o, s.checkpoint()?.to_bytes());
+        Ok(())
+    })
+}
+
+/// The latest checkpoint this SRS made or found at open, into a new buffer.
+///
+/// Errors: `INVALID_STATE` if there is none yet.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_latest_checkpoint(
+    srs: *const sesphr_srs,
+    out_checkpoint: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_checkpoint)?;
+        let cp = s.latest_checkpoint().ok_or(sesphr_result::InvalidState)?;
+        put_buffer(o, cp.to_bytes());
+        Ok(())
+    })
+}
+
+/// Checks the live database against a checkpoint kept outside it.
+///
+/// Errors: `MALFORMED`/`INVALID_LENGTH`/`BAD_MAGIC` for bytes that are not a
+/// checkpoint; `INVALID_CHECKPOINT`, `ROLLED_BACK`, `DIVERGED`, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_require_checkpoint(
+    srs: *const sesphr_srs,
+    checkpoint: *const u8,
+    checkpoint_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let cp = Checkpoint::from_bytes(bytes(checkpoint, checkpoint_len)?)?;
+        s.require_checkpoint(&cp)?;
+        Ok(())
+    })
+}
+
+/// The Ed25519 public key (32 bytes) that verifies this SRS's checkpoints,
+/// into `out_key` (`out_key_len` must be at least 32).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_verifying_key(
+    srs: *const sesphr_srs,
+    out_key: *mut u8,
+    out_key_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = fixed_out(out_key, out_key_len, 32)?;
+        o.copy_from_slice(s.verifying_key().as_bytes());
         Ok(())
     })
 }

@@ -1014,7 +1014,13 @@ impl Srs {
                 seq: head.seq.min(pos.seq) + 1,
             });
         }
-        let end = walk(store.as_ref(), pos.base_seq, pos.base_hash, pos.seq, &mut |_, _| Ok(()))?;
+        let end = walk(
+            store.as_ref(),
+            pos.base_seq,
+            pos.base_hash,
+            pos.seq,
+            &mut |_, _| Ok(()),
+        )?;
         if end != pos.hash {
             return Err(SrsError::AuditChainBroken { seq: pos.seq });
         }
@@ -1031,7 +1037,8 @@ impl Srs {
                     return Err(SrsError::Tampered("checkpoint"));
                 }
                 if cp.seq <= pos.seq {
-                    contains(store.as_ref(), &head, cp).map_err(|_| SrsError::Tampered("checkpoint"))?;
+                    contains(store.as_ref(), &head, cp)
+                        .map_err(|_| SrsError::Tampered("checkpoint"))?;
                 }
             }
         }

@@ -350,7 +350,7 @@ static void test_errors(void)
     size_t i;
     for (i = 0; i < sizeof garbage; i++) garbage[i] = (uint8_t)(i * 13 + 5);
 
-    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     OK(sesphr_keypair_generate(&kp));
     OK(sesphr_keypair_public_key(kp, key, sizeof key));
     OK(sesphr_patient_keys_generate(S("p"), &pk));
@@ -413,9 +413,9 @@ static void test_errors(void)
     EXPECT(sesphr_opener_new_delegatee(kp, garbage, 10, garbage, 10, NULL), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_opener_update(NULL, zeros, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_opener_finish(NULL, &b), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_open_sqlite(NULL, STORAGE_KEY, 32, NULL, 0, &srs), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_new_in_memory(NULL, 32, NULL, 0, &srs), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, NULL, 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_open_sqlite(NULL, STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_new_in_memory(NULL, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, NULL, 0, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_register_user(NULL, S("u"), S("doctor"), key, 32), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_register_user(srs, NULL, 1, S("doctor"), key, 32), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_register_user(srs, S("u"), NULL, 6, key, 32), SESPHR_RESULT_NULL_PARAMETER);
@@ -479,8 +479,8 @@ static void test_errors(void)
     EXPECT(sesphr_open_as_owner(pk, sesphr_buffer_data(sealed), 50, &b), SESPHR_RESULT_INVALID_LENGTH);
     EXPECT(sesphr_open_as_owner(pk, NULL, 0, &b), SESPHR_RESULT_INVALID_LENGTH);
     EXPECT(sesphr_header_len(garbage, 66, &n), SESPHR_RESULT_BAD_MAGIC);
-    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 31, NULL, 0, &srs), SESPHR_RESULT_INVALID_LENGTH);
-    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, zeros, 31, &srs), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 31, NULL, 0, NULL, &srs), SESPHR_RESULT_INVALID_LENGTH);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, zeros, 31, NULL, &srs), SESPHR_RESULT_INVALID_LENGTH);
     EXPECT(sesphr_opener_new_owner(pk, garbage, sizeof garbage, &opener), SESPHR_RESULT_BAD_MAGIC);
     CHECK(opener == NULL);
 
@@ -617,7 +617,7 @@ static void check_case(const struct vcase *c)
 
     /* Through an SRS: the committed rekey re-encrypts the committed header into
      * exactly the committed re-capsule (re-encryption without proof is deterministic). */
-    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, &srs));
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, NULL, &srs));
     {
         const uint8_t *keys[1] = {ppk};
         size_t lens[1] = {ppk_len};
@@ -762,6 +762,138 @@ static void test_threads(sesphr_srs *srs)
 
 /* ----------------------------------------------------- persistence */
 
+struct kept {
+    int calls;
+    uint8_t last[SESPHR_CHECKPOINT_LEN];
+};
+
+static void on_checkpoint(const uint8_t *cp, size_t len, void *ctx)
+{
+    struct kept *k = ctx;
+    if (len == SESPHR_CHECKPOINT_LEN) {
+        memcpy(k->last, cp, len);
+        k->calls++;
+    }
+}
+
+static int count_line(const uint8_t *data, size_t len, void *ctx)
+{
+    int *n = ctx;
+    if (len > 2 && data[0] == '{' && data[len - 1] == '\n')
+        (*n)++;
+    return 0;
+}
+
+static int stop_at_first(const uint8_t *data, size_t len, void *ctx)
+{
+    (void)data;
+    (void)len;
+    (void)ctx;
+    return 1;
+}
+
+/* Registers `name` with a fresh key pair. */
+static sesphr_result register_fresh(sesphr_srs *srs, const char *name, const char *role)
+{
+    sesphr_keypair *kp = NULL;
+    uint8_t pk[32];
+    sesphr_result r = sesphr_keypair_generate(&kp);
+    if (r == SESPHR_RESULT_OK)
+        r = sesphr_keypair_public_key(kp, pk, sizeof pk);
+    if (r == SESPHR_RESULT_OK)
+        r = sesphr_srs_register_user(srs, (const uint8_t *)name, strlen(name), (const uint8_t *)role,
+                                     strlen(role), pk, sizeof pk);
+    sesphr_keypair_free(kp);
+    return r;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[4096];
+    size_t n;
+    CHECK(in != NULL && out != NULL);
+    if (in == NULL || out == NULL)
+        return;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+}
+
+/* Checkpoints through the callback, the one-writer lock, rollback refused
+ * against a kept checkpoint, streaming export. */
+static void test_checkpoints(const char *dir)
+{
+    char path[1024], old[1024];
+    sesphr_srs *srs = NULL, *second = NULL;
+    sesphr_buffer *cp = NULL, *latest = NULL;
+    struct kept kept = {0};
+    sesphr_srs_options opts;
+    uint8_t vk[32];
+    uint64_t n = 0;
+    int lines = 0;
+    memset(&opts, 0, sizeof opts);
+    opts.checkpoint_every = 2;
+    opts.on_checkpoint = on_checkpoint;
+    opts.on_checkpoint_ctx = &kept;
+    snprintf(path, sizeof path, "%s/c-checkpoints.db", dir);
+    snprintf(old, sizeof old, "%s/c-checkpoints-old.db", dir);
+    remove(path);
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, &opts, &srs));
+    CHECK(kept.calls == 1); /* genesis */
+    EXPECT(sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, NULL, &second), SESPHR_RESULT_STORE_LOCKED);
+    CHECK(second == NULL);
+    OK(register_fresh(srs, "c-doc", "doctor"));
+    OK(register_fresh(srs, "c-nurse", "nurse"));
+    CHECK(kept.calls == 2); /* two entries since the genesis */
+    sesphr_srs_free(srs);
+    srs = NULL;
+    copy_file(path, old);
+    opts.on_checkpoint = NULL;
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, &opts, &srs));
+    OK(register_fresh(srs, "c-family", "family"));
+    OK(sesphr_srs_checkpoint(srs, &cp));
+    CHECK(sesphr_buffer_len(cp) == SESPHR_CHECKPOINT_LEN);
+    OK(sesphr_srs_latest_checkpoint(srs, &latest));
+    CHECK(sesphr_buffer_len(latest) == SESPHR_CHECKPOINT_LEN &&
+          memcmp(sesphr_buffer_data(latest), sesphr_buffer_data(cp), SESPHR_CHECKPOINT_LEN) == 0);
+    OK(sesphr_srs_require_checkpoint(srs, sesphr_buffer_data(cp), sesphr_buffer_len(cp)));
+    OK(sesphr_srs_require_checkpoint(srs, kept.last, sizeof kept.last));
+    EXPECT(sesphr_srs_require_checkpoint(srs, kept.last, 10), SESPHR_RESULT_INVALID_LENGTH);
+    OK(sesphr_srs_verifying_key(srs, vk, sizeof vk));
+    EXPECT(sesphr_srs_verifying_key(srs, vk, 31), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    OK(sesphr_srs_export_audit_cb(srs, 1, count_line, &lines, &n));
+    CHECK(n == 3 && lines == 3);
+    lines = 0;
+    OK(sesphr_srs_export_audit_cb(srs, 3, count_line, &lines, &n));
+    CHECK(n == 1 && lines == 1);
+    EXPECT(sesphr_srs_export_audit_cb(srs, 1, stop_at_first, NULL, &n), SESPHR_RESULT_IO);
+    EXPECT(sesphr_srs_export_audit_cb(srs, 1, NULL, NULL, &n), SESPHR_RESULT_NULL_PARAMETER);
+    sesphr_srs_free(srs);
+    srs = NULL;
+    /* The kept checkpoint opens the current file and refuses the older copy. */
+    opts.required_checkpoint = sesphr_buffer_data(cp);
+    opts.required_checkpoint_len = sesphr_buffer_len(cp);
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, &opts, &srs));
+    sesphr_srs_free(srs);
+    srs = NULL;
+    EXPECT(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs), SESPHR_RESULT_ROLLED_BACK);
+    CHECK(srs == NULL);
+    opts.required_checkpoint = NULL;
+    opts.durability = 7;
+    EXPECT(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs), SESPHR_RESULT_INVALID_ARGUMENT);
+    EXPECT(sesphr_srs_open_sqlite(":memory:", STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE_NOT_DURABLE);
+    EXPECT(sesphr_srs_open_sqlite("", STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE_NOT_DURABLE);
+    opts.durability = 1;
+    OK(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs));
+    OK(sesphr_srs_verify_audit(srs, &n));
+    CHECK(n == 2);
+    sesphr_srs_free(srs);
+    sesphr_buffer_free(cp);
+    sesphr_buffer_free(latest);
+}
+
 static void test_sqlite(const char *dir)
 {
     char path[1024];
@@ -774,7 +906,7 @@ static void test_sqlite(const char *dir)
     size_t lens[1];
     snprintf(path, sizeof path, "%s/c-test.db", dir);
     remove(path);
-    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     OK(sesphr_patient_keys_generate(S("persisted"), &pk));
     OK(sesphr_patient_keys_portion_public_key(pk, S("lab"), 0, &ppk));
     keys[0] = sesphr_buffer_data(ppk);
@@ -783,13 +915,13 @@ static void test_sqlite(const char *dir)
     OK(sesphr_srs_verify_audit(srs, &entries));
     sesphr_srs_free(srs);
     srs = NULL;
-    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     OK(sesphr_srs_verify_audit(srs, &again));
     CHECK(again == entries && entries == 2);
     EXPECT(sesphr_srs_register_patient(srs, S("persisted"), keys, lens, 1), SESPHR_RESULT_ALREADY_REGISTERED);
     sesphr_srs_free(srs);
     srs = NULL;
-    EXPECT(sesphr_srs_open_sqlite(path, wrong, sizeof wrong, NULL, 0, &srs), SESPHR_RESULT_TAMPERED);
+    EXPECT(sesphr_srs_open_sqlite(path, wrong, sizeof wrong, NULL, 0, NULL, &srs), SESPHR_RESULT_TAMPERED);
     CHECK(srs == NULL);
     sesphr_buffer_free(ppk);
     sesphr_patient_keys_free(pk);
@@ -803,17 +935,18 @@ int main(int argc, char **argv)
         return 2;
     }
     test_basics();
-    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     test_full_flow(srs);
     sesphr_srs_free(srs);
     srs = NULL;
     test_streams();
     test_errors();
     test_vectors(argv[1]);
-    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &srs));
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     test_threads(srs);
     sesphr_srs_free(srs);
     test_sqlite(argv[2]);
+    test_checkpoints(argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
