@@ -29,6 +29,9 @@ pub(crate) fn chain_hash(prev: &[u8; 32], entry: &AuditEntry) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Called by [`walk`] with each verified record and the hash before it.
+pub(crate) type Visit<'a> = dyn FnMut(&AuditRecord, &[u8; 32]) -> Result<(), SrsError> + 'a;
+
 /// Verifies the entries after `(from_seq, from_hash)` up to `to`, in pages:
 /// every one present, in order, each linked to the one before. Calls `each`
 /// with every record and its previous hash. Returns the hash of entry `to`.
@@ -41,7 +44,7 @@ pub(crate) fn walk(
     from_seq: u64,
     from_hash: [u8; 32],
     to: u64,
-    each: &mut dyn FnMut(&AuditRecord, &[u8; 32]) -> Result<(), SrsError>,
+    each: &mut Visit<'_>,
 ) -> Result<[u8; 32], SrsError> {
     let mut seq = from_seq;
     let mut prev = from_hash;
