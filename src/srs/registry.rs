@@ -210,6 +210,8 @@ pub(crate) struct Authorized<'a> {
 pub(crate) struct Registry {
     hasher: RandomState,
     names: Vec<u8>,
+    /// Bytes of `names` that are users' identities.
+    user_name_bytes: usize,
     labels: Vec<PortionLabel>,
     label_ids: HashMap<PortionLabel, u32>,
     users: Slab<UserSlot>,
@@ -228,6 +230,7 @@ impl Default for Registry {
         Self {
             hasher: RandomState::new(),
             names: Vec::new(),
+            user_name_bytes: 0,
             labels: Vec::new(),
             label_ids: HashMap::new(),
             users: Slab::default(),
@@ -461,6 +464,7 @@ impl Registry {
             return Err(CORRUPT);
         }
         let name = self.intern(&u.identity);
+        self.user_name_bytes += u.identity.as_bytes().len();
         let id = self.users.push(UserSlot {
             name,
             role: u.role,
@@ -680,13 +684,22 @@ impl Registry {
     }
 
     pub(crate) fn size(&self) -> RegistrySize {
+        // The name arena's allocation, shared in proportion to the bytes used.
+        let names = self.names.capacity();
+        let user_names = names
+            .checked_mul(self.user_name_bytes)
+            .and_then(|x| x.checked_div(self.names.len()))
+            .unwrap_or(0);
         RegistrySize {
-            users: self.users.bytes() + self.user_by_name.bytes() + self.user_by_key.bytes(),
+            users: self.users.bytes()
+                + self.user_by_name.bytes()
+                + self.user_by_key.bytes()
+                + user_names,
             patients: self.patients.bytes()
                 + self.patient_by_name.bytes()
                 + self.portions.bytes()
                 + self.portion_by_point.bytes()
-                + self.names.capacity(),
+                + (names - user_names),
             grants: self.grants.bytes() + self.grant_by_pair.bytes(),
             patient_count: self.patients.len,
             portion_count: self.portions.len,

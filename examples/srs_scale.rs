@@ -1,0 +1,168 @@
+//! Scale measurements of the SRS: memory per patient and per grant, and the
+//! cost of opening a SQLite store with long histories and large registries.
+//!
+//! ```text
+//! cargo run --release --example srs_scale -- memory 100000
+//! cargo run --release --example srs_scale -- build DB --patients P --entries E
+//! cargo run --release --example srs_scale -- open DB
+//! ```
+//! `open` prints the time to open, what open verified, and the process's
+//! peak resident memory; time it as a whole process to compare sizes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
+use std::time::Instant;
+
+use sesphr::srs::{Role, Scope, Srs, SrsConfig, StorageKey};
+use sesphr::store::{Durability, MemoryStore, SqliteStore};
+use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
+
+const LABELS: [&str; 6] = ["personal", "medical", "insurance", "prescription", "lab", "imaging"];
+const KEY: [u8; 32] = [1; 32];
+const THREADS: usize = 32;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB"
+    );
+    std::process::exit(2)
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Registers patients `from..to` (six portions each) and, for each, a user
+/// with a grant on `medical`. Patients' keys come from a fixed master so
+/// that the run is reproducible.
+fn populate(srs: &Srs, from: usize, to: usize) {
+    let labels: Vec<PortionLabel> = LABELS.iter().map(|l| PortionLabel::new(*l).unwrap()).collect();
+    let med = &labels[1];
+    for i in from..to {
+        let mut master = [0u8; 32];
+        master[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let p = PatientKeys::from_master(Identity::new(format!("patient-{i:08}")).unwrap(), &master);
+        let keys: Vec<_> = labels.iter().map(|l| p.portion_public(l, 0)).collect();
+        srs.register_patient(p.patient(), &keys).unwrap();
+        let u = Identity::new(format!("doctor-{i:08}")).unwrap();
+        let kp = KeyPair::generate();
+        srs.register_user(&u, Role::Doctor, kp.public()).unwrap();
+        let rk = ReKey::generate(&p.portion_secret(med, 0), kp.public());
+        srs.grant(p.patient(), med, &u, rk, Scope::AllRecords, None)
+            .unwrap();
+    }
+}
+
+fn populate_parallel(srs: &Srs, n: usize) {
+    let per = n.div_ceil(THREADS);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (from, to) = ((t * per).min(n), ((t + 1) * per).min(n));
+            s.spawn(move || populate(srs, from, to));
+        }
+    });
+}
+
+fn memory(n: usize) {
+    let srs = Srs::open(SrsConfig::new(MemoryStore::new(), StorageKey::from_bytes(&KEY))).unwrap();
+    populate_parallel(&srs, n);
+    let s = srs.registry_size();
+    println!(
+        "patients={} portions={} grants={} users={}",
+        s.patient_count, s.portion_count, s.grant_count, n
+    );
+    println!(
+        "bytes/patient (six portions, names, indexes)={:.0}",
+        s.patients as f64 / s.patient_count as f64
+    );
+    println!(
+        "bytes/grant (key, terms, index)={:.0}",
+        s.grants as f64 / s.grant_count as f64
+    );
+    println!("bytes/user={:.0}", s.users as f64 / n as f64);
+}
+
+fn build(path: &str, patients: usize, entries: u64) {
+    let srs = Srs::open(SrsConfig::new(
+        SqliteStore::open_with(path, Durability::ProcessCrash).unwrap(),
+        StorageKey::from_bytes(&KEY),
+    ))
+    .unwrap();
+    let t = Instant::now();
+    populate_parallel(&srs, patients);
+    eprintln!("registered {patients} patients in {:.1?}", t.elapsed());
+    // Audit traffic: denied re-encryptions of a well-formed header (the
+    // capsule proofs are checked in batches; each request is one entry).
+    let p = PatientKeys::from_master(Identity::new("traffic").unwrap(), &[9; 32]);
+    let lab = PortionLabel::new("lab").unwrap();
+    srs.register_patient(p.patient(), &[p.portion_public(&lab, 0)])
+        .unwrap();
+    let who = Identity::new("traffic-user").unwrap();
+    srs.register_user(&who, Role::Researcher, KeyPair::generate().public())
+        .unwrap();
+    let sealed = SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
+    let t = Instant::now();
+    let have = srs.verify_audit().unwrap();
+    let want = entries.saturating_sub(have);
+    let per = want.div_ceil(THREADS as u64);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            let (srs, who, h) = (&srs, &who, sealed.header());
+            s.spawn(move || {
+                let batch: Vec<_> = std::iter::repeat_n(h, 256).collect();
+                let mut left = per;
+                while left > 0 {
+                    let k = left.min(256) as usize;
+                    srs.reencrypt_batch(who, &batch[..k]).unwrap();
+                    left -= k as u64;
+                }
+            });
+        }
+    });
+    srs.checkpoint().unwrap();
+    eprintln!("wrote {want} audit entries in {:.1?}", t.elapsed());
+}
+
+fn open(path: &str) {
+    let t = Instant::now();
+    let srs = Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap();
+    let took = t.elapsed();
+    let r = srs.open_report();
+    let s = srs.registry_size();
+    println!(
+        "open={:.3}s seq={} entries_verified={} rows={} patients={} grants={} peak_rss_kib={}",
+        took.as_secs_f64(),
+        r.seq,
+        r.entries_verified,
+        r.rows,
+        s.patient_count,
+        s.grant_count,
+        peak_rss_kib()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| -> u64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map_or(0, |v| v.parse().unwrap_or_else(|_| usage()))
+    };
+    match args.first().map(String::as_str) {
+        Some("memory") => memory(args.get(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| usage())),
+        Some("build") => build(
+            args.get(1).unwrap_or_else(|| usage()),
+            flag("--patients") as usize,
+            flag("--entries"),
+        ),
+        Some("open") => open(args.get(1).unwrap_or_else(|| usage())),
+        _ => usage(),
+    }
+}
