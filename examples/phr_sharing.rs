@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use sesphr::srs::{Denial, Role, Scope, Srs, SrsError, StorageKey};
+use sesphr::srs::{Denial, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
+use sesphr::store::SqliteStore;
 use sesphr::*;
 
 /// The cloud: it stores ciphertext by (record, portion) and sees nothing else.
@@ -41,7 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = std::env::args()
         .nth(1)
         .map_or_else(|| tmp.path().join("srs.db"), Into::into);
-    let srs = Srs::open_sqlite(&db, StorageKey::generate())?;
+    let storage_key = StorageKey::generate();
+    let srs = Srs::open_sqlite(&db, storage_key.clone())?;
     step(
         &mut n,
         format!(
@@ -274,6 +276,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    let kept = srs.checkpoint()?;
+    step(
+        &mut n,
+        format!(
+            "signed checkpoint at entry {}: the host keeps it outside the database",
+            kept.seq
+        ),
+    );
+
+    drop(srs);
+    let srs =
+        Srs::open(SrsConfig::new(SqliteStore::open(&db)?, storage_key).require_checkpoint(kept))?;
+    let report = srs.open_report();
+    step(
+        &mut n,
+        format!(
+            "reopened: {} rows authenticated, {} audit entries verified after the latest checkpoint, the kept checkpoint found in the history",
+            report.rows, report.entries_verified
+        ),
+    );
     drop(srs);
     let srs = Srs::open_sqlite(&db, StorageKey::from_bytes(&[0; 32]));
     step(

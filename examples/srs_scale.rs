@@ -8,22 +8,31 @@
 //! ```
 //! `open` prints the time to open, what open verified, and the process's
 //! peak resident memory; time it as a whole process to compare sizes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Instant;
 
 use sesphr::srs::{Role, Scope, Srs, SrsConfig, StorageKey};
 use sesphr::store::{Durability, MemoryStore, SqliteStore};
-use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
+use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, ReKey, RecordId, SealedPortion};
 
-const LABELS: [&str; 6] = ["personal", "medical", "insurance", "prescription", "lab", "imaging"];
+const LABELS: [&str; 6] = [
+    "personal",
+    "medical",
+    "insurance",
+    "prescription",
+    "lab",
+    "imaging",
+];
 const KEY: [u8; 32] = [1; 32];
 const THREADS: usize = 32;
 
 fn usage() -> ! {
-    eprintln!(
-        "usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB"
-    );
+    eprintln!("usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB");
     std::process::exit(2)
 }
 
@@ -42,12 +51,16 @@ fn peak_rss_kib() -> u64 {
 /// with a grant on `medical`. Patients' keys come from a fixed master so
 /// that the run is reproducible.
 fn populate(srs: &Srs, from: usize, to: usize) {
-    let labels: Vec<PortionLabel> = LABELS.iter().map(|l| PortionLabel::new(*l).unwrap()).collect();
+    let labels: Vec<PortionLabel> = LABELS
+        .iter()
+        .map(|l| PortionLabel::new(*l).unwrap())
+        .collect();
     let med = &labels[1];
     for i in from..to {
         let mut master = [0u8; 32];
         master[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let p = PatientKeys::from_master(Identity::new(format!("patient-{i:08}")).unwrap(), &master);
+        let p =
+            PatientKeys::from_master(Identity::new(format!("patient-{i:08}")).unwrap(), &master);
         let keys: Vec<_> = labels.iter().map(|l| p.portion_public(l, 0)).collect();
         srs.register_patient(p.patient(), &keys).unwrap();
         let u = Identity::new(format!("doctor-{i:08}")).unwrap();
@@ -70,7 +83,11 @@ fn populate_parallel(srs: &Srs, n: usize) {
 }
 
 fn memory(n: usize) {
-    let srs = Srs::open(SrsConfig::new(MemoryStore::new(), StorageKey::from_bytes(&KEY))).unwrap();
+    let srs = Srs::open(SrsConfig::new(
+        MemoryStore::new(),
+        StorageKey::from_bytes(&KEY),
+    ))
+    .unwrap();
     populate_parallel(&srs, n);
     let s = srs.registry_size();
     println!(
@@ -106,7 +123,8 @@ fn build(path: &str, patients: usize, entries: u64) {
     let who = Identity::new("traffic-user").unwrap();
     srs.register_user(&who, Role::Researcher, KeyPair::generate().public())
         .unwrap();
-    let sealed = SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
+    let sealed =
+        SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
     let t = Instant::now();
     let have = srs.verify_audit().unwrap();
     let want = entries.saturating_sub(have);
@@ -156,7 +174,11 @@ fn main() {
             .map_or(0, |v| v.parse().unwrap_or_else(|_| usage()))
     };
     match args.first().map(String::as_str) {
-        Some("memory") => memory(args.get(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| usage())),
+        Some("memory") => memory(
+            args.get(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| usage()),
+        ),
         Some("build") => build(
             args.get(1).unwrap_or_else(|| usage()),
             flag("--patients") as usize,
