@@ -459,6 +459,27 @@ impl Srs {
         })
     }
 
+    /// Serializes whole-chain maintenance (verification, archiving).
+    fn maintenance(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.maintenance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The store's chain head, authenticated.
+    fn authentic_head(&self) -> Result<crate::store::ChainHead, SrsError> {
+        let head = self
+            .journal
+            .store()
+            .head()?
+            .ok_or(SrsError::Tampered("chain head missing"))?;
+        if self.keys.head_is_authentic(&head)? {
+            Ok(head)
+        } else {
+            Err(SrsError::Tampered("chain head"))
+        }
+    }
+
     /// What the last open checked.
     pub fn open_report(&self) -> OpenReport {
         self.report
@@ -525,12 +546,7 @@ impl Srs {
     pub fn require_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), SrsError> {
         self.verify_checkpoint(checkpoint)?;
         let store = self.journal.store();
-        let head = store
-            .head()?
-            .ok_or(SrsError::Tampered("chain head missing"))?;
-        if !self.keys.head_is_authentic(&head)? {
-            return Err(SrsError::Tampered("chain head"));
-        }
+        let head = self.authentic_head()?;
         contains(store.as_ref(), &head, checkpoint)
     }
 
@@ -997,18 +1013,10 @@ impl Srs {
     /// [`SrsError::AuditChainBroken`] or [`SrsError::Tampered`] on any edited,
     /// deleted, reordered or inserted entry; store errors.
     pub fn verify_audit(&self) -> Result<u64, SrsError> {
-        let _m = self
-            .maintenance
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _m = self.maintenance();
         let pos = self.journal.durable();
         let store = self.journal.store();
-        let head = store
-            .head()?
-            .ok_or(SrsError::Tampered("chain head missing"))?;
-        if !self.keys.head_is_authentic(&head)? {
-            return Err(SrsError::Tampered("chain head"));
-        }
+        let head = self.authentic_head()?;
         if head.seq < pos.seq || head.base_seq != pos.base_seq || head.base_hash != pos.base_hash {
             return Err(SrsError::AuditChainBroken {
                 seq: head.seq.min(pos.seq) + 1,
@@ -1112,10 +1120,7 @@ impl Srs {
     /// with [`Srs::checkpoint`]) or it is at or before the current base;
     /// chain and store errors; [`SrsError::Store`] wrapping a write failure.
     pub fn archive_audit<W: Write>(&self, upto: u64, out: &mut W) -> Result<u64, SrsError> {
-        let _m = self
-            .maintenance
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _m = self.maintenance();
         let store = self.journal.store();
         let pos = self.journal.durable();
         let end = store
