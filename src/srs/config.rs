@@ -1,0 +1,124 @@
+//! How an SRS is set up, and what opening it checked.
+
+use std::sync::Arc;
+
+use crate::keys::EscrowKeyIssuer;
+use crate::model::Checkpoint;
+use crate::srs::SigningKey;
+use crate::srs::journal::CheckpointSink;
+use crate::srs::types::{Clock, StorageKey, SystemClock};
+use crate::store::Store;
+
+/// Default number of audit entries between automatic checkpoints.
+///
+/// cbindgen:ignore
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
+
+/// How an SRS is set up.
+pub struct SrsConfig {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) storage_key: StorageKey,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) escrow: Option<EscrowKeyIssuer>,
+    pub(crate) signing_key: Option<SigningKey>,
+    pub(crate) checkpoint_every: u64,
+    pub(crate) sink: Option<CheckpointSink>,
+    pub(crate) required: Option<Checkpoint>,
+}
+
+impl SrsConfig {
+    /// An SRS on `store`, sealing secrets with `storage_key`, with the system
+    /// clock, no escrow, a checkpoint every [`DEFAULT_CHECKPOINT_EVERY`]
+    /// entries signed with a key derived from `storage_key`.
+    pub fn new(store: impl Store + 'static, storage_key: StorageKey) -> Self {
+        Self::shared(Arc::new(store), storage_key)
+    }
+
+    /// As [`SrsConfig::new`], for a store the host also keeps a handle to.
+    pub fn shared(store: Arc<dyn Store>, storage_key: StorageKey) -> Self {
+        Self {
+            store,
+            storage_key,
+            clock: Arc::new(SystemClock),
+            escrow: None,
+            signing_key: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            sink: None,
+            required: None,
+        }
+    }
+
+    /// Uses another clock (tests, simulations).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// **Escrow mode**: lets [`Srs::issue_keys`](crate::srs::Srs::issue_keys) derive users' keys from
+    /// `issuer`'s master seed. Whoever holds that seed can compute every
+    /// issued secret key; users who generate their own keys are unaffected.
+    /// Off unless set here.
+    #[must_use]
+    pub fn escrow(mut self, issuer: EscrowKeyIssuer) -> Self {
+        self.escrow = Some(issuer);
+        self
+    }
+
+    /// Signs checkpoints with the host's key instead of one derived from the
+    /// storage key (e.g. a key whose public half is published).
+    #[must_use]
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// Makes a checkpoint every `entries` audit entries (at least 1). Open
+    /// verifies at most about this many entries.
+    #[must_use]
+    pub fn checkpoint_every(mut self, entries: u64) -> Self {
+        self.checkpoint_every = entries.max(1);
+        self
+    }
+
+    /// Hands every checkpoint, once durable, to `sink`: keep it outside the
+    /// database (another system, a transparency log, the patients' apps) and
+    /// give the latest back with [`SrsConfig::require_checkpoint`]. Called
+    /// from the thread that committed it; keep it short.
+    #[must_use]
+    pub fn on_checkpoint(mut self, sink: impl Fn(&Checkpoint) + Send + Sync + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Refuses to open a store whose history does not contain `checkpoint`
+    /// ([`SrsError::Diverged`](crate::srs::SrsError::Diverged)) or ends before it ([`SrsError::RolledBack`](crate::srs::SrsError::RolledBack)):
+    /// a rollback of the whole database to an older copy is detected.
+    #[must_use]
+    pub fn require_checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.required = Some(checkpoint);
+        self
+    }
+}
+
+impl core::fmt::Debug for SrsConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SrsConfig")
+            .field("escrow", &self.escrow.is_some())
+            .field("checkpoint_every", &self.checkpoint_every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Srs::open`](crate::srs::Srs::open) checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The store was empty and was initialized (genesis head and checkpoint).
+    pub created: bool,
+    /// Registry rows loaded and authenticated.
+    pub rows: u64,
+    /// Audit entries verified (those after the latest checkpoint).
+    pub entries_verified: u64,
+    /// The sequence number of the latest audit entry.
+    pub seq: u64,
+}
