@@ -42,7 +42,7 @@ pub enum Error {
     ZeroScalar,
     /// A reserved field (flag bits, padding) was not zero.
     ReservedBitsSet,
-    /// An identity is not 1–255 bytes of UTF-8.
+    /// An identity is not 1–255 bytes of UTF-8 without control characters.
     InvalidIdentity,
     /// A portion label is not 1–64 bytes of `[a-z0-9_-]`.
     InvalidLabel,
@@ -88,7 +88,9 @@ impl fmt::Display for Error {
             Self::NonCanonicalScalar => f.write_str("non-canonical scalar encoding"),
             Self::ZeroScalar => f.write_str("secret scalar is zero"),
             Self::ReservedBitsSet => f.write_str("reserved bits are set"),
-            Self::InvalidIdentity => f.write_str("identity must be 1-255 bytes of UTF-8"),
+            Self::InvalidIdentity => {
+                f.write_str("identity must be 1-255 bytes of UTF-8 without control characters")
+            }
             Self::InvalidLabel => f.write_str("portion label must be 1-64 bytes of [a-z0-9_-]"),
             Self::InvalidCapsule => f.write_str("capsule proof does not verify"),
             Self::InvalidReEncryptionProof => f.write_str("re-encryption proof does not verify"),

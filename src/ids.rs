@@ -9,13 +9,17 @@ use rand_core::CryptoRng;
 use crate::error::{Error, Result};
 use crate::rng::os_rng;
 
-/// A patient's or user's identity: 1–255 bytes of UTF-8.
+/// A patient's or user's identity: 1–255 bytes of UTF-8 with no control
+/// character (no NUL, newline, escape, DEL or C1 control), so that it
+/// prints whole in C strings and log lines.
 ///
 /// ```
 /// use sesphr::Identity;
 /// let id = Identity::new("dr.house@clinic.example")?;
 /// assert_eq!(id.as_str(), "dr.house@clinic.example");
 /// assert!(Identity::new("").is_err());
+/// assert!(Identity::new("dr\0evil").is_err());
+/// assert!(Identity::new("line\nbreak").is_err());
 /// # Ok::<(), sesphr::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,10 +32,11 @@ impl Identity {
     /// Validates an identity.
     ///
     /// # Errors
-    /// [`Error::InvalidIdentity`] if it is empty or longer than 255 bytes.
+    /// [`Error::InvalidIdentity`] if it is empty, longer than 255 bytes, or
+    /// holds a control character.
     pub fn new(s: impl Into<String>) -> Result<Self> {
         let s = s.into();
-        if s.is_empty() || s.len() > Self::MAX_LEN {
+        if s.is_empty() || s.len() > Self::MAX_LEN || s.chars().any(char::is_control) {
             return Err(Error::InvalidIdentity);
         }
         Ok(Self(s))
@@ -40,7 +45,8 @@ impl Identity {
     /// Validates an identity given as bytes.
     ///
     /// # Errors
-    /// [`Error::InvalidIdentity`] if it is not UTF-8 or not 1–255 bytes long.
+    /// [`Error::InvalidIdentity`] if it is not UTF-8, not 1–255 bytes long,
+    /// or holds a control character.
     pub fn from_utf8(bytes: &[u8]) -> Result<Self> {
         let s = core::str::from_utf8(bytes).map_err(|_| Error::InvalidIdentity)?;
         Self::new(s)

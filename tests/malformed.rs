@@ -403,6 +403,38 @@ fn object_specific_rules() {
         Err(Error::InvalidIdentity)
     ));
 
+    // Identities with a NUL or another control character, directly and
+    // inside an encoding.
+    for bad in [
+        "dr\0house",
+        "\0",
+        "a\nb",
+        "tab\t",
+        "esc\u{1b}[31m",
+        "del\u{7f}",
+        "c1\u{85}",
+    ] {
+        assert!(
+            matches!(Identity::new(bad), Err(Error::InvalidIdentity)),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(
+                Identity::from_utf8(bad.as_bytes()),
+                Err(Error::InvalidIdentity)
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(Identity::new("Dr. Zoë O'Brien <zoe@clinic.example>").is_ok());
+    let mut b = o.patient.to_bytes().to_vec();
+    let at = b.len() - 1;
+    b[at] = 0;
+    assert!(matches!(
+        PatientKeys::from_bytes(&b),
+        Err(Error::InvalidIdentity)
+    ));
+
     // Capsules alone.
     let cap = o.sealed.header().capsule().to_bytes();
     assert_eq!(

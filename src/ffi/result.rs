@@ -46,7 +46,7 @@ pub enum sesphr_result {
     ZeroScalar = 105,
     /// Reserved bits set in an encoding.
     ReservedBitsSet = 106,
-    /// An identity that is not 1–255 bytes of UTF-8.
+    /// An identity that is not 1–255 bytes of UTF-8 without control characters.
     InvalidIdentity = 107,
     /// A portion label that is not 1–64 bytes of `[a-z0-9_-]`.
     InvalidLabel = 108,
@@ -228,7 +228,7 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
     (sesphr_result::ReservedBitsSet, c"reserved bits set"),
     (
         sesphr_result::InvalidIdentity,
-        c"identity must be 1-255 bytes of UTF-8",
+        c"identity must be 1-255 bytes of UTF-8 without control characters",
     ),
     (
         sesphr_result::InvalidLabel,

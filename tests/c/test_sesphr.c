@@ -464,6 +464,10 @@ static void test_errors(void)
     EXPECT(sesphr_patient_keys_generate(NULL, 0, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
     EXPECT(sesphr_patient_keys_generate(garbage, 256, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
     EXPECT(sesphr_patient_keys_generate((const uint8_t *)"\xff\xfe", 2, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
+    /* An embedded NUL or another control character: a C log would print it cut or garbled. */
+    EXPECT(sesphr_patient_keys_generate((const uint8_t *)"dr\0evil", 7, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
+    EXPECT(sesphr_patient_keys_generate((const uint8_t *)"dr\nevil", 7, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
+    EXPECT(sesphr_patient_keys_generate((const uint8_t *)"dr\x1b[0m", 6, &pk2), SESPHR_RESULT_INVALID_IDENTITY);
     EXPECT(sesphr_patient_keys_from_master(S("p"), zeros, 31, &pk2), SESPHR_RESULT_INVALID_LENGTH);
     EXPECT(sesphr_patient_keys_portion_public_key(pk, S("Lab"), 0, &b), SESPHR_RESULT_INVALID_LABEL);
     EXPECT(sesphr_patient_keys_portion_public_key(pk, NULL, 0, 0, &b), SESPHR_RESULT_INVALID_LABEL);
