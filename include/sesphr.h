@@ -81,7 +81,7 @@ enum sesphr_result
   SESPHR_RESULT_ZERO_SCALAR = 105,
   // Reserved bits set in an encoding.
   SESPHR_RESULT_RESERVED_BITS_SET = 106,
-  // An identity that is not 1–255 bytes of UTF-8.
+  // An identity that is not 1–255 bytes of UTF-8 without control characters.
   SESPHR_RESULT_INVALID_IDENTITY = 107,
   // A portion label that is not 1–64 bytes of `[a-z0-9_-]`.
   SESPHR_RESULT_INVALID_LABEL = 108,
@@ -228,6 +228,17 @@ void sesphr_buffer_free(sesphr_buffer *buf);
 
 // The library version, e.g. "0.1.0": a static NUL-terminated string.
 const char *sesphr_version(void);
+
+// Sets how many threads sealing and opening of large portions may use: 0
+// (the default) one per core, 1 none (all work on the calling thread), `n`
+// a pool of `n`. Call it before the first seal or open of two chunks or
+// more (64 KiB+); 1 takes effect at any time.
+//
+// Fork: a child created by `fork()` never uses its parent's pool (whose
+// threads it does not have); it seals and opens on its calling thread.
+// Pre-fork servers that want no threads at all in the parent either call
+// this with 1 before forking.
+sesphr_result sesphr_set_max_threads(unsigned int threads);
 
 // Generates a key pair from the OS RNG into `*out` (free with
 // `sesphr_keypair_free`).

@@ -104,7 +104,7 @@ fn seal_chunk_into(
 pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let n = pt.len().div_ceil(CHUNK_LEN);
     #[cfg(feature = "parallel")]
-    if n >= 2 && rayon::current_num_threads() > 1 {
+    if n >= 2 && crate::parallel::enabled() {
         use rayon::prelude::*;
         let start = out.len();
         if start == 0 {
@@ -177,7 +177,7 @@ pub(crate) fn open(key: &DemKey, body: &[u8]) -> Result<Vec<u8>> {
         open_chunk(key, i as u64, i + 1 == n, sealed, dst)
     };
     #[cfg(feature = "parallel")]
-    if n >= 2 && rayon::current_num_threads() > 1 {
+    if n >= 2 && crate::parallel::enabled() {
         use rayon::prelude::*;
         out.par_chunks_mut(CHUNK_LEN)
             .zip(body.par_chunks(SEALED_CHUNK_LEN))

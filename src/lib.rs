@@ -62,6 +62,8 @@ mod ids;
 mod keys;
 pub mod model;
 /// cbindgen:ignore
+mod parallel;
+/// cbindgen:ignore
 mod portion;
 /// cbindgen:ignore
 mod reencrypt;
@@ -80,6 +82,7 @@ pub use ids::{Identity, PortionLabel, RecordId};
 pub use keys::{
     EscrowKeyIssuer, KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, PublicKey, SecretKey,
 };
+pub use parallel::set_max_threads;
 pub use portion::{
     PortionEncryptor, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
 };

@@ -35,7 +35,7 @@ mod portion;
 mod result;
 mod srs;
 
-use core::ffi::c_char;
+use core::ffi::{c_char, c_uint};
 
 pub use keys::*;
 pub use portion::*;
@@ -212,6 +212,25 @@ pub extern "C" fn sesphr_version() -> *const c_char {
 }
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// Sets how many threads sealing and opening of large portions may use: 0
+/// (the default) one per core, 1 none (all work on the calling thread), `n`
+/// a pool of `n`. Call it before the first seal or open of two chunks or
+/// more (64 KiB+); 1 takes effect at any time.
+///
+/// Fork: a child created by `fork()` never uses its parent's pool (whose
+/// threads it does not have); it seals and opens on its calling thread.
+/// Pre-fork servers that want no threads at all in the parent either call
+/// this with 1 before forking.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_set_max_threads(threads: c_uint) -> sesphr_result {
+    run(|| {
+        crate::set_max_threads(
+            usize::try_from(threads).map_err(|_| sesphr_result::InvalidArgument)?,
+        );
+        Ok(())
+    })
+}
 
 /// Runs a C API body: `Err(code)` and panics become the returned code.
 pub(crate) fn run(f: impl FnOnce() -> Result<(), sesphr_result>) -> sesphr_result {

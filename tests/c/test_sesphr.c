@@ -7,6 +7,10 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -764,6 +768,57 @@ static void test_threads(sesphr_srs *srs)
     world_free(&w);
 }
 
+/* ----------------------------------------------------------- fork */
+
+/* Seals and opens 1 MiB (two chunks or more: the parallel path). 0 on success. */
+static int seal_open_1mib(const sesphr_patient_keys *pk, const sesphr_buffer *ppk)
+{
+    static uint8_t big[1 << 20];
+    uint8_t rid[16] = {7};
+    sesphr_buffer *sealed = NULL, *opened = NULL;
+    int ok;
+    memset(big, 0x5a, sizeof big);
+    ok = sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, sizeof rid, 1, big, sizeof big,
+                     &sealed) == SESPHR_RESULT_OK &&
+         sesphr_open_as_owner(pk, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &opened) ==
+             SESPHR_RESULT_OK &&
+         sesphr_buffer_len(opened) == sizeof big && memcmp(sesphr_buffer_data(opened), big, sizeof big) == 0;
+    sesphr_buffer_free(sealed);
+    sesphr_buffer_free(opened);
+    return ok ? 0 : 1;
+}
+
+/* A pre-fork server: the parent used the thread pool, then forks; the child
+ * seals and opens 1 MiB. It must finish (an alarm kills a hung child). */
+static void test_fork(void)
+{
+    sesphr_patient_keys *pk = NULL;
+    sesphr_buffer *ppk = NULL;
+    pid_t child;
+    int status = 0;
+    OK(sesphr_patient_keys_generate(S("forking"), &pk));
+    OK(sesphr_patient_keys_portion_public_key(pk, S("imaging"), 0, &ppk));
+    CHECK(seal_open_1mib(pk, ppk) == 0);
+    fflush(stdout);
+    child = fork();
+    if (child == 0) {
+        alarm(20);
+        _exit(seal_open_1mib(pk, ppk));
+    }
+    CHECK(child > 0);
+    if (child > 0) {
+        CHECK(waitpid(child, &status, 0) == child);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* The parent still uses its pool afterwards. */
+    CHECK(seal_open_1mib(pk, ppk) == 0);
+    OK(sesphr_set_max_threads(1));
+    CHECK(seal_open_1mib(pk, ppk) == 0);
+    OK(sesphr_set_max_threads(0));
+    sesphr_buffer_free(ppk);
+    sesphr_patient_keys_free(pk);
+}
+
 /* ----------------------------------------------------- persistence */
 
 struct kept {
@@ -951,6 +1006,7 @@ int main(int argc, char **argv)
     sesphr_srs_free(srs);
     test_sqlite(argv[2]);
     test_checkpoints(argv[2]);
+    test_fork();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
