@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
 # Builds the release library and installs it under PREFIX:
 #   PREFIX/lib/libsesphr.so.VERSION (+ libsesphr.so.0, libsesphr.so links)
-#   PREFIX/lib/libsesphr.a
+#   PREFIX/lib/libsesphr.a (only sesphr_* symbols global)
 #   PREFIX/include/sesphr.h
 #   PREFIX/lib/pkgconfig/sesphr.pc
 # Usage: scripts/install.sh PREFIX      e.g. scripts/install.sh /usr/local
@@ -9,12 +9,15 @@ set -eu
 prefix="${1:?usage: scripts/install.sh PREFIX}"
 cd "$(dirname "$0")/.."
 cargo build --release --lib --quiet
+target="${CARGO_TARGET_DIR:-target}/release"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-install -m 0755 target/release/libsesphr.so "$prefix/lib/libsesphr.so.$version"
+install -m 0755 "$target/libsesphr.so" "$prefix/lib/libsesphr.so.$version"
 ln -sf "libsesphr.so.$version" "$prefix/lib/libsesphr.so.0"
 ln -sf "libsesphr.so.0" "$prefix/lib/libsesphr.so"
-install -m 0644 target/release/libsesphr.a "$prefix/lib/libsesphr.a"
+# Only sesphr_* is global in the installed archive (see scripts/staticlib.sh).
+scripts/staticlib.sh "$target/libsesphr.a" "$prefix/lib/libsesphr.a"
+chmod 0644 "$prefix/lib/libsesphr.a"
 install -m 0644 include/sesphr.h "$prefix/include/sesphr.h"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" scripts/sesphr.pc.in >"$prefix/lib/pkgconfig/sesphr.pc"
 echo "installed sesphr $version under $prefix"

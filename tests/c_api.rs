@@ -153,3 +153,89 @@ fn c_tests_and_c_example() {
         run("C tests under ASan/UBSan", c);
     }
 }
+
+/// `libsesphr.a`, as `scripts/staticlib.sh` makes it (and the install script
+/// installs it), linked into a host together with the system's static
+/// SQLite: no duplicate symbols, the host keeps its own SQLite, sesphr keeps
+/// its own. Needs the system's `libsqlite3.a` and `sqlite3.h` (Debian's
+/// `libsqlite3-dev`, which `.ci/run` installs): without them the check is
+/// skipped locally with a message, and fails in CI.
+#[test]
+fn static_library_links_beside_the_hosts_own_sqlite() {
+    let lib = library_dir();
+    let out = lib.parent().unwrap().to_path_buf();
+    let system_sqlite = [
+        "/usr/lib/x86_64-linux-gnu/libsqlite3.a",
+        "/usr/lib/aarch64-linux-gnu/libsqlite3.a",
+        "/usr/lib/libsqlite3.a",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
+    let Some(system_sqlite) =
+        system_sqlite.filter(|_| Path::new("/usr/include/sqlite3.h").exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install libsqlite3-dev for this check"
+        );
+        eprintln!("skipped: no system libsqlite3.a / sqlite3.h (apt-get install libsqlite3-dev)");
+        return;
+    };
+    // `lib` is target/<profile>/c-tests/lib; cargo leaves the archive in
+    // target/<profile>.
+    let raw = out.parent().unwrap().join("libsesphr.a");
+    let clean = out.join("static").join("libsesphr.a");
+    std::fs::create_dir_all(clean.parent().unwrap()).unwrap();
+    let status = Command::new(format!("{ROOT}/scripts/staticlib.sh"))
+        .arg(&raw)
+        .arg(&clean)
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/staticlib.sh failed");
+    // Only the C API is defined globally.
+    let syms = Command::new("readelf")
+        .args(["-Ws"])
+        .arg(&clean)
+        .output()
+        .unwrap();
+    let syms = String::from_utf8_lossy(&syms.stdout);
+    let exported: Vec<&str> = syms
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && matches!(f[4], "GLOBAL" | "WEAK") && f[6] != "UND").then(|| f[7])
+        })
+        .collect();
+    assert!(exported.len() > 40, "{exported:?}");
+    let foreign: Vec<&&str> = exported
+        .iter()
+        .filter(|s| !s.starts_with("sesphr_"))
+        .collect();
+    assert!(foreign.is_empty(), "exported beside the C API: {foreign:?}");
+
+    let bin = out.join("static_with_sqlite");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(CFLAGS)
+        .arg(format!("-I{ROOT}/include"))
+        .arg(format!("{ROOT}/tests/c/static_with_sqlite.c"))
+        .arg("-o")
+        .arg(&bin)
+        .arg(&clean)
+        .arg(&system_sqlite)
+        .args(["-lpthread", "-ldl", "-lm"])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "linking libsesphr.a with the system's libsqlite3.a failed"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let said = run("static link beside the host's SQLite", {
+        let mut c = Command::new(&bin);
+        c.arg(scratch.path());
+        c
+    });
+    assert!(said.contains("1 passed, 0 failed"), "{said}");
+}
