@@ -236,8 +236,8 @@ const char *sesphr_version(void);
 //
 // Fork: a child created by `fork()` never uses its parent's pool (whose
 // threads it does not have); it seals and opens on its calling thread.
-// Pre-fork servers that want no threads at all in the parent either call
-// this with 1 before forking.
+// A pre-fork server that wants no threads at all in the parent calls this
+// with 1 before it seals or opens anything.
 sesphr_result sesphr_set_max_threads(unsigned int threads);
 
 // Generates a key pair from the OS RNG into `*out` (free with
@@ -425,6 +425,13 @@ sesphr_result sesphr_opener_finish(sesphr_opener *opener,
 
 // Frees an opener. NULL does nothing.
 void sesphr_opener_free(sesphr_opener *opener);
+
+// Why the last sesphr call on this thread failed, in more words than its
+// result code: e.g. which file a store failure concerns and what the system
+// said. A NUL-terminated string owned by the library, valid until the next
+// sesphr call on this thread; "" after a call that succeeded. Never NULL;
+// never free it. Holds no secret.
+const char *sesphr_last_error_detail(void);
 
 // A static, NUL-terminated English message for a result code. Takes a plain
 // unsigned int, so any value is safe to pass; unknown codes get

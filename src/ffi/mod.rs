@@ -220,8 +220,8 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 ///
 /// Fork: a child created by `fork()` never uses its parent's pool (whose
 /// threads it does not have); it seals and opens on its calling thread.
-/// Pre-fork servers that want no threads at all in the parent either call
-/// this with 1 before forking.
+/// A pre-fork server that wants no threads at all in the parent calls this
+/// with 1 before it seals or opens anything.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_set_max_threads(threads: c_uint) -> sesphr_result {
     run(|| {

@@ -11,11 +11,16 @@ pub(crate) fn boundary(f: impl FnOnce() -> Result<(), sesphr_result>) -> sesphr_
     // Unwind safety: on a panic nothing is written to the caller's outputs
     // (they are written last, after everything that can fail), and the SRS
     // keeps its state consistent under a poisoned lock (see `srs`).
-    match catch_unwind(AssertUnwindSafe(f)) {
+    super::result::clear_detail();
+    let r = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => sesphr_result::Ok,
         Ok(Err(e)) => e,
         Err(_) => sesphr_result::Panic,
+    };
+    if r != sesphr_result::Ok && !super::result::has_detail() {
+        super::result::set_detail(super::result::message(r));
     }
+    r
 }
 
 /// As [`boundary`], for functions that return a pointer: NULL on a panic.

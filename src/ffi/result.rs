@@ -1,6 +1,8 @@
 //! The one result type of the C ABI.
 
+use core::cell::RefCell;
 use core::ffi::{c_char, c_uint};
+use std::ffi::CString;
 
 use crate::error::Error;
 use crate::srs::{Denial, SrsError};
@@ -119,8 +121,40 @@ pub enum sesphr_result {
     DeniedInvalidCapsule = 305,
 }
 
+thread_local! {
+    /// The detail of the last error on this thread.
+    static DETAIL: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records the detail of an error about to be returned on this thread.
+pub(crate) fn set_detail(message: &str) {
+    let clean: Vec<u8> = message.bytes().filter(|&b| b != 0).collect();
+    DETAIL.with(|d| *d.borrow_mut() = CString::new(clean).unwrap_or_default());
+}
+
+/// Forgets the last detail (at the start of every call).
+pub(crate) fn clear_detail() {
+    DETAIL.with(|d| *d.borrow_mut() = CString::default());
+}
+
+/// Whether a detail was recorded since the last clear.
+pub(crate) fn has_detail() -> bool {
+    DETAIL.with(|d| !d.borrow().is_empty())
+}
+
+/// Why the last sesphr call on this thread failed, in more words than its
+/// result code: e.g. which file a store failure concerns and what the system
+/// said. A NUL-terminated string owned by the library, valid until the next
+/// sesphr call on this thread; "" after a call that succeeded. Never NULL;
+/// never free it. Holds no secret.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_last_error_detail() -> *const c_char {
+    crate::ffi::panic::boundary_ptr(|| DETAIL.with(|d| d.borrow().as_ptr()))
+}
+
 impl From<&Error> for sesphr_result {
     fn from(e: &Error) -> Self {
+        set_detail(&e.to_string());
         match e {
             Error::InvalidLength { .. } => Self::InvalidLength,
             Error::BadMagic { .. } => Self::BadMagic,
@@ -151,6 +185,7 @@ impl From<Error> for sesphr_result {
 
 impl From<Denial> for sesphr_result {
     fn from(d: Denial) -> Self {
+        set_detail(&format!("re-encryption denied: {d}"));
         match d {
             Denial::NotRegistered => Self::DeniedNotRegistered,
             Denial::NotGranted => Self::DeniedNotGranted,
@@ -164,6 +199,7 @@ impl From<Denial> for sesphr_result {
 
 impl From<SrsError> for sesphr_result {
     fn from(e: SrsError) -> Self {
+        set_detail(&e.to_string());
         match e {
             SrsError::Denied(d) => d.into(),
             SrsError::UnknownUser => Self::UnknownUser,
@@ -319,12 +355,19 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
 /// "unknown result code". Never returns NULL; never free the result.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_result_message(result: c_uint) -> *const c_char {
-    crate::ffi::panic::boundary_ptr(|| {
-        MESSAGES
-            .iter()
-            .find(|(r, _)| *r as u32 == result)
-            .map_or(c"unknown result code".as_ptr(), |(_, m)| m.as_ptr())
-    })
+    crate::ffi::panic::boundary_ptr(|| message_c(result).as_ptr())
+}
+
+fn message_c(result: c_uint) -> &'static core::ffi::CStr {
+    MESSAGES
+        .iter()
+        .find(|(r, _)| *r as u32 == result)
+        .map_or(c"unknown result code", |(_, m)| m)
+}
+
+/// The message of a result code.
+pub(crate) fn message(r: sesphr_result) -> &'static str {
+    message_c(r as c_uint).to_str().unwrap_or_default()
 }
 
 #[cfg(test)]

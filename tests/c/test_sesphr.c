@@ -943,6 +943,31 @@ static void test_checkpoints(const char *dir)
     opts.durability = 7;
     EXPECT(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs), SESPHR_RESULT_INVALID_ARGUMENT);
     EXPECT(sesphr_srs_open_sqlite(":memory:", STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE_NOT_DURABLE);
+    /* Store failures say which file and why; a success clears the detail. */
+    EXPECT(sesphr_srs_open_sqlite("/nonexistent-dir-sesphr/x.db", STORAGE_KEY, 32, NULL, 0, NULL, &srs),
+           SESPHR_RESULT_STORE);
+    CHECK(strstr(sesphr_last_error_detail(), "/nonexistent-dir-sesphr/x.db") != NULL);
+    {
+        char garbage[1024];
+        FILE *g;
+        snprintf(garbage, sizeof garbage, "%s/garbage.db", dir);
+        g = fopen(garbage, "wb");
+        CHECK(g != NULL);
+        if (g != NULL) {
+            fputs("this is not a database, just text long enough to be read as a header......"
+                  "...............................................................",
+                  g);
+            fclose(g);
+        }
+        EXPECT(sesphr_srs_open_sqlite(garbage, STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE);
+        CHECK(strstr(sesphr_last_error_detail(), "garbage.db") != NULL);
+        CHECK(strstr(sesphr_last_error_detail(), "not a database") != NULL);
+        EXPECT(sesphr_srs_open_sqlite(dir, STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE);
+        CHECK(strlen(sesphr_last_error_detail()) > strlen(dir));
+    }
+    CHECK(strcmp(sesphr_version(), "") != 0 && strcmp(sesphr_last_error_detail(), "") != 0);
+    OK(sesphr_set_max_threads(0));
+    CHECK(strcmp(sesphr_last_error_detail(), "") == 0);
     EXPECT(sesphr_srs_open_sqlite("", STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE_NOT_DURABLE);
     opts.durability = 1;
     OK(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs));
