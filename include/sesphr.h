@@ -100,6 +100,8 @@ enum sesphr_result
   SESPHR_RESULT_IO = 114,
   // A structured encoding (audit entry, checkpoint, segment) is malformed.
   SESPHR_RESULT_MALFORMED = 115,
+  // A key derivation failed (never expected; nothing was produced).
+  SESPHR_RESULT_KEY_DERIVATION = 116,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.

@@ -177,7 +177,7 @@ impl Capsule {
     }
 
     /// The DEM key from the shared point `Z`.
-    pub(crate) fn dem_key(&self, shared: &RistrettoPoint, ctx: &[u8]) -> DemKey {
+    pub(crate) fn dem_key(&self, shared: &RistrettoPoint, ctx: &[u8]) -> Result<DemKey> {
         let mut z = shared.compress().to_bytes();
         let k = derive_dem_key(&z, self.e.as_bytes(), self.v.as_bytes(), ctx);
         z.zeroize();
@@ -225,7 +225,7 @@ impl PortionHeader {
         context: Context,
         mul_x: impl FnOnce(&Scalar) -> RistrettoPoint,
         rng: &mut R,
-    ) -> (Self, DemKey) {
+    ) -> Result<(Self, DemKey)> {
         let mut r = random_nonzero_scalar(rng);
         let mut u = random_nonzero_scalar(rng);
         // E, V and Z are computed halved and compressed together (one inversion).
@@ -257,7 +257,7 @@ impl PortionHeader {
             context_bytes,
             capsule,
         };
-        (header, key)
+        Ok((header, key?))
     }
 
     /// The context.

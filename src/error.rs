@@ -61,6 +61,9 @@ pub enum Error {
     TooLarge,
     /// An I/O error from a reader or writer given to a streaming function.
     Io(std::io::Error),
+    /// A key derivation failed. Never expected (HKDF-SHA-256 with a 32-byte
+    /// output cannot fail); reported instead of going on with a weak key.
+    KeyDerivation,
     /// A structured encoding (an audit entry, a checkpoint) does not follow
     /// its format.
     Malformed {
@@ -101,6 +104,7 @@ impl fmt::Display for Error {
             Self::TooLarge => f.write_str("portion too large for the format"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Malformed { what } => write!(f, "{what}: malformed encoding"),
+            Self::KeyDerivation => f.write_str("key derivation failed"),
         }
     }
 }

@@ -47,17 +47,22 @@ pub(crate) fn encode_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
 
 /// `K = HKDF-SHA-256(ikm = Z, salt = "sesphr/v1/dem", info = E‖V‖ctx)`, every
 /// info field length-prefixed.
-pub(crate) fn derive_dem_key(shared: &[u8; 32], e: &[u8; 32], v: &[u8; 32], ctx: &[u8]) -> DemKey {
+pub(crate) fn derive_dem_key(
+    shared: &[u8; 32],
+    e: &[u8; 32],
+    v: &[u8; 32],
+    ctx: &[u8],
+) -> crate::Result<DemKey> {
     let mut info = Vec::with_capacity(3 * 8 + 64 + ctx.len());
     encode_parts(&mut info, &[e, v, ctx]);
     let hk = Hkdf::<Sha256>::new(Some(tag::DEM), shared);
     let mut okm = [0u8; 32];
     // 32 bytes is far below HKDF-SHA-256's limit of 255 * 32, so expand
-    // cannot fail; the fallback keeps the library free of panics anyway.
-    if hk.expand(&info, &mut okm).is_err() {
-        okm.zeroize();
-    }
-    let key = DemKey::from_bytes(okm);
+    // cannot fail; if it ever did, no key is made at all (fail closed).
+    let expanded = hk.expand(&info, &mut okm);
+    let key = expanded
+        .map(|()| DemKey::from_bytes(okm))
+        .map_err(|_| crate::Error::KeyDerivation);
     okm.zeroize();
     key
 }

@@ -71,7 +71,7 @@ impl SealedPortion {
         rng: &mut R,
     ) -> Result<Self> {
         let ctx = Context::new(key, record_id, created_at);
-        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng);
+        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng)?;
         Self::seal_body(header, &dem_key, plaintext)
     }
 
@@ -178,7 +178,7 @@ pub(crate) fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> R
     let mut shared = key.scalar() * capsule.e();
     let k = capsule.dem_key(&shared, header.context_bytes());
     zeroize::Zeroize::zeroize(&mut shared);
-    Ok(k)
+    k
 }
 
 impl DelegateeOpener {
@@ -239,7 +239,7 @@ impl PortionEncryptor {
         rng: &mut R,
     ) -> Result<SealedPortion> {
         let ctx = Context::new(&self.key, record_id, created_at);
-        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * &*self.table, rng);
+        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * &*self.table, rng)?;
         SealedPortion::seal_body(header, &dem_key, plaintext)
     }
 }
@@ -306,7 +306,7 @@ impl<W: Write> PortionWriter<W> {
         rng: &mut R,
     ) -> Result<Self> {
         let ctx = Context::new(key, record_id, created_at);
-        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng);
+        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng)?;
         inner.write_all(&header.to_bytes())?;
         Ok(Self {
             inner,

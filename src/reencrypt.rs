@@ -494,7 +494,7 @@ impl DelegateeOpener {
         let mut shared = self.d * recapsule.e_prime_point;
         let key = recapsule.capsule.dem_key(&shared, header.context_bytes());
         shared.zeroize();
-        Ok(key)
+        key
     }
 }
 

@@ -67,6 +67,8 @@ pub enum sesphr_result {
     Io = 114,
     /// A structured encoding (audit entry, checkpoint, segment) is malformed.
     Malformed = 115,
+    /// A key derivation failed (never expected; nothing was produced).
+    KeyDerivation = 116,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -173,6 +175,7 @@ impl From<&Error> for sesphr_result {
             Error::TooLarge => Self::TooLarge,
             Error::Io(_) => Self::Io,
             Error::Malformed { .. } => Self::Malformed,
+            Error::KeyDerivation => Self::KeyDerivation,
         }
     }
 }
@@ -286,6 +289,7 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
     (sesphr_result::TooLarge, c"portion too large"),
     (sesphr_result::Io, c"I/O error"),
     (sesphr_result::Malformed, c"malformed encoding"),
+    (sesphr_result::KeyDerivation, c"key derivation failed"),
     (sesphr_result::UnknownUser, c"unknown user"),
     (sesphr_result::UnknownPatient, c"unknown patient"),
     (sesphr_result::UnknownPortion, c"unknown portion"),
@@ -381,7 +385,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 49);
+        assert_eq!(n, 50);
         let unknown = sesphr_result_message(9999);
         // SAFETY: the function returns a static NUL-terminated string.
         let s = unsafe { core::ffi::CStr::from_ptr(unknown) };
