@@ -230,7 +230,7 @@ impl PortionHeader {
         let mut u = random_nonzero_scalar(rng);
         // E, V and Z are computed halved and compressed together (one inversion).
         let mut r_half = half(&r);
-        let u_half = half(&u);
+        let mut u_half = half(&u);
         let [(e, e_point), (v, v_point), (mut z, mut shared)] = double_and_compress([
             &r_half * RISTRETTO_BASEPOINT_TABLE,
             &u_half * RISTRETTO_BASEPOINT_TABLE,
@@ -250,6 +250,7 @@ impl PortionHeader {
         r.zeroize();
         u.zeroize();
         r_half.zeroize();
+        u_half.zeroize();
         z.0.zeroize();
         shared.zeroize();
         let header = Self {

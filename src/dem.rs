@@ -246,6 +246,19 @@ impl StreamSealer {
     }
 }
 
+/// Makes room for `extra` more bytes in `out`, which may hold plaintext: if
+/// it must grow, the contents move to a new allocation and the old one is
+/// zeroized before it is freed.
+pub(crate) fn reserve_zeroizing(out: &mut Vec<u8>, extra: usize) {
+    if out.capacity() - out.len() >= extra {
+        return;
+    }
+    let mut grown = Vec::with_capacity(out.len().saturating_add(extra));
+    grown.extend_from_slice(out);
+    let mut old = core::mem::replace(out, grown);
+    old.zeroize();
+}
+
 /// Opens a body pushed to it in pieces of any size: a chunk is opened as soon
 /// as more bytes follow it (so it is not the last), and the final chunk when
 /// the caller says the body has ended. A chunk's plaintext is released only
@@ -306,6 +319,10 @@ impl ChunkOpener {
     /// Takes more of the body; appends the plaintext of every chunk known
     /// not to be the last to `out`.
     pub(crate) fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        // Room for all the plaintext this call can release, before any is
+        // written: `out` never reallocates (and leaves plaintext behind in
+        // a freed block) while it holds some.
+        reserve_zeroizing(out, self.pending.len() + data.len());
         match self.state {
             OpenerState::Open => {}
             // Bytes after the last chunk: an extension.
@@ -339,6 +356,7 @@ impl ChunkOpener {
         if len < TAG_LEN || (self.counter > 0 && len == TAG_LEN) {
             return self.guard(Err(Error::DecryptionFailed));
         }
+        reserve_zeroizing(out, len);
         let res = self.open_into(true, len, out);
         self.guard(res)?;
         self.state = OpenerState::Done;

@@ -7,6 +7,7 @@
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
+use zeroize::Zeroize;
 
 /// `(ℓ + 1) / 2`, the inverse of 2 modulo the group order, little-endian.
 const INV2_BYTES: [u8; 32] = [
@@ -20,18 +21,23 @@ pub(crate) fn half(k: &Scalar) -> Scalar {
 }
 
 /// Given `[P₁/2, …, Pₙ/2]`, returns the encodings of `[P₁, …, Pₙ]` with one
-/// inversion, and the points themselves.
+/// inversion, and the points themselves. The points may be secret (the KEM's
+/// shared point): the heap copy of the encodings and the halves are
+/// zeroized before they are dropped.
 pub(crate) fn double_and_compress<const N: usize>(
-    halves: [RistrettoPoint; N],
+    mut halves: [RistrettoPoint; N],
 ) -> [(CompressedRistretto, RistrettoPoint); N] {
-    let compressed = RistrettoPoint::double_and_compress_batch(&halves);
-    core::array::from_fn(|i| {
+    let mut compressed = RistrettoPoint::double_and_compress_batch(&halves);
+    let out = core::array::from_fn(|i| {
         let c = compressed
             .get(i)
             .copied()
             .unwrap_or_else(|| (halves[i] + halves[i]).compress());
         (c, halves[i] + halves[i])
-    })
+    });
+    compressed.zeroize();
+    halves.zeroize();
+    out
 }
 
 #[cfg(test)]
