@@ -3,6 +3,7 @@
 #   PREFIX/lib/libsesphr.so.VERSION (+ libsesphr.so.0, libsesphr.so links)
 #   PREFIX/lib/libsesphr.a (only sesphr_* symbols global)
 #   PREFIX/include/sesphr.h
+#   PREFIX/share/sesphr/sesphr.supp (valgrind suppressions for the thread pool)
 #   PREFIX/lib/pkgconfig/sesphr.pc
 # Usage: scripts/install.sh PREFIX      e.g. scripts/install.sh /usr/local
 set -eu
@@ -19,5 +20,7 @@ ln -sf "libsesphr.so.0" "$prefix/lib/libsesphr.so"
 scripts/staticlib.sh "$target/libsesphr.a" "$prefix/lib/libsesphr.a"
 chmod 0644 "$prefix/lib/libsesphr.a"
 install -m 0644 include/sesphr.h "$prefix/include/sesphr.h"
+mkdir -p "$prefix/share/sesphr"
+install -m 0644 scripts/sesphr.supp "$prefix/share/sesphr/sesphr.supp"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" scripts/sesphr.pc.in >"$prefix/lib/pkgconfig/sesphr.pc"
 echo "installed sesphr $version under $prefix"
