@@ -565,7 +565,7 @@ sesphr_result sesphr_srs_reencrypt_batch(const sesphr_srs *srs,
                                          const size_t *header_lens,
                                          size_t count,
                                          sesphr_buffer **out_recapsules,
-                                         unsigned int *out_results);
+                                         sesphr_result *out_results);
 
 // Verifies the whole audit chain; `*out_entries` receives its length.
 //

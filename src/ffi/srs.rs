@@ -423,7 +423,7 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
     header_lens: *const usize,
     count: usize,
     out_recapsules: *mut *mut sesphr_buffer,
-    out_results: *mut c_uint,
+    out_results: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
@@ -453,11 +453,11 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
             match res {
                 Ok(b) => {
                     put_buffer(o, b);
-                    *r = sesphr_result::Ok as c_uint;
+                    *r = sesphr_result::Ok;
                 }
                 Err(e) => {
                     *o = core::ptr::null_mut();
-                    *r = e as c_uint;
+                    *r = e;
                 }
             }
         }

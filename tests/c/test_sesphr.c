@@ -204,7 +204,7 @@ static void test_full_flow(sesphr_srs *srs)
         const uint8_t *hs[3];
         size_t lens[3];
         sesphr_buffer *outs[3] = {NULL, NULL, NULL};
-        unsigned int results[3] = {99, 99, 99};
+        sesphr_result results[3] = {SESPHR_RESULT_PANIC, SESPHR_RESULT_PANIC, SESPHR_RESULT_PANIC};
         OK(sesphr_portion_header(sesphr_buffer_data(old_lab), sesphr_buffer_len(old_lab), &h1));
         OK(sesphr_portion_header(sesphr_buffer_data(old_med), sesphr_buffer_len(old_med), &h2));
         hs[0] = sesphr_buffer_data(h1); lens[0] = sesphr_buffer_len(h1);
@@ -349,7 +349,7 @@ static void test_errors(void)
     const uint8_t *ptrs[1];
     size_t lens[1], n = 0;
     uint64_t entries;
-    unsigned int results[1];
+    sesphr_result results[1];
     sesphr_buffer *outs[1];
     size_t i;
     for (i = 0; i < sizeof garbage; i++) garbage[i] = (uint8_t)(i * 13 + 5);
