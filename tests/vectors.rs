@@ -252,3 +252,66 @@ fn vectors_decode_and_open_from_the_file_alone() {
         assert_eq!(issued.public().as_bytes()[..], bytes("escrow_public")[..]);
     }
 }
+
+/// Every encoding in `sesphr-v1-invalid.txt` is refused with the error the
+/// file names, and the same bytes with bit 255 cleared again decode: the
+/// refusal is for that bit alone.
+#[test]
+fn invalid_vectors_are_rejected_for_bit_255() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/sesphr-v1-invalid.txt"
+    ))
+    .unwrap();
+    let mut cases = Vec::new();
+    let mut cur: Vec<(String, String)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("[invalid ") {
+            if !cur.is_empty() {
+                cases.push(std::mem::take(&mut cur));
+            }
+            cur.push(("name".into(), line.to_owned()));
+        } else if let Some((k, v)) = line.split_once(" = ") {
+            cur.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    cases.push(cur);
+    assert_eq!(cases.len(), 6);
+    for c in cases {
+        let get = |k: &str| c.iter().find(|(a, _)| a == k).unwrap().1.clone();
+        let (name, kind, err) = (get("name"), get("kind"), get("error"));
+        assert_eq!(err, "NonCanonicalPoint", "{name}");
+        let bad = unhex(&get("bytes"));
+        let decode = |b: &[u8]| -> Result<(), Error> {
+            match kind.as_str() {
+                "public_key" => PublicKey::from_slice(b).map(drop),
+                "portion_public_key" => PortionPublicKey::from_bytes(b).map(drop),
+                "header" => PortionHeader::from_bytes(b).map(drop),
+                "rekey" => ReKey::from_bytes(b).map(drop),
+                "recapsule" => ReCapsule::from_bytes(b).map(drop),
+                other => panic!("unknown kind {other}"),
+            }
+        };
+        assert!(
+            matches!(decode(&bad), Err(Error::NonCanonicalPoint)),
+            "{name}: {:?}",
+            decode(&bad)
+        );
+        // Exactly one byte has its top bit set where the valid vector's is clear.
+        let fixed: Vec<u8> = {
+            let mut found = None;
+            for i in (31..bad.len()).rev() {
+                if bad[i] & 0x80 != 0 {
+                    let mut f = bad.clone();
+                    f[i] &= 0x7f;
+                    if decode(&f).is_ok() {
+                        found = Some(f);
+                        break;
+                    }
+                }
+            }
+            found.unwrap_or_else(|| panic!("{name}: no single bit-255 flip explains it"))
+        };
+        assert!(decode(&fixed).is_ok(), "{name}");
+    }
+}
