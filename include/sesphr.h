@@ -367,6 +367,23 @@ sesphr_result sesphr_open_as_delegatee(const sesphr_keypair *keypair,
                                        size_t recapsule_len,
                                        sesphr_buffer **out_plaintext);
 
+// As `sesphr_open_as_delegatee`, with the user's own expectations: if
+// `expected_portion_public_key` is not NULL (an encoded portion public key,
+// e.g. from the patient's grant notice), the header must be for exactly
+// that patient portion, label and epoch (`KEY_MISMATCH` otherwise) — the
+// header's own claim is not trusted; if `require_proof` is non-zero, a
+// re-capsule without a proof of correct re-encryption is refused
+// (`INVALID_REENCRYPTION_PROOF`).
+sesphr_result sesphr_open_as_delegatee_checked(const sesphr_keypair *keypair,
+                                               const uint8_t *sealed,
+                                               size_t sealed_len,
+                                               const uint8_t *recapsule,
+                                               size_t recapsule_len,
+                                               const uint8_t *expected_portion_public_key,
+                                               size_t expected_portion_public_key_len,
+                                               unsigned int require_proof,
+                                               sesphr_buffer **out_plaintext);
+
 // Starts sealing a portion (see `sesphr_seal` for the arguments).
 sesphr_result sesphr_sealer_new(const uint8_t *portion_public_key,
                                 size_t portion_public_key_len,

@@ -441,6 +441,7 @@ pub struct DelegateeOpener {
     d: Scalar,
     ephemeral: PublicKey,
     portion_key: PublicKey,
+    require_proof: bool,
 }
 
 impl DelegateeOpener {
@@ -454,7 +455,17 @@ impl DelegateeOpener {
             d,
             ephemeral: *ephemeral,
             portion_key: *portion_key,
+            require_proof: false,
         }
+    }
+
+    /// Refuses re-capsules without a proof of correct re-encryption
+    /// ([`Error::InvalidReEncryptionProof`]): a user who does not trust the
+    /// SRS to compute `E'` honestly asks for proofs and insists on them.
+    #[must_use]
+    pub fn require_proof(mut self) -> Self {
+        self.require_proof = true;
+        self
     }
 
     /// The opener for the grant a re-capsule of `header` was made under.
@@ -488,7 +499,7 @@ impl DelegateeOpener {
             return Err(Error::KeyMismatch);
         }
         header.verify()?;
-        if recapsule.proof.is_some() {
+        if self.require_proof || recapsule.proof.is_some() {
             recapsule.verify_proof(&self.commitment())?;
         }
         let mut shared = self.d * recapsule.e_prime_point;

@@ -286,3 +286,31 @@ fn a_proof_from_a_lying_srs_is_caught() {
         Err(Error::InvalidReEncryptionProof)
     ));
 }
+
+/// A user can insist on a proof of correct re-encryption, and on the portion
+/// key of its own grant whatever a header claims.
+#[test]
+fn a_delegatee_can_insist_on_proofs_and_on_its_portion_key() {
+    let p = patient(31);
+    let (lab, med) = (portion(&p, "lab"), portion(&p, "medical"));
+    let u = user(31);
+    let rk = ReKey::generate(&lab, u.public());
+    let s = SealedPortion::seal(lab.public(), RecordId::random(), T0, b"x").unwrap();
+    let opener = DelegateeOpener::new(&u, rk.ephemeral(), lab.public().key()).require_proof();
+    let bare = rk.reencrypt(s.header()).unwrap();
+    assert!(matches!(
+        opener.open(&s, &bare),
+        Err(Error::InvalidReEncryptionProof)
+    ));
+    let proved = rk.reencrypt_with_proof(s.header()).unwrap();
+    assert_eq!(opener.open(&s, &proved).unwrap(), b"x");
+    // Without the requirement the bare re-capsule opens.
+    let lax = DelegateeOpener::new(&u, rk.ephemeral(), lab.public().key());
+    assert_eq!(lax.open(&s, &bare).unwrap(), b"x");
+    // The lab grant's opener refuses a medical record, even with a medical re-capsule.
+    let rk_med = ReKey::generate(&med, u.public());
+    let sm = SealedPortion::seal(med.public(), RecordId::random(), T0, b"y").unwrap();
+    let rcm = rk_med.reencrypt(sm.header()).unwrap();
+    let for_lab = DelegateeOpener::new(&u, rcm.ephemeral(), lab.public().key());
+    assert!(matches!(for_lab.open(&sm, &rcm), Err(Error::KeyMismatch)));
+}

@@ -1,5 +1,7 @@
 //! Sealing and opening portions from C, in memory and as streams.
 
+use core::ffi::c_uint;
+
 use super::keys::{sesphr_keypair, sesphr_patient_keys};
 use super::{
     Handle, bytes, free_handle, handle_mut, handle_ref, into_handle, out, put_buffer, run,
@@ -146,6 +148,57 @@ pub extern "C" fn sesphr_open_as_delegatee(
         let s = SealedPortion::from_bytes(sealed)?;
         let rc = ReCapsule::from_bytes(recapsule)?;
         put_buffer(o, s.open_as_delegatee(kp, &rc)?);
+        Ok(())
+    })
+}
+
+/// As `sesphr_open_as_delegatee`, with the user's own expectations: if
+/// `expected_portion_public_key` is not NULL (an encoded portion public key,
+/// e.g. from the patient's grant notice), the header must be for exactly
+/// that patient portion, label and epoch (`KEY_MISMATCH` otherwise) — the
+/// header's own claim is not trusted; if `require_proof` is non-zero, a
+/// re-capsule without a proof of correct re-encryption is refused
+/// (`INVALID_REENCRYPTION_PROOF`).
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn sesphr_open_as_delegatee_checked(
+    keypair: *const sesphr_keypair,
+    sealed: *const u8,
+    sealed_len: usize,
+    recapsule: *const u8,
+    recapsule_len: usize,
+    expected_portion_public_key: *const u8,
+    expected_portion_public_key_len: usize,
+    require_proof: c_uint,
+    out_plaintext: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        let o = out(out_plaintext)?;
+        let (sealed, recapsule) = (bytes(sealed, sealed_len)?, bytes(recapsule, recapsule_len)?);
+        let expected = if expected_portion_public_key.is_null() {
+            None
+        } else {
+            Some(PortionPublicKey::from_bytes(bytes(
+                expected_portion_public_key,
+                expected_portion_public_key_len,
+            )?)?)
+        };
+        let s = SealedPortion::from_bytes(sealed)?;
+        let rc = ReCapsule::from_bytes(recapsule)?;
+        let ctx = s.header().context();
+        let key = match &expected {
+            Some(k) if k.label() != ctx.label() || k.epoch() != ctx.epoch() => {
+                return Err(sesphr_result::KeyMismatch);
+            }
+            Some(k) => *k.key(),
+            None => *ctx.portion_key(),
+        };
+        let mut opener = DelegateeOpener::new(kp, rc.ephemeral(), &key);
+        if require_proof != 0 {
+            opener = opener.require_proof();
+        }
+        put_buffer(o, opener.open(&s, &rc)?);
         Ok(())
     })
 }

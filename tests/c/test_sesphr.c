@@ -622,6 +622,24 @@ static void check_case(const struct vcase *c)
     OK(sesphr_open_as_delegatee(user, sealed, sealed_len, rcp, rcp_len, &b));
     CHECK(buf_eq(b, pt, pt_len));
     sesphr_buffer_free(b);
+    /* The user's own expectations: this portion key, and a proof. */
+    OK(sesphr_open_as_delegatee_checked(user, sealed, sealed_len, rcp, rcp_len, ppk, ppk_len, 1, &b));
+    CHECK(buf_eq(b, pt, pt_len));
+    sesphr_buffer_free(b);
+    EXPECT(sesphr_open_as_delegatee_checked(user, sealed, sealed_len, rc, rc_len, ppk, ppk_len, 1, &b),
+           SESPHR_RESULT_INVALID_REENCRYPTION_PROOF);
+    OK(sesphr_open_as_delegatee_checked(user, sealed, sealed_len, rc, rc_len, NULL, 0, 0, &b));
+    CHECK(buf_eq(b, pt, pt_len));
+    sesphr_buffer_free(b);
+    {
+        /* Another epoch of the same label: not the portion the user expects. */
+        sesphr_buffer *other = NULL;
+        OK(sesphr_patient_keys_portion_public_key(patient, label, label_len, epoch + 1, &other));
+        EXPECT(sesphr_open_as_delegatee_checked(user, sealed, sealed_len, rcp, rcp_len, sesphr_buffer_data(other),
+                                                sesphr_buffer_len(other), 0, &b),
+               SESPHR_RESULT_KEY_MISMATCH);
+        sesphr_buffer_free(other);
+    }
 
     /* Through an SRS: the committed rekey re-encrypts the committed header into
      * exactly the committed re-capsule (re-encryption without proof is deterministic). */
