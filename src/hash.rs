@@ -18,6 +18,34 @@ pub(crate) mod tag {
     pub(crate) const DEM: &[u8] = b"sesphr/v1/dem";
     pub(crate) const REKEY: &[u8] = b"sesphr/v1/rekey";
     pub(crate) const REENCRYPTION_PROOF: &[u8] = b"sesphr/v1/reencryption-proof";
+    pub(crate) const PROOF_NONCE: &[u8] = b"sesphr/v1/proof-nonce";
+    pub(crate) const REKEY_EPHEMERAL: &[u8] = b"sesphr/v1/rekey-ephemeral";
+}
+
+/// A hedged secret nonce: `H_s(tag, secret, public…, ρ)` with 32 fresh bytes
+/// `ρ` from `rng`, redrawn while the result is zero. It stays unpredictable
+/// if the RNG is (the secret is hashed in), and distinct for distinct public
+/// inputs if the RNG repeats itself.
+pub(crate) fn hedged_nonce<R: rand_core::CryptoRng + ?Sized>(
+    tag: &[u8],
+    secret: &Scalar,
+    public: &[&[u8]],
+    rng: &mut R,
+) -> Scalar {
+    loop {
+        let mut rho = [0u8; 32];
+        rng.fill_bytes(&mut rho);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(public.len() + 2);
+        parts.push(secret.as_bytes());
+        parts.extend_from_slice(public);
+        parts.push(&rho);
+        let k = hash_to_scalar(tag, &parts);
+        drop(parts);
+        rho.zeroize();
+        if k != Scalar::ZERO {
+            return k;
+        }
+    }
 }
 
 fn length_prefix(len: usize) -> [u8; 8] {

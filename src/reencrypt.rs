@@ -22,8 +22,8 @@ use crate::dem::DemKey;
 use crate::encoding::{Reader, decode_scalar, frame, hex, magic};
 use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
-use crate::hash::{hash_to_scalar, tag};
-use crate::keys::{KeyPair, PublicKey, random_nonzero_scalar};
+use crate::hash::{hash_to_scalar, hedged_nonce, tag};
+use crate::keys::{KeyPair, PublicKey};
 use crate::rekey::{ReKey, rekey_factor};
 use crate::rng::os_rng;
 
@@ -323,7 +323,13 @@ fn reencrypt_parts<R: CryptoRng + ?Sized>(
         };
     };
     // E', A₁ = w·G and A₂ = w·E, computed halved and compressed together.
-    let mut w_half = random_nonzero_scalar(rng);
+    // The nonce is hedged (a repeated w for two statements would reveal rk).
+    let mut w_half = hedged_nonce(
+        tag::PROOF_NONCE,
+        rk,
+        &[commitment, header.capsule().e_bytes(), ephemeral.as_bytes()],
+        rng,
+    );
     let mut rk_half = half(rk);
     let [(e_prime, e_prime_point), (a1, _), (a2, _)] =
         double_and_compress([rk_half * e, &w_half * RISTRETTO_BASEPOINT_TABLE, w_half * e]);

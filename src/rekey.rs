@@ -2,7 +2,7 @@
 //!
 //! From portion `(P, c)` to user `U`, computed by the patient's client from
 //! `x_{P,c}` and the public `X_U` only:
-//! `x_e ← random`, `X_e = x_e·G`, `d = H_s("sesphr/v1/rekey", X_e, X_U, x_e·X_U, X_{P,c})`,
+//! `x_e = H_s("sesphr/v1/rekey-ephemeral", x_{P,c}, X_{P,c}, X_U, ρ)` (hedged), `X_e = x_e·G`, `d = H_s("sesphr/v1/rekey", X_e, X_U, x_e·X_U, X_{P,c})`,
 //! `rk = x_{P,c}·d⁻¹`, `RK = rk·G`. Only the SRS receives the key; alone it
 //! opens nothing.
 
@@ -17,8 +17,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
 use crate::error::{Error, Result};
-use crate::hash::{hash_to_scalar, tag};
-use crate::keys::{PortionSecretKey, PublicKey, random_nonzero_scalar};
+use crate::hash::{hash_to_scalar, hedged_nonce, tag};
+use crate::keys::{PortionSecretKey, PublicKey};
 use crate::rng::os_rng;
 
 /// `d = H_s("sesphr/v1/rekey", X_e, X_U, shared, X_{P,c})`, where `shared` is
@@ -85,7 +85,13 @@ impl ReKey {
         delegatee: &PublicKey,
         rng: &mut R,
     ) -> Self {
-        let mut x_e = random_nonzero_scalar(rng);
+        // Hedged: unpredictable to the SRS even from a weak RNG.
+        let mut x_e = hedged_nonce(
+            tag::REKEY_EPHEMERAL,
+            portion.scalar(),
+            &[portion.public().key().as_bytes(), delegatee.as_bytes()],
+            rng,
+        );
         let ephemeral = PublicKey::from_point(&x_e * RISTRETTO_BASEPOINT_TABLE);
         let mut shared = x_e * delegatee.point();
         let portion_key = *portion.public().key();

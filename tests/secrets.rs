@@ -104,3 +104,45 @@ fn secrets_compare_by_value_and_zeroize() {
     assert_eq!(p.portion_secret(&l, 0), p.portion_secret(&l, 0));
     assert_ne!(p.portion_secret(&l, 0), p.portion_secret(&l, 1));
 }
+
+/// The proof nonce and the re-key ephemeral are hedged: with an RNG that
+/// repeats itself (here, the same seed for every call), two proofs over
+/// different capsules still use different nonces — so `(z₁ − z₂)/(c₁ − c₂)`
+/// is not `rk` — and two re-keys to different users get different `X_e`.
+#[test]
+fn hedged_nonces_survive_a_repeating_rng() {
+    use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT as G;
+    use curve25519_dalek::scalar::Scalar;
+    let same = || rng(77);
+    let p = patient(9);
+    let lab = portion(&p, "lab");
+    let (u1, u2) = (user(1), user(2));
+    let rk = ReKey::generate_with_rng(&lab, u1.public(), &mut same());
+    let rk2 = ReKey::generate_with_rng(&lab, u2.public(), &mut same());
+    assert_ne!(rk.ephemeral(), rk2.ephemeral(), "x_e repeated with the RNG");
+    let s1 = SealedPortion::seal(lab.public(), RecordId::random(), T0, b"a").unwrap();
+    let s2 = SealedPortion::seal(lab.public(), RecordId::random(), T0, b"b").unwrap();
+    let r1 = rk
+        .reencrypt_with_proof_with_rng(s1.header(), &mut same())
+        .unwrap();
+    let r2 = rk
+        .reencrypt_with_proof_with_rng(s2.header(), &mut same())
+        .unwrap();
+    r1.verify_proof(rk.commitment()).unwrap();
+    r2.verify_proof(rk.commitment()).unwrap();
+    let cz = |rc: &ReCapsule| {
+        let b = rc.to_bytes();
+        let n = b.len();
+        let c = Scalar::from_canonical_bytes(b[n - 64..n - 32].try_into().unwrap()).unwrap();
+        let z = Scalar::from_canonical_bytes(b[n - 32..].try_into().unwrap()).unwrap();
+        (c, z)
+    };
+    let ((c1, z1), (c2, z2)) = (cz(&r1), cz(&r2));
+    assert_ne!(c1, c2);
+    let candidate = (z1 - z2) * (c1 - c2).invert();
+    assert_ne!(
+        (candidate * G).compress().to_bytes(),
+        rk.commitment().to_bytes(),
+        "the two proofs reveal rk: their nonces were equal"
+    );
+}
