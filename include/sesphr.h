@@ -31,6 +31,27 @@
 // How many bytes of a sealed portion `sesphr_header_len` needs to see.
 #define SESPHR_HEADER_PREFIX_LEN 66
 
+// The shortest encoded header (a one-byte label).
+#define SESPHR_HEADER_MIN_LEN 163
+
+// The longest encoded header (a 64-byte label).
+#define SESPHR_HEADER_MAX_LEN 226
+
+// Length of an encoded re-encryption key.
+#define SESPHR_REKEY_LEN 165
+
+// Length of a re-capsule without / with a proof of re-encryption.
+#define SESPHR_RECAPSULE_LEN 166
+
+// Length of a re-capsule with a proof of re-encryption.
+#define SESPHR_RECAPSULE_WITH_PROOF_LEN 230
+
+// Longest portion label, in bytes.
+#define SESPHR_LABEL_MAX_LEN 64
+
+// Longest identity, in bytes.
+#define SESPHR_IDENTITY_MAX_LEN 255
+
 // Length of the SRS storage key.
 #define SESPHR_STORAGE_KEY_LEN 32
 
@@ -336,6 +357,24 @@ sesphr_result sesphr_seal(const uint8_t *portion_public_key,
 sesphr_result sesphr_header_len(const uint8_t *prefix,
                                 size_t prefix_len,
                                 size_t *out_len);
+
+// What a header (or a sealed portion, which starts with one) says about
+// its record, after its capsule proof verified: the record id
+// (`SESPHR_RECORD_ID_LEN` bytes into `out_record_id`), the key epoch, the
+// created-at time, and into new buffers the label (UTF-8, not
+// NUL-terminated) and the encoded portion public key. Outputs are written
+// only on success.
+//
+// Errors: decoding errors; `INVALID_CAPSULE` if the proof does not verify
+// (the values would be claims no one vouches for); `BUFFER_TOO_SMALL`.
+sesphr_result sesphr_header_info(const uint8_t *header,
+                                 size_t header_len,
+                                 uint8_t *out_record_id,
+                                 size_t out_record_id_len,
+                                 uint32_t *out_epoch,
+                                 uint64_t *out_created_at,
+                                 sesphr_buffer **out_label,
+                                 sesphr_buffer **out_portion_public_key);
 
 // Copies the (validated) header of a sealed portion into a new buffer: what
 // to send to the SRS for re-encryption.

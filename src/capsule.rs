@@ -218,6 +218,36 @@ pub struct PortionHeader {
 impl PortionHeader {
     /// Shortest encoding (a one-byte label).
     pub const MIN_LEN: usize = 4 + CTX_FIXED_LEN + 1 + CAPSULE_LEN;
+    /// Longest encoding (a 64-byte label).
+    pub const MAX_LEN: usize = 4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + CAPSULE_LEN;
+    /// How many leading bytes [`PortionHeader::len_from_prefix`] needs: up
+    /// to and including the label length byte.
+    pub const PREFIX_LEN: usize = 4 + CTX_FIXED_LEN;
+
+    /// The length of the header that starts `prefix` (at least
+    /// [`PortionHeader::PREFIX_LEN`] bytes of a header or sealed portion):
+    /// how much to read from a stream before decoding the header.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] if `prefix` is shorter than `PREFIX_LEN`;
+    /// [`Error::BadMagic`], [`Error::UnsupportedVersion`];
+    /// [`Error::InvalidLabel`] for a label length of 0 or over 64.
+    pub fn len_from_prefix(prefix: &[u8]) -> Result<usize> {
+        let p = prefix.get(..Self::PREFIX_LEN).ok_or(Error::InvalidLength {
+            what: "portion header",
+            expected: Self::PREFIX_LEN,
+            actual: prefix.len(),
+        })?;
+        let mut r = Reader::framed("portion header", p, magic::PORTION)?;
+        // Version (read by `framed`), key, record id, epoch, created_at…
+        r.take(Self::PREFIX_LEN - 6)?;
+        // …and the label length.
+        let label_len = usize::from(r.byte()?);
+        if label_len == 0 || label_len > PortionLabel::MAX_LEN {
+            return Err(Error::InvalidLabel);
+        }
+        Ok(Self::PREFIX_LEN + label_len + CAPSULE_LEN)
+    }
 
     /// Encapsulates a fresh DEM key for `context`. `mul_x(k)` computes `k·X_{P,c}`
     /// (with or without a precomputed table).

@@ -51,6 +51,7 @@ mod dem;
 mod encoding;
 /// cbindgen:ignore
 mod error;
+#[doc(hidden)]
 pub mod ffi;
 /// cbindgen:ignore
 mod group;
@@ -84,7 +85,7 @@ pub use keys::{
 };
 pub use parallel::set_max_threads;
 pub use portion::{
-    PortionEncryptor, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
+    PortionEncryptor, PortionOpener, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
 };
 pub use reencrypt::{DelegateeOpener, ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;

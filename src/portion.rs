@@ -437,3 +437,78 @@ impl<R: Read> fmt::Debug for PortionPlaintext<R> {
         f.debug_struct("PortionPlaintext").finish_non_exhaustive()
     }
 }
+
+/// Opens a portion's body pushed to it in pieces of any size (for hosts that
+/// receive the body in callbacks or from C): each piece's complete chunks
+/// are opened and their plaintext appended to `out` once their tags verify;
+/// the last chunk only at [`PortionOpener::finish`]. After any failure the
+/// opener stays failed. `out` never reallocates while it holds plaintext of
+/// this call (room is made first; a grown buffer's old block is zeroized).
+///
+/// ```
+/// use sesphr::{Identity, PatientKeys, PortionLabel, PortionOpener, RecordId, SealedPortion};
+/// let patient = PatientKeys::generate(Identity::new("p")?);
+/// let key = patient.portion_secret(&PortionLabel::new("imaging")?, 0);
+/// let scan = vec![7u8; 200_000];
+/// let sealed = SealedPortion::seal(key.public(), RecordId::random(), 1_700_000_000, &scan)?;
+/// let mut opener = PortionOpener::for_owner(sealed.header(), &key)?;
+/// let mut plaintext = Vec::new();
+/// for piece in sealed.body().chunks(50_000) {
+///     opener.push(piece, &mut plaintext)?;
+/// }
+/// opener.finish(&mut plaintext)?; // only now is the portion complete and authentic
+/// assert_eq!(plaintext, scan);
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+pub struct PortionOpener(crate::dem::ChunkOpener);
+
+impl PortionOpener {
+    /// The opener of `header`'s body for the patient.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if `key` is for another portion or epoch;
+    /// [`Error::InvalidCapsule`] if the header's capsule does not verify.
+    pub fn for_owner(header: &PortionHeader, key: &PortionSecretKey) -> Result<Self> {
+        Ok(Self(crate::dem::ChunkOpener::new(owner_dem_key(
+            header, key,
+        )?)))
+    }
+
+    /// The opener of `header`'s body for a granted user, with the
+    /// re-capsule the SRS returned.
+    ///
+    /// # Errors
+    /// As [`DelegateeOpener::open`], before any body byte is read.
+    pub fn for_delegatee(
+        header: &PortionHeader,
+        opener: &DelegateeOpener,
+        recapsule: &ReCapsule,
+    ) -> Result<Self> {
+        Ok(Self(crate::dem::ChunkOpener::new(
+            opener.dem_key(header, recapsule)?,
+        )))
+    }
+
+    /// Feeds body bytes; appends the plaintext of every chunk that verified.
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`] (then also for every later call).
+    pub fn push(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.0.push(body, out)
+    }
+
+    /// The body has ended: opens the last chunk. Only `Ok` here means the
+    /// portion was complete (not truncated) and authentic.
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`].
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.0.finish(out)
+    }
+}
+
+impl fmt::Debug for PortionOpener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortionOpener").finish_non_exhaustive()
+    }
+}

@@ -493,3 +493,45 @@ proptest! {
         prop_assert_eq!(ReCapsule::from_bytes(&rc).unwrap().to_bytes(), rc);
     }
 }
+
+#[test]
+fn header_length_from_a_prefix() {
+    let p = patient(41);
+    let k = portion(&p, "imaging");
+    let s = SealedPortion::seal(k.public(), RecordId::random(), T0, b"scan").unwrap();
+    let h = s.header().to_bytes();
+    let all = s.to_bytes();
+    assert_eq!(PortionHeader::len_from_prefix(&h).unwrap(), h.len());
+    assert_eq!(
+        PortionHeader::len_from_prefix(&all[..PortionHeader::PREFIX_LEN]).unwrap(),
+        h.len()
+    );
+    assert!((PortionHeader::MIN_LEN..=PortionHeader::MAX_LEN).contains(&h.len()));
+    assert!(matches!(
+        PortionHeader::len_from_prefix(&h[..PortionHeader::PREFIX_LEN - 1]),
+        Err(Error::InvalidLength { .. })
+    ));
+    let mut bad = h.clone();
+    bad[0] ^= 1;
+    assert!(matches!(
+        PortionHeader::len_from_prefix(&bad),
+        Err(Error::BadMagic { .. })
+    ));
+    let mut bad = h.clone();
+    bad[4] = 2;
+    assert!(matches!(
+        PortionHeader::len_from_prefix(&bad),
+        Err(Error::UnsupportedVersion { .. })
+    ));
+    for n in [0u8, 65, 255] {
+        let mut bad = h.clone();
+        bad[PortionHeader::PREFIX_LEN - 1] = n;
+        assert!(
+            matches!(
+                PortionHeader::len_from_prefix(&bad),
+                Err(Error::InvalidLabel)
+            ),
+            "{n}"
+        );
+    }
+}

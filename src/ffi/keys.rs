@@ -5,9 +5,7 @@ use super::{
     Handle, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
     put_buffer, run, sesphr_buffer, sesphr_result,
 };
-use crate::ids::{Identity, PortionLabel};
-use crate::keys::{KeyPair, PatientKeys, PublicKey, SecretKey};
-use crate::rekey::ReKey;
+use crate::{Identity, KeyPair, PatientKeys, PortionLabel, PublicKey, ReKey, SecretKey};
 
 /// Length of an encoded public key.
 pub const SESPHR_PUBLIC_KEY_LEN: usize = 32;
@@ -15,6 +13,13 @@ pub const SESPHR_PUBLIC_KEY_LEN: usize = 32;
 pub const SESPHR_SECRET_KEY_LEN: usize = 32;
 /// Length of a patient's master secret.
 pub const SESPHR_MASTER_SECRET_LEN: usize = 32;
+
+// Every C constant is the Rust one: a change on either side fails the build.
+const _: () = {
+    assert!(SESPHR_PUBLIC_KEY_LEN == PublicKey::LEN);
+    assert!(SESPHR_SECRET_KEY_LEN == SecretKey::LEN);
+    assert!(SESPHR_MASTER_SECRET_LEN == PatientKeys::MASTER_LEN);
+};
 
 /// A user's key pair. Immutable: may be shared between threads.
 pub struct sesphr_keypair {

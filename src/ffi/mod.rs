@@ -43,7 +43,7 @@ pub use result::*;
 pub use srs::*;
 use zeroize::Zeroizing;
 
-use crate::ids::{Identity, PortionLabel};
+use crate::{Identity, PortionLabel};
 use panic::{boundary, boundary_ptr, boundary_value};
 
 /// A Rust value behind an opaque C handle, owned through a `Box`. Handle

@@ -7,19 +7,43 @@ use super::{
     Handle, bytes, free_handle, handle_mut, handle_ref, into_handle, out, put_buffer, run,
     sesphr_buffer, sesphr_result,
 };
-use crate::capsule::PortionHeader;
-use crate::dem::ChunkOpener;
-use crate::error::Error;
-use crate::ids::RecordId;
-use crate::keys::{PatientKeys, PortionPublicKey, PortionSecretKey};
-use crate::portion::{PortionWriter, SealedPortion, owner_dem_key};
-use crate::reencrypt::{DelegateeOpener, ReCapsule};
+use crate::{
+    DelegateeOpener, Error, PatientKeys, PortionHeader, PortionOpener, PortionPublicKey,
+    PortionSecretKey, PortionWriter, ReCapsule, RecordId, SealedPortion,
+};
 use zeroize::Zeroizing;
 
 /// Length of a record id.
 pub const SESPHR_RECORD_ID_LEN: usize = 16;
 /// How many bytes of a sealed portion `sesphr_header_len` needs to see.
 pub const SESPHR_HEADER_PREFIX_LEN: usize = 66;
+/// The shortest encoded header (a one-byte label).
+pub const SESPHR_HEADER_MIN_LEN: usize = 163;
+/// The longest encoded header (a 64-byte label).
+pub const SESPHR_HEADER_MAX_LEN: usize = 226;
+/// Length of an encoded re-encryption key.
+pub const SESPHR_REKEY_LEN: usize = 165;
+/// Length of a re-capsule without / with a proof of re-encryption.
+pub const SESPHR_RECAPSULE_LEN: usize = 166;
+/// Length of a re-capsule with a proof of re-encryption.
+pub const SESPHR_RECAPSULE_WITH_PROOF_LEN: usize = 230;
+/// Longest portion label, in bytes.
+pub const SESPHR_LABEL_MAX_LEN: usize = 64;
+/// Longest identity, in bytes.
+pub const SESPHR_IDENTITY_MAX_LEN: usize = 255;
+
+// Every C constant is the Rust one: a change on either side fails the build.
+const _: () = {
+    assert!(SESPHR_RECORD_ID_LEN == RecordId::LEN);
+    assert!(SESPHR_HEADER_PREFIX_LEN == PortionHeader::PREFIX_LEN);
+    assert!(SESPHR_HEADER_MIN_LEN == PortionHeader::MIN_LEN);
+    assert!(SESPHR_HEADER_MAX_LEN == PortionHeader::MAX_LEN);
+    assert!(SESPHR_REKEY_LEN == crate::ReKey::LEN);
+    assert!(SESPHR_RECAPSULE_LEN == ReCapsule::LEN);
+    assert!(SESPHR_RECAPSULE_WITH_PROOF_LEN == ReCapsule::LEN_WITH_PROOF);
+    assert!(SESPHR_LABEL_MAX_LEN == crate::PortionLabel::MAX_LEN);
+    assert!(SESPHR_IDENTITY_MAX_LEN == crate::Identity::MAX_LEN);
+};
 
 /// The patient's secret key for the portion a header belongs to.
 fn portion_secret_for(keys: &PatientKeys, header: &PortionHeader) -> PortionSecretKey {
@@ -67,22 +91,50 @@ pub extern "C" fn sesphr_header_len(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_len)?;
-        let p = bytes(prefix, prefix_len)?;
-        if p.len() < SESPHR_HEADER_PREFIX_LEN {
-            return Err(sesphr_result::InvalidLength);
-        }
-        if p.get(..4) != Some(&b"SPHR"[..]) {
-            return Err(sesphr_result::BadMagic);
-        }
-        if p.get(4) != Some(&crate::FORMAT_VERSION) {
-            return Err(sesphr_result::UnsupportedVersion);
-        }
-        let label_len = usize::from(
-            p.get(SESPHR_HEADER_PREFIX_LEN - 1)
-                .copied()
-                .unwrap_or_default(),
+        *o = PortionHeader::len_from_prefix(bytes(prefix, prefix_len)?)?;
+        Ok(())
+    })
+}
+
+/// What a header (or a sealed portion, which starts with one) says about
+/// its record, after its capsule proof verified: the record id
+/// (`SESPHR_RECORD_ID_LEN` bytes into `out_record_id`), the key epoch, the
+/// created-at time, and into new buffers the label (UTF-8, not
+/// NUL-terminated) and the encoded portion public key. Outputs are written
+/// only on success.
+///
+/// Errors: decoding errors; `INVALID_CAPSULE` if the proof does not verify
+/// (the values would be claims no one vouches for); `BUFFER_TOO_SMALL`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn sesphr_header_info(
+    header: *const u8,
+    header_len: usize,
+    out_record_id: *mut u8,
+    out_record_id_len: usize,
+    out_epoch: *mut u32,
+    out_created_at: *mut u64,
+    out_label: *mut *mut sesphr_buffer,
+    out_portion_public_key: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let b = bytes(header, header_len)?;
+        let (epoch, created_at, label, ppk) = (
+            out(out_epoch)?,
+            out(out_created_at)?,
+            out(out_label)?,
+            out(out_portion_public_key)?,
         );
-        *o = SESPHR_HEADER_PREFIX_LEN + label_len + 96;
+        let rid = super::fixed_out(out_record_id, out_record_id_len, SESPHR_RECORD_ID_LEN)?;
+        let len = PortionHeader::len_from_prefix(b)?;
+        let h = PortionHeader::from_bytes(b.get(..len).ok_or(sesphr_result::InvalidLength)?)?;
+        h.verify()?;
+        let ctx = h.context();
+        rid.copy_from_slice(ctx.record_id().as_bytes());
+        *epoch = ctx.epoch();
+        *created_at = ctx.created_at();
+        put_buffer(label, ctx.label().as_bytes().to_vec());
+        put_buffer(ppk, ctx.portion_public_key().to_bytes());
         Ok(())
     })
 }
@@ -292,7 +344,7 @@ pub extern "C" fn sesphr_sealer_free(sealer: *mut sesphr_sealer) {
 
 /// Streaming opener state.
 pub(crate) struct Opener {
-    chunks: ChunkOpener,
+    chunks: PortionOpener,
     finished: bool,
 }
 
@@ -310,11 +362,11 @@ impl Handle for sesphr_opener {
 
 fn new_opener(
     out_opener: *mut *mut sesphr_opener,
-    key: crate::dem::DemKey,
+    opener: PortionOpener,
 ) -> Result<(), sesphr_result> {
     let o = out(out_opener)?;
     *o = into_handle::<sesphr_opener>(Opener {
-        chunks: ChunkOpener::new(key),
+        chunks: opener,
         finished: false,
     });
     Ok(())
@@ -333,7 +385,10 @@ pub extern "C" fn sesphr_opener_new_owner(
         let k = handle_ref(keys)?;
         out(out_opener)?;
         let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
-        new_opener(out_opener, owner_dem_key(&h, &portion_secret_for(k, &h))?)
+        new_opener(
+            out_opener,
+            PortionOpener::for_owner(&h, &portion_secret_for(k, &h))?,
+        )
     })
 }
 
@@ -354,8 +409,8 @@ pub extern "C" fn sesphr_opener_new_delegatee(
         let (header, recapsule) = (bytes(header, header_len)?, bytes(recapsule, recapsule_len)?);
         let h = PortionHeader::from_bytes(header)?;
         let rc = ReCapsule::from_bytes(recapsule)?;
-        let key = DelegateeOpener::for_recapsule(kp, &h, &rc).dem_key(&h, &rc)?;
-        new_opener(out_opener, key)
+        let grant = DelegateeOpener::for_recapsule(kp, &h, &rc);
+        new_opener(out_opener, PortionOpener::for_delegatee(&h, &grant, &rc)?)
     })
 }
 
@@ -367,7 +422,7 @@ fn opener_step(
     opener: *mut sesphr_opener,
     out_plaintext: *mut *mut sesphr_buffer,
     finishing: bool,
-    step: impl FnOnce(&mut ChunkOpener, &mut Vec<u8>) -> Result<(), Error>,
+    step: impl FnOnce(&mut PortionOpener, &mut Vec<u8>) -> Result<(), Error>,
 ) -> Result<(), sesphr_result> {
     let op = handle_mut(opener)?;
     let o = out(out_plaintext)?;
@@ -408,7 +463,7 @@ pub extern "C" fn sesphr_opener_finish(
     opener: *mut sesphr_opener,
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| opener_step(opener, out_plaintext, true, ChunkOpener::finish))
+    run(|| opener_step(opener, out_plaintext, true, PortionOpener::finish))
 }
 
 /// Frees an opener. NULL does nothing.

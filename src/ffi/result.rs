@@ -4,7 +4,7 @@ use core::cell::RefCell;
 use core::ffi::{c_char, c_uint};
 use std::ffi::CString;
 
-use crate::error::Error;
+use crate::Error;
 use crate::srs::{Denial, SrsError};
 use crate::store::StoreErrorKind;
 

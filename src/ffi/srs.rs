@@ -7,12 +7,11 @@ use super::{
     Handle, array, array_out, bytes, c_str, fixed_out, free_handle, handle_ref, identity,
     into_handle, optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
-use crate::capsule::PortionHeader;
-use crate::ids::{Identity, PortionLabel};
-use crate::keys::{EscrowKeyIssuer, PortionPublicKey, PublicKey};
-use crate::rekey::ReKey;
 use crate::srs::{Checkpoint, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
 use crate::store::MemoryStore;
+use crate::{
+    EscrowKeyIssuer, Identity, PortionHeader, PortionLabel, PortionPublicKey, PublicKey, ReKey,
+};
 
 /// Length of the SRS storage key.
 pub const SESPHR_STORAGE_KEY_LEN: usize = 32;
@@ -20,7 +19,12 @@ pub const SESPHR_STORAGE_KEY_LEN: usize = 32;
 pub const SESPHR_ESCROW_SEED_LEN: usize = 32;
 /// Length of an encoded checkpoint.
 pub const SESPHR_CHECKPOINT_LEN: usize = 149;
-const _: () = assert!(SESPHR_CHECKPOINT_LEN == Checkpoint::LEN);
+// Every C constant is the Rust one: a change on either side fails the build.
+const _: () = {
+    assert!(SESPHR_CHECKPOINT_LEN == Checkpoint::LEN);
+    assert!(SESPHR_STORAGE_KEY_LEN == StorageKey::LEN);
+    assert!(SESPHR_ESCROW_SEED_LEN == EscrowKeyIssuer::SEED_LEN);
+};
 
 /// A Setup and Re-encryption Server. Safe to use from many threads at once.
 pub struct sesphr_srs {

@@ -146,7 +146,11 @@ impl From<Error> for SrsError {
 #[derive(Clone)]
 pub struct StorageKey(Zeroizing<[u8; 32]>);
 
+/// cbindgen:ignore
 impl StorageKey {
+    /// Length of the key in bytes.
+    pub const LEN: usize = 32;
+
     /// A fresh key from the OS RNG.
     pub fn generate() -> Self {
         Self::generate_with_rng(&mut os_rng())

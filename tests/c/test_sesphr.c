@@ -613,6 +613,29 @@ static void check_case(const struct vcase *c)
     OK(sesphr_portion_header(sealed, sealed_len, &b));
     CHECK(buf_eq(b, hdr, hdr_len));
     sesphr_buffer_free(b);
+    {
+        /* What the header says, from the header or from the whole sealed portion. */
+        uint8_t rid[SESPHR_RECORD_ID_LEN];
+        uint32_t e = 99;
+        uint64_t at = 0;
+        size_t rid_len, hl = 0;
+        sesphr_buffer *lab = NULL, *key = NULL;
+        uint8_t *want_rid = unhex(get(c, "record_id"), &rid_len);
+        OK(sesphr_header_info(sealed, sealed_len, rid, sizeof rid, &e, &at, &lab, &key));
+        CHECK(rid_len == 16 && memcmp(rid, want_rid, 16) == 0);
+        CHECK(e == epoch && at == strtoull(get(c, "created_at"), NULL, 10));
+        CHECK(buf_eq(lab, label, label_len));
+        CHECK(buf_eq(key, ppk, ppk_len));
+        sesphr_buffer_free(lab);
+        sesphr_buffer_free(key);
+        OK(sesphr_header_len(hdr, SESPHR_HEADER_PREFIX_LEN, &hl));
+        CHECK(hl == hdr_len && hl >= SESPHR_HEADER_MIN_LEN && hl <= SESPHR_HEADER_MAX_LEN);
+        EXPECT(sesphr_header_info(hdr, hdr_len, rid, 15, &e, &at, &lab, &key), SESPHR_RESULT_BUFFER_TOO_SMALL);
+        hdr[hdr_len - 20] ^= 1; /* inside s: the proof no longer verifies */
+        EXPECT(sesphr_header_info(hdr, hdr_len, rid, sizeof rid, &e, &at, &lab, &key), SESPHR_RESULT_INVALID_CAPSULE);
+        hdr[hdr_len - 20] ^= 1;
+        free(want_rid);
+    }
     OK(sesphr_open_as_owner(patient, sealed, sealed_len, &b));
     CHECK(buf_eq(b, pt, pt_len));
     sesphr_buffer_free(b);
