@@ -154,12 +154,16 @@ fn core_ops(c: &mut Criterion) {
     .unwrap();
     let mut g = c.benchmark_group("reencrypt");
     g.bench_function("single", |b| {
-        b.iter(|| rekey.reencrypt(black_box(small.header())).unwrap())
+        b.iter(|| {
+            rekey
+                .reencrypt(black_box(small.header()).verify().unwrap())
+                .unwrap()
+        })
     });
     g.bench_function("with_proof", |b| {
         b.iter(|| {
             rekey
-                .reencrypt_with_proof_with_rng(black_box(small.header()), &mut r)
+                .reencrypt_with_proof_with_rng(black_box(small.header()).verify().unwrap(), &mut r)
                 .unwrap()
         })
     });
@@ -179,25 +183,38 @@ fn core_ops(c: &mut Criterion) {
         let headers: Vec<&PortionHeader> = sealed.iter().map(|s| s.header()).collect();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("batch_{n}"), |b| {
-            b.iter(|| rekey.reencrypt_batch_with_rng(black_box(&headers), &mut r))
+            b.iter(|| {
+                PortionHeader::verify_batch_with_rng(black_box(&headers), &mut r)
+                    .into_iter()
+                    .map(|v| rekey.reencrypt(v.unwrap()))
+                    .collect::<Vec<_>>()
+            })
         });
     }
     g.finish();
 
-    let rc = rekey.reencrypt(small.header()).unwrap();
+    let rc = rekey.reencrypt(small.header().verify().unwrap()).unwrap();
     let opener = DelegateeOpener::new(&user, rekey.ephemeral(), lab.public().key());
     let mut g = c.benchmark_group("delegatee_open");
     g.bench_function("first_32B", |b| {
         b.iter(|| small.open_as_delegatee(black_box(&user), &rc).unwrap())
     });
     g.bench_function("cached_32B", |b| {
-        b.iter(|| opener.open(black_box(&small), &rc).unwrap())
+        b.iter(|| {
+            black_box(&small)
+                .open_as_delegatee_with(&opener, &rc)
+                .unwrap()
+        })
     });
     let rcp = rekey
-        .reencrypt_with_proof_with_rng(small.header(), &mut r)
+        .reencrypt_with_proof_with_rng(small.header().verify().unwrap(), &mut r)
         .unwrap();
     g.bench_function("cached_32B_with_proof", |b| {
-        b.iter(|| opener.open(black_box(&small), &rcp).unwrap())
+        b.iter(|| {
+            black_box(&small)
+                .open_as_delegatee_with(&opener, &rcp)
+                .unwrap()
+        })
     });
     let big = SealedPortion::seal_with_rng(
         lab.public(),
@@ -207,10 +224,14 @@ fn core_ops(c: &mut Criterion) {
         &mut r,
     )
     .unwrap();
-    let big_rc = rekey.reencrypt(big.header()).unwrap();
+    let big_rc = rekey.reencrypt(big.header().verify().unwrap()).unwrap();
     g.throughput(Throughput::Bytes(1 << 20));
     g.bench_function("cached_1MiB", |b| {
-        b.iter(|| opener.open(black_box(&big), &big_rc).unwrap())
+        b.iter(|| {
+            black_box(&big)
+                .open_as_delegatee_with(&opener, &big_rc)
+                .unwrap()
+        })
     });
     g.finish();
 
@@ -242,7 +263,7 @@ fn core_ops(c: &mut Criterion) {
     g.bench_function("open_owner", |b| {
         b.iter(|| s2.open_as_owner(black_box(&lab)).unwrap())
     });
-    let rc2 = rekey.reencrypt(s2.header()).unwrap();
+    let rc2 = rekey.reencrypt(s2.header().verify().unwrap()).unwrap();
     g.bench_function("open_delegatee", |b| {
         b.iter(|| s2.open_as_delegatee(black_box(&user), &rc2).unwrap())
     });

@@ -29,11 +29,11 @@
 //! // The patient grants a doctor the medical portion; the SRS re-encrypts.
 //! let doctor = KeyPair::generate();
 //! let rekey = ReKey::generate(&medical, doctor.public());
-//! let rc = rekey.reencrypt(diagnosis.header())?;
+//! let rc = rekey.reencrypt(diagnosis.header().verify()?)?;
 //! assert_eq!(diagnosis.open_as_delegatee(&doctor, &rc)?, b"diagnosis: asthma");
 //!
 //! // The grant is useless on any other portion.
-//! assert!(rekey.reencrypt(policy.header()).is_err());
+//! assert!(rekey.reencrypt(policy.header().verify()?).is_err());
 //! # Ok::<(), sesphr::Error>(())
 //! ```
 //!
@@ -45,6 +45,8 @@
 
 /// cbindgen:ignore
 mod capsule;
+/// cbindgen:ignore
+mod delegatee;
 /// cbindgen:ignore
 mod dem;
 /// cbindgen:ignore
@@ -76,6 +78,7 @@ pub mod srs;
 pub mod store;
 
 pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};
+pub use delegatee::DelegateeOpener;
 pub use dem::{CHUNK_LEN, SEALED_CHUNK_LEN, TAG_LEN, sealed_len};
 pub use encoding::FORMAT_VERSION;
 pub use error::{Error, Result};
@@ -87,7 +90,7 @@ pub use parallel::set_max_threads;
 pub use portion::{
     PortionEncryptor, PortionOpener, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
 };
-pub use reencrypt::{DelegateeOpener, ReCapsule, ReEncryptionProof};
+pub use reencrypt::{ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;
 
 pub use rand_core;

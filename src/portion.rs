@@ -9,12 +9,13 @@ use curve25519_dalek::ristretto::RistrettoBasepointTable;
 use rand_core::CryptoRng;
 
 use crate::capsule::{Context, PortionHeader};
+use crate::delegatee::DelegateeOpener;
 use crate::dem::{self, DemKey, StreamOpener, StreamSealer, TAG_LEN};
 use crate::encoding::{Reader, magic};
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
 use crate::keys::{KeyPair, PortionPublicKey, PortionSecretKey};
-use crate::reencrypt::{DelegateeOpener, ReCapsule};
+use crate::reencrypt::ReCapsule;
 use crate::rng::os_rng;
 
 /// One sealed portion of a record: header and encrypted body. This is what
@@ -34,7 +35,7 @@ use crate::rng::os_rng;
 ///
 /// let doctor = KeyPair::generate();
 /// let rekey = ReKey::generate(&medical, doctor.public()); // to the SRS
-/// let rc = rekey.reencrypt(sealed.header())?;             // by the SRS
+/// let rc = rekey.reencrypt(sealed.header().verify()?)?;    // by the SRS
 /// assert_eq!(sealed.open_as_delegatee(&doctor, &rc)?, b"blood type O+");
 /// # Ok::<(), sesphr::Error>(())
 /// ```
@@ -154,6 +155,20 @@ impl SealedPortion {
     pub fn open_as_delegatee(&self, user: &KeyPair, recapsule: &ReCapsule) -> Result<Vec<u8>> {
         DelegateeOpener::for_recapsule(user, &self.header, recapsule).open(self, recapsule)
     }
+
+    /// Opens the portion with a grant's [`DelegateeOpener`] (its `d` computed
+    /// once for many records; it may require proofs and names the portion
+    /// key the user expects) and the re-capsule the SRS returned.
+    ///
+    /// # Errors
+    /// As [`SealedPortion::open_as_delegatee`].
+    pub fn open_as_delegatee_with(
+        &self,
+        opener: &DelegateeOpener,
+        recapsule: &ReCapsule,
+    ) -> Result<Vec<u8>> {
+        opener.open(self, recapsule)
+    }
 }
 
 impl fmt::Debug for SealedPortion {
@@ -179,16 +194,6 @@ pub(crate) fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> R
     let k = capsule.dem_key(&shared, header.context_bytes());
     zeroize::Zeroize::zeroize(&mut shared);
     k
-}
-
-impl DelegateeOpener {
-    /// Opens a sealed portion with a re-capsule of it made under this grant.
-    ///
-    /// # Errors
-    /// As [`SealedPortion::open_as_delegatee`].
-    pub fn open(&self, sealed: &SealedPortion, recapsule: &ReCapsule) -> Result<Vec<u8>> {
-        dem::open(&self.dem_key(&sealed.header, recapsule)?, &sealed.body)
-    }
 }
 
 /// An encryptor for one portion public key with a precomputed table of its
@@ -401,14 +406,14 @@ impl<R: Read> PortionReader<R> {
         recapsule: &ReCapsule,
     ) -> Result<PortionPlaintext<R>> {
         let opener = DelegateeOpener::for_recapsule(user, &self.header, recapsule);
-        self.open_with(&opener, recapsule)
+        self.open_as_delegatee_with(&opener, recapsule)
     }
 
     /// Opens the body with a grant's opener.
     ///
     /// # Errors
     /// As [`PortionReader::open_as_delegatee`].
-    pub fn open_with(
+    pub fn open_as_delegatee_with(
         self,
         opener: &DelegateeOpener,
         recapsule: &ReCapsule,

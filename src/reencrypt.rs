@@ -14,18 +14,15 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::VartimeMultiscalarMul;
 use rand_core::CryptoRng;
-use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::capsule::{CAPSULE_LEN, Capsule, PortionHeader, VerifiedHeader};
-use crate::dem::DemKey;
+use crate::capsule::{CAPSULE_LEN, Capsule, VerifiedHeader};
 use crate::encoding::{Reader, decode_scalar, frame, hex, magic};
 use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
-use crate::keys::{KeyPair, PublicKey};
-use crate::rekey::{ReKey, rekey_factor};
-use crate::rng::os_rng;
+use crate::keys::PublicKey;
+use crate::rekey::ReKey;
 
 /// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`:
 /// `(c, z)` with `c = H_s("sesphr/v1/reencryption-proof", RK, E, E', X_e, A₁, A₂)`,
@@ -73,11 +70,11 @@ fn proof_challenge(
 /// flag bit 0 says whether the proof follows; other bits must be zero.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReCapsule {
-    capsule: Capsule,
+    pub(crate) capsule: Capsule,
     e_prime: CompressedRistretto,
-    e_prime_point: RistrettoPoint,
-    ephemeral: PublicKey,
-    proof: Option<ReEncryptionProof>,
+    pub(crate) e_prime_point: RistrettoPoint,
+    pub(crate) ephemeral: PublicKey,
+    pub(crate) proof: Option<ReEncryptionProof>,
 }
 
 impl ReCapsule {
@@ -192,118 +189,9 @@ impl fmt::Debug for ReCapsule {
     }
 }
 
-impl ReKey {
-    /// Checks the header's capsule proof, then re-encrypts it.
-    ///
-    /// # Errors
-    /// [`Error::KeyMismatch`] if the header belongs to another portion key;
-    /// [`Error::InvalidCapsule`] if its capsule proof fails.
-    pub fn reencrypt(&self, header: &PortionHeader) -> Result<ReCapsule> {
-        self.check_portion(header)?;
-        self.reencrypt_verified(header.verify()?)
-    }
-
-    /// Re-encrypts a header whose capsule proof was already checked.
-    ///
-    /// # Errors
-    /// [`Error::KeyMismatch`] if the header belongs to another portion key.
-    pub fn reencrypt_verified(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
-        self.check_portion(header.header())?;
-        Ok(reencrypt_parts(
-            self.scalar(),
-            self.ephemeral(),
-            self.commitment().as_bytes(),
-            header,
-            None::<&mut crate::rng::OsRng>,
-        ))
-    }
-
-    /// As [`ReKey::reencrypt`], with a proof of correct re-encryption.
-    ///
-    /// # Errors
-    /// As [`ReKey::reencrypt`].
-    pub fn reencrypt_with_proof(&self, header: &PortionHeader) -> Result<ReCapsule> {
-        self.reencrypt_with_proof_with_rng(header, &mut os_rng())
-    }
-
-    /// As [`ReKey::reencrypt_with_proof`], with the given RNG.
-    ///
-    /// # Errors
-    /// As [`ReKey::reencrypt`].
-    pub fn reencrypt_with_proof_with_rng<R: CryptoRng + ?Sized>(
-        &self,
-        header: &PortionHeader,
-        rng: &mut R,
-    ) -> Result<ReCapsule> {
-        self.check_portion(header)?;
-        self.reencrypt_verified_with_proof(header.verify()?, rng)
-    }
-
-    /// Re-encrypts a verified header and proves it.
-    ///
-    /// # Errors
-    /// [`Error::KeyMismatch`] if the header belongs to another portion key.
-    pub fn reencrypt_verified_with_proof<R: CryptoRng + ?Sized>(
-        &self,
-        header: VerifiedHeader<'_>,
-        rng: &mut R,
-    ) -> Result<ReCapsule> {
-        self.check_portion(header.header())?;
-        Ok(reencrypt_parts(
-            self.scalar(),
-            self.ephemeral(),
-            self.commitment().as_bytes(),
-            header,
-            Some(rng),
-        ))
-    }
-
-    /// Re-encrypts many headers of this portion: all capsule proofs are
-    /// checked together with one multiscalar multiplication (falling back to
-    /// one by one if that fails), then one scalar multiplication each.
-    /// Result `i` belongs to header `i`.
-    pub fn reencrypt_batch(&self, headers: &[&PortionHeader]) -> Vec<Result<ReCapsule>> {
-        self.reencrypt_batch_with_rng(headers, &mut os_rng())
-    }
-
-    /// [`ReKey::reencrypt_batch`] with the given RNG (for the check's weights).
-    pub fn reencrypt_batch_with_rng<R: CryptoRng + ?Sized>(
-        &self,
-        headers: &[&PortionHeader],
-        rng: &mut R,
-    ) -> Vec<Result<ReCapsule>> {
-        // Headers of another portion are refused before the batch check, so
-        // that they cannot make the whole batch fall back to one by one.
-        let mine: Vec<&PortionHeader> = headers
-            .iter()
-            .copied()
-            .filter(|h| self.check_portion(h).is_ok())
-            .collect();
-        let mut verified = PortionHeader::verify_batch_with_rng(&mine, rng).into_iter();
-        headers
-            .iter()
-            .map(|h| {
-                self.check_portion(h)?;
-                match verified.next() {
-                    Some(v) => self.reencrypt_verified(v?),
-                    None => Err(Error::InvalidCapsule),
-                }
-            })
-            .collect()
-    }
-
-    fn check_portion(&self, header: &PortionHeader) -> Result<()> {
-        if header.context().portion_key() == self.portion_key() {
-            Ok(())
-        } else {
-            Err(Error::KeyMismatch)
-        }
-    }
-}
-
 /// `E' = rk·E`, with a proof when `rng` is given: the one re-encryption
 /// routine behind [`ReKey`] and the SRS's [`ServingKey`].
-fn reencrypt_parts<R: CryptoRng + ?Sized>(
+pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
     rk: &Scalar,
     ephemeral: &PublicKey,
     commitment: &[u8; 32],
@@ -421,118 +309,5 @@ impl ServingKey {
         rng: Option<&mut R>,
     ) -> ReCapsule {
         reencrypt_parts(&self.rk, ephemeral, &self.commitment, header, rng)
-    }
-}
-
-/// The delegatee's secret for one grant: `d`, computed once from the user's
-/// secret key, the grant's `X_e` and the portion key, then reused for every
-/// record of that grant. Zeroized on drop; `Debug` hides it.
-///
-/// ```
-/// use sesphr::{DelegateeOpener, Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
-/// let patient = PatientKeys::generate(Identity::new("alice")?);
-/// let lab = patient.portion_secret(&PortionLabel::new("lab")?, 0);
-/// let doctor = KeyPair::generate();
-/// let rekey = ReKey::generate(&lab, doctor.public()); // sent to the SRS
-/// let opener = DelegateeOpener::new(&doctor, rekey.ephemeral(), lab.public().key());
-/// for text in [&b"HbA1c 5.4%"[..], b"LDL 96 mg/dL"] {
-///     let sealed = SealedPortion::seal(lab.public(), RecordId::random(), 1_700_000_000, text)?;
-///     let rc = rekey.reencrypt(sealed.header())?; // done by the SRS
-///     assert_eq!(opener.open(&sealed, &rc)?, text);
-/// }
-/// # Ok::<(), sesphr::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct DelegateeOpener {
-    d: Scalar,
-    ephemeral: PublicKey,
-    portion_key: PublicKey,
-    require_proof: bool,
-}
-
-impl DelegateeOpener {
-    /// `d = H_s("sesphr/v1/rekey", X_e, X_U, x_U·X_e, X_{P,c})` for the grant
-    /// with ephemeral key `ephemeral` on portion key `portion_key`.
-    pub fn new(user: &KeyPair, ephemeral: &PublicKey, portion_key: &PublicKey) -> Self {
-        let mut shared = user.secret().scalar() * ephemeral.point();
-        let d = rekey_factor(ephemeral, user.public(), &shared, portion_key);
-        shared.zeroize();
-        Self {
-            d,
-            ephemeral: *ephemeral,
-            portion_key: *portion_key,
-            require_proof: false,
-        }
-    }
-
-    /// Refuses re-capsules without a proof of correct re-encryption
-    /// ([`Error::InvalidReEncryptionProof`]): a user who does not trust the
-    /// SRS to compute `E'` honestly asks for proofs and insists on them.
-    #[must_use]
-    pub fn require_proof(mut self) -> Self {
-        self.require_proof = true;
-        self
-    }
-
-    /// The opener for the grant a re-capsule of `header` was made under.
-    pub fn for_recapsule(user: &KeyPair, header: &PortionHeader, recapsule: &ReCapsule) -> Self {
-        Self::new(user, recapsule.ephemeral(), header.context().portion_key())
-    }
-
-    /// The grant's ephemeral key `X_e`.
-    pub fn ephemeral(&self) -> &PublicKey {
-        &self.ephemeral
-    }
-
-    /// The portion key `X_{P,c}` of the grant.
-    pub fn portion_key(&self) -> &PublicKey {
-        &self.portion_key
-    }
-
-    /// The commitment `RK = d⁻¹·X_{P,c}` of the grant's re-encryption key.
-    pub fn commitment(&self) -> PublicKey {
-        PublicKey::from_point(self.d.invert() * self.portion_key.point())
-    }
-
-    /// Checks that `recapsule` was made from `header` under this grant,
-    /// verifies the capsule proof and, if present, the re-encryption proof,
-    /// and derives the DEM key.
-    pub(crate) fn dem_key(&self, header: &PortionHeader, recapsule: &ReCapsule) -> Result<DemKey> {
-        if recapsule.capsule != *header.capsule()
-            || recapsule.ephemeral != self.ephemeral
-            || header.context().portion_key() != &self.portion_key
-        {
-            return Err(Error::KeyMismatch);
-        }
-        header.verify()?;
-        if self.require_proof || recapsule.proof.is_some() {
-            recapsule.verify_proof(&self.commitment())?;
-        }
-        let mut shared = self.d * recapsule.e_prime_point;
-        let key = recapsule.capsule.dem_key(&shared, header.context_bytes());
-        shared.zeroize();
-        key
-    }
-}
-
-impl Drop for DelegateeOpener {
-    fn drop(&mut self) {
-        self.d.zeroize();
-    }
-}
-impl ZeroizeOnDrop for DelegateeOpener {}
-
-impl ConstantTimeEq for DelegateeOpener {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.d.ct_eq(&other.d)
-    }
-}
-
-impl fmt::Debug for DelegateeOpener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DelegateeOpener")
-            .field("ephemeral", &self.ephemeral)
-            .field("portion_key", &self.portion_key)
-            .finish_non_exhaustive()
     }
 }

@@ -15,10 +15,12 @@ use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::capsule::{PortionHeader, VerifiedHeader};
 use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
 use crate::error::{Error, Result};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{PortionSecretKey, PublicKey};
+use crate::reencrypt::{ReCapsule, reencrypt_parts};
 use crate::rng::os_rng;
 
 /// `d = H_s("sesphr/v1/rekey", X_e, X_U, shared, X_{P,c})`, where `shared` is
@@ -179,6 +181,74 @@ impl ReKey {
             return Err(Error::KeyMismatch);
         }
         Ok(key)
+    }
+}
+
+/// Re-encryption: through a [`VerifiedHeader`] only, so the capsule proof is
+/// always checked first ([`PortionHeader::verify`], or
+/// [`PortionHeader::verify_batch`] for many).
+impl ReKey {
+    /// `E' = rk·E` for a verified header of this key's portion.
+    ///
+    /// ```
+    /// use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
+    /// let patient = PatientKeys::generate(Identity::new("alice")?);
+    /// let lab = patient.portion_secret(&PortionLabel::new("lab")?, 0);
+    /// let doctor = KeyPair::generate();
+    /// let rekey = ReKey::generate(&lab, doctor.public());
+    /// let sealed = SealedPortion::seal(lab.public(), RecordId::random(), 1_700_000_000, b"HbA1c 5.4%")?;
+    /// let rc = rekey.reencrypt(sealed.header().verify()?)?;
+    /// assert_eq!(sealed.open_as_delegatee(&doctor, &rc)?, b"HbA1c 5.4%");
+    /// # Ok::<(), sesphr::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the header belongs to another portion key.
+    pub fn reencrypt(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
+        self.check_portion(header.header())?;
+        Ok(reencrypt_parts(
+            &self.rk,
+            &self.ephemeral,
+            self.commitment.as_bytes(),
+            header,
+            None::<&mut crate::rng::OsRng>,
+        ))
+    }
+
+    /// As [`ReKey::reencrypt`], with a proof of correct re-encryption (with
+    /// the OS RNG for the hedged nonce).
+    ///
+    /// # Errors
+    /// As [`ReKey::reencrypt`].
+    pub fn reencrypt_with_proof(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
+        self.reencrypt_with_proof_with_rng(header, &mut os_rng())
+    }
+
+    /// As [`ReKey::reencrypt_with_proof`], with the given RNG.
+    ///
+    /// # Errors
+    /// As [`ReKey::reencrypt`].
+    pub fn reencrypt_with_proof_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        rng: &mut R,
+    ) -> Result<ReCapsule> {
+        self.check_portion(header.header())?;
+        Ok(reencrypt_parts(
+            &self.rk,
+            &self.ephemeral,
+            self.commitment.as_bytes(),
+            header,
+            Some(rng),
+        ))
+    }
+
+    fn check_portion(&self, header: &PortionHeader) -> Result<()> {
+        if header.context().portion_key() == self.portion_key() {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch)
+        }
     }
 }
 

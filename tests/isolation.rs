@@ -53,21 +53,23 @@ fn a_medical_grant_yields_nothing_on_an_insurance_capsule() {
     let w = world();
     // The re-encryption itself is refused.
     assert!(matches!(
-        w.med_rekey.reencrypt(w.ins_portion.header()),
+        reenc(&w.med_rekey, w.ins_portion.header()),
         Err(Error::KeyMismatch)
     ));
     assert!(matches!(
-        w.med_rekey.reencrypt_with_proof(w.ins_portion.header()),
+        reenc_proof_os(&w.med_rekey, w.ins_portion.header()),
         Err(Error::KeyMismatch)
     ));
-    let batch = w
-        .med_rekey
-        .reencrypt_batch(&[w.ins_portion.header(), w.med_portion.header()]);
+    let batch = reenc_batch(
+        &w.med_rekey,
+        &[w.ins_portion.header(), w.med_portion.header()],
+        &mut rng(0),
+    );
     assert!(matches!(batch[0], Err(Error::KeyMismatch)));
     assert!(batch[1].is_ok());
 
     // A medical re-capsule presented for the insurance portion is refused.
-    let med_rc = w.med_rekey.reencrypt(w.med_portion.header()).unwrap();
+    let med_rc = reenc(&w.med_rekey, w.med_portion.header()).unwrap();
     assert!(matches!(
         w.ins_portion.open_as_delegatee(&w.doctor, &med_rc),
         Err(Error::KeyMismatch)
@@ -94,7 +96,7 @@ fn a_medical_grant_yields_nothing_on_an_insurance_capsule() {
         w.insurance.public().key(),
     );
     assert!(matches!(
-        opener.open(&w.ins_portion, &forged),
+        w.ins_portion.open_as_delegatee_with(&opener, &forged),
         Err(Error::DecryptionFailed)
     ));
     // The owner's keys stay separate too.
@@ -107,7 +109,7 @@ fn a_medical_grant_yields_nothing_on_an_insurance_capsule() {
 #[test]
 fn a_re_capsule_opened_by_another_user_fails() {
     let w = world();
-    let rc = w.med_rekey.reencrypt(w.med_portion.header()).unwrap();
+    let rc = reenc(&w.med_rekey, w.med_portion.header()).unwrap();
     assert_eq!(
         w.med_portion.open_as_delegatee(&w.doctor, &rc).unwrap(),
         b"diagnosis"
@@ -117,17 +119,14 @@ fn a_re_capsule_opened_by_another_user_fails() {
         Err(Error::DecryptionFailed)
     ));
     // With a proof, the other user's check of RK fails first: still no plaintext.
-    let rcp = w
-        .med_rekey
-        .reencrypt_with_proof(w.med_portion.header())
-        .unwrap();
+    let rcp = reenc_proof_os(&w.med_rekey, w.med_portion.header()).unwrap();
     assert!(w.med_portion.open_as_delegatee(&w.other, &rcp).is_err());
     // A grant to the other user does not open the doctor's re-capsule either.
     let other_rekey = ReKey::generate(&w.medical, w.other.public());
     let other_opener =
         DelegateeOpener::new(&w.other, other_rekey.ephemeral(), w.medical.public().key());
     assert!(matches!(
-        other_opener.open(&w.med_portion, &rc),
+        w.med_portion.open_as_delegatee_with(&other_opener, &rc),
         Err(Error::KeyMismatch)
     ));
 }
@@ -145,7 +144,7 @@ fn a_capsule_moved_to_another_record_or_label_fails() {
     moved[RECORD_ID_AT] ^= 0x01;
     let moved = SealedPortion::from_bytes(&moved).unwrap();
     assert!(matches!(
-        w.med_rekey.reencrypt(moved.header()),
+        reenc(&w.med_rekey, moved.header()),
         Err(Error::InvalidCapsule)
     ));
     assert!(matches!(
@@ -159,7 +158,7 @@ fn a_capsule_moved_to_another_record_or_label_fails() {
     relabeled[LABEL_AT + 7] = b'm';
     let relabeled = SealedPortion::from_bytes(&relabeled).unwrap();
     assert!(matches!(
-        w.med_rekey.reencrypt(relabeled.header()),
+        reenc(&w.med_rekey, relabeled.header()),
         Err(Error::InvalidCapsule)
     ));
     assert!(matches!(
@@ -172,7 +171,7 @@ fn a_capsule_moved_to_another_record_or_label_fails() {
     backdated[RECORD_ID_AT + 16 + 4 + 7] ^= 0x80;
     let backdated = SealedPortion::from_bytes(&backdated).unwrap();
     assert!(matches!(
-        w.med_rekey.reencrypt(backdated.header()),
+        reenc(&w.med_rekey, backdated.header()),
         Err(Error::InvalidCapsule)
     ));
 }
@@ -196,7 +195,7 @@ fn a_blinded_capsule_fails_the_capsule_proof() {
             Err(Error::InvalidCapsule)
         ));
         assert!(matches!(
-            w.med_rekey.reencrypt(blinded.header()),
+            reenc(&w.med_rekey, blinded.header()),
             Err(Error::InvalidCapsule)
         ));
         // Blinding V and s consistently needs r; scaling all three still fails.
@@ -211,7 +210,7 @@ fn a_blinded_capsule_fails_the_capsule_proof() {
         all[cap_at + 64..cap_at + 96].copy_from_slice((t * s).as_bytes());
         let all = SealedPortion::from_bytes(&all).unwrap();
         assert!(matches!(
-            w.med_rekey.reencrypt(all.header()),
+            reenc(&w.med_rekey, all.header()),
             Err(Error::InvalidCapsule)
         ));
     }
@@ -238,7 +237,7 @@ fn batch_names_the_bad_capsule_and_passes_the_good_ones() {
     let bad = SealedPortion::from_bytes(&bad).unwrap();
     let mut headers: Vec<&PortionHeader> = good.iter().map(|s| s.header()).collect();
     headers.insert(5, bad.header());
-    let out = w.med_rekey.reencrypt_batch_with_rng(&headers, &mut r);
+    let out = reenc_batch(&w.med_rekey, &headers, &mut r);
     for (i, res) in out.iter().enumerate() {
         if i == 5 {
             assert!(matches!(res, Err(Error::InvalidCapsule)));
@@ -254,10 +253,7 @@ fn batch_names_the_bad_capsule_and_passes_the_good_ones() {
 #[test]
 fn a_proof_from_a_lying_srs_is_caught() {
     let w = world();
-    let rc = w
-        .med_rekey
-        .reencrypt_with_proof(w.med_portion.header())
-        .unwrap();
+    let rc = reenc_proof_os(&w.med_rekey, w.med_portion.header()).unwrap();
     rc.verify_proof(w.med_rekey.commitment()).unwrap();
     // Replace E' by another point: the proof no longer holds.
     let mut b = rc.to_bytes();
@@ -279,7 +275,7 @@ fn a_proof_from_a_lying_srs_is_caught() {
     let other = ReKey::generate(&w.medical, w.other.public());
     assert!(rc.verify_proof(other.commitment()).is_err());
     // No proof at all: verify_proof says so.
-    let plain = w.med_rekey.reencrypt(w.med_portion.header()).unwrap();
+    let plain = reenc(&w.med_rekey, w.med_portion.header()).unwrap();
     assert!(plain.proof().is_none());
     assert!(matches!(
         plain.verify_proof(w.med_rekey.commitment()),
@@ -297,20 +293,23 @@ fn a_delegatee_can_insist_on_proofs_and_on_its_portion_key() {
     let rk = ReKey::generate(&lab, u.public());
     let s = SealedPortion::seal(lab.public(), RecordId::random(), T0, b"x").unwrap();
     let opener = DelegateeOpener::new(&u, rk.ephemeral(), lab.public().key()).require_proof();
-    let bare = rk.reencrypt(s.header()).unwrap();
+    let bare = reenc(&rk, s.header()).unwrap();
     assert!(matches!(
-        opener.open(&s, &bare),
+        s.open_as_delegatee_with(&opener, &bare),
         Err(Error::InvalidReEncryptionProof)
     ));
-    let proved = rk.reencrypt_with_proof(s.header()).unwrap();
-    assert_eq!(opener.open(&s, &proved).unwrap(), b"x");
+    let proved = reenc_proof_os(&rk, s.header()).unwrap();
+    assert_eq!(s.open_as_delegatee_with(&opener, &proved).unwrap(), b"x");
     // Without the requirement the bare re-capsule opens.
     let lax = DelegateeOpener::new(&u, rk.ephemeral(), lab.public().key());
-    assert_eq!(lax.open(&s, &bare).unwrap(), b"x");
+    assert_eq!(s.open_as_delegatee_with(&lax, &bare).unwrap(), b"x");
     // The lab grant's opener refuses a medical record, even with a medical re-capsule.
     let rk_med = ReKey::generate(&med, u.public());
     let sm = SealedPortion::seal(med.public(), RecordId::random(), T0, b"y").unwrap();
-    let rcm = rk_med.reencrypt(sm.header()).unwrap();
+    let rcm = reenc(&rk_med, sm.header()).unwrap();
     let for_lab = DelegateeOpener::new(&u, rcm.ephemeral(), lab.public().key());
-    assert!(matches!(for_lab.open(&sm, &rcm), Err(Error::KeyMismatch)));
+    assert!(matches!(
+        sm.open_as_delegatee_with(&for_lab, &rcm),
+        Err(Error::KeyMismatch)
+    ));
 }

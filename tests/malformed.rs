@@ -230,10 +230,8 @@ fn objects() -> Objects {
     )
     .unwrap();
     let rekey = ReKey::generate_with_rng(&m, u.public(), &mut r);
-    let rc = rekey.reencrypt(sealed.header()).unwrap();
-    let rcp = rekey
-        .reencrypt_with_proof_with_rng(sealed.header(), &mut r)
-        .unwrap();
+    let rc = reenc(&rekey, sealed.header()).unwrap();
+    let rcp = reenc_proof(&rekey, sealed.header(), &mut r).unwrap();
     Objects {
         ppk: m.public().clone(),
         patient: p,
@@ -489,7 +487,7 @@ proptest! {
         let rk = ReKey::generate_with_rng(&m, user(seed).public(), &mut r);
         let kb = rk.to_bytes();
         prop_assert_eq!(&*ReKey::from_bytes(&kb).unwrap().to_bytes(), &*kb);
-        let rc = rk.reencrypt_with_proof_with_rng(s.header(), &mut r).unwrap().to_bytes();
+        let rc = reenc_proof(&rk, s.header(), &mut r).unwrap().to_bytes();
         prop_assert_eq!(ReCapsule::from_bytes(&rc).unwrap().to_bytes(), rc);
     }
 }

@@ -28,12 +28,10 @@ fn check_all_ways(pt: &[u8], seed: u8) {
     assert_eq!(sealed.open_as_owner(&medical).unwrap(), pt);
 
     let rekey = ReKey::generate_with_rng(&medical, doctor.public(), &mut r);
-    let rc = rekey.reencrypt(sealed.header()).unwrap();
+    let rc = reenc(&rekey, sealed.header()).unwrap();
     let rc = ReCapsule::from_bytes(&rc.to_bytes()).unwrap();
     assert_eq!(sealed.open_as_delegatee(&doctor, &rc).unwrap(), pt);
-    let rcp = rekey
-        .reencrypt_with_proof_with_rng(sealed.header(), &mut r)
-        .unwrap();
+    let rcp = reenc_proof(&rekey, sealed.header(), &mut r).unwrap();
     assert_eq!(sealed.open_as_delegatee(&doctor, &rcp).unwrap(), pt);
 
     // Streaming forms agree with the in-memory ones, in both directions.
@@ -60,7 +58,7 @@ fn check_all_ways(pt: &[u8], seed: u8) {
     assert_eq!(out, pt);
     let mut out = Vec::new();
     let reader = PortionReader::new(&streamed[..]).unwrap();
-    let rc2 = rekey.reencrypt(reader.header()).unwrap();
+    let rc2 = reenc(&rekey, reader.header()).unwrap();
     reader
         .open_as_delegatee(&doctor, &rc2)
         .unwrap()
@@ -171,11 +169,11 @@ fn a_grant_opener_serves_many_records() {
         })
         .collect();
     let headers: Vec<&PortionHeader> = sealed.iter().map(|s| s.header()).collect();
-    let rcs = rekey.reencrypt_batch_with_rng(&headers, &mut r);
+    let rcs = reenc_batch(&rekey, &headers, &mut r);
     assert_eq!(rcs.len(), 20);
     for (i, (s, rc)) in sealed.iter().zip(rcs).enumerate() {
         assert_eq!(
-            opener.open(s, &rc.unwrap()).unwrap(),
+            s.open_as_delegatee_with(&opener, &rc.unwrap()).unwrap(),
             plaintext(50, i as u8)
         );
     }
@@ -233,8 +231,10 @@ fn escrow_issuance_is_deterministic_per_identity_and_epoch() {
         &mut rng(5),
     )
     .unwrap();
-    let rc = ReKey::generate_with_rng(&m, k0.public(), &mut rng(6))
-        .reencrypt(s.header())
-        .unwrap();
+    let rc = reenc(
+        &ReKey::generate_with_rng(&m, k0.public(), &mut rng(6)),
+        s.header(),
+    )
+    .unwrap();
     assert_eq!(s.open_as_delegatee(&k0, &rc).unwrap(), b"x");
 }

@@ -122,12 +122,8 @@ fn hedged_nonces_survive_a_repeating_rng() {
     assert_ne!(rk.ephemeral(), rk2.ephemeral(), "x_e repeated with the RNG");
     let s1 = SealedPortion::seal(lab.public(), RecordId::random(), T0, b"a").unwrap();
     let s2 = SealedPortion::seal(lab.public(), RecordId::random(), T0, b"b").unwrap();
-    let r1 = rk
-        .reencrypt_with_proof_with_rng(s1.header(), &mut same())
-        .unwrap();
-    let r2 = rk
-        .reencrypt_with_proof_with_rng(s2.header(), &mut same())
-        .unwrap();
+    let r1 = reenc_proof(&rk, s1.header(), &mut same()).unwrap();
+    let r2 = reenc_proof(&rk, s2.header(), &mut same()).unwrap();
     r1.verify_proof(rk.commitment()).unwrap();
     r2.verify_proof(rk.commitment()).unwrap();
     let cz = |rc: &ReCapsule| {

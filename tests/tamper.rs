@@ -49,14 +49,14 @@ fn fixture(len: usize) -> Fixture {
 fn assert_nothing_opens(f: &Fixture, bytes: &[u8]) {
     if let Ok(s) = SealedPortion::from_bytes(bytes) {
         assert!(s.open_as_owner(&f.medical).is_err(), "owner open succeeded");
-        if let Ok(rc) = f.rekey.reencrypt(s.header()) {
+        if let Ok(rc) = reenc(&f.rekey, s.header()) {
             assert!(
                 s.open_as_delegatee(&f.doctor, &rc).is_err(),
                 "delegatee open succeeded"
             );
         }
         // The honest re-capsule of the untampered header, used on the tampered portion.
-        let honest = f.rekey.reencrypt(f.sealed.header()).unwrap();
+        let honest = reenc(&f.rekey, f.sealed.header()).unwrap();
         assert!(
             s.open_as_delegatee(&f.doctor, &honest).is_err(),
             "delegatee open with honest re-capsule succeeded"

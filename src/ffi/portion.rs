@@ -250,7 +250,7 @@ pub extern "C" fn sesphr_open_as_delegatee_checked(
         if require_proof != 0 {
             opener = opener.require_proof();
         }
-        put_buffer(o, opener.open(&s, &rc)?);
+        put_buffer(o, s.open_as_delegatee_with(&opener, &rc)?);
         Ok(())
     })
 }

@@ -53,3 +53,36 @@ pub fn unhex(s: &str) -> Vec<u8> {
 }
 
 pub const T0: u64 = 1_700_000_000;
+
+use sesphr::{PortionHeader, ReCapsule, ReKey};
+
+/// Re-encrypts through the verified-header typestate, the only way in.
+pub fn reenc(rk: &ReKey, h: &PortionHeader) -> sesphr::Result<ReCapsule> {
+    rk.reencrypt(h.verify()?)
+}
+
+/// As [`reenc`], with a proof (OS RNG).
+pub fn reenc_proof_os(rk: &ReKey, h: &PortionHeader) -> sesphr::Result<ReCapsule> {
+    rk.reencrypt_with_proof(h.verify()?)
+}
+
+/// As [`reenc`], with a proof and the given RNG.
+pub fn reenc_proof<R: sesphr::rand_core::CryptoRng + ?Sized>(
+    rk: &ReKey,
+    h: &PortionHeader,
+    rng: &mut R,
+) -> sesphr::Result<ReCapsule> {
+    rk.reencrypt_with_proof_with_rng(h.verify()?, rng)
+}
+
+/// Many headers: one batch verification, then one re-encryption each.
+pub fn reenc_batch<R: sesphr::rand_core::CryptoRng + ?Sized>(
+    rk: &ReKey,
+    hs: &[&PortionHeader],
+    rng: &mut R,
+) -> Vec<sesphr::Result<ReCapsule>> {
+    PortionHeader::verify_batch_with_rng(hs, rng)
+        .into_iter()
+        .map(|v| rk.reencrypt(v?))
+        .collect()
+}

@@ -150,7 +150,7 @@ fn main() {
     let (s, u) = versus(
         samples,
         || {
-            black_box(rekey.reencrypt(sealed.header()).unwrap());
+            black_box(rekey.reencrypt(sealed.header().verify().unwrap()).unwrap());
         },
         || {
             black_box(umbral_pre::reencrypt(&capsule, kfrag.clone()));
@@ -165,7 +165,11 @@ fn main() {
     let (s, u) = versus(
         samples,
         || {
-            black_box(rekey.reencrypt_with_proof(sealed.header()).unwrap());
+            black_box(
+                rekey
+                    .reencrypt_with_proof(sealed.header().verify().unwrap())
+                    .unwrap(),
+            );
         },
         || {
             black_box(umbral_pre::reencrypt(&capsule, kfrag.clone()));
@@ -178,7 +182,7 @@ fn main() {
         target: None,
     });
 
-    let rc = rekey.reencrypt(sealed.header()).unwrap();
+    let rc = rekey.reencrypt(sealed.header().verify().unwrap()).unwrap();
     let cfrag = umbral_pre::reencrypt(&capsule, kfrag.clone());
     let umbral_decrypt = || {
         black_box(
@@ -209,7 +213,7 @@ fn main() {
     let (s, u) = versus(
         samples,
         || {
-            black_box(opener.open(&sealed, &rc).unwrap());
+            black_box(sealed.open_as_delegatee_with(&opener, &rc).unwrap());
         },
         umbral_decrypt,
     );
