@@ -109,7 +109,7 @@ enum sesphr_result
   // A capsule proof does not verify (moved, blinded or corrupted header).
   SESPHR_RESULT_INVALID_CAPSULE = 109,
   // A proof of correct re-encryption does not verify.
-  SESPHR_RESULT_INVALID_REENCRYPTION_PROOF = 110,
+  SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF = 110,
   // A key, re-encryption key or re-capsule belongs to another portion,
   // user or capsule.
   SESPHR_RESULT_KEY_MISMATCH = 111,
@@ -136,7 +136,7 @@ enum sesphr_result
   // The user was removed.
   SESPHR_RESULT_USER_REMOVED = 205,
   // The re-encryption key is not from this patient's portion to this user.
-  SESPHR_RESULT_REKEY_MISMATCH = 206,
+  SESPHR_RESULT_RE_KEY_MISMATCH = 206,
   // No active grant to revoke.
   SESPHR_RESULT_NOT_GRANTED = 207,
   // Escrow key issuance is not enabled on this SRS.
@@ -397,7 +397,7 @@ sesphr_result sesphr_open_as_owner(const sesphr_patient_keys *keys,
 // returned for its header. The plaintext goes into a new buffer.
 //
 // Errors: decoding errors; `KEY_MISMATCH` (re-capsule of another header or
-// grant); `INVALID_CAPSULE`; `INVALID_REENCRYPTION_PROOF`;
+// grant); `INVALID_CAPSULE`; `INVALID_RE_ENCRYPTION_PROOF`;
 // `DECRYPTION_FAILED` (another user's re-capsule, altered body).
 sesphr_result sesphr_open_as_delegatee(const sesphr_keypair *keypair,
                                        const uint8_t *sealed,
@@ -412,7 +412,7 @@ sesphr_result sesphr_open_as_delegatee(const sesphr_keypair *keypair,
 // that patient portion, label and epoch (`KEY_MISMATCH` otherwise) — the
 // header's own claim is not trusted; if `require_proof` is non-zero, a
 // re-capsule without a proof of correct re-encryption is refused
-// (`INVALID_REENCRYPTION_PROOF`).
+// (`INVALID_RE_ENCRYPTION_PROOF`).
 sesphr_result sesphr_open_as_delegatee_checked(const sesphr_keypair *keypair,
                                                const uint8_t *sealed,
                                                size_t sealed_len,
@@ -572,7 +572,7 @@ sesphr_result sesphr_srs_add_portion(const sesphr_srs *srs,
 // optional: NULL never expires; otherwise the grant stops at `*expiry`.
 //
 // Errors: `UNKNOWN_PATIENT`, `UNKNOWN_USER`, `USER_REMOVED`,
-// `UNKNOWN_PORTION`, `REKEY_MISMATCH`, decoding errors, `STORE`.
+// `UNKNOWN_PORTION`, `RE_KEY_MISMATCH`, decoding errors, `STORE`.
 sesphr_result sesphr_srs_grant(const sesphr_srs *srs,
                                const uint8_t *patient,
                                size_t patient_len,

@@ -279,7 +279,7 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
                 None,
             )
         },
-        |e| matches!(e, SrsError::RekeyMismatch),
+        |e| matches!(e, SrsError::ReKeyMismatch),
     );
     refused(
         &w,
@@ -294,7 +294,7 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
                 None,
             )
         },
-        |e| matches!(e, SrsError::RekeyMismatch),
+        |e| matches!(e, SrsError::ReKeyMismatch),
     );
     refused(
         &w,
@@ -309,7 +309,7 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
                 None,
             )
         },
-        |e| matches!(e, SrsError::RekeyMismatch),
+        |e| matches!(e, SrsError::ReKeyMismatch),
     );
     refused(
         &w,
@@ -324,7 +324,7 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
                 None,
             )
         },
-        |e| matches!(e, SrsError::RekeyMismatch),
+        |e| matches!(e, SrsError::ReKeyMismatch),
     );
     refused(
         &w,

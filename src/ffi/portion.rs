@@ -182,7 +182,7 @@ pub extern "C" fn sesphr_open_as_owner(
 /// returned for its header. The plaintext goes into a new buffer.
 ///
 /// Errors: decoding errors; `KEY_MISMATCH` (re-capsule of another header or
-/// grant); `INVALID_CAPSULE`; `INVALID_REENCRYPTION_PROOF`;
+/// grant); `INVALID_CAPSULE`; `INVALID_RE_ENCRYPTION_PROOF`;
 /// `DECRYPTION_FAILED` (another user's re-capsule, altered body).
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_open_as_delegatee(
@@ -210,7 +210,7 @@ pub extern "C" fn sesphr_open_as_delegatee(
 /// that patient portion, label and epoch (`KEY_MISMATCH` otherwise) — the
 /// header's own claim is not trusted; if `require_proof` is non-zero, a
 /// re-capsule without a proof of correct re-encryption is refused
-/// (`INVALID_REENCRYPTION_PROOF`).
+/// (`INVALID_RE_ENCRYPTION_PROOF`).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn sesphr_open_as_delegatee_checked(

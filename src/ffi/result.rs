@@ -55,7 +55,7 @@ pub enum sesphr_result {
     /// A capsule proof does not verify (moved, blinded or corrupted header).
     InvalidCapsule = 109,
     /// A proof of correct re-encryption does not verify.
-    InvalidReencryptionProof = 110,
+    InvalidReEncryptionProof = 110,
     /// A key, re-encryption key or re-capsule belongs to another portion,
     /// user or capsule.
     KeyMismatch = 111,
@@ -82,7 +82,7 @@ pub enum sesphr_result {
     /// The user was removed.
     UserRemoved = 205,
     /// The re-encryption key is not from this patient's portion to this user.
-    RekeyMismatch = 206,
+    ReKeyMismatch = 206,
     /// No active grant to revoke.
     NotGranted = 207,
     /// Escrow key issuance is not enabled on this SRS.
@@ -169,7 +169,7 @@ impl From<&Error> for sesphr_result {
             Error::InvalidIdentity => Self::InvalidIdentity,
             Error::InvalidLabel => Self::InvalidLabel,
             Error::InvalidCapsule => Self::InvalidCapsule,
-            Error::InvalidReEncryptionProof => Self::InvalidReencryptionProof,
+            Error::InvalidReEncryptionProof => Self::InvalidReEncryptionProof,
             Error::KeyMismatch => Self::KeyMismatch,
             Error::DecryptionFailed => Self::DecryptionFailed,
             Error::TooLarge => Self::TooLarge,
@@ -211,7 +211,7 @@ impl From<SrsError> for sesphr_result {
             SrsError::AlreadyRegistered => Self::AlreadyRegistered,
             SrsError::KeyInUse => Self::KeyInUse,
             SrsError::UserRemoved => Self::UserRemoved,
-            SrsError::RekeyMismatch => Self::RekeyMismatch,
+            SrsError::ReKeyMismatch => Self::ReKeyMismatch,
             SrsError::NotGranted => Self::NotGranted,
             SrsError::Malformed(e) => e.into(),
             SrsError::EscrowDisabled => Self::EscrowDisabled,
@@ -278,7 +278,7 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
         c"capsule proof does not verify",
     ),
     (
-        sesphr_result::InvalidReencryptionProof,
+        sesphr_result::InvalidReEncryptionProof,
         c"re-encryption proof does not verify",
     ),
     (
@@ -297,7 +297,7 @@ const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
     (sesphr_result::KeyInUse, c"key already registered"),
     (sesphr_result::UserRemoved, c"user was removed"),
     (
-        sesphr_result::RekeyMismatch,
+        sesphr_result::ReKeyMismatch,
         c"re-encryption key does not match patient, portion or user",
     ),
     (sesphr_result::NotGranted, c"no active grant"),

@@ -325,7 +325,7 @@ pub extern "C" fn sesphr_srs_add_portion(
 /// optional: NULL never expires; otherwise the grant stops at `*expiry`.
 ///
 /// Errors: `UNKNOWN_PATIENT`, `UNKNOWN_USER`, `USER_REMOVED`,
-/// `UNKNOWN_PORTION`, `REKEY_MISMATCH`, decoding errors, `STORE`.
+/// `UNKNOWN_PORTION`, `RE_KEY_MISMATCH`, decoding errors, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_grant(
     srs: *const sesphr_srs,

@@ -589,7 +589,7 @@ impl Srs {
     /// # Errors
     /// [`SrsError::UnknownPatient`], [`SrsError::UnknownUser`],
     /// [`SrsError::UserRemoved`], [`SrsError::UnknownPortion`];
-    /// [`SrsError::RekeyMismatch`] if the key is not from this patient's
+    /// [`SrsError::ReKeyMismatch`] if the key is not from this patient's
     /// `label` portion to this user's public key; store errors.
     pub fn grant(
         &self,
@@ -614,9 +614,9 @@ impl Srs {
         let portion = reg
             .portion_by_point(rekey.portion_key().as_bytes())
             .filter(|p| labelled.iter().any(|(q, _)| q == p))
-            .ok_or(SrsError::RekeyMismatch)?;
+            .ok_or(SrsError::ReKeyMismatch)?;
         if reg.user_key(uid) != Some(rekey.delegatee().as_bytes()) {
-            return Err(SrsError::RekeyMismatch);
+            return Err(SrsError::ReKeyMismatch);
         }
         let (_, _, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
         let terms = GrantTerms {

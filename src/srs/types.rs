@@ -32,7 +32,7 @@ pub enum SrsError {
     /// The user was removed.
     UserRemoved,
     /// The re-encryption key is not from this patient's portion to this user.
-    RekeyMismatch,
+    ReKeyMismatch,
     /// There is no active grant to revoke.
     NotGranted,
     /// An input did not decode or validate.
@@ -86,7 +86,7 @@ impl fmt::Display for SrsError {
             Self::AlreadyRegistered => f.write_str("identity already registered"),
             Self::KeyInUse => f.write_str("key already registered"),
             Self::UserRemoved => f.write_str("user was removed"),
-            Self::RekeyMismatch => {
+            Self::ReKeyMismatch => {
                 f.write_str("re-encryption key does not match patient, portion or user")
             }
             Self::NotGranted => f.write_str("no active grant"),

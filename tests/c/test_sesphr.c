@@ -188,7 +188,7 @@ static void test_full_flow(sesphr_srs *srs)
     EXPECT(read_as(&w, "researcher-17", w.researcher, new_lab, "LDL 96 mg/dL"), SESPHR_RESULT_OK);
     EXPECT(read_as(&w, "researcher-17", w.researcher, old_med, ""), SESPHR_RESULT_DENIED_NOT_GRANTED);
     /* A grant for another user's key is refused. */
-    grant(&w, "researcher-17", w.doctor, "medical", NULL, SESPHR_RESULT_REKEY_MISMATCH);
+    grant(&w, "researcher-17", w.doctor, "medical", NULL, SESPHR_RESULT_RE_KEY_MISMATCH);
 
     /* Revocation: immediate, durable, nothing re-encrypted. */
     OK(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")));
@@ -650,7 +650,7 @@ static void check_case(const struct vcase *c)
     CHECK(buf_eq(b, pt, pt_len));
     sesphr_buffer_free(b);
     EXPECT(sesphr_open_as_delegatee_checked(user, sealed, sealed_len, rc, rc_len, ppk, ppk_len, 1, &b),
-           SESPHR_RESULT_INVALID_REENCRYPTION_PROOF);
+           SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF);
     OK(sesphr_open_as_delegatee_checked(user, sealed, sealed_len, rc, rc_len, NULL, 0, 0, &b));
     CHECK(buf_eq(b, pt, pt_len));
     sesphr_buffer_free(b);
