@@ -72,39 +72,53 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The one-line summary of this kind of error: the text of the error
+    /// table shared by `Display` and the C ABI's `sesphr_result_message`.
+    pub(crate) const fn summary(&self) -> &'static core::ffi::CStr {
+        match self {
+            Self::InvalidLength { .. } => c"invalid length",
+            Self::BadMagic { .. } => c"bad magic bytes",
+            Self::UnsupportedVersion { .. } => c"unsupported format version",
+            Self::NonCanonicalPoint => c"non-canonical point encoding",
+            Self::IdentityPoint => c"identity point where a key or capsule point is required",
+            Self::NonCanonicalScalar => c"non-canonical scalar encoding",
+            Self::ZeroScalar => c"secret scalar is zero",
+            Self::ReservedBitsSet => c"reserved bits are set",
+            Self::InvalidIdentity => {
+                c"identity must be 1-255 bytes of UTF-8 without control characters"
+            }
+            Self::InvalidLabel => c"portion label must be 1-64 bytes of [a-z0-9_-]",
+            Self::InvalidCapsule => c"capsule proof does not verify",
+            Self::InvalidReEncryptionProof => c"re-encryption proof does not verify",
+            Self::KeyMismatch => c"key does not belong to this portion, user or capsule",
+            Self::DecryptionFailed => c"decryption failed",
+            Self::TooLarge => c"portion too large for the format",
+            Self::Io(_) => c"I/O error",
+            Self::Malformed { .. } => c"malformed encoding",
+            Self::KeyDerivation => c"key derivation failed",
+        }
+    }
+}
+
+/// A summary as text (the table holds only ASCII).
+pub(crate) fn text(s: &'static core::ffi::CStr) -> &'static str {
+    s.to_str().unwrap_or("error")
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(text(self.summary()))?;
         match self {
             Self::InvalidLength {
                 what,
                 expected,
                 actual,
-            } => write!(f, "{what}: invalid length {actual} (expected {expected})"),
-            Self::BadMagic { what } => write!(f, "{what}: bad magic bytes"),
-            Self::UnsupportedVersion { what, version } => {
-                write!(f, "{what}: unsupported format version {version}")
-            }
-            Self::NonCanonicalPoint => f.write_str("non-canonical ristretto255 point encoding"),
-            Self::IdentityPoint => {
-                f.write_str("identity point where a key or capsule point is required")
-            }
-            Self::NonCanonicalScalar => f.write_str("non-canonical scalar encoding"),
-            Self::ZeroScalar => f.write_str("secret scalar is zero"),
-            Self::ReservedBitsSet => f.write_str("reserved bits are set"),
-            Self::InvalidIdentity => {
-                f.write_str("identity must be 1-255 bytes of UTF-8 without control characters")
-            }
-            Self::InvalidLabel => f.write_str("portion label must be 1-64 bytes of [a-z0-9_-]"),
-            Self::InvalidCapsule => f.write_str("capsule proof does not verify"),
-            Self::InvalidReEncryptionProof => f.write_str("re-encryption proof does not verify"),
-            Self::KeyMismatch => {
-                f.write_str("key does not belong to this portion, user or capsule")
-            }
-            Self::DecryptionFailed => f.write_str("decryption failed"),
-            Self::TooLarge => f.write_str("portion too large for the format"),
-            Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Malformed { what } => write!(f, "{what}: malformed encoding"),
-            Self::KeyDerivation => f.write_str("key derivation failed"),
+            } => write!(f, ": {what}, {actual} bytes (expected {expected})"),
+            Self::BadMagic { what } | Self::Malformed { what } => write!(f, ": {what}"),
+            Self::UnsupportedVersion { what, version } => write!(f, ": {what}, version {version}"),
+            Self::Io(e) => write!(f, ": {e}"),
+            _ => Ok(()),
         }
     }
 }

@@ -134,6 +134,18 @@ impl Denial {
         }
     }
 
+    /// The one-line summary (shared with the C ABI's messages).
+    pub(crate) const fn summary(&self) -> &'static core::ffi::CStr {
+        match self {
+            Self::NotRegistered => c"denied: user not registered",
+            Self::NotGranted => c"denied: not granted",
+            Self::Revoked => c"denied: grant revoked",
+            Self::Expired => c"denied: grant expired",
+            Self::OutOfScope => c"denied: record outside the grant's scope",
+            Self::InvalidCapsule => c"denied: invalid capsule",
+        }
+    }
+
     pub(crate) fn code(self) -> u8 {
         match self {
             Self::NotRegistered => 1,

@@ -234,125 +234,136 @@ impl From<SrsError> for sesphr_result {
     }
 }
 
-/// Every result with its message, in one table so that the two never drift.
-const MESSAGES: &[(sesphr_result, &core::ffi::CStr)] = &[
-    (sesphr_result::Ok, c"success"),
-    (
-        sesphr_result::NullParameter,
-        c"a required pointer argument was NULL",
-    ),
-    (
-        sesphr_result::Panic,
-        c"internal error (caught at the library boundary)",
-    ),
-    (sesphr_result::InvalidLength, c"invalid length"),
-    (sesphr_result::BufferTooSmall, c"output buffer too small"),
-    (sesphr_result::InvalidArgument, c"invalid argument"),
-    (sesphr_result::InvalidState, c"invalid state for this call"),
-    (sesphr_result::BadMagic, c"bad magic bytes"),
-    (
-        sesphr_result::UnsupportedVersion,
-        c"unsupported format version",
-    ),
-    (
-        sesphr_result::NonCanonicalPoint,
-        c"non-canonical point encoding",
-    ),
-    (sesphr_result::IdentityPoint, c"identity point not allowed"),
-    (
-        sesphr_result::NonCanonicalScalar,
-        c"non-canonical scalar encoding",
-    ),
-    (sesphr_result::ZeroScalar, c"zero secret scalar"),
-    (sesphr_result::ReservedBitsSet, c"reserved bits set"),
-    (
-        sesphr_result::InvalidIdentity,
-        c"identity must be 1-255 bytes of UTF-8 without control characters",
-    ),
-    (
-        sesphr_result::InvalidLabel,
-        c"portion label must be 1-64 bytes of [a-z0-9_-]",
-    ),
-    (
-        sesphr_result::InvalidCapsule,
-        c"capsule proof does not verify",
-    ),
-    (
-        sesphr_result::InvalidReEncryptionProof,
-        c"re-encryption proof does not verify",
-    ),
-    (
-        sesphr_result::KeyMismatch,
-        c"key does not belong to this portion, user or capsule",
-    ),
-    (sesphr_result::DecryptionFailed, c"decryption failed"),
-    (sesphr_result::TooLarge, c"portion too large"),
-    (sesphr_result::Io, c"I/O error"),
-    (sesphr_result::Malformed, c"malformed encoding"),
-    (sesphr_result::KeyDerivation, c"key derivation failed"),
-    (sesphr_result::UnknownUser, c"unknown user"),
-    (sesphr_result::UnknownPatient, c"unknown patient"),
-    (sesphr_result::UnknownPortion, c"unknown portion"),
-    (sesphr_result::AlreadyRegistered, c"already registered"),
-    (sesphr_result::KeyInUse, c"key already registered"),
-    (sesphr_result::UserRemoved, c"user was removed"),
-    (
-        sesphr_result::ReKeyMismatch,
-        c"re-encryption key does not match patient, portion or user",
-    ),
-    (sesphr_result::NotGranted, c"no active grant"),
-    (
-        sesphr_result::EscrowDisabled,
-        c"escrow key issuance is not enabled",
-    ),
-    (
-        sesphr_result::Tampered,
-        c"stored data failed authentication",
-    ),
-    (sesphr_result::AuditChainBroken, c"audit chain broken"),
-    (sesphr_result::Store, c"store failure"),
-    (
-        sesphr_result::Unavailable,
-        c"SRS unavailable after a store failure",
-    ),
-    (sesphr_result::StoreLocked, c"store is held by another SRS"),
-    (
-        sesphr_result::StoreNotDurable,
-        c"store location is not durable",
-    ),
-    (
-        sesphr_result::StoreVersion,
-        c"store written by an unsupported version",
-    ),
-    (
-        sesphr_result::RolledBack,
-        c"store rolled back past a kept checkpoint",
-    ),
-    (
-        sesphr_result::Diverged,
-        c"store history does not contain the kept checkpoint",
-    ),
-    (
-        sesphr_result::InvalidCheckpoint,
-        c"checkpoint not signed by this SRS",
-    ),
-    (sesphr_result::Full, c"registry full"),
-    (
-        sesphr_result::DeniedNotRegistered,
-        c"denied: user not registered",
-    ),
-    (sesphr_result::DeniedNotGranted, c"denied: not granted"),
-    (sesphr_result::DeniedRevoked, c"denied: grant revoked"),
-    (sesphr_result::DeniedExpired, c"denied: grant expired"),
-    (
-        sesphr_result::DeniedOutOfScope,
-        c"denied: record outside the grant's scope",
-    ),
-    (
-        sesphr_result::DeniedInvalidCapsule,
-        c"denied: invalid capsule",
-    ),
-];
+/// Every result code, for lookup and for the completeness test.
+const ALL: &[sesphr_result] = {
+    use sesphr_result as R;
+    &[
+        R::Ok,
+        R::NullParameter,
+        R::Panic,
+        R::InvalidLength,
+        R::BufferTooSmall,
+        R::InvalidArgument,
+        R::InvalidState,
+        R::BadMagic,
+        R::UnsupportedVersion,
+        R::NonCanonicalPoint,
+        R::IdentityPoint,
+        R::NonCanonicalScalar,
+        R::ZeroScalar,
+        R::ReservedBitsSet,
+        R::InvalidIdentity,
+        R::InvalidLabel,
+        R::InvalidCapsule,
+        R::InvalidReEncryptionProof,
+        R::KeyMismatch,
+        R::DecryptionFailed,
+        R::TooLarge,
+        R::Io,
+        R::Malformed,
+        R::KeyDerivation,
+        R::UnknownUser,
+        R::UnknownPatient,
+        R::UnknownPortion,
+        R::AlreadyRegistered,
+        R::KeyInUse,
+        R::UserRemoved,
+        R::ReKeyMismatch,
+        R::NotGranted,
+        R::EscrowDisabled,
+        R::Tampered,
+        R::AuditChainBroken,
+        R::Store,
+        R::Unavailable,
+        R::StoreLocked,
+        R::StoreNotDurable,
+        R::StoreVersion,
+        R::RolledBack,
+        R::Diverged,
+        R::InvalidCheckpoint,
+        R::Full,
+        R::DeniedNotRegistered,
+        R::DeniedNotGranted,
+        R::DeniedRevoked,
+        R::DeniedExpired,
+        R::DeniedOutOfScope,
+        R::DeniedInvalidCapsule,
+    ]
+};
+
+/// The message of a result: the C ABI's own codes are worded here; every
+/// other code takes the summary of the Rust error it stands for, so the
+/// texts exist once (in `Error`, `SrsError` and `Denial`).
+fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
+    use crate::store::StoreError;
+    use sesphr_result as R;
+    let store = |kind| SrsError::Store(StoreError::new(kind, "")).summary();
+    match r {
+        R::Ok => c"success",
+        R::NullParameter => c"a required pointer argument was NULL",
+        R::Panic => c"internal error (caught at the library boundary)",
+        R::BufferTooSmall => c"output buffer too small",
+        R::InvalidArgument => c"invalid argument",
+        R::InvalidState => c"invalid state for this call",
+        R::InvalidLength => Error::InvalidLength {
+            what: "",
+            expected: 0,
+            actual: 0,
+        }
+        .summary(),
+        R::BadMagic => Error::BadMagic { what: "" }.summary(),
+        R::UnsupportedVersion => Error::UnsupportedVersion {
+            what: "",
+            version: 0,
+        }
+        .summary(),
+        R::NonCanonicalPoint => Error::NonCanonicalPoint.summary(),
+        R::IdentityPoint => Error::IdentityPoint.summary(),
+        R::NonCanonicalScalar => Error::NonCanonicalScalar.summary(),
+        R::ZeroScalar => Error::ZeroScalar.summary(),
+        R::ReservedBitsSet => Error::ReservedBitsSet.summary(),
+        R::InvalidIdentity => Error::InvalidIdentity.summary(),
+        R::InvalidLabel => Error::InvalidLabel.summary(),
+        R::InvalidCapsule => Error::InvalidCapsule.summary(),
+        R::InvalidReEncryptionProof => Error::InvalidReEncryptionProof.summary(),
+        R::KeyMismatch => Error::KeyMismatch.summary(),
+        R::DecryptionFailed => Error::DecryptionFailed.summary(),
+        R::TooLarge => Error::TooLarge.summary(),
+        R::Io => Error::Io(std::io::Error::other("")).summary(),
+        R::Malformed => Error::Malformed { what: "" }.summary(),
+        R::KeyDerivation => Error::KeyDerivation.summary(),
+        R::UnknownUser => SrsError::UnknownUser.summary(),
+        R::UnknownPatient => SrsError::UnknownPatient.summary(),
+        R::UnknownPortion => SrsError::UnknownPortion.summary(),
+        R::AlreadyRegistered => SrsError::AlreadyRegistered.summary(),
+        R::KeyInUse => SrsError::KeyInUse.summary(),
+        R::UserRemoved => SrsError::UserRemoved.summary(),
+        R::ReKeyMismatch => SrsError::ReKeyMismatch.summary(),
+        R::NotGranted => SrsError::NotGranted.summary(),
+        R::EscrowDisabled => SrsError::EscrowDisabled.summary(),
+        R::Tampered => SrsError::Tampered("").summary(),
+        R::AuditChainBroken => SrsError::AuditChainBroken { seq: 0 }.summary(),
+        R::Store => store(StoreErrorKind::Io),
+        R::Unavailable => SrsError::Unavailable.summary(),
+        R::StoreLocked => SrsError::StoreLocked.summary(),
+        R::StoreNotDurable => store(StoreErrorKind::NotDurable),
+        R::StoreVersion => store(StoreErrorKind::UnsupportedVersion),
+        R::RolledBack => SrsError::RolledBack {
+            store_seq: 0,
+            checkpoint_seq: 0,
+        }
+        .summary(),
+        R::Diverged => SrsError::Diverged { checkpoint_seq: 0 }.summary(),
+        R::InvalidCheckpoint => SrsError::InvalidCheckpoint.summary(),
+        R::Full => SrsError::Full.summary(),
+        R::DeniedNotRegistered => Denial::NotRegistered.summary(),
+        R::DeniedNotGranted => Denial::NotGranted.summary(),
+        R::DeniedRevoked => Denial::Revoked.summary(),
+        R::DeniedExpired => Denial::Expired.summary(),
+        R::DeniedOutOfScope => Denial::OutOfScope.summary(),
+        R::DeniedInvalidCapsule => Denial::InvalidCapsule.summary(),
+    }
+}
 
 /// A static, NUL-terminated English message for a result code. Takes a plain
 /// unsigned int, so any value is safe to pass; unknown codes get
@@ -363,10 +374,9 @@ pub extern "C" fn sesphr_result_message(result: c_uint) -> *const c_char {
 }
 
 fn message_c(result: c_uint) -> &'static core::ffi::CStr {
-    MESSAGES
-        .iter()
-        .find(|(r, _)| *r as u32 == result)
-        .map_or(c"unknown result code", |(_, m)| m)
+    ALL.iter()
+        .find(|r| **r as u32 == result)
+        .map_or(c"unknown result code", |r| message_of(*r))
 }
 
 /// The message of a result code.
@@ -380,12 +390,17 @@ mod tests {
 
     #[test]
     fn every_code_has_a_distinct_message() {
-        let mut codes: Vec<u32> = MESSAGES.iter().map(|(r, _)| *r as u32).collect();
+        let mut codes: Vec<u32> = ALL.iter().map(|r| *r as u32).collect();
         let n = codes.len();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
         assert_eq!(n, 50);
+        // Every code has its own text.
+        let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(texts.len(), n);
         let unknown = sesphr_result_message(9999);
         // SAFETY: the function returns a static NUL-terminated string.
         let s = unsafe { core::ffi::CStr::from_ptr(unknown) };

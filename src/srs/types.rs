@@ -76,40 +76,61 @@ pub enum SrsError {
     Full,
 }
 
+impl SrsError {
+    /// The one-line summary of this kind of error (shared with the C ABI's
+    /// `sesphr_result_message`). A store error's summary depends on its kind.
+    pub(crate) fn summary(&self) -> &'static core::ffi::CStr {
+        match self {
+            Self::Denied(d) => d.summary(),
+            Self::UnknownUser => c"unknown user",
+            Self::UnknownPatient => c"unknown patient",
+            Self::UnknownPortion => c"unknown portion",
+            Self::AlreadyRegistered => c"identity already registered",
+            Self::KeyInUse => c"key already registered",
+            Self::UserRemoved => c"user was removed",
+            Self::ReKeyMismatch => c"re-encryption key does not match patient, portion or user",
+            Self::NotGranted => c"no active grant",
+            Self::Malformed(e) => e.summary(),
+            Self::EscrowDisabled => c"escrow key issuance is not enabled",
+            Self::Tampered(_) => c"stored data failed authentication",
+            Self::AuditChainBroken { .. } => c"audit chain broken",
+            Self::Store(e) => match e.kind() {
+                StoreErrorKind::Locked => c"store is held by another SRS",
+                StoreErrorKind::NotDurable => c"store location is not durable",
+                StoreErrorKind::UnsupportedVersion => c"store written by an unsupported version",
+                StoreErrorKind::Corrupt => c"stored data failed authentication",
+                _ => c"store failure",
+            },
+            Self::Unavailable => c"SRS unavailable after a store failure; reopen it",
+            Self::RolledBack { .. } => c"store rolled back past a kept checkpoint",
+            Self::Diverged { .. } => c"store history does not contain the kept checkpoint",
+            Self::InvalidCheckpoint => c"checkpoint not signed by this SRS",
+            Self::StoreLocked => c"store is held by another SRS",
+            Self::Full => c"registry full",
+        }
+    }
+}
+
 impl fmt::Display for SrsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Self::Malformed(e) = self {
+            // The inner error's own text says what was malformed.
+            return write!(f, "malformed input: {e}");
+        }
+        f.write_str(crate::error::text(self.summary()))?;
         match self {
-            Self::Denied(d) => write!(f, "re-encryption denied: {d}"),
-            Self::UnknownUser => f.write_str("unknown user"),
-            Self::UnknownPatient => f.write_str("unknown patient"),
-            Self::UnknownPortion => f.write_str("unknown portion"),
-            Self::AlreadyRegistered => f.write_str("identity already registered"),
-            Self::KeyInUse => f.write_str("key already registered"),
-            Self::UserRemoved => f.write_str("user was removed"),
-            Self::ReKeyMismatch => {
-                f.write_str("re-encryption key does not match patient, portion or user")
-            }
-            Self::NotGranted => f.write_str("no active grant"),
-            Self::Malformed(e) => write!(f, "malformed input: {e}"),
-            Self::EscrowDisabled => f.write_str("escrow key issuance is not enabled"),
-            Self::Tampered(what) => write!(f, "stored {what} failed authentication"),
-            Self::AuditChainBroken { seq } => write!(f, "audit chain broken at entry {seq}"),
-            Self::Store(e) => write!(f, "store: {e}"),
-            Self::Unavailable => f.write_str("SRS unavailable after a store failure; reopen it"),
+            Self::Tampered(what) => write!(f, ": {what}"),
+            Self::AuditChainBroken { seq } => write!(f, " at entry {seq}"),
+            Self::Store(e) => write!(f, ": {e}"),
             Self::RolledBack {
                 store_seq,
                 checkpoint_seq,
             } => write!(
                 f,
-                "store rolled back: it ends at entry {store_seq}, a kept checkpoint is at {checkpoint_seq}"
+                ": the store ends at entry {store_seq}, a kept checkpoint is at {checkpoint_seq}"
             ),
-            Self::Diverged { checkpoint_seq } => write!(
-                f,
-                "store history does not contain the kept checkpoint at entry {checkpoint_seq}"
-            ),
-            Self::InvalidCheckpoint => f.write_str("checkpoint signature is not this SRS's"),
-            Self::StoreLocked => f.write_str("store is held by another SRS"),
-            Self::Full => f.write_str("registry is full"),
+            Self::Diverged { checkpoint_seq } => write!(f, ": entry {checkpoint_seq}"),
+            _ => Ok(()),
         }
     }
 }
