@@ -145,7 +145,7 @@ impl SealedPortion {
 
     /// Opens the portion as a granted user, with the re-capsule the SRS
     /// returned for this header. To open many records of one grant, make a
-    /// [`DelegateeOpener`] once and use [`DelegateeOpener::open`].
+    /// [`DelegateeOpener`] once and use [`SealedPortion::open_as_delegatee_with`].
     ///
     /// # Errors
     /// [`Error::KeyMismatch`] if the re-capsule is for another capsule or
@@ -483,7 +483,7 @@ impl PortionOpener {
     /// re-capsule the SRS returned.
     ///
     /// # Errors
-    /// As [`DelegateeOpener::open`], before any body byte is read.
+    /// As [`SealedPortion::open_as_delegatee_with`], before any body byte is read.
     pub fn for_delegatee(
         header: &PortionHeader,
         opener: &DelegateeOpener,

@@ -193,15 +193,17 @@ pub extern "C" fn sesphr_open_as_delegatee(
     recapsule_len: usize,
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let kp = handle_ref(keypair)?;
-        let o = out(out_plaintext)?;
-        let (sealed, recapsule) = (bytes(sealed, sealed_len)?, bytes(recapsule, recapsule_len)?);
-        let s = SealedPortion::from_bytes(sealed)?;
-        let rc = ReCapsule::from_bytes(recapsule)?;
-        put_buffer(o, s.open_as_delegatee(kp, &rc)?);
-        Ok(())
-    })
+    sesphr_open_as_delegatee_checked(
+        keypair,
+        sealed,
+        sealed_len,
+        recapsule,
+        recapsule_len,
+        core::ptr::null(),
+        0,
+        0,
+        out_plaintext,
+    )
 }
 
 /// As `sesphr_open_as_delegatee`, with the user's own expectations: if
