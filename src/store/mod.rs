@@ -239,7 +239,8 @@ pub trait Store: Send + Sync {
     /// A [`StoreError`] if reading fails.
     fn head(&self) -> Result<Option<ChainHead>, StoreError>;
 
-    /// Calls `each` for every registry row, in no particular order.
+    /// Calls `each` for every registry row, ordered by kind (then key): a
+    /// row's kind is loaded after the kinds it refers to.
     ///
     /// # Errors
     /// A [`StoreError`] if reading fails, or the first error `each` returns.

@@ -320,7 +320,9 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let conn = self.reader();
         let mut q = conn
-            .prepare("SELECT kind, key, generation, body, secret, mac FROM registry")
+            .prepare(
+                "SELECT kind, key, generation, body, secret, mac FROM registry ORDER BY kind, key",
+            )
             .map_err(self.err("reading the registry"))?;
         let mut rows = q.query([]).map_err(self.err("reading the registry"))?;
         while let Some(r) = rows.next().map_err(self.err("reading the registry"))? {
