@@ -167,7 +167,7 @@ fn core_ops(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    for n in [1usize, 16, 256] {
+    for n in [1usize, 16, 64, 256] {
         let sealed: Vec<SealedPortion> = (0..n)
             .map(|i| {
                 SealedPortion::seal_with_rng(

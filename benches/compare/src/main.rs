@@ -99,7 +99,7 @@ fn main() {
         op: "encrypt 32 B",
         sesphr_ns: s,
         umbral_ns: u,
-        target: Some(2.5),
+        target: Some(3.0),
     });
 
     let (s, u) = versus(
@@ -160,7 +160,7 @@ fn main() {
         op: "re-encrypt",
         sesphr_ns: s,
         umbral_ns: u,
-        target: Some(3.5),
+        target: Some(3.0),
     });
     let (s, u) = versus(
         samples,

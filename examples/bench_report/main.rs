@@ -1,0 +1,93 @@
+//! One command for the benchmark report:
+//!
+//! `cargo run --release --example bench_report [-- --quick] [-- --compare] [-- --no-run] [-- --check]`
+//!
+//! Runs the criterion benchmarks (`cargo bench --bench core --bench srs`),
+//! reads their medians from `target/criterion/`, expresses each as a ratio to
+//! a baseline measured in the same run (one ristretto255 scalar
+//! multiplication; raw ChaCha20-Poly1305 for bulk encryption), checks the
+//! targets, and writes `target/sesphr-bench.json` with the CPU model and
+//! crate version. `--compare` also runs the side-by-side comparison with
+//! umbral-pre (`cargo run --release -p sesphr-compare`) and includes it;
+//! `--quick` shortens every measurement; `--no-run` only reads earlier
+//! results; `--check` exits with status 1, naming each missed target, so a
+//! runner's CI can gate on it. Every target is a ratio to a baseline of the
+//! same run (see `report.rs`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_precision_loss
+)]
+
+mod report;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |f: &str| args.iter().any(|a| a == f);
+    let target = PathBuf::from(ROOT).join("target");
+    if !has("--no-run") {
+        let suites: Vec<(&str, Vec<&str>)> = {
+            let mut v = vec![
+                ("core", vec!["bench", "--bench", "core", "--"]),
+                ("srs", vec!["bench", "--bench", "srs", "--"]),
+            ];
+            if has("--compare") {
+                v.push((
+                    "umbral-pre comparison",
+                    vec!["run", "--release", "-q", "-p", "sesphr-compare", "--"],
+                ));
+            }
+            v
+        };
+        let n = suites.len();
+        for (i, (name, cmd_args)) in suites.into_iter().enumerate() {
+            eprintln!("[{}/{n}] {name} ({} left after it)", i + 1, n - i - 1);
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(&cmd_args).current_dir(ROOT);
+            if has("--quick") {
+                if name == "umbral-pre comparison" {
+                    cmd.arg("--quick");
+                } else {
+                    cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+                }
+            }
+            assert!(
+                cmd.status().expect("running a suite").success(),
+                "{name} failed"
+            );
+        }
+    }
+
+    let medians = report::read_medians(&target.join("criterion"));
+    assert!(
+        !medians.is_empty(),
+        "no criterion results under target/criterion: run without --no-run"
+    );
+    let compare = std::fs::read_to_string(target.join("sesphr-compare.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+    let (report, table) = report::build(&medians, compare, &report::Machine::here());
+    let path = target.join("sesphr-bench.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("{}", table.join("\n"));
+    println!("\nwritten: {}", path.display());
+    if has("--check") {
+        let missed = report::missed(&report);
+        if !missed.is_empty() {
+            eprintln!("missed targets:");
+            for m in &missed {
+                eprintln!("  {m}");
+            }
+            std::process::exit(1);
+        }
+        eprintln!("every target met");
+    }
+}

@@ -1,0 +1,456 @@
+//! The benchmark report as pure functions of criterion's results, so that a
+//! test can run it on a fixture: medians in, JSON report, Markdown table and
+//! the list of missed targets out. Every target is a ratio to a baseline
+//! measured in the same run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// (operation, baseline, divisor of the median, target ratio): the ratio is
+/// `median / divisor / baseline`; a target is met when the ratio is at most it.
+pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
+    ("seal/32B", "baseline/scalar_mul", 1.0, Some(1.8)),
+    ("seal_table/32B", "baseline/scalar_mul", 1.0, Some(1.8)),
+    ("rekey/generate", "baseline/scalar_mul", 1.0, Some(3.0)),
+    ("reencrypt/single", "baseline/scalar_mul", 1.0, Some(2.1)),
+    (
+        "reencrypt/with_proof",
+        "baseline/scalar_mul",
+        1.0,
+        Some(4.0),
+    ),
+    ("reencrypt/batch_1", "baseline/scalar_mul", 1.0, None),
+    ("reencrypt/batch_16", "baseline/scalar_mul", 16.0, None),
+    ("reencrypt/batch_64", "baseline/scalar_mul", 64.0, None),
+    (
+        "reencrypt/batch_256",
+        "baseline/scalar_mul",
+        256.0,
+        Some(1.5),
+    ),
+    (
+        "delegatee_open/first_32B",
+        "baseline/scalar_mul",
+        1.0,
+        Some(4.2),
+    ),
+    (
+        "delegatee_open/cached_32B",
+        "baseline/scalar_mul",
+        1.0,
+        Some(2.2),
+    ),
+    (
+        "delegatee_open/cached_32B_with_proof",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
+    ("open_owner/32B", "baseline/scalar_mul", 1.0, None),
+    ("decode/header", "baseline/scalar_mul", 1.0, None),
+    ("baseline/fixed_base_mul", "baseline/scalar_mul", 1.0, None),
+    ("baseline/compress", "baseline/scalar_mul", 1.0, None),
+    ("baseline/decompress", "baseline/scalar_mul", 1.0, None),
+    (
+        "threads/seal_1MiB/1",
+        "baseline/chacha20poly1305/1MiB",
+        1.0,
+        Some(1.15),
+    ),
+    (
+        "threads/seal_1MiB/1",
+        "baseline/chacha20poly1305_alloc/1MiB",
+        1.0,
+        None,
+    ),
+    ("seal/1MiB", "baseline/chacha20poly1305/1MiB", 1.0, None),
+    ("seal/16MiB", "baseline/chacha20poly1305/16MiB", 1.0, None),
+    (
+        "open_owner/1MiB",
+        "baseline/chacha20poly1305/1MiB",
+        1.0,
+        None,
+    ),
+    (
+        "delegatee_open/cached_1MiB",
+        "baseline/chacha20poly1305/1MiB",
+        1.0,
+        None,
+    ),
+];
+
+/// SRS throughput: (operation, threads, re-encryptions per median, the bare
+/// `ReKey` re-encryption of the same run it is compared with and that one's
+/// divisor, target ratio). Core time per re-encryption = threads × median ÷
+/// re-encryptions; the ratios are to one scalar multiplication and to the
+/// bare re-encryption (the SRS's own overhead: ACL, audit, commit).
+/// One SRS throughput row (see [`THROUGHPUT`]).
+pub(crate) type ThroughputRow = (&'static str, f64, f64, &'static str, f64, Option<f64>);
+
+pub(crate) const THROUGHPUT: &[ThroughputRow] = &[
+    (
+        "srs_reencrypt/memory/single/1",
+        1.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/memory/single/2",
+        2.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        Some(1.15),
+    ),
+    (
+        "srs_reencrypt/memory/single/8",
+        8.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/memory/batch64/2",
+        2.0,
+        64.0,
+        "reencrypt/batch_64",
+        64.0,
+        Some(1.15),
+    ),
+    (
+        "srs_reencrypt/sqlite/single/1",
+        1.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/sqlite/single/2",
+        2.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/sqlite/single/8",
+        8.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/sqlite/batch64/2",
+        2.0,
+        64.0,
+        "reencrypt/batch_64",
+        64.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/sqlite-process-crash/single/2",
+        2.0,
+        1.0,
+        "reencrypt/single",
+        1.0,
+        None,
+    ),
+    (
+        "srs_reencrypt/sqlite-process-crash/batch64/2",
+        2.0,
+        64.0,
+        "reencrypt/batch_64",
+        64.0,
+        None,
+    ),
+];
+
+/// The machine a report was measured on.
+pub(crate) struct Machine {
+    pub(crate) cpu_model: String,
+    pub(crate) logical_cpus: usize,
+    /// The file system under the SRS benchmark's SQLite files (the temporary
+    /// directory): ext4, xfs, tmpfs…
+    pub(crate) sqlite_fs: String,
+}
+
+impl Machine {
+    pub(crate) fn here() -> Self {
+        Self {
+            cpu_model: cpu_model(),
+            logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            sqlite_fs: fs_type(&std::env::temp_dir()),
+        }
+    }
+}
+
+/// The type of the file system that holds `dir`, from /proc/mounts (the
+/// longest mount point that prefixes it).
+pub(crate) fn fs_type(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && dir.starts_with(f[1])).then(|| (f[1].len(), f[2].to_owned()))
+        })
+        .max()
+        .map_or_else(|| "unknown".into(), |(_, t)| t)
+}
+
+/// Builds the report. Returns the JSON and a Markdown table.
+pub(crate) fn build(
+    medians: &BTreeMap<String, f64>,
+    compare: Option<Value>,
+    machine: &Machine,
+) -> (Value, Vec<String>) {
+    let get = |id: &str| medians.get(id).copied();
+    let mut operations = Vec::new();
+    let mut table = vec![
+        "| operation | median | ratio | to | target |".to_owned(),
+        "|---|---:|---:|---|---|".to_owned(),
+    ];
+    for &(id, base, per, tgt) in RATIOS {
+        let (Some(m), Some(b)) = (get(id), get(base)) else {
+            continue;
+        };
+        let per_op = m / per;
+        let ratio = per_op / b;
+        let shown = if per > 1.0 {
+            format!("{id} (per capsule)")
+        } else {
+            id.to_owned()
+        };
+        table.push(format!(
+            "| {shown} | {} | {ratio:.2}× | {} | {} |",
+            human(per_op),
+            base.trim_start_matches("baseline/"),
+            verdict_max(ratio, tgt)
+        ));
+        operations.push(json!({"id": id, "median_ns": per_op.round(), "per": per, "baseline": base,
+            "ratio": round2(ratio), "target_max_ratio": tgt, "target_met": tgt.map(|t| ratio <= t)}));
+    }
+    if let (Some(one), Some(two)) = (get("threads/seal_1MiB/1"), get("threads/seal_1MiB/2")) {
+        let s = one / two;
+        table.push(format!(
+            "| seal 1 MiB: 2 threads vs 1 | {} | {s:.2}× faster | 1 thread | — |",
+            human(two)
+        ));
+        operations.push(json!({"id": "threads/seal_1MiB speed-up", "speedup": round2(s)}));
+    }
+
+    let scalar = get("baseline/scalar_mul");
+    let mut throughput = Vec::new();
+    table.push(String::new());
+    table.push(
+        "| SRS re-encryptions | per second | core time ÷ scalar mult. | ÷ bare re-encryption | target |"
+            .into(),
+    );
+    table.push("|---|---:|---:|---:|---|".into());
+    for &(id, threads, per, bare_id, bare_per, tgt) in THROUGHPUT {
+        let Some(m) = get(id) else { continue };
+        let per_second = per * 1e9 / m;
+        let core_ns = threads * m / per;
+        let to_scalar = scalar.map(|s| core_ns / s);
+        let to_bare = get(bare_id).map(|b| core_ns / (b / bare_per));
+        let ratio = to_bare.unwrap_or(f64::INFINITY);
+        table.push(format!(
+            "| {} | {per_second:.0} | {} | {} | {} |",
+            id.trim_start_matches("srs_reencrypt/").replace('/', " · ") + " threads",
+            to_scalar.map_or("—".into(), |r| format!("{r:.2}×")),
+            to_bare.map_or("—".into(), |r| format!("{r:.2}×")),
+            verdict_max(ratio, tgt)
+        ));
+        throughput.push(
+            json!({"id": id, "threads": threads, "per_second": per_second.round(),
+            "core_ns_per_reencryption": core_ns.round(),
+            "ratio_to_scalar_mul": to_scalar.map(round2), "bare": bare_id,
+            "ratio_to_bare": to_bare.map(round2), "target_max_ratio_to_bare": tgt,
+            "target_met": tgt.map(|t| ratio <= t)}),
+        );
+    }
+
+    let mut others = Vec::new();
+    table.push(String::new());
+    table.push("| other | median |".into());
+    table.push("|---|---:|".into());
+    for (id, m) in medians {
+        if id.starts_with("srs_admin/")
+            || id.starts_with("srs_revoke_vs_records/")
+            || id.starts_with("srs_issue_keys/")
+        {
+            table.push(format!("| {id} | {} |", human(*m)));
+            others.push(json!({"id": id, "median_ns": m.round()}));
+        }
+    }
+
+    let paper = [
+        ("encrypt 2 MB", "paper_2MB/seal", 1.289),
+        ("decrypt 2 MB (owner)", "paper_2MB/open_owner", 0.25),
+        (
+            "decrypt 2 MB (granted user)",
+            "paper_2MB/open_delegatee",
+            0.25,
+        ),
+        ("key issuance, 10 users", "srs_issue_keys/10", 0.6),
+        ("key issuance, 10,000 users", "srs_issue_keys/10000", 2.16),
+    ];
+    let mut paper_json = Vec::new();
+    table.push(String::new());
+    table.push("| beside the SeSPHR paper | sesphr | paper |".into());
+    table.push("|---|---:|---:|".into());
+    for (what, id, secs) in paper {
+        let Some(m) = get(id) else { continue };
+        table.push(format!("| {what} | {} | {secs} s |", human(m)));
+        paper_json.push(json!({"what": what, "id": id, "sesphr_s": m / 1e9, "paper_s": secs}));
+    }
+
+    let report = json!({
+        "crate": "sesphr",
+        "version": env!("CARGO_PKG_VERSION"),
+        "cpu_model": machine.cpu_model,
+        "logical_cpus": machine.logical_cpus,
+        "sqlite_file_system": machine.sqlite_fs,
+        "baselines_ns": {
+            "scalar_mul": scalar,
+            "fixed_base_mul": get("baseline/fixed_base_mul"),
+            "compress": get("baseline/compress"),
+            "decompress": get("baseline/decompress"),
+            "chacha20poly1305_1MiB_in_place": get("baseline/chacha20poly1305/1MiB"),
+            "chacha20poly1305_1MiB_alloc": get("baseline/chacha20poly1305_alloc/1MiB"),
+        },
+        "operations": operations,
+        "srs_throughput": throughput,
+        "srs_other": others,
+        "beside_the_paper": paper_json,
+        "umbral_comparison": compare,
+        "all_medians_ns": medians,
+    });
+    (report, table)
+}
+
+fn verdict_max(ratio: f64, target: Option<f64>) -> String {
+    target.map_or("—".into(), |t| {
+        format!("≤ {t}× {}", if ratio <= t { "met" } else { "missed" })
+    })
+}
+
+/// Every target the report missed, named, with its figure: what `--check`
+/// reports. An operation with a target but no measurement counts as missed.
+pub(crate) fn missed(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let rows = |key: &str| report[key].as_array().cloned().unwrap_or_default();
+    for r in rows("operations")
+        .iter()
+        .chain(rows("srs_throughput").iter())
+    {
+        if r["target_met"] == Value::Bool(false) {
+            out.push(format!(
+                "{}: {} (target {})",
+                r["id"].as_str().unwrap_or("?"),
+                r.get("ratio")
+                    .or(r.get("ratio_to_bare"))
+                    .unwrap_or(&Value::Null),
+                r.get("target_max_ratio")
+                    .filter(|v| !v.is_null())
+                    .or(r.get("target_max_ratio_to_bare"))
+                    .unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    for &(id, _, _, t) in RATIOS {
+        if t.is_some() && !rows("operations").iter().any(|r| r["id"] == id) {
+            out.push(format!(
+                "{id}: not measured (target ≤ {}×)",
+                t.unwrap_or_default()
+            ));
+        }
+    }
+    for &(id, _, _, _, _, t) in THROUGHPUT {
+        if t.is_some() && !rows("srs_throughput").iter().any(|r| r["id"] == id) {
+            out.push(format!("{id}: not measured"));
+        }
+    }
+    if let Some(cmp) = report["umbral_comparison"]["rows"].as_array() {
+        for r in cmp {
+            if r["target_met"] == Value::Bool(false) {
+                out.push(format!(
+                    "against umbral-pre, {}: {}× faster (target ≥ {}×)",
+                    r["operation"].as_str().unwrap_or("?"),
+                    r["sesphr_speedup"],
+                    r["target_speedup"]
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Every benchmark's median (ns) by its full id, from criterion's output.
+pub(crate) fn read_medians(dir: &Path) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "new") {
+                    let bench = std::fs::read_to_string(p.join("benchmark.json")).ok();
+                    let est = std::fs::read_to_string(p.join("estimates.json")).ok();
+                    if let (Some(b), Some(e)) = (bench, est) {
+                        let b: Value = serde_json::from_str(&b).unwrap();
+                        let e: Value = serde_json::from_str(&e).unwrap();
+                        if let (Some(id), Some(m)) = (
+                            b["full_id"].as_str(),
+                            e["median"]["point_estimate"].as_f64(),
+                        ) {
+                            out.insert(id.to_owned(), m);
+                        }
+                    }
+                } else {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn human(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,150 @@
+//! The benchmark report on a fixed set of criterion results: every operation
+//! reaches the JSON with its ratio to the same run's baseline, and `--check`'s
+//! list of missed targets is empty exactly when every target is met.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::cast_precision_loss
+)]
+
+#[path = "../examples/bench_report/report.rs"]
+mod report;
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+/// Writes criterion's layout (`<id>/new/{benchmark,estimates}.json`) for
+/// `medians` under `dir`.
+fn fixture(dir: &std::path::Path, medians: &[(&str, f64)]) {
+    for (id, m) in medians {
+        let d = dir.join(id.replace('/', "_")).join("new");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("benchmark.json"), json!({"full_id": id}).to_string()).unwrap();
+        std::fs::write(
+            d.join("estimates.json"),
+            json!({"median": {"point_estimate": m}}).to_string(),
+        )
+        .unwrap();
+    }
+}
+
+/// A run where every target is met, with one scalar multiplication = 25 µs.
+fn good() -> Vec<(&'static str, f64)> {
+    let s = 25_000.0;
+    vec![
+        ("baseline/scalar_mul", s),
+        ("baseline/chacha20poly1305/1MiB", 800_000.0),
+        ("seal/32B", 1.7 * s),
+        ("seal_table/32B", 1.2 * s),
+        ("rekey/generate", 2.5 * s),
+        ("reencrypt/single", 2.0 * s),
+        ("reencrypt/with_proof", 3.5 * s),
+        ("reencrypt/batch_64", 64.0 * 1.5 * s),
+        ("reencrypt/batch_256", 256.0 * 1.45 * s),
+        ("delegatee_open/first_32B", 3.4 * s),
+        ("delegatee_open/cached_32B", 2.1 * s),
+        ("threads/seal_1MiB/1", 1.1 * 800_000.0),
+        // 2 threads: core time = 2 × median; 1.1× the bare re-encryption.
+        ("srs_reencrypt/memory/single/2", 1.1 * 2.0 * s / 2.0),
+        ("srs_reencrypt/memory/batch64/2", 64.0 * 1.1 * 1.5 * s / 2.0),
+        ("srs_reencrypt/sqlite/single/2", 5.0 * s),
+    ]
+}
+
+fn run(medians: &[(&str, f64)]) -> (serde_json::Value, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), medians);
+    let read = report::read_medians(dir.path());
+    assert_eq!(read.len(), medians.len(), "every fixture file is read");
+    let machine = report::Machine {
+        cpu_model: "fixture".into(),
+        logical_cpus: 2,
+        sqlite_fs: "ext4".into(),
+    };
+    let (json, _) = report::build(&read, None, &machine);
+    let missed = report::missed(&json);
+    (json, missed)
+}
+
+#[test]
+fn every_operation_reaches_the_report_with_its_same_run_ratio() {
+    let (json, missed) = run(&good());
+    assert!(missed.is_empty(), "{missed:?}");
+    let ops = json["operations"].as_array().unwrap();
+    let ratio = |id: &str| {
+        ops.iter()
+            .find(|o| o["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing"))["ratio"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(ratio("reencrypt/single"), 2.0);
+    assert_eq!(ratio("reencrypt/batch_256"), 1.45);
+    assert_eq!(ratio("threads/seal_1MiB/1"), 1.1);
+    let srs = json["srs_throughput"].as_array().unwrap();
+    let single = srs
+        .iter()
+        .find(|o| o["id"] == "srs_reencrypt/memory/single/2")
+        .unwrap();
+    assert_eq!(single["ratio_to_bare"].as_f64().unwrap(), 1.1);
+    assert_eq!(single["ratio_to_scalar_mul"].as_f64().unwrap(), 2.2);
+    assert_eq!(
+        single["per_second"].as_f64().unwrap(),
+        (1e9_f64 / (1.1 * 25_000.0)).round()
+    );
+    assert_eq!(json["sqlite_file_system"], "ext4");
+    // The same figures whatever the machine's speed: a run twice as slow
+    // everywhere gives the same ratios and the same verdicts.
+    let slow: Vec<(&str, f64)> = good().into_iter().map(|(k, v)| (k, 2.0 * v)).collect();
+    let (json2, missed2) = run(&slow);
+    assert!(missed2.is_empty(), "{missed2:?}");
+    let scaled: Vec<serde_json::Value> = json["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if let Some(m) = o["median_ns"].as_f64() {
+                o["median_ns"] = json!((2.0 * m).round());
+            }
+            o
+        })
+        .collect();
+    assert_eq!(json2["operations"], serde_json::Value::Array(scaled));
+}
+
+#[test]
+fn check_names_each_missed_target() {
+    let mut slow_reencrypt = good();
+    for (k, v) in &mut slow_reencrypt {
+        if *k == "reencrypt/single" {
+            *v = 2.3 * 25_000.0;
+        }
+        if *k == "srs_reencrypt/memory/batch64/2" {
+            *v *= 1.2;
+        }
+    }
+    let (_, missed) = run(&slow_reencrypt);
+    assert_eq!(missed.len(), 2, "{missed:?}");
+    assert!(
+        missed.iter().any(|m| m.starts_with("reencrypt/single")),
+        "{missed:?}"
+    );
+    assert!(
+        missed
+            .iter()
+            .any(|m| m.starts_with("srs_reencrypt/memory/batch64/2")),
+        "{missed:?}"
+    );
+    // A target without a measurement is missed too.
+    let without: Vec<(&str, f64)> = good()
+        .into_iter()
+        .filter(|(k, _)| *k != "delegatee_open/cached_32B")
+        .collect();
+    let (_, missed) = run(&without);
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert!(missed[0].contains("not measured"), "{missed:?}");
+    let _ = BTreeMap::<String, f64>::new();
+}
