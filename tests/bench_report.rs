@@ -148,3 +148,76 @@ fn check_names_each_missed_target() {
     assert!(missed[0].contains("not measured"), "{missed:?}");
     let _ = BTreeMap::<String, f64>::new();
 }
+
+/// A minimal XML well-formedness check: every tag closed in order,
+/// attributes quoted, no stray `<`.
+fn well_formed(doc: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = doc.trim_start_matches("<!DOCTYPE html>");
+    while let Some(i) = rest.find('<') {
+        let after = &rest[i + 1..];
+        let end = after.find('>').ok_or("unclosed tag")?;
+        let tag = &after[..end];
+        rest = &after[end + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if tag.contains('<') {
+            return Err(format!("'<' inside a tag: {tag}"));
+        }
+        if tag.matches('"').count() % 2 != 0 {
+            return Err(format!("unbalanced quotes: {tag}"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack.pop().ok_or(format!("</{name}> closes nothing"))?;
+            if open != name.trim() {
+                return Err(format!("</{name}> closes <{open}>"));
+            }
+        } else if !tag.ends_with('/') {
+            let name = tag.split_whitespace().next().unwrap_or("").to_owned();
+            stack.push(name);
+        }
+    }
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed: {stack:?}"))
+    }
+}
+
+#[test]
+fn the_page_is_self_contained_well_formed_and_shows_the_json_figures() {
+    let (json, _) = run(&good());
+    let page = report::html(&json);
+    well_formed(&page).unwrap();
+    assert!(page.matches("<svg").count() >= 2, "no charts");
+    for forbidden in ["src=", "href=", "url(", "<script", "<link", "@import"] {
+        assert!(!page.contains(forbidden), "{forbidden} in the page");
+    }
+    // The only URIs are XML namespace names, which are never fetched.
+    for (i, _) in page.match_indices("http") {
+        let before = &page[i.saturating_sub(7)..i];
+        assert!(
+            before.contains("xmlns"),
+            "an address in the page: {}",
+            &page[i..i + 30]
+        );
+    }
+    // Every ratio of the JSON is drawn (as its bar's label) and tabled.
+    for o in json["operations"].as_array().unwrap() {
+        if let Some(r) = o["ratio"].as_f64() {
+            let shown = format!("{r:.2}");
+            assert!(page.matches(&shown).count() >= 2, "{} {shown}", o["id"]);
+        }
+    }
+    for o in json["srs_throughput"].as_array().unwrap() {
+        if let Some(r) = o["ratio_to_bare"].as_f64() {
+            assert!(page.contains(&format!("{r:.2}")), "{}", o["id"]);
+        }
+    }
+    // A page with a missed target says so.
+    let mut slow = good();
+    slow[5].1 *= 1.5; // reencrypt/single
+    let (json, _) = run(&slow);
+    assert!(report::html(&json).contains("missed — reencrypt/single"));
+}

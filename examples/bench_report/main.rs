@@ -7,7 +7,8 @@
 //! a baseline measured in the same run (one ristretto255 scalar
 //! multiplication; raw ChaCha20-Poly1305 for bulk encryption), checks the
 //! targets, and writes `target/sesphr-bench.json` with the CPU model and
-//! crate version. `--compare` also runs the side-by-side comparison with
+//! crate version, and `target/sesphr-bench/index.html`, one self-contained
+//! page of charts. `--compare` also runs the side-by-side comparison with
 //! umbral-pre (`cargo run --release -p sesphr-compare`) and includes it;
 //! `--quick` shortens every measurement; `--no-run` only reads earlier
 //! results; `--check` exits with status 1, naming each missed target, so a
@@ -77,8 +78,12 @@ fn main() {
     let (report, table) = report::build(&medians, compare, &report::Machine::here());
     let path = target.join("sesphr-bench.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    let page_dir = target.join("sesphr-bench");
+    std::fs::create_dir_all(&page_dir).unwrap();
+    let page = page_dir.join("index.html");
+    std::fs::write(&page, report::html(&report)).unwrap();
     println!("{}", table.join("\n"));
-    println!("\nwritten: {}", path.display());
+    println!("\nwritten: {}\nwritten: {}", path.display(), page.display());
     if has("--check") {
         let missed = report::missed(&report);
         if !missed.is_empty() {

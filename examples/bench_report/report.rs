@@ -454,3 +454,201 @@ pub(crate) fn human(ns: f64) -> String {
 pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
+
+/// One bar chart as inline SVG: `bars` are (label, value), `target` draws a
+/// marker per bar (None: no target for it); every value is printed above
+/// its bar with two decimals, as in the JSON.
+fn bar_chart(title: &str, y_label: &str, bars: &[(String, f64, Option<f64>)]) -> String {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    if bars.is_empty() {
+        return svg;
+    }
+    let n = u32::try_from(bars.len()).unwrap_or(u32::MAX);
+    let top = bars
+        .iter()
+        .flat_map(|(_, v, t)| [*v, t.unwrap_or(0.0)])
+        .fold(1.0f64, f64::max)
+        * 1.25;
+    let width = 120 + 90 * n;
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, 380)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(90)
+                .y_label_area_size(50)
+                .build_cartesian_2d((0u32..n).into_segmented(), 0f64..top)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .y_desc(y_label)
+                .x_label_formatter(&|x| match x {
+                    SegmentValue::CenterOf(i) => {
+                        bars.get(*i as usize).map_or(String::new(), |b| b.0.clone())
+                    }
+                    _ => String::new(),
+                })
+                .x_label_style(
+                    ("sans-serif", 11)
+                        .into_font()
+                        .transform(FontTransform::Rotate90),
+                )
+                .draw()?;
+            chart.draw_series(
+                Histogram::vertical(&chart)
+                    .style(RGBColor(70, 110, 170).filled())
+                    .margin(12)
+                    .data(bars.iter().enumerate().map(|(i, b)| (i as u32, b.1))),
+            )?;
+            // Target markers: a red dash at the target of each bar that has one.
+            chart.draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+                b.2.map(|t| {
+                    PathElement::new(
+                        vec![
+                            (SegmentValue::Exact(i as u32), t),
+                            (SegmentValue::Exact(i as u32 + 1), t),
+                        ],
+                        RED.stroke_width(2),
+                    )
+                })
+            }))?;
+            chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+                Text::new(
+                    format!("{:.2}", b.1),
+                    (SegmentValue::CenterOf(i as u32), b.1 + top * 0.02),
+                    ("sans-serif", 12).into_font(),
+                )
+            }))?;
+            root.present()?;
+            Ok(())
+        };
+        let _ = draw();
+    }
+    svg
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The report as one self-contained page (inline SVG, no scripts, no
+/// external references): ratio per operation against its target, SRS core
+/// time against the bare re-encryption, SRS throughput by threads, sesphr
+/// beside umbral-pre, and the machine.
+pub(crate) fn html(report: &Value) -> String {
+    let rows = |key: &str| report[key].as_array().cloned().unwrap_or_default();
+    let ops: Vec<(String, f64, Option<f64>)> = rows("operations")
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o["id"].as_str()?.to_owned(),
+                o["ratio"].as_f64()?,
+                o["target_max_ratio"].as_f64(),
+            ))
+        })
+        .collect();
+    let srs: Vec<(String, f64, Option<f64>)> = rows("srs_throughput")
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o["id"]
+                    .as_str()?
+                    .trim_start_matches("srs_reencrypt/")
+                    .to_owned(),
+                o["ratio_to_bare"].as_f64()?,
+                o["target_max_ratio_to_bare"].as_f64(),
+            ))
+        })
+        .collect();
+    let per_second: Vec<(String, f64, Option<f64>)> = rows("srs_throughput")
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o["id"]
+                    .as_str()?
+                    .trim_start_matches("srs_reencrypt/")
+                    .to_owned(),
+                o["per_second"].as_f64()? / 1000.0,
+                None,
+            ))
+        })
+        .collect();
+    let umbral: Vec<(String, f64, Option<f64>)> = report["umbral_comparison"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["operation"].as_str()?.to_owned(),
+                r["sesphr_speedup"].as_f64()?,
+                r["target_speedup"].as_f64(),
+            ))
+        })
+        .collect();
+    let scalar = report["baselines_ns"]["scalar_mul"].as_f64().unwrap_or(0.0);
+    let missed = missed(report);
+    let mut page = String::new();
+    page.push_str("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>sesphr benchmark report</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th:first-child,td:first-child{text-align:left}</style>\n</head>\n<body>\n");
+    page.push_str(&format!(
+        "<h1>sesphr {} benchmark report</h1>\n<p>CPU: {} · {} logical CPUs · SQLite benchmarks on {} · one ristretto255 scalar multiplication: {:.1} µs (every ratio below is to a baseline of this same run).</p>\n",
+        esc(report["version"].as_str().unwrap_or("?")),
+        esc(report["cpu_model"].as_str().unwrap_or("?")),
+        report["logical_cpus"],
+        esc(report["sqlite_file_system"].as_str().unwrap_or("?")),
+        scalar / 1000.0
+    ));
+    page.push_str(&format!(
+        "<p>Targets: {}.</p>\n",
+        if missed.is_empty() {
+            "all met".to_owned()
+        } else {
+            format!("missed — {}", esc(&missed.join("; ")))
+        }
+    ));
+    let sections = [
+        (
+            "Ratio to the same run's baseline (bars) and target (red)",
+            "ratio",
+            &ops,
+        ),
+        (
+            "SRS core time per re-encryption ÷ bare re-encryption",
+            "ratio",
+            &srs,
+        ),
+        (
+            "SRS re-encryptions per second (thousands)",
+            "k/s",
+            &per_second,
+        ),
+        (
+            "sesphr faster than umbral-pre by (target in red)",
+            "× faster",
+            &umbral,
+        ),
+    ];
+    for (title, unit, bars) in sections {
+        if bars.is_empty() {
+            continue;
+        }
+        page.push_str(&format!("<h2>{}</h2>\n", esc(title)));
+        page.push_str(&bar_chart(title, unit, bars));
+        page.push_str("\n<table>\n<tr><th>operation</th><th>value</th><th>target</th></tr>\n");
+        for (name, v, t) in bars.iter() {
+            page.push_str(&format!(
+                "<tr><td>{}</td><td>{v:.2}</td><td>{}</td></tr>\n",
+                esc(name),
+                t.map_or("—".into(), |t| format!("{t}"))
+            ));
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str("<p>Open time against audit length and bytes per grant come from <code>cargo run --release --example srs_scale</code> (see the README).</p>\n</body>\n</html>\n");
+    page
+}
