@@ -165,7 +165,7 @@ fn well_formed(doc: &str) -> Result<(), String> {
         if tag.contains('<') {
             return Err(format!("'<' inside a tag: {tag}"));
         }
-        if tag.matches('"').count() % 2 != 0 {
+        if !tag.matches('"').count().is_multiple_of(2) {
             return Err(format!("unbalanced quotes: {tag}"));
         }
         if let Some(name) = tag.strip_prefix('/') {

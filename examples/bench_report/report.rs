@@ -501,24 +501,21 @@ fn bar_chart(title: &str, y_label: &str, bars: &[(String, f64, Option<f64>)]) ->
                 Histogram::vertical(&chart)
                     .style(RGBColor(70, 110, 170).filled())
                     .margin(12)
-                    .data(bars.iter().enumerate().map(|(i, b)| (i as u32, b.1))),
+                    .data((0u32..).zip(bars.iter()).map(|(i, b)| (i, b.1))),
             )?;
             // Target markers: a red dash at the target of each bar that has one.
-            chart.draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+            chart.draw_series((0u32..).zip(bars.iter()).filter_map(|(i, b)| {
                 b.2.map(|t| {
                     PathElement::new(
-                        vec![
-                            (SegmentValue::Exact(i as u32), t),
-                            (SegmentValue::Exact(i as u32 + 1), t),
-                        ],
+                        vec![(SegmentValue::Exact(i), t), (SegmentValue::Exact(i + 1), t)],
                         RED.stroke_width(2),
                     )
                 })
             }))?;
-            chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+            chart.draw_series((0u32..).zip(bars.iter()).map(|(i, b)| {
                 Text::new(
                     format!("{:.2}", b.1),
-                    (SegmentValue::CenterOf(i as u32), b.1 + top * 0.02),
+                    (SegmentValue::CenterOf(i), b.1 + top * 0.02),
                     ("sans-serif", 12).into_font(),
                 )
             }))?;
