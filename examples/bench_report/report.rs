@@ -539,42 +539,27 @@ fn esc(s: &str) -> String {
 /// beside umbral-pre, and the machine.
 pub(crate) fn html(report: &Value) -> String {
     let rows = |key: &str| report[key].as_array().cloned().unwrap_or_default();
-    let ops: Vec<(String, f64, Option<f64>)> = rows("operations")
-        .iter()
-        .filter_map(|o| {
-            Some((
-                o["id"].as_str()?.to_owned(),
-                o["ratio"].as_f64()?,
-                o["target_max_ratio"].as_f64(),
-            ))
-        })
-        .collect();
-    let srs: Vec<(String, f64, Option<f64>)> = rows("srs_throughput")
-        .iter()
-        .filter_map(|o| {
-            Some((
-                o["id"]
-                    .as_str()?
-                    .trim_start_matches("srs_reencrypt/")
-                    .to_owned(),
-                o["ratio_to_bare"].as_f64()?,
-                o["target_max_ratio_to_bare"].as_f64(),
-            ))
-        })
-        .collect();
-    let per_second: Vec<(String, f64, Option<f64>)> = rows("srs_throughput")
-        .iter()
-        .filter_map(|o| {
-            Some((
-                o["id"]
-                    .as_str()?
-                    .trim_start_matches("srs_reencrypt/")
-                    .to_owned(),
-                o["per_second"].as_f64()? / 1000.0,
-                None,
-            ))
-        })
-        .collect();
+    // (label, value, target) for one chart from one list of the report.
+    let series = |key: &str, value: &dyn Fn(&Value) -> Option<f64>, target: &str| {
+        rows(key)
+            .iter()
+            .filter_map(|o| {
+                let id = o["id"].as_str()?.trim_start_matches("srs_reencrypt/");
+                Some((id.to_owned(), value(o)?, o[target].as_f64()))
+            })
+            .collect::<Vec<(String, f64, Option<f64>)>>()
+    };
+    let ops = series("operations", &|o| o["ratio"].as_f64(), "target_max_ratio");
+    let srs = series(
+        "srs_throughput",
+        &|o| o["ratio_to_bare"].as_f64(),
+        "target_max_ratio_to_bare",
+    );
+    let per_second = series(
+        "srs_throughput",
+        &|o| Some(o["per_second"].as_f64()? / 1000.0),
+        "none",
+    );
     let umbral: Vec<(String, f64, Option<f64>)> = report["umbral_comparison"]["rows"]
         .as_array()
         .cloned()
