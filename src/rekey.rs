@@ -205,14 +205,7 @@ impl ReKey {
     /// # Errors
     /// [`Error::KeyMismatch`] if the header belongs to another portion key.
     pub fn reencrypt(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
-        self.check_portion(header.header())?;
-        Ok(reencrypt_parts(
-            &self.rk,
-            &self.ephemeral,
-            self.commitment.as_bytes(),
-            header,
-            None::<&mut crate::rng::OsRng>,
-        ))
+        self.reencrypt_inner(header, None::<&mut crate::rng::OsRng>)
     }
 
     /// As [`ReKey::reencrypt`], with a proof of correct re-encryption (with
@@ -233,13 +226,22 @@ impl ReKey {
         header: VerifiedHeader<'_>,
         rng: &mut R,
     ) -> Result<ReCapsule> {
+        self.reencrypt_inner(header, Some(rng))
+    }
+
+    /// Checks the portion, then `E' = rk·E`, proved when `rng` is given.
+    fn reencrypt_inner<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        rng: Option<&mut R>,
+    ) -> Result<ReCapsule> {
         self.check_portion(header.header())?;
         Ok(reencrypt_parts(
             &self.rk,
             &self.ephemeral,
             self.commitment.as_bytes(),
             header,
-            Some(rng),
+            rng,
         ))
     }
 
