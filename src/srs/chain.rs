@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::ids::{Identity, PortionLabel, RecordId};
 use crate::model::{AuditAction, AuditEntry, AuditOutcome};
 use crate::srs::types::SrsError;
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, Store, StoreError};
 
 const GENESIS_TAG: &[u8] = b"sesphr/v1/audit-genesis";
 
@@ -46,10 +46,28 @@ pub(crate) fn walk(
     to: u64,
     each: &mut Visit<'_>,
 ) -> Result<[u8; 32], SrsError> {
+    walk_pages(&mut |a, b, n| store.audit(a, b, n), from_seq, from_hash, to, each)
+}
+
+/// A source of audit pages: `(from, to, limit)` as [`Store::audit`].
+pub(crate) type Pages<'a> =
+    dyn FnMut(u64, u64, usize) -> Result<Vec<AuditRecord>, StoreError> + 'a;
+
+/// [`walk`] over any source of pages (a store, or a commit's locked view).
+///
+/// # Errors
+/// As [`walk`].
+pub(crate) fn walk_pages(
+    pages: &mut Pages<'_>,
+    from_seq: u64,
+    from_hash: [u8; 32],
+    to: u64,
+    each: &mut Visit<'_>,
+) -> Result<[u8; 32], SrsError> {
     let mut seq = from_seq;
     let mut prev = from_hash;
     while seq < to {
-        let page = store.audit(seq + 1, to, PAGE)?;
+        let page = pages(seq + 1, to, PAGE)?;
         if page.is_empty() {
             return Err(SrsError::AuditChainBroken { seq: seq + 1 });
         }

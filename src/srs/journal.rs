@@ -1,27 +1,76 @@
 //! The commit pipeline: every change and every audit entry reaches the store
-//! through one [`Journal`], in order, in group commits.
+//! through one [`Journal`], in order, in group commits — from one SRS
+//! process, or from several sharing one store.
 //!
-//! A caller hands over a [`Change`] (rows to write, the images of rows they
-//! replace, audit drafts). Under the journal's lock the change gets its
-//! sequence numbers (its rows' generation is the first of them), its rows
-//! are authenticated and their secrets sealed, and the registry digest is
-//! moved by the shares of the rows written and replaced. Whichever caller
-//! then finds no commit in flight writes everything queued in one atomic
-//! store commit, with the new authenticated head and, every N entries or on
-//! demand, a signed checkpoint. Each caller returns once its own part is
-//! durable.
+//! A caller hands over a [`Plan`]: a function from the registry to the
+//! [`Change`] it makes (rows to write, the images of rows they replace,
+//! audit drafts). Whichever caller finds no commit in flight leads: it takes
+//! everything queued and, inside the store's write step (for a shared store,
+//! while holding the chain head's row lock),
+//! 1. catches up: reads what other processes committed since this one last
+//!    looked — the audit entries, verified link by link, and the rows
+//!    written since, each authenticated — applies those rows to the
+//!    registry and checks the registry digest against the authenticated
+//!    head;
+//! 2. runs each queued plan, in order, against that registry (so a request
+//!    is re-checked against every change committed before it), gives each
+//!    change its sequence numbers (its rows' generation is the first of
+//!    them), authenticates its rows, seals their secrets, moves the digest,
+//!    and applies the rows to the registry;
+//! 3. writes it all in one atomic commit with the new authenticated head
+//!    and, every N entries or on demand, a signed checkpoint.
+//!
+//! Each caller returns once its own part is durable. If anything fails after
+//! the registry moved, the registry is marked stale and the next leader
+//! reloads it from the store before going on: the registry never keeps a
+//! change the store does not hold.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockWriteGuard};
 
 use curve25519_dalek::scalar::Scalar;
 
 use crate::model::Checkpoint;
 use crate::rng::os_rng;
-use crate::srs::chain::{Draft, chain_hash};
+use crate::srs::chain::{Draft, chain_hash, walk, walk_pages};
+use crate::srs::config::OpenReport;
+use crate::srs::registry::Registry;
 use crate::srs::rows::{Row, RowImage};
-use crate::srs::secrets::SrsKeys;
+use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
 use crate::srs::types::{Clock, SrsError};
-use crate::store::{AuditRecord, ChainHead, Commit, Store, StoredRow};
+use crate::store::{AuditRecord, ChainHead, Commit, Locked, Store, StoreError};
+
+/// Checks that the store with `head` contains checkpoint `cp`.
+///
+/// # Errors
+/// [`SrsError::RolledBack`], [`SrsError::Diverged`]; store errors.
+pub(crate) fn contains(
+    store: &dyn Store,
+    head: &ChainHead,
+    cp: &Checkpoint,
+) -> Result<(), SrsError> {
+    if cp.seq > head.seq {
+        return Err(SrsError::RolledBack {
+            store_seq: head.seq,
+            checkpoint_seq: cp.seq,
+        });
+    }
+    let diverged = SrsError::Diverged {
+        checkpoint_seq: cp.seq,
+    };
+    let ok = if cp.seq == head.seq {
+        head.hash == cp.chain_hash && head.digest == cp.digest
+    } else if cp.seq > head.base_seq {
+        store.audit(cp.seq, cp.seq, 1)?.first().map(|r| r.hash) == Some(cp.chain_hash)
+    } else if cp.seq == head.base_seq {
+        head.base_hash == cp.chain_hash
+    } else {
+        store
+            .checkpoint_at(cp.seq)?
+            .is_some_and(|c| c.chain_hash == cp.chain_hash && c.digest == cp.digest)
+    };
+    if ok { Ok(()) } else { Err(diverged) }
+}
 
 /// One state change, planned once: the rows it writes, the images of the
 /// rows they replace (for the digest), and its audit entries.
@@ -31,6 +80,8 @@ pub(crate) struct Change {
     pub(crate) drafts: Vec<Draft>,
     /// A sealed secret leaves the store with this change.
     pub(crate) scrub: bool,
+    /// Requests of the caller that the re-check refused (by index).
+    pub(crate) refused: Vec<usize>,
 }
 
 impl Change {
@@ -41,15 +92,20 @@ impl Change {
             replaced: Vec::new(),
             drafts,
             scrub: false,
+            refused: Vec::new(),
         }
     }
 }
+
+/// Plans a change against the registry as it stands when the change is
+/// sequenced (after every change committed before it, from any process).
+pub(crate) type Plan = Box<dyn FnOnce(&Registry) -> Result<Change, SrsError> + Send>;
 
 /// A host callback that receives every checkpoint once it is durable.
 pub(crate) type CheckpointSink = Arc<dyn Fn(&Checkpoint) + Send + Sync>;
 
 /// Where the chain stands.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Position {
     pub(crate) seq: u64,
     pub(crate) hash: [u8; 32],
@@ -60,21 +116,171 @@ pub(crate) struct Position {
     pub(crate) checkpoints: u64,
 }
 
+impl Position {
+    fn of(head: &ChainHead) -> Option<Self> {
+        Some(Self {
+            seq: head.seq,
+            hash: head.hash,
+            digest: Option::from(Scalar::from_canonical_bytes(head.digest))?,
+            base_seq: head.base_seq,
+            base_hash: head.base_hash,
+            checkpoints: head.checkpoints,
+        })
+    }
+
+    fn matches(&self, head: &ChainHead) -> bool {
+        self.seq == head.seq
+            && self.hash == head.hash
+            && self.digest.to_bytes() == head.digest
+            && self.base_seq == head.base_seq
+            && self.base_hash == head.base_hash
+            && self.checkpoints == head.checkpoints
+    }
+}
+
+/// What one caller gets back once its change is durable.
+pub(crate) struct Outcome {
+    /// Its requests the re-check refused.
+    pub(crate) refused: Vec<usize>,
+    /// The checkpoint made with it, if it asked for one.
+    pub(crate) checkpoint: Option<Checkpoint>,
+}
+
+struct Item {
+    id: u64,
+    plan: Plan,
+    checkpoint: bool,
+    /// Prune the audit entries up to this one (sequence number, hash).
+    prune: Option<(u64, [u8; 32])>,
+}
+
 struct State {
-    /// Everything handed out, durable or not.
+    /// What the store holds, as far as this process knows.
     at: Position,
-    /// What the store holds.
-    durable_at: Position,
     last_checkpoint: Option<Checkpoint>,
-    rows: Vec<StoredRow>,
-    audit: Vec<AuditRecord>,
-    scrub: bool,
-    sync: bool,
-    want_checkpoint: bool,
-    submitted: u64,
-    durable: u64,
+    queue: Vec<Item>,
+    results: HashMap<u64, Result<Outcome, SrsError>>,
+    next_id: u64,
     committing: bool,
-    failed: bool,
+    /// The registry may hold changes the store does not: reload it.
+    stale: bool,
+}
+
+/// A registry verified against its store, with where the store stands.
+pub(crate) struct Loaded {
+    pub(crate) registry: Registry,
+    pub(crate) at: Position,
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) report: OpenReport,
+}
+
+/// Stops a store iteration carrying an SRS error out of the callback.
+pub(crate) fn stop(slot: &mut Option<SrsError>, e: SrsError) -> StoreError {
+    *slot = Some(e);
+    StoreError::corrupt("stopped")
+}
+
+/// The error a store call ended with: the SRS error a callback stopped it
+/// with, or the store's own.
+fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
+    slot.unwrap_or_else(|| SrsError::from(e))
+}
+
+/// Verifies a store and loads its registry: the head is authenticated, the
+/// latest checkpoint's signature checked, the audit entries after it verified
+/// link by link, every row's MAC checked and the registry digest recomputed;
+/// the re-encryption keys are unsealed. `into` is the empty registry to fill.
+///
+/// # Errors
+/// [`SrsError::Tampered`], [`SrsError::AuditChainBroken`],
+/// [`SrsError::RolledBack`] (a checkpoint newer than the head); store
+/// errors. `Ok(None)` for a store never initialized.
+pub(crate) fn load(
+    store: &dyn Store,
+    keys: &SrsKeys,
+    mut into: Registry,
+    required: Option<&Checkpoint>,
+) -> Result<Option<Loaded>, SrsError> {
+    let Some(head) = store.head()? else {
+        return Ok(None);
+    };
+    if !keys.head_is_authentic(&head)? {
+        return Err(SrsError::Tampered("chain head"));
+    }
+    let last = store.audit_last_seq()?;
+    let expected = (head.seq > head.base_seq).then_some(head.seq);
+    if last != expected {
+        let first_bad = match last {
+            Some(l) if l > head.seq => head.seq + 1,
+            Some(l) => l + 1,
+            None => head.base_seq + 1,
+        };
+        return Err(SrsError::AuditChainBroken { seq: first_bad });
+    }
+    if store.checkpoint_count()? != head.checkpoints {
+        return Err(SrsError::Tampered("checkpoints"));
+    }
+    let cp = store
+        .latest_checkpoint()?
+        .ok_or(SrsError::Tampered("checkpoint missing"))?;
+    if !checkpoint_is_signed_by(&cp, keys.verifying_key()) {
+        return Err(SrsError::Tampered("checkpoint"));
+    }
+    if cp.seq > head.seq {
+        return Err(SrsError::RolledBack {
+            store_seq: head.seq,
+            checkpoint_seq: cp.seq,
+        });
+    }
+    let start = if cp.seq > head.base_seq {
+        let at = store.audit(cp.seq, cp.seq, 1)?;
+        if at.first().map(|r| r.hash) != Some(cp.chain_hash) {
+            return Err(SrsError::AuditChainBroken { seq: cp.seq });
+        }
+        (cp.seq, cp.chain_hash)
+    } else {
+        (head.base_seq, head.base_hash)
+    };
+    let mut report = OpenReport::default();
+    let mut n = 0u64;
+    let end = walk(store, start.0, start.1, head.seq, &mut |_, _| {
+        n += 1;
+        Ok(())
+    })?;
+    if end != head.hash {
+        return Err(SrsError::AuditChainBroken { seq: head.seq });
+    }
+    report.entries_verified = n;
+    report.seq = head.seq;
+    if let Some(rc) = required {
+        contains(store, &head, rc)?;
+    }
+
+    let mut digest = Scalar::ZERO;
+    let mut failure = None;
+    let loaded = store.rows(&mut |stored| {
+        let (row, share) = Row::open(&stored, keys).map_err(|e| stop(&mut failure, e))?;
+        if stored.generation > head.seq {
+            return Err(stop(&mut failure, SrsError::Tampered("registry row")));
+        }
+        digest += share;
+        report.rows += 1;
+        into.apply(row, stored.generation)
+            .map_err(|e| stop(&mut failure, e))
+    });
+    if let Err(e) = loaded {
+        return Err(first_error(failure, e));
+    }
+    if digest.to_bytes() != head.digest {
+        return Err(SrsError::Tampered("registry digest"));
+    }
+    let at = Position::of(&head).ok_or(SrsError::Tampered("registry digest"))?;
+    Ok(Some(Loaded {
+        registry: into,
+        at,
+        checkpoint: cp,
+        report,
+    }))
 }
 
 /// The commit pipeline (see the module docs).
@@ -82,6 +288,7 @@ pub(crate) struct Journal {
     store: Arc<dyn Store>,
     keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
+    registry: Arc<RwLock<Registry>>,
     checkpoint_every: u64,
     sink: Option<CheckpointSink>,
     state: Mutex<State>,
@@ -89,10 +296,12 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<dyn Store>,
         keys: Arc<SrsKeys>,
         clock: Arc<dyn Clock>,
+        registry: Registry,
         checkpoint_every: u64,
         sink: Option<CheckpointSink>,
         at: Position,
@@ -102,21 +311,17 @@ impl Journal {
             store,
             keys,
             clock,
+            registry: Arc::new(RwLock::new(registry)),
             checkpoint_every: checkpoint_every.max(1),
             sink,
             state: Mutex::new(State {
                 at,
-                durable_at: at,
                 last_checkpoint,
-                rows: Vec::new(),
-                audit: Vec::new(),
-                scrub: false,
-                sync: false,
-                want_checkpoint: false,
-                submitted: 0,
-                durable: 0,
+                queue: Vec::new(),
+                results: HashMap::new(),
+                next_id: 0,
                 committing: false,
-                failed: false,
+                stale: false,
             }),
             done: Condvar::new(),
         }
@@ -131,24 +336,35 @@ impl Journal {
         &self.store
     }
 
-    /// What the store holds now.
-    pub(crate) fn durable(&self) -> Position {
-        self.lock().durable_at
+    pub(crate) fn registry(&self) -> &RwLock<Registry> {
+        &self.registry
     }
 
-    /// The last checkpoint made (or found at open).
+    fn registry_mut(&self) -> RwLockWriteGuard<'_, Registry> {
+        // Registry code does not panic; a poisoned lock still guards a
+        // registry whose every applied row was checked.
+        self.registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What the store holds now, as far as this process knows.
+    pub(crate) fn durable(&self) -> Position {
+        self.lock().at
+    }
+
+    /// The last checkpoint made (or found).
     pub(crate) fn last_checkpoint(&self) -> Option<Checkpoint> {
         self.lock().last_checkpoint
     }
 
-    /// Queues `change` and returns, once it is durable, the generation its
-    /// rows were written with.
+    /// Plans `plan` in turn and returns once its change is durable.
     ///
     /// # Errors
-    /// [`SrsError::Unavailable`] after an earlier store failure; the store's
-    /// error if this commit failed (then nothing of it took effect).
-    pub(crate) fn commit(&self, change: &Change) -> Result<u64, SrsError> {
-        self.submit(change, false).map(|(g, _)| g)
+    /// What the plan returned (then nothing of it was written); store errors
+    /// (then nothing of it took effect).
+    pub(crate) fn commit(&self, plan: Plan) -> Result<Outcome, SrsError> {
+        self.submit(plan, false, None)
     }
 
     /// Makes a checkpoint of everything committed so far (and of whatever is
@@ -157,75 +373,229 @@ impl Journal {
     /// # Errors
     /// As [`Journal::commit`].
     pub(crate) fn checkpoint(&self) -> Result<Checkpoint, SrsError> {
-        let empty = Change::audit(Vec::new());
-        let (_, cp) = self.submit(&empty, true)?;
-        cp.ok_or(SrsError::Unavailable)
+        let out = self.submit(Box::new(|_| Ok(Change::audit(Vec::new()))), true, None)?;
+        out.checkpoint.ok_or(SrsError::Unavailable)
+    }
+
+    /// Prunes the store's audit entries up to `seq` (whose chain hash is
+    /// `hash`) and moves the chain's base there.
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub(crate) fn prune(&self, seq: u64, hash: [u8; 32]) -> Result<(), SrsError> {
+        self.submit(
+            Box::new(|_| Ok(Change::audit(Vec::new()))),
+            false,
+            Some((seq, hash)),
+        )
+        .map(|_| ())
+    }
+
+    /// Catches up with what other processes committed to a shared store.
+    /// Cheap when nothing changed: one read of the head.
+    ///
+    /// # Errors
+    /// Store errors; what catching up finds ([`SrsError::Tampered`], …).
+    pub(crate) fn sync(&self) -> Result<(), SrsError> {
+        let head = self.store.head()?;
+        {
+            let g = self.lock();
+            if !g.stale && head.is_some_and(|h| g.at.matches(&h)) {
+                return Ok(());
+            }
+        }
+        self.commit(Box::new(|_| Ok(Change::audit(Vec::new()))))
+            .map(|_| ())
     }
 
     fn submit(
         &self,
-        change: &Change,
+        plan: Plan,
         checkpoint: bool,
-    ) -> Result<(u64, Option<Checkpoint>), SrsError> {
+        prune: Option<(u64, [u8; 32])>,
+    ) -> Result<Outcome, SrsError> {
         let mut g = self.lock();
-        if g.failed {
-            return Err(SrsError::Unavailable);
-        }
-        let generation = g.at.seq + 1;
-        // Authenticate first: nothing is queued unless all of it is ready.
-        let mut rng = os_rng();
-        let mut digest = g.at.digest;
-        let mut rows = Vec::with_capacity(change.rows.len());
-        for row in &change.rows {
-            let (stored, share) = row.seal(generation, &self.keys, &mut rng)?;
-            digest += share;
-            rows.push(stored);
-        }
-        for img in &change.replaced {
-            let mac = self
-                .keys
-                .row_mac(img.kind, &img.key, img.generation, &img.body)?;
-            digest -= self.keys.share(&mac)?;
-        }
-        g.at.digest = digest;
-        g.rows.extend(rows);
-        for d in &change.drafts {
-            let seq = g.at.seq + 1;
-            let entry = d.clone().finish(seq);
-            let hash = chain_hash(&g.at.hash, &entry);
-            g.audit.push(AuditRecord { entry, hash });
-            g.at.seq = seq;
-            g.at.hash = hash;
-        }
-        g.scrub |= change.scrub;
-        g.sync |= checkpoint || !change.rows.is_empty();
-        g.want_checkpoint |= checkpoint;
-        g.submitted += 1;
-        let mine = g.submitted;
+        g.next_id += 1;
+        let id = g.next_id;
+        g.queue.push(Item {
+            id,
+            plan,
+            checkpoint,
+            prune,
+        });
         loop {
-            if g.durable >= mine {
-                let cp = if checkpoint { g.last_checkpoint } else { None };
-                return Ok((generation, cp));
-            }
-            if g.failed {
-                return Err(SrsError::Unavailable);
+            if let Some(r) = g.results.remove(&id) {
+                return r;
             }
             if g.committing {
                 g = self.done.wait(g).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            g = self.lead(g)?;
+            g = self.lead(g);
         }
     }
 
-    /// Writes everything queued in one commit.
-    fn lead<'a>(&'a self, mut g: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>, SrsError> {
+    /// Commits everything queued in one store commit; leaves each item's
+    /// result in `results`.
+    fn lead<'a>(&'a self, mut g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         g.committing = true;
-        let upto = g.submitted;
-        let mut at = g.at;
-        let last_cp = g.last_checkpoint.map(|c| c.seq);
+        let items = std::mem::take(&mut g.queue);
+        let ids: Vec<u64> = items.iter().map(|i| i.id).collect();
+        let start = Lead {
+            at: g.at,
+            last_checkpoint: g.last_checkpoint,
+            stale: g.stale,
+            made: None,
+        };
+        drop(g);
+        let mut results: Vec<Option<Result<Outcome, SrsError>>> = Vec::new();
+        let res = self.run(start, items, &mut results);
+        let mut g = self.lock();
+        g.committing = false;
+        let mut made = None;
+        match res {
+            Ok(end) => {
+                g.at = end.at;
+                g.last_checkpoint = end.last_checkpoint;
+                g.stale = end.stale;
+                made = end.made;
+                for (id, r) in ids.iter().zip(results) {
+                    g.results
+                        .insert(*id, r.unwrap_or(Err(SrsError::Unavailable)));
+                }
+            }
+            Err(e) => {
+                // The registry may have moved past the store: reload it
+                // before the next commit.
+                g.stale = true;
+                for id in &ids {
+                    g.results.insert(*id, Err(e.duplicate()));
+                }
+            }
+        }
+        self.done.notify_all();
+        if let (Some(cp), Some(sink)) = (made, &self.sink) {
+            drop(g);
+            sink(&cp);
+            g = self.lock();
+        }
+        g
+    }
+
+    /// The work of one lead, with the registry locked for writing while the
+    /// store's write lock is held.
+    fn run(
+        &self,
+        start: Lead,
+        items: Vec<Item>,
+        results: &mut Vec<Option<Result<Outcome, SrsError>>>,
+    ) -> Result<Lead, SrsError> {
+        let mut reg = self.registry_mut();
+        let mut lead = start;
+        if lead.stale {
+            let fresh = load(self.store.as_ref(), &self.keys, reg.successor(), None)?
+                .ok_or(SrsError::Tampered("chain head missing"))?;
+            *reg = fresh.registry;
+            lead.at = fresh.at;
+            lead.last_checkpoint = Some(fresh.checkpoint);
+            lead.stale = false;
+        }
+        let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+        let mut failure = None;
+        let mut end = None;
+        let written = self.store.commit(&mut |view| {
+            let r = self.build(view, &mut reg, lead, &mut items, results);
+            match r {
+                Ok((commit, next)) => {
+                    end = Some(next);
+                    Ok(commit)
+                }
+                Err(e) => Err(stop(&mut failure, e)),
+            }
+        });
+        drop(reg);
+        match written {
+            Ok(_) => end.ok_or(SrsError::Unavailable),
+            Err(e) => Err(first_error(failure, e)),
+        }
+    }
+
+    /// Inside the store's write step: catch up, plan, sequence, seal.
+    fn build(
+        &self,
+        view: &mut dyn Locked,
+        reg: &mut Registry,
+        start: Lead,
+        items: &mut [Option<Item>],
+        results: &mut Vec<Option<Result<Outcome, SrsError>>>,
+    ) -> Result<(Option<Commit>, Lead), SrsError> {
+        let mut lead = self.catch_up(view, reg, start)?;
+        let mut at = lead.at;
+        let mut rng = os_rng();
+        let mut rows = Vec::new();
+        let mut audit = Vec::new();
+        let (mut scrub, mut sync, mut want_checkpoint, mut prune) = (false, false, false, None);
+        let mut asked = Vec::new();
+        for item in items.iter_mut() {
+            let Some(item) = item.take() else {
+                results.push(Some(Err(SrsError::Unavailable)));
+                asked.push(false);
+                continue;
+            };
+            asked.push(item.checkpoint);
+            want_checkpoint |= item.checkpoint;
+            if let Some((seq, hash)) = item.prune
+                && seq > at.base_seq
+                && seq <= at.seq
+            {
+                at.base_seq = seq;
+                at.base_hash = hash;
+                prune = Some(seq);
+            }
+            let change = match (item.plan)(reg) {
+                Ok(c) => c,
+                Err(e) => {
+                    results.push(Some(Err(e)));
+                    continue;
+                }
+            };
+            let generation = at.seq + 1;
+            let mut digest = at.digest;
+            let mut sealed = Vec::with_capacity(change.rows.len());
+            for row in &change.rows {
+                let (stored, share) = row.seal(generation, &self.keys, &mut rng)?;
+                digest += share;
+                sealed.push(stored);
+            }
+            for img in &change.replaced {
+                let mac = self
+                    .keys
+                    .row_mac(img.kind, &img.key, img.generation, &img.body)?;
+                digest -= self.keys.share(&mac)?;
+            }
+            at.digest = digest;
+            for d in change.drafts {
+                let seq = at.seq + 1;
+                let entry = d.finish(seq);
+                let hash = chain_hash(&at.hash, &entry);
+                audit.push(AuditRecord { entry, hash });
+                at.seq = seq;
+                at.hash = hash;
+            }
+            sync |= !change.rows.is_empty();
+            scrub |= change.scrub;
+            rows.extend(sealed);
+            for row in change.rows {
+                reg.apply(row, generation)?;
+            }
+            results.push(Some(Ok(Outcome {
+                refused: change.refused,
+                checkpoint: None,
+            })));
+        }
+        let last_cp = lead.last_checkpoint.map(|c| c.seq);
         let due = at.seq.saturating_sub(last_cp.unwrap_or(0)) >= self.checkpoint_every;
-        let checkpoint = if g.want_checkpoint || due {
+        let checkpoint = if want_checkpoint || due {
             let mut cp = Checkpoint {
                 seq: at.seq,
                 time: self.clock.now(),
@@ -242,6 +612,19 @@ impl Journal {
         } else {
             None
         };
+        for (r, asked) in results.iter_mut().zip(asked) {
+            if let (Some(Ok(o)), true) = (r, asked) {
+                o.checkpoint = checkpoint;
+            }
+        }
+        lead.at = at;
+        if checkpoint.is_some() {
+            lead.last_checkpoint = checkpoint;
+        }
+        lead.made = checkpoint;
+        if audit.is_empty() && rows.is_empty() && checkpoint.is_none() && prune.is_none() {
+            return Ok((None, lead));
+        }
         let mut head = ChainHead {
             seq: at.seq,
             hash: at.hash,
@@ -251,71 +634,118 @@ impl Journal {
             checkpoints: at.checkpoints,
             mac: [0; 32],
         };
-        let prepared = self.keys.authenticate_head(&mut head).map(|()| Commit {
-            rows: std::mem::take(&mut g.rows),
-            audit: std::mem::take(&mut g.audit),
-            head,
-            checkpoint,
-            scrub: std::mem::take(&mut g.scrub),
-            sync: std::mem::take(&mut g.sync),
-        });
-        g.want_checkpoint = false;
-        drop(g);
-        let res = prepared.and_then(|c| self.store.commit(&c).map_err(SrsError::from));
-        let mut g = self.lock();
-        g.committing = false;
-        match &res {
-            Ok(()) => {
-                g.durable = upto;
-                g.at.checkpoints = at.checkpoints;
-                g.durable_at = at;
-                if checkpoint.is_some() {
-                    g.last_checkpoint = checkpoint;
-                }
-            }
-            Err(_) => g.failed = true,
-        }
-        self.done.notify_all();
-        res?;
-        if let (Some(cp), Some(sink)) = (checkpoint, &self.sink) {
-            drop(g);
-            sink(&cp);
-            g = self.lock();
-        }
-        Ok(g)
+        self.keys.authenticate_head(&mut head)?;
+        Ok((
+            Some(Commit {
+                rows,
+                audit,
+                head,
+                checkpoint,
+                prune,
+                scrub,
+                sync: sync || checkpoint.is_some() || prune.is_some(),
+            }),
+            lead,
+        ))
     }
 
-    /// Prunes the store's audit entries up to `seq` (whose chain hash is
-    /// `hash`) and moves the chain's base there, with no commit in flight.
-    ///
-    /// # Errors
-    /// [`SrsError::Unavailable`] after a store failure; the store's error.
-    pub(crate) fn prune(&self, seq: u64, hash: [u8; 32]) -> Result<(), SrsError> {
-        let mut g = self.lock();
-        while g.committing {
-            g = self.done.wait(g).unwrap_or_else(PoisonError::into_inner);
-        }
-        if g.failed {
-            return Err(SrsError::Unavailable);
-        }
-        // Entries queued but not led yet stay queued: the head written here
-        // is the durable one, and the next commit writes the base it keeps.
-        let at = g.durable_at;
-        let mut head = ChainHead {
-            seq: at.seq,
-            hash: at.hash,
-            digest: at.digest.to_bytes(),
-            base_seq: seq,
-            base_hash: hash,
-            checkpoints: at.checkpoints,
-            mac: [0; 32],
+    /// Applies what other processes committed since `start`: verifies the
+    /// head, the new audit entries link by link, each new row, and the
+    /// registry digest; applies the rows.
+    fn catch_up(
+        &self,
+        view: &mut dyn Locked,
+        reg: &mut Registry,
+        start: Lead,
+    ) -> Result<Lead, SrsError> {
+        let at = start.at;
+        let Some(head) = view.head()? else {
+            // A store being created: only a genesis position may write it.
+            return if at.seq == 0 && at.checkpoints == 0 {
+                Ok(start)
+            } else {
+                Err(SrsError::Tampered("chain head missing"))
+            };
         };
-        self.keys.authenticate_head(&mut head)?;
-        self.store.prune(seq, &head)?;
-        g.at.base_seq = seq;
-        g.at.base_hash = hash;
-        g.durable_at.base_seq = seq;
-        g.durable_at.base_hash = hash;
-        Ok(())
+        if !self.keys.head_is_authentic(&head)? {
+            return Err(SrsError::Tampered("chain head"));
+        }
+        if at.matches(&head) {
+            return Ok(start);
+        }
+        if head.seq < at.seq {
+            return Err(SrsError::RolledBack {
+                store_seq: head.seq,
+                checkpoint_seq: at.seq,
+            });
+        }
+        if head.base_seq < at.base_seq {
+            return Err(SrsError::Tampered("chain head"));
+        }
+        // The entries since: linked to what this process knew (or, if they
+        // were archived meanwhile, to the authenticated base).
+        let (from_seq, from_hash) = if head.base_seq > at.seq {
+            (head.base_seq, head.base_hash)
+        } else {
+            (at.seq, at.hash)
+        };
+        let end = walk_pages(
+            &mut |a, b, n| view.audit(a, b, n),
+            from_seq,
+            from_hash,
+            head.seq,
+            &mut |_, _| Ok(()),
+        )?;
+        if end != head.hash {
+            return Err(SrsError::AuditChainBroken { seq: head.seq });
+        }
+        // The rows written since, each authenticated; the digest moves by
+        // the rows they replace and by themselves.
+        let mut digest = at.digest;
+        let mut failure = None;
+        let keys = &self.keys;
+        let applied = view.rows_since(at.seq, &mut |stored| {
+            let step = (|| {
+                if stored.generation > head.seq {
+                    return Err(SrsError::Tampered("registry row"));
+                }
+                let (row, share) = Row::open(&stored, keys)?;
+                if let Some(img) = reg.image_replaced_by(&row)? {
+                    let mac = keys.row_mac(img.kind, &img.key, img.generation, &img.body)?;
+                    digest -= keys.share(&mac)?;
+                }
+                digest += share;
+                reg.apply(row, stored.generation)
+            })();
+            step.map_err(|e| stop(&mut failure, e))
+        });
+        if let Err(e) = applied {
+            return Err(first_error(failure, e));
+        }
+        if digest.to_bytes() != head.digest {
+            return Err(SrsError::Tampered("registry digest"));
+        }
+        let mut next = start;
+        next.at = Position::of(&head).ok_or(SrsError::Tampered("registry digest"))?;
+        if head.checkpoints != at.checkpoints {
+            let cp = view
+                .latest_checkpoint()?
+                .ok_or(SrsError::Tampered("checkpoint missing"))?;
+            if !checkpoint_is_signed_by(&cp, keys.verifying_key()) || cp.seq > head.seq {
+                return Err(SrsError::Tampered("checkpoint"));
+            }
+            next.last_checkpoint = Some(cp);
+        }
+        Ok(next)
     }
+}
+
+/// What a lead starts from and ends with.
+#[derive(Clone, Copy)]
+struct Lead {
+    at: Position,
+    last_checkpoint: Option<Checkpoint>,
+    stale: bool,
+    /// The checkpoint this lead made.
+    made: Option<Checkpoint>,
 }

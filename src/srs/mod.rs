@@ -62,6 +62,7 @@
 mod archive;
 mod chain;
 mod config;
+mod follower;
 mod journal;
 mod registry;
 mod rows;

@@ -204,6 +204,18 @@ pub struct RegistrySize {
 pub(crate) struct Authorized<'a> {
     pub(crate) grant: u32,
     pub(crate) key: &'a ServingKey,
+    /// What a commit re-checks: the grant is still this version.
+    pub(crate) version: GrantVersion,
+}
+
+/// One version of one grant in one loaded registry: a request served under
+/// it is answered only if the grant is still this version when the request's
+/// audit entry is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GrantVersion {
+    incarnation: u64,
+    grant: u32,
+    generation: u64,
 }
 
 /// The registry.
@@ -223,6 +235,8 @@ pub(crate) struct Registry {
     portion_by_point: Index,
     grants: Slab<GrantSlot>,
     grant_by_pair: Index,
+    /// Which load of the store this is (slot numbers differ between loads).
+    incarnation: u64,
 }
 
 impl Default for Registry {
@@ -242,6 +256,7 @@ impl Default for Registry {
             portion_by_point: Index::default(),
             grants: Slab::default(),
             grant_by_pair: Index::default(),
+            incarnation: 0,
         }
     }
 }
@@ -287,6 +302,59 @@ impl Registry {
 
     fn label(&self, id: u32) -> Option<&PortionLabel> {
         self.labels.get(id as usize)
+    }
+
+    /// An empty registry that replaces `self` (a reload from the store):
+    /// versions handed out by `self` are stale in it.
+    pub(crate) fn successor(&self) -> Self {
+        Self {
+            incarnation: self.incarnation + 1,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the grant a request was served under is still that version
+    /// (not revoked, replaced or expired away by a later change).
+    pub(crate) fn still_serves(&self, v: GrantVersion) -> bool {
+        v.incarnation == self.incarnation
+            && self
+                .grants
+                .get(v.grant)
+                .is_some_and(|s| s.generation == v.generation && matches!(s.state, SlotState::Active(_)))
+    }
+
+    /// The image of the stored row `row` would replace, if the registry
+    /// holds one. Patients and portions are never replaced: holding one
+    /// already means the row was replayed.
+    ///
+    /// # Errors
+    /// [`SrsError::Tampered`] for a patient or portion held already.
+    pub(crate) fn image_replaced_by(&self, row: &Row) -> Result<Option<RowImage>, SrsError> {
+        match row {
+            Row::User(u) => Ok(self.user_id(&u.identity).and_then(|id| self.user_image(id))),
+            Row::Patient(p) => match self.patient_id(&p.identity) {
+                Some(_) => Err(CORRUPT),
+                None => Ok(None),
+            },
+            Row::Portion(p) => match self.portion_by_point(&p.point) {
+                Some(_) => Err(CORRUPT),
+                None => Ok(None),
+            },
+            Row::Grant(g) => {
+                let portion = self.patient_id(&g.key.patient).and_then(|pid| {
+                    self.portions_labelled(pid, &g.key.label)
+                        .into_iter()
+                        .find(|&(_, e)| e == g.key.epoch)
+                });
+                let user = self.user_id(&g.key.user);
+                Ok(match (portion, user) {
+                    (Some((portion, _)), Some(user)) => {
+                        self.grant_image(portion, user).map(|(img, _)| img)
+                    }
+                    _ => None,
+                })
+            }
+        }
     }
 
     pub(crate) fn user_id(&self, id: &Identity) -> Option<u32> {
@@ -610,7 +678,15 @@ impl Registry {
                 SlotState::Revoked(_) => return Err(Denial::Revoked),
             };
             g.terms.check(now, ctx.created_at())?;
-            Ok(Authorized { grant: gid, key })
+            Ok(Authorized {
+                grant: gid,
+                key,
+                version: GrantVersion {
+                    incarnation: self.incarnation,
+                    grant: gid,
+                    generation: g.generation,
+                },
+            })
         })();
         (named, result)
     }

@@ -2,7 +2,7 @@
 //! through the journal, and applies it to the registry.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLockReadGuard};
 
 use crate::capsule::{PortionHeader, VerifiedHeader};
 use crate::ids::{Identity, PortionLabel};
@@ -16,7 +16,9 @@ use crate::rekey::ReKey;
 use crate::rng::os_rng;
 use crate::srs::chain::{self, Draft, genesis_hash, walk};
 use crate::srs::config::{OpenReport, SrsConfig};
-use crate::srs::journal::{Change, CheckpointSink, Journal, Position};
+use crate::srs::journal::{Change, CheckpointSink, Journal, Position, contains, load};
+use crate::srs::registry::GrantVersion;
+use crate::srs::follower;
 use crate::srs::registry::{Registry, RegistrySize, RegistryView};
 use crate::srs::rows::{self, GrantRow, GrantState, PatientRow, PortionRow, Row, UserRow};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
@@ -30,8 +32,8 @@ const HOST_ACTOR: &str = "srs";
 /// The Setup and Re-encryption Server. `Send + Sync`: share it between
 /// threads (e.g. in an `Arc`); every method takes `&self`.
 pub struct Srs {
-    registry: RwLock<Registry>,
-    journal: Journal,
+    journal: Arc<Journal>,
+    shared: bool,
     keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
     escrow: Option<EscrowKeyIssuer>,
@@ -45,12 +47,6 @@ impl core::fmt::Debug for Srs {
             .field("report", &self.report)
             .finish_non_exhaustive()
     }
-}
-
-/// Stops a store iteration carrying an SRS error out of the callback.
-fn stop(slot: &mut Option<SrsError>, e: SrsError) -> StoreError {
-    *slot = Some(e);
-    StoreError::corrupt("stopped")
 }
 
 impl Srs {
@@ -112,106 +108,53 @@ impl Srs {
         {
             return Err(SrsError::InvalidCheckpoint);
         }
-        let mut report = OpenReport::default();
-        let mut reg = Registry::default();
-        let Some(head) = store.head()? else {
+        let Some(loaded) = load(store.as_ref(), &keys, Registry::default(), required.as_ref())?
+        else {
             return Self::create(store, keys, clock, escrow, checkpoint_every, sink, required);
         };
-        if !keys.head_is_authentic(&head)? {
-            return Err(SrsError::Tampered("chain head"));
-        }
-        let last = store.audit_last_seq()?;
-        let expected = (head.seq > head.base_seq).then_some(head.seq);
-        if last != expected {
-            let first_bad = match last {
-                Some(l) if l > head.seq => head.seq + 1,
-                Some(l) => l + 1,
-                None => head.base_seq + 1,
-            };
-            return Err(SrsError::AuditChainBroken { seq: first_bad });
-        }
-        if store.checkpoint_count()? != head.checkpoints {
-            return Err(SrsError::Tampered("checkpoints"));
-        }
-        let cp = store
-            .latest_checkpoint()?
-            .ok_or(SrsError::Tampered("checkpoint missing"))?;
-        if !checkpoint_is_signed_by(&cp, keys.verifying_key()) {
-            return Err(SrsError::Tampered("checkpoint"));
-        }
-        if cp.seq > head.seq {
-            return Err(SrsError::RolledBack {
-                store_seq: head.seq,
-                checkpoint_seq: cp.seq,
-            });
-        }
-        let start = if cp.seq > head.base_seq {
-            let at = store.audit(cp.seq, cp.seq, 1)?;
-            if at.first().map(|r| r.hash) != Some(cp.chain_hash) {
-                return Err(SrsError::AuditChainBroken { seq: cp.seq });
-            }
-            (cp.seq, cp.chain_hash)
-        } else {
-            (head.base_seq, head.base_hash)
-        };
-        let mut n = 0u64;
-        let end = walk(store.as_ref(), start.0, start.1, head.seq, &mut |_, _| {
-            n += 1;
-            Ok(())
-        })?;
-        if end != head.hash {
-            return Err(SrsError::AuditChainBroken { seq: head.seq });
-        }
-        report.entries_verified = n;
-        report.seq = head.seq;
-        if let Some(rc) = &required {
-            contains(store.as_ref(), &head, rc)?;
-        }
+        let shared = store.is_shared();
+        let journal = Arc::new(Journal::new(
+            store,
+            keys.clone(),
+            clock.clone(),
+            loaded.registry,
+            checkpoint_every,
+            sink,
+            loaded.at,
+            Some(loaded.checkpoint),
+        ));
+        Ok(Self::start(
+            journal,
+            shared,
+            keys,
+            clock,
+            escrow,
+            loaded.report,
+        ))
+    }
 
-        let mut digest = curve25519_dalek::scalar::Scalar::ZERO;
-        let mut failure = None;
-        let loaded = store.rows(&mut |stored| {
-            let (row, share) = Row::open(&stored, &keys).map_err(|e| stop(&mut failure, e))?;
-            if stored.generation > head.seq {
-                return Err(stop(&mut failure, SrsError::Tampered("registry row")));
-            }
-            digest += share;
-            report.rows += 1;
-            reg.apply(row, stored.generation)
-                .map_err(|e| stop(&mut failure, e))
-        });
-        if let Some(e) = failure {
-            return Err(e);
+    /// Assembles the SRS; on a shared store, starts the follower that keeps
+    /// the registry current between commits.
+    fn start(
+        journal: Arc<Journal>,
+        shared: bool,
+        keys: Arc<SrsKeys>,
+        clock: Arc<dyn Clock>,
+        escrow: Option<EscrowKeyIssuer>,
+        report: OpenReport,
+    ) -> Self {
+        if shared {
+            follower::spawn(&journal);
         }
-        loaded?;
-        if digest.to_bytes() != head.digest {
-            return Err(SrsError::Tampered("registry digest"));
-        }
-        let at = Position {
-            seq: head.seq,
-            hash: head.hash,
-            digest,
-            base_seq: head.base_seq,
-            base_hash: head.base_hash,
-            checkpoints: head.checkpoints,
-        };
-        Ok(Self {
-            registry: RwLock::new(reg),
-            journal: Journal::new(
-                store,
-                keys.clone(),
-                clock.clone(),
-                checkpoint_every,
-                sink,
-                at,
-                Some(cp),
-            ),
+        Self {
+            journal,
+            shared,
             keys,
             clock,
             escrow,
             report,
             maintenance: Mutex::new(()),
-        })
+        }
     }
 
     fn create(
@@ -252,28 +195,23 @@ impl Srs {
             base_hash: genesis,
             checkpoints: 0,
         };
-        let journal = Journal::new(
+        let shared = store.is_shared();
+        let journal = Arc::new(Journal::new(
             store,
             keys.clone(),
             clock.clone(),
+            Registry::default(),
             checkpoint_every,
             sink,
             at,
             None,
-        );
+        ));
         journal.checkpoint()?;
-        Ok(Self {
-            registry: RwLock::new(Registry::default()),
-            journal,
-            keys,
-            clock,
-            escrow,
-            report: OpenReport {
-                created: true,
-                ..OpenReport::default()
-            },
-            maintenance: Mutex::new(()),
-        })
+        let report = OpenReport {
+            created: true,
+            ..OpenReport::default()
+        };
+        Ok(Self::start(journal, shared, keys, clock, escrow, report))
     }
 
     /// Serializes whole-chain maintenance (verification, archiving).
@@ -304,24 +242,32 @@ impl Srs {
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
         // No code path panics while holding the lock; if a caller's panic
-        // ever poisoned it, the registry is still consistent (changes are
-        // applied only after they are durable).
-        self.registry.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
-        self.registry
-            .write()
+        // ever poisoned it, the registry is still consistent (each change is
+        // applied whole, and reloaded if its commit failed).
+        self.journal
+            .registry()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Commits `change` and applies its rows to the registry held by `reg`.
-    fn commit(&self, reg: &mut Registry, change: Change) -> Result<(), SrsError> {
-        let generation = self.journal.commit(&change)?;
-        for row in change.rows {
-            reg.apply(row, generation)?;
-        }
-        Ok(())
+    /// Plans a change against the registry as it stands when the change is
+    /// sequenced, and returns once it is durable.
+    fn change(
+        &self,
+        plan: impl FnOnce(&Registry) -> Result<Change, SrsError> + Send + 'static,
+    ) -> Result<(), SrsError> {
+        self.journal.commit(Box::new(plan)).map(|_| ())
+    }
+
+    /// Catches up with the changes other SRS processes made to a shared
+    /// store (they are applied at every commit anyway; this also serves a
+    /// request that would be denied on a registry behind the store).
+    ///
+    /// # Errors
+    /// Store errors; [`SrsError::Tampered`] and the like if what the others
+    /// wrote does not verify.
+    pub fn sync(&self) -> Result<(), SrsError> {
+        self.journal.sync()
     }
 
     /// The public key that signs this SRS's checkpoints.
@@ -380,32 +326,30 @@ impl Srs {
         public_key: &PublicKey,
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let mut reg = self.write();
-        if reg.user_id(identity).is_some() {
-            return Err(SrsError::AlreadyRegistered);
-        }
-        if reg.user_by_key(public_key.as_bytes()).is_some() {
-            return Err(SrsError::KeyInUse);
-        }
-        let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterUser);
-        d.user = Some(identity.clone());
-        d.detail = format!("role={role} key={public_key}");
-        let row = Row::User(UserRow {
-            identity: identity.clone(),
-            role,
-            public_key: public_key.to_bytes(),
-            registered_at: now,
-            removed_at: None,
-        });
-        self.commit(
-            &mut reg,
-            Change {
+        let (identity, public_key) = (identity.clone(), *public_key);
+        self.change(move |reg| {
+            if reg.user_id(&identity).is_some() {
+                return Err(SrsError::AlreadyRegistered);
+            }
+            if reg.user_by_key(public_key.as_bytes()).is_some() {
+                return Err(SrsError::KeyInUse);
+            }
+            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterUser);
+            d.user = Some(identity.clone());
+            d.detail = format!("role={role} key={public_key}");
+            let row = Row::User(UserRow {
+                identity,
+                role,
+                public_key: public_key.to_bytes(),
+                registered_at: now,
+                removed_at: None,
+            });
+            Ok(Change {
                 rows: vec![row],
-                replaced: Vec::new(),
                 drafts: vec![d],
-                scrub: false,
-            },
-        )
+                ..Change::audit(Vec::new())
+            })
+        })
     }
 
     /// Removes a user: every grant of theirs is revoked (keys zeroized and
@@ -415,77 +359,33 @@ impl Srs {
     /// [`SrsError::UnknownUser`], [`SrsError::UserRemoved`]; store errors.
     pub fn remove_user(&self, identity: &Identity) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let mut reg = self.write();
-        let uid = reg.user_id(identity).ok_or(SrsError::UnknownUser)?;
-        if !reg.user_is_active(uid) {
-            return Err(SrsError::UserRemoved);
-        }
-        let (mut row, _) = reg.user_row(uid).ok_or(SrsError::UnknownUser)?;
-        row.removed_at = Some(now);
-        let mut change = Change {
-            rows: vec![Row::User(row)],
-            replaced: reg.user_image(uid).into_iter().collect(),
-            drafts: Vec::new(),
-            scrub: false,
-        };
-        let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RemoveUser);
-        d.user = Some(identity.clone());
-        change.drafts.push(d);
-        for (portion, img) in reg.active_grants_of(uid) {
-            self.plan_revoke(
-                &reg,
-                &mut change,
-                portion,
-                uid,
-                identity,
-                img,
-                now,
-                HOST_ACTOR,
-                "user removed",
-            )?;
-        }
-        self.commit(&mut reg, change)
-    }
-
-    /// Adds the tombstone of one active grant to `change`.
-    #[allow(clippy::too_many_arguments)]
-    fn plan_revoke(
-        &self,
-        reg: &Registry,
-        change: &mut Change,
-        portion: u32,
-        user: u32,
-        user_id: &Identity,
-        img: rows::RowImage,
-        now: u64,
-        actor: &str,
-        why: &str,
-    ) -> Result<(), SrsError> {
-        let (patient, label, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
-        let terms = reg.grant_terms(portion, user).ok_or(SrsError::NotGranted)?;
-        let mut d = Draft::new(now, actor, AuditAction::Revoke);
-        d.patient = Some(patient.clone());
-        d.label = Some(label.clone());
-        d.user = Some(user_id.clone());
-        d.detail = if why.is_empty() {
-            format!("epoch={epoch}")
-        } else {
-            format!("epoch={epoch} {why}")
-        };
-        change.drafts.push(d);
-        change.rows.push(Row::Grant(GrantRow {
-            key: GrantKey {
-                patient,
-                label,
-                epoch,
-                user: user_id.clone(),
-            },
-            terms,
-            state: GrantState::Revoked(now),
-        }));
-        change.replaced.push(img);
-        change.scrub = true;
-        Ok(())
+        let identity = identity.clone();
+        self.change(move |reg| {
+            let uid = reg.user_id(&identity).ok_or(SrsError::UnknownUser)?;
+            if !reg.user_is_active(uid) {
+                return Err(SrsError::UserRemoved);
+            }
+            let (mut row, _) = reg.user_row(uid).ok_or(SrsError::UnknownUser)?;
+            row.removed_at = Some(now);
+            let mut change = Change {
+                rows: vec![Row::User(row)],
+                replaced: reg.user_image(uid).into_iter().collect(),
+                ..Change::audit(Vec::new())
+            };
+            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RemoveUser);
+            d.user = Some(identity.clone());
+            change.drafts.push(d);
+            for (portion, img) in reg.active_grants_of(uid) {
+                let why = Revocation {
+                    user: &identity,
+                    now,
+                    actor: HOST_ACTOR,
+                    why: "user removed",
+                };
+                plan_revoke(reg, &mut change, portion, uid, img, &why)?;
+            }
+            Ok(change)
+        })
     }
 
     /// Registers a patient with their portion public keys.
@@ -500,15 +400,9 @@ impl Srs {
         portions: &[PortionPublicKey],
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let mut reg = self.write();
-        if reg.patient_id(patient).is_some() {
-            return Err(SrsError::AlreadyRegistered);
-        }
         for (i, p) in portions.iter().enumerate() {
             let earlier = portions.get(..i).unwrap_or_default();
-            if reg.portion_by_point(p.key().as_bytes()).is_some()
-                || earlier.iter().any(|q| q.key() == p.key())
-            {
+            if earlier.iter().any(|q| q.key() == p.key()) {
                 return Err(SrsError::KeyInUse);
             }
             if earlier
@@ -518,21 +412,32 @@ impl Srs {
                 return Err(SrsError::AlreadyRegistered);
             }
         }
-        let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPatient);
-        d.patient = Some(patient.clone());
-        let mut change = Change {
-            rows: vec![Row::Patient(PatientRow {
-                identity: patient.clone(),
-                registered_at: now,
-            })],
-            replaced: Vec::new(),
-            drafts: vec![d],
-            scrub: false,
-        };
-        for k in portions {
-            plan_portion(&mut change, patient, k, now);
-        }
-        self.commit(&mut reg, change)
+        let (patient, portions) = (patient.clone(), portions.to_vec());
+        self.change(move |reg| {
+            if reg.patient_id(&patient).is_some() {
+                return Err(SrsError::AlreadyRegistered);
+            }
+            if portions
+                .iter()
+                .any(|p| reg.portion_by_point(p.key().as_bytes()).is_some())
+            {
+                return Err(SrsError::KeyInUse);
+            }
+            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPatient);
+            d.patient = Some(patient.clone());
+            let mut change = Change {
+                rows: vec![Row::Patient(PatientRow {
+                    identity: patient.clone(),
+                    registered_at: now,
+                })],
+                drafts: vec![d],
+                ..Change::audit(Vec::new())
+            };
+            for k in &portions {
+                plan_portion(&mut change, &patient, k, now);
+            }
+            Ok(change)
+        })
     }
 
     /// Registers another portion key for a patient: a new label, or a new
@@ -543,21 +448,23 @@ impl Srs {
     /// patient has this (label, epoch); [`SrsError::KeyInUse`]; store errors.
     pub fn add_portion(&self, patient: &Identity, key: &PortionPublicKey) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let mut reg = self.write();
-        let pid = reg.patient_id(patient).ok_or(SrsError::UnknownPatient)?;
-        if reg.portion_by_point(key.key().as_bytes()).is_some() {
-            return Err(SrsError::KeyInUse);
-        }
-        if reg
-            .portions_labelled(pid, key.label())
-            .iter()
-            .any(|&(_, e)| e == key.epoch())
-        {
-            return Err(SrsError::AlreadyRegistered);
-        }
-        let mut change = Change::audit(Vec::new());
-        plan_portion(&mut change, patient, key, now);
-        self.commit(&mut reg, change)
+        let (patient, key) = (patient.clone(), key.clone());
+        self.change(move |reg| {
+            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
+            if reg.portion_by_point(key.key().as_bytes()).is_some() {
+                return Err(SrsError::KeyInUse);
+            }
+            if reg
+                .portions_labelled(pid, key.label())
+                .iter()
+                .any(|&(_, e)| e == key.epoch())
+            {
+                return Err(SrsError::AlreadyRegistered);
+            }
+            let mut change = Change::audit(Vec::new());
+            plan_portion(&mut change, &patient, &key, now);
+            Ok(change)
+        })
     }
 
     /// **Escrow mode**: issues the key pair of `identity` in `epoch` from the
@@ -573,7 +480,7 @@ impl Srs {
         let mut d = Draft::new(now, HOST_ACTOR, AuditAction::IssueKeys);
         d.user = Some(identity.clone());
         d.detail = format!("epoch={epoch}");
-        self.journal.commit(&Change::audit(vec![d]))?;
+        self.change(move |_| Ok(Change::audit(vec![d])))?;
         Ok(issuer.issue(identity, epoch))
     }
 
@@ -601,64 +508,68 @@ impl Srs {
         expiry: Option<u64>,
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let mut reg = self.write();
-        let pid = reg.patient_id(patient).ok_or(SrsError::UnknownPatient)?;
-        let uid = reg.user_id(user).ok_or(SrsError::UnknownUser)?;
-        if !reg.user_is_active(uid) {
-            return Err(SrsError::UserRemoved);
-        }
-        let labelled = reg.portions_labelled(pid, label);
-        if labelled.is_empty() {
-            return Err(SrsError::UnknownPortion);
-        }
-        let portion = reg
-            .portion_by_point(rekey.portion_key().as_bytes())
-            .filter(|p| labelled.iter().any(|(q, _)| q == p))
-            .ok_or(SrsError::ReKeyMismatch)?;
-        if reg.user_key(uid) != Some(rekey.delegatee().as_bytes()) {
-            return Err(SrsError::ReKeyMismatch);
-        }
-        let (_, _, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
-        let terms = GrantTerms {
-            scope,
-            expiry,
-            granted_at: now,
-        };
-        let mut d = Draft::new(now, patient.as_str(), AuditAction::Grant);
-        d.patient = Some(patient.clone());
-        d.label = Some(label.clone());
-        d.user = Some(user.clone());
-        d.detail = format!("epoch={epoch} {terms}");
-        let (replaced, scrub) = match reg.grant_image(portion, uid) {
-            Some((img, active)) => (vec![img], active),
-            None => (Vec::new(), false),
-        };
-        let row = Row::Grant(GrantRow {
-            key: GrantKey {
-                patient: patient.clone(),
-                label: label.clone(),
-                epoch,
-                user: user.clone(),
-            },
-            terms,
-            state: GrantState::Active(ServingKey::new(&rekey)),
-        });
+        let portion_key = rekey.portion_key().to_bytes();
+        let delegatee = rekey.delegatee().to_bytes();
+        let key = ServingKey::new(&rekey);
         drop(rekey);
-        self.commit(
-            &mut reg,
-            Change {
+        let (patient, label, user) = (patient.clone(), label.clone(), user.clone());
+        self.change(move |reg| {
+            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
+            let uid = reg.user_id(&user).ok_or(SrsError::UnknownUser)?;
+            if !reg.user_is_active(uid) {
+                return Err(SrsError::UserRemoved);
+            }
+            let labelled = reg.portions_labelled(pid, &label);
+            if labelled.is_empty() {
+                return Err(SrsError::UnknownPortion);
+            }
+            let portion = reg
+                .portion_by_point(&portion_key)
+                .filter(|p| labelled.iter().any(|(q, _)| q == p))
+                .ok_or(SrsError::ReKeyMismatch)?;
+            if reg.user_key(uid) != Some(&delegatee) {
+                return Err(SrsError::ReKeyMismatch);
+            }
+            let (_, _, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
+            let terms = GrantTerms {
+                scope,
+                expiry,
+                granted_at: now,
+            };
+            let mut d = Draft::new(now, patient.as_str(), AuditAction::Grant);
+            d.patient = Some(patient.clone());
+            d.label = Some(label.clone());
+            d.user = Some(user.clone());
+            d.detail = format!("epoch={epoch} {terms}");
+            let (replaced, scrub) = match reg.grant_image(portion, uid) {
+                Some((img, active)) => (vec![img], active),
+                None => (Vec::new(), false),
+            };
+            let row = Row::Grant(GrantRow {
+                key: GrantKey {
+                    patient,
+                    label,
+                    epoch,
+                    user,
+                },
+                terms,
+                state: GrantState::Active(key),
+            });
+            Ok(Change {
                 rows: vec![row],
                 replaced,
                 drafts: vec![d],
                 scrub,
-            },
-        )
+                refused: Vec::new(),
+            })
+        })
     }
 
     /// Revokes `user`'s grants on portion `label` of `patient` (every key
     /// epoch): the re-encryption keys are zeroized and deleted, and no stored
     /// record is touched. Once this returns, no re-encryption under these
-    /// grants succeeds.
+    /// grants succeeds — on this SRS or on any other process sharing its
+    /// store.
     ///
     /// # Errors
     /// [`SrsError::UnknownPatient`], [`SrsError::UnknownUser`],
@@ -671,33 +582,31 @@ impl Srs {
         user: &Identity,
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let mut reg = self.write();
-        let pid = reg.patient_id(patient).ok_or(SrsError::UnknownPatient)?;
-        let uid = reg.user_id(user).ok_or(SrsError::UnknownUser)?;
-        let labelled = reg.portions_labelled(pid, label);
-        if labelled.is_empty() {
-            return Err(SrsError::UnknownPortion);
-        }
-        let mut change = Change::audit(Vec::new());
-        for (portion, _) in labelled {
-            if let Some((img, true)) = reg.grant_image(portion, uid) {
-                self.plan_revoke(
-                    &reg,
-                    &mut change,
-                    portion,
-                    uid,
-                    user,
-                    img,
-                    now,
-                    patient.as_str(),
-                    "",
-                )?;
+        let (patient, label, user) = (patient.clone(), label.clone(), user.clone());
+        self.change(move |reg| {
+            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
+            let uid = reg.user_id(&user).ok_or(SrsError::UnknownUser)?;
+            let labelled = reg.portions_labelled(pid, &label);
+            if labelled.is_empty() {
+                return Err(SrsError::UnknownPortion);
             }
-        }
-        if change.rows.is_empty() {
-            return Err(SrsError::NotGranted);
-        }
-        self.commit(&mut reg, change)
+            let mut change = Change::audit(Vec::new());
+            let why = Revocation {
+                user: &user,
+                now,
+                actor: patient.as_str(),
+                why: "",
+            };
+            for (portion, _) in labelled {
+                if let Some((img, true)) = reg.grant_image(portion, uid) {
+                    plan_revoke(reg, &mut change, portion, uid, img, &why)?;
+                }
+            }
+            if change.rows.is_empty() {
+                return Err(SrsError::NotGranted);
+            }
+            Ok(change)
+        })
     }
 
     /// Re-encrypts a portion header for `user`. The capsule proof is checked
@@ -706,7 +615,9 @@ impl Srs {
     /// and active and hold an unrevoked, unexpired grant for the portion
     /// whose scope covers the record's `created_at`. Granted or denied, the
     /// request is audited, and the answer comes only once its audit entry is
-    /// durable.
+    /// durable; a grant revoked before that entry is committed (by this SRS
+    /// or another process sharing its store) turns the answer into
+    /// [`Denial::Revoked`].
     ///
     /// # Errors
     /// [`SrsError::Denied`] with the reason; store errors.
@@ -746,21 +657,36 @@ impl Srs {
         header: &PortionHeader,
         proof: bool,
     ) -> Result<ReCapsule, SrsError> {
-        let now = self.clock.now();
-        let reg = self.read();
-        let mut d = reencrypt_draft(now, user);
-        let result = match header.verify() {
-            Err(_) => Err(Denial::InvalidCapsule),
-            Ok(v) => serve(&reg, user, v, now, &mut d, proof, None),
+        let verified = header.verify();
+        let served = |now: u64| {
+            let reg = self.read();
+            let mut d = reencrypt_draft(now, user);
+            let r = match &verified {
+                Err(_) => Err(Denial::InvalidCapsule),
+                Ok(v) => serve(&reg, user, *v, now, &mut d, proof, None),
+            };
+            (d, r)
         };
-        if let Err(denial) = result {
-            d.outcome = AuditOutcome::Denied(denial);
+        let mut now = self.clock.now();
+        let mut answer = served(now);
+        if self.shared && may_be_behind(&answer.1) {
+            // Another process may have granted meanwhile: look again.
+            self.sync()?;
+            now = self.clock.now();
+            answer = served(now);
         }
-        // The shared lock is held until the entry is durable, so a revocation
-        // (which needs the exclusive lock) cannot complete in between.
-        self.journal.commit(&Change::audit(vec![d]))?;
-        drop(reg);
-        result.map_err(SrsError::Denied)
+        let (mut d, result) = answer;
+        let version = result.as_ref().ok().map(|(_, v)| *v);
+        if let Err(denial) = &result {
+            d.outcome = AuditOutcome::Denied(*denial);
+        }
+        let out = self
+            .journal
+            .commit(Box::new(move |reg| Ok(recheck(reg, vec![d], &[version]))))?;
+        if !out.refused.is_empty() {
+            return Err(SrsError::Denied(Denial::Revoked));
+        }
+        result.map(|(rc, _)| rc).map_err(SrsError::Denied)
     }
 
     /// Re-encrypts many headers for one user (a doctor opening a patient's
@@ -778,30 +704,52 @@ impl Srs {
         user: &Identity,
         headers: &[&PortionHeader],
     ) -> Result<Vec<Result<ReCapsule, Denial>>, SrsError> {
-        let now = self.clock.now();
-        let reg = self.read();
+        if headers.is_empty() {
+            return Ok(Vec::new());
+        }
         let verified = PortionHeader::verify_batch(headers);
-        let mut drafts = Vec::with_capacity(headers.len());
-        let mut results = Vec::with_capacity(headers.len());
-        // X_e decoded once per grant of the batch.
-        let mut ephemerals: Vec<(u32, PublicKey)> = Vec::new();
-        for v in verified {
-            let mut d = reencrypt_draft(now, user);
-            let r = match v {
-                Err(_) => Err(Denial::InvalidCapsule),
-                Ok(v) => serve(&reg, user, v, now, &mut d, false, Some(&mut ephemerals)),
-            };
-            if let Err(denial) = r {
-                d.outcome = AuditOutcome::Denied(denial);
+        let served = |now: u64| {
+            let reg = self.read();
+            let mut drafts = Vec::with_capacity(headers.len());
+            let mut results = Vec::with_capacity(headers.len());
+            // X_e decoded once per grant of the batch.
+            let mut ephemerals: Vec<(u32, PublicKey)> = Vec::new();
+            for v in &verified {
+                let mut d = reencrypt_draft(now, user);
+                let r = match v {
+                    Err(_) => Err(Denial::InvalidCapsule),
+                    Ok(v) => serve(&reg, user, *v, now, &mut d, false, Some(&mut ephemerals)),
+                };
+                if let Err(denial) = r {
+                    d.outcome = AuditOutcome::Denied(denial);
+                }
+                drafts.push(d);
+                results.push(r);
             }
-            drafts.push(d);
-            results.push(r);
+            (drafts, results)
+        };
+        let mut answer = served(self.clock.now());
+        if self.shared && answer.1.iter().any(may_be_behind) {
+            self.sync()?;
+            answer = served(self.clock.now());
         }
-        if !drafts.is_empty() {
-            self.journal.commit(&Change::audit(drafts))?;
+        let (drafts, mut results) = answer;
+        let versions: Vec<Option<GrantVersion>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|(_, v)| *v))
+            .collect();
+        let out = self
+            .journal
+            .commit(Box::new(move |reg| Ok(recheck(reg, drafts, &versions))))?;
+        for i in out.refused {
+            if let Some(r) = results.get_mut(i) {
+                *r = Err(Denial::Revoked);
+            }
         }
-        drop(reg);
-        Ok(results)
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|(rc, _)| rc))
+            .collect())
     }
 
     /// A registered user's record.
@@ -968,33 +916,76 @@ impl Srs {
     }
 }
 
-/// Checks that the store with `head` contains checkpoint `cp`.
-fn contains(
-    store: &dyn Store,
-    head: &crate::store::ChainHead,
-    cp: &Checkpoint,
+/// Who revokes, when and why.
+struct Revocation<'a> {
+    user: &'a Identity,
+    now: u64,
+    actor: &'a str,
+    why: &'a str,
+}
+
+/// Adds the tombstone of one active grant to `change`.
+fn plan_revoke(
+    reg: &Registry,
+    change: &mut Change,
+    portion: u32,
+    user: u32,
+    img: rows::RowImage,
+    r: &Revocation<'_>,
 ) -> Result<(), SrsError> {
-    if cp.seq > head.seq {
-        return Err(SrsError::RolledBack {
-            store_seq: head.seq,
-            checkpoint_seq: cp.seq,
-        });
-    }
-    let diverged = SrsError::Diverged {
-        checkpoint_seq: cp.seq,
-    };
-    let ok = if cp.seq == head.seq {
-        head.hash == cp.chain_hash && head.digest == cp.digest
-    } else if cp.seq > head.base_seq {
-        store.audit(cp.seq, cp.seq, 1)?.first().map(|r| r.hash) == Some(cp.chain_hash)
-    } else if cp.seq == head.base_seq {
-        head.base_hash == cp.chain_hash
+    let (patient, label, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
+    let terms = reg.grant_terms(portion, user).ok_or(SrsError::NotGranted)?;
+    let mut d = Draft::new(r.now, r.actor, AuditAction::Revoke);
+    d.patient = Some(patient.clone());
+    d.label = Some(label.clone());
+    d.user = Some(r.user.clone());
+    d.detail = if r.why.is_empty() {
+        format!("epoch={epoch}")
     } else {
-        store
-            .checkpoint_at(cp.seq)?
-            .is_some_and(|c| c.chain_hash == cp.chain_hash && c.digest == cp.digest)
+        format!("epoch={epoch} {}", r.why)
     };
-    if ok { Ok(()) } else { Err(diverged) }
+    change.drafts.push(d);
+    change.rows.push(Row::Grant(GrantRow {
+        key: GrantKey {
+            patient,
+            label,
+            epoch,
+            user: r.user.clone(),
+        },
+        terms,
+        state: GrantState::Revoked(r.now),
+    }));
+    change.replaced.push(img);
+    change.scrub = true;
+    Ok(())
+}
+
+/// The audit entries of served requests, re-checked against the registry
+/// as it stands when they are sequenced: a request whose grant was revoked
+/// or replaced since it was served is refused and audited as revoked.
+fn recheck(reg: &Registry, mut drafts: Vec<Draft>, versions: &[Option<GrantVersion>]) -> Change {
+    let mut refused = Vec::new();
+    for (i, (d, v)) in drafts.iter_mut().zip(versions).enumerate() {
+        if let Some(v) = v
+            && !reg.still_serves(*v)
+        {
+            d.outcome = AuditOutcome::Denied(Denial::Revoked);
+            refused.push(i);
+        }
+    }
+    Change {
+        refused,
+        ..Change::audit(drafts)
+    }
+}
+
+/// A denial that a registry behind a shared store may have given wrongly
+/// (the grant or user may exist on another process already).
+fn may_be_behind<T>(r: &Result<T, Denial>) -> bool {
+    matches!(
+        r,
+        Err(Denial::NotRegistered | Denial::NotGranted | Denial::Revoked)
+    )
 }
 
 fn plan_portion(change: &mut Change, patient: &Identity, key: &PortionPublicKey, now: u64) {
@@ -1028,7 +1019,7 @@ fn serve(
     d: &mut Draft,
     proof: bool,
     ephemerals: Option<&mut Vec<(u32, PublicKey)>>,
-) -> Result<ReCapsule, Denial> {
+) -> Result<(ReCapsule, GrantVersion), Denial> {
     d.record_id = Some(v.header().context().record_id());
     let (named, auth) = reg.authorize(user, &v, now);
     if let Some((p, l)) = named {
@@ -1047,9 +1038,10 @@ fn serve(
         },
         None => a.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?,
     };
-    Ok(if proof {
+    let rc = if proof {
         a.key.reencrypt(&eph, v, Some(&mut os_rng()))
     } else {
         a.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
-    })
+    };
+    Ok((rc, a.version))
 }

@@ -51,8 +51,9 @@ pub enum SrsError {
     },
     /// The store failed.
     Store(StoreError),
-    /// An earlier store failure left this SRS unable to guarantee durability;
-    /// it refuses every change until reopened.
+    /// The SRS could not reach a consistent state with its store (after a
+    /// failed commit it reloads the registry from the store at the next
+    /// call; this says that reload failed too).
     Unavailable,
     /// The store is older than a checkpoint the host kept: the database was
     /// rolled back (restored from an older copy, or its newest part removed).
@@ -99,14 +100,53 @@ impl SrsError {
                 StoreErrorKind::NotDurable => c"store location is not durable",
                 StoreErrorKind::UnsupportedVersion => c"store written by an unsupported version",
                 StoreErrorKind::Corrupt => c"stored data failed authentication",
+                StoreErrorKind::Connection => c"database connection lost or timed out",
                 _ => c"store failure",
             },
-            Self::Unavailable => c"SRS unavailable after a store failure; reopen it",
+            Self::Unavailable => c"SRS unavailable: its store could not be read back after a failure",
             Self::RolledBack { .. } => c"store rolled back past a kept checkpoint",
             Self::Diverged { .. } => c"store history does not contain the kept checkpoint",
             Self::InvalidCheckpoint => c"checkpoint not signed by this SRS",
             Self::StoreLocked => c"store is held by another SRS",
             Self::Full => c"registry full",
+        }
+    }
+}
+
+impl SrsError {
+    /// The same error for another caller of one failed group commit (a
+    /// store error keeps its kind and message).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Denied(d) => Self::Denied(*d),
+            Self::UnknownUser => Self::UnknownUser,
+            Self::UnknownPatient => Self::UnknownPatient,
+            Self::UnknownPortion => Self::UnknownPortion,
+            Self::AlreadyRegistered => Self::AlreadyRegistered,
+            Self::KeyInUse => Self::KeyInUse,
+            Self::UserRemoved => Self::UserRemoved,
+            Self::ReKeyMismatch => Self::ReKeyMismatch,
+            Self::NotGranted => Self::NotGranted,
+            // Group commits fail on the store, never on a caller's input.
+            Self::Malformed(_) => Self::Unavailable,
+            Self::EscrowDisabled => Self::EscrowDisabled,
+            Self::Tampered(w) => Self::Tampered(w),
+            Self::AuditChainBroken { seq } => Self::AuditChainBroken { seq: *seq },
+            Self::Store(e) => Self::Store(StoreError::new(e.kind(), e.to_string())),
+            Self::Unavailable => Self::Unavailable,
+            Self::RolledBack {
+                store_seq,
+                checkpoint_seq,
+            } => Self::RolledBack {
+                store_seq: *store_seq,
+                checkpoint_seq: *checkpoint_seq,
+            },
+            Self::Diverged { checkpoint_seq } => Self::Diverged {
+                checkpoint_seq: *checkpoint_seq,
+            },
+            Self::InvalidCheckpoint => Self::InvalidCheckpoint,
+            Self::StoreLocked => Self::StoreLocked,
+            Self::Full => Self::Full,
         }
     }
 }

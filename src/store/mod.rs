@@ -35,6 +35,12 @@ pub enum StoreErrorKind {
     Corrupt,
     /// The store was written by a version of sesphr this one does not read.
     UnsupportedVersion,
+    /// The connection to a database server was lost, refused, or a statement
+    /// timed out (a failover, a restart, a terminated backend). Nothing of
+    /// the failed call took effect unless the connection dropped during the
+    /// final commit, when the outcome is read back at the next call; the
+    /// next call reconnects.
+    Connection,
 }
 
 /// A store failed. The message says what was being done and where (the
@@ -220,6 +226,9 @@ pub struct Commit {
     pub head: ChainHead,
     /// A checkpoint of the state after this commit, to keep.
     pub checkpoint: Option<Checkpoint>,
+    /// Delete the audit entries up to this sequence number (archived); the
+    /// head's base is then this entry.
+    pub prune: Option<u64>,
     /// A sealed secret was removed: purge it from logs and free pages too.
     pub scrub: bool,
     /// The commit changes the registry: it must survive a power loss
@@ -249,11 +258,44 @@ pub trait Store: Send + Sync {
         each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
-    /// Applies `commit` atomically and durably.
+    /// Calls `each` for every registry row written after `generation`
+    /// (whose generation is greater), ordered as [`Store::rows`].
     ///
     /// # Errors
-    /// A [`StoreError`]; then none of it took effect.
-    fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+    /// A [`StoreError`] if reading fails, or the first error `each` returns.
+    fn rows_since(
+        &self,
+        generation: u64,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// One atomic, durable write step. The store takes its write lock (for a
+    /// store shared by several SRS processes: the chain head's row lock,
+    /// which serializes every writer), calls `build` with a view of what is
+    /// committed — including what other writers committed since this one
+    /// last looked — and writes the [`Commit`] it returns, if any, before it
+    /// releases the lock. Returns whether something was written.
+    ///
+    /// # Errors
+    /// A [`StoreError`], or the first error `build` returns; then none of it
+    /// took effect (except a connection lost during the final commit, see
+    /// [`StoreErrorKind::Connection`]).
+    fn commit(&self, build: &mut Build<'_>) -> Result<bool, StoreError>;
+
+    /// Whether several SRS processes may share this store (then each commit
+    /// first catches up with the others' changes).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// For a shared store: a listener that wakes when another process
+    /// changes the registry.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if it cannot connect.
+    fn listener(&self) -> Result<Option<Box<dyn Listener>>, StoreError> {
+        Ok(None)
+    }
 
     /// Up to `limit` audit entries with `from <= seq <= to`, in order.
     ///
@@ -290,13 +332,84 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// A [`StoreError`] if reading fails.
     fn checkpoint_count(&self) -> Result<u64, StoreError>;
+}
 
-    /// Deletes the audit entries up to `upto` and sets `head` (whose base is
-    /// now `upto`), atomically and durably.
+/// What [`Store::commit`]'s build step reads while it holds the write lock.
+pub trait Locked {
+    /// The chain head, if the store was ever initialized.
     ///
     /// # Errors
-    /// A [`StoreError`]; then nothing changed.
-    fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError>;
+    /// A [`StoreError`] if reading fails.
+    fn head(&mut self) -> Result<Option<ChainHead>, StoreError>;
+
+    /// As [`Store::rows_since`].
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails, or the first error `each` returns.
+    fn rows_since(
+        &mut self,
+        generation: u64,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// As [`Store::audit`].
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or an entry does not decode.
+    fn audit(&mut self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// As [`Store::latest_checkpoint`].
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or it does not decode.
+    fn latest_checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError>;
+}
+
+/// The build step of [`Store::commit`]: `None` writes nothing.
+pub type Build<'a> = dyn FnMut(&mut dyn Locked) -> Result<Option<Commit>, StoreError> + 'a;
+
+/// Wakes a follower when another SRS process changed a shared store.
+pub trait Listener: Send {
+    /// Waits up to `timeout`; `true` if a change was announced meanwhile.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if the connection failed (the next call reconnects).
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError>;
+}
+
+/// The [`Locked`] view of a store with one writer: its own reads.
+struct Direct<'a, S: ?Sized>(&'a S);
+
+impl<S: Store + ?Sized> Locked for Direct<'_, S> {
+    fn head(&mut self) -> Result<Option<ChainHead>, StoreError> {
+        self.0.head()
+    }
+    fn rows_since(
+        &mut self,
+        generation: u64,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.0.rows_since(generation, each)
+    }
+    fn audit(&mut self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.audit(from, to, limit)
+    }
+    fn latest_checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError> {
+        self.0.latest_checkpoint()
+    }
+}
+
+/// [`Store::commit`] for a store that one SRS holds alone: build from its
+/// own reads, then `write`.
+pub(crate) fn commit_alone<S: Store + ?Sized>(
+    store: &S,
+    build: &mut Build<'_>,
+    write: impl FnOnce(&Commit) -> Result<(), StoreError>,
+) -> Result<bool, StoreError> {
+    match build(&mut Direct(store))? {
+        Some(c) => write(&c).map(|()| true),
+        None => Ok(false),
+    }
 }
 
 /// A store in memory: nothing survives the process. Used by
@@ -318,6 +431,23 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn write(&self, c: &Commit) {
+        let mut g = self.lock();
+        for r in &c.rows {
+            g.rows.insert((r.kind, r.key.clone()), r.clone());
+        }
+        for a in &c.audit {
+            g.audit.insert(a.entry.seq, a.clone());
+        }
+        if let Some(cp) = c.checkpoint {
+            g.checkpoints.insert(cp.seq, cp);
+        }
+        if let Some(upto) = c.prune {
+            g.audit = g.audit.split_off(&(upto.saturating_add(1)));
+        }
+        g.head = Some(c.head);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
@@ -342,21 +472,27 @@ impl Store for MemoryStore {
         rows.into_iter().try_for_each(each)
     }
 
-    fn commit(&self, c: &Commit) -> Result<(), StoreError> {
-        let mut g = self.lock();
-        for r in &c.rows {
-            g.rows.insert((r.kind, r.key.clone()), r.clone());
-        }
-        for a in &c.audit {
-            g.audit.insert(a.entry.seq, a.clone());
-        }
-        if let Some(cp) = c.checkpoint {
-            g.checkpoints.insert(cp.seq, cp);
-        }
-        g.head = Some(c.head);
-        Ok(())
+    fn rows_since(
+        &self,
+        generation: u64,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<StoredRow> = self
+            .lock()
+            .rows
+            .values()
+            .filter(|r| r.generation > generation)
+            .cloned()
+            .collect();
+        rows.into_iter().try_for_each(each)
     }
 
+    fn commit(&self, build: &mut Build<'_>) -> Result<bool, StoreError> {
+        commit_alone(self, build, |c| {
+            self.write(c);
+            Ok(())
+        })
+    }
     fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         if from > to {
             return Ok(Vec::new());
@@ -394,12 +530,5 @@ impl Store for MemoryStore {
 
     fn checkpoint_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock().checkpoints.len() as u64)
-    }
-
-    fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError> {
-        let mut g = self.lock();
-        g.audit = g.audit.split_off(&(upto.saturating_add(1)));
-        g.head = Some(*head);
-        Ok(())
     }
 }

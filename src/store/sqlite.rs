@@ -14,7 +14,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{AuditRecord, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow};
+use super::{
+    AuditRecord, Build, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow, commit_alone,
+};
 use crate::model::{AuditEntry, Checkpoint};
 
 const SCHEMA_VERSION: i64 = 2;
@@ -192,6 +194,63 @@ impl SqliteStore {
         self.scrub_pending.store(busy != 0, Ordering::SeqCst);
         Ok(())
     }
+
+    fn rows_after(
+        &self,
+        generation: Option<u64>,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT kind, key, generation, body, secret, mac FROM registry
+                 WHERE ?1 IS NULL OR generation > ?1 ORDER BY kind, key",
+            )
+            .map_err(self.err("reading the registry"))?;
+        let mut rows = q
+            .query(params![generation.map(to_i64)])
+            .map_err(self.err("reading the registry"))?;
+        while let Some(r) = rows.next().map_err(self.err("reading the registry"))? {
+            let get = |e| StoreError::with_source("reading the registry", e);
+            let kind: i64 = r.get(0).map_err(get)?;
+            let row = StoredRow {
+                kind: u8::try_from(kind)
+                    .map_err(|_| StoreError::corrupt("corrupt registry row"))?,
+                key: r.get(1).map_err(get)?,
+                generation: to_u64(r.get(2).map_err(get)?),
+                body: r.get(3).map_err(get)?,
+                secret: r.get(4).map_err(get)?,
+                mac: hash32(&r.get::<_, Vec<u8>>(5).map_err(get)?, "registry")?,
+            };
+            each(row)?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, c: &Commit) -> Result<(), StoreError> {
+        let relaxed = self.durability == Durability::ProcessCrash;
+        let sync = c.sync || c.prune.is_some();
+        if relaxed && sync {
+            self.set_sync(true)?;
+        }
+        let res = {
+            let mut conn = self.writer();
+            conn.transaction()
+                .and_then(|tx| {
+                    write_commit(&tx, c)?;
+                    tx.commit()
+                })
+                .map_err(self.err("committing"))
+        };
+        if relaxed && sync {
+            self.set_sync(false)?;
+        }
+        res?;
+        if c.scrub || c.prune.is_some() || self.scrub_pending.load(Ordering::SeqCst) {
+            self.scrub()?;
+        }
+        Ok(())
+    }
 }
 
 enum InitError {
@@ -289,12 +348,11 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
         tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (seq, checkpoint) VALUES (?1, ?2)")?
             .execute(params![to_i64(cp.seq), cp.to_bytes()])?;
     }
-    write_head(tx, &c.head)
-}
-
-fn write_head(tx: &rusqlite::Transaction<'_>, head: &ChainHead) -> rusqlite::Result<()> {
+    if let Some(upto) = c.prune {
+        tx.execute("DELETE FROM audit WHERE seq <= ?1", params![to_i64(upto)])?;
+    }
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)")?
-        .execute(params![head.to_bytes()])?;
+        .execute(params![c.head.to_bytes()])?;
     Ok(())
 }
 
@@ -318,52 +376,19 @@ impl Store for SqliteStore {
         &self,
         each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let conn = self.reader();
-        let mut q = conn
-            .prepare(
-                "SELECT kind, key, generation, body, secret, mac FROM registry ORDER BY kind, key",
-            )
-            .map_err(self.err("reading the registry"))?;
-        let mut rows = q.query([]).map_err(self.err("reading the registry"))?;
-        while let Some(r) = rows.next().map_err(self.err("reading the registry"))? {
-            let get = |e| StoreError::with_source("reading the registry", e);
-            let kind: i64 = r.get(0).map_err(get)?;
-            let row = StoredRow {
-                kind: u8::try_from(kind)
-                    .map_err(|_| StoreError::corrupt("corrupt registry row"))?,
-                key: r.get(1).map_err(get)?,
-                generation: to_u64(r.get(2).map_err(get)?),
-                body: r.get(3).map_err(get)?,
-                secret: r.get(4).map_err(get)?,
-                mac: hash32(&r.get::<_, Vec<u8>>(5).map_err(get)?, "registry")?,
-            };
-            each(row)?;
-        }
-        Ok(())
+        self.rows_after(None, each)
     }
 
-    fn commit(&self, c: &Commit) -> Result<(), StoreError> {
-        let relaxed = self.durability == Durability::ProcessCrash;
-        if relaxed && c.sync {
-            self.set_sync(true)?;
-        }
-        let res = {
-            let mut conn = self.writer();
-            conn.transaction()
-                .and_then(|tx| {
-                    write_commit(&tx, c)?;
-                    tx.commit()
-                })
-                .map_err(self.err("committing"))
-        };
-        if relaxed && c.sync {
-            self.set_sync(false)?;
-        }
-        res?;
-        if c.scrub || self.scrub_pending.load(Ordering::SeqCst) {
-            self.scrub()?;
-        }
-        Ok(())
+    fn rows_since(
+        &self,
+        generation: u64,
+        each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.rows_after(Some(generation), each)
+    }
+
+    fn commit(&self, build: &mut Build<'_>) -> Result<bool, StoreError> {
+        commit_alone(self, build, |c| self.write(c))
     }
 
     fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
@@ -472,27 +497,5 @@ impl Store for SqliteStore {
             .query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))
             .map_err(self.err("reading checkpoints"))?;
         Ok(to_u64(n))
-    }
-
-    fn prune(&self, upto: u64, head: &ChainHead) -> Result<(), StoreError> {
-        let relaxed = self.durability == Durability::ProcessCrash;
-        if relaxed {
-            self.set_sync(true)?;
-        }
-        let res = {
-            let mut conn = self.writer();
-            conn.transaction()
-                .and_then(|tx| {
-                    tx.execute("DELETE FROM audit WHERE seq <= ?1", params![to_i64(upto)])?;
-                    write_head(&tx, head)?;
-                    tx.commit()
-                })
-                .map_err(self.err("pruning the audit log"))
-        };
-        if relaxed {
-            self.set_sync(false)?;
-        }
-        res?;
-        self.scrub()
     }
 }
