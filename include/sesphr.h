@@ -163,6 +163,11 @@ enum sesphr_result
   SESPHR_RESULT_INVALID_CHECKPOINT = 218,
   // The registry is full.
   SESPHR_RESULT_FULL = 219,
+  // The database connection was lost, refused, or a statement timed out
+  // (a failover, a restart, a terminated backend). Nothing of the call
+  // took effect unless the connection dropped during the final commit;
+  // the next call reconnects.
+  SESPHR_RESULT_STORE_CONNECTION = 220,
   // Denied: the user is not registered, or was removed.
   SESPHR_RESULT_DENIED_NOT_REGISTERED = 300,
   // Denied: no grant for this portion.
@@ -517,6 +522,28 @@ sesphr_result sesphr_srs_open_sqlite(const char *path,
                                      size_t escrow_seed_len,
                                      const sesphr_srs_options *options,
                                      sesphr_srs **out_srs);
+
+// Opens an SRS on a PostgreSQL database that several SRS processes share
+// (each process opens its own handle on the same database, with the same
+// `storage_key`). `conninfo` is a NUL-terminated libpq-style connection
+// string (e.g. `"host=/run/postgresql dbname=srs user=srs"`; add
+// `options='-c statement_timeout=5s'` for a statement timeout). The schema
+// is created or migrated. `escrow_seed` and `options` as for
+// `sesphr_srs_open_sqlite` (`options->durability` does not apply: every
+// commit is as durable as the server's `synchronous_commit`).
+//
+// Errors: `STORE_CONNECTION` if the server cannot be reached (and later,
+// when a connection is lost or a statement times out: the next call
+// reconnects); `STORE_VERSION` for a newer schema; `STORE` for other
+// database failures, and when the library was built without its `postgres`
+// feature; the verification errors of `sesphr_srs_open_sqlite`.
+sesphr_result sesphr_srs_open_postgres(const char *conninfo,
+                                       const uint8_t *storage_key,
+                                       size_t storage_key_len,
+                                       const uint8_t *escrow_seed,
+                                       size_t escrow_seed_len,
+                                       const sesphr_srs_options *options,
+                                       sesphr_srs **out_srs);
 
 // Creates an SRS in memory (nothing survives `sesphr_srs_free`); arguments
 // as for `sesphr_srs_open_sqlite`.

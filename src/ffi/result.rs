@@ -109,6 +109,11 @@ pub enum sesphr_result {
     InvalidCheckpoint = 218,
     /// The registry is full.
     Full = 219,
+    /// The database connection was lost, refused, or a statement timed out
+    /// (a failover, a restart, a terminated backend). Nothing of the call
+    /// took effect unless the connection dropped during the final commit;
+    /// the next call reconnects.
+    StoreConnection = 220,
     /// Denied: the user is not registered, or was removed.
     DeniedNotRegistered = 300,
     /// Denied: no grant for this portion.
@@ -222,6 +227,7 @@ impl From<SrsError> for sesphr_result {
                 StoreErrorKind::NotDurable => Self::StoreNotDurable,
                 StoreErrorKind::UnsupportedVersion => Self::StoreVersion,
                 StoreErrorKind::Corrupt => Self::Tampered,
+                StoreErrorKind::Connection => Self::StoreConnection,
                 _ => Self::Store,
             },
             SrsError::Unavailable => Self::Unavailable,
@@ -282,6 +288,7 @@ const ALL: &[sesphr_result] = {
         R::Diverged,
         R::InvalidCheckpoint,
         R::Full,
+        R::StoreConnection,
         R::DeniedNotRegistered,
         R::DeniedNotGranted,
         R::DeniedRevoked,
@@ -356,6 +363,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::Diverged => SrsError::Diverged { checkpoint_seq: 0 }.summary(),
         R::InvalidCheckpoint => SrsError::InvalidCheckpoint.summary(),
         R::Full => SrsError::Full.summary(),
+        R::StoreConnection => store(StoreErrorKind::Connection),
         R::DeniedNotRegistered => Denial::NotRegistered.summary(),
         R::DeniedNotGranted => Denial::NotGranted.summary(),
         R::DeniedRevoked => Denial::Revoked.summary(),

@@ -186,6 +186,66 @@ pub extern "C" fn sesphr_srs_open_sqlite(
     })
 }
 
+/// Opens an SRS on a PostgreSQL database that several SRS processes share
+/// (each process opens its own handle on the same database, with the same
+/// `storage_key`). `conninfo` is a NUL-terminated libpq-style connection
+/// string (e.g. `"host=/run/postgresql dbname=srs user=srs"`; add
+/// `options='-c statement_timeout=5s'` for a statement timeout). The schema
+/// is created or migrated. `escrow_seed` and `options` as for
+/// `sesphr_srs_open_sqlite` (`options->durability` does not apply: every
+/// commit is as durable as the server's `synchronous_commit`).
+///
+/// Errors: `STORE_CONNECTION` if the server cannot be reached (and later,
+/// when a connection is lost or a statement times out: the next call
+/// reconnects); `STORE_VERSION` for a newer schema; `STORE` for other
+/// database failures, and when the library was built without its `postgres`
+/// feature; the verification errors of `sesphr_srs_open_sqlite`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_open_postgres(
+    conninfo: *const c_char,
+    storage_key: *const u8,
+    storage_key_len: usize,
+    escrow_seed: *const u8,
+    escrow_seed_len: usize,
+    options: *const sesphr_srs_options,
+    out_srs: *mut *mut sesphr_srs,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_srs)?;
+        let c = c_str(conninfo)?
+            .to_str()
+            .map_err(|_| sesphr_result::InvalidArgument)?;
+        let opts = options_ref(options);
+        #[cfg(feature = "postgres")]
+        {
+            let store = crate::store::PostgresStore::open(c).map_err(SrsError::from)?;
+            open_into(
+                o,
+                store,
+                storage_key,
+                storage_key_len,
+                escrow_seed,
+                escrow_seed_len,
+                opts,
+            )
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (
+                o,
+                c,
+                opts,
+                storage_key,
+                storage_key_len,
+                escrow_seed,
+                escrow_seed_len,
+            );
+            super::result::set_detail("this libsesphr was built without the postgres feature");
+            Err(sesphr_result::Store)
+        }
+    })
+}
+
 fn options_ref<'a>(options: *const sesphr_srs_options) -> Option<&'a sesphr_srs_options> {
     if options.is_null() {
         None

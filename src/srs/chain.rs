@@ -46,12 +46,17 @@ pub(crate) fn walk(
     to: u64,
     each: &mut Visit<'_>,
 ) -> Result<[u8; 32], SrsError> {
-    walk_pages(&mut |a, b, n| store.audit(a, b, n), from_seq, from_hash, to, each)
+    walk_pages(
+        &mut |a, b, n| store.audit(a, b, n),
+        from_seq,
+        from_hash,
+        to,
+        each,
+    )
 }
 
 /// A source of audit pages: `(from, to, limit)` as [`Store::audit`].
-pub(crate) type Pages<'a> =
-    dyn FnMut(u64, u64, usize) -> Result<Vec<AuditRecord>, StoreError> + 'a;
+pub(crate) type Pages<'a> = dyn FnMut(u64, u64, usize) -> Result<Vec<AuditRecord>, StoreError> + 'a;
 
 /// [`walk`] over any source of pages (a store, or a commit's locked view).
 ///

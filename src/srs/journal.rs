@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockWrit
 
 use curve25519_dalek::scalar::Scalar;
 
-use crate::model::Checkpoint;
+use crate::model::{Checkpoint, Denial};
 use crate::rng::os_rng;
 use crate::srs::chain::{Draft, chain_hash, walk, walk_pages};
 use crate::srs::config::OpenReport;
@@ -80,8 +80,8 @@ pub(crate) struct Change {
     pub(crate) drafts: Vec<Draft>,
     /// A sealed secret leaves the store with this change.
     pub(crate) scrub: bool,
-    /// Requests of the caller that the re-check refused (by index).
-    pub(crate) refused: Vec<usize>,
+    /// Requests of the caller that the re-check refused (by index), and why.
+    pub(crate) refused: Vec<(usize, Denial)>,
 }
 
 impl Change {
@@ -140,8 +140,8 @@ impl Position {
 
 /// What one caller gets back once its change is durable.
 pub(crate) struct Outcome {
-    /// Its requests the re-check refused.
-    pub(crate) refused: Vec<usize>,
+    /// Its requests the re-check refused, and why.
+    pub(crate) refused: Vec<(usize, Denial)>,
     /// The checkpoint made with it, if it asked for one.
     pub(crate) checkpoint: Option<Checkpoint>,
 }
@@ -196,6 +196,19 @@ fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
 /// [`SrsError::RolledBack`] (a checkpoint newer than the head); store
 /// errors. `Ok(None)` for a store never initialized.
 pub(crate) fn load(
+    store: &dyn Store,
+    keys: &SrsKeys,
+    into: Registry,
+    required: Option<&Checkpoint>,
+) -> Result<Option<Loaded>, SrsError> {
+    // One consistent state, though other processes commit meanwhile.
+    store.begin_snapshot()?;
+    let r = load_snapshot(store, keys, into, required);
+    store.end_snapshot();
+    r
+}
+
+fn load_snapshot(
     store: &dyn Store,
     keys: &SrsKeys,
     mut into: Registry,

@@ -204,8 +204,20 @@ pub struct RegistrySize {
 pub(crate) struct Authorized<'a> {
     pub(crate) grant: u32,
     pub(crate) key: &'a ServingKey,
-    /// What a commit re-checks: the grant is still this version.
-    pub(crate) version: GrantVersion,
+    /// What the commit of the request's audit entry re-checks.
+    pub(crate) served: Served,
+}
+
+/// What a request named, when it was decided, and the grant version that
+/// allowed it: enough to decide it again at commit.
+#[derive(Clone, Debug)]
+pub(crate) struct Served {
+    version: Option<GrantVersion>,
+    point: [u8; 32],
+    label: PortionLabel,
+    epoch: u32,
+    created_at: u64,
+    now: u64,
 }
 
 /// One version of one grant in one loaded registry: a request served under
@@ -315,12 +327,11 @@ impl Registry {
 
     /// Whether the grant a request was served under is still that version
     /// (not revoked, replaced or expired away by a later change).
-    pub(crate) fn still_serves(&self, v: GrantVersion) -> bool {
+    fn still_serves(&self, v: GrantVersion) -> bool {
         v.incarnation == self.incarnation
-            && self
-                .grants
-                .get(v.grant)
-                .is_some_and(|s| s.generation == v.generation && matches!(s.state, SlotState::Active(_)))
+            && self.grants.get(v.grant).is_some_and(|s| {
+                s.generation == v.generation && matches!(s.state, SlotState::Active(_))
+            })
     }
 
     /// The image of the stored row `row` would replace, if the registry
@@ -663,32 +674,63 @@ impl Registry {
         let named = portion
             .and_then(|p| self.portion_owner(p))
             .map(|(p, l, _)| (p, l));
-        let result = (|| {
-            let uid = self.user_id(user).filter(|&u| self.user_is_active(u));
-            let uid = uid.ok_or(Denial::NotRegistered)?;
-            let portion = portion.ok_or(Denial::NotGranted)?;
-            let ps = self.portions.get(portion).ok_or(Denial::NotGranted)?;
-            if self.label(ps.label) != Some(ctx.label()) || ps.epoch != ctx.epoch() {
-                return Err(Denial::InvalidCapsule);
-            }
-            let gid = self.grant_id(portion, uid).ok_or(Denial::NotGranted)?;
-            let g = self.grants.get(gid).ok_or(Denial::NotGranted)?;
-            let key = match &g.state {
-                SlotState::Active(k) => k,
-                SlotState::Revoked(_) => return Err(Denial::Revoked),
-            };
-            g.terms.check(now, ctx.created_at())?;
-            Ok(Authorized {
-                grant: gid,
-                key,
-                version: GrantVersion {
-                    incarnation: self.incarnation,
-                    grant: gid,
-                    generation: g.generation,
-                },
-            })
-        })();
-        (named, result)
+        let served = Served {
+            version: None,
+            point: ctx.portion_key().to_bytes(),
+            label: ctx.label().clone(),
+            epoch: ctx.epoch(),
+            created_at: ctx.created_at(),
+            now,
+        };
+        (named, self.decide(user, portion, &served))
+    }
+
+    /// The decision on one request, from what it names.
+    fn decide(
+        &self,
+        user: &Identity,
+        portion: Option<u32>,
+        s: &Served,
+    ) -> Result<Authorized<'_>, Denial> {
+        let uid = self.user_id(user).filter(|&u| self.user_is_active(u));
+        let uid = uid.ok_or(Denial::NotRegistered)?;
+        let portion = portion.ok_or(Denial::NotGranted)?;
+        let ps = self.portions.get(portion).ok_or(Denial::NotGranted)?;
+        if self.label(ps.label) != Some(&s.label) || ps.epoch != s.epoch {
+            return Err(Denial::InvalidCapsule);
+        }
+        let gid = self.grant_id(portion, uid).ok_or(Denial::NotGranted)?;
+        let g = self.grants.get(gid).ok_or(Denial::NotGranted)?;
+        let key = match &g.state {
+            SlotState::Active(k) => k,
+            SlotState::Revoked(_) => return Err(Denial::Revoked),
+        };
+        g.terms.check(s.now, s.created_at)?;
+        let mut served = s.clone();
+        served.version = Some(GrantVersion {
+            incarnation: self.incarnation,
+            grant: gid,
+            generation: g.generation,
+        });
+        Ok(Authorized {
+            grant: gid,
+            key,
+            served,
+        })
+    }
+
+    /// Re-checks a request served earlier against the registry as it stands
+    /// now: still the same grant version, or authorized afresh (a grant
+    /// replaced meanwhile may still allow it).
+    ///
+    /// # Errors
+    /// The denial the request would get now.
+    pub(crate) fn recheck(&self, user: &Identity, s: &Served) -> Result<(), Denial> {
+        if s.version.is_some_and(|v| self.still_serves(v)) {
+            return Ok(());
+        }
+        let portion = self.portion_by_point(&s.point);
+        self.decide(user, portion, s).map(|_| ())
     }
 
     /// A user's public record.

@@ -16,9 +16,9 @@ use crate::rekey::ReKey;
 use crate::rng::os_rng;
 use crate::srs::chain::{self, Draft, genesis_hash, walk};
 use crate::srs::config::{OpenReport, SrsConfig};
-use crate::srs::journal::{Change, CheckpointSink, Journal, Position, contains, load};
-use crate::srs::registry::GrantVersion;
 use crate::srs::follower;
+use crate::srs::journal::{Change, CheckpointSink, Journal, Position, contains, load};
+use crate::srs::registry::Served;
 use crate::srs::registry::{Registry, RegistrySize, RegistryView};
 use crate::srs::rows::{self, GrantRow, GrantState, PatientRow, PortionRow, Row, UserRow};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
@@ -77,6 +77,21 @@ impl Srs {
         ))
     }
 
+    /// Opens an SRS on a PostgreSQL database that several SRS processes may
+    /// share (feature `postgres`). `conninfo` is a libpq-style connection
+    /// string; every process must use the same `storage_key`. See
+    /// [`crate::store::PostgresStore`] and the README's "Scaling out".
+    ///
+    /// # Errors
+    /// As [`Srs::open`] and [`crate::store::PostgresStore::open`].
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(conninfo: &str, storage_key: StorageKey) -> Result<Self, SrsError> {
+        Self::open(SrsConfig::new(
+            crate::store::PostgresStore::open(conninfo)?,
+            storage_key,
+        ))
+    }
+
     /// Opens an SRS on the configured store. A new (empty) store gets a
     /// genesis head and checkpoint. Otherwise the head is authenticated, the
     /// latest checkpoint's signature checked, the audit entries after it
@@ -108,7 +123,12 @@ impl Srs {
         {
             return Err(SrsError::InvalidCheckpoint);
         }
-        let Some(loaded) = load(store.as_ref(), &keys, Registry::default(), required.as_ref())?
+        let Some(loaded) = load(
+            store.as_ref(),
+            &keys,
+            Registry::default(),
+            required.as_ref(),
+        )?
         else {
             return Self::create(store, keys, clock, escrow, checkpoint_every, sink, required);
         };
@@ -676,15 +696,15 @@ impl Srs {
             answer = served(now);
         }
         let (mut d, result) = answer;
-        let version = result.as_ref().ok().map(|(_, v)| *v);
+        let served = vec![result.as_ref().ok().map(|(_, s)| s.clone())];
         if let Err(denial) = &result {
             d.outcome = AuditOutcome::Denied(*denial);
         }
         let out = self
             .journal
-            .commit(Box::new(move |reg| Ok(recheck(reg, vec![d], &[version]))))?;
-        if !out.refused.is_empty() {
-            return Err(SrsError::Denied(Denial::Revoked));
+            .commit(Box::new(move |reg| Ok(recheck(reg, vec![d], &served))))?;
+        if let Some((_, denial)) = out.refused.first() {
+            return Err(SrsError::Denied(*denial));
         }
         result.map(|(rc, _)| rc).map_err(SrsError::Denied)
     }
@@ -734,22 +754,19 @@ impl Srs {
             answer = served(self.clock.now());
         }
         let (drafts, mut results) = answer;
-        let versions: Vec<Option<GrantVersion>> = results
+        let served: Vec<Option<Served>> = results
             .iter()
-            .map(|r| r.as_ref().ok().map(|(_, v)| *v))
+            .map(|r| r.as_ref().ok().map(|(_, s)| s.clone()))
             .collect();
         let out = self
             .journal
-            .commit(Box::new(move |reg| Ok(recheck(reg, drafts, &versions))))?;
-        for i in out.refused {
+            .commit(Box::new(move |reg| Ok(recheck(reg, drafts, &served))))?;
+        for (i, denial) in out.refused {
             if let Some(r) = results.get_mut(i) {
-                *r = Err(Denial::Revoked);
+                *r = Err(denial);
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.map(|(rc, _)| rc))
-            .collect())
+        Ok(results.into_iter().map(|r| r.map(|(rc, _)| rc)).collect())
     }
 
     /// A registered user's record.
@@ -961,16 +978,17 @@ fn plan_revoke(
 }
 
 /// The audit entries of served requests, re-checked against the registry
-/// as it stands when they are sequenced: a request whose grant was revoked
-/// or replaced since it was served is refused and audited as revoked.
-fn recheck(reg: &Registry, mut drafts: Vec<Draft>, versions: &[Option<GrantVersion>]) -> Change {
+/// as it stands when they are sequenced (after every change committed
+/// before them, by any process): a request that would be denied now is
+/// refused, and audited with that denial.
+fn recheck(reg: &Registry, mut drafts: Vec<Draft>, served: &[Option<Served>]) -> Change {
     let mut refused = Vec::new();
-    for (i, (d, v)) in drafts.iter_mut().zip(versions).enumerate() {
-        if let Some(v) = v
-            && !reg.still_serves(*v)
+    for (i, (d, s)) in drafts.iter_mut().zip(served).enumerate() {
+        if let (Some(s), Some(user)) = (s, &d.user)
+            && let Err(denial) = reg.recheck(user, s)
         {
-            d.outcome = AuditOutcome::Denied(Denial::Revoked);
-            refused.push(i);
+            d.outcome = AuditOutcome::Denied(denial);
+            refused.push((i, denial));
         }
     }
     Change {
@@ -1019,7 +1037,7 @@ fn serve(
     d: &mut Draft,
     proof: bool,
     ephemerals: Option<&mut Vec<(u32, PublicKey)>>,
-) -> Result<(ReCapsule, GrantVersion), Denial> {
+) -> Result<(ReCapsule, Served), Denial> {
     d.record_id = Some(v.header().context().record_id());
     let (named, auth) = reg.authorize(user, &v, now);
     if let Some((p, l)) = named {
@@ -1043,5 +1061,5 @@ fn serve(
     } else {
         a.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
     };
-    Ok((rc, a.version))
+    Ok((rc, a.served))
 }

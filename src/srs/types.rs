@@ -103,7 +103,9 @@ impl SrsError {
                 StoreErrorKind::Connection => c"database connection lost or timed out",
                 _ => c"store failure",
             },
-            Self::Unavailable => c"SRS unavailable: its store could not be read back after a failure",
+            Self::Unavailable => {
+                c"SRS unavailable: its store could not be read back after a failure"
+            }
             Self::RolledBack { .. } => c"store rolled back past a kept checkpoint",
             Self::Diverged { .. } => c"store history does not contain the kept checkpoint",
             Self::InvalidCheckpoint => c"checkpoint not signed by this SRS",

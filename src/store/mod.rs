@@ -20,6 +20,11 @@ mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore};
 
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
+
 /// What kind of store failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -282,6 +287,19 @@ pub trait Store: Send + Sync {
     /// [`StoreErrorKind::Connection`]).
     fn commit(&self, build: &mut Build<'_>) -> Result<bool, StoreError>;
 
+    /// Reads from here to [`Store::end_snapshot`] see one consistent state
+    /// of the store, whatever other writers commit meanwhile (a store with
+    /// one writer is consistent between its own commits already).
+    ///
+    /// # Errors
+    /// A [`StoreError`] if the snapshot cannot be taken.
+    fn begin_snapshot(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Ends what [`Store::begin_snapshot`] began.
+    fn end_snapshot(&self) {}
+
     /// Whether several SRS processes may share this store (then each commit
     /// first catches up with the others' changes).
     fn is_shared(&self) -> bool {
@@ -410,6 +428,25 @@ pub(crate) fn commit_alone<S: Store + ?Sized>(
         Some(c) => write(&c).map(|()| true),
         None => Ok(false),
     }
+}
+
+/// A sequence number or generation as the signed integer SQL stores.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::from_ne_bytes(v.to_ne_bytes())
+}
+
+/// Back from [`to_i64`].
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::from_ne_bytes(v.to_ne_bytes())
+}
+
+/// A stored 32-byte hash or MAC.
+///
+/// # Errors
+/// A corrupt [`StoreError`] naming `what` unless `b` has 32 bytes.
+pub(crate) fn hash32(b: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
+    b.try_into()
+        .map_err(|_| StoreError::corrupt(format!("corrupt {what} row")))
 }
 
 /// A store in memory: nothing survives the process. Used by

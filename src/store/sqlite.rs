@@ -15,7 +15,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    AuditRecord, Build, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow, commit_alone,
+    AuditRecord, Build, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow,
+    commit_alone, hash32, to_i64, to_u64,
 };
 use crate::model::{AuditEntry, Checkpoint};
 
@@ -67,19 +68,6 @@ pub struct SqliteStore {
     scrub_pending: AtomicBool,
     // Declared last: released after both connections are closed.
     _lock: File,
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::from_ne_bytes(v.to_ne_bytes())
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::from_ne_bytes(v.to_ne_bytes())
-}
-
-fn hash32(b: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
-    b.try_into()
-        .map_err(|_| StoreError::corrupt(format!("corrupt {what} row")))
 }
 
 impl SqliteStore {

@@ -1,0 +1,660 @@
+//! Several SRS processes on one PostgreSQL database (feature `postgres`).
+//!
+//! Each test starts its own throwaway cluster (see `common/pg.rs`). The
+//! multi-process tests run this test binary again as child processes (the
+//! ignored test `child`, told its role through the environment), so that
+//! each SRS has its own process, registry and connections.
+#![cfg(feature = "postgres")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
+
+mod common;
+#[path = "common/pg.rs"]
+mod pg;
+
+use common::*;
+use pg::Cluster;
+use sesphr::srs::*;
+use sesphr::store::{PostgresStore, StoreErrorKind};
+use sesphr::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const KEY: [u8; 32] = [7; 32];
+const READERS: usize = 3;
+
+fn key() -> StorageKey {
+    StorageKey::from_bytes(&KEY)
+}
+
+fn open(conninfo: &str) -> Srs {
+    Srs::open_postgres(conninfo, key()).unwrap()
+}
+
+fn reader_id(i: usize) -> Identity {
+    Identity::new(format!("reader-{i}")).unwrap()
+}
+
+/// The patient, its `lab` portion key and the readers, registered and
+/// granted.
+fn setup(srs: &Srs) {
+    let p = patient(3);
+    let k = portion(&p, "lab");
+    srs.register_patient(p.patient(), &[k.public().clone()])
+        .unwrap();
+    for i in 0..READERS {
+        let u = user(i as u8);
+        srs.register_user(&reader_id(i), Role::Doctor, u.public())
+            .unwrap();
+        grant(srs, i);
+    }
+}
+
+fn grant(srs: &Srs, i: usize) {
+    let p = patient(3);
+    let k = portion(&p, "lab");
+    srs.grant(
+        p.patient(),
+        &label("lab"),
+        &reader_id(i),
+        ReKey::generate(&k, user(i as u8).public()),
+        Scope::AllRecords,
+        None,
+    )
+    .unwrap();
+}
+
+fn revoke(srs: &Srs, i: usize) {
+    srs.revoke(patient(3).patient(), &label("lab"), &reader_id(i))
+        .unwrap();
+}
+
+fn record() -> SealedPortion {
+    let k = portion(&patient(3), "lab");
+    SealedPortion::seal(k.public(), RecordId::random(), T0, b"result: 5.4 mmol/L").unwrap()
+}
+
+/// Nanoseconds on the machine's clock (shared by every process).
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Runs this test binary as a child process in `role`.
+fn spawn(role: &str, conninfo: &str, extra: &[(&str, String)]) -> Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("SESPHR_PG_ROLE", role)
+    .env("SESPHR_PG_CONNINFO", conninfo)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+/// The lines a child reported (prefixed `@@ `), as it prints them.
+fn report_lines(child: &mut Child) -> impl Iterator<Item = String> + use<> {
+    let out = child.stdout.take().unwrap();
+    BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        // The harness may print on the same line before a report.
+        .filter_map(|l| l.find("@@ ").map(|i| l[i + 3..].to_owned()))
+}
+
+/// The child processes' entry point (run only by the tests below).
+#[test]
+#[ignore = "a child process of the multi-process tests"]
+fn child() {
+    let Ok(role) = std::env::var("SESPHR_PG_ROLE") else {
+        return;
+    };
+    let conninfo = std::env::var("SESPHR_PG_CONNINFO").unwrap();
+    let env_usize = |k: &str| -> usize {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let srs = open(&conninfo);
+    let out = std::io::stdout();
+    let say = |line: String| {
+        let mut o = out.lock();
+        // The parent stopped listening: this child's work is over.
+        if writeln!(o, "@@ {line}").and_then(|()| o.flush()).is_err() {
+            std::process::exit(0);
+        }
+    };
+    match role.as_str() {
+        // Re-encrypts one record for one reader in a loop.
+        "reader" => {
+            let i = env_usize("SESPHR_PG_READER");
+            let ops = env_usize("SESPHR_PG_OPS");
+            let rec = record();
+            for _ in 0..ops {
+                let start = now_ns();
+                let r = srs.reencrypt(&reader_id(i), rec.header());
+                let end = now_ns();
+                let verdict = match r {
+                    Ok(_) => "ok",
+                    Err(SrsError::Denied(_)) => "denied",
+                    Err(e) => panic!("reader {i}: {e}"),
+                };
+                say(format!("op {i} {start} {end} {verdict}"));
+            }
+        }
+        // Revokes and grants again, round-robin over the readers, until
+        // the stop file exists.
+        "revoker" => {
+            let stop = std::env::var("SESPHR_PG_STOP").unwrap();
+            let mut round = 0usize;
+            while !Path::new(&stop).exists() {
+                let i = round % READERS;
+                let s = now_ns();
+                revoke(&srs, i);
+                say(format!("revoked {i} {s} {}", now_ns()));
+                std::thread::sleep(Duration::from_millis(3));
+                let s = now_ns();
+                grant(&srs, i);
+                say(format!("granted {i} {s} {}", now_ns()));
+                std::thread::sleep(Duration::from_millis(2));
+                round += 1;
+            }
+        }
+        // Registers users one by one, reporting each once acknowledged.
+        "registrar" => {
+            let from = env_usize("SESPHR_PG_FROM");
+            for n in from.. {
+                let kp = KeyPair::generate();
+                let id = Identity::new(format!("late-{n}")).unwrap();
+                srs.register_user(&id, Role::Researcher, kp.public())
+                    .unwrap();
+                say(format!("ack {n}"));
+            }
+        }
+        // Re-encrypts batches of 64 for reader 0, reporting each batch.
+        "batcher" => {
+            let recs: Vec<SealedPortion> = (0..64).map(|_| record()).collect();
+            let headers: Vec<&PortionHeader> = recs.iter().map(SealedPortion::header).collect();
+            let batches = env_usize("SESPHR_PG_OPS");
+            for b in 0..batches {
+                let out = srs.reencrypt_batch(&reader_id(0), &headers).unwrap();
+                assert!(out.iter().all(Result::is_ok));
+                say(format!("batch {b}"));
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn two_srs_on_one_database_see_each_others_changes_at_once() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    let a = open(&ci);
+    let b = open(&ci);
+    setup(&a);
+    let rec = record();
+    // B learns of A's grants at its first request (a denial looks again).
+    let rc = b.reencrypt(&reader_id(0), rec.header()).unwrap();
+    assert_eq!(
+        rec.open_as_delegatee(&user(0), &rc).unwrap(),
+        b"result: 5.4 mmol/L"
+    );
+    // A revokes; B, which served this grant a moment ago, refuses at once.
+    revoke(&a, 0);
+    let r = b.reencrypt(&reader_id(0), rec.header());
+    assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
+    let r = b.reencrypt_batch(&reader_id(0), &[rec.header(), rec.header()]);
+    assert!(r.unwrap().iter().all(|x| matches!(x, Err(Denial::Revoked))),);
+    // Unique identities and keys hold across processes.
+    let kp = user(1);
+    assert!(matches!(
+        b.register_user(&reader_id(1), Role::Doctor, kp.public()),
+        Err(SrsError::AlreadyRegistered)
+    ));
+    // Both registries and audits agree; a third opens to the same state.
+    b.sync().unwrap();
+    a.sync().unwrap();
+    assert_eq!(a.registry(), b.registry());
+    let n = a.verify_audit().unwrap();
+    assert_eq!(b.verify_audit().unwrap(), n);
+    let c = open(&ci);
+    assert_eq!(c.registry(), a.registry());
+    // Checkpoints from either process verify and are on the chain.
+    let cp = b.checkpoint().unwrap();
+    a.require_checkpoint(&cp).unwrap();
+    assert_eq!(c.verify_audit().unwrap(), cp.seq);
+}
+
+#[test]
+fn the_follower_applies_other_processes_changes_without_a_request() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    let a = open(&ci);
+    let b = open(&ci);
+    setup(&a);
+    // No call on B: its follower (LISTEN/NOTIFY) catches up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.registry() != a.registry() {
+        assert!(Instant::now() < deadline, "B never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One reported operation of a reader.
+struct Op {
+    reader: usize,
+    start: u128,
+    end: u128,
+    ok: bool,
+}
+
+#[test]
+fn after_revoke_returns_on_any_process_no_process_reencrypts() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    setup(&open(&ci));
+    let stop = cluster.socket_dir().join("stop");
+    let ops_each = 3_400;
+    let mut readers: Vec<Child> = (0..READERS)
+        .map(|i| {
+            spawn(
+                "reader",
+                &ci,
+                &[
+                    ("SESPHR_PG_READER", i.to_string()),
+                    ("SESPHR_PG_OPS", ops_each.to_string()),
+                ],
+            )
+        })
+        .collect();
+    let mut revoker = spawn(
+        "revoker",
+        &ci,
+        &[("SESPHR_PG_STOP", stop.display().to_string())],
+    );
+    let revoker_lines = std::thread::spawn({
+        let lines: Vec<String> = Vec::new();
+        let mut it = report_lines(&mut revoker);
+        move || {
+            let mut lines = lines;
+            lines.extend(&mut it);
+            lines
+        }
+    });
+    let reader_threads: Vec<_> = readers
+        .iter_mut()
+        .map(|c| {
+            let it = report_lines(c);
+            std::thread::spawn(move || it.collect::<Vec<String>>())
+        })
+        .collect();
+    let mut ops = Vec::new();
+    for t in reader_threads {
+        for l in t.join().unwrap() {
+            let f: Vec<&str> = l.split(' ').collect();
+            ops.push(Op {
+                reader: f[1].parse().unwrap(),
+                start: f[2].parse().unwrap(),
+                end: f[3].parse().unwrap(),
+                ok: f[4] == "ok",
+            });
+        }
+    }
+    for mut c in readers {
+        assert!(c.wait().unwrap().success(), "a reader failed");
+    }
+    std::fs::write(&stop, b"").unwrap();
+    let rev = revoker_lines.join().unwrap();
+    assert!(revoker.wait().unwrap().success(), "the revoker failed");
+
+    // Per reader: (revoke returned, next grant started) windows.
+    let mut windows: Vec<Vec<(u128, u128)>> = vec![Vec::new(); READERS];
+    let mut open_revoke: Vec<Option<u128>> = vec![None; READERS];
+    for l in &rev {
+        let f: Vec<&str> = l.split(' ').collect();
+        let i: usize = f[1].parse().unwrap();
+        let (start, end): (u128, u128) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+        match f[0] {
+            "revoked" => open_revoke[i] = Some(end),
+            "granted" => {
+                if let Some(r) = open_revoke[i].take() {
+                    windows[i].push((r, start));
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+    for (i, r) in open_revoke.iter().enumerate() {
+        if let Some(r) = r {
+            windows[i].push((*r, u128::MAX));
+        }
+    }
+    let revocations: usize = windows.iter().map(Vec::len).sum();
+    assert!(revocations >= 10, "only {revocations} revocations");
+    assert!(ops.len() >= 10_000, "only {} operations", ops.len());
+    // A request that started after a revoke returned, and ended before the
+    // next grant started, never succeeds.
+    let mut inside = 0;
+    let mut denied = 0;
+    for op in &ops {
+        denied += usize::from(!op.ok);
+        for &(revoked, regranted) in &windows[op.reader] {
+            if op.start > revoked && op.end < regranted {
+                inside += 1;
+                assert!(
+                    !op.ok,
+                    "reader {} was served at {}..{} after its revoke returned at {revoked}",
+                    op.reader, op.start, op.end
+                );
+            }
+        }
+    }
+    assert!(
+        inside >= 10,
+        "only {inside} requests fell inside revoked windows"
+    );
+    assert!(denied > 0 && denied < ops.len());
+    // The audit holds every request, and verifies.
+    let srs = open(&ci);
+    srs.verify_audit().unwrap();
+    let n = cluster.psql("srs", "SELECT count(*) FROM sesphr_audit");
+    assert!(n.parse::<usize>().unwrap() >= ops.len());
+}
+
+#[test]
+fn a_killed_process_loses_nothing_acknowledged_and_a_restarted_one_catches_up() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    let srs = open(&ci);
+    setup(&srs);
+    let mut batcher = spawn("batcher", &ci, &[("SESPHR_PG_OPS", "1000000".into())]);
+    let mut registrar = spawn("registrar", &ci, &[("SESPHR_PG_FROM", "0".into())]);
+    let mut acked = report_lines(&mut registrar);
+    let mut last = 0usize;
+    for l in acked.by_ref().take(200) {
+        last = l.strip_prefix("ack ").unwrap().parse().unwrap();
+    }
+    // Killed in the middle of its work (and of the batcher's batches).
+    registrar.kill().unwrap();
+    registrar.wait().unwrap();
+    // Lines it printed before dying were acknowledged too.
+    for l in acked {
+        last = l.strip_prefix("ack ").unwrap().parse().unwrap();
+    }
+    // The other process goes on.
+    let mut batches = report_lines(&mut batcher);
+    let before = batches.next().unwrap();
+    let after = batches.nth(3).unwrap();
+    assert_ne!(before, after);
+    // Every acknowledged registration is there, seen by the surviving SRS
+    // and by a restarted one.
+    srs.sync().unwrap();
+    for n in 0..=last {
+        let id = Identity::new(format!("late-{n}")).unwrap();
+        assert!(srs.user(&id).is_some(), "acknowledged user {n} lost");
+    }
+    let mut restarted = spawn("registrar", &ci, &[("SESPHR_PG_FROM", "100000".into())]);
+    let first = report_lines(&mut restarted).next().unwrap();
+    assert_eq!(first, "ack 100000");
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    batcher.kill().unwrap();
+    batcher.wait().unwrap();
+    let reopened = open(&ci);
+    for n in 0..=last {
+        let id = Identity::new(format!("late-{n}")).unwrap();
+        assert!(reopened.user(&id).is_some(), "acknowledged user {n} lost");
+    }
+    reopened.verify_audit().unwrap();
+    srs.sync().unwrap();
+    assert_eq!(reopened.registry(), srs.registry());
+}
+
+/// A database built up by a short history, with a checkpoint kept outside.
+fn history(cluster: &Cluster, db: &str) -> Checkpoint {
+    cluster.createdb(db);
+    let srs = open(&cluster.conninfo(db));
+    setup(&srs);
+    let rec = record();
+    srs.reencrypt(&reader_id(1), rec.header()).unwrap();
+    revoke(&srs, 2);
+    srs.remove_user(&reader_id(1)).unwrap();
+    srs.checkpoint().unwrap()
+}
+
+/// Refused at open, or (for history before the latest checkpoint, which
+/// open does not walk) by the full audit verification.
+fn refused(ci: &str) -> Result<SrsError, String> {
+    let r = Srs::open_postgres(ci, key()).and_then(|s| s.verify_audit());
+    match r {
+        Ok(_) => Err("opened and verified".into()),
+        Err(e @ (SrsError::Tampered(_) | SrsError::AuditChainBroken { .. })) => Ok(e),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+#[test]
+fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    let kept = history(&cluster, "base");
+    let old = cluster.dump("base", "old.sql");
+    // More history after the dump; then the latest checkpoint is kept.
+    {
+        let srs = open(&cluster.conninfo("base"));
+        grant(&srs, 2);
+        srs.reencrypt(&reader_id(2), record().header()).unwrap();
+    }
+    let newest = open(&cluster.conninfo("base")).checkpoint().unwrap();
+    let current = cluster.dump("base", "current.sql");
+    // Every column of every table edited (one row at a time), rows deleted,
+    // an older version of a row replayed, rows inserted.
+    let cases: Vec<String> = {
+        let mut v = Vec::new();
+        for col in ["kind", "key", "generation", "body", "secret", "mac"] {
+            let set = match col {
+                "kind" => "kind = kind + 10".to_owned(),
+                "generation" => "generation = generation + 1".to_owned(),
+                "secret" => "secret = overlay(secret placing '\\xff'::bytea from 20)".to_owned(),
+                c => format!("{c} = overlay({c} placing '\\xff'::bytea from 3)"),
+            };
+            let only = if col == "secret" {
+                "secret IS NOT NULL"
+            } else {
+                "true"
+            };
+            v.push(format!(
+                "UPDATE sesphr_registry SET {set} WHERE (kind, key) = \
+                 (SELECT kind, key FROM sesphr_registry WHERE {only} ORDER BY kind DESC, key LIMIT 1)"
+            ));
+        }
+        for col in ["entry", "hash"] {
+            v.push(format!(
+                "UPDATE sesphr_audit SET {col} = overlay({col} placing '\\xee'::bytea from 12) \
+                 WHERE seq = (SELECT max(seq) - 1 FROM sesphr_audit)"
+            ));
+        }
+        v.push("UPDATE sesphr_checkpoints SET checkpoint = overlay(checkpoint placing '\\x00'::bytea from 100) WHERE seq = (SELECT max(seq) FROM sesphr_checkpoints)".into());
+        v.push("UPDATE sesphr_meta SET value = overlay(value placing '\\x01'::bytea from 5) WHERE name = 'head'".into());
+        for kind in 1..=4 {
+            v.push(format!(
+                "DELETE FROM sesphr_registry WHERE (kind, key) = \
+                 (SELECT kind, key FROM sesphr_registry WHERE kind = {kind} ORDER BY key DESC LIMIT 1)"
+            ));
+        }
+        v.push(
+            "DELETE FROM sesphr_audit WHERE seq = (SELECT max(seq) - 2 FROM sesphr_audit)".into(),
+        );
+        v.push("DELETE FROM sesphr_meta WHERE name = 'head'".into());
+        v.push("INSERT INTO sesphr_registry SELECT kind, key || '\\x00'::bytea, generation, body, secret, mac FROM sesphr_registry WHERE kind = 4 LIMIT 1".into());
+        v
+    };
+    for (i, sql) in cases.iter().enumerate() {
+        let db = format!("t{i}");
+        cluster.createdb(&db);
+        cluster.restore(&db, &current);
+        let changed = cluster.psql(
+            &db,
+            &format!("WITH x AS ({sql} RETURNING 1) SELECT count(*) FROM x"),
+        );
+        assert_ne!(changed, "0", "{sql} changed nothing");
+        let how = refused(&cluster.conninfo(&db));
+        assert!(how.is_ok(), "{sql}: {how:?}");
+    }
+    // An older version of the rows replayed: the registry as of the old dump
+    // under the current head.
+    cluster.createdb("replay");
+    cluster.restore("replay", &current);
+    cluster.createdb("old");
+    cluster.restore("old", &old);
+    let old_rows = cluster.psql(
+        "old",
+        "SELECT string_agg(format('UPDATE sesphr_registry SET generation = %s, body = %L, secret = %L, mac = %L WHERE kind = %s AND key = %L', generation, body, secret, mac, kind, key), '; ') FROM sesphr_registry",
+    );
+    cluster.psql("replay", &old_rows);
+    let how = refused(&cluster.conninfo("replay"));
+    assert!(how.is_ok(), "older rows replayed: {how:?}");
+    // The whole database restored from the older dump: it verifies on its
+    // own, and is refused against the checkpoint kept since.
+    let ci = cluster.conninfo("old");
+    Srs::open_postgres(&ci, key()).unwrap();
+    let r = Srs::open(
+        SrsConfig::new(PostgresStore::open(&ci).unwrap(), key()).require_checkpoint(newest),
+    );
+    assert!(matches!(r, Err(SrsError::RolledBack { .. })), "{r:?}");
+    let srs = open(&ci);
+    srs.require_checkpoint(&kept).unwrap();
+    assert!(matches!(
+        srs.require_checkpoint(&newest),
+        Err(SrsError::RolledBack { .. })
+    ));
+    // A running SRS whose database is rolled back under it refuses to go on.
+    let live = open(&cluster.conninfo("base"));
+    cluster.restore("base", &old);
+    let r = live.register_user(
+        &Identity::new("after").unwrap(),
+        Role::Researcher,
+        KeyPair::generate().public(),
+    );
+    assert!(
+        matches!(r, Err(SrsError::RolledBack { .. } | SrsError::Store(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applied() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = format!("{} options='-c lock_timeout=300'", cluster.conninfo("srs"));
+    let srs = open(&ci);
+    setup(&srs);
+    let before = srs.registry();
+    let entries = srs.verify_audit().unwrap();
+    // Another session holds the head row's lock: the SRS's commit waits in
+    // its transaction.
+    let mut holder = Command::new(pg::bin_dir().unwrap().join("psql"))
+        .args([
+            "-h",
+            cluster.socket_dir().to_str().unwrap(),
+            "-U",
+            "postgres",
+            "-d",
+            "srs",
+            "-q",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "BEGIN; SELECT value FROM sesphr_meta WHERE name = 'head' FOR UPDATE;"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // A lock timeout: typed, nothing applied.
+    let r = srs.revoke(patient(3).patient(), &label("lab"), &reader_id(0));
+    match &r {
+        Err(SrsError::Store(e)) => assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(srs.registry(), before);
+    // The backend terminated while it waits in its transaction.
+    drop(srs);
+    let srs = std::sync::Arc::new(open(&cluster.conninfo("srs")));
+    let t = std::thread::spawn({
+        let srs = srs.clone();
+        move || srs.revoke(patient(3).patient(), &label("lab"), &reader_id(0))
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.is_finished() {
+        cluster.psql(
+            "srs",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'",
+        );
+        assert!(Instant::now() < deadline, "the commit never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = t.join().unwrap();
+    match &r {
+        Err(SrsError::Store(e)) => assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    writeln!(stdin, "ROLLBACK;").unwrap();
+    drop(stdin);
+    holder.wait().unwrap();
+    // Nothing half-applied: the registry and the chain are as before, in
+    // this SRS (reloaded) and in a fresh one; the next call reconnects.
+    srs.sync().unwrap();
+    assert_eq!(srs.registry(), before);
+    assert_eq!(open(&ci).registry(), before);
+    assert_eq!(srs.verify_audit().unwrap(), entries);
+    revoke(&srs, 0);
+    let r = srs.reencrypt(&reader_id(0), record().header());
+    assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
+}
+
+#[test]
+fn a_missing_server_is_a_connection_error_and_newer_schemas_are_refused() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    drop(open(&ci));
+    cluster.psql(
+        "srs",
+        "UPDATE sesphr_meta SET value = '\\x00000063'::bytea WHERE name = 'schema'",
+    );
+    let e = PostgresStore::open(&ci).unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::UnsupportedVersion, "{e}");
+    let nowhere = format!(
+        "host={} user=postgres dbname=srs port=1",
+        cluster.socket_dir().display()
+    );
+    let e = PostgresStore::open(&nowhere).unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}");
+}
