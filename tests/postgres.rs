@@ -28,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const KEY: [u8; 32] = [7; 32];
 const READERS: usize = 3;
+/// Threads per reader process.
+const THREADS: usize = 4;
 
 fn key() -> StorageKey {
     StorageKey::from_bytes(&KEY)
@@ -142,22 +144,35 @@ fn child() {
         }
     };
     match role.as_str() {
-        // Re-encrypts one record for one reader in a loop.
+        // Re-encrypts one record for one reader in a loop, from several
+        // threads (so that requests are in flight while other processes
+        // commit).
         "reader" => {
             let i = env_usize("SESPHR_PG_READER");
             let ops = env_usize("SESPHR_PG_OPS");
             let rec = record();
-            for _ in 0..ops {
-                let start = now_ns();
-                let r = srs.reencrypt(&reader_id(i), rec.header());
-                let end = now_ns();
-                let verdict = match r {
-                    Ok(_) => "ok",
-                    Err(SrsError::Denied(_)) => "denied",
-                    Err(e) => panic!("reader {i}: {e}"),
-                };
-                say(format!("op {i} {start} {end} {verdict}"));
-            }
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        for _ in 0..ops / THREADS {
+                            // Short idle gaps: a request may then arrive
+                            // before this process has heard of the others'
+                            // latest changes.
+                            let gap = (now_ns() % 700) as u64;
+                            std::thread::sleep(Duration::from_micros(gap));
+                            let start = now_ns();
+                            let r = srs.reencrypt(&reader_id(i), rec.header());
+                            let end = now_ns();
+                            let verdict = match r {
+                                Ok(_) => "ok",
+                                Err(SrsError::Denied(_)) => "denied",
+                                Err(e) => panic!("reader {i}: {e}"),
+                            };
+                            say(format!("op {i} {start} {end} {verdict}"));
+                        }
+                    });
+                }
+            });
         }
         // Revokes and grants again, round-robin over the readers, until
         // the stop file exists.
@@ -169,11 +184,11 @@ fn child() {
                 let s = now_ns();
                 revoke(&srs, i);
                 say(format!("revoked {i} {s} {}", now_ns()));
-                std::thread::sleep(Duration::from_millis(3));
+                std::thread::sleep(Duration::from_millis(20));
                 let s = now_ns();
                 grant(&srs, i);
                 say(format!("granted {i} {s} {}", now_ns()));
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(Duration::from_millis(5));
                 round += 1;
             }
         }
@@ -275,7 +290,7 @@ fn after_revoke_returns_on_any_process_no_process_reencrypts() {
     let ci = cluster.conninfo("srs");
     setup(&open(&ci));
     let stop = cluster.socket_dir().join("stop");
-    let ops_each = 3_400;
+    let ops_each = 3_400 / THREADS * THREADS + THREADS;
     let mut readers: Vec<Child> = (0..READERS)
         .map(|i| {
             spawn(
@@ -657,4 +672,66 @@ fn a_missing_server_is_a_connection_error_and_newer_schemas_are_refused() {
     );
     let e = PostgresStore::open(&nowhere).unwrap_err();
     assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}");
+}
+
+/// A clock that, when armed, makes another SRS revoke reader 0 the moment
+/// this SRS reads the time to decide a request: the revocation lands after
+/// the request started, before it is served and committed.
+struct RevokingClock {
+    other: std::sync::OnceLock<std::sync::Arc<Srs>>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+struct ClockHandle(std::sync::Arc<RevokingClock>);
+
+impl Clock for ClockHandle {
+    fn now(&self) -> u64 {
+        if self
+            .0
+            .armed
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Some(a) = self.0.other.get()
+        {
+            revoke(a, 0);
+        }
+        T0 + 10
+    }
+}
+
+#[test]
+fn a_request_whose_grant_is_revoked_elsewhere_before_it_commits_is_denied() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    let a = std::sync::Arc::new(open(&ci));
+    setup(&a);
+    let clock = std::sync::Arc::new(RevokingClock {
+        other: std::sync::OnceLock::new(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let _ = clock.other.set(a.clone());
+    let b = Srs::open(
+        SrsConfig::new(PostgresStore::open(&ci).unwrap(), key()).clock(ClockHandle(clock.clone())),
+    )
+    .unwrap();
+    let rec = record();
+    b.reencrypt(&reader_id(0), rec.header()).unwrap();
+    for batch in [false, true] {
+        clock.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        // The revocation returned on A while B was deciding: B served the
+        // request from a registry that had not heard of it yet, and the
+        // commit's re-check (after catching up) refuses it.
+        let r = if batch {
+            b.reencrypt_batch(&reader_id(0), &[rec.header()])
+                .unwrap()
+                .remove(0)
+                .map_err(SrsError::Denied)
+        } else {
+            b.reencrypt(&reader_id(0), rec.header())
+        };
+        assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
+        let last = b.audit_entries(0, usize::MAX).unwrap().pop().unwrap();
+        assert_eq!(last.outcome, AuditOutcome::Denied(Denial::Revoked));
+        grant(&a, 0);
+    }
 }

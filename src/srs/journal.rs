@@ -495,17 +495,19 @@ impl Journal {
         g
     }
 
-    /// The work of one lead, with the registry locked for writing while the
-    /// store's write lock is held.
+    /// The work of one lead. The registry is locked for writing only inside
+    /// the store's write step, once the store's lock is held: requests are
+    /// served meanwhile, while this process waits for the other processes'
+    /// commits.
     fn run(
         &self,
         start: Lead,
         items: Vec<Item>,
         results: &mut Vec<Option<Result<Outcome, SrsError>>>,
     ) -> Result<Lead, SrsError> {
-        let mut reg = self.registry_mut();
         let mut lead = start;
         if lead.stale {
+            let mut reg = self.registry_mut();
             let fresh = load(self.store.as_ref(), &self.keys, reg.successor(), None)?
                 .ok_or(SrsError::Tampered("chain head missing"))?;
             *reg = fresh.registry;
@@ -517,8 +519,8 @@ impl Journal {
         let mut failure = None;
         let mut end = None;
         let written = self.store.commit(&mut |view| {
-            let r = self.build(view, &mut reg, lead, &mut items, results);
-            match r {
+            let mut reg = self.registry_mut();
+            match self.build(view, &mut reg, lead, &mut items, results) {
                 Ok((commit, next)) => {
                     end = Some(next);
                     Ok(commit)
@@ -526,7 +528,6 @@ impl Journal {
                 Err(e) => Err(stop(&mut failure, e)),
             }
         });
-        drop(reg);
         match written {
             Ok(_) => end.ok_or(SrsError::Unavailable),
             Err(e) => Err(first_error(failure, e)),
