@@ -6,6 +6,10 @@
 //! with AddressSanitizer and UndefinedBehaviorSanitizer (`SESPHR_C_SANITIZE=1`).
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+#[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,6 +31,9 @@ fn library_dir() -> PathBuf {
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "--lib", "--quiet"]).current_dir(ROOT);
+    if cfg!(feature = "postgres") {
+        cmd.args(["--features", "postgres"]);
+    }
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -75,11 +82,27 @@ fn test_command(binary: &Path, scratch: &Path) -> Command {
     let mut c = Command::new(binary);
     c.arg(format!("{ROOT}/tests/vectors/sesphr-v1.txt"))
         .arg(scratch);
+    #[cfg(feature = "postgres")]
+    if let Some(ci) = PG.get() {
+        c.env("SESPHR_PG_CONNINFO", ci);
+    }
     c
 }
 
+/// With the `postgres` feature, the C tests also run two handles on one
+/// database of a throwaway cluster.
+#[cfg(feature = "postgres")]
+static PG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[test]
 fn c_tests_and_c_example() {
+    #[cfg(feature = "postgres")]
+    let _cluster = {
+        let c = pg::Cluster::start_with(&["fsync=off"]);
+        c.createdb("c");
+        let _ = PG.set(c.conninfo("c"));
+        c
+    };
     let lib = library_dir();
     let out = lib.parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&out).unwrap();

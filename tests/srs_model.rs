@@ -13,6 +13,9 @@
 )]
 
 mod common;
+#[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+mod pg;
 use common::*;
 use proptest::prelude::*;
 use sesphr::srs::*;
@@ -126,8 +129,10 @@ struct Record {
 const CHECKPOINT_EVERY: u64 = 3;
 
 /// Runs `ops`; `store` gives the store at start and at every restart (the
-/// same one in memory, the file reopened for SQLite).
-fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
+/// same one in memory, the file reopened for SQLite). With `twins`, two SRS
+/// share the store (two processes on one PostgreSQL database) and take the
+/// operations in turn.
+fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
     let start = 10_000u64;
     let clock = ManualClock::new(start);
     let key = StorageKey::from_bytes(&[42; 32]);
@@ -140,6 +145,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
         .unwrap()
     };
     let mut srs = open(&clock);
+    let mut peer = twins.then(|| open(&clock));
     let mut r = rng(1);
     let patient = patient(1);
     let labels: Vec<PortionLabel> = LABELS.iter().map(|l| label(l)).collect();
@@ -164,9 +170,13 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
     for (step, op) in ops.iter().enumerate() {
         let now = clock.now();
         let ctx = format!("step {step}: {op:?}");
+        let s = match &peer {
+            Some(p) if step % 2 == 1 => p,
+            _ => &srs,
+        };
         match *op {
             Op::Register(u) => {
-                let res = srs.register_user(&ids[u], Role::Doctor, pairs[u].public());
+                let res = s.register_user(&ids[u], Role::Doctor, pairs[u].public());
                 if model.users.contains_key(&u) {
                     assert!(
                         matches!(res, Err(SrsError::AlreadyRegistered)),
@@ -179,7 +189,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
                 }
             }
             Op::Remove(u) => {
-                let res = srs.remove_user(&ids[u]);
+                let res = s.remove_user(&ids[u]);
                 match model.users.get(&u) {
                     None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
                     Some(ModelUser::Removed) => {
@@ -209,7 +219,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
                 let rekey = ReKey::generate_with_rng(&keys[l], pairs[u].public(), &mut r);
                 let scope = since.map_or(Scope::AllRecords, |s| Scope::Since(now - 100 + s));
                 let expiry = expiry.map(|e| now + e);
-                let res = srs.grant(patient.patient(), &labels[l], &ids[u], rekey, scope, expiry);
+                let res = s.grant(patient.patient(), &labels[l], &ids[u], rekey, scope, expiry);
                 match model.users.get(&u) {
                     None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
                     Some(ModelUser::Removed) => {
@@ -229,7 +239,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
                 }
             }
             Op::Revoke { user: u, label: l } => {
-                let res = srs.revoke(patient.patient(), &labels[l], &ids[u]);
+                let res = s.revoke(patient.patient(), &labels[l], &ids[u]);
                 if !model.users.contains_key(&u) {
                     assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}");
                 } else if matches!(model.grants.get(&(u, l)), Some(ModelGrant::Active { .. })) {
@@ -270,7 +280,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
                 let got = if batch {
                     // A batch of the chosen record and one more: each judged on its own.
                     let other = &records[(record + 1) % records.len()];
-                    let out = srs
+                    let out = s
                         .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()])
                         .unwrap();
                     let other_expected = model.may_read(
@@ -287,7 +297,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
                     entries += 1;
                     out.into_iter().next().unwrap().map_err(SrsError::Denied)
                 } else {
-                    srs.reencrypt(&ids[u], rec.sealed.header())
+                    s.reencrypt(&ids[u], rec.sealed.header())
                 };
                 entries += 1;
                 match (expected, got) {
@@ -316,9 +326,16 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
             }
             Op::Advance(s) => clock.advance(s),
             Op::Restart => {
+                if let Some(p) = &peer {
+                    srs.sync().unwrap();
+                    p.sync().unwrap();
+                    assert_eq!(p.registry(), srs.registry(), "{ctx}: the twins differ");
+                }
                 let before = srs.registry();
                 drop(srs);
+                drop(peer.take());
                 srs = open(&clock);
+                peer = twins.then(|| open(&clock));
                 assert_eq!(
                     srs.registry(),
                     before,
@@ -334,6 +351,7 @@ fn run(ops: &[Op], store: impl Fn() -> Arc<dyn Store>) {
             }
         }
     }
+    srs.sync().unwrap();
     assert_eq!(srs.verify_audit().unwrap(), entries);
 }
 
@@ -343,7 +361,7 @@ proptest! {
     #[test]
     fn srs_agrees_with_the_reference_model_in_memory(ops in proptest::collection::vec(op(), 1..60)) {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        run(&ops, || store.clone());
+        run(&ops, false, || store.clone());
     }
 }
 
@@ -354,8 +372,36 @@ proptest! {
     fn srs_agrees_with_the_reference_model_on_sqlite(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.db");
-        run(&ops, || Arc::new(SqliteStore::open(&path).unwrap()));
+        run(&ops, false, || Arc::new(SqliteStore::open(&path).unwrap()));
     }
+}
+
+/// The model on PostgreSQL, with two SRS on one database taking the
+/// operations in turn: each sees the other's changes as if they were its
+/// own. One throwaway cluster; a fresh database per case.
+#[cfg(feature = "postgres")]
+#[test]
+fn srs_agrees_with_the_reference_model_on_postgres_from_two_processes() {
+    let cluster = pg::Cluster::start_with(&["fsync=off"]);
+    let cases = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..60), |ops| {
+            let db = format!(
+                "m{}",
+                cases.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            cluster.createdb(&db);
+            let ci = cluster.conninfo(&db);
+            run(&ops, true, || {
+                Arc::new(sesphr::store::PostgresStore::open(&ci).unwrap())
+            });
+            Ok(())
+        })
+        .unwrap();
 }
 
 /// The scenario of the design spelled out: backward access for a new user,

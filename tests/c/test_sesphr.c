@@ -1052,6 +1052,50 @@ static void test_sqlite(const char *dir)
     sesphr_patient_keys_free(pk);
 }
 
+/* Two SRS handles on one PostgreSQL database (as two processes would be):
+ * a grant made through one serves through the other, a revocation made
+ * through one is refused at once by the other. Without SESPHR_PG_CONNINFO
+ * (or in a library built without the postgres feature) only the error
+ * paths are checked. */
+static void test_postgres(const char *conninfo)
+{
+    struct world w;
+    sesphr_srs *other = NULL;
+    sesphr_buffer *lab = NULL;
+    sesphr_result r;
+    r = sesphr_srs_open_postgres("host=/nonexistent dbname=none", STORAGE_KEY, sizeof STORAGE_KEY,
+                                 NULL, 0, NULL, &other);
+    CHECK(r == SESPHR_RESULT_STORE_CONNECTION || r == SESPHR_RESULT_STORE);
+    CHECK(other == NULL && strlen(sesphr_last_error_detail()) > 0);
+    EXPECT(sesphr_srs_open_postgres(NULL, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &other),
+           SESPHR_RESULT_NULL_PARAMETER);
+    if (conninfo == NULL || *conninfo == 0) return;
+
+    OK(sesphr_srs_open_postgres(conninfo, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &w.srs));
+    world_new(&w, w.srs);
+    OK(sesphr_srs_open_postgres(conninfo, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &other));
+    lab = seal(w.ppk_lab, 9, 1500, "HbA1c 5.4%");
+    grant(&w, "dr-house", w.doctor, "lab", NULL, SESPHR_RESULT_OK);
+    {
+        sesphr_srs *mine = w.srs;
+        w.srs = other; /* read through the other handle */
+        EXPECT(read_as(&w, "dr-house", w.doctor, lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+        OK(sesphr_srs_revoke(mine, S("patient-0042"), S("lab"), S("dr-house")));
+        EXPECT(read_as(&w, "dr-house", w.doctor, lab, ""), SESPHR_RESULT_DENIED_REVOKED);
+        w.srs = mine;
+    }
+    /* The same identity cannot be registered twice through either. */
+    {
+        uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
+        OK(sesphr_keypair_public_key(w.researcher, pk, sizeof pk));
+        EXPECT(sesphr_srs_register_user(other, S("dr-house"), S("doctor"), pk, sizeof pk),
+               SESPHR_RESULT_ALREADY_REGISTERED);
+    }
+    sesphr_srs_free(other);
+    sesphr_buffer_free(lab);
+    world_free(&w);
+}
+
 int main(int argc, char **argv)
 {
     sesphr_srs *srs = NULL;
@@ -1073,6 +1117,7 @@ int main(int argc, char **argv)
     test_sqlite(argv[2]);
     test_checkpoints(argv[2]);
     test_fork();
+    test_postgres(getenv("SESPHR_PG_CONNINFO"));
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
