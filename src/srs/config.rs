@@ -24,6 +24,7 @@ pub struct SrsConfig {
     pub(crate) checkpoint_every: u64,
     pub(crate) sink: Option<CheckpointSink>,
     pub(crate) required: Option<Checkpoint>,
+    pub(crate) follow: bool,
 }
 
 impl SrsConfig {
@@ -45,6 +46,7 @@ impl SrsConfig {
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             sink: None,
             required: None,
+            follow: true,
         }
     }
 
@@ -88,6 +90,19 @@ impl SrsConfig {
     #[must_use]
     pub fn on_checkpoint(mut self, sink: impl Fn(&Checkpoint) + Send + Sync + 'static) -> Self {
         self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// On a store shared with other SRS processes (PostgreSQL), whether a
+    /// background thread follows their changes as they are announced
+    /// (`LISTEN`/`NOTIFY`, polling as a backup). On by default. Without it
+    /// the registry catches up at this SRS's next commit or
+    /// [`Srs::sync`](crate::srs::Srs::sync) — correctness does not depend on
+    /// it (every commit catches up and re-checks its requests first), only
+    /// how soon a grant made elsewhere serves here without a retry.
+    #[must_use]
+    pub fn follow_changes(mut self, follow: bool) -> Self {
+        self.follow = follow;
         self
     }
 

@@ -116,6 +116,7 @@ impl Srs {
             checkpoint_every,
             sink,
             required,
+            follow,
         } = config;
         let keys = Arc::new(SrsKeys::new(&storage_key, signing_key)?);
         if let Some(cp) = &required
@@ -130,7 +131,16 @@ impl Srs {
             required.as_ref(),
         )?
         else {
-            return Self::create(store, keys, clock, escrow, checkpoint_every, sink, required);
+            return Self::create(
+                store,
+                keys,
+                clock,
+                escrow,
+                checkpoint_every,
+                sink,
+                required,
+                follow,
+            );
         };
         let shared = store.is_shared();
         let journal = Arc::new(Journal::new(
@@ -145,7 +155,7 @@ impl Srs {
         ));
         Ok(Self::start(
             journal,
-            shared,
+            (shared, follow),
             keys,
             clock,
             escrow,
@@ -157,13 +167,13 @@ impl Srs {
     /// the registry current between commits.
     fn start(
         journal: Arc<Journal>,
-        shared: bool,
+        (shared, follow): (bool, bool),
         keys: Arc<SrsKeys>,
         clock: Arc<dyn Clock>,
         escrow: Option<EscrowKeyIssuer>,
         report: OpenReport,
     ) -> Self {
-        if shared {
+        if shared && follow {
             follower::spawn(&journal);
         }
         Self {
@@ -185,6 +195,7 @@ impl Srs {
         checkpoint_every: u64,
         sink: Option<CheckpointSink>,
         required: Option<Checkpoint>,
+        follow: bool,
     ) -> Result<Self, SrsError> {
         // A store without a head must be empty: rows or entries without a
         // head mean the head was deleted.
@@ -231,7 +242,14 @@ impl Srs {
             created: true,
             ..OpenReport::default()
         };
-        Ok(Self::start(journal, shared, keys, clock, escrow, report))
+        Ok(Self::start(
+            journal,
+            (shared, follow),
+            keys,
+            clock,
+            escrow,
+            report,
+        ))
     }
 
     /// Serializes whole-chain maintenance (verification, archiving).

@@ -23,7 +23,7 @@ pub use sqlite::{Durability, SqliteStore};
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
-pub use self::postgres::PostgresStore;
+pub use self::postgres::{LockStats, PostgresStore};
 
 /// What kind of store failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -21,8 +21,9 @@
 //! the transaction is rolled back by the server, and the next call
 //! reconnects.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
@@ -61,6 +62,24 @@ pub struct PostgresStore {
     conninfo: String,
     writer: Mutex<Option<Client>>,
     reader: Mutex<Option<Client>>,
+    commits: AtomicU64,
+    waited_ns: AtomicU64,
+    held_ns: AtomicU64,
+}
+
+/// How this process's commits used the chain head's lock, the point that
+/// serializes every SRS process (see [`PostgresStore::lock_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockStats {
+    /// Commit transactions that took the lock (including those that found
+    /// nothing to write).
+    pub commits: u64,
+    /// Time spent waiting for the lock, in total.
+    pub waited: Duration,
+    /// Time the lock was held (from acquiring it to the end of the
+    /// transaction), in total. One primary sustains at most about
+    /// `commits / held` commits per second across all processes.
+    pub held: Duration,
 }
 
 impl core::fmt::Debug for PostgresStore {
@@ -187,7 +206,19 @@ impl PostgresStore {
             conninfo: conninfo.to_owned(),
             writer: Mutex::new(Some(client)),
             reader: Mutex::new(None),
+            commits: AtomicU64::new(0),
+            waited_ns: AtomicU64::new(0),
+            held_ns: AtomicU64::new(0),
         })
+    }
+
+    /// How this process's commits used the chain head's lock so far.
+    pub fn lock_stats(&self) -> LockStats {
+        LockStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            waited: Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed)),
+            held: Duration::from_nanos(self.held_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Runs `f` on a connection from `slot` (connecting first if it was
@@ -406,25 +437,34 @@ impl Store for PostgresStore {
         self.with(&self.writer, |client| {
             let mut tx = client.transaction().map_err(pg_err("beginning a commit"))?;
             // The head row's lock serializes every writer of every process.
+            let asked = Instant::now();
             let r = tx
                 .query_opt(
                     "SELECT value FROM sesphr_meta WHERE name = 'head' FOR UPDATE",
                     &[],
                 )
                 .map_err(pg_err("locking the chain head"))?;
+            let locked = Instant::now();
             let head = decode_head(head_value(r.as_ref())?.as_deref())?;
             let built = build(&mut TxView { tx: &mut tx, head })?;
-            match built {
+            let written = match built {
                 None => {
                     tx.rollback().map_err(pg_err("ending a commit"))?;
-                    Ok(false)
+                    false
                 }
                 Some(c) => {
                     write(&mut tx, &c).map_err(pg_err("committing"))?;
                     tx.commit().map_err(pg_err("committing"))?;
-                    Ok(true)
+                    true
                 }
-            }
+            };
+            let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.waited_ns
+                .fetch_add(nanos(locked - asked), Ordering::Relaxed);
+            self.held_ns
+                .fetch_add(nanos(locked.elapsed()), Ordering::Relaxed);
+            Ok(written)
         })
     }
 
