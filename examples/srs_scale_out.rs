@@ -361,23 +361,13 @@ fn main() {
         .follow_changes(false),
     )
     .unwrap();
-    {
-        let p = patient();
-        let k = p.portion_secret(&lab(), 0);
-        for i in 0..5_000 {
-            let u = i % USERS;
-            pg_srs.revoke(p.patient(), &lab(), &user_id(u)).unwrap();
-            pg_srs
-                .grant(
-                    p.patient(),
-                    &lab(),
-                    &user_id(u),
-                    ReKey::generate(&k, user_keys(u).public()),
-                    Scope::AllRecords,
-                    None,
-                )
-                .unwrap();
-        }
+    // 10,000 registrations: 10,000 new rows and audit entries to verify.
+    for i in 0..10_000 {
+        let kp = KeyPair::generate();
+        let id = Identity::new(format!("late-{i}")).unwrap();
+        pg_srs
+            .register_user(&id, Role::Researcher, kp.public())
+            .unwrap();
     }
     let t = Instant::now();
     b.sync().unwrap();

@@ -187,6 +187,7 @@ impl Srs {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the parts of one `SrsConfig`
     fn create(
         store: Arc<dyn Store>,
         keys: Arc<SrsKeys>,
