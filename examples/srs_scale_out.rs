@@ -148,7 +148,7 @@ fn scalar_mul() -> Duration {
     for _ in 0..9 {
         let t = Instant::now();
         for _ in 0..2_000 {
-            acc = acc * s;
+            acc *= s;
         }
         runs.push(t.elapsed() / 2_000);
     }
