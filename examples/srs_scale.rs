@@ -5,18 +5,24 @@
 //! cargo run --release --example srs_scale -- memory 100000
 //! cargo run --release --example srs_scale -- build DB --patients P --entries E
 //! cargo run --release --example srs_scale -- open DB
+//! cargo run --release --example srs_scale -- report
 //! ```
+//! `report` measures memory per patient, grant and user (20,000 patients)
+//! and the open time of one database (1,000 patients) as its audit log grows
+//! to 10⁴, 10⁵ and 10⁶ entries, on a file under `target/`, and writes
+//! `target/sesphr-bench/scale.json` for the benchmark report's page.
 //! `open` prints the time to open, what open verified, and the process's
 //! peak resident memory; time it as a whole process to compare sizes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     clippy::cast_possible_truncation
 )]
 
 use std::time::Instant;
 
-use sesphr::srs::{Role, Scope, Srs, SrsConfig, StorageKey};
+use sesphr::srs::{Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
 use sesphr::store::{Durability, MemoryStore, SqliteStore};
 use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, ReKey, RecordId, SealedPortion};
 
@@ -32,7 +38,9 @@ const KEY: [u8; 32] = [1; 32];
 const THREADS: usize = 32;
 
 fn usage() -> ! {
-    eprintln!("usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB");
+    eprintln!(
+        "usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB | report"
+    );
     std::process::exit(2)
 }
 
@@ -82,7 +90,8 @@ fn populate_parallel(srs: &Srs, n: usize) {
     });
 }
 
-fn memory(n: usize) {
+/// Bytes per patient (six portions), per grant and per user.
+fn memory(n: usize) -> (f64, f64, f64) {
     let srs = Srs::open(SrsConfig::new(
         MemoryStore::new(),
         StorageKey::from_bytes(&KEY),
@@ -90,6 +99,11 @@ fn memory(n: usize) {
     .unwrap();
     populate_parallel(&srs, n);
     let s = srs.registry_size();
+    let sizes = (
+        s.patients as f64 / s.patient_count as f64,
+        s.grants as f64 / s.grant_count as f64,
+        s.users as f64 / n as f64,
+    );
     println!(
         "patients={} portions={} grants={} users={}",
         s.patient_count, s.portion_count, s.grant_count, n
@@ -103,6 +117,7 @@ fn memory(n: usize) {
         s.grants as f64 / s.grant_count as f64
     );
     println!("bytes/user={:.0}", s.users as f64 / n as f64);
+    sizes
 }
 
 fn build(path: &str, patients: usize, entries: u64) {
@@ -118,11 +133,14 @@ fn build(path: &str, patients: usize, entries: u64) {
     // capsule proofs are checked in batches; each request is one entry).
     let p = PatientKeys::from_master(Identity::new("traffic").unwrap(), &[9; 32]);
     let lab = PortionLabel::new("lab").unwrap();
-    srs.register_patient(p.patient(), &[p.portion_public(&lab, 0)])
-        .unwrap();
+    // Topping up an existing database finds them registered already.
+    let again = |r: Result<(), SrsError>| match r {
+        Ok(()) | Err(SrsError::AlreadyRegistered) => {}
+        Err(e) => panic!("{e}"),
+    };
+    again(srs.register_patient(p.patient(), &[p.portion_public(&lab, 0)]));
     let who = Identity::new("traffic-user").unwrap();
-    srs.register_user(&who, Role::Researcher, KeyPair::generate().public())
-        .unwrap();
+    again(srs.register_user(&who, Role::Researcher, KeyPair::generate().public()));
     let sealed =
         SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
     let t = Instant::now();
@@ -145,6 +163,48 @@ fn build(path: &str, patients: usize, entries: u64) {
     });
     srs.checkpoint().unwrap();
     eprintln!("wrote {want} audit entries in {:.1?}", t.elapsed());
+}
+
+/// The median of three opens of `path`, in seconds.
+fn time_open(path: &str) -> f64 {
+    let mut t: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            drop(Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap());
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[1]
+}
+
+fn report() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let (patient, grant, user) = memory(20_000);
+    let dir = tempfile::tempdir_in(&root).unwrap();
+    let db = dir.path().join("scale.db");
+    let db = db.to_str().unwrap();
+    let mut open = Vec::new();
+    for entries in [10_000u64, 100_000, 1_000_000] {
+        build(db, if open.is_empty() { 1_000 } else { 0 }, entries);
+        let secs = time_open(db);
+        eprintln!("open at {entries} audit entries: {secs:.3} s");
+        open.push(format!("{{\"entries\":{entries},\"seconds\":{secs:.4}}}"));
+    }
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir.path())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let json = format!(
+        "{{\"patients_for_memory\":20000,\"bytes_per_patient\":{patient:.1},\"bytes_per_grant\":{grant:.1},\"bytes_per_user\":{user:.1},\"open_patients\":1000,\"file_system\":\"{fs}\",\"open\":[{}]}}\n",
+        open.join(",")
+    );
+    let out = root.join("sesphr-bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("scale.json"), json).unwrap();
+    println!("written: {}", out.join("scale.json").display());
 }
 
 fn open(path: &str) {
@@ -174,11 +234,14 @@ fn main() {
             .map_or(0, |v| v.parse().unwrap_or_else(|_| usage()))
     };
     match args.first().map(String::as_str) {
-        Some("memory") => memory(
-            args.get(1)
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| usage()),
-        ),
+        Some("memory") => {
+            memory(
+                args.get(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| usage()),
+            );
+        }
+        Some("report") => report(),
         Some("build") => build(
             args.get(1).unwrap_or_else(|| usage()),
             flag("--patients") as usize,

@@ -215,6 +215,32 @@ fn the_page_is_self_contained_well_formed_and_shows_the_json_figures() {
             assert!(page.contains(&format!("{r:.2}")), "{}", o["id"]);
         }
     }
+    // The scale figures, when present, are charted and tabled with the JSON's
+    // numbers; without them the page says how to add them.
+    assert!(page.contains("srs_scale -- report"));
+    let mut json = json;
+    json["scale"] = json!({
+        "bytes_per_patient": 385.5, "bytes_per_grant": 175.25, "bytes_per_user": 138.0,
+        "open": [{"entries": 10000, "seconds": 0.0331}, {"entries": 1000000, "seconds": 0.0324}]
+    });
+    json["scale_out"] = json!({"rows": [
+        {"store": "postgres", "processes": 2, "batch": 256, "per_second": 40576.0,
+         "cpu_per_reencryption_over_scalar_mul": 1.62, "lock_held_us": 5276.0},
+        {"store": "sqlite", "processes": 1, "batch": 64, "per_second": 40464.0,
+         "cpu_per_reencryption_over_scalar_mul": 1.75, "lock_held_us": null}
+    ]});
+    let page = report::html(&json);
+    well_formed(&page).unwrap();
+    for shown in [
+        "385.50", "175.25", "33.10", "32.40", "40.58", "40.46", "1.62", "1.75",
+    ] {
+        assert!(
+            page.matches(shown).count() >= 2,
+            "{shown} not charted and tabled"
+        );
+    }
+    assert!(page.contains("postgres ×2 batch 256"));
+    assert!(!page.contains("srs_scale -- report</code> and"));
     // A page with a missed target says so.
     let mut slow = good();
     slow[5].1 *= 1.5; // reencrypt/single

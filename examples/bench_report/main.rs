@@ -13,7 +13,10 @@
 //! `--quick` shortens every measurement; `--no-run` only reads earlier
 //! results; `--check` exits with status 1, naming each missed target, so a
 //! runner's CI can gate on it. Every target is a ratio to a baseline of the
-//! same run (see `report.rs`).
+//! same run (see `report.rs`). The page also charts the figures of
+//! `cargo run --release --example srs_scale -- report` and
+//! `cargo run --release --features postgres --example srs_scale_out` when
+//! those were run first (`target/sesphr-bench/scale.json`, `scale-out.json`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -75,7 +78,18 @@ fn main() {
     let compare = std::fs::read_to_string(target.join("sesphr-compare.json"))
         .ok()
         .and_then(|s| serde_json::from_str::<Value>(&s).ok());
-    let (report, table) = report::build(&medians, compare, &report::Machine::here());
+    let (mut report, table) = report::build(&medians, compare, &report::Machine::here());
+    // The scale figures, when their runs wrote them: `srs_scale report`
+    // (open time against audit length, bytes per grant) and `srs_scale_out`
+    // (processes on PostgreSQL).
+    for (key, file) in [("scale", "scale.json"), ("scale_out", "scale-out.json")] {
+        if let Some(v) = std::fs::read_to_string(target.join("sesphr-bench").join(file))
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        {
+            report[key] = v;
+        }
+    }
     let path = target.join("sesphr-bench.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     let page_dir = target.join("sesphr-bench");

@@ -573,6 +573,51 @@ pub(crate) fn html(report: &Value) -> String {
             ))
         })
         .collect();
+    let scale = &report["scale"];
+    let open_time: Vec<(String, f64, Option<f64>)> = scale["open"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|o| {
+            Some((
+                format!("{} entries", o["entries"].as_u64()?),
+                o["seconds"].as_f64()? * 1000.0,
+                None,
+            ))
+        })
+        .collect();
+    let bytes: Vec<(String, f64, Option<f64>)> = [
+        ("per patient (6 portions)", "bytes_per_patient"),
+        ("per grant", "bytes_per_grant"),
+        ("per user", "bytes_per_user"),
+    ]
+    .iter()
+    .filter_map(|(l, k)| Some(((*l).to_owned(), scale[*k].as_f64()?, None)))
+    .collect();
+    let out_rows = report["scale_out"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_process = |value: &dyn Fn(&Value) -> Option<f64>| {
+        out_rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    format!(
+                        "{} ×{} batch {}",
+                        r["store"].as_str()?,
+                        r["processes"].as_u64()?,
+                        r["batch"].as_u64()?
+                    ),
+                    value(r)?,
+                    None,
+                ))
+            })
+            .collect::<Vec<(String, f64, Option<f64>)>>()
+    };
+    let out_rate = by_process(&|r| Some(r["per_second"].as_f64()? / 1000.0));
+    let out_cpu = by_process(&|r| r["cpu_per_reencryption_over_scalar_mul"].as_f64());
     let scalar = report["baselines_ns"]["scalar_mul"].as_f64().unwrap_or(0.0);
     let missed = missed(report);
     let mut page = String::new();
@@ -614,6 +659,22 @@ pub(crate) fn html(report: &Value) -> String {
             "× faster",
             &umbral,
         ),
+        (
+            "SRS re-encryptions per second by store and processes (thousands; srs_scale_out)",
+            "k/s",
+            &out_rate,
+        ),
+        (
+            "SRS process CPU per re-encryption ÷ scalar multiplication, by store and processes",
+            "ratio",
+            &out_cpu,
+        ),
+        (
+            "SQLite open time (ms) against audit length (srs_scale report)",
+            "ms",
+            &open_time,
+        ),
+        ("Registry memory, bytes (srs_scale report)", "bytes", &bytes),
     ];
     for (title, unit, bars) in sections {
         if bars.is_empty() {
@@ -631,6 +692,9 @@ pub(crate) fn html(report: &Value) -> String {
         }
         page.push_str("</table>\n");
     }
-    page.push_str("<p>Open time against audit length and bytes per grant come from <code>cargo run --release --example srs_scale</code> (see the README).</p>\n</body>\n</html>\n");
+    if scale.is_null() || report["scale_out"].is_null() {
+        page.push_str("<p>Run <code>cargo run --release --example srs_scale -- report</code> and <code>cargo run --release --features postgres --example srs_scale_out</code> before the report to add open time against audit length, bytes per grant and SRS throughput by processes on PostgreSQL.</p>\n");
+    }
+    page.push_str("</body>\n</html>\n");
     page
 }

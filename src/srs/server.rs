@@ -815,6 +815,10 @@ impl Srs {
     /// deleted, reordered or inserted entry; store errors.
     pub fn verify_audit(&self) -> Result<u64, SrsError> {
         let _m = self.maintenance();
+        if self.shared {
+            // Up to what the other processes committed (and archived).
+            self.sync()?;
+        }
         let pos = self.journal.durable();
         let store = self.journal.store();
         let head = self.authentic_head()?;
@@ -922,6 +926,9 @@ impl Srs {
     /// chain and store errors; [`SrsError::Store`] wrapping a write failure.
     pub fn archive_audit<W: Write>(&self, upto: u64, out: &mut W) -> Result<u64, SrsError> {
         let _m = self.maintenance();
+        if self.shared {
+            self.sync()?;
+        }
         let store = self.journal.store();
         let pos = self.journal.durable();
         let end = store
