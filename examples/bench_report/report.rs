@@ -458,7 +458,7 @@ pub(crate) fn round2(x: f64) -> f64 {
 /// One bar chart as inline SVG: `bars` are (label, value), `target` draws a
 /// marker per bar (None: no target for it); every value is printed above
 /// its bar with two decimals, as in the JSON.
-fn bar_chart(title: &str, y_label: &str, bars: &[(String, f64, Option<f64>)]) -> String {
+fn bar_chart(title: &str, unit: &str, bars: &[(String, f64, Option<f64>)]) -> String {
     use plotters::prelude::*;
     let mut svg = String::new();
     if bars.is_empty() {
@@ -469,53 +469,56 @@ fn bar_chart(title: &str, y_label: &str, bars: &[(String, f64, Option<f64>)]) ->
         .iter()
         .flat_map(|(_, v, t)| [*v, t.unwrap_or(0.0)])
         .fold(1.0f64, f64::max)
-        * 1.25;
-    let width = 120 + 90 * n;
+        * 1.2;
+    // Horizontal bars: every operation's name reads on one line; the first
+    // at the top, as in the table below the chart.
+    let height = 90 + 26 * n;
+    let row = |i: u32| n - 1 - i;
     {
-        let root = SVGBackend::with_string(&mut svg, (width, 380)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (960, height)).into_drawing_area();
         let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
             root.fill(&WHITE)?;
             let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 18))
+                .caption(title, ("sans-serif", 16))
                 .margin(10)
-                .x_label_area_size(90)
-                .y_label_area_size(50)
-                .build_cartesian_2d((0u32..n).into_segmented(), 0f64..top)?;
+                .x_label_area_size(40)
+                .y_label_area_size(300)
+                .build_cartesian_2d(0f64..top, (0u32..n).into_segmented())?;
             chart
                 .configure_mesh()
-                .disable_x_mesh()
-                .y_desc(y_label)
-                .x_label_formatter(&|x| match x {
-                    SegmentValue::CenterOf(i) => {
-                        bars.get(*i as usize).map_or(String::new(), |b| b.0.clone())
-                    }
+                .disable_y_mesh()
+                .y_labels(bars.len() + 1)
+                .x_desc(unit)
+                .y_label_formatter(&|y| match y {
+                    SegmentValue::CenterOf(i) if *i < n => bars
+                        .get(row(*i) as usize)
+                        .map_or(String::new(), |b| b.0.clone()),
                     _ => String::new(),
                 })
-                .x_label_style(
-                    ("sans-serif", 11)
-                        .into_font()
-                        .transform(FontTransform::Rotate90),
-                )
+                .y_label_style(("sans-serif", 12))
                 .draw()?;
             chart.draw_series(
-                Histogram::vertical(&chart)
+                Histogram::horizontal(&chart)
                     .style(RGBColor(70, 110, 170).filled())
-                    .margin(12)
-                    .data((0u32..).zip(bars.iter()).map(|(i, b)| (i, b.1))),
+                    .margin(4)
+                    .data((0u32..).zip(bars.iter()).map(|(i, b)| (row(i), b.1))),
             )?;
-            // Target markers: a red dash at the target of each bar that has one.
+            // Target markers: a red stroke at the target of each bar that has one.
             chart.draw_series((0u32..).zip(bars.iter()).filter_map(|(i, b)| {
                 b.2.map(|t| {
                     PathElement::new(
-                        vec![(SegmentValue::Exact(i), t), (SegmentValue::Exact(i + 1), t)],
-                        RED.stroke_width(2),
+                        vec![
+                            (t, SegmentValue::Exact(row(i))),
+                            (t, SegmentValue::Exact(row(i) + 1)),
+                        ],
+                        RED.stroke_width(3),
                     )
                 })
             }))?;
             chart.draw_series((0u32..).zip(bars.iter()).map(|(i, b)| {
                 Text::new(
                     format!("{:.2}", b.1),
-                    (SegmentValue::CenterOf(i), b.1 + top * 0.02),
+                    (b.1 + top * 0.01, SegmentValue::CenterOf(row(i))),
                     ("sans-serif", 12).into_font(),
                 )
             }))?;
