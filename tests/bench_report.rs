@@ -241,6 +241,16 @@ fn the_page_is_self_contained_well_formed_and_shows_the_json_figures() {
     }
     assert!(page.contains("postgres ×2 batch 256"));
     assert!(!page.contains("srs_scale -- report</code> and"));
+    // A scale target missed is named by --check.
+    json["scale"]["open"][1]["seconds"] = json!(0.0662);
+    json["scale_targets"] = report::scale_targets(&json);
+    let missed = report::missed(&json);
+    assert!(
+        missed
+            .iter()
+            .any(|m| m.starts_with("open time, longest ÷ shortest")),
+        "{missed:?}"
+    );
     // A page with a missed target says so.
     let mut slow = good();
     slow[5].1 *= 1.5; // reencrypt/single

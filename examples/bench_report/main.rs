@@ -90,6 +90,7 @@ fn main() {
             report[key] = v;
         }
     }
+    report["scale_targets"] = report::scale_targets(&report);
     let path = target.join("sesphr-bench.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     let page_dir = target.join("sesphr-bench");

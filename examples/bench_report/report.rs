@@ -345,12 +345,67 @@ fn verdict_max(ratio: f64, target: Option<f64>) -> String {
 
 /// Every target the report missed, named, with its figure: what `--check`
 /// reports. An operation with a target but no measurement counts as missed.
+/// Targets on the scale figures (present when their runs wrote them), each a
+/// ratio of two figures of the same run: open time does not grow with the
+/// audit log; sharing a PostgreSQL database with another SRS process, and
+/// PostgreSQL itself, cost little CPU per re-encryption.
+pub(crate) fn scale_targets(report: &Value) -> Value {
+    let mut out = Vec::new();
+    let mut push = |id: &str, ratio: Option<f64>, target: f64| {
+        if let Some(r) = ratio.filter(|r| r.is_finite()) {
+            out.push(serde_json::json!({
+                "id": id,
+                "ratio": round2(r),
+                "target_max_ratio": target,
+                "target_met": r <= target,
+            }));
+        }
+    };
+    if let Some(open) = report["scale"]["open"].as_array() {
+        let secs = |o: Option<&Value>| o.and_then(|o| o["seconds"].as_f64());
+        push(
+            "open time, longest ÷ shortest audit log",
+            secs(open.last())
+                .zip(secs(open.first()))
+                .map(|(a, b)| a / b),
+            1.5,
+        );
+    }
+    let rows = report["scale_out"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let cpu = |store: &str, procs: u64, batch: u64| {
+        rows.iter()
+            .find(|r| r["store"] == store && r["processes"] == procs && r["batch"] == batch)
+            .and_then(|r| r["cpu_per_reencryption_over_scalar_mul"].as_f64())
+    };
+    for batch in [64, 256] {
+        push(
+            &format!("PostgreSQL CPU per re-encryption, batch {batch}: 2 processes ÷ 1"),
+            cpu("postgres", 2, batch)
+                .zip(cpu("postgres", 1, batch))
+                .map(|(a, b)| a / b),
+            1.15,
+        );
+        push(
+            &format!("CPU per re-encryption, batch {batch}: PostgreSQL ÷ memory"),
+            cpu("postgres", 1, batch)
+                .zip(cpu("memory", 1, batch))
+                .map(|(a, b)| a / b),
+            1.15,
+        );
+    }
+    Value::Array(out)
+}
+
 pub(crate) fn missed(report: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let rows = |key: &str| report[key].as_array().cloned().unwrap_or_default();
     for r in rows("operations")
         .iter()
         .chain(rows("srs_throughput").iter())
+        .chain(rows("scale_targets").iter())
     {
         if r["target_met"] == Value::Bool(false) {
             out.push(format!(
@@ -619,6 +674,19 @@ pub(crate) fn html(report: &Value) -> String {
             })
             .collect::<Vec<(String, f64, Option<f64>)>>()
     };
+    let scale_ratios: Vec<(String, f64, Option<f64>)> = report["scale_targets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["id"].as_str()?.to_owned(),
+                r["ratio"].as_f64()?,
+                r["target_max_ratio"].as_f64(),
+            ))
+        })
+        .collect();
     let out_rate = by_process(&|r| Some(r["per_second"].as_f64()? / 1000.0));
     let out_cpu = by_process(&|r| r["cpu_per_reencryption_over_scalar_mul"].as_f64());
     let scalar = report["baselines_ns"]["scalar_mul"].as_f64().unwrap_or(0.0);
@@ -661,6 +729,11 @@ pub(crate) fn html(report: &Value) -> String {
             "sesphr faster than umbral-pre by (target in red)",
             "× faster",
             &umbral,
+        ),
+        (
+            "Scale: ratios of the same run's figures (target in red)",
+            "ratio",
+            &scale_ratios,
         ),
         (
             "SRS re-encryptions per second by store and processes (thousands; srs_scale_out)",
