@@ -31,6 +31,15 @@ const READERS: usize = 3;
 /// Threads per reader process.
 const THREADS: usize = 4;
 
+/// A throwaway cluster (fsync off: these tests kill SRS processes, never
+/// the server) with an empty database `srs`, and its connection string.
+fn fresh() -> (Cluster, String) {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    (cluster, ci)
+}
+
 fn key() -> StorageKey {
     StorageKey::from_bytes(&KEY)
 }
@@ -220,9 +229,7 @@ fn child() {
 
 #[test]
 fn two_srs_on_one_database_see_each_others_changes_at_once() {
-    let cluster = Cluster::start_with(&["fsync=off"]);
-    cluster.createdb("srs");
-    let ci = cluster.conninfo("srs");
+    let (_cluster, ci) = fresh();
     let a = open(&ci);
     let b = open(&ci);
     setup(&a);
@@ -261,9 +268,7 @@ fn two_srs_on_one_database_see_each_others_changes_at_once() {
 
 #[test]
 fn the_follower_applies_other_processes_changes_without_a_request() {
-    let cluster = Cluster::start_with(&["fsync=off"]);
-    cluster.createdb("srs");
-    let ci = cluster.conninfo("srs");
+    let (_cluster, ci) = fresh();
     let a = open(&ci);
     let b = open(&ci);
     setup(&a);
@@ -285,9 +290,7 @@ struct Op {
 
 #[test]
 fn after_revoke_returns_on_any_process_no_process_reencrypts() {
-    let cluster = Cluster::start_with(&["fsync=off"]);
-    cluster.createdb("srs");
-    let ci = cluster.conninfo("srs");
+    let (cluster, ci) = fresh();
     setup(&open(&ci));
     let stop = cluster.socket_dir().join("stop");
     let ops_each = 3_400 / THREADS * THREADS + THREADS;
@@ -399,9 +402,7 @@ fn after_revoke_returns_on_any_process_no_process_reencrypts() {
 
 #[test]
 fn a_killed_process_loses_nothing_acknowledged_and_a_restarted_one_catches_up() {
-    let cluster = Cluster::start_with(&["fsync=off"]);
-    cluster.createdb("srs");
-    let ci = cluster.conninfo("srs");
+    let (_cluster, ci) = fresh();
     let srs = open(&ci);
     setup(&srs);
     let mut batcher = spawn("batcher", &ci, &[("SESPHR_PG_OPS", "1000000".into())]);
@@ -578,6 +579,13 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
     );
 }
 
+fn assert_connection_error(r: &Result<(), SrsError>) {
+    match r {
+        Err(SrsError::Store(e)) => assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applied() {
     let cluster = Cluster::start_with(&["fsync=off"]);
@@ -613,10 +621,7 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
     std::thread::sleep(Duration::from_millis(500));
     // A lock timeout: typed, nothing applied.
     let r = srs.revoke(patient(3).patient(), &label("lab"), &reader_id(0));
-    match &r {
-        Err(SrsError::Store(e)) => assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}"),
-        other => panic!("{other:?}"),
-    }
+    assert_connection_error(&r);
     assert_eq!(srs.registry(), before);
     // The backend terminated while it waits in its transaction.
     drop(srs);
@@ -636,10 +641,7 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
         std::thread::sleep(Duration::from_millis(50));
     }
     let r = t.join().unwrap();
-    match &r {
-        Err(SrsError::Store(e)) => assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}"),
-        other => panic!("{other:?}"),
-    }
+    assert_connection_error(&r);
     writeln!(stdin, "ROLLBACK;").unwrap();
     drop(stdin);
     holder.wait().unwrap();
@@ -656,9 +658,7 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
 
 #[test]
 fn a_missing_server_is_a_connection_error_and_newer_schemas_are_refused() {
-    let cluster = Cluster::start_with(&["fsync=off"]);
-    cluster.createdb("srs");
-    let ci = cluster.conninfo("srs");
+    let (cluster, ci) = fresh();
     drop(open(&ci));
     cluster.psql(
         "srs",
@@ -700,9 +700,7 @@ impl Clock for ClockHandle {
 
 #[test]
 fn a_request_whose_grant_is_revoked_elsewhere_before_it_commits_is_denied() {
-    let cluster = Cluster::start_with(&["fsync=off"]);
-    cluster.createdb("srs");
-    let ci = cluster.conninfo("srs");
+    let (_cluster, ci) = fresh();
     let a = std::sync::Arc::new(open(&ci));
     setup(&a);
     let clock = std::sync::Arc::new(RevokingClock {

@@ -7,7 +7,7 @@ use super::{
     Handle, array, array_out, bytes, c_str, fixed_out, free_handle, handle_ref, identity,
     into_handle, optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
-use crate::srs::{Checkpoint, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
+use crate::srs::{Checkpoint, Role, Scope, Srs, SrsConfig, StorageKey};
 use crate::store::MemoryStore;
 use crate::{
     EscrowKeyIssuer, Identity, PortionHeader, PortionLabel, PortionPublicKey, PublicKey, ReKey,
@@ -83,7 +83,7 @@ unsafe impl Sync for CheckpointCallback {}
 /// options, into `*out`.
 fn open_into(
     out_srs: &mut *mut sesphr_srs,
-    store: impl crate::store::Store + 'static,
+    store: std::sync::Arc<dyn crate::store::Store>,
     storage_key: *const u8,
     storage_key_len: usize,
     escrow_seed: *const u8,
@@ -93,7 +93,7 @@ fn open_into(
     let key: &[u8; 32] = bytes(storage_key, storage_key_len)?
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
-    let mut cfg = SrsConfig::new(store, StorageKey::from_bytes(key));
+    let mut cfg = SrsConfig::shared(store, StorageKey::from_bytes(key));
     if !escrow_seed.is_null() {
         let seed: &[u8; 32] = bytes(escrow_seed, escrow_seed_len)?
             .try_into()
@@ -145,45 +145,33 @@ pub extern "C" fn sesphr_srs_open_sqlite(
     options: *const sesphr_srs_options,
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
-    run(|| {
-        let o = out(out_srs)?;
-        let p = c_str(path)?
-            .to_str()
-            .map_err(|_| sesphr_result::InvalidArgument)?;
-        let opts = options_ref(options);
-        #[cfg(feature = "sqlite")]
-        {
-            use crate::store::{Durability, SqliteStore};
-            let durability = match opts.map_or(0, |o| o.durability) {
-                0 => Durability::PowerLoss,
-                1 => Durability::ProcessCrash,
-                _ => return Err(sesphr_result::InvalidArgument),
-            };
-            let store = SqliteStore::open_with(p, durability).map_err(SrsError::from)?;
-            open_into(
-                o,
-                store,
-                storage_key,
-                storage_key_len,
-                escrow_seed,
-                escrow_seed_len,
-                opts,
-            )
-        }
-        #[cfg(not(feature = "sqlite"))]
-        {
-            let _ = (
-                o,
-                p,
-                opts,
-                storage_key,
-                storage_key_len,
-                escrow_seed,
-                escrow_seed_len,
-            );
-            Err(sesphr_result::Store)
-        }
-    })
+    open_named(
+        path,
+        (storage_key, storage_key_len),
+        (escrow_seed, escrow_seed_len),
+        options,
+        out_srs,
+        &|p: &str, opts: Option<&sesphr_srs_options>| {
+            #[cfg(feature = "sqlite")]
+            {
+                use crate::store::{Durability, SqliteStore};
+                let durability = match opts.map_or(0, |o| o.durability) {
+                    0 => Durability::PowerLoss,
+                    1 => Durability::ProcessCrash,
+                    _ => return Err(sesphr_result::InvalidArgument),
+                };
+                let store =
+                    SqliteStore::open_with(p, durability).map_err(crate::srs::SrsError::from)?;
+                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn crate::store::Store>)
+            }
+            #[cfg(not(feature = "sqlite"))]
+            {
+                let _ = (p, opts);
+                super::result::set_detail("this libsesphr was built without the sqlite feature");
+                Err(sesphr_result::Store)
+            }
+        },
+    )
 }
 
 /// Opens an SRS on a PostgreSQL database that several SRS processes share
@@ -210,39 +198,61 @@ pub extern "C" fn sesphr_srs_open_postgres(
     options: *const sesphr_srs_options,
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
+    open_named(
+        conninfo,
+        (storage_key, storage_key_len),
+        (escrow_seed, escrow_seed_len),
+        options,
+        out_srs,
+        &|c: &str, _: Option<&sesphr_srs_options>| {
+            #[cfg(feature = "postgres")]
+            {
+                let store =
+                    crate::store::PostgresStore::open(c).map_err(crate::srs::SrsError::from)?;
+                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn crate::store::Store>)
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = c;
+                super::result::set_detail("this libsesphr was built without the postgres feature");
+                Err(sesphr_result::Store)
+            }
+        },
+    )
+}
+
+/// A store opened from a C string (a path, a connection string).
+type OpenStore<'a> = &'a dyn Fn(
+    &str,
+    Option<&sesphr_srs_options>,
+) -> Result<std::sync::Arc<dyn crate::store::Store>, sesphr_result>;
+
+/// The body of the `sesphr_srs_open_*` functions: checks the arguments,
+/// opens the store named by `name` with `open`, then the SRS on it.
+fn open_named(
+    name: *const c_char,
+    (storage_key, storage_key_len): (*const u8, usize),
+    (escrow_seed, escrow_seed_len): (*const u8, usize),
+    options: *const sesphr_srs_options,
+    out_srs: *mut *mut sesphr_srs,
+    open: OpenStore<'_>,
+) -> sesphr_result {
     run(|| {
         let o = out(out_srs)?;
-        let c = c_str(conninfo)?
+        let n = c_str(name)?
             .to_str()
             .map_err(|_| sesphr_result::InvalidArgument)?;
         let opts = options_ref(options);
-        #[cfg(feature = "postgres")]
-        {
-            let store = crate::store::PostgresStore::open(c).map_err(SrsError::from)?;
-            open_into(
-                o,
-                store,
-                storage_key,
-                storage_key_len,
-                escrow_seed,
-                escrow_seed_len,
-                opts,
-            )
-        }
-        #[cfg(not(feature = "postgres"))]
-        {
-            let _ = (
-                o,
-                c,
-                opts,
-                storage_key,
-                storage_key_len,
-                escrow_seed,
-                escrow_seed_len,
-            );
-            super::result::set_detail("this libsesphr was built without the postgres feature");
-            Err(sesphr_result::Store)
-        }
+        let store = open(n, opts)?;
+        open_into(
+            o,
+            store,
+            storage_key,
+            storage_key_len,
+            escrow_seed,
+            escrow_seed_len,
+            opts,
+        )
     })
 }
 
@@ -269,7 +279,7 @@ pub extern "C" fn sesphr_srs_new_in_memory(
         let o = out(out_srs)?;
         open_into(
             o,
-            MemoryStore::new(),
+            std::sync::Arc::new(MemoryStore::new()),
             storage_key,
             storage_key_len,
             escrow_seed,

@@ -26,6 +26,18 @@ use crate::srs::types::{Clock, SrsError, StorageKey};
 use crate::srs::{VerifyingKey, archive};
 use crate::store::{MemoryStore, Store, StoreError};
 
+/// What an `SrsConfig` leaves once its keys are derived and its store
+/// verified: the parts an SRS is assembled from.
+struct Parts {
+    store: Arc<dyn Store>,
+    keys: Arc<SrsKeys>,
+    clock: Arc<dyn Clock>,
+    escrow: Option<EscrowKeyIssuer>,
+    checkpoint_every: u64,
+    sink: Option<CheckpointSink>,
+    follow: bool,
+}
+
 /// The actor named in audit entries of changes the host made.
 const HOST_ACTOR: &str = "srs";
 
@@ -124,80 +136,70 @@ impl Srs {
         {
             return Err(SrsError::InvalidCheckpoint);
         }
-        let Some(loaded) = load(
+        let loaded = load(
             store.as_ref(),
             &keys,
             Registry::default(),
             required.as_ref(),
-        )?
-        else {
-            return Self::create(
-                store,
-                keys,
-                clock,
-                escrow,
-                checkpoint_every,
-                sink,
-                required,
-                follow,
-            );
-        };
-        let shared = store.is_shared();
-        let journal = Arc::new(Journal::new(
+        )?;
+        let parts = Parts {
             store,
-            keys.clone(),
-            clock.clone(),
-            loaded.registry,
-            checkpoint_every,
-            sink,
-            loaded.at,
-            Some(loaded.checkpoint),
-        ));
-        Ok(Self::start(
-            journal,
-            (shared, follow),
             keys,
             clock,
             escrow,
-            loaded.report,
-        ))
+            checkpoint_every,
+            sink,
+            follow,
+        };
+        match loaded {
+            Some(l) => Ok(Self::assemble(
+                parts,
+                l.registry,
+                l.at,
+                Some(l.checkpoint),
+                l.report,
+            )),
+            None => Self::create(parts, required),
+        }
     }
 
-    /// Assembles the SRS; on a shared store, starts the follower that keeps
-    /// the registry current between commits.
-    fn start(
-        journal: Arc<Journal>,
-        (shared, follow): (bool, bool),
-        keys: Arc<SrsKeys>,
-        clock: Arc<dyn Clock>,
-        escrow: Option<EscrowKeyIssuer>,
+    /// Builds the SRS around its journal; on a shared store, starts the
+    /// follower that keeps the registry current between commits.
+    fn assemble(
+        p: Parts,
+        registry: Registry,
+        at: Position,
+        checkpoint: Option<Checkpoint>,
         report: OpenReport,
     ) -> Self {
-        if shared && follow {
+        let shared = p.store.is_shared();
+        let journal = Arc::new(Journal::new(
+            p.store,
+            p.keys.clone(),
+            p.clock.clone(),
+            registry,
+            p.checkpoint_every,
+            p.sink,
+            at,
+            checkpoint,
+        ));
+        if shared && p.follow {
             follower::spawn(&journal);
         }
         Self {
             journal,
             shared,
-            keys,
-            clock,
-            escrow,
+            keys: p.keys,
+            clock: p.clock,
+            escrow: p.escrow,
             report,
             maintenance: Mutex::new(()),
         }
     }
 
-    #[allow(clippy::too_many_arguments)] // the parts of one `SrsConfig`
-    fn create(
-        store: Arc<dyn Store>,
-        keys: Arc<SrsKeys>,
-        clock: Arc<dyn Clock>,
-        escrow: Option<EscrowKeyIssuer>,
-        checkpoint_every: u64,
-        sink: Option<CheckpointSink>,
-        required: Option<Checkpoint>,
-        follow: bool,
-    ) -> Result<Self, SrsError> {
+    /// Initializes an empty store: a genesis head and checkpoint.
+    fn create(p: Parts, required: Option<Checkpoint>) -> Result<Self, SrsError> {
+        let store = &p.store;
         // A store without a head must be empty: rows or entries without a
         // head mean the head was deleted.
         let mut any = false;
@@ -227,30 +229,13 @@ impl Srs {
             base_hash: genesis,
             checkpoints: 0,
         };
-        let shared = store.is_shared();
-        let journal = Arc::new(Journal::new(
-            store,
-            keys.clone(),
-            clock.clone(),
-            Registry::default(),
-            checkpoint_every,
-            sink,
-            at,
-            None,
-        ));
-        journal.checkpoint()?;
         let report = OpenReport {
             created: true,
             ..OpenReport::default()
         };
-        Ok(Self::start(
-            journal,
-            (shared, follow),
-            keys,
-            clock,
-            escrow,
-            report,
-        ))
+        let srs = Self::assemble(p, Registry::default(), at, None, report);
+        srs.journal.checkpoint()?;
+        Ok(srs)
     }
 
     /// Serializes whole-chain maintenance (verification, archiving).

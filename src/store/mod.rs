@@ -430,16 +430,19 @@ pub(crate) fn commit_alone<S: Store + ?Sized>(
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A sequence number or generation as the signed integer SQL stores.
 pub(crate) fn to_i64(v: u64) -> i64 {
     i64::from_ne_bytes(v.to_ne_bytes())
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// Back from [`to_i64`].
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::from_ne_bytes(v.to_ne_bytes())
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A stored 32-byte hash or MAC.
 ///
 /// # Errors

@@ -166,74 +166,43 @@ impl Cluster {
         )
     }
 
+    /// Runs a client program on `db` over the socket, then `args`.
+    fn client(&self, program: &str, db: &str, args: &[&str]) -> Output {
+        let host = self.dir.path().to_str().unwrap();
+        let mut all = vec!["-h", host, "-U", "postgres"];
+        if program != "createdb" {
+            all.push("-d");
+        }
+        all.push(db);
+        all.extend_from_slice(args);
+        self.run(program, &all)
+    }
+
     /// Creates database `db`.
     pub fn createdb(&self, db: &str) {
-        let host = self.dir.path().to_str().unwrap().to_owned();
-        self.run("createdb", &["-h", &host, "-U", "postgres", db]);
+        self.client("createdb", db, &[]);
     }
 
     /// Runs SQL in `db` with psql; returns its unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let host = self.dir.path().to_str().unwrap().to_owned();
-        let out = self.run(
-            "psql",
-            &[
-                "-h",
-                &host,
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-qAtc",
-                sql,
-            ],
-        );
+        let out = self.client("psql", db, &["-v", "ON_ERROR_STOP=1", "-qAtc", sql]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// Dumps `db` to a file in the cluster's directory.
     pub fn dump(&self, db: &str, name: &str) -> PathBuf {
-        let host = self.dir.path().to_str().unwrap().to_owned();
         let file = self.dir.path().join(name);
-        self.run(
-            "pg_dump",
-            &[
-                "-h",
-                &host,
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-f",
-                file.to_str().unwrap(),
-            ],
-        );
+        self.client("pg_dump", db, &["-f", file.to_str().unwrap()]);
         file
     }
 
     /// Replaces `db` with what `dump` holds.
     pub fn restore(&self, db: &str, dump: &Path) {
-        let host = self.dir.path().to_str().unwrap().to_owned();
-        self.run("dropdb", &["-h", &host, "-U", "postgres", "--force", db]);
+        let host = self.dir.path().to_str().unwrap();
+        self.run("dropdb", &["-h", host, "-U", "postgres", "--force", db]);
         self.createdb(db);
-        self.run(
-            "psql",
-            &[
-                "-h",
-                &host,
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-q",
-                "-f",
-                dump.to_str().unwrap(),
-            ],
-        );
+        let f = dump.to_str().unwrap();
+        self.client("psql", db, &["-v", "ON_ERROR_STOP=1", "-q", "-f", f]);
     }
 }
 
