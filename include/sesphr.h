@@ -537,6 +537,10 @@ sesphr_result sesphr_srs_open_sqlite(const char *path,
 // reconnects); `STORE_VERSION` for a newer schema; `STORE` for other
 // database failures, and when the library was built without its `postgres`
 // feature; the verification errors of `sesphr_srs_open_sqlite`.
+//
+// A forking host opens it in each child after `fork()`: the handle's
+// database connections and its follower thread belong to the process that
+// opened it.
 sesphr_result sesphr_srs_open_postgres(const char *conninfo,
                                        const uint8_t *storage_key,
                                        size_t storage_key_len,

@@ -618,19 +618,27 @@ pub(crate) fn html(report: &Value) -> String {
         &|o| Some(o["per_second"].as_f64()? / 1000.0),
         "none",
     );
-    let umbral: Vec<(String, f64, Option<f64>)> = report["umbral_comparison"]["rows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r["operation"].as_str()?.to_owned(),
-                r["sesphr_speedup"].as_f64()?,
-                r["target_speedup"].as_f64(),
-            ))
-        })
-        .collect();
+    // (label, value, target) from the fields of a list's rows.
+    let bars_of = |list: &Value, label: &str, value: &str, target: &str| {
+        list.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r[label].as_str()?.to_owned(),
+                    r[value].as_f64()?,
+                    r[target].as_f64(),
+                ))
+            })
+            .collect::<Vec<(String, f64, Option<f64>)>>()
+    };
+    let umbral = bars_of(
+        &report["umbral_comparison"]["rows"],
+        "operation",
+        "sesphr_speedup",
+        "target_speedup",
+    );
     let scale = &report["scale"];
     let open_time: Vec<(String, f64, Option<f64>)> = scale["open"]
         .as_array()
@@ -674,19 +682,7 @@ pub(crate) fn html(report: &Value) -> String {
             })
             .collect::<Vec<(String, f64, Option<f64>)>>()
     };
-    let scale_ratios: Vec<(String, f64, Option<f64>)> = report["scale_targets"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r["id"].as_str()?.to_owned(),
-                r["ratio"].as_f64()?,
-                r["target_max_ratio"].as_f64(),
-            ))
-        })
-        .collect();
+    let scale_ratios = bars_of(&report["scale_targets"], "id", "ratio", "target_max_ratio");
     let out_rate = by_process(&|r| Some(r["per_second"].as_f64()? / 1000.0));
     let out_cpu = by_process(&|r| r["cpu_per_reencryption_over_scalar_mul"].as_f64());
     let scalar = report["baselines_ns"]["scalar_mul"].as_f64().unwrap_or(0.0);

@@ -188,6 +188,10 @@ pub extern "C" fn sesphr_srs_open_sqlite(
 /// reconnects); `STORE_VERSION` for a newer schema; `STORE` for other
 /// database failures, and when the library was built without its `postgres`
 /// feature; the verification errors of `sesphr_srs_open_sqlite`.
+///
+/// A forking host opens it in each child after `fork()`: the handle's
+/// database connections and its follower thread belong to the process that
+/// opened it.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_open_postgres(
     conninfo: *const c_char,
