@@ -733,3 +733,29 @@ fn a_request_whose_grant_is_revoked_elsewhere_before_it_commits_is_denied() {
         grant(&a, 0);
     }
 }
+
+#[test]
+fn an_archive_made_by_one_process_is_followed_by_the_others() {
+    let (_cluster, ci) = fresh();
+    let a = open(&ci);
+    let b =
+        Srs::open(SrsConfig::new(PostgresStore::open(&ci).unwrap(), key()).follow_changes(false))
+            .unwrap();
+    setup(&a);
+    let rec = record();
+    for _ in 0..5 {
+        a.reencrypt(&reader_id(0), rec.header()).unwrap();
+    }
+    let cp = a.checkpoint().unwrap();
+    let mut segment = Vec::new();
+    let n = a.archive_audit(cp.seq, &mut segment).unwrap();
+    assert_eq!(n, cp.seq);
+    verify_segment(&mut segment.as_slice(), &a.verifying_key()).unwrap();
+    // B, which never looked since before the archive, commits and verifies
+    // from the new base; a third process opens.
+    b.reencrypt(&reader_id(1), rec.header()).unwrap();
+    assert_eq!(b.verify_audit().unwrap(), cp.seq + 1);
+    a.sync().unwrap();
+    assert_eq!(a.verify_audit().unwrap(), cp.seq + 1);
+    assert_eq!(open(&ci).registry(), a.registry());
+}
