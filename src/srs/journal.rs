@@ -296,6 +296,41 @@ fn load_snapshot(
     }))
 }
 
+/// Checks that a store now at `now` still holds the position `known` (what
+/// this process last saw durable): not shorter, and the same entry there.
+/// A position archived away since is vouched for by the authenticated base.
+///
+/// # Errors
+/// [`SrsError::RolledBack`], [`SrsError::Diverged`]; store errors.
+fn still_holds(store: &dyn Store, now: &Position, known: &Position) -> Result<(), SrsError> {
+    if now.seq < known.seq {
+        return Err(SrsError::RolledBack {
+            store_seq: now.seq,
+            checkpoint_seq: known.seq,
+        });
+    }
+    let same = if known.seq < now.base_seq {
+        true
+    } else if known.seq == now.base_seq {
+        known.hash == now.base_hash
+    } else if known.seq == now.seq {
+        known.hash == now.hash
+    } else {
+        store
+            .audit(known.seq, known.seq, 1)?
+            .first()
+            .map(|r| r.hash)
+            == Some(known.hash)
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(SrsError::Diverged {
+            checkpoint_seq: known.seq,
+        })
+    }
+}
+
 /// The commit pipeline (see the module docs).
 pub(crate) struct Journal {
     store: Arc<dyn Store>,
@@ -510,6 +545,9 @@ impl Journal {
             let mut reg = self.registry_mut();
             let fresh = load(self.store.as_ref(), &self.keys, reg.successor(), None)?
                 .ok_or(SrsError::Tampered("chain head missing"))?;
+            // The store must still hold everything this process saw durable:
+            // a database restored under a running SRS stays refused.
+            still_holds(self.store.as_ref(), &fresh.at, &lead.at)?;
             *reg = fresh.registry;
             lead.at = fresh.at;
             lead.last_checkpoint = Some(fresh.checkpoint);
