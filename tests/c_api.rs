@@ -26,6 +26,13 @@ const CFLAGS: [&str; 6] = [
 /// Builds the shared library (cargo test builds only the rlib) and returns
 /// the directory that holds it.
 fn library_dir() -> PathBuf {
+    // Both tests of this file need it; they run in parallel, and the links
+    // below must be made once.
+    static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIB.get_or_init(build_library_dir).clone()
+}
+
+fn build_library_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/c_api-… → target/<profile>
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();

@@ -208,13 +208,13 @@ pub(crate) struct Authorized<'a> {
     pub(crate) served: Served,
 }
 
-/// What a request named, when it was decided, and the grant version that
-/// allowed it: enough to decide it again at commit.
-#[derive(Clone, Debug)]
+/// What a request named (with its label, which its audit entry keeps), when
+/// it was decided, and the grant version that allowed it: enough to decide
+/// it again at commit.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Served {
     version: Option<GrantVersion>,
     point: [u8; 32],
-    label: PortionLabel,
     epoch: u32,
     created_at: u64,
     now: u64,
@@ -677,12 +677,11 @@ impl Registry {
         let served = Served {
             version: None,
             point: ctx.portion_key().to_bytes(),
-            label: ctx.label().clone(),
             epoch: ctx.epoch(),
             created_at: ctx.created_at(),
             now,
         };
-        (named, self.decide(user, portion, &served))
+        (named, self.decide(user, portion, ctx.label(), served))
     }
 
     /// The decision on one request, from what it names.
@@ -690,13 +689,14 @@ impl Registry {
         &self,
         user: &Identity,
         portion: Option<u32>,
-        s: &Served,
+        label: &PortionLabel,
+        mut s: Served,
     ) -> Result<Authorized<'_>, Denial> {
         let uid = self.user_id(user).filter(|&u| self.user_is_active(u));
         let uid = uid.ok_or(Denial::NotRegistered)?;
         let portion = portion.ok_or(Denial::NotGranted)?;
         let ps = self.portions.get(portion).ok_or(Denial::NotGranted)?;
-        if self.label(ps.label) != Some(&s.label) || ps.epoch != s.epoch {
+        if self.label(ps.label) != Some(label) || ps.epoch != s.epoch {
             return Err(Denial::InvalidCapsule);
         }
         let gid = self.grant_id(portion, uid).ok_or(Denial::NotGranted)?;
@@ -706,8 +706,7 @@ impl Registry {
             SlotState::Revoked(_) => return Err(Denial::Revoked),
         };
         g.terms.check(s.now, s.created_at)?;
-        let mut served = s.clone();
-        served.version = Some(GrantVersion {
+        s.version = Some(GrantVersion {
             incarnation: self.incarnation,
             grant: gid,
             generation: g.generation,
@@ -715,7 +714,7 @@ impl Registry {
         Ok(Authorized {
             grant: gid,
             key,
-            served,
+            served: s,
         })
     }
 
@@ -725,12 +724,18 @@ impl Registry {
     ///
     /// # Errors
     /// The denial the request would get now.
-    pub(crate) fn recheck(&self, user: &Identity, s: &Served) -> Result<(), Denial> {
+    pub(crate) fn recheck(
+        &self,
+        user: &Identity,
+        label: Option<&PortionLabel>,
+        s: &Served,
+    ) -> Result<(), Denial> {
         if s.version.is_some_and(|v| self.still_serves(v)) {
             return Ok(());
         }
         let portion = self.portion_by_point(&s.point);
-        self.decide(user, portion, s).map(|_| ())
+        let label = label.ok_or(Denial::NotGranted)?;
+        self.decide(user, portion, label, *s).map(|_| ())
     }
 
     /// A user's public record.

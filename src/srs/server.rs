@@ -682,25 +682,29 @@ impl Srs {
         proof: bool,
     ) -> Result<ReCapsule, SrsError> {
         let verified = header.verify();
-        let served = |now: u64| {
+        // Decided under the registry's read lock; computed after it.
+        let decide_now = |now: u64| {
             let reg = self.read();
             let mut d = reencrypt_draft(now, user);
             let r = match &verified {
                 Err(_) => Err(Denial::InvalidCapsule),
-                Ok(v) => serve(&reg, user, *v, now, &mut d, proof, None),
+                Ok(v) => decide(&reg, user, v, now, &mut d),
             };
             (d, r)
         };
-        let mut now = self.clock.now();
-        let mut answer = served(now);
+        let mut answer = decide_now(self.clock.now());
         if self.shared && may_be_behind(&answer.1) {
             // Another process may have granted meanwhile: look again.
             self.sync()?;
-            now = self.clock.now();
-            answer = served(now);
+            answer = decide_now(self.clock.now());
         }
-        let (mut d, result) = answer;
-        let served = vec![result.as_ref().ok().map(|(_, s)| s.clone())];
+        let (mut d, decided) = answer;
+        let result = match (&verified, decided) {
+            (Ok(v), Ok(dec)) => compute(&dec, *v, proof, None).map(|rc| (rc, dec.served)),
+            (_, Err(e)) => Err(e),
+            (Err(_), Ok(_)) => Err(Denial::InvalidCapsule),
+        };
+        let served = vec![result.as_ref().ok().map(|(_, s)| *s)];
         if let Err(denial) = &result {
             d.outcome = AuditOutcome::Denied(*denial);
         }
@@ -732,35 +736,48 @@ impl Srs {
             return Ok(Vec::new());
         }
         let verified = PortionHeader::verify_batch(headers);
-        let served = |now: u64| {
+        // Decided under one read lock of the registry; computed after it.
+        let decide_all = |now: u64| {
             let reg = self.read();
             let mut drafts = Vec::with_capacity(headers.len());
-            let mut results = Vec::with_capacity(headers.len());
-            // X_e decoded once per grant of the batch.
-            let mut ephemerals: Vec<(u32, PublicKey)> = Vec::new();
+            let mut decided = Vec::with_capacity(headers.len());
             for v in &verified {
                 let mut d = reencrypt_draft(now, user);
-                let r = match v {
+                decided.push(match v {
                     Err(_) => Err(Denial::InvalidCapsule),
-                    Ok(v) => serve(&reg, user, *v, now, &mut d, false, Some(&mut ephemerals)),
-                };
-                if let Err(denial) = r {
-                    d.outcome = AuditOutcome::Denied(denial);
-                }
+                    Ok(v) => decide(&reg, user, v, now, &mut d),
+                });
                 drafts.push(d);
-                results.push(r);
             }
-            (drafts, results)
+            (drafts, decided)
         };
-        let mut answer = served(self.clock.now());
+        let mut answer = decide_all(self.clock.now());
         if self.shared && answer.1.iter().any(may_be_behind) {
             self.sync()?;
-            answer = served(self.clock.now());
+            answer = decide_all(self.clock.now());
         }
-        let (drafts, mut results) = answer;
+        let (mut drafts, decided) = answer;
+        // X_e decoded once per grant of the batch.
+        let mut ephemerals: Vec<(u32, PublicKey)> = Vec::new();
+        let mut results: Vec<Result<(ReCapsule, Served), Denial>> = verified
+            .iter()
+            .zip(decided)
+            .map(|(v, dec)| match (v, dec) {
+                (Ok(v), Ok(dec)) => {
+                    compute(&dec, *v, false, Some(&mut ephemerals)).map(|rc| (rc, dec.served))
+                }
+                (_, Err(e)) => Err(e),
+                (Err(_), Ok(_)) => Err(Denial::InvalidCapsule),
+            })
+            .collect();
+        for (d, r) in drafts.iter_mut().zip(&results) {
+            if let Err(denial) = r {
+                d.outcome = AuditOutcome::Denied(*denial);
+            }
+        }
         let served: Vec<Option<Served>> = results
             .iter()
-            .map(|r| r.as_ref().ok().map(|(_, s)| s.clone()))
+            .map(|r| r.as_ref().ok().map(|(_, s)| *s))
             .collect();
         let out = self
             .journal
@@ -996,7 +1013,7 @@ fn recheck(reg: &Registry, mut drafts: Vec<Draft>, served: &[Option<Served>]) ->
     let mut refused = Vec::new();
     for (i, (d, s)) in drafts.iter_mut().zip(served).enumerate() {
         if let (Some(s), Some(user)) = (s, &d.user)
-            && let Err(denial) = reg.recheck(user, s)
+            && let Err(denial) = reg.recheck(user, d.label.as_ref(), s)
         {
             d.outcome = AuditOutcome::Denied(denial);
             refused.push((i, denial));
@@ -1038,39 +1055,59 @@ fn reencrypt_draft(now: u64, user: &Identity) -> Draft {
     d
 }
 
-/// Authorizes one verified header and re-encrypts it; fills in what the
-/// audit entry names. `ephemerals` caches decoded `X_e` per grant in a batch.
-fn serve(
+/// A request allowed: a copy of its grant's serving key (zeroized on drop),
+/// taken under the registry's read lock so that the re-encryption runs
+/// without it.
+struct Decided {
+    key: ServingKey,
+    grant: u32,
+    served: Served,
+}
+
+/// Authorizes one verified header; fills in what the audit entry names.
+fn decide(
     reg: &Registry,
     user: &Identity,
-    v: VerifiedHeader<'_>,
+    v: &VerifiedHeader<'_>,
     now: u64,
     d: &mut Draft,
-    proof: bool,
-    ephemerals: Option<&mut Vec<(u32, PublicKey)>>,
-) -> Result<(ReCapsule, Served), Denial> {
+) -> Result<Decided, Denial> {
     d.record_id = Some(v.header().context().record_id());
-    let (named, auth) = reg.authorize(user, &v, now);
+    let (named, auth) = reg.authorize(user, v, now);
     if let Some((p, l)) = named {
         d.patient = Some(p);
         d.label = Some(l);
     }
     let a = auth?;
+    Ok(Decided {
+        key: a.key.clone(),
+        grant: a.grant,
+        served: a.served,
+    })
+}
+
+/// Re-encrypts an allowed header. `ephemerals` caches decoded `X_e` per
+/// grant in a batch.
+fn compute(
+    dec: &Decided,
+    v: VerifiedHeader<'_>,
+    proof: bool,
+    ephemerals: Option<&mut Vec<(u32, PublicKey)>>,
+) -> Result<ReCapsule, Denial> {
     let eph = match ephemerals {
-        Some(cache) => match cache.iter().find(|(g, _)| *g == a.grant) {
+        Some(cache) => match cache.iter().find(|(g, _)| *g == dec.grant) {
             Some((_, k)) => *k,
             None => {
-                let k = a.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?;
-                cache.push((a.grant, k));
+                let k = dec.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?;
+                cache.push((dec.grant, k));
                 k
             }
         },
-        None => a.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?,
+        None => dec.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?,
     };
-    let rc = if proof {
-        a.key.reencrypt(&eph, v, Some(&mut os_rng()))
+    Ok(if proof {
+        dec.key.reencrypt(&eph, v, Some(&mut os_rng()))
     } else {
-        a.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
-    };
-    Ok((rc, a.served))
+        dec.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
+    })
 }
