@@ -6,10 +6,12 @@
 #   PREFIX/share/sesphr/sesphr.supp (valgrind suppressions for the thread pool)
 #   PREFIX/lib/pkgconfig/sesphr.pc
 # Usage: scripts/install.sh PREFIX      e.g. scripts/install.sh /usr/local
+# SESPHR_FEATURES=postgres scripts/install.sh PREFIX adds the PostgreSQL
+# store (sesphr_srs_open_postgres; pure Rust, no libpq needed).
 set -eu
 prefix="${1:?usage: scripts/install.sh PREFIX}"
 cd "$(dirname "$0")/.."
-cargo build --release --lib --quiet
+cargo build --release --lib --quiet ${SESPHR_FEATURES:+--features "$SESPHR_FEATURES"}
 target="${CARGO_TARGET_DIR:-target}/release"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
