@@ -336,7 +336,7 @@ pub(crate) struct Journal {
     store: Arc<dyn Store>,
     keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
-    registry: Arc<RwLock<Registry>>,
+    registry: RwLock<Registry>,
     checkpoint_every: u64,
     sink: Option<CheckpointSink>,
     state: Mutex<State>,
@@ -359,7 +359,7 @@ impl Journal {
             store,
             keys,
             clock,
-            registry: Arc::new(RwLock::new(registry)),
+            registry: RwLock::new(registry),
             checkpoint_every: checkpoint_every.max(1),
             sink,
             state: Mutex::new(State {
