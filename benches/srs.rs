@@ -6,6 +6,10 @@
 //! (measured here too, in the same run).
 #![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+#[path = "../tests/common/consenting.rs"]
+mod consenting;
+use consenting::Consenting;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,20 +69,13 @@ fn fixture(kind: Kind, records: usize) -> Fixture {
     let patient = PatientKeys::generate_with_rng(Identity::new("patient").unwrap(), &mut r);
     let label = PortionLabel::new("lab").unwrap();
     let lab = patient.portion_secret(&label, 0);
-    srs.register_patient(patient.patient(), &[lab.public().clone()])
+    srs.add_patient(&patient, &[(lab.public().label().clone(), lab.public().epoch())])
         .unwrap();
     let user = Identity::new("doctor").unwrap();
     let keys = KeyPair::generate_with_rng(&mut r);
-    srs.register_user(&user, Role::Doctor, keys.public())
+    srs.add_user(&user, Role::Doctor, &keys)
         .unwrap();
-    srs.grant(
-        patient.patient(),
-        &label,
-        &user,
-        ReKey::generate_with_rng(&lab, keys.public(), &mut r),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&patient, &label, &user, ReKey::generate_with_rng(&lab, keys.public(), &mut r), Scope::AllRecords, None)
     .unwrap();
     let enc = PortionEncryptor::new(lab.public());
     let headers = (0..records)
@@ -135,7 +132,7 @@ fn reencrypt_throughput(c: &mut Criterion) {
                     parallel(threads, iters, |t, n| {
                         for i in 0..n as usize {
                             let h = &f.headers[(i * threads + t) % f.headers.len()];
-                            f.srs.reencrypt(&f.user, h).unwrap();
+                            f.srs.reencrypt(&f.user, h, sesphr::srs::Purpose::Treatment).unwrap();
                         }
                     })
                 })
@@ -151,7 +148,7 @@ fn reencrypt_throughput(c: &mut Criterion) {
                             let start = ((i * threads + t) * BATCH) % (f.headers.len() - BATCH);
                             let hs: Vec<&PortionHeader> =
                                 f.headers[start..start + BATCH].iter().collect();
-                            f.srs.reencrypt_batch(&f.user, &hs).unwrap();
+                            f.srs.reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment).unwrap();
                         }
                     })
                 })
@@ -172,14 +169,7 @@ fn grant_and_revoke(c: &mut Criterion) {
                 || ReKey::generate_with_rng(&f.lab, f.keys.public(), &mut r),
                 |k| {
                     f.srs
-                        .grant(
-                            f.patient.patient(),
-                            &label,
-                            &f.user,
-                            k,
-                            Scope::AllRecords,
-                            None,
-                        )
+                        .give(&f.patient, &label, &f.user, k, Scope::AllRecords, None)
                         .unwrap()
                 },
                 BatchSize::SmallInput,
@@ -198,17 +188,10 @@ fn revoke(b: &mut criterion::Bencher<'_>, f: &Fixture, r: &mut ChaCha20Rng) {
         || {
             let k = ReKey::generate_with_rng(&f.lab, f.keys.public(), r);
             f.srs
-                .grant(
-                    f.patient.patient(),
-                    &label,
-                    &f.user,
-                    k,
-                    Scope::AllRecords,
-                    None,
-                )
+                .give(&f.patient, &label, &f.user, k, Scope::AllRecords, None)
                 .unwrap();
         },
-        |()| f.srs.revoke(f.patient.patient(), &label, &f.user).unwrap(),
+        |()| f.srs.take(&f.patient, &label, &f.user).unwrap(),
         BatchSize::PerIteration,
     );
 }
@@ -224,7 +207,7 @@ fn revoke_vs_records(c: &mut Criterion) {
         let f = fixture(Kind::Sqlite(Durability::PowerLoss), records);
         for chunk in f.headers.chunks(256) {
             let hs: Vec<&PortionHeader> = chunk.iter().collect();
-            f.srs.reencrypt_batch(&f.user, &hs).unwrap();
+            f.srs.reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment).unwrap();
         }
         let mut r = ChaCha20Rng::from_seed([5; 32]);
         g.bench_function(format!("{records}"), |b| revoke(b, &f, &mut r));
@@ -252,7 +235,7 @@ fn key_issuance(c: &mut Criterion) {
                 |srs| {
                     for id in &ids {
                         let kp = srs.issue_keys(id, 0).unwrap();
-                        srs.register_user(id, Role::Doctor, kp.public()).unwrap();
+                        srs.add_user(id, Role::Doctor, &kp).unwrap();
                     }
                     srs
                 },

@@ -1,7 +1,10 @@
 //! The whole story: a patient keeps an encrypted health record in an
 //! untrusted cloud, shares portions of it through a re-encryption server
-//! (SRS) on its embedded SQLite store, revokes a doctor, and grants a new one
-//! who reads the old records.
+//! (SRS) on its embedded SQLite store with grants the patient signs, answers
+//! a hospital's access request, sees a forged grant refused and an
+//! emergency access flagged, revokes a doctor (and keeps the SRS's signed
+//! receipt), grants a new one who reads the old records, and prints their
+//! accounting of disclosures.
 //!
 //! `cargo run --release --example phr_sharing [DATABASE_PATH]`
 //! (without a path, the database lives in a temporary directory).
@@ -9,7 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use sesphr::srs::{Denial, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
+use sesphr::consent::{GrantOptions, PatientRegistration};
+use sesphr::srs::{AccessReason, Denial, Purpose, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
 use sesphr::store::SqliteStore;
 use sesphr::*;
 
@@ -63,13 +67,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|l| patient.portion_public(&portion(l), 0))
         .collect();
-    srs.register_patient(patient.patient(), &publics)?;
+    let portions: Vec<(PortionLabel, u32)> = labels.iter().map(|l| (portion(l), 0)).collect();
+    srs.register_patient(&PatientRegistration::new(&patient, &portions))?;
     step(
         &mut n,
         format!(
-            "patient {} registered with portions {}",
+            "patient {} registered with portions {}: signed with their consent key, each portion key with a proof of possession",
             patient.patient(),
             labels.join(", ")
+        ),
+    );
+    let squatter = PatientKeys::generate(Identity::new("patient-0042-squatter")?);
+    step(
+        &mut n,
+        format!(
+            "a second registration under the patient's name (another master secret) is {}",
+            match srs.register_patient(&PatientRegistration::new(
+                &PatientKeys::from_master(patient.patient().clone(), &squatter.master_bytes()),
+                &portions,
+            )) {
+                Err(e) => format!("refused ({e})"),
+                Ok(()) => "accepted (bug)".into(),
+            }
         ),
     );
 
@@ -108,23 +127,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("dr-house", Role::Doctor),
         ("researcher-17", Role::Researcher),
         ("dr-cuddy", Role::Doctor),
+        ("st-marys-lab", Role::Hospital),
+        ("dr-er", Role::Other("emergency-physician".into())),
     ] {
         let id = Identity::new(name)?;
         let keys = KeyPair::generate();
-        srs.register_user(&id, role.clone(), keys.public())?;
+        srs.register_user(&id, role.clone(), keys.public(), &keys.prove_possession(&id))?;
         users.insert(name, (id, keys));
-        step(&mut n, format!("user {name} registered as {role}"));
+        step(
+            &mut n,
+            format!("user {name} registered as {role}, proving they hold their key"),
+        );
     }
-    let grant = |who: &str, l: &str, scope: Scope| -> Result<(), SrsError> {
+    // The patient's client makes the re-encryption key and signs the grant.
+    let grant = |who: &str, l: &str, options: &GrantOptions| -> Result<(), SrsError> {
         let (id, keys) = &users[who];
         let rekey = ReKey::generate(&patient.portion_secret(&portion(l), 0), keys.public());
-        srs.grant(patient.patient(), &portion(l), id, rekey, scope, None)
+        let signed = patient.sign_grant(&portion(l), 0, id, &rekey, options)?;
+        srs.grant(&signed, rekey)
     };
-    let read = |cloud: &Cloud, who: &str, record: RecordId, l: &str| -> Result<String, SrsError> {
-        let (id, keys) = &users[who];
-        let sealed = cloud.get(record, l);
-        let rc = srs.reencrypt(id, sealed.header())?;
-        Ok(String::from_utf8(sealed.open_as_delegatee(keys, &rc)?).unwrap())
+    let scoped = |scope: Scope| GrantOptions {
+        scope,
+        ..GrantOptions::default()
+    };
+    let read_for =
+        |cloud: &Cloud, who: &str, record: RecordId, l: &str, why: AccessReason| -> Result<String, SrsError> {
+            let (id, keys) = &users[who];
+            let sealed = cloud.get(record, l);
+            let rc = srs.reencrypt(id, sealed.header(), why)?;
+            Ok(String::from_utf8(sealed.open_as_delegatee(keys, &rc)?).unwrap())
+        };
+    let read = |cloud: &Cloud, who: &str, record: RecordId, l: &str| {
+        read_for(cloud, who, record, l, Purpose::Treatment.into())
     };
     let show = |r: Result<String, SrsError>| match r {
         Ok(text) => format!("reads {text:?}"),
@@ -132,11 +166,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => format!("fails: {e}"),
     };
 
-    grant("dr-house", "medical", Scope::AllRecords)?;
-    grant("dr-house", "lab", Scope::AllRecords)?;
+    grant("dr-house", "medical", &scoped(Scope::AllRecords))?;
+    grant("dr-house", "lab", &scoped(Scope::AllRecords))?;
     step(
         &mut n,
-        "patient grants dr-house 'medical' and 'lab' (all records)",
+        "patient signs grants of 'medical' and 'lab' (all records) to dr-house; the SRS checks the signature and that the key is the one signed",
     );
     step(
         &mut n,
@@ -160,7 +194,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     );
 
-    grant("researcher-17", "lab", Scope::Since(now))?;
+    grant("researcher-17", "lab", &scoped(Scope::Since(now)))?;
     step(
         &mut n,
         "patient grants researcher-17 'lab' for records from today on",
@@ -187,12 +221,122 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     );
 
-    let before = cloud.snapshot();
-    srs.revoke(patient.patient(), &portion("medical"), &users["dr-house"].0)?;
-    srs.revoke(patient.patient(), &portion("lab"), &users["dr-house"].0)?;
+    // A hospital asks; the patient approves by signing a grant that names the request.
+    let (lab_id, _) = &users["st-marys-lab"];
+    let request = srs.request_access(
+        lab_id,
+        patient.patient(),
+        &portion("lab"),
+        Purpose::Treatment,
+        "follow-up of the HbA1c result ordered by the ward",
+    )?;
     step(
         &mut n,
-        "patient revokes dr-house: the re-encryption keys are zeroized and deleted",
+        format!("st-marys-lab requests access to 'lab' for treatment (request {request})"),
+    );
+    for r in srs.pending_requests(patient.patient()) {
+        step(
+            &mut n,
+            format!(
+                "the patient sees the pending request: {} asks for '{}' ({}): {:?}",
+                r.user, r.label, r.purpose, r.justification
+            ),
+        );
+    }
+    grant(
+        "st-marys-lab",
+        "lab",
+        &GrantOptions {
+            request: Some(request),
+            ..GrantOptions::default()
+        },
+    )?;
+    step(
+        &mut n,
+        format!(
+            "the patient approves by signing a grant naming the request; st-marys-lab {}",
+            show(read(&cloud, "st-marys-lab", old_report, "lab"))
+        ),
+    );
+
+    // The host (or whoever writes to the SRS's API) forges a grant.
+    let (house_id, house_keys) = &users["dr-house"];
+    let forger = PatientKeys::from_master(patient.patient().clone(), &squatter.master_bytes());
+    let forged_key = ReKey::generate(&forger.portion_secret(&portion("insurance"), 0), house_keys.public());
+    let forged = forger.sign_grant(&portion("insurance"), 0, house_id, &forged_key, &GrantOptions::default())?;
+    step(
+        &mut n,
+        format!(
+            "a forged grant of 'insurance' to dr-house (not signed by the patient's consent key) is {}",
+            match srs.grant(&forged, forged_key) {
+                Err(e) => format!("refused ({e})"),
+                Ok(()) => "accepted (bug)".into(),
+            }
+        ),
+    );
+
+    // Break-glass: a grant for the emergency physician, usable only in an emergency.
+    grant(
+        "dr-er",
+        "medical",
+        &GrantOptions {
+            emergency: Some(Role::Other("emergency-physician".into())),
+            ..GrantOptions::default()
+        },
+    )?;
+    step(
+        &mut n,
+        "patient signs a break-glass grant of 'medical' for the emergency-physician role (dr-er)",
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-er asks for routine treatment and {}",
+            show(read(&cloud, "dr-er", record, "medical"))
+        ),
+    );
+    step(
+        &mut n,
+        format!(
+            "dr-er breaks the glass (unconscious on arrival) and {}",
+            show(read_for(
+                &cloud,
+                "dr-er",
+                record,
+                "medical",
+                AccessReason::emergency("unconscious on arrival, checking allergies")?
+            ))
+        ),
+    );
+
+    let before = cloud.snapshot();
+    let receipt = srs.revoke(&patient.sign_revocation(&portion("medical"), house_id)?)?;
+    let replay = patient.sign_revocation(&portion("lab"), house_id)?;
+    srs.revoke(&replay)?;
+    step(
+        &mut n,
+        "patient signs revocations of dr-house: the re-encryption keys are zeroized and deleted",
+    );
+    step(
+        &mut n,
+        format!(
+            "the SRS's signed receipt: {} lost '{}' at {} (audit entry {}); it {} with the SRS's public key",
+            receipt.user(),
+            receipt.label(),
+            receipt.revoked_at(),
+            receipt.seq(),
+            if receipt.verify(&srs.verifying_key()).is_ok() { "verifies offline" } else { "does NOT verify (bug)" }
+        ),
+    );
+    step(
+        &mut n,
+        format!(
+            "the same signed revocation sent again is {}",
+            match srs.revoke(&replay) {
+                Err(e) => format!("refused ({e})"),
+                Ok(_) => "accepted (bug)".into(),
+            }
+        ),
     );
     step(
         &mut n,
@@ -217,8 +361,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(SrsError::Denied(Denial::Revoked))
     ));
 
-    grant("dr-cuddy", "medical", Scope::AllRecords)?;
-    grant("dr-cuddy", "lab", Scope::AllRecords)?;
+    grant("dr-cuddy", "medical", &scoped(Scope::AllRecords))?;
+    grant("dr-cuddy", "lab", &scoped(Scope::AllRecords))?;
     step(
         &mut n,
         "patient grants newly joined dr-cuddy 'medical' and 'lab' (all records)",
@@ -246,6 +390,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!(
             "the patient reads 'insurance' with their own key: {:?}",
             String::from_utf8_lossy(&own)
+        ),
+    );
+
+    step(&mut n, "the patient's accounting of disclosures (who read what, when, why):");
+    for d in srs.disclosures(patient.patient(), 0, u64::MAX) {
+        let d = d?;
+        println!(
+            "      #{} {} {} ({}) read '{}' record {} for {}{}",
+            d.seq,
+            d.time,
+            d.user,
+            d.role.as_ref().map_or("?", Role::as_str),
+            d.label,
+            d.record_id,
+            d.purpose.map_or("?", |p| p.as_str()),
+            if d.emergency { " [BREAK-GLASS]" } else { "" }
+        );
+    }
+    let emergencies = srs.emergency_accesses(patient.patient())?;
+    step(
+        &mut n,
+        format!("emergency accesses flagged for the patient: {}", emergencies.len()),
+    );
+    let consent = srs.verify_consent()?;
+    step(
+        &mut n,
+        format!(
+            "consent re-checked from the audit log with public keys alone: {} registrations, {} signed grants, {} signed revocations",
+            consent.registrations, consent.grants, consent.revocations
         ),
     );
 

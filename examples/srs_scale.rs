@@ -20,6 +20,10 @@
     clippy::cast_possible_truncation
 )]
 
+#[path = "../tests/common/consenting.rs"]
+mod consenting;
+use consenting::Consenting;
+
 use std::time::Instant;
 
 use sesphr::srs::{Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
@@ -69,13 +73,13 @@ fn populate(srs: &Srs, from: usize, to: usize) {
         master[..8].copy_from_slice(&(i as u64).to_be_bytes());
         let p =
             PatientKeys::from_master(Identity::new(format!("patient-{i:08}")).unwrap(), &master);
-        let keys: Vec<_> = labels.iter().map(|l| p.portion_public(l, 0)).collect();
-        srs.register_patient(p.patient(), &keys).unwrap();
+        let keys: Vec<_> = labels.iter().map(|l| (l.clone(), 0)).collect();
+        srs.add_patient(&p, &keys).unwrap();
         let u = Identity::new(format!("doctor-{i:08}")).unwrap();
         let kp = KeyPair::generate();
-        srs.register_user(&u, Role::Doctor, kp.public()).unwrap();
+        srs.add_user(&u, Role::Doctor, &kp).unwrap();
         let rk = ReKey::generate(&p.portion_secret(med, 0), kp.public());
-        srs.grant(p.patient(), med, &u, rk, Scope::AllRecords, None)
+        srs.give(&p, med, &u, rk, Scope::AllRecords, None)
             .unwrap();
     }
 }
@@ -138,9 +142,9 @@ fn build(path: &str, patients: usize, entries: u64) {
         Ok(()) | Err(SrsError::AlreadyRegistered) => {}
         Err(e) => panic!("{e}"),
     };
-    again(srs.register_patient(p.patient(), &[p.portion_public(&lab, 0)]));
+    again(srs.add_patient(&p, &[(lab.clone(), 0)]));
     let who = Identity::new("traffic-user").unwrap();
-    again(srs.register_user(&who, Role::Researcher, KeyPair::generate().public()));
+    again(srs.add_user(&who, Role::Researcher, &KeyPair::generate()));
     let sealed =
         SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
     let t = Instant::now();
@@ -155,7 +159,7 @@ fn build(path: &str, patients: usize, entries: u64) {
                 let mut left = per;
                 while left > 0 {
                     let k = left.min(256) as usize;
-                    srs.reencrypt_batch(who, &batch[..k]).unwrap();
+                    srs.reencrypt_batch(who, &batch[..k], sesphr::srs::Purpose::Treatment).unwrap();
                     left -= k as u64;
                 }
             });

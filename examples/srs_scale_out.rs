@@ -18,6 +18,10 @@
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
+#[path = "../tests/common/consenting.rs"]
+mod consenting;
+use consenting::Consenting;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -63,19 +67,12 @@ use sesphr::rand_core::SeedableRng;
 fn setup(srs: &Srs) {
     let p = patient();
     let k = p.portion_secret(&lab(), 0);
-    srs.register_patient(p.patient(), &[k.public().clone()])
+    srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
         .unwrap();
     for i in 0..USERS {
-        srs.register_user(&user_id(i), Role::Doctor, user_keys(i).public())
+        srs.add_user(&user_id(i), Role::Doctor, &user_keys(i))
             .unwrap();
-        srs.grant(
-            p.patient(),
-            &lab(),
-            &user_id(i),
-            ReKey::generate(&k, user_keys(i).public()),
-            Scope::AllRecords,
-            None,
-        )
+        srs.give(&p, &lab(), &user_id(i), ReKey::generate(&k, user_keys(i).public()), Scope::AllRecords, None)
         .unwrap();
     }
 }
@@ -123,10 +120,10 @@ fn load(srs: &Srs, batch: usize, threads: usize, seconds: f64) -> (u64, Duration
                 let headers: Vec<&PortionHeader> = recs.iter().map(SealedPortion::header).collect();
                 while !stop.load(Ordering::Relaxed) {
                     if batch == 1 {
-                        srs.reencrypt(&u, headers[0]).unwrap();
+                        srs.reencrypt(&u, headers[0], sesphr::srs::Purpose::Treatment).unwrap();
                         count.fetch_add(1, Ordering::Relaxed);
                     } else {
-                        let out = srs.reencrypt_batch(&u, &headers).unwrap();
+                        let out = srs.reencrypt_batch(&u, &headers, sesphr::srs::Purpose::Treatment).unwrap();
                         assert!(out.iter().all(Result::is_ok));
                         count.fetch_add(out.len() as u64, Ordering::Relaxed);
                     }
@@ -326,18 +323,11 @@ fn main() {
         for i in 0..200 {
             let u = i % USERS;
             let t = Instant::now();
-            srs.revoke(p.patient(), &lab(), &user_id(u)).unwrap();
+            srs.take(&p, &lab(), &user_id(u)).unwrap();
             r.push(t.elapsed());
             let rk = ReKey::generate(&k, user_keys(u).public());
             let t = Instant::now();
-            srs.grant(
-                p.patient(),
-                &lab(),
-                &user_id(u),
-                rk,
-                Scope::AllRecords,
-                None,
-            )
+            srs.give(&p, &lab(), &user_id(u), rk, Scope::AllRecords, None)
             .unwrap();
             g.push(t.elapsed());
         }
@@ -366,7 +356,7 @@ fn main() {
         let kp = KeyPair::generate();
         let id = Identity::new(format!("late-{i}")).unwrap();
         pg_srs
-            .register_user(&id, Role::Researcher, kp.public())
+            .add_user(&id, Role::Researcher, &kp)
             .unwrap();
     }
     let t = Instant::now();

@@ -25,6 +25,18 @@ pub(crate) mod magic {
     pub(crate) const REKEY: [u8; 4] = *b"SPRK";
     /// A re-encrypted capsule.
     pub(crate) const RECAPSULE: [u8; 4] = *b"SPRC";
+    /// A patient registration (consent key, portion keys and their proofs).
+    pub(crate) const REGISTRATION: [u8; 4] = *b"SPRG";
+    /// A grant signed by the patient.
+    pub(crate) const SIGNED_GRANT: [u8; 4] = *b"SPSG";
+    /// A revocation signed by the patient.
+    pub(crate) const SIGNED_REVOCATION: [u8; 4] = *b"SPSV";
+    /// A refusal of an access request signed by the patient.
+    pub(crate) const SIGNED_REFUSAL: [u8; 4] = *b"SPSF";
+    /// A revocation receipt signed by the SRS.
+    pub(crate) const RECEIPT: [u8; 4] = *b"SPRR";
+    /// The evidence of an administrative change (actor, role, reason).
+    pub(crate) const ADMIN: [u8; 4] = *b"SPAD";
 }
 
 /// Decodes a canonical, non-identity ristretto255 point.
@@ -140,6 +152,11 @@ impl<'a> Reader<'a> {
         let s = self.buf.get(self.pos..).unwrap_or_default();
         self.pos = self.buf.len();
         s
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
     }
 
     /// How many bytes have been read.

@@ -70,6 +70,12 @@ pub enum Error {
         /// The kind of object being decoded.
         what: &'static str,
     },
+    /// A signature or proof of possession does not verify under the key it
+    /// names (a signed grant, revocation, refusal, registration or receipt).
+    InvalidSignature {
+        /// The kind of object whose signature failed.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -97,6 +103,7 @@ impl Error {
             Self::Io(_) => c"I/O error",
             Self::Malformed { .. } => c"malformed encoding",
             Self::KeyDerivation => c"key derivation failed",
+            Self::InvalidSignature { .. } => c"signature or proof of possession does not verify",
         }
     }
 }
@@ -115,7 +122,9 @@ impl fmt::Display for Error {
                 expected,
                 actual,
             } => write!(f, ": {what}, {actual} bytes (expected {expected})"),
-            Self::BadMagic { what } | Self::Malformed { what } => write!(f, ": {what}"),
+            Self::BadMagic { what } | Self::Malformed { what } | Self::InvalidSignature { what } => {
+                write!(f, ": {what}")
+            }
             Self::UnsupportedVersion { what, version } => write!(f, ": {what}, version {version}"),
             Self::Io(e) => write!(f, ": {e}"),
             _ => Ok(()),

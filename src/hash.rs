@@ -20,6 +20,8 @@ pub(crate) mod tag {
     pub(crate) const REENCRYPTION_PROOF: &[u8] = b"sesphr/v1/reencryption-proof";
     pub(crate) const PROOF_NONCE: &[u8] = b"sesphr/v1/proof-nonce";
     pub(crate) const REKEY_EPHEMERAL: &[u8] = b"sesphr/v1/rekey-ephemeral";
+    pub(crate) const CONSENT_KEY: &[u8] = b"sesphr/v1/consent-key";
+    pub(crate) const KEY_PROOF: &[u8] = b"sesphr/v1/key-proof";
 }
 
 /// A hedged secret nonce: `H_s(tag, secret, public…, ρ)` with 32 fresh bytes

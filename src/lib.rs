@@ -45,6 +45,7 @@
 
 /// cbindgen:ignore
 mod capsule;
+pub mod consent;
 /// cbindgen:ignore
 mod delegatee;
 /// cbindgen:ignore

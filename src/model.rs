@@ -102,6 +102,171 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Why a user asks for a record (HIPAA's purposes of use, plus research and
+/// break-glass): travels with every re-encryption request and lands in its
+/// audit entry and in the patient's accounting of disclosures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purpose {
+    /// Treatment of the patient.
+    Treatment,
+    /// Payment for care.
+    Payment,
+    /// Health-care operations (quality review, audits, training).
+    Operations,
+    /// Research.
+    Research,
+    /// An emergency (break-glass): needs a justification.
+    Emergency,
+    /// Anything else (say what in the justification).
+    Other,
+}
+
+impl Purpose {
+    /// Every purpose, in code order.
+    pub const ALL: [Self; 6] = [
+        Self::Treatment,
+        Self::Payment,
+        Self::Operations,
+        Self::Research,
+        Self::Emergency,
+        Self::Other,
+    ];
+
+    /// A short stable name, as written in the audit log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Treatment => "treatment",
+            Self::Payment => "payment",
+            Self::Operations => "operations",
+            Self::Research => "research",
+            Self::Emergency => "emergency",
+            Self::Other => "other",
+        }
+    }
+
+    /// The purpose's code in encodings and in the C ABI (1–6).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Treatment => 1,
+            Self::Payment => 2,
+            Self::Operations => 3,
+            Self::Research => 4,
+            Self::Emergency => 5,
+            Self::Other => 6,
+        }
+    }
+
+    /// The purpose of a code.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for any other value.
+    pub fn from_code(code: u8) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.code() == code)
+            .ok_or(Error::Malformed { what: "purpose" })
+    }
+}
+
+impl FromStr for Purpose {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or(Error::Malformed { what: "purpose" })
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A purpose of use with an optional free-text justification (required for
+/// [`Purpose::Emergency`] to be served by a break-glass grant).
+///
+/// ```
+/// use sesphr::model::{AccessReason, Purpose};
+/// let routine: AccessReason = Purpose::Treatment.into();
+/// let er = AccessReason::emergency("unconscious on arrival, allergy check")?;
+/// assert!(routine.justification().is_none() && er.justification().is_some());
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccessReason {
+    purpose: Purpose,
+    justification: Option<String>,
+}
+
+impl AccessReason {
+    /// Longest justification, in bytes.
+    pub const MAX_JUSTIFICATION: usize = 1024;
+
+    /// A purpose with a justification (1–1024 bytes of UTF-8 without control
+    /// characters other than spaces).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the justification is empty, too long or holds
+    /// control characters.
+    pub fn new(purpose: Purpose, justification: Option<&str>) -> Result<Self, Error> {
+        let justification = justification.map(check_text).transpose()?;
+        Ok(Self {
+            purpose,
+            justification,
+        })
+    }
+
+    /// [`Purpose::Emergency`] with its justification.
+    ///
+    /// # Errors
+    /// As [`AccessReason::new`].
+    pub fn emergency(justification: &str) -> Result<Self, Error> {
+        Self::new(Purpose::Emergency, Some(justification))
+    }
+
+    /// The purpose.
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// The justification, if any.
+    pub fn justification(&self) -> Option<&str> {
+        self.justification.as_deref()
+    }
+
+    /// Purpose emergency with a justification: what a break-glass grant
+    /// serves.
+    pub fn breaks_glass(&self) -> bool {
+        self.purpose == Purpose::Emergency && self.justification.is_some()
+    }
+}
+
+impl From<Purpose> for AccessReason {
+    fn from(purpose: Purpose) -> Self {
+        Self {
+            purpose,
+            justification: None,
+        }
+    }
+}
+
+/// Checks a free-text field (a justification, a reason): 1–1024 bytes, no
+/// control characters.
+pub(crate) fn check_text(s: &str) -> Result<String, Error> {
+    if s.is_empty()
+        || s.len() > AccessReason::MAX_JUSTIFICATION
+        || s.chars().any(char::is_control)
+    {
+        return Err(Error::Malformed {
+            what: "free text (1-1024 bytes, no control characters)",
+        });
+    }
+    Ok(s.to_owned())
+}
+
 /// Why the SRS refused a re-encryption.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -119,6 +284,9 @@ pub enum Denial {
     /// The header's capsule proof does not verify, or it disagrees with the
     /// registered portion key.
     InvalidCapsule,
+    /// The grant is a break-glass (emergency) grant: it serves only requests
+    /// with purpose [`Purpose::Emergency`] and a justification.
+    EmergencyOnly,
 }
 
 impl Denial {
@@ -131,6 +299,7 @@ impl Denial {
             Self::Expired => "expired",
             Self::OutOfScope => "out_of_scope",
             Self::InvalidCapsule => "invalid_capsule",
+            Self::EmergencyOnly => "emergency_only",
         }
     }
 
@@ -143,6 +312,9 @@ impl Denial {
             Self::Expired => c"denied: grant expired",
             Self::OutOfScope => c"denied: record outside the grant's scope",
             Self::InvalidCapsule => c"denied: invalid capsule",
+            Self::EmergencyOnly => {
+                c"denied: emergency grant used without purpose emergency and a justification"
+            }
         }
     }
 
@@ -154,6 +326,7 @@ impl Denial {
             Self::Expired => 4,
             Self::OutOfScope => 5,
             Self::InvalidCapsule => 6,
+            Self::EmergencyOnly => 7,
         }
     }
 
@@ -165,6 +338,7 @@ impl Denial {
             4 => Self::Expired,
             5 => Self::OutOfScope,
             6 => Self::InvalidCapsule,
+            7 => Self::EmergencyOnly,
             _ => return None,
         })
     }
@@ -196,6 +370,10 @@ pub enum AuditAction {
     Revoke,
     /// A re-encryption was asked for (the outcome says whether it was done).
     ReEncrypt,
+    /// A user asked a patient for access to a portion.
+    RequestAccess,
+    /// A patient refused an access request (a signed refusal).
+    RefuseRequest,
 }
 
 impl AuditAction {
@@ -210,6 +388,8 @@ impl AuditAction {
             Self::Grant => "grant",
             Self::Revoke => "revoke",
             Self::ReEncrypt => "reencrypt",
+            Self::RequestAccess => "request_access",
+            Self::RefuseRequest => "refuse_request",
         }
     }
 
@@ -223,6 +403,8 @@ impl AuditAction {
             Self::Grant => 6,
             Self::Revoke => 7,
             Self::ReEncrypt => 8,
+            Self::RequestAccess => 9,
+            Self::RefuseRequest => 10,
         }
     }
 
@@ -236,6 +418,8 @@ impl AuditAction {
             6 => Self::Grant,
             7 => Self::Revoke,
             8 => Self::ReEncrypt,
+            9 => Self::RequestAccess,
+            10 => Self::RefuseRequest,
             _ => return None,
         })
     }
@@ -282,11 +466,26 @@ pub struct AuditEntry {
     pub record_id: Option<RecordId>,
     /// Done or refused.
     pub outcome: AuditOutcome,
-    /// Free-form details (scope and expiry of a grant, a role, an epoch).
+    /// Free-form details (scope and expiry of a grant, a role, an epoch, a
+    /// justification).
     pub detail: String,
+    /// The purpose of use of a re-encryption or access request.
+    pub purpose: Option<Purpose>,
+    /// Served under a break-glass (emergency) grant.
+    pub emergency: bool,
+    /// The signed object that authorized a change, as encoded (a
+    /// [`crate::consent::PatientRegistration`], a
+    /// [`crate::consent::SignedGrant`], [`crate::consent::SignedRevocation`]
+    /// or [`crate::consent::SignedRefusal`], or a user's key proof); empty
+    /// for none. [`crate::consent::check_entry`] verifies it against the
+    /// entry with public keys alone.
+    pub evidence: Vec<u8>,
 }
 
+/// Entries without purpose, flag or evidence keep the first encoding (so
+/// chains written before those fields existed verify unchanged).
 const ENTRY_VERSION: u8 = 1;
+const ENTRY_VERSION_2: u8 = 2;
 
 fn put_opt(out: &mut Vec<u8>, v: Option<&[u8]>) {
     match v {
@@ -302,10 +501,13 @@ impl AuditEntry {
     /// The canonical encoding that the chain hashes:
     /// `version ‖ seq ‖ time ‖ action ‖ actor ‖ patient? ‖ label? ‖ user? ‖
     /// record id? ‖ outcome ‖ detail`, integers big-endian, strings
-    /// length-prefixed (8 bytes), options behind a 0/1 byte.
+    /// length-prefixed (8 bytes), options behind a 0/1 byte; version 2 (used
+    /// exactly when purpose, emergency flag or evidence is set) appends
+    /// `purpose code (0: none) ‖ flags (bit 0: emergency) ‖ evidence`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(128);
-        v.push(ENTRY_VERSION);
+        let v2 = self.purpose.is_some() || self.emergency || !self.evidence.is_empty();
+        let mut v = Vec::with_capacity(128 + self.evidence.len());
+        v.push(if v2 { ENTRY_VERSION_2 } else { ENTRY_VERSION });
         v.extend_from_slice(&self.seq.to_be_bytes());
         v.extend_from_slice(&self.time.to_be_bytes());
         v.push(self.action.code());
@@ -319,6 +521,11 @@ impl AuditEntry {
             AuditOutcome::Denied(d) => d.code(),
         });
         encode_parts(&mut v, &[self.detail.as_bytes()]);
+        if v2 {
+            v.push(self.purpose.map_or(0, Purpose::code));
+            v.push(u8::from(self.emergency));
+            encode_parts(&mut v, &[&self.evidence]);
+        }
         v
     }
 
@@ -338,7 +545,7 @@ impl AuditEntry {
             v.map_or_else(|| "null".to_owned(), json_string)
         }
         format!(
-            "{{\"seq\":{},\"time\":{},\"actor\":{},\"action\":\"{}\",\"patient\":{},\"label\":{},\"user\":{},\"record_id\":{},\"outcome\":\"{}\",\"detail\":{},\"prev_hash\":\"{}\",\"hash\":\"{}\"}}",
+            "{{\"seq\":{},\"time\":{},\"actor\":{},\"action\":\"{}\",\"patient\":{},\"label\":{},\"user\":{},\"record_id\":{},\"outcome\":\"{}\",\"detail\":{},\"purpose\":{},\"emergency\":{},\"evidence\":{},\"prev_hash\":\"{}\",\"hash\":\"{}\"}}",
             self.seq,
             self.time,
             json_string(&self.actor),
@@ -350,6 +557,13 @@ impl AuditEntry {
                 .map_or_else(|| "null".to_owned(), |r| format!("\"{r}\"")),
             self.outcome,
             json_string(&self.detail),
+            opt(self.purpose.as_ref().map(Purpose::as_str)),
+            self.emergency,
+            if self.evidence.is_empty() {
+                "null".to_owned()
+            } else {
+                format!("\"{}\"", hex(&self.evidence))
+            },
             hex(prev_hash),
             hex(hash),
         )
@@ -358,7 +572,8 @@ impl AuditEntry {
 
 fn decode_entry(bytes: &[u8]) -> Option<AuditEntry> {
     let mut r = Reader::unframed("audit entry", bytes);
-    if r.byte().ok()? != ENTRY_VERSION {
+    let version = r.byte().ok()?;
+    if version != ENTRY_VERSION && version != ENTRY_VERSION_2 {
         return None;
     }
     let seq = r.u64().ok()?;
@@ -400,6 +615,23 @@ fn decode_entry(bytes: &[u8]) -> Option<AuditEntry> {
         c => AuditOutcome::Denied(Denial::from_code(c)?),
     };
     let detail = string(&mut r)?;
+    let (mut purpose, mut emergency, mut evidence) = (None, false, Vec::new());
+    if version == ENTRY_VERSION_2 {
+        purpose = match r.byte().ok()? {
+            0 => None,
+            c => Some(Purpose::from_code(c).ok()?),
+        };
+        emergency = match r.byte().ok()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        evidence = part(&mut r).ok()?.to_vec();
+        // One encoding per entry: version 2 only when it carries something.
+        if purpose.is_none() && !emergency && evidence.is_empty() {
+            return None;
+        }
+    }
     r.finish().ok()?;
     Some(AuditEntry {
         seq,
@@ -412,11 +644,14 @@ fn decode_entry(bytes: &[u8]) -> Option<AuditEntry> {
         record_id,
         outcome,
         detail,
+        purpose,
+        emergency,
+        evidence,
     })
 }
 
 /// A JSON string literal.
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     use core::fmt::Write;
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -525,11 +760,19 @@ pub struct GrantTerms {
     pub expiry: Option<u64>,
     /// When it was granted.
     pub granted_at: u64,
+    /// A break-glass grant (the patient signed it for the user's role): it
+    /// serves only requests with purpose [`Purpose::Emergency`] and a
+    /// justification, and each use is flagged in the audit.
+    pub emergency: bool,
 }
 
 impl GrantTerms {
-    /// Whether a record created at `created_at` may be re-encrypted at `now`.
-    pub(crate) fn check(&self, now: u64, created_at: u64) -> Result<(), Denial> {
+    /// Whether a record created at `created_at` may be re-encrypted at `now`
+    /// for a request that `breaks_glass` (purpose emergency, justified).
+    pub(crate) fn check(&self, now: u64, created_at: u64, breaks_glass: bool) -> Result<(), Denial> {
+        if self.emergency && !breaks_glass {
+            return Err(Denial::EmergencyOnly);
+        }
         if self.expiry.is_some_and(|e| now >= e) {
             return Err(Denial::Expired);
         }
@@ -544,10 +787,123 @@ impl fmt::Display for GrantTerms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "scope={} expiry=", self.scope)?;
         match self.expiry {
-            Some(e) => write!(f, "{e}"),
-            None => f.write_str("none"),
+            Some(e) => write!(f, "{e}")?,
+            None => f.write_str("none")?,
         }
+        if self.emergency {
+            f.write_str(" emergency")?;
+        }
+        Ok(())
     }
+}
+
+/// Where an access request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestStatus {
+    /// Waiting for the patient.
+    Pending,
+    /// Answered by a grant signed at this time (the SRS's clock).
+    Granted(u64),
+    /// Refused by a signed refusal at this time (the SRS's clock).
+    Refused(u64),
+}
+
+/// A user's request for access to a patient's portion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// Its identifier (name it in the signed grant that answers it).
+    pub id: crate::consent::RequestId,
+    /// The patient asked.
+    pub patient: Identity,
+    /// Who asks.
+    pub user: Identity,
+    /// For which portion.
+    pub label: PortionLabel,
+    /// Why.
+    pub purpose: Purpose,
+    /// In the user's words.
+    pub justification: String,
+    /// When (the SRS's clock).
+    pub requested_at: u64,
+    /// Pending or answered.
+    pub status: RequestStatus,
+}
+
+/// One line of a patient's accounting of disclosures: a re-encryption the
+/// SRS served for one of their records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disclosure {
+    /// The audit entry's sequence number.
+    pub seq: u64,
+    /// When (the SRS's clock).
+    pub time: u64,
+    /// To whom.
+    pub user: Identity,
+    /// Their role (as registered now; `None` if unknown).
+    pub role: Option<Role>,
+    /// Which portion.
+    pub label: PortionLabel,
+    /// Which record.
+    pub record_id: RecordId,
+    /// For what purpose.
+    pub purpose: Option<Purpose>,
+    /// Under a break-glass grant.
+    pub emergency: bool,
+    /// The user's justification, if given.
+    pub justification: Option<String>,
+}
+
+impl Disclosure {
+    /// The disclosure an audit entry records (a served re-encryption).
+    pub(crate) fn from_entry(e: AuditEntry, role: Option<Role>) -> Option<Self> {
+        if e.action != AuditAction::ReEncrypt || e.outcome != AuditOutcome::Ok {
+            return None;
+        }
+        Some(Self {
+            seq: e.seq,
+            time: e.time,
+            user: e.user?,
+            role,
+            label: e.label?,
+            record_id: e.record_id?,
+            purpose: e.purpose,
+            emergency: e.emergency,
+            justification: e.detail.strip_prefix("justification=").map(str::to_owned),
+        })
+    }
+
+    /// As one JSON object.
+    pub fn to_json(&self) -> String {
+        fn opt(v: Option<&str>) -> String {
+            v.map_or_else(|| "null".to_owned(), json_string)
+        }
+        format!(
+            "{{\"seq\":{},\"time\":{},\"user\":{},\"role\":{},\"label\":{},\"record_id\":\"{}\",\"purpose\":{},\"emergency\":{},\"justification\":{}}}",
+            self.seq,
+            self.time,
+            json_string(self.user.as_str()),
+            opt(self.role.as_ref().map(Role::as_str)),
+            json_string(self.label.as_str()),
+            self.record_id,
+            opt(self.purpose.as_ref().map(Purpose::as_str)),
+            self.emergency,
+            opt(self.justification.as_deref()),
+        )
+    }
+}
+
+/// An access request as one JSON object.
+pub(crate) fn request_json(r: &AccessRequest) -> String {
+    format!(
+        "{{\"id\":\"{}\",\"patient\":{},\"user\":{},\"label\":{},\"purpose\":\"{}\",\"justification\":{},\"requested_at\":{}}}",
+        r.id,
+        json_string(r.patient.as_str()),
+        json_string(r.user.as_str()),
+        json_string(r.label.as_str()),
+        r.purpose,
+        json_string(&r.justification),
+        r.requested_at,
+    )
 }
 
 /// Whether a registered user may still be served.

@@ -13,6 +13,7 @@
 )]
 
 mod common;
+use common::Consenting;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -57,11 +58,11 @@ fn reader_id(i: usize) -> Identity {
 fn setup(srs: &Srs) {
     let p = patient(3);
     let k = portion(&p, "lab");
-    srs.register_patient(p.patient(), &[k.public().clone()])
+    srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
         .unwrap();
     for i in 0..READERS {
         let u = user(i as u8);
-        srs.register_user(&reader_id(i), Role::Doctor, u.public())
+        srs.add_user(&reader_id(i), Role::Doctor, &u)
             .unwrap();
         grant(srs, i);
     }
@@ -70,19 +71,12 @@ fn setup(srs: &Srs) {
 fn grant(srs: &Srs, i: usize) {
     let p = patient(3);
     let k = portion(&p, "lab");
-    srs.grant(
-        p.patient(),
-        &label("lab"),
-        &reader_id(i),
-        ReKey::generate(&k, user(i as u8).public()),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&p, &label("lab"), &reader_id(i), ReKey::generate(&k, user(i as u8).public()), Scope::AllRecords, None)
     .unwrap();
 }
 
 fn revoke(srs: &Srs, i: usize) {
-    srs.revoke(patient(3).patient(), &label("lab"), &reader_id(i))
+    srs.take(&patient(3), &label("lab"), &reader_id(i))
         .unwrap();
 }
 
@@ -170,7 +164,7 @@ fn child() {
                             let gap = (now_ns() % 700) as u64;
                             std::thread::sleep(Duration::from_micros(gap));
                             let start = now_ns();
-                            let r = srs.reencrypt(&reader_id(i), rec.header());
+                            let r = srs.reencrypt(&reader_id(i), rec.header(), sesphr::srs::Purpose::Treatment);
                             let end = now_ns();
                             let verdict = match r {
                                 Ok(_) => "ok",
@@ -207,7 +201,7 @@ fn child() {
             for n in from.. {
                 let kp = KeyPair::generate();
                 let id = Identity::new(format!("late-{n}")).unwrap();
-                srs.register_user(&id, Role::Researcher, kp.public())
+                srs.add_user(&id, Role::Researcher, &kp)
                     .unwrap();
                 say(format!("ack {n}"));
             }
@@ -218,7 +212,7 @@ fn child() {
             let headers: Vec<&PortionHeader> = recs.iter().map(SealedPortion::header).collect();
             let batches = env_usize("SESPHR_PG_OPS");
             for b in 0..batches {
-                let out = srs.reencrypt_batch(&reader_id(0), &headers).unwrap();
+                let out = srs.reencrypt_batch(&reader_id(0), &headers, sesphr::srs::Purpose::Treatment).unwrap();
                 assert!(out.iter().all(Result::is_ok));
                 say(format!("batch {b}"));
             }
@@ -235,21 +229,21 @@ fn two_srs_on_one_database_see_each_others_changes_at_once() {
     setup(&a);
     let rec = record();
     // B learns of A's grants at its first request (a denial looks again).
-    let rc = b.reencrypt(&reader_id(0), rec.header()).unwrap();
+    let rc = b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
     assert_eq!(
         rec.open_as_delegatee(&user(0), &rc).unwrap(),
         b"result: 5.4 mmol/L"
     );
     // A revokes; B, which served this grant a moment ago, refuses at once.
     revoke(&a, 0);
-    let r = b.reencrypt(&reader_id(0), rec.header());
+    let r = b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment);
     assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
-    let r = b.reencrypt_batch(&reader_id(0), &[rec.header(), rec.header()]);
+    let r = b.reencrypt_batch(&reader_id(0), &[rec.header(), rec.header()], sesphr::srs::Purpose::Treatment);
     assert!(r.unwrap().iter().all(|x| matches!(x, Err(Denial::Revoked))),);
     // Unique identities and keys hold across processes.
     let kp = user(1);
     assert!(matches!(
-        b.register_user(&reader_id(1), Role::Doctor, kp.public()),
+        b.add_user(&reader_id(1), Role::Doctor, &kp),
         Err(SrsError::AlreadyRegistered)
     ));
     // Both registries and audits agree; a third opens to the same state.
@@ -454,9 +448,9 @@ fn history(cluster: &Cluster, db: &str) -> Checkpoint {
     let srs = open(&cluster.conninfo(db));
     setup(&srs);
     let rec = record();
-    srs.reencrypt(&reader_id(1), rec.header()).unwrap();
+    srs.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
     revoke(&srs, 2);
-    srs.remove_user(&reader_id(1)).unwrap();
+    srs.drop_user(&reader_id(1)).unwrap();
     srs.checkpoint().unwrap()
 }
 
@@ -480,7 +474,7 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
     {
         let srs = open(&cluster.conninfo("base"));
         grant(&srs, 2);
-        srs.reencrypt(&reader_id(2), record().header()).unwrap();
+        srs.reencrypt(&reader_id(2), record().header(), sesphr::srs::Purpose::Treatment).unwrap();
     }
     let newest = open(&cluster.conninfo("base")).checkpoint().unwrap();
     let current = cluster.dump("base", "current.sql");
@@ -572,11 +566,7 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
     // then every call is refused, the reload included: never accepted.
     let mut rolled_back = 0;
     for attempt in 0..6 {
-        let r = live.register_user(
-            &Identity::new(format!("after-{attempt}")).unwrap(),
-            Role::Researcher,
-            KeyPair::generate().public(),
-        );
+        let r = live.add_user(&Identity::new(format!("after-{attempt}")).unwrap(), Role::Researcher, &KeyPair::generate());
         match r {
             Err(SrsError::RolledBack { .. }) => rolled_back += 1,
             Err(SrsError::Store(e)) if rolled_back == 0 => {
@@ -586,11 +576,11 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
         }
     }
     assert!(rolled_back >= 3, "{rolled_back}");
-    let r = live.reencrypt(&reader_id(0), record().header());
+    let r = live.reencrypt(&reader_id(0), record().header(), sesphr::srs::Purpose::Treatment);
     assert!(matches!(r, Err(SrsError::RolledBack { .. })), "{r:?}");
 }
 
-fn assert_connection_error(r: &Result<(), SrsError>) {
+fn assert_connection_error<T: std::fmt::Debug>(r: &Result<T, SrsError>) {
     match r {
         Err(SrsError::Store(e)) => assert_eq!(e.kind(), StoreErrorKind::Connection, "{e}"),
         other => panic!("{other:?}"),
@@ -631,7 +621,7 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     // A lock timeout: typed, nothing applied.
-    let r = srs.revoke(patient(3).patient(), &label("lab"), &reader_id(0));
+    let r = srs.take(&patient(3), &label("lab"), &reader_id(0));
     assert_connection_error(&r);
     assert_eq!(srs.registry(), before);
     // The backend terminated while it waits in its transaction.
@@ -639,7 +629,7 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
     let srs = std::sync::Arc::new(open(&cluster.conninfo("srs")));
     let t = std::thread::spawn({
         let srs = srs.clone();
-        move || srs.revoke(patient(3).patient(), &label("lab"), &reader_id(0))
+        move || srs.take(&patient(3), &label("lab"), &reader_id(0))
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     while !t.is_finished() {
@@ -663,7 +653,7 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
     assert_eq!(open(&ci).registry(), before);
     assert_eq!(srs.verify_audit().unwrap(), entries);
     revoke(&srs, 0);
-    let r = srs.reencrypt(&reader_id(0), record().header());
+    let r = srs.reencrypt(&reader_id(0), record().header(), sesphr::srs::Purpose::Treatment);
     assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
 }
 
@@ -724,19 +714,19 @@ fn a_request_whose_grant_is_revoked_elsewhere_before_it_commits_is_denied() {
     )
     .unwrap();
     let rec = record();
-    b.reencrypt(&reader_id(0), rec.header()).unwrap();
+    b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
     for batch in [false, true] {
         clock.armed.store(true, std::sync::atomic::Ordering::SeqCst);
         // The revocation returned on A while B was deciding: B served the
         // request from a registry that had not heard of it yet, and the
         // commit's re-check (after catching up) refuses it.
         let r = if batch {
-            b.reencrypt_batch(&reader_id(0), &[rec.header()])
+            b.reencrypt_batch(&reader_id(0), &[rec.header()], sesphr::srs::Purpose::Treatment)
                 .unwrap()
                 .remove(0)
                 .map_err(SrsError::Denied)
         } else {
-            b.reencrypt(&reader_id(0), rec.header())
+            b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
         };
         assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
         let last = b.audit_entries(0, usize::MAX).unwrap().pop().unwrap();
@@ -755,7 +745,7 @@ fn an_archive_made_by_one_process_is_followed_by_the_others() {
     setup(&a);
     let rec = record();
     for _ in 0..5 {
-        a.reencrypt(&reader_id(0), rec.header()).unwrap();
+        a.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
     }
     let cp = a.checkpoint().unwrap();
     let mut segment = Vec::new();
@@ -764,7 +754,7 @@ fn an_archive_made_by_one_process_is_followed_by_the_others() {
     verify_segment(&mut segment.as_slice(), &a.verifying_key()).unwrap();
     // B, which never looked since before the archive, commits and verifies
     // from the new base; a third process opens.
-    b.reencrypt(&reader_id(1), rec.header()).unwrap();
+    b.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
     assert_eq!(b.verify_audit().unwrap(), cp.seq + 1);
     a.sync().unwrap();
     assert_eq!(a.verify_audit().unwrap(), cp.seq + 1);

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
 
 mod common;
+use common::Consenting;
 use common::*;
 use sesphr::srs::*;
 use sesphr::store::SqliteStore;
@@ -34,18 +35,11 @@ fn world(path: &std::path::Path, every: u64, sink: Option<Arc<Mutex<Vec<Checkpoi
     let k = p.portion_secret(&med, 0);
     let doc = Identity::new("dr").unwrap();
     if srs.open_report().created {
-        srs.register_patient(p.patient(), &[k.public().clone()])
+        srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
             .unwrap();
-        srs.register_user(&doc, Role::Doctor, user(1).public())
+        srs.add_user(&doc, Role::Doctor, &user(1))
             .unwrap();
-        srs.grant(
-            p.patient(),
-            &med,
-            &doc,
-            ReKey::generate(&k, user(1).public()),
-            Scope::AllRecords,
-            None,
-        )
+        srs.give(&p, &med, &doc, ReKey::generate(&k, user(1).public()), Scope::AllRecords, None)
         .unwrap();
     }
     let header = SealedPortion::seal(k.public(), RecordId::random(), T0, b"r")
@@ -61,7 +55,7 @@ fn traffic(w: &World, n: usize) {
     let mut left = n;
     while left > 0 {
         let k = left.min(256);
-        let out = w.srs.reencrypt_batch(&w.doc, &batch[..k]).unwrap();
+        let out = w.srs.reencrypt_batch(&w.doc, &batch[..k], sesphr::srs::Purpose::Treatment).unwrap();
         assert!(out.iter().all(Result::is_ok));
         left -= k;
     }
@@ -155,7 +149,7 @@ fn re_encryptions_go_on_while_the_audit_is_verified() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let was = verifying.load(Ordering::SeqCst);
-                w.srs.reencrypt(&w.doc, &w.header).unwrap();
+                w.srs.reencrypt(&w.doc, &w.header, sesphr::srs::Purpose::Treatment).unwrap();
                 if was && verifying.load(Ordering::SeqCst) {
                     during.fetch_add(1, Ordering::SeqCst);
                 }

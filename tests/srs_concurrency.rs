@@ -9,6 +9,7 @@
 )]
 
 mod common;
+use common::Consenting;
 use common::*;
 use sesphr::srs::*;
 use sesphr::store::MemoryStore;
@@ -30,14 +31,14 @@ fn no_reencryption_succeeds_after_revoke_returns() {
     let p = patient(3);
     let lab = label("lab");
     let k = p.portion_secret(&lab, 0);
-    srs.register_patient(p.patient(), &[k.public().clone()])
+    srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
         .unwrap();
     let ids: Vec<Identity> = (0..USERS)
         .map(|u| Identity::new(format!("u{u}")).unwrap())
         .collect();
     let pairs: Vec<KeyPair> = (0..USERS).map(|u| user(u as u8)).collect();
     for u in 0..USERS {
-        srs.register_user(&ids[u], Role::Doctor, pairs[u].public())
+        srs.add_user(&ids[u], Role::Doctor, &pairs[u])
             .unwrap();
     }
     let sealed: Vec<SealedPortion> = (0..8)
@@ -50,14 +51,7 @@ fn no_reencryption_succeeds_after_revoke_returns() {
     let denials = AtomicU64::new(0);
     for round in 0..ROUNDS {
         for u in 0..USERS {
-            srs.grant(
-                p.patient(),
-                &lab,
-                &ids[u],
-                ReKey::generate(&k, pairs[u].public()),
-                Scope::AllRecords,
-                None,
-            )
+            srs.give(&p, &lab, &ids[u], ReKey::generate(&k, pairs[u].public()), Scope::AllRecords, None)
             .unwrap();
         }
         // `revoked[u]` is set only after revoke(u) has returned.
@@ -76,14 +70,14 @@ fn no_reencryption_succeeds_after_revoke_returns() {
                         let res = if i % 7 == 0 {
                             let hs: Vec<&PortionHeader> =
                                 sealed.iter().take(3).map(|s| s.header()).collect();
-                            srs.reencrypt_batch(&ids[u], &hs)
+                            srs.reencrypt_batch(&ids[u], &hs, sesphr::srs::Purpose::Treatment)
                                 .unwrap()
                                 .into_iter()
                                 .next()
                                 .unwrap()
                                 .map_err(SrsError::Denied)
                         } else {
-                            srs.reencrypt(&ids[u], sealed[i % sealed.len()].header())
+                            srs.reencrypt(&ids[u], sealed[i % sealed.len()].header(), sesphr::srs::Purpose::Treatment)
                         };
                         ops.fetch_add(1, Ordering::Relaxed);
                         match res {
@@ -104,7 +98,7 @@ fn no_reencryption_succeeds_after_revoke_returns() {
             }
             // The revoker: revokes users one by one while the readers run.
             let (srs, ids, revoked, stop) = (&srs, &ids, &revoked, &stop);
-            let p = p.patient();
+            let p = &p;
             let lab = &lab;
             let ops = &ops;
             s.spawn(move || {
@@ -113,7 +107,7 @@ fn no_reencryption_succeeds_after_revoke_returns() {
                     while ops.load(Ordering::Relaxed) < target {
                         std::thread::yield_now();
                     }
-                    srs.revoke(p, lab, &ids[u]).unwrap();
+                    srs.take(p, lab, &ids[u]).unwrap();
                     revoked[u].store(true, Ordering::SeqCst);
                 }
                 let target = ops.load(Ordering::Relaxed) + PACE;
@@ -148,22 +142,15 @@ fn racing_grants_and_revocations_stay_consistent() {
     let p = patient(4);
     let lab = label("medical");
     let k = p.portion_secret(&lab, 0);
-    srs.register_patient(p.patient(), &[k.public().clone()])
+    srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
         .unwrap();
     let id = Identity::new("shared-user").unwrap();
     let kp = user(9);
-    srs.register_user(&id, Role::Family, kp.public()).unwrap();
+    srs.add_user(&id, Role::Family, &kp).unwrap();
     let s = SealedPortion::seal(k.public(), RecordId::random(), T0, b"y").unwrap();
     // A first grant before the race, so that a re-encryption only ever meets
     // a granted or a revoked grant (never none at all).
-    srs.grant(
-        p.patient(),
-        &lab,
-        &id,
-        ReKey::generate(&k, kp.public()),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&p, &lab, &id, ReKey::generate(&k, kp.public()), Scope::AllRecords, None)
     .unwrap();
     std::thread::scope(|sc| {
         for t in 0..4 {
@@ -172,21 +159,14 @@ fn racing_grants_and_revocations_stay_consistent() {
                 for i in 0..150 {
                     match (i + t) % 3 {
                         0 => {
-                            srs.grant(
-                                p.patient(),
-                                lab,
-                                id,
-                                ReKey::generate(k, kp.public()),
-                                Scope::AllRecords,
-                                None,
-                            )
+                            srs.give(&p, lab, id, ReKey::generate(k, kp.public()), Scope::AllRecords, None)
                             .unwrap();
                         }
-                        1 => match srs.revoke(p.patient(), lab, id) {
-                            Ok(()) | Err(SrsError::NotGranted) => {}
+                        1 => match srs.take(&p, lab, id) {
+                            Ok(_) | Err(SrsError::NotGranted) => {}
                             Err(e) => panic!("{e:?}"),
                         },
-                        _ => match srs.reencrypt(id, s.header()) {
+                        _ => match srs.reencrypt(id, s.header(), sesphr::srs::Purpose::Treatment) {
                             Ok(rc) => assert_eq!(s.open_as_delegatee(kp, &rc).unwrap(), b"y"),
                             Err(SrsError::Denied(Denial::Revoked)) => {}
                             Err(e) => panic!("{e:?}"),

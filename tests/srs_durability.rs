@@ -10,6 +10,7 @@
 )]
 
 mod common;
+use common::Consenting;
 use common::*;
 use sesphr::srs::*;
 use sesphr::*;
@@ -32,13 +33,10 @@ fn setup(path: &std::path::Path) -> (Srs, PatientKeys) {
     let srs = Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap();
     let p = patient(8);
     if srs.registry().patients.is_empty() {
-        let keys: Vec<PortionPublicKey> = LABELS
-            .iter()
-            .map(|l| p.portion_public(&label(l), 0))
-            .collect();
-        srs.register_patient(p.patient(), &keys).unwrap();
+        let keys: Vec<(PortionLabel, u32)> = LABELS.iter().map(|l| (label(l), 0)).collect();
+        srs.add_patient(&p, &keys).unwrap();
         for (u, id) in ids().iter().enumerate() {
-            srs.register_user(id, Role::Doctor, user(u as u8).public())
+            srs.add_user(id, Role::Doctor, &user(u as u8))
                 .unwrap();
         }
     }
@@ -53,38 +51,17 @@ fn a_restart_restores_identical_state() {
     let ids = ids();
     let med = label("medical");
     let k = p.portion_secret(&med, 0);
-    srs.grant(
-        p.patient(),
-        &med,
-        &ids[0],
-        ReKey::generate(&k, user(0).public()),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&p, &med, &ids[0], ReKey::generate(&k, user(0).public()), Scope::AllRecords, None)
     .unwrap();
-    srs.grant(
-        p.patient(),
-        &med,
-        &ids[1],
-        ReKey::generate(&k, user(1).public()),
-        Scope::Since(5),
-        Some(u64::MAX),
-    )
+    srs.give(&p, &med, &ids[1], ReKey::generate(&k, user(1).public()), Scope::Since(5), Some(u64::MAX))
     .unwrap();
-    srs.grant(
-        p.patient(),
-        &med,
-        &ids[2],
-        ReKey::generate(&k, user(2).public()),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&p, &med, &ids[2], ReKey::generate(&k, user(2).public()), Scope::AllRecords, None)
     .unwrap();
-    srs.revoke(p.patient(), &med, &ids[1]).unwrap();
-    srs.remove_user(&ids[2]).unwrap();
+    srs.take(&p, &med, &ids[1]).unwrap();
+    srs.drop_user(&ids[2]).unwrap();
     let sealed = SealedPortion::seal(k.public(), RecordId::random(), T0, b"ecg").unwrap();
-    srs.reencrypt(&ids[0], sealed.header()).unwrap();
-    assert!(srs.reencrypt(&ids[1], sealed.header()).is_err());
+    srs.reencrypt(&ids[0], sealed.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    assert!(srs.reencrypt(&ids[1], sealed.header(), sesphr::srs::Purpose::Treatment).is_err());
     let view = srs.registry();
     let entries = srs.audit_entries(1, usize::MAX).unwrap();
     let n = srs.verify_audit().unwrap();
@@ -95,14 +72,14 @@ fn a_restart_restores_identical_state() {
     assert_eq!(srs.audit_entries(1, usize::MAX).unwrap(), entries);
     assert_eq!(srs.verify_audit().unwrap(), n);
     // The restored grant works; the revoked one stays revoked; the removed user stays removed.
-    let rc = srs.reencrypt(&ids[0], sealed.header()).unwrap();
+    let rc = srs.reencrypt(&ids[0], sealed.header(), sesphr::srs::Purpose::Treatment).unwrap();
     assert_eq!(sealed.open_as_delegatee(&user(0), &rc).unwrap(), b"ecg");
     assert!(matches!(
-        srs.reencrypt(&ids[1], sealed.header()),
+        srs.reencrypt(&ids[1], sealed.header(), sesphr::srs::Purpose::Treatment),
         Err(SrsError::Denied(Denial::Revoked))
     ));
     assert!(matches!(
-        srs.reencrypt(&ids[2], sealed.header()),
+        srs.reencrypt(&ids[2], sealed.header(), sesphr::srs::Purpose::Treatment),
         Err(SrsError::Denied(Denial::NotRegistered))
     ));
     // The wrong storage key opens nothing.
@@ -164,20 +141,13 @@ fn crash_child() {
         if active {
             writeln!(out, "BEGIN revoke {u} {l}").unwrap();
             out.flush().unwrap();
-            srs.revoke(p.patient(), &labels[l], &ids[u]).unwrap();
+            srs.take(&p, &labels[l], &ids[u]).unwrap();
             writeln!(out, "ACK revoke {u} {l}").unwrap();
         } else {
             let rk = ReKey::generate_with_rng(&keys[l], user(u as u8).public(), &mut r);
             writeln!(out, "BEGIN grant {u} {l}").unwrap();
             out.flush().unwrap();
-            srs.grant(
-                p.patient(),
-                &labels[l],
-                &ids[u],
-                rk,
-                Scope::AllRecords,
-                None,
-            )
+            srs.give(&p, &labels[l], &ids[u], rk, Scope::AllRecords, None)
             .unwrap();
             writeln!(out, "ACK grant {u} {l}").unwrap();
         }
@@ -275,7 +245,7 @@ fn crash_loses_no_acknowledged_change() {
         let k = p.portion_secret(&label("lab"), 0);
         let s = SealedPortion::seal(k.public(), RecordId::random(), T0, b"z").unwrap();
         for u in 0..USERS {
-            let res = srs.reencrypt(&ids()[u], s.header());
+            let res = srs.reencrypt(&ids()[u], s.header(), sesphr::srs::Purpose::Treatment);
             assert_eq!(
                 res.is_ok(),
                 want[u][1] == Want::Granted,

@@ -8,6 +8,7 @@
 )]
 
 mod common;
+use common::Consenting;
 use common::*;
 use sesphr::srs::*;
 use sesphr::*;
@@ -28,35 +29,22 @@ fn world() -> World {
     let alice = patient(10);
     let bob = patient(11);
     let labels = ["medical", "lab"];
-    srs.register_patient(
-        alice.patient(),
-        &labels.map(|l| alice.portion_public(&label(l), 0)),
-    )
-    .unwrap();
-    srs.register_patient(
-        bob.patient(),
-        &labels.map(|l| bob.portion_public(&label(l), 0)),
-    )
-    .unwrap();
+    srs.add_patient(&alice, &labels.map(|l| (label(l), 0)))
+        .unwrap();
+    srs.add_patient(&bob, &labels.map(|l| (label(l), 0)))
+        .unwrap();
     let (doc, doc_keys) = (Identity::new("doc").unwrap(), user(1));
     let (nurse, nurse_keys) = (Identity::new("nurse").unwrap(), user(2));
     let gone = Identity::new("gone").unwrap();
-    srs.register_user(&doc, Role::Doctor, doc_keys.public())
+    srs.add_user(&doc, Role::Doctor, &doc_keys)
         .unwrap();
-    srs.register_user(&nurse, Role::Other("nurse".into()), nurse_keys.public())
+    srs.add_user(&nurse, Role::Other("nurse".into()), &nurse_keys)
         .unwrap();
-    srs.register_user(&gone, Role::Family, user(3).public())
+    srs.add_user(&gone, Role::Family, &user(3))
         .unwrap();
-    srs.remove_user(&gone).unwrap();
+    srs.drop_user(&gone).unwrap();
     let med = label("medical");
-    srs.grant(
-        alice.patient(),
-        &med,
-        &doc,
-        ReKey::generate(&alice.portion_secret(&med, 0), doc_keys.public()),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&alice, &med, &doc, ReKey::generate(&alice.portion_secret(&med, 0), doc_keys.public()), Scope::AllRecords, None)
     .unwrap();
     World {
         srs,
@@ -72,16 +60,16 @@ fn world() -> World {
 
 /// Runs `f`, which must fail as `check` says, and checks that the registry
 /// and the audit chain are unchanged.
-fn refused(
+fn refused<T>(
     w: &World,
     what: &str,
-    f: impl FnOnce(&World) -> Result<(), SrsError>,
+    f: impl FnOnce(&World) -> Result<T, SrsError>,
     check: impl Fn(&SrsError) -> bool,
 ) {
     let before = w.srs.registry();
     let entries = w.srs.verify_audit().unwrap();
     match f(w) {
-        Ok(()) => panic!("{what}: accepted"),
+        Ok(_) => panic!("{what}: accepted"),
         Err(e) => assert!(check(&e), "{what}: wrong error {e:?}"),
     }
     assert_eq!(w.srs.registry(), before, "{what}: state changed");
@@ -101,7 +89,7 @@ fn registry_errors_leave_state_unchanged() {
     refused(
         &w,
         "duplicate user",
-        |w| w.srs.register_user(&w.doc, Role::Doctor, user(50).public()),
+        |w| w.srs.add_user(&w.doc, Role::Doctor, &user(50)),
         |e| matches!(e, SrsError::AlreadyRegistered),
     );
     refused(
@@ -109,7 +97,7 @@ fn registry_errors_leave_state_unchanged() {
         "removed identity reused",
         |w| {
             w.srs
-                .register_user(&w.gone, Role::Family, user(51).public())
+                .add_user(&w.gone, Role::Family, &user(51))
         },
         |e| matches!(e, SrsError::AlreadyRegistered),
     );
@@ -118,48 +106,35 @@ fn registry_errors_leave_state_unchanged() {
         "public key reused",
         |w| {
             w.srs
-                .register_user(&unknown, Role::Doctor, w.doc_keys.public())
+                .add_user(&unknown, Role::Doctor, &w.doc_keys)
         },
         |e| matches!(e, SrsError::KeyInUse),
     );
     refused(
         &w,
         "duplicate patient",
-        |w| w.srs.register_patient(w.alice.patient(), &[]),
+        |w| w.srs.add_patient(&w.alice, &[]),
         |e| matches!(e, SrsError::AlreadyRegistered),
-    );
-    refused(
-        &w,
-        "portion key of another patient",
-        |w| {
-            w.srs
-                .register_patient(&unknown, &[w.alice.portion_public(&med, 0)])
-        },
-        |e| matches!(e, SrsError::KeyInUse),
     );
     refused(
         &w,
         "a label twice in one registration",
         |w| {
-            let p = patient(60);
-            let id = Identity::new("new-patient").unwrap();
-            let p = PatientKeys::from_master(id.clone(), &p.master_bytes());
-            w.srs.register_patient(
-                &id,
-                &[
-                    p.portion_public(&med, 0),
-                    PortionPublicKey::new(med.clone(), 0, *p.portion_public(&xray, 0).key()),
-                ],
-            )
+            let p = PatientKeys::from_master(
+                Identity::new("new-patient").unwrap(),
+                &patient(60).master_bytes(),
+            );
+            w.srs.add_patient(&p, &[(med.clone(), 0), (med.clone(), 0)])
         },
-        |e| matches!(e, SrsError::AlreadyRegistered),
+        |e| matches!(e, SrsError::KeyInUse | SrsError::AlreadyRegistered),
     );
     refused(
         &w,
         "portion for unknown patient",
         |w| {
+            let p = PatientKeys::from_master(unknown.clone(), &patient(61).master_bytes());
             w.srs
-                .add_portion(&unknown, &w.alice.portion_public(&xray, 0))
+                .add_portions(&consent::PatientRegistration::new(&p, &[(xray.clone(), 0)]))
         },
         |e| matches!(e, SrsError::UnknownPatient),
     );
@@ -167,23 +142,34 @@ fn registry_errors_leave_state_unchanged() {
         &w,
         "same label and epoch again",
         |w| {
-            w.srs.add_portion(
-                w.alice.patient(),
-                &PortionPublicKey::new(med.clone(), 0, *w.alice.portion_public(&xray, 0).key()),
-            )
+            w.srs
+                .add_portions(&consent::PatientRegistration::new(&w.alice, &[(med.clone(), 0)]))
         },
-        |e| matches!(e, SrsError::AlreadyRegistered),
+        |e| matches!(e, SrsError::KeyInUse | SrsError::AlreadyRegistered),
+    );
+    refused(
+        &w,
+        "portions signed by another patient's consent key",
+        |w| {
+            // bob's registration renamed cannot be built; a registration by
+            // a stranger whose identity is alice's but master differs:
+            let imposter =
+                PatientKeys::from_master(w.alice.patient().clone(), &patient(62).master_bytes());
+            w.srs
+                .add_portions(&consent::PatientRegistration::new(&imposter, &[(xray.clone(), 0)]))
+        },
+        |e| matches!(e, SrsError::Malformed(Error::InvalidSignature { .. })),
     );
     refused(
         &w,
         "remove unknown user",
-        |w| w.srs.remove_user(&unknown),
+        |w| w.srs.drop_user(&unknown),
         |e| matches!(e, SrsError::UnknownUser),
     );
     refused(
         &w,
         "remove removed user",
-        |w| w.srs.remove_user(&w.gone),
+        |w| w.srs.drop_user(&w.gone),
         |e| matches!(e, SrsError::UserRemoved),
     );
     refused(
@@ -206,18 +192,17 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
     let unknown = Identity::new("nobody").unwrap();
     let alice_med = w.alice.portion_secret(&med, 0);
     let rk = |k: &PortionSecretKey, to: &KeyPair| ReKey::generate(k, to.public());
+    let sign = |p: &PatientKeys, l: &PortionLabel, e: u32, u: &Identity, k: &ReKey| {
+        p.sign_grant(l, e, u, k, &consent::GrantOptions::default())
+            .unwrap()
+    };
     refused(
         &w,
         "unknown patient",
         |w| {
-            w.srs.grant(
-                &unknown,
-                &med,
-                &w.nurse,
-                rk(&alice_med, &w.nurse_keys),
-                Scope::AllRecords,
-                None,
-            )
+            let stranger = PatientKeys::from_master(unknown.clone(), &patient(63).master_bytes());
+            let k = rk(&stranger.portion_secret(&med, 0), &w.nurse_keys);
+            w.srs.grant(&sign(&stranger, &med, 0, &w.nurse, &k), k)
         },
         |e| matches!(e, SrsError::UnknownPatient),
     );
@@ -225,14 +210,7 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "unknown user",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &med,
-                &unknown,
-                rk(&alice_med, &w.nurse_keys),
-                Scope::AllRecords,
-                None,
-            )
+            w.srs.give(&w.alice, &med, &unknown, rk(&alice_med, &w.nurse_keys), Scope::AllRecords, None)
         },
         |e| matches!(e, SrsError::UnknownUser),
     );
@@ -240,14 +218,7 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "removed user",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &med,
-                &w.gone,
-                rk(&alice_med, &user(3)),
-                Scope::AllRecords,
-                None,
-            )
+            w.srs.give(&w.alice, &med, &w.gone, rk(&alice_med, &user(3)), Scope::AllRecords, None)
         },
         |e| matches!(e, SrsError::UserRemoved),
     );
@@ -255,14 +226,9 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "unknown label",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &label("xray"),
-                &w.nurse,
-                rk(&alice_med, &w.nurse_keys),
-                Scope::AllRecords,
-                None,
-            )
+            let xray = label("xray");
+            let k = rk(&w.alice.portion_secret(&xray, 0), &w.nurse_keys);
+            w.srs.grant(&sign(&w.alice, &xray, 0, &w.nurse, &k), k)
         },
         |e| matches!(e, SrsError::UnknownPortion),
     );
@@ -270,44 +236,27 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "rekey for another user",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &med,
-                &w.nurse,
-                rk(&alice_med, &w.doc_keys),
-                Scope::AllRecords,
-                None,
-            )
+            w.srs.give(&w.alice, &med, &w.nurse, rk(&alice_med, &w.doc_keys), Scope::AllRecords, None)
         },
         |e| matches!(e, SrsError::ReKeyMismatch),
     );
     refused(
         &w,
-        "rekey for another label",
+        "rekey for another label than the one signed",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &lab,
-                &w.nurse,
-                rk(&alice_med, &w.nurse_keys),
-                Scope::AllRecords,
-                None,
-            )
+            let signed_for = rk(&w.alice.portion_secret(&lab, 0), &w.nurse_keys);
+            let g = sign(&w.alice, &lab, 0, &w.nurse, &signed_for);
+            w.srs.grant(&g, rk(&alice_med, &w.nurse_keys))
         },
         |e| matches!(e, SrsError::ReKeyMismatch),
     );
     refused(
         &w,
-        "rekey of another patient",
+        "rekey of another patient under a signed grant",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &med,
-                &w.nurse,
-                rk(&w.bob.portion_secret(&med, 0), &w.nurse_keys),
-                Scope::AllRecords,
-                None,
-            )
+            let signed_for = rk(&alice_med, &w.nurse_keys);
+            let g = sign(&w.alice, &med, 0, &w.nurse, &signed_for);
+            w.srs.grant(&g, rk(&w.bob.portion_secret(&med, 0), &w.nurse_keys))
         },
         |e| matches!(e, SrsError::ReKeyMismatch),
     );
@@ -315,45 +264,42 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "rekey of an unregistered epoch",
         |w| {
-            w.srs.grant(
-                w.alice.patient(),
-                &med,
-                &w.nurse,
-                rk(&w.alice.portion_secret(&med, 1), &w.nurse_keys),
-                Scope::AllRecords,
-                None,
-            )
+            let k = rk(&w.alice.portion_secret(&med, 1), &w.nurse_keys);
+            w.srs.grant(&sign(&w.alice, &med, 1, &w.nurse, &k), k)
         },
-        |e| matches!(e, SrsError::ReKeyMismatch),
+        |e| matches!(e, SrsError::UnknownPortion),
     );
     refused(
         &w,
         "revoke without a grant",
-        |w| w.srs.revoke(w.alice.patient(), &lab, &w.doc),
+        |w| w.srs.take(&w.alice, &lab, &w.doc),
         |e| matches!(e, SrsError::NotGranted),
     );
     refused(
         &w,
         "revoke for unknown user",
-        |w| w.srs.revoke(w.alice.patient(), &med, &unknown),
+        |w| w.srs.take(&w.alice, &med, &unknown),
         |e| matches!(e, SrsError::UnknownUser),
     );
     refused(
         &w,
         "revoke for unknown patient",
-        |w| w.srs.revoke(&unknown, &med, &w.doc),
+        |w| {
+            let stranger = PatientKeys::from_master(unknown.clone(), &patient(64).master_bytes());
+            w.srs.take(&stranger, &med, &w.doc)
+        },
         |e| matches!(e, SrsError::UnknownPatient),
     );
     refused(
         &w,
         "revoke unknown label",
-        |w| w.srs.revoke(w.alice.patient(), &label("xray"), &w.doc),
+        |w| w.srs.take(&w.alice, &label("xray"), &w.doc),
         |e| matches!(e, SrsError::UnknownPortion),
     );
     refused(
         &w,
         "revoke for another patient",
-        |w| w.srs.revoke(w.bob.patient(), &med, &w.doc),
+        |w| w.srs.take(&w.bob, &med, &w.doc),
         |e| matches!(e, SrsError::NotGranted),
     );
 }
@@ -396,7 +342,7 @@ fn reencrypt_denials_are_typed_audited_and_change_nothing_else() {
     for (who, h, want) in cases {
         let before = w.srs.registry();
         let n = w.srs.verify_audit().unwrap();
-        let res = w.srs.reencrypt(&who, h);
+        let res = w.srs.reencrypt(&who, h, sesphr::srs::Purpose::Treatment);
         assert!(
             matches!(res, Err(SrsError::Denied(d)) if d == want),
             "{who}: {res:?}"
@@ -421,7 +367,7 @@ fn reencrypt_denials_are_typed_audited_and_change_nothing_else() {
     let n = w.srs.verify_audit().unwrap();
     for bad in [&b""[..], b"SPHR", &s.header().to_bytes()[..50], &[0u8; 200]] {
         assert!(matches!(
-            w.srs.reencrypt_encoded(&w.doc, bad),
+            w.srs.reencrypt_encoded(&w.doc, bad, sesphr::srs::Purpose::Treatment),
             Err(SrsError::Malformed(_))
         ));
     }
@@ -429,7 +375,7 @@ fn reencrypt_denials_are_typed_audited_and_change_nothing_else() {
     // The granted doctor still reads.
     let rc = w
         .srs
-        .reencrypt_encoded(&w.doc, &s.header().to_bytes())
+        .reencrypt_encoded(&w.doc, &s.header().to_bytes(), sesphr::srs::Purpose::Treatment)
         .unwrap();
     assert_eq!(s.open_as_delegatee(&w.doc_keys, &rc).unwrap(), b"r");
 }
@@ -485,5 +431,5 @@ fn escrow_mode_issues_keys_that_work() {
     assert_eq!(kp.public(), issuer.issue(&id, 0).public());
     let e = srs.audit_entries(1, usize::MAX).unwrap();
     assert_eq!(e.last().unwrap().action, AuditAction::IssueKeys);
-    srs.register_user(&id, Role::Hospital, kp.public()).unwrap();
+    srs.add_user(&id, Role::Hospital, &kp).unwrap();
 }

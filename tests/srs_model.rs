@@ -13,6 +13,7 @@
 )]
 
 mod common;
+use common::Consenting;
 #[cfg(feature = "postgres")]
 #[path = "common/pg.rs"]
 mod pg;
@@ -153,9 +154,9 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
         .iter()
         .map(|l| patient.portion_secret(l, 0))
         .collect();
-    srs.register_patient(
-        patient.patient(),
-        &keys.iter().map(|k| k.public().clone()).collect::<Vec<_>>(),
+    srs.add_patient(
+        &patient,
+        &labels.iter().map(|l| (l.clone(), 0)).collect::<Vec<_>>(),
     )
     .unwrap();
     let ids: Vec<Identity> = (0..USERS)
@@ -176,7 +177,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
         };
         match *op {
             Op::Register(u) => {
-                let res = s.register_user(&ids[u], Role::Doctor, pairs[u].public());
+                let res = s.add_user(&ids[u], Role::Doctor, &pairs[u]);
                 if model.users.contains_key(&u) {
                     assert!(
                         matches!(res, Err(SrsError::AlreadyRegistered)),
@@ -189,7 +190,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 }
             }
             Op::Remove(u) => {
-                let res = s.remove_user(&ids[u]);
+                let res = s.drop_user(&ids[u]);
                 match model.users.get(&u) {
                     None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
                     Some(ModelUser::Removed) => {
@@ -219,7 +220,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 let rekey = ReKey::generate_with_rng(&keys[l], pairs[u].public(), &mut r);
                 let scope = since.map_or(Scope::AllRecords, |s| Scope::Since(now - 100 + s));
                 let expiry = expiry.map(|e| now + e);
-                let res = s.grant(patient.patient(), &labels[l], &ids[u], rekey, scope, expiry);
+                let res = s.give(&patient, &labels[l], &ids[u], rekey, scope, expiry);
                 match model.users.get(&u) {
                     None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
                     Some(ModelUser::Removed) => {
@@ -239,7 +240,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 }
             }
             Op::Revoke { user: u, label: l } => {
-                let res = s.revoke(patient.patient(), &labels[l], &ids[u]);
+                let res = s.take(&patient, &labels[l], &ids[u]);
                 if !model.users.contains_key(&u) {
                     assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}");
                 } else if matches!(model.grants.get(&(u, l)), Some(ModelGrant::Active { .. })) {
@@ -281,7 +282,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                     // A batch of the chosen record and one more: each judged on its own.
                     let other = &records[(record + 1) % records.len()];
                     let out = s
-                        .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()])
+                        .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()], sesphr::srs::Purpose::Treatment)
                         .unwrap();
                     let other_expected = model.may_read(
                         u,
@@ -297,7 +298,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                     entries += 1;
                     out.into_iter().next().unwrap().map_err(SrsError::Denied)
                 } else {
-                    s.reencrypt(&ids[u], rec.sealed.header())
+                    s.reencrypt(&ids[u], rec.sealed.header(), sesphr::srs::Purpose::Treatment)
                 };
                 entries += 1;
                 match (expected, got) {
@@ -415,7 +416,7 @@ fn backward_access_and_forward_revocation() {
     let p = patient(2);
     let lab = label("lab");
     let k = p.portion_secret(&lab, 0);
-    srs.register_patient(p.patient(), &[k.public().clone()])
+    srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
         .unwrap();
     let old: Vec<SealedPortion> = (0..5)
         .map(|i| {
@@ -424,50 +425,36 @@ fn backward_access_and_forward_revocation() {
         .collect();
 
     let (doc_id, doc) = (Identity::new("new-doctor").unwrap(), user(5));
-    srs.register_user(&doc_id, Role::Doctor, doc.public())
+    srs.add_user(&doc_id, Role::Doctor, &doc)
         .unwrap();
-    srs.grant(
-        p.patient(),
-        &lab,
-        &doc_id,
-        ReKey::generate(&k, doc.public()),
-        Scope::AllRecords,
-        None,
-    )
+    srs.give(&p, &lab, &doc_id, ReKey::generate(&k, doc.public()), Scope::AllRecords, None)
     .unwrap();
     for s in &old {
-        let rc = srs.reencrypt(&doc_id, s.header()).unwrap();
+        let rc = srs.reencrypt(&doc_id, s.header(), sesphr::srs::Purpose::Treatment).unwrap();
         assert_eq!(s.open_as_delegatee(&doc, &rc).unwrap(), b"old result");
     }
 
     let (res_id, res) = (Identity::new("researcher").unwrap(), user(6));
-    srs.register_user(&res_id, Role::Researcher, res.public())
+    srs.add_user(&res_id, Role::Researcher, &res)
         .unwrap();
-    srs.grant(
-        p.patient(),
-        &lab,
-        &res_id,
-        ReKey::generate(&k, res.public()),
-        Scope::Since(1_000),
-        Some(2_000),
-    )
+    srs.give(&p, &lab, &res_id, ReKey::generate(&k, res.public()), Scope::Since(1_000), Some(2_000))
     .unwrap();
     assert!(matches!(
-        srs.reencrypt(&res_id, old[0].header()),
+        srs.reencrypt(&res_id, old[0].header(), sesphr::srs::Purpose::Treatment),
         Err(SrsError::Denied(Denial::OutOfScope))
     ));
     let new = SealedPortion::seal(k.public(), RecordId::random(), 1_500, b"new result").unwrap();
-    assert!(srs.reencrypt(&res_id, new.header()).is_ok());
+    assert!(srs.reencrypt(&res_id, new.header(), sesphr::srs::Purpose::Treatment).is_ok());
     clock.set(2_000);
     assert!(matches!(
-        srs.reencrypt(&res_id, new.header()),
+        srs.reencrypt(&res_id, new.header(), sesphr::srs::Purpose::Treatment),
         Err(SrsError::Denied(Denial::Expired))
     ));
 
-    srs.revoke(p.patient(), &lab, &doc_id).unwrap();
+    srs.take(&p, &lab, &doc_id).unwrap();
     for s in old.iter().chain([&new]) {
         assert!(matches!(
-            srs.reencrypt(&doc_id, s.header()),
+            srs.reencrypt(&doc_id, s.header(), sesphr::srs::Purpose::Treatment),
             Err(SrsError::Denied(Denial::Revoked))
         ));
     }

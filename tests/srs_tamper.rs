@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
 
 mod common;
+use common::Consenting;
 use common::*;
 use rusqlite::types::Value;
 use sesphr::srs::*;
@@ -87,35 +88,32 @@ fn history() -> History {
         .map(|u| Identity::new(format!("user-{u}")).unwrap())
         .collect();
     let srs = open();
-    srs.register_patient(
-        p.patient(),
-        &[p.portion_public(&med, 0), p.portion_public(&lab, 0)],
-    )
+    srs.add_patient(&p, &[(med.clone(), 0), (lab.clone(), 0)])
     .unwrap();
     for (u, id) in ids.iter().enumerate() {
-        srs.register_user(id, Role::Doctor, user(u as u8).public())
+        srs.add_user(id, Role::Doctor, &user(u as u8))
             .unwrap();
         for l in [&med, &lab] {
             let rk = ReKey::generate(&p.portion_secret(l, 0), user(u as u8).public());
-            srs.grant(p.patient(), l, id, rk, Scope::AllRecords, None)
+            srs.give(&p, l, id, rk, Scope::AllRecords, None)
                 .unwrap();
         }
     }
     let s = SealedPortion::seal(&p.portion_public(&med, 0), RecordId::random(), T0, b"x").unwrap();
-    srs.reencrypt(&ids[0], s.header()).unwrap();
+    srs.reencrypt(&ids[0], s.header(), sesphr::srs::Purpose::Treatment).unwrap();
     drop(srs);
     copy("after-grants");
     let srs = open();
-    srs.revoke(p.patient(), &med, &ids[1]).unwrap();
+    srs.take(&p, &med, &ids[1]).unwrap();
     drop(srs);
     copy("after-revoke");
     let srs = open();
-    srs.remove_user(&ids[2]).unwrap();
+    srs.drop_user(&ids[2]).unwrap();
     drop(srs);
     copy("after-remove");
     let srs = open();
-    srs.reencrypt(&ids[0], s.header()).unwrap();
-    assert!(srs.reencrypt(&ids[1], s.header()).is_err());
+    srs.reencrypt(&ids[0], s.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    assert!(srs.reencrypt(&ids[1], s.header(), sesphr::srs::Purpose::Treatment).is_err());
     srs.checkpoint().unwrap();
     drop(srs);
     History {
@@ -412,14 +410,14 @@ fn after_revoke_the_sealed_key_is_nowhere_in_the_file_or_its_wal() {
     let srs = open(&path).unwrap();
     let p = patient(4);
     let med = label("medical");
-    srs.register_patient(p.patient(), &[p.portion_public(&med, 0)])
+    srs.add_patient(&p, &[(med.clone(), 0)])
         .unwrap();
     let id = Identity::new("dr").unwrap();
-    srs.register_user(&id, Role::Doctor, user(1).public())
+    srs.add_user(&id, Role::Doctor, &user(1))
         .unwrap();
     let rk = ReKey::generate(&p.portion_secret(&med, 0), user(1).public());
     let secret_scalar = rk.to_bytes()[5..37].to_vec();
-    srs.grant(p.patient(), &med, &id, rk, Scope::AllRecords, None)
+    srs.give(&p, &med, &id, rk, Scope::AllRecords, None)
         .unwrap();
     let sealed: Vec<u8> = {
         let c = rusqlite::Connection::open(&path).unwrap();
@@ -442,7 +440,7 @@ fn after_revoke_the_sealed_key_is_nowhere_in_the_file_or_its_wal() {
         "the test must see the sealed key before revoking"
     );
     assert!(!contains(&secret_scalar), "rk stored in clear");
-    srs.revoke(p.patient(), &med, &id).unwrap();
+    srs.take(&p, &med, &id).unwrap();
     // Still open: the revocation itself scrubbed the file and its log.
     for window in sealed.chunks(16).filter(|c| c.len() == 16) {
         assert!(!contains(window), "sealed key bytes left after revocation");
@@ -458,7 +456,7 @@ fn a_second_handle_on_one_file_is_refused_and_the_first_keeps_working() {
     assert!(matches!(second, Err(SrsError::StoreLocked)), "{second:?}");
     let store = SqliteStore::open(&path);
     assert_eq!(store.unwrap_err().kind(), StoreErrorKind::Locked);
-    srs.register_user(&Identity::new("u").unwrap(), Role::Doctor, user(1).public())
+    srs.add_user(&Identity::new("u").unwrap(), Role::Doctor, &user(1))
         .unwrap();
     assert_eq!(srs.verify_audit().unwrap(), 1);
     drop(srs);

@@ -29,6 +29,7 @@
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
+mod consent;
 mod keys;
 mod panic;
 mod portion;
@@ -37,6 +38,7 @@ mod srs;
 
 use core::ffi::{c_char, c_uint};
 
+pub use consent::*;
 pub use keys::*;
 pub use portion::*;
 pub use result::*;
@@ -132,10 +134,10 @@ pub(crate) fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T, sesphr_result> {
     unsafe { ptr.as_mut() }.ok_or(sesphr_result::NullParameter)
 }
 
-/// An optional input value (NULL = none).
-pub(crate) fn optional<T: Copy>(ptr: *const T) -> Option<T> {
+/// An optional input structure (NULL = none).
+pub(crate) fn optional_ref<'a, T>(ptr: *const T) -> Option<&'a T> {
     // SAFETY: non-NULL pointers are valid and aligned (C API contract).
-    unsafe { ptr.as_ref() }.copied()
+    unsafe { ptr.as_ref() }
 }
 
 /// A caller buffer of `len` bytes for a fixed-size output.

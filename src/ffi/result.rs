@@ -69,6 +69,9 @@ pub enum sesphr_result {
     Malformed = 115,
     /// A key derivation failed (never expected; nothing was produced).
     KeyDerivation = 116,
+    /// A signature or proof of possession does not verify (a signed grant,
+    /// revocation, refusal, registration or receipt).
+    InvalidSignature = 117,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -114,6 +117,18 @@ pub enum sesphr_result {
     /// took effect unless the connection dropped during the final commit;
     /// the next call reconnects.
     StoreConnection = 220,
+    /// A signed object is a replay, or older than the last one accepted.
+    Replayed = 221,
+    /// The patient has no consent key registered.
+    NoConsentKey = 222,
+    /// No such access request.
+    UnknownRequest = 223,
+    /// The access request was answered already.
+    RequestAnswered = 224,
+    /// A break-glass grant names a role the user does not hold.
+    RoleMismatch = 225,
+    /// An audit entry's consent evidence does not verify.
+    InvalidConsent = 226,
     /// Denied: the user is not registered, or was removed.
     DeniedNotRegistered = 300,
     /// Denied: no grant for this portion.
@@ -126,6 +141,9 @@ pub enum sesphr_result {
     DeniedOutOfScope = 304,
     /// Denied: the capsule does not verify.
     DeniedInvalidCapsule = 305,
+    /// Denied: a break-glass grant used without purpose emergency and a
+    /// justification.
+    DeniedEmergencyOnly = 306,
 }
 
 thread_local! {
@@ -181,6 +199,7 @@ impl From<&Error> for sesphr_result {
             Error::Io(_) => Self::Io,
             Error::Malformed { .. } => Self::Malformed,
             Error::KeyDerivation => Self::KeyDerivation,
+            Error::InvalidSignature { .. } => Self::InvalidSignature,
         }
     }
 }
@@ -201,6 +220,7 @@ impl From<Denial> for sesphr_result {
             Denial::Expired => Self::DeniedExpired,
             Denial::OutOfScope => Self::DeniedOutOfScope,
             Denial::InvalidCapsule => Self::DeniedInvalidCapsule,
+            Denial::EmergencyOnly => Self::DeniedEmergencyOnly,
         }
     }
 }
@@ -236,6 +256,12 @@ impl From<SrsError> for sesphr_result {
             SrsError::InvalidCheckpoint => Self::InvalidCheckpoint,
             SrsError::StoreLocked => Self::StoreLocked,
             SrsError::Full => Self::Full,
+            SrsError::Replayed => Self::Replayed,
+            SrsError::NoConsentKey => Self::NoConsentKey,
+            SrsError::UnknownRequest => Self::UnknownRequest,
+            SrsError::RequestAnswered => Self::RequestAnswered,
+            SrsError::RoleMismatch => Self::RoleMismatch,
+            SrsError::InvalidConsent { .. } => Self::InvalidConsent,
         }
     }
 }
@@ -268,6 +294,7 @@ const ALL: &[sesphr_result] = {
         R::Io,
         R::Malformed,
         R::KeyDerivation,
+        R::InvalidSignature,
         R::UnknownUser,
         R::UnknownPatient,
         R::UnknownPortion,
@@ -289,12 +316,19 @@ const ALL: &[sesphr_result] = {
         R::InvalidCheckpoint,
         R::Full,
         R::StoreConnection,
+        R::Replayed,
+        R::NoConsentKey,
+        R::UnknownRequest,
+        R::RequestAnswered,
+        R::RoleMismatch,
+        R::InvalidConsent,
         R::DeniedNotRegistered,
         R::DeniedNotGranted,
         R::DeniedRevoked,
         R::DeniedExpired,
         R::DeniedOutOfScope,
         R::DeniedInvalidCapsule,
+        R::DeniedEmergencyOnly,
     ]
 };
 
@@ -339,6 +373,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::Io => Error::Io(std::io::Error::other("")).summary(),
         R::Malformed => Error::Malformed { what: "" }.summary(),
         R::KeyDerivation => Error::KeyDerivation.summary(),
+        R::InvalidSignature => Error::InvalidSignature { what: "" }.summary(),
         R::UnknownUser => SrsError::UnknownUser.summary(),
         R::UnknownPatient => SrsError::UnknownPatient.summary(),
         R::UnknownPortion => SrsError::UnknownPortion.summary(),
@@ -364,12 +399,19 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::InvalidCheckpoint => SrsError::InvalidCheckpoint.summary(),
         R::Full => SrsError::Full.summary(),
         R::StoreConnection => store(StoreErrorKind::Connection),
+        R::Replayed => SrsError::Replayed.summary(),
+        R::NoConsentKey => SrsError::NoConsentKey.summary(),
+        R::UnknownRequest => SrsError::UnknownRequest.summary(),
+        R::RequestAnswered => SrsError::RequestAnswered.summary(),
+        R::RoleMismatch => SrsError::RoleMismatch.summary(),
+        R::InvalidConsent => SrsError::InvalidConsent { seq: 0 }.summary(),
         R::DeniedNotRegistered => Denial::NotRegistered.summary(),
         R::DeniedNotGranted => Denial::NotGranted.summary(),
         R::DeniedRevoked => Denial::Revoked.summary(),
         R::DeniedExpired => Denial::Expired.summary(),
         R::DeniedOutOfScope => Denial::OutOfScope.summary(),
         R::DeniedInvalidCapsule => Denial::InvalidCapsule.summary(),
+        R::DeniedEmergencyOnly => Denial::EmergencyOnly.summary(),
     }
 }
 
@@ -403,7 +445,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 51);
+        assert_eq!(n, 59);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

@@ -5,18 +5,32 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 use super::keys::sesphr_keypair;
 use super::{
     Handle, array, array_out, bytes, c_str, fixed_out, free_handle, handle_ref, identity,
-    into_handle, optional, out, put_buffer, run, sesphr_buffer, sesphr_result,
+    into_handle, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
-use crate::srs::{Checkpoint, Role, Scope, Srs, SrsConfig, StorageKey};
+use super::{SESPHR_REQUEST_ID_LEN, label};
+use crate::consent::{
+    Actor, KeyProof, PatientRegistration, SignedGrant, SignedRefusal, SignedRevocation,
+};
+use crate::srs::{AccessReason, Checkpoint, Purpose, Role, Srs, SrsConfig, StorageKey};
 use crate::store::MemoryStore;
-use crate::{
-    EscrowKeyIssuer, Identity, PortionHeader, PortionLabel, PortionPublicKey, PublicKey, ReKey,
-};
+use crate::{EscrowKeyIssuer, Identity, PortionHeader, PublicKey, ReKey};
 
 /// Length of the SRS storage key.
 pub const SESPHR_STORAGE_KEY_LEN: usize = 32;
 /// Length of an escrow master seed.
 pub const SESPHR_ESCROW_SEED_LEN: usize = 32;
+/// Purpose of use: treatment.
+pub const SESPHR_PURPOSE_TREATMENT: u32 = 1;
+/// Purpose of use: payment.
+pub const SESPHR_PURPOSE_PAYMENT: u32 = 2;
+/// Purpose of use: health-care operations.
+pub const SESPHR_PURPOSE_OPERATIONS: u32 = 3;
+/// Purpose of use: research.
+pub const SESPHR_PURPOSE_RESEARCH: u32 = 4;
+/// Purpose of use: emergency (break-glass; needs a justification).
+pub const SESPHR_PURPOSE_EMERGENCY: u32 = 5;
+/// Purpose of use: other (say what in the justification).
+pub const SESPHR_PURPOSE_OTHER: u32 = 6;
 /// Length of an encoded checkpoint.
 pub const SESPHR_CHECKPOINT_LEN: usize = 149;
 // Every C constant is the Rust one: a change on either side fails the build.
@@ -301,11 +315,13 @@ pub extern "C" fn sesphr_srs_free(srs: *mut sesphr_srs) {
 }
 
 /// Registers a user with a role (`patient`, `doctor`, `hospital`,
-/// `researcher`, `family`, `admin`, or another name of `[a-z0-9_-]`) and a
-/// 32-byte public key.
+/// `researcher`, `family`, `admin`, or another name of `[a-z0-9_-]`), a
+/// 32-byte public key and the user's 64-byte proof of possession
+/// (`sesphr_keypair_prove_possession`).
 ///
 /// Errors: `INVALID_IDENTITY`, `INVALID_ARGUMENT` (role), `INVALID_LENGTH`,
-/// point errors, `ALREADY_REGISTERED`, `KEY_IN_USE`, `STORE`.
+/// point errors, `INVALID_SIGNATURE` (proof), `ALREADY_REGISTERED`,
+/// `KEY_IN_USE`, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_register_user(
     srs: *const sesphr_srs,
@@ -315,149 +331,362 @@ pub extern "C" fn sesphr_srs_register_user(
     role_len: usize,
     public_key: *const u8,
     public_key_len: usize,
+    proof: *const u8,
+    proof_len: usize,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let (user, role, public_key) = (
-            bytes(user, user_len)?,
-            bytes(role, role_len)?,
-            bytes(public_key, public_key_len)?,
-        );
-        let id = Identity::from_utf8(user)?;
-        let role: Role = core::str::from_utf8(role)
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .ok_or(sesphr_result::InvalidArgument)?;
-        let pk = PublicKey::from_slice(public_key)?;
-        Ok(s.register_user(&id, role, &pk)?)
+        let id = identity(user, user_len)?;
+        let role = role_arg(role, role_len)?;
+        let pk = PublicKey::from_slice(bytes(public_key, public_key_len)?)?;
+        let proof = KeyProof::from_bytes(bytes(proof, proof_len)?)?;
+        Ok(s.register_user(&id, role, &pk, &proof)?)
     })
 }
 
-/// Removes a user: all their grants are revoked.
+/// A role name from C.
+fn role_arg(role: *const u8, role_len: usize) -> Result<Role, sesphr_result> {
+    core::str::from_utf8(bytes(role, role_len)?)
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .ok_or(sesphr_result::InvalidArgument)
+}
+
+/// The actor of an administrative act from C.
+fn actor_arg(
+    actor: *const u8,
+    actor_len: usize,
+    role: *const u8,
+    role_len: usize,
+    reason: *const u8,
+    reason_len: usize,
+) -> Result<Actor, sesphr_result> {
+    let reason =
+        core::str::from_utf8(bytes(reason, reason_len)?).map_err(|_| sesphr_result::Malformed)?;
+    Ok(Actor::new(
+        identity(actor, actor_len)?,
+        role_arg(role, role_len)?,
+        reason,
+    )?)
+}
+
+/// Removes a user (an administrative act by `actor`, in `actor_role`, for
+/// `reason`, all recorded in the audit): all their grants are revoked.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_remove_user(
     srs: *const sesphr_srs,
     user: *const u8,
     user_len: usize,
+    actor: *const u8,
+    actor_len: usize,
+    actor_role: *const u8,
+    actor_role_len: usize,
+    reason: *const u8,
+    reason_len: usize,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        Ok(s.remove_user(&identity(user, user_len)?)?)
+        let a = actor_arg(
+            actor,
+            actor_len,
+            actor_role,
+            actor_role_len,
+            reason,
+            reason_len,
+        )?;
+        Ok(s.remove_user(&identity(user, user_len)?, &a)?)
     })
 }
 
-/// Registers a patient with `count` encoded portion public keys
-/// (`portion_keys[i]` of `portion_key_lens[i]` bytes).
+/// Registers a patient from their signed registration
+/// (`sesphr_patient_registration`).
+///
+/// Errors: `INVALID_SIGNATURE`, `ALREADY_REGISTERED`, `KEY_IN_USE`,
+/// decoding errors, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_register_patient(
     srs: *const sesphr_srs,
-    patient: *const u8,
-    patient_len: usize,
-    portion_keys: *const *const u8,
-    portion_key_lens: *const usize,
-    count: usize,
+    registration: *const u8,
+    registration_len: usize,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let patient = bytes(patient, patient_len)?;
-        let ptrs = array(portion_keys, count)?;
-        let lens = array(portion_key_lens, count)?;
-        let id = Identity::from_utf8(patient)?;
-        let keys = ptrs
-            .iter()
-            .zip(lens)
-            .map(|(&p, &l)| Ok(PortionPublicKey::from_bytes(bytes(p, l)?)?))
-            .collect::<Result<Vec<_>, sesphr_result>>()?;
-        Ok(s.register_patient(&id, &keys)?)
+        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
+        Ok(s.register_patient(&r)?)
     })
 }
 
-/// Registers another encoded portion public key for a patient.
+/// Registers more portion keys for a patient, from a registration signed
+/// with their registered consent key.
 #[unsafe(no_mangle)]
-pub extern "C" fn sesphr_srs_add_portion(
+pub extern "C" fn sesphr_srs_add_portions(
     srs: *const sesphr_srs,
-    patient: *const u8,
-    patient_len: usize,
-    portion_key: *const u8,
-    portion_key_len: usize,
+    registration: *const u8,
+    registration_len: usize,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let (patient, portion_key) = (
-            bytes(patient, patient_len)?,
-            bytes(portion_key, portion_key_len)?,
-        );
-        let id = Identity::from_utf8(patient)?;
-        let key = PortionPublicKey::from_bytes(portion_key)?;
-        Ok(s.add_portion(&id, &key)?)
+        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
+        Ok(s.add_portions(&r)?)
     })
 }
 
-/// Grants `user` the portion `label` of `patient` with an encoded
-/// re-encryption key. `since` is optional: NULL grants every record (backward
-/// access); otherwise only records created at or after `*since`. `expiry` is
-/// optional: NULL never expires; otherwise the grant stops at `*expiry`.
+/// Installs a grant the patient signed (`sesphr_sign_grant`) with the
+/// encoded re-encryption key it was signed for.
 ///
-/// Errors: `UNKNOWN_PATIENT`, `UNKNOWN_USER`, `USER_REMOVED`,
-/// `UNKNOWN_PORTION`, `RE_KEY_MISMATCH`, decoding errors, `STORE`.
+/// Errors: `UNKNOWN_PATIENT`, `NO_CONSENT_KEY`, `UNKNOWN_USER`,
+/// `USER_REMOVED`, `UNKNOWN_PORTION`, `INVALID_SIGNATURE`,
+/// `RE_KEY_MISMATCH` (not the key signed), `REPLAYED`, `ROLE_MISMATCH`,
+/// `UNKNOWN_REQUEST`, `REQUEST_ANSWERED`, decoding errors, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_grant(
     srs: *const sesphr_srs,
-    patient: *const u8,
-    patient_len: usize,
-    portion_label: *const u8,
-    portion_label_len: usize,
-    user: *const u8,
-    user_len: usize,
+    signed_grant: *const u8,
+    signed_grant_len: usize,
     rekey: *const u8,
     rekey_len: usize,
-    since: *const u64,
-    expiry: *const u64,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let (patient, portion_label) = (
-            bytes(patient, patient_len)?,
-            bytes(portion_label, portion_label_len)?,
-        );
-        let (user, rekey) = (bytes(user, user_len)?, bytes(rekey, rekey_len)?);
-        let p = Identity::from_utf8(patient)?;
-        let l = PortionLabel::from_bytes(portion_label)?;
-        let u = Identity::from_utf8(user)?;
-        let k = ReKey::from_bytes(rekey)?;
-        let scope = optional(since).map_or(Scope::AllRecords, Scope::Since);
-        Ok(s.grant(&p, &l, &u, k, scope, optional(expiry))?)
+        let g = SignedGrant::from_bytes(bytes(signed_grant, signed_grant_len)?)?;
+        let k = ReKey::from_bytes(bytes(rekey, rekey_len)?)?;
+        Ok(s.grant(&g, k)?)
     })
 }
 
-/// Revokes `user`'s grant on portion `label` of `patient`. Once this returns
-/// OK, no re-encryption under that grant succeeds, from any thread.
+/// Carries out a revocation the patient signed (`sesphr_sign_revocation`).
+/// Once this returns OK, no re-encryption under those grants succeeds, from
+/// any thread or process. The SRS's signed receipt (`"SPRR"`) goes into a
+/// new buffer in `*out_receipt` (NULL: not wanted).
+///
+/// Errors: `INVALID_SIGNATURE`, `REPLAYED`, `NOT_GRANTED`, `UNKNOWN_*`,
+/// decoding errors, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_revoke(
     srs: *const sesphr_srs,
+    signed_revocation: *const u8,
+    signed_revocation_len: usize,
+    out_receipt: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let r = SignedRevocation::from_bytes(bytes(signed_revocation, signed_revocation_len)?)?;
+        let receipt = s.revoke(&r)?;
+        if let Ok(o) = out(out_receipt) {
+            put_buffer(o, receipt.to_bytes());
+        }
+        Ok(())
+    })
+}
+
+/// An administrative revocation of `user`'s grants on portion `label` of
+/// `patient`, by `actor` in `actor_role` for `reason` (recorded in the
+/// audit). The receipt goes into `*out_receipt` (NULL: not wanted).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_revoke_as(
+    srs: *const sesphr_srs,
+    actor: *const u8,
+    actor_len: usize,
+    actor_role: *const u8,
+    actor_role_len: usize,
+    reason: *const u8,
+    reason_len: usize,
     patient: *const u8,
     patient_len: usize,
     portion_label: *const u8,
     portion_label_len: usize,
     user: *const u8,
     user_len: usize,
+    out_receipt: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let (patient, portion_label) = (
-            bytes(patient, patient_len)?,
-            bytes(portion_label, portion_label_len)?,
-        );
-        let user = bytes(user, user_len)?;
-        let p = Identity::from_utf8(patient)?;
-        let l = PortionLabel::from_bytes(portion_label)?;
-        Ok(s.revoke(&p, &l, &Identity::from_utf8(user)?)?)
+        let a = actor_arg(
+            actor,
+            actor_len,
+            actor_role,
+            actor_role_len,
+            reason,
+            reason_len,
+        )?;
+        let receipt = s.revoke_as(
+            &a,
+            &identity(patient, patient_len)?,
+            &label(portion_label, portion_label_len)?,
+            &identity(user, user_len)?,
+        )?;
+        if let Ok(o) = out(out_receipt) {
+            put_buffer(o, receipt.to_bytes());
+        }
+        Ok(())
     })
 }
 
+/// A user's request for access to portion `label` of `patient`, for
+/// `purpose` (`SESPHR_PURPOSE_*`) with a justification (1–1024 bytes of
+/// text). The request's identifier is written to `out_request`
+/// (`SESPHR_REQUEST_ID_LEN` bytes).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_request_access(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+    patient: *const u8,
+    patient_len: usize,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    purpose: c_uint,
+    justification: *const u8,
+    justification_len: usize,
+    out_request: *mut u8,
+    out_request_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = fixed_out(out_request, out_request_len, SESPHR_REQUEST_ID_LEN)?;
+        let j = text_arg(justification, justification_len)?;
+        let id = s.request_access(
+            &identity(user, user_len)?,
+            &identity(patient, patient_len)?,
+            &label(portion_label, portion_label_len)?,
+            purpose_arg(purpose)?,
+            j,
+        )?;
+        o.copy_from_slice(&id.to_bytes());
+        Ok(())
+    })
+}
+
+/// The patient's pending access requests as a JSON array (into a new
+/// buffer): objects with `id` (hex), `user`, `label`, `purpose`,
+/// `justification`, `requested_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_pending_requests_json(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    out_json: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_json)?;
+        let reqs = s.pending_requests(&identity(patient, patient_len)?);
+        let items: Vec<String> = reqs.iter().map(crate::model::request_json).collect();
+        put_buffer(o, format!("[{}]", items.join(",")).into_bytes());
+        Ok(())
+    })
+}
+
+/// Refuses an access request with the patient's signed refusal
+/// (`sesphr_sign_refusal`).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_refuse_request(
+    srs: *const sesphr_srs,
+    signed_refusal: *const u8,
+    signed_refusal_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let r = SignedRefusal::from_bytes(bytes(signed_refusal, signed_refusal_len)?)?;
+        Ok(s.refuse_request(&r)?)
+    })
+}
+
+/// The patient's accounting of disclosures with `from <= time <= to` as one
+/// JSON document (into a new buffer): `{"patient", "from", "to",
+/// "disclosures": [{seq, time, user, role, label, record_id, purpose,
+/// emergency, justification}], "count"}`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_disclosures_json(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    from: u64,
+    to: u64,
+    out_json: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_json)?;
+        let mut v = Vec::new();
+        s.export_disclosures_json(&identity(patient, patient_len)?, from, to, &mut v)?;
+        put_buffer(o, v);
+        Ok(())
+    })
+}
+
+/// Every break-glass access to the patient's records, as a JSON array of
+/// disclosure objects (into a new buffer).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_emergency_accesses_json(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    out_json: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_json)?;
+        let list = s.emergency_accesses(&identity(patient, patient_len)?)?;
+        let items: Vec<String> = list.iter().map(crate::model::Disclosure::to_json).collect();
+        put_buffer(o, format!("[{}]", items.join(",")).into_bytes());
+        Ok(())
+    })
+}
+
+/// Re-checks the consent behind every change in the live audit log (see
+/// `Srs::verify_consent`); `*out_checked` (may be NULL) receives the number
+/// of signed grants, revocations and refusals checked.
+///
+/// Errors: `INVALID_CONSENT`, `TAMPERED`, chain and store errors.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_verify_consent(
+    srs: *const sesphr_srs,
+    out_checked: *mut u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let r = s.verify_consent()?;
+        if let Ok(o) = out(out_checked) {
+            *o = r.grants + r.revocations + r.refusals;
+        }
+        Ok(())
+    })
+}
+
+/// A purpose code from C.
+fn purpose_arg(purpose: c_uint) -> Result<Purpose, sesphr_result> {
+    u8::try_from(purpose)
+        .ok()
+        .and_then(|c| Purpose::from_code(c).ok())
+        .ok_or(sesphr_result::InvalidArgument)
+}
+
+/// UTF-8 text from C.
+fn text_arg<'a>(ptr: *const u8, len: usize) -> Result<&'a str, sesphr_result> {
+    core::str::from_utf8(bytes(ptr, len)?).map_err(|_| sesphr_result::Malformed)
+}
+
+/// The reason of a re-encryption from C: a purpose code and an optional
+/// justification (NULL: none).
+fn reason_arg(
+    purpose: c_uint,
+    justification: *const u8,
+    justification_len: usize,
+) -> Result<AccessReason, sesphr_result> {
+    let j = if justification.is_null() {
+        None
+    } else {
+        Some(text_arg(justification, justification_len)?)
+    };
+    Ok(AccessReason::new(purpose_arg(purpose)?, j)?)
+}
+
 /// Re-encrypts an encoded portion header for `user` (with a proof of correct
-/// re-encryption if `with_proof` is nonzero). The encoded re-capsule goes
-/// into a new buffer.
+/// re-encryption if `with_proof` is nonzero), for `purpose`
+/// (`SESPHR_PURPOSE_*`) with an optional justification (NULL: none; a
+/// break-glass grant needs `SESPHR_PURPOSE_EMERGENCY` and one). The encoded
+/// re-capsule goes into a new buffer.
 ///
 /// Errors: `DENIED_*` with the reason (audited); decoding errors (not
 /// audited); `STORE`.
@@ -468,6 +697,9 @@ pub extern "C" fn sesphr_srs_reencrypt(
     user_len: usize,
     header: *const u8,
     header_len: usize,
+    purpose: c_uint,
+    justification: *const u8,
+    justification_len: usize,
     with_proof: c_uint,
     out_recapsule: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
@@ -477,10 +709,11 @@ pub extern "C" fn sesphr_srs_reencrypt(
         let (user, header) = (bytes(user, user_len)?, bytes(header, header_len)?);
         let u = Identity::from_utf8(user)?;
         let h = PortionHeader::from_bytes(header)?;
+        let why = reason_arg(purpose, justification, justification_len)?;
         let rc = if with_proof != 0 {
-            s.reencrypt_with_proof(&u, &h)?
+            s.reencrypt_with_proof(&u, &h, why)?
         } else {
-            s.reencrypt(&u, &h)?
+            s.reencrypt(&u, &h, why)?
         };
         put_buffer(o, rc.to_bytes());
         Ok(())
@@ -500,6 +733,9 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
     headers: *const *const u8,
     header_lens: *const usize,
     count: usize,
+    purpose: c_uint,
+    justification: *const u8,
+    justification_len: usize,
     out_recapsules: *mut *mut sesphr_buffer,
     out_results: *mut sesphr_result,
 ) -> sesphr_result {
@@ -518,7 +754,8 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
             .map(|(&p, &l)| Ok(PortionHeader::from_bytes(bytes(p, l)?)?))
             .collect();
         let valid: Vec<&PortionHeader> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut done = s.reencrypt_batch(&u, &valid)?.into_iter();
+        let why = reason_arg(purpose, justification, justification_len)?;
+        let mut done = s.reencrypt_batch(&u, &valid, why)?.into_iter();
         for ((p, o), r) in parsed.iter().zip(outs.iter_mut()).zip(results.iter_mut()) {
             let res = match p {
                 Err(e) => Err(*e),

@@ -101,6 +101,9 @@ pub(crate) struct Draft {
     pub(crate) record_id: Option<RecordId>,
     pub(crate) outcome: AuditOutcome,
     pub(crate) detail: String,
+    pub(crate) purpose: Option<crate::model::Purpose>,
+    pub(crate) emergency: bool,
+    pub(crate) evidence: Vec<u8>,
 }
 
 impl Draft {
@@ -115,6 +118,9 @@ impl Draft {
             record_id: None,
             outcome: AuditOutcome::Ok,
             detail: String::new(),
+            purpose: None,
+            emergency: false,
+            evidence: Vec::new(),
         }
     }
 
@@ -130,6 +136,9 @@ impl Draft {
             record_id: self.record_id,
             outcome: self.outcome,
             detail: self.detail,
+            purpose: self.purpose,
+            emergency: self.emergency,
+            evidence: self.evidence,
         }
     }
 }

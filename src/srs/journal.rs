@@ -144,6 +144,8 @@ pub(crate) struct Outcome {
     pub(crate) refused: Vec<(usize, Denial)>,
     /// The checkpoint made with it, if it asked for one.
     pub(crate) checkpoint: Option<Checkpoint>,
+    /// The sequence number of its first audit entry.
+    pub(crate) first_seq: u64,
 }
 
 struct Item {
@@ -626,6 +628,7 @@ impl Journal {
                 digest -= self.keys.share(&mac)?;
             }
             at.digest = digest;
+            let first_seq = at.seq + 1;
             for d in change.drafts {
                 let seq = at.seq + 1;
                 let entry = d.finish(seq);
@@ -643,6 +646,7 @@ impl Journal {
             results.push(Some(Ok(Outcome {
                 refused: change.refused,
                 checkpoint: None,
+                first_seq,
             })));
         }
         let last_cp = lead.last_checkpoint.map(|c| c.seq);

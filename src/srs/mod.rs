@@ -74,10 +74,10 @@ pub use archive::{SegmentInfo, verify_segment};
 pub use config::{DEFAULT_CHECKPOINT_EVERY, OpenReport, SrsConfig};
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
-pub use server::Srs;
+pub use server::{ConsentReport, Disclosures, Srs};
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
 
 pub use crate::model::{
-    AuditAction, AuditEntry, AuditOutcome, Checkpoint, Denial, GrantKey, GrantTerms, Role, Scope,
-    UserRecord, UserStatus,
+    AccessReason, AccessRequest, AuditAction, AuditEntry, AuditOutcome, Checkpoint, Denial,
+    Disclosure, GrantKey, GrantTerms, Purpose, RequestStatus, Role, Scope, UserRecord, UserStatus,
 };

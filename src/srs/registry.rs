@@ -14,11 +14,14 @@ use hashbrown::HashTable;
 use crate::capsule::VerifiedHeader;
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{PortionPublicKey, PublicKey};
-use crate::model::{Denial, GrantKey, GrantTerms, Role, UserRecord, UserStatus};
+use crate::consent::RequestId;
+use crate::model::{
+    AccessRequest, Denial, GrantKey, GrantTerms, RequestStatus, Role, UserRecord, UserStatus,
+};
 use crate::reencrypt::ServingKey;
 use crate::srs::rows::{
-    GRANT, GrantRow, GrantState, PatientRow, PortionRow, Row, RowImage, USER, UserRow, terms_body,
-    user_body,
+    Consented, GRANT, GrantRow, GrantState, PatientRow, PortionRow, REQUEST, RequestRow, Row, RowImage, USER,
+    UserRow, request_body, terms_body, user_body,
 };
 use crate::srs::types::SrsError;
 
@@ -134,6 +137,7 @@ struct UserSlot {
 struct PatientSlot {
     name: Name,
     first_portion: u32,
+    consent: Option<[u8; 32]>,
 }
 
 struct PortionSlot {
@@ -156,6 +160,7 @@ struct GrantSlot {
     generation: u64,
     terms: GrantTerms,
     state: SlotState,
+    consent: Consented,
 }
 
 /// A grant as the registry shows it (no secret).
@@ -181,6 +186,8 @@ pub struct RegistryView {
     pub patients: BTreeMap<Identity, Vec<PortionPublicKey>>,
     /// Grants by key.
     pub grants: BTreeMap<GrantKey, GrantInfo>,
+    /// Access requests, pending and answered.
+    pub requests: BTreeMap<RequestId, AccessRequest>,
 }
 
 /// How much memory the registry holds, by part (bytes, allocated capacity).
@@ -206,6 +213,8 @@ pub(crate) struct Authorized<'a> {
     pub(crate) key: &'a ServingKey,
     /// What the commit of the request's audit entry re-checks.
     pub(crate) served: Served,
+    /// Served under a break-glass grant.
+    pub(crate) emergency: bool,
 }
 
 /// What a request named (with its label, which its audit entry keeps), when
@@ -218,6 +227,7 @@ pub(crate) struct Served {
     epoch: u32,
     created_at: u64,
     now: u64,
+    breaks_glass: bool,
 }
 
 /// One version of one grant in one loaded registry: a request served under
@@ -247,6 +257,10 @@ pub(crate) struct Registry {
     portion_by_point: Index,
     grants: Slab<GrantSlot>,
     grant_by_pair: Index,
+    /// Access requests with the generation of their row.
+    requests: HashMap<[u8; 16], (RequestRow, u64)>,
+    /// Pending requests by patient.
+    pending: BTreeMap<Identity, std::collections::BTreeSet<[u8; 16]>>,
     /// Which load of the store this is (slot numbers differ between loads).
     incarnation: u64,
 }
@@ -268,6 +282,8 @@ impl Default for Registry {
             portion_by_point: Index::default(),
             grants: Slab::default(),
             grant_by_pair: Index::default(),
+            requests: HashMap::new(),
+            pending: BTreeMap::new(),
             incarnation: 0,
         }
     }
@@ -351,6 +367,7 @@ impl Registry {
                 Some(_) => Err(CORRUPT),
                 None => Ok(None),
             },
+            Row::Request(r) => Ok(self.request_image(&r.id)),
             Row::Grant(g) => {
                 let portion = self.patient_id(&g.key.patient).and_then(|pid| {
                     self.portions_labelled(pid, &g.key.label)
@@ -477,7 +494,7 @@ impl Registry {
             RowImage {
                 kind: GRANT,
                 key: key.to_bytes(),
-                body: terms_body(&s.terms, revoked),
+                body: terms_body(&s.terms, revoked, &s.consent),
                 generation: s.generation,
             },
             revoked.is_none(),
@@ -499,6 +516,51 @@ impl Registry {
 
     pub(crate) fn grant_terms(&self, portion: u32, user: u32) -> Option<GrantTerms> {
         Some(self.grants.get(self.grant_id(portion, user)?)?.terms)
+    }
+
+    /// The signed objects of this grant accepted last; `None` if there
+    /// never was a grant.
+    pub(crate) fn grant_consent(&self, portion: u32, user: u32) -> Option<&Consented> {
+        Some(&self.grants.get(self.grant_id(portion, user)?)?.consent)
+    }
+
+    /// The patient's consent public key.
+    pub(crate) fn consent_key(&self, patient: u32) -> Option<[u8; 32]> {
+        self.patients.get(patient)?.consent
+    }
+
+    /// A user's role.
+    pub(crate) fn user_role(&self, user: u32) -> Option<&Role> {
+        self.users.get(user).map(|s| &s.role)
+    }
+
+    /// An access request with the image of its row.
+    pub(crate) fn request(&self, id: &[u8; 16]) -> Option<(&RequestRow, RowImage)> {
+        let img = self.request_image(id)?;
+        Some((&self.requests.get(id)?.0, img))
+    }
+
+    fn request_image(&self, id: &[u8; 16]) -> Option<RowImage> {
+        let (r, generation) = self.requests.get(id)?;
+        Some(RowImage {
+            kind: REQUEST,
+            key: id.to_vec(),
+            body: request_body(r),
+            generation: *generation,
+        })
+    }
+
+    /// The patient's pending requests, oldest first.
+    pub(crate) fn pending_requests(&self, patient: &Identity) -> Vec<AccessRequest> {
+        let mut v: Vec<AccessRequest> = self
+            .pending
+            .get(patient)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.requests.get(id).map(|(r, _)| public_request(r)))
+            .collect();
+        v.sort_by_key(|r| (r.requested_at, r.id));
+        v
     }
 
     /// The image a user row had (for replacing it).
@@ -524,7 +586,23 @@ impl Registry {
             Row::Patient(p) => self.apply_patient(&p),
             Row::Portion(p) => self.apply_portion(&p),
             Row::Grant(g) => self.apply_grant(g, generation),
+            Row::Request(r) => {
+                self.apply_request(r, generation);
+                Ok(())
+            }
         }
+    }
+
+    fn apply_request(&mut self, r: RequestRow, generation: u64) {
+        if r.answer.is_none() {
+            self.pending.entry(r.patient.clone()).or_default().insert(r.id);
+        } else if let Some(set) = self.pending.get_mut(&r.patient) {
+            set.remove(&r.id);
+            if set.is_empty() {
+                self.pending.remove(&r.patient);
+            }
+        }
+        self.requests.insert(r.id, (r, generation));
     }
 
     fn apply_user(&mut self, u: UserRow, generation: u64) -> Result<(), SrsError> {
@@ -573,6 +651,7 @@ impl Registry {
         let id = self.patients.push(PatientSlot {
             name,
             first_portion: NONE,
+            consent: p.consent_key,
         })?;
         let h = self.h(p.identity.as_bytes());
         let (patients, hasher, names) = (&self.patients, &self.hasher, &self.names);
@@ -632,6 +711,7 @@ impl Registry {
             s.state = state;
             s.terms = g.terms;
             s.generation = generation;
+            s.consent = g.consent;
             return Ok(());
         }
         let us = self.users.get_mut(user).ok_or(CORRUPT)?;
@@ -643,6 +723,7 @@ impl Registry {
             generation,
             terms: g.terms,
             state,
+            consent: g.consent,
         })?;
         if let Some(us) = self.users.get_mut(user) {
             us.first_grant = id;
@@ -665,6 +746,7 @@ impl Registry {
         user: &Identity,
         header: &VerifiedHeader<'_>,
         now: u64,
+        breaks_glass: bool,
     ) -> (
         Option<(Identity, PortionLabel)>,
         Result<Authorized<'_>, Denial>,
@@ -680,6 +762,7 @@ impl Registry {
             epoch: ctx.epoch(),
             created_at: ctx.created_at(),
             now,
+            breaks_glass,
         };
         (named, self.decide(user, portion, ctx.label(), served))
     }
@@ -705,7 +788,7 @@ impl Registry {
             SlotState::Active(k) => k,
             SlotState::Revoked(_) => return Err(Denial::Revoked),
         };
-        g.terms.check(s.now, s.created_at)?;
+        g.terms.check(s.now, s.created_at, s.breaks_glass)?;
         s.version = Some(GrantVersion {
             incarnation: self.incarnation,
             grant: gid,
@@ -715,6 +798,7 @@ impl Registry {
             grant: gid,
             key,
             served: s,
+            emergency: g.terms.emergency,
         })
     }
 
@@ -803,6 +887,10 @@ impl Registry {
                 },
             );
         }
+        for (r, _) in self.requests.values() {
+            let r = public_request(r);
+            view.requests.insert(r.id, r);
+        }
         view
     }
 
@@ -828,6 +916,23 @@ impl Registry {
             portion_count: self.portions.len,
             grant_count: self.grants.len,
         }
+    }
+}
+
+fn public_request(r: &RequestRow) -> AccessRequest {
+    AccessRequest {
+        id: RequestId::from_bytes(r.id),
+        patient: r.patient.clone(),
+        user: r.user.clone(),
+        label: r.label.clone(),
+        purpose: r.purpose,
+        justification: r.justification.clone(),
+        requested_at: r.requested_at,
+        status: match r.answer {
+            None => RequestStatus::Pending,
+            Some((true, t)) => RequestStatus::Granted(t),
+            Some((false, t)) => RequestStatus::Refused(t),
+        },
     }
 }
 

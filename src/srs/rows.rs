@@ -7,7 +7,7 @@
 use crate::encoding::Reader;
 use crate::hash::encode_parts;
 use crate::ids::{Identity, PortionLabel};
-use crate::model::{GrantKey, GrantTerms, Role, Scope, part};
+use crate::model::{GrantKey, GrantTerms, Purpose, Role, Scope, part};
 use crate::reencrypt::ServingKey;
 use crate::srs::secrets::SrsKeys;
 use crate::srs::types::SrsError;
@@ -17,6 +17,7 @@ pub(crate) const USER: u8 = 1;
 pub(crate) const PATIENT: u8 = 2;
 pub(crate) const PORTION: u8 = 3;
 pub(crate) const GRANT: u8 = 4;
+pub(crate) const REQUEST: u8 = 5;
 
 /// A registered user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,22 @@ pub(crate) struct UserRow {
 pub(crate) struct PatientRow {
     pub(crate) identity: Identity,
     pub(crate) registered_at: u64,
+    /// The consent public key (none for patients registered before signed
+    /// consent existed).
+    pub(crate) consent_key: Option<[u8; 32]>,
+}
+
+/// An access request, pending or answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RequestRow {
+    pub(crate) id: [u8; 16],
+    pub(crate) patient: Identity,
+    pub(crate) user: Identity,
+    pub(crate) label: PortionLabel,
+    pub(crate) purpose: Purpose,
+    pub(crate) justification: String,
+    pub(crate) requested_at: u64,
+    pub(crate) answer: Option<(bool, u64)>,
 }
 
 /// A portion public key of a patient (the point as registered; it was
@@ -51,6 +68,43 @@ pub(crate) struct GrantRow {
     pub(crate) key: GrantKey,
     pub(crate) terms: GrantTerms,
     pub(crate) state: GrantState,
+    /// The last signed grant or revocation of this key the SRS accepted.
+    pub(crate) consent: Consented,
+}
+
+/// Which signed objects of one grant key the SRS accepted last: their date
+/// (0: none signed) and the nonces of every one with that date. A new
+/// object must be dated later, or the same second with a nonce not seen:
+/// a replayed or older grant or revocation is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Consented {
+    pub(crate) at: u64,
+    pub(crate) nonces: Vec<[u8; 16]>,
+}
+
+impl Consented {
+    /// Most objects accepted for one grant key within one second.
+    const MAX_SAME_SECOND: usize = 32;
+
+    /// What this becomes once an object dated `at` with `nonce` is
+    /// accepted; `None` if it must be refused as a replay (or an older one).
+    pub(crate) fn admit(&self, at: u64, nonce: [u8; 16]) -> Option<Self> {
+        if at > self.at {
+            return Some(Self {
+                at,
+                nonces: vec![nonce],
+            });
+        }
+        if at == self.at
+            && !self.nonces.contains(&nonce)
+            && self.nonces.len() < Self::MAX_SAME_SECOND
+        {
+            let mut nonces = self.nonces.clone();
+            nonces.push(nonce);
+            return Some(Self { at, nonces });
+        }
+        None
+    }
 }
 
 pub(crate) enum GrantState {
@@ -64,6 +118,7 @@ pub(crate) enum Row {
     Patient(PatientRow),
     Portion(PortionRow),
     Grant(GrantRow),
+    Request(RequestRow),
 }
 
 /// A row's authenticated fields without its secret: enough to recompute its
@@ -98,7 +153,11 @@ fn get_opt(r: &mut Reader<'_>) -> Option<Option<u64>> {
     }
 }
 
-pub(crate) fn terms_body(terms: &GrantTerms, revoked_at: Option<u64>) -> Vec<u8> {
+pub(crate) fn terms_body(
+    terms: &GrantTerms,
+    revoked_at: Option<u64>,
+    consent: &Consented,
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(40);
     put_opt(
         &mut v,
@@ -110,7 +169,49 @@ pub(crate) fn terms_body(terms: &GrantTerms, revoked_at: Option<u64>) -> Vec<u8>
     put_opt(&mut v, terms.expiry);
     put_u64(&mut v, terms.granted_at);
     put_opt(&mut v, revoked_at);
+    // Grants of before signed consent end here (their bodies are unchanged).
+    if terms.emergency || consent.at != 0 {
+        v.push(u8::from(terms.emergency));
+        put_u64(&mut v, consent.at);
+        // At most MAX_SAME_SECOND (32) nonces.
+        v.push(consent.nonces.len() as u8);
+        for n in &consent.nonces {
+            v.extend_from_slice(n);
+        }
+    }
     v
+}
+
+pub(crate) fn patient_body(p: &PatientRow) -> Vec<u8> {
+    let mut b = Vec::with_capacity(40);
+    put_u64(&mut b, p.registered_at);
+    if let Some(k) = &p.consent_key {
+        b.extend_from_slice(k);
+    }
+    b
+}
+
+pub(crate) fn request_body(r: &RequestRow) -> Vec<u8> {
+    let mut b = Vec::with_capacity(96 + r.justification.len());
+    encode_parts(
+        &mut b,
+        &[
+            r.patient.as_bytes(),
+            r.user.as_bytes(),
+            r.label.as_bytes(),
+            r.justification.as_bytes(),
+        ],
+    );
+    b.push(r.purpose.code());
+    put_u64(&mut b, r.requested_at);
+    match r.answer {
+        None => b.push(0),
+        Some((granted, t)) => {
+            b.push(if granted { 1 } else { 2 });
+            put_u64(&mut b, t);
+        }
+    }
+    b
 }
 
 pub(crate) fn user_body(u: &UserRow) -> Vec<u8> {
@@ -137,11 +238,8 @@ impl Row {
     pub(crate) fn image(&self, generation: u64) -> RowImage {
         let (kind, key, body) = match self {
             Self::User(u) => (USER, u.identity.as_bytes().to_vec(), user_body(u)),
-            Self::Patient(p) => {
-                let mut b = Vec::with_capacity(8);
-                put_u64(&mut b, p.registered_at);
-                (PATIENT, p.identity.as_bytes().to_vec(), b)
-            }
+            Self::Patient(p) => (PATIENT, p.identity.as_bytes().to_vec(), patient_body(p)),
+            Self::Request(r) => (REQUEST, r.id.to_vec(), request_body(r)),
             Self::Portion(p) => {
                 let mut b = Vec::with_capacity(96);
                 encode_parts(
@@ -160,7 +258,11 @@ impl Row {
                     GrantState::Active(_) => None,
                     GrantState::Revoked(t) => Some(t),
                 };
-                (GRANT, g.key.to_bytes(), terms_body(&g.terms, revoked))
+                (
+                    GRANT,
+                    g.key.to_bytes(),
+                    terms_body(&g.terms, revoked, &g.consent),
+                )
             }
         };
         RowImage {
@@ -249,7 +351,36 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
         PATIENT => Row::Patient(PatientRow {
             identity: Identity::from_utf8(&s.key).ok()?,
             registered_at: r.u64().ok()?,
+            consent_key: if r.at_end() {
+                None
+            } else {
+                Some(r.array().ok()?)
+            },
         }),
+        REQUEST => {
+            let patient = Identity::from_utf8(part(&mut r).ok()?).ok()?;
+            let user = Identity::from_utf8(part(&mut r).ok()?).ok()?;
+            let label = PortionLabel::from_bytes(part(&mut r).ok()?).ok()?;
+            let justification = String::from_utf8(part(&mut r).ok()?.to_vec()).ok()?;
+            let purpose = Purpose::from_code(r.byte().ok()?).ok()?;
+            let requested_at = r.u64().ok()?;
+            let answer = match r.byte().ok()? {
+                0 => None,
+                1 => Some((true, r.u64().ok()?)),
+                2 => Some((false, r.u64().ok()?)),
+                _ => return None,
+            };
+            Row::Request(RequestRow {
+                id: s.key.as_slice().try_into().ok()?,
+                patient,
+                user,
+                label,
+                purpose,
+                justification,
+                requested_at,
+                answer,
+            })
+        }
         PORTION => {
             let patient = Identity::from_utf8(part(&mut r).ok()?).ok()?;
             let label = PortionLabel::from_bytes(part(&mut r).ok()?).ok()?;
@@ -268,6 +399,23 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
             let expiry = get_opt(&mut r)?;
             let granted_at = r.u64().ok()?;
             let revoked = get_opt(&mut r)?;
+            let (emergency, consent) = if r.at_end() {
+                (false, Consented::default())
+            } else {
+                let e = match r.byte().ok()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                let at = r.u64().ok()?;
+                let n = usize::from(r.byte().ok()?);
+                let nonces = (0..n).map(|_| r.array().ok()).collect::<Option<Vec<_>>>()?;
+                // One encoding per row: the extension only when it says something.
+                if !e && at == 0 {
+                    return None;
+                }
+                (e, Consented { at, nonces })
+            };
             let state = match (revoked, &s.secret) {
                 (Some(t), None) => GrantState::Revoked(t),
                 (None, Some(sealed)) => {
@@ -286,8 +434,10 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
                     scope,
                     expiry,
                     granted_at,
+                    emergency,
                 },
                 state,
+                consent,
             })
         }
         _ => return None,

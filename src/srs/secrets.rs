@@ -157,6 +157,11 @@ impl SrsKeys {
         cp.signature = self.signing.sign(&msg).to_bytes();
     }
 
+    /// The SRS's Ed25519 key (checkpoints, revocation receipts).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.verifying
     }

@@ -2,14 +2,20 @@
 //! through the journal, and applies it to the registry.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLockReadGuard};
 
 use crate::capsule::{PortionHeader, VerifiedHeader};
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{EscrowKeyIssuer, KeyPair, PortionPublicKey, PublicKey};
+use crate::consent::KeyProof;
+use crate::consent::{
+    Actor, PatientRegistration, RequestId, RevocationReceipt, SignedGrant, SignedRefusal,
+    SignedRevocation, user_evidence,
+};
 use crate::model::{
-    AuditAction, AuditEntry, AuditOutcome, Checkpoint, Denial, GrantKey, GrantTerms, Role, Scope,
-    UserRecord,
+    AccessReason, AccessRequest, AuditAction, AuditEntry, AuditOutcome, Checkpoint, Denial,
+    Disclosure, GrantKey, GrantTerms, Purpose, Role, UserRecord, check_text,
 };
 use crate::reencrypt::{ReCapsule, ServingKey};
 use crate::rekey::ReKey;
@@ -20,7 +26,9 @@ use crate::srs::follower;
 use crate::srs::journal::{Change, CheckpointSink, Journal, Position, contains, load};
 use crate::srs::registry::Served;
 use crate::srs::registry::{Registry, RegistrySize, RegistryView};
-use crate::srs::rows::{self, GrantRow, GrantState, PatientRow, PortionRow, Row, UserRow};
+use crate::srs::rows::{
+    self, Consented, GrantRow, GrantState, PatientRow, PortionRow, RequestRow, Row, UserRow,
+};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
 use crate::srs::types::{Clock, SrsError, StorageKey};
 use crate::srs::{VerifyingKey, archive};
@@ -259,6 +267,13 @@ impl Srs {
         }
     }
 
+    /// The SRS's clock (seconds since the Unix epoch): what it dates audit
+    /// entries by, and what signed objects are checked against (they may be
+    /// dated at most five minutes ahead of it).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
     /// What the last open checked.
     pub fn open_report(&self) -> OpenReport {
         self.report
@@ -337,9 +352,13 @@ impl Srs {
         contains(store.as_ref(), &head, checkpoint)
     }
 
-    /// Registers a data user.
+    /// Registers a data user, with their proof of possession of the key
+    /// ([`KeyPair::prove_possession`]): nobody registers a key they do not
+    /// hold, or another's key under their own name.
     ///
     /// # Errors
+    /// [`SrsError::Malformed`] with [`crate::Error::InvalidSignature`] if the
+    /// proof does not verify for this identity and key;
     /// [`SrsError::AlreadyRegistered`] if the identity was ever registered;
     /// [`SrsError::KeyInUse`] if another user has this public key;
     /// [`SrsError::Store`] / [`SrsError::Unavailable`] if it could not be made durable.
@@ -348,8 +367,11 @@ impl Srs {
         identity: &Identity,
         role: Role,
         public_key: &PublicKey,
+        proof: &KeyProof,
     ) -> Result<(), SrsError> {
+        proof.verify_user(identity, public_key)?;
         let now = self.clock.now();
+        let evidence = user_evidence(public_key, proof);
         let (identity, public_key) = (identity.clone(), *public_key);
         self.change(move |reg| {
             if reg.user_id(&identity).is_some() {
@@ -361,6 +383,7 @@ impl Srs {
             let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterUser);
             d.user = Some(identity.clone());
             d.detail = format!("role={role} key={public_key}");
+            d.evidence = evidence;
             let row = Row::User(UserRow {
                 identity,
                 role,
@@ -376,14 +399,17 @@ impl Srs {
         })
     }
 
-    /// Removes a user: every grant of theirs is revoked (keys zeroized and
-    /// deleted) and they are served nothing more. The identity is retired.
+    /// Removes a user (an administrative act: `actor` says who, in which
+    /// role and why; it is recorded in the audit): every grant of theirs is
+    /// revoked (keys zeroized and deleted) and they are served nothing more.
+    /// The identity is retired.
     ///
     /// # Errors
     /// [`SrsError::UnknownUser`], [`SrsError::UserRemoved`]; store errors.
-    pub fn remove_user(&self, identity: &Identity) -> Result<(), SrsError> {
+    pub fn remove_user(&self, identity: &Identity, actor: &Actor) -> Result<(), SrsError> {
         let now = self.clock.now();
         let identity = identity.clone();
+        let actor = actor.clone();
         self.change(move |reg| {
             let uid = reg.user_id(&identity).ok_or(SrsError::UnknownUser)?;
             if !reg.user_is_active(uid) {
@@ -396,97 +422,116 @@ impl Srs {
                 replaced: reg.user_image(uid).into_iter().collect(),
                 ..Change::audit(Vec::new())
             };
-            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RemoveUser);
+            let mut d = Draft::new(now, actor.identity.as_str(), AuditAction::RemoveUser);
             d.user = Some(identity.clone());
+            d.detail = admin_detail(&actor);
+            d.evidence = actor.evidence();
             change.drafts.push(d);
+            let why = Revocation {
+                user: &identity,
+                now,
+                actor: actor.identity.as_str(),
+                detail: admin_detail(&actor),
+                evidence: actor.evidence(),
+                signed: None,
+            };
             for (portion, img) in reg.active_grants_of(uid) {
-                let why = Revocation {
-                    user: &identity,
-                    now,
-                    actor: HOST_ACTOR,
-                    why: "user removed",
-                };
                 plan_revoke(reg, &mut change, portion, uid, img, &why)?;
             }
             Ok(change)
         })
     }
 
-    /// Registers a patient with their portion public keys.
+    /// Registers a patient: their consent public key and portion keys, from
+    /// a [`PatientRegistration`] their client signed (with the consent key,
+    /// and a proof of possession for every portion key). The registration
+    /// is kept in the audit entry.
     ///
     /// # Errors
-    /// [`SrsError::AlreadyRegistered`] if the patient exists or a (label,
-    /// epoch) repeats; [`SrsError::KeyInUse`] if a portion key is registered
-    /// already; store errors.
-    pub fn register_patient(
-        &self,
-        patient: &Identity,
-        portions: &[PortionPublicKey],
-    ) -> Result<(), SrsError> {
+    /// [`SrsError::Malformed`] ([`crate::Error::InvalidSignature`]) if the
+    /// signature or a proof does not verify; [`SrsError::AlreadyRegistered`]
+    /// if the patient exists or a (label, epoch) repeats;
+    /// [`SrsError::KeyInUse`] if a portion key is registered already; store
+    /// errors.
+    pub fn register_patient(&self, registration: &PatientRegistration) -> Result<(), SrsError> {
+        registration.verify()?;
+        check_distinct(registration)?;
         let now = self.clock.now();
-        for (i, p) in portions.iter().enumerate() {
-            let earlier = portions.get(..i).unwrap_or_default();
-            if earlier.iter().any(|q| q.key() == p.key()) {
-                return Err(SrsError::KeyInUse);
-            }
-            if earlier
-                .iter()
-                .any(|q| q.label() == p.label() && q.epoch() == p.epoch())
-            {
-                return Err(SrsError::AlreadyRegistered);
-            }
-        }
-        let (patient, portions) = (patient.clone(), portions.to_vec());
+        let reg_bytes = registration.to_bytes();
+        let patient = registration.patient().clone();
+        let consent = registration.consent_key().to_bytes();
+        let portions = portion_evidence(registration);
         self.change(move |reg| {
             if reg.patient_id(&patient).is_some() {
                 return Err(SrsError::AlreadyRegistered);
             }
             if portions
                 .iter()
-                .any(|p| reg.portion_by_point(p.key().as_bytes()).is_some())
+                .any(|(p, _)| reg.portion_by_point(p.key().as_bytes()).is_some())
             {
                 return Err(SrsError::KeyInUse);
             }
-            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPatient);
+            let mut d = Draft::new(now, patient.as_str(), AuditAction::RegisterPatient);
             d.patient = Some(patient.clone());
+            d.evidence = reg_bytes;
             let mut change = Change {
                 rows: vec![Row::Patient(PatientRow {
                     identity: patient.clone(),
                     registered_at: now,
+                    consent_key: Some(consent),
                 })],
                 drafts: vec![d],
                 ..Change::audit(Vec::new())
             };
-            for k in &portions {
-                plan_portion(&mut change, &patient, k, now);
+            for (k, evidence) in portions {
+                plan_portion(&mut change, &patient, &k, now, evidence);
             }
             Ok(change)
         })
     }
 
-    /// Registers another portion key for a patient: a new label, or a new
-    /// epoch of a label after a key rotation.
+    /// Registers more portion keys for a patient (a new label, or a new
+    /// epoch after a key rotation), from a [`PatientRegistration`] signed
+    /// with the consent key registered for them.
     ///
     /// # Errors
-    /// [`SrsError::UnknownPatient`]; [`SrsError::AlreadyRegistered`] if the
-    /// patient has this (label, epoch); [`SrsError::KeyInUse`]; store errors.
-    pub fn add_portion(&self, patient: &Identity, key: &PortionPublicKey) -> Result<(), SrsError> {
+    /// [`SrsError::UnknownPatient`]; [`SrsError::NoConsentKey`];
+    /// [`SrsError::Malformed`] ([`crate::Error::InvalidSignature`]) if it is
+    /// not signed with the registered consent key or a proof fails;
+    /// [`SrsError::AlreadyRegistered`] if the patient has a (label, epoch);
+    /// [`SrsError::KeyInUse`]; store errors.
+    pub fn add_portions(&self, registration: &PatientRegistration) -> Result<(), SrsError> {
+        registration.verify()?;
+        check_distinct(registration)?;
         let now = self.clock.now();
-        let (patient, key) = (patient.clone(), key.clone());
+        let patient = registration.patient().clone();
+        let consent = registration.consent_key().to_bytes();
+        let portions = portion_evidence(registration);
         self.change(move |reg| {
             let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
-            if reg.portion_by_point(key.key().as_bytes()).is_some() {
-                return Err(SrsError::KeyInUse);
-            }
-            if reg
-                .portions_labelled(pid, key.label())
-                .iter()
-                .any(|&(_, e)| e == key.epoch())
-            {
-                return Err(SrsError::AlreadyRegistered);
+            match reg.consent_key(pid) {
+                None => return Err(SrsError::NoConsentKey),
+                Some(k) if k != consent => {
+                    return Err(SrsError::Malformed(crate::Error::InvalidSignature {
+                        what: "patient registration (not the registered consent key)",
+                    }));
+                }
+                Some(_) => {}
             }
             let mut change = Change::audit(Vec::new());
-            plan_portion(&mut change, &patient, &key, now);
+            for (key, evidence) in portions {
+                if reg.portion_by_point(key.key().as_bytes()).is_some() {
+                    return Err(SrsError::KeyInUse);
+                }
+                if reg
+                    .portions_labelled(pid, key.label())
+                    .iter()
+                    .any(|&(_, e)| e == key.epoch())
+                {
+                    return Err(SrsError::AlreadyRegistered);
+                }
+                plan_portion(&mut change, &patient, &key, now, evidence);
+            }
             Ok(change)
         })
     }
@@ -508,128 +553,333 @@ impl Srs {
         Ok(issuer.issue(identity, epoch))
     }
 
-    /// Grants `user` the portion `label` of `patient`, with the
-    /// re-encryption key the patient made for that user. Replaces an earlier
-    /// grant of the same portion key to the same user.
+    /// Installs a grant the patient signed ([`crate::PatientKeys::sign_grant`]),
+    /// with the re-encryption key it was signed for. Replaces an earlier
+    /// grant of the same portion key to the same user. The signed grant is
+    /// kept in the audit entry.
     ///
-    /// With [`Scope::AllRecords`] the user can read every record of the
-    /// portion, old and new (backward access); with [`Scope::Since`] only
-    /// records created from then on. After `expiry` (seconds since the Unix
-    /// epoch) the grant stops working.
+    /// The SRS checks, against its registry: the signature under the
+    /// patient's registered consent key; that the user is registered and
+    /// active with the key the grant names; that the portion key is the
+    /// patient's `(label, epoch)`; that `rekey` is the key signed (its
+    /// portion key, user key, commitment `RK` and `X_e`); that the grant is
+    /// newer than the last signed grant or revocation it accepted for this
+    /// portion and user (so a replayed or older grant never undoes a
+    /// revocation), and not dated more than five minutes ahead; for a
+    /// break-glass grant, that the user holds the role; for a grant that
+    /// answers a request, that the request is pending and matches.
+    ///
+    /// With [`crate::model::Scope::AllRecords`] the user can read every record of the
+    /// portion, old and new (backward access); with [`crate::model::Scope::Since`] only
+    /// records created from then on. After the expiry the grant stops
+    /// working.
+    ///
+    /// # Errors
+    /// [`SrsError::UnknownPatient`], [`SrsError::NoConsentKey`],
+    /// [`SrsError::UnknownUser`], [`SrsError::UserRemoved`],
+    /// [`SrsError::UnknownPortion`]; [`SrsError::Malformed`] with
+    /// [`crate::Error::InvalidSignature`] for a bad signature;
+    /// [`SrsError::ReKeyMismatch`] if the key is not the one signed, or not
+    /// from this patient's portion to this user's registered key;
+    /// [`SrsError::Replayed`]; [`SrsError::RoleMismatch`];
+    /// [`SrsError::UnknownRequest`], [`SrsError::RequestAnswered`]; store
+    /// errors.
+    pub fn grant(&self, grant: &SignedGrant, rekey: ReKey) -> Result<(), SrsError> {
+        if !grant.covers(&rekey) {
+            return Err(SrsError::ReKeyMismatch);
+        }
+        let now = self.clock.now();
+        check_date(grant.issued_at(), now)?;
+        let portion_key = rekey.portion_key().to_bytes();
+        let key = ServingKey::new(&rekey);
+        drop(rekey);
+        let g = grant.clone();
+        self.change(move |reg| {
+            let pid = reg.patient_id(g.patient()).ok_or(SrsError::UnknownPatient)?;
+            let consent = patient_consent(reg, pid)?;
+            g.verify(&consent)?;
+            let uid = reg.user_id(g.user()).ok_or(SrsError::UnknownUser)?;
+            if !reg.user_is_active(uid) {
+                return Err(SrsError::UserRemoved);
+            }
+            if reg.user_key(uid) != Some(g.user_key().as_bytes()) {
+                return Err(SrsError::ReKeyMismatch);
+            }
+            let labelled = reg.portions_labelled(pid, g.label());
+            if labelled.is_empty() {
+                return Err(SrsError::UnknownPortion);
+            }
+            let (portion, _) = labelled
+                .into_iter()
+                .find(|&(_, e)| e == g.epoch())
+                .ok_or(SrsError::UnknownPortion)?;
+            if reg.portion_by_point(&portion_key) != Some(portion) {
+                return Err(SrsError::ReKeyMismatch);
+            }
+            let consent = match reg.grant_consent(portion, uid) {
+                Some(c) => c.admit(g.issued_at(), g.nonce()),
+                None => Consented::default().admit(g.issued_at(), g.nonce()),
+            }
+            .ok_or(SrsError::Replayed)?;
+            if let Some(role) = g.emergency()
+                && reg.user_role(uid) != Some(role)
+            {
+                return Err(SrsError::RoleMismatch);
+            }
+            let terms = GrantTerms {
+                scope: g.scope(),
+                expiry: g.expiry(),
+                granted_at: now,
+                emergency: g.emergency().is_some(),
+            };
+            let mut d = Draft::new(now, g.patient().as_str(), AuditAction::Grant);
+            d.patient = Some(g.patient().clone());
+            d.label = Some(g.label().clone());
+            d.user = Some(g.user().clone());
+            d.detail = format!("epoch={} {terms}", g.epoch());
+            let mut change = Change::audit(Vec::new());
+            if let Some(id) = g.request() {
+                let (req, img) = reg
+                    .request(&id.to_bytes())
+                    .ok_or(SrsError::UnknownRequest)?;
+                if req.answer.is_some() {
+                    return Err(SrsError::RequestAnswered);
+                }
+                if &req.patient != g.patient() || &req.user != g.user() || &req.label != g.label()
+                {
+                    return Err(SrsError::Malformed(crate::Error::Malformed {
+                        what: "grant does not match the request it answers",
+                    }));
+                }
+                let mut answered = req.clone();
+                answered.answer = Some((true, now));
+                d.detail = format!("{} request={id}", d.detail);
+                change.rows.push(Row::Request(answered));
+                change.replaced.push(img);
+            }
+            d.evidence = g.to_bytes();
+            change.drafts.push(d);
+            if let Some((img, active)) = reg.grant_image(portion, uid) {
+                change.replaced.push(img);
+                change.scrub = active;
+            }
+            change.rows.push(Row::Grant(GrantRow {
+                key: GrantKey {
+                    patient: g.patient().clone(),
+                    label: g.label().clone(),
+                    epoch: g.epoch(),
+                    user: g.user().clone(),
+                },
+                terms,
+                state: GrantState::Active(key),
+                consent,
+            }));
+            Ok(change)
+        })
+    }
+
+    /// Carries out a revocation the patient signed
+    /// ([`crate::PatientKeys::sign_revocation`]): every grant of the label (all key
+    /// epochs) to the user ends; the re-encryption keys are zeroized and
+    /// deleted, and no stored record is touched. Once this returns, no
+    /// re-encryption under these grants succeeds — on this SRS or on any
+    /// other process sharing its store. Returns the SRS's signed receipt.
+    ///
+    /// # Errors
+    /// [`SrsError::UnknownPatient`], [`SrsError::NoConsentKey`],
+    /// [`SrsError::UnknownUser`], [`SrsError::UnknownPortion`];
+    /// [`SrsError::Malformed`] with [`crate::Error::InvalidSignature`];
+    /// [`SrsError::Replayed`] if it is not newer than a grant it would end
+    /// (or than the revocation that ended it); [`SrsError::NotGranted`] if
+    /// there is no active grant; store errors.
+    pub fn revoke(&self, revocation: &SignedRevocation) -> Result<RevocationReceipt, SrsError> {
+        let now = self.clock.now();
+        check_date(revocation.issued_at(), now)?;
+        let r = revocation.clone();
+        let (patient, label, user) = (r.patient().clone(), r.label().clone(), r.user().clone());
+        let auth = r.to_bytes();
+        let evidence = auth.clone();
+        let ended = Arc::new(AtomicU32::new(0));
+        let count = ended.clone();
+        let out = self.journal.commit(Box::new(move |reg| {
+            let pid = reg.patient_id(r.patient()).ok_or(SrsError::UnknownPatient)?;
+            let consent = patient_consent(reg, pid)?;
+            r.verify(&consent)?;
+            let uid = reg.user_id(r.user()).ok_or(SrsError::UnknownUser)?;
+            let why = Revocation {
+                user: r.user(),
+                now,
+                actor: r.patient().as_str(),
+                detail: String::new(),
+                evidence,
+                signed: Some((r.issued_at(), r.nonce())),
+            };
+            let change = plan_label_revocation(reg, pid, uid, r.label(), &why)?;
+            count.store(u32::try_from(change.rows.len()).unwrap_or(u32::MAX), Ordering::SeqCst);
+            Ok(change)
+        }))?;
+        Ok(RevocationReceipt::new(
+            self.keys.signing_key(),
+            patient,
+            label,
+            user,
+            now,
+            out.first_seq,
+            ended.load(Ordering::SeqCst),
+            &auth,
+        ))
+    }
+
+    /// An administrative revocation (a clinician left the hospital, an
+    /// incident response): as [`Srs::revoke`], authorized by `actor` (who,
+    /// in which role, why — all recorded in the audit) instead of the
+    /// patient's signature. Returns the SRS's signed receipt.
     ///
     /// # Errors
     /// [`SrsError::UnknownPatient`], [`SrsError::UnknownUser`],
-    /// [`SrsError::UserRemoved`], [`SrsError::UnknownPortion`];
-    /// [`SrsError::ReKeyMismatch`] if the key is not from this patient's
-    /// `label` portion to this user's public key; store errors.
-    pub fn grant(
+    /// [`SrsError::UnknownPortion`]; [`SrsError::NotGranted`]; store errors.
+    pub fn revoke_as(
         &self,
+        actor: &Actor,
         patient: &Identity,
         label: &PortionLabel,
         user: &Identity,
-        rekey: ReKey,
-        scope: Scope,
-        expiry: Option<u64>,
-    ) -> Result<(), SrsError> {
+    ) -> Result<RevocationReceipt, SrsError> {
         let now = self.clock.now();
-        let portion_key = rekey.portion_key().to_bytes();
-        let delegatee = rekey.delegatee().to_bytes();
-        let key = ServingKey::new(&rekey);
-        drop(rekey);
-        let (patient, label, user) = (patient.clone(), label.clone(), user.clone());
+        let auth = actor.evidence();
+        let (p, l, u, a) = (patient.clone(), label.clone(), user.clone(), actor.clone());
+        let ended = Arc::new(AtomicU32::new(0));
+        let count = ended.clone();
+        let out = self.journal.commit(Box::new(move |reg| {
+            let pid = reg.patient_id(&p).ok_or(SrsError::UnknownPatient)?;
+            let uid = reg.user_id(&u).ok_or(SrsError::UnknownUser)?;
+            let why = Revocation {
+                user: &u,
+                now,
+                actor: a.identity.as_str(),
+                detail: admin_detail(&a),
+                evidence: a.evidence(),
+                signed: None,
+            };
+            let change = plan_label_revocation(reg, pid, uid, &l, &why)?;
+            count.store(u32::try_from(change.rows.len()).unwrap_or(u32::MAX), Ordering::SeqCst);
+            Ok(change)
+        }))?;
+        Ok(RevocationReceipt::new(
+            self.keys.signing_key(),
+            patient.clone(),
+            label.clone(),
+            user.clone(),
+            now,
+            out.first_seq,
+            ended.load(Ordering::SeqCst),
+            &auth,
+        ))
+    }
+
+    /// A user asks a patient for access to a portion (the host has
+    /// authenticated the user). The request waits, audited, until the
+    /// patient answers with a grant that names it
+    /// ([`crate::consent::GrantOptions::request`]) or a signed refusal
+    /// ([`Srs::refuse_request`]).
+    ///
+    /// # Errors
+    /// [`SrsError::UnknownUser`], [`SrsError::UserRemoved`],
+    /// [`SrsError::UnknownPatient`], [`SrsError::UnknownPortion`];
+    /// [`SrsError::Malformed`] for an empty, too long or control-character
+    /// justification; store errors.
+    pub fn request_access(
+        &self,
+        user: &Identity,
+        patient: &Identity,
+        label: &PortionLabel,
+        purpose: Purpose,
+        justification: &str,
+    ) -> Result<RequestId, SrsError> {
+        let justification = check_text(justification)?;
+        let now = self.clock.now();
+        let id = RequestId::random();
+        let (user, patient, label) = (user.clone(), patient.clone(), label.clone());
         self.change(move |reg| {
-            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
             let uid = reg.user_id(&user).ok_or(SrsError::UnknownUser)?;
             if !reg.user_is_active(uid) {
                 return Err(SrsError::UserRemoved);
             }
-            let labelled = reg.portions_labelled(pid, &label);
-            if labelled.is_empty() {
+            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
+            if reg.portions_labelled(pid, &label).is_empty() {
                 return Err(SrsError::UnknownPortion);
             }
-            let portion = reg
-                .portion_by_point(&portion_key)
-                .filter(|p| labelled.iter().any(|(q, _)| q == p))
-                .ok_or(SrsError::ReKeyMismatch)?;
-            if reg.user_key(uid) != Some(&delegatee) {
-                return Err(SrsError::ReKeyMismatch);
-            }
-            let (_, _, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
-            let terms = GrantTerms {
-                scope,
-                expiry,
-                granted_at: now,
-            };
-            let mut d = Draft::new(now, patient.as_str(), AuditAction::Grant);
+            let mut d = Draft::new(now, user.as_str(), AuditAction::RequestAccess);
             d.patient = Some(patient.clone());
             d.label = Some(label.clone());
             d.user = Some(user.clone());
-            d.detail = format!("epoch={epoch} {terms}");
-            let (replaced, scrub) = match reg.grant_image(portion, uid) {
-                Some((img, active)) => (vec![img], active),
-                None => (Vec::new(), false),
-            };
-            let row = Row::Grant(GrantRow {
-                key: GrantKey {
-                    patient,
-                    label,
-                    epoch,
-                    user,
-                },
-                terms,
-                state: GrantState::Active(key),
+            d.purpose = Some(purpose);
+            d.detail = format!("request={id} justification={justification}");
+            let row = Row::Request(RequestRow {
+                id: id.to_bytes(),
+                patient,
+                user,
+                label,
+                purpose,
+                justification,
+                requested_at: now,
+                answer: None,
             });
             Ok(Change {
                 rows: vec![row],
-                replaced,
                 drafts: vec![d],
-                scrub,
-                refused: Vec::new(),
+                ..Change::audit(Vec::new())
             })
-        })
+        })?;
+        Ok(id)
     }
 
-    /// Revokes `user`'s grants on portion `label` of `patient` (every key
-    /// epoch): the re-encryption keys are zeroized and deleted, and no stored
-    /// record is touched. Once this returns, no re-encryption under these
-    /// grants succeeds — on this SRS or on any other process sharing its
-    /// store.
+    /// The patient's pending access requests, oldest first.
+    pub fn pending_requests(&self, patient: &Identity) -> Vec<AccessRequest> {
+        self.read().pending_requests(patient)
+    }
+
+    /// Refuses an access request with the patient's signed refusal
+    /// ([`crate::PatientKeys::sign_refusal`]); audited with it.
     ///
     /// # Errors
-    /// [`SrsError::UnknownPatient`], [`SrsError::UnknownUser`],
-    /// [`SrsError::UnknownPortion`]; [`SrsError::NotGranted`] if there is no
-    /// active grant; store errors.
-    pub fn revoke(
-        &self,
-        patient: &Identity,
-        label: &PortionLabel,
-        user: &Identity,
-    ) -> Result<(), SrsError> {
+    /// [`SrsError::UnknownRequest`], [`SrsError::RequestAnswered`];
+    /// [`SrsError::NoConsentKey`]; [`SrsError::Malformed`] with
+    /// [`crate::Error::InvalidSignature`] if it is not the patient's
+    /// signature (or names another patient); store errors.
+    pub fn refuse_request(&self, refusal: &SignedRefusal) -> Result<(), SrsError> {
         let now = self.clock.now();
-        let (patient, label, user) = (patient.clone(), label.clone(), user.clone());
+        let r = refusal.clone();
         self.change(move |reg| {
-            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
-            let uid = reg.user_id(&user).ok_or(SrsError::UnknownUser)?;
-            let labelled = reg.portions_labelled(pid, &label);
-            if labelled.is_empty() {
-                return Err(SrsError::UnknownPortion);
+            let (req, img) = reg
+                .request(&r.request().to_bytes())
+                .ok_or(SrsError::UnknownRequest)?;
+            if req.answer.is_some() {
+                return Err(SrsError::RequestAnswered);
             }
-            let mut change = Change::audit(Vec::new());
-            let why = Revocation {
-                user: &user,
-                now,
-                actor: patient.as_str(),
-                why: "",
-            };
-            for (portion, _) in labelled {
-                if let Some((img, true)) = reg.grant_image(portion, uid) {
-                    plan_revoke(reg, &mut change, portion, uid, img, &why)?;
-                }
+            let pid = reg
+                .patient_id(&req.patient)
+                .ok_or(SrsError::UnknownPatient)?;
+            if r.patient() != &req.patient {
+                return Err(SrsError::Malformed(crate::Error::InvalidSignature {
+                    what: "signed refusal (another patient's request)",
+                }));
             }
-            if change.rows.is_empty() {
-                return Err(SrsError::NotGranted);
-            }
-            Ok(change)
+            r.verify(&patient_consent(reg, pid)?)?;
+            let mut answered = req.clone();
+            answered.answer = Some((false, now));
+            let mut d = Draft::new(now, req.patient.as_str(), AuditAction::RefuseRequest);
+            d.patient = Some(req.patient.clone());
+            d.label = Some(req.label.clone());
+            d.user = Some(req.user.clone());
+            d.detail = format!("request={} reason={}", r.request(), r.reason());
+            d.evidence = r.to_bytes();
+            Ok(Change {
+                rows: vec![Row::Request(answered)],
+                replaced: vec![img],
+                drafts: vec![d],
+                ..Change::audit(Vec::new())
+            })
         })
     }
 
@@ -643,14 +893,20 @@ impl Srs {
     /// or another process sharing its store) turns the answer into
     /// [`Denial::Revoked`].
     ///
+    /// `reason` (a [`Purpose`], or an [`AccessReason`] with a
+    /// justification) is recorded in the audit entry and the patient's
+    /// accounting of disclosures; a break-glass grant serves only
+    /// [`Purpose::Emergency`] with a justification, and that use is flagged.
+    ///
     /// # Errors
     /// [`SrsError::Denied`] with the reason; store errors.
     pub fn reencrypt(
         &self,
         user: &Identity,
         header: &PortionHeader,
+        reason: impl Into<AccessReason>,
     ) -> Result<ReCapsule, SrsError> {
-        self.reencrypt_one(user, header, false)
+        self.reencrypt_one(user, header, false, &reason.into())
     }
 
     /// As [`Srs::reencrypt`], with a proof of correct re-encryption.
@@ -661,8 +917,9 @@ impl Srs {
         &self,
         user: &Identity,
         header: &PortionHeader,
+        reason: impl Into<AccessReason>,
     ) -> Result<ReCapsule, SrsError> {
-        self.reencrypt_one(user, header, true)
+        self.reencrypt_one(user, header, true, &reason.into())
     }
 
     /// As [`Srs::reencrypt`], for a header given as bytes.
@@ -670,9 +927,14 @@ impl Srs {
     /// # Errors
     /// [`SrsError::Malformed`] if the bytes are not a header (nothing is
     /// audited then: no record is named); otherwise as [`Srs::reencrypt`].
-    pub fn reencrypt_encoded(&self, user: &Identity, header: &[u8]) -> Result<ReCapsule, SrsError> {
+    pub fn reencrypt_encoded(
+        &self,
+        user: &Identity,
+        header: &[u8],
+        reason: impl Into<AccessReason>,
+    ) -> Result<ReCapsule, SrsError> {
         let h = PortionHeader::from_bytes(header)?;
-        self.reencrypt(user, &h)
+        self.reencrypt(user, &h, reason)
     }
 
     fn reencrypt_one(
@@ -680,15 +942,16 @@ impl Srs {
         user: &Identity,
         header: &PortionHeader,
         proof: bool,
+        reason: &AccessReason,
     ) -> Result<ReCapsule, SrsError> {
         let verified = header.verify();
         // Decided under the registry's read lock; computed after it.
         let decide_now = |now: u64| {
             let reg = self.read();
-            let mut d = reencrypt_draft(now, user);
+            let mut d = reencrypt_draft(now, user, reason);
             let r = match &verified {
                 Err(_) => Err(Denial::InvalidCapsule),
-                Ok(v) => decide(&reg, user, v, now, &mut d),
+                Ok(v) => decide(&reg, user, v, now, &mut d, reason.breaks_glass()),
             };
             (d, r)
         };
@@ -731,7 +994,9 @@ impl Srs {
         &self,
         user: &Identity,
         headers: &[&PortionHeader],
+        reason: impl Into<AccessReason>,
     ) -> Result<Vec<Result<ReCapsule, Denial>>, SrsError> {
+        let reason = reason.into();
         if headers.is_empty() {
             return Ok(Vec::new());
         }
@@ -742,10 +1007,10 @@ impl Srs {
             let mut drafts = Vec::with_capacity(headers.len());
             let mut decided = Vec::with_capacity(headers.len());
             for v in &verified {
-                let mut d = reencrypt_draft(now, user);
+                let mut d = reencrypt_draft(now, user, &reason);
                 decided.push(match v {
                     Err(_) => Err(Denial::InvalidCapsule),
-                    Ok(v) => decide(&reg, user, v, now, &mut d),
+                    Ok(v) => decide(&reg, user, v, now, &mut d, reason.breaks_glass()),
                 });
                 drafts.push(d);
             }
@@ -788,6 +1053,175 @@ impl Srs {
             }
         }
         Ok(results.into_iter().map(|r| r.map(|(rc, _)| rc)).collect())
+    }
+
+    /// The patient's consent public key, as registered (`None` for an
+    /// unknown patient or one registered before signed consent).
+    pub fn consent_key(&self, patient: &Identity) -> Option<VerifyingKey> {
+        let reg = self.read();
+        let k = reg.consent_key(reg.patient_id(patient)?)?;
+        crate::consent::decode_verifying_key(&k).ok()
+    }
+
+    /// The patient's accounting of disclosures (HIPAA §164.528): every
+    /// re-encryption served for one of their records with `from <= time <=
+    /// to` — when, to whom (and their role), which portion and record, for
+    /// what purpose, break-glass or not — oldest first. Streams from the
+    /// store's disclosure index in pages (never a scan of the audit log);
+    /// entries archived away ([`Srs::archive_audit`]) are in the archive
+    /// segments.
+    pub fn disclosures(&self, patient: &Identity, from: u64, to: u64) -> Disclosures<'_> {
+        Disclosures {
+            srs: self,
+            patient: patient.clone(),
+            from,
+            to,
+            after: None,
+            page: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Every break-glass access to the patient's records (the disclosures
+    /// flagged emergency), oldest first.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn emergency_accesses(&self, patient: &Identity) -> Result<Vec<Disclosure>, SrsError> {
+        let mut out = Vec::new();
+        for d in self.disclosures(patient, 0, u64::MAX) {
+            let d = d?;
+            if d.emergency {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the patient's accounting of disclosures as one JSON document
+    /// (`{"patient":…,"from":…,"to":…,"disclosures":[{…},…],"count":n}`),
+    /// streaming. Returns the number of disclosures written.
+    ///
+    /// # Errors
+    /// Store errors; [`SrsError::Store`] wrapping a write failure.
+    pub fn export_disclosures_json<W: Write>(
+        &self,
+        patient: &Identity,
+        from: u64,
+        to: u64,
+        out: &mut W,
+    ) -> Result<u64, SrsError> {
+        let io = |e| SrsError::Store(StoreError::with_source("writing the disclosures", e));
+        write!(
+            out,
+            "{{\"patient\":{},\"from\":{from},\"to\":{to},\"disclosures\":[",
+            crate::model::json_string(patient.as_str())
+        )
+        .map_err(io)?;
+        let mut n = 0u64;
+        for d in self.disclosures(patient, from, to) {
+            let d = d?;
+            if n > 0 {
+                out.write_all(b",").map_err(io)?;
+            }
+            out.write_all(d.to_json().as_bytes()).map_err(io)?;
+            n += 1;
+        }
+        write!(out, "],\"count\":{n}}}").map_err(io)?;
+        Ok(n)
+    }
+
+    /// Re-checks the consent behind every change in the live audit log,
+    /// with public keys alone (as an auditor would from an export): every
+    /// patient registration is self-signed by its consent key and proves
+    /// possession of each portion key; every user registration proves
+    /// possession of the user's key; every grant, revocation and refusal is
+    /// signed by the patient's consent key (taken from their registration
+    /// entry, or the registry for one archived away) and names exactly the
+    /// entry's patient, label and user; every administrative change names
+    /// its actor. Then every active grant in the registry must carry the
+    /// commitment of the last signed grant of its key. Returns what it
+    /// counted.
+    ///
+    /// # Errors
+    /// [`SrsError::InvalidConsent`] naming the first entry whose evidence
+    /// fails; [`SrsError::Tampered`] if an active grant is not the one its
+    /// patient signed; chain and store errors.
+    pub fn verify_consent(&self) -> Result<ConsentReport, SrsError> {
+        use crate::consent::{Checked, check_entry};
+        if self.shared {
+            self.sync()?;
+        }
+        let pos = self.journal.durable();
+        let store = self.journal.store();
+        let mut keys: std::collections::HashMap<Identity, VerifyingKey> =
+            std::collections::HashMap::new();
+        let mut signed: std::collections::HashMap<GrantKey, [u8; 32]> =
+            std::collections::HashMap::new();
+        let mut report = ConsentReport::default();
+        walk(
+            store.as_ref(),
+            pos.base_seq,
+            pos.base_hash,
+            pos.seq,
+            &mut |rec, _| {
+                let e = &rec.entry;
+                let lookup = |p: &Identity| keys.get(p).copied().or_else(|| self.consent_key(p));
+                let legacy = e.evidence.is_empty()
+                    && matches!(
+                        e.action,
+                        AuditAction::RegisterUser
+                            | AuditAction::RegisterPatient
+                            | AuditAction::AddPortion
+                            | AuditAction::Grant
+                            | AuditAction::Revoke
+                            | AuditAction::RemoveUser
+                    );
+                if legacy && e.outcome == AuditOutcome::Ok {
+                    report.unsigned += 1;
+                    return Ok(());
+                }
+                let checked = check_entry(e, &lookup)
+                    .map_err(|_| SrsError::InvalidConsent { seq: e.seq })?;
+                match checked {
+                    Checked::Registration(k) => {
+                        if let Some(p) = &e.patient {
+                            keys.insert(p.clone(), k);
+                        }
+                        report.registrations += 1;
+                    }
+                    Checked::User | Checked::PortionKey => report.registrations += 1,
+                    Checked::Grant => {
+                        let g = SignedGrant::from_bytes(&e.evidence)?;
+                        signed.insert(
+                            GrantKey {
+                                patient: g.patient().clone(),
+                                label: g.label().clone(),
+                                epoch: g.epoch(),
+                                user: g.user().clone(),
+                            },
+                            g.commitment().to_bytes(),
+                        );
+                        report.grants += 1;
+                    }
+                    Checked::Revocation => report.revocations += 1,
+                    Checked::Refusal => report.refusals += 1,
+                    Checked::Administrative => report.administrative += 1,
+                    _ => {}
+                }
+                Ok(())
+            },
+        )?;
+        for (key, info) in self.registry().grants {
+            let (Some(c), Some(s)) = (info.commitment, signed.get(&key)) else {
+                continue;
+            };
+            if c.as_bytes() != s {
+                return Err(SrsError::Tampered("an active grant is not the one its patient signed"));
+            }
+            report.active_checked += 1;
+        }
+        Ok(report)
     }
 
     /// A registered user's record.
@@ -966,7 +1400,12 @@ struct Revocation<'a> {
     user: &'a Identity,
     now: u64,
     actor: &'a str,
-    why: &'a str,
+    detail: String,
+    /// The signed revocation, or the administrative actor's evidence.
+    evidence: Vec<u8>,
+    /// When the patient signed it, and its nonce (none for an
+    /// administrative revocation).
+    signed: Option<(u64, [u8; 16])>,
 }
 
 /// Adds the tombstone of one active grant to `change`.
@@ -980,15 +1419,21 @@ fn plan_revoke(
 ) -> Result<(), SrsError> {
     let (patient, label, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
     let terms = reg.grant_terms(portion, user).ok_or(SrsError::NotGranted)?;
+    let current = reg.grant_consent(portion, user).cloned().unwrap_or_default();
+    let consent = match r.signed {
+        Some((at, nonce)) => current.admit(at, nonce).ok_or(SrsError::Replayed)?,
+        None => current,
+    };
     let mut d = Draft::new(r.now, r.actor, AuditAction::Revoke);
     d.patient = Some(patient.clone());
     d.label = Some(label.clone());
     d.user = Some(r.user.clone());
-    d.detail = if r.why.is_empty() {
+    d.detail = if r.detail.is_empty() {
         format!("epoch={epoch}")
     } else {
-        format!("epoch={epoch} {}", r.why)
+        format!("epoch={epoch} {}", r.detail)
     };
+    d.evidence = r.evidence.clone();
     change.drafts.push(d);
     change.rows.push(Row::Grant(GrantRow {
         key: GrantKey {
@@ -999,10 +1444,100 @@ fn plan_revoke(
         },
         terms,
         state: GrantState::Revoked(r.now),
+        consent,
     }));
     change.replaced.push(img);
     change.scrub = true;
     Ok(())
+}
+
+/// Ends every active grant of `label` (all epochs) to `user`. A signed
+/// revocation must be newer than each grant it ends.
+fn plan_label_revocation(
+    reg: &Registry,
+    patient: u32,
+    user: u32,
+    label: &PortionLabel,
+    why: &Revocation<'_>,
+) -> Result<Change, SrsError> {
+    let labelled = reg.portions_labelled(patient, label);
+    if labelled.is_empty() {
+        return Err(SrsError::UnknownPortion);
+    }
+    let mut change = Change::audit(Vec::new());
+    let mut stale = false;
+    for (portion, _) in labelled {
+        let active = reg.grant_image(portion, user).filter(|(_, a)| *a);
+        if let (Some((at, nonce)), Some(c)) = (why.signed, reg.grant_consent(portion, user))
+            && c.admit(at, nonce).is_none()
+        {
+            if active.is_some() {
+                // Older than the grant it would end: a replay.
+                return Err(SrsError::Replayed);
+            }
+            stale = true;
+        }
+        if let Some((img, _)) = active {
+            plan_revoke(reg, &mut change, portion, user, img, why)?;
+        }
+    }
+    if change.rows.is_empty() {
+        return Err(if stale {
+            SrsError::Replayed
+        } else {
+            SrsError::NotGranted
+        });
+    }
+    Ok(change)
+}
+
+/// The audit detail of an administrative act.
+fn admin_detail(a: &Actor) -> String {
+    format!("actor_role={} reason={}", a.role, a.reason)
+}
+
+/// The patient's registered consent key.
+fn patient_consent(reg: &Registry, patient: u32) -> Result<VerifyingKey, SrsError> {
+    let k = reg.consent_key(patient).ok_or(SrsError::NoConsentKey)?;
+    Ok(crate::consent::decode_verifying_key(&k)?)
+}
+
+/// How far ahead of the SRS's clock a signed object may be dated.
+const MAX_SKEW: u64 = 300;
+
+fn check_date(issued_at: u64, now: u64) -> Result<(), SrsError> {
+    if issued_at > now.saturating_add(MAX_SKEW) {
+        return Err(SrsError::Malformed(crate::Error::Malformed {
+            what: "signed object dated more than five minutes ahead of the SRS's clock",
+        }));
+    }
+    Ok(())
+}
+
+/// No portion key or (label, epoch) twice in one registration.
+fn check_distinct(r: &PatientRegistration) -> Result<(), SrsError> {
+    let keys: Vec<&PortionPublicKey> = r.portions().collect();
+    for (i, p) in keys.iter().enumerate() {
+        let earlier = keys.get(..i).unwrap_or_default();
+        if earlier.iter().any(|q| q.key() == p.key()) {
+            return Err(SrsError::KeyInUse);
+        }
+        if earlier
+            .iter()
+            .any(|q| q.label() == p.label() && q.epoch() == p.epoch())
+        {
+            return Err(SrsError::AlreadyRegistered);
+        }
+    }
+    Ok(())
+}
+
+/// Each portion key of a registration with the evidence its audit entry
+/// keeps: the key, its epoch and its proof of possession.
+fn portion_evidence(r: &PatientRegistration) -> Vec<(PortionPublicKey, Vec<u8>)> {
+    r.portion_proofs()
+        .map(|(k, proof)| (k.clone(), crate::consent::portion_evidence(k, proof)))
+        .collect()
 }
 
 /// The audit entries of served requests, re-checked against the registry
@@ -1034,11 +1569,18 @@ fn may_be_behind<T>(r: &Result<T, Denial>) -> bool {
     )
 }
 
-fn plan_portion(change: &mut Change, patient: &Identity, key: &PortionPublicKey, now: u64) {
-    let mut d = Draft::new(now, HOST_ACTOR, AuditAction::AddPortion);
+fn plan_portion(
+    change: &mut Change,
+    patient: &Identity,
+    key: &PortionPublicKey,
+    now: u64,
+    evidence: Vec<u8>,
+) {
+    let mut d = Draft::new(now, patient.as_str(), AuditAction::AddPortion);
     d.patient = Some(patient.clone());
     d.label = Some(key.label().clone());
     d.detail = format!("epoch={} key={}", key.epoch(), key.key());
+    d.evidence = evidence;
     change.drafts.push(d);
     change.rows.push(Row::Portion(PortionRow {
         patient: patient.clone(),
@@ -1049,9 +1591,13 @@ fn plan_portion(change: &mut Change, patient: &Identity, key: &PortionPublicKey,
     }));
 }
 
-fn reencrypt_draft(now: u64, user: &Identity) -> Draft {
+fn reencrypt_draft(now: u64, user: &Identity, reason: &AccessReason) -> Draft {
     let mut d = Draft::new(now, user.as_str(), AuditAction::ReEncrypt);
     d.user = Some(user.clone());
+    d.purpose = Some(reason.purpose());
+    if let Some(j) = reason.justification() {
+        d.detail = format!("justification={j}");
+    }
     d
 }
 
@@ -1071,14 +1617,16 @@ fn decide(
     v: &VerifiedHeader<'_>,
     now: u64,
     d: &mut Draft,
+    breaks_glass: bool,
 ) -> Result<Decided, Denial> {
     d.record_id = Some(v.header().context().record_id());
-    let (named, auth) = reg.authorize(user, v, now);
+    let (named, auth) = reg.authorize(user, v, now, breaks_glass);
     if let Some((p, l)) = named {
         d.patient = Some(p);
         d.label = Some(l);
     }
     let a = auth?;
+    d.emergency = a.emergency;
     Ok(Decided {
         key: a.key.clone(),
         grant: a.grant,
@@ -1110,4 +1658,72 @@ fn compute(
     } else {
         dec.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
     })
+}
+
+/// What [`Srs::verify_consent`] checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsentReport {
+    /// Patient, portion-key and user registrations with valid signatures
+    /// and proofs.
+    pub registrations: u64,
+    /// Grants signed by their patient.
+    pub grants: u64,
+    /// Revocations signed by their patient.
+    pub revocations: u64,
+    /// Refusals signed by their patient.
+    pub refusals: u64,
+    /// Administrative changes (actor named, no patient signature).
+    pub administrative: u64,
+    /// Changes recorded before signed consent existed (no evidence).
+    pub unsigned: u64,
+    /// Active grants whose commitment was matched to their signed grant.
+    pub active_checked: u64,
+}
+
+/// The pages of [`Srs::disclosures`].
+pub struct Disclosures<'a> {
+    srs: &'a Srs,
+    patient: Identity,
+    from: u64,
+    to: u64,
+    after: Option<(u64, u64)>,
+    page: std::collections::VecDeque<AuditEntry>,
+    done: bool,
+}
+
+impl core::fmt::Debug for Disclosures<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Disclosures")
+            .field("patient", &self.patient)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Disclosures read per page.
+const DISCLOSURE_PAGE: usize = 1024;
+
+impl Iterator for Disclosures<'_> {
+    type Item = Result<Disclosure, SrsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            let store = self.srs.journal.store();
+            match store.disclosures(&self.patient, self.from, self.to, self.after, DISCLOSURE_PAGE) {
+                Ok(page) => {
+                    self.done = page.len() < DISCLOSURE_PAGE;
+                    self.page = page.into_iter().map(|r| r.entry).collect();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
+        let e = self.page.pop_front()?;
+        self.after = Some((e.time, e.seq));
+        let role = self.srs.user(e.user.as_ref()?).map(|u| u.role);
+        Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
+            "the disclosure index names an entry that is not a disclosure",
+        )))
+    }
 }

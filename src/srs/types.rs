@@ -75,6 +75,25 @@ pub enum SrsError {
     StoreLocked,
     /// The registry holds as many rows of a kind as it can number (2³² − 1).
     Full,
+    /// A signed object (grant, revocation, refusal) is not newer than the
+    /// last one the SRS accepted for the same patient, portion and user (or
+    /// request): a replay, or an older object.
+    Replayed,
+    /// The patient has no consent key registered (a patient registered
+    /// before signed consent existed): nothing they sign can be checked.
+    NoConsentKey,
+    /// No such access request.
+    UnknownRequest,
+    /// The access request was answered already.
+    RequestAnswered,
+    /// A break-glass grant names a role the user does not hold.
+    RoleMismatch,
+    /// An audit entry's consent evidence (a signed grant, revocation,
+    /// refusal or registration) does not verify or does not match the entry.
+    InvalidConsent {
+        /// The entry's sequence number.
+        seq: u64,
+    },
 }
 
 impl SrsError {
@@ -111,6 +130,12 @@ impl SrsError {
             Self::InvalidCheckpoint => c"checkpoint not signed by this SRS",
             Self::StoreLocked => c"store is held by another SRS",
             Self::Full => c"registry full",
+            Self::Replayed => c"signed object replayed or older than the last one accepted",
+            Self::NoConsentKey => c"patient has no consent key registered",
+            Self::UnknownRequest => c"unknown access request",
+            Self::RequestAnswered => c"access request already answered",
+            Self::RoleMismatch => c"user does not hold the role the grant names",
+            Self::InvalidConsent { .. } => c"audit entry's consent evidence does not verify",
         }
     }
 }
@@ -149,6 +174,12 @@ impl SrsError {
             Self::InvalidCheckpoint => Self::InvalidCheckpoint,
             Self::StoreLocked => Self::StoreLocked,
             Self::Full => Self::Full,
+            Self::Replayed => Self::Replayed,
+            Self::NoConsentKey => Self::NoConsentKey,
+            Self::UnknownRequest => Self::UnknownRequest,
+            Self::RequestAnswered => Self::RequestAnswered,
+            Self::RoleMismatch => Self::RoleMismatch,
+            Self::InvalidConsent { seq } => Self::InvalidConsent { seq: *seq },
         }
     }
 }
@@ -162,7 +193,9 @@ impl fmt::Display for SrsError {
         f.write_str(crate::error::text(self.summary()))?;
         match self {
             Self::Tampered(what) => write!(f, ": {what}"),
-            Self::AuditChainBroken { seq } => write!(f, " at entry {seq}"),
+            Self::AuditChainBroken { seq } | Self::InvalidConsent { seq } => {
+                write!(f, " at entry {seq}")
+            }
             Self::Store(e) => write!(f, ": {e}"),
             Self::RolledBack {
                 store_seq,

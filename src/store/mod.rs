@@ -13,7 +13,8 @@ use core::fmt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::model::{AuditEntry, Checkpoint};
+use crate::ids::Identity;
+use crate::model::{AuditAction, AuditEntry, AuditOutcome, Checkpoint};
 
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -350,6 +351,33 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// A [`StoreError`] if reading fails.
     fn checkpoint_count(&self) -> Result<u64, StoreError>;
+
+    /// The patient's disclosures (the audit entries [`disclosed`] names
+    /// them in) with `from <= time <= to` and `(time, seq)` after `after`,
+    /// at most `limit`, ordered by `(time, seq)`: read from an index kept
+    /// with the audit log (written in the same commit as the entries,
+    /// pruned with them), never by scanning the log.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or an entry does not decode.
+    fn disclosures(
+        &self,
+        patient: &Identity,
+        from: u64,
+        to: u64,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// The patient an audit entry discloses a record of: a re-encryption that
+/// was served. Stores index these entries for
+/// [`Store::disclosures`].
+pub fn disclosed(entry: &AuditEntry) -> Option<&Identity> {
+    match (entry.action, entry.outcome) {
+        (AuditAction::ReEncrypt, AuditOutcome::Ok) => entry.patient.as_ref(),
+        _ => None,
+    }
 }
 
 /// What [`Store::commit`]'s build step reads while it holds the write lock.
@@ -465,6 +493,8 @@ struct MemoryInner {
     rows: BTreeMap<(u8, Vec<u8>), StoredRow>,
     audit: BTreeMap<u64, AuditRecord>,
     checkpoints: BTreeMap<u64, Checkpoint>,
+    /// (patient, time, seq) of every disclosure.
+    disclosures: std::collections::BTreeSet<(Identity, u64, u64)>,
 }
 
 impl MemoryStore {
@@ -479,6 +509,9 @@ impl MemoryStore {
             g.rows.insert((r.kind, r.key.clone()), r.clone());
         }
         for a in &c.audit {
+            if let Some(p) = disclosed(&a.entry) {
+                g.disclosures.insert((p.clone(), a.entry.time, a.entry.seq));
+            }
             g.audit.insert(a.entry.seq, a.clone());
         }
         if let Some(cp) = c.checkpoint {
@@ -486,6 +519,7 @@ impl MemoryStore {
         }
         if let Some(upto) = c.prune {
             g.audit = g.audit.split_off(&(upto.saturating_add(1)));
+            g.disclosures.retain(|(_, _, seq)| *seq > upto);
         }
         g.head = Some(c.head);
     }
@@ -570,5 +604,36 @@ impl Store for MemoryStore {
 
     fn checkpoint_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock().checkpoints.len() as u64)
+    }
+
+    fn disclosures(
+        &self,
+        patient: &Identity,
+        from: u64,
+        to: u64,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        use core::ops::Bound;
+        let g = self.lock();
+        let start = match after {
+            Some((t, s)) if t >= from => Bound::Excluded((patient.clone(), t, s)),
+            _ => Bound::Included((patient.clone(), from, 0)),
+        };
+        let end = Bound::Included((patient.clone(), to, u64::MAX));
+        // An empty window (BTreeSet::range panics on start > end).
+        if from > to || after.is_some_and(|(t, _)| t > to) {
+            return Ok(Vec::new());
+        }
+        g.disclosures
+            .range((start, end))
+            .take(limit)
+            .map(|(_, _, seq)| {
+                g.audit
+                    .get(seq)
+                    .cloned()
+                    .ok_or_else(|| StoreError::corrupt("disclosure index names a missing entry"))
+            })
+            .collect()
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The same authenticated rows, chain, digest and checkpoints as SQLite, in
 //! tables `sesphr_meta`, `sesphr_registry`, `sesphr_audit` and
-//! `sesphr_checkpoints`. The chain head is one row of `sesphr_meta`; every
+//! `sesphr_checkpoints`, and `sesphr_disclosures` (the index of served
+//! re-encryptions by patient and time). The chain head is one row of `sesphr_meta`; every
 //! commit runs in one transaction that first locks that row
 //! (`SELECT … FOR UPDATE`), so writers from every process are serialized
 //! there, and each sees, under the lock, everything committed before it. A
@@ -31,12 +32,13 @@ use postgres::{Client, NoTls, Transaction};
 
 use super::{
     AuditRecord, Build, ChainHead, Commit, Listener, Locked, Store, StoreError, StoreErrorKind,
-    StoredRow, hash32, to_i64, to_u64,
+    StoredRow, disclosed, hash32, to_i64, to_u64,
 };
+use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &["
@@ -48,6 +50,10 @@ CREATE INDEX sesphr_registry_generation ON sesphr_registry (generation);
 CREATE TABLE sesphr_audit (seq bigint PRIMARY KEY, entry bytea NOT NULL, hash bytea NOT NULL);
 CREATE TABLE sesphr_checkpoints (seq bigint PRIMARY KEY, checkpoint bytea NOT NULL);
 INSERT INTO sesphr_meta (name, value) VALUES ('head', NULL);
+", "
+CREATE TABLE sesphr_disclosures (
+    patient bytea NOT NULL, time bigint NOT NULL, seq bigint NOT NULL,
+    PRIMARY KEY (patient, time, seq));
 "];
 
 /// The advisory lock key that serializes schema migrations.
@@ -284,6 +290,14 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
         tx.batch_execute(step)
             .map_err(pg_err("migrating the schema"))?;
     }
+    if version < 2 {
+        // The disclosure index of what the log holds already.
+        let rows = tx
+            .query("SELECT seq, entry, hash FROM sesphr_audit ORDER BY seq", &[])
+            .map_err(pg_err("migrating the schema"))?;
+        let records = rows.iter().map(decode_audit).collect::<Result<Vec<_>, _>>()?;
+        index_disclosures(&mut tx, &records).map_err(pg_err("migrating the schema"))?;
+    }
     tx.execute(
         "INSERT INTO sesphr_meta (name, value) VALUES ('schema', $1)
          ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
@@ -342,6 +356,33 @@ impl Locked for TxView<'_, '_> {
     }
 }
 
+/// A time as PostgreSQL's bigint, saturating.
+fn clamp(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn index_disclosures(tx: &mut Transaction<'_>, audit: &[AuditRecord]) -> Result<(), postgres::Error> {
+    let mut patients: Vec<&[u8]> = Vec::new();
+    let mut times = Vec::new();
+    let mut seqs = Vec::new();
+    for a in audit {
+        if let Some(p) = disclosed(&a.entry) {
+            patients.push(p.as_bytes());
+            times.push(clamp(a.entry.time));
+            seqs.push(to_i64(a.entry.seq));
+        }
+    }
+    if !patients.is_empty() {
+        tx.execute(
+            "INSERT INTO sesphr_disclosures (patient, time, seq)
+             SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[])
+             ON CONFLICT DO NOTHING",
+            &[&patients, &times, &seqs],
+        )?;
+    }
+    Ok(())
+}
+
 fn write(tx: &mut Transaction<'_>, c: &Commit) -> Result<(), postgres::Error> {
     if !c.rows.is_empty() {
         let kinds: Vec<i16> = c.rows.iter().map(|r| i16::from(r.kind)).collect();
@@ -368,6 +409,7 @@ fn write(tx: &mut Transaction<'_>, c: &Commit) -> Result<(), postgres::Error> {
              SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])",
             &[&seqs, &entries, &hashes],
         )?;
+        index_disclosures(tx, &c.audit)?;
     }
     if let Some(cp) = &c.checkpoint {
         tx.execute(
@@ -378,6 +420,10 @@ fn write(tx: &mut Transaction<'_>, c: &Commit) -> Result<(), postgres::Error> {
     }
     if let Some(upto) = c.prune {
         tx.execute("DELETE FROM sesphr_audit WHERE seq <= $1", &[&to_i64(upto)])?;
+        tx.execute(
+            "DELETE FROM sesphr_disclosures WHERE seq <= $1",
+            &[&to_i64(upto)],
+        )?;
     }
     tx.execute(
         "UPDATE sesphr_meta SET value = $1 WHERE name = 'head'",
@@ -479,6 +525,42 @@ impl Store for PostgresStore {
                 .iter()
                 .map(decode_audit)
                 .collect()
+        })
+    }
+
+    fn disclosures(
+        &self,
+        patient: &Identity,
+        from: u64,
+        to: u64,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let (t, seq) = after.map_or((clamp(from), 0), |(t, s)| (clamp(t), to_i64(s)));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            c.query(
+                "SELECT a.seq, a.entry, a.hash FROM sesphr_disclosures d
+                 JOIN sesphr_audit a ON a.seq = d.seq
+                 WHERE d.patient = $1 AND d.time >= $2 AND d.time <= $3
+                   AND (d.time, d.seq) > ($4, $5)
+                 ORDER BY d.time, d.seq LIMIT $6",
+                &[
+                    &patient.as_bytes(),
+                    &clamp(from),
+                    &clamp(to),
+                    &t,
+                    &seq,
+                    &limit,
+                ],
+            )
+            .map_err(pg_err("reading the disclosure index"))?
+            .iter()
+            .map(decode_audit)
+            .collect()
         })
     }
 

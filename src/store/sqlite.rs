@@ -1,9 +1,12 @@
 //! The embedded default store: one SQLite database file (bundled SQLite, WAL
 //! journal, `secure_delete`), held by one SRS at a time.
 //!
-//! Schema version 2: `meta` (schema version, chain head), `registry` (one
-//! authenticated row per user, patient, portion key and grant), `audit` (the
-//! chain) and `checkpoints`. A database of schema version 1 (sesphr 0.1,
+//! Schema version 3: `meta` (schema version, chain head), `registry` (one
+//! authenticated row per user, patient, portion key, grant and access
+//! request), `audit` (the chain), `checkpoints` and `disclosures` (the index
+//! of served re-encryptions by patient and time, for the accounting of
+//! disclosures). A database of schema version 2 is migrated at open (the
+//! index is built from its audit log, in one transaction). A database of schema version 1 (sesphr 0.1,
 //! unauthenticated rows) is refused with [`StoreErrorKind::UnsupportedVersion`]:
 //! its rows cannot be trusted after the fact, so they are not migrated.
 
@@ -16,11 +19,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
     AuditRecord, Build, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow,
-    commit_alone, hash32, to_i64, to_u64,
+    commit_alone, disclosed, hash32, to_i64, to_u64,
 };
+use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -30,6 +34,9 @@ CREATE TABLE IF NOT EXISTS registry (
     PRIMARY KEY (kind, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, checkpoint BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS disclosures (
+    patient BLOB NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (patient, time, seq)) WITHOUT ROWID;
 ";
 
 /// When a committed transaction is on disk.
@@ -246,8 +253,11 @@ enum InitError {
     Store(StoreError),
 }
 
+fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> InitError {
+    move |e| InitError::Sql(what, e)
+}
+
 fn init(conn: &Connection) -> Result<(), InitError> {
-    let sql = |what: &'static str| move |e| InitError::Sql(what, e);
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sql("setting WAL on"))?;
     conn.pragma_update(None, "secure_delete", "ON")
@@ -271,6 +281,7 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             .map_err(sql("reading the schema version of"))?;
         match version {
             Some(SCHEMA_VERSION) => {}
+            Some(2) => migrate_2_to_3(conn)?,
             Some(1) => {
                 return Err(InitError::Store(StoreError::new(
                     StoreErrorKind::UnsupportedVersion,
@@ -282,7 +293,7 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             Some(v) => {
                 return Err(InitError::Store(StoreError::new(
                     StoreErrorKind::UnsupportedVersion,
-                    format!("unknown schema version {v} (this version reads 2) in"),
+                    format!("unknown schema version {v} (this version reads 2 and 3) in"),
                 )));
             }
             None => {
@@ -302,6 +313,49 @@ fn init(conn: &Connection) -> Result<(), InitError> {
         .map_err(sql("writing the schema version of"))?;
     }
     Ok(())
+}
+
+/// Schema 2 to 3: the disclosure index, built from the audit log, and the
+/// new version, in one transaction.
+fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(sql("migrating the schema of"))?;
+    tx.execute_batch(SCHEMA)
+        .map_err(sql("migrating the schema of"))?;
+    {
+        let mut q = tx
+            .prepare("SELECT seq, entry FROM audit ORDER BY seq")
+            .map_err(sql("migrating the schema of"))?;
+        let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
+        while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
+            let entry: Vec<u8> = r.get(1).map_err(sql("migrating the schema of"))?;
+            let entry = AuditEntry::from_bytes(&entry).map_err(|_| {
+                InitError::Store(StoreError::corrupt("an audit entry does not decode in"))
+            })?;
+            index_disclosure(&tx, &entry).map_err(sql("migrating the schema of"))?;
+        }
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        params![SCHEMA_VERSION],
+    )
+    .map_err(sql("migrating the schema of"))?;
+    tx.commit().map_err(sql("migrating the schema of"))
+}
+
+fn index_disclosure(tx: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
+    if let Some(p) = disclosed(e) {
+        tx.prepare_cached("INSERT OR IGNORE INTO disclosures (patient, time, seq) VALUES (?1, ?2, ?3)")?
+            .execute(params![p.as_bytes(), clamp(e.time), to_i64(e.seq)])?;
+    }
+    Ok(())
+}
+
+/// A time as SQLite's signed integer, saturating (times past 2⁶³ compare as
+/// the largest).
+fn clamp(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<()> {
@@ -330,6 +384,7 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
                 a.entry.to_bytes(),
                 &a.hash[..]
             ])?;
+            index_disclosure(tx, &a.entry)?;
         }
     }
     if let Some(cp) = &c.checkpoint {
@@ -338,10 +393,35 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
     }
     if let Some(upto) = c.prune {
         tx.execute("DELETE FROM audit WHERE seq <= ?1", params![to_i64(upto)])?;
+        tx.execute(
+            "DELETE FROM disclosures WHERE seq <= ?1",
+            params![to_i64(upto)],
+        )?;
     }
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)")?
         .execute(params![c.head.to_bytes()])?;
     Ok(())
+}
+
+/// The audit records of a query's rows `(seq, entry, hash)`.
+fn audit_records(mut rows: rusqlite::Rows<'_>) -> Result<Vec<AuditRecord>, StoreError> {
+    let get = |e| StoreError::with_source("reading the audit log", e);
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(get)? {
+        let seq: i64 = r.get(0).map_err(get)?;
+        let entry: Vec<u8> = r.get(1).map_err(get)?;
+        let hash: Vec<u8> = r.get(2).map_err(get)?;
+        let entry = AuditEntry::from_bytes(&entry)
+            .map_err(|_| StoreError::corrupt(format!("audit entry {seq} does not decode")))?;
+        if to_u64(seq) != entry.seq {
+            return Err(StoreError::corrupt("corrupt audit row"));
+        }
+        out.push(AuditRecord {
+            entry,
+            hash: hash32(&hash, "audit")?,
+        });
+    }
+    Ok(out)
 }
 
 fn decode_checkpoint(b: &[u8]) -> Result<Checkpoint, StoreError> {
@@ -390,26 +470,10 @@ impl Store for SqliteStore {
             )
             .map_err(self.err("reading the audit log"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = q
+        let rows = q
             .query(params![to_i64(from), to_i64(to), limit])
             .map_err(self.err("reading the audit log"))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(self.err("reading the audit log"))? {
-            let get = |e| StoreError::with_source("reading the audit log", e);
-            let seq: i64 = r.get(0).map_err(get)?;
-            let entry: Vec<u8> = r.get(1).map_err(get)?;
-            let hash: Vec<u8> = r.get(2).map_err(get)?;
-            let entry = AuditEntry::from_bytes(&entry)
-                .map_err(|_| StoreError::corrupt(format!("audit entry {seq} does not decode")))?;
-            if to_u64(seq) != entry.seq {
-                return Err(StoreError::corrupt("corrupt audit row"));
-            }
-            out.push(AuditRecord {
-                entry,
-                hash: hash32(&hash, "audit")?,
-            });
-        }
-        Ok(out)
+        audit_records(rows)
     }
 
     fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {
@@ -485,5 +549,40 @@ impl Store for SqliteStore {
             .query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))
             .map_err(self.err("reading checkpoints"))?;
         Ok(to_u64(n))
+    }
+
+    fn disclosures(
+        &self,
+        patient: &Identity,
+        from: u64,
+        to: u64,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT a.seq, a.entry, a.hash FROM disclosures d JOIN audit a ON a.seq = d.seq
+                 WHERE d.patient = ?1 AND d.time >= ?2 AND d.time <= ?3
+                   AND (d.time > ?4 OR (d.time = ?4 AND d.seq > ?5))
+                 ORDER BY d.time, d.seq LIMIT ?6",
+            )
+            .map_err(self.err("reading the disclosure index"))?;
+        let (t, seq) = after.map_or((clamp(from), 0), |(t, s)| (clamp(t), to_i64(s)));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = q
+            .query(params![
+                patient.as_bytes(),
+                clamp(from),
+                clamp(to),
+                t,
+                seq,
+                limit
+            ])
+            .map_err(self.err("reading the disclosure index"))?;
+        audit_records(rows)
     }
 }

@@ -86,3 +86,7 @@ pub fn reenc_batch<R: sesphr::rand_core::CryptoRng + ?Sized>(
         .map(|v| rk.reencrypt(v?))
         .collect()
 }
+
+mod consenting;
+#[allow(unused_imports)]
+pub use consenting::*;
