@@ -16,6 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Length of an Ed25519 public key (a consent key, the SRS's key).
+#define SESPHR_SIGNING_PUBLIC_KEY_LEN 32
+
+// Length of a proof of possession of a key.
+#define SESPHR_KEY_PROOF_LEN 64
+
+// Length of an access request identifier.
+#define SESPHR_REQUEST_ID_LEN 16
+
 // Length of an encoded public key.
 #define SESPHR_PUBLIC_KEY_LEN 32
 
@@ -57,6 +66,24 @@
 
 // Length of an escrow master seed.
 #define SESPHR_ESCROW_SEED_LEN 32
+
+// Purpose of use: treatment.
+#define SESPHR_PURPOSE_TREATMENT 1
+
+// Purpose of use: payment.
+#define SESPHR_PURPOSE_PAYMENT 2
+
+// Purpose of use: health-care operations.
+#define SESPHR_PURPOSE_OPERATIONS 3
+
+// Purpose of use: research.
+#define SESPHR_PURPOSE_RESEARCH 4
+
+// Purpose of use: emergency (break-glass; needs a justification).
+#define SESPHR_PURPOSE_EMERGENCY 5
+
+// Purpose of use: other (say what in the justification).
+#define SESPHR_PURPOSE_OTHER 6
 
 // Length of an encoded checkpoint.
 #define SESPHR_CHECKPOINT_LEN 149
@@ -123,6 +150,9 @@ enum sesphr_result
   SESPHR_RESULT_MALFORMED = 115,
   // A key derivation failed (never expected; nothing was produced).
   SESPHR_RESULT_KEY_DERIVATION = 116,
+  // A signature or proof of possession does not verify (a signed grant,
+  // revocation, refusal, registration or receipt).
+  SESPHR_RESULT_INVALID_SIGNATURE = 117,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.
@@ -168,6 +198,18 @@ enum sesphr_result
   // took effect unless the connection dropped during the final commit;
   // the next call reconnects.
   SESPHR_RESULT_STORE_CONNECTION = 220,
+  // A signed object is a replay, or older than the last one accepted.
+  SESPHR_RESULT_REPLAYED = 221,
+  // The patient has no consent key registered.
+  SESPHR_RESULT_NO_CONSENT_KEY = 222,
+  // No such access request.
+  SESPHR_RESULT_UNKNOWN_REQUEST = 223,
+  // The access request was answered already.
+  SESPHR_RESULT_REQUEST_ANSWERED = 224,
+  // A break-glass grant names a role the user does not hold.
+  SESPHR_RESULT_ROLE_MISMATCH = 225,
+  // An audit entry's consent evidence does not verify.
+  SESPHR_RESULT_INVALID_CONSENT = 226,
   // Denied: the user is not registered, or was removed.
   SESPHR_RESULT_DENIED_NOT_REGISTERED = 300,
   // Denied: no grant for this portion.
@@ -180,6 +222,9 @@ enum sesphr_result
   SESPHR_RESULT_DENIED_OUT_OF_SCOPE = 304,
   // Denied: the capsule does not verify.
   SESPHR_RESULT_DENIED_INVALID_CAPSULE = 305,
+  // Denied: a break-glass grant used without purpose emergency and a
+  // justification.
+  SESPHR_RESULT_DENIED_EMERGENCY_ONLY = 306,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -213,6 +258,29 @@ typedef struct sesphr_sealer sesphr_sealer;
 
 // A Setup and Re-encryption Server. Safe to use from many threads at once.
 typedef struct sesphr_srs sesphr_srs;
+
+// The terms of a grant, for `sesphr_sign_grant`. Zero-initialize it for
+// the defaults (every record, no expiry, no request, not break-glass,
+// signed now).
+typedef struct {
+  // Nonzero: only records created at or after `since`.
+  uint32_t has_since;
+  // See `has_since`.
+  uint64_t since;
+  // Nonzero: the grant stops at `expiry`.
+  uint32_t has_expiry;
+  // See `has_expiry`.
+  uint64_t expiry;
+  // The access request this grant answers (`SESPHR_REQUEST_ID_LEN`
+  // bytes), or NULL.
+  const uint8_t *request;
+  // A break-glass grant for users of this role (its name), or NULL.
+  const uint8_t *emergency_role;
+  // Length of `emergency_role`.
+  size_t emergency_role_len;
+  // When it is signed (seconds since the Unix epoch); 0: now.
+  uint64_t issued_at;
+} sesphr_grant_options;
 
 // How to open an SRS from C. Zero-initialize it (`sesphr_srs_options o =
 // {0};`) for the defaults, then set what you need.
@@ -267,6 +335,74 @@ const char *sesphr_version(void);
 // A pre-fork server that wants no threads at all in the parent calls this
 // with 1 before it seals or opens anything.
 sesphr_result sesphr_set_max_threads(unsigned int threads);
+
+// Writes the patient's 32-byte consent public key (Ed25519) into `out`.
+sesphr_result sesphr_patient_keys_consent_public_key(const sesphr_patient_keys *keys,
+                                                     uint8_t *out_key,
+                                                     size_t out_len);
+
+// Writes the 64-byte proof that the holder of `keypair` registers it as
+// `identity` (what `sesphr_srs_register_user` requires) into `out`.
+sesphr_result sesphr_keypair_prove_possession(const sesphr_keypair *keypair,
+                                              const uint8_t *user,
+                                              size_t user_len,
+                                              uint8_t *out_proof,
+                                              size_t out_len);
+
+// The patient's signed registration (`"SPRG"`, into a new buffer) with
+// the portion keys `(labels[i], epochs[i])` for `i < count`: what
+// `sesphr_srs_register_patient` and `sesphr_srs_add_portions` take.
+sesphr_result sesphr_patient_registration(const sesphr_patient_keys *keys,
+                                          const uint8_t *const *labels,
+                                          const size_t *label_lens,
+                                          const uint32_t *epochs,
+                                          size_t count,
+                                          sesphr_buffer **out_buffer);
+
+// Signs a grant (`"SPSG"`, into a new buffer) of portion `label`/`epoch`
+// to `user` for the encoded re-encryption key `rekey` (made for that
+// user). `options` may be NULL (defaults). Hand both to `sesphr_srs_grant`.
+//
+// Errors: `KEY_MISMATCH` if `rekey` is not from this portion key;
+// `INVALID_ARGUMENT` for a bad role name; decoding errors.
+sesphr_result sesphr_sign_grant(const sesphr_patient_keys *keys,
+                                const uint8_t *portion_label,
+                                size_t portion_label_len,
+                                uint32_t epoch,
+                                const uint8_t *user,
+                                size_t user_len,
+                                const uint8_t *rekey,
+                                size_t rekey_len,
+                                const sesphr_grant_options *options,
+                                sesphr_buffer **out_buffer);
+
+// Signs a revocation (`"SPSV"`, into a new buffer) of every grant of
+// portion `label` to `user`, dated now. Hand it to `sesphr_srs_revoke`.
+sesphr_result sesphr_sign_revocation(const sesphr_patient_keys *keys,
+                                     const uint8_t *portion_label,
+                                     size_t portion_label_len,
+                                     const uint8_t *user,
+                                     size_t user_len,
+                                     sesphr_buffer **out_buffer);
+
+// Signs the refusal (`"SPSF"`, into a new buffer) of the access request
+// `request` (`SESPHR_REQUEST_ID_LEN` bytes) with a reason (1–1024 bytes of
+// text). Hand it to `sesphr_srs_refuse_request`.
+sesphr_result sesphr_sign_refusal(const sesphr_patient_keys *keys,
+                                  const uint8_t *request,
+                                  size_t request_len,
+                                  const uint8_t *reason,
+                                  size_t reason_len,
+                                  sesphr_buffer **out_buffer);
+
+// Checks a revocation receipt (`"SPRR"`) against the SRS's 32-byte public
+// key (`sesphr_srs_verifying_key`), offline.
+//
+// Errors: `INVALID_SIGNATURE`; decoding errors.
+sesphr_result sesphr_revocation_receipt_verify(const uint8_t *receipt,
+                                               size_t receipt_len,
+                                               const uint8_t *srs_public_key,
+                                               size_t srs_public_key_len);
 
 // Generates a key pair from the OS RNG into `*out` (free with
 // `sesphr_keypair_free`).
@@ -563,72 +699,155 @@ sesphr_result sesphr_srs_new_in_memory(const uint8_t *storage_key,
 void sesphr_srs_free(sesphr_srs *srs);
 
 // Registers a user with a role (`patient`, `doctor`, `hospital`,
-// `researcher`, `family`, `admin`, or another name of `[a-z0-9_-]`) and a
-// 32-byte public key.
+// `researcher`, `family`, `admin`, or another name of `[a-z0-9_-]`), a
+// 32-byte public key and the user's 64-byte proof of possession
+// (`sesphr_keypair_prove_possession`).
 //
 // Errors: `INVALID_IDENTITY`, `INVALID_ARGUMENT` (role), `INVALID_LENGTH`,
-// point errors, `ALREADY_REGISTERED`, `KEY_IN_USE`, `STORE`.
+// point errors, `INVALID_SIGNATURE` (proof), `ALREADY_REGISTERED`,
+// `KEY_IN_USE`, `STORE`.
 sesphr_result sesphr_srs_register_user(const sesphr_srs *srs,
                                        const uint8_t *user,
                                        size_t user_len,
                                        const uint8_t *role,
                                        size_t role_len,
                                        const uint8_t *public_key,
-                                       size_t public_key_len);
+                                       size_t public_key_len,
+                                       const uint8_t *proof,
+                                       size_t proof_len);
 
-// Removes a user: all their grants are revoked.
+// Removes a user (an administrative act by `actor`, in `actor_role`, for
+// `reason`, all recorded in the audit): all their grants are revoked.
 sesphr_result sesphr_srs_remove_user(const sesphr_srs *srs,
                                      const uint8_t *user,
-                                     size_t user_len);
+                                     size_t user_len,
+                                     const uint8_t *actor,
+                                     size_t actor_len,
+                                     const uint8_t *actor_role,
+                                     size_t actor_role_len,
+                                     const uint8_t *reason,
+                                     size_t reason_len);
 
-// Registers a patient with `count` encoded portion public keys
-// (`portion_keys[i]` of `portion_key_lens[i]` bytes).
+// Registers a patient from their signed registration
+// (`sesphr_patient_registration`).
+//
+// Errors: `INVALID_SIGNATURE`, `ALREADY_REGISTERED`, `KEY_IN_USE`,
+// decoding errors, `STORE`.
 sesphr_result sesphr_srs_register_patient(const sesphr_srs *srs,
+                                          const uint8_t *registration,
+                                          size_t registration_len);
+
+// Registers more portion keys for a patient, from a registration signed
+// with their registered consent key.
+sesphr_result sesphr_srs_add_portions(const sesphr_srs *srs,
+                                      const uint8_t *registration,
+                                      size_t registration_len);
+
+// Installs a grant the patient signed (`sesphr_sign_grant`) with the
+// encoded re-encryption key it was signed for.
+//
+// Errors: `UNKNOWN_PATIENT`, `NO_CONSENT_KEY`, `UNKNOWN_USER`,
+// `USER_REMOVED`, `UNKNOWN_PORTION`, `INVALID_SIGNATURE`,
+// `RE_KEY_MISMATCH` (not the key signed), `REPLAYED`, `ROLE_MISMATCH`,
+// `UNKNOWN_REQUEST`, `REQUEST_ANSWERED`, decoding errors, `STORE`.
+sesphr_result sesphr_srs_grant(const sesphr_srs *srs,
+                               const uint8_t *signed_grant,
+                               size_t signed_grant_len,
+                               const uint8_t *rekey,
+                               size_t rekey_len);
+
+// Carries out a revocation the patient signed (`sesphr_sign_revocation`).
+// Once this returns OK, no re-encryption under those grants succeeds, from
+// any thread or process. The SRS's signed receipt (`"SPRR"`) goes into a
+// new buffer in `*out_receipt` (NULL: not wanted).
+//
+// Errors: `INVALID_SIGNATURE`, `REPLAYED`, `NOT_GRANTED`, `UNKNOWN_*`,
+// decoding errors, `STORE`.
+sesphr_result sesphr_srs_revoke(const sesphr_srs *srs,
+                                const uint8_t *signed_revocation,
+                                size_t signed_revocation_len,
+                                sesphr_buffer **out_receipt);
+
+// An administrative revocation of `user`'s grants on portion `label` of
+// `patient`, by `actor` in `actor_role` for `reason` (recorded in the
+// audit). The receipt goes into `*out_receipt` (NULL: not wanted).
+sesphr_result sesphr_srs_revoke_as(const sesphr_srs *srs,
+                                   const uint8_t *actor,
+                                   size_t actor_len,
+                                   const uint8_t *actor_role,
+                                   size_t actor_role_len,
+                                   const uint8_t *reason,
+                                   size_t reason_len,
+                                   const uint8_t *patient,
+                                   size_t patient_len,
+                                   const uint8_t *portion_label,
+                                   size_t portion_label_len,
+                                   const uint8_t *user,
+                                   size_t user_len,
+                                   sesphr_buffer **out_receipt);
+
+// A user's request for access to portion `label` of `patient`, for
+// `purpose` (`SESPHR_PURPOSE_*`) with a justification (1–1024 bytes of
+// text). The request's identifier is written to `out_request`
+// (`SESPHR_REQUEST_ID_LEN` bytes).
+sesphr_result sesphr_srs_request_access(const sesphr_srs *srs,
+                                        const uint8_t *user,
+                                        size_t user_len,
+                                        const uint8_t *patient,
+                                        size_t patient_len,
+                                        const uint8_t *portion_label,
+                                        size_t portion_label_len,
+                                        unsigned int purpose,
+                                        const uint8_t *justification,
+                                        size_t justification_len,
+                                        uint8_t *out_request,
+                                        size_t out_request_len);
+
+// The patient's pending access requests as a JSON array (into a new
+// buffer): objects with `id` (hex), `user`, `label`, `purpose`,
+// `justification`, `requested_at`.
+sesphr_result sesphr_srs_pending_requests_json(const sesphr_srs *srs,
+                                               const uint8_t *patient,
+                                               size_t patient_len,
+                                               sesphr_buffer **out_json);
+
+// Refuses an access request with the patient's signed refusal
+// (`sesphr_sign_refusal`).
+sesphr_result sesphr_srs_refuse_request(const sesphr_srs *srs,
+                                        const uint8_t *signed_refusal,
+                                        size_t signed_refusal_len);
+
+// The patient's accounting of disclosures with `from <= time <= to` as one
+// JSON document (into a new buffer): `{"patient", "from", "to",
+// "disclosures": [{seq, time, user, role, label, record_id, purpose,
+// emergency, justification}], "count"}`.
+sesphr_result sesphr_srs_disclosures_json(const sesphr_srs *srs,
                                           const uint8_t *patient,
                                           size_t patient_len,
-                                          const uint8_t *const *portion_keys,
-                                          const size_t *portion_key_lens,
-                                          size_t count);
+                                          uint64_t from,
+                                          uint64_t to,
+                                          sesphr_buffer **out_json);
 
-// Registers another encoded portion public key for a patient.
-sesphr_result sesphr_srs_add_portion(const sesphr_srs *srs,
-                                     const uint8_t *patient,
-                                     size_t patient_len,
-                                     const uint8_t *portion_key,
-                                     size_t portion_key_len);
+// Every break-glass access to the patient's records, as a JSON array of
+// disclosure objects (into a new buffer).
+sesphr_result sesphr_srs_emergency_accesses_json(const sesphr_srs *srs,
+                                                 const uint8_t *patient,
+                                                 size_t patient_len,
+                                                 sesphr_buffer **out_json);
 
-// Grants `user` the portion `label` of `patient` with an encoded
-// re-encryption key. `since` is optional: NULL grants every record (backward
-// access); otherwise only records created at or after `*since`. `expiry` is
-// optional: NULL never expires; otherwise the grant stops at `*expiry`.
+// Re-checks the consent behind every change in the live audit log (see
+// `Srs::verify_consent`); `*out_checked` (may be NULL) receives the number
+// of signed grants, revocations and refusals checked.
 //
-// Errors: `UNKNOWN_PATIENT`, `UNKNOWN_USER`, `USER_REMOVED`,
-// `UNKNOWN_PORTION`, `RE_KEY_MISMATCH`, decoding errors, `STORE`.
-sesphr_result sesphr_srs_grant(const sesphr_srs *srs,
-                               const uint8_t *patient,
-                               size_t patient_len,
-                               const uint8_t *portion_label,
-                               size_t portion_label_len,
-                               const uint8_t *user,
-                               size_t user_len,
-                               const uint8_t *rekey,
-                               size_t rekey_len,
-                               const uint64_t *since,
-                               const uint64_t *expiry);
-
-// Revokes `user`'s grant on portion `label` of `patient`. Once this returns
-// OK, no re-encryption under that grant succeeds, from any thread.
-sesphr_result sesphr_srs_revoke(const sesphr_srs *srs,
-                                const uint8_t *patient,
-                                size_t patient_len,
-                                const uint8_t *portion_label,
-                                size_t portion_label_len,
-                                const uint8_t *user,
-                                size_t user_len);
+// Errors: `INVALID_CONSENT`, `TAMPERED`, chain and store errors.
+sesphr_result sesphr_srs_verify_consent(const sesphr_srs *srs,
+                                        uint64_t *out_checked);
 
 // Re-encrypts an encoded portion header for `user` (with a proof of correct
-// re-encryption if `with_proof` is nonzero). The encoded re-capsule goes
-// into a new buffer.
+// re-encryption if `with_proof` is nonzero), for `purpose`
+// (`SESPHR_PURPOSE_*`) with an optional justification (NULL: none; a
+// break-glass grant needs `SESPHR_PURPOSE_EMERGENCY` and one). The encoded
+// re-capsule goes into a new buffer.
 //
 // Errors: `DENIED_*` with the reason (audited); decoding errors (not
 // audited); `STORE`.
@@ -637,6 +856,9 @@ sesphr_result sesphr_srs_reencrypt(const sesphr_srs *srs,
                                    size_t user_len,
                                    const uint8_t *header,
                                    size_t header_len,
+                                   unsigned int purpose,
+                                   const uint8_t *justification,
+                                   size_t justification_len,
                                    unsigned int with_proof,
                                    sesphr_buffer **out_recapsule);
 
@@ -651,6 +873,9 @@ sesphr_result sesphr_srs_reencrypt_batch(const sesphr_srs *srs,
                                          const uint8_t *const *headers,
                                          const size_t *header_lens,
                                          size_t count,
+                                         unsigned int purpose,
+                                         const uint8_t *justification,
+                                         size_t justification_len,
                                          sesphr_buffer **out_recapsules,
                                          sesphr_result *out_results);
 

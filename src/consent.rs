@@ -292,6 +292,7 @@ impl Statement<'_> {
     }
 }
 
+/// cbindgen:ignore
 impl KeyProof {
     /// Length of the encoding.
     pub const LEN: usize = 64;
@@ -423,6 +424,7 @@ pub struct PatientRegistration {
     signature: [u8; 64],
 }
 
+/// cbindgen:ignore
 impl PatientRegistration {
     /// Most portion keys in one registration.
     pub const MAX_PORTIONS: usize = 1024;
@@ -566,6 +568,7 @@ impl fmt::Debug for PatientRegistration {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId([u8; 16]);
 
+/// cbindgen:ignore
 impl RequestId {
     /// Length in bytes.
     pub const LEN: usize = 16;

@@ -121,6 +121,7 @@ pub enum Purpose {
     Other,
 }
 
+/// cbindgen:ignore
 impl Purpose {
     /// Every purpose, in code order.
     pub const ALL: [Self; 6] = [
@@ -201,6 +202,7 @@ pub struct AccessReason {
     justification: Option<String>,
 }
 
+/// cbindgen:ignore
 impl AccessReason {
     /// Longest justification, in bytes.
     pub const MAX_JUSTIFICATION: usize = 1024;

@@ -156,7 +156,7 @@ fn racing_grants_and_revocations_stay_consistent() {
         for t in 0..4 {
             let (srs, p, lab, id, k, kp, s) = (&srs, &p, &lab, &id, &k, &kp, &s);
             sc.spawn(move || {
-                for i in 0..150 {
+                for i in 0..90 {
                     match (i + t) % 3 {
                         0 => {
                             srs.give(&p, lab, id, ReKey::generate(k, kp.public()), Scope::AllRecords, None)

@@ -1,7 +1,7 @@
 /*
- * The sesphr story from C: a patient seals portions of a record, the SRS
- * re-encrypts for a granted doctor, the patient revokes, a new doctor reads
- * the old record.
+ * The sesphr story from C: a patient seals portions of a record, signs a
+ * grant, the SRS re-encrypts for the doctor, the patient signs a revocation
+ * (and keeps the SRS's signed receipt), a new doctor reads the old record.
  *
  * Build:  make -C examples/c        (uses pkg-config, see README)
  */
@@ -18,20 +18,28 @@ static int fail(const char *what, sesphr_result r)
     return 1;
 }
 
-/* Registers `user` with a fresh key pair and grants it `label`. */
+/* Registers `user` with a fresh key pair (and the proof that it holds it);
+ * the patient signs a grant of `label` to it. */
 static sesphr_result add_doctor(sesphr_srs *srs, sesphr_patient_keys *patient, const char *user,
                                 const char *label, sesphr_keypair **out)
 {
-    uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
-    sesphr_buffer *rekey = NULL;
+    uint8_t pk[SESPHR_PUBLIC_KEY_LEN], proof[SESPHR_KEY_PROOF_LEN];
+    sesphr_buffer *rekey = NULL, *grant = NULL;
     sesphr_result r;
     if ((r = sesphr_keypair_generate(out)) != SESPHR_RESULT_OK) return r;
     if ((r = sesphr_keypair_public_key(*out, pk, sizeof pk)) != SESPHR_RESULT_OK) return r;
-    if ((r = sesphr_srs_register_user(srs, S(user), S("doctor"), pk, sizeof pk)) != SESPHR_RESULT_OK) return r;
+    if ((r = sesphr_keypair_prove_possession(*out, S(user), proof, sizeof proof)) != SESPHR_RESULT_OK) return r;
+    if ((r = sesphr_srs_register_user(srs, S(user), S("doctor"), pk, sizeof pk, proof, sizeof proof)) !=
+        SESPHR_RESULT_OK)
+        return r;
     if ((r = sesphr_rekey_generate(patient, S(label), 0, pk, sizeof pk, &rekey)) != SESPHR_RESULT_OK) return r;
-    r = sesphr_srs_grant(srs, S("patient-0042"), S(label), S(user), sesphr_buffer_data(rekey),
-                         sesphr_buffer_len(rekey), NULL, NULL);
+    r = sesphr_sign_grant(patient, S(label), 0, S(user), sesphr_buffer_data(rekey), sesphr_buffer_len(rekey),
+                          NULL, &grant);
+    if (r == SESPHR_RESULT_OK)
+        r = sesphr_srs_grant(srs, sesphr_buffer_data(grant), sesphr_buffer_len(grant), sesphr_buffer_data(rekey),
+                             sesphr_buffer_len(rekey));
     sesphr_buffer_free(rekey);
+    sesphr_buffer_free(grant);
     return r;
 }
 
@@ -41,7 +49,8 @@ static void doctor_reads(sesphr_srs *srs, const char *user, sesphr_keypair *kp, 
     sesphr_buffer *header = NULL, *recapsule = NULL, *plain = NULL;
     sesphr_result r = sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &header);
     if (r == SESPHR_RESULT_OK)
-        r = sesphr_srs_reencrypt(srs, S(user), sesphr_buffer_data(header), sesphr_buffer_len(header), 0, &recapsule);
+        r = sesphr_srs_reencrypt(srs, S(user), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                 SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &recapsule);
     if (r == SESPHR_RESULT_OK)
         r = sesphr_open_as_delegatee(kp, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed),
                                      sesphr_buffer_data(recapsule), sesphr_buffer_len(recapsule), &plain);
@@ -61,10 +70,12 @@ int main(void)
     sesphr_srs *srs = NULL;
     sesphr_patient_keys *patient = NULL;
     sesphr_keypair *house = NULL, *cuddy = NULL;
-    sesphr_buffer *medical = NULL, *sealed = NULL;
+    sesphr_buffer *medical = NULL, *sealed = NULL, *reg = NULL, *revocation = NULL, *receipt = NULL;
     sesphr_result r;
-    const uint8_t *keys[1];
-    size_t lens[1];
+    const uint8_t *labels[1] = {(const uint8_t *)"medical"};
+    size_t label_lens[1] = {7};
+    uint32_t epochs[1] = {0};
+    uint8_t srs_key[32];
 
     /* A real host loads its storage key from a key manager. */
     storage_key[0] = 1;
@@ -73,9 +84,10 @@ int main(void)
     if ((r = sesphr_patient_keys_generate(S("patient-0042"), &patient)) != SESPHR_RESULT_OK) return fail("patient", r);
     if ((r = sesphr_patient_keys_portion_public_key(patient, S("medical"), 0, &medical)) != SESPHR_RESULT_OK)
         return fail("portion key", r);
-    keys[0] = sesphr_buffer_data(medical);
-    lens[0] = sesphr_buffer_len(medical);
-    if ((r = sesphr_srs_register_patient(srs, S("patient-0042"), keys, lens, 1)) != SESPHR_RESULT_OK)
+    /* The patient's client signs the registration (consent key, portion key and its proof). */
+    if ((r = sesphr_patient_registration(patient, labels, label_lens, epochs, 1, &reg)) != SESPHR_RESULT_OK)
+        return fail("registration", r);
+    if ((r = sesphr_srs_register_patient(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg))) != SESPHR_RESULT_OK)
         return fail("register patient", r);
     printf("patient-0042 registered with portion 'medical'\n");
 
@@ -89,9 +101,16 @@ int main(void)
     printf("dr-house granted 'medical'\n");
     doctor_reads(srs, "dr-house", house, sealed);
 
-    if ((r = sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house"))) != SESPHR_RESULT_OK)
+    if ((r = sesphr_sign_revocation(patient, S("medical"), S("dr-house"), &revocation)) != SESPHR_RESULT_OK)
+        return fail("sign revocation", r);
+    if ((r = sesphr_srs_revoke(srs, sesphr_buffer_data(revocation), sesphr_buffer_len(revocation), &receipt)) !=
+        SESPHR_RESULT_OK)
         return fail("revoke", r);
-    printf("dr-house revoked (no record re-encrypted)\n");
+    if ((r = sesphr_srs_verifying_key(srs, srs_key, sizeof srs_key)) != SESPHR_RESULT_OK) return fail("srs key", r);
+    r = sesphr_revocation_receipt_verify(sesphr_buffer_data(receipt), sesphr_buffer_len(receipt), srs_key,
+                                         sizeof srs_key);
+    printf("dr-house revoked (no record re-encrypted); the SRS's receipt %s\n",
+           r == SESPHR_RESULT_OK ? "verifies" : "does NOT verify");
     doctor_reads(srs, "dr-house", house, sealed);
 
     if ((r = add_doctor(srs, patient, "dr-cuddy", "medical", &cuddy)) != SESPHR_RESULT_OK) return fail("grant", r);
@@ -100,6 +119,9 @@ int main(void)
 
     sesphr_buffer_free(sealed);
     sesphr_buffer_free(medical);
+    sesphr_buffer_free(reg);
+    sesphr_buffer_free(revocation);
+    sesphr_buffer_free(receipt);
     sesphr_keypair_free(house);
     sesphr_keypair_free(cuddy);
     sesphr_patient_keys_free(patient);

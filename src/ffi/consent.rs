@@ -138,9 +138,13 @@ pub extern "C" fn sesphr_sign_grant(
     run(|| {
         let k = handle_ref(keys)?;
         let o = out(out_buffer)?;
-        let l = label(portion_label, portion_label_len)?;
-        let u = identity(user, user_len)?;
-        let rk = ReKey::from_bytes(bytes(rekey, rekey_len)?)?;
+        let (l, u, rk) = (
+            bytes(portion_label, portion_label_len)?,
+            bytes(user, user_len)?,
+            bytes(rekey, rekey_len)?,
+        );
+        let (l, u) = (label(l.as_ptr(), l.len())?, identity(u.as_ptr(), u.len())?);
+        let rk = ReKey::from_bytes(rk)?;
         let mut opts = GrantOptions::default();
         if let Some(c) = super::optional_ref(options) {
             if c.has_since != 0 {

@@ -448,8 +448,11 @@ pub extern "C" fn sesphr_srs_grant(
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
-        let g = SignedGrant::from_bytes(bytes(signed_grant, signed_grant_len)?)?;
-        let k = ReKey::from_bytes(bytes(rekey, rekey_len)?)?;
+        let (g, k) = (
+            bytes(signed_grant, signed_grant_len)?,
+            bytes(rekey, rekey_len)?,
+        );
+        let (g, k) = (SignedGrant::from_bytes(g)?, ReKey::from_bytes(k)?);
         Ok(s.grant(&g, k)?)
     })
 }

@@ -29,28 +29,37 @@
 //!   [`Srs::verify_audit`] walks the whole chain in bounded memory without
 //!   stopping re-encryptions.
 //!
+//! - **Consent the patient signs.** Registrations carry proofs of
+//!   possession; grants, revocations and refusals are signed by the
+//!   patient's consent key ([`crate::consent`]) and kept in their audit
+//!   entries, so [`Srs::verify_consent`] (or an auditor with an export and
+//!   public keys) re-checks every one; a replayed or older signed object is
+//!   refused. Administrative acts name their actor.
+//!
 //! ```
-//! use sesphr::srs::{Role, Scope, Srs};
+//! use sesphr::consent::{GrantOptions, PatientRegistration};
+//! use sesphr::srs::{Purpose, Role, Srs};
 //! use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion};
 //!
 //! let srs = Srs::in_memory()?;
 //! let alice = PatientKeys::generate(Identity::new("alice")?);
 //! let lab = PortionLabel::new("lab")?;
-//! srs.register_patient(alice.patient(), &[alice.portion_public(&lab, 0)])?;
+//! srs.register_patient(&PatientRegistration::new(&alice, &[(lab.clone(), 0)]))?;
 //!
 //! let doctor_id = Identity::new("dr-bob")?;
 //! let doctor = KeyPair::generate();
-//! srs.register_user(&doctor_id, Role::Doctor, doctor.public())?;
+//! srs.register_user(&doctor_id, Role::Doctor, doctor.public(), &doctor.prove_possession(&doctor_id))?;
 //!
 //! let report = SealedPortion::seal(&alice.portion_public(&lab, 0), RecordId::random(), 1_700_000_000, b"HbA1c 5.4%")?;
 //! let rekey = ReKey::generate(&alice.portion_secret(&lab, 0), doctor.public());
-//! srs.grant(alice.patient(), &lab, &doctor_id, rekey, Scope::AllRecords, None)?;
+//! let signed = alice.sign_grant(&lab, 0, &doctor_id, &rekey, &GrantOptions::default())?;
+//! srs.grant(&signed, rekey)?;
 //!
-//! let rc = srs.reencrypt(&doctor_id, report.header())?;
+//! let rc = srs.reencrypt(&doctor_id, report.header(), Purpose::Treatment)?;
 //! assert_eq!(report.open_as_delegatee(&doctor, &rc)?, b"HbA1c 5.4%");
 //!
-//! srs.revoke(alice.patient(), &lab, &doctor_id)?;
-//! assert!(srs.reencrypt(&doctor_id, report.header()).is_err());
+//! srs.revoke(&alice.sign_revocation(&lab, &doctor_id)?)?;
+//! assert!(srs.reencrypt(&doctor_id, report.header(), Purpose::Treatment).is_err());
 //! // Patient + portion, user, grant, re-encryption, revocation, denial.
 //! assert_eq!(srs.verify_audit()?, 7);
 //! // A signed checkpoint for the host to keep outside the database.

@@ -83,8 +83,9 @@ pub(crate) struct Consented {
 }
 
 impl Consented {
-    /// Most objects accepted for one grant key within one second.
-    const MAX_SAME_SECOND: usize = 32;
+    /// Most objects accepted for one grant key within one second (a
+    /// patient's client does not sign more; the list resets each second).
+    const MAX_SAME_SECOND: usize = 255;
 
     /// What this becomes once an object dated `at` with `nonce` is
     /// accepted; `None` if it must be refused as a replay (or an older one).
@@ -173,7 +174,7 @@ pub(crate) fn terms_body(
     if terms.emergency || consent.at != 0 {
         v.push(u8::from(terms.emergency));
         put_u64(&mut v, consent.at);
-        // At most MAX_SAME_SECOND (32) nonces.
+        // At most MAX_SAME_SECOND (255) nonces.
         v.push(consent.nonces.len() as u8);
         for n in &consent.nonces {
             v.extend_from_slice(n);

@@ -1263,15 +1263,26 @@ impl Srs {
                 seq: head.seq.min(pos.seq) + 1,
             });
         }
+        let mut index = crate::store::IndexDigest::default();
         let end = walk(
             store.as_ref(),
             pos.base_seq,
             pos.base_hash,
             pos.seq,
-            &mut |_, _| Ok(()),
+            &mut |rec, _| {
+                if let Some(p) = crate::store::disclosed(&rec.entry) {
+                    index.add(p.as_bytes(), rec.entry.time, rec.entry.seq);
+                }
+                Ok(())
+            },
         )?;
         if end != pos.hash {
             return Err(SrsError::AuditChainBroken { seq: pos.seq });
+        }
+        // The disclosure index holds exactly the chain's disclosures up to
+        // the entry verified (rows are committed with their entries).
+        if store.disclosure_index_digest(pos.seq)? != index {
+            return Err(SrsError::Tampered("disclosure index"));
         }
         // Every checkpoint kept: signed by this SRS, and on the chain.
         let mut from = 0;
@@ -1721,6 +1732,13 @@ impl Iterator for Disclosures<'_> {
         }
         let e = self.page.pop_front()?;
         self.after = Some((e.time, e.seq));
+        // The index is not authenticated row by row: what it points to must
+        // be a disclosure of this patient in the window.
+        if crate::store::disclosed(&e) != Some(&self.patient) || e.time < self.from || e.time > self.to {
+            self.done = true;
+            self.page.clear();
+            return Some(Err(SrsError::Tampered("disclosure index")));
+        }
         let role = self.srs.user(e.user.as_ref()?).map(|u| u.role);
         Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
             "the disclosure index names an entry that is not a disclosure",

@@ -352,6 +352,13 @@ pub trait Store: Send + Sync {
     /// A [`StoreError`] if reading fails.
     fn checkpoint_count(&self) -> Result<u64, StoreError>;
 
+    /// The digest of the disclosure index rows with `seq <= upto` (read in
+    /// bounded memory).
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails.
+    fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError>;
+
     /// The patient's disclosures (the audit entries [`disclosed`] names
     /// them in) with `from <= time <= to` and `(time, seq)` after `after`,
     /// at most `limit`, ordered by `(time, seq)`: read from an index kept
@@ -368,6 +375,34 @@ pub trait Store: Send + Sync {
         after: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// The order-independent digest of a set of disclosure index rows
+/// `(patient, time, seq)`: their number and the wrapping sum of a hash of
+/// each. [`crate::srs::Srs::verify_audit`] compares the index's with the
+/// chain's, so a deleted, inserted or edited index row is detected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexDigest {
+    count: u64,
+    sum: u128,
+}
+
+impl IndexDigest {
+    /// Adds one row (times saturate at 2⁶³ − 1, as the SQL stores keep them).
+    pub fn add(&mut self, patient: &[u8], time: u64, seq: u64) {
+        use sha2::{Digest, Sha256};
+        let time = time.min(i64::MAX as u64);
+        let mut h = Sha256::new();
+        h.update((patient.len() as u64).to_be_bytes());
+        h.update(patient);
+        h.update(time.to_be_bytes());
+        h.update(seq.to_be_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(d.get(..16).unwrap_or(&[0; 16]));
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
+    }
 }
 
 /// The patient an audit entry discloses a record of: a re-encryption that
@@ -604,6 +639,14 @@ impl Store for MemoryStore {
 
     fn checkpoint_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock().checkpoints.len() as u64)
+    }
+
+    fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError> {
+        let mut d = IndexDigest::default();
+        for (p, t, s) in self.lock().disclosures.iter().filter(|r| r.2 <= upto) {
+            d.add(p.as_bytes(), *t, *s);
+        }
+        Ok(d)
     }
 
     fn disclosures(

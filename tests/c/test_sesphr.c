@@ -96,38 +96,109 @@ static void world_free(struct world *w)
     sesphr_buffer_free(w->ppk_lab);
 }
 
+/* Registers `name` with `role` and the proof that it holds `kp`. */
+static sesphr_result register_user_kp(sesphr_srs *srs, const char *name, const char *role,
+                                      const sesphr_keypair *kp)
+{
+    uint8_t pk[SESPHR_PUBLIC_KEY_LEN], proof[SESPHR_KEY_PROOF_LEN];
+    OK(sesphr_keypair_public_key(kp, pk, sizeof pk));
+    OK(sesphr_keypair_prove_possession(kp, (const uint8_t *)name, strlen(name), proof, sizeof proof));
+    return sesphr_srs_register_user(srs, (const uint8_t *)name, strlen(name), (const uint8_t *)role,
+                                    strlen(role), pk, sizeof pk, proof, sizeof proof);
+}
+
+/* The patient's signed registration with `n` portions of epoch 0. */
+static sesphr_buffer *registration(const sesphr_patient_keys *p, const char **labels, size_t n)
+{
+    const uint8_t *ls[8];
+    size_t lens[8];
+    uint32_t epochs[8] = {0};
+    size_t i;
+    sesphr_buffer *out = NULL;
+    for (i = 0; i < n && i < 8; i++) {
+        ls[i] = (const uint8_t *)labels[i];
+        lens[i] = strlen(labels[i]);
+    }
+    OK(sesphr_patient_registration(p, ls, lens, epochs, n, &out));
+    return out;
+}
+
+static sesphr_result register_patient_keys(sesphr_srs *srs, const sesphr_patient_keys *p,
+                                           const char **labels, size_t n)
+{
+    sesphr_buffer *reg = registration(p, labels, n);
+    sesphr_result r = sesphr_srs_register_patient(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg));
+    sesphr_buffer_free(reg);
+    return r;
+}
+
 static void world_new(struct world *w, sesphr_srs *srs)
 {
-    uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
+    const char *labels[2] = {"medical", "lab"};
     memset(w, 0, sizeof *w);
     w->srs = srs;
     OK(sesphr_patient_keys_generate(S("patient-0042"), &w->patient));
     OK(sesphr_patient_keys_portion_public_key(w->patient, S("medical"), 0, &w->ppk_medical));
     OK(sesphr_patient_keys_portion_public_key(w->patient, S("lab"), 0, &w->ppk_lab));
-    {
-        const uint8_t *keys[2] = {sesphr_buffer_data(w->ppk_medical), sesphr_buffer_data(w->ppk_lab)};
-        size_t lens[2] = {sesphr_buffer_len(w->ppk_medical), sesphr_buffer_len(w->ppk_lab)};
-        OK(sesphr_srs_register_patient(srs, S("patient-0042"), keys, lens, 2));
-    }
+    OK(register_patient_keys(srs, w->patient, labels, 2));
     OK(sesphr_keypair_generate(&w->doctor));
-    OK(sesphr_keypair_public_key(w->doctor, pk, sizeof pk));
-    OK(sesphr_srs_register_user(srs, S("dr-house"), S("doctor"), pk, sizeof pk));
+    OK(register_user_kp(srs, "dr-house", "doctor", w->doctor));
     OK(sesphr_keypair_generate(&w->researcher));
-    OK(sesphr_keypair_public_key(w->researcher, pk, sizeof pk));
-    OK(sesphr_srs_register_user(srs, S("researcher-17"), S("researcher"), pk, sizeof pk));
+    OK(register_user_kp(srs, "researcher-17", "researcher", w->researcher));
+}
+
+/* `patient` signs a grant of `label` to `user` for `kp`'s key; the SRS installs it. */
+static sesphr_result grant_as(sesphr_srs *srs, const sesphr_patient_keys *patient, const char *user,
+                              const sesphr_keypair *kp, const char *label,
+                              const sesphr_grant_options *options)
+{
+    uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
+    sesphr_buffer *rk = NULL, *signed_grant = NULL;
+    sesphr_result r;
+    OK(sesphr_keypair_public_key(kp, pk, sizeof pk));
+    OK(sesphr_rekey_generate(patient, S(label), 0, pk, sizeof pk, &rk));
+    r = sesphr_sign_grant(patient, S(label), 0, S(user), sesphr_buffer_data(rk), sesphr_buffer_len(rk),
+                          options, &signed_grant);
+    if (r == SESPHR_RESULT_OK)
+        r = sesphr_srs_grant(srs, sesphr_buffer_data(signed_grant), sesphr_buffer_len(signed_grant),
+                             sesphr_buffer_data(rk), sesphr_buffer_len(rk));
+    sesphr_buffer_free(rk);
+    sesphr_buffer_free(signed_grant);
+    return r;
 }
 
 static void grant(struct world *w, const char *user, sesphr_keypair *kp, const char *label,
                   const uint64_t *since, sesphr_result want)
 {
-    uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
-    sesphr_buffer *rk = NULL;
-    OK(sesphr_keypair_public_key(kp, pk, sizeof pk));
-    OK(sesphr_rekey_generate(w->patient, S(label), 0, pk, sizeof pk, &rk));
-    EXPECT(sesphr_srs_grant(w->srs, S("patient-0042"), S(label), S(user), sesphr_buffer_data(rk),
-                            sesphr_buffer_len(rk), since, NULL),
-           want);
-    sesphr_buffer_free(rk);
+    sesphr_grant_options o;
+    memset(&o, 0, sizeof o);
+    if (since) {
+        o.has_since = 1;
+        o.since = *since;
+    }
+    EXPECT(grant_as(w->srs, w->patient, user, kp, label, &o), want);
+}
+
+/* `patient` signs a revocation; the SRS carries it out (receipt checked). */
+static sesphr_result revoke_as(sesphr_srs *srs, const sesphr_patient_keys *patient, const char *label,
+                               const char *user)
+{
+    sesphr_buffer *sig = NULL, *receipt = NULL;
+    uint8_t key[32];
+    sesphr_result r = sesphr_sign_revocation(patient, S(label), S(user), &sig);
+    if (r == SESPHR_RESULT_OK)
+        r = sesphr_srs_revoke(srs, sesphr_buffer_data(sig), sesphr_buffer_len(sig), &receipt);
+    if (r == SESPHR_RESULT_OK) {
+        OK(sesphr_srs_verifying_key(srs, key, sizeof key));
+        OK(sesphr_revocation_receipt_verify(sesphr_buffer_data(receipt), sesphr_buffer_len(receipt), key,
+                                            sizeof key));
+        key[0] ^= 1;
+        CHECK(sesphr_revocation_receipt_verify(sesphr_buffer_data(receipt), sesphr_buffer_len(receipt), key,
+                                               sizeof key) != SESPHR_RESULT_OK);
+    }
+    sesphr_buffer_free(sig);
+    sesphr_buffer_free(receipt);
+    return r;
 }
 
 /* Re-encrypts `sealed` for `user` and opens it with `kp`; returns the result code. */
@@ -137,7 +208,8 @@ static sesphr_result read_as(struct world *w, const char *user, sesphr_keypair *
     sesphr_buffer *header = NULL, *rc = NULL, *pt = NULL;
     sesphr_result r;
     OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &header));
-    r = sesphr_srs_reencrypt(w->srs, S(user), sesphr_buffer_data(header), sesphr_buffer_len(header), 1, &rc);
+    r = sesphr_srs_reencrypt(w->srs, S(user), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                             SESPHR_PURPOSE_TREATMENT, NULL, 0, 1, &rc);
     if (r == SESPHR_RESULT_OK) {
         CHECK(rc != NULL);
         OK(sesphr_open_as_delegatee(kp, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed),
@@ -191,9 +263,9 @@ static void test_full_flow(sesphr_srs *srs)
     grant(&w, "researcher-17", w.doctor, "medical", NULL, SESPHR_RESULT_RE_KEY_MISMATCH);
 
     /* Revocation: immediate, durable, nothing re-encrypted. */
-    OK(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")));
+    OK(revoke_as(srs, w.patient, "medical", "dr-house"));
     EXPECT(read_as(&w, "dr-house", w.doctor, old_med, ""), SESPHR_RESULT_DENIED_REVOKED);
-    EXPECT(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")), SESPHR_RESULT_NOT_GRANTED);
+    EXPECT(revoke_as(srs, w.patient, "medical", "dr-house"), SESPHR_RESULT_NOT_GRANTED);
     EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
     EXPECT(read_as(&w, "nobody", w.doctor, old_lab, ""), SESPHR_RESULT_DENIED_NOT_REGISTERED);
 
@@ -210,7 +282,8 @@ static void test_full_flow(sesphr_srs *srs)
         hs[0] = sesphr_buffer_data(h1); lens[0] = sesphr_buffer_len(h1);
         hs[1] = garbage; lens[1] = sizeof garbage;
         hs[2] = sesphr_buffer_data(h2); lens[2] = sesphr_buffer_len(h2);
-        OK(sesphr_srs_reencrypt_batch(srs, S("dr-house"), hs, lens, 3, outs, results));
+        OK(sesphr_srs_reencrypt_batch(srs, S("dr-house"), hs, lens, 3, SESPHR_PURPOSE_TREATMENT, NULL, 0,
+                                      outs, results));
         CHECK(results[0] == SESPHR_RESULT_OK && outs[0] != NULL);
         CHECK(results[1] == SESPHR_RESULT_BAD_MAGIC && outs[1] == NULL);
         CHECK(results[2] == SESPHR_RESULT_DENIED_REVOKED && outs[2] == NULL);
@@ -224,9 +297,15 @@ static void test_full_flow(sesphr_srs *srs)
     }
 
     /* Removing a user revokes everything of theirs. */
-    OK(sesphr_srs_remove_user(srs, S("dr-house")));
+    OK(sesphr_srs_remove_user(srs, S("dr-house"), S("officer-1"), S("admin"), S("left the hospital")));
     EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, ""), SESPHR_RESULT_DENIED_NOT_REGISTERED);
-    EXPECT(sesphr_srs_remove_user(srs, S("dr-house")), SESPHR_RESULT_USER_REMOVED);
+    EXPECT(sesphr_srs_remove_user(srs, S("dr-house"), S("officer-1"), S("admin"), S("again")),
+           SESPHR_RESULT_USER_REMOVED);
+    {
+        uint64_t checked = 0;
+        OK(sesphr_srs_verify_consent(srs, &checked));
+        CHECK(checked >= 4);
+    }
 
     /* The audit chain verifies and exports as JSON lines. */
     OK(sesphr_srs_verify_audit(srs, &entries));
@@ -244,6 +323,121 @@ static void test_full_flow(sesphr_srs *srs)
     sesphr_buffer_free(old_lab);
     sesphr_buffer_free(new_lab);
     w.srs = NULL; /* owned by the caller */
+    world_free(&w);
+}
+
+/* ------------------------------------------------------------- consent */
+
+static int buf_has(const sesphr_buffer *b, const char *needle)
+{
+    size_t n = strlen(needle), i;
+    const uint8_t *d = sesphr_buffer_data(b);
+    for (i = 0; i + n <= sesphr_buffer_len(b); i++)
+        if (memcmp(d + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+static sesphr_result read_for(struct world *w, const char *user, sesphr_keypair *kp, const sesphr_buffer *sealed,
+                              uint32_t purpose, const char *justification)
+{
+    sesphr_buffer *header = NULL, *rc = NULL, *pt = NULL;
+    sesphr_result r;
+    OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &header));
+    r = sesphr_srs_reencrypt(w->srs, S(user), sesphr_buffer_data(header), sesphr_buffer_len(header), purpose,
+                             (const uint8_t *)justification, justification ? strlen(justification) : 0, 0, &rc);
+    if (r == SESPHR_RESULT_OK)
+        OK(sesphr_open_as_delegatee(kp, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed),
+                                    sesphr_buffer_data(rc), sesphr_buffer_len(rc), &pt));
+    sesphr_buffer_free(header);
+    sesphr_buffer_free(rc);
+    sesphr_buffer_free(pt);
+    return r;
+}
+
+static void test_consent(void)
+{
+    struct world w;
+    sesphr_srs *srs = NULL;
+    sesphr_patient_keys *forger = NULL;
+    sesphr_keypair *er = NULL;
+    sesphr_buffer *med = NULL, *json = NULL, *sig = NULL, *receipt = NULL;
+    uint8_t request[SESPHR_REQUEST_ID_LEN], consent_pk[32];
+    sesphr_grant_options o;
+    uint64_t checked = 0;
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
+    world_new(&w, srs);
+    med = seal(w.ppk_medical, 4, 1000, "diagnosis: asthma");
+    OK(sesphr_patient_keys_consent_public_key(w.patient, consent_pk, sizeof consent_pk));
+
+    /* A grant signed by anyone but the patient is refused. */
+    OK(sesphr_patient_keys_generate(S("patient-0042"), &forger));
+    EXPECT(grant_as(srs, forger, "dr-house", w.doctor, "medical", NULL), SESPHR_RESULT_INVALID_SIGNATURE);
+    EXPECT(read_as(&w, "dr-house", w.doctor, med, ""), SESPHR_RESULT_DENIED_NOT_GRANTED);
+
+    /* A request, refused by a signed refusal, then asked again and granted. */
+    OK(sesphr_srs_request_access(srs, S("researcher-17"), S("patient-0042"), S("medical"), SESPHR_PURPOSE_RESEARCH,
+                                 S("cohort study of asthma"), request, sizeof request));
+    OK(sesphr_srs_pending_requests_json(srs, S("patient-0042"), &json));
+    CHECK(buf_has(json, "\"researcher-17\"") && buf_has(json, "\"research\""));
+    sesphr_buffer_free(json);
+    OK(sesphr_sign_refusal(w.patient, request, sizeof request, S("not for research"), &sig));
+    OK(sesphr_srs_refuse_request(srs, sesphr_buffer_data(sig), sesphr_buffer_len(sig)));
+    EXPECT(sesphr_srs_refuse_request(srs, sesphr_buffer_data(sig), sesphr_buffer_len(sig)),
+           SESPHR_RESULT_REQUEST_ANSWERED);
+    sesphr_buffer_free(sig);
+    OK(sesphr_srs_pending_requests_json(srs, S("patient-0042"), &json));
+    CHECK(sesphr_buffer_len(json) == 2);
+    sesphr_buffer_free(json);
+    OK(sesphr_srs_request_access(srs, S("researcher-17"), S("patient-0042"), S("medical"), SESPHR_PURPOSE_RESEARCH,
+                                 S("cohort study, consented"), request, sizeof request));
+    memset(&o, 0, sizeof o);
+    o.request = request;
+    OK(grant_as(srs, w.patient, "researcher-17", w.researcher, "medical", &o));
+    EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "medical", &o), SESPHR_RESULT_REQUEST_ANSWERED);
+    EXPECT(read_for(&w, "researcher-17", w.researcher, med, SESPHR_PURPOSE_RESEARCH, NULL), SESPHR_RESULT_OK);
+
+    /* Break-glass: served only for an emergency with a justification, and flagged. */
+    OK(sesphr_keypair_generate(&er));
+    OK(register_user_kp(srs, "dr-er", "emergency-physician", er));
+    memset(&o, 0, sizeof o);
+    o.emergency_role = (const uint8_t *)"doctor";
+    o.emergency_role_len = 6;
+    EXPECT(grant_as(srs, w.patient, "dr-er", er, "medical", &o), SESPHR_RESULT_ROLE_MISMATCH);
+    o.emergency_role = (const uint8_t *)"emergency-physician";
+    o.emergency_role_len = strlen("emergency-physician");
+    OK(grant_as(srs, w.patient, "dr-er", er, "medical", &o));
+    EXPECT(read_for(&w, "dr-er", er, med, SESPHR_PURPOSE_TREATMENT, NULL), SESPHR_RESULT_DENIED_EMERGENCY_ONLY);
+    EXPECT(read_for(&w, "dr-er", er, med, SESPHR_PURPOSE_EMERGENCY, NULL), SESPHR_RESULT_DENIED_EMERGENCY_ONLY);
+    EXPECT(read_for(&w, "dr-er", er, med, SESPHR_PURPOSE_EMERGENCY, "unconscious, allergy check"), SESPHR_RESULT_OK);
+    OK(sesphr_srs_emergency_accesses_json(srs, S("patient-0042"), &json));
+    CHECK(buf_has(json, "\"dr-er\"") && buf_has(json, "\"emergency\":true") && !buf_has(json, "researcher-17"));
+    sesphr_buffer_free(json);
+    OK(sesphr_srs_disclosures_json(srs, S("patient-0042"), 0, UINT64_MAX, &json));
+    CHECK(buf_has(json, "\"count\":2") && buf_has(json, "\"purpose\":\"research\""));
+    sesphr_buffer_free(json);
+
+    /* A signed revocation works once; the same bytes again are a replay. */
+    OK(sesphr_sign_revocation(w.patient, S("medical"), S("researcher-17"), &sig));
+    OK(sesphr_srs_revoke(srs, sesphr_buffer_data(sig), sesphr_buffer_len(sig), NULL));
+    EXPECT(sesphr_srs_revoke(srs, sesphr_buffer_data(sig), sesphr_buffer_len(sig), NULL), SESPHR_RESULT_REPLAYED);
+    sesphr_buffer_free(sig);
+    /* An administrative revocation names its actor and still gets a receipt. */
+    OK(sesphr_srs_revoke_as(srs, S("officer-1"), S("admin"), S("incident 42"), S("patient-0042"), S("medical"),
+                            S("dr-er"), &receipt));
+    {
+        uint8_t key[32];
+        OK(sesphr_srs_verifying_key(srs, key, sizeof key));
+        OK(sesphr_revocation_receipt_verify(sesphr_buffer_data(receipt), sesphr_buffer_len(receipt), key, 32));
+        EXPECT(sesphr_revocation_receipt_verify(sesphr_buffer_data(receipt), sesphr_buffer_len(receipt), consent_pk, 32),
+               SESPHR_RESULT_INVALID_SIGNATURE);
+    }
+    sesphr_buffer_free(receipt);
+    OK(sesphr_srs_verify_consent(srs, &checked));
+    CHECK(checked == 4); /* two grants, one revocation, one refusal */
+
+    sesphr_keypair_free(er);
+    sesphr_patient_keys_free(forger);
+    sesphr_buffer_free(med);
     world_free(&w);
 }
 
@@ -345,7 +539,7 @@ static void test_errors(void)
     sesphr_buffer *b = NULL, *ppk = NULL, *sealed = NULL, *hdr = NULL;
     sesphr_sealer *sealer = NULL;
     sesphr_opener *opener = NULL;
-    uint8_t key[32], out[64], rid[16] = {1}, zeros[64] = {0}, garbage[300];
+    uint8_t key[32], out[64], rid[16] = {1}, zeros[64] = {0}, garbage[300], proof[64];
     const uint8_t *ptrs[1];
     size_t lens[1], n = 0;
     uint64_t entries;
@@ -420,31 +614,42 @@ static void test_errors(void)
     EXPECT(sesphr_srs_open_sqlite(NULL, STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_new_in_memory(NULL, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, 32, NULL, 0, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_user(NULL, S("u"), S("doctor"), key, 32), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_user(srs, NULL, 1, S("doctor"), key, 32), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_user(srs, S("u"), NULL, 6, key, 32), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), NULL, 32), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_remove_user(NULL, S("u")), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_remove_user(srs, NULL, 1), SESPHR_RESULT_NULL_PARAMETER);
-    ptrs[0] = sesphr_buffer_data(ppk); lens[0] = sesphr_buffer_len(ppk);
-    EXPECT(sesphr_srs_register_patient(NULL, S("p"), ptrs, lens, 1), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_patient(srs, NULL, 1, ptrs, lens, 1), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_patient(srs, S("p"), NULL, lens, 1), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_register_patient(srs, S("p"), ptrs, NULL, 1), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_add_portion(NULL, S("p"), ptrs[0], lens[0]), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_add_portion(srs, S("p"), NULL, lens[0]), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_grant(NULL, S("p"), S("lab"), S("u"), garbage, 165, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_grant(srs, S("p"), S("lab"), S("u"), NULL, 165, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_revoke(NULL, S("p"), S("lab"), S("u")), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_revoke(srs, S("p"), S("lab"), NULL, 1), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_reencrypt(NULL, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &b), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_reencrypt(srs, S("u"), NULL, 10, 0, &b), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    OK(sesphr_keypair_prove_possession(kp, S("u"), proof, sizeof proof));
+    EXPECT(sesphr_srs_register_user(NULL, S("u"), S("doctor"), key, 32, proof, 64), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, NULL, 1, S("doctor"), key, 32, proof, 64), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), NULL, 6, key, 32, proof, 64), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), NULL, 32, proof, 64), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), key, 32, NULL, 64), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_remove_user(NULL, S("u"), S("a"), S("admin"), S("r")), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_remove_user(srs, NULL, 1, S("a"), S("admin"), S("r")), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_remove_user(srs, S("u"), NULL, 1, S("admin"), S("r")), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_patient(NULL, garbage, 100), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_register_patient(srs, NULL, 100), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_add_portions(NULL, garbage, 100), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_add_portions(srs, NULL, 100), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_grant(NULL, garbage, 200, garbage, 165), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_grant(srs, NULL, 200, garbage, 165), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_grant(srs, garbage, 200, NULL, 165), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_revoke(NULL, garbage, 100, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_revoke(srs, NULL, 100, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sign_grant(NULL, S("lab"), 0, S("u"), garbage, 165, NULL, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sign_grant(pk, S("lab"), 0, S("u"), garbage, 165, NULL, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sign_revocation(NULL, S("lab"), S("u"), &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_sign_revocation(pk, S("lab"), S("u"), NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_prove_possession(NULL, S("u"), proof, 64), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_keypair_prove_possession(kp, S("u"), proof, 63), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(sesphr_patient_keys_consent_public_key(pk, out, 31), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(sesphr_patient_registration(pk, NULL, lens, NULL, 1, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(NULL, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 1, NULL, 0, 0, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), NULL, 10, 1, NULL, 0, 0, &b), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 1, NULL, 0, 0, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, NULL, 0, 0, &b), SESPHR_RESULT_INVALID_ARGUMENT);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 7, NULL, 0, 0, &b), SESPHR_RESULT_INVALID_ARGUMENT);
     ptrs[0] = sesphr_buffer_data(hdr); lens[0] = sesphr_buffer_len(hdr);
-    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), NULL, lens, 1, outs, results), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, NULL, 1, outs, results), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, lens, 1, NULL, results), SESPHR_RESULT_NULL_PARAMETER);
-    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, lens, 1, outs, NULL), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), NULL, lens, 1, 1, NULL, 0, outs, results), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, NULL, 1, 1, NULL, 0, outs, results), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, lens, 1, 1, NULL, 0, NULL, results), SESPHR_RESULT_NULL_PARAMETER);
+    EXPECT(sesphr_srs_reencrypt_batch(srs, S("u"), ptrs, lens, 1, 1, NULL, 0, outs, NULL), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_verify_audit(NULL, &entries), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_verify_audit(srs, NULL), SESPHR_RESULT_NULL_PARAMETER);
     EXPECT(sesphr_srs_export_audit(srs, NULL), SESPHR_RESULT_NULL_PARAMETER);
@@ -512,24 +717,35 @@ static void test_errors(void)
     EXPECT(sesphr_patient_keys_import(garbage, 40, &pk2), SESPHR_RESULT_BAD_MAGIC);
 
     /* SRS: unknown users, patients, labels; duplicates; bad roles; escrow off. */
-    EXPECT(sesphr_srs_register_user(srs, S("u"), S("Doctor"), key, 32), SESPHR_RESULT_INVALID_ARGUMENT);
-    OK(sesphr_srs_register_user(srs, S("u"), S("nurse"), key, 32));
-    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), key, 32), SESPHR_RESULT_ALREADY_REGISTERED);
-    EXPECT(sesphr_srs_register_user(srs, S("u2"), S("doctor"), key, 32), SESPHR_RESULT_KEY_IN_USE);
-    ptrs[0] = sesphr_buffer_data(ppk); lens[0] = sesphr_buffer_len(ppk);
-    OK(sesphr_srs_register_patient(srs, S("p"), ptrs, lens, 1));
-    EXPECT(sesphr_srs_register_patient(srs, S("p"), ptrs, lens, 1), SESPHR_RESULT_ALREADY_REGISTERED);
-    lens[0] = 3;
-    EXPECT(sesphr_srs_register_patient(srs, S("p3"), ptrs, lens, 1), SESPHR_RESULT_INVALID_LENGTH);
-    EXPECT(sesphr_srs_revoke(srs, S("nobody"), S("lab"), S("u")), SESPHR_RESULT_UNKNOWN_PATIENT);
-    EXPECT(sesphr_srs_revoke(srs, S("p"), S("lab"), S("nobody")), SESPHR_RESULT_UNKNOWN_USER);
-    EXPECT(sesphr_srs_revoke(srs, S("p"), S("xray"), S("u")), SESPHR_RESULT_UNKNOWN_PORTION);
-    EXPECT(sesphr_srs_revoke(srs, S("p"), S("lab"), S("u")), SESPHR_RESULT_NOT_GRANTED);
-    EXPECT(sesphr_srs_grant(srs, S("p"), S("lab"), S("u"), garbage, 165, NULL, NULL), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("Doctor"), key, 32, proof, 64), SESPHR_RESULT_INVALID_ARGUMENT);
+    /* A proof for another identity (or another key) does not verify. */
+    EXPECT(sesphr_srs_register_user(srs, S("u9"), S("nurse"), key, 32, proof, 64), SESPHR_RESULT_INVALID_SIGNATURE);
+    OK(sesphr_srs_register_user(srs, S("u"), S("nurse"), key, 32, proof, 64));
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("doctor"), key, 32, proof, 64), SESPHR_RESULT_ALREADY_REGISTERED);
+    OK(sesphr_keypair_prove_possession(kp, S("u2"), proof, sizeof proof));
+    EXPECT(sesphr_srs_register_user(srs, S("u2"), S("doctor"), key, 32, proof, 64), SESPHR_RESULT_KEY_IN_USE);
+    {
+        const char *labels[1] = {"lab"};
+        sesphr_buffer *reg = registration(pk, labels, 1);
+        OK(sesphr_srs_register_patient(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg)));
+        EXPECT(sesphr_srs_register_patient(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg)),
+               SESPHR_RESULT_ALREADY_REGISTERED);
+        /* One flipped bit anywhere in the signed registration is refused. */
+        memcpy(garbage, sesphr_buffer_data(reg), sesphr_buffer_len(reg));
+        garbage[sesphr_buffer_len(reg) - 1] ^= 1;
+        CHECK(sesphr_srs_register_patient(srs, garbage, sesphr_buffer_len(reg)) != SESPHR_RESULT_OK);
+        EXPECT(sesphr_srs_register_patient(srs, garbage, 3), SESPHR_RESULT_INVALID_LENGTH);
+        sesphr_buffer_free(reg);
+        for (i = 0; i < sizeof garbage; i++) garbage[i] = (uint8_t)(i * 13 + 5);
+    }
+    EXPECT(revoke_as(srs, pk, "xray", "u"), SESPHR_RESULT_UNKNOWN_PORTION);
+    EXPECT(revoke_as(srs, pk, "lab", "nobody"), SESPHR_RESULT_UNKNOWN_USER);
+    EXPECT(revoke_as(srs, pk, "lab", "u"), SESPHR_RESULT_NOT_GRANTED);
+    EXPECT(sesphr_srs_grant(srs, garbage, 200, garbage, 165), SESPHR_RESULT_BAD_MAGIC);
     EXPECT(sesphr_srs_issue_keys(srs, S("u"), 0, &kp2), SESPHR_RESULT_ESCROW_DISABLED);
-    EXPECT(sesphr_srs_reencrypt(srs, S("u"), garbage, sizeof garbage, 0, &b), SESPHR_RESULT_BAD_MAGIC);
-    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &b), SESPHR_RESULT_DENIED_NOT_GRANTED);
-    EXPECT(sesphr_srs_reencrypt(srs, S("ghost"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &b), SESPHR_RESULT_DENIED_NOT_REGISTERED);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), garbage, sizeof garbage, 1, NULL, 0, 0, &b), SESPHR_RESULT_BAD_MAGIC);
+    EXPECT(sesphr_srs_reencrypt(srs, S("u"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 1, NULL, 0, 0, &b), SESPHR_RESULT_DENIED_NOT_GRANTED);
+    EXPECT(sesphr_srs_reencrypt(srs, S("ghost"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 1, NULL, 0, 0, &b), SESPHR_RESULT_DENIED_NOT_REGISTERED);
     CHECK(b == NULL);
     OK(sesphr_srs_verify_audit(srs, &entries));
     /* Patient + portion, user, two denials. */
@@ -668,13 +884,21 @@ static void check_case(const struct vcase *c)
      * exactly the committed re-capsule (re-encryption without proof is deterministic). */
     OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, NULL, &srs));
     {
-        const uint8_t *keys[1] = {ppk};
-        size_t lens[1] = {ppk_len};
-        OK(sesphr_srs_register_patient(srs, pid, pid_len, keys, lens, 1));
+        const uint8_t *labels[1] = {label};
+        size_t lens[1] = {label_len};
+        uint32_t epochs[1] = {epoch};
+        uint8_t proof[SESPHR_KEY_PROOF_LEN];
+        sesphr_buffer *reg = NULL, *sg = NULL;
+        OK(sesphr_patient_registration(patient, labels, lens, epochs, 1, &reg));
+        OK(sesphr_srs_register_patient(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg)));
+        OK(sesphr_keypair_prove_possession(user, uid, uid_len, proof, sizeof proof));
+        OK(sesphr_srs_register_user(srs, uid, uid_len, S("doctor"), pub, pub_len, proof, sizeof proof));
+        OK(sesphr_sign_grant(patient, label, label_len, epoch, uid, uid_len, rk, rk_len, NULL, &sg));
+        OK(sesphr_srs_grant(srs, sesphr_buffer_data(sg), sesphr_buffer_len(sg), rk, rk_len));
+        sesphr_buffer_free(reg);
+        sesphr_buffer_free(sg);
     }
-    OK(sesphr_srs_register_user(srs, uid, uid_len, S("doctor"), pub, pub_len));
-    OK(sesphr_srs_grant(srs, pid, pid_len, label, label_len, uid, uid_len, rk, rk_len, NULL, NULL));
-    OK(sesphr_srs_reencrypt(srs, uid, uid_len, hdr, hdr_len, 0, &b));
+    OK(sesphr_srs_reencrypt(srs, uid, uid_len, hdr, hdr_len, SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &b));
     CHECK(buf_eq(b, rc, rc_len));
     sesphr_buffer_free(b);
     OK(sesphr_srs_issue_keys(srs, uid, uid_len, epoch, &issued));
@@ -753,7 +977,8 @@ static void *reader(void *p)
             a->other++;
             continue;
         }
-        r = sesphr_srs_reencrypt(a->w->srs, S("dr-house"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 0, &rc);
+        r = sesphr_srs_reencrypt(a->w->srs, S("dr-house"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr),
+                                 SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &rc);
         if (r == SESPHR_RESULT_OK) {
             if (sesphr_open_as_delegatee(a->w->doctor, sesphr_buffer_data(a->sealed), sesphr_buffer_len(a->sealed),
                                          sesphr_buffer_data(rc), sesphr_buffer_len(rc), &pt) == SESPHR_RESULT_OK
@@ -791,7 +1016,7 @@ static void test_threads(sesphr_srs *srs)
         CHECK(pthread_create(&t[i], NULL, reader, &args[i]) == 0);
     }
     /* Revoke while the readers run. */
-    OK(sesphr_srs_revoke(srs, S("patient-0042"), S("medical"), S("dr-house")));
+    OK(revoke_as(srs, w.patient, "medical", "dr-house"));
     for (i = 0; i < THREADS; i++) {
         CHECK(pthread_join(t[i], NULL) == 0);
         ok += args[i].ok;
@@ -896,13 +1121,9 @@ static int stop_at_first(const uint8_t *data, size_t len, void *ctx)
 static sesphr_result register_fresh(sesphr_srs *srs, const char *name, const char *role)
 {
     sesphr_keypair *kp = NULL;
-    uint8_t pk[32];
     sesphr_result r = sesphr_keypair_generate(&kp);
     if (r == SESPHR_RESULT_OK)
-        r = sesphr_keypair_public_key(kp, pk, sizeof pk);
-    if (r == SESPHR_RESULT_OK)
-        r = sesphr_srs_register_user(srs, (const uint8_t *)name, strlen(name), (const uint8_t *)role,
-                                     strlen(role), pk, sizeof pk);
+        r = register_user_kp(srs, name, role, kp);
     sesphr_keypair_free(kp);
     return r;
 }
@@ -1027,23 +1248,20 @@ static void test_sqlite(const char *dir)
     sesphr_buffer *ppk = NULL;
     uint64_t entries = 0, again = 0;
     uint8_t wrong[32] = {8};
-    const uint8_t *keys[1];
-    size_t lens[1];
+    const char *labels[1] = {"lab"};
     snprintf(path, sizeof path, "%s/c-test.db", dir);
     remove(path);
     OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     OK(sesphr_patient_keys_generate(S("persisted"), &pk));
     OK(sesphr_patient_keys_portion_public_key(pk, S("lab"), 0, &ppk));
-    keys[0] = sesphr_buffer_data(ppk);
-    lens[0] = sesphr_buffer_len(ppk);
-    OK(sesphr_srs_register_patient(srs, S("persisted"), keys, lens, 1));
+    OK(register_patient_keys(srs, pk, labels, 1));
     OK(sesphr_srs_verify_audit(srs, &entries));
     sesphr_srs_free(srs);
     srs = NULL;
     OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     OK(sesphr_srs_verify_audit(srs, &again));
     CHECK(again == entries && entries == 2);
-    EXPECT(sesphr_srs_register_patient(srs, S("persisted"), keys, lens, 1), SESPHR_RESULT_ALREADY_REGISTERED);
+    EXPECT(register_patient_keys(srs, pk, labels, 1), SESPHR_RESULT_ALREADY_REGISTERED);
     sesphr_srs_free(srs);
     srs = NULL;
     EXPECT(sesphr_srs_open_sqlite(path, wrong, sizeof wrong, NULL, 0, NULL, &srs), SESPHR_RESULT_TAMPERED);
@@ -1080,17 +1298,12 @@ static void test_postgres(const char *conninfo)
         sesphr_srs *mine = w.srs;
         w.srs = other; /* read through the other handle */
         EXPECT(read_as(&w, "dr-house", w.doctor, lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
-        OK(sesphr_srs_revoke(mine, S("patient-0042"), S("lab"), S("dr-house")));
+        OK(revoke_as(mine, w.patient, "lab", "dr-house"));
         EXPECT(read_as(&w, "dr-house", w.doctor, lab, ""), SESPHR_RESULT_DENIED_REVOKED);
         w.srs = mine;
     }
     /* The same identity cannot be registered twice through either. */
-    {
-        uint8_t pk[SESPHR_PUBLIC_KEY_LEN];
-        OK(sesphr_keypair_public_key(w.researcher, pk, sizeof pk));
-        EXPECT(sesphr_srs_register_user(other, S("dr-house"), S("doctor"), pk, sizeof pk),
-               SESPHR_RESULT_ALREADY_REGISTERED);
-    }
+    EXPECT(register_user_kp(other, "dr-house", "doctor", w.researcher), SESPHR_RESULT_ALREADY_REGISTERED);
     sesphr_srs_free(other);
     sesphr_buffer_free(lab);
     world_free(&w);
@@ -1109,6 +1322,7 @@ int main(int argc, char **argv)
     sesphr_srs_free(srs);
     srs = NULL;
     test_streams();
+    test_consent();
     test_errors();
     test_vectors(argv[1]);
     OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
