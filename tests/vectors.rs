@@ -67,7 +67,9 @@ fn cases() -> Vec<Case> {
 
 /// Generates a case's entries. The RNG draws, in order: the user's key pair,
 /// the patient's master secret, the record id, the sealing (r, u), the
-/// re-encryption key (x_e), the proof (w), the escrow seed.
+/// re-encryption key (x_e), the proof (w), the escrow seed; then the user's
+/// key proof, the registration's portion key proof, the signed grant's nonce
+/// and the signed revocation's nonce.
 fn generate(c: &Case) -> Vec<(&'static str, String)> {
     let mut rng = ChaCha20Rng::from_seed(c.seed);
     let user = KeyPair::generate_with_rng(&mut rng);
@@ -86,7 +88,23 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
     let rc = reenc(&rekey, sealed.header()).unwrap();
     let rcp = reenc_proof(&rekey, sealed.header(), &mut rng).unwrap();
     let issuer = EscrowKeyIssuer::generate_with_rng(&mut rng);
-    let issued = issuer.issue(&Identity::new(c.user).unwrap(), c.epoch);
+    let uid = Identity::new(c.user).unwrap();
+    let issued = issuer.issue(&uid, c.epoch);
+    let lab = label(c.label);
+    let user_proof = user.prove_possession_with_rng(&uid, &mut rng);
+    let registration =
+        consent::PatientRegistration::new_with_rng(&patient, &[(lab.clone(), c.epoch)], &mut rng);
+    let terms = consent::GrantOptions {
+        scope: srs::Scope::Since(c.created_at),
+        issued_at: Some(c.created_at),
+        ..consent::GrantOptions::default()
+    };
+    let grant = patient
+        .sign_grant_with_rng(&lab, c.epoch, &uid, &rekey, &terms, &mut rng)
+        .unwrap();
+    let revocation = patient
+        .sign_revocation_with_rng(&lab, &uid, c.created_at + 60, &mut rng)
+        .unwrap();
     vec![
         ("seed", hex(&c.seed)),
         ("patient_id", hex(c.patient.as_bytes())),
@@ -110,6 +128,11 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("escrow_seed", hex(&*issuer.seed_bytes())),
         ("escrow_secret", hex(&*issued.secret().to_bytes())),
         ("escrow_public", hex(issued.public().as_bytes())),
+        ("consent_public", hex(patient.consent_public().as_bytes())),
+        ("user_key_proof", hex(&user_proof.to_bytes())),
+        ("registration", hex(&registration.to_bytes())),
+        ("signed_grant", hex(&grant.to_bytes())),
+        ("signed_revocation", hex(&revocation.to_bytes())),
     ]
 }
 
@@ -248,7 +271,38 @@ fn vectors_decode_and_open_from_the_file_alone() {
         );
         assert_eq!(issued.secret().to_bytes()[..], bytes("escrow_secret")[..]);
         assert_eq!(issued.public().as_bytes()[..], bytes("escrow_public")[..]);
+
+        // Consent: every signed object decodes, re-encodes to the same bytes,
+        // and verifies under the keys derived from the secrets given.
+        let uid = Identity::from_utf8(&bytes("user_id")).unwrap();
+        let consent_key = patient.consent_public();
+        assert_eq!(consent_key.as_bytes()[..], bytes("consent_public")[..], "{name}");
+        consent::KeyProof::from_bytes(&bytes("user_key_proof"))
+            .unwrap()
+            .verify_user(&uid, user.public())
+            .unwrap();
+        let reg = consent::PatientRegistration::from_bytes(&bytes("registration")).unwrap();
+        assert_eq!(reg.to_bytes(), bytes("registration"));
+        reg.verify().unwrap();
+        assert_eq!(reg.consent_key(), &consent_key);
+        assert_eq!(reg.portions().next(), Some(portion.public()));
+        let grant = consent::SignedGrant::from_bytes(&bytes("signed_grant")).unwrap();
+        assert_eq!(grant.to_bytes(), bytes("signed_grant"));
+        grant.verify(&consent_key).unwrap();
+        assert!(grant.covers(&rekey), "{name}: the grant signs the vector's re-encryption key");
+        assert_eq!(grant.user(), &uid);
+        let revocation = consent::SignedRevocation::from_bytes(&bytes("signed_revocation")).unwrap();
+        assert_eq!(revocation.to_bytes(), bytes("signed_revocation"));
+        revocation.verify(&consent_key).unwrap();
+        // Another patient's consent key verifies none of them.
+        let other = patient_of(&name).consent_public();
+        assert!(grant.verify(&other).is_err() && revocation.verify(&other).is_err());
     }
+}
+
+/// A patient unrelated to case `name`.
+fn patient_of(name: &str) -> PatientKeys {
+    PatientKeys::from_master(Identity::new(format!("other-{name}")).unwrap(), &[9; 32])
 }
 
 /// Every encoding in `sesphr-v1-invalid.txt` is refused with the error the

@@ -890,13 +890,22 @@ static void check_case(const struct vcase *c)
         uint8_t proof[SESPHR_KEY_PROOF_LEN];
         sesphr_buffer *reg = NULL, *sg = NULL;
         OK(sesphr_patient_registration(patient, labels, lens, epochs, 1, &reg));
-        OK(sesphr_srs_register_patient(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg)));
+        size_t vproof_len = 0, vreg_len = 0, vgrant_len = 0;
+        uint8_t *vproof = unhex(get(c, "user_key_proof"), &vproof_len);
+        uint8_t *vreg = unhex(get(c, "registration"), &vreg_len);
+        uint8_t *vgrant = unhex(get(c, "signed_grant"), &vgrant_len);
         OK(sesphr_keypair_prove_possession(user, uid, uid_len, proof, sizeof proof));
-        OK(sesphr_srs_register_user(srs, uid, uid_len, S("doctor"), pub, pub_len, proof, sizeof proof));
+        /* The committed registration, user proof and signed grant are what the SRS takes. */
+        CHECK(sesphr_buffer_len(reg) == vreg_len && vproof_len == sizeof proof);
+        OK(sesphr_srs_register_patient(srs, vreg, vreg_len));
+        OK(sesphr_srs_register_user(srs, uid, uid_len, S("doctor"), pub, pub_len, vproof, vproof_len));
+        OK(sesphr_srs_grant(srs, vgrant, vgrant_len, rk, rk_len));
+        /* Signing afresh gives another nonce: a different, equally valid grant. */
         OK(sesphr_sign_grant(patient, label, label_len, epoch, uid, uid_len, rk, rk_len, NULL, &sg));
-        OK(sesphr_srs_grant(srs, sesphr_buffer_data(sg), sesphr_buffer_len(sg), rk, rk_len));
+        CHECK(sesphr_buffer_len(sg) != vgrant_len || memcmp(sesphr_buffer_data(sg), vgrant, vgrant_len) != 0);
         sesphr_buffer_free(reg);
         sesphr_buffer_free(sg);
+        free(vproof); free(vreg); free(vgrant);
     }
     OK(sesphr_srs_reencrypt(srs, uid, uid_len, hdr, hdr_len, SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &b));
     CHECK(buf_eq(b, rc, rc_len));
