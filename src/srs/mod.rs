@@ -81,7 +81,7 @@ mod types;
 
 pub use archive::{SegmentInfo, verify_segment};
 pub use config::{DEFAULT_CHECKPOINT_EVERY, OpenReport, SrsConfig};
-pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+pub use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
 pub use server::{ConsentReport, Disclosures, Srs};
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
