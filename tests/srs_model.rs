@@ -50,6 +50,7 @@ enum Op {
         user: usize,
         record: usize,
         batch: bool,
+        purpose: usize,
     },
     Advance(u64),
     Restart,
@@ -71,8 +72,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(user, label, since, expiry)| Op::Grant { user, label, since, expiry }),
         2 => (user.clone(), label.clone()).prop_map(|(user, label)| Op::Revoke { user, label }),
         3 => (label, tens(0..15)).prop_map(|(label, age)| Op::Seal { label, age }),
-        8 => (user, any::<prop::sample::Index>(), any::<bool>())
-            .prop_map(|(user, r, batch)| Op::ReEncrypt { user, record: r.index(1 << 20), batch }),
+        8 => (user, any::<prop::sample::Index>(), any::<bool>(), 0..Purpose::ALL.len())
+            .prop_map(|(user, r, batch, purpose)| Op::ReEncrypt { user, record: r.index(1 << 20), batch, purpose }),
         2 => tens(1..4).prop_map(Op::Advance),
         1 => Just(Op::Restart),
     ]
@@ -98,6 +99,9 @@ enum ModelGrant {
 struct Model {
     users: HashMap<usize, ModelUser>,
     grants: HashMap<(usize, usize), ModelGrant>,
+    /// Every re-encryption served, in order: (time, user, label, record,
+    /// purpose) — the patient's accounting of disclosures.
+    disclosures: Vec<(u64, usize, usize, RecordId, Purpose)>,
 }
 
 impl Model {
@@ -271,18 +275,24 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 user: u,
                 record,
                 batch,
+                purpose,
             } => {
                 if records.is_empty() {
                     continue;
                 }
+                let purpose = Purpose::ALL[purpose];
                 let rec = &records[record % records.len()];
                 let created = rec.sealed.header().context().created_at();
                 let expected = model.may_read(u, rec.label, created, now);
+                let rid = |r: &Record| r.sealed.header().context().record_id();
+                if expected.is_ok() {
+                    model.disclosures.push((now, u, rec.label, rid(rec), purpose));
+                }
                 let got = if batch {
                     // A batch of the chosen record and one more: each judged on its own.
                     let other = &records[(record + 1) % records.len()];
                     let out = s
-                        .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()], sesphr::srs::Purpose::Treatment)
+                        .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()], purpose)
                         .unwrap();
                     let other_expected = model.may_read(
                         u,
@@ -290,6 +300,9 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                         other.sealed.header().context().created_at(),
                         now,
                     );
+                    if other_expected.is_ok() {
+                        model.disclosures.push((now, u, other.label, rid(other), purpose));
+                    }
                     assert_eq!(
                         out[1].as_ref().map(|_| ()).map_err(|d| *d),
                         other_expected,
@@ -298,7 +311,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                     entries += 1;
                     out.into_iter().next().unwrap().map_err(SrsError::Denied)
                 } else {
-                    s.reencrypt(&ids[u], rec.sealed.header(), sesphr::srs::Purpose::Treatment)
+                    s.reencrypt(&ids[u], rec.sealed.header(), purpose)
                 };
                 entries += 1;
                 match (expected, got) {
@@ -354,6 +367,31 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
     }
     srs.sync().unwrap();
     assert_eq!(srs.verify_audit().unwrap(), entries);
+    // The accounting of disclosures is exactly what the model served, in
+    // order; a window returns exactly the model's entries in that window.
+    let listed = |from: u64, to: u64| -> Vec<(u64, usize, usize, RecordId, Purpose)> {
+        srs.disclosures(patient.patient(), from, to)
+            .map(|d| {
+                let d = d.unwrap();
+                let u = ids.iter().position(|i| *i == d.user).unwrap();
+                let l = LABELS.iter().position(|l| *l == d.label.as_str()).unwrap();
+                assert!(!d.emergency && d.role == Some(Role::Doctor));
+                (d.time, u, l, d.record_id, d.purpose.unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(listed(0, u64::MAX), model.disclosures);
+    let end = clock.now();
+    for (from, to) in [(start, start), (start + 10, end), (start, (start + end) / 2)] {
+        let want: Vec<_> = model
+            .disclosures
+            .iter()
+            .filter(|d| d.0 >= from && d.0 <= to)
+            .cloned()
+            .collect();
+        assert_eq!(listed(from, to), want, "window {from}..={to}");
+    }
+    assert!(srs.disclosures(patient.patient(), end + 1, end).next().is_none());
 }
 
 proptest! {
