@@ -69,13 +69,22 @@ fn fixture(kind: Kind, records: usize) -> Fixture {
     let patient = PatientKeys::generate_with_rng(Identity::new("patient").unwrap(), &mut r);
     let label = PortionLabel::new("lab").unwrap();
     let lab = patient.portion_secret(&label, 0);
-    srs.add_patient(&patient, &[(lab.public().label().clone(), lab.public().epoch())])
-        .unwrap();
+    srs.add_patient(
+        &patient,
+        &[(lab.public().label().clone(), lab.public().epoch())],
+    )
+    .unwrap();
     let user = Identity::new("doctor").unwrap();
     let keys = KeyPair::generate_with_rng(&mut r);
-    srs.add_user(&user, Role::Doctor, &keys)
-        .unwrap();
-    srs.give(&patient, &label, &user, ReKey::generate_with_rng(&lab, keys.public(), &mut r), Scope::AllRecords, None)
+    srs.add_user(&user, Role::Doctor, &keys).unwrap();
+    srs.give(
+        &patient,
+        &label,
+        &user,
+        ReKey::generate_with_rng(&lab, keys.public(), &mut r),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
     let enc = PortionEncryptor::new(lab.public());
     let headers = (0..records)
@@ -132,7 +141,9 @@ fn reencrypt_throughput(c: &mut Criterion) {
                     parallel(threads, iters, |t, n| {
                         for i in 0..n as usize {
                             let h = &f.headers[(i * threads + t) % f.headers.len()];
-                            f.srs.reencrypt(&f.user, h, sesphr::srs::Purpose::Treatment).unwrap();
+                            f.srs
+                                .reencrypt(&f.user, h, sesphr::srs::Purpose::Treatment)
+                                .unwrap();
                         }
                     })
                 })
@@ -148,7 +159,9 @@ fn reencrypt_throughput(c: &mut Criterion) {
                             let start = ((i * threads + t) * BATCH) % (f.headers.len() - BATCH);
                             let hs: Vec<&PortionHeader> =
                                 f.headers[start..start + BATCH].iter().collect();
-                            f.srs.reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment).unwrap();
+                            f.srs
+                                .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
+                                .unwrap();
                         }
                     })
                 })
@@ -207,7 +220,9 @@ fn revoke_vs_records(c: &mut Criterion) {
         let f = fixture(Kind::Sqlite(Durability::PowerLoss), records);
         for chunk in f.headers.chunks(256) {
             let hs: Vec<&PortionHeader> = chunk.iter().collect();
-            f.srs.reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment).unwrap();
+            f.srs
+                .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
+                .unwrap();
         }
         let mut r = ChaCha20Rng::from_seed([5; 32]);
         g.bench_function(format!("{records}"), |b| revoke(b, &f, &mut r));

@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 
 use sesphr::consent::{GrantOptions, PatientRegistration};
-use sesphr::srs::{AccessReason, Denial, Purpose, Role, Scope, Srs, SrsConfig, SrsError, StorageKey};
+use sesphr::srs::{
+    AccessReason, Denial, Purpose, Role, Scope, Srs, SrsConfig, SrsError, StorageKey,
+};
 use sesphr::store::SqliteStore;
 use sesphr::*;
 
@@ -68,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|l| patient.portion_public(&portion(l), 0))
         .collect();
     let portions: Vec<(PortionLabel, u32)> = labels.iter().map(|l| (portion(l), 0)).collect();
-    srs.register_patient(&PatientRegistration::new(&patient, &portions))?;
+    srs.register_patient(&PatientRegistration::new(&patient, &portions)?)?;
     step(
         &mut n,
         format!(
@@ -85,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match srs.register_patient(&PatientRegistration::new(
                 &PatientKeys::from_master(patient.patient().clone(), &squatter.master_bytes()),
                 &portions,
-            )) {
+            )?) {
                 Err(e) => format!("refused ({e})"),
                 Ok(()) => "accepted (bug)".into(),
             }
@@ -132,7 +134,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let id = Identity::new(name)?;
         let keys = KeyPair::generate();
-        srs.register_user(&id, role.clone(), keys.public(), &keys.prove_possession(&id))?;
+        srs.register_user(
+            &id,
+            role.clone(),
+            keys.public(),
+            &keys.prove_possession(&id),
+        )?;
         users.insert(name, (id, keys));
         step(
             &mut n,
@@ -150,13 +157,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scope,
         ..GrantOptions::default()
     };
-    let read_for =
-        |cloud: &Cloud, who: &str, record: RecordId, l: &str, why: AccessReason| -> Result<String, SrsError> {
-            let (id, keys) = &users[who];
-            let sealed = cloud.get(record, l);
-            let rc = srs.reencrypt(id, sealed.header(), why)?;
-            Ok(String::from_utf8(sealed.open_as_delegatee(keys, &rc)?).unwrap())
-        };
+    let read_for = |cloud: &Cloud,
+                    who: &str,
+                    record: RecordId,
+                    l: &str,
+                    why: AccessReason|
+     -> Result<String, SrsError> {
+        let (id, keys) = &users[who];
+        let sealed = cloud.get(record, l);
+        let rc = srs.reencrypt(id, sealed.header(), why)?;
+        Ok(String::from_utf8(sealed.open_as_delegatee(keys, &rc)?).unwrap())
+    };
     let read = |cloud: &Cloud, who: &str, record: RecordId, l: &str| {
         read_for(cloud, who, record, l, Purpose::Treatment.into())
     };
@@ -262,8 +273,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The host (or whoever writes to the SRS's API) forges a grant.
     let (house_id, house_keys) = &users["dr-house"];
     let forger = PatientKeys::from_master(patient.patient().clone(), &squatter.master_bytes());
-    let forged_key = ReKey::generate(&forger.portion_secret(&portion("insurance"), 0), house_keys.public());
-    let forged = forger.sign_grant(&portion("insurance"), 0, house_id, &forged_key, &GrantOptions::default())?;
+    let forged_key = ReKey::generate(
+        &forger.portion_secret(&portion("insurance"), 0),
+        house_keys.public(),
+    );
+    let forged = forger.sign_grant(
+        &portion("insurance"),
+        0,
+        house_id,
+        &forged_key,
+        &GrantOptions::default(),
+    )?;
     step(
         &mut n,
         format!(
@@ -325,7 +345,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             receipt.label(),
             receipt.revoked_at(),
             receipt.seq(),
-            if receipt.verify(&srs.verifying_key()).is_ok() { "verifies offline" } else { "does NOT verify (bug)" }
+            if receipt.verify(&srs.verifying_key()).is_ok() {
+                "verifies offline"
+            } else {
+                "does NOT verify (bug)"
+            }
         ),
     );
     step(
@@ -393,7 +417,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     );
 
-    step(&mut n, "the patient's accounting of disclosures (who read what, when, why):");
+    step(
+        &mut n,
+        "the patient's accounting of disclosures (who read what, when, why):",
+    );
     for d in srs.disclosures(patient.patient(), 0, u64::MAX) {
         let d = d?;
         println!(
@@ -411,7 +438,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emergencies = srs.emergency_accesses(patient.patient())?;
     step(
         &mut n,
-        format!("emergency accesses flagged for the patient: {}", emergencies.len()),
+        format!(
+            "emergency accesses flagged for the patient: {}",
+            emergencies.len()
+        ),
     );
     let consent = srs.verify_consent()?;
     step(

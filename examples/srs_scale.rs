@@ -79,8 +79,7 @@ fn populate(srs: &Srs, from: usize, to: usize) {
         let kp = KeyPair::generate();
         srs.add_user(&u, Role::Doctor, &kp).unwrap();
         let rk = ReKey::generate(&p.portion_secret(med, 0), kp.public());
-        srs.give(&p, med, &u, rk, Scope::AllRecords, None)
-            .unwrap();
+        srs.give(&p, med, &u, rk, Scope::AllRecords, None).unwrap();
     }
 }
 
@@ -159,7 +158,8 @@ fn build(path: &str, patients: usize, entries: u64) {
                 let mut left = per;
                 while left > 0 {
                     let k = left.min(256) as usize;
-                    srs.reencrypt_batch(who, &batch[..k], sesphr::srs::Purpose::Treatment).unwrap();
+                    srs.reencrypt_batch(who, &batch[..k], sesphr::srs::Purpose::Treatment)
+                        .unwrap();
                     left -= k as u64;
                 }
             });

@@ -72,7 +72,14 @@ fn setup(srs: &Srs) {
     for i in 0..USERS {
         srs.add_user(&user_id(i), Role::Doctor, &user_keys(i))
             .unwrap();
-        srs.give(&p, &lab(), &user_id(i), ReKey::generate(&k, user_keys(i).public()), Scope::AllRecords, None)
+        srs.give(
+            &p,
+            &lab(),
+            &user_id(i),
+            ReKey::generate(&k, user_keys(i).public()),
+            Scope::AllRecords,
+            None,
+        )
         .unwrap();
     }
 }
@@ -120,10 +127,13 @@ fn load(srs: &Srs, batch: usize, threads: usize, seconds: f64) -> (u64, Duration
                 let headers: Vec<&PortionHeader> = recs.iter().map(SealedPortion::header).collect();
                 while !stop.load(Ordering::Relaxed) {
                     if batch == 1 {
-                        srs.reencrypt(&u, headers[0], sesphr::srs::Purpose::Treatment).unwrap();
+                        srs.reencrypt(&u, headers[0], sesphr::srs::Purpose::Treatment)
+                            .unwrap();
                         count.fetch_add(1, Ordering::Relaxed);
                     } else {
-                        let out = srs.reencrypt_batch(&u, &headers, sesphr::srs::Purpose::Treatment).unwrap();
+                        let out = srs
+                            .reencrypt_batch(&u, &headers, sesphr::srs::Purpose::Treatment)
+                            .unwrap();
                         assert!(out.iter().all(Result::is_ok));
                         count.fetch_add(out.len() as u64, Ordering::Relaxed);
                     }
@@ -328,7 +338,7 @@ fn main() {
             let rk = ReKey::generate(&k, user_keys(u).public());
             let t = Instant::now();
             srs.give(&p, &lab(), &user_id(u), rk, Scope::AllRecords, None)
-            .unwrap();
+                .unwrap();
             g.push(t.elapsed());
         }
         g.sort();
@@ -355,9 +365,7 @@ fn main() {
     for i in 0..10_000 {
         let kp = KeyPair::generate();
         let id = Identity::new(format!("late-{i}")).unwrap();
-        pg_srs
-            .add_user(&id, Role::Researcher, &kp)
-            .unwrap();
+        pg_srs.add_user(&id, Role::Researcher, &kp).unwrap();
     }
     let t = Instant::now();
     b.sync().unwrap();

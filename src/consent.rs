@@ -24,7 +24,7 @@
 //! let srs = Srs::in_memory()?;
 //! let alice = PatientKeys::generate(Identity::new("alice")?);
 //! let lab = PortionLabel::new("lab")?;
-//! srs.register_patient(&PatientRegistration::new(&alice, &[(lab.clone(), 0)]))?;
+//! srs.register_patient(&PatientRegistration::new(&alice, &[(lab.clone(), 0)])?)?;
 //!
 //! let doctor_id = Identity::new("dr-bob")?;
 //! let doctor = KeyPair::generate();
@@ -186,7 +186,11 @@ impl PatientKeys {
     ///
     /// # Errors
     /// None today; kept fallible like the other signing calls.
-    pub fn sign_revocation(&self, label: &PortionLabel, user: &Identity) -> Result<SignedRevocation> {
+    pub fn sign_revocation(
+        &self,
+        label: &PortionLabel,
+        user: &Identity,
+    ) -> Result<SignedRevocation> {
         self.sign_revocation_with_rng(label, user, crate::unix_now(), &mut os_rng())
     }
 
@@ -245,6 +249,11 @@ impl PatientKeys {
         r.signature = sign(&self.consent_key(), context::REFUSAL, &r.body());
         Ok(r)
     }
+}
+
+/// A two-byte big-endian length (every caller bounds it far below 2¹⁶).
+fn short_len(n: usize) -> [u8; 2] {
+    u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes()
 }
 
 fn nonce<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; 16] {
@@ -325,7 +334,9 @@ impl KeyProof {
         if self.check(key, &Statement::User(identity)) {
             Ok(())
         } else {
-            Err(Error::InvalidSignature { what: "user key proof" })
+            Err(Error::InvalidSignature {
+                what: "user key proof",
+            })
         }
     }
 
@@ -338,7 +349,9 @@ impl KeyProof {
         if self.check(key.key(), &st) {
             Ok(())
         } else {
-            Err(Error::InvalidSignature { what: "portion key proof" })
+            Err(Error::InvalidSignature {
+                what: "portion key proof",
+            })
         }
     }
 
@@ -431,20 +444,28 @@ impl PatientRegistration {
 
     /// The registration of `keys`' patient with the portion keys `(label,
     /// epoch)` (none is allowed; add them later with another registration).
-    pub fn new(keys: &PatientKeys, portions: &[(PortionLabel, u32)]) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for more than [`PatientRegistration::MAX_PORTIONS`].
+    pub fn new(keys: &PatientKeys, portions: &[(PortionLabel, u32)]) -> Result<Self> {
         Self::new_with_rng(keys, portions, &mut os_rng())
     }
 
     /// As [`PatientRegistration::new`], proofs hedged with `rng`.
+    ///
+    /// # Errors
+    /// As [`PatientRegistration::new`].
     pub fn new_with_rng<R: CryptoRng + ?Sized>(
         keys: &PatientKeys,
         portions: &[(PortionLabel, u32)],
         rng: &mut R,
-    ) -> Self {
+    ) -> Result<Self> {
+        if portions.len() > Self::MAX_PORTIONS {
+            return Err(Error::TooLarge);
+        }
         let consent = keys.consent_key();
         let portions = portions
             .iter()
-            .take(Self::MAX_PORTIONS)
             .map(|(l, e)| {
                 let s = keys.portion_secret(l, *e);
                 let proof = s.prove_possession(keys.patient(), rng);
@@ -458,15 +479,15 @@ impl PatientRegistration {
             signature: [0; 64],
         };
         r.signature = sign(&consent, context::REGISTRATION, &r.body());
-        r
+        Ok(r)
     }
 
     fn body(&self) -> Vec<u8> {
         let mut v = frame(magic::REGISTRATION, 64 + self.portions.len() * 140);
         put_short_bytes(&mut v, self.patient.as_bytes());
         v.extend_from_slice(self.consent_key.as_bytes());
-        // At most MAX_PORTIONS (1024) portions: fits in two bytes.
-        v.extend_from_slice(&(self.portions.len() as u16).to_be_bytes());
+        // At most MAX_PORTIONS (1024) portions (checked when made and decoded).
+        v.extend_from_slice(&short_len(self.portions.len()));
         for (k, proof) in &self.portions {
             put_short_bytes(&mut v, k.label().as_bytes());
             v.extend_from_slice(&k.epoch().to_be_bytes());
@@ -659,7 +680,9 @@ fn get_opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>> {
     match r.byte()? {
         0 => Ok(None),
         1 => Ok(Some(r.u64()?)),
-        _ => Err(Error::Malformed { what: "option flag" }),
+        _ => Err(Error::Malformed {
+            what: "option flag",
+        }),
     }
 }
 
@@ -832,20 +855,31 @@ impl SignedGrant {
         let request = match r.byte()? {
             0 => None,
             1 => Some(RequestId(r.array()?)),
-            _ => return Err(Error::Malformed { what: "signed grant" }),
+            _ => {
+                return Err(Error::Malformed {
+                    what: "signed grant",
+                });
+            }
         };
         let emergency = match r.byte()? {
             0 => None,
             1 => {
-                let s = core::str::from_utf8(r.short_bytes()?)
-                    .map_err(|_| Error::Malformed { what: "signed grant" })?;
+                let s = core::str::from_utf8(r.short_bytes()?).map_err(|_| Error::Malformed {
+                    what: "signed grant",
+                })?;
                 let role: Role = s.parse()?;
                 if role.as_str() != s {
-                    return Err(Error::Malformed { what: "signed grant" });
+                    return Err(Error::Malformed {
+                        what: "signed grant",
+                    });
                 }
                 Some(role)
             }
-            _ => return Err(Error::Malformed { what: "signed grant" }),
+            _ => {
+                return Err(Error::Malformed {
+                    what: "signed grant",
+                });
+            }
         };
         let signature = r.array()?;
         r.finish()?;
@@ -1003,7 +1037,7 @@ impl SignedRefusal {
         put_short_bytes(&mut v, self.patient.as_bytes());
         v.extend_from_slice(&self.request.0);
         // At most 1024 bytes (checked when made and decoded).
-        v.extend_from_slice(&(self.reason.len() as u16).to_be_bytes());
+        v.extend_from_slice(&short_len(self.reason.len()));
         v.extend_from_slice(self.reason.as_bytes());
         v.extend_from_slice(&self.issued_at.to_be_bytes());
         v.extend_from_slice(&self.nonce);
@@ -1053,8 +1087,9 @@ impl SignedRefusal {
         let patient = Identity::from_utf8(r.short_bytes()?)?;
         let request = RequestId(r.array()?);
         let n = usize::from(u16::from_be_bytes(r.array()?));
-        let reason = core::str::from_utf8(r.take(n)?)
-            .map_err(|_| Error::Malformed { what: "signed refusal" })?;
+        let reason = core::str::from_utf8(r.take(n)?).map_err(|_| Error::Malformed {
+            what: "signed refusal",
+        })?;
         let reason = crate::model::check_text(reason)?;
         let issued_at = r.u64()?;
         let nonce = r.array()?;
@@ -1356,7 +1391,7 @@ pub(crate) fn admin_evidence(actor: &Identity, role: &Role, reason: &str) -> Vec
     put_short_bytes(&mut v, actor.as_bytes());
     put_short_bytes(&mut v, role.as_str().as_bytes());
     // Reasons are checked text: at most 1024 bytes.
-    v.extend_from_slice(&(reason.len() as u16).to_be_bytes());
+    v.extend_from_slice(&short_len(reason.len()));
     v.extend_from_slice(reason.as_bytes());
     v
 }

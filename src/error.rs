@@ -122,7 +122,9 @@ impl fmt::Display for Error {
                 expected,
                 actual,
             } => write!(f, ": {what}, {actual} bytes (expected {expected})"),
-            Self::BadMagic { what } | Self::Malformed { what } | Self::InvalidSignature { what } => {
+            Self::BadMagic { what }
+            | Self::Malformed { what }
+            | Self::InvalidSignature { what } => {
                 write!(f, ": {what}")
             }
             Self::UnsupportedVersion { what, version } => write!(f, ": {what}, version {version}"),

@@ -258,9 +258,7 @@ impl From<Purpose> for AccessReason {
 /// Checks a free-text field (a justification, a reason): 1–1024 bytes, no
 /// control characters.
 pub(crate) fn check_text(s: &str) -> Result<String, Error> {
-    if s.is_empty()
-        || s.len() > AccessReason::MAX_JUSTIFICATION
-        || s.chars().any(char::is_control)
+    if s.is_empty() || s.len() > AccessReason::MAX_JUSTIFICATION || s.chars().any(char::is_control)
     {
         return Err(Error::Malformed {
             what: "free text (1-1024 bytes, no control characters)",
@@ -771,7 +769,12 @@ pub struct GrantTerms {
 impl GrantTerms {
     /// Whether a record created at `created_at` may be re-encrypted at `now`
     /// for a request that `breaks_glass` (purpose emergency, justified).
-    pub(crate) fn check(&self, now: u64, created_at: u64, breaks_glass: bool) -> Result<(), Denial> {
+    pub(crate) fn check(
+        &self,
+        now: u64,
+        created_at: u64,
+        breaks_glass: bool,
+    ) -> Result<(), Denial> {
         if self.emergency && !breaks_glass {
             return Err(Denial::EmergencyOnly);
         }

@@ -112,10 +112,7 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
     let lab = label("lab");
     // The attack of the issue: any caller installs a random rk (with its own,
     // matching commitment) as alice's grant to the doctor.
-    let random_rk = ReKey::generate(
-        &patient(66).portion_secret(&lab, 0),
-        w.doc_keys.public(),
-    );
+    let random_rk = ReKey::generate(&patient(66).portion_secret(&lab, 0), w.doc_keys.public());
     let mallory = PatientKeys::from_master(w.alice.patient().clone(), &[66; 32]);
     let forged = mallory
         .sign_grant(
@@ -157,7 +154,10 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
         "a random rk under alice's real signature of another key",
         |w| {
             let real = ReKey::generate(&w.alice.portion_secret(&lab, 0), w.doc_keys.public());
-            w.srs.grant(&signed(&w.alice, "lab", &w.doc, &real, T0 + 1), random_rk.clone())
+            w.srs.grant(
+                &signed(&w.alice, "lab", &w.doc, &real, T0 + 1),
+                random_rk.clone(),
+            )
         },
         |e| matches!(e, SrsError::ReKeyMismatch),
     );
@@ -165,9 +165,11 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
         &w,
         "signed by another patient (bob) for alice",
         |w| {
-            let as_alice = PatientKeys::from_master(w.alice.patient().clone(), &w.bob.master_bytes());
+            let as_alice =
+                PatientKeys::from_master(w.alice.patient().clone(), &w.bob.master_bytes());
             let k = ReKey::generate(&as_alice.portion_secret(&lab, 0), w.doc_keys.public());
-            w.srs.grant(&signed(&as_alice, "lab", &w.doc, &k, T0 + 1), k)
+            w.srs
+                .grant(&signed(&as_alice, "lab", &w.doc, &k, T0 + 1), k)
         },
         bad_signature,
     );
@@ -230,35 +232,33 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
     assert!(altered > 40, "only {altered} alterations decoded");
     // The genuine narrow grant installs; sent again, it is a replay.
     w.srs.grant(&narrow, k.clone()).unwrap();
-    refused(&w, "the same grant again", |w| w.srs.grant(&narrow, k.clone()), |e| {
-        matches!(e, SrsError::Replayed)
-    });
+    refused(
+        &w,
+        "the same grant again",
+        |w| w.srs.grant(&narrow, k.clone()),
+        |e| matches!(e, SrsError::Replayed),
+    );
     // Revoked, then the old grant replayed: refused, access stays ended.
     let revocation = w
         .alice
         .sign_revocation_with_rng(&lab, &w.doc, T0 + 2, &mut rng(9))
         .unwrap();
     w.srs.revoke(&revocation).unwrap();
-    assert!(matches!(
-        reads(&w),
-        Err(SrsError::Denied(Denial::Revoked))
-    ));
+    assert!(matches!(reads(&w), Err(SrsError::Denied(Denial::Revoked))));
     let view = w.srs.registry();
-    for (g, k) in [(&narrow, &k)] {
-        assert!(matches!(
-            w.srs.grant(g, k.clone()),
-            Err(SrsError::Replayed)
-        ));
-    }
+    assert!(matches!(
+        w.srs.grant(&narrow, k.clone()),
+        Err(SrsError::Replayed)
+    ));
     assert!(matches!(w.srs.revoke(&revocation), Err(SrsError::Replayed)));
     // A grant signed before the revocation (an older one) is refused too.
     let older = signed(&w.alice, "lab", &w.doc, &k, T0 + 1);
-    assert!(matches!(w.srs.grant(&older, k.clone()), Err(SrsError::Replayed)));
-    assert_eq!(w.srs.registry(), view);
     assert!(matches!(
-        reads(&w),
-        Err(SrsError::Denied(Denial::Revoked))
+        w.srs.grant(&older, k.clone()),
+        Err(SrsError::Replayed)
     ));
+    assert_eq!(w.srs.registry(), view);
+    assert!(matches!(reads(&w), Err(SrsError::Denied(Denial::Revoked))));
     // A new decision, signed after the revocation (even in the same second),
     // is accepted.
     let again = signed(&w.alice, "lab", &w.doc, &k, T0 + 2);
@@ -266,8 +266,20 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
     assert_eq!(reads(&w).unwrap(), b"HbA1c 5.4%");
     // Dated more than five minutes ahead of the SRS: refused (it could never
     // be revoked by a revocation signed now).
-    let future = signed(&w.alice, "medical", &w.doc, &ReKey::generate(&w.alice.portion_secret(&label("medical"), 0), w.doc_keys.public()), T0 + 3600);
-    let fk = ReKey::generate(&w.alice.portion_secret(&label("medical"), 0), w.doc_keys.public());
+    let future = signed(
+        &w.alice,
+        "medical",
+        &w.doc,
+        &ReKey::generate(
+            &w.alice.portion_secret(&label("medical"), 0),
+            w.doc_keys.public(),
+        ),
+        T0 + 3600,
+    );
+    let fk = ReKey::generate(
+        &w.alice.portion_secret(&label("medical"), 0),
+        w.doc_keys.public(),
+    );
     assert!(w.srs.grant(&future, fk).is_err());
     let report = w.srs.verify_consent().unwrap();
     assert_eq!(report.grants, 3);
@@ -283,15 +295,24 @@ fn revocations_must_be_the_patients_and_newer_than_the_grant() {
     refused(
         &w,
         "revocation signed by someone else",
-        |w| w.srs.revoke(&mallory.sign_revocation_with_rng(&lab, &w.doc, T0, &mut rng(1)).unwrap()),
+        |w| {
+            w.srs.revoke(
+                &mallory
+                    .sign_revocation_with_rng(&lab, &w.doc, T0, &mut rng(1))
+                    .unwrap(),
+            )
+        },
         bad_signature,
     );
     refused(
         &w,
         "revocation dated before the grant",
         |w| {
-            w.srs
-                .revoke(&w.alice.sign_revocation_with_rng(&lab, &w.doc, T0 - 3600, &mut rng(2)).unwrap())
+            w.srs.revoke(
+                &w.alice
+                    .sign_revocation_with_rng(&lab, &w.doc, T0 - 3600, &mut rng(2))
+                    .unwrap(),
+            )
         },
         |e| matches!(e, SrsError::Replayed),
     );
@@ -299,7 +320,10 @@ fn revocations_must_be_the_patients_and_newer_than_the_grant() {
         &w,
         "revocation bytes altered",
         |w| {
-            let r = w.alice.sign_revocation_with_rng(&lab, &w.doc, T0, &mut rng(3)).unwrap();
+            let r = w
+                .alice
+                .sign_revocation_with_rng(&lab, &w.doc, T0, &mut rng(3))
+                .unwrap();
             let mut b = r.to_bytes();
             let n = b.len();
             b[n - 70] ^= 1; // inside the nonce
@@ -348,10 +372,22 @@ fn receipts_verify_with_the_srs_key_only() {
     }
     // An administrative revocation has a receipt for the actor's evidence.
     let nurse = (Identity::new("nurse").unwrap(), user(5));
-    w.srs.add_user(&nurse.0, Role::Other("nurse".into()), &nurse.1).unwrap();
-    let k = ReKey::generate(&w.alice.portion_secret(&label("medical"), 0), nurse.1.public());
     w.srs
-        .give(&w.alice, &label("medical"), &nurse.0, k, Scope::AllRecords, None)
+        .add_user(&nurse.0, Role::Other("nurse".into()), &nurse.1)
+        .unwrap();
+    let k = ReKey::generate(
+        &w.alice.portion_secret(&label("medical"), 0),
+        nurse.1.public(),
+    );
+    w.srs
+        .give(
+            &w.alice,
+            &label("medical"),
+            &nurse.0,
+            k,
+            Scope::AllRecords,
+            None,
+        )
         .unwrap();
     let admin_receipt = w
         .srs
@@ -370,7 +406,10 @@ fn registrations_need_proofs_and_key_squatting_fails() {
     let (doc, kp) = (Identity::new("dr-house").unwrap(), user(1));
     let mallory_kp = user(2);
     for (what, proof) in [
-        ("proof for another identity", kp.prove_possession(&Identity::new("x").unwrap())),
+        (
+            "proof for another identity",
+            kp.prove_possession(&Identity::new("x").unwrap()),
+        ),
         ("proof by another key", mallory_kp.prove_possession(&doc)),
     ] {
         let r = srs.register_user(&doc, Role::Doctor, kp.public(), &proof);
@@ -393,21 +432,30 @@ fn registrations_need_proofs_and_key_squatting_fails() {
     let alice = patient(1);
     let labels = [(label("lab"), 0), (label("medical"), 0)];
     let mallory = PatientKeys::from_master(Identity::new("mallory").unwrap(), &[66; 32]);
-    let own = PatientRegistration::new(&mallory, &labels).to_bytes();
+    let own = PatientRegistration::new(&mallory, &labels)
+        .unwrap()
+        .to_bytes();
     let squat = squatted(&own, &mallory, &alice, &labels);
     let reg = PatientRegistration::from_bytes(&squat).unwrap();
-    assert_eq!(reg.portions().next(), Some(&alice.portion_public(&labels[0].0, 0)));
+    assert_eq!(
+        reg.portions().next(),
+        Some(&alice.portion_public(&labels[0].0, 0))
+    );
     // Her signature is valid; her proofs cannot be for alice's keys.
     assert!(matches!(
         reg.verify(),
-        Err(Error::InvalidSignature { what: "portion key proof" })
+        Err(Error::InvalidSignature {
+            what: "portion key proof"
+        })
     ));
     assert!(bad_signature(&srs.register_patient(&reg).unwrap_err()));
     assert!(srs.registry().patients.is_empty());
     // Alice registers afterwards: nothing was squatted.
     srs.add_patient(&alice, &labels).unwrap();
     // A registration with a flipped bit anywhere is refused.
-    let b = PatientRegistration::new(&patient(3), &labels).to_bytes();
+    let b = PatientRegistration::new(&patient(3), &labels)
+        .unwrap()
+        .to_bytes();
     for i in 5..b.len() {
         let mut x = b.clone();
         x[i] ^= 1;
@@ -416,13 +464,21 @@ fn registrations_need_proofs_and_key_squatting_fails() {
         }
     }
     assert_eq!(srs.registry().patients.len(), 1);
+    // More portion keys than one registration holds: refused when made.
+    let many: Vec<(PortionLabel, u32)> = (0..=PatientRegistration::MAX_PORTIONS as u32)
+        .map(|e| (label("lab"), e))
+        .collect();
+    assert!(matches!(
+        PatientRegistration::new(&alice, &many),
+        Err(Error::TooLarge)
+    ));
     // Adding portions needs the registered consent key.
     let imposter = PatientKeys::from_master(alice.patient().clone(), &[67; 32]);
     assert!(bad_signature(
-        &srs.add_portions(&PatientRegistration::new(&imposter, &[(label("xray"), 0)]))
+        &srs.add_portions(&PatientRegistration::new(&imposter, &[(label("xray"), 0)]).unwrap())
             .unwrap_err()
     ));
-    srs.add_portions(&PatientRegistration::new(&alice, &[(label("xray"), 0)]))
+    srs.add_portions(&PatientRegistration::new(&alice, &[(label("xray"), 0)]).unwrap())
         .unwrap();
     let report = srs.verify_consent().unwrap();
     // Two users, one patient, two portion keys, one more portion key.
@@ -473,9 +529,12 @@ fn break_glass_serves_only_justified_emergencies_and_is_listed() {
             },
         )
         .unwrap();
-    refused(&w, "break-glass for a role the user lacks", |w| w.srs.grant(&wrong_role, k.clone()), |e| {
-        matches!(e, SrsError::RoleMismatch)
-    });
+    refused(
+        &w,
+        "break-glass for a role the user lacks",
+        |w| w.srs.grant(&wrong_role, k.clone()),
+        |e| matches!(e, SrsError::RoleMismatch),
+    );
     let g = w
         .alice
         .sign_grant(
@@ -501,7 +560,10 @@ fn break_glass_serves_only_justified_emergencies_and_is_listed() {
     let ask = |why: AccessReason| w.srs.reencrypt(&er.0, chart.header(), why);
     for (what, why) in [
         ("treatment", AccessReason::from(Purpose::Treatment)),
-        ("emergency without justification", AccessReason::from(Purpose::Emergency)),
+        (
+            "emergency without justification",
+            AccessReason::from(Purpose::Emergency),
+        ),
         (
             "treatment with a justification",
             AccessReason::new(Purpose::Treatment, Some("urgent")).unwrap(),
@@ -512,11 +574,19 @@ fn break_glass_serves_only_justified_emergencies_and_is_listed() {
             "{what}"
         );
     }
-    assert!(w.srs.emergency_accesses(w.alice.patient()).unwrap().is_empty());
+    assert!(
+        w.srs
+            .emergency_accesses(w.alice.patient())
+            .unwrap()
+            .is_empty()
+    );
     assert!(AccessReason::emergency("").is_err());
     assert!(AccessReason::emergency("line\nbreak").is_err());
     let rc = ask(AccessReason::emergency("unconscious on arrival").unwrap()).unwrap();
-    assert_eq!(chart.open_as_delegatee(&er.1, &rc).unwrap(), b"allergy: penicillin");
+    assert_eq!(
+        chart.open_as_delegatee(&er.1, &rc).unwrap(),
+        b"allergy: penicillin"
+    );
     // The doctor's ordinary access is not an emergency.
     reads(&w).unwrap();
     let list = w.srs.emergency_accesses(w.alice.patient()).unwrap();
@@ -529,7 +599,12 @@ fn break_glass_serves_only_justified_emergencies_and_is_listed() {
     assert!(e.emergency);
     let entry = &w.srs.audit_entries(e.seq, 1).unwrap()[0];
     assert!(entry.emergency && entry.purpose == Some(Purpose::Emergency));
-    assert!(w.srs.emergency_accesses(w.bob.patient()).unwrap().is_empty());
+    assert!(
+        w.srs
+            .emergency_accesses(w.bob.patient())
+            .unwrap()
+            .is_empty()
+    );
     let all: Vec<Disclosure> = w
         .srs
         .disclosures(w.alice.patient(), 0, u64::MAX)
@@ -548,57 +623,127 @@ fn access_requests_are_answered_by_signed_grants_or_refusals() {
     let hosp = (Identity::new("st-marys").unwrap(), user(8));
     w.srs.add_user(&hosp.0, Role::Hospital, &hosp.1).unwrap();
     let ask = || {
-        w.srs
-            .request_access(&hosp.0, w.alice.patient(), &med, Purpose::Treatment, "referral")
+        w.srs.request_access(
+            &hosp.0,
+            w.alice.patient(),
+            &med,
+            Purpose::Treatment,
+            "referral",
+        )
     };
     assert!(matches!(
-        w.srs.request_access(&hosp.0, w.alice.patient(), &med, Purpose::Treatment, ""),
+        w.srs
+            .request_access(&hosp.0, w.alice.patient(), &med, Purpose::Treatment, ""),
         Err(SrsError::Malformed(_))
     ));
     assert!(matches!(
-        w.srs.request_access(&hosp.0, w.alice.patient(), &label("xray"), Purpose::Treatment, "x"),
+        w.srs.request_access(
+            &hosp.0,
+            w.alice.patient(),
+            &label("xray"),
+            Purpose::Treatment,
+            "x"
+        ),
         Err(SrsError::UnknownPortion)
     ));
     let first = ask().unwrap();
     let second = ask().unwrap();
     let pending = w.srs.pending_requests(w.alice.patient());
     assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>().len(), 2);
-    assert!(pending.iter().all(|r| r.user == hosp.0 && r.label == med && r.status == RequestStatus::Pending));
+    assert!(
+        pending
+            .iter()
+            .all(|r| r.user == hosp.0 && r.label == med && r.status == RequestStatus::Pending)
+    );
     assert!(w.srs.pending_requests(w.bob.patient()).is_empty());
     // Bob cannot refuse alice's request; a refusal of an unknown request fails.
-    let bobs = w.bob.sign_refusal_with_rng(first, "no", T0, &mut rng(1)).unwrap();
+    let bobs = w
+        .bob
+        .sign_refusal_with_rng(first, "no", T0, &mut rng(1))
+        .unwrap();
     assert!(bad_signature(&w.srs.refuse_request(&bobs).unwrap_err()));
     let unknown = w
         .alice
         .sign_refusal_with_rng(RequestId::from_bytes([9; 16]), "no", T0, &mut rng(2))
         .unwrap();
-    assert!(matches!(w.srs.refuse_request(&unknown), Err(SrsError::UnknownRequest)));
+    assert!(matches!(
+        w.srs.refuse_request(&unknown),
+        Err(SrsError::UnknownRequest)
+    ));
     // Alice refuses the first and grants the second.
-    let refusal = w.alice.sign_refusal_with_rng(first, "not now", T0, &mut rng(3)).unwrap();
+    let refusal = w
+        .alice
+        .sign_refusal_with_rng(first, "not now", T0, &mut rng(3))
+        .unwrap();
     w.srs.refuse_request(&refusal).unwrap();
-    assert!(matches!(w.srs.refuse_request(&refusal), Err(SrsError::RequestAnswered)));
+    assert!(matches!(
+        w.srs.refuse_request(&refusal),
+        Err(SrsError::RequestAnswered)
+    ));
     let k = ReKey::generate(&w.alice.portion_secret(&med, 0), hosp.1.public());
     let for_first = w
         .alice
-        .sign_grant(&med, 0, &hosp.0, &k, &GrantOptions { request: Some(first), issued_at: Some(T0), ..GrantOptions::default() })
+        .sign_grant(
+            &med,
+            0,
+            &hosp.0,
+            &k,
+            &GrantOptions {
+                request: Some(first),
+                issued_at: Some(T0),
+                ..GrantOptions::default()
+            },
+        )
         .unwrap();
-    assert!(matches!(w.srs.grant(&for_first, k.clone()), Err(SrsError::RequestAnswered)));
+    assert!(matches!(
+        w.srs.grant(&for_first, k.clone()),
+        Err(SrsError::RequestAnswered)
+    ));
     // A grant naming the request for another user is refused.
     let dk = ReKey::generate(&w.alice.portion_secret(&med, 0), w.doc_keys.public());
     let to_doc = w
         .alice
-        .sign_grant(&med, 0, &w.doc, &dk, &GrantOptions { request: Some(second), issued_at: Some(T0), ..GrantOptions::default() })
+        .sign_grant(
+            &med,
+            0,
+            &w.doc,
+            &dk,
+            &GrantOptions {
+                request: Some(second),
+                issued_at: Some(T0),
+                ..GrantOptions::default()
+            },
+        )
         .unwrap();
-    assert!(matches!(w.srs.grant(&to_doc, dk), Err(SrsError::Malformed(_))));
+    assert!(matches!(
+        w.srs.grant(&to_doc, dk),
+        Err(SrsError::Malformed(_))
+    ));
     let g = w
         .alice
-        .sign_grant(&med, 0, &hosp.0, &k, &GrantOptions { request: Some(second), issued_at: Some(T0 + 1), ..GrantOptions::default() })
+        .sign_grant(
+            &med,
+            0,
+            &hosp.0,
+            &k,
+            &GrantOptions {
+                request: Some(second),
+                issued_at: Some(T0 + 1),
+                ..GrantOptions::default()
+            },
+        )
         .unwrap();
     w.srs.grant(&g, k).unwrap();
     assert!(w.srs.pending_requests(w.alice.patient()).is_empty());
     let view = w.srs.registry();
-    assert!(matches!(view.requests[&first].status, RequestStatus::Refused(T0)));
-    assert!(matches!(view.requests[&second].status, RequestStatus::Granted(T0)));
+    assert!(matches!(
+        view.requests[&first].status,
+        RequestStatus::Refused(T0)
+    ));
+    assert!(matches!(
+        view.requests[&second].status,
+        RequestStatus::Granted(T0)
+    ));
     let report = w.srs.verify_consent().unwrap();
     assert_eq!((report.grants, report.refusals), (2, 1));
 }
@@ -615,14 +760,26 @@ fn every_consent_reverifies_from_the_export_alone() {
     w.srs.add_user(&hosp.0, Role::Hospital, &hosp.1).unwrap();
     let id = w
         .srs
-        .request_access(&hosp.0, w.alice.patient(), &med, Purpose::Operations, "audit")
+        .request_access(
+            &hosp.0,
+            w.alice.patient(),
+            &med,
+            Purpose::Operations,
+            "audit",
+        )
         .unwrap();
     w.srs
-        .refuse_request(&w.alice.sign_refusal_with_rng(id, "no", T0, &mut rng(5)).unwrap())
+        .refuse_request(
+            &w.alice
+                .sign_refusal_with_rng(id, "no", T0, &mut rng(5))
+                .unwrap(),
+        )
         .unwrap();
     for p in [&w.alice, &w.bob] {
         let k = ReKey::generate(&p.portion_secret(&med, 0), hosp.1.public());
-        w.srs.give(p, &med, &hosp.0, k, Scope::Since(T0), Some(T0 + 99)).unwrap();
+        w.srs
+            .give(p, &med, &hosp.0, k, Scope::Since(T0), Some(T0 + 99))
+            .unwrap();
     }
     reads(&w).unwrap();
     w.srs.take(&w.bob, &med, &hosp.0).unwrap();
@@ -630,8 +787,10 @@ fn every_consent_reverifies_from_the_export_alone() {
     let mut out = Vec::new();
     let n = w.srs.export_audit_jsonl(1, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len() as u64, n);
     // The auditor knows each patient's consent key (from the patient).
     let known = [
@@ -652,14 +811,21 @@ fn every_consent_reverifies_from_the_export_alone() {
         h.update(prev_hash);
         h.update(e.to_bytes());
         let hash: [u8; 32] = h.finalize().into();
-        assert_eq!(hex(&hash), v["hash"].as_str().unwrap(), "entry {} rebuilt exactly", e.seq);
+        assert_eq!(
+            hex(&hash),
+            v["hash"].as_str().unwrap(),
+            "entry {} rebuilt exactly",
+            e.seq
+        );
         prev = hash;
         let checked = check_entry(&e, &keys).unwrap_or_else(|err| panic!("entry {}: {err}", e.seq));
         if let Checked::Registration(k) = &checked {
             // The registration names the key the patient told the auditor.
             assert_eq!(Some(*k), keys(e.patient.as_ref().unwrap()));
         }
-        *counts.entry(format!("{checked:?}").split('(').next().unwrap().to_owned()).or_insert(0) += 1;
+        *counts
+            .entry(format!("{checked:?}").split('(').next().unwrap().to_owned())
+            .or_insert(0) += 1;
         entries.push(e);
     }
     assert_eq!(counts["Grant"], 3, "{counts:?}");
@@ -685,7 +851,10 @@ fn every_consent_reverifies_from_the_export_alone() {
     }
     // And the SRS's own check agrees.
     let r = w.srs.verify_consent().unwrap();
-    assert_eq!((r.grants, r.revocations, r.refusals, r.administrative), (3, 1, 1, 2));
+    assert_eq!(
+        (r.grants, r.revocations, r.refusals, r.administrative),
+        (3, 1, 1, 2)
+    );
     let _ = lab;
 }
 
@@ -752,7 +921,8 @@ fn consent_survives_a_reopen_and_the_disclosure_index_is_rebuilt_from_schema_2()
     let alice = patient(1);
     let (doc, kp) = (Identity::new("dr-house").unwrap(), user(1));
     let lab = label("lab");
-    let report = SealedPortion::seal(&alice.portion_public(&lab, 0), RecordId::random(), 10, b"r").unwrap();
+    let report =
+        SealedPortion::seal(&alice.portion_public(&lab, 0), RecordId::random(), 10, b"r").unwrap();
     let (grant, k) = {
         let srs = Srs::open_sqlite(&path, key.clone()).unwrap();
         srs.add_patient(&alice, &[(lab.clone(), 0)]).unwrap();
@@ -761,21 +931,30 @@ fn consent_survives_a_reopen_and_the_disclosure_index_is_rebuilt_from_schema_2()
         let g = signed(&alice, "lab", &doc, &k, srs.now());
         srs.grant(&g, k.clone()).unwrap();
         for _ in 0..3 {
-            srs.reencrypt(&doc, report.header(), Purpose::Payment).unwrap();
+            srs.reencrypt(&doc, report.header(), Purpose::Payment)
+                .unwrap();
         }
         (g, k)
     };
     // The database as an earlier version left it: no disclosure index.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE disclosures; UPDATE meta SET value = 2 WHERE key = 'schema_version';")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE disclosures; UPDATE meta SET value = 2 WHERE key = 'schema_version';",
+        )
+        .unwrap();
     }
     let key2 = key.clone();
     let srs = Srs::open_sqlite(&path, key).unwrap();
-    let d: Vec<Disclosure> = srs.disclosures(alice.patient(), 0, u64::MAX).collect::<Result<_, _>>().unwrap();
+    let d: Vec<Disclosure> = srs
+        .disclosures(alice.patient(), 0, u64::MAX)
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(d.len(), 3);
-    assert!(d.iter().all(|x| x.purpose == Some(Purpose::Payment) && x.user == doc));
+    assert!(
+        d.iter()
+            .all(|x| x.purpose == Some(Purpose::Payment) && x.user == doc)
+    );
     srs.verify_audit().unwrap();
     // The replay state survived too.
     assert!(matches!(srs.grant(&grant, k), Err(SrsError::Replayed)));
@@ -785,10 +964,16 @@ fn consent_survives_a_reopen_and_the_disclosure_index_is_rebuilt_from_schema_2()
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         let n = c
-            .execute("DELETE FROM disclosures WHERE seq = (SELECT min(seq) FROM disclosures)", [])
+            .execute(
+                "DELETE FROM disclosures WHERE seq = (SELECT min(seq) FROM disclosures)",
+                [],
+            )
             .unwrap();
         assert_eq!(n, 1);
     }
     let srs = Srs::open_sqlite(&path, key2).unwrap();
-    assert!(matches!(srs.verify_audit(), Err(SrsError::Tampered("disclosure index"))));
+    assert!(matches!(
+        srs.verify_audit(),
+        Err(SrsError::Tampered("disclosure index"))
+    ));
 }

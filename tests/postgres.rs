@@ -62,8 +62,7 @@ fn setup(srs: &Srs) {
         .unwrap();
     for i in 0..READERS {
         let u = user(i as u8);
-        srs.add_user(&reader_id(i), Role::Doctor, &u)
-            .unwrap();
+        srs.add_user(&reader_id(i), Role::Doctor, &u).unwrap();
         grant(srs, i);
     }
 }
@@ -71,13 +70,19 @@ fn setup(srs: &Srs) {
 fn grant(srs: &Srs, i: usize) {
     let p = patient(3);
     let k = portion(&p, "lab");
-    srs.give(&p, &label("lab"), &reader_id(i), ReKey::generate(&k, user(i as u8).public()), Scope::AllRecords, None)
+    srs.give(
+        &p,
+        &label("lab"),
+        &reader_id(i),
+        ReKey::generate(&k, user(i as u8).public()),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
 }
 
 fn revoke(srs: &Srs, i: usize) {
-    srs.take(&patient(3), &label("lab"), &reader_id(i))
-        .unwrap();
+    srs.take(&patient(3), &label("lab"), &reader_id(i)).unwrap();
 }
 
 fn record() -> SealedPortion {
@@ -164,7 +169,11 @@ fn child() {
                             let gap = (now_ns() % 700) as u64;
                             std::thread::sleep(Duration::from_micros(gap));
                             let start = now_ns();
-                            let r = srs.reencrypt(&reader_id(i), rec.header(), sesphr::srs::Purpose::Treatment);
+                            let r = srs.reencrypt(
+                                &reader_id(i),
+                                rec.header(),
+                                sesphr::srs::Purpose::Treatment,
+                            );
                             let end = now_ns();
                             let verdict = match r {
                                 Ok(_) => "ok",
@@ -201,8 +210,7 @@ fn child() {
             for n in from.. {
                 let kp = KeyPair::generate();
                 let id = Identity::new(format!("late-{n}")).unwrap();
-                srs.add_user(&id, Role::Researcher, &kp)
-                    .unwrap();
+                srs.add_user(&id, Role::Researcher, &kp).unwrap();
                 say(format!("ack {n}"));
             }
         }
@@ -212,7 +220,9 @@ fn child() {
             let headers: Vec<&PortionHeader> = recs.iter().map(SealedPortion::header).collect();
             let batches = env_usize("SESPHR_PG_OPS");
             for b in 0..batches {
-                let out = srs.reencrypt_batch(&reader_id(0), &headers, sesphr::srs::Purpose::Treatment).unwrap();
+                let out = srs
+                    .reencrypt_batch(&reader_id(0), &headers, sesphr::srs::Purpose::Treatment)
+                    .unwrap();
                 assert!(out.iter().all(Result::is_ok));
                 say(format!("batch {b}"));
             }
@@ -229,7 +239,9 @@ fn two_srs_on_one_database_see_each_others_changes_at_once() {
     setup(&a);
     let rec = record();
     // B learns of A's grants at its first request (a denial looks again).
-    let rc = b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    let rc = b
+        .reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
     assert_eq!(
         rec.open_as_delegatee(&user(0), &rc).unwrap(),
         b"result: 5.4 mmol/L"
@@ -238,7 +250,11 @@ fn two_srs_on_one_database_see_each_others_changes_at_once() {
     revoke(&a, 0);
     let r = b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment);
     assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
-    let r = b.reencrypt_batch(&reader_id(0), &[rec.header(), rec.header()], sesphr::srs::Purpose::Treatment);
+    let r = b.reencrypt_batch(
+        &reader_id(0),
+        &[rec.header(), rec.header()],
+        sesphr::srs::Purpose::Treatment,
+    );
     assert!(r.unwrap().iter().all(|x| matches!(x, Err(Denial::Revoked))),);
     // Unique identities and keys hold across processes.
     let kp = user(1);
@@ -448,7 +464,8 @@ fn history(cluster: &Cluster, db: &str) -> Checkpoint {
     let srs = open(&cluster.conninfo(db));
     setup(&srs);
     let rec = record();
-    srs.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    srs.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
     revoke(&srs, 2);
     srs.drop_user(&reader_id(1)).unwrap();
     srs.checkpoint().unwrap()
@@ -474,7 +491,12 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
     {
         let srs = open(&cluster.conninfo("base"));
         grant(&srs, 2);
-        srs.reencrypt(&reader_id(2), record().header(), sesphr::srs::Purpose::Treatment).unwrap();
+        srs.reencrypt(
+            &reader_id(2),
+            record().header(),
+            sesphr::srs::Purpose::Treatment,
+        )
+        .unwrap();
     }
     let newest = open(&cluster.conninfo("base")).checkpoint().unwrap();
     let current = cluster.dump("base", "current.sql");
@@ -566,7 +588,11 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
     // then every call is refused, the reload included: never accepted.
     let mut rolled_back = 0;
     for attempt in 0..6 {
-        let r = live.add_user(&Identity::new(format!("after-{attempt}")).unwrap(), Role::Researcher, &KeyPair::generate());
+        let r = live.add_user(
+            &Identity::new(format!("after-{attempt}")).unwrap(),
+            Role::Researcher,
+            &KeyPair::generate(),
+        );
         match r {
             Err(SrsError::RolledBack { .. }) => rolled_back += 1,
             Err(SrsError::Store(e)) if rolled_back == 0 => {
@@ -576,7 +602,11 @@ fn edited_replayed_and_deleted_rows_and_a_restored_dump_are_refused() {
         }
     }
     assert!(rolled_back >= 3, "{rolled_back}");
-    let r = live.reencrypt(&reader_id(0), record().header(), sesphr::srs::Purpose::Treatment);
+    let r = live.reencrypt(
+        &reader_id(0),
+        record().header(),
+        sesphr::srs::Purpose::Treatment,
+    );
     assert!(matches!(r, Err(SrsError::RolledBack { .. })), "{r:?}");
 }
 
@@ -653,7 +683,11 @@ fn a_terminated_backend_or_a_timeout_is_a_typed_error_and_nothing_is_half_applie
     assert_eq!(open(&ci).registry(), before);
     assert_eq!(srs.verify_audit().unwrap(), entries);
     revoke(&srs, 0);
-    let r = srs.reencrypt(&reader_id(0), record().header(), sesphr::srs::Purpose::Treatment);
+    let r = srs.reencrypt(
+        &reader_id(0),
+        record().header(),
+        sesphr::srs::Purpose::Treatment,
+    );
     assert!(matches!(r, Err(SrsError::Denied(Denial::Revoked))), "{r:?}");
 }
 
@@ -714,17 +748,22 @@ fn a_request_whose_grant_is_revoked_elsewhere_before_it_commits_is_denied() {
     )
     .unwrap();
     let rec = record();
-    b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
     for batch in [false, true] {
         clock.armed.store(true, std::sync::atomic::Ordering::SeqCst);
         // The revocation returned on A while B was deciding: B served the
         // request from a registry that had not heard of it yet, and the
         // commit's re-check (after catching up) refuses it.
         let r = if batch {
-            b.reencrypt_batch(&reader_id(0), &[rec.header()], sesphr::srs::Purpose::Treatment)
-                .unwrap()
-                .remove(0)
-                .map_err(SrsError::Denied)
+            b.reencrypt_batch(
+                &reader_id(0),
+                &[rec.header()],
+                sesphr::srs::Purpose::Treatment,
+            )
+            .unwrap()
+            .remove(0)
+            .map_err(SrsError::Denied)
         } else {
             b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
         };
@@ -745,7 +784,8 @@ fn an_archive_made_by_one_process_is_followed_by_the_others() {
     setup(&a);
     let rec = record();
     for _ in 0..5 {
-        a.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
+        a.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
+            .unwrap();
     }
     let cp = a.checkpoint().unwrap();
     let mut segment = Vec::new();
@@ -754,7 +794,8 @@ fn an_archive_made_by_one_process_is_followed_by_the_others() {
     verify_segment(&mut segment.as_slice(), &a.verifying_key()).unwrap();
     // B, which never looked since before the archive, commits and verifies
     // from the new base; a third process opens.
-    b.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    b.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
     assert_eq!(b.verify_audit().unwrap(), cp.seq + 1);
     a.sync().unwrap();
     assert_eq!(a.verify_audit().unwrap(), cp.seq + 1);

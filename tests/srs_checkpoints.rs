@@ -37,9 +37,15 @@ fn world(path: &std::path::Path, every: u64, sink: Option<Arc<Mutex<Vec<Checkpoi
     if srs.open_report().created {
         srs.add_patient(&p, &[(k.public().label().clone(), k.public().epoch())])
             .unwrap();
-        srs.add_user(&doc, Role::Doctor, &user(1))
-            .unwrap();
-        srs.give(&p, &med, &doc, ReKey::generate(&k, user(1).public()), Scope::AllRecords, None)
+        srs.add_user(&doc, Role::Doctor, &user(1)).unwrap();
+        srs.give(
+            &p,
+            &med,
+            &doc,
+            ReKey::generate(&k, user(1).public()),
+            Scope::AllRecords,
+            None,
+        )
         .unwrap();
     }
     let header = SealedPortion::seal(k.public(), RecordId::random(), T0, b"r")
@@ -55,7 +61,10 @@ fn traffic(w: &World, n: usize) {
     let mut left = n;
     while left > 0 {
         let k = left.min(256);
-        let out = w.srs.reencrypt_batch(&w.doc, &batch[..k], sesphr::srs::Purpose::Treatment).unwrap();
+        let out = w
+            .srs
+            .reencrypt_batch(&w.doc, &batch[..k], sesphr::srs::Purpose::Treatment)
+            .unwrap();
         assert!(out.iter().all(Result::is_ok));
         left -= k;
     }
@@ -149,7 +158,9 @@ fn re_encryptions_go_on_while_the_audit_is_verified() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let was = verifying.load(Ordering::SeqCst);
-                w.srs.reencrypt(&w.doc, &w.header, sesphr::srs::Purpose::Treatment).unwrap();
+                w.srs
+                    .reencrypt(&w.doc, &w.header, sesphr::srs::Purpose::Treatment)
+                    .unwrap();
                 if was && verifying.load(Ordering::SeqCst) {
                     during.fetch_add(1, Ordering::SeqCst);
                 }

@@ -38,8 +38,7 @@ fn no_reencryption_succeeds_after_revoke_returns() {
         .collect();
     let pairs: Vec<KeyPair> = (0..USERS).map(|u| user(u as u8)).collect();
     for u in 0..USERS {
-        srs.add_user(&ids[u], Role::Doctor, &pairs[u])
-            .unwrap();
+        srs.add_user(&ids[u], Role::Doctor, &pairs[u]).unwrap();
     }
     let sealed: Vec<SealedPortion> = (0..8)
         .map(|i| SealedPortion::seal(k.public(), RecordId::random(), T0 + i, b"x").unwrap())
@@ -51,7 +50,14 @@ fn no_reencryption_succeeds_after_revoke_returns() {
     let denials = AtomicU64::new(0);
     for round in 0..ROUNDS {
         for u in 0..USERS {
-            srs.give(&p, &lab, &ids[u], ReKey::generate(&k, pairs[u].public()), Scope::AllRecords, None)
+            srs.give(
+                &p,
+                &lab,
+                &ids[u],
+                ReKey::generate(&k, pairs[u].public()),
+                Scope::AllRecords,
+                None,
+            )
             .unwrap();
         }
         // `revoked[u]` is set only after revoke(u) has returned.
@@ -77,7 +83,11 @@ fn no_reencryption_succeeds_after_revoke_returns() {
                                 .unwrap()
                                 .map_err(SrsError::Denied)
                         } else {
-                            srs.reencrypt(&ids[u], sealed[i % sealed.len()].header(), sesphr::srs::Purpose::Treatment)
+                            srs.reencrypt(
+                                &ids[u],
+                                sealed[i % sealed.len()].header(),
+                                sesphr::srs::Purpose::Treatment,
+                            )
                         };
                         ops.fetch_add(1, Ordering::Relaxed);
                         match res {
@@ -150,7 +160,14 @@ fn racing_grants_and_revocations_stay_consistent() {
     let s = SealedPortion::seal(k.public(), RecordId::random(), T0, b"y").unwrap();
     // A first grant before the race, so that a re-encryption only ever meets
     // a granted or a revoked grant (never none at all).
-    srs.give(&p, &lab, &id, ReKey::generate(&k, kp.public()), Scope::AllRecords, None)
+    srs.give(
+        &p,
+        &lab,
+        &id,
+        ReKey::generate(&k, kp.public()),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
     std::thread::scope(|sc| {
         for t in 0..4 {
@@ -159,10 +176,17 @@ fn racing_grants_and_revocations_stay_consistent() {
                 for i in 0..90 {
                     match (i + t) % 3 {
                         0 => {
-                            srs.give(&p, lab, id, ReKey::generate(k, kp.public()), Scope::AllRecords, None)
+                            srs.give(
+                                p,
+                                lab,
+                                id,
+                                ReKey::generate(k, kp.public()),
+                                Scope::AllRecords,
+                                None,
+                            )
                             .unwrap();
                         }
-                        1 => match srs.take(&p, lab, id) {
+                        1 => match srs.take(p, lab, id) {
                             Ok(_) | Err(SrsError::NotGranted) => {}
                             Err(e) => panic!("{e:?}"),
                         },

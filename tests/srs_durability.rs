@@ -36,8 +36,7 @@ fn setup(path: &std::path::Path) -> (Srs, PatientKeys) {
         let keys: Vec<(PortionLabel, u32)> = LABELS.iter().map(|l| (label(l), 0)).collect();
         srs.add_patient(&p, &keys).unwrap();
         for (u, id) in ids().iter().enumerate() {
-            srs.add_user(id, Role::Doctor, &user(u as u8))
-                .unwrap();
+            srs.add_user(id, Role::Doctor, &user(u as u8)).unwrap();
         }
     }
     (srs, p)
@@ -51,17 +50,42 @@ fn a_restart_restores_identical_state() {
     let ids = ids();
     let med = label("medical");
     let k = p.portion_secret(&med, 0);
-    srs.give(&p, &med, &ids[0], ReKey::generate(&k, user(0).public()), Scope::AllRecords, None)
+    srs.give(
+        &p,
+        &med,
+        &ids[0],
+        ReKey::generate(&k, user(0).public()),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
-    srs.give(&p, &med, &ids[1], ReKey::generate(&k, user(1).public()), Scope::Since(5), Some(u64::MAX))
+    srs.give(
+        &p,
+        &med,
+        &ids[1],
+        ReKey::generate(&k, user(1).public()),
+        Scope::Since(5),
+        Some(u64::MAX),
+    )
     .unwrap();
-    srs.give(&p, &med, &ids[2], ReKey::generate(&k, user(2).public()), Scope::AllRecords, None)
+    srs.give(
+        &p,
+        &med,
+        &ids[2],
+        ReKey::generate(&k, user(2).public()),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
     srs.take(&p, &med, &ids[1]).unwrap();
     srs.drop_user(&ids[2]).unwrap();
     let sealed = SealedPortion::seal(k.public(), RecordId::random(), T0, b"ecg").unwrap();
-    srs.reencrypt(&ids[0], sealed.header(), sesphr::srs::Purpose::Treatment).unwrap();
-    assert!(srs.reencrypt(&ids[1], sealed.header(), sesphr::srs::Purpose::Treatment).is_err());
+    srs.reencrypt(&ids[0], sealed.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
+    assert!(
+        srs.reencrypt(&ids[1], sealed.header(), sesphr::srs::Purpose::Treatment)
+            .is_err()
+    );
     let view = srs.registry();
     let entries = srs.audit_entries(1, usize::MAX).unwrap();
     let n = srs.verify_audit().unwrap();
@@ -72,7 +96,9 @@ fn a_restart_restores_identical_state() {
     assert_eq!(srs.audit_entries(1, usize::MAX).unwrap(), entries);
     assert_eq!(srs.verify_audit().unwrap(), n);
     // The restored grant works; the revoked one stays revoked; the removed user stays removed.
-    let rc = srs.reencrypt(&ids[0], sealed.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    let rc = srs
+        .reencrypt(&ids[0], sealed.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
     assert_eq!(sealed.open_as_delegatee(&user(0), &rc).unwrap(), b"ecg");
     assert!(matches!(
         srs.reencrypt(&ids[1], sealed.header(), sesphr::srs::Purpose::Treatment),
@@ -148,7 +174,7 @@ fn crash_child() {
             writeln!(out, "BEGIN grant {u} {l}").unwrap();
             out.flush().unwrap();
             srs.give(&p, &labels[l], &ids[u], rk, Scope::AllRecords, None)
-            .unwrap();
+                .unwrap();
             writeln!(out, "ACK grant {u} {l}").unwrap();
         }
         out.flush().unwrap();

@@ -36,15 +36,20 @@ fn world() -> World {
     let (doc, doc_keys) = (Identity::new("doc").unwrap(), user(1));
     let (nurse, nurse_keys) = (Identity::new("nurse").unwrap(), user(2));
     let gone = Identity::new("gone").unwrap();
-    srs.add_user(&doc, Role::Doctor, &doc_keys)
-        .unwrap();
+    srs.add_user(&doc, Role::Doctor, &doc_keys).unwrap();
     srs.add_user(&nurse, Role::Other("nurse".into()), &nurse_keys)
         .unwrap();
-    srs.add_user(&gone, Role::Family, &user(3))
-        .unwrap();
+    srs.add_user(&gone, Role::Family, &user(3)).unwrap();
     srs.drop_user(&gone).unwrap();
     let med = label("medical");
-    srs.give(&alice, &med, &doc, ReKey::generate(&alice.portion_secret(&med, 0), doc_keys.public()), Scope::AllRecords, None)
+    srs.give(
+        &alice,
+        &med,
+        &doc,
+        ReKey::generate(&alice.portion_secret(&med, 0), doc_keys.public()),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
     World {
         srs,
@@ -95,19 +100,13 @@ fn registry_errors_leave_state_unchanged() {
     refused(
         &w,
         "removed identity reused",
-        |w| {
-            w.srs
-                .add_user(&w.gone, Role::Family, &user(51))
-        },
+        |w| w.srs.add_user(&w.gone, Role::Family, &user(51)),
         |e| matches!(e, SrsError::AlreadyRegistered),
     );
     refused(
         &w,
         "public key reused",
-        |w| {
-            w.srs
-                .add_user(&unknown, Role::Doctor, &w.doc_keys)
-        },
+        |w| w.srs.add_user(&unknown, Role::Doctor, &w.doc_keys),
         |e| matches!(e, SrsError::KeyInUse),
     );
     refused(
@@ -134,7 +133,7 @@ fn registry_errors_leave_state_unchanged() {
         |w| {
             let p = PatientKeys::from_master(unknown.clone(), &patient(61).master_bytes());
             w.srs
-                .add_portions(&consent::PatientRegistration::new(&p, &[(xray.clone(), 0)]))
+                .add_portions(&consent::PatientRegistration::new(&p, &[(xray.clone(), 0)]).unwrap())
         },
         |e| matches!(e, SrsError::UnknownPatient),
     );
@@ -142,8 +141,9 @@ fn registry_errors_leave_state_unchanged() {
         &w,
         "same label and epoch again",
         |w| {
-            w.srs
-                .add_portions(&consent::PatientRegistration::new(&w.alice, &[(med.clone(), 0)]))
+            w.srs.add_portions(
+                &consent::PatientRegistration::new(&w.alice, &[(med.clone(), 0)]).unwrap(),
+            )
         },
         |e| matches!(e, SrsError::KeyInUse | SrsError::AlreadyRegistered),
     );
@@ -155,8 +155,9 @@ fn registry_errors_leave_state_unchanged() {
             // a stranger whose identity is alice's but master differs:
             let imposter =
                 PatientKeys::from_master(w.alice.patient().clone(), &patient(62).master_bytes());
-            w.srs
-                .add_portions(&consent::PatientRegistration::new(&imposter, &[(xray.clone(), 0)]))
+            w.srs.add_portions(
+                &consent::PatientRegistration::new(&imposter, &[(xray.clone(), 0)]).unwrap(),
+            )
         },
         |e| matches!(e, SrsError::Malformed(Error::InvalidSignature { .. })),
     );
@@ -210,7 +211,14 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "unknown user",
         |w| {
-            w.srs.give(&w.alice, &med, &unknown, rk(&alice_med, &w.nurse_keys), Scope::AllRecords, None)
+            w.srs.give(
+                &w.alice,
+                &med,
+                &unknown,
+                rk(&alice_med, &w.nurse_keys),
+                Scope::AllRecords,
+                None,
+            )
         },
         |e| matches!(e, SrsError::UnknownUser),
     );
@@ -218,7 +226,14 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "removed user",
         |w| {
-            w.srs.give(&w.alice, &med, &w.gone, rk(&alice_med, &user(3)), Scope::AllRecords, None)
+            w.srs.give(
+                &w.alice,
+                &med,
+                &w.gone,
+                rk(&alice_med, &user(3)),
+                Scope::AllRecords,
+                None,
+            )
         },
         |e| matches!(e, SrsError::UserRemoved),
     );
@@ -236,7 +251,14 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         &w,
         "rekey for another user",
         |w| {
-            w.srs.give(&w.alice, &med, &w.nurse, rk(&alice_med, &w.doc_keys), Scope::AllRecords, None)
+            w.srs.give(
+                &w.alice,
+                &med,
+                &w.nurse,
+                rk(&alice_med, &w.doc_keys),
+                Scope::AllRecords,
+                None,
+            )
         },
         |e| matches!(e, SrsError::ReKeyMismatch),
     );
@@ -256,7 +278,8 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
         |w| {
             let signed_for = rk(&alice_med, &w.nurse_keys);
             let g = sign(&w.alice, &med, 0, &w.nurse, &signed_for);
-            w.srs.grant(&g, rk(&w.bob.portion_secret(&med, 0), &w.nurse_keys))
+            w.srs
+                .grant(&g, rk(&w.bob.portion_secret(&med, 0), &w.nurse_keys))
         },
         |e| matches!(e, SrsError::ReKeyMismatch),
     );
@@ -367,7 +390,8 @@ fn reencrypt_denials_are_typed_audited_and_change_nothing_else() {
     let n = w.srs.verify_audit().unwrap();
     for bad in [&b""[..], b"SPHR", &s.header().to_bytes()[..50], &[0u8; 200]] {
         assert!(matches!(
-            w.srs.reencrypt_encoded(&w.doc, bad, sesphr::srs::Purpose::Treatment),
+            w.srs
+                .reencrypt_encoded(&w.doc, bad, sesphr::srs::Purpose::Treatment),
             Err(SrsError::Malformed(_))
         ));
     }
@@ -375,7 +399,11 @@ fn reencrypt_denials_are_typed_audited_and_change_nothing_else() {
     // The granted doctor still reads.
     let rc = w
         .srs
-        .reencrypt_encoded(&w.doc, &s.header().to_bytes(), sesphr::srs::Purpose::Treatment)
+        .reencrypt_encoded(
+            &w.doc,
+            &s.header().to_bytes(),
+            sesphr::srs::Purpose::Treatment,
+        )
         .unwrap();
     assert_eq!(s.open_as_delegatee(&w.doc_keys, &rc).unwrap(), b"r");
 }

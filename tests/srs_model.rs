@@ -286,13 +286,19 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 let expected = model.may_read(u, rec.label, created, now);
                 let rid = |r: &Record| r.sealed.header().context().record_id();
                 if expected.is_ok() {
-                    model.disclosures.push((now, u, rec.label, rid(rec), purpose));
+                    model
+                        .disclosures
+                        .push((now, u, rec.label, rid(rec), purpose));
                 }
                 let got = if batch {
                     // A batch of the chosen record and one more: each judged on its own.
                     let other = &records[(record + 1) % records.len()];
                     let out = s
-                        .reencrypt_batch(&ids[u], &[rec.sealed.header(), other.sealed.header()], purpose)
+                        .reencrypt_batch(
+                            &ids[u],
+                            &[rec.sealed.header(), other.sealed.header()],
+                            purpose,
+                        )
                         .unwrap();
                     let other_expected = model.may_read(
                         u,
@@ -301,7 +307,9 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                         now,
                     );
                     if other_expected.is_ok() {
-                        model.disclosures.push((now, u, other.label, rid(other), purpose));
+                        model
+                            .disclosures
+                            .push((now, u, other.label, rid(other), purpose));
                     }
                     assert_eq!(
                         out[1].as_ref().map(|_| ()).map_err(|d| *d),
@@ -382,7 +390,11 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
     };
     assert_eq!(listed(0, u64::MAX), model.disclosures);
     let end = clock.now();
-    for (from, to) in [(start, start), (start + 10, end), (start, (start + end) / 2)] {
+    for (from, to) in [
+        (start, start),
+        (start + 10, end),
+        (start, (start + end) / 2),
+    ] {
         let want: Vec<_> = model
             .disclosures
             .iter()
@@ -391,7 +403,11 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
             .collect();
         assert_eq!(listed(from, to), want, "window {from}..={to}");
     }
-    assert!(srs.disclosures(patient.patient(), end + 1, end).next().is_none());
+    assert!(
+        srs.disclosures(patient.patient(), end + 1, end)
+            .next()
+            .is_none()
+    );
 }
 
 proptest! {
@@ -463,26 +479,43 @@ fn backward_access_and_forward_revocation() {
         .collect();
 
     let (doc_id, doc) = (Identity::new("new-doctor").unwrap(), user(5));
-    srs.add_user(&doc_id, Role::Doctor, &doc)
-        .unwrap();
-    srs.give(&p, &lab, &doc_id, ReKey::generate(&k, doc.public()), Scope::AllRecords, None)
+    srs.add_user(&doc_id, Role::Doctor, &doc).unwrap();
+    srs.give(
+        &p,
+        &lab,
+        &doc_id,
+        ReKey::generate(&k, doc.public()),
+        Scope::AllRecords,
+        None,
+    )
     .unwrap();
     for s in &old {
-        let rc = srs.reencrypt(&doc_id, s.header(), sesphr::srs::Purpose::Treatment).unwrap();
+        let rc = srs
+            .reencrypt(&doc_id, s.header(), sesphr::srs::Purpose::Treatment)
+            .unwrap();
         assert_eq!(s.open_as_delegatee(&doc, &rc).unwrap(), b"old result");
     }
 
     let (res_id, res) = (Identity::new("researcher").unwrap(), user(6));
-    srs.add_user(&res_id, Role::Researcher, &res)
-        .unwrap();
-    srs.give(&p, &lab, &res_id, ReKey::generate(&k, res.public()), Scope::Since(1_000), Some(2_000))
+    srs.add_user(&res_id, Role::Researcher, &res).unwrap();
+    srs.give(
+        &p,
+        &lab,
+        &res_id,
+        ReKey::generate(&k, res.public()),
+        Scope::Since(1_000),
+        Some(2_000),
+    )
     .unwrap();
     assert!(matches!(
         srs.reencrypt(&res_id, old[0].header(), sesphr::srs::Purpose::Treatment),
         Err(SrsError::Denied(Denial::OutOfScope))
     ));
     let new = SealedPortion::seal(k.public(), RecordId::random(), 1_500, b"new result").unwrap();
-    assert!(srs.reencrypt(&res_id, new.header(), sesphr::srs::Purpose::Treatment).is_ok());
+    assert!(
+        srs.reencrypt(&res_id, new.header(), sesphr::srs::Purpose::Treatment)
+            .is_ok()
+    );
     clock.set(2_000);
     assert!(matches!(
         srs.reencrypt(&res_id, new.header(), sesphr::srs::Purpose::Treatment),

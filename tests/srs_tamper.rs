@@ -89,18 +89,17 @@ fn history() -> History {
         .collect();
     let srs = open();
     srs.add_patient(&p, &[(med.clone(), 0), (lab.clone(), 0)])
-    .unwrap();
+        .unwrap();
     for (u, id) in ids.iter().enumerate() {
-        srs.add_user(id, Role::Doctor, &user(u as u8))
-            .unwrap();
+        srs.add_user(id, Role::Doctor, &user(u as u8)).unwrap();
         for l in [&med, &lab] {
             let rk = ReKey::generate(&p.portion_secret(l, 0), user(u as u8).public());
-            srs.give(&p, l, id, rk, Scope::AllRecords, None)
-                .unwrap();
+            srs.give(&p, l, id, rk, Scope::AllRecords, None).unwrap();
         }
     }
     let s = SealedPortion::seal(&p.portion_public(&med, 0), RecordId::random(), T0, b"x").unwrap();
-    srs.reencrypt(&ids[0], s.header(), sesphr::srs::Purpose::Treatment).unwrap();
+    srs.reencrypt(&ids[0], s.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
     drop(srs);
     copy("after-grants");
     let srs = open();
@@ -112,8 +111,12 @@ fn history() -> History {
     drop(srs);
     copy("after-remove");
     let srs = open();
-    srs.reencrypt(&ids[0], s.header(), sesphr::srs::Purpose::Treatment).unwrap();
-    assert!(srs.reencrypt(&ids[1], s.header(), sesphr::srs::Purpose::Treatment).is_err());
+    srs.reencrypt(&ids[0], s.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
+    assert!(
+        srs.reencrypt(&ids[1], s.header(), sesphr::srs::Purpose::Treatment)
+            .is_err()
+    );
     srs.checkpoint().unwrap();
     drop(srs);
     History {
@@ -410,11 +413,9 @@ fn after_revoke_the_sealed_key_is_nowhere_in_the_file_or_its_wal() {
     let srs = open(&path).unwrap();
     let p = patient(4);
     let med = label("medical");
-    srs.add_patient(&p, &[(med.clone(), 0)])
-        .unwrap();
+    srs.add_patient(&p, &[(med.clone(), 0)]).unwrap();
     let id = Identity::new("dr").unwrap();
-    srs.add_user(&id, Role::Doctor, &user(1))
-        .unwrap();
+    srs.add_user(&id, Role::Doctor, &user(1)).unwrap();
     let rk = ReKey::generate(&p.portion_secret(&med, 0), user(1).public());
     let secret_scalar = rk.to_bytes()[5..37].to_vec();
     srs.give(&p, &med, &id, rk, Scope::AllRecords, None)

@@ -93,7 +93,8 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
     let lab = label(c.label);
     let user_proof = user.prove_possession_with_rng(&uid, &mut rng);
     let registration =
-        consent::PatientRegistration::new_with_rng(&patient, &[(lab.clone(), c.epoch)], &mut rng);
+        consent::PatientRegistration::new_with_rng(&patient, &[(lab.clone(), c.epoch)], &mut rng)
+            .unwrap();
     let terms = consent::GrantOptions {
         scope: srs::Scope::Since(c.created_at),
         issued_at: Some(c.created_at),
@@ -276,7 +277,11 @@ fn vectors_decode_and_open_from_the_file_alone() {
         // and verifies under the keys derived from the secrets given.
         let uid = Identity::from_utf8(&bytes("user_id")).unwrap();
         let consent_key = patient.consent_public();
-        assert_eq!(consent_key.as_bytes()[..], bytes("consent_public")[..], "{name}");
+        assert_eq!(
+            consent_key.as_bytes()[..],
+            bytes("consent_public")[..],
+            "{name}"
+        );
         consent::KeyProof::from_bytes(&bytes("user_key_proof"))
             .unwrap()
             .verify_user(&uid, user.public())
@@ -289,9 +294,13 @@ fn vectors_decode_and_open_from_the_file_alone() {
         let grant = consent::SignedGrant::from_bytes(&bytes("signed_grant")).unwrap();
         assert_eq!(grant.to_bytes(), bytes("signed_grant"));
         grant.verify(&consent_key).unwrap();
-        assert!(grant.covers(&rekey), "{name}: the grant signs the vector's re-encryption key");
+        assert!(
+            grant.covers(&rekey),
+            "{name}: the grant signs the vector's re-encryption key"
+        );
         assert_eq!(grant.user(), &uid);
-        let revocation = consent::SignedRevocation::from_bytes(&bytes("signed_revocation")).unwrap();
+        let revocation =
+            consent::SignedRevocation::from_bytes(&bytes("signed_revocation")).unwrap();
         assert_eq!(revocation.to_bytes(), bytes("signed_revocation"));
         revocation.verify(&consent_key).unwrap();
         // Another patient's consent key verifies none of them.

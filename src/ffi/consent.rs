@@ -8,8 +8,7 @@ use super::{
 };
 use crate::ReKey;
 use crate::consent::{
-    GrantOptions, KeyProof, PatientRegistration, RequestId, RevocationReceipt,
-    decode_verifying_key,
+    GrantOptions, KeyProof, PatientRegistration, RequestId, RevocationReceipt, decode_verifying_key,
 };
 use crate::model::{Role, Scope};
 
@@ -111,7 +110,7 @@ pub extern "C" fn sesphr_patient_registration(
             .zip(epochs)
             .map(|((&p, &l), &e)| Ok((label(p, l)?, e)))
             .collect::<Result<Vec<_>, sesphr_result>>()?;
-        put_buffer(o, PatientRegistration::new(k, &portions).to_bytes());
+        put_buffer(o, PatientRegistration::new(k, &portions)?.to_bytes());
         Ok(())
     })
 }
@@ -160,10 +159,11 @@ pub extern "C" fn sesphr_sign_grant(
                 )?)?);
             }
             if !c.emergency_role.is_null() {
-                let role: Role = core::str::from_utf8(bytes(c.emergency_role, c.emergency_role_len)?)
-                    .ok()
-                    .and_then(|r| r.parse().ok())
-                    .ok_or(sesphr_result::InvalidArgument)?;
+                let role: Role =
+                    core::str::from_utf8(bytes(c.emergency_role, c.emergency_role_len)?)
+                        .ok()
+                        .and_then(|r| r.parse().ok())
+                        .ok_or(sesphr_result::InvalidArgument)?;
                 opts.emergency = Some(role);
             }
             if c.issued_at != 0 {
@@ -212,8 +212,8 @@ pub extern "C" fn sesphr_sign_refusal(
         let k = handle_ref(keys)?;
         let o = out(out_buffer)?;
         let id = RequestId::from_slice(bytes(request, request_len)?)?;
-        let reason =
-            core::str::from_utf8(bytes(reason, reason_len)?).map_err(|_| sesphr_result::Malformed)?;
+        let reason = core::str::from_utf8(bytes(reason, reason_len)?)
+            .map_err(|_| sesphr_result::Malformed)?;
         put_buffer(o, k.sign_refusal(id, reason)?.to_bytes());
         Ok(())
     })

@@ -44,7 +44,7 @@
 //! let srs = Srs::in_memory()?;
 //! let alice = PatientKeys::generate(Identity::new("alice")?);
 //! let lab = PortionLabel::new("lab")?;
-//! srs.register_patient(&PatientRegistration::new(&alice, &[(lab.clone(), 0)]))?;
+//! srs.register_patient(&PatientRegistration::new(&alice, &[(lab.clone(), 0)])?)?;
 //!
 //! let doctor_id = Identity::new("dr-bob")?;
 //! let doctor = KeyPair::generate();

@@ -12,16 +12,16 @@ use std::hash::{BuildHasher, RandomState};
 use hashbrown::HashTable;
 
 use crate::capsule::VerifiedHeader;
+use crate::consent::RequestId;
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{PortionPublicKey, PublicKey};
-use crate::consent::RequestId;
 use crate::model::{
     AccessRequest, Denial, GrantKey, GrantTerms, RequestStatus, Role, UserRecord, UserStatus,
 };
 use crate::reencrypt::ServingKey;
 use crate::srs::rows::{
-    Consented, GRANT, GrantRow, GrantState, PatientRow, PortionRow, REQUEST, RequestRow, Row, RowImage, USER,
-    UserRow, request_body, terms_body, user_body,
+    Consented, GRANT, GrantRow, GrantState, PatientRow, PortionRow, REQUEST, RequestRow, Row,
+    RowImage, USER, UserRow, request_body, terms_body, user_body,
 };
 use crate::srs::types::SrsError;
 
@@ -595,7 +595,10 @@ impl Registry {
 
     fn apply_request(&mut self, r: RequestRow, generation: u64) {
         if r.answer.is_none() {
-            self.pending.entry(r.patient.clone()).or_default().insert(r.id);
+            self.pending
+                .entry(r.patient.clone())
+                .or_default()
+                .insert(r.id);
         } else if let Some(set) = self.pending.get_mut(&r.patient) {
             set.remove(&r.id);
             if set.is_empty() {

@@ -175,7 +175,7 @@ pub(crate) fn terms_body(
         v.push(u8::from(terms.emergency));
         put_u64(&mut v, consent.at);
         // At most MAX_SAME_SECOND (255) nonces.
-        v.push(consent.nonces.len() as u8);
+        v.push(u8::try_from(consent.nonces.len()).unwrap_or(u8::MAX));
         for n in &consent.nonces {
             v.extend_from_slice(n);
         }

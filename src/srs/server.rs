@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLockReadGuard};
 
 use crate::capsule::{PortionHeader, VerifiedHeader};
-use crate::ids::{Identity, PortionLabel};
-use crate::keys::{EscrowKeyIssuer, KeyPair, PortionPublicKey, PublicKey};
 use crate::consent::KeyProof;
 use crate::consent::{
     Actor, PatientRegistration, RequestId, RevocationReceipt, SignedGrant, SignedRefusal,
     SignedRevocation, user_evidence,
 };
+use crate::ids::{Identity, PortionLabel};
+use crate::keys::{EscrowKeyIssuer, KeyPair, PortionPublicKey, PublicKey};
 use crate::model::{
     AccessReason, AccessRequest, AuditAction, AuditEntry, AuditOutcome, Checkpoint, Denial,
     Disclosure, GrantKey, GrantTerms, Purpose, Role, UserRecord, check_text,
@@ -595,7 +595,9 @@ impl Srs {
         drop(rekey);
         let g = grant.clone();
         self.change(move |reg| {
-            let pid = reg.patient_id(g.patient()).ok_or(SrsError::UnknownPatient)?;
+            let pid = reg
+                .patient_id(g.patient())
+                .ok_or(SrsError::UnknownPatient)?;
             let consent = patient_consent(reg, pid)?;
             g.verify(&consent)?;
             let uid = reg.user_id(g.user()).ok_or(SrsError::UnknownUser)?;
@@ -645,8 +647,7 @@ impl Srs {
                 if req.answer.is_some() {
                     return Err(SrsError::RequestAnswered);
                 }
-                if &req.patient != g.patient() || &req.user != g.user() || &req.label != g.label()
-                {
+                if &req.patient != g.patient() || &req.user != g.user() || &req.label != g.label() {
                     return Err(SrsError::Malformed(crate::Error::Malformed {
                         what: "grant does not match the request it answers",
                     }));
@@ -702,7 +703,9 @@ impl Srs {
         let ended = Arc::new(AtomicU32::new(0));
         let count = ended.clone();
         let out = self.journal.commit(Box::new(move |reg| {
-            let pid = reg.patient_id(r.patient()).ok_or(SrsError::UnknownPatient)?;
+            let pid = reg
+                .patient_id(r.patient())
+                .ok_or(SrsError::UnknownPatient)?;
             let consent = patient_consent(reg, pid)?;
             r.verify(&consent)?;
             let uid = reg.user_id(r.user()).ok_or(SrsError::UnknownUser)?;
@@ -715,7 +718,10 @@ impl Srs {
                 signed: Some((r.issued_at(), r.nonce())),
             };
             let change = plan_label_revocation(reg, pid, uid, r.label(), &why)?;
-            count.store(u32::try_from(change.rows.len()).unwrap_or(u32::MAX), Ordering::SeqCst);
+            count.store(
+                u32::try_from(change.rows.len()).unwrap_or(u32::MAX),
+                Ordering::SeqCst,
+            );
             Ok(change)
         }))?;
         Ok(RevocationReceipt::new(
@@ -762,7 +768,10 @@ impl Srs {
                 signed: None,
             };
             let change = plan_label_revocation(reg, pid, uid, &l, &why)?;
-            count.store(u32::try_from(change.rows.len()).unwrap_or(u32::MAX), Ordering::SeqCst);
+            count.store(
+                u32::try_from(change.rows.len()).unwrap_or(u32::MAX),
+                Ordering::SeqCst,
+            );
             Ok(change)
         }))?;
         Ok(RevocationReceipt::new(
@@ -1181,8 +1190,8 @@ impl Srs {
                     report.unsigned += 1;
                     return Ok(());
                 }
-                let checked = check_entry(e, &lookup)
-                    .map_err(|_| SrsError::InvalidConsent { seq: e.seq })?;
+                let checked =
+                    check_entry(e, &lookup).map_err(|_| SrsError::InvalidConsent { seq: e.seq })?;
                 match checked {
                     Checked::Registration(k) => {
                         if let Some(p) = &e.patient {
@@ -1217,7 +1226,9 @@ impl Srs {
                 continue;
             };
             if c.as_bytes() != s {
-                return Err(SrsError::Tampered("an active grant is not the one its patient signed"));
+                return Err(SrsError::Tampered(
+                    "an active grant is not the one its patient signed",
+                ));
             }
             report.active_checked += 1;
         }
@@ -1430,7 +1441,10 @@ fn plan_revoke(
 ) -> Result<(), SrsError> {
     let (patient, label, epoch) = reg.portion_owner(portion).ok_or(SrsError::UnknownPortion)?;
     let terms = reg.grant_terms(portion, user).ok_or(SrsError::NotGranted)?;
-    let current = reg.grant_consent(portion, user).cloned().unwrap_or_default();
+    let current = reg
+        .grant_consent(portion, user)
+        .cloned()
+        .unwrap_or_default();
     let consent = match r.signed {
         Some((at, nonce)) => current.admit(at, nonce).ok_or(SrsError::Replayed)?,
         None => current,
@@ -1719,7 +1733,13 @@ impl Iterator for Disclosures<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.page.is_empty() && !self.done {
             let store = self.srs.journal.store();
-            match store.disclosures(&self.patient, self.from, self.to, self.after, DISCLOSURE_PAGE) {
+            match store.disclosures(
+                &self.patient,
+                self.from,
+                self.to,
+                self.after,
+                DISCLOSURE_PAGE,
+            ) {
                 Ok(page) => {
                     self.done = page.len() < DISCLOSURE_PAGE;
                     self.page = page.into_iter().map(|r| r.entry).collect();
@@ -1734,7 +1754,10 @@ impl Iterator for Disclosures<'_> {
         self.after = Some((e.time, e.seq));
         // The index is not authenticated row by row: what it points to must
         // be a disclosure of this patient in the window.
-        if crate::store::disclosed(&e) != Some(&self.patient) || e.time < self.from || e.time > self.to {
+        if crate::store::disclosed(&e) != Some(&self.patient)
+            || e.time < self.from
+            || e.time > self.to
+        {
             self.done = true;
             self.page.clear();
             return Some(Err(SrsError::Tampered("disclosure index")));

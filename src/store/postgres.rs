@@ -41,7 +41,8 @@ use crate::model::{AuditEntry, Checkpoint};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE sesphr_registry (
     kind smallint NOT NULL, key bytea NOT NULL, generation bigint NOT NULL,
     body bytea NOT NULL, secret bytea, mac bytea NOT NULL,
@@ -50,11 +51,13 @@ CREATE INDEX sesphr_registry_generation ON sesphr_registry (generation);
 CREATE TABLE sesphr_audit (seq bigint PRIMARY KEY, entry bytea NOT NULL, hash bytea NOT NULL);
 CREATE TABLE sesphr_checkpoints (seq bigint PRIMARY KEY, checkpoint bytea NOT NULL);
 INSERT INTO sesphr_meta (name, value) VALUES ('head', NULL);
-", "
+",
+    "
 CREATE TABLE sesphr_disclosures (
     patient bytea NOT NULL, time bigint NOT NULL, seq bigint NOT NULL,
     PRIMARY KEY (patient, time, seq));
-"];
+",
+];
 
 /// The advisory lock key that serializes schema migrations.
 const MIGRATION_LOCK: i64 = 0x5345_5350_4852_0001;
@@ -293,9 +296,15 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     if version < 2 {
         // The disclosure index of what the log holds already.
         let rows = tx
-            .query("SELECT seq, entry, hash FROM sesphr_audit ORDER BY seq", &[])
+            .query(
+                "SELECT seq, entry, hash FROM sesphr_audit ORDER BY seq",
+                &[],
+            )
             .map_err(pg_err("migrating the schema"))?;
-        let records = rows.iter().map(decode_audit).collect::<Result<Vec<_>, _>>()?;
+        let records = rows
+            .iter()
+            .map(decode_audit)
+            .collect::<Result<Vec<_>, _>>()?;
         index_disclosures(&mut tx, &records).map_err(pg_err("migrating the schema"))?;
     }
     tx.execute(
@@ -361,7 +370,10 @@ fn clamp(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
-fn index_disclosures(tx: &mut Transaction<'_>, audit: &[AuditRecord]) -> Result<(), postgres::Error> {
+fn index_disclosures(
+    tx: &mut Transaction<'_>,
+    audit: &[AuditRecord],
+) -> Result<(), postgres::Error> {
     let mut patients: Vec<&[u8]> = Vec::new();
     let mut times = Vec::new();
     let mut seqs = Vec::new();

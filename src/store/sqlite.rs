@@ -346,8 +346,10 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
 
 fn index_disclosure(tx: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
     if let Some(p) = disclosed(e) {
-        tx.prepare_cached("INSERT OR IGNORE INTO disclosures (patient, time, seq) VALUES (?1, ?2, ?3)")?
-            .execute(params![p.as_bytes(), clamp(e.time), to_i64(e.seq)])?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO disclosures (patient, time, seq) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![p.as_bytes(), clamp(e.time), to_i64(e.seq)])?;
     }
     Ok(())
 }

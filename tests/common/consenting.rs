@@ -77,7 +77,7 @@ impl Consenting for sesphr::srs::Srs {
         p: &PatientKeys,
         portions: &[(PortionLabel, u32)],
     ) -> Result<(), sesphr::srs::SrsError> {
-        self.register_patient(&sesphr::consent::PatientRegistration::new(p, portions))
+        self.register_patient(&sesphr::consent::PatientRegistration::new(p, portions)?)
     }
 
     fn add_user(
