@@ -20,8 +20,8 @@ use crate::model::{
 };
 use crate::reencrypt::ServingKey;
 use crate::srs::rows::{
-    Consented, GRANT, GrantRow, GrantState, PatientRow, PortionRow, REQUEST, RequestRow, Row,
-    RowImage, USER, UserRow, request_body, terms_body, user_body,
+    Consented, GRANT, GrantRow, GrantState, PATIENT, PatientRow, PortionRow, REQUEST, RequestRow,
+    Row, RowImage, USER, UserRow, patient_body, request_body, terms_body, user_body,
 };
 use crate::srs::types::SrsError;
 
@@ -138,6 +138,8 @@ struct PatientSlot {
     name: Name,
     first_portion: u32,
     consent: Option<[u8; 32]>,
+    registered_at: u64,
+    generation: u64,
 }
 
 struct PortionSlot {
@@ -359,8 +361,12 @@ impl Registry {
     pub(crate) fn image_replaced_by(&self, row: &Row) -> Result<Option<RowImage>, SrsError> {
         match row {
             Row::User(u) => Ok(self.user_id(&u.identity).and_then(|id| self.user_image(id))),
+            // A patient row is replaced only to adopt a consent key.
             Row::Patient(p) => match self.patient_id(&p.identity) {
-                Some(_) => Err(CORRUPT),
+                Some(id) => match self.patient_image(id) {
+                    Some((img, None)) if p.consent_key.is_some() => Ok(Some(img)),
+                    _ => Err(CORRUPT),
+                },
                 None => Ok(None),
             },
             Row::Portion(p) => match self.portion_by_point(&p.point) {
@@ -529,6 +535,35 @@ impl Registry {
         self.patients.get(patient)?.consent
     }
 
+    /// The patient's row image and consent key.
+    pub(crate) fn patient_image(&self, patient: u32) -> Option<(RowImage, Option<[u8; 32]>)> {
+        let s = self.patients.get(patient)?;
+        let row = PatientRow {
+            identity: self.identity(s.name)?,
+            registered_at: s.registered_at,
+            consent_key: s.consent,
+        };
+        Some((
+            RowImage {
+                kind: PATIENT,
+                key: row.identity.as_bytes().to_vec(),
+                body: patient_body(&row),
+                generation: s.generation,
+            },
+            s.consent,
+        ))
+    }
+
+    /// When the patient was registered.
+    pub(crate) fn patient_registered_at(&self, patient: u32) -> Option<u64> {
+        Some(self.patients.get(patient)?.registered_at)
+    }
+
+    /// The patient's registered portion keys (points).
+    pub(crate) fn portion_points(&self, patient: u32) -> Vec<[u8; 32]> {
+        self.portions_of(patient).map(|(_, s)| s.point).collect()
+    }
+
     /// A user's role.
     pub(crate) fn user_role(&self, user: u32) -> Option<&Role> {
         self.users.get(user).map(|s| &s.role)
@@ -583,7 +618,7 @@ impl Registry {
     pub(crate) fn apply(&mut self, row: Row, generation: u64) -> Result<(), SrsError> {
         match row {
             Row::User(u) => self.apply_user(u, generation),
-            Row::Patient(p) => self.apply_patient(&p),
+            Row::Patient(p) => self.apply_patient(&p, generation),
             Row::Portion(p) => self.apply_portion(&p),
             Row::Grant(g) => self.apply_grant(g, generation),
             Row::Request(r) => {
@@ -646,15 +681,25 @@ impl Registry {
         Ok(())
     }
 
-    fn apply_patient(&mut self, p: &PatientRow) -> Result<(), SrsError> {
-        if self.patient_id(&p.identity).is_some() {
-            return Err(CORRUPT);
+    fn apply_patient(&mut self, p: &PatientRow, generation: u64) -> Result<(), SrsError> {
+        if let Some(id) = self.patient_id(&p.identity) {
+            // Only a patient registered without a consent key adopts one.
+            let s = self.patients.get_mut(id).ok_or(CORRUPT)?;
+            if s.consent.is_some() || p.consent_key.is_none() || s.registered_at != p.registered_at
+            {
+                return Err(CORRUPT);
+            }
+            s.consent = p.consent_key;
+            s.generation = generation;
+            return Ok(());
         }
         let name = self.intern(&p.identity);
         let id = self.patients.push(PatientSlot {
             name,
             first_portion: NONE,
             consent: p.consent_key,
+            registered_at: p.registered_at,
+            generation,
         })?;
         let h = self.h(p.identity.as_bytes());
         let (patients, hasher, names) = (&self.patients, &self.hasher, &self.names);

@@ -536,6 +536,59 @@ impl Srs {
         })
     }
 
+    /// Gives a patient registered before signed consent existed (no consent
+    /// key) their consent key: the registration must be signed with it and
+    /// prove possession of every portion key registered for the patient —
+    /// which only the patient's master secret can do. Audited with the
+    /// registration as evidence.
+    ///
+    /// # Errors
+    /// [`SrsError::UnknownPatient`]; [`SrsError::AlreadyRegistered`] if the
+    /// patient has a consent key; [`SrsError::Malformed`]
+    /// ([`crate::Error::InvalidSignature`]) if a signature or proof fails,
+    /// or a registered portion key is missing from the registration; store
+    /// errors.
+    pub fn adopt_consent_key(&self, registration: &PatientRegistration) -> Result<(), SrsError> {
+        registration.verify()?;
+        let now = self.clock.now();
+        let reg_bytes = registration.to_bytes();
+        let patient = registration.patient().clone();
+        let consent = registration.consent_key().to_bytes();
+        let proven: Vec<[u8; 32]> = registration
+            .portions()
+            .map(|k| k.key().to_bytes())
+            .collect();
+        self.change(move |reg| {
+            let pid = reg.patient_id(&patient).ok_or(SrsError::UnknownPatient)?;
+            let (img, current) = reg.patient_image(pid).ok_or(SrsError::UnknownPatient)?;
+            if current.is_some() {
+                return Err(SrsError::AlreadyRegistered);
+            }
+            if reg.portion_points(pid).iter().any(|p| !proven.contains(p)) {
+                return Err(SrsError::Malformed(crate::Error::InvalidSignature {
+                    what: "patient registration (a registered portion key is not proven)",
+                }));
+            }
+            let mut d = Draft::new(now, patient.as_str(), AuditAction::RegisterPatient);
+            d.patient = Some(patient.clone());
+            d.detail = "consent key adopted".to_owned();
+            d.evidence = reg_bytes;
+            let registered_at = reg
+                .patient_registered_at(pid)
+                .ok_or(SrsError::UnknownPatient)?;
+            Ok(Change {
+                rows: vec![Row::Patient(PatientRow {
+                    identity: patient,
+                    registered_at,
+                    consent_key: Some(consent),
+                })],
+                replaced: vec![img],
+                drafts: vec![d],
+                ..Change::audit(Vec::new())
+            })
+        })
+    }
+
     /// **Escrow mode**: issues the key pair of `identity` in `epoch` from the
     /// SRS's master seed (see [`SrsConfig::escrow`]). The issuance is audited;
     /// the host still registers the user with [`Srs::register_user`].
@@ -1766,5 +1819,96 @@ impl Iterator for Disclosures<'_> {
         Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
             "the disclosure index names an entry that is not a disclosure",
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::consent::GrantOptions;
+    use crate::{PatientKeys, PortionLabel};
+
+    /// A patient as an earlier version registered them: no consent key, no
+    /// proofs (this version's API cannot make one).
+    fn legacy_patient(srs: &Srs, p: &PatientKeys, labels: &[PortionLabel]) {
+        let now = srs.now();
+        let (id, keys): (Identity, Vec<PortionPublicKey>) = (
+            p.patient().clone(),
+            labels.iter().map(|l| p.portion_public(l, 0)).collect(),
+        );
+        srs.change(move |_| {
+            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPatient);
+            d.patient = Some(id.clone());
+            let mut change = Change {
+                rows: vec![Row::Patient(PatientRow {
+                    identity: id.clone(),
+                    registered_at: now,
+                    consent_key: None,
+                })],
+                drafts: vec![d],
+                ..Change::audit(Vec::new())
+            };
+            for k in &keys {
+                plan_portion(&mut change, &id, k, now, Vec::new());
+            }
+            Ok(change)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_legacy_patient_adopts_a_consent_key_by_proving_every_portion_key() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let key = StorageKey::generate();
+        let open = || Srs::open(SrsConfig::shared(store.clone(), key.clone())).unwrap();
+        let srs = open();
+        let p = PatientKeys::generate(Identity::new("legacy").unwrap());
+        let (lab, med) = (
+            PortionLabel::new("lab").unwrap(),
+            PortionLabel::new("medical").unwrap(),
+        );
+        legacy_patient(&srs, &p, &[lab.clone(), med.clone()]);
+        let doc = Identity::new("doc").unwrap();
+        let kp = KeyPair::generate();
+        srs.register_user(&doc, Role::Doctor, kp.public(), &kp.prove_possession(&doc))
+            .unwrap();
+        let rk = ReKey::generate(&p.portion_secret(&lab, 0), kp.public());
+        let g = p
+            .sign_grant(&lab, 0, &doc, &rk, &GrantOptions::default())
+            .unwrap();
+        assert!(matches!(
+            srs.grant(&g, rk.clone()),
+            Err(SrsError::NoConsentKey)
+        ));
+        // Proving one of the two portion keys is not enough.
+        let partial = PatientRegistration::new(&p, &[(lab.clone(), 0)]).unwrap();
+        assert!(matches!(
+            srs.adopt_consent_key(&partial),
+            Err(SrsError::Malformed(_))
+        ));
+        // Someone without the master secret cannot prove the keys.
+        let other = PatientKeys::from_master(p.patient().clone(), &[5; 32]);
+        let forged =
+            PatientRegistration::new(&other, &[(lab.clone(), 0), (med.clone(), 0)]).unwrap();
+        assert!(srs.adopt_consent_key(&forged).is_err());
+        assert_eq!(srs.consent_key(p.patient()), None);
+        let full = PatientRegistration::new(&p, &[(lab.clone(), 0), (med.clone(), 0)]).unwrap();
+        srs.adopt_consent_key(&full).unwrap();
+        assert!(matches!(
+            srs.adopt_consent_key(&full),
+            Err(SrsError::AlreadyRegistered)
+        ));
+        assert_eq!(srs.consent_key(p.patient()), Some(p.consent_public()));
+        srs.grant(&g, rk).unwrap();
+        // The adoption survives a reopen (the replaced row verifies).
+        drop(srs);
+        let srs = open();
+        assert_eq!(srs.consent_key(p.patient()), Some(p.consent_public()));
+        srs.verify_audit().unwrap();
+        let r = srs.verify_consent().unwrap();
+        // The legacy registration and its two portion keys carry no evidence.
+        assert_eq!(r.unsigned, 3);
+        assert_eq!((r.grants, r.active_checked), (1, 1));
     }
 }
