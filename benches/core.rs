@@ -322,5 +322,62 @@ fn core_ops(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, baselines, core_ops);
+/// What the SRS checks of a patient's consent: a signed grant (decode,
+/// Ed25519 signature, the re-encryption key is the one signed), a user's
+/// proof of possession, a registration of six portion keys.
+fn consent_ops(c: &mut Criterion) {
+    use sesphr::consent::{GrantOptions, PatientRegistration};
+    let mut r = rng();
+    let patient = PatientKeys::generate_with_rng(Identity::new("patient-0042").unwrap(), &mut r);
+    let lab = PortionLabel::new("lab").unwrap();
+    let user_id = Identity::new("dr-house").unwrap();
+    let user = KeyPair::generate_with_rng(&mut r);
+    let rekey = ReKey::generate_with_rng(&patient.portion_secret(&lab, 0), user.public(), &mut r);
+    let grant = patient
+        .sign_grant_with_rng(&lab, 0, &user_id, &rekey, &GrantOptions::default(), &mut r)
+        .unwrap();
+    let consent = patient.consent_public();
+    let bytes = grant.to_bytes();
+    let proof = user.prove_possession_with_rng(&user_id, &mut r);
+    let labels: Vec<(PortionLabel, u32)> = [
+        "personal",
+        "medical",
+        "insurance",
+        "prescription",
+        "lab",
+        "imaging",
+    ]
+    .iter()
+    .map(|l| (PortionLabel::new(*l).unwrap(), 0))
+    .collect();
+    let registration = PatientRegistration::new_with_rng(&patient, &labels, &mut r).unwrap();
+    let mut g = c.benchmark_group("consent");
+    g.bench_function("verify_grant", |b| {
+        b.iter(|| {
+            let g = consent::SignedGrant::from_bytes(black_box(&bytes)).unwrap();
+            g.verify(&consent).unwrap();
+            assert!(g.covers(&rekey));
+        })
+    });
+    g.bench_function("sign_grant", |b| {
+        b.iter(|| {
+            patient
+                .sign_grant_with_rng(&lab, 0, &user_id, &rekey, &GrantOptions::default(), &mut r)
+                .unwrap()
+        })
+    });
+    g.bench_function("verify_user_proof", |b| {
+        b.iter(|| {
+            black_box(&proof)
+                .verify_user(&user_id, user.public())
+                .unwrap()
+        })
+    });
+    g.bench_function("verify_registration_6", |b| {
+        b.iter(|| black_box(&registration).verify().unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, baselines, core_ops, consent_ops);
 criterion_main!(benches);

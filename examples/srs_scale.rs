@@ -5,11 +5,16 @@
 //! cargo run --release --example srs_scale -- memory 100000
 //! cargo run --release --example srs_scale -- build DB --patients P --entries E
 //! cargo run --release --example srs_scale -- open DB
+//! cargo run --release --example srs_scale -- disclosures
 //! cargo run --release --example srs_scale -- report
 //! ```
+//! `disclosures` times one patient's accounting of disclosures (10⁵ of
+//! them) in SQLite logs of 10⁶ and 10⁷ entries: the index makes it
+//! independent of the log's length.
 //! `report` measures memory per patient, grant and user (20,000 patients)
 //! and the open time of one database (1,000 patients) as its audit log grows
-//! to 10⁴, 10⁵ and 10⁶ entries, on a file under `target/`, and writes
+//! to 10⁴, 10⁵ and 10⁶ entries, on a file under `target/`, runs
+//! `disclosures`, and writes
 //! `target/sesphr-bench/scale.json` for the benchmark report's page.
 //! `open` prints the time to open, what open verified, and the process's
 //! peak resident memory; time it as a whole process to compare sizes.
@@ -43,7 +48,7 @@ const THREADS: usize = 32;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB | report"
+        "usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB | disclosures | report"
     );
     std::process::exit(2)
 }
@@ -201,14 +206,160 @@ fn report() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    let disclosed = disclosures();
     let json = format!(
-        "{{\"patients_for_memory\":20000,\"bytes_per_patient\":{patient:.1},\"bytes_per_grant\":{grant:.1},\"bytes_per_user\":{user:.1},\"open_patients\":1000,\"file_system\":\"{fs}\",\"open\":[{}]}}\n",
+        "{{\"patients_for_memory\":20000,\"bytes_per_patient\":{patient:.1},\"bytes_per_grant\":{grant:.1},\"bytes_per_user\":{user:.1},\"open_patients\":1000,\"file_system\":\"{fs}\",\"open\":[{}],\"disclosures\":{disclosed}}}\n",
         open.join(",")
     );
     let out = root.join("sesphr-bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("scale.json"), json).unwrap();
     println!("written: {}", out.join("scale.json").display());
+}
+
+/// Disclosures of the patient under test in every log built below.
+const TARGET_DISCLOSURES: u64 = 100_000;
+
+/// A SQLite store holding `entries` served re-encryptions of 1,001 patients,
+/// `TARGET_DISCLOSURES` of them of `patient-target`, spread evenly; written
+/// through the store API directly (the query under test reads the store's
+/// index and the audit rows; no SRS is needed to lay them down fast).
+fn build_disclosures(path: &std::path::Path, entries: u64) {
+    use sesphr::srs::{AuditAction, AuditEntry, AuditOutcome, Purpose};
+    use sesphr::store::{AuditRecord, ChainHead, Commit, Store};
+    let store = SqliteStore::open_with(path, Durability::ProcessCrash).unwrap();
+    let target = Identity::new("patient-target").unwrap();
+    let others: Vec<Identity> = (0..1000)
+        .map(|i| Identity::new(format!("patient-{i:04}")).unwrap())
+        .collect();
+    let users: Vec<Identity> = (0..50)
+        .map(|i| Identity::new(format!("doctor-{i:02}")).unwrap())
+        .collect();
+    let lab = PortionLabel::new("lab").unwrap();
+    let every = entries / TARGET_DISCLOSURES;
+    let t = Instant::now();
+    let mut seq = 0u64;
+    while seq < entries {
+        let n = (entries - seq).min(50_000);
+        let audit: Vec<AuditRecord> = (seq + 1..=seq + n)
+            .map(|s| {
+                let patient = if s % every == 0 {
+                    target.clone()
+                } else {
+                    others[(s % 1000) as usize].clone()
+                };
+                let u = users[(s % 50) as usize].clone();
+                AuditEntry {
+                    seq: s,
+                    time: 1_800_000_000 + s / 100,
+                    actor: u.as_str().to_owned(),
+                    action: AuditAction::ReEncrypt,
+                    patient: Some(patient),
+                    label: Some(lab.clone()),
+                    user: Some(u),
+                    record_id: Some(RecordId::from_bytes(
+                        s.to_be_bytes().repeat(2).try_into().unwrap(),
+                    )),
+                    outcome: AuditOutcome::Ok,
+                    detail: String::new(),
+                    purpose: Some(Purpose::Treatment),
+                    emergency: false,
+                    evidence: Vec::new(),
+                }
+            })
+            .map(|entry| AuditRecord {
+                entry,
+                hash: [0; 32],
+            })
+            .collect();
+        seq += n;
+        let commit = Commit {
+            rows: Vec::new(),
+            audit,
+            head: ChainHead {
+                seq,
+                hash: [0; 32],
+                digest: [0; 32],
+                base_seq: 0,
+                base_hash: [0; 32],
+                checkpoints: 0,
+                mac: [0; 32],
+            },
+            checkpoint: None,
+            prune: None,
+            scrub: false,
+            sync: false,
+        };
+        store.commit(&mut |_| Ok(Some(commit.clone()))).unwrap();
+    }
+    eprintln!("laid down {entries} disclosures in {:.1?}", t.elapsed());
+}
+
+/// Seconds to stream every disclosure of `patient-target` in pages of 1024
+/// (as `Srs::disclosures` does), and to read the first page of a one-hour
+/// window in the middle: the median of five runs each.
+fn time_disclosures(path: &std::path::Path) -> (f64, f64, u64) {
+    use sesphr::store::Store;
+    let store = SqliteStore::open(path).unwrap();
+    let target = Identity::new("patient-target").unwrap();
+    let median = |f: &mut dyn FnMut() -> u64| -> (f64, u64) {
+        let mut v: Vec<(f64, u64)> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let n = f();
+                (t.elapsed().as_secs_f64(), n)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[2]
+    };
+    let (all, n) = median(&mut || {
+        let mut after = None;
+        let mut n = 0u64;
+        loop {
+            let page = store
+                .disclosures(&target, 0, u64::MAX, after, 1024)
+                .unwrap();
+            n += page.len() as u64;
+            match page.last() {
+                Some(r) if page.len() == 1024 => after = Some((r.entry.time, r.entry.seq)),
+                _ => break,
+            }
+        }
+        n
+    });
+    let (window, _) = median(&mut || {
+        let mid = 1_800_000_000 + TARGET_DISCLOSURES * 50;
+        store
+            .disclosures(&target, mid, mid + 3600, None, 1024)
+            .unwrap()
+            .len() as u64
+    });
+    (all, window, n)
+}
+
+/// The accounting-of-disclosures benchmark: one patient with 10⁵
+/// disclosures in logs of 10⁶ and 10⁷ entries (SQLite on the file system of
+/// `target/`). Returns the JSON section.
+fn disclosures() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let mut rows = Vec::new();
+    for entries in [1_000_000u64, 10_000_000] {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let db = dir.path().join("disclosures.db");
+        build_disclosures(&db, entries);
+        let (all, window, n) = time_disclosures(&db);
+        assert_eq!(n, TARGET_DISCLOSURES);
+        eprintln!(
+            "log of {entries}: all {n} disclosures of one patient in {all:.3} s ({:.2} µs each), one-hour window page in {:.2} ms",
+            all * 1e6 / n as f64,
+            window * 1e3
+        );
+        rows.push(format!(
+            "{{\"entries\":{entries},\"patient_disclosures\":{n},\"all_seconds\":{all:.4},\"window_page_seconds\":{window:.6}}}"
+        ));
+    }
+    format!("[{}]", rows.join(","))
 }
 
 fn open(path: &str) {
@@ -252,6 +403,7 @@ fn main() {
             flag("--entries"),
         ),
         Some("open") => open(args.get(1).unwrap_or_else(|| usage())),
+        Some("disclosures") => println!("{}", disclosures()),
         _ => usage(),
     }
 }

@@ -743,6 +743,16 @@ sesphr_result sesphr_srs_add_portions(const sesphr_srs *srs,
                                       const uint8_t *registration,
                                       size_t registration_len);
 
+// Gives a patient registered before signed consent existed their consent
+// key, from a registration (`sesphr_patient_registration`) that proves
+// every portion key registered for them.
+//
+// Errors: `UNKNOWN_PATIENT`, `ALREADY_REGISTERED` (has one),
+// `INVALID_SIGNATURE`, decoding errors, `STORE`.
+sesphr_result sesphr_srs_adopt_consent_key(const sesphr_srs *srs,
+                                           const uint8_t *registration,
+                                           size_t registration_len);
+
 // Installs a grant the patient signed (`sesphr_sign_grant`) with the
 // encoded re-encryption key it was signed for.
 //

@@ -14,6 +14,25 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
     ("seal/32B", "baseline/scalar_mul", 1.0, Some(1.8)),
     ("seal_table/32B", "baseline/scalar_mul", 1.0, Some(1.8)),
     ("rekey/generate", "baseline/scalar_mul", 1.0, Some(3.0)),
+    (
+        "consent/verify_grant",
+        "baseline/scalar_mul",
+        1.0,
+        Some(2.0),
+    ),
+    ("consent/sign_grant", "baseline/scalar_mul", 1.0, None),
+    (
+        "consent/verify_user_proof",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
+    (
+        "consent/verify_registration_6",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
     ("reencrypt/single", "baseline/scalar_mul", 1.0, Some(2.1)),
     (
         "reencrypt/with_proof",

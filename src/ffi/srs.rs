@@ -431,6 +431,25 @@ pub extern "C" fn sesphr_srs_add_portions(
     })
 }
 
+/// Gives a patient registered before signed consent existed their consent
+/// key, from a registration (`sesphr_patient_registration`) that proves
+/// every portion key registered for them.
+///
+/// Errors: `UNKNOWN_PATIENT`, `ALREADY_REGISTERED` (has one),
+/// `INVALID_SIGNATURE`, decoding errors, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_adopt_consent_key(
+    srs: *const sesphr_srs,
+    registration: *const u8,
+    registration_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
+        Ok(s.adopt_consent_key(&r)?)
+    })
+}
+
 /// Installs a grant the patient signed (`sesphr_sign_grant`) with the
 /// encoded re-encryption key it was signed for.
 ///

@@ -735,6 +735,9 @@ static void test_errors(void)
         garbage[sesphr_buffer_len(reg) - 1] ^= 1;
         CHECK(sesphr_srs_register_patient(srs, garbage, sesphr_buffer_len(reg)) != SESPHR_RESULT_OK);
         EXPECT(sesphr_srs_register_patient(srs, garbage, 3), SESPHR_RESULT_INVALID_LENGTH);
+        /* A patient registered with consent has a consent key already. */
+        EXPECT(sesphr_srs_adopt_consent_key(srs, sesphr_buffer_data(reg), sesphr_buffer_len(reg)),
+               SESPHR_RESULT_ALREADY_REGISTERED);
         sesphr_buffer_free(reg);
         for (i = 0; i < sizeof garbage; i++) garbage[i] = (uint8_t)(i * 13 + 5);
     }
