@@ -50,6 +50,7 @@ fn good() -> Vec<(&'static str, f64)> {
         ("srs_reencrypt/memory/single/2", 1.1 * 2.0 * s / 2.0),
         ("srs_reencrypt/memory/batch64/2", 64.0 * 1.1 * 1.5 * s / 2.0),
         ("srs_reencrypt/sqlite/single/2", 5.0 * s),
+        ("consent/verify_grant", 1.6 * s),
     ]
 }
 
@@ -83,6 +84,7 @@ fn every_operation_reaches_the_report_with_its_same_run_ratio() {
     assert_eq!(ratio("reencrypt/single"), 2.0);
     assert_eq!(ratio("reencrypt/batch_256"), 1.45);
     assert_eq!(ratio("threads/seal_1MiB/1"), 1.1);
+    assert_eq!(ratio("consent/verify_grant"), 1.6);
     let srs = json["srs_throughput"].as_array().unwrap();
     let single = srs
         .iter()
