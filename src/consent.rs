@@ -648,9 +648,11 @@ pub struct GrantOptions {
     /// role" is one signed grant per user of that role; the SRS checks the
     /// user holds the role.
     pub emergency: Option<Role>,
-    /// When the patient signed it (default: now). The SRS accepts, for one
-    /// patient, portion and user, only objects dated after the last one it
-    /// accepted: a replayed or older grant or revocation is refused.
+    /// When the patient signed it (default: now). For one patient, portion
+    /// and user, the SRS accepts only objects dated after the last one it
+    /// accepted, or in the same second with a nonce it has not seen: a
+    /// replayed or older grant or revocation is refused. It also refuses a
+    /// date more than five minutes ahead of its clock.
     pub issued_at: Option<u64>,
 }
 
