@@ -75,6 +75,42 @@ mod context {
     pub(super) const RECEIPT: &[u8] = b"sesphr/v1/revocation-receipt";
 }
 
+/// An object signed over `context ‖ body`: its encoding is the body and
+/// the 64-byte signature.
+trait Signed {
+    /// The signature context.
+    const CONTEXT: &'static [u8];
+    /// What the object is, in errors.
+    const WHAT: &'static str;
+    /// The bytes before the signature.
+    fn body(&self) -> Vec<u8>;
+    /// The signature.
+    fn signature(&self) -> &[u8; 64];
+
+    /// The encoding.
+    fn encoded(&self) -> Vec<u8> {
+        let mut v = self.body();
+        v.extend_from_slice(self.signature());
+        v
+    }
+
+    /// Checks the signature under `key`.
+    fn check(&self, key: &VerifyingKey) -> Result<()> {
+        verify(
+            key,
+            Self::CONTEXT,
+            &self.body(),
+            self.signature(),
+            Self::WHAT,
+        )
+    }
+
+    /// Signs the body with `key`.
+    fn signed_by(&self, key: &SigningKey) -> [u8; 64] {
+        sign(key, Self::CONTEXT, &self.body())
+    }
+}
+
 fn sign(key: &SigningKey, ctx: &[u8], body: &[u8]) -> [u8; 64] {
     let mut m = Vec::with_capacity(ctx.len() + body.len());
     m.extend_from_slice(ctx);
@@ -177,7 +213,7 @@ impl PatientKeys {
             emergency: options.emergency.clone(),
             signature: [0; 64],
         };
-        g.signature = sign(&self.consent_key(), context::GRANT, &g.body());
+        g.signature = g.signed_by(&self.consent_key());
         Ok(g)
     }
 
@@ -213,7 +249,7 @@ impl PatientKeys {
             nonce: nonce(rng),
             signature: [0; 64],
         };
-        r.signature = sign(&self.consent_key(), context::REVOCATION, &r.body());
+        r.signature = r.signed_by(&self.consent_key());
         Ok(r)
     }
 
@@ -246,7 +282,7 @@ impl PatientKeys {
             nonce: nonce(rng),
             signature: [0; 64],
         };
-        r.signature = sign(&self.consent_key(), context::REFUSAL, &r.body());
+        r.signature = r.signed_by(&self.consent_key());
         Ok(r)
     }
 }
@@ -437,6 +473,30 @@ pub struct PatientRegistration {
     signature: [u8; 64],
 }
 
+impl Signed for PatientRegistration {
+    const CONTEXT: &'static [u8] = context::REGISTRATION;
+    const WHAT: &'static str = "patient registration";
+
+    fn body(&self) -> Vec<u8> {
+        let mut v = frame(magic::REGISTRATION, 64 + self.portions.len() * 140);
+        put_short_bytes(&mut v, self.patient.as_bytes());
+        v.extend_from_slice(self.consent_key.as_bytes());
+        // At most MAX_PORTIONS (1024) portions (checked when made and decoded).
+        v.extend_from_slice(&short_len(self.portions.len()));
+        for (k, proof) in &self.portions {
+            put_short_bytes(&mut v, k.label().as_bytes());
+            v.extend_from_slice(&k.epoch().to_be_bytes());
+            v.extend_from_slice(k.key().as_bytes());
+            v.extend_from_slice(&proof.to_bytes());
+        }
+        v
+    }
+
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
 /// cbindgen:ignore
 impl PatientRegistration {
     /// Most portion keys in one registration.
@@ -478,23 +538,8 @@ impl PatientRegistration {
             portions,
             signature: [0; 64],
         };
-        r.signature = sign(&consent, context::REGISTRATION, &r.body());
+        r.signature = r.signed_by(&consent);
         Ok(r)
-    }
-
-    fn body(&self) -> Vec<u8> {
-        let mut v = frame(magic::REGISTRATION, 64 + self.portions.len() * 140);
-        put_short_bytes(&mut v, self.patient.as_bytes());
-        v.extend_from_slice(self.consent_key.as_bytes());
-        // At most MAX_PORTIONS (1024) portions (checked when made and decoded).
-        v.extend_from_slice(&short_len(self.portions.len()));
-        for (k, proof) in &self.portions {
-            put_short_bytes(&mut v, k.label().as_bytes());
-            v.extend_from_slice(&k.epoch().to_be_bytes());
-            v.extend_from_slice(k.key().as_bytes());
-            v.extend_from_slice(&proof.to_bytes());
-        }
-        v
     }
 
     /// The patient.
@@ -521,13 +566,7 @@ impl PatientRegistration {
     /// # Errors
     /// [`Error::InvalidSignature`] naming what failed.
     pub fn verify(&self) -> Result<()> {
-        verify(
-            &self.consent_key,
-            context::REGISTRATION,
-            &self.body(),
-            &self.signature,
-            "patient registration",
-        )?;
+        self.check(&self.consent_key)?;
         for (k, proof) in &self.portions {
             proof.verify_portion(&self.patient, k)?;
         }
@@ -536,9 +575,7 @@ impl PatientRegistration {
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body();
-        v.extend_from_slice(&self.signature);
-        v
+        self.encoded()
     }
 
     /// Decodes strictly (the signature and proofs are checked by
@@ -715,7 +752,10 @@ pub struct SignedGrant {
     signature: [u8; 64],
 }
 
-impl SignedGrant {
+impl Signed for SignedGrant {
+    const CONTEXT: &'static [u8] = context::GRANT;
+    const WHAT: &'static str = "signed grant";
+
     fn body(&self) -> Vec<u8> {
         let mut v = frame(magic::SIGNED_GRANT, 400);
         put_short_bytes(&mut v, self.patient.as_bytes());
@@ -752,6 +792,12 @@ impl SignedGrant {
         v
     }
 
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
+impl SignedGrant {
     /// The patient.
     pub fn patient(&self) -> &Identity {
         &self.patient
@@ -811,13 +857,7 @@ impl SignedGrant {
     /// # Errors
     /// [`Error::InvalidSignature`].
     pub fn verify(&self, consent_key: &VerifyingKey) -> Result<()> {
-        verify(
-            consent_key,
-            context::GRANT,
-            &self.body(),
-            &self.signature,
-            "signed grant",
-        )
+        self.check(consent_key)
     }
 
     /// Whether `rekey` is the key this grant signed (portion key aside,
@@ -831,9 +871,7 @@ impl SignedGrant {
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body();
-        v.extend_from_slice(&self.signature);
-        v
+        self.encoded()
     }
 
     /// Decodes strictly (the signature is checked by
@@ -931,7 +969,10 @@ pub struct SignedRevocation {
     signature: [u8; 64],
 }
 
-impl SignedRevocation {
+impl Signed for SignedRevocation {
+    const CONTEXT: &'static [u8] = context::REVOCATION;
+    const WHAT: &'static str = "signed revocation";
+
     fn body(&self) -> Vec<u8> {
         let mut v = frame(magic::SIGNED_REVOCATION, 200);
         put_short_bytes(&mut v, self.patient.as_bytes());
@@ -942,6 +983,12 @@ impl SignedRevocation {
         v
     }
 
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
+impl SignedRevocation {
     /// The patient.
     pub fn patient(&self) -> &Identity {
         &self.patient
@@ -968,20 +1015,12 @@ impl SignedRevocation {
     /// # Errors
     /// [`Error::InvalidSignature`].
     pub fn verify(&self, consent_key: &VerifyingKey) -> Result<()> {
-        verify(
-            consent_key,
-            context::REVOCATION,
-            &self.body(),
-            &self.signature,
-            "signed revocation",
-        )
+        self.check(consent_key)
     }
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body();
-        v.extend_from_slice(&self.signature);
-        v
+        self.encoded()
     }
 
     /// Decodes strictly.
@@ -1033,7 +1072,10 @@ pub struct SignedRefusal {
     signature: [u8; 64],
 }
 
-impl SignedRefusal {
+impl Signed for SignedRefusal {
+    const CONTEXT: &'static [u8] = context::REFUSAL;
+    const WHAT: &'static str = "signed refusal";
+
     fn body(&self) -> Vec<u8> {
         let mut v = frame(magic::SIGNED_REFUSAL, 128 + self.reason.len());
         put_short_bytes(&mut v, self.patient.as_bytes());
@@ -1046,6 +1088,12 @@ impl SignedRefusal {
         v
     }
 
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
+impl SignedRefusal {
     /// The patient.
     pub fn patient(&self) -> &Identity {
         &self.patient
@@ -1064,20 +1112,12 @@ impl SignedRefusal {
     /// # Errors
     /// [`Error::InvalidSignature`].
     pub fn verify(&self, consent_key: &VerifyingKey) -> Result<()> {
-        verify(
-            consent_key,
-            context::REFUSAL,
-            &self.body(),
-            &self.signature,
-            "signed refusal",
-        )
+        self.check(consent_key)
     }
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body();
-        v.extend_from_slice(&self.signature);
-        v
+        self.encoded()
     }
 
     /// Decodes strictly.
@@ -1138,6 +1178,27 @@ pub struct RevocationReceipt {
     signature: [u8; 64],
 }
 
+impl Signed for RevocationReceipt {
+    const CONTEXT: &'static [u8] = context::RECEIPT;
+    const WHAT: &'static str = "revocation receipt";
+
+    fn body(&self) -> Vec<u8> {
+        let mut v = frame(magic::RECEIPT, 250);
+        put_short_bytes(&mut v, self.patient.as_bytes());
+        put_short_bytes(&mut v, self.label.as_bytes());
+        put_short_bytes(&mut v, self.user.as_bytes());
+        v.extend_from_slice(&self.revoked_at.to_be_bytes());
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v.extend_from_slice(&self.grants.to_be_bytes());
+        v.extend_from_slice(&self.authorization);
+        v
+    }
+
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
 impl RevocationReceipt {
     /// Made and signed by the SRS.
     #[allow(clippy::too_many_arguments)]
@@ -1161,20 +1222,8 @@ impl RevocationReceipt {
             authorization: Sha256::digest(authorization).into(),
             signature: [0; 64],
         };
-        r.signature = sign(key, context::RECEIPT, &r.body());
+        r.signature = r.signed_by(key);
         r
-    }
-
-    fn body(&self) -> Vec<u8> {
-        let mut v = frame(magic::RECEIPT, 250);
-        put_short_bytes(&mut v, self.patient.as_bytes());
-        put_short_bytes(&mut v, self.label.as_bytes());
-        put_short_bytes(&mut v, self.user.as_bytes());
-        v.extend_from_slice(&self.revoked_at.to_be_bytes());
-        v.extend_from_slice(&self.seq.to_be_bytes());
-        v.extend_from_slice(&self.grants.to_be_bytes());
-        v.extend_from_slice(&self.authorization);
-        v
     }
 
     /// The patient.
@@ -1213,20 +1262,12 @@ impl RevocationReceipt {
     /// # Errors
     /// [`Error::InvalidSignature`].
     pub fn verify(&self, srs_key: &VerifyingKey) -> Result<()> {
-        verify(
-            srs_key,
-            context::RECEIPT,
-            &self.body(),
-            &self.signature,
-            "revocation receipt",
-        )
+        self.check(srs_key)
     }
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.body();
-        v.extend_from_slice(&self.signature);
-        v
+        self.encoded()
     }
 
     /// Decodes strictly.

@@ -344,6 +344,20 @@ pub extern "C" fn sesphr_srs_register_user(
     })
 }
 
+/// Decodes a registration from C and hands it to `f`.
+fn with_registration(
+    srs: *const sesphr_srs,
+    registration: *const u8,
+    registration_len: usize,
+    f: fn(&Srs, &PatientRegistration) -> Result<(), crate::srs::SrsError>,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
+        Ok(f(s, &r)?)
+    })
+}
+
 /// A role name from C.
 fn role_arg(role: *const u8, role_len: usize) -> Result<Role, sesphr_result> {
     core::str::from_utf8(bytes(role, role_len)?)
@@ -409,11 +423,7 @@ pub extern "C" fn sesphr_srs_register_patient(
     registration: *const u8,
     registration_len: usize,
 ) -> sesphr_result {
-    run(|| {
-        let s = handle_ref(srs)?;
-        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
-        Ok(s.register_patient(&r)?)
-    })
+    with_registration(srs, registration, registration_len, Srs::register_patient)
 }
 
 /// Registers more portion keys for a patient, from a registration signed
@@ -424,11 +434,7 @@ pub extern "C" fn sesphr_srs_add_portions(
     registration: *const u8,
     registration_len: usize,
 ) -> sesphr_result {
-    run(|| {
-        let s = handle_ref(srs)?;
-        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
-        Ok(s.add_portions(&r)?)
-    })
+    with_registration(srs, registration, registration_len, Srs::add_portions)
 }
 
 /// Gives a patient registered before signed consent existed their consent
@@ -443,11 +449,7 @@ pub extern "C" fn sesphr_srs_adopt_consent_key(
     registration: *const u8,
     registration_len: usize,
 ) -> sesphr_result {
-    run(|| {
-        let s = handle_ref(srs)?;
-        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
-        Ok(s.adopt_consent_key(&r)?)
-    })
+    with_registration(srs, registration, registration_len, Srs::adopt_consent_key)
 }
 
 /// Installs a grant the patient signed (`sesphr_sign_grant`) with the

@@ -750,43 +750,16 @@ impl Srs {
         let now = self.clock.now();
         check_date(revocation.issued_at(), now)?;
         let r = revocation.clone();
-        let (patient, label, user) = (r.patient().clone(), r.label().clone(), r.user().clone());
-        let auth = r.to_bytes();
-        let evidence = auth.clone();
-        let ended = Arc::new(AtomicU32::new(0));
-        let count = ended.clone();
-        let out = self.journal.commit(Box::new(move |reg| {
-            let pid = reg
-                .patient_id(r.patient())
-                .ok_or(SrsError::UnknownPatient)?;
-            let consent = patient_consent(reg, pid)?;
-            r.verify(&consent)?;
-            let uid = reg.user_id(r.user()).ok_or(SrsError::UnknownUser)?;
-            let why = Revocation {
-                user: r.user(),
-                now,
-                actor: r.patient().as_str(),
-                detail: String::new(),
-                evidence,
-                signed: Some((r.issued_at(), r.nonce())),
-            };
-            let change = plan_label_revocation(reg, pid, uid, r.label(), &why)?;
-            count.store(
-                u32::try_from(change.rows.len()).unwrap_or(u32::MAX),
-                Ordering::SeqCst,
-            );
-            Ok(change)
-        }))?;
-        Ok(RevocationReceipt::new(
-            self.keys.signing_key(),
-            patient,
-            label,
-            user,
+        let signed = Some((r.issued_at(), r.nonce()));
+        self.revoke_label(
             now,
-            out.first_seq,
-            ended.load(Ordering::SeqCst),
-            &auth,
-        ))
+            (revocation.patient(), revocation.label(), revocation.user()),
+            r.to_bytes(),
+            move |reg, pid| {
+                r.verify(&patient_consent(reg, pid)?)?;
+                Ok((r.patient().as_str().to_owned(), String::new(), signed))
+            },
+        )
     }
 
     /// An administrative revocation (a clinician left the hospital, an
@@ -804,21 +777,46 @@ impl Srs {
         label: &PortionLabel,
         user: &Identity,
     ) -> Result<RevocationReceipt, SrsError> {
-        let now = self.clock.now();
-        let auth = actor.evidence();
-        let (p, l, u, a) = (patient.clone(), label.clone(), user.clone(), actor.clone());
+        let a = actor.clone();
+        self.revoke_label(
+            self.clock.now(),
+            (patient, label, user),
+            actor.evidence(),
+            move |_, _| Ok((a.identity.as_str().to_owned(), admin_detail(&a), None)),
+        )
+    }
+
+    /// Ends `user`'s grants of `label` once `authorize` (run against the
+    /// registry when the change is sequenced) names the actor, the audit
+    /// detail and the signed date and nonce, if any; `auth` is the evidence
+    /// kept and hashed into the receipt.
+    fn revoke_label(
+        &self,
+        now: u64,
+        (patient, label, user): (&Identity, &PortionLabel, &Identity),
+        auth: Vec<u8>,
+        authorize: impl FnOnce(
+            &Registry,
+            u32,
+        ) -> Result<(String, String, Option<(u64, [u8; 16])>), SrsError>
+        + Send
+        + 'static,
+    ) -> Result<RevocationReceipt, SrsError> {
+        let (p, l, u) = (patient.clone(), label.clone(), user.clone());
+        let evidence = auth.clone();
         let ended = Arc::new(AtomicU32::new(0));
         let count = ended.clone();
         let out = self.journal.commit(Box::new(move |reg| {
             let pid = reg.patient_id(&p).ok_or(SrsError::UnknownPatient)?;
+            let (actor, detail, signed) = authorize(reg, pid)?;
             let uid = reg.user_id(&u).ok_or(SrsError::UnknownUser)?;
             let why = Revocation {
                 user: &u,
                 now,
-                actor: a.identity.as_str(),
-                detail: admin_detail(&a),
-                evidence: a.evidence(),
-                signed: None,
+                actor: &actor,
+                detail,
+                evidence,
+                signed,
             };
             let change = plan_label_revocation(reg, pid, uid, &l, &why)?;
             count.store(
