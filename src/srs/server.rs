@@ -1813,7 +1813,11 @@ impl Iterator for Disclosures<'_> {
             self.page.clear();
             return Some(Err(SrsError::Tampered("disclosure index")));
         }
-        let role = self.srs.user(e.user.as_ref()?).map(|u| u.role);
+        let role = e
+            .user
+            .as_ref()
+            .and_then(|u| self.srs.user(u))
+            .map(|u| u.role);
         Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
             "the disclosure index names an entry that is not a disclosure",
         )))
