@@ -1636,13 +1636,12 @@ fn recheck(reg: &Registry, mut drafts: Vec<Draft>, served: &[Option<Served>]) ->
     }
 }
 
-/// A denial that a registry behind a shared store may have given wrongly
-/// (the grant or user may exist on another process already).
+/// A denial that a registry behind a shared store may have given wrongly,
+/// or for a reason no longer true: the user or grant may exist on another
+/// process already, or have been removed, replaced or re-scoped there. Only
+/// a capsule that does not verify is denied whatever the registry says.
 fn may_be_behind<T>(r: &Result<T, Denial>) -> bool {
-    matches!(
-        r,
-        Err(Denial::NotRegistered | Denial::NotGranted | Denial::Revoked)
-    )
+    matches!(r, Err(d) if *d != Denial::InvalidCapsule)
 }
 
 fn plan_portion(
