@@ -1825,14 +1825,13 @@ impl Iterator for Disclosures<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use crate::consent::GrantOptions;
     use crate::{PatientKeys, PortionLabel};
 
     /// A patient as an earlier version registered them: no consent key, no
     /// proofs (this version's API cannot make one).
-    fn legacy_patient(srs: &Srs, p: &PatientKeys, labels: &[PortionLabel]) {
+    fn legacy_patient(srs: &Srs, p: &PatientKeys, labels: &[PortionLabel]) -> Result<(), SrsError> {
         let now = srs.now();
         let (id, keys): (Identity, Vec<PortionPublicKey>) = (
             p.patient().clone(),
@@ -1855,61 +1854,55 @@ mod tests {
             }
             Ok(change)
         })
-        .unwrap();
     }
 
     #[test]
-    fn a_legacy_patient_adopts_a_consent_key_by_proving_every_portion_key() {
+    fn a_legacy_patient_adopts_a_consent_key_by_proving_every_portion_key()
+    -> Result<(), Box<dyn std::error::Error>> {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let key = StorageKey::generate();
-        let open = || Srs::open(SrsConfig::shared(store.clone(), key.clone())).unwrap();
-        let srs = open();
-        let p = PatientKeys::generate(Identity::new("legacy").unwrap());
-        let (lab, med) = (
-            PortionLabel::new("lab").unwrap(),
-            PortionLabel::new("medical").unwrap(),
-        );
-        legacy_patient(&srs, &p, &[lab.clone(), med.clone()]);
-        let doc = Identity::new("doc").unwrap();
+        let open = || Srs::open(SrsConfig::shared(store.clone(), key.clone()));
+        let srs = open()?;
+        let p = PatientKeys::generate(Identity::new("legacy")?);
+        let (lab, med) = (PortionLabel::new("lab")?, PortionLabel::new("medical")?);
+        legacy_patient(&srs, &p, &[lab.clone(), med.clone()])?;
+        let doc = Identity::new("doc")?;
         let kp = KeyPair::generate();
-        srs.register_user(&doc, Role::Doctor, kp.public(), &kp.prove_possession(&doc))
-            .unwrap();
+        srs.register_user(&doc, Role::Doctor, kp.public(), &kp.prove_possession(&doc))?;
         let rk = ReKey::generate(&p.portion_secret(&lab, 0), kp.public());
-        let g = p
-            .sign_grant(&lab, 0, &doc, &rk, &GrantOptions::default())
-            .unwrap();
+        let g = p.sign_grant(&lab, 0, &doc, &rk, &GrantOptions::default())?;
         assert!(matches!(
             srs.grant(&g, rk.clone()),
             Err(SrsError::NoConsentKey)
         ));
         // Proving one of the two portion keys is not enough.
-        let partial = PatientRegistration::new(&p, &[(lab.clone(), 0)]).unwrap();
+        let partial = PatientRegistration::new(&p, &[(lab.clone(), 0)])?;
         assert!(matches!(
             srs.adopt_consent_key(&partial),
             Err(SrsError::Malformed(_))
         ));
         // Someone without the master secret cannot prove the keys.
         let other = PatientKeys::from_master(p.patient().clone(), &[5; 32]);
-        let forged =
-            PatientRegistration::new(&other, &[(lab.clone(), 0), (med.clone(), 0)]).unwrap();
+        let forged = PatientRegistration::new(&other, &[(lab.clone(), 0), (med.clone(), 0)])?;
         assert!(srs.adopt_consent_key(&forged).is_err());
         assert_eq!(srs.consent_key(p.patient()), None);
-        let full = PatientRegistration::new(&p, &[(lab.clone(), 0), (med.clone(), 0)]).unwrap();
-        srs.adopt_consent_key(&full).unwrap();
+        let full = PatientRegistration::new(&p, &[(lab.clone(), 0), (med.clone(), 0)])?;
+        srs.adopt_consent_key(&full)?;
         assert!(matches!(
             srs.adopt_consent_key(&full),
             Err(SrsError::AlreadyRegistered)
         ));
         assert_eq!(srs.consent_key(p.patient()), Some(p.consent_public()));
-        srs.grant(&g, rk).unwrap();
+        srs.grant(&g, rk)?;
         // The adoption survives a reopen (the replaced row verifies).
         drop(srs);
-        let srs = open();
+        let srs = open()?;
         assert_eq!(srs.consent_key(p.patient()), Some(p.consent_public()));
-        srs.verify_audit().unwrap();
-        let r = srs.verify_consent().unwrap();
+        srs.verify_audit()?;
+        let r = srs.verify_consent()?;
         // The legacy registration and its two portion keys carry no evidence.
         assert_eq!(r.unsigned, 3);
         assert_eq!((r.grants, r.active_checked), (1, 1));
+        Ok(())
     }
 }
