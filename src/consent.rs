@@ -65,6 +65,7 @@ use crate::keys::{KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, Publ
 use crate::model::{AuditAction, AuditEntry, AuditOutcome, Role, Scope};
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
+use crate::threshold::ShareCommitments;
 
 /// The signature contexts (prefixed to the signed bytes).
 mod context {
@@ -194,7 +195,68 @@ impl PatientKeys {
         options: &GrantOptions,
         rng: &mut R,
     ) -> Result<SignedGrant> {
-        if self.portion_public(label, epoch).key() != rekey.portion_key() {
+        let keys = GrantedKeys {
+            portion_key: rekey.portion_key(),
+            user_key: rekey.delegatee(),
+            commitment: rekey.commitment(),
+            ephemeral: rekey.ephemeral(),
+            threshold: None,
+        };
+        self.sign_keys(label, epoch, user, &keys, options, rng)
+    }
+
+    /// A grant of `label` (key epoch `epoch`) to `user` for a re-encryption
+    /// key split among nodes ([`ReKey::split`]), signed by the patient: it
+    /// names `RK = C_0`, `X_e`, `t`, `n` and the digest of the commitments.
+    /// Every node receives the same signed grant with its own share
+    /// ([`crate::srs::Srs::grant_share`]).
+    ///
+    /// # Errors
+    /// As [`PatientKeys::sign_grant`].
+    pub fn sign_share_grant(
+        &self,
+        label: &PortionLabel,
+        epoch: u32,
+        user: &Identity,
+        commitments: &ShareCommitments,
+        options: &GrantOptions,
+    ) -> Result<SignedGrant> {
+        self.sign_share_grant_with_rng(label, epoch, user, commitments, options, &mut os_rng())
+    }
+
+    /// As [`PatientKeys::sign_share_grant`], the nonce drawn from `rng`.
+    ///
+    /// # Errors
+    /// As [`PatientKeys::sign_grant`].
+    pub fn sign_share_grant_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        label: &PortionLabel,
+        epoch: u32,
+        user: &Identity,
+        commitments: &ShareCommitments,
+        options: &GrantOptions,
+        rng: &mut R,
+    ) -> Result<SignedGrant> {
+        let keys = GrantedKeys {
+            portion_key: commitments.portion_key(),
+            user_key: commitments.delegatee(),
+            commitment: commitments.commitment(),
+            ephemeral: commitments.ephemeral(),
+            threshold: Some(ShareTerms::of(commitments)),
+        };
+        self.sign_keys(label, epoch, user, &keys, options, rng)
+    }
+
+    fn sign_keys<R: CryptoRng + ?Sized>(
+        &self,
+        label: &PortionLabel,
+        epoch: u32,
+        user: &Identity,
+        keys: &GrantedKeys<'_>,
+        options: &GrantOptions,
+        rng: &mut R,
+    ) -> Result<SignedGrant> {
+        if self.portion_public(label, epoch).key() != keys.portion_key {
             return Err(Error::KeyMismatch);
         }
         let mut g = SignedGrant {
@@ -202,15 +264,16 @@ impl PatientKeys {
             label: label.clone(),
             epoch,
             user: user.clone(),
-            user_key: *rekey.delegatee(),
+            user_key: *keys.user_key,
             scope: options.scope,
             expiry: options.expiry,
-            commitment: *rekey.commitment(),
-            ephemeral: *rekey.ephemeral(),
+            commitment: *keys.commitment,
+            ephemeral: *keys.ephemeral,
             issued_at: options.issued_at.unwrap_or_else(crate::unix_now),
             nonce: nonce(rng),
             request: options.request,
             emergency: options.emergency.clone(),
+            threshold: keys.threshold,
             signature: [0; 64],
         };
         g.signature = g.signed_by(&self.consent_key());
@@ -725,6 +788,39 @@ fn get_opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>> {
     }
 }
 
+/// The keys a grant is signed for.
+struct GrantedKeys<'a> {
+    portion_key: &'a PublicKey,
+    user_key: &'a PublicKey,
+    commitment: &'a PublicKey,
+    ephemeral: &'a PublicKey,
+    threshold: Option<ShareTerms>,
+}
+
+/// What a grant of a split re-encryption key signs besides `RK = C_0` and
+/// `X_e`: the threshold, the number of nodes, and the digest of the
+/// commitments ([`ShareCommitments::digest`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShareTerms {
+    /// `t`.
+    pub threshold: u8,
+    /// `n`.
+    pub nodes: u8,
+    /// [`ShareCommitments::digest`].
+    pub digest: [u8; 32],
+}
+
+impl ShareTerms {
+    /// The terms of `commitments`.
+    pub fn of(commitments: &ShareCommitments) -> Self {
+        Self {
+            threshold: commitments.threshold(),
+            nodes: commitments.nodes(),
+            digest: commitments.digest(),
+        }
+    }
+}
+
 /// A grant the patient signed: patient, portion (label and key epoch), user
 /// and the user's key, scope, expiry, the re-encryption key's commitment
 /// `RK` and ephemeral key `X_e`, when it was signed, a fresh nonce, the
@@ -732,8 +828,10 @@ fn get_opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>> {
 ///
 /// Encoding: `"SPSG" ‖ version ‖ patient ‖ label ‖ epoch (4) ‖ user ‖ user
 /// key (32) ‖ since? ‖ expiry? ‖ RK (32) ‖ X_e (32) ‖ issued at (8) ‖ nonce
-/// (16) ‖ request? (16) ‖ emergency role? ‖ signature (64)`; strings with a
-/// 1-byte length, options behind a 0/1 byte, integers big-endian.
+/// (16) ‖ request? (16) ‖ emergency role? ‖ [1 ‖ t ‖ n ‖ commitments digest
+/// (32)] ‖ signature (64)`; strings with a 1-byte length, options behind a
+/// 0/1 byte, integers big-endian. The bracketed share terms are present
+/// only in the grant of a split key ([`PatientKeys::sign_share_grant`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignedGrant {
     patient: Identity,
@@ -749,6 +847,7 @@ pub struct SignedGrant {
     nonce: [u8; 16],
     request: Option<RequestId>,
     emergency: Option<Role>,
+    threshold: Option<ShareTerms>,
     signature: [u8; 64],
 }
 
@@ -788,6 +887,10 @@ impl Signed for SignedGrant {
                 v.push(1);
                 put_short_bytes(&mut v, role.as_str().as_bytes());
             }
+        }
+        if let Some(t) = &self.threshold {
+            v.extend_from_slice(&[1, t.threshold, t.nodes]);
+            v.extend_from_slice(&t.digest);
         }
         v
     }
@@ -860,13 +963,30 @@ impl SignedGrant {
         self.check(consent_key)
     }
 
+    /// The share terms of a grant of a split key.
+    pub fn threshold(&self) -> Option<&ShareTerms> {
+        self.threshold.as_ref()
+    }
+
     /// Whether `rekey` is the key this grant signed (portion key aside,
     /// which the SRS checks against its registry): same user key,
-    /// commitment and ephemeral key.
+    /// commitment and ephemeral key, and not the grant of a split key.
     pub fn covers(&self, rekey: &ReKey) -> bool {
-        rekey.delegatee() == &self.user_key
+        self.threshold.is_none()
+            && rekey.delegatee() == &self.user_key
             && rekey.commitment() == &self.commitment
             && rekey.ephemeral() == &self.ephemeral
+    }
+
+    /// Whether `commitments` are those of the split key this grant signed:
+    /// same user key, `C_0`, `X_e`, threshold, node count and digest. A
+    /// delegatee who has the patient's consent key checks the commitments
+    /// it was given this way.
+    pub fn covers_commitments(&self, commitments: &ShareCommitments) -> bool {
+        self.threshold == Some(ShareTerms::of(commitments))
+            && commitments.delegatee() == &self.user_key
+            && commitments.commitment() == &self.commitment
+            && commitments.ephemeral() == &self.ephemeral
     }
 
     /// The encoding.
@@ -921,6 +1041,26 @@ impl SignedGrant {
                 });
             }
         };
+        // The share terms are there exactly when more than the signature
+        // remains.
+        let threshold = if r.remaining() == 64 {
+            None
+        } else {
+            if r.byte()? != 1 {
+                return Err(Error::Malformed {
+                    what: "signed grant",
+                });
+            }
+            let (threshold, nodes) = (r.byte()?, r.byte()?);
+            if threshold < crate::MIN_THRESHOLD || threshold > nodes {
+                return Err(Error::InvalidThreshold);
+            }
+            Some(ShareTerms {
+                threshold,
+                nodes,
+                digest: r.array()?,
+            })
+        };
         let signature = r.array()?;
         r.finish()?;
         Ok(Self {
@@ -937,6 +1077,7 @@ impl SignedGrant {
             nonce,
             request,
             emergency,
+            threshold,
             signature,
         })
     }

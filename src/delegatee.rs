@@ -85,11 +85,13 @@ impl DelegateeOpener {
         PublicKey::from_point(self.d.invert() * self.portion_key.point())
     }
 
-    /// Checks that `recapsule` was made from `header` under this grant,
+    /// Checks that `recapsule` was made from `header` under this grant (a
+    /// whole re-capsule: a node's share opens nothing alone),
     /// verifies the capsule proof and, if present, the re-encryption proof,
     /// and derives the DEM key.
     pub(crate) fn dem_key(&self, header: &PortionHeader, recapsule: &ReCapsule) -> Result<DemKey> {
         if recapsule.capsule != *header.capsule()
+            || recapsule.share.is_some()
             || recapsule.ephemeral != self.ephemeral
             || header.context().portion_key() != &self.portion_key
         {

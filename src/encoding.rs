@@ -37,6 +37,10 @@ pub(crate) mod magic {
     pub(crate) const RECEIPT: [u8; 4] = *b"SPRR";
     /// The evidence of an administrative change (actor, role, reason).
     pub(crate) const ADMIN: [u8; 4] = *b"SPAD";
+    /// The Feldman commitments of a re-encryption key split among nodes.
+    pub(crate) const SHARE_COMMITMENTS: [u8; 4] = *b"SPTC";
+    /// One node's share of a re-encryption key.
+    pub(crate) const KEY_SHARE: [u8; 4] = *b"SPKS";
 }
 
 /// Decodes a canonical, non-identity ristretto255 point.
@@ -157,6 +161,11 @@ impl<'a> Reader<'a> {
     /// Whether every byte has been read.
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
+    }
+
+    /// How many bytes are left.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
     }
 
     /// How many bytes have been read.

@@ -76,6 +76,38 @@ pub enum Error {
         /// The kind of object whose signature failed.
         what: &'static str,
     },
+    /// A threshold outside `2 <= t <= n <= 255`.
+    InvalidThreshold,
+    /// A re-encryption key share does not match its commitments, or its
+    /// index is outside `1..=n`.
+    InvalidShare {
+        /// The share's node index.
+        index: u8,
+    },
+    /// Two shares with the same node index were given to combine.
+    DuplicateShare {
+        /// The repeated node index.
+        index: u8,
+    },
+    /// Fewer distinct shares than the threshold were given to combine.
+    TooFewShares {
+        /// The threshold `t`.
+        needed: u8,
+        /// How many distinct shares were given.
+        given: u8,
+    },
+    /// Shares (or a share and the commitments) of different grants or
+    /// capsules, or a whole re-capsule where a share is required.
+    ShareMismatch,
+    /// Share commitments whose `C_0` is not the delegatee's own
+    /// `d⁻¹·X_{P,c}`: not a grant of this portion to this user.
+    InvalidCommitments,
+    /// The shares of these nodes failed their proofs of re-encryption, and
+    /// too few good shares remain to open.
+    BadShares {
+        /// The node indices whose shares are wrong.
+        nodes: Vec<u8>,
+    },
 }
 
 impl Error {
@@ -104,6 +136,13 @@ impl Error {
             Self::Malformed { .. } => c"malformed encoding",
             Self::KeyDerivation => c"key derivation failed",
             Self::InvalidSignature { .. } => c"signature or proof of possession does not verify",
+            Self::InvalidThreshold => c"threshold must satisfy 2 <= t <= n <= 255",
+            Self::InvalidShare { .. } => c"key share does not match its commitments",
+            Self::DuplicateShare { .. } => c"two shares from the same node",
+            Self::TooFewShares { .. } => c"fewer shares than the threshold",
+            Self::ShareMismatch => c"shares of different grants or capsules",
+            Self::InvalidCommitments => c"share commitments are not this user's grant of this portion",
+            Self::BadShares { .. } => c"shares failed their proofs and too few good ones remain",
         }
     }
 }
@@ -129,6 +168,11 @@ impl fmt::Display for Error {
             }
             Self::UnsupportedVersion { what, version } => write!(f, ": {what}, version {version}"),
             Self::Io(e) => write!(f, ": {e}"),
+            Self::InvalidShare { index } | Self::DuplicateShare { index } => {
+                write!(f, ": node {index}")
+            }
+            Self::TooFewShares { needed, given } => write!(f, ": {given} of {needed}"),
+            Self::BadShares { nodes } => write!(f, ": nodes {nodes:?}"),
             _ => Ok(()),
         }
     }

@@ -22,6 +22,8 @@ pub(crate) mod tag {
     pub(crate) const REKEY_EPHEMERAL: &[u8] = b"sesphr/v1/rekey-ephemeral";
     pub(crate) const CONSENT_KEY: &[u8] = b"sesphr/v1/consent-key";
     pub(crate) const KEY_PROOF: &[u8] = b"sesphr/v1/key-proof";
+    pub(crate) const SHARE_COEFFICIENT: &[u8] = b"sesphr/v1/share-coefficient";
+    pub(crate) const SHARE_COMMITMENTS: &[u8] = b"sesphr/v1/share-commitments";
 }
 
 /// A hedged secret nonce: `H_s(tag, secret, public…, ρ)` with 32 fresh bytes

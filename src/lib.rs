@@ -75,6 +75,8 @@ mod reencrypt;
 mod rekey;
 /// cbindgen:ignore
 mod rng;
+/// cbindgen:ignore
+mod threshold;
 pub mod srs;
 pub mod store;
 
@@ -93,6 +95,7 @@ pub use portion::{
 };
 pub use reencrypt::{ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;
+pub use threshold::{MIN_THRESHOLD, ReKeyShare, ShareCommitments, ThresholdOpened, ThresholdOpener};
 
 pub use rand_core;
 

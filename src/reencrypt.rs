@@ -66,8 +66,13 @@ fn proof_challenge(
 /// A re-encrypted capsule `(capsule, E', X_e, [proof])`: what the SRS returns
 /// to a granted user for one portion header.
 ///
-/// Encoding: `"SPRC" ‖ version ‖ flags ‖ E ‖ V ‖ s ‖ E' ‖ X_e ‖ [c ‖ z]`;
-/// flag bit 0 says whether the proof follows; other bits must be zero.
+/// A node of a threshold SRS returns a *re-capsule share*: the same object
+/// with the node's index `i`, `E'_i = rk_i·E`, and a proof against the
+/// node's verification key `R_i` (see [`crate::ThresholdOpener`]).
+///
+/// Encoding: `"SPRC" ‖ version ‖ flags ‖ [index] ‖ E ‖ V ‖ s ‖ E' ‖ X_e ‖
+/// [c ‖ z]`; flag bit 0 says whether the proof follows, bit 1 whether a node
+/// index (1–255) follows the flags; other bits must be zero.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReCapsule {
     pub(crate) capsule: Capsule,
@@ -75,13 +80,23 @@ pub struct ReCapsule {
     pub(crate) e_prime_point: RistrettoPoint,
     pub(crate) ephemeral: PublicKey,
     pub(crate) proof: Option<ReEncryptionProof>,
+    pub(crate) share: Option<u8>,
 }
+
+/// Flag bits of the re-capsule encoding.
+const FLAG_PROOF: u8 = 1;
+const FLAG_SHARE: u8 = 2;
 
 impl ReCapsule {
     /// Length of the encoding without a proof.
     pub const LEN: usize = 6 + CAPSULE_LEN + 64;
     /// Length of the encoding with a proof.
     pub const LEN_WITH_PROOF: usize = Self::LEN + 64;
+    /// Length of a share's encoding without a proof (one more byte: the
+    /// node index).
+    pub const SHARE_LEN: usize = Self::LEN + 1;
+    /// Length of a share's encoding with a proof.
+    pub const SHARE_LEN_WITH_PROOF: usize = Self::LEN_WITH_PROOF + 1;
 
     /// The original capsule.
     pub fn capsule(&self) -> &Capsule {
@@ -98,10 +113,31 @@ impl ReCapsule {
         self.proof.as_ref()
     }
 
+    /// The node index `i` of a re-capsule share (made by one node of a
+    /// threshold SRS); `None` for a whole re-capsule.
+    pub fn share_index(&self) -> Option<u8> {
+        self.share
+    }
+
+    /// The re-encrypted point `E'` (`E'_i` for a share), encoded.
+    pub fn e_prime(&self) -> &[u8; 32] {
+        self.e_prime.as_bytes()
+    }
+
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = frame(magic::RECAPSULE, Self::LEN_WITH_PROOF);
-        v.push(u8::from(self.proof.is_some()));
+        let mut v = frame(magic::RECAPSULE, Self::SHARE_LEN_WITH_PROOF);
+        let mut flags = 0;
+        if self.proof.is_some() {
+            flags |= FLAG_PROOF;
+        }
+        if self.share.is_some() {
+            flags |= FLAG_SHARE;
+        }
+        v.push(flags);
+        if let Some(i) = self.share {
+            v.push(i);
+        }
         v.extend_from_slice(&self.capsule.to_bytes());
         v.extend_from_slice(self.e_prime.as_bytes());
         v.extend_from_slice(self.ephemeral.as_bytes());
@@ -117,17 +153,26 @@ impl ReCapsule {
     /// # Errors
     /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
     /// [`Error::ReservedBitsSet`], [`Error::NonCanonicalPoint`],
-    /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`].
+    /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`];
+    /// [`Error::InvalidShare`] for node index 0.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::framed("re-capsule", bytes, magic::RECAPSULE)?;
         let flags = r.byte()?;
-        if flags & !1 != 0 {
+        if flags & !(FLAG_PROOF | FLAG_SHARE) != 0 {
             return Err(Error::ReservedBitsSet);
         }
+        let share = if flags & FLAG_SHARE == 0 {
+            None
+        } else {
+            match r.byte()? {
+                0 => return Err(Error::InvalidShare { index: 0 }),
+                i => Some(i),
+            }
+        };
         let capsule = Capsule::read(&mut r)?;
         let (e_prime, e_prime_point) = r.point()?;
         let (ec, ep) = r.point()?;
-        let proof = if flags & 1 == 1 {
+        let proof = if flags & FLAG_PROOF != 0 {
             let c = decode_scalar(&r.array()?)?;
             let z = decode_scalar(&r.array()?)?;
             Some(ReEncryptionProof { c, z })
@@ -141,41 +186,66 @@ impl ReCapsule {
             e_prime_point,
             ephemeral: PublicKey::from_parts(ec, ep),
             proof,
+            share,
         })
     }
 
     /// Checks the proof of correct re-encryption against the commitment
-    /// `RK` of the re-encryption key.
+    /// `RK` of the re-encryption key (for a share: the node's verification
+    /// key `R_i`, [`crate::ShareCommitments::verification_key`]).
     ///
     /// # Errors
     /// [`Error::InvalidReEncryptionProof`] if there is no proof or it fails.
     pub fn verify_proof(&self, commitment: &PublicKey) -> Result<()> {
-        let p = self.proof.as_ref().ok_or(Error::InvalidReEncryptionProof)?;
-        let e = self.capsule.e();
-        // A₁/2 and A₂/2 from halved scalars, so both compress with one inversion.
-        let (z_half, c_half) = (half(&p.z), half(&p.c));
-        let [(a1, _), (a2, _)] = double_and_compress([
-            RistrettoPoint::vartime_double_scalar_mul_basepoint(
-                &-c_half,
-                commitment.point(),
-                &z_half,
-            ),
-            RistrettoPoint::vartime_multiscalar_mul([z_half, -c_half], [*e, self.e_prime_point]),
-        ]);
-        let c = proof_challenge(
-            commitment.as_bytes(),
-            self.capsule.e_bytes(),
-            &self.e_prime,
-            &self.ephemeral,
-            &a1,
-            &a2,
-        );
-        if c == p.c {
+        if verify_proofs(&[(self, commitment)]) == [true] {
             Ok(())
         } else {
             Err(Error::InvalidReEncryptionProof)
         }
     }
+}
+
+/// Checks the proofs of correct re-encryption of several re-capsules, each
+/// against its commitment, with one field inversion for all (`A₁/2` and
+/// `A₂/2` from halved scalars, compressed in one batch). `false` for a
+/// re-capsule without a proof.
+pub(crate) fn verify_proofs(items: &[(&ReCapsule, &PublicKey)]) -> Vec<bool> {
+    let mut halves = Vec::with_capacity(2 * items.len());
+    for (rc, commitment) in items {
+        if let Some(p) = &rc.proof {
+            let (z_half, c_half) = (half(&p.z), half(&p.c));
+            halves.push(RistrettoPoint::vartime_double_scalar_mul_basepoint(
+                &-c_half,
+                commitment.point(),
+                &z_half,
+            ));
+            halves.push(RistrettoPoint::vartime_multiscalar_mul(
+                [z_half, -c_half],
+                [*rc.capsule.e(), rc.e_prime_point],
+            ));
+        }
+    }
+    let compressed = RistrettoPoint::double_and_compress_batch(&halves);
+    let mut a = compressed.chunks_exact(2);
+    items
+        .iter()
+        .map(|(rc, commitment)| {
+            let Some(p) = &rc.proof else {
+                return false;
+            };
+            let Some([a1, a2]) = a.next() else {
+                return false;
+            };
+            proof_challenge(
+                commitment.as_bytes(),
+                rc.capsule.e_bytes(),
+                &rc.e_prime,
+                &rc.ephemeral,
+                a1,
+                a2,
+            ) == p.c
+        })
+        .collect()
 }
 
 impl fmt::Debug for ReCapsule {
@@ -189,12 +259,15 @@ impl fmt::Debug for ReCapsule {
     }
 }
 
-/// `E' = rk·E`, with a proof when `rng` is given: the one re-encryption
-/// routine behind [`ReKey`] and the SRS's [`ServingKey`].
+/// `E' = rk·E`, with a proof (against `commitment`, `rk·G`) when `rng` is
+/// given: the one re-encryption routine behind [`ReKey`], a node's
+/// [`crate::ReKeyShare`] (`share` is then its index) and the SRS's
+/// [`ServingKey`].
 pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
     rk: &Scalar,
     ephemeral: &PublicKey,
     commitment: &[u8; 32],
+    share: Option<u8>,
     header: VerifiedHeader<'_>,
     rng: Option<&mut R>,
 ) -> ReCapsule {
@@ -208,6 +281,7 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
             e_prime_point,
             ephemeral: *ephemeral,
             proof: None,
+            share,
         };
     };
     // E', A₁ = w·G and A₂ = w·E, computed halved and compressed together.
@@ -238,36 +312,69 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
         e_prime_point,
         ephemeral: *ephemeral,
         proof: Some(ReEncryptionProof { c, z }),
+        share,
     }
 }
 
 /// What the SRS keeps of a re-encryption key while a grant is active:
 /// `rk`, and the encodings of `X_e` and `RK` (96 bytes; the portion and user
-/// keys are the registry's). Zeroized on drop.
+/// keys are the registry's). A node of a threshold SRS keeps its share
+/// `rk_i` in place of `rk`, and also its index `i` and verification key
+/// `R_i` (129 bytes). Zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct ServingKey {
     rk: Scalar,
     ephemeral: [u8; 32],
     commitment: [u8; 32],
+    /// The node index, 0 for a whole key.
+    share: u8,
+    /// `R_i` for a share (all zero for a whole key).
+    verification: [u8; 32],
 }
 
 impl ServingKey {
+    /// Length of a whole key's encoding.
     pub(crate) const LEN: usize = 96;
+    /// Length of a share's encoding.
+    pub(crate) const SHARE_LEN: usize = Self::LEN + 33;
 
     pub(crate) fn new(key: &ReKey) -> Self {
         Self {
             rk: *key.scalar(),
             ephemeral: key.ephemeral().to_bytes(),
             commitment: key.commitment().to_bytes(),
+            share: 0,
+            verification: [0; 32],
         }
     }
 
-    /// `rk ‖ X_e ‖ RK`.
-    pub(crate) fn to_bytes(&self) -> zeroize::Zeroizing<[u8; Self::LEN]> {
-        let mut v = zeroize::Zeroizing::new([0u8; Self::LEN]);
-        v[..32].copy_from_slice(self.rk.as_bytes());
-        v[32..64].copy_from_slice(&self.ephemeral);
-        v[64..].copy_from_slice(&self.commitment);
+    /// A node's share: `rk_i`, `X_e`, `RK = C_0`, `i`, `R_i`.
+    pub(crate) fn share(
+        rk_i: &Scalar,
+        ephemeral: &PublicKey,
+        commitment: &PublicKey,
+        index: u8,
+        verification: &PublicKey,
+    ) -> Self {
+        Self {
+            rk: *rk_i,
+            ephemeral: ephemeral.to_bytes(),
+            commitment: commitment.to_bytes(),
+            share: index,
+            verification: verification.to_bytes(),
+        }
+    }
+
+    /// `rk ‖ X_e ‖ RK`, then `i ‖ R_i` for a share.
+    pub(crate) fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut v = zeroize::Zeroizing::new(Vec::with_capacity(Self::SHARE_LEN));
+        v.extend_from_slice(self.rk.as_bytes());
+        v.extend_from_slice(&self.ephemeral);
+        v.extend_from_slice(&self.commitment);
+        if self.share != 0 {
+            v.push(self.share);
+            v.extend_from_slice(&self.verification);
+        }
         v
     }
 
@@ -281,16 +388,33 @@ impl ServingKey {
         rk_bytes.zeroize();
         let ephemeral = r.array()?;
         let commitment = r.array()?;
+        let (share, verification) = if r.at_end() {
+            (0, [0; 32])
+        } else {
+            let i = r.byte()?;
+            if i == 0 {
+                return Err(Error::InvalidShare { index: 0 });
+            }
+            (i, r.array()?)
+        };
         r.finish()?;
         Ok(Self {
             rk: rk?,
             ephemeral,
             commitment,
+            share,
+            verification,
         })
     }
 
+    /// `RK` of the whole key (`C_0` for a share).
     pub(crate) fn commitment(&self) -> &[u8; 32] {
         &self.commitment
+    }
+
+    /// The node index of a share.
+    pub(crate) fn share_index(&self) -> Option<u8> {
+        (self.share != 0).then_some(self.share)
     }
 
     /// `X_e`, decoded.
@@ -300,14 +424,18 @@ impl ServingKey {
 
     /// Re-encrypts a verified header (of this grant's portion: the caller
     /// looked the grant up by the header's portion key), with a proof when
-    /// `rng` is given. `ephemeral` is [`ServingKey::ephemeral`], decoded once
-    /// per request or batch.
+    /// `rng` is given (against `RK`, or `R_i` for a share). `ephemeral` is
+    /// [`ServingKey::ephemeral`], decoded once per request or batch.
     pub(crate) fn reencrypt<R: CryptoRng + ?Sized>(
         &self,
         ephemeral: &PublicKey,
         header: VerifiedHeader<'_>,
         rng: Option<&mut R>,
     ) -> ReCapsule {
-        reencrypt_parts(&self.rk, ephemeral, &self.commitment, header, rng)
+        let (proved_against, share) = match self.share_index() {
+            Some(i) => (&self.verification, Some(i)),
+            None => (&self.commitment, None),
+        };
+        reencrypt_parts(&self.rk, ephemeral, proved_against, share, header, rng)
     }
 }

@@ -240,6 +240,7 @@ impl ReKey {
             &self.rk,
             &self.ephemeral,
             self.commitment.as_bytes(),
+            None,
             header,
             rng,
         ))

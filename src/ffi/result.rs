@@ -72,6 +72,23 @@ pub enum sesphr_result {
     /// A signature or proof of possession does not verify (a signed grant,
     /// revocation, refusal, registration or receipt).
     InvalidSignature = 117,
+    /// A threshold outside `2 <= t <= n <= 255`.
+    InvalidThreshold = 118,
+    /// A re-encryption key share does not match its commitments, or its
+    /// node index is outside `1..=n`.
+    InvalidShare = 119,
+    /// Two shares with the same node index.
+    DuplicateShare = 120,
+    /// Fewer distinct shares than the threshold.
+    TooFewShares = 121,
+    /// Shares of different grants or capsules, or a whole re-capsule where
+    /// a share is required.
+    ShareMismatch = 122,
+    /// Share commitments that are not this user's grant of this portion.
+    InvalidCommitments = 123,
+    /// Shares failed their proofs and too few good ones remain (the bad
+    /// nodes are in `sesphr_last_error_detail`).
+    BadShares = 124,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -200,6 +217,13 @@ impl From<&Error> for sesphr_result {
             Error::Malformed { .. } => Self::Malformed,
             Error::KeyDerivation => Self::KeyDerivation,
             Error::InvalidSignature { .. } => Self::InvalidSignature,
+            Error::InvalidThreshold => Self::InvalidThreshold,
+            Error::InvalidShare { .. } => Self::InvalidShare,
+            Error::DuplicateShare { .. } => Self::DuplicateShare,
+            Error::TooFewShares { .. } => Self::TooFewShares,
+            Error::ShareMismatch => Self::ShareMismatch,
+            Error::InvalidCommitments => Self::InvalidCommitments,
+            Error::BadShares { .. } => Self::BadShares,
         }
     }
 }
@@ -295,6 +319,13 @@ const ALL: &[sesphr_result] = {
         R::Malformed,
         R::KeyDerivation,
         R::InvalidSignature,
+        R::InvalidThreshold,
+        R::InvalidShare,
+        R::DuplicateShare,
+        R::TooFewShares,
+        R::ShareMismatch,
+        R::InvalidCommitments,
+        R::BadShares,
         R::UnknownUser,
         R::UnknownPatient,
         R::UnknownPortion,
@@ -374,6 +405,17 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::Malformed => Error::Malformed { what: "" }.summary(),
         R::KeyDerivation => Error::KeyDerivation.summary(),
         R::InvalidSignature => Error::InvalidSignature { what: "" }.summary(),
+        R::InvalidThreshold => Error::InvalidThreshold.summary(),
+        R::InvalidShare => Error::InvalidShare { index: 0 }.summary(),
+        R::DuplicateShare => Error::DuplicateShare { index: 0 }.summary(),
+        R::TooFewShares => Error::TooFewShares {
+            needed: 0,
+            given: 0,
+        }
+        .summary(),
+        R::ShareMismatch => Error::ShareMismatch.summary(),
+        R::InvalidCommitments => Error::InvalidCommitments.summary(),
+        R::BadShares => Error::BadShares { nodes: Vec::new() }.summary(),
         R::UnknownUser => SrsError::UnknownUser.summary(),
         R::UnknownPatient => SrsError::UnknownPatient.summary(),
         R::UnknownPortion => SrsError::UnknownPortion.summary(),

@@ -176,6 +176,9 @@ pub struct GrantInfo {
     pub revoked_at: Option<u64>,
     /// The re-encryption key's commitment `RK` while active.
     pub commitment: Option<PublicKey>,
+    /// This node's index while active, when the grant holds a share of a
+    /// split key (a threshold SRS node).
+    pub share: Option<u8>,
 }
 
 /// Everything the SRS knows but its secrets and its audit log, ordered: two
@@ -921,9 +924,13 @@ impl Registry {
                 epoch,
                 user,
             };
-            let (revoked_at, commitment) = match &g.state {
-                SlotState::Active(k) => (None, PublicKey::from_bytes(k.commitment()).ok()),
-                SlotState::Revoked(t) => (Some(*t), None),
+            let (revoked_at, commitment, share) = match &g.state {
+                SlotState::Active(k) => (
+                    None,
+                    PublicKey::from_bytes(k.commitment()).ok(),
+                    k.share_index(),
+                ),
+                SlotState::Revoked(t) => (Some(*t), None, None),
             };
             view.grants.insert(
                 key.clone(),
@@ -932,6 +939,7 @@ impl Registry {
                     terms: g.terms,
                     revoked_at,
                     commitment,
+                    share,
                 },
             );
         }

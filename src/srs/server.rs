@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::reencrypt::{ReCapsule, ServingKey};
 use crate::rekey::ReKey;
+use crate::threshold::ReKeyShare;
 use crate::rng::os_rng;
 use crate::srs::chain::{self, Draft, genesis_hash, walk};
 use crate::srs::config::{OpenReport, SrsConfig};
@@ -641,11 +642,53 @@ impl Srs {
         if !grant.covers(&rekey) {
             return Err(SrsError::ReKeyMismatch);
         }
-        let now = self.clock.now();
-        check_date(grant.issued_at(), now)?;
         let portion_key = rekey.portion_key().to_bytes();
         let key = ServingKey::new(&rekey);
         drop(rekey);
+        self.install_grant(grant, portion_key, key)
+    }
+
+    /// **Threshold SRS node**: installs this node's share of a split
+    /// re-encryption key ([`crate::ReKey::split`]) under the grant the
+    /// patient signed for the split ([`crate::PatientKeys::sign_share_grant`]).
+    /// Each of the `n` nodes is an ordinary SRS with its own store, receiving
+    /// the same signed grant and its own share; this one then answers
+    /// re-encryption requests with re-capsule shares (its index, `E'_i`, and
+    /// a proof against `R_i` when asked), which the user combines
+    /// ([`crate::ThresholdOpener`]) from any `t` nodes.
+    ///
+    /// Checked besides what [`Srs::grant`] checks: the share against its
+    /// commitments (`rk_i·G == Σ i^j·C_j`), and the commitments against the
+    /// signed grant (`C_0 = RK`, `X_e`, user key, `t`, `n` and their digest).
+    ///
+    /// Revocation is per node: access ends once `n − t + 1` nodes have
+    /// revoked (fewer than `t` still serve); the patient's client revokes at
+    /// all `n`.
+    ///
+    /// # Errors
+    /// [`SrsError::Malformed`] with [`crate::Error::InvalidShare`] for a share
+    /// that does not match its commitments; [`SrsError::ReKeyMismatch`] if
+    /// the share is not of the split signed; otherwise as [`Srs::grant`].
+    pub fn grant_share(&self, grant: &SignedGrant, share: ReKeyShare) -> Result<(), SrsError> {
+        share.verify()?;
+        if !grant.covers_commitments(share.commitments()) {
+            return Err(SrsError::ReKeyMismatch);
+        }
+        let portion_key = share.commitments().portion_key().to_bytes();
+        let key = share.serving_key()?;
+        drop(share);
+        self.install_grant(grant, portion_key, key)
+    }
+
+    /// The checks and the change common to a whole key and a share.
+    fn install_grant(
+        &self,
+        grant: &SignedGrant,
+        portion_key: [u8; 32],
+        key: ServingKey,
+    ) -> Result<(), SrsError> {
+        let now = self.clock.now();
+        check_date(grant.issued_at(), now)?;
         let g = grant.clone();
         self.change(move |reg| {
             let pid = reg
@@ -692,6 +735,9 @@ impl Srs {
             d.label = Some(g.label().clone());
             d.user = Some(g.user().clone());
             d.detail = format!("epoch={} {terms}", g.epoch());
+            if let (Some(i), Some(t)) = (key.share_index(), g.threshold()) {
+                d.detail = format!("{} share={i} of {}/{}", d.detail, t.threshold, t.nodes);
+            }
             let mut change = Change::audit(Vec::new());
             if let Some(id) = g.request() {
                 let (req, img) = reg
@@ -1216,7 +1262,9 @@ impl Srs {
         let store = self.journal.store();
         let mut keys: std::collections::HashMap<Identity, VerifyingKey> =
             std::collections::HashMap::new();
-        let mut signed: std::collections::HashMap<GrantKey, [u8; 32]> =
+        // The commitment of each grant key's last signed grant, and whether
+        // it granted a share of a split key.
+        let mut signed: std::collections::HashMap<GrantKey, ([u8; 32], bool)> =
             std::collections::HashMap::new();
         let mut report = ConsentReport::default();
         walk(
@@ -1260,7 +1308,7 @@ impl Srs {
                                 epoch: g.epoch(),
                                 user: g.user().clone(),
                             },
-                            g.commitment().to_bytes(),
+                            (g.commitment().to_bytes(), g.threshold().is_some()),
                         );
                         report.grants += 1;
                     }
@@ -1273,10 +1321,10 @@ impl Srs {
             },
         )?;
         for (key, info) in self.registry().grants {
-            let (Some(c), Some(s)) = (info.commitment, signed.get(&key)) else {
+            let (Some(c), Some((s, split))) = (info.commitment, signed.get(&key)) else {
                 continue;
             };
-            if c.as_bytes() != s {
+            if c.as_bytes() != s || info.share.is_some() != *split {
                 return Err(SrsError::Tampered(
                     "an active grant is not the one its patient signed",
                 ));
