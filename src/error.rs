@@ -141,7 +141,9 @@ impl Error {
             Self::DuplicateShare { .. } => c"two shares from the same node",
             Self::TooFewShares { .. } => c"fewer shares than the threshold",
             Self::ShareMismatch => c"shares of different grants or capsules",
-            Self::InvalidCommitments => c"share commitments are not this user's grant of this portion",
+            Self::InvalidCommitments => {
+                c"share commitments are not this user's grant of this portion"
+            }
             Self::BadShares { .. } => c"shares failed their proofs and too few good ones remain",
         }
     }

@@ -75,10 +75,10 @@ mod reencrypt;
 mod rekey;
 /// cbindgen:ignore
 mod rng;
-/// cbindgen:ignore
-mod threshold;
 pub mod srs;
 pub mod store;
+/// cbindgen:ignore
+mod threshold;
 
 pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};
 pub use delegatee::DelegateeOpener;
@@ -95,7 +95,9 @@ pub use portion::{
 };
 pub use reencrypt::{ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;
-pub use threshold::{MIN_THRESHOLD, ReKeyShare, ShareCommitments, ThresholdOpened, ThresholdOpener};
+pub use threshold::{
+    MIN_THRESHOLD, ReKeyShare, ShareCommitments, ThresholdOpened, ThresholdOpener,
+};
 
 pub use rand_core;
 

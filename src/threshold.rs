@@ -205,10 +205,7 @@ impl ShareCommitments {
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = frame(
-            magic::SHARE_COMMITMENTS,
-            Self::encoded_len(self.threshold),
-        );
+        let mut v = frame(magic::SHARE_COMMITMENTS, Self::encoded_len(self.threshold));
         self.write(&mut v);
         v
     }
@@ -684,7 +681,11 @@ impl ThresholdOpener {
 
     /// `Z = Σ (d·λ_i)·E'_i` over exactly `t` shares (constant time in `d`),
     /// the DEM key, and the body opened.
-    fn combine_and_open(&self, sealed: &SealedPortion, shares: &[(u8, &ReCapsule)]) -> Result<Vec<u8>> {
+    fn combine_and_open(
+        &self,
+        sealed: &SealedPortion,
+        shares: &[(u8, &ReCapsule)],
+    ) -> Result<Vec<u8>> {
         let xs: Vec<u8> = shares.iter().map(|(i, _)| *i).collect();
         let mut scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
             lagrange_at_zero(&xs)
@@ -773,5 +774,60 @@ impl fmt::Debug for ThresholdOpener {
             .field("commitments", &self.commitments)
             .field("require_proof", &self.require_proof)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Identity, PatientKeys, PortionLabel};
+
+    /// Any `t − 1` shares interpolate (at 0, over themselves) to a scalar
+    /// that is not `rk`, and their combination opens nothing.
+    #[test]
+    fn t_minus_1_shares_interpolate_to_something_else() -> Result<()> {
+        let p = PatientKeys::generate(Identity::new("p")?);
+        let lab = p.portion_secret(&PortionLabel::new("lab")?, 0);
+        let user = KeyPair::generate();
+        let rk = ReKey::generate(&lab, user.public());
+        let (_, shares) = rk.split(3, 4)?;
+        let sealed = SealedPortion::seal(lab.public(), crate::RecordId::random(), 1, b"x")?;
+        let commitments = &shares.first().ok_or(Error::TooLarge)?.commitments;
+        let opener = ThresholdOpener::new(&user, commitments)?;
+        for pair in [[0usize, 1], [0, 2], [1, 3], [2, 3]] {
+            let picked: Vec<&ReKeyShare> = pair.iter().filter_map(|&k| shares.get(k)).collect();
+            let xs: Vec<u8> = picked.iter().map(|s| s.index).collect();
+            let l = lagrange_at_zero(&xs);
+            let guess: Scalar = picked.iter().zip(&l).map(|(s, l)| s.share * l).sum();
+            assert_ne!(guess, *rk.scalar());
+            let rcs: Vec<ReCapsule> = picked
+                .iter()
+                .map(|s| s.reencrypt(sealed.header().verify()?))
+                .collect::<Result<_>>()?;
+            let with_index: Vec<(u8, &ReCapsule)> = xs.iter().copied().zip(&rcs).collect();
+            assert!(matches!(
+                opener.combine_and_open(&sealed, &with_index),
+                Err(Error::DecryptionFailed)
+            ));
+        }
+        // Three of them interpolate to rk exactly.
+        let xs = [1u8, 2, 4];
+        let l = lagrange_at_zero(&xs);
+        let whole: Scalar = [0usize, 1, 3]
+            .iter()
+            .filter_map(|&k| shares.get(k))
+            .zip(&l)
+            .map(|(s, l)| s.share * l)
+            .sum();
+        assert_eq!(whole, *rk.scalar());
+        Ok(())
+    }
+
+    #[test]
+    fn small_multiplication_agrees_with_scalar_multiplication() {
+        let p = RISTRETTO_BASEPOINT_TABLE.basepoint();
+        for k in [0u8, 1, 2, 3, 127, 128, 255] {
+            assert_eq!(mul_small(&p, k), Scalar::from(k) * p);
+        }
     }
 }

@@ -19,7 +19,6 @@ use crate::model::{
 };
 use crate::reencrypt::{ReCapsule, ServingKey};
 use crate::rekey::ReKey;
-use crate::threshold::ReKeyShare;
 use crate::rng::os_rng;
 use crate::srs::chain::{self, Draft, genesis_hash, walk};
 use crate::srs::config::{OpenReport, SrsConfig};
@@ -34,6 +33,7 @@ use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
 use crate::srs::types::{Clock, SrsError, StorageKey};
 use crate::srs::{VerifyingKey, archive};
 use crate::store::{MemoryStore, Store, StoreError};
+use crate::threshold::ReKeyShare;
 
 /// What an `SrsConfig` leaves once its keys are derived and its store
 /// verified: the parts an SRS is assembled from.
