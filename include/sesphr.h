@@ -55,6 +55,12 @@
 // Length of a re-capsule with a proof of re-encryption.
 #define SESPHR_RECAPSULE_WITH_PROOF_LEN 230
 
+// Length of a re-capsule share (a threshold node's answer) without a proof.
+#define SESPHR_RECAPSULE_SHARE_LEN 167
+
+// Length of a re-capsule share with a proof of re-encryption.
+#define SESPHR_RECAPSULE_SHARE_WITH_PROOF_LEN 231
+
 // Longest portion label, in bytes.
 #define SESPHR_LABEL_MAX_LEN 64
 
@@ -153,6 +159,23 @@ enum sesphr_result
   // A signature or proof of possession does not verify (a signed grant,
   // revocation, refusal, registration or receipt).
   SESPHR_RESULT_INVALID_SIGNATURE = 117,
+  // A threshold outside `2 <= t <= n <= 255`.
+  SESPHR_RESULT_INVALID_THRESHOLD = 118,
+  // A re-encryption key share does not match its commitments, or its
+  // node index is outside `1..=n`.
+  SESPHR_RESULT_INVALID_SHARE = 119,
+  // Two shares with the same node index.
+  SESPHR_RESULT_DUPLICATE_SHARE = 120,
+  // Fewer distinct shares than the threshold.
+  SESPHR_RESULT_TOO_FEW_SHARES = 121,
+  // Shares of different grants or capsules, or a whole re-capsule where
+  // a share is required.
+  SESPHR_RESULT_SHARE_MISMATCH = 122,
+  // Share commitments that are not this user's grant of this portion.
+  SESPHR_RESULT_INVALID_COMMITMENTS = 123,
+  // Shares failed their proofs and too few good ones remain (the bad
+  // nodes are in `sesphr_last_error_detail`).
+  SESPHR_RESULT_BAD_SHARES = 124,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.
@@ -953,6 +976,101 @@ sesphr_result sesphr_srs_issue_keys(const sesphr_srs *srs,
                                     size_t user_len,
                                     uint32_t epoch,
                                     sesphr_keypair **out_keypair);
+
+// Splits the encoded re-encryption key `rekey` among `nodes` nodes so that
+// any `threshold` of them are needed (`2 <= threshold <= nodes <= 255`).
+// The public commitments (`"SPTC"`) go into a new buffer in
+// `*out_commitments`; share `i` (`"SPKS"`, secret: send it to node `i`
+// only) into a new buffer in `out_shares[i - 1]`, an array of `nodes`
+// elements the caller provides.
+//
+// Errors: `INVALID_THRESHOLD`; decoding errors.
+sesphr_result sesphr_rekey_split(const uint8_t *rekey,
+                                 size_t rekey_len,
+                                 unsigned int threshold,
+                                 unsigned int nodes,
+                                 sesphr_buffer **out_commitments,
+                                 sesphr_buffer **out_shares);
+
+// A node's check of its share (`"SPKS"`): `rk_i·G == Σ i^j·C_j`. Its index
+// goes into `*out_index`.
+//
+// Errors: `INVALID_SHARE`; decoding errors.
+sesphr_result sesphr_share_verify(const uint8_t *share,
+                                  size_t share_len,
+                                  uint8_t *out_index);
+
+// Re-encrypts an encoded header with a node's share (outside an SRS):
+// the re-capsule share (`"SPRC"` with the node index) goes into a new
+// buffer. `with_proof` non-zero adds a proof against the node's `R_i`.
+//
+// Errors: `INVALID_CAPSULE`; `KEY_MISMATCH` (a header of another
+// portion); decoding errors.
+sesphr_result sesphr_share_reencrypt(const uint8_t *share,
+                                     size_t share_len,
+                                     const uint8_t *header,
+                                     size_t header_len,
+                                     unsigned int with_proof,
+                                     sesphr_buffer **out_recapsule);
+
+// Signs the grant of a split key (`"SPSG"` with the share terms, into a
+// new buffer) of portion `label`/`epoch` to `user`, for the encoded
+// commitments of the split. `options` may be NULL (defaults). Every node
+// receives this one signed grant with its own share
+// (`sesphr_srs_grant_share`).
+//
+// Errors: `KEY_MISMATCH` if the split is not of this portion key;
+// `INVALID_ARGUMENT` for a bad role name; decoding errors.
+sesphr_result sesphr_sign_share_grant(const sesphr_patient_keys *keys,
+                                      const uint8_t *portion_label,
+                                      size_t portion_label_len,
+                                      uint32_t epoch,
+                                      const uint8_t *user,
+                                      size_t user_len,
+                                      const uint8_t *commitments,
+                                      size_t commitments_len,
+                                      const sesphr_grant_options *options,
+                                      sesphr_buffer **out_buffer);
+
+// **Threshold SRS node**: installs this node's encoded share under the
+// grant the patient signed for the split (`sesphr_sign_share_grant`).
+// From then on `sesphr_srs_reencrypt` on this SRS returns re-capsule
+// shares for that grant. Access ends once `n − t + 1` nodes have revoked:
+// revoke at all `n`.
+//
+// Errors: `INVALID_SHARE`; `RE_KEY_MISMATCH` (not the split signed); and
+// as `sesphr_srs_grant`.
+sesphr_result sesphr_srs_grant_share(const sesphr_srs *srs,
+                                     const uint8_t *signed_grant,
+                                     size_t signed_grant_len,
+                                     const uint8_t *share,
+                                     size_t share_len);
+
+// Opens a sealed portion as a granted user from `count` re-capsule shares
+// (arrays of pointers and lengths) of at least `t` nodes, for the grant
+// whose encoded commitments are given (checked: `C_0 == d⁻¹·X_{P,c}`).
+// Optimistic: the first `t` shares are combined; only if the body does not
+// open are the proofs checked, wrong nodes named and others used.
+// `verify_first` non-zero checks every proof before combining (a share
+// without a proof then counts as wrong). The plaintext goes into a new
+// buffer; the indices of nodes named for wrong shares into a new buffer in
+// `*out_bad_nodes` (optional: NULL if not wanted; empty if none).
+//
+// Errors: `KEY_MISMATCH`; `INVALID_COMMITMENTS`; `SHARE_MISMATCH`;
+// `INVALID_SHARE`; `DUPLICATE_SHARE`; `TOO_FEW_SHARES`; `INVALID_CAPSULE`;
+// `BAD_SHARES` (the nodes are named in `sesphr_last_error_detail`);
+// `DECRYPTION_FAILED`; decoding errors.
+sesphr_result sesphr_threshold_open(const sesphr_keypair *keypair,
+                                    const uint8_t *commitments,
+                                    size_t commitments_len,
+                                    const uint8_t *sealed,
+                                    size_t sealed_len,
+                                    const uint8_t *const *recapsules,
+                                    const size_t *recapsule_lens,
+                                    size_t count,
+                                    unsigned int verify_first,
+                                    sesphr_buffer **out_plaintext,
+                                    sesphr_buffer **out_bad_nodes);
 
 #ifdef __cplusplus
 }  // extern "C"

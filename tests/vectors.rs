@@ -69,7 +69,9 @@ fn cases() -> Vec<Case> {
 /// the patient's master secret, the record id, the sealing (r, u), the
 /// re-encryption key (x_e), the proof (w), the escrow seed; then the user's
 /// key proof, the registration's portion key proof, the signed grant's nonce
-/// and the signed revocation's nonce.
+/// and the signed revocation's nonce; then the 2-of-3 split of the
+/// re-encryption key (one coefficient), node 3's proof nonce and the signed
+/// share grant's nonce.
 fn generate(c: &Case) -> Vec<(&'static str, String)> {
     let mut rng = ChaCha20Rng::from_seed(c.seed);
     let user = KeyPair::generate_with_rng(&mut rng);
@@ -106,6 +108,15 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
     let revocation = patient
         .sign_revocation_with_rng(&lab, &uid, c.created_at + 60, &mut rng)
         .unwrap();
+    let (commitments, shares) = rekey.split_with_rng(2, 3, &mut rng).unwrap();
+    let v = || sealed.header().verify().unwrap();
+    let rc1 = shares[0].reencrypt(v()).unwrap();
+    let rc3 = shares[2]
+        .reencrypt_with_proof_with_rng(v(), &mut rng)
+        .unwrap();
+    let share_grant = patient
+        .sign_share_grant_with_rng(&lab, c.epoch, &uid, &commitments, &terms, &mut rng)
+        .unwrap();
     vec![
         ("seed", hex(&c.seed)),
         ("patient_id", hex(c.patient.as_bytes())),
@@ -134,6 +145,13 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("registration", hex(&registration.to_bytes())),
         ("signed_grant", hex(&grant.to_bytes())),
         ("signed_revocation", hex(&revocation.to_bytes())),
+        ("share_commitments", hex(&commitments.to_bytes())),
+        ("key_share_1", hex(&shares[0].to_bytes())),
+        ("key_share_2", hex(&shares[1].to_bytes())),
+        ("key_share_3", hex(&shares[2].to_bytes())),
+        ("recapsule_share_1", hex(&rc1.to_bytes())),
+        ("recapsule_share_3_with_proof", hex(&rc3.to_bytes())),
+        ("signed_share_grant", hex(&share_grant.to_bytes())),
     ]
 }
 
@@ -306,6 +324,54 @@ fn vectors_decode_and_open_from_the_file_alone() {
         // Another patient's consent key verifies none of them.
         let other = patient_of(&name).consent_public();
         assert!(grant.verify(&other).is_err() && revocation.verify(&other).is_err());
+
+        // Threshold: the shares verify and recombine to the vector's key
+        // (nodes 1 and 3 open), node 1's answer is reproduced exactly,
+        // node 3's proof verifies against R_3, and the patient signed the
+        // split.
+        let commitments = ShareCommitments::from_bytes(&bytes("share_commitments")).unwrap();
+        assert_eq!(commitments.to_bytes(), bytes("share_commitments"));
+        assert_eq!(commitments.commitment(), rekey.commitment());
+        let shares: Vec<ReKeyShare> = ["key_share_1", "key_share_2", "key_share_3"]
+            .iter()
+            .map(|k| ReKeyShare::from_bytes(&bytes(k)).unwrap())
+            .collect();
+        for (i, sh) in shares.iter().enumerate() {
+            assert_eq!(usize::from(sh.index()), i + 1);
+            assert_eq!(sh.commitments(), &commitments);
+        }
+        let rc1 = ReCapsule::from_bytes(&bytes("recapsule_share_1")).unwrap();
+        assert_eq!(
+            shares[0]
+                .reencrypt(sealed.header().verify().unwrap())
+                .unwrap(),
+            rc1
+        );
+        let rc3 = ReCapsule::from_bytes(&bytes("recapsule_share_3_with_proof")).unwrap();
+        assert_eq!(rc3.to_bytes(), bytes("recapsule_share_3_with_proof"));
+        rc3.verify_proof(&commitments.verification_key(3).unwrap())
+            .unwrap();
+        assert!(
+            rc3.verify_proof(&commitments.verification_key(1).unwrap())
+                .is_err()
+        );
+        let opener = ThresholdOpener::new(&user, &commitments).unwrap();
+        let opened = opener.open_verified(&sealed, &[rc3, rc1.clone()]);
+        // Node 1 gave no proof: a fully verified open counts it as bad.
+        assert!(matches!(
+            opened,
+            Err(Error::TooFewShares { .. }) | Err(Error::BadShares { .. })
+        ));
+        let rc3 = ReCapsule::from_bytes(&bytes("recapsule_share_3_with_proof")).unwrap();
+        assert_eq!(
+            opener.open(&sealed, &[rc1, rc3]).unwrap().plaintext(),
+            &bytes("plaintext")[..],
+            "{name}"
+        );
+        let sg = consent::SignedGrant::from_bytes(&bytes("signed_share_grant")).unwrap();
+        assert_eq!(sg.to_bytes(), bytes("signed_share_grant"));
+        sg.verify(&consent_key).unwrap();
+        assert!(sg.covers_commitments(&commitments) && !sg.covers(&rekey));
     }
 }
 

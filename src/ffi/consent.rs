@@ -144,35 +144,42 @@ pub extern "C" fn sesphr_sign_grant(
         );
         let (l, u) = (label(l.as_ptr(), l.len())?, identity(u.as_ptr(), u.len())?);
         let rk = ReKey::from_bytes(rk)?;
-        let mut opts = GrantOptions::default();
-        if let Some(c) = super::optional_ref(options) {
-            if c.has_since != 0 {
-                opts.scope = Scope::Since(c.since);
-            }
-            if c.has_expiry != 0 {
-                opts.expiry = Some(c.expiry);
-            }
-            if !c.request.is_null() {
-                opts.request = Some(RequestId::from_slice(bytes(
-                    c.request,
-                    SESPHR_REQUEST_ID_LEN,
-                )?)?);
-            }
-            if !c.emergency_role.is_null() {
-                let role: Role =
-                    core::str::from_utf8(bytes(c.emergency_role, c.emergency_role_len)?)
-                        .ok()
-                        .and_then(|r| r.parse().ok())
-                        .ok_or(sesphr_result::InvalidArgument)?;
-                opts.emergency = Some(role);
-            }
-            if c.issued_at != 0 {
-                opts.issued_at = Some(c.issued_at);
-            }
-        }
+        let opts = grant_options(options)?;
         put_buffer(o, k.sign_grant(&l, epoch, &u, &rk, &opts)?.to_bytes());
         Ok(())
     })
+}
+
+/// The Rust terms of a C `sesphr_grant_options` (NULL: the defaults).
+pub(crate) fn grant_options(
+    options: *const sesphr_grant_options,
+) -> Result<GrantOptions, sesphr_result> {
+    let mut opts = GrantOptions::default();
+    if let Some(c) = super::optional_ref(options) {
+        if c.has_since != 0 {
+            opts.scope = Scope::Since(c.since);
+        }
+        if c.has_expiry != 0 {
+            opts.expiry = Some(c.expiry);
+        }
+        if !c.request.is_null() {
+            opts.request = Some(RequestId::from_slice(bytes(
+                c.request,
+                SESPHR_REQUEST_ID_LEN,
+            )?)?);
+        }
+        if !c.emergency_role.is_null() {
+            let role: Role = core::str::from_utf8(bytes(c.emergency_role, c.emergency_role_len)?)
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .ok_or(sesphr_result::InvalidArgument)?;
+            opts.emergency = Some(role);
+        }
+        if c.issued_at != 0 {
+            opts.issued_at = Some(c.issued_at);
+        }
+    }
+    Ok(opts)
 }
 
 /// Signs a revocation (`"SPSV"`, into a new buffer) of every grant of

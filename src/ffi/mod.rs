@@ -35,6 +35,7 @@ mod panic;
 mod portion;
 mod result;
 mod srs;
+mod threshold;
 
 use core::ffi::{c_char, c_uint};
 
@@ -43,6 +44,7 @@ pub use keys::*;
 pub use portion::*;
 pub use result::*;
 pub use srs::*;
+pub use threshold::*;
 use zeroize::Zeroizing;
 
 use crate::{Identity, PortionLabel};

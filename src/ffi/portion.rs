@@ -27,6 +27,10 @@ pub const SESPHR_REKEY_LEN: usize = 165;
 pub const SESPHR_RECAPSULE_LEN: usize = 166;
 /// Length of a re-capsule with a proof of re-encryption.
 pub const SESPHR_RECAPSULE_WITH_PROOF_LEN: usize = 230;
+/// Length of a re-capsule share (a threshold node's answer) without a proof.
+pub const SESPHR_RECAPSULE_SHARE_LEN: usize = 167;
+/// Length of a re-capsule share with a proof of re-encryption.
+pub const SESPHR_RECAPSULE_SHARE_WITH_PROOF_LEN: usize = 231;
 /// Longest portion label, in bytes.
 pub const SESPHR_LABEL_MAX_LEN: usize = 64;
 /// Longest identity, in bytes.
@@ -41,6 +45,8 @@ const _: () = {
     assert!(SESPHR_REKEY_LEN == crate::ReKey::LEN);
     assert!(SESPHR_RECAPSULE_LEN == ReCapsule::LEN);
     assert!(SESPHR_RECAPSULE_WITH_PROOF_LEN == ReCapsule::LEN_WITH_PROOF);
+    assert!(SESPHR_RECAPSULE_SHARE_LEN == ReCapsule::SHARE_LEN);
+    assert!(SESPHR_RECAPSULE_SHARE_WITH_PROOF_LEN == ReCapsule::SHARE_LEN_WITH_PROOF);
     assert!(SESPHR_LABEL_MAX_LEN == crate::PortionLabel::MAX_LEN);
     assert!(SESPHR_IDENTITY_MAX_LEN == crate::Identity::MAX_LEN);
 };

@@ -765,7 +765,7 @@ static void test_errors(void)
 
 /* ----------------------------------------------------- test vectors */
 
-#define MAX_ENTRIES 32
+#define MAX_ENTRIES 48
 
 struct vcase {
     char name[64];
@@ -798,6 +798,189 @@ static const char *get(const struct vcase *c, const char *key)
         if (strcmp(c->keys[i], key) == 0) return c->values[i];
     fprintf(stderr, "vector %s: missing %s\n", c->name, key);
     return "";
+}
+
+/* Threshold (2 of 3): the committed shares verify, node 1's answer is
+ * reproduced exactly (by the share alone and by an SRS node holding it),
+ * nodes 1 and 3 open the committed portion, and the combine errors. */
+static void check_threshold_case(const struct vcase *c, const sesphr_keypair *user, const uint8_t *sealed,
+                                 size_t sealed_len, const uint8_t *hdr, size_t hdr_len, const uint8_t *pt,
+                                 size_t pt_len, const uint8_t *uid, size_t uid_len, const uint8_t *pub,
+                                 size_t pub_len)
+{
+    static const char *share_keys[3] = {"key_share_1", "key_share_2", "key_share_3"};
+    size_t cm_len, rc1_len, rc3_len, sg_len, reg_len, proof_len, share_len[3];
+    uint8_t *cm = unhex(get(c, "share_commitments"), &cm_len);
+    uint8_t *rc1 = unhex(get(c, "recapsule_share_1"), &rc1_len);
+    uint8_t *rc3 = unhex(get(c, "recapsule_share_3_with_proof"), &rc3_len);
+    uint8_t *sg = unhex(get(c, "signed_share_grant"), &sg_len);
+    uint8_t *reg = unhex(get(c, "registration"), &reg_len);
+    uint8_t *proof = unhex(get(c, "user_key_proof"), &proof_len);
+    uint8_t *share[3];
+    sesphr_buffer *b = NULL, *bad = NULL;
+    sesphr_srs *node[3] = {NULL, NULL, NULL};
+    uint8_t index = 0;
+    int i;
+    for (i = 0; i < 3; i++) {
+        share[i] = unhex(get(c, share_keys[i]), &share_len[i]);
+        OK(sesphr_share_verify(share[i], share_len[i], &index));
+        CHECK(index == i + 1);
+    }
+    CHECK(rc1_len == SESPHR_RECAPSULE_SHARE_LEN && rc3_len == SESPHR_RECAPSULE_SHARE_WITH_PROOF_LEN);
+    OK(sesphr_share_reencrypt(share[0], share_len[0], hdr, hdr_len, 0, &b));
+    CHECK(buf_eq(b, rc1, rc1_len));
+    sesphr_buffer_free(b);
+    {
+        const uint8_t *rcs[2] = {rc1, rc3};
+        size_t lens[2] = {rc1_len, rc3_len};
+        OK(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 0, &b, &bad));
+        CHECK(buf_eq(b, pt, pt_len));
+        CHECK(sesphr_buffer_len(bad) == 0);
+        sesphr_buffer_free(b);
+        sesphr_buffer_free(bad);
+        /* Fully verified: node 1 gave no proof, so too few good shares remain. */
+        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 1, &b, NULL),
+               SESPHR_RESULT_BAD_SHARES);
+        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 1, 0, &b, NULL),
+               SESPHR_RESULT_TOO_FEW_SHARES);
+        rcs[1] = rc1;
+        lens[1] = rc1_len;
+        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 0, &b, NULL),
+               SESPHR_RESULT_DUPLICATE_SHARE);
+        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, NULL, lens, 2, 0, &b, NULL),
+               SESPHR_RESULT_NULL_PARAMETER);
+        /* A whole re-capsule is not a share; altered commitments are not this grant. */
+        cm[cm_len - 40] ^= 1;
+        CHECK(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 0, &b, NULL) !=
+              SESPHR_RESULT_OK);
+        cm[cm_len - 40] ^= 1;
+    }
+    /* Three SRS nodes, each with its own store, holding one share each. */
+    for (i = 0; i < 3; i++) {
+        OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &node[i]));
+        OK(sesphr_srs_register_patient(node[i], reg, reg_len));
+        OK(sesphr_srs_register_user(node[i], uid, uid_len, S("doctor"), pub, pub_len, proof, proof_len));
+    }
+    /* A share under the grant of the whole key: refused. */
+    {
+        size_t g_len;
+        uint8_t *g = unhex(get(c, "signed_grant"), &g_len);
+        EXPECT(sesphr_srs_grant_share(node[0], g, g_len, share[0], share_len[0]), SESPHR_RESULT_RE_KEY_MISMATCH);
+        free(g);
+    }
+    for (i = 0; i < 3; i++) OK(sesphr_srs_grant_share(node[i], sg, sg_len, share[i], share_len[i]));
+    OK(sesphr_srs_reencrypt(node[0], uid, uid_len, hdr, hdr_len, SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &b));
+    CHECK(buf_eq(b, rc1, rc1_len));
+    sesphr_buffer_free(b);
+    {
+        sesphr_buffer *r2 = NULL, *r3 = NULL;
+        const uint8_t *rcs[2];
+        size_t lens[2];
+        OK(sesphr_srs_reencrypt(node[1], uid, uid_len, hdr, hdr_len, SESPHR_PURPOSE_TREATMENT, NULL, 0, 1, &r2));
+        OK(sesphr_srs_reencrypt(node[2], uid, uid_len, hdr, hdr_len, SESPHR_PURPOSE_TREATMENT, NULL, 0, 1, &r3));
+        rcs[0] = sesphr_buffer_data(r3);
+        rcs[1] = sesphr_buffer_data(r2);
+        lens[0] = sesphr_buffer_len(r3);
+        lens[1] = sesphr_buffer_len(r2);
+        OK(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 1, &b, NULL));
+        CHECK(buf_eq(b, pt, pt_len));
+        sesphr_buffer_free(b);
+        sesphr_buffer_free(r2);
+        sesphr_buffer_free(r3);
+    }
+    for (i = 0; i < 3; i++) {
+        sesphr_srs_free(node[i]);
+        free(share[i]);
+    }
+    free(cm); free(rc1); free(rc3); free(sg); free(reg); free(proof);
+}
+
+/* Threshold calls with bad arguments, and a split made in C. */
+static void test_threshold(void)
+{
+    sesphr_patient_keys *p = NULL;
+    sesphr_keypair *doc = NULL;
+    sesphr_buffer *rk = NULL, *cm = NULL, *shares[3] = {NULL, NULL, NULL}, *sg = NULL, *sealed = NULL, *ppk = NULL;
+    sesphr_buffer *rc[3] = {NULL, NULL, NULL}, *b = NULL, *hdr = NULL;
+    uint8_t pub[32], rid[16] = {5}, index = 0;
+    int i;
+    OK(sesphr_patient_keys_generate(S("patient-t"), &p));
+    OK(sesphr_keypair_generate(&doc));
+    OK(sesphr_keypair_public_key(doc, pub, sizeof pub));
+    OK(sesphr_rekey_generate(p, S("lab"), 0, pub, sizeof pub, &rk));
+    EXPECT(sesphr_rekey_split(sesphr_buffer_data(rk), sesphr_buffer_len(rk), 1, 3, &cm, shares),
+           SESPHR_RESULT_INVALID_THRESHOLD);
+    EXPECT(sesphr_rekey_split(sesphr_buffer_data(rk), sesphr_buffer_len(rk), 4, 3, &cm, shares),
+           SESPHR_RESULT_INVALID_THRESHOLD);
+    EXPECT(sesphr_rekey_split(sesphr_buffer_data(rk), sesphr_buffer_len(rk), 2, 256, &cm, shares),
+           SESPHR_RESULT_INVALID_THRESHOLD);
+    EXPECT(sesphr_rekey_split(sesphr_buffer_data(rk), sesphr_buffer_len(rk), 2, 3, &cm, NULL),
+           SESPHR_RESULT_NULL_PARAMETER);
+    CHECK(cm == NULL && shares[0] == NULL);
+    OK(sesphr_rekey_split(sesphr_buffer_data(rk), sesphr_buffer_len(rk), 2, 3, &cm, shares));
+    for (i = 0; i < 3; i++) {
+        OK(sesphr_share_verify(sesphr_buffer_data(shares[i]), sesphr_buffer_len(shares[i]), &index));
+        CHECK(index == i + 1);
+    }
+    {
+        /* A share whose scalar changed no longer matches its commitments. */
+        size_t n = sesphr_buffer_len(shares[0]);
+        uint8_t *copy = malloc(n);
+        memcpy(copy, sesphr_buffer_data(shares[0]), n);
+        copy[10] ^= 1;
+        EXPECT(sesphr_share_verify(copy, n, &index), SESPHR_RESULT_INVALID_SHARE);
+        free(copy);
+    }
+    EXPECT(sesphr_sign_share_grant(p, S("lab"), 1, S("dr-t"), sesphr_buffer_data(cm), sesphr_buffer_len(cm), NULL,
+                                   &sg),
+           SESPHR_RESULT_KEY_MISMATCH);
+    OK(sesphr_sign_share_grant(p, S("lab"), 0, S("dr-t"), sesphr_buffer_data(cm), sesphr_buffer_len(cm), NULL, &sg));
+    OK(sesphr_patient_keys_portion_public_key(p, S("lab"), 0, &ppk));
+    OK(sesphr_seal(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, sizeof rid, 1700000000,
+                   (const uint8_t *)"creatinine 1.1", 14, &sealed));
+    OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &hdr));
+    for (i = 0; i < 3; i++)
+        OK(sesphr_share_reencrypt(sesphr_buffer_data(shares[i]), sesphr_buffer_len(shares[i]), sesphr_buffer_data(hdr),
+                                  sesphr_buffer_len(hdr), 1, &rc[i]));
+    {
+        /* Node 1 lies (its E' replaced by node 2's): named; 2 and 3 open. */
+        const uint8_t *rcs[3];
+        size_t lens[3];
+        uint8_t *liar = malloc(sesphr_buffer_len(rc[0]));
+        sesphr_buffer *bad = NULL;
+        memcpy(liar, sesphr_buffer_data(rc[0]), sesphr_buffer_len(rc[0]));
+        memcpy(liar + 103, sesphr_buffer_data(rc[1]) + 103, 32);
+        rcs[0] = liar;
+        lens[0] = sesphr_buffer_len(rc[0]);
+        for (i = 1; i < 3; i++) {
+            rcs[i] = sesphr_buffer_data(rc[i]);
+            lens[i] = sesphr_buffer_len(rc[i]);
+        }
+        OK(sesphr_threshold_open(doc, sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
+                                 sesphr_buffer_len(sealed), rcs, lens, 3, 0, &b, &bad));
+        CHECK(sesphr_buffer_len(b) == 14 && memcmp(sesphr_buffer_data(b), "creatinine 1.1", 14) == 0);
+        CHECK(sesphr_buffer_len(bad) == 1 && sesphr_buffer_data(bad)[0] == 1);
+        sesphr_buffer_free(b);
+        sesphr_buffer_free(bad);
+        /* The liar and one honest node: too few good shares, the liar named. */
+        EXPECT(sesphr_threshold_open(doc, sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
+                                     sesphr_buffer_len(sealed), rcs, lens, 2, 0, &b, NULL),
+               SESPHR_RESULT_BAD_SHARES);
+        CHECK(strstr(sesphr_last_error_detail(), "[1]") != NULL);
+        free(liar);
+    }
+    for (i = 0; i < 3; i++) {
+        sesphr_buffer_free(shares[i]);
+        sesphr_buffer_free(rc[i]);
+    }
+    sesphr_buffer_free(rk);
+    sesphr_buffer_free(cm);
+    sesphr_buffer_free(sg);
+    sesphr_buffer_free(sealed);
+    sesphr_buffer_free(ppk);
+    sesphr_buffer_free(hdr);
+    sesphr_keypair_free(doc);
+    sesphr_patient_keys_free(p);
 }
 
 static void check_case(const struct vcase *c)
@@ -916,6 +1099,7 @@ static void check_case(const struct vcase *c)
     OK(sesphr_srs_issue_keys(srs, uid, uid_len, epoch, &issued));
     OK(sesphr_keypair_secret_key(issued, out, sizeof out));
     CHECK(esec_len == 32 && memcmp(out, esec, 32) == 0);
+    check_threshold_case(c, user, sealed, sealed_len, hdr, hdr_len, pt, pt_len, uid, uid_len, pub, pub_len);
 
     sesphr_keypair_free(issued);
     sesphr_srs_free(srs);
@@ -1335,6 +1519,7 @@ int main(int argc, char **argv)
     srs = NULL;
     test_streams();
     test_consent();
+    test_threshold();
     test_errors();
     test_vectors(argv[1]);
     OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
