@@ -4,7 +4,9 @@
 //! a hospital's access request, sees a forged grant refused and an
 //! emergency access flagged, revokes a doctor (and keeps the SRS's signed
 //! receipt), grants a new one who reads the old records, and prints their
-//! accounting of disclosures.
+//! accounting of disclosures. Then the same portion shared through three
+//! SRS nodes of which any two are needed: one node down still serves, a
+//! lying node is named, and revoking at two nodes ends access.
 //!
 //! `cargo run --release --example phr_sharing [DATABASE_PATH]`
 //! (without a path, the database lives in a temporary directory).
@@ -508,6 +510,108 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match srs {
                 Err(e) => format!("refused ({e})"),
                 Ok(_) => "accepted (bug)".into(),
+            }
+        ),
+    );
+    threshold_chapter(&mut n, tmp.path(), &patient, &portions, &cloud, old_report)?;
+    Ok(())
+}
+
+/// Three SRS nodes (each its own SQLite database and storage key), any two
+/// of which are needed to re-encrypt: no single node, even with a granted
+/// user, can recover the portion key.
+fn threshold_chapter(
+    n: &mut u32,
+    dir: &std::path::Path,
+    patient: &PatientKeys,
+    portions: &[(PortionLabel, u32)],
+    cloud: &Cloud,
+    report: RecordId,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let nodes = (1..=3)
+        .map(|i| Srs::open_sqlite(dir.join(format!("node-{i}.db")), StorageKey::generate()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nephrologist = Identity::new("dr-chase")?;
+    let keys = KeyPair::generate();
+    for node in &nodes {
+        node.register_patient(&PatientRegistration::new(patient, portions)?)?;
+        node.register_user(
+            &nephrologist,
+            Role::Doctor,
+            keys.public(),
+            &keys.prove_possession(&nephrologist),
+        )?;
+    }
+    step(
+        n,
+        "threshold SRS: three nodes, each with its own database; the patient and dr-chase registered at each",
+    );
+    let lab = PortionLabel::new("lab")?;
+    let rekey = ReKey::generate(&patient.portion_secret(&lab, 0), keys.public());
+    let (commitments, shares) = rekey.split(2, 3)?;
+    drop(rekey);
+    let signed = patient.sign_share_grant(
+        &lab,
+        0,
+        &nephrologist,
+        &commitments,
+        &GrantOptions::default(),
+    )?;
+    for (node, share) in nodes.iter().zip(shares) {
+        node.grant_share(&signed, share)?;
+    }
+    step(
+        n,
+        format!(
+            "the patient split dr-chase's 'lab' key 2-of-3 ({} B per share, {} B of public commitments) and signed one grant; each node checked its share",
+            ReKeyShare::encoded_len(2),
+            commitments.to_bytes().len()
+        ),
+    );
+    let sealed = cloud.get(report, "lab");
+    let ask = |i: usize| {
+        nodes[i].reencrypt_with_proof(&nephrologist, sealed.header(), Purpose::Treatment)
+    };
+    let opener = ThresholdOpener::new(&keys, &commitments)?;
+    // Node 2 is down: nodes 1 and 3 answer.
+    let answers = [ask(0)?, ask(2)?];
+    let opened = opener.open(&sealed, &answers)?;
+    step(
+        n,
+        format!(
+            "node 2 down: nodes {:?} answered ({} B each with proof) and dr-chase reads {:?}",
+            opened.used(),
+            answers[0].to_bytes().len(),
+            String::from_utf8_lossy(opened.plaintext())
+        ),
+    );
+    // Node 3 lies: it returns another node's E'.
+    let mut lie = ask(2)?.to_bytes();
+    let honest = ask(0)?;
+    lie[103..135].copy_from_slice(honest.e_prime());
+    let answers = [ReCapsule::from_bytes(&lie)?, honest, ask(1)?];
+    let opened = opener.open(&sealed, &answers)?;
+    step(
+        n,
+        format!(
+            "node 3 returned a wrong answer: named {:?} by its failed proof; nodes {:?} open the report anyway",
+            opened.bad_nodes(),
+            opened.used()
+        ),
+    );
+    // Revocation at n - t + 1 = 2 nodes ends access.
+    for node in &nodes[..2] {
+        node.revoke(&patient.sign_revocation(&lab, &nephrologist)?)?;
+    }
+    let left: Vec<ReCapsule> = (0..3).filter_map(|i| ask(i).ok()).collect();
+    step(
+        n,
+        format!(
+            "the patient revoked at nodes 1 and 2 (n - t + 1 = 2): {} node still answers, and opening is {}",
+            left.len(),
+            match opener.open(&sealed, &left) {
+                Err(e) => format!("refused ({e})"),
+                Ok(_) => "possible (bug)".into(),
             }
         ),
     );
