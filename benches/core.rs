@@ -379,5 +379,58 @@ fn consent_ops(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, baselines, core_ops, consent_ops);
+/// Threshold re-encryption, t = 2 of n = 3: the split, a node's share
+/// check and re-encryption (a header verified once, as the SRS does before
+/// deciding), and the delegatee's combine-and-open of two shares for a
+/// 32-byte portion (capsule check included), optimistic and with both
+/// proofs checked first.
+fn threshold_ops(c: &mut Criterion) {
+    let mut r = rng();
+    let patient = PatientKeys::generate_with_rng(Identity::new("patient-0042").unwrap(), &mut r);
+    let lab = patient.portion_secret(&PortionLabel::new("lab").unwrap(), 0);
+    let user = KeyPair::generate_with_rng(&mut r);
+    let rekey = ReKey::generate_with_rng(&lab, user.public(), &mut r);
+    let (commitments, shares) = rekey.split_with_rng(2, 3, &mut r).unwrap();
+    let share_bytes = shares[0].to_bytes();
+    let sealed = SealedPortion::seal_with_rng(
+        lab.public(),
+        RecordId::from_bytes([4; 16]),
+        1,
+        &[0x42; 32],
+        &mut r,
+    )
+    .unwrap();
+    let verified = sealed.header().verify().unwrap();
+    let answers: Vec<ReCapsule> = shares[..2]
+        .iter()
+        .map(|s| s.reencrypt_with_proof_with_rng(verified, &mut r).unwrap())
+        .collect();
+    let opener = ThresholdOpener::new(&user, &commitments).unwrap();
+    let mut g = c.benchmark_group("threshold");
+    g.bench_function("split_2_of_3", |b| {
+        b.iter(|| rekey.split_with_rng(2, 3, &mut r).unwrap())
+    });
+    g.bench_function("node_check_share", |b| {
+        b.iter(|| ReKeyShare::from_bytes(black_box(&share_bytes)).unwrap())
+    });
+    g.bench_function("node_reencrypt", |b| {
+        b.iter(|| shares[0].reencrypt(black_box(verified)).unwrap())
+    });
+    g.bench_function("node_reencrypt_with_proof", |b| {
+        b.iter(|| {
+            shares[0]
+                .reencrypt_with_proof_with_rng(black_box(verified), &mut r)
+                .unwrap()
+        })
+    });
+    g.bench_function("open_2_optimistic_32B", |b| {
+        b.iter(|| opener.open(black_box(&sealed), &answers).unwrap())
+    });
+    g.bench_function("open_2_verified_32B", |b| {
+        b.iter(|| opener.open_verified(black_box(&sealed), &answers).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, baselines, core_ops, consent_ops, threshold_ops);
 criterion_main!(benches);

@@ -256,6 +256,8 @@ pub struct ReKeyShare {
     index: u8,
     share: Scalar,
     commitments: ShareCommitments,
+    /// `R_i = rk_i·G`, computed once.
+    verification: PublicKey,
 }
 
 impl ReKey {
@@ -319,6 +321,7 @@ impl ReKey {
                 }
                 ReKeyShare {
                     index: i,
+                    verification: PublicKey::from_point(commitments.verification_point(i)),
                     share: f,
                     commitments: commitments.clone(),
                 }
@@ -353,7 +356,9 @@ impl ReKeyShare {
     pub fn verify(&self) -> Result<()> {
         self.commitments.check_index(self.index)?;
         let lhs = &self.share * RISTRETTO_BASEPOINT_TABLE;
-        if lhs == self.commitments.verification_point(self.index) {
+        if lhs == self.commitments.verification_point(self.index)
+            && lhs.compress().as_bytes() == self.verification.as_bytes()
+        {
             Ok(())
         } else {
             Err(Error::InvalidShare { index: self.index })
@@ -387,13 +392,17 @@ impl ReKeyShare {
         let share = share?;
         let commitments = ShareCommitments::read(&mut r)?;
         r.finish()?;
-        let key = Self {
+        commitments.check_index(index)?;
+        let r_i = &share * RISTRETTO_BASEPOINT_TABLE;
+        if r_i != commitments.verification_point(index) {
+            return Err(Error::InvalidShare { index });
+        }
+        Ok(Self {
             index,
             share,
             commitments,
-        };
-        key.verify()?;
-        Ok(key)
+            verification: PublicKey::from_point(r_i),
+        })
     }
 
     /// `E'_i = rk_i·E` for a verified header of this grant's portion: the
@@ -434,11 +443,10 @@ impl ReKeyShare {
         if header.header().context().portion_key() != &self.commitments.portion_key {
             return Err(Error::KeyMismatch);
         }
-        let r_i = self.commitments.verification_key(self.index)?;
         Ok(reencrypt_parts(
             &self.share,
             &self.commitments.ephemeral,
-            r_i.as_bytes(),
+            self.verification.as_bytes(),
             Some(self.index),
             header,
             rng,
@@ -446,14 +454,19 @@ impl ReKeyShare {
     }
 
     /// What a node keeps while the grant is active.
-    pub(crate) fn serving_key(&self) -> Result<ServingKey> {
-        Ok(ServingKey::share(
+    pub(crate) fn serving_key(&self) -> ServingKey {
+        ServingKey::share(
             &self.share,
             &self.commitments.ephemeral,
             self.commitments.commitment(),
             self.index,
-            &self.commitments.verification_key(self.index)?,
-        ))
+            &self.verification,
+        )
+    }
+
+    /// The node's verification key `R_i = rk_i·G`.
+    pub fn verification_key(&self) -> &PublicKey {
+        &self.verification
     }
 }
 

@@ -33,6 +33,37 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
         1.0,
         None,
     ),
+    ("threshold/split_2_of_3", "baseline/scalar_mul", 1.0, None),
+    (
+        "threshold/node_check_share",
+        "baseline/scalar_mul",
+        1.0,
+        Some(1.6),
+    ),
+    (
+        "threshold/node_reencrypt",
+        "baseline/scalar_mul",
+        1.0,
+        Some(1.4),
+    ),
+    (
+        "threshold/node_reencrypt_with_proof",
+        "baseline/scalar_mul",
+        1.0,
+        Some(3.0),
+    ),
+    (
+        "threshold/open_2_optimistic_32B",
+        "baseline/scalar_mul",
+        1.0,
+        Some(5.0),
+    ),
+    (
+        "threshold/open_2_verified_32B",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
     ("reencrypt/single", "baseline/scalar_mul", 1.0, Some(2.1)),
     (
         "reencrypt/with_proof",

@@ -675,7 +675,7 @@ impl Srs {
             return Err(SrsError::ReKeyMismatch);
         }
         let portion_key = share.commitments().portion_key().to_bytes();
-        let key = share.serving_key()?;
+        let key = share.serving_key();
         drop(share);
         self.install_grant(grant, portion_key, key)
     }
