@@ -322,13 +322,20 @@ fn every_framed_decoder_is_strict() {
 #[test]
 fn object_specific_rules() {
     let o = objects();
-    // Re-capsule: reserved flag bits; a proof flag without a proof; a proof without the flag.
+    // Re-capsule: reserved flag bits; a share flag without an index; a
+    // proof flag without a proof; a proof without the flag.
     let mut b = o.rc.to_bytes();
+    for flags in [4u8, 8, 0x80, 0xff] {
+        b[5] = flags;
+        assert!(matches!(
+            ReCapsule::from_bytes(&b),
+            Err(Error::ReservedBitsSet)
+        ));
+    }
+    // (the next byte is taken as the index, and everything after shifts:
+    // refused, whichever field fails first)
     b[5] = 2;
-    assert!(matches!(
-        ReCapsule::from_bytes(&b),
-        Err(Error::ReservedBitsSet)
-    ));
+    assert!(ReCapsule::from_bytes(&b).is_err());
     b[5] = 1;
     assert!(matches!(
         ReCapsule::from_bytes(&b),
@@ -531,5 +538,73 @@ fn header_length_from_a_prefix() {
             ),
             "{n}"
         );
+    }
+}
+
+/// The threshold objects (2 of 3): commitments, a key share, re-capsule
+/// shares with and without a proof.
+#[test]
+fn threshold_decoders_are_strict() {
+    let o = objects();
+    let mut r = rng(51);
+    let (c, shares) = o.rekey.split_with_rng(2, 3, &mut r).unwrap();
+    let v = o.sealed.header().verify().unwrap();
+    let rcs = shares[1].reencrypt(v).unwrap();
+    let rcsp = shares[1].reencrypt_with_proof_with_rng(v, &mut r).unwrap();
+    let all = vec![
+        Framed {
+            name: "share commitments",
+            valid: c.to_bytes(),
+            decode: |b| ShareCommitments::from_bytes(b).map(drop),
+            points: vec![7, 39, 71, 103, 135],
+            scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "key share",
+            valid: shares[0].to_bytes().to_vec(),
+            decode: |b| ReKeyShare::from_bytes(b).map(drop),
+            points: vec![40, 72, 104, 136, 168],
+            scalars: vec![6],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "re-capsule share",
+            valid: rcs.to_bytes(),
+            decode: |b| ReCapsule::from_bytes(b).map(drop),
+            points: vec![7, 39, 103, 135],
+            scalars: vec![71],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "re-capsule share with proof",
+            valid: rcsp.to_bytes(),
+            decode: |b| ReCapsule::from_bytes(b).map(drop),
+            points: vec![7, 39, 103, 135],
+            scalars: vec![71, 167, 199],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+    ];
+    for mut f in all {
+        f.shortest = f.shortest.min(f.valid.len());
+        check(&f);
+    }
+    // A zero share scalar is refused as such.
+    let mut b = shares[0].to_bytes().to_vec();
+    b[6..38].copy_from_slice(&[0; 32]);
+    assert!(matches!(ReKeyShare::from_bytes(&b), Err(Error::ZeroScalar)));
+    // t and n outside 2 <= t <= n.
+    for (t, n) in [(0u8, 3u8), (1, 3), (3, 2), (2, 0)] {
+        let mut b = c.to_bytes();
+        b[5] = t;
+        b[6] = n;
+        assert!(matches!(
+            ShareCommitments::from_bytes(&b),
+            Err(Error::InvalidThreshold)
+        ));
     }
 }
