@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::keys::{KeyPair, PublicKey};
 use crate::portion::SealedPortion;
 use crate::reencrypt::ReCapsule;
-use crate::rekey::rekey_factor;
+use crate::rekey::delegatee_factor;
 
 /// The delegatee's secret for one grant: `d`, computed once from the user's
 /// secret key, the grant's `X_e` and the portion key, then reused for every
@@ -45,11 +45,8 @@ impl DelegateeOpener {
     /// `d = H_s("sesphr/v1/rekey", X_e, X_U, x_U·X_e, X_{P,c})` for the grant
     /// with ephemeral key `ephemeral` on portion key `portion_key`.
     pub fn new(user: &KeyPair, ephemeral: &PublicKey, portion_key: &PublicKey) -> Self {
-        let mut shared = user.secret().scalar() * ephemeral.point();
-        let d = rekey_factor(ephemeral, user.public(), &shared, portion_key);
-        shared.zeroize();
         Self {
-            d,
+            d: delegatee_factor(user, ephemeral, portion_key),
             ephemeral: *ephemeral,
             portion_key: *portion_key,
             require_proof: false,

@@ -45,6 +45,19 @@ pub(crate) fn rekey_factor(
     d
 }
 
+/// The delegatee's `d` for a grant: `rekey_factor` with `shared = x_U·X_e`
+/// (zeroized after use). Shared by the whole-key and threshold openers.
+pub(crate) fn delegatee_factor(
+    user: &crate::keys::KeyPair,
+    ephemeral: &PublicKey,
+    portion_key: &PublicKey,
+) -> Scalar {
+    let mut shared = user.secret().scalar() * ephemeral.point();
+    let d = rekey_factor(ephemeral, user.public(), &shared, portion_key);
+    shared.zeroize();
+    d
+}
+
 /// A re-encryption key `(rk, X_e, X_{P,c}, X_U, RK)`: lets the SRS turn
 /// capsules of one portion into capsules that one user can open.
 ///

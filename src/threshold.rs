@@ -57,7 +57,7 @@ use crate::hash::{encode_parts, hedged_nonce, tag};
 use crate::keys::{KeyPair, PublicKey};
 use crate::portion::SealedPortion;
 use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, verify_proofs};
-use crate::rekey::{ReKey, rekey_factor};
+use crate::rekey::{ReKey, delegatee_factor};
 use crate::rng::os_rng;
 
 /// The smallest threshold (a 1-of-n split would give every node the key).
@@ -581,14 +581,7 @@ impl ThresholdOpener {
         if user.public() != commitments.delegatee() {
             return Err(Error::KeyMismatch);
         }
-        let mut shared = user.secret().scalar() * commitments.ephemeral().point();
-        let d = rekey_factor(
-            commitments.ephemeral(),
-            user.public(),
-            &shared,
-            commitments.portion_key(),
-        );
-        shared.zeroize();
+        let d = delegatee_factor(user, commitments.ephemeral(), commitments.portion_key());
         let opener = Self {
             d,
             commitments: commitments.clone(),
