@@ -207,3 +207,102 @@ fn racing_grants_and_revocations_stay_consistent() {
     assert_eq!(again.registry(), view);
     assert_eq!(again.verify_audit().unwrap(), n);
 }
+
+/// A SQLite store whose change listener takes a while to set up (as a
+/// PostgreSQL connection does): the follower used to hold the store during
+/// that time, and after a drop of its SRS.
+struct SlowListener(sesphr::store::SqliteStore);
+
+mod slow {
+    use super::SlowListener;
+    use sesphr::Identity;
+    use sesphr::srs::Checkpoint;
+    use sesphr::store::*;
+
+    impl Store for SlowListener {
+        fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+            self.0.head()
+        }
+        fn rows(
+            &self,
+            each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError> {
+            self.0.rows(each)
+        }
+        fn rows_since(
+            &self,
+            generation: u64,
+            each: &mut dyn FnMut(StoredRow) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError> {
+            self.0.rows_since(generation, each)
+        }
+        fn commit(&self, build: &mut Build<'_>) -> Result<bool, StoreError> {
+            self.0.commit(build)
+        }
+        fn is_shared(&self) -> bool {
+            true
+        }
+        fn listener(&self) -> Result<Option<Box<dyn Listener>>, StoreError> {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            Ok(None)
+        }
+        fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+            self.0.audit(from, to, limit)
+        }
+        fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {
+            self.0.audit_last_seq()
+        }
+        fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+            self.0.latest_checkpoint()
+        }
+        fn checkpoint_at(&self, seq: u64) -> Result<Option<Checkpoint>, StoreError> {
+            self.0.checkpoint_at(seq)
+        }
+        fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+            self.0.checkpoints(from, limit)
+        }
+        fn checkpoint_count(&self) -> Result<u64, StoreError> {
+            self.0.checkpoint_count()
+        }
+        fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError> {
+            self.0.disclosure_index_digest(upto)
+        }
+        fn disclosures(
+            &self,
+            patient: &Identity,
+            from: u64,
+            to: u64,
+            after: Option<(u64, u64)>,
+            limit: usize,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
+            self.0.disclosures(patient, from, to, after, limit)
+        }
+    }
+}
+
+/// Dropping a shared-mode SRS closes its store before the drop returns: its
+/// follower thread lets go first (waiting for a listener being set up or a
+/// catch-up in flight), so the same SQLite file reopens at once.
+#[test]
+fn a_dropped_shared_srs_releases_its_store_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let key = [9u8; 32];
+    for i in 0..5 {
+        let store =
+            sesphr::store::SqliteStore::open(&path).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
+        let store: Arc<dyn sesphr::store::Store> = Arc::new(SlowListener(store));
+        let watch = Arc::downgrade(&store);
+        let srs = Srs::open(SrsConfig::shared(store, StorageKey::from_bytes(&key))).unwrap();
+        if i % 2 == 1 {
+            // The follower is setting up its listener now.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(srs);
+        assert_eq!(
+            watch.strong_count(),
+            0,
+            "round {i}: the store outlived its SRS"
+        );
+    }
+}

@@ -60,6 +60,17 @@ pub struct Srs {
     escrow: Option<EscrowKeyIssuer>,
     report: OpenReport,
     maintenance: Mutex<()>,
+    follower: Option<follower::Follower>,
+}
+
+impl Drop for Srs {
+    fn drop(&mut self) {
+        // The follower lets go of the journal first, so that this SRS's
+        // reference is the last and the store closes now.
+        if let Some(f) = &self.follower {
+            f.stop();
+        }
+    }
 }
 
 impl core::fmt::Debug for Srs {
@@ -192,10 +203,9 @@ impl Srs {
             at,
             checkpoint,
         ));
-        if shared && p.follow {
-            follower::spawn(&journal);
-        }
+        let follower = (shared && p.follow).then(|| follower::spawn(&journal));
         Self {
+            follower,
             journal,
             shared,
             keys: p.keys,
