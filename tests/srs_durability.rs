@@ -284,3 +284,33 @@ fn crash_loses_no_acknowledged_change() {
         "too few acknowledged changes ({acked_total}) to mean anything"
     );
 }
+
+/// A lock still held for a moment (as by a child process between `fork`
+/// and `exec`, sharing the lock file's description) does not make an open
+/// fail: it waits for it; a lock held on is reported as `Locked`.
+#[test]
+fn an_open_waits_briefly_for_a_lock_being_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.db");
+    drop(sesphr::store::SqliteStore::open(&path).unwrap());
+    let lock_path = dir.path().join("srs.db-lock");
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    lock.lock().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        drop(lock);
+    });
+    let store = sesphr::store::SqliteStore::open(&path).unwrap();
+    releaser.join().unwrap();
+    let second = sesphr::store::SqliteStore::open(&path);
+    assert_eq!(
+        second.unwrap_err().kind(),
+        sesphr::store::StoreErrorKind::Locked
+    );
+    drop(store);
+    sesphr::store::SqliteStore::open(&path).unwrap();
+}

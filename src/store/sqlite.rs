@@ -62,8 +62,8 @@ pub enum Durability {
 ///
 /// Opening takes an exclusive lock on `<path>-lock` (a second open of the
 /// same file, from this process or another, fails with
-/// [`StoreErrorKind::Locked`]); the lock is released when the store is
-/// dropped.
+/// [`StoreErrorKind::Locked`] after waiting a quarter of a second for it);
+/// the lock is released when the store is dropped.
 #[derive(Debug)]
 pub struct SqliteStore {
     // The reader closes first, so that the writer, closing last, folds the
@@ -75,6 +75,37 @@ pub struct SqliteStore {
     scrub_pending: AtomicBool,
     // Declared last: released after both connections are closed.
     _lock: File,
+}
+
+/// How long an open waits for the lock file before saying
+/// [`StoreErrorKind::Locked`].
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Takes the exclusive lock on `lock`, retrying for [`LOCK_PATIENCE`]. A lock
+/// is held by an open file description, and a child process the host is
+/// starting shares its parent's descriptions from `fork` until `exec`
+/// closes them: for that moment, a store the host has just dropped can
+/// still look locked. A store really open elsewhere stays locked and is
+/// reported after the wait.
+fn lock_briefly(lock: &File, shown: &str) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Locked,
+                    format!("{shown} is open in another SRS"),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::with_source(format!("locking {shown}"), e));
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -112,18 +143,7 @@ impl SqliteStore {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| StoreError::with_source(format!("opening the lock file of {shown}"), e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Locked,
-                    format!("{shown} is open in another SRS"),
-                ));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StoreError::with_source(format!("locking {shown}"), e));
-            }
-        }
+        lock_briefly(&lock, &shown)?;
         // No URI names: a path is a file.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
