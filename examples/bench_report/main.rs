@@ -9,7 +9,8 @@
 //! targets, and writes `target/sesphr-bench.json` with the CPU model and
 //! crate version, and `target/sesphr-bench/index.html`, one self-contained
 //! page of charts. `--compare` also runs the side-by-side comparison with
-//! umbral-pre (`cargo run --release -p sesphr-compare`) and includes it;
+//! umbral-pre (`cargo run --release --manifest-path benches/compare/Cargo.toml
+//! --target-dir target`, a crate outside the workspace) and includes it;
 //! `--quick` shortens every measurement; `--no-run` only reads earlier
 //! results; `--check` exits with status 1, naming each missed target, so a
 //! runner's CI can gate on it. Every target is a ratio to a baseline of the
@@ -46,7 +47,16 @@ fn main() {
             if has("--compare") {
                 v.push((
                     "umbral-pre comparison",
-                    vec!["run", "--release", "-q", "-p", "sesphr-compare", "--"],
+                    vec![
+                        "run",
+                        "--release",
+                        "-q",
+                        "--manifest-path",
+                        "benches/compare/Cargo.toml",
+                        "--target-dir",
+                        "target",
+                        "--",
+                    ],
                 ));
             }
             v

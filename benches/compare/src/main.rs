@@ -1,6 +1,8 @@
 //! sesphr against umbral-pre 0.11, in one process, in one run.
 //!
-//! `cargo run --release -p sesphr-compare [-- --quick]`
+//! `cargo run --release --manifest-path benches/compare/Cargo.toml --target-dir target [-- --quick]`
+//! (from the repository's root; a crate outside sesphr's workspace, GPL-3.0
+//! like umbral-pre).
 //!
 //! Each operation of the two libraries is timed in alternating samples (one
 //! batch of sesphr, one batch of umbral-pre, and so on), so that whatever else
