@@ -350,7 +350,7 @@ pub fn small_encodings(data: &[u8]) {
                 .clone()
         );
     }
-    if let Some(l) = identity!(PortionLabel, data) {
+    if let Ok(l) = PortionLabel::from_bytes(data) {
         assert_eq!(l.as_str().as_bytes(), data, "PortionLabel");
     }
     if let Ok(r) = RecordId::from_slice(data) {
@@ -614,7 +614,8 @@ pub fn threshold_open(data: &[u8]) {
         _ => return,
     };
     let mut nodes: Vec<usize> = (0..3).filter(|i| sel & (1 << i) != 0).collect();
-    nodes.rotate_left(usize::from(order) % nodes.len().max(1));
+    let n = nodes.len().max(1);
+    nodes.rotate_left(usize::from(order) % n);
     if order & 0x80 != 0 {
         nodes.reverse();
     }
@@ -728,7 +729,7 @@ pub fn srs_request(data: &[u8]) {
                 let (k, p) = two(payload);
                 match (PublicKey::from_slice(k), KeyProof::from_bytes(p)) {
                     (Ok(k), Ok(p)) => srs
-                        .register_user(&Identity::new("fuzzed-user").unwrap(), Role::Nurse, &k, &p)
+                        .register_user(&Identity::new("fuzzed-user").unwrap(), Role::Family, &k, &p)
                         .map_err(|e| e.to_string()),
                     _ => Err("undecodable".into()),
                 }
@@ -938,7 +939,7 @@ fn take(buf: *mut sesphr::ffi::sesphr_buffer) -> Vec<u8> {
 /// for what the Rust API accepts too.
 pub fn c_abi(data: &[u8]) {
     use sesphr::ffi::*;
-    use std::ptr::{null, null_mut};
+    use std::ptr::null_mut;
     let f = fixture();
     let Some((&op, rest)) = data.split_first() else {
         return;
