@@ -19,6 +19,7 @@ use zeroize::Zeroize;
 use crate::dem::DemKey;
 use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
 use crate::error::{Error, Result};
+use crate::ffi::ct::public;
 use crate::group::{double_and_compress, half};
 use crate::hash::{derive_dem_key, hash_to_scalar, tag};
 use crate::ids::{PortionLabel, RecordId};
@@ -276,6 +277,7 @@ impl PortionHeader {
         };
         let h = capsule.challenge(&context_bytes);
         capsule.s = u + r * h;
+        let capsule = public(capsule, "capsule");
         let key = derive_dem_key(z.as_bytes(), e.as_bytes(), v.as_bytes(), &context_bytes);
         r.zeroize();
         u.zeroize();

@@ -7,8 +7,10 @@
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::ffi::ct::public;
 
 /// The format version this library writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
@@ -60,8 +62,14 @@ pub(crate) fn decode_scalar(bytes: &[u8; 32]) -> Result<Scalar> {
 
 /// Decodes a canonical, nonzero secret scalar.
 pub(crate) fn decode_secret_scalar(bytes: &[u8; 32]) -> Result<Scalar> {
-    let s = decode_scalar(bytes)?;
-    if s == Scalar::ZERO {
+    // Only the verdicts are declassified (a caller learns them from the
+    // result anyway); the scalar stays secret.
+    let s = Scalar::from_canonical_bytes(*bytes);
+    if !public(bool::from(s.is_some()), "secret-key-validity") {
+        return Err(Error::NonCanonicalScalar);
+    }
+    let s = s.unwrap_or(Scalar::ZERO);
+    if public(bool::from(s.ct_eq(&Scalar::ZERO)), "secret-key-validity") {
         return Err(Error::ZeroScalar);
     }
     Ok(s)

@@ -6,7 +6,10 @@
 use curve25519_dalek::scalar::Scalar;
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
+
+use crate::ffi::ct::public as declassified;
 
 use crate::dem::DemKey;
 
@@ -46,7 +49,7 @@ pub(crate) fn hedged_nonce<R: rand_core::CryptoRng + ?Sized>(
         let k = hash_to_scalar(tag, &parts);
         drop(parts);
         rho.zeroize();
-        if k != Scalar::ZERO {
+        if !declassified(bool::from(k.ct_eq(&Scalar::ZERO)), "zero-rejection") {
             return k;
         }
     }

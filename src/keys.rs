@@ -14,6 +14,7 @@ use crate::encoding::{
     Reader, decode_point, decode_secret_scalar, frame, hex, magic, put_short_bytes,
 };
 use crate::error::{Error, Result};
+use crate::ffi::ct::public;
 use crate::hash::{hash_to_scalar, tag};
 use crate::ids::{Identity, PortionLabel};
 use crate::rng::os_rng;
@@ -22,7 +23,7 @@ use crate::rng::os_rng;
 pub(crate) fn random_nonzero_scalar<R: CryptoRng + ?Sized>(rng: &mut R) -> Scalar {
     loop {
         let s = Scalar::random(rng);
-        if s != Scalar::ZERO {
+        if !public(bool::from(s.ct_eq(&Scalar::ZERO)), "zero-rejection") {
             return s;
         }
     }
@@ -43,10 +44,13 @@ impl PublicKey {
     pub const LEN: usize = 32;
 
     pub(crate) fn from_point(point: RistrettoPoint) -> Self {
-        Self {
-            point,
-            compressed: point.compress(),
-        }
+        public(
+            Self {
+                point,
+                compressed: point.compress(),
+            },
+            "public-key",
+        )
     }
 
     pub(crate) fn from_parts(compressed: CompressedRistretto, point: RistrettoPoint) -> Self {

@@ -77,6 +77,14 @@ mod rekey;
 mod rng;
 pub mod srs;
 pub mod store;
+
+/// Constant-time checking under valgrind memcheck (feature `ctgrind`): mark
+/// secrets undefined, and memcheck reports every branch or memory index that
+/// depends on them. See `examples/ct_check.rs` and the README.
+#[cfg(feature = "ctgrind")]
+pub mod ctgrind {
+    pub use crate::ffi::ct::{poison, running_on_valgrind, unpoison};
+}
 /// cbindgen:ignore
 mod threshold;
 

@@ -19,6 +19,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::capsule::{CAPSULE_LEN, Capsule, VerifiedHeader};
 use crate::encoding::{Reader, decode_scalar, frame, hex, magic};
 use crate::error::{Error, Result};
+use crate::ffi::ct::public;
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
@@ -275,14 +276,17 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
     let e = header.capsule().e();
     let Some(rng) = rng else {
         let e_prime_point = rk * e;
-        return ReCapsule {
-            capsule: *header.capsule(),
-            e_prime: e_prime_point.compress(),
-            e_prime_point,
-            ephemeral: *ephemeral,
-            proof: None,
-            share,
-        };
+        return public(
+            ReCapsule {
+                capsule: *header.capsule(),
+                e_prime: e_prime_point.compress(),
+                e_prime_point,
+                ephemeral: *ephemeral,
+                proof: None,
+                share,
+            },
+            "re-capsule",
+        );
     };
     // E', A₁ = w·G and A₂ = w·E, computed halved and compressed together.
     // The nonce is hedged (a repeated w for two statements would reveal rk).
@@ -306,14 +310,17 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
     let z = w_half + w_half + c * rk;
     w_half.zeroize();
     rk_half.zeroize();
-    ReCapsule {
-        capsule: *header.capsule(),
-        e_prime,
-        e_prime_point,
-        ephemeral: *ephemeral,
-        proof: Some(ReEncryptionProof { c, z }),
-        share,
-    }
+    public(
+        ReCapsule {
+            capsule: *header.capsule(),
+            e_prime,
+            e_prime_point,
+            ephemeral: *ephemeral,
+            proof: Some(ReEncryptionProof { c, z }),
+            share,
+        },
+        "re-capsule",
+    )
 }
 
 /// What the SRS keeps of a re-encryption key while a grant is active:

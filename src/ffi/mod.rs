@@ -30,6 +30,8 @@
 #![allow(non_camel_case_types)]
 
 mod consent;
+#[cfg_attr(not(feature = "ctgrind"), allow(dead_code))]
+pub(crate) mod ct;
 mod keys;
 mod panic;
 mod portion;
