@@ -51,8 +51,10 @@ impl TryCryptoRng for SecretRng {}
 
 fn main() -> Result<()> {
     if !running_on_valgrind() {
-        eprintln!("ct_check: not under valgrind; run: valgrind --error-exitcode=1 {}",
-            std::env::args().next().unwrap_or_default());
+        eprintln!(
+            "ct_check: not under valgrind; run: valgrind --error-exitcode=1 {}",
+            std::env::args().next().unwrap_or_default()
+        );
     }
     let mut rng = SecretRng(ChaCha20Rng::from_seed([7; 32]));
     if std::env::args().any(|a| a == "--must-report") {
@@ -117,14 +119,20 @@ fn main() -> Result<()> {
     // Delegatee open.
     let by_user = sealed.open_as_delegatee(&user, &recapsule)?;
     let by_user_proved = sealed.open_as_delegatee(&user, &proved)?;
-    println!("delegatee open: {} and {} bytes", by_user.len(), by_user_proved.len());
+    println!(
+        "delegatee open: {} and {} bytes",
+        by_user.len(),
+        by_user_proved.len()
+    );
 
     // A forged body is refused (the tag check is a declassification point).
     let mut forged = sealed.to_bytes();
     if let Some(last) = forged.last_mut() {
         *last ^= 1;
     }
-    let refused = SealedPortion::from_bytes(&forged)?.open_as_owner(&portion_secret).is_err();
+    let refused = SealedPortion::from_bytes(&forged)?
+        .open_as_owner(&portion_secret)
+        .is_err();
     println!("forged body refused: {refused}");
     Ok(())
 }

@@ -105,7 +105,10 @@ fn the_committed_corpus_passes_every_check() {
         failed.extend(replay(target, inputs));
     }
     assert!(total > 0, "no corpus found under fuzz/corpus");
-    assert!(failed.is_empty(), "corpus inputs failing their check: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "corpus inputs failing their check: {failed:?}"
+    );
 }
 
 /// The checks can fail: a wrong plaintext, a forged grant, an altered row

@@ -33,8 +33,8 @@ use std::sync::OnceLock;
 
 use chacha20::ChaCha20Rng;
 use sesphr::consent::{
-    GrantOptions, KeyProof, PatientRegistration, RevocationReceipt, SignedGrant,
-    SignedRefusal, SignedRevocation,
+    GrantOptions, KeyProof, PatientRegistration, RevocationReceipt, SignedGrant, SignedRefusal,
+    SignedRevocation,
 };
 use sesphr::model::{AuditEntry, Checkpoint, GrantKey};
 use sesphr::rand_core::SeedableRng;
@@ -133,9 +133,7 @@ pub fn fixture() -> &'static Fixture {
             &mut rng(3),
         )
         .unwrap();
-        let large_plaintext: Vec<u8> = (0..2 * CHUNK_LEN + 1000)
-            .map(|i| (i % 251) as u8)
-            .collect();
+        let large_plaintext: Vec<u8> = (0..2 * CHUNK_LEN + 1000).map(|i| (i % 251) as u8).collect();
         let large = SealedPortion::seal_with_rng(
             portion.public(),
             RecordId::from_slice(&[8; 16]).unwrap(),
@@ -359,10 +357,10 @@ pub fn small_encodings(data: &[u8]) {
     if let Ok(r) = sesphr::consent::RequestId::from_slice(data) {
         assert_eq!(&r.to_bytes()[..], data, "RequestId");
     }
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(id) = Identity::new(s) {
-            assert_eq!(id.as_str(), s, "Identity");
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(id) = Identity::new(s)
+    {
+        assert_eq!(id.as_str(), s, "Identity");
     }
 }
 
@@ -457,7 +455,11 @@ pub fn audit_records(data: &[u8]) {
     identity!(GrantKey, data);
     identity!(Checkpoint, data);
     if let Ok(h) = ChainHead::from_bytes(data) {
-        assert_eq!(h.to_bytes(), data, "ChainHead: decode then encode changed the bytes");
+        assert_eq!(
+            h.to_bytes(),
+            data,
+            "ChainHead: decode then encode changed the bytes"
+        );
     }
 }
 
@@ -486,7 +488,10 @@ pub fn open(data: &[u8]) {
             authentic && pt == f.small_plaintext,
             "open: the owner opened an altered portion"
         ),
-        Err(e) => assert!(!authentic, "open: the owner could not open the portion: {e}"),
+        Err(e) => assert!(
+            !authentic,
+            "open: the owner could not open the portion: {e}"
+        ),
     }
     if let Ok(rc) = ReCapsule::from_bytes(&rc) {
         if let Ok(pt) = s.open_as_delegatee(&f.user, &rc) {
@@ -597,10 +602,16 @@ pub fn stream_open(data: &[u8]) {
                 "stream_open: the reader read an altered portion to its end"
             );
         } else {
-            assert!(!authentic, "stream_open: the reader failed on the authentic portion");
+            assert!(
+                !authentic,
+                "stream_open: the reader failed on the authentic portion"
+            );
         }
     } else {
-        assert!(!authentic, "stream_open: the reader refused the authentic header");
+        assert!(
+            !authentic,
+            "stream_open: the reader refused the authentic header"
+        );
     }
 }
 
@@ -768,7 +779,8 @@ pub fn srs_request(data: &[u8]) {
                 "srs_request: a refused request ({e}) changed the registry"
             );
         }
-        srs.verify_audit().expect("srs_request: the audit chain broke");
+        srs.verify_audit()
+            .expect("srs_request: the audit chain broke");
     }
     srs.verify_consent()
         .expect("srs_request: the registry no longer matches signed consent");
@@ -778,7 +790,10 @@ pub fn srs_request(data: &[u8]) {
 // The SRS opened on a database whose rows are fuzzed.
 
 const TABLES: &[(&str, &[&str])] = &[
-    ("registry", &["kind", "key", "generation", "body", "secret", "mac"]),
+    (
+        "registry",
+        &["kind", "key", "generation", "body", "secret", "mac"],
+    ),
     ("audit", &["seq", "entry", "hash"]),
     ("checkpoints", &["seq", "checkpoint"]),
     ("meta", &["key", "value"]),
@@ -801,8 +816,12 @@ fn template() -> &'static (tempfile::TempDir, std::path::PathBuf) {
         srs.reencrypt(&f.user_id, f.small.header(), Purpose::Treatment)
             .unwrap();
         srs.checkpoint().unwrap();
-        srs.revoke(&f.patient.sign_revocation_with_rng(&f.label, &f.user_id, srs.now(), &mut rng(14)).unwrap())
-            .unwrap();
+        srs.revoke(
+            &f.patient
+                .sign_revocation_with_rng(&f.label, &f.user_id, srs.now(), &mut rng(14))
+                .unwrap(),
+        )
+        .unwrap();
         let _ = srs.reencrypt(&f.user_id, f.small.header(), Purpose::Treatment);
         drop(srs);
         (dir, path)
@@ -820,7 +839,9 @@ pub fn store_rows(data: &[u8]) {
         return;
     };
     let (dir, template) = template();
-    let path = dir.path().join(format!("fuzz-{:?}.db", std::thread::current().id()));
+    let path = dir
+        .path()
+        .join(format!("fuzz-{:?}.db", std::thread::current().id()));
     let _ = std::fs::remove_file(&path);
     std::fs::copy(template, &path).unwrap();
     let (table, columns) = TABLES[usize::from(*t) % TABLES.len()];
@@ -834,7 +855,7 @@ pub fn store_rows(data: &[u8]) {
         let key_order = format!("SELECT * FROM {table}");
         let n = if rows.is_empty() {
             db.prepare(&key_order)
-                .and_then(|mut s| s.query_map([], |_| Ok(()))?.count().try_into().map_err(|_| rusqlite::Error::InvalidQuery))
+                .and_then(|mut s| Ok(s.query_map([], |_| Ok(()))?.count()))
                 .unwrap_or(0usize)
         } else {
             rows.len()
@@ -850,7 +871,10 @@ pub fn store_rows(data: &[u8]) {
                     "registry" => "(kind, key)",
                     _ => "(patient, time, seq)",
                 };
-                format!("{pk} IN (SELECT {} FROM {table} LIMIT 1 OFFSET {row})", &pk[1..pk.len() - 1])
+                format!(
+                    "{pk} IN (SELECT {} FROM {table} LIMIT 1 OFFSET {row})",
+                    &pk[1..pk.len() - 1]
+                )
             } else {
                 cond
             };
@@ -922,11 +946,11 @@ fn take(buf: *mut sesphr::ffi::sesphr_buffer) -> Vec<u8> {
         return Vec::new();
     }
     let (p, n) = (sesphr_buffer_data(buf), sesphr_buffer_len(buf));
-    // SAFETY: a buffer the library returned holds `n` readable bytes at `p`
-    // until it is freed below.
     let v = if p.is_null() {
         Vec::new()
     } else {
+        // SAFETY: a buffer the library returned holds `n` readable bytes at
+        // `p` until it is freed below.
         unsafe { std::slice::from_raw_parts(p, n) }.to_vec()
     };
     sesphr_buffer_free(buf);
@@ -972,14 +996,29 @@ pub fn c_abi(data: &[u8]) {
             let mut out = null_mut();
             let r = sesphr_open_as_owner(keys, ptr, len, &mut out);
             let pt = take(out);
-            assert_eq!(r == ok, SealedPortion::from_bytes(&input).and_then(|s| s.open_as_owner(&f.portion)).is_ok());
+            assert_eq!(
+                r == ok,
+                SealedPortion::from_bytes(&input)
+                    .and_then(|s| s.open_as_owner(&f.portion))
+                    .is_ok()
+            );
             if r == ok {
-                assert!(input == f.small_bytes && pt == f.small_plaintext, "c_abi: opened an altered portion");
+                assert!(
+                    input == f.small_bytes && pt == f.small_plaintext,
+                    "c_abi: opened an altered portion"
+                );
             }
         }
         1 => {
             let mut out = null_mut();
-            let r = sesphr_open_as_delegatee(kp, f.small_bytes.as_ptr(), f.small_bytes.len(), ptr, len, &mut out);
+            let r = sesphr_open_as_delegatee(
+                kp,
+                f.small_bytes.as_ptr(),
+                f.small_bytes.len(),
+                ptr,
+                len,
+                &mut out,
+            );
             let pt = take(out);
             if r == ok {
                 assert_eq!(pt, f.small_plaintext, "c_abi: wrong plaintext");
@@ -1008,7 +1047,10 @@ pub fn c_abi(data: &[u8]) {
                 );
                 let (pt, bad) = (take(out), take(bad));
                 if r == ok {
-                    assert_eq!(pt, f.small_plaintext, "c_abi: threshold open, wrong plaintext");
+                    assert_eq!(
+                        pt, f.small_plaintext,
+                        "c_abi: threshold open, wrong plaintext"
+                    );
                     assert!(!bad.contains(&2), "c_abi: the honest node was named");
                 }
             }
@@ -1024,13 +1066,26 @@ pub fn c_abi(data: &[u8]) {
             let mut rid = [0u8; 16];
             let (mut epoch, mut created) = (0u32, 0u64);
             let (mut lab, mut pk) = (null_mut(), null_mut());
-            let r = sesphr_header_info(ptr, len, rid.as_mut_ptr(), 16, &mut epoch, &mut created, &mut lab, &mut pk);
+            let r = sesphr_header_info(
+                ptr,
+                len,
+                rid.as_mut_ptr(),
+                16,
+                &mut epoch,
+                &mut created,
+                &mut lab,
+                &mut pk,
+            );
             let (lab, pk) = (take(lab), take(pk));
             if r == ok {
                 let h = PortionHeader::from_bytes(&input).unwrap();
                 let cx = h.context();
                 assert_eq!(lab, cx.label().as_str().as_bytes(), "c_abi: header label");
-                assert_eq!((epoch, created), (cx.epoch(), cx.created_at()), "c_abi: header info");
+                assert_eq!(
+                    (epoch, created),
+                    (cx.epoch(), cx.created_at()),
+                    "c_abi: header info"
+                );
                 assert!(!pk.is_empty(), "c_abi: header key");
             }
         }
@@ -1059,9 +1114,15 @@ pub fn c_abi(data: &[u8]) {
                 let mut out = null_mut();
                 let fin = sesphr_opener_finish(op_, &mut out);
                 released.extend(take(out));
-                assert!(f.small_plaintext.starts_with(&released), "c_abi: streamed plaintext not authentic");
+                assert!(
+                    f.small_plaintext.starts_with(&released),
+                    "c_abi: streamed plaintext not authentic"
+                );
                 if fin == ok {
-                    assert!(input == f.small_bytes, "c_abi: streamed an altered portion to its end");
+                    assert!(
+                        input == f.small_bytes,
+                        "c_abi: streamed an altered portion to its end"
+                    );
                 }
                 sesphr_opener_free(op_);
             }
@@ -1080,7 +1141,11 @@ pub fn c_abi(data: &[u8]) {
             let mut index = 0u8;
             let r = sesphr_share_verify(ptr, len, &mut index);
             let rust = ReKeyShare::from_bytes(&input);
-            assert_eq!(r == ok, rust.is_ok(), "c_abi: share check differs from Rust");
+            assert_eq!(
+                r == ok,
+                rust.is_ok(),
+                "c_abi: share check differs from Rust"
+            );
             if let Ok(s) = rust {
                 assert_eq!(index, s.index());
             }
@@ -1117,10 +1182,28 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("header", &["header"][..]),
         ("sealed_portion", &["sealed_portion"]),
         ("rekey", &["rekey"]),
-        ("recapsule", &["recapsule", "recapsule_with_proof", "recapsule_share_1", "recapsule_share_3_with_proof"]),
+        (
+            "recapsule",
+            &[
+                "recapsule",
+                "recapsule_with_proof",
+                "recapsule_share_1",
+                "recapsule_share_3_with_proof",
+            ],
+        ),
         ("patient_keys", &["patient_keys"]),
         ("portion_public_key", &["portion_public_key"]),
-        ("small_encodings", &["user_public", "user_secret", "label", "record_id", "patient_id", "escrow_public"]),
+        (
+            "small_encodings",
+            &[
+                "user_public",
+                "user_secret",
+                "label",
+                "record_id",
+                "patient_id",
+                "escrow_public",
+            ],
+        ),
         ("key_proof", &["user_key_proof"]),
         ("registration", &["registration"]),
         ("signed_grant", &["signed_grant", "signed_share_grant"]),

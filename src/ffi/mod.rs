@@ -30,13 +30,15 @@
 #![allow(non_camel_case_types)]
 
 mod consent;
-#[cfg_attr(not(feature = "ctgrind"), allow(dead_code))]
+#[cfg_attr(not(feature = "ctgrind"), allow(dead_code, unreachable_pub))]
 pub(crate) mod ct;
 mod keys;
 mod panic;
 mod portion;
 mod result;
 mod srs;
+#[cfg(test)]
+mod tests;
 mod threshold;
 
 use core::ffi::{c_char, c_uint};
