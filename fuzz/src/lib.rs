@@ -398,30 +398,28 @@ pub fn signed_grant(data: &[u8]) {
     }
 }
 
-pub fn signed_revocation(data: &[u8]) {
-    if let Some(r) = identity!(SignedRevocation, data) {
-        let f = fixture();
-        if r.verify(&f.patient.consent_public()).is_ok() {
-            assert_eq!(
-                data,
-                f.revocation.to_bytes().as_slice(),
-                "signed_revocation: a forged revocation verified"
-            );
+/// Only the fixture's own signed object verifies under the patient's key.
+macro_rules! only_the_patients_own {
+    ($ty:ty, $field:ident, $data:expr) => {
+        if let Some(v) = identity!($ty, $data) {
+            let f = fixture();
+            if v.verify(&f.patient.consent_public()).is_ok() {
+                assert_eq!(
+                    $data,
+                    f.$field.to_bytes().as_slice(),
+                    concat!(stringify!($ty), ": a forged object verified")
+                );
+            }
         }
-    }
+    };
+}
+
+pub fn signed_revocation(data: &[u8]) {
+    only_the_patients_own!(SignedRevocation, revocation, data);
 }
 
 pub fn signed_refusal(data: &[u8]) {
-    if let Some(r) = identity!(SignedRefusal, data) {
-        let f = fixture();
-        if r.verify(&f.patient.consent_public()).is_ok() {
-            assert_eq!(
-                data,
-                f.refusal.to_bytes().as_slice(),
-                "signed_refusal: a forged refusal verified"
-            );
-        }
-    }
+    only_the_patients_own!(SignedRefusal, refusal, data);
 }
 
 pub fn revocation_receipt(data: &[u8]) {

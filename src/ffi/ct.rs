@@ -12,32 +12,35 @@
 /// Marks the bytes of `value` as secret (undefined to memcheck).
 #[inline]
 pub fn poison<T: ?Sized>(value: &mut T) {
-    #[cfg(feature = "ctgrind")]
-    // SAFETY: the pointer and size describe `value`'s own memory; the
-    // request only changes valgrind's shadow state, never the bytes.
-    unsafe {
-        sys::sesphr_ctgrind_poison(
-            core::ptr::from_mut(value).cast::<u8>(),
-            core::mem::size_of_val(value),
-        );
-    }
-    #[cfg(not(feature = "ctgrind"))]
-    let _ = value;
+    mark(value, false);
 }
 
 /// Marks the bytes of `value` as public (defined to memcheck).
 #[inline]
 pub fn unpoison<T: ?Sized>(value: &mut T) {
+    mark(value, true);
+}
+
+#[inline]
+fn mark<T: ?Sized>(value: &mut T, defined: bool) {
     #[cfg(feature = "ctgrind")]
-    // SAFETY: as in `poison`.
-    unsafe {
-        sys::sesphr_ctgrind_unpoison(
+    {
+        let (p, n) = (
             core::ptr::from_mut(value).cast::<u8>(),
             core::mem::size_of_val(value),
         );
+        // SAFETY: the pointer and size describe `value`'s own memory; the
+        // requests only change valgrind's shadow state, never the bytes.
+        unsafe {
+            if defined {
+                sys::sesphr_ctgrind_unpoison(p, n);
+            } else {
+                sys::sesphr_ctgrind_poison(p, n);
+            }
+        }
     }
     #[cfg(not(feature = "ctgrind"))]
-    let _ = value;
+    let _ = (value, defined);
 }
 
 /// A declassification point: `value`, derived from secrets, is public by
