@@ -30,6 +30,7 @@
 #![allow(non_camel_case_types)]
 
 mod consent;
+/// cbindgen:ignore
 #[cfg_attr(not(feature = "ctgrind"), allow(dead_code, unreachable_pub))]
 pub(crate) mod ct;
 mod keys;
