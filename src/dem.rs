@@ -267,10 +267,14 @@ impl StreamSealer {
 /// it must grow, the contents move to a new allocation and the old one is
 /// zeroized before it is freed.
 pub(crate) fn reserve_zeroizing(out: &mut Vec<u8>, extra: usize) {
-    if out.capacity() - out.len() >= extra {
+    let needed = out.len().saturating_add(extra);
+    if out.capacity() >= needed {
         return;
     }
-    let mut grown = Vec::with_capacity(out.len().saturating_add(extra));
+    // At least doubled, as `Vec` itself grows: a body pushed in many small
+    // pieces into one `out` then costs amortized O(1) per byte, not a copy
+    // of all of `out` per piece.
+    let mut grown = Vec::with_capacity(needed.max(out.capacity().saturating_mul(2)));
     grown.extend_from_slice(out);
     let mut old = core::mem::replace(out, grown);
     old.zeroize();
@@ -446,6 +450,28 @@ mod tests {
 
     fn key(b: u8) -> DemKey {
         DemKey::from_bytes([b; 32])
+    }
+
+    /// Found by the `stream_open` fuzz target: one-byte pushes into one
+    /// `out` reallocated (and copied) all of `out` on every push.
+    #[test]
+    #[cfg_attr(miri, ignore = "two 64 KiB chunks byte by byte: minutes under Miri")]
+    fn pushing_byte_by_byte_grows_the_output_geometrically() -> Result<()> {
+        let pt: Vec<u8> = (0..CHUNK_LEN + 100).map(|i| (i % 251) as u8).collect();
+        let mut body = Vec::new();
+        seal(&key(1), &pt, &mut body)?;
+        let mut opener = ChunkOpener::new(key(1));
+        let mut out = Vec::new();
+        let mut reallocations = 0;
+        for b in &body {
+            let before = out.capacity();
+            opener.push(core::slice::from_ref(b), &mut out)?;
+            reallocations += usize::from(out.capacity() != before);
+        }
+        opener.finish(&mut out)?;
+        assert_eq!(out, pt);
+        assert!(reallocations <= 40, "{reallocations} reallocations");
+        Ok(())
     }
 
     #[test]
