@@ -51,7 +51,9 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     edges=$(grep -oE '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
-    crashes=$(find "$art" -type f | wc -l)
+    # cargo-fuzz passes its own -artifact_prefix (fuzz/artifacts/TARGET/)
+    # before ours; count both places.
+    crashes=$(find "$art" "fuzz/artifacts/$t" -type f 2>/dev/null | wc -l)
     if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then crashes="rc=$rc"; fi
     printf '%-20s %14s %8s %8s %8s\n' "$t" "${execs:-?}" "${rate:-?}" "${edges:-?}" "$crashes"
     if [ "$crashes" != 0 ]; then

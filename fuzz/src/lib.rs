@@ -1076,7 +1076,9 @@ pub fn c_abi(data: &[u8]) {
             );
             let (lab, pk) = (take(lab), take(pk));
             if r == ok {
-                let h = PortionHeader::from_bytes(&input).unwrap();
+                // A header, or a sealed portion that starts with one.
+                let hl = PortionHeader::len_from_prefix(&input).unwrap();
+                let h = PortionHeader::from_bytes(&input[..hl]).unwrap();
                 let cx = h.context();
                 assert_eq!(lab, cx.label().as_str().as_bytes(), "c_abi: header label");
                 assert_eq!(
