@@ -134,6 +134,14 @@ impl PortionLabel {
         Ok(Self(s.to_owned()))
     }
 
+    /// A label from a constant of this crate. Debug builds check it is
+    /// valid; the constants are covered by tests.
+    #[cfg(feature = "fhir")]
+    pub(crate) fn from_static(s: &'static str) -> Self {
+        debug_assert!(Self::is_valid(s.as_bytes()), "invalid constant label");
+        Self(s.to_owned())
+    }
+
     fn is_valid(b: &[u8]) -> bool {
         !b.is_empty()
             && b.len() <= Self::MAX_LEN

@@ -56,6 +56,8 @@ mod encoding;
 mod error;
 #[doc(hidden)]
 pub mod ffi;
+#[cfg(feature = "fhir")]
+pub mod fhir;
 /// cbindgen:ignore
 mod group;
 /// cbindgen:ignore

@@ -1,0 +1,788 @@
+//! A Bundle into portions, and back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, json};
+
+use super::mapping::{Placement, PortionMap};
+use super::{FhirError, FhirResult, Value, resource_type};
+use crate::{PortionLabel, PortionPublicKey, RecordId, SealedPortion};
+
+/// How many sealed portions a split makes.
+///
+/// [`Granularity::PerPortion`] (the default) seals one portion per label
+/// per Bundle: a visit's labs are one sealed object, opened with one
+/// re-encryption and audited as one disclosure. A 10-year history of 559
+/// resources becomes 5 sealed objects instead of 559, so the header, the
+/// SRS round trip and the audit entry are paid 5 times; a doctor who wants
+/// one lab result of that visit downloads the visit's lab portion (tens of
+/// kilobytes). [`Granularity::PerResource`] seals each resource alone, for
+/// hosts that fetch single resources from large bundles; every resource
+/// then costs its own re-encryption and audit entry. Either way, what a
+/// reader can open is decided by the portion label alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Granularity {
+    /// One sealed portion per label per Bundle.
+    #[default]
+    PerPortion,
+    /// One sealed portion per resource.
+    PerResource,
+}
+
+/// The input's shape besides its resources.
+#[derive(Clone, Debug, PartialEq)]
+enum Shell {
+    /// A Bundle: every field but `entry`.
+    Bundle(Map<String, Value>),
+    /// One resource, not in a Bundle.
+    Resource,
+}
+
+/// One portion of a split: its label and its Bundle entries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitPortion {
+    /// The portion.
+    pub label: PortionLabel,
+    /// Its Bundle entries (`fullUrl`, `resource`, `request`, …), in the
+    /// input's order; directory resources copied in for reference come
+    /// after the portion's own.
+    pub entries: Vec<Value>,
+    /// How many of `entries` are copies of directory resources.
+    pub copies: usize,
+}
+
+impl SplitPortion {
+    /// `Type/id` (or `Type`) of each entry's resource, for display.
+    pub fn resource_names(&self) -> Vec<String> {
+        self.entries.iter().map(entry_name).collect()
+    }
+}
+
+/// A Bundle (or one resource) cut into portions by a [`PortionMap`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    shell: Shell,
+    portions: Vec<SplitPortion>,
+    defaulted: Vec<String>,
+    resources: usize,
+}
+
+/// One sealed portion of a split: open it, then give its plaintext to a
+/// [`Reassembler`].
+#[derive(Clone, Debug)]
+pub struct SealedFhir {
+    /// The record it was sealed under: one per Bundle
+    /// ([`Granularity::PerPortion`]) or per resource.
+    pub record: RecordId,
+    /// Its portion.
+    pub label: PortionLabel,
+    /// How many resources it holds.
+    pub resources: usize,
+    /// The sealed portion.
+    pub sealed: SealedPortion,
+}
+
+/// Cuts a JSON Bundle (or one JSON resource) into portions.
+///
+/// Every entry lands in exactly one portion, except directory resources
+/// ([`Placement::WithReferrers`]), which are copied into each portion that
+/// refers to them. Nothing is dropped: a type the mapping does not name
+/// goes to its [`Unknown`] portion (listed by [`Split::defaulted`]) or the
+/// split is refused.
+///
+/// # Errors
+/// [`FhirError::Json`] for input that is not JSON; [`FhirError::NotFhir`]
+/// for JSON that is not a resource, or a Bundle whose `entry` is not a list
+/// of entries with a resource each; [`FhirError::DuplicateEntry`] for two
+/// entries with one `fullUrl`; [`FhirError::UnmappedType`] under
+/// [`Unknown::Refuse`].
+pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
+    split_value(serde_json::from_slice(json)?, map)
+}
+
+/// [`split`] of a parsed value.
+///
+/// # Errors
+/// As [`split`], without [`FhirError::Json`].
+pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
+    let (shell, entries) = match input {
+        Value::Object(mut o) if o.get("resourceType") == Some(&json!("Bundle")) => {
+            let entries = match o.remove("entry") {
+                None => Vec::new(),
+                Some(Value::Array(a)) => a,
+                Some(_) => {
+                    return Err(FhirError::NotFhir {
+                        what: "Bundle.entry is not a list",
+                    });
+                }
+            };
+            (Shell::Bundle(o), entries)
+        }
+        resource @ Value::Object(_) => {
+            resource_type(&resource)?;
+            (Shell::Resource, vec![json!({ "resource": resource })])
+        }
+        _ => {
+            return Err(FhirError::NotFhir {
+                what: "not a JSON object",
+            });
+        }
+    };
+    let mut urls = BTreeSet::new();
+    let mut home: Vec<(PortionLabel, Value)> = Vec::new();
+    let mut directory: Vec<(PortionLabel, Value)> = Vec::new();
+    let mut defaulted = Vec::new();
+    for e in entries {
+        let resource = e.get("resource").ok_or(FhirError::NotFhir {
+            what: "a Bundle entry without a resource",
+        })?;
+        if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
+            if !urls.insert(u.to_owned()) {
+                return Err(FhirError::DuplicateEntry(u.to_owned()));
+            }
+        }
+        match map.place(resource)? {
+            (Placement::Portion(l), by_default) => {
+                if by_default {
+                    defaulted.push(entry_name(&e));
+                }
+                home.push((l, e));
+            }
+            (Placement::WithReferrers { unreferenced }, _) => directory.push((unreferenced, e)),
+        }
+    }
+    let resources = home.len() + directory.len();
+
+    // Which portions refer to each directory resource: directly, then
+    // through other directory resources until nothing changes.
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, (_, e)) in directory.iter().enumerate() {
+        for n in reference_names(e) {
+            names.insert(n, i);
+        }
+    }
+    let mut wanted: Vec<BTreeSet<PortionLabel>> = vec![BTreeSet::new(); directory.len()];
+    for (l, e) in &home {
+        for r in references(e) {
+            if let Some(&i) = names.get(r) {
+                wanted[i].insert(l.clone());
+            }
+        }
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, (_, e)) in directory.iter().enumerate() {
+            let from = wanted[i].clone();
+            for r in references(e) {
+                if let Some(&j) = names.get(r) {
+                    if j != i && !from.is_subset(&wanted[j]) {
+                        wanted[j].extend(from.iter().cloned());
+                        changed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    let order = map.labels();
+    let mut by_label: BTreeMap<PortionLabel, SplitPortion> = BTreeMap::new();
+    fn portion<'a>(
+        by_label: &'a mut BTreeMap<PortionLabel, SplitPortion>,
+        l: &PortionLabel,
+    ) -> &'a mut SplitPortion {
+        by_label.entry(l.clone()).or_insert_with(|| SplitPortion {
+            label: l.clone(),
+            entries: Vec::new(),
+            copies: 0,
+        })
+    }
+    for (l, e) in home {
+        portion(&mut by_label, &l).entries.push(e);
+    }
+    for ((unreferenced, e), labels) in directory.into_iter().zip(wanted) {
+        if labels.is_empty() {
+            portion(&mut by_label, &unreferenced).entries.push(e);
+        } else {
+            for l in labels {
+                let p = portion(&mut by_label, &l);
+                p.entries.push(e.clone());
+                p.copies += 1;
+            }
+        }
+    }
+    let mut portions: Vec<SplitPortion> = Vec::with_capacity(by_label.len());
+    for l in &order {
+        if let Some(p) = by_label.remove(l) {
+            portions.push(p);
+        }
+    }
+    portions.extend(by_label.into_values());
+    Ok(Split {
+        shell,
+        portions,
+        defaulted,
+        resources,
+    })
+}
+
+impl Split {
+    /// The portions that have resources, in the mapping's label order.
+    pub fn portions(&self) -> &[SplitPortion] {
+        &self.portions
+    }
+
+    /// The resources (`Type/id`) that went to a portion by the mapping's
+    /// [`Unknown`] policy, not by a rule.
+    pub fn defaulted(&self) -> &[String] {
+        &self.defaulted
+    }
+
+    /// How many resources the input held (directory copies counted once).
+    pub fn resource_count(&self) -> usize {
+        self.resources
+    }
+
+    /// The plaintexts to seal, as `(label, JSON)`: per portion, a Bundle
+    /// with the input's Bundle fields and that portion's entries (or, for a
+    /// single resource, the resource itself); per resource, such a Bundle
+    /// with one entry.
+    ///
+    /// # Errors
+    /// [`FhirError::Json`] if serialization fails (not expected).
+    pub fn plaintexts(&self, granularity: Granularity) -> FhirResult<Vec<(PortionLabel, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for p in &self.portions {
+            match granularity {
+                Granularity::PerPortion => out.push((p.label.clone(), self.document(&p.entries)?)),
+                Granularity::PerResource => {
+                    for e in &p.entries {
+                        out.push((p.label.clone(), self.document(core::slice::from_ref(e))?));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn document(&self, entries: &[Value]) -> FhirResult<Vec<u8>> {
+        Ok(match &self.shell {
+            Shell::Bundle(fields) => {
+                let mut b = fields.clone();
+                b.insert("entry".into(), Value::Array(entries.to_vec()));
+                serde_json::to_vec(&Value::Object(b))?
+            }
+            Shell::Resource => {
+                let r = entries
+                    .first()
+                    .and_then(|e| e.get("resource"))
+                    .ok_or(FhirError::Empty)?;
+                serde_json::to_vec(r)?
+            }
+        })
+    }
+
+    /// Seals every portion (see [`Split::plaintexts`]) under the portion
+    /// public key of its label from `keys`, dated `created_at` (seconds
+    /// since the Unix epoch; grants with a [`crate::model::Scope::Since`]
+    /// compare against it). With [`Granularity::PerPortion`] all portions
+    /// share one fresh record id; with [`Granularity::PerResource`] each
+    /// gets its own.
+    ///
+    /// # Errors
+    /// [`FhirError::NoKey`] if `keys` has no key for a label that has
+    /// resources (nothing is sealed then); [`FhirError::Crypto`] if sealing
+    /// fails.
+    pub fn seal(
+        &self,
+        keys: &[PortionPublicKey],
+        granularity: Granularity,
+        created_at: u64,
+    ) -> FhirResult<Vec<SealedFhir>> {
+        let key = |l: &PortionLabel| {
+            keys.iter()
+                .find(|k| k.label() == l)
+                .ok_or_else(|| FhirError::NoKey(l.to_string()))
+        };
+        for p in &self.portions {
+            key(&p.label)?;
+        }
+        let bundle_record = RecordId::random();
+        let mut out = Vec::new();
+        for (label, text) in self.plaintexts(granularity)? {
+            let record = match granularity {
+                Granularity::PerPortion => bundle_record,
+                Granularity::PerResource => RecordId::random(),
+            };
+            let resources = match granularity {
+                Granularity::PerResource => 1,
+                Granularity::PerPortion => self
+                    .portions
+                    .iter()
+                    .find(|p| p.label == label)
+                    .map_or(0, |p| p.entries.len()),
+            };
+            let sealed = SealedPortion::seal(key(&label)?, record, created_at, &text)?;
+            out.push(SealedFhir {
+                record,
+                label,
+                resources,
+                sealed,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Rebuilds a Bundle from opened portions.
+///
+/// Entries come out grouped by portion in the mapping's label order, each
+/// portion's in the order they were sealed, a directory resource once (at
+/// its first portion); for a `document` Bundle the Composition comes first.
+/// [`compare`] compares Bundles modulo exactly that ordering.
+///
+/// Each resource is checked against the mapping: one that the mapping
+/// places in another portion is refused ([`FhirError::Misfiled`]), so a
+/// portion cannot smuggle resources of another. Use
+/// [`Reassembler::without_placement_check`] to rebuild records sealed under
+/// an older mapping.
+#[derive(Debug)]
+pub struct Reassembler<'m> {
+    map: &'m PortionMap,
+    check: bool,
+    shell: Option<Shell>,
+    portions: BTreeMap<PortionLabel, Vec<Value>>,
+    directory: BTreeMap<String, (PortionLabel, Value)>,
+}
+
+impl<'m> Reassembler<'m> {
+    /// A reassembler that checks placements against `map`.
+    pub fn new(map: &'m PortionMap) -> Self {
+        Self {
+            map,
+            check: true,
+            shell: None,
+            portions: BTreeMap::new(),
+            directory: BTreeMap::new(),
+        }
+    }
+
+    /// A reassembler that orders by `map` but accepts any placement.
+    pub fn without_placement_check(map: &'m PortionMap) -> Self {
+        Self {
+            check: false,
+            ..Self::new(map)
+        }
+    }
+
+    /// Adds one opened portion (as sealed: see [`Split::plaintexts`]);
+    /// `label` is the portion it was sealed under
+    /// (`sealed.header().context().label()`).
+    ///
+    /// # Errors
+    /// [`FhirError::Json`] or [`FhirError::NotFhir`] for a plaintext that
+    /// is not a portion; [`FhirError::Inconsistent`] if it comes from
+    /// another Bundle than the portions added before, or repeats a resource
+    /// with other content; [`FhirError::Misfiled`]. A failed call adds
+    /// nothing.
+    pub fn add(&mut self, label: &PortionLabel, plaintext: &[u8]) -> FhirResult<()> {
+        let value: Value = serde_json::from_slice(plaintext)?;
+        let (shell, entries) = match value {
+            Value::Object(mut o) if o.get("resourceType") == Some(&json!("Bundle")) => {
+                let entries = match o.remove("entry") {
+                    Some(Value::Array(a)) => a,
+                    None => Vec::new(),
+                    Some(_) => {
+                        return Err(FhirError::NotFhir {
+                            what: "Bundle.entry is not a list",
+                        });
+                    }
+                };
+                (Shell::Bundle(o), entries)
+            }
+            r @ Value::Object(_) => {
+                resource_type(&r)?;
+                (Shell::Resource, vec![json!({ "resource": r })])
+            }
+            _ => {
+                return Err(FhirError::NotFhir {
+                    what: "not a JSON object",
+                });
+            }
+        };
+        if let Some(s) = &self.shell {
+            if *s != shell {
+                return Err(FhirError::Inconsistent(
+                    "the portions come from different Bundles".into(),
+                ));
+            }
+            if shell == Shell::Resource {
+                return Err(FhirError::Inconsistent(
+                    "a single resource was added twice".into(),
+                ));
+            }
+        }
+        // Check everything before keeping anything.
+        let mut own = Vec::new();
+        let mut directory = BTreeMap::new();
+        for e in entries {
+            let resource = e.get("resource").ok_or(FhirError::NotFhir {
+                what: "a Bundle entry without a resource",
+            })?;
+            let placement = if self.check {
+                let (p, _) = self.map.place(resource)?;
+                if matches!(&p, Placement::Portion(l) if l != label) {
+                    return Err(FhirError::Misfiled {
+                        resource: entry_name(&e),
+                        label: label.to_string(),
+                    });
+                }
+                p
+            } else {
+                match self.map.place(resource) {
+                    Ok((p, _)) => p,
+                    Err(_) => Placement::Portion(label.clone()),
+                }
+            };
+            match placement {
+                Placement::WithReferrers { .. } => {
+                    let key = entry_key(&e)?;
+                    if let Some((_, seen)) = self.directory.get(&key).or(directory.get(&key)) {
+                        if *seen != e {
+                            return Err(FhirError::Inconsistent(format!(
+                                "{} differs between portions",
+                                entry_name(&e)
+                            )));
+                        }
+                    } else {
+                        directory.insert(key, (label.clone(), e));
+                    }
+                }
+                Placement::Portion(_) => own.push(e),
+            }
+        }
+        self.shell = Some(shell);
+        self.portions.entry(label.clone()).or_default().extend(own);
+        self.directory.extend(directory);
+        Ok(())
+    }
+
+    /// The rebuilt Bundle (or the single resource).
+    ///
+    /// # Errors
+    /// [`FhirError::Empty`] if nothing was added.
+    pub fn finish(self) -> FhirResult<Value> {
+        let shell = self.shell.ok_or(FhirError::Empty)?;
+        let mut portions = self.portions;
+        let mut directory: BTreeMap<PortionLabel, Vec<Value>> = BTreeMap::new();
+        for (_, (l, e)) in self.directory {
+            directory.entry(l).or_default().push(e);
+        }
+        let mut labels = self.map.labels();
+        for l in portions.keys().chain(directory.keys()) {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+        let mut entries = Vec::new();
+        for l in &labels {
+            entries.extend(portions.remove(l).unwrap_or_default());
+            entries.extend(directory.remove(l).unwrap_or_default());
+        }
+        match shell {
+            Shell::Resource => entries
+                .into_iter()
+                .next()
+                .and_then(|mut e| e.get_mut("resource").map(Value::take))
+                .ok_or(FhirError::Empty),
+            Shell::Bundle(mut b) => {
+                if b.get("type") == Some(&json!("document")) {
+                    if let Some(i) = entries.iter().position(|e| {
+                        e.get("resource").and_then(|r| r.get("resourceType"))
+                            == Some(&json!("Composition"))
+                    }) {
+                        let c = entries.remove(i);
+                        entries.insert(0, c);
+                    }
+                }
+                b.insert("entry".into(), Value::Array(entries));
+                Ok(Value::Object(b))
+            }
+        }
+    }
+}
+
+/// How two Bundles differ (see [`compare`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Difference {
+    /// A field of the Bundle itself (not `entry`) differs.
+    BundleField(String),
+    /// An entry of the first is not in the second (its name).
+    Missing(String),
+    /// An entry of the second is not in the first.
+    Extra(String),
+    /// Not both Bundles, and the two values differ.
+    NotEqual,
+}
+
+impl core::fmt::Display for Difference {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BundleField(k) => write!(f, "Bundle.{k} differs"),
+            Self::Missing(n) => write!(f, "{n} is missing"),
+            Self::Extra(n) => write!(f, "{n} was not in the original"),
+            Self::NotEqual => f.write_str("the resources differ"),
+        }
+    }
+}
+
+/// Compares two Bundles as the same record: the same Bundle fields, and the
+/// same entries as a multiset (entry order is not compared; object key
+/// order never is, as in JSON). Two single resources compare as JSON
+/// values. Empty means equal.
+pub fn compare(a: &Value, b: &Value) -> Vec<Difference> {
+    let is_bundle = |v: &Value| v.get("resourceType") == Some(&json!("Bundle"));
+    if !(is_bundle(a) && is_bundle(b)) {
+        return if a == b {
+            Vec::new()
+        } else {
+            vec![Difference::NotEqual]
+        };
+    }
+    let mut out = Vec::new();
+    let fields = |v: &Value| -> BTreeMap<String, Value> {
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| *k != "entry")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (fa, fb) = (fields(a), fields(b));
+    for k in fa.keys().chain(fb.keys()).collect::<BTreeSet<_>>() {
+        if fa.get(k) != fb.get(k) {
+            out.push(Difference::BundleField(k.clone()));
+        }
+    }
+    let entries = |v: &Value| -> BTreeMap<String, (usize, String)> {
+        let mut m: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        for e in v.get("entry").and_then(Value::as_array).into_iter().flatten() {
+            let text = e.to_string();
+            m.entry(text).or_insert((0, entry_name(e))).0 += 1;
+        }
+        m
+    };
+    let (ea, eb) = (entries(a), entries(b));
+    for (text, (n, name)) in &ea {
+        let m = eb.get(text).map_or(0, |x| x.0);
+        for _ in m..*n {
+            out.push(Difference::Missing(name.clone()));
+        }
+    }
+    for (text, (n, name)) in &eb {
+        let m = ea.get(text).map_or(0, |x| x.0);
+        for _ in m..*n {
+            out.push(Difference::Extra(name.clone()));
+        }
+    }
+    out
+}
+
+/// `Type/id`, or `Type fullUrl`, or `Type`.
+fn entry_name(e: &Value) -> String {
+    let r = e.get("resource");
+    let t = r
+        .and_then(|r| r.get("resourceType"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    match (
+        r.and_then(|r| r.get("id")).and_then(Value::as_str),
+        e.get("fullUrl").and_then(Value::as_str),
+    ) {
+        (Some(id), _) => format!("{t}/{id}"),
+        (None, Some(u)) => format!("{t} {u}"),
+        (None, None) => t.to_owned(),
+    }
+}
+
+/// The key a directory copy is deduplicated by: `fullUrl`, else `Type/id`,
+/// else its content.
+fn entry_key(e: &Value) -> FhirResult<String> {
+    if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
+        return Ok(format!("url {u}"));
+    }
+    let r = e.get("resource").ok_or(FhirError::NotFhir {
+        what: "a Bundle entry without a resource",
+    })?;
+    Ok(match r.get("id").and_then(Value::as_str) {
+        Some(id) => format!("id {}/{id}", resource_type(r)?),
+        None => format!("content {e}"),
+    })
+}
+
+/// The names a reference to this entry can use: its `fullUrl`, `Type/id`,
+/// and any URL ending in `/Type/id`.
+fn reference_names(e: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
+        out.push(u.to_owned());
+    }
+    let r = e.get("resource");
+    if let (Some(t), Some(id)) = (
+        r.and_then(|r| r.get("resourceType")).and_then(Value::as_str),
+        r.and_then(|r| r.get("id")).and_then(Value::as_str),
+    ) {
+        out.push(format!("{t}/{id}"));
+    }
+    out
+}
+
+/// Every `reference` string in an entry's resource (relative references
+/// also under their `Type/id` tail, so absolute URLs match).
+fn references(e: &Value) -> Vec<&str> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    match (k.as_str(), x) {
+                        ("reference", Value::String(s)) => {
+                            out.push(s);
+                            // `https://host/fhir/Practitioner/7` → `Practitioner/7`.
+                            let mut parts = s.rsplitn(3, '/');
+                            if let (Some(id), Some(t), Some(_)) =
+                                (parts.next(), parts.next(), parts.next())
+                            {
+                                if let Some(tail) = s.get(s.len() - id.len() - t.len() - 1..) {
+                                    out.push(tail);
+                                }
+                            }
+                        }
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(r) = e.get("resource") {
+        walk(r, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle() -> Value {
+        json!({"resourceType":"Bundle","type":"transaction","entry":[
+            {"fullUrl":"urn:uuid:pat","resource":{"resourceType":"Patient","id":"p"}},
+            {"fullUrl":"urn:uuid:org","resource":{"resourceType":"Organization","name":"O"}},
+            {"fullUrl":"urn:uuid:role","resource":{"resourceType":"PractitionerRole","organization":{"reference":"urn:uuid:org"}}},
+            {"fullUrl":"urn:uuid:lab1","resource":{"resourceType":"Observation","category":[{"coding":[{"code":"laboratory"}]}],
+                "performer":[{"reference":"urn:uuid:role"}]}},
+            {"fullUrl":"urn:uuid:loc","resource":{"resourceType":"Location","id":"L1"}},
+            {"fullUrl":"urn:uuid:enc","resource":{"resourceType":"Encounter","location":[{"location":{"reference":"https://h.example/fhir/Location/L1"}}]}},
+            {"fullUrl":"urn:uuid:idle","resource":{"resourceType":"Practitioner"}},
+            {"fullUrl":"urn:uuid:odd","resource":{"resourceType":"Basic"}}
+        ]})
+    }
+
+    fn names(s: &Split, l: &str) -> Vec<String> {
+        s.portions()
+            .iter()
+            .find(|p| p.label.as_str() == l)
+            .map(SplitPortion::resource_names)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn directory_resources_follow_their_referrers_transitively() -> FhirResult<()> {
+        let s = split_value(bundle(), &PortionMap::default())?;
+        assert_eq!(names(&s, "personal"), ["Patient/p"]);
+        assert_eq!(
+            names(&s, "lab"),
+            [
+                "Observation urn:uuid:lab1",
+                "Organization urn:uuid:org",
+                "PractitionerRole urn:uuid:role"
+            ]
+        );
+        assert_eq!(
+            names(&s, "medical"),
+            [
+                "Encounter urn:uuid:enc",
+                "Basic urn:uuid:odd",
+                "Location/L1",
+                "Practitioner urn:uuid:idle"
+            ]
+        );
+        assert_eq!(s.defaulted(), ["Basic urn:uuid:odd"]);
+        assert_eq!(s.resource_count(), 8);
+        Ok(())
+    }
+
+    #[test]
+    fn reassembly_refuses_misfiled_and_inconsistent_portions() -> FhirResult<()> {
+        let map = PortionMap::default();
+        let s = split_value(bundle(), &map)?;
+        let texts = s.plaintexts(Granularity::PerPortion)?;
+        let lab = PortionLabel::from_static("lab");
+        let personal = PortionLabel::from_static("personal");
+        let lab_text = &texts.iter().find(|(l, _)| *l == lab).ok_or(FhirError::Empty)?.1;
+        let mut r = Reassembler::new(&map);
+        assert!(matches!(
+            r.add(&personal, lab_text),
+            Err(FhirError::Misfiled { .. })
+        ));
+        r.add(&lab, lab_text)?;
+        let mut other = bundle();
+        other["type"] = json!("collection");
+        let other_texts = split_value(other, &map)?.plaintexts(Granularity::PerPortion)?;
+        assert!(matches!(
+            r.add(&personal, &other_texts[0].1),
+            Err(FhirError::Inconsistent(_))
+        ));
+        assert!(matches!(r.add(&lab, b"[1]"), Err(FhirError::NotFhir { .. })));
+        assert!(matches!(r.add(&lab, b"{"), Err(FhirError::Json(_))));
+        let out = r.finish()?;
+        assert_eq!(out["entry"].as_array().map(Vec::len), Some(3));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_typed_error() {
+        let map = PortionMap::default();
+        assert!(matches!(split(b"not json", &map), Err(FhirError::Json(_))));
+        assert!(matches!(split(b"[]", &map), Err(FhirError::NotFhir { .. })));
+        assert!(matches!(
+            split(br#"{"resourceType":"Bundle","entry":{}}"#, &map),
+            Err(FhirError::NotFhir { .. })
+        ));
+        assert!(matches!(
+            split(br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a"}]}"#, &map),
+            Err(FhirError::NotFhir { .. })
+        ));
+        let dup = br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a","resource":{"resourceType":"Patient"}},{"fullUrl":"a","resource":{"resourceType":"Patient"}}]}"#;
+        assert!(matches!(split(dup, &map), Err(FhirError::DuplicateEntry(_))));
+    }
+
+    #[test]
+    fn compare_ignores_entry_order_but_not_content() {
+        let a = bundle();
+        let mut b = bundle();
+        if let Some(e) = b["entry"].as_array_mut() {
+            e.reverse();
+        }
+        assert!(compare(&a, &b).is_empty());
+        b["entry"][0]["resource"]["code"] = json!({"text": "changed"});
+        let d = compare(&a, &b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        b["type"] = json!("batch");
+        assert!(compare(&a, &b).contains(&Difference::BundleField("type".into())));
+    }
+}
