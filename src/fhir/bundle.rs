@@ -47,7 +47,8 @@ pub struct SplitPortion {
     /// input's order; directory resources copied in for reference come
     /// after the portion's own.
     pub entries: Vec<Value>,
-    /// How many of `entries` are copies of directory resources.
+    /// How many of `entries` are directory resources (see
+    /// [`Placement::WithReferrers`]).
     pub copies: usize,
 }
 
@@ -164,26 +165,37 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
     let mut wanted: Vec<BTreeSet<PortionLabel>> = vec![BTreeSet::new(); directory.len()];
     for (l, e) in &home {
         for r in references(e) {
-            if let Some(&i) = names.get(r) {
-                wanted[i].insert(l.clone());
+            if let Some(w) = names.get(r).and_then(|&i| wanted.get_mut(i)) {
+                w.insert(l.clone());
             }
         }
     }
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for (i, (_, e)) in directory.iter().enumerate() {
-            let from = wanted[i].clone();
-            for r in references(e) {
-                if let Some(&j) = names.get(r) {
-                    if j != i && !from.is_subset(&wanted[j]) {
-                        wanted[j].extend(from.iter().cloned());
-                        changed = true;
+    let propagate = |wanted: &mut Vec<BTreeSet<PortionLabel>>| {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (i, (_, e)) in directory.iter().enumerate() {
+                let from = wanted.get(i).cloned().unwrap_or_default();
+                for r in references(e) {
+                    if let Some(to) = names.get(r).filter(|&&j| j != i).and_then(|&j| wanted.get_mut(j)) {
+                        if !from.is_subset(to) {
+                            to.extend(from.iter().cloned());
+                            changed = true;
+                        }
                     }
                 }
             }
         }
+    };
+    propagate(&mut wanted);
+    // Nothing refers to these: into their own portion, taking what they
+    // refer to along.
+    for (w, (unreferenced, _)) in wanted.iter_mut().zip(&directory) {
+        if w.is_empty() {
+            w.insert(unreferenced.clone());
+        }
     }
+    propagate(&mut wanted);
 
     let order = map.labels();
     let mut by_label: BTreeMap<PortionLabel, SplitPortion> = BTreeMap::new();
@@ -200,15 +212,11 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
     for (l, e) in home {
         portion(&mut by_label, &l).entries.push(e);
     }
-    for ((unreferenced, e), labels) in directory.into_iter().zip(wanted) {
-        if labels.is_empty() {
-            portion(&mut by_label, &unreferenced).entries.push(e);
-        } else {
-            for l in labels {
-                let p = portion(&mut by_label, &l);
-                p.entries.push(e.clone());
-                p.copies += 1;
-            }
+    for ((_, e), labels) in directory.into_iter().zip(wanted) {
+        for l in labels {
+            let p = portion(&mut by_label, &l);
+            p.entries.push(e.clone());
+            p.copies += 1;
         }
     }
     let mut portions: Vec<SplitPortion> = Vec::with_capacity(by_label.len());
