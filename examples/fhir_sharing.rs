@@ -112,7 +112,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!(
             "sealed as {} portions of record {}: {} bytes in the cloud, {:+} bytes ({:+.1}%) against the {} bytes of the bundle's compact JSON (split {:.1} ms, seal {:.1} ms)",
             sealed.len(),
-            sealed.first().map_or_else(String::new, |s| s.record.to_string()),
+            sealed
+                .first()
+                .map_or_else(String::new, |s| s.record.to_string()),
             sealed_bytes,
             sealed_bytes as i64 - compact as i64,
             (sealed_bytes as f64 / compact as f64 - 1.0) * 100.0,
@@ -238,7 +240,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .remove(&format!("urn:uuid:{}", p["id"].as_str().unwrap_or("")))
             .unwrap_or_default();
         c.sort();
-        records.push(ResearchRecord::new(safe_harbor(&p, "2026-01-01", &zips)?, c));
+        records.push(ResearchRecord::new(
+            safe_harbor(&p, "2026-01-01", &zips)?,
+            c,
+        ));
     }
     for e in input["entry"].as_array().into_iter().flatten() {
         if e["resource"]["resourceType"] == "Patient" {

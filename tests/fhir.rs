@@ -83,11 +83,14 @@ fn refers(from: &Value, to: &Value) -> bool {
     let text = from["resource"].to_string();
     let mut names = vec![to["fullUrl"].as_str().unwrap_or("\u{0}").to_owned()];
     if let Some(id) = to["resource"]["id"].as_str() {
-        names.push(format!("{}/{id}", to["resource"]["resourceType"].as_str().unwrap()));
+        names.push(format!(
+            "{}/{id}",
+            to["resource"]["resourceType"].as_str().unwrap()
+        ));
     }
-    names
-        .iter()
-        .any(|n| text.contains(&format!("\"reference\":\"{n}\"")) || text.contains(&format!("/{n}\"")))
+    names.iter().any(|n| {
+        text.contains(&format!("\"reference\":\"{n}\"")) || text.contains(&format!("/{n}\""))
+    })
 }
 
 struct Owner {
@@ -124,7 +127,9 @@ fn every_fixture_survives_split_seal_open_reassemble_with_each_resource_where_ex
         let parts = split(&fixture(&format!("{name}.json")), &owner.map).unwrap();
         assert_eq!(parts.resource_count(), entries(&input).len(), "{name}");
         for granularity in [Granularity::PerPortion, Granularity::PerResource] {
-            let sealed = parts.seal(&owner.keys(), granularity, 1_767_225_600).unwrap();
+            let sealed = parts
+                .seal(&owner.keys(), granularity, 1_767_225_600)
+                .unwrap();
             let mut back = Reassembler::new(&owner.map);
             let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for s in &sealed {
@@ -145,24 +150,31 @@ fn every_fixture_survives_split_seal_open_reassemble_with_each_resource_where_ex
             // Each resource where the independent table says.
             for e in entries(&input) {
                 let url = e["fullUrl"].as_str().unwrap();
-                let portions = seen.get(url).unwrap_or_else(|| panic!("{name}: {url} lost"));
+                let portions = seen
+                    .get(url)
+                    .unwrap_or_else(|| panic!("{name}: {url} lost"));
                 match expected_home(&e["resource"]) {
-                    Some(l) => assert_eq!(portions, &BTreeSet::from([l.to_owned()]), "{name} {url}"),
+                    Some(l) => {
+                        assert_eq!(portions, &BTreeSet::from([l.to_owned()]), "{name} {url}")
+                    }
                     None => {
                         // A directory resource: in each portion that refers
                         // to it, and only there (or `medical` if nothing does).
                         let mut want = BTreeSet::new();
                         for other in entries(&input) {
-                            if refers(other, e) {
-                                if let Some(l) = expected_home(&other["resource"]) {
-                                    want.insert(l.to_owned());
-                                }
+                            if refers(other, e)
+                                && let Some(l) = expected_home(&other["resource"])
+                            {
+                                want.insert(l.to_owned());
                             }
                         }
                         if want.is_empty() {
                             assert!(portions.contains("medical"), "{name} {url}: {portions:?}");
                         } else {
-                            assert!(want.is_subset(portions), "{name} {url}: {want:?} ⊄ {portions:?}");
+                            assert!(
+                                want.is_subset(portions),
+                                "{name} {url}: {want:?} ⊄ {portions:?}"
+                            );
                         }
                     }
                 }
@@ -202,7 +214,11 @@ fn unknown_types_go_to_the_default_portion_or_are_refused_never_dropped() {
     assert!(matches!(split(&data, &strict), Err(FhirError::UnmappedType(t)) if t == "Basic"));
     let elsewhere = PortionMap::default().unknown(Unknown::Portion(common::label("other")));
     let parts = split(&data, &elsewhere).unwrap();
-    let other = parts.portions().iter().find(|p| p.label.as_str() == "other").unwrap();
+    let other = parts
+        .portions()
+        .iter()
+        .find(|p| p.label.as_str() == "other")
+        .unwrap();
     assert_eq!(other.resource_names().len(), 1);
     // Sealing needs a key for every label that has resources.
     let missing = parts.seal(&owner.keys(), Granularity::PerPortion, 0);
@@ -219,8 +235,13 @@ fn a_doctor_granted_lab_only_rebuilds_only_lab_resources() {
         .unwrap();
     let doctor = Identity::new("dr-lab").unwrap();
     let keys = common::user(4);
-    srs.register_user(&doctor, Role::Doctor, keys.public(), &keys.prove_possession(&doctor))
-        .unwrap();
+    srs.register_user(
+        &doctor,
+        Role::Doctor,
+        keys.public(),
+        &keys.prove_possession(&doctor),
+    )
+    .unwrap();
     let lab = common::label("lab");
     let rekey = ReKey::generate(&owner.patient.portion_secret(&lab, 0), keys.public());
     let grant = owner
@@ -258,7 +279,10 @@ fn a_doctor_granted_lab_only_rebuilds_only_lab_resources() {
         .filter(|e| expected_home(&e["resource"]).is_some())
         .collect();
     assert_eq!(own.len(), lab_in_input);
-    assert!(own.iter().all(|e| expected_home(&e["resource"]) == Some("lab")));
+    assert!(
+        own.iter()
+            .all(|e| expected_home(&e["resource"]) == Some("lab"))
+    );
     // Only the Practitioner the lab results name comes along; no Patient.
     let others: Vec<&str> = got
         .iter()
@@ -289,7 +313,10 @@ fn a_doctor_granted_lab_only_rebuilds_only_lab_resources() {
     assert_eq!(event["agent"][1]["who"]["identifier"]["value"], "dr-lab");
     assert_eq!(event["agent"][1]["requestor"], true);
     assert_eq!(event["agent"][1]["role"][0]["coding"][0]["code"], "doctor");
-    assert_eq!(event["entity"][0]["what"]["identifier"]["value"], owner.patient.patient().as_str());
+    assert_eq!(
+        event["entity"][0]["what"]["identifier"]["value"],
+        owner.patient.patient().as_str()
+    );
     assert_eq!(event["entity"][0]["role"]["code"], "1");
     assert_eq!(
         event["entity"][1]["what"]["identifier"]["value"],
@@ -325,7 +352,10 @@ fn a_portion_opened_under_another_label_is_refused() {
 fn signed_grant(owner: &Owner, options: &GrantOptions) -> consent::SignedGrant {
     let user = Identity::new("dr-consent").unwrap();
     let lab = common::label("lab");
-    let rekey = ReKey::generate(&owner.patient.portion_secret(&lab, 0), common::user(9).public());
+    let rekey = ReKey::generate(
+        &owner.patient.portion_secret(&lab, 0),
+        common::user(9).public(),
+    );
     owner
         .patient
         .sign_grant(&lab, 0, &user, &rekey, options)
@@ -345,12 +375,21 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
     let c = consent_from_grant(&grant, &owner.map);
     assert_eq!(c["resourceType"], "Consent");
     assert_eq!(c["status"], "active");
-    assert_eq!(c["patient"]["identifier"]["value"], owner.patient.patient().as_str());
+    assert_eq!(
+        c["patient"]["identifier"]["value"],
+        owner.patient.patient().as_str()
+    );
     assert_eq!(c["provision"]["type"], "permit");
-    assert_eq!(c["provision"]["actor"][0]["reference"]["identifier"]["value"], "dr-consent");
+    assert_eq!(
+        c["provision"]["actor"][0]["reference"]["identifier"]["value"],
+        "dr-consent"
+    );
     assert_eq!(c["provision"]["period"]["start"], "2027-01-15T08:00:00Z");
     assert_eq!(c["provision"]["period"]["end"], "2030-03-17T17:46:40Z");
-    assert_eq!(c["provision"]["dataPeriod"]["start"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        c["provision"]["dataPeriod"]["start"],
+        "2023-11-14T22:13:20Z"
+    );
     let classes: Vec<&str> = c["provision"]["class"]
         .as_array()
         .unwrap()
@@ -373,7 +412,10 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
     annotated["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">ok</div>"});
     assert!(grant_from_consent(&annotated, &key, &owner.map).is_ok());
     for (path, value) in [
-        ("/provision/actor/0/reference/identifier/value", json!("dr-other")),
+        (
+            "/provision/actor/0/reference/identifier/value",
+            json!("dr-other"),
+        ),
         ("/provision/period/end", json!("2099-01-01T00:00:00Z")),
         ("/provision/type", json!("deny")),
         ("/provision/code/0/coding/0/code", json!("medical")),
@@ -383,14 +425,21 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
         let mut edited = c.clone();
         *edited.pointer_mut(path).unwrap() = value;
         assert!(
-            matches!(grant_from_consent(&edited, &key, &owner.map), Err(FhirError::Consent(_))),
+            matches!(
+                grant_from_consent(&edited, &key, &owner.map),
+                Err(FhirError::Consent(_))
+            ),
             "{path}"
         );
     }
     let mut forged = c.clone();
     let other = Owner::new(7);
-    forged["sourceAttachment"] = consent_from_grant(&signed_grant(&other, &options), &owner.map)["sourceAttachment"].clone();
-    assert!(matches!(grant_from_consent(&forged, &key, &owner.map), Err(FhirError::Crypto(_))));
+    forged["sourceAttachment"] =
+        consent_from_grant(&signed_grant(&other, &options), &owner.map)["sourceAttachment"].clone();
+    assert!(matches!(
+        grant_from_consent(&forged, &key, &owner.map),
+        Err(FhirError::Crypto(_))
+    ));
     let mut garbled = c.clone();
     garbled["sourceAttachment"]["data"] = json!("not base64!");
     assert!(grant_from_consent(&garbled, &key, &owner.map).is_err());
@@ -400,12 +449,16 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
     let mut drafted = c.clone();
     drafted.as_object_mut().unwrap().remove("sourceAttachment");
     drafted["provision"].as_object_mut().unwrap().remove("code");
-    drafted["provision"]["class"] = json!([{"system": "http://hl7.org/fhir/resource-types", "code": "MedicationRequest"}]);
+    drafted["provision"]["class"] =
+        json!([{"system": "http://hl7.org/fhir/resource-types", "code": "MedicationRequest"}]);
     let t = ConsentTerms::from_consent(&drafted, &owner.map).unwrap();
     assert_eq!(t.labels, [common::label("prescription")]);
     assert!(grant_from_consent(&drafted, &key, &owner.map).is_err());
     drafted["provision"]["type"] = json!("deny");
-    assert!(matches!(ConsentTerms::from_consent(&drafted, &owner.map), Err(FhirError::Consent(_))));
+    assert!(matches!(
+        ConsentTerms::from_consent(&drafted, &owner.map),
+        Err(FhirError::Consent(_))
+    ));
 
     // Break-glass grants carry ETREAT and BTG.
     let emergency = GrantOptions {
@@ -414,14 +467,21 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
     };
     let e = consent_from_grant(&signed_grant(&owner, &emergency), &owner.map);
     assert_eq!(e["provision"]["purpose"][0]["code"], "ETREAT");
-    assert!(ConsentTerms::from_consent(&e, &owner.map).unwrap().emergency);
+    assert!(
+        ConsentTerms::from_consent(&e, &owner.map)
+            .unwrap()
+            .emergency
+    );
 }
 
 #[test]
 fn smart_v2_scopes_for_each_default_portion() {
     let map = PortionMap::default();
     let scopes = |l: &str| smart_scopes(&common::label(l), &map);
-    assert_eq!(scopes("personal"), ["patient/Patient.rs", "patient/RelatedPerson.rs"]);
+    assert_eq!(
+        scopes("personal"),
+        ["patient/Patient.rs", "patient/RelatedPerson.rs"]
+    );
     assert_eq!(
         scopes("lab"),
         [
@@ -480,7 +540,10 @@ fn smart_v2_scopes_for_each_default_portion() {
 /// attributes).
 fn cohort() -> Vec<(Value, Vec<String>)> {
     let mut codes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in String::from_utf8(fixture("cohort-conditions.ndjson")).unwrap().lines() {
+    for line in String::from_utf8(fixture("cohort-conditions.ndjson"))
+        .unwrap()
+        .lines()
+    {
         let c: Value = serde_json::from_str(line).unwrap();
         codes
             .entry(c["subject"]["reference"].as_str().unwrap().to_owned())
@@ -580,7 +643,12 @@ fn none_of_the_18_identifier_kinds_survives_the_research_export() {
     let codes: Vec<String> = entries(&b)
         .iter()
         .filter(|e| e["resource"]["resourceType"] == "Condition")
-        .map(|e| e["resource"]["code"]["coding"][0]["code"].as_str().unwrap().to_owned())
+        .map(|e| {
+            e["resource"]["code"]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     people.push((planted["resource"].clone(), codes));
     let person = safe_harbor(&planted["resource"], AS_OF, &Zip3Table::census_2000()).unwrap();
@@ -593,8 +661,18 @@ fn none_of_the_18_identifier_kinds_survives_the_research_export() {
         table.to_json().to_string(),
     ];
     let mut extra = vec![
-        ("18 resource id", planted["resource"]["id"].as_str().unwrap().to_owned()),
-        ("18 fullUrl", planted["fullUrl"].as_str().unwrap().trim_start_matches("urn:uuid:").to_owned()),
+        (
+            "18 resource id",
+            planted["resource"]["id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "18 fullUrl",
+            planted["fullUrl"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("urn:uuid:")
+                .to_owned(),
+        ),
         ("contact", "Plantedkin".to_owned()),
         ("contact phone", "555-0177".to_owned()),
     ];
@@ -642,7 +720,10 @@ fn the_export_is_k_anonymous_by_an_independent_count_and_refuses_what_it_cannot_
     assert!(groups[0] > groups[1] && groups[1] > groups[2], "{groups:?}");
     assert!(matches!(
         k_anonymize(&rs, 201),
-        Err(FhirError::KUnreachable { requested: 201, achievable: 200 })
+        Err(FhirError::KUnreachable {
+            requested: 201,
+            achievable: 200
+        })
     ));
     assert!(matches!(k_anonymize(&rs, 1), Err(FhirError::KTooSmall(1))));
     assert!(k_anonymize(&rs, 200).unwrap().k == 200);

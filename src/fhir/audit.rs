@@ -71,7 +71,8 @@ pub fn disclosure_audit_event(
         "requestor": true,
     });
     if let Some(role) = &d.role {
-        recipient["role"] = json!([{"coding": [{"system": "urn:sesphr:role", "code": Role::as_str(role)}]}]);
+        recipient["role"] =
+            json!([{"coding": [{"system": "urn:sesphr:role", "code": Role::as_str(role)}]}]);
     }
     let mut details = vec![json!({"type": "sesphr-audit-seq", "valueString": d.seq.to_string()})];
     if let Some(j) = &d.justification {

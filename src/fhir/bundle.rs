@@ -137,10 +137,10 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
         let resource = e.get("resource").ok_or(FhirError::NotFhir {
             what: "a Bundle entry without a resource",
         })?;
-        if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
-            if !urls.insert(u.to_owned()) {
-                return Err(FhirError::DuplicateEntry(u.to_owned()));
-            }
+        if let Some(u) = e.get("fullUrl").and_then(Value::as_str)
+            && !urls.insert(u.to_owned())
+        {
+            return Err(FhirError::DuplicateEntry(u.to_owned()));
         }
         match map.place(resource)? {
             (Placement::Portion(l), by_default) => {
@@ -177,11 +177,14 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
             for (i, (_, e)) in directory.iter().enumerate() {
                 let from = wanted.get(i).cloned().unwrap_or_default();
                 for r in references(e) {
-                    if let Some(to) = names.get(r).filter(|&&j| j != i).and_then(|&j| wanted.get_mut(j)) {
-                        if !from.is_subset(to) {
-                            to.extend(from.iter().cloned());
-                            changed = true;
-                        }
+                    if let Some(to) = names
+                        .get(r)
+                        .filter(|&&j| j != i)
+                        .and_then(|&j| wanted.get_mut(j))
+                        && !from.is_subset(to)
+                    {
+                        to.extend(from.iter().cloned());
+                        changed = true;
                     }
                 }
             }
@@ -504,14 +507,14 @@ impl<'m> Reassembler<'m> {
                 .and_then(|mut e| e.get_mut("resource").map(Value::take))
                 .ok_or(FhirError::Empty),
             Shell::Bundle(mut b) => {
-                if b.get("type") == Some(&json!("document")) {
-                    if let Some(i) = entries.iter().position(|e| {
+                if b.get("type") == Some(&json!("document"))
+                    && let Some(i) = entries.iter().position(|e| {
                         e.get("resource").and_then(|r| r.get("resourceType"))
                             == Some(&json!("Composition"))
-                    }) {
-                        let c = entries.remove(i);
-                        entries.insert(0, c);
-                    }
+                    })
+                {
+                    let c = entries.remove(i);
+                    entries.insert(0, c);
                 }
                 b.insert("entry".into(), Value::Array(entries));
                 Ok(Value::Object(b))
@@ -576,7 +579,12 @@ pub fn compare(a: &Value, b: &Value) -> Vec<Difference> {
     }
     let entries = |v: &Value| -> BTreeMap<String, (usize, String)> {
         let mut m: BTreeMap<String, (usize, String)> = BTreeMap::new();
-        for e in v.get("entry").and_then(Value::as_array).into_iter().flatten() {
+        for e in v
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let text = e.to_string();
             m.entry(text).or_insert((0, entry_name(e))).0 += 1;
         }
@@ -639,7 +647,8 @@ fn reference_names(e: &Value) -> Vec<String> {
     }
     let r = e.get("resource");
     if let (Some(t), Some(id)) = (
-        r.and_then(|r| r.get("resourceType")).and_then(Value::as_str),
+        r.and_then(|r| r.get("resourceType"))
+            .and_then(Value::as_str),
         r.and_then(|r| r.get("id")).and_then(Value::as_str),
     ) {
         out.push(format!("{t}/{id}"));
@@ -661,10 +670,10 @@ fn references(e: &Value) -> Vec<&str> {
                             let mut parts = s.rsplitn(3, '/');
                             if let (Some(id), Some(t), Some(_)) =
                                 (parts.next(), parts.next(), parts.next())
+                                && let Some(tail) = (s.len().checked_sub(id.len() + t.len() + 1))
+                                    .and_then(|at| s.get(at..))
                             {
-                                if let Some(tail) = s.get(s.len() - id.len() - t.len() - 1..) {
-                                    out.push(tail);
-                                }
+                                out.push(tail);
                             }
                         }
                         _ => walk(x, out),
@@ -741,7 +750,11 @@ mod tests {
         let texts = s.plaintexts(Granularity::PerPortion)?;
         let lab = PortionLabel::from_static("lab");
         let personal = PortionLabel::from_static("personal");
-        let lab_text = &texts.iter().find(|(l, _)| *l == lab).ok_or(FhirError::Empty)?.1;
+        let lab_text = &texts
+            .iter()
+            .find(|(l, _)| *l == lab)
+            .ok_or(FhirError::Empty)?
+            .1;
         let mut r = Reassembler::new(&map);
         assert!(matches!(
             r.add(&personal, lab_text),
@@ -755,7 +768,10 @@ mod tests {
             r.add(&personal, &other_texts[0].1),
             Err(FhirError::Inconsistent(_))
         ));
-        assert!(matches!(r.add(&lab, b"[1]"), Err(FhirError::NotFhir { .. })));
+        assert!(matches!(
+            r.add(&lab, b"[1]"),
+            Err(FhirError::NotFhir { .. })
+        ));
         assert!(matches!(r.add(&lab, b"{"), Err(FhirError::Json(_))));
         let out = r.finish()?;
         assert_eq!(out["entry"].as_array().map(Vec::len), Some(3));
@@ -772,11 +788,17 @@ mod tests {
             Err(FhirError::NotFhir { .. })
         ));
         assert!(matches!(
-            split(br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a"}]}"#, &map),
+            split(
+                br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a"}]}"#,
+                &map
+            ),
             Err(FhirError::NotFhir { .. })
         ));
         let dup = br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a","resource":{"resourceType":"Patient"}},{"fullUrl":"a","resource":{"resourceType":"Patient"}}]}"#;
-        assert!(matches!(split(dup, &map), Err(FhirError::DuplicateEntry(_))));
+        assert!(matches!(
+            split(dup, &map),
+            Err(FhirError::DuplicateEntry(_))
+        ));
     }
 
     #[test]

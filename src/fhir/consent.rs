@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::dates::{instant, parse_instant};
 use super::{
-    FhirError, FhirResult, IDENTITY_SYSTEM, PORTION_SYSTEM, PortionMap,
-    SIGNED_GRANT_CONTENT_TYPE, Value, coding, concept, identity_reference,
+    FhirError, FhirResult, IDENTITY_SYSTEM, PORTION_SYSTEM, PortionMap, SIGNED_GRANT_CONTENT_TYPE,
+    Value, coding, concept, identity_reference,
 };
 use crate::consent::{GrantOptions, SignedGrant};
 use crate::encoding::hex;
@@ -71,7 +71,8 @@ impl ConsentTerms {
         if consent.get("status") != Some(&json!("active")) {
             return Err(field("status is not active"));
         }
-        let patient = identity_of(consent.get("patient")).ok_or(field("patient is not a sesphr identity"))?;
+        let patient =
+            identity_of(consent.get("patient")).ok_or(field("patient is not a sesphr identity"))?;
         let p = consent.get("provision").ok_or(field("no provision"))?;
         if p.get("type") != Some(&json!("permit")) {
             return Err(field("the provision is not a permit"));
@@ -84,10 +85,21 @@ impl ConsentTerms {
         let [actor] = actors.as_slice() else {
             return Err(field("the provision must name exactly one recipient"));
         };
-        let user = identity_of(actor.get("reference")).ok_or(field("the recipient is not a sesphr identity"))?;
+        let user = identity_of(actor.get("reference"))
+            .ok_or(field("the recipient is not a sesphr identity"))?;
         let mut labels: Vec<PortionLabel> = Vec::new();
-        for code in p.get("code").and_then(Value::as_array).into_iter().flatten() {
-            for c in code.get("coding").and_then(Value::as_array).into_iter().flatten() {
+        for code in p
+            .get("code")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for c in code
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if c.get("system") == Some(&json!(PORTION_SYSTEM)) {
                     let l = c
                         .get("code")
@@ -101,7 +113,12 @@ impl ConsentTerms {
             }
         }
         if labels.is_empty() {
-            for class in p.get("class").and_then(Value::as_array).into_iter().flatten() {
+            for class in p
+                .get("class")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let Some(t) = class.get("code").and_then(Value::as_str) else {
                     continue;
                 };

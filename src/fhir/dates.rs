@@ -27,7 +27,11 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     // d in 1..=31 and m in 1..=12 by construction.
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 /// A FHIR `instant` (`YYYY-MM-DDThh:mm:ssZ`) of Unix seconds.
@@ -131,10 +135,24 @@ mod tests {
         assert_eq!(instant(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(parse_instant("2000-02-29T01:00:00+01:00")?, 951_782_400);
         assert_eq!(parse_instant("2000-02-29")?, 951_782_400);
-        for bad in ["", "2001-02-29", "2000-13-01", "99-01-01", "2000-01-01T25:00:00Z", "2000-01-01T10:00"] {
+        for bad in [
+            "",
+            "2001-02-29",
+            "2000-13-01",
+            "99-01-01",
+            "2000-01-01T25:00:00Z",
+            "2000-01-01T10:00",
+        ] {
             assert!(parse_instant(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_date("1931")?, Date { year: 1931, month: None, day: None });
+        assert_eq!(
+            parse_date("1931")?,
+            Date {
+                year: 1931,
+                month: None,
+                day: None
+            }
+        );
         Ok(())
     }
 }

@@ -319,16 +319,23 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn category_rules_win_over_type_rules_and_unknown_types_follow_the_policy() -> FhirResult<()>
-    {
+    fn category_rules_win_over_type_rules_and_unknown_types_follow_the_policy() -> FhirResult<()> {
         let m = PortionMap::default();
-        let lab = json!({"resourceType":"Observation","category":[{"coding":[{"code":"laboratory"}]}]});
-        let vital = json!({"resourceType":"Observation","category":{"coding":[{"code":"vital-signs"}]}});
+        let lab =
+            json!({"resourceType":"Observation","category":[{"coding":[{"code":"laboratory"}]}]});
+        let vital =
+            json!({"resourceType":"Observation","category":{"coding":[{"code":"vital-signs"}]}});
         let bare = json!({"resourceType":"Observation"});
         let odd = json!({"resourceType":"Basic"});
         assert_eq!(m.place(&lab)?, (Placement::Portion(label("lab")), false));
-        assert_eq!(m.place(&vital)?, (Placement::Portion(label("medical")), false));
-        assert_eq!(m.place(&bare)?, (Placement::Portion(label("medical")), false));
+        assert_eq!(
+            m.place(&vital)?,
+            (Placement::Portion(label("medical")), false)
+        );
+        assert_eq!(
+            m.place(&bare)?,
+            (Placement::Portion(label("medical")), false)
+        );
         assert_eq!(m.place(&odd)?, (Placement::Portion(label("medical")), true));
         let strict = m.clone().unknown(Unknown::Refuse);
         assert!(matches!(strict.place(&odd), Err(FhirError::UnmappedType(t)) if t == "Basic"));

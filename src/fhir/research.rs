@@ -511,13 +511,25 @@ mod tests {
     #[test]
     fn ages_are_capped_at_90_and_counted_to_the_birthday() -> FhirResult<()> {
         assert_eq!(person("1936-01-02", "male", "10025")?.age, Age::Years(89));
-        assert_eq!(person("1936-01-01", "male", "10025")?.age, Age::NinetyOrOlder);
+        assert_eq!(
+            person("1936-01-01", "male", "10025")?.age,
+            Age::NinetyOrOlder
+        );
         assert_eq!(person("1936", "male", "10025")?.age, Age::NinetyOrOlder);
-        assert_eq!(person("1890-05-05", "male", "10025")?.age, Age::NinetyOrOlder);
+        assert_eq!(
+            person("1890-05-05", "male", "10025")?.age,
+            Age::NinetyOrOlder
+        );
         assert_eq!(person("1990-06", "female", "10025")?.age, Age::Years(35));
         let dead = json!({"resourceType":"Patient","birthDate":"1930-01-01","deceasedDateTime":"2000-06-01T00:00:00Z"});
-        assert_eq!(safe_harbor(&dead, "2026-01-01", &Zip3Table::census_2000())?.age, Age::Years(70));
-        assert!(matches!(person("1936-13-01", "male", "10025"), Err(FhirError::BadDate)));
+        assert_eq!(
+            safe_harbor(&dead, "2026-01-01", &Zip3Table::census_2000())?.age,
+            Age::Years(70)
+        );
+        assert!(matches!(
+            person("1936-13-01", "male", "10025"),
+            Err(FhirError::BadDate)
+        ));
         Ok(())
     }
 
@@ -531,7 +543,10 @@ mod tests {
         assert_eq!(person("1950", "female", "10201")?.zip3, "000");
         assert_eq!(person("1950", "female", "10025")?.zip3, "100");
         let p = Zip3Table::from_csv("zip3,population\n021,20001\n036,20000\n")?;
-        assert_eq!((p.zip3("02139"), p.zip3("03601"), p.zip3("10025")), ("021".into(), "000".into(), "000".into()));
+        assert_eq!(
+            (p.zip3("02139"), p.zip3("03601"), p.zip3("10025")),
+            ("021".into(), "000".into(), "000".into())
+        );
         assert!(Zip3Table::from_csv("021,1\n21,5\n").is_err());
         Ok(())
     }
@@ -551,17 +566,29 @@ mod tests {
             let t = k_anonymize(&records, k)?;
             let mut groups: BTreeMap<(String, String, String), usize> = BTreeMap::new();
             for r in &t.rows {
-                *groups.entry((r.age.clone(), r.sex.clone(), r.zip3.clone())).or_default() += 1;
+                *groups
+                    .entry((r.age.clone(), r.sex.clone(), r.zip3.clone()))
+                    .or_default() += 1;
             }
             let smallest = groups.values().copied().min().unwrap_or(0);
-            assert!(smallest >= k && smallest == t.k, "k={k}: {smallest} vs {}", t.k);
+            assert!(
+                smallest >= k && smallest == t.k,
+                "k={k}: {smallest} vs {}",
+                t.k
+            );
             assert_eq!(t.rows.len(), 40);
         }
         assert!(k_anonymize(&records, 2)?.groups >= 10);
-        assert!(matches!(k_anonymize(&records, 1), Err(FhirError::KTooSmall(1))));
+        assert!(matches!(
+            k_anonymize(&records, 1),
+            Err(FhirError::KTooSmall(1))
+        ));
         assert!(matches!(
             k_anonymize(&records, 41),
-            Err(FhirError::KUnreachable { requested: 41, achievable: 40 })
+            Err(FhirError::KUnreachable {
+                requested: 41,
+                achievable: 40
+            })
         ));
         Ok(())
     }
