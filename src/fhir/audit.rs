@@ -32,8 +32,8 @@ pub struct AuditSource {
 ///   `R`, `outcome` `0`, `recorded` the SRS's time of the re-encryption;
 /// - `purposeOfEvent` the HL7 PurposeOfUse of the request (treatment
 ///   `TREAT`, payment `HPAYMT`, operations `HOPERAT`, research `HRESCH`,
-///   emergency `ETREAT` with `BTG` under a break-glass grant, other `PATRQT`
-///   is not guessed: it is sent as text);
+///   emergency `ETREAT`, plus `BTG` under a break-glass grant); the purpose
+///   "other" has no PurposeOfUse code and is sent as text;
 /// - agents: the SRS as source (DICOM 110153, with its network address) and
 ///   the user as recipient (DICOM 110152 and `IRCP`, requestor, with their
 ///   role);

@@ -88,7 +88,7 @@ pub struct SealedFhir {
 /// Every entry lands in exactly one portion, except directory resources
 /// ([`Placement::WithReferrers`]), which are copied into each portion that
 /// refers to them. Nothing is dropped: a type the mapping does not name
-/// goes to its [`Unknown`] portion (listed by [`Split::defaulted`]) or the
+/// goes to its [`Unknown`](super::Unknown) portion (listed by [`Split::defaulted`]) or the
 /// split is refused.
 ///
 /// # Errors
@@ -96,7 +96,7 @@ pub struct SealedFhir {
 /// for JSON that is not a resource, or a Bundle whose `entry` is not a list
 /// of entries with a resource each; [`FhirError::DuplicateEntry`] for two
 /// entries with one `fullUrl`; [`FhirError::UnmappedType`] under
-/// [`Unknown::Refuse`].
+/// [`Unknown::Refuse`](super::Unknown::Refuse).
 pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
     split_value(serde_json::from_slice(json)?, map)
 }
@@ -244,7 +244,7 @@ impl Split {
     }
 
     /// The resources (`Type/id`) that went to a portion by the mapping's
-    /// [`Unknown`] policy, not by a rule.
+    /// [`Unknown`](super::Unknown) policy, not by a rule.
     pub fn defaulted(&self) -> &[String] {
         &self.defaulted
     }
