@@ -106,29 +106,7 @@ pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
 /// # Errors
 /// As [`split`], without [`FhirError::Json`].
 pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
-    let (shell, entries) = match input {
-        Value::Object(mut o) if o.get("resourceType") == Some(&json!("Bundle")) => {
-            let entries = match o.remove("entry") {
-                None => Vec::new(),
-                Some(Value::Array(a)) => a,
-                Some(_) => {
-                    return Err(FhirError::NotFhir {
-                        what: "Bundle.entry is not a list",
-                    });
-                }
-            };
-            (Shell::Bundle(o), entries)
-        }
-        resource @ Value::Object(_) => {
-            resource_type(&resource)?;
-            (Shell::Resource, vec![json!({ "resource": resource })])
-        }
-        _ => {
-            return Err(FhirError::NotFhir {
-                what: "not a JSON object",
-            });
-        }
-    };
+    let (shell, entries) = unpack(input)?;
     let mut urls = BTreeSet::new();
     let mut home: Vec<(PortionLabel, Value)> = Vec::new();
     let mut directory: Vec<(PortionLabel, Value)> = Vec::new();
@@ -398,29 +376,7 @@ impl<'m> Reassembler<'m> {
     /// nothing.
     pub fn add(&mut self, label: &PortionLabel, plaintext: &[u8]) -> FhirResult<()> {
         let value: Value = serde_json::from_slice(plaintext)?;
-        let (shell, entries) = match value {
-            Value::Object(mut o) if o.get("resourceType") == Some(&json!("Bundle")) => {
-                let entries = match o.remove("entry") {
-                    Some(Value::Array(a)) => a,
-                    None => Vec::new(),
-                    Some(_) => {
-                        return Err(FhirError::NotFhir {
-                            what: "Bundle.entry is not a list",
-                        });
-                    }
-                };
-                (Shell::Bundle(o), entries)
-            }
-            r @ Value::Object(_) => {
-                resource_type(&r)?;
-                (Shell::Resource, vec![json!({ "resource": r })])
-            }
-            _ => {
-                return Err(FhirError::NotFhir {
-                    what: "not a JSON object",
-                });
-            }
-        };
+        let (shell, entries) = unpack(value)?;
         if let Some(s) = &self.shell {
             if *s != shell {
                 return Err(FhirError::Inconsistent(
@@ -604,6 +560,31 @@ pub fn compare(a: &Value, b: &Value) -> Vec<Difference> {
         }
     }
     out
+}
+
+/// A Bundle as its own fields and its entries; one resource as an entry.
+fn unpack(value: Value) -> FhirResult<(Shell, Vec<Value>)> {
+    match value {
+        Value::Object(mut o) if o.get("resourceType") == Some(&json!("Bundle")) => {
+            let entries = match o.remove("entry") {
+                None => Vec::new(),
+                Some(Value::Array(a)) => a,
+                Some(_) => {
+                    return Err(FhirError::NotFhir {
+                        what: "Bundle.entry is not a list",
+                    });
+                }
+            };
+            Ok((Shell::Bundle(o), entries))
+        }
+        resource @ Value::Object(_) => {
+            resource_type(&resource)?;
+            Ok((Shell::Resource, vec![json!({ "resource": resource })]))
+        }
+        _ => Err(FhirError::NotFhir {
+            what: "not a JSON object",
+        }),
+    }
 }
 
 /// `Type/id`, or `Type fullUrl`, or `Type`.
