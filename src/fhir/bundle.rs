@@ -77,8 +77,10 @@ pub struct SealedFhir {
     pub record: RecordId,
     /// Its portion.
     pub label: PortionLabel,
-    /// How many resources it holds.
-    pub resources: usize,
+    /// The resources it holds (`Type/id`, or `Type fullUrl`): for the
+    /// host's own index of where a resource is (the cloud sees none of
+    /// this).
+    pub resources: Vec<String>,
     /// The sealed portion.
     pub sealed: SealedPortion,
 }
@@ -207,6 +209,18 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
         }
     }
     portions.extend(by_label.into_values());
+    if portions.is_empty() && matches!(shell, Shell::Bundle(_)) {
+        // An empty Bundle still has its own fields to keep: one empty
+        // portion carries them.
+        let label = order.into_iter().next().ok_or(FhirError::NotFhir {
+            what: "an empty Bundle and a mapping without portions",
+        })?;
+        portions.push(SplitPortion {
+            label,
+            entries: Vec::new(),
+            copies: 0,
+        });
+    }
     Ok(Split {
         shell,
         portions,
@@ -240,13 +254,36 @@ impl Split {
     /// # Errors
     /// [`FhirError::Json`] if serialization fails (not expected).
     pub fn plaintexts(&self, granularity: Granularity) -> FhirResult<Vec<(PortionLabel, Vec<u8>)>> {
+        Ok(self
+            .units(granularity)?
+            .into_iter()
+            .map(|(l, text, _)| (l, text))
+            .collect())
+    }
+
+    /// The plaintexts with the names of the resources in each.
+    fn units(
+        &self,
+        granularity: Granularity,
+    ) -> FhirResult<Vec<(PortionLabel, Vec<u8>, Vec<String>)>> {
         let mut out = Vec::new();
         for p in &self.portions {
             match granularity {
-                Granularity::PerPortion => out.push((p.label.clone(), self.document(&p.entries)?)),
+                Granularity::PerPortion => out.push((
+                    p.label.clone(),
+                    self.document(&p.entries)?,
+                    p.resource_names(),
+                )),
+                Granularity::PerResource if p.entries.is_empty() => {
+                    out.push((p.label.clone(), self.document(&[])?, Vec::new()));
+                }
                 Granularity::PerResource => {
                     for e in &p.entries {
-                        out.push((p.label.clone(), self.document(core::slice::from_ref(e))?));
+                        out.push((
+                            p.label.clone(),
+                            self.document(core::slice::from_ref(e))?,
+                            vec![entry_name(e)],
+                        ));
                     }
                 }
             }
@@ -298,18 +335,10 @@ impl Split {
         }
         let bundle_record = RecordId::random();
         let mut out = Vec::new();
-        for (label, text) in self.plaintexts(granularity)? {
+        for (label, text, resources) in self.units(granularity)? {
             let record = match granularity {
                 Granularity::PerPortion => bundle_record,
                 Granularity::PerResource => RecordId::random(),
-            };
-            let resources = match granularity {
-                Granularity::PerResource => 1,
-                Granularity::PerPortion => self
-                    .portions
-                    .iter()
-                    .find(|p| p.label == label)
-                    .map_or(0, |p| p.entries.len()),
             };
             let sealed = SealedPortion::seal(key(&label)?, record, created_at, &text)?;
             out.push(SealedFhir {
@@ -619,20 +648,37 @@ fn entry_key(e: &Value) -> FhirResult<String> {
     })
 }
 
-/// The names a reference to this entry can use: its `fullUrl`, `Type/id`,
-/// and any URL ending in `/Type/id`.
+/// The names a reference to this entry can use: its `fullUrl`, `Type/id`
+/// (which absolute URLs ending in `/Type/id` also match, see
+/// [`references`]), and the conditional references of its identifiers,
+/// `Type?identifier=system|value` (as Synthea's bundles use) and
+/// `Type?identifier=value`.
 fn reference_names(e: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
         out.push(u.to_owned());
     }
     let r = e.get("resource");
-    if let (Some(t), Some(id)) = (
-        r.and_then(|r| r.get("resourceType"))
-            .and_then(Value::as_str),
-        r.and_then(|r| r.get("id")).and_then(Value::as_str),
-    ) {
+    let Some(t) = r
+        .and_then(|r| r.get("resourceType"))
+        .and_then(Value::as_str)
+    else {
+        return out;
+    };
+    if let Some(id) = r.and_then(|r| r.get("id")).and_then(Value::as_str) {
         out.push(format!("{t}/{id}"));
+    }
+    let identifiers = r
+        .and_then(|r| r.get("identifier"))
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for i in identifiers {
+        if let Some(v) = i.get("value").and_then(Value::as_str) {
+            if let Some(system) = i.get("system").and_then(Value::as_str) {
+                out.push(format!("{t}?identifier={system}|{v}"));
+            }
+            out.push(format!("{t}?identifier={v}"));
+        }
     }
     out
 }
@@ -780,6 +826,36 @@ mod tests {
             split(dup, &map),
             Err(FhirError::DuplicateEntry(_))
         ));
+    }
+
+    #[test]
+    fn conditional_references_and_empty_bundles_and_decimals_survive() -> FhirResult<()> {
+        let map = PortionMap::default();
+        let b: Value = serde_json::from_str(
+            r#"{"resourceType":"Bundle","type":"collection","entry":[
+            {"fullUrl":"urn:uuid:a","resource":{"resourceType":"Practitioner",
+                "identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"999"}]}},
+            {"fullUrl":"urn:uuid:b","resource":{"resourceType":"Observation",
+                "category":[{"coding":[{"code":"laboratory"}]}],
+                "performer":[{"reference":"Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|999"}],
+                "valueQuantity":{"value":5.40}}}]}"#,
+        )?;
+        let s = split_value(b, &map)?;
+        assert_eq!(s.portions().len(), 1);
+        assert_eq!(s.portions()[0].label.as_str(), "lab");
+        assert_eq!(s.portions()[0].copies, 1);
+        let text = &s.plaintexts(Granularity::PerPortion)?[0].1;
+        assert!(String::from_utf8_lossy(text).contains("5.40"));
+
+        let empty = json!({"resourceType":"Bundle","type":"searchset","total":0});
+        for g in [Granularity::PerPortion, Granularity::PerResource] {
+            let texts = split_value(empty.clone(), &map)?.plaintexts(g)?;
+            assert_eq!(texts.len(), 1);
+            let mut r = Reassembler::new(&map);
+            r.add(&texts[0].0, &texts[0].1)?;
+            assert!(compare(&empty, &r.finish()?).is_empty());
+        }
+        Ok(())
     }
 
     #[test]
