@@ -265,7 +265,7 @@ impl Split {
     fn units(
         &self,
         granularity: Granularity,
-    ) -> FhirResult<Vec<(PortionLabel, Vec<u8>, Vec<String>)>> {
+    ) -> FhirResult<Vec<Unit>> {
         let mut out = Vec::new();
         for p in &self.portions {
             match granularity {
@@ -351,6 +351,10 @@ impl Split {
         Ok(out)
     }
 }
+
+/// One plaintext to seal: its portion, its JSON, the names of its
+/// resources.
+type Unit = (PortionLabel, Vec<u8>, Vec<String>);
 
 /// Rebuilds a Bundle from opened portions.
 ///
