@@ -93,11 +93,14 @@ pub struct SealedFhir {
 /// goes to its [`Unknown`](super::Unknown) portion (listed by [`Split::defaulted`]) or the
 /// split is refused.
 ///
+/// An entry without a resource (a `DELETE` or conditional `GET` of a
+/// transaction, an entry of a transaction-response) goes where a resource
+/// of the type its `request.url` (or `response.location`) names would go.
+///
 /// # Errors
 /// [`FhirError::Json`] for input that is not JSON; [`FhirError::NotFhir`]
 /// for JSON that is not a resource, or a Bundle whose `entry` is not a list
-/// of entries with a resource each; [`FhirError::DuplicateEntry`] for two
-/// entries with one `fullUrl`; [`FhirError::UnmappedType`] under
+/// of objects; [`FhirError::UnmappedType`] under
 /// [`Unknown::Refuse`](super::Unknown::Refuse).
 pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
     split_value(serde_json::from_slice(json)?, map)
@@ -109,20 +112,11 @@ pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
 /// As [`split`], without [`FhirError::Json`].
 pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
     let (shell, entries) = unpack(input)?;
-    let mut urls = BTreeSet::new();
     let mut home: Vec<(PortionLabel, Value)> = Vec::new();
     let mut directory: Vec<(PortionLabel, Value)> = Vec::new();
     let mut defaulted = Vec::new();
     for e in entries {
-        let resource = e.get("resource").ok_or(FhirError::NotFhir {
-            what: "a Bundle entry without a resource",
-        })?;
-        if let Some(u) = e.get("fullUrl").and_then(Value::as_str)
-            && !urls.insert(u.to_owned())
-        {
-            return Err(FhirError::DuplicateEntry(u.to_owned()));
-        }
-        match map.place(resource)? {
+        match place_entry(map, &e)? {
             (Placement::Portion(l), by_default) => {
                 if by_default {
                     defaulted.push(entry_name(&e));
@@ -262,10 +256,7 @@ impl Split {
     }
 
     /// The plaintexts with the names of the resources in each.
-    fn units(
-        &self,
-        granularity: Granularity,
-    ) -> FhirResult<Vec<Unit>> {
+    fn units(&self, granularity: Granularity) -> FhirResult<Vec<Unit>> {
         let mut out = Vec::new();
         for p in &self.portions {
             match granularity {
@@ -374,7 +365,9 @@ pub struct Reassembler<'m> {
     check: bool,
     shell: Option<Shell>,
     portions: BTreeMap<PortionLabel, Vec<Value>>,
-    directory: BTreeMap<String, (PortionLabel, Value)>,
+    /// Directory resources by content: the first portion that had one, the
+    /// entry, how many times one portion had it.
+    directory: BTreeMap<String, (PortionLabel, Value, usize)>,
 }
 
 impl<'m> Reassembler<'m> {
@@ -404,9 +397,8 @@ impl<'m> Reassembler<'m> {
     /// # Errors
     /// [`FhirError::Json`] or [`FhirError::NotFhir`] for a plaintext that
     /// is not a portion; [`FhirError::Inconsistent`] if it comes from
-    /// another Bundle than the portions added before, or repeats a resource
-    /// with other content; [`FhirError::Misfiled`]. A failed call adds
-    /// nothing.
+    /// another Bundle than the portions added before;
+    /// [`FhirError::Misfiled`]. A failed call adds nothing.
     pub fn add(&mut self, label: &PortionLabel, plaintext: &[u8]) -> FhirResult<()> {
         let value: Value = serde_json::from_slice(plaintext)?;
         let (shell, entries) = unpack(value)?;
@@ -424,13 +416,10 @@ impl<'m> Reassembler<'m> {
         }
         // Check everything before keeping anything.
         let mut own = Vec::new();
-        let mut directory = BTreeMap::new();
+        let mut directory: BTreeMap<String, (Value, usize)> = BTreeMap::new();
         for e in entries {
-            let resource = e.get("resource").ok_or(FhirError::NotFhir {
-                what: "a Bundle entry without a resource",
-            })?;
             let placement = if self.check {
-                let (p, _) = self.map.place(resource)?;
+                let (p, _) = place_entry(self.map, &e)?;
                 if matches!(&p, Placement::Portion(l) if l != label) {
                     return Err(FhirError::Misfiled {
                         resource: entry_name(&e),
@@ -439,31 +428,29 @@ impl<'m> Reassembler<'m> {
                 }
                 p
             } else {
-                match self.map.place(resource) {
+                match place_entry(self.map, &e) {
                     Ok((p, _)) => p,
                     Err(_) => Placement::Portion(label.clone()),
                 }
             };
             match placement {
+                // Copies of one directory resource are identical in every
+                // portion: kept once (as often as one portion has it).
                 Placement::WithReferrers { .. } => {
-                    let key = entry_key(&e)?;
-                    if let Some((_, seen)) = self.directory.get(&key).or(directory.get(&key)) {
-                        if *seen != e {
-                            return Err(FhirError::Inconsistent(format!(
-                                "{} differs between portions",
-                                entry_name(&e)
-                            )));
-                        }
-                    } else {
-                        directory.insert(key, (label.clone(), e));
-                    }
+                    directory.entry(e.to_string()).or_insert((e, 0)).1 += 1;
                 }
                 Placement::Portion(_) => own.push(e),
             }
         }
         self.shell = Some(shell);
         self.portions.entry(label.clone()).or_default().extend(own);
-        self.directory.extend(directory);
+        for (key, (e, n)) in directory {
+            let kept = self
+                .directory
+                .entry(key)
+                .or_insert_with(|| (label.clone(), e, 0));
+            kept.2 = kept.2.max(n);
+        }
         Ok(())
     }
 
@@ -475,8 +462,12 @@ impl<'m> Reassembler<'m> {
         let shell = self.shell.ok_or(FhirError::Empty)?;
         let mut portions = self.portions;
         let mut directory: BTreeMap<PortionLabel, Vec<Value>> = BTreeMap::new();
-        for (_, (l, e)) in self.directory {
-            directory.entry(l).or_default().push(e);
+        for (_, (l, e, n)) in self.directory {
+            let d = directory.entry(l).or_default();
+            for _ in 1..n {
+                d.push(e.clone());
+            }
+            d.push(e);
         }
         let mut labels = self.map.labels();
         for l in portions.keys().chain(directory.keys()) {
@@ -620,9 +611,30 @@ fn unpack(value: Value) -> FhirResult<(Shell, Vec<Value>)> {
     }
 }
 
-/// `Type/id`, or `Type fullUrl`, or `Type`.
+/// `Type/id`, or `Type fullUrl`, or `Type`; for an entry without a
+/// resource, its request (`DELETE Patient/12`) or response.
 fn entry_name(e: &Value) -> String {
     let r = e.get("resource");
+    if r.is_none() {
+        let part = |v: Option<&Value>, k: &str| {
+            v.and_then(|x| x.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        return match e.get("request") {
+            Some(request) => format!(
+                "{} {}",
+                part(Some(request), "method"),
+                part(Some(request), "url")
+            ),
+            None => format!(
+                "response {} {}",
+                part(e.get("response"), "status"),
+                part(e.get("response"), "location")
+            ),
+        };
+    }
     let t = r
         .and_then(|r| r.get("resourceType"))
         .and_then(Value::as_str)
@@ -637,19 +649,30 @@ fn entry_name(e: &Value) -> String {
     }
 }
 
-/// The key a directory copy is deduplicated by: `fullUrl`, else `Type/id`,
-/// else its content.
-fn entry_key(e: &Value) -> FhirResult<String> {
-    if let Some(u) = e.get("fullUrl").and_then(Value::as_str) {
-        return Ok(format!("url {u}"));
+/// Where an entry goes: by its resource, or for an entry without one, by
+/// the type its `request.url` or `response.location` names.
+fn place_entry(map: &PortionMap, e: &Value) -> FhirResult<(Placement, bool)> {
+    if let Some(r) = e.get("resource") {
+        return map.place(r);
     }
-    let r = e.get("resource").ok_or(FhirError::NotFhir {
-        what: "a Bundle entry without a resource",
-    })?;
-    Ok(match r.get("id").and_then(Value::as_str) {
-        Some(id) => format!("id {}/{id}", resource_type(r)?),
-        None => format!("content {e}"),
-    })
+    if !e.is_object() {
+        return Err(FhirError::NotFhir {
+            what: "a Bundle entry that is not an object",
+        });
+    }
+    let url = e
+        .get("request")
+        .and_then(|r| r.get("url"))
+        .or_else(|| e.get("response").and_then(|r| r.get("location")))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // `Patient/12`, `Patient?identifier=…`, `https://host/fhir/Patient/12/_history/2`.
+    let path = url.split('?').next().unwrap_or("");
+    let t = path
+        .split('/')
+        .find(|seg| seg.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .unwrap_or("");
+    map.place_type(t, &[])
 }
 
 /// The names a reference to this entry can use: its `fullUrl`, `Type/id`
@@ -819,16 +842,8 @@ mod tests {
             Err(FhirError::NotFhir { .. })
         ));
         assert!(matches!(
-            split(
-                br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a"}]}"#,
-                &map
-            ),
+            split(br#"{"resourceType":"Bundle","entry":[7]}"#, &map),
             Err(FhirError::NotFhir { .. })
-        ));
-        let dup = br#"{"resourceType":"Bundle","entry":[{"fullUrl":"a","resource":{"resourceType":"Patient"}},{"fullUrl":"a","resource":{"resourceType":"Patient"}}]}"#;
-        assert!(matches!(
-            split(dup, &map),
-            Err(FhirError::DuplicateEntry(_))
         ));
     }
 

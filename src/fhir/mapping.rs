@@ -230,8 +230,11 @@ impl PortionMap {
     /// [`FhirError::UnmappedType`] for a type no rule names under
     /// [`Unknown::Refuse`].
     pub fn place(&self, resource: &Value) -> FhirResult<(Placement, bool)> {
-        let t = resource_type(resource)?;
-        let codes = category_codes(resource);
+        self.place_type(resource_type(resource)?, &category_codes(resource))
+    }
+
+    /// Where a resource of type `t` with category codes `codes` goes.
+    pub(crate) fn place_type(&self, t: &str, codes: &[&str]) -> FhirResult<(Placement, bool)> {
         let by_category = self.rules.iter().find(|r| {
             r.resource_type == t && r.category.as_deref().is_some_and(|c| codes.contains(&c))
         });

@@ -90,8 +90,6 @@ pub enum FhirError {
     /// A resource type that the mapping does not place, with
     /// [`Unknown::Refuse`].
     UnmappedType(String),
-    /// Two entries of one Bundle share a `fullUrl`.
-    DuplicateEntry(String),
     /// A portion holds a resource that the mapping places elsewhere (with
     /// [`Reassembler::new`]'s placement check).
     Misfiled {
@@ -101,7 +99,7 @@ pub enum FhirError {
         label: String,
     },
     /// Opened portions do not come from the same Bundle (their Bundle
-    /// fields differ), or one resource came twice with different content.
+    /// fields differ), or a single resource was added twice.
     Inconsistent(String),
     /// No portion was added to a [`Reassembler`].
     Empty,
@@ -132,7 +130,6 @@ impl fmt::Display for FhirError {
             Self::Json(e) => write!(f, "not JSON: {e}"),
             Self::NotFhir { what } => write!(f, "not FHIR R4 as expected: {what}"),
             Self::UnmappedType(t) => write!(f, "resource type {t} is not mapped to a portion"),
-            Self::DuplicateEntry(u) => write!(f, "two Bundle entries have fullUrl {u}"),
             Self::Misfiled { resource, label } => {
                 write!(f, "{resource} does not belong in portion {label}")
             }
