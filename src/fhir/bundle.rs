@@ -422,7 +422,7 @@ impl<'m> Reassembler<'m> {
                 let (p, _) = place_entry(self.map, &e)?;
                 if matches!(&p, Placement::Portion(l) if l != label) {
                     return Err(FhirError::Misfiled {
-                        resource: entry_name(&e),
+                        resource_type: entry_type(&e),
                         label: label.to_string(),
                     });
                 }
@@ -609,6 +609,16 @@ fn unpack(value: Value) -> FhirResult<(Shell, Vec<Value>)> {
             what: "not a JSON object",
         }),
     }
+}
+
+/// The resource type of an entry (or of its request), for errors: never
+/// an id or URL.
+fn entry_type(e: &Value) -> String {
+    entry_name(e)
+        .split(['/', ' ', '?'])
+        .find(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or("?")
+        .to_owned()
 }
 
 /// `Type/id`, or `Type fullUrl`, or `Type`; for an entry without a
@@ -810,10 +820,16 @@ mod tests {
             .ok_or(FhirError::Empty)?
             .1;
         let mut r = Reassembler::new(&map);
-        assert!(matches!(
-            r.add(&personal, lab_text),
-            Err(FhirError::Misfiled { .. })
-        ));
+        match r.add(&personal, lab_text) {
+            Err(e @ FhirError::Misfiled { .. }) => {
+                // The type, never an id or URL from the record.
+                assert_eq!(
+                    e.to_string(),
+                    "a resource of type Observation does not belong in portion personal"
+                );
+            }
+            other => return Err(FhirError::Inconsistent(format!("{other:?}"))),
+        }
         r.add(&lab, lab_text)?;
         let mut other = bundle();
         other["type"] = json!("collection");

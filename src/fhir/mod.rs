@@ -93,8 +93,8 @@ pub enum FhirError {
     /// A portion holds a resource that the mapping places elsewhere (with
     /// [`Reassembler::new`]'s placement check).
     Misfiled {
-        /// The resource (`fullUrl` or `Type/id`, or its type).
-        resource: String,
+        /// The resource's type.
+        resource_type: String,
         /// The portion it came in.
         label: String,
     },
@@ -130,9 +130,13 @@ impl fmt::Display for FhirError {
             Self::Json(e) => write!(f, "not JSON: {e}"),
             Self::NotFhir { what } => write!(f, "not FHIR R4 as expected: {what}"),
             Self::UnmappedType(t) => write!(f, "resource type {t} is not mapped to a portion"),
-            Self::Misfiled { resource, label } => {
-                write!(f, "{resource} does not belong in portion {label}")
-            }
+            Self::Misfiled {
+                resource_type,
+                label,
+            } => write!(
+                f,
+                "a resource of type {resource_type} does not belong in portion {label}"
+            ),
             Self::Inconsistent(w) => write!(f, "portions do not fit together: {w}"),
             Self::Empty => f.write_str("no portion to reassemble"),
             Self::NoKey(l) => write!(f, "no public key for portion {l}"),

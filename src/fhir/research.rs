@@ -151,7 +151,9 @@ impl Zip3Table {
         if digits.len() != 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return "000".into();
         }
-        let z = &digits[..3];
+        let Some(z) = digits.get(..3) else {
+            return "000".into();
+        };
         let kept = match &self.kind {
             Zip3Kind::Restricted(r) => !r.contains(z),
             Zip3Kind::Populations(p) => p.get(z).is_some_and(|&n| n > ZIP3_MIN_POPULATION),
