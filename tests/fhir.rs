@@ -508,6 +508,49 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
         Err(FhirError::Consent(_))
     ));
 
+    // Revoked: the Consent goes inactive, carrying the signed revocation.
+    let doctor = Identity::new("dr-consent").unwrap();
+    let lab = common::label("lab");
+    let mut rng = common::rng(6);
+    let revocation = owner
+        .patient
+        .sign_revocation_with_rng(&lab, &doctor, 1_850_000_000, &mut rng)
+        .unwrap();
+    let revoked = revoke_consent(&c, &revocation, &key, &owner.map).unwrap();
+    assert_eq!(revoked["status"], "inactive");
+    assert_eq!(
+        revoked["provision"]["period"]["end"],
+        "2028-08-16T00:53:20Z"
+    );
+    assert_eq!(revoked["extension"][0]["url"], SIGNED_REVOCATION_EXTENSION);
+    assert!(grant_from_consent(&revoked, &key, &owner.map).is_err());
+    let early = owner
+        .patient
+        .sign_revocation_with_rng(&lab, &doctor, 1_799_999_999, &mut rng)
+        .unwrap();
+    assert!(matches!(
+        revoke_consent(&c, &early, &key, &owner.map),
+        Err(FhirError::Consent(_))
+    ));
+    let other_user = owner
+        .patient
+        .sign_revocation_with_rng(
+            &lab,
+            &Identity::new("dr-other").unwrap(),
+            1_850_000_000,
+            &mut rng,
+        )
+        .unwrap();
+    assert!(matches!(
+        revoke_consent(&c, &other_user, &key, &owner.map),
+        Err(FhirError::Consent(_))
+    ));
+    let foreign = Owner::new(7)
+        .patient
+        .sign_revocation_with_rng(&lab, &doctor, 1_850_000_000, &mut rng)
+        .unwrap();
+    assert!(revoke_consent(&c, &foreign, &key, &owner.map).is_err());
+
     // Break-glass grants carry ETREAT and BTG.
     let emergency = GrantOptions {
         emergency: Some(Role::Doctor),

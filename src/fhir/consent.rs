@@ -10,7 +10,7 @@ use super::{
     FhirError, FhirResult, IDENTITY_SYSTEM, PORTION_SYSTEM, PortionMap, SIGNED_GRANT_CONTENT_TYPE,
     Value, coding, concept, identity_reference,
 };
-use crate::consent::{GrantOptions, SignedGrant};
+use crate::consent::{GrantOptions, SignedGrant, SignedRevocation};
 use crate::encoding::hex;
 use crate::model::Scope;
 use crate::{Identity, PortionLabel};
@@ -271,6 +271,51 @@ pub fn grant_from_consent(
     }
     Ok(grant)
 }
+
+/// The Consent of a revoked grant: the Consent from [`consent_from_grant`]
+/// (checked as [`grant_from_consent`] does) with `status` `inactive`,
+/// `provision.period.end` the time of the revocation, and the signed
+/// revocation itself in an extension (`urn:sesphr:signed-revocation`,
+/// base64), so that the patient's systems show what the SRS already
+/// enforces. [`grant_from_consent`] refuses the result: it is no longer a
+/// grant.
+///
+/// # Errors
+/// As [`grant_from_consent`] for the Consent; [`FhirError::Crypto`] if the
+/// revocation's signature does not verify with `consent_key`;
+/// [`FhirError::Consent`] if it revokes another patient's, portion's or
+/// user's grant, or is dated before the grant.
+pub fn revoke_consent(
+    consent: &Value,
+    revocation: &SignedRevocation,
+    consent_key: &VerifyingKey,
+    map: &PortionMap,
+) -> FhirResult<Value> {
+    let grant = grant_from_consent(consent, consent_key, map)?;
+    revocation.verify(consent_key)?;
+    if revocation.patient() != grant.patient()
+        || revocation.label() != grant.label()
+        || revocation.user() != grant.user()
+        || revocation.issued_at() < grant.issued_at()
+    {
+        return Err(FhirError::Consent("the revocation is not for this grant"));
+    }
+    let mut out = consent.clone();
+    out["status"] = json!("inactive");
+    out["provision"]["period"]["end"] = json!(instant(revocation.issued_at()));
+    let extension = json!({
+        "url": SIGNED_REVOCATION_EXTENSION,
+        "valueBase64Binary": BASE64.encode(revocation.to_bytes()),
+    });
+    match out.get_mut("extension").and_then(Value::as_array_mut) {
+        Some(list) => list.push(extension),
+        None => out["extension"] = json!([extension]),
+    }
+    Ok(out)
+}
+
+/// The extension URL of a signed revocation on a revoked Consent.
+pub const SIGNED_REVOCATION_EXTENSION: &str = "urn:sesphr:signed-revocation";
 
 /// The SMART App Launch v2 scopes that read what a grant of `label` gives
 /// (`patient/Observation.rs?category=laboratory`, …): one per rule of the

@@ -13,8 +13,9 @@
 //!   [`Split::seal`] seals them, and [`Reassembler`] rebuilds a Bundle from
 //!   the portions a reader could open. [`compare`] says whether two Bundles
 //!   hold the same resources.
-//! - [`consent_from_grant`], [`grant_from_consent`], [`ConsentTerms`] and
-//!   [`smart_scopes`]: grants in the vocabulary of consent-aware systems.
+//! - [`consent_from_grant`], [`grant_from_consent`], [`revoke_consent`],
+//!   [`ConsentTerms`] and [`smart_scopes`]: grants and revocations in the
+//!   vocabulary of consent-aware systems.
 //! - [`disclosure_audit_event`]: the SRS's accounting of disclosures as
 //!   BALP "privacy disclosure" AuditEvents.
 //! - [`research`]: Safe Harbor de-identification of the personal portion,
@@ -59,7 +60,10 @@ pub use bundle::{
     Difference, Granularity, Reassembler, SealedFhir, Split, SplitPortion, compare, split,
     split_value,
 };
-pub use consent::{ConsentTerms, consent_from_grant, grant_from_consent, smart_scopes};
+pub use consent::{
+    ConsentTerms, SIGNED_REVOCATION_EXTENSION, consent_from_grant, grant_from_consent,
+    revoke_consent, smart_scopes,
+};
 pub use mapping::{Placement, PortionMap, Unknown};
 pub use serde_json::Value;
 
