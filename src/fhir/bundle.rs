@@ -144,20 +144,32 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
             }
         }
     }
+    // The directory resources each directory resource refers to.
+    let links: Vec<Vec<usize>> = directory
+        .iter()
+        .enumerate()
+        .map(|(i, (_, e))| {
+            let mut to: Vec<usize> = references(e)
+                .into_iter()
+                .filter_map(|r| names.get(r).copied())
+                .filter(|&j| j != i)
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            to
+        })
+        .collect();
     let propagate = |wanted: &mut Vec<BTreeSet<PortionLabel>>| {
         let mut changed = true;
         while changed {
             changed = false;
-            for (i, (_, e)) in directory.iter().enumerate() {
+            for (i, to) in links.iter().enumerate() {
                 let from = wanted.get(i).cloned().unwrap_or_default();
-                for r in references(e) {
-                    if let Some(to) = names
-                        .get(r)
-                        .filter(|&&j| j != i)
-                        .and_then(|&j| wanted.get_mut(j))
-                        && !from.is_subset(to)
+                for &j in to {
+                    if let Some(w) = wanted.get_mut(j)
+                        && !from.is_subset(w)
                     {
-                        to.extend(from.iter().cloned());
+                        w.extend(from.iter().cloned());
                         changed = true;
                     }
                 }
