@@ -63,16 +63,6 @@ pub struct PortionMap {
     unknown: Unknown,
 }
 
-/// The default mapping's portion labels, in its order.
-const DEFAULT_LABELS: [&str; 6] = [
-    "personal",
-    "medical",
-    "lab",
-    "prescription",
-    "insurance",
-    "imaging",
-];
-
 fn label(s: &'static str) -> PortionLabel {
     PortionLabel::from_static(s)
 }
@@ -263,11 +253,6 @@ impl PortionMap {
                 out.push(l.clone());
             }
         };
-        if *self == Self::default() {
-            for l in DEFAULT_LABELS {
-                add(&label(l));
-            }
-        }
         for r in &self.rules {
             match &r.placement {
                 Placement::Portion(l) => add(l),
@@ -350,6 +335,16 @@ mod tests {
         ));
         Ok(())
     }
+
+    /// DESIGN.md §13's portions, in its order.
+    const DEFAULT_LABELS: [&str; 6] = [
+        "personal",
+        "medical",
+        "lab",
+        "prescription",
+        "insurance",
+        "imaging",
+    ];
 
     #[test]
     fn the_default_labels_come_in_design_order() {
