@@ -405,7 +405,32 @@ fn threshold_ops(c: &mut Criterion) {
         .iter()
         .map(|s| s.reencrypt_with_proof_with_rng(verified, &mut r).unwrap())
         .collect();
-    let opener = ThresholdOpener::new(&user, &commitments).unwrap();
+    let grant = patient
+        .sign_share_grant_with_rng(
+            &PortionLabel::new("lab").unwrap(),
+            0,
+            &Identity::new("dr-lee").unwrap(),
+            &commitments,
+            &sesphr::consent::GrantOptions::default(),
+            &mut r,
+        )
+        .unwrap();
+    let checked = grant
+        .verify_commitments(&patient.consent_public(), &commitments)
+        .unwrap();
+    let opener = ThresholdOpener::new(&user, &checked).unwrap();
+    // Robust: node 1 lies first (another node's E' beside its own proof),
+    // then nodes 2 and 3 answer honestly.
+    let third = shares[2]
+        .reencrypt_with_proof_with_rng(verified, &mut r)
+        .unwrap();
+    let mut lie = answers[0].to_bytes();
+    lie[103..135].copy_from_slice(answers[1].e_prime());
+    let with_liar = vec![
+        ReCapsule::from_bytes(&lie).unwrap(),
+        answers[1].clone(),
+        third,
+    ];
     let mut g = c.benchmark_group("threshold");
     g.bench_function("split_2_of_3", |b| {
         b.iter(|| rekey.split_with_rng(2, 3, &mut r).unwrap())
@@ -428,6 +453,13 @@ fn threshold_ops(c: &mut Criterion) {
     });
     g.bench_function("open_2_verified_32B", |b| {
         b.iter(|| opener.open_verified(black_box(&sealed), &answers).unwrap())
+    });
+    g.bench_function("open_3_one_liar_32B", |b| {
+        b.iter(|| {
+            let o = opener.open(black_box(&sealed), &with_liar).unwrap();
+            assert_eq!(o.bad_nodes(), [1]);
+            o
+        })
     });
     g.finish();
 }

@@ -572,7 +572,10 @@ fn threshold_chapter(
     let ask = |i: usize| {
         nodes[i].reencrypt_with_proof(&nephrologist, sealed.header(), Purpose::Treatment)
     };
-    let opener = ThresholdOpener::new(&keys, &commitments)?;
+    // dr-chase checks the commitments against the grant the patient signed,
+    // so that every node is judged on the patient's word.
+    let verified = signed.verify_commitments(&patient.consent_public(), &commitments)?;
+    let opener = ThresholdOpener::new(&keys, &verified)?;
     // Node 2 is down: nodes 1 and 3 answer.
     let answers = [ask(0)?, ask(2)?];
     let opened = opener.open(&sealed, &answers)?;
@@ -585,12 +588,14 @@ fn threshold_chapter(
             String::from_utf8_lossy(opened.plaintext())
         ),
     );
-    // Node 3 lies: it returns another node's E'.
+    // Node 3 lies: it returns another node's E'. Each answer is tagged
+    // with the node that sent it, as a host receives them.
     let mut lie = ask(2)?.to_bytes();
-    let honest = ask(0)?;
-    lie[103..135].copy_from_slice(honest.e_prime());
-    let answers = [ReCapsule::from_bytes(&lie)?, honest, ask(1)?];
-    let opened = opener.open(&sealed, &answers)?;
+    let honest = ask(0)?.to_bytes();
+    lie[103..135].copy_from_slice(&honest[103..135]);
+    let second = ask(1)?.to_bytes();
+    let tagged: [(u8, &[u8]); 3] = [(3, &lie), (1, &honest), (2, &second)];
+    let opened = opener.open(&sealed, &tagged)?;
     step(
         n,
         format!(

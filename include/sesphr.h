@@ -1046,31 +1046,76 @@ sesphr_result sesphr_srs_grant_share(const sesphr_srs *srs,
                                      const uint8_t *share,
                                      size_t share_len);
 
-// Opens a sealed portion as a granted user from `count` re-capsule shares
-// (arrays of pointers and lengths) of at least `t` nodes, for the grant
-// whose encoded commitments are given (checked: `C_0 == d⁻¹·X_{P,c}`).
-// Optimistic: the first `t` shares are combined; only if the body does not
-// open are the proofs checked, wrong nodes named and others used.
-// `verify_first` non-zero checks every proof before combining (a share
-// without a proof then counts as wrong). The plaintext goes into a new
-// buffer; the indices of nodes named for wrong shares into a new buffer in
-// `*out_bad_nodes` (optional: NULL if not wanted; empty if none).
+// Opens a sealed portion as a granted user of a split key from the nodes'
+// answers: `count` re-capsule shares (arrays of pointers and lengths), and
+// optionally `from_nodes`, the node each answer came from (NULL: each is
+// attributed to the index it carries; give it where answers come over a
+// network, so that a node answering under another's index is named, not
+// the other). The grant is checked first: `signed_grant` must verify under
+// the patient's 32-byte `consent_key` and name the encoded `commitments`.
 //
-// Errors: `KEY_MISMATCH`; `INVALID_COMMITMENTS`; `SHARE_MISMATCH`;
-// `INVALID_SHARE`; `DUPLICATE_SHARE`; `TOO_FEW_SHARES`; `INVALID_CAPSULE`;
-// `BAD_SHARES` (the nodes are named in `sesphr_last_error_detail`);
-// `DECRYPTION_FAILED`; decoding errors.
+// Robust: each answer is decoded and checked on its own, and one that
+// fails is set aside with its reason; the plaintext is returned whenever
+// `t` valid shares are present, whatever the others hold. Optimistic: the
+// first `t` are combined; only if the body does not open are the proofs
+// checked. `verify_first` non-zero checks every proof before combining (a
+// share without a proof is then set aside). The plaintext goes into a new
+// buffer; the nodes whose answers were wrong into a new buffer in
+// `*out_bad_nodes` (optional: NULL if not wanted; empty if none); one code
+// per answer into `out_verdicts` (optional: NULL, or `count` elements;
+// `SESPHR_RESULT_OK` for a share used or not needed, else why it was set
+// aside: a decoding code, `INVALID_SHARE` for a wrong index,
+// `SHARE_MISMATCH` for another capsule or grant or a whole re-capsule,
+// `DUPLICATE_SHARE`, `INVALID_RE_ENCRYPTION_PROOF` for a failed or missing
+// proof). `out_verdicts` is written on success and on `TOO_FEW_SHARES`
+// (an exception to "outputs only on success": it says why).
+//
+// Errors: `INVALID_SIGNATURE`, `INVALID_COMMITMENTS` (grant, key or
+// commitments do not match); `KEY_MISMATCH`; `INVALID_CAPSULE`;
+// `TOO_FEW_SHARES` (the detail names each answer set aside and why);
+// `DECRYPTION_FAILED` (`t` proven shares do not open the body: it was
+// altered); decoding errors of the grant, key and commitments.
 sesphr_result sesphr_threshold_open(const sesphr_keypair *keypair,
+                                    const uint8_t *signed_grant,
+                                    size_t signed_grant_len,
+                                    const uint8_t *consent_key,
+                                    size_t consent_key_len,
                                     const uint8_t *commitments,
                                     size_t commitments_len,
                                     const uint8_t *sealed,
                                     size_t sealed_len,
                                     const uint8_t *const *recapsules,
                                     const size_t *recapsule_lens,
+                                    const uint8_t *from_nodes,
                                     size_t count,
                                     unsigned int verify_first,
                                     sesphr_buffer **out_plaintext,
-                                    sesphr_buffer **out_bad_nodes);
+                                    sesphr_buffer **out_bad_nodes,
+                                    sesphr_result *out_verdicts);
+
+// Starts opening a portion of a split key in pieces, given its encoded
+// header and the nodes' answers *with proofs* (the body is read once, so
+// every share is judged by its proof before any is combined; one without
+// a proof is set aside). Arguments as `sesphr_threshold_open`; then feed
+// the body with `sesphr_opener_update` and `sesphr_opener_finish`.
+//
+// Errors: as `sesphr_threshold_open`, before any body byte is read.
+sesphr_result sesphr_opener_new_threshold(const sesphr_keypair *keypair,
+                                          const uint8_t *signed_grant,
+                                          size_t signed_grant_len,
+                                          const uint8_t *consent_key,
+                                          size_t consent_key_len,
+                                          const uint8_t *commitments,
+                                          size_t commitments_len,
+                                          const uint8_t *header,
+                                          size_t header_len,
+                                          const uint8_t *const *recapsules,
+                                          const size_t *recapsule_lens,
+                                          const uint8_t *from_nodes,
+                                          size_t count,
+                                          sesphr_opener **out_opener,
+                                          sesphr_buffer **out_bad_nodes,
+                                          sesphr_result *out_verdicts);
 
 #ifdef __cplusplus
 }  // extern "C"

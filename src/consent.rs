@@ -48,8 +48,7 @@
 
 use core::fmt;
 
-use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::ristretto::CompressedRistretto;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -59,13 +58,14 @@ use zeroize::Zeroizing;
 
 use crate::encoding::{Reader, decode_scalar, frame, hex, magic, put_short_bytes};
 use crate::error::{Error, Result};
-use crate::hash::{hash_to_scalar, hedged_nonce, tag};
+use crate::hash::{hash_to_scalar, tag};
 use crate::ids::{Identity, PortionLabel};
 use crate::keys::{KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, PublicKey};
 use crate::model::{AuditAction, AuditEntry, AuditOutcome, Role, Scope};
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
-use crate::threshold::ShareCommitments;
+use crate::schnorr;
+use crate::threshold::{ShareCommitments, VerifiedCommitments};
 
 /// The signature contexts (prefixed to the signed bytes).
 mod context {
@@ -378,8 +378,7 @@ enum Statement<'a> {
 }
 
 impl Statement<'_> {
-    fn challenge(&self, key: &PublicKey, r: &RistrettoPoint) -> Scalar {
-        let r = r.compress();
+    fn challenge(&self, key: &PublicKey, r: &CompressedRistretto) -> Scalar {
         match self {
             Self::User(id) => hash_to_scalar(
                 tag::KEY_PROOF,
@@ -411,18 +410,12 @@ impl KeyProof {
         st: &Statement<'_>,
         rng: &mut R,
     ) -> Self {
-        let k = Zeroizing::new(hedged_nonce(tag::KEY_PROOF, secret, &[key.as_bytes()], rng));
-        let r = &*k * RISTRETTO_BASEPOINT_TABLE;
-        let c = st.challenge(key, &r);
-        Self {
-            c,
-            s: *k + c * secret,
-        }
+        let (c, s) = schnorr::prove(secret, key, |r| st.challenge(key, r), rng);
+        Self { c, s }
     }
 
     fn check(&self, key: &PublicKey, st: &Statement<'_>) -> bool {
-        let r = RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.c, key.point(), &self.s);
-        st.challenge(key, &r) == self.c
+        schnorr::check(key, &self.c, &self.s, |r| st.challenge(key, r))
     }
 
     /// Checks a user's proof for `(identity, key)`.
@@ -987,6 +980,27 @@ impl SignedGrant {
             && commitments.delegatee() == &self.user_key
             && commitments.commitment() == &self.commitment
             && commitments.ephemeral() == &self.ephemeral
+    }
+
+    /// Checks `commitments` against this grant: the signature verifies
+    /// under the patient's `consent_key` and the grant names exactly these
+    /// commitments ([`SignedGrant::covers_commitments`]). The result is
+    /// what a [`crate::ThresholdOpener`] is made from, so that a node's
+    /// verification key is the patient's word, not another node's.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`]; [`Error::InvalidCommitments`] if the
+    /// grant is for other commitments (or not for a split key).
+    pub fn verify_commitments(
+        &self,
+        consent_key: &VerifyingKey,
+        commitments: &ShareCommitments,
+    ) -> Result<VerifiedCommitments> {
+        self.verify(consent_key)?;
+        if !self.covers_commitments(commitments) {
+            return Err(Error::InvalidCommitments);
+        }
+        Ok(VerifiedCommitments::new(commitments.clone()))
     }
 
     /// The encoding.

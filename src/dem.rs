@@ -214,6 +214,18 @@ pub(crate) fn open(key: &DemKey, body: &[u8]) -> Result<Vec<u8>> {
     Ok(core::mem::take(&mut *out))
 }
 
+/// Whether the first chunk of `body` authenticates under `key`: tells a
+/// wrong key (nothing opens) from an altered body (the first chunk opens, a
+/// later one does not). Its plaintext is zeroized, never released.
+pub(crate) fn first_chunk_opens(key: &DemKey, body: &[u8]) -> bool {
+    let (first, last) = match body.get(..SEALED_CHUNK_LEN) {
+        Some(first) if body.len() > SEALED_CHUNK_LEN => (first, false),
+        _ => (body, true),
+    };
+    let mut scratch = Zeroizing::new(vec![0u8; first.len().saturating_sub(TAG_LEN)]);
+    open_chunk(key, 0, last, first, &mut scratch).is_ok()
+}
+
 /// Seals a stream chunk by chunk: holds at most one chunk of plaintext.
 pub(crate) struct StreamSealer {
     key: DemKey,

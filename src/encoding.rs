@@ -45,6 +45,19 @@ pub(crate) mod magic {
     pub(crate) const KEY_SHARE: [u8; 4] = *b"SPKS";
 }
 
+/// The kinds whose encoding moved past [`FORMAT_VERSION`], each at its own
+/// version (SPEC §8). Older versions are refused with
+/// [`Error::UnsupportedVersion`] naming the version found.
+pub(crate) mod version {
+    /// Re-capsules: version 2 proves the whole encoding (SPEC §5.3).
+    pub(crate) const RECAPSULE: u8 = 2;
+    /// Share commitments: version 2 carries the patient's proof of
+    /// knowledge of `rk` over the whole encoding (SPEC §5.5).
+    pub(crate) const SHARE_COMMITMENTS: u8 = 2;
+    /// Key shares: version 2 embeds version-2 commitments.
+    pub(crate) const KEY_SHARE: u8 = 2;
+}
+
 /// Decodes a canonical, non-identity ristretto255 point.
 pub(crate) fn decode_point(bytes: &[u8; 32]) -> Result<(CompressedRistretto, RistrettoPoint)> {
     let c = CompressedRistretto(*bytes);
@@ -85,6 +98,17 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Starts decoding `buf`, checking its magic and version.
     pub(crate) fn framed(what: &'static str, buf: &'a [u8], magic: [u8; 4]) -> Result<Self> {
+        Self::framed_version(what, buf, magic, FORMAT_VERSION)
+    }
+
+    /// As [`Reader::framed`], for a kind whose encoding is at `version`
+    /// (any other version, older ones included, is refused by number).
+    pub(crate) fn framed_version(
+        what: &'static str,
+        buf: &'a [u8],
+        magic: [u8; 4],
+        expected_version: u8,
+    ) -> Result<Self> {
         let mut r = Self { what, buf, pos: 0 };
         if buf.len() < 5 {
             return Err(r.short(5));
@@ -93,7 +117,7 @@ impl<'a> Reader<'a> {
             return Err(Error::BadMagic { what });
         }
         let version = r.byte()?;
-        if version != FORMAT_VERSION {
+        if version != expected_version {
             return Err(Error::UnsupportedVersion { what, version });
         }
         Ok(r)
@@ -197,9 +221,14 @@ impl<'a> Reader<'a> {
 
 /// Starts an encoding with its magic and the format version.
 pub(crate) fn frame(magic: [u8; 4], capacity: usize) -> Vec<u8> {
+    frame_version(magic, FORMAT_VERSION, capacity)
+}
+
+/// Starts an encoding with its magic and a kind's own version.
+pub(crate) fn frame_version(magic: [u8; 4], version: u8, capacity: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(capacity);
     v.extend_from_slice(&magic);
-    v.push(FORMAT_VERSION);
+    v.push(version);
     v
 }
 

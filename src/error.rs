@@ -89,12 +89,15 @@ pub enum Error {
         /// The repeated node index.
         index: u8,
     },
-    /// Fewer distinct shares than the threshold were given to combine.
+    /// Fewer than `t` valid shares remain to combine: each answer that was
+    /// set aside is in `verdicts`, with its reason.
     TooFewShares {
         /// The threshold `t`.
         needed: u8,
-        /// How many distinct shares were given.
-        given: u8,
+        /// How many nodes gave a share that was not set aside.
+        valid: u8,
+        /// One verdict per answer given, in the order given.
+        verdicts: Vec<ShareVerdict>,
     },
     /// Shares (or a share and the commitments) of different grants or
     /// capsules, or a whole re-capsule where a share is required.
@@ -102,8 +105,9 @@ pub enum Error {
     /// Share commitments whose `C_0` is not the delegatee's own
     /// `d⁻¹·X_{P,c}`: not a grant of this portion to this user.
     InvalidCommitments,
-    /// The shares of these nodes failed their proofs of re-encryption, and
-    /// too few good shares remain to open.
+    /// No longer returned (a threshold open that cannot go on returns
+    /// [`Error::TooFewShares`] with every share's verdict); kept so that its
+    /// C code stays reserved.
     BadShares {
         /// The node indices whose shares are wrong.
         nodes: Vec<u8>,
@@ -139,13 +143,124 @@ impl Error {
             Self::InvalidThreshold => c"threshold must satisfy 2 <= t <= n <= 255",
             Self::InvalidShare { .. } => c"key share does not match its commitments",
             Self::DuplicateShare { .. } => c"two shares from the same node",
-            Self::TooFewShares { .. } => c"fewer shares than the threshold",
+            Self::TooFewShares { .. } => c"fewer valid shares than the threshold",
             Self::ShareMismatch => c"shares of different grants or capsules",
             Self::InvalidCommitments => {
                 c"share commitments are not this user's grant of this portion"
             }
             Self::BadShares { .. } => c"shares failed their proofs and too few good ones remain",
         }
+    }
+}
+
+/// Why a threshold opener set one node's answer aside.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShareFault {
+    /// The bytes are not a re-capsule (the decoding error says why).
+    Undecodable(Error),
+    /// A whole re-capsule, not a node's share.
+    NotAShare,
+    /// Its node index is outside `1..=n`, or is not the node that sent it.
+    WrongIndex {
+        /// The index the share carries.
+        index: u8,
+    },
+    /// Made for another capsule or another grant (`E`, `V`, `s` or `X_e`
+    /// differ from the header's and the grant's).
+    OtherCapsule,
+    /// A second copy of an answer already counted for the same node.
+    Duplicate,
+    /// Its proof of re-encryption does not verify against the node's
+    /// verification key `R_i` (a wrong `E'_i`, or a proof against other
+    /// commitments).
+    BadProof,
+    /// It carries no proof, and one was needed to judge it.
+    NoProof,
+}
+
+impl ShareFault {
+    /// Whether this fault shows that the node answered wrongly (a copy the
+    /// host passed twice does not; a missing proof does only when proofs
+    /// were required).
+    pub(crate) fn names_node(&self, proofs_required: bool) -> bool {
+        match self {
+            Self::Duplicate => false,
+            Self::NoProof => proofs_required,
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for ShareFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Undecodable(e) => write!(f, "undecodable ({e})"),
+            Self::NotAShare => f.write_str("a whole re-capsule, not a share"),
+            Self::WrongIndex { index } => write!(f, "wrong node index {index}"),
+            Self::OtherCapsule => f.write_str("made for another capsule or grant"),
+            Self::Duplicate => f.write_str("a copy of an answer already counted"),
+            Self::BadProof => f.write_str("re-encryption proof does not verify"),
+            Self::NoProof => f.write_str("no proof to judge it by"),
+        }
+    }
+}
+
+/// What became of one answer given to a threshold opener.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShareStatus {
+    /// Combined into the key that opened the portion.
+    Used,
+    /// Well formed and not needed; not judged further.
+    Unused,
+    /// Its proof verified; not needed.
+    Proven,
+    /// Set aside.
+    Rejected(ShareFault),
+}
+
+/// The verdict on one answer given to a threshold opener.
+#[derive(Debug)]
+pub struct ShareVerdict {
+    pub(crate) position: usize,
+    pub(crate) node: Option<u8>,
+    pub(crate) status: ShareStatus,
+}
+
+impl ShareVerdict {
+    /// Its position in the list of answers given (0-based).
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// The node it is attributed to: the node that sent it where the
+    /// caller said so, else the index the share carries (if in `1..=n`).
+    pub fn node(&self) -> Option<u8> {
+        self.node
+    }
+
+    /// What became of it.
+    pub fn status(&self) -> &ShareStatus {
+        &self.status
+    }
+
+    /// Why it was set aside, if it was.
+    pub fn fault(&self) -> Option<&ShareFault> {
+        match &self.status {
+            ShareStatus::Rejected(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ShareVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "share {}", self.position)?;
+        if let Some(n) = self.node {
+            write!(f, " (node {n})")?;
+        }
+        Ok(())
     }
 }
 
@@ -173,7 +288,19 @@ impl fmt::Display for Error {
             Self::InvalidShare { index } | Self::DuplicateShare { index } => {
                 write!(f, ": node {index}")
             }
-            Self::TooFewShares { needed, given } => write!(f, ": {given} of {needed}"),
+            Self::TooFewShares {
+                needed,
+                valid,
+                verdicts,
+            } => {
+                write!(f, ": {valid} valid of {needed} needed")?;
+                for v in verdicts {
+                    if let ShareStatus::Rejected(fault) = v.status() {
+                        write!(f, "; {v}: {fault}")?;
+                    }
+                }
+                Ok(())
+            }
             Self::BadShares { nodes } => write!(f, ": nodes {nodes:?}"),
             _ => Ok(()),
         }

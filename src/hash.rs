@@ -19,7 +19,7 @@ pub(crate) mod tag {
     pub(crate) const CAPSULE: &[u8] = b"sesphr/v1/capsule";
     pub(crate) const DEM: &[u8] = b"sesphr/v1/dem";
     pub(crate) const REKEY: &[u8] = b"sesphr/v1/rekey";
-    pub(crate) const REENCRYPTION_PROOF: &[u8] = b"sesphr/v1/reencryption-proof";
+    pub(crate) const RECAPSULE_PROOF: &[u8] = b"sesphr/v1/recapsule-proof";
     pub(crate) const PROOF_NONCE: &[u8] = b"sesphr/v1/proof-nonce";
     pub(crate) const REKEY_EPHEMERAL: &[u8] = b"sesphr/v1/rekey-ephemeral";
     pub(crate) const CONSENT_KEY: &[u8] = b"sesphr/v1/consent-key";

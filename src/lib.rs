@@ -88,13 +88,15 @@ pub mod ctgrind {
     pub use crate::ffi::ct::{poison, running_on_valgrind, unpoison};
 }
 /// cbindgen:ignore
+mod schnorr;
+/// cbindgen:ignore
 mod threshold;
 
 pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};
 pub use delegatee::DelegateeOpener;
 pub use dem::{CHUNK_LEN, SEALED_CHUNK_LEN, TAG_LEN, sealed_len};
 pub use encoding::FORMAT_VERSION;
-pub use error::{Error, Result};
+pub use error::{Error, Result, ShareFault, ShareStatus, ShareVerdict};
 pub use ids::{Identity, PortionLabel, RecordId};
 pub use keys::{
     EscrowKeyIssuer, KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, PublicKey, SecretKey,
@@ -106,7 +108,8 @@ pub use portion::{
 pub use reencrypt::{ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;
 pub use threshold::{
-    MIN_THRESHOLD, ReKeyShare, ShareCommitments, ThresholdOpened, ThresholdOpener,
+    MIN_THRESHOLD, ReKeyShare, ShareCommitments, ShareReport, Shares, ThresholdOpened,
+    ThresholdOpener, VerifiedCommitments,
 };
 
 pub use rand_core;

@@ -363,7 +363,8 @@ impl<W: Write> fmt::Debug for PortionWriter<W> {
 }
 
 /// Reads a sealed portion from a stream: first the header (to send to the SRS
-/// or to pick the key), then the body through [`PortionPlaintext`].
+/// or to pick the key), then the body through [`PortionPlaintext`]. For a
+/// split key, [`crate::ThresholdOpener::open_stream`] takes the reader.
 #[derive(Debug)]
 pub struct PortionReader<R: Read> {
     inner: R,
@@ -409,6 +410,12 @@ impl<R: Read> PortionReader<R> {
         self.open_as_delegatee_with(&opener, recapsule)
     }
 
+    /// The header and the stream positioned at the body (for openers
+    /// built elsewhere, e.g. [`crate::ThresholdOpener::open_stream`]).
+    pub(crate) fn into_parts(self) -> (PortionHeader, R) {
+        (self.header, self.inner)
+    }
+
     /// Opens the body with a grant's opener.
     ///
     /// # Errors
@@ -431,6 +438,13 @@ impl<R: Read> PortionReader<R> {
 /// was read if an error came first.
 pub struct PortionPlaintext<R: Read>(StreamOpener<R>);
 
+impl<R: Read> PortionPlaintext<R> {
+    /// The plaintext of the body `inner` under `key`.
+    pub(crate) fn new(key: DemKey, inner: R) -> Self {
+        Self(StreamOpener::new(key, inner))
+    }
+}
+
 impl<R: Read> Read for PortionPlaintext<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)
@@ -449,6 +463,7 @@ impl<R: Read> fmt::Debug for PortionPlaintext<R> {
 /// the last chunk only at [`PortionOpener::finish`]. After any failure the
 /// opener stays failed. `out` never reallocates while it holds plaintext of
 /// this call (room is made first; a grown buffer's old block is zeroized).
+/// For a split key, [`crate::ThresholdOpener::chunk_opener`] makes one.
 ///
 /// ```
 /// use sesphr::{Identity, PatientKeys, PortionLabel, PortionOpener, RecordId, SealedPortion};
@@ -492,6 +507,12 @@ impl PortionOpener {
         Ok(Self(crate::dem::ChunkOpener::new(
             opener.dem_key(header, recapsule)?,
         )))
+    }
+
+    /// The opener of a body under `key` (for openers built elsewhere, e.g.
+    /// [`crate::ThresholdOpener::chunk_opener`]).
+    pub(crate) fn from_key(key: DemKey) -> Self {
+        Self(crate::dem::ChunkOpener::new(key))
     }
 
     /// Feeds body bytes; appends the plaintext of every chunk that verified.

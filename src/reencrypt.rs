@@ -17,7 +17,7 @@ use rand_core::CryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::capsule::{CAPSULE_LEN, Capsule, VerifiedHeader};
-use crate::encoding::{Reader, decode_scalar, frame, hex, magic};
+use crate::encoding::{Reader, decode_scalar, frame_version, hex, magic, version};
 use crate::error::{Error, Result};
 use crate::ffi::ct::public;
 use crate::group::{double_and_compress, half};
@@ -25,9 +25,12 @@ use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
 use crate::rekey::ReKey;
 
-/// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`:
-/// `(c, z)` with `c = H_s("sesphr/v1/reencryption-proof", RK, E, E', X_e, A₁, A₂)`,
-/// `A₁ = z·G − c·RK`, `A₂ = z·E − c·E'`.
+/// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`,
+/// over the whole re-capsule: `(c, z)` with
+/// `c = H_s("sesphr/v1/recapsule-proof", RK, B, A₁, A₂)`, where `B` is every
+/// byte of the re-capsule's encoding before the proof (magic, version,
+/// flags, node index, `E`, `V`, `s`, `E'`, `X_e`), `A₁ = z·G − c·RK`,
+/// `A₂ = z·E − c·E'`. No byte of a re-capsule that verifies can be changed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ReEncryptionProof {
     c: Scalar,
@@ -45,22 +48,13 @@ impl fmt::Debug for ReEncryptionProof {
 
 fn proof_challenge(
     commitment: &[u8; 32],
-    e: &[u8; 32],
-    e_prime: &CompressedRistretto,
-    ephemeral: &PublicKey,
+    proved: &[u8],
     a1: &CompressedRistretto,
     a2: &CompressedRistretto,
 ) -> Scalar {
     hash_to_scalar(
-        tag::REENCRYPTION_PROOF,
-        &[
-            commitment,
-            e,
-            e_prime.as_bytes(),
-            ephemeral.as_bytes(),
-            a1.as_bytes(),
-            a2.as_bytes(),
-        ],
+        tag::RECAPSULE_PROOF,
+        &[commitment, proved, a1.as_bytes(), a2.as_bytes()],
     )
 }
 
@@ -71,9 +65,11 @@ fn proof_challenge(
 /// with the node's index `i`, `E'_i = rk_i·E`, and a proof against the
 /// node's verification key `R_i` (see [`crate::ThresholdOpener`]).
 ///
-/// Encoding: `"SPRC" ‖ version ‖ flags ‖ [index] ‖ E ‖ V ‖ s ‖ E' ‖ X_e ‖
+/// Encoding: `"SPRC" ‖ 02 ‖ flags ‖ [index] ‖ E ‖ V ‖ s ‖ E' ‖ X_e ‖
 /// [c ‖ z]`; flag bit 0 says whether the proof follows, bit 1 whether a node
-/// index (1–255) follows the flags; other bits must be zero.
+/// index (1–255) follows the flags; other bits must be zero. Version 1
+/// (whose proof left `V`, `s`, the flags and the index out) is refused with
+/// [`Error::UnsupportedVersion`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReCapsule {
     pub(crate) capsule: Capsule,
@@ -125,11 +121,16 @@ impl ReCapsule {
         self.e_prime.as_bytes()
     }
 
-    /// The encoding.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = frame(magic::RECAPSULE, Self::SHARE_LEN_WITH_PROOF);
+    /// The encoding up to (not including) the proof, with the proof flag
+    /// set as `with_proof` says: what the proof's challenge covers.
+    fn encode_before_proof(&self, with_proof: bool) -> Vec<u8> {
+        let mut v = frame_version(
+            magic::RECAPSULE,
+            version::RECAPSULE,
+            Self::SHARE_LEN_WITH_PROOF,
+        );
         let mut flags = 0;
-        if self.proof.is_some() {
+        if with_proof {
             flags |= FLAG_PROOF;
         }
         if self.share.is_some() {
@@ -142,6 +143,12 @@ impl ReCapsule {
         v.extend_from_slice(&self.capsule.to_bytes());
         v.extend_from_slice(self.e_prime.as_bytes());
         v.extend_from_slice(self.ephemeral.as_bytes());
+        v
+    }
+
+    /// The encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.encode_before_proof(self.proof.is_some());
         if let Some(p) = &self.proof {
             v.extend_from_slice(p.c.as_bytes());
             v.extend_from_slice(p.z.as_bytes());
@@ -157,7 +164,8 @@ impl ReCapsule {
     /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`];
     /// [`Error::InvalidShare`] for node index 0.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed("re-capsule", bytes, magic::RECAPSULE)?;
+        let mut r =
+            Reader::framed_version("re-capsule", bytes, magic::RECAPSULE, version::RECAPSULE)?;
         let flags = r.byte()?;
         if flags & !(FLAG_PROOF | FLAG_SHARE) != 0 {
             return Err(Error::ReservedBitsSet);
@@ -237,14 +245,7 @@ pub(crate) fn verify_proofs(items: &[(&ReCapsule, &PublicKey)]) -> Vec<bool> {
             let Some([a1, a2]) = a.next() else {
                 return false;
             };
-            proof_challenge(
-                commitment.as_bytes(),
-                rc.capsule.e_bytes(),
-                &rc.e_prime,
-                &rc.ephemeral,
-                a1,
-                a2,
-            ) == p.c
+            proof_challenge(commitment.as_bytes(), &rc.encode_before_proof(true), a1, a2) == p.c
         })
         .collect()
 }
@@ -299,28 +300,20 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
     let mut rk_half = half(rk);
     let [(e_prime, e_prime_point), (a1, _), (a2, _)] =
         double_and_compress([rk_half * e, &w_half * RISTRETTO_BASEPOINT_TABLE, w_half * e]);
-    let c = proof_challenge(
-        commitment,
-        header.capsule().e_bytes(),
-        &e_prime,
-        ephemeral,
-        &a1,
-        &a2,
-    );
+    let mut rc = ReCapsule {
+        capsule: *header.capsule(),
+        e_prime,
+        e_prime_point,
+        ephemeral: *ephemeral,
+        proof: None,
+        share,
+    };
+    let c = proof_challenge(commitment, &rc.encode_before_proof(true), &a1, &a2);
     let z = w_half + w_half + c * rk;
     w_half.zeroize();
     rk_half.zeroize();
-    public(
-        ReCapsule {
-            capsule: *header.capsule(),
-            e_prime,
-            e_prime_point,
-            ephemeral: *ephemeral,
-            proof: Some(ReEncryptionProof { c, z }),
-            share,
-        },
-        "re-capsule",
-    )
+    rc.proof = Some(ReEncryptionProof { c, z });
+    public(rc, "re-capsule")
 }
 
 /// What the SRS keeps of a re-encryption key while a grant is active:

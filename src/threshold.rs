@@ -7,31 +7,41 @@
 //! and gives node `i` the share `rk_i = f(i)`, with the Feldman commitments
 //! `C_j = a_j·G` (`C_0 = RK`), which let a node check its share
 //! (`rk_i·G == Σ i^j·C_j`) and let anyone compute the node's verification
-//! key `R_i = Σ i^j·C_j`. No signatures are needed to trust the commitments:
-//! the delegatee checks `C_0 == d⁻¹·X_{P,c}` itself.
+//! key `R_i = Σ i^j·C_j`. The commitments carry the patient's proof of
+//! knowledge of `rk` over their whole encoding, and the patient's signed
+//! share grant names their digest: the delegatee checks both
+//! ([`VerifiedCommitments`]) before it judges any node, so no node can
+//! substitute commitments of its own to frame the honest ones.
 //!
 //! Node `i` returns `E'_i = rk_i·E` (a [`ReCapsule`] carrying its index),
-//! optionally with a DLEQ proof against `R_i`. The delegatee combines any
-//! `t` shares — `Z = Σ (d·λ_i)·E'_i` with the Lagrange coefficients at 0,
-//! one multiscalar multiplication — and opens. The open is optimistic: a
-//! wrong share makes the AEAD fail and releases nothing; only then are the
-//! proofs checked (in one batch), the bad nodes named, and the open retried
-//! with the others.
+//! optionally with a DLEQ proof against `R_i` that covers every byte of its
+//! answer. The delegatee combines any `t` shares — `Z = Σ (d·λ_i)·E'_i`
+//! with the Lagrange coefficients at 0, one multiscalar multiplication —
+//! and opens. The open is robust: each answer is decoded and checked on its
+//! own and set aside with its reason if it fails; the first `t` that look
+//! valid are combined (optimistic); only if the body does not open are the
+//! proofs checked, the nodes that answered wrongly named, and the open
+//! retried with shares that proved correct. It fails only when fewer than
+//! `t` valid shares remain ([`Error::TooFewShares`], with every verdict).
 //!
 //! ```
 //! use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion, ThresholdOpener};
 //! let patient = PatientKeys::generate(Identity::new("alice")?);
-//! let lab = patient.portion_secret(&PortionLabel::new("lab")?, 0);
+//! let label = PortionLabel::new("lab")?;
+//! let lab = patient.portion_secret(&label, 0);
 //! let doctor = KeyPair::generate();
 //! // 2 of 3 nodes are needed.
 //! let (commitments, shares) = ReKey::generate(&lab, doctor.public()).split(2, 3)?;
+//! let grant = patient.sign_share_grant(&label, 0, &Identity::new("dr-lee")?, &commitments, &Default::default())?;
 //! let sealed = SealedPortion::seal(lab.public(), RecordId::random(), 1_700_000_000, b"HbA1c 5.4%")?;
 //! // Nodes 1 and 3 answer; node 2 is down.
 //! let answers = [
-//!     shares[0].reencrypt(sealed.header().verify()?)?,
-//!     shares[2].reencrypt(sealed.header().verify()?)?,
+//!     shares[0].reencrypt_with_proof(sealed.header().verify()?)?,
+//!     shares[2].reencrypt_with_proof(sealed.header().verify()?)?,
 //! ];
-//! let opener = ThresholdOpener::new(&doctor, &commitments)?;
+//! // The commitments, checked against the grant the patient signed.
+//! let verified = grant.verify_commitments(&patient.consent_public(), &commitments)?;
+//! let opener = ThresholdOpener::new(&doctor, &verified)?;
 //! assert_eq!(opener.open(&sealed, &answers)?.plaintext(), b"HbA1c 5.4%");
 //! // One node alone opens nothing.
 //! assert!(opener.open(&sealed, &answers[..1]).is_err());
@@ -39,9 +49,10 @@
 //! ```
 
 use core::fmt;
+use std::io::Read;
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity as _, MultiscalarMul};
 use rand_core::CryptoRng;
@@ -51,14 +62,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::capsule::{PortionHeader, VerifiedHeader};
 use crate::dem;
-use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
-use crate::error::{Error, Result};
-use crate::hash::{encode_parts, hedged_nonce, tag};
+use crate::encoding::{Reader, decode_scalar, decode_secret_scalar, frame_version, magic, version};
+use crate::error::{Error, Result, ShareFault, ShareStatus, ShareVerdict};
+use crate::hash::{encode_parts, hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{KeyPair, PublicKey};
-use crate::portion::SealedPortion;
+use crate::portion::{PortionOpener, PortionPlaintext, PortionReader, SealedPortion};
 use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, verify_proofs};
 use crate::rekey::{ReKey, delegatee_factor};
 use crate::rng::os_rng;
+use crate::schnorr;
 
 /// The smallest threshold (a 1-of-n split would give every node the key).
 pub const MIN_THRESHOLD: u8 = 2;
@@ -81,8 +93,15 @@ fn mul_small(p: &RistrettoPoint, k: u8) -> RistrettoPoint {
 /// `X_U` and `C_0 = RK, C_1, …, C_{t-1}`. Public: the patient's client gives
 /// them to every node (inside each share) and to the user.
 ///
-/// Encoding: `"SPTC" ‖ version ‖ t ‖ n ‖ X_e ‖ X_{P,c} ‖ X_U ‖ C_0 ‖ … ‖
-/// C_{t-1}` (`103 + 32·t` bytes).
+/// They carry the patient's proof of knowledge of `rk` (the discrete log of
+/// `C_0`) over the whole encoding, checked when they are decoded: no one
+/// without `rk` — no node, no `t − 1` nodes together — can change `t`, `n`,
+/// `X_e`, `X_{P,c}`, `X_U` or any `C_j` and still have them decode.
+///
+/// Encoding: `"SPTC" ‖ 02 ‖ t ‖ n ‖ X_e ‖ X_{P,c} ‖ X_U ‖ C_0 ‖ … ‖
+/// C_{t-1} ‖ c ‖ s` (`167 + 32·t` bytes), where `(c, s)` is a Schnorr
+/// proof for `C_0`: `R = s·G − c·C_0`, `c = H_s("sesphr/v1/key-proof",
+/// "share-commitments", B, C_0, R)` with `B` the encoding before `c`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ShareCommitments {
     threshold: u8,
@@ -94,12 +113,14 @@ pub struct ShareCommitments {
     c0: PublicKey,
     /// `C_1, …, C_{t-1}`.
     higher: Vec<PublicKey>,
+    /// The patient's proof of knowledge of `rk` over the encoding.
+    proof: (Scalar, Scalar),
 }
 
 impl ShareCommitments {
     /// Length of the encoding for threshold `t`.
     pub const fn encoded_len(threshold: u8) -> usize {
-        5 + 2 + 96 + 32 * threshold as usize
+        5 + 2 + 96 + 32 * threshold as usize + 64
     }
 
     /// The threshold `t`: how many nodes must answer.
@@ -171,7 +192,8 @@ impl ShareCommitments {
         Sha256::digest(&v).into()
     }
 
-    fn write(&self, v: &mut Vec<u8>) {
+    /// The fields after the frame, before the proof.
+    fn write_fields(&self, v: &mut Vec<u8>) {
         v.push(self.threshold);
         v.push(self.nodes);
         for p in [&self.ephemeral, &self.portion_key, &self.delegatee] {
@@ -180,6 +202,49 @@ impl ShareCommitments {
         for c in self.coefficients() {
             v.extend_from_slice(c.as_bytes());
         }
+    }
+
+    /// The fields and the proof (what a key share embeds).
+    fn write(&self, v: &mut Vec<u8>) {
+        self.write_fields(v);
+        v.extend_from_slice(self.proof.0.as_bytes());
+        v.extend_from_slice(self.proof.1.as_bytes());
+    }
+
+    /// The encoding before the proof: what the proof covers.
+    fn encode_before_proof(&self) -> Vec<u8> {
+        let mut v = frame_version(
+            magic::SHARE_COMMITMENTS,
+            version::SHARE_COMMITMENTS,
+            Self::encoded_len(self.threshold),
+        );
+        self.write_fields(&mut v);
+        v
+    }
+
+    fn proof_challenge(&self, proved: &[u8], r: &CompressedRistretto) -> Scalar {
+        hash_to_scalar(
+            tag::KEY_PROOF,
+            &[
+                b"share-commitments",
+                proved,
+                self.c0.as_bytes(),
+                r.as_bytes(),
+            ],
+        )
+    }
+
+    /// Proves knowledge of `rk` over the encoding (the patient's client,
+    /// at the split).
+    fn prove<R: CryptoRng + ?Sized>(&mut self, rk: &Scalar, rng: &mut R) {
+        let proved = self.encode_before_proof();
+        self.proof = schnorr::prove(rk, &self.c0, |r| self.proof_challenge(&proved, r), rng);
+    }
+
+    fn proof_holds(&self) -> bool {
+        let proved = self.encode_before_proof();
+        let (c, s) = &self.proof;
+        schnorr::check(&self.c0, c, s, |r| self.proof_challenge(&proved, r))
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
@@ -192,7 +257,9 @@ impl ShareCommitments {
         let delegatee = point()?;
         let c0 = point()?;
         let higher = (1..threshold).map(|_| point()).collect::<Result<_>>()?;
-        Ok(Self {
+        let c = decode_scalar(&r.array()?)?;
+        let s = decode_scalar(&r.array()?)?;
+        let commitments = Self {
             threshold,
             nodes,
             ephemeral,
@@ -200,27 +267,61 @@ impl ShareCommitments {
             delegatee,
             c0,
             higher,
-        })
+            proof: (c, s),
+        };
+        if !commitments.proof_holds() {
+            return Err(Error::InvalidCommitments);
+        }
+        Ok(commitments)
     }
 
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = frame(magic::SHARE_COMMITMENTS, Self::encoded_len(self.threshold));
-        self.write(&mut v);
+        let mut v = self.encode_before_proof();
+        v.extend_from_slice(self.proof.0.as_bytes());
+        v.extend_from_slice(self.proof.1.as_bytes());
         v
     }
 
-    /// Decodes strictly.
+    /// Decodes strictly, and checks the patient's proof over the encoding.
     ///
     /// # Errors
-    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
-    /// [`Error::InvalidThreshold`], [`Error::NonCanonicalPoint`],
-    /// [`Error::IdentityPoint`].
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`]
+    /// (version 1, without the proof, included), [`Error::InvalidThreshold`],
+    /// [`Error::NonCanonicalPoint`], [`Error::IdentityPoint`],
+    /// [`Error::NonCanonicalScalar`]; [`Error::InvalidCommitments`] if the
+    /// proof does not verify (a field was changed).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed("share commitments", bytes, magic::SHARE_COMMITMENTS)?;
+        let mut r = Reader::framed_version(
+            "share commitments",
+            bytes,
+            magic::SHARE_COMMITMENTS,
+            version::SHARE_COMMITMENTS,
+        )?;
         let c = Self::read(&mut r)?;
         r.finish()?;
         Ok(c)
+    }
+}
+
+/// Share commitments checked against the grant the patient signed for them
+/// ([`crate::consent::SignedGrant::verify_commitments`]): the signature
+/// verifies under the patient's consent key and the grant names exactly
+/// these commitments (their digest, `t`, `n`, `C_0`, `X_e` and the user's
+/// key). Only such commitments let an opener judge nodes: a verification
+/// key `R_i` from them is the patient's word. Never decoded from bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCommitments(ShareCommitments);
+
+impl VerifiedCommitments {
+    /// Made by the grant's check alone.
+    pub(crate) fn new(commitments: ShareCommitments) -> Self {
+        Self(commitments)
+    }
+
+    /// The commitments.
+    pub fn commitments(&self) -> &ShareCommitments {
+        &self.0
     }
 }
 
@@ -234,7 +335,7 @@ impl fmt::Debug for ShareCommitments {
             .field("delegatee", &self.delegatee)
             .field("c0", &self.c0)
             .field("higher", &self.higher)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -249,8 +350,9 @@ fn check_threshold(threshold: u8, nodes: u8) -> Result<()> {
 /// commitments it is checked against. Secret (`t` of them give `rk`):
 /// zeroized on drop, hidden from `Debug`; send each only to its node.
 ///
-/// Encoding: `"SPKS" ‖ version ‖ i ‖ rk_i ‖ t ‖ n ‖ X_e ‖ X_{P,c} ‖ X_U ‖
-/// C_0 ‖ … ‖ C_{t-1}` (`136 + 32·t` bytes).
+/// Encoding: `"SPKS" ‖ 02 ‖ i ‖ rk_i ‖ t ‖ n ‖ X_e ‖ X_{P,c} ‖ X_U ‖
+/// C_0 ‖ … ‖ C_{t-1} ‖ c ‖ s` (`200 + 32·t` bytes): the index and share,
+/// then the commitments' fields and proof as in [`ShareCommitments`].
 #[derive(Clone)]
 pub struct ReKeyShare {
     index: u8,
@@ -299,7 +401,7 @@ impl ReKey {
                 rng,
             ));
         }
-        let commitments = ShareCommitments {
+        let mut commitments = ShareCommitments {
             threshold,
             nodes,
             ephemeral: *self.ephemeral(),
@@ -311,7 +413,9 @@ impl ReKey {
                 .skip(1)
                 .map(|aj| PublicKey::from_point(aj * RISTRETTO_BASEPOINT_TABLE))
                 .collect(),
+            proof: (Scalar::ZERO, Scalar::ZERO),
         };
+        commitments.prove(&rk, rng);
         let shares = (1..=nodes)
             .map(|i| {
                 let x = Scalar::from(i);
@@ -367,8 +471,9 @@ impl ReKeyShare {
 
     /// The encoding (secret material: send it to its node only).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut v = Zeroizing::new(frame(
+        let mut v = Zeroizing::new(frame_version(
             magic::KEY_SHARE,
+            version::KEY_SHARE,
             Self::encoded_len(self.commitments.threshold),
         ));
         v.push(self.index);
@@ -377,14 +482,20 @@ impl ReKeyShare {
         v
     }
 
-    /// Decodes strictly, and checks the share against its commitments
-    /// ([`ReKeyShare::verify`]).
+    /// Decodes strictly, checks the commitments' proof (so `t`, `n`, `X_e`,
+    /// `X_{P,c}`, `X_U` and every `C_j` are the patient's) and the share
+    /// against them ([`ReKeyShare::verify`]).
     ///
     /// # Errors
     /// Decoding errors; [`Error::InvalidThreshold`]; [`Error::ZeroScalar`];
-    /// [`Error::InvalidShare`].
+    /// [`Error::InvalidCommitments`]; [`Error::InvalidShare`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed("re-encryption key share", bytes, magic::KEY_SHARE)?;
+        let mut r = Reader::framed_version(
+            "re-encryption key share",
+            bytes,
+            magic::KEY_SHARE,
+            version::KEY_SHARE,
+        )?;
         let index = r.byte()?;
         let mut s = r.array::<32>()?;
         let share = decode_secret_scalar(&s);
@@ -528,13 +639,95 @@ pub struct ThresholdOpener {
     require_proof: bool,
 }
 
-/// A threshold open that succeeded: the plaintext, the nodes whose shares
-/// were combined, and the nodes named for wrong shares on the way.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ThresholdOpened {
-    plaintext: Vec<u8>,
+/// The answers of the nodes to one re-encryption request, as an opener
+/// takes them: decoded or encoded re-capsule shares (each attributed to the
+/// index it carries), or the bytes each node sent with the node the host
+/// asked — a share is then attributed to its sender, and one that claims
+/// another node's index is that sender's wrong answer. Where answers come
+/// over a network, pass [`Shares::FromNodes`]: only then can a node that
+/// answers under another's index be told from that other node.
+#[derive(Clone, Copy, Debug)]
+pub enum Shares<'a> {
+    /// Decoded shares.
+    Decoded(&'a [ReCapsule]),
+    /// Encoded shares, each attributed to the index it carries.
+    Encoded(&'a [&'a [u8]]),
+    /// `(node asked, bytes it answered)`.
+    FromNodes(&'a [(u8, &'a [u8])]),
+}
+
+impl<'a> From<&'a [ReCapsule]> for Shares<'a> {
+    fn from(s: &'a [ReCapsule]) -> Self {
+        Self::Decoded(s)
+    }
+}
+impl<'a, const N: usize> From<&'a [ReCapsule; N]> for Shares<'a> {
+    fn from(s: &'a [ReCapsule; N]) -> Self {
+        Self::Decoded(s)
+    }
+}
+impl<'a> From<&'a Vec<ReCapsule>> for Shares<'a> {
+    fn from(s: &'a Vec<ReCapsule>) -> Self {
+        Self::Decoded(s)
+    }
+}
+impl<'a> From<&'a [&'a [u8]]> for Shares<'a> {
+    fn from(s: &'a [&'a [u8]]) -> Self {
+        Self::Encoded(s)
+    }
+}
+impl<'a> From<&'a [(u8, &'a [u8])]> for Shares<'a> {
+    fn from(s: &'a [(u8, &'a [u8])]) -> Self {
+        Self::FromNodes(s)
+    }
+}
+impl<'a, const N: usize> From<&'a [(u8, &'a [u8]); N]> for Shares<'a> {
+    fn from(s: &'a [(u8, &'a [u8]); N]) -> Self {
+        Self::FromNodes(s)
+    }
+}
+impl<'a> From<&'a Vec<(u8, &'a [u8])>> for Shares<'a> {
+    fn from(s: &'a Vec<(u8, &'a [u8])>) -> Self {
+        Self::FromNodes(s)
+    }
+}
+
+/// What a threshold opener made of the answers it was given: one verdict
+/// per answer, the nodes whose shares were combined, and the nodes that
+/// answered wrongly.
+#[derive(Debug)]
+pub struct ShareReport {
     used: Vec<u8>,
     bad: Vec<u8>,
+    verdicts: Vec<ShareVerdict>,
+}
+
+impl ShareReport {
+    /// The node indices whose shares were combined (`t` of them).
+    pub fn used(&self) -> &[u8] {
+        &self.used
+    }
+
+    /// The nodes whose answers were wrong: undecodable, of another capsule
+    /// or grant, with a wrong index, or with a proof that fails against
+    /// the patient's commitments (and, when proofs were required, without
+    /// a proof). A node is named only for an answer attributed to it and
+    /// never when another answer of it proved correct. Sorted.
+    pub fn bad_nodes(&self) -> &[u8] {
+        &self.bad
+    }
+
+    /// One verdict per answer, in the order given.
+    pub fn verdicts(&self) -> &[ShareVerdict] {
+        &self.verdicts
+    }
+}
+
+/// A threshold open that succeeded: the plaintext and the
+/// [`ShareReport`].
+pub struct ThresholdOpened {
+    plaintext: Vec<u8>,
+    report: ShareReport,
 }
 
 impl ThresholdOpened {
@@ -550,13 +743,27 @@ impl ThresholdOpened {
 
     /// The node indices whose shares were combined.
     pub fn used(&self) -> &[u8] {
-        &self.used
+        self.report.used()
     }
 
-    /// The node indices whose shares failed their proofs (empty when the
-    /// first `t` shares opened).
+    /// The nodes whose answers were wrong ([`ShareReport::bad_nodes`]).
     pub fn bad_nodes(&self) -> &[u8] {
-        &self.bad
+        self.report.bad_nodes()
+    }
+
+    /// One verdict per answer, in the order given.
+    pub fn verdicts(&self) -> &[ShareVerdict] {
+        self.report.verdicts()
+    }
+
+    /// The whole report.
+    pub fn report(&self) -> &ShareReport {
+        &self.report
+    }
+
+    /// The plaintext and the report, taken.
+    pub fn into_parts(self) -> (Vec<u8>, ShareReport) {
+        (self.plaintext, self.report)
     }
 }
 
@@ -564,20 +771,63 @@ impl fmt::Debug for ThresholdOpened {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThresholdOpened")
             .field("plaintext_len", &self.plaintext.len())
-            .field("used", &self.used)
-            .field("bad", &self.bad)
+            .field("report", &self.report)
             .finish()
     }
 }
 
+/// One answer on its way through the opener.
+struct Entry<'a> {
+    /// The node the caller says sent it.
+    sender: Option<u8>,
+    /// The share, if it decoded.
+    share: Option<&'a ReCapsule>,
+    /// Why it was set aside.
+    fault: Option<ShareFault>,
+    /// Whether its proof was checked and holds.
+    proven: bool,
+}
+
+impl Entry<'_> {
+    /// The node index it counts for, once it passed the structural checks.
+    fn index(&self) -> Option<u8> {
+        if self.fault.is_some() {
+            return None;
+        }
+        self.share.and_then(ReCapsule::share_index)
+    }
+}
+
+/// What trying a candidate key told.
+pub(crate) enum Attempt<T> {
+    /// The key opened (the first chunk authenticated, or no check asked).
+    Opened(T),
+    /// The first chunk did not authenticate: a wrong key.
+    WrongKey,
+}
+
 impl ThresholdOpener {
-    /// The opener of `user` for the grant `commitments` describe.
+    /// The opener of `user` for a grant whose commitments were checked
+    /// against the patient's signed share grant. Only such an opener names
+    /// nodes on the patient's word.
     ///
     /// # Errors
     /// [`Error::KeyMismatch`] if the commitments name another user's key;
     /// [`Error::InvalidCommitments`] if `C_0 != d⁻¹·X_{P,c}` (they are not
     /// the split of a key from that portion to this user).
-    pub fn new(user: &KeyPair, commitments: &ShareCommitments) -> Result<Self> {
+    pub fn new(user: &KeyPair, commitments: &VerifiedCommitments) -> Result<Self> {
+        Self::new_unauthenticated(user, commitments.commitments())
+    }
+
+    /// The opener of `user` from commitments no signed grant vouched for.
+    /// They still carry the patient's proof of knowledge of `rk` and are
+    /// checked against the user's own `d`, but which grant they belong to
+    /// is the caller's word: use [`ThresholdOpener::new`] where the signed
+    /// share grant is at hand.
+    ///
+    /// # Errors
+    /// As [`ThresholdOpener::new`].
+    pub fn new_unauthenticated(user: &KeyPair, commitments: &ShareCommitments) -> Result<Self> {
         if user.public() != commitments.delegatee() {
             return Err(Error::KeyMismatch);
         }
@@ -606,93 +856,334 @@ impl ThresholdOpener {
         &self.commitments
     }
 
-    /// Opens `sealed` from the re-capsule shares of at least `t` nodes.
-    /// Optimistic: the first `t` shares are combined and the body opened;
-    /// only if that fails are the proofs of all shares checked (in one
-    /// batch), the nodes whose proofs fail named, and the open retried with
-    /// `t` shares that proved correct. Nothing unauthenticated is released.
+    /// Opens `sealed` from the nodes' answers, whenever at least `t` of
+    /// them are valid, whatever the others contain. Each answer is decoded
+    /// and checked on its own (a node index in `1..=n` and, for
+    /// [`Shares::FromNodes`], the sender's; this capsule and this grant's
+    /// `X_e`); one that fails is set aside with its reason. The first `t`
+    /// remaining (one per node) are combined and the body opened; only if
+    /// that fails are the proofs of all of them checked, and the open
+    /// retried with `t` shares that proved correct. Nothing unauthenticated
+    /// is released.
     ///
     /// # Errors
-    /// [`Error::ShareMismatch`] for a whole re-capsule, or a share of
-    /// another grant or capsule; [`Error::KeyMismatch`] if the header is of
-    /// another portion key; [`Error::InvalidShare`] for an index above `n`;
-    /// [`Error::DuplicateShare`]; [`Error::TooFewShares`];
-    /// [`Error::InvalidCapsule`]; [`Error::BadShares`] when wrong shares are
-    /// named and too few good ones remain; [`Error::DecryptionFailed`]
-    /// (altered body, or wrong shares without proofs to name them).
-    pub fn open(&self, sealed: &SealedPortion, shares: &[ReCapsule]) -> Result<ThresholdOpened> {
-        self.open_inner(sealed, shares, self.require_proof)
+    /// [`Error::KeyMismatch`] if the header is of another portion key;
+    /// [`Error::InvalidCapsule`]; [`Error::TooFewShares`] (with every
+    /// answer's verdict) when fewer than `t` valid shares remain;
+    /// [`Error::DecryptionFailed`] when `t` shares that proved correct do
+    /// not open the body (it was altered).
+    pub fn open<'a>(
+        &self,
+        sealed: &SealedPortion,
+        shares: impl Into<Shares<'a>>,
+    ) -> Result<ThresholdOpened> {
+        self.open_inner(sealed, shares.into(), self.require_proof)
     }
 
     /// As [`ThresholdOpener::open`], checking every share's proof first
-    /// (shares without a proof count as bad).
+    /// (shares without a proof are set aside and name their node).
     ///
     /// # Errors
     /// As [`ThresholdOpener::open`].
-    pub fn open_verified(
+    pub fn open_verified<'a>(
         &self,
         sealed: &SealedPortion,
-        shares: &[ReCapsule],
+        shares: impl Into<Shares<'a>>,
     ) -> Result<ThresholdOpened> {
-        self.open_inner(sealed, shares, true)
+        self.open_inner(sealed, shares.into(), true)
     }
 
-    /// The shares given, checked to belong to this grant and `header`, in
-    /// the order given.
-    fn usable<'a>(
+    fn open_inner(
+        &self,
+        sealed: &SealedPortion,
+        shares: Shares<'_>,
+        verify_first: bool,
+    ) -> Result<ThresholdOpened> {
+        let body = sealed.body();
+        let (plaintext, report) = self.select(sealed.header(), shares, verify_first, |key| {
+            match dem::open(&key, body) {
+                Ok(pt) => Ok(Attempt::Opened(pt)),
+                // The key is wrong if not even the first chunk opens;
+                // otherwise the body was altered.
+                Err(Error::DecryptionFailed) if !dem::first_chunk_opens(&key, body) => {
+                    Ok(Attempt::WrongKey)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(ThresholdOpened { plaintext, report })
+    }
+
+    /// Opens a sealed portion read from a stream, from the nodes' answers
+    /// (re-capsule shares *with proofs*: the body is read once, so every
+    /// share is judged by its proof before any is combined; one without a
+    /// proof is set aside). As robust as [`ThresholdOpener::open`]: it
+    /// opens whenever `t` answers prove correct, whatever the others hold.
+    /// Memory stays bounded (one chunk).
+    ///
+    /// ```
+    /// # use sesphr::*;
+    /// # let patient = PatientKeys::generate(Identity::new("p")?);
+    /// # let label = PortionLabel::new("imaging")?;
+    /// # let key = patient.portion_secret(&label, 0);
+    /// # let doctor = KeyPair::generate();
+    /// # let (commitments, shares) = ReKey::generate(&key, doctor.public()).split(2, 3)?;
+    /// # let grant = patient.sign_share_grant(&label, 0, &Identity::new("dr")?, &commitments, &Default::default())?;
+    /// let scan = vec![9u8; 300_000];
+    /// let sealed = SealedPortion::seal(key.public(), RecordId::random(), 1_700_000_000, &scan)?.to_bytes();
+    /// let reader = PortionReader::new(&sealed[..])?;
+    /// let answers: Vec<ReCapsule> = shares[1..]
+    ///     .iter()
+    ///     .map(|s| s.reencrypt_with_proof(reader.header().verify()?))
+    ///     .collect::<Result<_>>()?;
+    /// let verified = grant.verify_commitments(&patient.consent_public(), &commitments)?;
+    /// let opener = ThresholdOpener::new(&doctor, &verified)?;
+    /// let (mut plaintext, report) = opener.open_stream(reader, &answers)?;
+    /// let mut out = Vec::new();
+    /// std::io::Read::read_to_end(&mut plaintext, &mut out)?;
+    /// assert_eq!(out, scan);
+    /// assert_eq!(report.used(), &[2, 3]);
+    /// # Ok::<(), sesphr::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ThresholdOpener::open`], before any body byte is read;
+    /// tampering with the body shows up while reading.
+    pub fn open_stream<'a, R: Read>(
+        &self,
+        reader: PortionReader<R>,
+        shares: impl Into<Shares<'a>>,
+    ) -> Result<(PortionPlaintext<R>, ShareReport)> {
+        let (header, inner) = reader.into_parts();
+        let (key, report) = self.proven_dem_key(&header, shares.into())?;
+        Ok((PortionPlaintext::new(key, inner), report))
+    }
+
+    /// An opener of `header`'s body pushed in pieces of any size (for hosts
+    /// that receive the body in callbacks, and the C ABI), from the nodes'
+    /// answers with proofs, as [`ThresholdOpener::open_stream`].
+    ///
+    /// # Errors
+    /// As [`ThresholdOpener::open`], before any body byte is read.
+    pub fn chunk_opener<'a>(
         &self,
         header: &PortionHeader,
-        shares: &'a [ReCapsule],
-    ) -> Result<Vec<(u8, &'a ReCapsule)>> {
+        shares: impl Into<Shares<'a>>,
+    ) -> Result<(PortionOpener, ShareReport)> {
+        let (key, report) = self.proven_dem_key(header, shares.into())?;
+        Ok((PortionOpener::from_key(key), report))
+    }
+
+    /// The DEM key of `header` from shares that all proved correct.
+    fn proven_dem_key(
+        &self,
+        header: &PortionHeader,
+        shares: Shares<'_>,
+    ) -> Result<(dem::DemKey, ShareReport)> {
+        self.select(header, shares, true, |key| Ok(Attempt::Opened(key)))
+    }
+
+    /// The robust selection behind every threshold open: checks each answer,
+    /// combines `t` of them into a DEM key and hands it to `attempt`; on a
+    /// wrong key, judges every share by its proof and tries `t` that proved
+    /// correct.
+    fn select<T>(
+        &self,
+        header: &PortionHeader,
+        shares: Shares<'_>,
+        verify_first: bool,
+        mut attempt: impl FnMut(dem::DemKey) -> Result<Attempt<T>>,
+    ) -> Result<(T, ShareReport)> {
         if header.context().portion_key() != self.commitments.portion_key() {
             return Err(Error::KeyMismatch);
         }
-        let mut seen = [false; 256];
-        let mut out = Vec::with_capacity(shares.len());
-        for rc in shares {
-            let i = rc.share_index().ok_or(Error::ShareMismatch)?;
-            if rc.capsule != *header.capsule() || rc.ephemeral != self.commitments.ephemeral {
-                return Err(Error::ShareMismatch);
-            }
-            self.commitments.check_index(i)?;
-            let slot = seen
-                .get_mut(usize::from(i))
-                .ok_or(Error::InvalidShare { index: i })?;
-            if *slot {
-                return Err(Error::DuplicateShare { index: i });
-            }
-            *slot = true;
-            out.push((i, rc));
+        header.verify()?;
+        // Decode what came as bytes; the entries borrow the results.
+        let decoded: Vec<(Option<u8>, Result<ReCapsule>)> = match shares {
+            Shares::Decoded(_) => Vec::new(),
+            Shares::Encoded(answers) => answers
+                .iter()
+                .map(|bytes| (None, ReCapsule::from_bytes(bytes)))
+                .collect(),
+            Shares::FromNodes(answers) => answers
+                .iter()
+                .map(|(node, bytes)| (Some(*node), ReCapsule::from_bytes(bytes)))
+                .collect(),
+        };
+        let mut entries: Vec<Entry<'_>> = match shares {
+            Shares::Decoded(rcs) => rcs
+                .iter()
+                .map(|rc| Entry {
+                    sender: None,
+                    share: Some(rc),
+                    fault: None,
+                    proven: false,
+                })
+                .collect(),
+            Shares::Encoded(_) | Shares::FromNodes(_) => decoded
+                .iter()
+                .map(|(node, rc)| match rc {
+                    Ok(rc) => Entry {
+                        sender: *node,
+                        share: Some(rc),
+                        fault: None,
+                        proven: false,
+                    },
+                    Err(e) => Entry {
+                        sender: *node,
+                        share: None,
+                        fault: Some(ShareFault::Undecodable(copy_error(e))),
+                        proven: false,
+                    },
+                })
+                .collect(),
+        };
+        self.check_structure(header, &mut entries);
+        if verify_first {
+            self.judge_proofs(&mut entries, true);
         }
-        let t = self.commitments.threshold;
-        if out.len() < usize::from(t) {
-            return Err(Error::TooFewShares {
-                needed: t,
-                given: u8::try_from(out.len()).unwrap_or(u8::MAX),
-            });
+        let t = usize::from(self.commitments.threshold);
+        let mut tried: Option<Vec<usize>> = None;
+        loop {
+            // One share per node: the first that is not set aside (after
+            // the proofs were judged, the first that proved correct).
+            let judged = verify_first || tried.is_some();
+            let mut pick: Vec<usize> = Vec::with_capacity(t);
+            let mut taken = [false; 256];
+            for (k, e) in entries.iter().enumerate() {
+                let Some(i) = e.index() else { continue };
+                if (judged && !e.proven) || taken[usize::from(i)] {
+                    continue;
+                }
+                taken[usize::from(i)] = true;
+                if pick.len() < t {
+                    pick.push(k);
+                }
+            }
+            if pick.len() < t {
+                // Too few either way; say why each answer with a proof was
+                // set aside (answers without one stay unjudged).
+                if !judged {
+                    self.judge_proofs(&mut entries, false);
+                }
+                let mut valid = [false; 256];
+                for i in entries.iter().filter_map(Entry::index) {
+                    valid[usize::from(i)] = true;
+                }
+                let valid = valid.iter().filter(|&&x| x).count();
+                return Err(Error::TooFewShares {
+                    needed: self.commitments.threshold,
+                    valid: u8::try_from(valid).unwrap_or(u8::MAX),
+                    verdicts: self.report(entries, &[], verify_first).verdicts,
+                });
+            }
+            if tried.as_ref() == Some(&pick) {
+                // The same shares, all proved: the body itself is altered.
+                return Err(Error::DecryptionFailed);
+            }
+            let key = self.combine(header, &entries, &pick)?;
+            match attempt(key)? {
+                Attempt::Opened(value) => {
+                    return Ok((value, self.report(entries, &pick, verify_first)));
+                }
+                Attempt::WrongKey if judged => return Err(Error::DecryptionFailed),
+                Attempt::WrongKey => {
+                    self.judge_proofs(&mut entries, true);
+                    tried = Some(pick);
+                }
+            }
         }
-        Ok(out)
     }
 
-    /// Which of `shares` prove correct against their nodes' `R_i`.
-    fn proofs_hold(&self, shares: &[(u8, &ReCapsule)]) -> Vec<bool> {
-        let keys: Vec<PublicKey> = shares
-            .iter()
-            .map(|(i, _)| PublicKey::from_point(self.commitments.verification_point(*i)))
+    /// Sets aside every answer that cannot be a share of this grant for
+    /// this header, judged alone (and second copies of an answer).
+    fn check_structure(&self, header: &PortionHeader, entries: &mut [Entry<'_>]) {
+        for k in 0..entries.len() {
+            let Some(e) = entries.get(k) else { continue };
+            let Some(rc) = e.share else { continue };
+            let fault = match rc.share_index() {
+                None => Some(ShareFault::NotAShare),
+                Some(i) if self.commitments.check_index(i).is_err() => {
+                    Some(ShareFault::WrongIndex { index: i })
+                }
+                Some(i) if e.sender.is_some_and(|s| s != i) => {
+                    Some(ShareFault::WrongIndex { index: i })
+                }
+                Some(_)
+                    if rc.capsule != *header.capsule()
+                        || rc.ephemeral != self.commitments.ephemeral =>
+                {
+                    Some(ShareFault::OtherCapsule)
+                }
+                Some(_)
+                    if entries.iter().take(k).any(|o| {
+                        o.fault.is_none() && o.sender == e.sender && o.share == Some(rc)
+                    }) =>
+                {
+                    Some(ShareFault::Duplicate)
+                }
+                Some(_) => None,
+            };
+            if let Some(entry) = entries.get_mut(k) {
+                entry.fault = fault;
+            }
+        }
+    }
+
+    /// Checks the proofs of every share not yet judged (in one batch), and
+    /// sets aside those that fail and, if `missing_fails`, those that have
+    /// none.
+    fn judge_proofs(&self, entries: &mut [Entry<'_>], missing_fails: bool) {
+        let todo: Vec<usize> = (0..entries.len())
+            .filter(|&k| {
+                entries.get(k).is_some_and(|e| {
+                    e.index().is_some()
+                        && !e.proven
+                        && (missing_fails || e.share.is_some_and(|rc| rc.proof().is_some()))
+                })
+            })
             .collect();
-        let items: Vec<(&ReCapsule, &PublicKey)> =
-            shares.iter().map(|(_, rc)| *rc).zip(&keys).collect();
-        verify_proofs(&items)
+        let keys: Vec<PublicKey> = todo
+            .iter()
+            .filter_map(|&k| entries.get(k)?.index())
+            .map(|i| PublicKey::from_point(self.commitments.verification_point(i)))
+            .collect();
+        let items: Vec<(&ReCapsule, &PublicKey)> = todo
+            .iter()
+            .filter_map(|&k| entries.get(k)?.share)
+            .zip(&keys)
+            .collect();
+        let holds = verify_proofs(&items);
+        for (&k, ok) in todo.iter().zip(holds) {
+            let Some(e) = entries.get_mut(k) else {
+                continue;
+            };
+            if ok {
+                e.proven = true;
+            } else if e.share.is_some_and(|rc| rc.proof().is_none()) {
+                e.fault = Some(ShareFault::NoProof);
+            } else {
+                e.fault = Some(ShareFault::BadProof);
+            }
+        }
     }
 
     /// `Z = Σ (d·λ_i)·E'_i` over exactly `t` shares (constant time in `d`),
-    /// the DEM key, and the body opened.
-    fn combine_and_open(
+    /// and the DEM key.
+    fn combine(
         &self,
-        sealed: &SealedPortion,
-        shares: &[(u8, &ReCapsule)],
-    ) -> Result<Vec<u8>> {
-        let xs: Vec<u8> = shares.iter().map(|(i, _)| *i).collect();
+        header: &PortionHeader,
+        entries: &[Entry<'_>],
+        pick: &[usize],
+    ) -> Result<dem::DemKey> {
+        let picked: Vec<(u8, &ReCapsule)> = pick
+            .iter()
+            .filter_map(|&k| {
+                let e = entries.get(k)?;
+                Some((e.index()?, e.share?))
+            })
+            .collect();
+        let xs: Vec<u8> = picked.iter().map(|(i, _)| *i).collect();
         let mut scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
             lagrange_at_zero(&xs)
                 .into_iter()
@@ -701,69 +1192,94 @@ impl ThresholdOpener {
         );
         let mut z = RistrettoPoint::multiscalar_mul(
             scalars.iter(),
-            shares.iter().map(|(_, rc)| rc.e_prime_point),
+            picked.iter().map(|(_, rc)| rc.e_prime_point),
         );
         scalars.zeroize();
-        let header = sealed.header();
         let key = header.capsule().dem_key(&z, header.context_bytes());
         z.zeroize();
-        dem::open(&key?, sealed.body())
+        key
     }
 
-    fn open_inner(
+    /// The verdicts, and the nodes named: a node is named when an answer
+    /// attributed to it was wrong and none of its answers was used or
+    /// proved correct.
+    fn report(
         &self,
-        sealed: &SealedPortion,
-        shares: &[ReCapsule],
-        verify_first: bool,
-    ) -> Result<ThresholdOpened> {
-        let header = sealed.header();
-        let given = self.usable(header, shares)?;
-        header.verify()?;
-        let t = usize::from(self.commitments.threshold);
-        let first: Vec<u8> = given.iter().take(t).map(|(i, _)| *i).collect();
-        if !verify_first {
-            match self.combine_and_open(sealed, given.get(..t).unwrap_or(&given)) {
-                Ok(plaintext) => {
-                    return Ok(ThresholdOpened {
-                        plaintext,
-                        used: first,
-                        bad: Vec::new(),
-                    });
-                }
-                Err(Error::DecryptionFailed) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // Check every proof at once; name the nodes whose proofs fail (and,
-        // when proofs are required, those that gave none).
-        let holds = self.proofs_hold(&given);
-        let mut good: Vec<(u8, &ReCapsule)> = Vec::with_capacity(given.len());
-        let mut bad: Vec<u8> = Vec::new();
-        for (&(i, rc), &ok) in given.iter().zip(&holds) {
-            if ok {
-                good.push((i, rc));
-            } else if verify_first || rc.proof().is_some() {
-                bad.push(i);
-            }
-        }
-        let Some(pick) = good.get(..t) else {
-            return Err(if bad.is_empty() {
-                Error::DecryptionFailed
-            } else {
-                Error::BadShares { nodes: bad }
-            });
+        entries: Vec<Entry<'_>>,
+        used: &[usize],
+        proofs_required: bool,
+    ) -> ShareReport {
+        let n = usize::from(self.commitments.nodes);
+        let node_of = |e: &Entry<'_>| {
+            e.sender.or_else(|| {
+                e.share
+                    .and_then(ReCapsule::share_index)
+                    .filter(|&i| usize::from(i) <= n)
+            })
         };
-        let used: Vec<u8> = pick.iter().map(|(i, _)| *i).collect();
-        if !verify_first && used == first {
-            // The same shares, all proved: the body itself does not open.
-            return Err(Error::DecryptionFailed);
+        let mut wrong = [false; 256];
+        let mut cleared = [false; 256];
+        for (k, e) in entries.iter().enumerate() {
+            let Some(node) = node_of(e) else { continue };
+            match &e.fault {
+                Some(f) if f.names_node(proofs_required) => wrong[usize::from(node)] = true,
+                Some(_) => {}
+                None if e.proven || used.contains(&k) => cleared[usize::from(node)] = true,
+                None => {}
+            }
         }
-        let plaintext = self.combine_and_open(sealed, pick)?;
-        Ok(ThresholdOpened {
-            plaintext,
-            used,
+        let bad: Vec<u8> = (1..=u8::MAX)
+            .filter(|&i| wrong[usize::from(i)] && !cleared[usize::from(i)])
+            .collect();
+        let used_nodes: Vec<u8> = used
+            .iter()
+            .filter_map(|&k| entries.get(k)?.index())
+            .collect();
+        let verdicts = entries
+            .into_iter()
+            .enumerate()
+            .map(|(k, e)| ShareVerdict {
+                position: k,
+                node: node_of(&e),
+                status: match e.fault {
+                    Some(f) => ShareStatus::Rejected(f),
+                    None if used.contains(&k) => ShareStatus::Used,
+                    None if e.proven => ShareStatus::Proven,
+                    None => ShareStatus::Unused,
+                },
+            })
+            .collect();
+        ShareReport {
+            used: used_nodes,
             bad,
-        })
+            verdicts,
+        }
+    }
+}
+
+/// A decoding error, copied (decoding errors carry no I/O error).
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::InvalidLength {
+            what,
+            expected,
+            actual,
+        } => Error::InvalidLength {
+            what,
+            expected: *expected,
+            actual: *actual,
+        },
+        Error::BadMagic { what } => Error::BadMagic { what },
+        Error::UnsupportedVersion { what, version } => Error::UnsupportedVersion {
+            what,
+            version: *version,
+        },
+        Error::NonCanonicalPoint => Error::NonCanonicalPoint,
+        Error::IdentityPoint => Error::IdentityPoint,
+        Error::NonCanonicalScalar => Error::NonCanonicalScalar,
+        Error::ReservedBitsSet => Error::ReservedBitsSet,
+        Error::InvalidShare { index } => Error::InvalidShare { index: *index },
+        _ => Error::Malformed { what: "re-capsule" },
     }
 }
 
@@ -799,7 +1315,7 @@ mod tests {
         let (_, shares) = rk.split(3, 4)?;
         let sealed = SealedPortion::seal(lab.public(), crate::RecordId::random(), 1, b"x")?;
         let commitments = &shares.first().ok_or(Error::TooLarge)?.commitments;
-        let opener = ThresholdOpener::new(&user, commitments)?;
+        let opener = ThresholdOpener::new_unauthenticated(&user, commitments)?;
         for pair in [[0usize, 1], [0, 2], [1, 3], [2, 3]] {
             let picked: Vec<&ReKeyShare> = pair.iter().filter_map(|&k| shares.get(k)).collect();
             let xs: Vec<u8> = picked.iter().map(|s| s.index).collect();
@@ -810,11 +1326,27 @@ mod tests {
                 .iter()
                 .map(|s| s.reencrypt(sealed.header().verify()?))
                 .collect::<Result<_>>()?;
-            let with_index: Vec<(u8, &ReCapsule)> = xs.iter().copied().zip(&rcs).collect();
+            // Two shares valid on their own, too few together.
             assert!(matches!(
-                opener.combine_and_open(&sealed, &with_index),
-                Err(Error::DecryptionFailed)
+                opener.open(&sealed, &rcs),
+                Err(Error::TooFewShares {
+                    needed: 3,
+                    valid: 2,
+                    ..
+                })
             ));
+            // Combined anyway (as if t were 2), they open nothing.
+            let entries: Vec<Entry<'_>> = rcs
+                .iter()
+                .map(|rc| Entry {
+                    sender: None,
+                    share: Some(rc),
+                    fault: None,
+                    proven: false,
+                })
+                .collect();
+            let key = opener.combine(sealed.header(), &entries, &[0, 1])?;
+            assert!(!dem::first_chunk_opens(&key, sealed.body()));
         }
         // Three of them interpolate to rk exactly.
         let xs = [1u8, 2, 4];

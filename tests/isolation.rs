@@ -84,7 +84,7 @@ fn a_medical_grant_yields_nothing_on_an_insurance_capsule() {
         .decompress()
         .unwrap();
     let mut forged = vec![];
-    forged.extend_from_slice(b"SPRC\x01\x00");
+    forged.extend_from_slice(b"SPRC\x02\x00");
     forged.extend_from_slice(&cap);
     forged.extend_from_slice((rk * e).compress().as_bytes());
     forged.extend_from_slice(w.med_rekey.ephemeral().as_bytes());

@@ -355,13 +355,16 @@ fn vectors_decode_and_open_from_the_file_alone() {
             rc3.verify_proof(&commitments.verification_key(1).unwrap())
                 .is_err()
         );
-        let opener = ThresholdOpener::new(&user, &commitments).unwrap();
-        let opened = opener.open_verified(&sealed, &[rc3, rc1.clone()]);
-        // Node 1 gave no proof: a fully verified open counts it as bad.
-        assert!(matches!(
-            opened,
-            Err(Error::TooFewShares { .. }) | Err(Error::BadShares { .. })
-        ));
+        let sg = consent::SignedGrant::from_bytes(&bytes("signed_share_grant")).unwrap();
+        let verified = sg.verify_commitments(&consent_key, &commitments).unwrap();
+        let opener = ThresholdOpener::new(&user, &verified).unwrap();
+        // Node 1 gave no proof: a fully verified open sets it aside.
+        match opener.open_verified(&sealed, &[rc3, rc1.clone()]) {
+            Err(Error::TooFewShares {
+                valid: 1, verdicts, ..
+            }) => assert!(matches!(verdicts[1].fault(), Some(ShareFault::NoProof))),
+            other => panic!("{name}: {other:?}"),
+        }
         let rc3 = ReCapsule::from_bytes(&bytes("recapsule_share_3_with_proof")).unwrap();
         assert_eq!(
             opener.open(&sealed, &[rc1, rc3]).unwrap().plaintext(),

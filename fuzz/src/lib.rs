@@ -434,7 +434,7 @@ pub fn share_commitments(data: &[u8]) {
         for i in 1..=c.nodes().min(4) {
             let _ = c.verification_key(i);
         }
-        let _ = ThresholdOpener::new(&f.user, &c);
+        let _ = ThresholdOpener::new_unauthenticated(&f.user, &c);
     }
 }
 
@@ -634,40 +634,55 @@ pub fn threshold_open(data: &[u8]) {
             nodes.push(n);
         }
     }
-    let mut shares = Vec::new();
+    // Each answer tagged with the node that sent it, as a host does.
+    let mut answers: Vec<(u8, Vec<u8>)> = Vec::new();
     let mut altered = Vec::new();
+    let mut honest = [false; 3];
     for &i in &nodes {
         let bytes = if i == who {
             mutate(&f.share_recapsules[i], edits)
         } else {
             f.share_recapsules[i].clone()
         };
-        if bytes != f.share_recapsules[i] {
+        if bytes == f.share_recapsules[i] {
+            honest[i] = true;
+        } else {
             altered.push(i as u8 + 1);
         }
-        if let Ok(rc) = ReCapsule::from_bytes(&bytes) {
-            shares.push(rc);
-        }
+        answers.push((i as u8 + 1, bytes));
     }
-    let opener = ThresholdOpener::new(&f.user, &f.commitments).unwrap();
+    let tagged: Vec<(u8, &[u8])> = answers.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let verified = f
+        .signed_share_grant
+        .verify_commitments(&f.patient.consent_public(), &f.commitments)
+        .unwrap();
+    let opener = ThresholdOpener::new(&f.user, &verified).unwrap();
+    let honest = honest.iter().filter(|&&h| h).count();
     for verified in [false, true] {
         let r = if verified {
-            opener.open_verified(&f.small, &shares)
+            opener.open_verified(&f.small, &tagged)
         } else {
-            opener.open(&f.small, &shares)
+            opener.open(&f.small, &tagged)
         };
-        if let Ok(o) = r {
-            assert_eq!(
-                o.plaintext(),
-                f.small_plaintext.as_slice(),
-                "threshold_open: wrong plaintext released"
-            );
-            for b in o.bad_nodes() {
-                assert!(
-                    altered.contains(b),
-                    "threshold_open: an honest node {b} was named"
+        match r {
+            Ok(o) => {
+                assert_eq!(
+                    o.plaintext(),
+                    f.small_plaintext.as_slice(),
+                    "threshold_open: wrong plaintext released"
                 );
+                for b in o.bad_nodes() {
+                    assert!(
+                        altered.contains(b),
+                        "threshold_open: an honest node {b} was named"
+                    );
+                }
             }
+            // Robustness: two honest answers always open, whatever else.
+            Err(e) => assert!(
+                honest < 2,
+                "threshold_open: {honest} honest answers did not open: {e}"
+            ),
         }
     }
 }
@@ -1025,24 +1040,37 @@ pub fn c_abi(data: &[u8]) {
         2 => {
             // The input as node 1's answer beside node 2's honest one.
             let c = f.commitments.to_bytes();
+            let g = f.signed_share_grant.to_bytes();
+            let ck = f.patient.consent_public().to_bytes();
             let honest = &f.share_recapsules[1];
             let ptrs = [ptr, honest.as_ptr()];
             let lens = [len, honest.len()];
+            let from = [1u8, 2];
             for verify_first in [0, 1] {
                 let (mut out, mut bad) = (null_mut(), null_mut());
+                let mut verdicts = [sesphr_result::Panic; 2];
                 let r = sesphr_threshold_open(
                     kp,
+                    g.as_ptr(),
+                    g.len(),
+                    ck.as_ptr(),
+                    ck.len(),
                     c.as_ptr(),
                     c.len(),
                     f.small_bytes.as_ptr(),
                     f.small_bytes.len(),
                     ptrs.as_ptr(),
                     lens.as_ptr(),
+                    from.as_ptr(),
                     2,
                     verify_first,
                     &mut out,
                     &mut bad,
+                    verdicts.as_mut_ptr(),
                 );
+                if r == ok || r == sesphr_result::TooFewShares {
+                    assert_eq!(verdicts[1], ok, "c_abi: the honest answer was set aside");
+                }
                 let (pt, bad) = (take(out), take(bad));
                 if r == ok {
                     assert_eq!(

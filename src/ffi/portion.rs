@@ -368,7 +368,7 @@ impl Handle for sesphr_opener {
     type Rust = Opener;
 }
 
-fn new_opener(
+pub(crate) fn new_opener(
     out_opener: *mut *mut sesphr_opener,
     opener: PortionOpener,
 ) -> Result<(), sesphr_result> {

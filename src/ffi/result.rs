@@ -4,9 +4,9 @@ use core::cell::RefCell;
 use core::ffi::{c_char, c_uint};
 use std::ffi::CString;
 
-use crate::Error;
 use crate::srs::{Denial, SrsError};
 use crate::store::StoreErrorKind;
+use crate::{Error, ShareFault, ShareVerdict};
 
 /// The result of every sesphr C function. The numbers are part of the ABI:
 /// they never change and are never reused.
@@ -197,6 +197,26 @@ pub extern "C" fn sesphr_last_error_detail() -> *const c_char {
 impl From<&Error> for sesphr_result {
     fn from(e: &Error) -> Self {
         set_detail(&e.to_string());
+        Self::of(e)
+    }
+}
+
+impl sesphr_result {
+    /// The code of one answer's verdict from a threshold opener: 0 for a
+    /// share that was used or not needed, else the code of its fault.
+    pub(crate) fn of_verdict(v: &ShareVerdict) -> Self {
+        match v.fault() {
+            None => Self::Ok,
+            Some(ShareFault::Undecodable(e)) => Self::of(e),
+            Some(ShareFault::WrongIndex { .. }) => Self::InvalidShare,
+            Some(ShareFault::Duplicate) => Self::DuplicateShare,
+            Some(ShareFault::BadProof | ShareFault::NoProof) => Self::InvalidReEncryptionProof,
+            Some(_) => Self::ShareMismatch,
+        }
+    }
+
+    /// The code of an error (no detail recorded).
+    fn of(e: &Error) -> Self {
         match e {
             Error::InvalidLength { .. } => Self::InvalidLength,
             Error::BadMagic { .. } => Self::BadMagic,
@@ -410,7 +430,8 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::DuplicateShare => Error::DuplicateShare { index: 0 }.summary(),
         R::TooFewShares => Error::TooFewShares {
             needed: 0,
-            given: 0,
+            valid: 0,
+            verdicts: Vec::new(),
         }
         .summary(),
         R::ShareMismatch => Error::ShareMismatch.summary(),

@@ -5,14 +5,16 @@
 use core::ffi::c_uint;
 
 use super::keys::{sesphr_keypair, sesphr_patient_keys};
+use super::portion::{new_opener, sesphr_opener};
 use super::srs::sesphr_srs;
 use super::{
     array, array_out, bytes, handle_ref, identity, label, out, put_buffer, run, sesphr_buffer,
     sesphr_result,
 };
-use crate::consent::SignedGrant;
+use crate::consent::{SignedGrant, decode_verifying_key};
 use crate::{
-    PortionHeader, ReCapsule, ReKey, ReKeyShare, SealedPortion, ShareCommitments, ThresholdOpener,
+    Error, PortionHeader, ReKey, ReKeyShare, SealedPortion, ShareCommitments, ShareReport,
+    ShareVerdict, Shares, ThresholdOpener,
 };
 
 /// Splits the encoded re-encryption key `rekey` among `nodes` nodes so that
@@ -156,54 +158,231 @@ pub extern "C" fn sesphr_srs_grant_share(
     })
 }
 
-/// Opens a sealed portion as a granted user from `count` re-capsule shares
-/// (arrays of pointers and lengths) of at least `t` nodes, for the grant
-/// whose encoded commitments are given (checked: `C_0 == d⁻¹·X_{P,c}`).
-/// Optimistic: the first `t` shares are combined; only if the body does not
-/// open are the proofs checked, wrong nodes named and others used.
-/// `verify_first` non-zero checks every proof before combining (a share
-/// without a proof then counts as wrong). The plaintext goes into a new
-/// buffer; the indices of nodes named for wrong shares into a new buffer in
-/// `*out_bad_nodes` (optional: NULL if not wanted; empty if none).
+/// The opener of a grant of a split key: the user's key pair, the signed
+/// share grant, the patient's 32-byte consent public key and the encoded
+/// commitments (all checked: signature, the grant names these commitments,
+/// `C_0 == d⁻¹·X_{P,c}`).
+#[allow(clippy::too_many_arguments)]
+fn authenticated_opener(
+    keypair: *const sesphr_keypair,
+    signed_grant: *const u8,
+    signed_grant_len: usize,
+    consent_key: *const u8,
+    consent_key_len: usize,
+    commitments: *const u8,
+    commitments_len: usize,
+) -> Result<ThresholdOpener, sesphr_result> {
+    let kp = handle_ref(keypair)?;
+    let g = SignedGrant::from_bytes(bytes(signed_grant, signed_grant_len)?)?;
+    let k: &[u8; 32] = bytes(consent_key, consent_key_len)?
+        .try_into()
+        .map_err(|_| sesphr_result::InvalidLength)?;
+    let c = ShareCommitments::from_bytes(bytes(commitments, commitments_len)?)?;
+    let verified = g.verify_commitments(&decode_verifying_key(k)?, &c)?;
+    Ok(ThresholdOpener::new(kp, &verified)?)
+}
+
+/// The answers as C gives them: `count` buffers, and optionally the node
+/// each came from.
+type Answers<'a> = (Vec<&'a [u8]>, Option<&'a [u8]>);
+
+/// Reads the answers C gives: `count` buffers, and optionally the node each
+/// came from.
+fn answers<'a>(
+    recapsules: *const *const u8,
+    recapsule_lens: *const usize,
+    from_nodes: *const u8,
+    count: usize,
+) -> Result<Answers<'a>, sesphr_result> {
+    let (ptrs, lens) = (array(recapsules, count)?, array(recapsule_lens, count)?);
+    let bufs = ptrs
+        .iter()
+        .zip(lens)
+        .map(|(&p, &l)| bytes(p, l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes = if from_nodes.is_null() {
+        None
+    } else {
+        Some(array(from_nodes, count)?)
+    };
+    Ok((bufs, nodes))
+}
+
+/// Writes one verdict code per answer (as many as `out` holds).
+fn write_verdicts(verdicts: &[ShareVerdict], out: Option<&mut [sesphr_result]>) {
+    for (o, v) in out.unwrap_or_default().iter_mut().zip(verdicts) {
+        *o = sesphr_result::of_verdict(v);
+    }
+}
+
+/// Runs `f` with the answers as the Rust API takes them; writes the
+/// per-answer verdict codes (when asked) whenever the answers were judged:
+/// on success and on `TOO_FEW_SHARES`. Returns `f`'s value and the nodes
+/// named.
+fn with_answers<T>(
+    bufs: &[&[u8]],
+    nodes: Option<&[u8]>,
+    out_verdicts: Option<&mut [sesphr_result]>,
+    f: impl FnOnce(Shares<'_>) -> Result<(T, ShareReport), Error>,
+) -> Result<(T, Vec<u8>), sesphr_result> {
+    let tagged: Vec<(u8, &[u8])> = nodes
+        .map(|n| n.iter().copied().zip(bufs.iter().copied()).collect())
+        .unwrap_or_default();
+    let shares = match nodes {
+        Some(_) => Shares::FromNodes(&tagged),
+        None => Shares::Encoded(bufs),
+    };
+    match f(shares) {
+        Ok((value, report)) => {
+            write_verdicts(report.verdicts(), out_verdicts);
+            Ok((value, report.bad_nodes().to_vec()))
+        }
+        Err(e) => {
+            if let Error::TooFewShares { verdicts, .. } = &e {
+                write_verdicts(verdicts, out_verdicts);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// The optional verdict array of `count` elements.
+fn verdicts_out<'a>(
+    out_verdicts: *mut sesphr_result,
+    count: usize,
+) -> Result<Option<&'a mut [sesphr_result]>, sesphr_result> {
+    if out_verdicts.is_null() {
+        Ok(None)
+    } else {
+        Ok(Some(array_out(out_verdicts, count)?))
+    }
+}
+
+/// Opens a sealed portion as a granted user of a split key from the nodes'
+/// answers: `count` re-capsule shares (arrays of pointers and lengths), and
+/// optionally `from_nodes`, the node each answer came from (NULL: each is
+/// attributed to the index it carries; give it where answers come over a
+/// network, so that a node answering under another's index is named, not
+/// the other). The grant is checked first: `signed_grant` must verify under
+/// the patient's 32-byte `consent_key` and name the encoded `commitments`.
 ///
-/// Errors: `KEY_MISMATCH`; `INVALID_COMMITMENTS`; `SHARE_MISMATCH`;
-/// `INVALID_SHARE`; `DUPLICATE_SHARE`; `TOO_FEW_SHARES`; `INVALID_CAPSULE`;
-/// `BAD_SHARES` (the nodes are named in `sesphr_last_error_detail`);
-/// `DECRYPTION_FAILED`; decoding errors.
+/// Robust: each answer is decoded and checked on its own, and one that
+/// fails is set aside with its reason; the plaintext is returned whenever
+/// `t` valid shares are present, whatever the others hold. Optimistic: the
+/// first `t` are combined; only if the body does not open are the proofs
+/// checked. `verify_first` non-zero checks every proof before combining (a
+/// share without a proof is then set aside). The plaintext goes into a new
+/// buffer; the nodes whose answers were wrong into a new buffer in
+/// `*out_bad_nodes` (optional: NULL if not wanted; empty if none); one code
+/// per answer into `out_verdicts` (optional: NULL, or `count` elements;
+/// `SESPHR_RESULT_OK` for a share used or not needed, else why it was set
+/// aside: a decoding code, `INVALID_SHARE` for a wrong index,
+/// `SHARE_MISMATCH` for another capsule or grant or a whole re-capsule,
+/// `DUPLICATE_SHARE`, `INVALID_RE_ENCRYPTION_PROOF` for a failed or missing
+/// proof). `out_verdicts` is written on success and on `TOO_FEW_SHARES`
+/// (an exception to "outputs only on success": it says why).
+///
+/// Errors: `INVALID_SIGNATURE`, `INVALID_COMMITMENTS` (grant, key or
+/// commitments do not match); `KEY_MISMATCH`; `INVALID_CAPSULE`;
+/// `TOO_FEW_SHARES` (the detail names each answer set aside and why);
+/// `DECRYPTION_FAILED` (`t` proven shares do not open the body: it was
+/// altered); decoding errors of the grant, key and commitments.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn sesphr_threshold_open(
     keypair: *const sesphr_keypair,
+    signed_grant: *const u8,
+    signed_grant_len: usize,
+    consent_key: *const u8,
+    consent_key_len: usize,
     commitments: *const u8,
     commitments_len: usize,
     sealed: *const u8,
     sealed_len: usize,
     recapsules: *const *const u8,
     recapsule_lens: *const usize,
+    from_nodes: *const u8,
     count: usize,
     verify_first: c_uint,
     out_plaintext: *mut *mut sesphr_buffer,
     out_bad_nodes: *mut *mut sesphr_buffer,
+    out_verdicts: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
-        let kp = handle_ref(keypair)?;
         let o = out(out_plaintext)?;
-        let c = ShareCommitments::from_bytes(bytes(commitments, commitments_len)?)?;
+        let opener = authenticated_opener(
+            keypair,
+            signed_grant,
+            signed_grant_len,
+            consent_key,
+            consent_key_len,
+            commitments,
+            commitments_len,
+        )?;
         let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
-        let (ptrs, lens) = (array(recapsules, count)?, array(recapsule_lens, count)?);
-        let rcs = ptrs
-            .iter()
-            .zip(lens)
-            .map(|(&p, &l)| Ok(ReCapsule::from_bytes(bytes(p, l)?)?))
-            .collect::<Result<Vec<_>, sesphr_result>>()?;
-        let opener = ThresholdOpener::new(kp, &c)?;
-        let opened = if verify_first != 0 {
-            opener.open_verified(&s, &rcs)?
-        } else {
-            opener.open(&s, &rcs)?
-        };
-        let bad = opened.bad_nodes().to_vec();
-        put_buffer(o, opened.into_plaintext());
+        let (bufs, nodes) = answers(recapsules, recapsule_lens, from_nodes, count)?;
+        let verdicts = verdicts_out(out_verdicts, count)?;
+        let (plaintext, bad) = with_answers(&bufs, nodes, verdicts, |shares| {
+            let opened = if verify_first != 0 {
+                opener.open_verified(&s, shares)?
+            } else {
+                opener.open(&s, shares)?
+            };
+            Ok(opened.into_parts())
+        })?;
+        put_buffer(o, plaintext);
+        if !out_bad_nodes.is_null() {
+            put_buffer(out(out_bad_nodes)?, bad);
+        }
+        Ok(())
+    })
+}
+
+/// Starts opening a portion of a split key in pieces, given its encoded
+/// header and the nodes' answers *with proofs* (the body is read once, so
+/// every share is judged by its proof before any is combined; one without
+/// a proof is set aside). Arguments as `sesphr_threshold_open`; then feed
+/// the body with `sesphr_opener_update` and `sesphr_opener_finish`.
+///
+/// Errors: as `sesphr_threshold_open`, before any body byte is read.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn sesphr_opener_new_threshold(
+    keypair: *const sesphr_keypair,
+    signed_grant: *const u8,
+    signed_grant_len: usize,
+    consent_key: *const u8,
+    consent_key_len: usize,
+    commitments: *const u8,
+    commitments_len: usize,
+    header: *const u8,
+    header_len: usize,
+    recapsules: *const *const u8,
+    recapsule_lens: *const usize,
+    from_nodes: *const u8,
+    count: usize,
+    out_opener: *mut *mut sesphr_opener,
+    out_bad_nodes: *mut *mut sesphr_buffer,
+    out_verdicts: *mut sesphr_result,
+) -> sesphr_result {
+    run(|| {
+        out(out_opener)?;
+        let opener = authenticated_opener(
+            keypair,
+            signed_grant,
+            signed_grant_len,
+            consent_key,
+            consent_key_len,
+            commitments,
+            commitments_len,
+        )?;
+        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let (bufs, nodes) = answers(recapsules, recapsule_lens, from_nodes, count)?;
+        let verdicts = verdicts_out(out_verdicts, count)?;
+        let (chunks, bad) = with_answers(&bufs, nodes, verdicts, |shares| {
+            opener.chunk_opener(&h, shares)
+        })?;
+        new_opener(out_opener, chunks)?;
         if !out_bad_nodes.is_null() {
             put_buffer(out(out_bad_nodes)?, bad);
         }

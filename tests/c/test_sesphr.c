@@ -816,6 +816,8 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
     uint8_t *sg = unhex(get(c, "signed_share_grant"), &sg_len);
     uint8_t *reg = unhex(get(c, "registration"), &reg_len);
     uint8_t *proof = unhex(get(c, "user_key_proof"), &proof_len);
+    size_t ck_len;
+    uint8_t *ck = unhex(get(c, "consent_public"), &ck_len);
     uint8_t *share[3];
     sesphr_buffer *b = NULL, *bad = NULL;
     sesphr_srs *node[3] = {NULL, NULL, NULL};
@@ -831,29 +833,97 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
     CHECK(buf_eq(b, rc1, rc1_len));
     sesphr_buffer_free(b);
     {
-        const uint8_t *rcs[2] = {rc1, rc3};
-        size_t lens[2] = {rc1_len, rc3_len};
-        OK(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 0, &b, &bad));
+        const uint8_t *rcs[3] = {rc1, rc3, NULL};
+        size_t lens[3] = {rc1_len, rc3_len, 0};
+        uint8_t from[3] = {1, 3, 2};
+        sesphr_result verdicts[3] = {SESPHR_RESULT_PANIC, SESPHR_RESULT_PANIC, SESPHR_RESULT_PANIC};
+        uint8_t garbage[SESPHR_RECAPSULE_SHARE_WITH_PROOF_LEN];
+        OK(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, NULL, 2, 0,
+                                 &b, &bad, verdicts));
         CHECK(buf_eq(b, pt, pt_len));
         CHECK(sesphr_buffer_len(bad) == 0);
+        CHECK(verdicts[0] == SESPHR_RESULT_OK && verdicts[1] == SESPHR_RESULT_OK);
         sesphr_buffer_free(b);
         sesphr_buffer_free(bad);
-        /* Fully verified: node 1 gave no proof, so too few good shares remain. */
-        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 1, &b, NULL),
-               SESPHR_RESULT_BAD_SHARES);
-        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 1, 0, &b, NULL),
+        /* Fully verified: node 1 gave no proof, so too few valid shares
+         * remain; the verdicts say which and why. */
+        EXPECT(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, from, 2,
+                                     1, &b, NULL, verdicts),
                SESPHR_RESULT_TOO_FEW_SHARES);
+        CHECK(verdicts[0] == SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF && verdicts[1] == SESPHR_RESULT_OK);
+        CHECK(strstr(sesphr_last_error_detail(), "share 0 (node 1): no proof") != NULL);
+        EXPECT(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, NULL, 1,
+                                     0, &b, NULL, NULL),
+               SESPHR_RESULT_TOO_FEW_SHARES);
+        /* Robust: a garbage answer from node 2 (node 3's bytes, one changed)
+         * first, then the two good ones: the portion opens, node 2 is named. */
+        memcpy(garbage, rc3, rc3_len);
+        garbage[40] ^= 0x55;
+        rcs[0] = garbage;
+        lens[0] = rc3_len;
         rcs[1] = rc1;
         lens[1] = rc1_len;
-        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 0, &b, NULL),
-               SESPHR_RESULT_DUPLICATE_SHARE);
-        EXPECT(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, NULL, lens, 2, 0, &b, NULL),
+        rcs[2] = rc3;
+        lens[2] = rc3_len;
+        from[0] = 2;
+        from[1] = 1;
+        from[2] = 3;
+        OK(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, from, 3, 0,
+                                 &b, &bad, verdicts));
+        CHECK(buf_eq(b, pt, pt_len));
+        CHECK(sesphr_buffer_len(bad) == 1 && sesphr_buffer_data(bad)[0] == 2);
+        CHECK(verdicts[0] != SESPHR_RESULT_OK && verdicts[1] == SESPHR_RESULT_OK && verdicts[2] == SESPHR_RESULT_OK);
+        sesphr_buffer_free(b);
+        sesphr_buffer_free(bad);
+        /* The same answer twice is set aside as a copy. */
+        rcs[0] = rc1;
+        lens[0] = rc1_len;
+        EXPECT(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, NULL, 2,
+                                     0, &b, NULL, verdicts),
+               SESPHR_RESULT_TOO_FEW_SHARES);
+        CHECK(verdicts[1] == SESPHR_RESULT_DUPLICATE_SHARE);
+        EXPECT(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, NULL, lens, NULL, 2,
+                                     0, &b, NULL, NULL),
                SESPHR_RESULT_NULL_PARAMETER);
-        /* A whole re-capsule is not a share; altered commitments are not this grant. */
+        /* Altered commitments fail the patient's proof; another consent key
+         * fails the grant's signature. */
+        rcs[0] = rc3;
+        lens[0] = rc3_len;
         cm[cm_len - 40] ^= 1;
-        CHECK(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 0, &b, NULL) !=
-              SESPHR_RESULT_OK);
+        EXPECT(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, NULL, 2,
+                                     0, &b, NULL, NULL),
+               SESPHR_RESULT_INVALID_COMMITMENTS);
         cm[cm_len - 40] ^= 1;
+        ck[3] ^= 1;
+        CHECK(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, NULL, 2, 0,
+                                    &b, NULL, NULL) != SESPHR_RESULT_OK);
+        ck[3] ^= 1;
+        /* Streaming: the header, the answers (with proofs), then the body in
+         * pieces of 7 bytes. Node 1's answer has no proof: set aside; with
+         * node 3 alone too few remain. */
+        {
+            size_t header_len = 0;
+            sesphr_opener *op = NULL;
+            OK(sesphr_header_len(sealed, sealed_len, &header_len));
+            rcs[0] = rc1;
+            lens[0] = rc1_len;
+            rcs[1] = rc3;
+            lens[1] = rc3_len;
+            EXPECT(sesphr_opener_new_threshold(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, header_len, rcs, lens,
+                                               NULL, 2, &op, NULL, verdicts),
+                   SESPHR_RESULT_TOO_FEW_SHARES);
+            CHECK(op == NULL && verdicts[0] == SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF);
+            /* Node 3's answer twice over the wire (its proof holds) and a
+             * garbage one: node 3 alone is one share of two. */
+            rcs[0] = garbage;
+            lens[0] = rc3_len;
+            from[0] = 2;
+            from[1] = 3;
+            EXPECT(sesphr_opener_new_threshold(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, header_len, rcs, lens,
+                                               from, 2, &op, NULL, verdicts),
+                   SESPHR_RESULT_TOO_FEW_SHARES);
+            CHECK(op == NULL && verdicts[0] != SESPHR_RESULT_OK && verdicts[1] == SESPHR_RESULT_OK);
+        }
     }
     /* Three SRS nodes, each with its own store, holding one share each. */
     for (i = 0; i < 3; i++) {
@@ -882,9 +952,38 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
         rcs[1] = sesphr_buffer_data(r2);
         lens[0] = sesphr_buffer_len(r3);
         lens[1] = sesphr_buffer_len(r2);
-        OK(sesphr_threshold_open(user, cm, cm_len, sealed, sealed_len, rcs, lens, 2, 1, &b, NULL));
+        OK(sesphr_threshold_open(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, sealed_len, rcs, lens, NULL, 2, 1,
+                                 &b, NULL, NULL));
         CHECK(buf_eq(b, pt, pt_len));
         sesphr_buffer_free(b);
+        /* Streaming from the nodes' proved answers, the body in pieces of
+         * 7 bytes. */
+        {
+            size_t header_len = 0, off, got = 0;
+            sesphr_opener *op = NULL;
+            sesphr_buffer *chunk = NULL;
+            uint8_t *plain = malloc(pt_len + 1);
+            uint8_t from[2] = {3, 2};
+            sesphr_result verdicts[2];
+            OK(sesphr_header_len(sealed, sealed_len, &header_len));
+            OK(sesphr_opener_new_threshold(user, sg, sg_len, ck, ck_len, cm, cm_len, sealed, header_len, rcs, lens,
+                                           from, 2, &op, NULL, verdicts));
+            CHECK(verdicts[0] == SESPHR_RESULT_OK && verdicts[1] == SESPHR_RESULT_OK);
+            for (off = header_len; off < sealed_len; off += 7) {
+                size_t n = sealed_len - off < 7 ? sealed_len - off : 7;
+                OK(sesphr_opener_update(op, sealed + off, n, &chunk));
+                memcpy(plain + got, sesphr_buffer_data(chunk), sesphr_buffer_len(chunk));
+                got += sesphr_buffer_len(chunk);
+                sesphr_buffer_free(chunk);
+            }
+            OK(sesphr_opener_finish(op, &chunk));
+            memcpy(plain + got, sesphr_buffer_data(chunk), sesphr_buffer_len(chunk));
+            got += sesphr_buffer_len(chunk);
+            sesphr_buffer_free(chunk);
+            CHECK(got == pt_len && memcmp(plain, pt, pt_len) == 0);
+            sesphr_opener_free(op);
+            free(plain);
+        }
         sesphr_buffer_free(r2);
         sesphr_buffer_free(r3);
     }
@@ -892,7 +991,7 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
         sesphr_srs_free(node[i]);
         free(share[i]);
     }
-    free(cm); free(rc1); free(rc3); free(sg); free(reg); free(proof);
+    free(cm); free(rc1); free(rc3); free(sg); free(reg); free(proof); free(ck);
 }
 
 /* Threshold calls with bad arguments, and a split made in C. */
@@ -956,17 +1055,26 @@ static void test_threshold(void)
             rcs[i] = sesphr_buffer_data(rc[i]);
             lens[i] = sesphr_buffer_len(rc[i]);
         }
-        OK(sesphr_threshold_open(doc, sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
-                                 sesphr_buffer_len(sealed), rcs, lens, 3, 0, &b, &bad));
+        uint8_t ck[32];
+        sesphr_result verdicts[3];
+        OK(sesphr_patient_keys_consent_public_key(p, ck, sizeof ck));
+        OK(sesphr_threshold_open(doc, sesphr_buffer_data(sg), sesphr_buffer_len(sg), ck, sizeof ck,
+                                 sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
+                                 sesphr_buffer_len(sealed), rcs, lens, NULL, 3, 0, &b, &bad, verdicts));
         CHECK(sesphr_buffer_len(b) == 14 && memcmp(sesphr_buffer_data(b), "creatinine 1.1", 14) == 0);
         CHECK(sesphr_buffer_len(bad) == 1 && sesphr_buffer_data(bad)[0] == 1);
+        CHECK(verdicts[0] == SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF && verdicts[1] == SESPHR_RESULT_OK &&
+              verdicts[2] == SESPHR_RESULT_OK);
         sesphr_buffer_free(b);
         sesphr_buffer_free(bad);
-        /* The liar and one honest node: too few good shares, the liar named. */
-        EXPECT(sesphr_threshold_open(doc, sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
-                                     sesphr_buffer_len(sealed), rcs, lens, 2, 0, &b, NULL),
-               SESPHR_RESULT_BAD_SHARES);
-        CHECK(strstr(sesphr_last_error_detail(), "[1]") != NULL);
+        /* The liar and one honest node: too few valid shares; the detail
+         * names the liar's answer and why. */
+        EXPECT(sesphr_threshold_open(doc, sesphr_buffer_data(sg), sesphr_buffer_len(sg), ck, sizeof ck,
+                                     sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
+                                     sesphr_buffer_len(sealed), rcs, lens, NULL, 2, 0, &b, NULL, verdicts),
+               SESPHR_RESULT_TOO_FEW_SHARES);
+        CHECK(strstr(sesphr_last_error_detail(), "(node 1): re-encryption proof does not verify") != NULL);
+        CHECK(verdicts[0] == SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF && verdicts[1] == SESPHR_RESULT_OK);
         free(liar);
     }
     for (i = 0; i < 3; i++) {
