@@ -426,11 +426,10 @@ fn threshold_ops(c: &mut Criterion) {
         .unwrap();
     let mut lie = answers[0].to_bytes();
     lie[103..135].copy_from_slice(answers[1].e_prime());
-    let with_liar = vec![
-        ReCapsule::from_bytes(&lie).unwrap(),
-        answers[1].clone(),
-        third,
-    ];
+    let liar = ReCapsule::from_bytes(&lie).unwrap();
+    let with_liar = vec![liar.clone(), answers[1].clone(), third.clone()];
+    // The liar second: the honest first share is judged before it.
+    let liar_second = vec![answers[1].clone(), liar, third];
     let mut g = c.benchmark_group("threshold");
     g.bench_function("split_2_of_3", |b| {
         b.iter(|| rekey.split_with_rng(2, 3, &mut r).unwrap())
@@ -457,6 +456,13 @@ fn threshold_ops(c: &mut Criterion) {
     g.bench_function("open_3_one_liar_32B", |b| {
         b.iter(|| {
             let o = opener.open(black_box(&sealed), &with_liar).unwrap();
+            assert_eq!(o.bad_nodes(), [1]);
+            o
+        })
+    });
+    g.bench_function("open_3_one_liar_second_32B", |b| {
+        b.iter(|| {
+            let o = opener.open(black_box(&sealed), &liar_second).unwrap();
             assert_eq!(o.bad_nodes(), [1]);
             o
         })

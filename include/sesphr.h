@@ -141,7 +141,8 @@ enum sesphr_result
   SESPHR_RESULT_INVALID_LABEL = 108,
   // A capsule proof does not verify (moved, blinded or corrupted header).
   SESPHR_RESULT_INVALID_CAPSULE = 109,
-  // A proof of correct re-encryption does not verify.
+  // A proof of correct re-encryption does not verify (as a threshold
+  // open's verdict: or the answer has none, and one was needed).
   SESPHR_RESULT_INVALID_RE_ENCRYPTION_PROOF = 110,
   // A key, re-encryption key or re-capsule belongs to another portion,
   // user or capsule.
@@ -162,19 +163,23 @@ enum sesphr_result
   // A threshold outside `2 <= t <= n <= 255`.
   SESPHR_RESULT_INVALID_THRESHOLD = 118,
   // A re-encryption key share does not match its commitments, or its
-  // node index is outside `1..=n`.
+  // node index is outside `1..=n`; as a threshold open's verdict, an
+  // answer whose index is outside `1..=n` or not its sender's.
   SESPHR_RESULT_INVALID_SHARE = 119,
-  // Two shares with the same node index.
+  // Two shares with the same node index; as a threshold open's verdict,
+  // a copy of an answer already counted.
   SESPHR_RESULT_DUPLICATE_SHARE = 120,
-  // Fewer distinct shares than the threshold.
+  // Fewer valid shares than the threshold (each answer's verdict is in
+  // the detail and in the verdict array).
   SESPHR_RESULT_TOO_FEW_SHARES = 121,
   // Shares of different grants or capsules, or a whole re-capsule where
   // a share is required.
   SESPHR_RESULT_SHARE_MISMATCH = 122,
   // Share commitments that are not this user's grant of this portion.
   SESPHR_RESULT_INVALID_COMMITMENTS = 123,
-  // Shares failed their proofs and too few good ones remain (the bad
-  // nodes are in `sesphr_last_error_detail`).
+  // No longer returned: a threshold open that cannot go on returns
+  // `TOO_FEW_SHARES` with every answer's verdict. The number stays
+  // reserved.
   SESPHR_RESULT_BAD_SHARES = 124,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
@@ -1057,8 +1062,8 @@ sesphr_result sesphr_srs_grant_share(const sesphr_srs *srs,
 // Robust: each answer is decoded and checked on its own, and one that
 // fails is set aside with its reason; the plaintext is returned whenever
 // `t` valid shares are present, whatever the others hold. Optimistic: the
-// first `t` are combined; only if the body does not open are the proofs
-// checked. `verify_first` non-zero checks every proof before combining (a
+// first `t` are combined; only if the body does not open are the combined
+// shares judged by their proofs, until the wrong one is found and replaced. `verify_first` non-zero checks every proof before combining (a
 // share without a proof is then set aside). The plaintext goes into a new
 // buffer; the nodes whose answers were wrong into a new buffer in
 // `*out_bad_nodes` (optional: NULL if not wanted; empty if none); one code

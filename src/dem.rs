@@ -420,7 +420,6 @@ impl<R: Read> StreamOpener<R> {
 
 impl<R: Read> Read for StreamOpener<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut tmp = [0u8; 16 * 1024];
         loop {
             if self.pos < self.plain.len() {
                 let avail = self.plain.get(self.pos..).unwrap_or_default();
@@ -435,6 +434,9 @@ impl<R: Read> Read for StreamOpener<R> {
             self.plain.zeroize();
             self.plain.clear();
             self.pos = 0;
+            // Only here, when the plaintext buffered is used up: a small
+            // read served from the buffer costs no 16 KiB initialization.
+            let mut tmp = [0u8; 16 * 1024];
             let n = match self.inner.read(&mut tmp) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -20,9 +20,10 @@
 //! and opens. The open is robust: each answer is decoded and checked on its
 //! own and set aside with its reason if it fails; the first `t` that look
 //! valid are combined (optimistic); only if the body does not open are the
-//! proofs checked, the nodes that answered wrongly named, and the open
-//! retried with shares that proved correct. It fails only when fewer than
-//! `t` valid shares remain ([`Error::TooFewShares`], with every verdict).
+//! combined shares judged by their proofs, one at a time until a wrong one
+//! is found, its node named, and the open retried with the next answer in
+//! its place. It fails only when fewer than `t` valid shares remain
+//! ([`Error::TooFewShares`], with every verdict).
 //!
 //! ```
 //! use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion, ThresholdOpener};
@@ -788,7 +789,17 @@ struct Entry<'a> {
     proven: bool,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// A share not judged yet.
+    fn new(sender: Option<u8>, share: &'a ReCapsule) -> Self {
+        Self {
+            sender,
+            share: Some(share),
+            fault: None,
+            proven: false,
+        }
+    }
+
     /// The node index it counts for, once it passed the structural checks.
     fn index(&self) -> Option<u8> {
         if self.fault.is_some() {
@@ -862,9 +873,11 @@ impl ThresholdOpener {
     /// [`Shares::FromNodes`], the sender's; this capsule and this grant's
     /// `X_e`); one that fails is set aside with its reason. The first `t`
     /// remaining (one per node) are combined and the body opened; only if
-    /// that fails are the proofs of all of them checked, and the open
-    /// retried with `t` shares that proved correct. Nothing unauthenticated
-    /// is released.
+    /// that fails are the combined shares judged by their proofs, one at a
+    /// time until one fails (or has none), and the open retried with the
+    /// next answer in its place — so each wrong answer costs one proof
+    /// check and one combination more. Spare answers that were not needed
+    /// are not judged. Nothing unauthenticated is released.
     ///
     /// # Errors
     /// [`Error::KeyMismatch`] if the header is of another portion key;
@@ -1011,24 +1024,11 @@ impl ThresholdOpener {
                 .collect(),
         };
         let mut entries: Vec<Entry<'_>> = match shares {
-            Shares::Decoded(rcs) => rcs
-                .iter()
-                .map(|rc| Entry {
-                    sender: None,
-                    share: Some(rc),
-                    fault: None,
-                    proven: false,
-                })
-                .collect(),
+            Shares::Decoded(rcs) => rcs.iter().map(|rc| Entry::new(None, rc)).collect(),
             Shares::Encoded(_) | Shares::FromNodes(_) => decoded
                 .iter()
                 .map(|(node, rc)| match rc {
-                    Ok(rc) => Entry {
-                        sender: *node,
-                        share: Some(rc),
-                        fault: None,
-                        proven: false,
-                    },
+                    Ok(rc) => Entry::new(*node, rc),
                     Err(e) => Entry {
                         sender: *node,
                         share: None,
@@ -1040,19 +1040,19 @@ impl ThresholdOpener {
         };
         self.check_structure(header, &mut entries);
         if verify_first {
-            self.judge_proofs(&mut entries, true);
+            let all: Vec<usize> = (0..entries.len()).collect();
+            self.judge_proofs(&mut entries, &all, true);
         }
         let t = usize::from(self.commitments.threshold);
-        let mut tried: Option<Vec<usize>> = None;
+        let all: Vec<usize> = (0..entries.len()).collect();
         loop {
-            // One share per node: the first that is not set aside (after
-            // the proofs were judged, the first that proved correct).
-            let judged = verify_first || tried.is_some();
+            // One share per node: the first that is not set aside (with
+            // proofs required, the first that proved correct).
             let mut pick: Vec<usize> = Vec::with_capacity(t);
             let mut taken = [false; 256];
             for (k, e) in entries.iter().enumerate() {
                 let Some(i) = e.index() else { continue };
-                if (judged && !e.proven) || taken[usize::from(i)] {
+                if (verify_first && !e.proven) || taken[usize::from(i)] {
                     continue;
                 }
                 taken[usize::from(i)] = true;
@@ -1063,9 +1063,7 @@ impl ThresholdOpener {
             if pick.len() < t {
                 // Too few either way; say why each answer with a proof was
                 // set aside (answers without one stay unjudged).
-                if !judged {
-                    self.judge_proofs(&mut entries, false);
-                }
+                self.judge_proofs(&mut entries, &all, false);
                 let mut valid = [false; 256];
                 for i in entries.iter().filter_map(Entry::index) {
                     valid[usize::from(i)] = true;
@@ -1077,19 +1075,27 @@ impl ThresholdOpener {
                     verdicts: self.report(entries, &[], verify_first).verdicts,
                 });
             }
-            if tried.as_ref() == Some(&pick) {
-                // The same shares, all proved: the body itself is altered.
-                return Err(Error::DecryptionFailed);
-            }
             let key = self.combine(header, &entries, &pick)?;
             match attempt(key)? {
                 Attempt::Opened(value) => {
                     return Ok((value, self.report(entries, &pick, verify_first)));
                 }
-                Attempt::WrongKey if judged => return Err(Error::DecryptionFailed),
                 Attempt::WrongKey => {
-                    self.judge_proofs(&mut entries, true);
-                    tried = Some(pick);
+                    // Judge the shares combined, one at a time, until one
+                    // fails its proof (or has none); then combine again
+                    // with the next answers. If all of them prove correct,
+                    // the combination was right and the body is altered.
+                    let mut found = false;
+                    for &k in &pick {
+                        self.judge_proofs(&mut entries, &[k], true);
+                        if entries.get(k).is_some_and(|e| e.fault.is_some()) {
+                            found = true;
+                            break;
+                        }
+                    }
+                    if !found {
+                        return Err(Error::DecryptionFailed);
+                    }
                 }
             }
         }
@@ -1130,11 +1136,13 @@ impl ThresholdOpener {
         }
     }
 
-    /// Checks the proofs of every share not yet judged (in one batch), and
-    /// sets aside those that fail and, if `missing_fails`, those that have
-    /// none.
-    fn judge_proofs(&self, entries: &mut [Entry<'_>], missing_fails: bool) {
-        let todo: Vec<usize> = (0..entries.len())
+    /// Checks the proofs of the shares `which` not yet judged (in one
+    /// batch), and sets aside those that fail and, if `missing_fails`,
+    /// those that have none.
+    fn judge_proofs(&self, entries: &mut [Entry<'_>], which: &[usize], missing_fails: bool) {
+        let todo: Vec<usize> = which
+            .iter()
+            .copied()
             .filter(|&k| {
                 entries.get(k).is_some_and(|e| {
                     e.index().is_some()
@@ -1336,15 +1344,7 @@ mod tests {
                 })
             ));
             // Combined anyway (as if t were 2), they open nothing.
-            let entries: Vec<Entry<'_>> = rcs
-                .iter()
-                .map(|rc| Entry {
-                    sender: None,
-                    share: Some(rc),
-                    fault: None,
-                    proven: false,
-                })
-                .collect();
+            let entries: Vec<Entry<'_>> = rcs.iter().map(|rc| Entry::new(None, rc)).collect();
             let key = opener.combine(sealed.header(), &entries, &[0, 1])?;
             assert!(!dem::first_chunk_opens(&key, sealed.body()));
         }

@@ -51,10 +51,11 @@ fn good() -> Vec<(&'static str, f64)> {
         ("srs_reencrypt/memory/batch64/2", 64.0 * 1.1 * 1.5 * s / 2.0),
         ("srs_reencrypt/sqlite/single/2", 5.0 * s),
         ("consent/verify_grant", 1.6 * s),
-        ("threshold/node_check_share", 1.3 * s),
+        ("threshold/node_check_share", 2.5 * s),
         ("threshold/node_reencrypt", 1.2 * s),
         ("threshold/node_reencrypt_with_proof", 2.7 * s),
         ("threshold/open_2_optimistic_32B", 3.0 * s),
+        ("threshold/open_3_one_liar_32B", 1.9 * 3.0 * s),
     ]
 }
 

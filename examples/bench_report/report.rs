@@ -34,11 +34,15 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
         None,
     ),
     ("threshold/split_2_of_3", "baseline/scalar_mul", 1.0, None),
+    // Decoding a key share checks the Feldman equation and, since the
+    // commitments bind n, X_e, X_{P,c} and X_U, the patient's proof of
+    // knowledge of rk over them: one more double-base multiplication, paid
+    // once per grant at a node.
     (
         "threshold/node_check_share",
         "baseline/scalar_mul",
         1.0,
-        Some(1.6),
+        Some(3.0),
     ),
     (
         "threshold/node_reencrypt",
@@ -61,6 +65,20 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
     (
         "threshold/open_2_verified_32B",
         "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
+    // Robust: one liar among t + 1 answers (2-of-3), against the optimistic
+    // open with honest shares of the same run.
+    (
+        "threshold/open_3_one_liar_32B",
+        "threshold/open_2_optimistic_32B",
+        1.0,
+        Some(2.0),
+    ),
+    (
+        "threshold/open_3_one_liar_second_32B",
+        "threshold/open_2_optimistic_32B",
         1.0,
         None,
     ),

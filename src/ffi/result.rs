@@ -54,7 +54,8 @@ pub enum sesphr_result {
     InvalidLabel = 108,
     /// A capsule proof does not verify (moved, blinded or corrupted header).
     InvalidCapsule = 109,
-    /// A proof of correct re-encryption does not verify.
+    /// A proof of correct re-encryption does not verify (as a threshold
+    /// open's verdict: or the answer has none, and one was needed).
     InvalidReEncryptionProof = 110,
     /// A key, re-encryption key or re-capsule belongs to another portion,
     /// user or capsule.
@@ -75,19 +76,23 @@ pub enum sesphr_result {
     /// A threshold outside `2 <= t <= n <= 255`.
     InvalidThreshold = 118,
     /// A re-encryption key share does not match its commitments, or its
-    /// node index is outside `1..=n`.
+    /// node index is outside `1..=n`; as a threshold open's verdict, an
+    /// answer whose index is outside `1..=n` or not its sender's.
     InvalidShare = 119,
-    /// Two shares with the same node index.
+    /// Two shares with the same node index; as a threshold open's verdict,
+    /// a copy of an answer already counted.
     DuplicateShare = 120,
-    /// Fewer distinct shares than the threshold.
+    /// Fewer valid shares than the threshold (each answer's verdict is in
+    /// the detail and in the verdict array).
     TooFewShares = 121,
     /// Shares of different grants or capsules, or a whole re-capsule where
     /// a share is required.
     ShareMismatch = 122,
     /// Share commitments that are not this user's grant of this portion.
     InvalidCommitments = 123,
-    /// Shares failed their proofs and too few good ones remain (the bad
-    /// nodes are in `sesphr_last_error_detail`).
+    /// No longer returned: a threshold open that cannot go on returns
+    /// `TOO_FEW_SHARES` with every answer's verdict. The number stays
+    /// reserved.
     BadShares = 124,
     /// No such user.
     UnknownUser = 200,
