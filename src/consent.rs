@@ -814,6 +814,29 @@ impl ShareTerms {
     }
 }
 
+impl VerifiedCommitments {
+    /// `commitments`, checked against the share grant the patient signed
+    /// for them: the signature verifies under the patient's `consent_key`
+    /// and the grant names exactly these commitments
+    /// ([`SignedGrant::covers_commitments`]). The same as
+    /// [`SignedGrant::verify_commitments`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`]; [`Error::InvalidCommitments`] if the
+    /// grant is for other commitments (or not for a split key).
+    pub fn new(
+        commitments: &ShareCommitments,
+        grant: &SignedGrant,
+        consent_key: &VerifyingKey,
+    ) -> Result<Self> {
+        grant.verify(consent_key)?;
+        if !grant.covers_commitments(commitments) {
+            return Err(Error::InvalidCommitments);
+        }
+        Ok(Self::vouched(commitments.clone()))
+    }
+}
+
 /// A grant the patient signed: patient, portion (label and key epoch), user
 /// and the user's key, scope, expiry, the re-encryption key's commitment
 /// `RK` and ephemeral key `X_e`, when it was signed, a fresh nonce, the
@@ -996,11 +1019,7 @@ impl SignedGrant {
         consent_key: &VerifyingKey,
         commitments: &ShareCommitments,
     ) -> Result<VerifiedCommitments> {
-        self.verify(consent_key)?;
-        if !self.covers_commitments(commitments) {
-            return Err(Error::InvalidCommitments);
-        }
-        Ok(VerifiedCommitments::new(commitments.clone()))
+        VerifiedCommitments::new(commitments, self, consent_key)
     }
 
     /// The encoding.

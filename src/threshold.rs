@@ -315,8 +315,9 @@ impl ShareCommitments {
 pub struct VerifiedCommitments(ShareCommitments);
 
 impl VerifiedCommitments {
-    /// Made by the grant's check alone.
-    pub(crate) fn new(commitments: ShareCommitments) -> Self {
+    /// Made by the grant's check alone (the public constructor,
+    /// `VerifiedCommitments::new`, is beside the signed grant it checks).
+    pub(crate) fn vouched(commitments: ShareCommitments) -> Self {
         Self(commitments)
     }
 
@@ -648,6 +649,7 @@ pub struct ThresholdOpener {
 /// over a network, pass [`Shares::FromNodes`]: only then can a node that
 /// answers under another's index be told from that other node.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Shares<'a> {
     /// Decoded shares.
     Decoded(&'a [ReCapsule]),

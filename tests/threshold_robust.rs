@@ -282,6 +282,12 @@ fn a_node_cannot_frame_the_honest_ones() {
         Err(Error::InvalidCommitments)
     ));
     assert!(matches!(
+        VerifiedCommitments::new(&other_c, &g.grant, &g.consent),
+        Err(Error::InvalidCommitments)
+    ));
+    let v = VerifiedCommitments::new(&g.commitments, &g.grant, &g.consent).unwrap();
+    assert_eq!(v.commitments(), &g.commitments);
+    assert!(matches!(
         g.grant
             .verify_commitments(&patient(12).consent_public(), &g.commitments),
         Err(Error::InvalidSignature { .. })
