@@ -553,12 +553,16 @@ impl Srs {
     /// which only the patient's master secret can do. Audited with the
     /// registration as evidence.
     ///
+    /// A legacy patient with no portion key registered cannot adopt one:
+    /// nothing registered could prove who signs, so the host registers the
+    /// patient's portion keys first (with their proofs).
+    ///
     /// # Errors
     /// [`SrsError::UnknownPatient`]; [`SrsError::AlreadyRegistered`] if the
     /// patient has a consent key; [`SrsError::Malformed`]
     /// ([`crate::Error::InvalidSignature`]) if a signature or proof fails,
-    /// or a registered portion key is missing from the registration; store
-    /// errors.
+    /// a registered portion key is missing from the registration, or the
+    /// patient has no portion key registered; store errors.
     pub fn adopt_consent_key(&self, registration: &PatientRegistration) -> Result<(), SrsError> {
         registration.verify()?;
         let now = self.clock.now();
@@ -575,7 +579,15 @@ impl Srs {
             if current.is_some() {
                 return Err(SrsError::AlreadyRegistered);
             }
-            if reg.portion_points(pid).iter().any(|p| !proven.contains(p)) {
+            let registered = reg.portion_points(pid);
+            if registered.is_empty() {
+                // Nothing registered for the patient that only the master
+                // secret can prove: anyone could install any consent key.
+                return Err(SrsError::Malformed(crate::Error::InvalidSignature {
+                    what: "patient registration (no registered portion key proves the patient)",
+                }));
+            }
+            if registered.iter().any(|p| !proven.contains(p)) {
                 return Err(SrsError::Malformed(crate::Error::InvalidSignature {
                     what: "patient registration (a registered portion key is not proven)",
                 }));
@@ -1961,6 +1973,36 @@ mod tests {
         // The legacy registration and its two portion keys carry no evidence.
         assert_eq!(r.unsigned, 3);
         assert_eq!((r.grants, r.active_checked), (1, 1));
+        Ok(())
+    }
+
+    /// A legacy patient with no portion key has nothing that proves who
+    /// they are: no one — not even a registration signed with a fresh key
+    /// and proving other portion keys — installs a consent key for them.
+    #[test]
+    fn a_legacy_patient_without_portion_keys_adopts_nothing()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let srs = Srs::open(SrsConfig::new(MemoryStore::new(), StorageKey::generate()))?;
+        let p = PatientKeys::generate(Identity::new("legacy-empty")?);
+        legacy_patient(&srs, &p, &[])?;
+        let before = srs.registry();
+        // An impostor's registration for the same identity, proving keys of
+        // its own; and the patient's own, proving portions never registered.
+        let impostor = PatientKeys::from_master(p.patient().clone(), &[6; 32]);
+        let lab = PortionLabel::new("lab")?;
+        for who in [&impostor, &p] {
+            for portions in [vec![], vec![(lab.clone(), 0)]] {
+                let r = PatientRegistration::new(who, &portions)?;
+                match srs.adopt_consent_key(&r) {
+                    Err(SrsError::Malformed(crate::Error::InvalidSignature { what })) => {
+                        assert!(what.contains("no registered portion key"), "{what}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(srs.consent_key(p.patient()), None);
+        assert_eq!(srs.registry(), before);
         Ok(())
     }
 }
