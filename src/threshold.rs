@@ -835,8 +835,11 @@ impl ThresholdOpener {
     /// The opener of `user` from commitments no signed grant vouched for.
     /// They still carry the patient's proof of knowledge of `rk` and are
     /// checked against the user's own `d`, but which grant they belong to
-    /// is the caller's word: use [`ThresholdOpener::new`] where the signed
-    /// share grant is at hand.
+    /// is the caller's word — so its verdicts cannot be relied on to name
+    /// liars: the commitments of another genuine split of the same portion
+    /// to the same user (an older grant) pass these checks, and against
+    /// them every honest node's answer looks wrong. Use
+    /// [`ThresholdOpener::new`] where the signed share grant is at hand.
     ///
     /// # Errors
     /// As [`ThresholdOpener::new`].
