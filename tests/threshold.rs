@@ -28,11 +28,7 @@ impl Split {
     /// The doctor's opener, the commitments checked against the patient's
     /// signed share grant.
     fn opener(&self) -> ThresholdOpener {
-        let verified = self
-            .grant
-            .verify_commitments(&self.consent, &self.commitments)
-            .unwrap();
-        ThresholdOpener::new(&self.doctor, &verified).unwrap()
+        checked_opener(&self.doctor, &self.grant, &self.consent, &self.commitments)
     }
 }
 
@@ -685,11 +681,12 @@ mod nodes {
         }
 
         pub(super) fn opener(&self) -> ThresholdOpener {
-            let verified = self
-                .signed
-                .verify_commitments(&self.alice.consent_public(), &self.commitments)
-                .unwrap();
-            ThresholdOpener::new(&self.doc_keys, &verified).unwrap()
+            checked_opener(
+                &self.doc_keys,
+                &self.signed,
+                &self.alice.consent_public(),
+                &self.commitments,
+            )
         }
 
         pub(super) fn open(&self, rcs: &[ReCapsule]) -> sesphr::Result<ThresholdOpened> {

@@ -92,11 +92,7 @@ fn grant(t: u8, n: u8, seed: u8) -> Grant {
 
 impl Grant {
     fn opener(&self) -> ThresholdOpener {
-        let verified = self
-            .grant
-            .verify_commitments(&self.consent, &self.commitments)
-            .unwrap();
-        ThresholdOpener::new(&self.doctor, &verified).unwrap()
+        checked_opener(&self.doctor, &self.grant, &self.consent, &self.commitments)
     }
 
     fn header(&self) -> VerifiedHeader<'_> {

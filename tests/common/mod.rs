@@ -90,3 +90,15 @@ pub fn reenc_batch<R: sesphr::rand_core::CryptoRng + ?Sized>(
 mod consenting;
 #[allow(unused_imports)]
 pub use consenting::*;
+
+/// A delegatee's threshold opener, its commitments checked against the
+/// share grant the patient signed.
+pub fn checked_opener(
+    user: &KeyPair,
+    grant: &sesphr::consent::SignedGrant,
+    consent_key: &ed25519_dalek::VerifyingKey,
+    commitments: &sesphr::ShareCommitments,
+) -> sesphr::ThresholdOpener {
+    let verified = grant.verify_commitments(consent_key, commitments).unwrap();
+    sesphr::ThresholdOpener::new(user, &verified).unwrap()
+}
