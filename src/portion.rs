@@ -364,7 +364,7 @@ impl<W: Write> fmt::Debug for PortionWriter<W> {
 
 /// Reads a sealed portion from a stream: first the header (to send to the SRS
 /// or to pick the key), then the body through [`PortionPlaintext`]. For a
-/// split key, [`crate::ThresholdOpener::open_stream`] takes the reader.
+/// split key, [`PortionReader::open_threshold`].
 #[derive(Debug)]
 pub struct PortionReader<R: Read> {
     inner: R,
@@ -463,7 +463,7 @@ impl<R: Read> fmt::Debug for PortionPlaintext<R> {
 /// the last chunk only at [`PortionOpener::finish`]. After any failure the
 /// opener stays failed. `out` never reallocates while it holds plaintext of
 /// this call (room is made first; a grown buffer's old block is zeroized).
-/// For a split key, [`crate::ThresholdOpener::chunk_opener`] makes one.
+/// For a split key, [`PortionOpener::for_threshold`] makes one.
 ///
 /// ```
 /// use sesphr::{Identity, PatientKeys, PortionLabel, PortionOpener, RecordId, SealedPortion};

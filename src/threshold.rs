@@ -779,6 +779,40 @@ impl fmt::Debug for ThresholdOpened {
     }
 }
 
+// The streaming forms under the names of the types they make. They are
+// here, not in `portion.rs`, so that the portion module stays below this
+// one (this module imports it).
+impl<R: Read> PortionReader<R> {
+    /// Opens the body as a granted user of a split key, from the nodes'
+    /// answers with proofs: [`ThresholdOpener::open_stream`].
+    ///
+    /// # Errors
+    /// As [`ThresholdOpener::open_stream`].
+    pub fn open_threshold<'a>(
+        self,
+        opener: &ThresholdOpener,
+        shares: impl Into<Shares<'a>>,
+    ) -> Result<(PortionPlaintext<R>, ShareReport)> {
+        opener.open_stream(self, shares)
+    }
+}
+
+impl PortionOpener {
+    /// The opener of `header`'s body, pushed in pieces, for a granted user
+    /// of a split key, from the nodes' answers with proofs:
+    /// [`ThresholdOpener::chunk_opener`].
+    ///
+    /// # Errors
+    /// As [`ThresholdOpener::chunk_opener`].
+    pub fn for_threshold<'a>(
+        header: &PortionHeader,
+        opener: &ThresholdOpener,
+        shares: impl Into<Shares<'a>>,
+    ) -> Result<(Self, ShareReport)> {
+        opener.chunk_opener(header, shares)
+    }
+}
+
 /// One answer on its way through the opener.
 struct Entry<'a> {
     /// The node the caller says sent it.
