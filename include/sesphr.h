@@ -1063,8 +1063,9 @@ sesphr_result sesphr_srs_grant_share(const sesphr_srs *srs,
 // fails is set aside with its reason; the plaintext is returned whenever
 // `t` valid shares are present, whatever the others hold. Optimistic: the
 // first `t` are combined; only if the body does not open are the combined
-// shares judged by their proofs, until the wrong one is found and replaced. `verify_first` non-zero checks every proof before combining (a
-// share without a proof is then set aside). The plaintext goes into a new
+// shares judged by their proofs, until the wrong one is found and
+// replaced. `verify_first` non-zero checks every proof before combining
+// (a share without a proof is then set aside). The plaintext goes into a new
 // buffer; the nodes whose answers were wrong into a new buffer in
 // `*out_bad_nodes` (optional: NULL if not wanted; empty if none); one code
 // per answer into `out_verdicts` (optional: NULL, or `count` elements;

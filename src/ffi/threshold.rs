@@ -182,80 +182,66 @@ fn authenticated_opener(
     Ok(ThresholdOpener::new(kp, &verified)?)
 }
 
-/// The answers as C gives them: `count` buffers, and optionally the node
-/// each came from.
-type Answers<'a> = (Vec<&'a [u8]>, Option<&'a [u8]>);
-
-/// Reads the answers C gives: `count` buffers, and optionally the node each
-/// came from.
-fn answers<'a>(
+/// Runs `f` on the answers C gives — `count` buffers, and optionally the
+/// node each came from — as the Rust API takes them. Writes the per-answer
+/// verdict codes into `out_verdicts` (optional, `count` elements) whenever
+/// the answers were judged: on success and on `TOO_FEW_SHARES`. Returns
+/// `f`'s value and the nodes named.
+fn judge_answers<T>(
     recapsules: *const *const u8,
     recapsule_lens: *const usize,
     from_nodes: *const u8,
     count: usize,
-) -> Result<Answers<'a>, sesphr_result> {
+    out_verdicts: *mut sesphr_result,
+    f: impl FnOnce(Shares<'_>) -> Result<(T, ShareReport), Error>,
+) -> Result<(T, Vec<u8>), sesphr_result> {
     let (ptrs, lens) = (array(recapsules, count)?, array(recapsule_lens, count)?);
     let bufs = ptrs
         .iter()
         .zip(lens)
         .map(|(&p, &l)| bytes(p, l))
         .collect::<Result<Vec<_>, _>>()?;
-    let nodes = if from_nodes.is_null() {
+    let verdicts_out = if out_verdicts.is_null() {
         None
     } else {
-        Some(array(from_nodes, count)?)
+        Some(array_out(out_verdicts, count)?)
     };
-    Ok((bufs, nodes))
-}
-
-/// Writes one verdict code per answer (as many as `out` holds).
-fn write_verdicts(verdicts: &[ShareVerdict], out: Option<&mut [sesphr_result]>) {
-    for (o, v) in out.unwrap_or_default().iter_mut().zip(verdicts) {
-        *o = sesphr_result::of_verdict(v);
-    }
-}
-
-/// Runs `f` with the answers as the Rust API takes them; writes the
-/// per-answer verdict codes (when asked) whenever the answers were judged:
-/// on success and on `TOO_FEW_SHARES`. Returns `f`'s value and the nodes
-/// named.
-fn with_answers<T>(
-    bufs: &[&[u8]],
-    nodes: Option<&[u8]>,
-    out_verdicts: Option<&mut [sesphr_result]>,
-    f: impl FnOnce(Shares<'_>) -> Result<(T, ShareReport), Error>,
-) -> Result<(T, Vec<u8>), sesphr_result> {
-    let tagged: Vec<(u8, &[u8])> = nodes
-        .map(|n| n.iter().copied().zip(bufs.iter().copied()).collect())
-        .unwrap_or_default();
-    let shares = match nodes {
-        Some(_) => Shares::FromNodes(&tagged),
-        None => Shares::Encoded(bufs),
+    let tagged: Vec<(u8, &[u8])>;
+    let shares = if from_nodes.is_null() {
+        Shares::Encoded(&bufs)
+    } else {
+        let nodes = array(from_nodes, count)?;
+        tagged = nodes.iter().copied().zip(bufs.iter().copied()).collect();
+        Shares::FromNodes(&tagged)
+    };
+    let write = |verdicts: &[ShareVerdict], out: Option<&mut [sesphr_result]>| {
+        for (o, v) in out.unwrap_or_default().iter_mut().zip(verdicts) {
+            *o = sesphr_result::of_verdict(v);
+        }
     };
     match f(shares) {
         Ok((value, report)) => {
-            write_verdicts(report.verdicts(), out_verdicts);
+            write(report.verdicts(), verdicts_out);
             Ok((value, report.bad_nodes().to_vec()))
         }
         Err(e) => {
             if let Error::TooFewShares { verdicts, .. } = &e {
-                write_verdicts(verdicts, out_verdicts);
+                write(verdicts, verdicts_out);
             }
             Err(e.into())
         }
     }
 }
 
-/// The optional verdict array of `count` elements.
-fn verdicts_out<'a>(
-    out_verdicts: *mut sesphr_result,
-    count: usize,
-) -> Result<Option<&'a mut [sesphr_result]>, sesphr_result> {
-    if out_verdicts.is_null() {
-        Ok(None)
-    } else {
-        Ok(Some(array_out(out_verdicts, count)?))
+/// Puts the nodes named into a new buffer in `*out_bad_nodes`, if asked.
+fn put_bad_nodes(
+    out_bad_nodes: *mut *mut sesphr_buffer,
+    bad: Vec<u8>,
+) -> Result<(), sesphr_result> {
+    if !out_bad_nodes.is_null() {
+        put_buffer(out(out_bad_nodes)?, bad);
     }
+    Ok(())
 }
 
 /// Opens a sealed portion as a granted user of a split key from the nodes'
@@ -270,8 +256,9 @@ fn verdicts_out<'a>(
 /// fails is set aside with its reason; the plaintext is returned whenever
 /// `t` valid shares are present, whatever the others hold. Optimistic: the
 /// first `t` are combined; only if the body does not open are the combined
-/// shares judged by their proofs, until the wrong one is found and replaced. `verify_first` non-zero checks every proof before combining (a
-/// share without a proof is then set aside). The plaintext goes into a new
+/// shares judged by their proofs, until the wrong one is found and
+/// replaced. `verify_first` non-zero checks every proof before combining
+/// (a share without a proof is then set aside). The plaintext goes into a new
 /// buffer; the nodes whose answers were wrong into a new buffer in
 /// `*out_bad_nodes` (optional: NULL if not wanted; empty if none); one code
 /// per answer into `out_verdicts` (optional: NULL, or `count` elements;
@@ -320,21 +307,23 @@ pub extern "C" fn sesphr_threshold_open(
             commitments_len,
         )?;
         let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
-        let (bufs, nodes) = answers(recapsules, recapsule_lens, from_nodes, count)?;
-        let verdicts = verdicts_out(out_verdicts, count)?;
-        let (plaintext, bad) = with_answers(&bufs, nodes, verdicts, |shares| {
-            let opened = if verify_first != 0 {
-                opener.open_verified(&s, shares)?
-            } else {
-                opener.open(&s, shares)?
-            };
-            Ok(opened.into_parts())
-        })?;
+        let (plaintext, bad) = judge_answers(
+            recapsules,
+            recapsule_lens,
+            from_nodes,
+            count,
+            out_verdicts,
+            |shares| {
+                let opened = if verify_first != 0 {
+                    opener.open_verified(&s, shares)?
+                } else {
+                    opener.open(&s, shares)?
+                };
+                Ok(opened.into_parts())
+            },
+        )?;
         put_buffer(o, plaintext);
-        if !out_bad_nodes.is_null() {
-            put_buffer(out(out_bad_nodes)?, bad);
-        }
-        Ok(())
+        put_bad_nodes(out_bad_nodes, bad)
     })
 }
 
@@ -377,15 +366,15 @@ pub extern "C" fn sesphr_opener_new_threshold(
             commitments_len,
         )?;
         let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
-        let (bufs, nodes) = answers(recapsules, recapsule_lens, from_nodes, count)?;
-        let verdicts = verdicts_out(out_verdicts, count)?;
-        let (chunks, bad) = with_answers(&bufs, nodes, verdicts, |shares| {
-            opener.chunk_opener(&h, shares)
-        })?;
+        let (chunks, bad) = judge_answers(
+            recapsules,
+            recapsule_lens,
+            from_nodes,
+            count,
+            out_verdicts,
+            |shares| opener.chunk_opener(&h, shares),
+        )?;
         new_opener(out_opener, chunks)?;
-        if !out_bad_nodes.is_null() {
-            put_buffer(out(out_bad_nodes)?, bad);
-        }
-        Ok(())
+        put_bad_nodes(out_bad_nodes, bad)
     })
 }
