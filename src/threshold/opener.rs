@@ -1,635 +1,23 @@
-//! Threshold re-encryption: a re-encryption key split among `n` SRS nodes
-//! so that any `t` of them are needed (DESIGN §12).
-//!
-//! With one SRS, that SRS and one granted user together can compute the
-//! portion secret (`x_{P,c} = rk·d`). Split, no `t − 1` nodes hold anything
-//! usable. The patient's client draws `f(z) = rk + a_1·z + … + a_{t-1}·z^{t-1}`
-//! and gives node `i` the share `rk_i = f(i)`, with the Feldman commitments
-//! `C_j = a_j·G` (`C_0 = RK`), which let a node check its share
-//! (`rk_i·G == Σ i^j·C_j`) and let anyone compute the node's verification
-//! key `R_i = Σ i^j·C_j`. The commitments carry the patient's proof of
-//! knowledge of `rk` over their whole encoding, and the patient's signed
-//! share grant names their digest: the delegatee checks both
-//! ([`VerifiedCommitments`]) before it judges any node, so no node can
-//! substitute commitments of its own to frame the honest ones.
-//!
-//! Node `i` returns `E'_i = rk_i·E` (a [`ReCapsule`] carrying its index),
-//! optionally with a DLEQ proof against `R_i` that covers every byte of its
-//! answer. The delegatee combines any `t` shares — `Z = Σ (d·λ_i)·E'_i`
-//! with the Lagrange coefficients at 0, one multiscalar multiplication —
-//! and opens. The open is robust: each answer is decoded and checked on its
-//! own and set aside with its reason if it fails; the first `t` that look
-//! valid are combined (optimistic); only if the body does not open are the
-//! combined shares judged by their proofs, one at a time until a wrong one
-//! is found, its node named, and the open retried with the next answer in
-//! its place. It fails only when fewer than `t` valid shares remain
-//! ([`Error::TooFewShares`], with every verdict).
-//!
-//! ```
-//! use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, RecordId, ReKey, SealedPortion, ThresholdOpener};
-//! let patient = PatientKeys::generate(Identity::new("alice")?);
-//! let label = PortionLabel::new("lab")?;
-//! let lab = patient.portion_secret(&label, 0);
-//! let doctor = KeyPair::generate();
-//! // 2 of 3 nodes are needed.
-//! let (commitments, shares) = ReKey::generate(&lab, doctor.public()).split(2, 3)?;
-//! let grant = patient.sign_share_grant(&label, 0, &Identity::new("dr-lee")?, &commitments, &Default::default())?;
-//! let sealed = SealedPortion::seal(lab.public(), RecordId::random(), 1_700_000_000, b"HbA1c 5.4%")?;
-//! // Nodes 1 and 3 answer; node 2 is down.
-//! let answers = [
-//!     shares[0].reencrypt_with_proof(sealed.header().verify()?)?,
-//!     shares[2].reencrypt_with_proof(sealed.header().verify()?)?,
-//! ];
-//! // The commitments, checked against the grant the patient signed.
-//! let verified = grant.verify_commitments(&patient.consent_public(), &commitments)?;
-//! let opener = ThresholdOpener::new(&doctor, &verified)?;
-//! assert_eq!(opener.open(&sealed, &answers)?.plaintext(), b"HbA1c 5.4%");
-//! // One node alone opens nothing.
-//! assert!(opener.open(&sealed, &answers[..1]).is_err());
-//! # Ok::<(), sesphr::Error>(())
-//! ```
+//! The delegatee's robust combination of the nodes' answers: each judged
+//! alone, verdicts, the nodes named, whole and streaming opens.
 
 use core::fmt;
 use std::io::Read;
 
-use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{Identity as _, MultiscalarMul};
-use rand_core::CryptoRng;
-use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use curve25519_dalek::traits::MultiscalarMul;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::capsule::{PortionHeader, VerifiedHeader};
+use super::commitments::{ShareCommitments, VerifiedCommitments};
+use super::lagrange_at_zero;
+use crate::capsule::PortionHeader;
 use crate::dem;
-use crate::encoding::{Reader, decode_scalar, decode_secret_scalar, frame_version, magic, version};
 use crate::error::{Error, Result, ShareFault, ShareStatus, ShareVerdict};
-use crate::hash::{encode_parts, hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{KeyPair, PublicKey};
 use crate::portion::{PortionOpener, PortionPlaintext, PortionReader, SealedPortion};
-use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, verify_proofs};
-use crate::rekey::{ReKey, delegatee_factor};
-use crate::rng::os_rng;
-use crate::schnorr;
-
-/// The smallest threshold (a 1-of-n split would give every node the key).
-pub const MIN_THRESHOLD: u8 = 2;
-
-/// `k·P` for a small public `k` (a node index), by double-and-add: a few
-/// point additions instead of a full scalar multiplication.
-fn mul_small(p: &RistrettoPoint, k: u8) -> RistrettoPoint {
-    let mut acc = RistrettoPoint::identity();
-    for bit in (0..8).rev() {
-        acc = acc + acc;
-        if (k >> bit) & 1 == 1 {
-            acc += p;
-        }
-    }
-    acc
-}
-
-/// The Feldman commitments of a re-encryption key split among `n` nodes
-/// with threshold `t`, and the grant they belong to: `X_e`, `X_{P,c}`,
-/// `X_U` and `C_0 = RK, C_1, …, C_{t-1}`. Public: the patient's client gives
-/// them to every node (inside each share) and to the user.
-///
-/// They carry the patient's proof of knowledge of `rk` (the discrete log of
-/// `C_0`) over the whole encoding, checked when they are decoded: no one
-/// without `rk` — no node, no `t − 1` nodes together — can change `t`, `n`,
-/// `X_e`, `X_{P,c}`, `X_U` or any `C_j` and still have them decode.
-///
-/// Encoding: `"SPTC" ‖ 02 ‖ t ‖ n ‖ X_e ‖ X_{P,c} ‖ X_U ‖ C_0 ‖ … ‖
-/// C_{t-1} ‖ c ‖ s` (`167 + 32·t` bytes), where `(c, s)` is a Schnorr
-/// proof for `C_0`: `R = s·G − c·C_0`, `c = H_s("sesphr/v1/key-proof",
-/// "share-commitments", B, C_0, R)` with `B` the encoding before `c`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ShareCommitments {
-    threshold: u8,
-    nodes: u8,
-    ephemeral: PublicKey,
-    portion_key: PublicKey,
-    delegatee: PublicKey,
-    /// `C_0 = RK`.
-    c0: PublicKey,
-    /// `C_1, …, C_{t-1}`.
-    higher: Vec<PublicKey>,
-    /// The patient's proof of knowledge of `rk` over the encoding.
-    proof: (Scalar, Scalar),
-}
-
-impl ShareCommitments {
-    /// Length of the encoding for threshold `t`.
-    pub const fn encoded_len(threshold: u8) -> usize {
-        5 + 2 + 96 + 32 * threshold as usize + 64
-    }
-
-    /// The threshold `t`: how many nodes must answer.
-    pub fn threshold(&self) -> u8 {
-        self.threshold
-    }
-
-    /// The number of nodes `n`.
-    pub fn nodes(&self) -> u8 {
-        self.nodes
-    }
-
-    /// The grant's ephemeral key `X_e`.
-    pub fn ephemeral(&self) -> &PublicKey {
-        &self.ephemeral
-    }
-
-    /// The portion key `X_{P,c}` the grant re-encrypts from.
-    pub fn portion_key(&self) -> &PublicKey {
-        &self.portion_key
-    }
-
-    /// The user's key `X_U`.
-    pub fn delegatee(&self) -> &PublicKey {
-        &self.delegatee
-    }
-
-    /// `C_0 = RK`, the commitment of the whole re-encryption key.
-    pub fn commitment(&self) -> &PublicKey {
-        &self.c0
-    }
-
-    /// `C_0, …, C_{t-1}`.
-    pub fn coefficients(&self) -> impl DoubleEndedIterator<Item = &PublicKey> {
-        core::iter::once(&self.c0).chain(&self.higher)
-    }
-
-    /// `R_i = Σ i^j·C_j`, computed by Horner's rule with small multipliers.
-    fn verification_point(&self, index: u8) -> RistrettoPoint {
-        let mut r = RistrettoPoint::identity();
-        for c in self.coefficients().rev() {
-            r = mul_small(&r, index) + c.point();
-        }
-        r
-    }
-
-    /// Node `index`'s verification key `R_i = rk_i·G = Σ i^j·C_j`: what its
-    /// proofs of re-encryption are checked against.
-    ///
-    /// # Errors
-    /// [`Error::InvalidShare`] for an index outside `1..=n`.
-    pub fn verification_key(&self, index: u8) -> Result<PublicKey> {
-        self.check_index(index)?;
-        Ok(PublicKey::from_point(self.verification_point(index)))
-    }
-
-    fn check_index(&self, index: u8) -> Result<()> {
-        if index == 0 || index > self.nodes {
-            return Err(Error::InvalidShare { index });
-        }
-        Ok(())
-    }
-
-    /// `SHA-256(len ‖ "sesphr/v1/share-commitments" ‖ len ‖ encoding)`: what
-    /// a patient's signed grant names ([`crate::consent::SignedGrant::threshold`]).
-    pub fn digest(&self) -> [u8; 32] {
-        let mut v = Vec::with_capacity(Self::encoded_len(self.threshold) + 48);
-        encode_parts(&mut v, &[tag::SHARE_COMMITMENTS, &self.to_bytes()]);
-        Sha256::digest(&v).into()
-    }
-
-    /// The fields after the frame, before the proof.
-    fn write_fields(&self, v: &mut Vec<u8>) {
-        v.push(self.threshold);
-        v.push(self.nodes);
-        for p in [&self.ephemeral, &self.portion_key, &self.delegatee] {
-            v.extend_from_slice(p.as_bytes());
-        }
-        for c in self.coefficients() {
-            v.extend_from_slice(c.as_bytes());
-        }
-    }
-
-    /// The fields and the proof (what a key share embeds).
-    fn write(&self, v: &mut Vec<u8>) {
-        self.write_fields(v);
-        v.extend_from_slice(self.proof.0.as_bytes());
-        v.extend_from_slice(self.proof.1.as_bytes());
-    }
-
-    /// The encoding before the proof: what the proof covers.
-    fn encode_before_proof(&self) -> Vec<u8> {
-        let mut v = frame_version(
-            magic::SHARE_COMMITMENTS,
-            version::SHARE_COMMITMENTS,
-            Self::encoded_len(self.threshold),
-        );
-        self.write_fields(&mut v);
-        v
-    }
-
-    fn proof_challenge(&self, proved: &[u8], r: &CompressedRistretto) -> Scalar {
-        hash_to_scalar(
-            tag::KEY_PROOF,
-            &[
-                b"share-commitments",
-                proved,
-                self.c0.as_bytes(),
-                r.as_bytes(),
-            ],
-        )
-    }
-
-    /// Proves knowledge of `rk` over the encoding (the patient's client,
-    /// at the split).
-    fn prove<R: CryptoRng + ?Sized>(&mut self, rk: &Scalar, rng: &mut R) {
-        let proved = self.encode_before_proof();
-        self.proof = schnorr::prove(rk, &self.c0, |r| self.proof_challenge(&proved, r), rng);
-    }
-
-    fn proof_holds(&self) -> bool {
-        let proved = self.encode_before_proof();
-        let (c, s) = &self.proof;
-        schnorr::check(&self.c0, c, s, |r| self.proof_challenge(&proved, r))
-    }
-
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let threshold = r.byte()?;
-        let nodes = r.byte()?;
-        check_threshold(threshold, nodes)?;
-        let mut point = || r.point().map(|(c, p)| PublicKey::from_parts(c, p));
-        let ephemeral = point()?;
-        let portion_key = point()?;
-        let delegatee = point()?;
-        let c0 = point()?;
-        let higher = (1..threshold).map(|_| point()).collect::<Result<_>>()?;
-        let c = decode_scalar(&r.array()?)?;
-        let s = decode_scalar(&r.array()?)?;
-        let commitments = Self {
-            threshold,
-            nodes,
-            ephemeral,
-            portion_key,
-            delegatee,
-            c0,
-            higher,
-            proof: (c, s),
-        };
-        if !commitments.proof_holds() {
-            return Err(Error::InvalidCommitments);
-        }
-        Ok(commitments)
-    }
-
-    /// The encoding.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.encode_before_proof();
-        v.extend_from_slice(self.proof.0.as_bytes());
-        v.extend_from_slice(self.proof.1.as_bytes());
-        v
-    }
-
-    /// Decodes strictly, and checks the patient's proof over the encoding.
-    ///
-    /// # Errors
-    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`]
-    /// (version 1, without the proof, included), [`Error::InvalidThreshold`],
-    /// [`Error::NonCanonicalPoint`], [`Error::IdentityPoint`],
-    /// [`Error::NonCanonicalScalar`]; [`Error::InvalidCommitments`] if the
-    /// proof does not verify (a field was changed).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed_version(
-            "share commitments",
-            bytes,
-            magic::SHARE_COMMITMENTS,
-            version::SHARE_COMMITMENTS,
-        )?;
-        let c = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(c)
-    }
-}
-
-/// Share commitments checked against the grant the patient signed for them
-/// ([`crate::consent::SignedGrant::verify_commitments`]): the signature
-/// verifies under the patient's consent key and the grant names exactly
-/// these commitments (their digest, `t`, `n`, `C_0`, `X_e` and the user's
-/// key). Only such commitments let an opener judge nodes: a verification
-/// key `R_i` from them is the patient's word. Never decoded from bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifiedCommitments(ShareCommitments);
-
-impl VerifiedCommitments {
-    /// Made by the grant's check alone (the public constructor,
-    /// `VerifiedCommitments::new`, is beside the signed grant it checks).
-    pub(crate) fn vouched(commitments: ShareCommitments) -> Self {
-        Self(commitments)
-    }
-
-    /// The commitments.
-    pub fn commitments(&self) -> &ShareCommitments {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ShareCommitments {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShareCommitments")
-            .field("threshold", &self.threshold)
-            .field("nodes", &self.nodes)
-            .field("ephemeral", &self.ephemeral)
-            .field("portion_key", &self.portion_key)
-            .field("delegatee", &self.delegatee)
-            .field("c0", &self.c0)
-            .field("higher", &self.higher)
-            .finish_non_exhaustive()
-    }
-}
-
-fn check_threshold(threshold: u8, nodes: u8) -> Result<()> {
-    if threshold < MIN_THRESHOLD || threshold > nodes {
-        return Err(Error::InvalidThreshold);
-    }
-    Ok(())
-}
-
-/// One node's share `rk_i = f(i)` of a re-encryption key, with the
-/// commitments it is checked against. Secret (`t` of them give `rk`):
-/// zeroized on drop, hidden from `Debug`; send each only to its node.
-///
-/// Encoding: `"SPKS" ‖ 02 ‖ i ‖ rk_i ‖ t ‖ n ‖ X_e ‖ X_{P,c} ‖ X_U ‖
-/// C_0 ‖ … ‖ C_{t-1} ‖ c ‖ s` (`200 + 32·t` bytes): the index and share,
-/// then the commitments' fields and proof as in [`ShareCommitments`].
-#[derive(Clone)]
-pub struct ReKeyShare {
-    index: u8,
-    share: Scalar,
-    commitments: ShareCommitments,
-    /// `R_i = rk_i·G`, computed once.
-    verification: PublicKey,
-}
-
-impl ReKey {
-    /// Splits this key among `nodes` nodes so that any `threshold` of them
-    /// are needed to re-encrypt (`2 <= t <= n <= 255`), with the OS RNG for
-    /// the polynomial. Share `i` (1-based) is `shares[i - 1]`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidThreshold`].
-    pub fn split(&self, threshold: u8, nodes: u8) -> Result<(ShareCommitments, Vec<ReKeyShare>)> {
-        self.split_with_rng(threshold, nodes, &mut os_rng())
-    }
-
-    /// As [`ReKey::split`], with the given RNG. The coefficients are hedged
-    /// (hashed with `rk`), so a weak RNG does not expose the key.
-    ///
-    /// # Errors
-    /// [`Error::InvalidThreshold`].
-    pub fn split_with_rng<R: CryptoRng + ?Sized>(
-        &self,
-        threshold: u8,
-        nodes: u8,
-        rng: &mut R,
-    ) -> Result<(ShareCommitments, Vec<ReKeyShare>)> {
-        check_threshold(threshold, nodes)?;
-        let rk = *self.scalar();
-        // a_0 = rk, a_1..a_{t-1} hedged and nonzero.
-        let mut a: Zeroizing<Vec<Scalar>> = Zeroizing::new(Vec::with_capacity(threshold.into()));
-        a.push(rk);
-        for j in 1..threshold {
-            a.push(hedged_nonce(
-                tag::SHARE_COEFFICIENT,
-                &rk,
-                &[
-                    self.commitment().as_bytes(),
-                    self.ephemeral().as_bytes(),
-                    &[j],
-                ],
-                rng,
-            ));
-        }
-        let mut commitments = ShareCommitments {
-            threshold,
-            nodes,
-            ephemeral: *self.ephemeral(),
-            portion_key: *self.portion_key(),
-            delegatee: *self.delegatee(),
-            c0: *self.commitment(),
-            higher: a
-                .iter()
-                .skip(1)
-                .map(|aj| PublicKey::from_point(aj * RISTRETTO_BASEPOINT_TABLE))
-                .collect(),
-            proof: (Scalar::ZERO, Scalar::ZERO),
-        };
-        commitments.prove(&rk, rng);
-        let shares = (1..=nodes)
-            .map(|i| {
-                let x = Scalar::from(i);
-                let mut f = Scalar::ZERO;
-                for aj in a.iter().rev() {
-                    f = f * x + aj;
-                }
-                ReKeyShare {
-                    index: i,
-                    verification: PublicKey::from_point(commitments.verification_point(i)),
-                    share: f,
-                    commitments: commitments.clone(),
-                }
-            })
-            .collect();
-        Ok((commitments, shares))
-    }
-}
-
-impl ReKeyShare {
-    /// The node index `i` (1-based).
-    pub fn index(&self) -> u8 {
-        self.index
-    }
-
-    /// The commitments of the split this share belongs to.
-    pub fn commitments(&self) -> &ShareCommitments {
-        &self.commitments
-    }
-
-    /// Length of the encoding for threshold `t`.
-    pub const fn encoded_len(threshold: u8) -> usize {
-        ShareCommitments::encoded_len(threshold) + 33
-    }
-
-    /// The node's check: `rk_i·G == Σ i^j·C_j` (one fixed-base
-    /// multiplication and a few additions).
-    ///
-    /// # Errors
-    /// [`Error::InvalidShare`] if the share does not match the commitments
-    /// or its index is outside `1..=n`.
-    pub fn verify(&self) -> Result<()> {
-        self.commitments.check_index(self.index)?;
-        let lhs = &self.share * RISTRETTO_BASEPOINT_TABLE;
-        if lhs == self.commitments.verification_point(self.index)
-            && lhs.compress().as_bytes() == self.verification.as_bytes()
-        {
-            Ok(())
-        } else {
-            Err(Error::InvalidShare { index: self.index })
-        }
-    }
-
-    /// The encoding (secret material: send it to its node only).
-    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut v = Zeroizing::new(frame_version(
-            magic::KEY_SHARE,
-            version::KEY_SHARE,
-            Self::encoded_len(self.commitments.threshold),
-        ));
-        v.push(self.index);
-        v.extend_from_slice(self.share.as_bytes());
-        self.commitments.write(&mut v);
-        v
-    }
-
-    /// Decodes strictly, checks the commitments' proof (so `t`, `n`, `X_e`,
-    /// `X_{P,c}`, `X_U` and every `C_j` are the patient's) and the share
-    /// against them ([`ReKeyShare::verify`]).
-    ///
-    /// # Errors
-    /// Decoding errors; [`Error::InvalidThreshold`]; [`Error::ZeroScalar`];
-    /// [`Error::InvalidCommitments`]; [`Error::InvalidShare`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed_version(
-            "re-encryption key share",
-            bytes,
-            magic::KEY_SHARE,
-            version::KEY_SHARE,
-        )?;
-        let index = r.byte()?;
-        let mut s = r.array::<32>()?;
-        let share = decode_secret_scalar(&s);
-        s.zeroize();
-        let share = share?;
-        let commitments = ShareCommitments::read(&mut r)?;
-        r.finish()?;
-        commitments.check_index(index)?;
-        let r_i = &share * RISTRETTO_BASEPOINT_TABLE;
-        if r_i != commitments.verification_point(index) {
-            return Err(Error::InvalidShare { index });
-        }
-        Ok(Self {
-            index,
-            share,
-            commitments,
-            verification: PublicKey::from_point(r_i),
-        })
-    }
-
-    /// `E'_i = rk_i·E` for a verified header of this grant's portion: the
-    /// node's re-capsule share.
-    ///
-    /// # Errors
-    /// [`Error::KeyMismatch`] if the header belongs to another portion key.
-    pub fn reencrypt(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
-        self.reencrypt_inner(header, None::<&mut crate::rng::OsRng>)
-    }
-
-    /// As [`ReKeyShare::reencrypt`], with a proof against `R_i` (so that the
-    /// delegatee can name this node if its answer is wrong).
-    ///
-    /// # Errors
-    /// As [`ReKeyShare::reencrypt`].
-    pub fn reencrypt_with_proof(&self, header: VerifiedHeader<'_>) -> Result<ReCapsule> {
-        self.reencrypt_inner(header, Some(&mut os_rng()))
-    }
-
-    /// As [`ReKeyShare::reencrypt_with_proof`], with the given RNG.
-    ///
-    /// # Errors
-    /// As [`ReKeyShare::reencrypt`].
-    pub fn reencrypt_with_proof_with_rng<R: CryptoRng + ?Sized>(
-        &self,
-        header: VerifiedHeader<'_>,
-        rng: &mut R,
-    ) -> Result<ReCapsule> {
-        self.reencrypt_inner(header, Some(rng))
-    }
-
-    fn reencrypt_inner<R: CryptoRng + ?Sized>(
-        &self,
-        header: VerifiedHeader<'_>,
-        rng: Option<&mut R>,
-    ) -> Result<ReCapsule> {
-        if header.header().context().portion_key() != &self.commitments.portion_key {
-            return Err(Error::KeyMismatch);
-        }
-        Ok(reencrypt_parts(
-            &self.share,
-            &self.commitments.ephemeral,
-            self.verification.as_bytes(),
-            Some(self.index),
-            header,
-            rng,
-        ))
-    }
-
-    /// What a node keeps while the grant is active.
-    pub(crate) fn serving_key(&self) -> ServingKey {
-        ServingKey::share(
-            &self.share,
-            &self.commitments.ephemeral,
-            self.commitments.commitment(),
-            self.index,
-            &self.verification,
-        )
-    }
-
-    /// The node's verification key `R_i = rk_i·G`.
-    pub fn verification_key(&self) -> &PublicKey {
-        &self.verification
-    }
-}
-
-impl Drop for ReKeyShare {
-    fn drop(&mut self) {
-        self.share.zeroize();
-    }
-}
-impl ZeroizeOnDrop for ReKeyShare {}
-
-impl ConstantTimeEq for ReKeyShare {
-    fn ct_eq(&self, other: &Self) -> Choice {
-        self.share.ct_eq(&other.share)
-            & self.index.ct_eq(&other.index)
-            & Choice::from(u8::from(self.commitments == other.commitments))
-    }
-}
-impl PartialEq for ReKeyShare {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-impl Eq for ReKeyShare {}
-
-impl fmt::Debug for ReKeyShare {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReKeyShare")
-            .field("index", &self.index)
-            .field("commitments", &self.commitments)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The Lagrange coefficients at 0 for the node indices `xs` (distinct,
-/// nonzero): `λ_i = Π_{j≠i} x_j / (x_j − x_i)`, with one inversion.
-fn lagrange_at_zero(xs: &[u8]) -> Vec<Scalar> {
-    let mut num = Vec::with_capacity(xs.len());
-    let mut den = Vec::with_capacity(xs.len());
-    for &i in xs {
-        let (mut n, mut d) = (Scalar::ONE, Scalar::ONE);
-        for &j in xs.iter().filter(|&&j| j != i) {
-            n *= Scalar::from(j);
-            d *= Scalar::from(j) - Scalar::from(i);
-        }
-        num.push(n);
-        den.push(d);
-    }
-    Scalar::invert_batch_alloc(&mut den);
-    num.iter().zip(&den).map(|(n, d)| n * d).collect()
-}
+use crate::reencrypt::{ReCapsule, verify_proofs};
+use crate::rekey::delegatee_factor;
 
 /// The delegatee's side of a threshold grant: `d` (from the user's secret
 /// key) and the grant's commitments, checked once (`d·C_0 == X_{P,c}`), then
@@ -832,6 +220,16 @@ impl<'a> Entry<'a> {
             sender,
             share: Some(share),
             fault: None,
+            proven: false,
+        }
+    }
+
+    /// An answer set aside before it could be a share.
+    fn faulty(sender: Option<u8>, fault: ShareFault) -> Self {
+        Self {
+            sender,
+            share: None,
+            fault: Some(fault),
             proven: false,
         }
     }
@@ -1050,40 +448,35 @@ impl ThresholdOpener {
             return Err(Error::KeyMismatch);
         }
         header.verify()?;
-        // Decode what came as bytes; the entries borrow the results.
-        let decoded: Vec<(Option<u8>, Result<ReCapsule>)> = match shares {
+        // Decode what came as bytes: the entries borrow the shares that
+        // decode and take the errors of those that do not.
+        let mut decoded: Vec<(Option<u8>, Result<ReCapsule>)> = match shares {
             Shares::Decoded(_) => Vec::new(),
-            Shares::Encoded(answers) => answers
+            Shares::Encoded(a) => a.iter().map(|b| (None, ReCapsule::from_bytes(b))).collect(),
+            Shares::FromNodes(a) => a
                 .iter()
-                .map(|bytes| (None, ReCapsule::from_bytes(bytes)))
-                .collect(),
-            Shares::FromNodes(answers) => answers
-                .iter()
-                .map(|(node, bytes)| (Some(*node), ReCapsule::from_bytes(bytes)))
+                .map(|(n, b)| (Some(*n), ReCapsule::from_bytes(b)))
                 .collect(),
         };
         let mut entries: Vec<Entry<'_>> = match shares {
             Shares::Decoded(rcs) => rcs.iter().map(|rc| Entry::new(None, rc)).collect(),
             Shares::Encoded(_) | Shares::FromNodes(_) => decoded
-                .iter()
-                .map(|(node, rc)| match rc {
-                    Ok(rc) => Entry::new(*node, rc),
-                    Err(e) => Entry {
-                        sender: *node,
-                        share: None,
-                        fault: Some(ShareFault::Undecodable(copy_error(e))),
-                        proven: false,
-                    },
+                .iter_mut()
+                .map(|(sender, rc)| match rc {
+                    Ok(rc) => Entry::new(*sender, rc),
+                    Err(e) => {
+                        let e = core::mem::replace(e, Error::ShareMismatch);
+                        Entry::faulty(*sender, ShareFault::Undecodable(e))
+                    }
                 })
                 .collect(),
         };
         self.check_structure(header, &mut entries);
+        let all: Vec<usize> = (0..entries.len()).collect();
         if verify_first {
-            let all: Vec<usize> = (0..entries.len()).collect();
             self.judge_proofs(&mut entries, &all, true);
         }
-        let t = usize::from(self.commitments.threshold);
-        let all: Vec<usize> = (0..entries.len()).collect();
+        let t = usize::from(self.commitments.threshold());
         loop {
             // One share per node: the first that is not set aside (with
             // proofs required, the first that proved correct).
@@ -1109,7 +502,7 @@ impl ThresholdOpener {
                 }
                 let valid = valid.iter().filter(|&&x| x).count();
                 return Err(Error::TooFewShares {
-                    needed: self.commitments.threshold,
+                    needed: self.commitments.threshold(),
                     valid: u8::try_from(valid).unwrap_or(u8::MAX),
                     verdicts: self.report(entries, &[], verify_first).verdicts,
                 });
@@ -1156,7 +549,7 @@ impl ThresholdOpener {
                 }
                 Some(_)
                     if rc.capsule != *header.capsule()
-                        || rc.ephemeral != self.commitments.ephemeral =>
+                        || rc.ephemeral != *self.commitments.ephemeral() =>
                 {
                     Some(ShareFault::OtherCapsule)
                 }
@@ -1256,7 +649,7 @@ impl ThresholdOpener {
         used: &[usize],
         proofs_required: bool,
     ) -> ShareReport {
-        let n = usize::from(self.commitments.nodes);
+        let n = usize::from(self.commitments.nodes());
         let node_of = |e: &Entry<'_>| {
             e.sender.or_else(|| {
                 e.share
@@ -1304,32 +697,6 @@ impl ThresholdOpener {
     }
 }
 
-/// A decoding error, copied (decoding errors carry no I/O error).
-fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::InvalidLength {
-            what,
-            expected,
-            actual,
-        } => Error::InvalidLength {
-            what,
-            expected: *expected,
-            actual: *actual,
-        },
-        Error::BadMagic { what } => Error::BadMagic { what },
-        Error::UnsupportedVersion { what, version } => Error::UnsupportedVersion {
-            what,
-            version: *version,
-        },
-        Error::NonCanonicalPoint => Error::NonCanonicalPoint,
-        Error::IdentityPoint => Error::IdentityPoint,
-        Error::NonCanonicalScalar => Error::NonCanonicalScalar,
-        Error::ReservedBitsSet => Error::ReservedBitsSet,
-        Error::InvalidShare { index } => Error::InvalidShare { index: *index },
-        _ => Error::Malformed { what: "re-capsule" },
-    }
-}
-
 impl Drop for ThresholdOpener {
     fn drop(&mut self) {
         self.d.zeroize();
@@ -1349,7 +716,8 @@ impl fmt::Debug for ThresholdOpener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Identity, PatientKeys, PortionLabel};
+    use crate::threshold::ReKeyShare;
+    use crate::{Identity, PatientKeys, PortionLabel, ReKey};
 
     /// Any `t − 1` shares interpolate (at 0, over themselves) to a scalar
     /// that is not `rk`, and their combination opens nothing.
@@ -1398,13 +766,5 @@ mod tests {
             .sum();
         assert_eq!(whole, *rk.scalar());
         Ok(())
-    }
-
-    #[test]
-    fn small_multiplication_agrees_with_scalar_multiplication() {
-        let p = RISTRETTO_BASEPOINT_TABLE.basepoint();
-        for k in [0u8, 1, 2, 3, 127, 128, 255] {
-            assert_eq!(mul_small(&p, k), Scalar::from(k) * p);
-        }
     }
 }
