@@ -238,6 +238,8 @@ enum sesphr_result
   SESPHR_RESULT_ROLE_MISMATCH = 225,
   // An audit entry's consent evidence does not verify.
   SESPHR_RESULT_INVALID_CONSENT = 226,
+  // A signed grant is older than the SRS files (`grant_max_age`).
+  SESPHR_RESULT_GRANT_TOO_OLD = 227,
   // Denied: the user is not registered, or was removed.
   SESPHR_RESULT_DENIED_NOT_REGISTERED = 300,
   // Denied: no grant for this portion.
@@ -335,6 +337,10 @@ typedef struct {
                         void *ctx);
   // Passed to `on_checkpoint` as is.
   void *on_checkpoint_ctx;
+  // The oldest a signed grant may be when it is filed, in seconds (0: the
+  // default, seven days; `UINT64_MAX`: no maximum). Older grants are
+  // refused with `GRANT_TOO_OLD`.
+  uint64_t grant_max_age;
 } sesphr_srs_options;
 
 #ifdef __cplusplus
@@ -786,8 +792,10 @@ sesphr_result sesphr_srs_adopt_consent_key(const sesphr_srs *srs,
 //
 // Errors: `UNKNOWN_PATIENT`, `NO_CONSENT_KEY`, `UNKNOWN_USER`,
 // `USER_REMOVED`, `UNKNOWN_PORTION`, `INVALID_SIGNATURE`,
-// `RE_KEY_MISMATCH` (not the key signed), `REPLAYED`, `ROLE_MISMATCH`,
-// `UNKNOWN_REQUEST`, `REQUEST_ANSWERED`, decoding errors, `STORE`.
+// `RE_KEY_MISMATCH` (not the key signed), `REPLAYED` (a replay, or dated
+// at or before a revocation of the label to the user), `GRANT_TOO_OLD`,
+// `ROLE_MISMATCH`, `UNKNOWN_REQUEST`, `REQUEST_ANSWERED`, decoding errors,
+// `STORE`.
 sesphr_result sesphr_srs_grant(const sesphr_srs *srs,
                                const uint8_t *signed_grant,
                                size_t signed_grant_len,
@@ -796,11 +804,14 @@ sesphr_result sesphr_srs_grant(const sesphr_srs *srs,
 
 // Carries out a revocation the patient signed (`sesphr_sign_revocation`).
 // Once this returns OK, no re-encryption under those grants succeeds, from
-// any thread or process. The SRS's signed receipt (`"SPRR"`) goes into a
-// new buffer in `*out_receipt` (NULL: not wanted).
+// any thread or process. It is recorded even when it ends nothing, and
+// refuses every later-filed grant of the label to the user dated at or
+// before it, in any epoch (SPEC §7.5). The SRS's signed receipt (`"SPRR"`,
+// counting the grants ended) goes into a new buffer in `*out_receipt`
+// (NULL: not wanted).
 //
-// Errors: `INVALID_SIGNATURE`, `REPLAYED`, `NOT_GRANTED`, `UNKNOWN_*`,
-// decoding errors, `STORE`.
+// Errors: `INVALID_SIGNATURE`, `REPLAYED` (sent before, or older than the
+// last revocation of the triple), `UNKNOWN_*`, decoding errors, `STORE`.
 sesphr_result sesphr_srs_revoke(const sesphr_srs *srs,
                                 const uint8_t *signed_revocation,
                                 size_t signed_revocation_len,

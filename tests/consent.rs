@@ -259,9 +259,14 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
     ));
     assert_eq!(w.srs.registry(), view);
     assert!(matches!(reads(&w), Err(SrsError::Denied(Denial::Revoked))));
-    // A new decision, signed after the revocation (even in the same second),
-    // is accepted.
-    let again = signed(&w.alice, "lab", &w.doc, &k, T0 + 2);
+    // Signed in the same second as the revocation: the revocation wins.
+    let tie = signed(&w.alice, "lab", &w.doc, &k, T0 + 2);
+    assert!(matches!(
+        w.srs.grant(&tie, k.clone()),
+        Err(SrsError::Replayed)
+    ));
+    // A new decision, signed after the revocation, is accepted.
+    let again = signed(&w.alice, "lab", &w.doc, &k, T0 + 3);
     w.srs.grant(&again, k.clone()).unwrap();
     assert_eq!(reads(&w).unwrap(), b"HbA1c 5.4%");
     // Dated more than five minutes ahead of the SRS: refused (it could never
@@ -288,7 +293,7 @@ fn forged_foreign_altered_and_replayed_grants_are_refused() {
 }
 
 #[test]
-fn revocations_must_be_the_patients_and_newer_than_the_grant() {
+fn revocations_must_be_the_patients_and_never_end_a_later_grant() {
     let w = world();
     let lab = label("lab");
     let mallory = PatientKeys::from_master(w.alice.patient().clone(), &[66; 32]);
@@ -306,18 +311,6 @@ fn revocations_must_be_the_patients_and_newer_than_the_grant() {
     );
     refused(
         &w,
-        "revocation dated before the grant",
-        |w| {
-            w.srs.revoke(
-                &w.alice
-                    .sign_revocation_with_rng(&lab, &w.doc, T0 - 3600, &mut rng(2))
-                    .unwrap(),
-            )
-        },
-        |e| matches!(e, SrsError::Replayed),
-    );
-    refused(
-        &w,
         "revocation bytes altered",
         |w| {
             let r = w
@@ -330,6 +323,22 @@ fn revocations_must_be_the_patients_and_newer_than_the_grant() {
             w.srs.revoke(&SignedRevocation::from_bytes(&b).unwrap())
         },
         bad_signature,
+    );
+    // Signed before the grant and delivered after it: recorded (it refuses
+    // every grant of the triple dated at or before it) but it ends nothing,
+    // for the patient's later grant stands.
+    let older = w
+        .alice
+        .sign_revocation_with_rng(&lab, &w.doc, T0 - 3600, &mut rng(2))
+        .unwrap();
+    let receipt = w.srs.revoke(&older).unwrap();
+    assert_eq!(receipt.grants(), 0);
+    assert_eq!(reads(&w).unwrap(), b"HbA1c 5.4%");
+    refused(
+        &w,
+        "the same revocation again",
+        |w| w.srs.revoke(&older),
+        |e| matches!(e, SrsError::Replayed),
     );
 }
 

@@ -45,8 +45,37 @@ fn key() -> StorageKey {
     StorageKey::from_bytes(&KEY)
 }
 
+/// The system clock `ahead` seconds on, but never the same second twice in
+/// this process: the grants and revocations these tests sign in quick
+/// succession are dated in the order they are made (SPEC §7.5 gives a tie
+/// to the revocation).
+struct Ticking {
+    ahead: u64,
+}
+
+impl Clock for Ticking {
+    fn now(&self) -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let system = SystemClock.now() + self.ahead;
+        let prev = LAST
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(system.max(last + 1))
+            })
+            .unwrap_or(0);
+        system.max(prev + 1)
+    }
+}
+
+fn open_ahead(conninfo: &str, ahead: u64) -> Srs {
+    Srs::open(
+        SrsConfig::new(PostgresStore::open(conninfo).unwrap(), key()).clock(Ticking { ahead }),
+    )
+    .unwrap()
+}
+
 fn open(conninfo: &str) -> Srs {
-    Srs::open_postgres(conninfo, key()).unwrap()
+    open_ahead(conninfo, 0)
 }
 
 fn reader_id(i: usize) -> Identity {
@@ -142,7 +171,10 @@ fn child() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let srs = open(&conninfo);
+    // The revoker signs after everything the parent signed at setup (whose
+    // ticking clock ran ahead of the system's meanwhile), as a patient's
+    // later decisions are.
+    let srs = open_ahead(&conninfo, if role == "revoker" { 3600 } else { 0 });
     let out = std::io::stdout();
     let say = |line: String| {
         let mut o = out.lock();

@@ -26,8 +26,11 @@ const PACE: u64 = 250;
 
 #[test]
 fn no_reencryption_succeeds_after_revoke_returns() {
-    let srs =
-        Arc::new(Srs::open(SrsConfig::new(MemoryStore::new(), StorageKey::generate())).unwrap());
+    let clock = ManualClock::new(T0);
+    let srs = Arc::new(
+        Srs::open(SrsConfig::new(MemoryStore::new(), StorageKey::generate()).clock(clock.clone()))
+            .unwrap(),
+    );
     let p = patient(3);
     let lab = label("lab");
     let k = p.portion_secret(&lab, 0);
@@ -49,6 +52,8 @@ fn no_reencryption_succeeds_after_revoke_returns() {
     let successes = AtomicU64::new(0);
     let denials = AtomicU64::new(0);
     for round in 0..ROUNDS {
+        // Each round's grants are signed after the last round's revocations.
+        clock.advance(1);
         for u in 0..USERS {
             srs.give(
                 &p,
@@ -148,7 +153,9 @@ fn no_reencryption_succeeds_after_revoke_returns() {
 fn racing_grants_and_revocations_stay_consistent() {
     let store: Arc<dyn sesphr::store::Store> = Arc::new(MemoryStore::new());
     let key = StorageKey::generate();
-    let srs = Srs::open(SrsConfig::shared(store.clone(), key.clone())).unwrap();
+    let clock = ManualClock::new(T0);
+    let srs =
+        Srs::open(SrsConfig::shared(store.clone(), key.clone()).clock(clock.clone())).unwrap();
     let p = patient(4);
     let lab = label("medical");
     let k = p.portion_secret(&lab, 0);
@@ -171,25 +178,34 @@ fn racing_grants_and_revocations_stay_consistent() {
     .unwrap();
     std::thread::scope(|sc| {
         for t in 0..4 {
-            let (srs, p, lab, id, k, kp, s) = (&srs, &p, &lab, &id, &k, &kp, &s);
+            let (srs, p, lab, id, k, kp, s, clock) = (&srs, &p, &lab, &id, &k, &kp, &s, &clock);
             sc.spawn(move || {
                 for i in 0..90 {
                     match (i + t) % 3 {
-                        0 => {
-                            srs.give(
-                                p,
-                                lab,
-                                id,
-                                ReKey::generate(k, kp.public()),
-                                Scope::AllRecords,
-                                None,
-                            )
-                            .unwrap();
-                        }
-                        1 => match srs.take(p, lab, id) {
-                            Ok(_) | Err(SrsError::NotGranted) => {}
+                        // A grant dated at or before the last revocation,
+                        // or a revocation older than the last one (their
+                        // dates were read before another thread's), is
+                        // refused; nothing else is.
+                        0 => match srs.give(
+                            p,
+                            lab,
+                            id,
+                            ReKey::generate(k, kp.public()),
+                            Scope::AllRecords,
+                            None,
+                        ) {
+                            Ok(()) | Err(SrsError::Replayed) => {}
                             Err(e) => panic!("{e:?}"),
                         },
+                        1 => {
+                            if t == 0 {
+                                clock.advance(1);
+                            }
+                            match srs.take(p, lab, id) {
+                                Ok(_) | Err(SrsError::Replayed) => {}
+                                Err(e) => panic!("{e:?}"),
+                            }
+                        }
                         _ => match srs.reencrypt(id, s.header(), sesphr::srs::Purpose::Treatment) {
                             Ok(rc) => assert_eq!(s.open_as_delegatee(kp, &rc).unwrap(), b"y"),
                             Err(SrsError::Denied(Denial::Revoked)) => {}

@@ -294,8 +294,8 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
     );
     refused(
         &w,
-        "revoke without a grant",
-        |w| w.srs.take(&w.alice, &lab, &w.doc),
+        "administrative revocation without a grant",
+        |w| w.srs.revoke_as(&admin(), w.alice.patient(), &lab, &w.doc),
         |e| matches!(e, SrsError::NotGranted),
     );
     refused(
@@ -321,8 +321,8 @@ fn grant_and_revoke_errors_leave_state_unchanged() {
     );
     refused(
         &w,
-        "revoke for another patient",
-        |w| w.srs.take(&w.bob, &med, &w.doc),
+        "administrative revocation for another patient",
+        |w| w.srs.revoke_as(&admin(), w.bob.patient(), &med, &w.doc),
         |e| matches!(e, SrsError::NotGranted),
     );
 }

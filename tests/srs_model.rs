@@ -27,6 +27,9 @@ use std::sync::Arc;
 
 const USERS: usize = 4; // user 3 is never registered by the generator below unless chosen
 const LABELS: [&str; 2] = ["medical", "lab"];
+/// Key epochs registered for every label: consent is ordered per (patient,
+/// label, user) across them.
+const EPOCHS: usize = 2;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -35,8 +38,11 @@ enum Op {
     Grant {
         user: usize,
         label: usize,
+        epoch: usize,
         since: Option<u64>,
         expiry: Option<u64>,
+        /// Signed this long before it is filed (a grant the host held back).
+        back: u64,
     },
     Revoke {
         user: usize,
@@ -44,6 +50,7 @@ enum Op {
     },
     Seal {
         label: usize,
+        epoch: usize,
         age: u64,
     },
     ReEncrypt {
@@ -68,10 +75,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => user.clone().prop_map(Op::Register),
         1 => user.clone().prop_map(Op::Remove),
-        4 => (user.clone(), label.clone(), proptest::option::of(tens(0..20)), proptest::option::of(tens(1..6)))
-            .prop_map(|(user, label, since, expiry)| Op::Grant { user, label, since, expiry }),
+        4 => (user.clone(), label.clone(), 0..EPOCHS, proptest::option::of(tens(0..20)), proptest::option::of(tens(1..6)), prop_oneof![3 => Just(0u64), 1 => tens(0..4)])
+            .prop_map(|(user, label, epoch, since, expiry, back)| Op::Grant { user, label, epoch, since, expiry, back }),
         2 => (user.clone(), label.clone()).prop_map(|(user, label)| Op::Revoke { user, label }),
-        3 => (label, tens(0..15)).prop_map(|(label, age)| Op::Seal { label, age }),
+        3 => (label, 0..EPOCHS, tens(0..15)).prop_map(|(label, epoch, age)| Op::Seal { label, epoch, age }),
         8 => (user, any::<prop::sample::Index>(), any::<bool>(), 0..Purpose::ALL.len())
             .prop_map(|(user, r, batch, purpose)| Op::ReEncrypt { user, record: r.index(1 << 20), batch, purpose }),
         2 => tens(1..4).prop_map(Op::Advance),
@@ -90,6 +97,8 @@ enum ModelGrant {
     Active {
         since: Option<u64>,
         expiry: Option<u64>,
+        /// When the patient signed it.
+        signed: u64,
     },
     Revoked,
 }
@@ -98,18 +107,31 @@ enum ModelGrant {
 #[derive(Default)]
 struct Model {
     users: HashMap<usize, ModelUser>,
-    grants: HashMap<(usize, usize), ModelGrant>,
+    /// By (user, label, epoch).
+    grants: HashMap<(usize, usize, usize), ModelGrant>,
+    /// The date of the last signed grant or revocation accepted for each
+    /// (user, label, epoch): an older one is a replay.
+    key_at: HashMap<(usize, usize, usize), u64>,
+    /// By (user, label): a grant dated at or before this is refused (the
+    /// last signed revocation, raised to the dates of the grants it ended).
+    bound: HashMap<(usize, usize), u64>,
     /// Every re-encryption served, in order: (time, user, label, record,
     /// purpose) — the patient's accounting of disclosures.
     disclosures: Vec<(u64, usize, usize, RecordId, Purpose)>,
 }
 
 impl Model {
-    fn may_read(&self, user: usize, label: usize, created_at: u64, now: u64) -> Result<(), Denial> {
+    fn may_read(
+        &self,
+        user: usize,
+        (label, epoch): (usize, usize),
+        created_at: u64,
+        now: u64,
+    ) -> Result<(), Denial> {
         if self.users.get(&user) != Some(&ModelUser::Active) {
             return Err(Denial::NotRegistered);
         }
-        match self.grants.get(&(user, label)) {
+        match self.grants.get(&(user, label, epoch)) {
             None => Err(Denial::NotGranted),
             Some(ModelGrant::Revoked) => Err(Denial::Revoked),
             Some(ModelGrant::Active {
@@ -125,6 +147,7 @@ impl Model {
 
 struct Record {
     label: usize,
+    epoch: usize,
     sealed: SealedPortion,
     plaintext: Vec<u8>,
 }
@@ -154,13 +177,20 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
     let mut r = rng(1);
     let patient = patient(1);
     let labels: Vec<PortionLabel> = LABELS.iter().map(|l| label(l)).collect();
-    let keys: Vec<PortionSecretKey> = labels
+    let keys: Vec<Vec<PortionSecretKey>> = labels
         .iter()
-        .map(|l| patient.portion_secret(l, 0))
+        .map(|l| {
+            (0..EPOCHS)
+                .map(|e| patient.portion_secret(l, e as u32))
+                .collect()
+        })
         .collect();
     srs.add_patient(
         &patient,
-        &labels.iter().map(|l| (l.clone(), 0)).collect::<Vec<_>>(),
+        &labels
+            .iter()
+            .flat_map(|l| (0..EPOCHS).map(move |e| (l.clone(), e as u32)))
+            .collect::<Vec<_>>(),
     )
     .unwrap();
     let ids: Vec<Identity> = (0..USERS)
@@ -169,8 +199,9 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
     let pairs: Vec<KeyPair> = (0..USERS).map(|u| user(u as u8)).collect();
     let mut model = Model::default();
     let mut records: Vec<Record> = Vec::new();
-    let mut entries = 2u64; // the patient and its... portions are counted below
-    entries += LABELS.len() as u64 - 1;
+    // The patient's registration: one entry for the patient, one for each
+    // portion key.
+    let mut entries = 1 + (LABELS.len() * EPOCHS) as u64;
 
     for (step, op) in ops.iter().enumerate() {
         let now = clock.now();
@@ -204,10 +235,8 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                         res.unwrap();
                         model.users.insert(u, ModelUser::Removed);
                         entries += 1;
-                        for l in 0..LABELS.len() {
-                            if let Some(g @ ModelGrant::Active { .. }) =
-                                model.grants.get_mut(&(u, l))
-                            {
+                        for ((gu, _, _), g) in &mut model.grants {
+                            if *gu == u && matches!(g, ModelGrant::Active { .. }) {
                                 *g = ModelGrant::Revoked;
                                 entries += 1;
                             }
@@ -218,17 +247,40 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
             Op::Grant {
                 user: u,
                 label: l,
+                epoch: e,
                 since,
                 expiry,
+                back,
             } => {
-                let rekey = ReKey::generate_with_rng(&keys[l], pairs[u].public(), &mut r);
+                let rekey = ReKey::generate_with_rng(&keys[l][e], pairs[u].public(), &mut r);
                 let scope = since.map_or(Scope::AllRecords, |s| Scope::Since(now - 100 + s));
                 let expiry = expiry.map(|e| now + e);
-                let res = s.give(&patient, &labels[l], &ids[u], rekey, scope, expiry);
+                let signed = now - back;
+                let grant = patient
+                    .sign_grant_with_rng(
+                        &labels[l],
+                        e as u32,
+                        &ids[u],
+                        &rekey,
+                        &sesphr::consent::GrantOptions {
+                            scope,
+                            expiry,
+                            issued_at: Some(signed),
+                            ..Default::default()
+                        },
+                        &mut r,
+                    )
+                    .unwrap();
+                let res = s.grant(&grant, rekey);
+                let withdrawn = model.bound.get(&(u, l)).is_some_and(|b| signed <= *b)
+                    || model.key_at.get(&(u, l, e)).is_some_and(|a| signed < *a);
                 match model.users.get(&u) {
                     None => assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}"),
                     Some(ModelUser::Removed) => {
                         assert!(matches!(res, Err(SrsError::UserRemoved)), "{ctx}: {res:?}")
+                    }
+                    Some(ModelUser::Active) if withdrawn => {
+                        assert!(matches!(res, Err(SrsError::Replayed)), "{ctx}: {res:?}")
                     }
                     Some(ModelUser::Active) => {
                         res.unwrap();
@@ -236,9 +288,15 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                             Scope::AllRecords => None,
                             Scope::Since(t) => Some(t),
                         };
-                        model
-                            .grants
-                            .insert((u, l), ModelGrant::Active { since, expiry });
+                        model.grants.insert(
+                            (u, l, e),
+                            ModelGrant::Active {
+                                since,
+                                expiry,
+                                signed,
+                            },
+                        );
+                        model.key_at.insert((u, l, e), signed);
                         entries += 1;
                     }
                 }
@@ -247,18 +305,38 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 let res = s.take(&patient, &labels[l], &ids[u]);
                 if !model.users.contains_key(&u) {
                     assert!(matches!(res, Err(SrsError::UnknownUser)), "{ctx}: {res:?}");
-                } else if matches!(model.grants.get(&(u, l)), Some(ModelGrant::Active { .. })) {
-                    res.unwrap();
-                    model.grants.insert((u, l), ModelGrant::Revoked);
-                    entries += 1;
                 } else {
-                    assert!(matches!(res, Err(SrsError::NotGranted)), "{ctx}: {res:?}");
+                    // Recorded even when it ends nothing; it ends every
+                    // grant of the label signed at or before it (all are,
+                    // here: the clock never goes back).
+                    let receipt = res.unwrap();
+                    let mut bound = now;
+                    let mut ended = 0;
+                    for e in 0..EPOCHS {
+                        if let Some(ModelGrant::Active { signed, .. }) =
+                            model.grants.get(&(u, l, e)).copied()
+                        {
+                            bound = bound.max(signed);
+                            model.grants.insert((u, l, e), ModelGrant::Revoked);
+                            let at = model.key_at.entry((u, l, e)).or_default();
+                            *at = (*at).max(now);
+                            ended += 1;
+                        }
+                    }
+                    assert_eq!(receipt.grants(), ended, "{ctx}");
+                    let b = model.bound.entry((u, l)).or_default();
+                    *b = (*b).max(bound);
+                    entries += u64::from(ended.max(1));
                 }
             }
-            Op::Seal { label: l, age } => {
+            Op::Seal {
+                label: l,
+                epoch: e,
+                age,
+            } => {
                 let plaintext = plaintext(20 + records.len(), records.len() as u8);
                 let sealed = SealedPortion::seal_with_rng(
-                    keys[l].public(),
+                    keys[l][e].public(),
                     RecordId::random_with_rng(&mut r),
                     now - age,
                     &plaintext,
@@ -267,6 +345,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 .unwrap();
                 records.push(Record {
                     label: l,
+                    epoch: e,
                     sealed,
                     plaintext,
                 });
@@ -283,7 +362,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 let purpose = Purpose::ALL[purpose];
                 let rec = &records[record % records.len()];
                 let created = rec.sealed.header().context().created_at();
-                let expected = model.may_read(u, rec.label, created, now);
+                let expected = model.may_read(u, (rec.label, rec.epoch), created, now);
                 let rid = |r: &Record| r.sealed.header().context().record_id();
                 if expected.is_ok() {
                     model
@@ -302,7 +381,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                         .unwrap();
                     let other_expected = model.may_read(
                         u,
-                        other.label,
+                        (other.label, other.epoch),
                         other.sealed.header().context().created_at(),
                         now,
                     );
@@ -342,7 +421,9 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 }
                 // The patient always reads their own records.
                 assert_eq!(
-                    rec.sealed.open_as_owner(&keys[rec.label]).unwrap(),
+                    rec.sealed
+                        .open_as_owner(&keys[rec.label][rec.epoch])
+                        .unwrap(),
                     rec.plaintext
                 );
             }

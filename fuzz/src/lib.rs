@@ -209,6 +209,16 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
+/// An SRS on `store` that files grants of any age (the fixture's were
+/// signed long ago).
+pub fn ageless_srs(store: impl sesphr::store::Store + 'static, key: [u8; 32]) -> Srs {
+    Srs::open(
+        sesphr::srs::SrsConfig::new(store, sesphr::srs::StorageKey::from_bytes(&key))
+            .grant_max_age(None),
+    )
+    .unwrap()
+}
+
 /// An SRS with the fixture's patient, user and grant.
 pub fn fixture_srs(srs: Srs) -> Srs {
     let f = fixture();
@@ -717,7 +727,7 @@ fn two(payload: &[u8]) -> (&[u8], &[u8]) {
 /// the audit chain always verifies.
 pub fn srs_request(data: &[u8]) {
     let f = fixture();
-    let srs = fixture_srs(Srs::in_memory().unwrap());
+    let srs = fixture_srs(ageless_srs(sesphr::store::MemoryStore::new(), [9; 32]));
     let header = f.small.header().to_bytes();
     for (op, payload) in requests(data).into_iter().take(8) {
         let before = srs.registry();
@@ -823,9 +833,10 @@ fn template() -> &'static (tempfile::TempDir, std::path::PathBuf) {
         let f = fixture();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("template.db");
-        let srs = fixture_srs(
-            Srs::open_sqlite(&path, sesphr::srs::StorageKey::from_bytes(&STORE_KEY)).unwrap(),
-        );
+        let srs = fixture_srs(ageless_srs(
+            sesphr::store::SqliteStore::open(&path).unwrap(),
+            STORE_KEY,
+        ));
         srs.reencrypt(&f.user_id, f.small.header(), Purpose::Treatment)
             .unwrap();
         srs.checkpoint().unwrap();
@@ -1258,7 +1269,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     add("key_proof", f.user_proof.to_bytes().to_vec());
     add("registration", f.registration.to_bytes());
     // The SRS's own records.
-    let srs = fixture_srs(Srs::in_memory().unwrap());
+    let srs = fixture_srs(ageless_srs(sesphr::store::MemoryStore::new(), [9; 32]));
     srs.reencrypt(&f.user_id, f.small.header(), Purpose::Treatment)
         .unwrap();
     let receipt = srs.revoke(&f.revocation).unwrap();

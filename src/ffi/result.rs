@@ -151,6 +151,8 @@ pub enum sesphr_result {
     RoleMismatch = 225,
     /// An audit entry's consent evidence does not verify.
     InvalidConsent = 226,
+    /// A signed grant is older than the SRS files (`grant_max_age`).
+    GrantTooOld = 227,
     /// Denied: the user is not registered, or was removed.
     DeniedNotRegistered = 300,
     /// Denied: no grant for this portion.
@@ -311,6 +313,7 @@ impl From<SrsError> for sesphr_result {
             SrsError::RequestAnswered => Self::RequestAnswered,
             SrsError::RoleMismatch => Self::RoleMismatch,
             SrsError::InvalidConsent { .. } => Self::InvalidConsent,
+            SrsError::GrantTooOld { .. } => Self::GrantTooOld,
         }
     }
 }
@@ -378,6 +381,7 @@ const ALL: &[sesphr_result] = {
         R::RequestAnswered,
         R::RoleMismatch,
         R::InvalidConsent,
+        R::GrantTooOld,
         R::DeniedNotRegistered,
         R::DeniedNotGranted,
         R::DeniedRevoked,
@@ -473,6 +477,11 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::RequestAnswered => SrsError::RequestAnswered.summary(),
         R::RoleMismatch => SrsError::RoleMismatch.summary(),
         R::InvalidConsent => SrsError::InvalidConsent { seq: 0 }.summary(),
+        R::GrantTooOld => SrsError::GrantTooOld {
+            issued_at: 0,
+            max_age: 0,
+        }
+        .summary(),
         R::DeniedNotRegistered => Denial::NotRegistered.summary(),
         R::DeniedNotGranted => Denial::NotGranted.summary(),
         R::DeniedRevoked => Denial::Revoked.summary(),
@@ -513,7 +522,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 66);
+        assert_eq!(n, 67);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

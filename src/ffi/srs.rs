@@ -73,6 +73,10 @@ pub struct sesphr_srs_options {
     pub on_checkpoint: Option<extern "C" fn(checkpoint: *const u8, len: usize, ctx: *mut c_void)>,
     /// Passed to `on_checkpoint` as is.
     pub on_checkpoint_ctx: *mut c_void,
+    /// The oldest a signed grant may be when it is filed, in seconds (0: the
+    /// default, seven days; `UINT64_MAX`: no maximum). Older grants are
+    /// refused with `GRANT_TOO_OLD`.
+    pub grant_max_age: u64,
 }
 
 /// A C callback and its context, called from whichever thread commits.
@@ -122,6 +126,11 @@ fn open_into(
             let cp =
                 Checkpoint::from_bytes(bytes(o.required_checkpoint, o.required_checkpoint_len)?)?;
             cfg = cfg.require_checkpoint(cp);
+        }
+        match o.grant_max_age {
+            0 => {}
+            u64::MAX => cfg = cfg.grant_max_age(None),
+            s => cfg = cfg.grant_max_age(Some(core::time::Duration::from_secs(s))),
         }
         if let Some(f) = o.on_checkpoint {
             let cb = CheckpointCallback {
@@ -457,8 +466,10 @@ pub extern "C" fn sesphr_srs_adopt_consent_key(
 ///
 /// Errors: `UNKNOWN_PATIENT`, `NO_CONSENT_KEY`, `UNKNOWN_USER`,
 /// `USER_REMOVED`, `UNKNOWN_PORTION`, `INVALID_SIGNATURE`,
-/// `RE_KEY_MISMATCH` (not the key signed), `REPLAYED`, `ROLE_MISMATCH`,
-/// `UNKNOWN_REQUEST`, `REQUEST_ANSWERED`, decoding errors, `STORE`.
+/// `RE_KEY_MISMATCH` (not the key signed), `REPLAYED` (a replay, or dated
+/// at or before a revocation of the label to the user), `GRANT_TOO_OLD`,
+/// `ROLE_MISMATCH`, `UNKNOWN_REQUEST`, `REQUEST_ANSWERED`, decoding errors,
+/// `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_grant(
     srs: *const sesphr_srs,
@@ -480,11 +491,14 @@ pub extern "C" fn sesphr_srs_grant(
 
 /// Carries out a revocation the patient signed (`sesphr_sign_revocation`).
 /// Once this returns OK, no re-encryption under those grants succeeds, from
-/// any thread or process. The SRS's signed receipt (`"SPRR"`) goes into a
-/// new buffer in `*out_receipt` (NULL: not wanted).
+/// any thread or process. It is recorded even when it ends nothing, and
+/// refuses every later-filed grant of the label to the user dated at or
+/// before it, in any epoch (SPEC §7.5). The SRS's signed receipt (`"SPRR"`,
+/// counting the grants ended) goes into a new buffer in `*out_receipt`
+/// (NULL: not wanted).
 ///
-/// Errors: `INVALID_SIGNATURE`, `REPLAYED`, `NOT_GRANTED`, `UNKNOWN_*`,
-/// decoding errors, `STORE`.
+/// Errors: `INVALID_SIGNATURE`, `REPLAYED` (sent before, or older than the
+/// last revocation of the triple), `UNKNOWN_*`, decoding errors, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_revoke(
     srs: *const sesphr_srs,

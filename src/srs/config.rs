@@ -14,6 +14,12 @@ use crate::store::Store;
 /// cbindgen:ignore
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
 
+/// Default oldest signed grant the SRS files: seven days.
+///
+/// cbindgen:ignore
+pub const DEFAULT_GRANT_MAX_AGE: core::time::Duration =
+    core::time::Duration::from_secs(7 * 24 * 3600);
+
 /// How an SRS is set up.
 pub struct SrsConfig {
     pub(crate) store: Arc<dyn Store>,
@@ -25,6 +31,7 @@ pub struct SrsConfig {
     pub(crate) sink: Option<CheckpointSink>,
     pub(crate) required: Option<Checkpoint>,
     pub(crate) follow: bool,
+    pub(crate) grant_max_age: Option<u64>,
 }
 
 impl SrsConfig {
@@ -47,6 +54,7 @@ impl SrsConfig {
             sink: None,
             required: None,
             follow: true,
+            grant_max_age: Some(DEFAULT_GRANT_MAX_AGE.as_secs()),
         }
     }
 
@@ -103,6 +111,22 @@ impl SrsConfig {
     #[must_use]
     pub fn follow_changes(mut self, follow: bool) -> Self {
         self.follow = follow;
+        self
+    }
+
+    /// The oldest a signed grant may be when it is filed
+    /// ([`Srs::grant`](crate::srs::Srs::grant)): older ones are refused with
+    /// [`SrsError::GrantTooOld`](crate::srs::SrsError::GrantTooOld).
+    /// Default [`DEFAULT_GRANT_MAX_AGE`] (seven days); `None` files grants
+    /// of any age.
+    ///
+    /// A grant the host held back is the patient's decision of that day; the
+    /// bound limits how stale a decision the host can still act on, and how
+    /// long a patient's client must remember what it signed to revoke it
+    /// (a revocation covers every grant dated before it, whatever its age).
+    #[must_use]
+    pub fn grant_max_age(mut self, max_age: Option<core::time::Duration>) -> Self {
+        self.grant_max_age = max_age.map(|d| d.as_secs());
         self
     }
 

@@ -20,8 +20,9 @@ use crate::model::{
 };
 use crate::reencrypt::ServingKey;
 use crate::srs::rows::{
-    Consented, GRANT, GrantRow, GrantState, PATIENT, PatientRow, PortionRow, REQUEST, RequestRow,
-    Row, RowImage, USER, UserRow, patient_body, request_body, terms_body, user_body,
+    CONSENT, ConsentRow, Consented, GRANT, GrantRow, GrantState, PATIENT, PatientRow, PortionRow,
+    REQUEST, RequestRow, Row, RowImage, USER, UserRow, patient_body, request_body, terms_body,
+    user_body,
 };
 use crate::srs::types::SrsError;
 
@@ -266,6 +267,9 @@ pub(crate) struct Registry {
     requests: HashMap<[u8; 16], (RequestRow, u64)>,
     /// Pending requests by patient.
     pending: BTreeMap<Identity, std::collections::BTreeSet<[u8; 16]>>,
+    /// The consent order of each (patient, label, user) that has a signed
+    /// revocation, with the generation of its row.
+    consents: HashMap<(u32, u32, u32), (ConsentRow, u64)>,
     /// Which load of the store this is (slot numbers differ between loads).
     incarnation: u64,
 }
@@ -289,6 +293,7 @@ impl Default for Registry {
             grant_by_pair: Index::default(),
             requests: HashMap::new(),
             pending: BTreeMap::new(),
+            consents: HashMap::new(),
             incarnation: 0,
         }
     }
@@ -377,6 +382,11 @@ impl Registry {
                 None => Ok(None),
             },
             Row::Request(r) => Ok(self.request_image(&r.id)),
+            Row::Consent(c) => Ok(self
+                .patient_id(&c.patient)
+                .zip(self.user_id(&c.user))
+                .and_then(|(p, u)| self.consent_order(p, &c.label, u))
+                .map(|(_, img)| img)),
             Row::Grant(g) => {
                 let portion = self.patient_id(&g.key.patient).and_then(|pid| {
                     self.portions_labelled(pid, &g.key.label)
@@ -533,6 +543,11 @@ impl Registry {
         Some(&self.grants.get(self.grant_id(portion, user)?)?.consent)
     }
 
+    /// A patient's identity.
+    pub(crate) fn patient_identity(&self, patient: u32) -> Option<Identity> {
+        self.identity(self.patients.get(patient)?.name)
+    }
+
     /// The patient's consent public key.
     pub(crate) fn consent_key(&self, patient: u32) -> Option<[u8; 32]> {
         self.patients.get(patient)?.consent
@@ -628,7 +643,41 @@ impl Registry {
                 self.apply_request(r, generation);
                 Ok(())
             }
+            Row::Consent(c) => self.apply_consent(c, generation),
         }
+    }
+
+    fn apply_consent(&mut self, c: ConsentRow, generation: u64) -> Result<(), SrsError> {
+        let patient = self.patient_id(&c.patient).ok_or(CORRUPT)?;
+        let user = self.user_id(&c.user).ok_or(CORRUPT)?;
+        if self.portions_labelled(patient, &c.label).is_empty() {
+            return Err(CORRUPT);
+        }
+        let label = self.label_id(&c.label)?;
+        self.consents
+            .insert((patient, label, user), (c, generation));
+        Ok(())
+    }
+
+    /// The consent order of (patient, label, user) with the image of its
+    /// row; `None` if no signed revocation of the triple was ever accepted.
+    pub(crate) fn consent_order(
+        &self,
+        patient: u32,
+        label: &PortionLabel,
+        user: u32,
+    ) -> Option<(&ConsentRow, RowImage)> {
+        let lid = *self.label_ids.get(label)?;
+        let (c, generation) = self.consents.get(&(patient, lid, user))?;
+        Some((
+            c,
+            RowImage {
+                kind: CONSENT,
+                key: ConsentRow::key_of(&c.patient, &c.label, &c.user),
+                body: c.body(),
+                generation: *generation,
+            },
+        ))
     }
 
     fn apply_request(&mut self, r: RequestRow, generation: u64) {

@@ -18,6 +18,7 @@ pub(crate) const PATIENT: u8 = 2;
 pub(crate) const PORTION: u8 = 3;
 pub(crate) const GRANT: u8 = 4;
 pub(crate) const REQUEST: u8 = 5;
+pub(crate) const CONSENT: u8 = 6;
 
 /// A registered user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +109,44 @@ impl Consented {
     }
 }
 
+/// The consent order of one (patient, label, user) across every key epoch
+/// (SPEC §7.5): the signed revocations accepted last, and the date at or
+/// before which every grant of the triple is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConsentRow {
+    pub(crate) patient: Identity,
+    pub(crate) label: PortionLabel,
+    pub(crate) user: Identity,
+    /// The last signed revocations accepted (date and nonces).
+    pub(crate) revoked: Consented,
+    /// A grant dated at or before this is refused: the latest accepted
+    /// revocation's date, raised to the date of every grant it ended.
+    pub(crate) bound: u64,
+}
+
+impl ConsentRow {
+    /// The row's key: the triple, length-prefixed.
+    pub(crate) fn key_of(patient: &Identity, label: &PortionLabel, user: &Identity) -> Vec<u8> {
+        let mut k = Vec::with_capacity(64);
+        encode_parts(
+            &mut k,
+            &[patient.as_bytes(), label.as_bytes(), user.as_bytes()],
+        );
+        k
+    }
+
+    pub(crate) fn body(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(25 + 16 * self.revoked.nonces.len());
+        put_u64(&mut v, self.bound);
+        put_u64(&mut v, self.revoked.at);
+        v.push(u8::try_from(self.revoked.nonces.len()).unwrap_or(u8::MAX));
+        for n in &self.revoked.nonces {
+            v.extend_from_slice(n);
+        }
+        v
+    }
+}
+
 pub(crate) enum GrantState {
     Active(ServingKey),
     Revoked(u64),
@@ -120,6 +159,7 @@ pub(crate) enum Row {
     Portion(PortionRow),
     Grant(GrantRow),
     Request(RequestRow),
+    Consent(ConsentRow),
 }
 
 /// A row's authenticated fields without its secret: enough to recompute its
@@ -241,6 +281,11 @@ impl Row {
             Self::User(u) => (USER, u.identity.as_bytes().to_vec(), user_body(u)),
             Self::Patient(p) => (PATIENT, p.identity.as_bytes().to_vec(), patient_body(p)),
             Self::Request(r) => (REQUEST, r.id.to_vec(), request_body(r)),
+            Self::Consent(c) => (
+                CONSENT,
+                ConsentRow::key_of(&c.patient, &c.label, &c.user),
+                c.body(),
+            ),
             Self::Portion(p) => {
                 let mut b = Vec::with_capacity(96);
                 encode_parts(
@@ -380,6 +425,27 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
                 justification,
                 requested_at,
                 answer,
+            })
+        }
+        CONSENT => {
+            let mut k = Reader::unframed("registry row", &s.key);
+            let patient = Identity::from_utf8(part(&mut k).ok()?).ok()?;
+            let label = PortionLabel::from_bytes(part(&mut k).ok()?).ok()?;
+            let user = Identity::from_utf8(part(&mut k).ok()?).ok()?;
+            k.finish().ok()?;
+            let bound = r.u64().ok()?;
+            let at = r.u64().ok()?;
+            let n = usize::from(r.byte().ok()?);
+            let nonces = (0..n).map(|_| r.array().ok()).collect::<Option<Vec<_>>>()?;
+            if bound < at {
+                return None;
+            }
+            Row::Consent(ConsentRow {
+                patient,
+                label,
+                user,
+                revoked: Consented { at, nonces },
+                bound,
             })
         }
         PORTION => {

@@ -27,7 +27,8 @@ use crate::srs::journal::{Change, CheckpointSink, Journal, Position, contains, l
 use crate::srs::registry::Served;
 use crate::srs::registry::{Registry, RegistrySize, RegistryView};
 use crate::srs::rows::{
-    self, Consented, GrantRow, GrantState, PatientRow, PortionRow, RequestRow, Row, UserRow,
+    self, ConsentRow, Consented, GrantRow, GrantState, PatientRow, PortionRow, RequestRow, Row,
+    UserRow,
 };
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
 use crate::srs::types::{Clock, SrsError, StorageKey};
@@ -45,6 +46,7 @@ struct Parts {
     checkpoint_every: u64,
     sink: Option<CheckpointSink>,
     follow: bool,
+    grant_max_age: Option<u64>,
 }
 
 /// The actor named in audit entries of changes the host made.
@@ -58,6 +60,7 @@ pub struct Srs {
     keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
     escrow: Option<EscrowKeyIssuer>,
+    grant_max_age: Option<u64>,
     report: OpenReport,
     maintenance: Mutex<()>,
     follower: Option<follower::Follower>,
@@ -149,6 +152,7 @@ impl Srs {
             sink,
             required,
             follow,
+            grant_max_age,
         } = config;
         let keys = Arc::new(SrsKeys::new(&storage_key, signing_key)?);
         if let Some(cp) = &required
@@ -170,6 +174,7 @@ impl Srs {
             checkpoint_every,
             sink,
             follow,
+            grant_max_age,
         };
         match loaded {
             Some(l) => Ok(Self::assemble(
@@ -211,6 +216,7 @@ impl Srs {
             keys: p.keys,
             clock: p.clock,
             escrow: p.escrow,
+            grant_max_age: p.grant_max_age,
             report,
             maintenance: Mutex::new(()),
         }
@@ -640,9 +646,11 @@ impl Srs {
     /// patient's `(label, epoch)`; that `rekey` is the key signed (its
     /// portion key, user key, commitment `RK` and `X_e`); that the grant is
     /// newer than the last signed grant or revocation it accepted for this
-    /// portion and user (so a replayed or older grant never undoes a
-    /// revocation), and not dated more than five minutes ahead; for a
-    /// break-glass grant, that the user holds the role; for a grant that
+    /// portion and user, and dated after the last revocation of the label
+    /// to the user, whatever its epoch (SPEC §7.5: a replayed, older or
+    /// held-back grant never undoes a revocation); that it is not older
+    /// than [`SrsConfig::grant_max_age`] nor dated more than five minutes
+    /// ahead; for a break-glass grant, that the user holds the role; for a grant that
     /// answers a request, that the request is pending and matches.
     ///
     /// With [`crate::model::Scope::AllRecords`] the user can read every record of the
@@ -657,9 +665,9 @@ impl Srs {
     /// [`crate::Error::InvalidSignature`] for a bad signature;
     /// [`SrsError::ReKeyMismatch`] if the key is not the one signed, or not
     /// from this patient's portion to this user's registered key;
-    /// [`SrsError::Replayed`]; [`SrsError::RoleMismatch`];
-    /// [`SrsError::UnknownRequest`], [`SrsError::RequestAnswered`]; store
-    /// errors.
+    /// [`SrsError::Replayed`]; [`SrsError::GrantTooOld`];
+    /// [`SrsError::RoleMismatch`]; [`SrsError::UnknownRequest`],
+    /// [`SrsError::RequestAnswered`]; store errors.
     pub fn grant(&self, grant: &SignedGrant, rekey: ReKey) -> Result<(), SrsError> {
         if !grant.covers(&rekey) {
             return Err(SrsError::ReKeyMismatch);
@@ -711,6 +719,7 @@ impl Srs {
     ) -> Result<(), SrsError> {
         let now = self.clock.now();
         check_date(grant.issued_at(), now)?;
+        let max_age = self.grant_max_age;
         let g = grant.clone();
         self.change(move |reg| {
             let pid = reg
@@ -718,6 +727,14 @@ impl Srs {
                 .ok_or(SrsError::UnknownPatient)?;
             let consent = patient_consent(reg, pid)?;
             g.verify(&consent)?;
+            if let Some(max_age) = max_age
+                && now.saturating_sub(g.issued_at()) > max_age
+            {
+                return Err(SrsError::GrantTooOld {
+                    issued_at: g.issued_at(),
+                    max_age,
+                });
+            }
             let uid = reg.user_id(g.user()).ok_or(SrsError::UnknownUser)?;
             if !reg.user_is_active(uid) {
                 return Err(SrsError::UserRemoved);
@@ -735,6 +752,14 @@ impl Srs {
                 .ok_or(SrsError::UnknownPortion)?;
             if reg.portion_by_point(&portion_key) != Some(portion) {
                 return Err(SrsError::ReKeyMismatch);
+            }
+            // Dated at or before the triple's last revocation, whatever its
+            // epoch: the patient withdrew it.
+            if reg
+                .consent_order(pid, g.label(), uid)
+                .is_some_and(|(c, _)| g.issued_at() <= c.bound)
+            {
+                return Err(SrsError::Replayed);
             }
             let consent = match reg.grant_consent(portion, uid) {
                 Some(c) => c.admit(g.issued_at(), g.nonce()),
@@ -801,19 +826,29 @@ impl Srs {
     }
 
     /// Carries out a revocation the patient signed
-    /// ([`crate::PatientKeys::sign_revocation`]): every grant of the label (all key
-    /// epochs) to the user ends; the re-encryption keys are zeroized and
-    /// deleted, and no stored record is touched. Once this returns, no
-    /// re-encryption under these grants succeeds — on this SRS or on any
-    /// other process sharing its store. Returns the SRS's signed receipt.
+    /// ([`crate::PatientKeys::sign_revocation`]): every active grant of the
+    /// label (all key epochs) to the user that it outranks ends — the
+    /// re-encryption keys are zeroized and deleted, and no stored record is
+    /// touched. Once this returns, no re-encryption under these grants
+    /// succeeds — on this SRS or on any other process sharing its store.
+    /// Returns the SRS's signed receipt, which counts the grants ended.
+    ///
+    /// Consent is one sequence per (patient, label, user) across every
+    /// epoch (SPEC §7.5). The revocation is recorded even when it ends
+    /// nothing, and from then on every grant of the triple dated at or
+    /// before it is refused as [`SrsError::Replayed`], whatever its epoch
+    /// and however late the host files it. It ends a grant dated at or
+    /// before it (a grant's date being the earlier of its signed date and
+    /// the time the SRS filed it, so a grant dated in the SRS's future does
+    /// not outrank it) and leaves a grant the patient signed after it.
     ///
     /// # Errors
     /// [`SrsError::UnknownPatient`], [`SrsError::NoConsentKey`],
     /// [`SrsError::UnknownUser`], [`SrsError::UnknownPortion`];
-    /// [`SrsError::Malformed`] with [`crate::Error::InvalidSignature`];
-    /// [`SrsError::Replayed`] if it is not newer than a grant it would end
-    /// (or than the revocation that ended it); [`SrsError::NotGranted`] if
-    /// there is no active grant; store errors.
+    /// [`SrsError::Malformed`] with [`crate::Error::InvalidSignature`], or
+    /// dated more than five minutes ahead of the SRS's clock;
+    /// [`SrsError::Replayed`] if it was accepted already or is older than
+    /// the last revocation accepted for the triple; store errors.
     pub fn revoke(&self, revocation: &SignedRevocation) -> Result<RevocationReceipt, SrsError> {
         let now = self.clock.now();
         check_date(revocation.issued_at(), now)?;
@@ -831,13 +866,16 @@ impl Srs {
     }
 
     /// An administrative revocation (a clinician left the hospital, an
-    /// incident response): as [`Srs::revoke`], authorized by `actor` (who,
-    /// in which role, why — all recorded in the audit) instead of the
-    /// patient's signature. Returns the SRS's signed receipt.
+    /// incident response): ends every active grant of the label to the
+    /// user, authorized by `actor` (who, in which role, why — all recorded
+    /// in the audit) instead of the patient's signature. It has no signed
+    /// date, so it does not enter the patient's consent order. Returns the
+    /// SRS's signed receipt.
     ///
     /// # Errors
     /// [`SrsError::UnknownPatient`], [`SrsError::UnknownUser`],
-    /// [`SrsError::UnknownPortion`]; [`SrsError::NotGranted`]; store errors.
+    /// [`SrsError::UnknownPortion`]; [`SrsError::NotGranted`] if no grant
+    /// is active; store errors.
     pub fn revoke_as(
         &self,
         actor: &Actor,
@@ -887,10 +925,12 @@ impl Srs {
                 signed,
             };
             let change = plan_label_revocation(reg, pid, uid, &l, &why)?;
-            count.store(
-                u32::try_from(change.rows.len()).unwrap_or(u32::MAX),
-                Ordering::SeqCst,
-            );
+            let grants = change
+                .rows
+                .iter()
+                .filter(|r| matches!(r, Row::Grant(_)))
+                .count();
+            count.store(u32::try_from(grants).unwrap_or(u32::MAX), Ordering::SeqCst);
             Ok(change)
         }))?;
         Ok(RevocationReceipt::new(
@@ -1266,14 +1306,15 @@ impl Srs {
     /// possession of the user's key; every grant, revocation and refusal is
     /// signed by the patient's consent key (taken from their registration
     /// entry, or the registry for one archived away) and names exactly the
-    /// entry's patient, label and user; every administrative change names
-    /// its actor. Then every active grant in the registry must carry the
-    /// commitment of the last signed grant of its key. Returns what it
-    /// counted.
+    /// entry's patient, label and user; no grant was filed that was signed
+    /// before a revocation of its (patient, label, user) filed earlier (SPEC
+    /// §7.5); every administrative change names its actor. Then every active
+    /// grant in the registry must carry the commitment of the last signed
+    /// grant of its key. Returns what it counted.
     ///
     /// # Errors
     /// [`SrsError::InvalidConsent`] naming the first entry whose evidence
-    /// fails; [`SrsError::Tampered`] if an active grant is not the one its
+    /// fails or that breaks the consent order; [`SrsError::Tampered`] if an active grant is not the one its
     /// patient signed; chain and store errors.
     pub fn verify_consent(&self) -> Result<ConsentReport, SrsError> {
         use crate::consent::{Checked, check_entry};
@@ -1287,6 +1328,9 @@ impl Srs {
         // The commitment of each grant key's last signed grant, and whether
         // it granted a share of a split key.
         let mut signed: std::collections::HashMap<GrantKey, ([u8; 32], bool)> =
+            std::collections::HashMap::new();
+        // The latest signed revocation of each (patient, label, user).
+        let mut revoked_at: std::collections::HashMap<(Identity, PortionLabel, Identity), u64> =
             std::collections::HashMap::new();
         let mut report = ConsentReport::default();
         walk(
@@ -1323,6 +1367,15 @@ impl Srs {
                     Checked::User | Checked::PortionKey => report.registrations += 1,
                     Checked::Grant => {
                         let g = SignedGrant::from_bytes(&e.evidence)?;
+                        // Consent order (SPEC §7.5): never a grant signed
+                        // before a revocation of its triple accepted earlier.
+                        let triple = (g.patient().clone(), g.label().clone(), g.user().clone());
+                        if revoked_at
+                            .get(&triple)
+                            .is_some_and(|&at| g.issued_at() < at)
+                        {
+                            return Err(SrsError::InvalidConsent { seq: e.seq });
+                        }
                         signed.insert(
                             GrantKey {
                                 patient: g.patient().clone(),
@@ -1334,7 +1387,14 @@ impl Srs {
                         );
                         report.grants += 1;
                     }
-                    Checked::Revocation => report.revocations += 1,
+                    Checked::Revocation => {
+                        let r = SignedRevocation::from_bytes(&e.evidence)?;
+                        let at = revoked_at
+                            .entry((r.patient().clone(), r.label().clone(), r.user().clone()))
+                            .or_default();
+                        *at = (*at).max(r.issued_at());
+                        report.revocations += 1;
+                    }
                     Checked::Refusal => report.refusals += 1,
                     Checked::Administrative => report.administrative += 1,
                     _ => {}
@@ -1566,8 +1626,10 @@ fn plan_revoke(
         .grant_consent(portion, user)
         .cloned()
         .unwrap_or_default();
+    // The tombstone remembers the newer of the grant and the revocation, so
+    // neither can be filed again for this key.
     let consent = match r.signed {
-        Some((at, nonce)) => current.admit(at, nonce).ok_or(SrsError::Replayed)?,
+        Some((at, nonce)) => current.admit(at, nonce).unwrap_or(current),
         None => current,
     };
     let mut d = Draft::new(r.now, r.actor, AuditAction::Revoke);
@@ -1597,8 +1659,16 @@ fn plan_revoke(
     Ok(())
 }
 
-/// Ends every active grant of `label` (all epochs) to `user`. A signed
-/// revocation must be newer than each grant it ends.
+/// Ends `user`'s active grants of `label` (all epochs) that `why` outranks,
+/// and records a signed revocation in the triple's consent order (SPEC §7.5)
+/// even when it ends nothing.
+///
+/// A signed revocation must be newer than the last one accepted for the
+/// triple; it ends each active grant dated at or before it — a grant's date
+/// being `min(signed date, time the SRS accepted it)`, so a grant dated in
+/// the SRS's future never outranks it — and leaves the patient's later
+/// grants standing. An administrative revocation ends every active grant
+/// and must end one.
 fn plan_label_revocation(
     reg: &Registry,
     patient: u32,
@@ -1610,30 +1680,67 @@ fn plan_label_revocation(
     if labelled.is_empty() {
         return Err(SrsError::UnknownPortion);
     }
+    let order = reg.consent_order(patient, label, user);
+    let order = order.as_ref();
+    let revoked = match why.signed {
+        Some((at, nonce)) => Some(
+            order
+                .map_or_else(Consented::default, |(c, _)| c.revoked.clone())
+                .admit(at, nonce)
+                .ok_or(SrsError::Replayed)?,
+        ),
+        None => None,
+    };
+    let mut bound = order.map_or(0, |(c, _)| c.bound);
     let mut change = Change::audit(Vec::new());
-    let mut stale = false;
     for (portion, _) in labelled {
-        let active = reg.grant_image(portion, user).filter(|(_, a)| *a);
-        if let (Some((at, nonce)), Some(c)) = (why.signed, reg.grant_consent(portion, user))
-            && c.admit(at, nonce).is_none()
+        let Some((img, true)) = reg.grant_image(portion, user) else {
+            continue;
+        };
+        let signed_at = reg.grant_consent(portion, user).map_or(0, |c| c.at);
+        if let (Some(r), Some(terms)) = (&revoked, reg.grant_terms(portion, user))
+            && r.at < signed_at.min(terms.granted_at)
         {
-            if active.is_some() {
-                // Older than the grant it would end: a replay.
-                return Err(SrsError::Replayed);
-            }
-            stale = true;
+            // The patient's later word stands.
+            continue;
         }
-        if let Some((img, _)) = active {
-            plan_revoke(reg, &mut change, portion, user, img, why)?;
-        }
+        bound = bound.max(signed_at);
+        plan_revoke(reg, &mut change, portion, user, img, why)?;
     }
-    if change.rows.is_empty() {
-        return Err(if stale {
-            SrsError::Replayed
+    let Some(revoked) = revoked else {
+        if change.rows.is_empty() {
+            return Err(SrsError::NotGranted);
+        }
+        return Ok(change);
+    };
+    let patient_id = reg
+        .patient_identity(patient)
+        .ok_or(SrsError::UnknownPatient)?;
+    let label = label.clone();
+    if change.drafts.is_empty() {
+        // Nothing ended: the revocation is still the patient's last word.
+        let mut d = Draft::new(why.now, why.actor, AuditAction::Revoke);
+        d.patient = Some(patient_id.clone());
+        d.label = Some(label.clone());
+        d.user = Some(why.user.clone());
+        d.detail = if why.detail.is_empty() {
+            "ended=0".to_owned()
         } else {
-            SrsError::NotGranted
-        });
+            format!("ended=0 {}", why.detail)
+        };
+        d.evidence = why.evidence.clone();
+        change.drafts.push(d);
     }
+    if let Some((_, img)) = order {
+        change.replaced.push(img.clone());
+    }
+    change.rows.push(Row::Consent(ConsentRow {
+        patient: patient_id,
+        label,
+        user: why.user.clone(),
+        bound: bound.max(revoked.at),
+        revoked,
+    }));
     Ok(change)
 }
 

@@ -79,6 +79,14 @@ pub enum SrsError {
     /// last one the SRS accepted for the same patient, portion and user (or
     /// request): a replay, or an older object.
     Replayed,
+    /// A signed grant older than the SRS files
+    /// ([`SrsConfig::grant_max_age`](crate::srs::SrsConfig::grant_max_age)).
+    GrantTooOld {
+        /// When the patient signed it.
+        issued_at: u64,
+        /// The oldest a grant may be, in seconds.
+        max_age: u64,
+    },
     /// The patient has no consent key registered (a patient registered
     /// before signed consent existed): nothing they sign can be checked.
     NoConsentKey,
@@ -131,6 +139,7 @@ impl SrsError {
             Self::StoreLocked => c"store is held by another SRS",
             Self::Full => c"registry full",
             Self::Replayed => c"signed object replayed or older than the last one accepted",
+            Self::GrantTooOld { .. } => c"signed grant older than the SRS accepts",
             Self::NoConsentKey => c"patient has no consent key registered",
             Self::UnknownRequest => c"unknown access request",
             Self::RequestAnswered => c"access request already answered",
@@ -175,6 +184,10 @@ impl SrsError {
             Self::StoreLocked => Self::StoreLocked,
             Self::Full => Self::Full,
             Self::Replayed => Self::Replayed,
+            Self::GrantTooOld { issued_at, max_age } => Self::GrantTooOld {
+                issued_at: *issued_at,
+                max_age: *max_age,
+            },
             Self::NoConsentKey => Self::NoConsentKey,
             Self::UnknownRequest => Self::UnknownRequest,
             Self::RequestAnswered => Self::RequestAnswered,
@@ -205,6 +218,10 @@ impl fmt::Display for SrsError {
                 ": the store ends at entry {store_seq}, a kept checkpoint is at {checkpoint_seq}"
             ),
             Self::Diverged { checkpoint_seq } => write!(f, ": entry {checkpoint_seq}"),
+            Self::GrantTooOld { issued_at, max_age } => write!(
+                f,
+                ": signed at {issued_at}, older than the {max_age} s the SRS accepts"
+            ),
             _ => Ok(()),
         }
     }

@@ -265,7 +265,8 @@ static void test_full_flow(sesphr_srs *srs)
     /* Revocation: immediate, durable, nothing re-encrypted. */
     OK(revoke_as(srs, w.patient, "medical", "dr-house"));
     EXPECT(read_as(&w, "dr-house", w.doctor, old_med, ""), SESPHR_RESULT_DENIED_REVOKED);
-    EXPECT(revoke_as(srs, w.patient, "medical", "dr-house"), SESPHR_RESULT_NOT_GRANTED);
+    /* Revoked again, ending nothing: still recorded (and receipted). */
+    OK(revoke_as(srs, w.patient, "medical", "dr-house"));
     EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
     EXPECT(read_as(&w, "nobody", w.doctor, old_lab, ""), SESPHR_RESULT_DENIED_NOT_REGISTERED);
 
@@ -743,7 +744,12 @@ static void test_errors(void)
     }
     EXPECT(revoke_as(srs, pk, "xray", "u"), SESPHR_RESULT_UNKNOWN_PORTION);
     EXPECT(revoke_as(srs, pk, "lab", "nobody"), SESPHR_RESULT_UNKNOWN_USER);
-    EXPECT(revoke_as(srs, pk, "lab", "u"), SESPHR_RESULT_NOT_GRANTED);
+    /* A signed revocation of a grant never made is recorded: it refuses
+     * every older grant of the triple. An administrative one ends nothing. */
+    OK(revoke_as(srs, pk, "lab", "u"));
+    EXPECT(sesphr_srs_revoke_as(srs, S("officer-1"), S("admin"), S("incident 42"), S("p"), S("lab"), S("u"), &b),
+           SESPHR_RESULT_NOT_GRANTED);
+    CHECK(b == NULL);
     EXPECT(sesphr_srs_grant(srs, garbage, 200, garbage, 165), SESPHR_RESULT_BAD_MAGIC);
     EXPECT(sesphr_srs_issue_keys(srs, S("u"), 0, &kp2), SESPHR_RESULT_ESCROW_DISABLED);
     EXPECT(sesphr_srs_reencrypt(srs, S("u"), garbage, sizeof garbage, 1, NULL, 0, 0, &b), SESPHR_RESULT_BAD_MAGIC);
@@ -751,8 +757,8 @@ static void test_errors(void)
     EXPECT(sesphr_srs_reencrypt(srs, S("ghost"), sesphr_buffer_data(hdr), sesphr_buffer_len(hdr), 1, NULL, 0, 0, &b), SESPHR_RESULT_DENIED_NOT_REGISTERED);
     CHECK(b == NULL);
     OK(sesphr_srs_verify_audit(srs, &entries));
-    /* Patient + portion, user, two denials. */
-    CHECK(entries == 5);
+    /* Patient + portion, user, a revocation, two denials. */
+    CHECK(entries == 6);
     (void)n;
 
     sesphr_buffer_free(hdr);
@@ -927,7 +933,11 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
     }
     /* Three SRS nodes, each with its own store, holding one share each. */
     for (i = 0; i < 3; i++) {
-        OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &node[i]));
+        /* The committed split grant was signed long ago: no maximum age. */
+        sesphr_srs_options o;
+        memset(&o, 0, sizeof o);
+        o.grant_max_age = UINT64_MAX;
+        OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &o, &node[i]));
         OK(sesphr_srs_register_patient(node[i], reg, reg_len));
         OK(sesphr_srs_register_user(node[i], uid, uid_len, S("doctor"), pub, pub_len, proof, proof_len));
     }
@@ -1176,7 +1186,13 @@ static void check_case(const struct vcase *c)
 
     /* Through an SRS: the committed rekey re-encrypts the committed header into
      * exactly the committed re-capsule (re-encryption without proof is deterministic). */
-    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, NULL, &srs));
+    {
+        /* The committed grant was signed long ago: no maximum age here. */
+        sesphr_srs_options o;
+        memset(&o, 0, sizeof o);
+        o.grant_max_age = UINT64_MAX;
+        OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, &o, &srs));
+    }
     {
         const uint8_t *labels[1] = {label};
         size_t lens[1] = {label_len};
