@@ -341,6 +341,9 @@ typedef struct {
   // default, seven days; `UINT64_MAX`: no maximum). Older grants are
   // refused with `GRANT_TOO_OLD`.
   uint64_t grant_max_age;
+  // Also a checkpoint at the first commit this many seconds or more
+  // after the last one (0: the default, 60).
+  uint64_t checkpoint_interval;
 } sesphr_srs_options;
 
 #ifdef __cplusplus

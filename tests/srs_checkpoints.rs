@@ -224,3 +224,49 @@ fn archived_segments_verify_on_their_own_and_the_store_stays_bounded() {
         Err(SrsError::Diverged { .. })
     ));
 }
+
+/// Checkpoints come every N entries and also at the first commit an
+/// interval after the last one while entries arrive: a cut back to the
+/// latest checkpoint erases a bounded time of history, not up to N − 1
+/// entries of any age. An idle SRS makes none.
+#[test]
+fn checkpoints_come_at_least_every_interval_while_entries_arrive() {
+    let clock = ManualClock::new(T0);
+    let made = Arc::new(Mutex::new(Vec::<Checkpoint>::new()));
+    let sink = made.clone();
+    let srs = Srs::open(
+        SrsConfig::new(store::MemoryStore::new(), StorageKey::from_bytes(&KEY))
+            .clock(clock.clone())
+            .checkpoint_every(1_000_000)
+            .checkpoint_interval(core::time::Duration::from_secs(30))
+            .on_checkpoint(move |cp| sink.lock().unwrap().push(*cp)),
+    )
+    .unwrap();
+    let p = patient(7);
+    srs.add_patient(&p, &[(label("medical"), 0)]).unwrap();
+    let doc = Identity::new("dr").unwrap();
+    srs.add_user(&doc, Role::Doctor, &user(1)).unwrap();
+    let made_now = || made.lock().unwrap().len();
+    // The genesis checkpoint came from `open`, before the sink saw anything:
+    // within the interval, entries make none.
+    let base = made_now();
+    clock.advance(29);
+    srs.add_user(&Identity::new("nurse").unwrap(), Role::Doctor, &user(2))
+        .unwrap();
+    assert_eq!(made_now(), base);
+    // The first commit 30 s on makes one, covering it.
+    clock.advance(1);
+    srs.add_user(&Identity::new("clerk").unwrap(), Role::Doctor, &user(3))
+        .unwrap();
+    assert_eq!(made_now(), base + 1);
+    let cp = srs.latest_checkpoint().unwrap();
+    assert_eq!((cp.seq, cp.time), (srs.verify_audit().unwrap(), T0 + 30));
+    assert_eq!(cp, *made.lock().unwrap().last().unwrap());
+    // Idle time makes no checkpoint; the next entry after it does.
+    clock.advance(3600);
+    assert_eq!(made_now(), base + 1);
+    srs.add_user(&Identity::new("porter").unwrap(), Role::Doctor, &user(4))
+        .unwrap();
+    assert_eq!(made_now(), base + 2);
+    assert_eq!(srs.latest_checkpoint().unwrap().time, T0 + 3630);
+}

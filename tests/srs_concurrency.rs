@@ -280,8 +280,12 @@ mod slow {
         fn checkpoint_count(&self) -> Result<u64, StoreError> {
             self.0.checkpoint_count()
         }
-        fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError> {
-            self.0.disclosure_index_digest(upto)
+        fn disclosure_index(
+            &self,
+            upto: u64,
+            each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError> {
+            self.0.disclosure_index(upto, each)
         }
         fn disclosures(
             &self,

@@ -77,6 +77,9 @@ pub struct sesphr_srs_options {
     /// default, seven days; `UINT64_MAX`: no maximum). Older grants are
     /// refused with `GRANT_TOO_OLD`.
     pub grant_max_age: u64,
+    /// Also a checkpoint at the first commit this many seconds or more
+    /// after the last one (0: the default, 60).
+    pub checkpoint_interval: u64,
 }
 
 /// A C callback and its context, called from whichever thread commits.
@@ -126,6 +129,9 @@ fn open_into(
             let cp =
                 Checkpoint::from_bytes(bytes(o.required_checkpoint, o.required_checkpoint_len)?)?;
             cfg = cfg.require_checkpoint(cp);
+        }
+        if o.checkpoint_interval > 0 {
+            cfg = cfg.checkpoint_interval(core::time::Duration::from_secs(o.checkpoint_interval));
         }
         match o.grant_max_age {
             0 => {}

@@ -14,6 +14,19 @@ use crate::store::Store;
 /// cbindgen:ignore
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
 
+/// Default longest time between checkpoints while entries arrive: 60 s.
+///
+/// cbindgen:ignore
+pub const DEFAULT_CHECKPOINT_INTERVAL: core::time::Duration = core::time::Duration::from_secs(60);
+
+/// When the SRS makes checkpoints: every `every` entries, and at the first
+/// commit `interval` seconds or more after the last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cadence {
+    pub(crate) every: u64,
+    pub(crate) interval: u64,
+}
+
 /// Default oldest signed grant the SRS files: seven days.
 ///
 /// cbindgen:ignore
@@ -27,7 +40,7 @@ pub struct SrsConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) escrow: Option<EscrowKeyIssuer>,
     pub(crate) signing_key: Option<SigningKey>,
-    pub(crate) checkpoint_every: u64,
+    pub(crate) cadence: Cadence,
     pub(crate) sink: Option<CheckpointSink>,
     pub(crate) required: Option<Checkpoint>,
     pub(crate) follow: bool,
@@ -50,7 +63,10 @@ impl SrsConfig {
             clock: Arc::new(SystemClock),
             escrow: None,
             signing_key: None,
-            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            cadence: Cadence {
+                every: DEFAULT_CHECKPOINT_EVERY,
+                interval: DEFAULT_CHECKPOINT_INTERVAL.as_secs(),
+            },
             sink: None,
             required: None,
             follow: true,
@@ -87,7 +103,17 @@ impl SrsConfig {
     /// verifies at most about this many entries.
     #[must_use]
     pub fn checkpoint_every(mut self, entries: u64) -> Self {
-        self.checkpoint_every = entries.max(1);
+        self.cadence.every = entries.max(1);
+        self
+    }
+
+    /// Also makes a checkpoint at the first commit of entries `interval` or
+    /// more after the last checkpoint (at least 1 s; default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`], 60 s), so the history a cut back to
+    /// a checkpoint can erase is bounded in time as well as in entries.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: core::time::Duration) -> Self {
+        self.cadence.interval = interval.as_secs().max(1);
         self
     }
 
@@ -144,7 +170,8 @@ impl core::fmt::Debug for SrsConfig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SrsConfig")
             .field("escrow", &self.escrow.is_some())
-            .field("checkpoint_every", &self.checkpoint_every)
+            .field("checkpoint_every", &self.cadence.every)
+            .field("checkpoint_interval", &self.cadence.interval)
             .finish_non_exhaustive()
     }
 }

@@ -33,7 +33,7 @@ use curve25519_dalek::scalar::Scalar;
 use crate::model::{Checkpoint, Denial};
 use crate::rng::os_rng;
 use crate::srs::chain::{Draft, chain_hash, walk, walk_pages};
-use crate::srs::config::OpenReport;
+use crate::srs::config::{Cadence, OpenReport};
 use crate::srs::registry::Registry;
 use crate::srs::rows::{Row, RowImage};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
@@ -339,7 +339,7 @@ pub(crate) struct Journal {
     keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
     registry: RwLock<Registry>,
-    checkpoint_every: u64,
+    cadence: Cadence,
     sink: Option<CheckpointSink>,
     state: Mutex<State>,
     done: Condvar,
@@ -352,7 +352,7 @@ impl Journal {
         keys: Arc<SrsKeys>,
         clock: Arc<dyn Clock>,
         registry: Registry,
-        checkpoint_every: u64,
+        cadence: Cadence,
         sink: Option<CheckpointSink>,
         at: Position,
         last_checkpoint: Option<Checkpoint>,
@@ -362,7 +362,7 @@ impl Journal {
             keys,
             clock,
             registry: RwLock::new(registry),
-            checkpoint_every: checkpoint_every.max(1),
+            cadence,
             sink,
             state: Mutex::new(State {
                 at,
@@ -650,11 +650,16 @@ impl Journal {
             })));
         }
         let last_cp = lead.last_checkpoint.map(|c| c.seq);
-        let due = at.seq.saturating_sub(last_cp.unwrap_or(0)) >= self.checkpoint_every;
+        let now = self.clock.now();
+        let due = at.seq.saturating_sub(last_cp.unwrap_or(0)) >= self.cadence.every
+            || (!audit.is_empty()
+                && lead
+                    .last_checkpoint
+                    .is_none_or(|c| now.saturating_sub(c.time) >= self.cadence.interval));
         let checkpoint = if want_checkpoint || due {
             let mut cp = Checkpoint {
                 seq: at.seq,
-                time: self.clock.now(),
+                time: now,
                 chain_hash: at.hash,
                 digest: at.digest.to_bytes(),
                 signature: [0; 64],

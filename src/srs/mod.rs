@@ -80,7 +80,10 @@ mod server;
 mod types;
 
 pub use archive::{SegmentInfo, verify_segment};
-pub use config::{DEFAULT_CHECKPOINT_EVERY, DEFAULT_GRANT_MAX_AGE, OpenReport, SrsConfig};
+pub use config::{
+    DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_GRANT_MAX_AGE, OpenReport,
+    SrsConfig,
+};
 pub use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
 pub use server::{ConsentReport, Disclosures, Srs};

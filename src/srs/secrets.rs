@@ -52,6 +52,7 @@ pub(crate) struct SrsKeys {
     sealer: ChaCha20Poly1305,
     row_mac: Zeroizing<[u8; 32]>,
     digest: Zeroizing<[u8; 32]>,
+    index: Zeroizing<[u8; 32]>,
     head_mac: Zeroizing<[u8; 32]>,
     signing: SigningKey,
     verifying: VerifyingKey,
@@ -70,10 +71,32 @@ impl SrsKeys {
             sealer: ChaCha20Poly1305::new(&(*seal).into()),
             row_mac: subkey(storage, b"row-mac")?,
             digest: subkey(storage, b"registry-digest")?,
+            index: subkey(storage, b"disclosure-index")?,
             head_mac: subkey(storage, b"chain-head")?,
             verifying: signing.verifying_key(),
             signing,
         })
+    }
+
+    /// A disclosure index row's share of the index digest:
+    /// `HMAC(index key, patient ‖ u64(time) ‖ u64(seq))`, its first 16 bytes
+    /// as a number. Keyed, so a database writer cannot compute shares, let
+    /// alone aim a set of edited rows at the same sum.
+    pub(crate) fn index_share(
+        &self,
+        patient: &[u8],
+        time: u64,
+        seq: u64,
+    ) -> Result<u128, SrsError> {
+        // Times saturate at 2⁶³ − 1, as the SQL stores keep them.
+        let time = time.min(i64::MAX.unsigned_abs());
+        let mac = hmac(
+            &self.index,
+            &[patient, &time.to_be_bytes(), &seq.to_be_bytes()],
+        )?;
+        let mut b = [0u8; 16];
+        b.copy_from_slice(mac.get(..16).ok_or(KDF_FAILED)?);
+        Ok(u128::from_be_bytes(b))
     }
 
     /// `HMAC(row key, "row" ‖ kind ‖ key ‖ generation ‖ body)`.

@@ -21,7 +21,7 @@ use crate::reencrypt::{ReCapsule, ServingKey};
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
 use crate::srs::chain::{self, Draft, genesis_hash, walk};
-use crate::srs::config::{OpenReport, SrsConfig};
+use crate::srs::config::{Cadence, OpenReport, SrsConfig};
 use crate::srs::follower;
 use crate::srs::journal::{Change, CheckpointSink, Journal, Position, contains, load};
 use crate::srs::registry::Served;
@@ -43,7 +43,7 @@ struct Parts {
     keys: Arc<SrsKeys>,
     clock: Arc<dyn Clock>,
     escrow: Option<EscrowKeyIssuer>,
-    checkpoint_every: u64,
+    cadence: Cadence,
     sink: Option<CheckpointSink>,
     follow: bool,
     grant_max_age: Option<u64>,
@@ -148,7 +148,7 @@ impl Srs {
             clock,
             escrow,
             signing_key,
-            checkpoint_every,
+            cadence,
             sink,
             required,
             follow,
@@ -171,7 +171,7 @@ impl Srs {
             keys,
             clock,
             escrow,
-            checkpoint_every,
+            cadence,
             sink,
             follow,
             grant_max_age,
@@ -203,7 +203,7 @@ impl Srs {
             p.keys.clone(),
             p.clock.clone(),
             registry,
-            p.checkpoint_every,
+            p.cadence,
             p.sink,
             at,
             checkpoint,
@@ -1455,7 +1455,8 @@ impl Srs {
                 seq: head.seq.min(pos.seq) + 1,
             });
         }
-        let mut index = crate::store::IndexDigest::default();
+        // The disclosure index's keyed digest: (count, sum of keyed shares).
+        let mut index = (0u64, 0u128);
         let end = walk(
             store.as_ref(),
             pos.base_seq,
@@ -1463,7 +1464,10 @@ impl Srs {
             pos.seq,
             &mut |rec, _| {
                 if let Some(p) = crate::store::disclosed(&rec.entry) {
-                    index.add(p.as_bytes(), rec.entry.time, rec.entry.seq);
+                    let share =
+                        self.keys
+                            .index_share(p.as_bytes(), rec.entry.time, rec.entry.seq)?;
+                    index = (index.0 + 1, index.1.wrapping_add(share));
                 }
                 Ok(())
             },
@@ -1473,7 +1477,19 @@ impl Srs {
         }
         // The disclosure index holds exactly the chain's disclosures up to
         // the entry verified (rows are committed with their entries).
-        if store.disclosure_index_digest(pos.seq)? != index {
+        let mut stored = (0u64, 0u128);
+        let mut failed = None;
+        store.disclosure_index(pos.seq, &mut |p, t, s| {
+            match self.keys.index_share(p, t, s) {
+                Ok(share) => stored = (stored.0 + 1, stored.1.wrapping_add(share)),
+                Err(e) => failed = Some(e),
+            }
+            Ok(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if stored != index {
             return Err(SrsError::Tampered("disclosure index"));
         }
         // Every checkpoint kept: signed by this SRS, and on the chain.

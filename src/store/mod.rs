@@ -352,12 +352,17 @@ pub trait Store: Send + Sync {
     /// A [`StoreError`] if reading fails.
     fn checkpoint_count(&self) -> Result<u64, StoreError>;
 
-    /// The digest of the disclosure index rows with `seq <= upto` (read in
-    /// bounded memory).
+    /// Calls `each(patient, time, seq)` for every disclosure index row with
+    /// `seq <= upto`, in any order, in bounded memory (the SRS digests them
+    /// under a key the store does not have).
     ///
     /// # Errors
-    /// A [`StoreError`] if reading fails.
-    fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError>;
+    /// A [`StoreError`] if reading fails, or what `each` returns.
+    fn disclosure_index(
+        &self,
+        upto: u64,
+        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
 
     /// The patient's disclosures (the audit entries [`disclosed`] names
     /// them in) with `from <= time <= to` and `(time, seq)` after `after`,
@@ -375,34 +380,6 @@ pub trait Store: Send + Sync {
         after: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
-}
-
-/// The order-independent digest of a set of disclosure index rows
-/// `(patient, time, seq)`: their number and the wrapping sum of a hash of
-/// each. [`crate::srs::Srs::verify_audit`] compares the index's with the
-/// chain's, so a deleted, inserted or edited index row is detected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IndexDigest {
-    count: u64,
-    sum: u128,
-}
-
-impl IndexDigest {
-    /// Adds one row (times saturate at 2⁶³ − 1, as the SQL stores keep them).
-    pub fn add(&mut self, patient: &[u8], time: u64, seq: u64) {
-        use sha2::{Digest, Sha256};
-        let time = time.min(i64::MAX as u64);
-        let mut h = Sha256::new();
-        h.update((patient.len() as u64).to_be_bytes());
-        h.update(patient);
-        h.update(time.to_be_bytes());
-        h.update(seq.to_be_bytes());
-        let d = h.finalize();
-        let mut b = [0u8; 16];
-        b.copy_from_slice(d.get(..16).unwrap_or(&[0; 16]));
-        self.count += 1;
-        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
-    }
 }
 
 /// The patient an audit entry discloses a record of: a re-encryption that
@@ -641,12 +618,22 @@ impl Store for MemoryStore {
         Ok(self.lock().checkpoints.len() as u64)
     }
 
-    fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError> {
-        let mut d = IndexDigest::default();
-        for (p, t, s) in self.lock().disclosures.iter().filter(|r| r.2 <= upto) {
-            d.add(p.as_bytes(), *t, *s);
+    fn disclosure_index(
+        &self,
+        upto: u64,
+        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<(Identity, u64, u64)> = self
+            .lock()
+            .disclosures
+            .iter()
+            .filter(|r| r.2 <= upto)
+            .cloned()
+            .collect();
+        for (p, t, s) in &rows {
+            each(p.as_bytes(), *t, *s)?;
         }
-        Ok(d)
+        Ok(())
     }
 
     fn disclosures(

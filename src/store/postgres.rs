@@ -31,8 +31,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{
-    AuditRecord, Build, ChainHead, Commit, IndexDigest, Listener, Locked, Store, StoreError,
-    StoreErrorKind, StoredRow, disclosed, hash32, to_i64, to_u64,
+    AuditRecord, Build, ChainHead, Commit, Listener, Locked, Store, StoreError, StoreErrorKind,
+    StoredRow, disclosed, hash32, to_i64, to_u64,
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
@@ -540,9 +540,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError> {
+    fn disclosure_index(
+        &self,
+        upto: u64,
+        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         self.read(|c| {
-            let mut d = IndexDigest::default();
             let mut it = c
                 .query_raw(
                     "SELECT patient, time, seq FROM sesphr_disclosures WHERE seq <= $1",
@@ -554,9 +557,9 @@ impl Store for PostgresStore {
                 let p: &[u8] = r.try_get(0).map_err(get)?;
                 let t: i64 = r.try_get(1).map_err(get)?;
                 let s: i64 = r.try_get(2).map_err(get)?;
-                d.add(p, to_u64(t), to_u64(s));
+                each(p, to_u64(t), to_u64(s))?;
             }
-            Ok(d)
+            Ok(())
         })
     }
 

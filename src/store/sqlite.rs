@@ -18,8 +18,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    AuditRecord, Build, ChainHead, Commit, IndexDigest, Store, StoreError, StoreErrorKind,
-    StoredRow, commit_alone, disclosed, hash32, to_i64, to_u64,
+    AuditRecord, Build, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow,
+    commit_alone, disclosed, hash32, to_i64, to_u64,
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
@@ -573,7 +573,11 @@ impl Store for SqliteStore {
         Ok(to_u64(n))
     }
 
-    fn disclosure_index_digest(&self, upto: u64) -> Result<IndexDigest, StoreError> {
+    fn disclosure_index(
+        &self,
+        upto: u64,
+        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let conn = self.reader();
         let mut q = conn
             .prepare("SELECT patient, time, seq FROM disclosures WHERE seq <= ?1")
@@ -581,15 +585,14 @@ impl Store for SqliteStore {
         let mut rows = q
             .query(params![to_i64(upto)])
             .map_err(self.err("reading the disclosure index"))?;
-        let mut d = IndexDigest::default();
         let get = |e| StoreError::with_source("reading the disclosure index", e);
         while let Some(r) = rows.next().map_err(get)? {
             let p: Vec<u8> = r.get(0).map_err(get)?;
             let t: i64 = r.get(1).map_err(get)?;
             let s: i64 = r.get(2).map_err(get)?;
-            d.add(&p, to_u64(t), to_u64(s));
+            each(&p, to_u64(t), to_u64(s))?;
         }
-        Ok(d)
+        Ok(())
     }
 
     fn disclosures(
