@@ -112,6 +112,12 @@ pub enum Error {
         /// The node indices whose shares are wrong.
         nodes: Vec<u8>,
     },
+    /// A Merkle inclusion or consistency proof of the audit log does not
+    /// verify, or does not fit the sizes it names.
+    InvalidLogProof {
+        /// What failed.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -149,6 +155,7 @@ impl Error {
                 c"share commitments are not this user's grant of this portion"
             }
             Self::BadShares { .. } => c"shares failed their proofs and too few good ones remain",
+            Self::InvalidLogProof { .. } => c"audit log proof does not verify",
         }
     }
 }
@@ -302,6 +309,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Self::BadShares { nodes } => write!(f, ": nodes {nodes:?}"),
+            Self::InvalidLogProof { what } => write!(f, ": {what}"),
             _ => Ok(()),
         }
     }

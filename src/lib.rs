@@ -66,6 +66,8 @@ mod hash;
 mod ids;
 /// cbindgen:ignore
 mod keys;
+/// cbindgen:ignore
+pub mod merkle;
 pub mod model;
 /// cbindgen:ignore
 mod parallel;

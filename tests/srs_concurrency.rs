@@ -280,11 +280,7 @@ mod slow {
         fn checkpoint_count(&self) -> Result<u64, StoreError> {
             self.0.checkpoint_count()
         }
-        fn disclosure_index(
-            &self,
-            upto: u64,
-            each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
-        ) -> Result<(), StoreError> {
+        fn disclosure_index(&self, upto: u64, each: &mut IndexVisit<'_>) -> Result<(), StoreError> {
             self.0.disclosure_index(upto, each)
         }
         fn disclosures(

@@ -94,6 +94,8 @@ pub enum sesphr_result {
     /// `TOO_FEW_SHARES` with every answer's verdict. The number stays
     /// reserved.
     BadShares = 124,
+    /// A Merkle proof of the audit log does not verify.
+    InvalidLogProof = 125,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -251,6 +253,7 @@ impl sesphr_result {
             Error::ShareMismatch => Self::ShareMismatch,
             Error::InvalidCommitments => Self::InvalidCommitments,
             Error::BadShares { .. } => Self::BadShares,
+            Error::InvalidLogProof { .. } => Self::InvalidLogProof,
         }
     }
 }
@@ -354,6 +357,7 @@ const ALL: &[sesphr_result] = {
         R::ShareMismatch,
         R::InvalidCommitments,
         R::BadShares,
+        R::InvalidLogProof,
         R::UnknownUser,
         R::UnknownPatient,
         R::UnknownPortion,
@@ -446,6 +450,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::ShareMismatch => Error::ShareMismatch.summary(),
         R::InvalidCommitments => Error::InvalidCommitments.summary(),
         R::BadShares => Error::BadShares { nodes: Vec::new() }.summary(),
+        R::InvalidLogProof => Error::InvalidLogProof { what: "" }.summary(),
         R::UnknownUser => SrsError::UnknownUser.summary(),
         R::UnknownPatient => SrsError::UnknownPatient.summary(),
         R::UnknownPortion => SrsError::UnknownPortion.summary(),
@@ -522,7 +527,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 67);
+        assert_eq!(n, 68);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

@@ -114,6 +114,10 @@ impl std::error::Error for StoreError {
     }
 }
 
+/// Called with each disclosure index row `(patient, time, seq)` by
+/// [`Store::disclosure_index`].
+pub type IndexVisit<'a> = dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError> + 'a;
+
 /// One registry row as stored: opaque to the store, authenticated by the
 /// SRS. The primary key is `(kind, key)`.
 #[derive(Clone, PartialEq, Eq)]
@@ -358,11 +362,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// A [`StoreError`] if reading fails, or what `each` returns.
-    fn disclosure_index(
-        &self,
-        upto: u64,
-        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn disclosure_index(&self, upto: u64, each: &mut IndexVisit<'_>) -> Result<(), StoreError>;
 
     /// The patient's disclosures (the audit entries [`disclosed`] names
     /// them in) with `from <= time <= to` and `(time, seq)` after `after`,
@@ -618,11 +618,7 @@ impl Store for MemoryStore {
         Ok(self.lock().checkpoints.len() as u64)
     }
 
-    fn disclosure_index(
-        &self,
-        upto: u64,
-        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn disclosure_index(&self, upto: u64, each: &mut IndexVisit<'_>) -> Result<(), StoreError> {
         let rows: Vec<(Identity, u64, u64)> = self
             .lock()
             .disclosures

@@ -31,8 +31,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{
-    AuditRecord, Build, ChainHead, Commit, Listener, Locked, Store, StoreError, StoreErrorKind,
-    StoredRow, disclosed, hash32, to_i64, to_u64,
+    AuditRecord, Build, ChainHead, Commit, IndexVisit, Listener, Locked, Store, StoreError,
+    StoreErrorKind, StoredRow, disclosed, hash32, to_i64, to_u64,
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
@@ -540,11 +540,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn disclosure_index(
-        &self,
-        upto: u64,
-        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn disclosure_index(&self, upto: u64, each: &mut IndexVisit<'_>) -> Result<(), StoreError> {
         self.read(|c| {
             let mut it = c
                 .query_raw(

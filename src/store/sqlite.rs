@@ -18,8 +18,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    AuditRecord, Build, ChainHead, Commit, Store, StoreError, StoreErrorKind, StoredRow,
-    commit_alone, disclosed, hash32, to_i64, to_u64,
+    AuditRecord, Build, ChainHead, Commit, IndexVisit, Store, StoreError, StoreErrorKind,
+    StoredRow, commit_alone, disclosed, hash32, to_i64, to_u64,
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
@@ -573,11 +573,7 @@ impl Store for SqliteStore {
         Ok(to_u64(n))
     }
 
-    fn disclosure_index(
-        &self,
-        upto: u64,
-        each: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn disclosure_index(&self, upto: u64, each: &mut IndexVisit<'_>) -> Result<(), StoreError> {
         let conn = self.reader();
         let mut q = conn
             .prepare("SELECT patient, time, seq FROM disclosures WHERE seq <= ?1")
