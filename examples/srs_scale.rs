@@ -276,6 +276,7 @@ fn build_disclosures(path: &std::path::Path, entries: u64) {
         let commit = Commit {
             rows: Vec::new(),
             audit,
+            nodes: Vec::new(),
             head: ChainHead {
                 seq,
                 hash: [0; 32],
@@ -283,6 +284,7 @@ fn build_disclosures(path: &std::path::Path, entries: u64) {
                 base_seq: 0,
                 base_hash: [0; 32],
                 checkpoints: 0,
+                tree: None,
                 mac: [0; 32],
             },
             checkpoint: None,

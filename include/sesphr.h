@@ -92,7 +92,7 @@
 #define SESPHR_PURPOSE_OTHER 6
 
 // Length of an encoded checkpoint.
-#define SESPHR_CHECKPOINT_LEN 149
+#define SESPHR_CHECKPOINT_LEN 181
 
 // The result of every sesphr C function. The numbers are part of the ABI:
 // they never change and are never reused.
@@ -181,6 +181,8 @@ enum sesphr_result
   // `TOO_FEW_SHARES` with every answer's verdict. The number stays
   // reserved.
   SESPHR_RESULT_BAD_SHARES = 124,
+  // A Merkle proof of the audit log does not verify.
+  SESPHR_RESULT_INVALID_LOG_PROOF = 125,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.

@@ -56,6 +56,9 @@ pub(crate) mod version {
     pub(crate) const SHARE_COMMITMENTS: u8 = 2;
     /// Key shares: version 2 embeds version-2 commitments.
     pub(crate) const KEY_SHARE: u8 = 2;
+    /// Checkpoints: version 2 also signs the Merkle tree root (SPEC §6.2);
+    /// version 1 is still read (kept checkpoints, archived segments).
+    pub(crate) const CHECKPOINT: u8 = 2;
 }
 
 /// Decodes a canonical, non-identity ristretto255 point.

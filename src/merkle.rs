@@ -530,13 +530,21 @@ impl Frontier {
 
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_reporting(leaf, &mut |_, _, _| {});
+    }
+
+    /// Appends a leaf hash, calling `made(level, index, hash)` for every
+    /// perfect subtree it completes (the leaf itself at level 0 first).
+    pub fn push_reporting(&mut self, leaf: Hash, made: &mut dyn FnMut(u32, u64, &Hash)) {
+        let leaf_index = self.size;
         let mut h = leaf;
+        made(0, leaf_index, &h);
         // Each trailing one bit of the old size is a peak that merges.
-        let mut merges = self.size.trailing_ones();
-        while merges > 0 {
+        let merges = self.size.trailing_ones();
+        for level in 1..=merges {
             let Some(left) = self.peaks.pop() else { break };
             h = node_hash(&left, &h);
-            merges -= 1;
+            made(level, ((leaf_index + 1) >> level) - 1, &h);
         }
         self.peaks.push(h);
         self.size += 1;
@@ -726,6 +734,19 @@ mod tests {
             assert_eq!(again, f);
         }
         assert!(Frontier::from_peaks(5, vec![[0; 32]]).is_err());
+        // Every perfect subtree is reported once, where the tree has it.
+        let mut g = Frontier::new();
+        let mut seen = 0;
+        for i in 0..300u64 {
+            g.push_reporting(
+                (&t).perfect(0, i).unwrap(),
+                &mut |level, index, hash| {
+                    assert_eq!((&t).perfect(level, index).unwrap(), *hash);
+                    seen += 1;
+                },
+            );
+        }
+        assert_eq!(seen, (0..9).map(|k| 300u64 >> k).sum::<u64>());
     }
 
     #[test]

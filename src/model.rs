@@ -936,15 +936,18 @@ pub struct UserRecord {
     pub registered_at: u64,
 }
 
-/// A signed checkpoint of the SRS's state: the audit chain up to `seq`
-/// (its hash) and the registry as it was then (its keyed digest), signed by
-/// the SRS's Ed25519 key. Hosts keep checkpoints outside the database and
-/// hand the latest back at open, so that a database rolled back to an older
-/// copy is refused.
+/// A signed checkpoint of the SRS's state: the audit log up to `seq` (its
+/// chain hash and its Merkle tree root) and the registry as it was then
+/// (its keyed digest), signed by the SRS's Ed25519 key. Hosts, patients and
+/// auditors keep checkpoints outside the database: the SRS refuses to open
+/// a database older than one it is given, and any two checkpoints are
+/// proven consistent (one log, the older a prefix of the newer) with a
+/// [`crate::merkle::ConsistencyProof`].
 ///
-/// Encoding: `"SPCP" ‖ version ‖ seq ‖ time ‖ chain hash ‖ registry digest ‖
-/// signature` (149 bytes; integers big-endian). The signature is over
-/// `"sesphr/v1/checkpoint" ‖` the bytes before it.
+/// Encoding (version 2): `"SPCP" ‖ 0x02 ‖ seq ‖ time ‖ chain hash ‖ tree
+/// root ‖ registry digest ‖ signature` (181 bytes; integers big-endian).
+/// Version 1 (149 bytes, without the tree root) is still read. The
+/// signature is over `"sesphr/v1/checkpoint" ‖` the bytes before it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The sequence number of the last audit entry it covers (0: none yet).
@@ -953,6 +956,9 @@ pub struct Checkpoint {
     pub time: u64,
     /// The chain hash of entry `seq` (the genesis hash for 0).
     pub chain_hash: [u8; 32],
+    /// The root of the Merkle tree of entries `1..=seq` (SPEC §6.4); `None`
+    /// in a version-1 checkpoint.
+    pub tree_root: Option<[u8; 32]>,
     /// The keyed digest of the registry after entry `seq`.
     pub digest: [u8; 32],
     /// Ed25519 signature by the SRS.
@@ -961,16 +967,26 @@ pub struct Checkpoint {
 
 /// cbindgen:ignore
 impl Checkpoint {
-    /// Length of the encoding.
-    pub const LEN: usize = 5 + 8 + 8 + 32 + 32 + 64;
+    /// Length of the encoding (version 2).
+    pub const LEN: usize = 5 + 8 + 8 + 32 + 32 + 32 + 64;
+    /// Length of a version-1 encoding.
+    pub const LEN_V1: usize = Self::LEN - 32;
     const MAGIC: [u8; 4] = *b"SPCP";
 
     /// The bytes the signature covers (without the tag).
     pub(crate) fn signed_bytes(&self) -> Vec<u8> {
-        let mut v = crate::encoding::frame(Self::MAGIC, Self::LEN);
+        let version = if self.tree_root.is_some() {
+            crate::encoding::version::CHECKPOINT
+        } else {
+            1
+        };
+        let mut v = crate::encoding::frame_version(Self::MAGIC, version, Self::LEN);
         v.extend_from_slice(&self.seq.to_be_bytes());
         v.extend_from_slice(&self.time.to_be_bytes());
         v.extend_from_slice(&self.chain_hash);
+        if let Some(root) = &self.tree_root {
+            v.extend_from_slice(root);
+        }
         v.extend_from_slice(&self.digest);
         v
     }
@@ -982,16 +998,28 @@ impl Checkpoint {
         v
     }
 
-    /// Decodes strictly (the signature is checked by the SRS, which knows
-    /// the key: [`crate::srs::Srs::verify_checkpoint`]).
+    /// Decodes strictly, version 2 or 1 (the signature is checked by the
+    /// SRS, which knows the key: [`crate::srs::Srs::verify_checkpoint`], or
+    /// by anyone with its public key: [`crate::srs::verify_checkpoint`]).
     ///
     /// # Errors
     /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::framed("checkpoint", bytes, Self::MAGIC)?;
+        let v1 = bytes.get(4) == Some(&1);
+        let mut r = if v1 {
+            Reader::framed_version("checkpoint", bytes, Self::MAGIC, 1)?
+        } else {
+            Reader::framed_version(
+                "checkpoint",
+                bytes,
+                Self::MAGIC,
+                crate::encoding::version::CHECKPOINT,
+            )?
+        };
         let seq = r.u64()?;
         let time = r.u64()?;
         let chain_hash = r.array()?;
+        let tree_root = if v1 { None } else { Some(r.array()?) };
         let digest = r.array()?;
         let signature = r.array()?;
         r.finish()?;
@@ -999,6 +1027,7 @@ impl Checkpoint {
             seq,
             time,
             chain_hash,
+            tree_root,
             digest,
             signature,
         })

@@ -32,7 +32,7 @@ pub const SESPHR_PURPOSE_EMERGENCY: u32 = 5;
 /// Purpose of use: other (say what in the justification).
 pub const SESPHR_PURPOSE_OTHER: u32 = 6;
 /// Length of an encoded checkpoint.
-pub const SESPHR_CHECKPOINT_LEN: usize = 149;
+pub const SESPHR_CHECKPOINT_LEN: usize = 181;
 // Every C constant is the Rust one: a change on either side fails the build.
 const _: () = {
     assert!(SESPHR_CHECKPOINT_LEN == Checkpoint::LEN);

@@ -88,7 +88,16 @@ fn malformed() -> SrsError {
 }
 
 fn read_checkpoint(r: &mut dyn Read) -> Result<Checkpoint, SrsError> {
-    let b = read_exact::<{ Checkpoint::LEN }>(r)?;
+    // Magic and version say the length (version 1: no tree root).
+    let mut b = read_exact::<5>(r)?.to_vec();
+    let len = if b.get(4) == Some(&1) {
+        Checkpoint::LEN_V1
+    } else {
+        Checkpoint::LEN
+    };
+    b.resize(len, 0);
+    r.read_exact(b.get_mut(5..).ok_or_else(malformed)?)
+        .map_err(|_| malformed())?;
     Checkpoint::from_bytes(&b).map_err(SrsError::Malformed)
 }
 

@@ -23,9 +23,14 @@ pub(crate) fn genesis_hash() -> [u8; 32] {
 
 /// `SHA-256(prev ‖ encoding)`.
 pub(crate) fn chain_hash(prev: &[u8; 32], entry: &AuditEntry) -> [u8; 32] {
+    chain_hash_of(prev, &entry.to_bytes())
+}
+
+/// [`chain_hash`] of an entry already encoded.
+pub(crate) fn chain_hash_of(prev: &[u8; 32], encoded: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
-    h.update(entry.to_bytes());
+    h.update(encoded);
     h.finalize().into()
 }
 

@@ -32,13 +32,18 @@ use curve25519_dalek::scalar::Scalar;
 
 use crate::model::{Checkpoint, Denial};
 use crate::rng::os_rng;
-use crate::srs::chain::{Draft, chain_hash, walk, walk_pages};
+use crate::merkle::{Frontier, leaf_hash};
+use crate::srs::chain::{Draft, chain_hash_of, walk, walk_pages};
 use crate::srs::config::{Cadence, OpenReport};
 use crate::srs::registry::Registry;
 use crate::srs::rows::{Row, RowImage};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
 use crate::srs::types::{Clock, SrsError};
-use crate::store::{AuditRecord, ChainHead, Commit, Locked, Store, StoreError};
+use crate::store::{AuditRecord, ChainHead, Commit, Locked, Store, StoreError, TreeNode};
+
+/// The lowest level of the Merkle tree whose nodes the store keeps (every
+/// 16 entries one node, amortized); below it, proofs hash the entries.
+pub(crate) const STORED_LEVEL: u32 = 4;
 
 /// Checks that the store with `head` contains checkpoint `cp`.
 ///
@@ -105,7 +110,7 @@ pub(crate) type Plan = Box<dyn FnOnce(&Registry) -> Result<Change, SrsError> + S
 pub(crate) type CheckpointSink = Arc<dyn Fn(&Checkpoint) + Send + Sync>;
 
 /// Where the chain stands.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Position {
     pub(crate) seq: u64,
     pub(crate) hash: [u8; 32],
@@ -114,10 +119,13 @@ pub(crate) struct Position {
     pub(crate) base_hash: [u8; 32],
     /// How many checkpoints the store keeps.
     pub(crate) checkpoints: u64,
+    /// The Merkle tree of entries `1..=seq`.
+    pub(crate) tree: Frontier,
 }
 
 impl Position {
-    fn of(head: &ChainHead) -> Option<Self> {
+    /// The position of an authenticated head whose tree is `tree`.
+    fn of(head: &ChainHead, tree: Frontier) -> Option<Self> {
         Some(Self {
             seq: head.seq,
             hash: head.hash,
@@ -125,6 +133,7 @@ impl Position {
             base_seq: head.base_seq,
             base_hash: head.base_hash,
             checkpoints: head.checkpoints,
+            tree,
         })
     }
 
@@ -289,13 +298,55 @@ fn load_snapshot(
     if digest.to_bytes() != head.digest {
         return Err(SrsError::Tampered("registry digest"));
     }
-    let at = Position::of(&head).ok_or(SrsError::Tampered("registry digest"))?;
+    let tree = match &head.tree {
+        Some(peaks) => Frontier::from_peaks(head.seq, peaks.clone())
+            .map_err(|_| SrsError::Tampered("chain head"))?,
+        None => legacy_tree(store, &head)?,
+    };
+    if cp.seq == head.seq && cp.tree_root.is_some_and(|r| r != tree.root()) {
+        return Err(SrsError::Tampered("audit tree"));
+    }
+    let at = Position::of(&head, tree).ok_or(SrsError::Tampered("registry digest"))?;
     Ok(Some(Loaded {
         registry: into,
         at,
         checkpoint: cp,
         report,
     }))
+}
+
+/// The Merkle tree of a store whose head was written before the audit was
+/// a Merkle log: rebuilt from every entry (once; the next commit keeps it in
+/// the head).
+///
+/// # Errors
+/// [`SrsError::Store`] with [`crate::store::StoreErrorKind::UnsupportedVersion`]
+/// if entries were archived away (the tree cannot be rebuilt without them);
+/// what the walk finds.
+fn legacy_tree(store: &dyn Store, head: &ChainHead) -> Result<Frontier, SrsError> {
+    if head.base_seq != 0 {
+        return Err(SrsError::Store(StoreError::new(
+            crate::store::StoreErrorKind::UnsupportedVersion,
+            format!(
+                "the audit log was archived up to entry {} before it became a Merkle log, \
+                 and its tree cannot be rebuilt without those entries: open it with the \
+                 sesphr version that wrote it, or restore the archived entries first",
+                head.base_seq
+            ),
+        )));
+    }
+    let mut tree = Frontier::new();
+    walk(
+        store,
+        0,
+        crate::srs::chain::genesis_hash(),
+        head.seq,
+        &mut |rec, _| {
+            tree.push(leaf_hash(&rec.entry.to_bytes()));
+            Ok(())
+        },
+    )?;
+    Ok(tree)
 }
 
 /// Checks that a store now at `now` still holds the position `known` (what
@@ -400,7 +451,7 @@ impl Journal {
 
     /// What the store holds now, as far as this process knows.
     pub(crate) fn durable(&self) -> Position {
-        self.lock().at
+        self.lock().at.clone()
     }
 
     /// The last checkpoint made (or found).
@@ -450,7 +501,7 @@ impl Journal {
         let head = self.store.head()?;
         {
             let g = self.lock();
-            if !g.stale && head.is_some_and(|h| g.at.matches(&h)) {
+            if !g.stale && head.as_ref().is_some_and(|h| g.at.matches(h)) {
                 return Ok(());
             }
         }
@@ -492,7 +543,7 @@ impl Journal {
         let items = std::mem::take(&mut g.queue);
         let ids: Vec<u64> = items.iter().map(|i| i.id).collect();
         let start = Lead {
-            at: g.at,
+            at: g.at.clone(),
             last_checkpoint: g.last_checkpoint,
             stale: g.stale,
             made: None,
@@ -560,7 +611,7 @@ impl Journal {
         let mut end = None;
         let written = self.store.commit(&mut |view| {
             let mut reg = self.registry_mut();
-            match self.build(view, &mut reg, lead, &mut items, results) {
+            match self.build(view, &mut reg, lead.clone(), &mut items, results) {
                 Ok((commit, next)) => {
                     end = Some(next);
                     Ok(commit)
@@ -584,10 +635,11 @@ impl Journal {
         results: &mut Vec<Option<Result<Outcome, SrsError>>>,
     ) -> Result<(Option<Commit>, Lead), SrsError> {
         let mut lead = self.catch_up(view, reg, start)?;
-        let mut at = lead.at;
+        let mut at = lead.at.clone();
         let mut rng = os_rng();
         let mut rows = Vec::new();
         let mut audit = Vec::new();
+        let mut nodes = Vec::new();
         let (mut scrub, mut sync, mut want_checkpoint, mut prune) = (false, false, false, None);
         let mut asked = Vec::new();
         for item in items.iter_mut() {
@@ -632,7 +684,17 @@ impl Journal {
             for d in change.drafts {
                 let seq = at.seq + 1;
                 let entry = d.finish(seq);
-                let hash = chain_hash(&at.hash, &entry);
+                let bytes = entry.to_bytes();
+                let hash = chain_hash_of(&at.hash, &bytes);
+                at.tree.push_reporting(leaf_hash(&bytes), &mut |level, index, h| {
+                    if level >= STORED_LEVEL {
+                        nodes.push(TreeNode {
+                            level,
+                            index,
+                            hash: *h,
+                        });
+                    }
+                });
                 audit.push(AuditRecord { entry, hash });
                 at.seq = seq;
                 at.hash = hash;
@@ -661,6 +723,7 @@ impl Journal {
                 seq: at.seq,
                 time: now,
                 chain_hash: at.hash,
+                tree_root: Some(at.tree.root()),
                 digest: at.digest.to_bytes(),
                 signature: [0; 64],
             };
@@ -678,6 +741,16 @@ impl Journal {
                 o.checkpoint = checkpoint;
             }
         }
+        let mut head = ChainHead {
+            seq: at.seq,
+            hash: at.hash,
+            digest: at.digest.to_bytes(),
+            base_seq: at.base_seq,
+            base_hash: at.base_hash,
+            checkpoints: at.checkpoints,
+            tree: Some(at.tree.peaks().to_vec()),
+            mac: [0; 32],
+        };
         lead.at = at;
         if checkpoint.is_some() {
             lead.last_checkpoint = checkpoint;
@@ -686,20 +759,12 @@ impl Journal {
         if audit.is_empty() && rows.is_empty() && checkpoint.is_none() && prune.is_none() {
             return Ok((None, lead));
         }
-        let mut head = ChainHead {
-            seq: at.seq,
-            hash: at.hash,
-            digest: at.digest.to_bytes(),
-            base_seq: at.base_seq,
-            base_hash: at.base_hash,
-            checkpoints: at.checkpoints,
-            mac: [0; 32],
-        };
         self.keys.authenticate_head(&mut head)?;
         Ok((
             Some(Commit {
                 rows,
                 audit,
+                nodes,
                 head,
                 checkpoint,
                 prune,
@@ -719,7 +784,7 @@ impl Journal {
         reg: &mut Registry,
         start: Lead,
     ) -> Result<Lead, SrsError> {
-        let at = start.at;
+        let at = start.at.clone();
         let Some(head) = view.head()? else {
             // A store being created: only a genesis position may write it.
             return if at.seq == 0 && at.checkpoints == 0 {
@@ -750,16 +815,37 @@ impl Journal {
         } else {
             (at.seq, at.hash)
         };
+        // The tree grows by the same entries (unless some were archived
+        // meanwhile: then the authenticated head's tree is all there is).
+        let gap = head.base_seq > at.seq;
+        let mut tree = at.tree.clone();
         let end = walk_pages(
             &mut |a, b, n| view.audit(a, b, n),
             from_seq,
             from_hash,
             head.seq,
-            &mut |_, _| Ok(()),
+            &mut |rec, _| {
+                if !gap {
+                    tree.push(leaf_hash(&rec.entry.to_bytes()));
+                }
+                Ok(())
+            },
         )?;
         if end != head.hash {
             return Err(SrsError::AuditChainBroken { seq: head.seq });
         }
+        let tree = match &head.tree {
+            Some(peaks) => {
+                let theirs = Frontier::from_peaks(head.seq, peaks.clone())
+                    .map_err(|_| SrsError::Tampered("chain head"))?;
+                if !gap && theirs != tree {
+                    return Err(SrsError::Tampered("audit tree"));
+                }
+                theirs
+            }
+            None if !gap => tree,
+            None => return Err(SrsError::Tampered("audit tree")),
+        };
         // The rows written since, each authenticated; the digest moves by
         // the rows they replace and by themselves.
         let mut digest = at.digest;
@@ -787,7 +873,7 @@ impl Journal {
             return Err(SrsError::Tampered("registry digest"));
         }
         let mut next = start;
-        next.at = Position::of(&head).ok_or(SrsError::Tampered("registry digest"))?;
+        next.at = Position::of(&head, tree).ok_or(SrsError::Tampered("registry digest"))?;
         if head.checkpoints != at.checkpoints {
             let cp = view
                 .latest_checkpoint()?
@@ -802,7 +888,7 @@ impl Journal {
 }
 
 /// What a lead starts from and ends with.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Lead {
     at: Position,
     last_checkpoint: Option<Checkpoint>,

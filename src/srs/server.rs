@@ -253,6 +253,7 @@ impl Srs {
             base_seq: 0,
             base_hash: genesis,
             checkpoints: 0,
+            tree: crate::merkle::Frontier::new(),
         };
         let report = OpenReport {
             created: true,

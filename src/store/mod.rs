@@ -156,13 +156,15 @@ pub struct AuditRecord {
 }
 
 /// The authenticated head of the audit chain: the last entry, the keyed
-/// registry digest after it, and where the live chain starts (entries up to
-/// `base_seq` were archived and pruned), with a MAC under a key derived from
-/// the storage key over all of it.
+/// registry digest after it, where the live chain starts (entries up to
+/// `base_seq` were archived and pruned), and the Merkle tree of the log
+/// (its frontier), with a MAC under a key derived from the storage key over
+/// all of it.
 ///
-/// Encoding: `seq ‖ hash ‖ digest ‖ base_seq ‖ base_hash ‖ checkpoints ‖ mac`
-/// (152 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Encoding: `seq ‖ hash ‖ digest ‖ base_seq ‖ base_hash ‖ checkpoints
+/// [‖ u8(k) ‖ k × peak] ‖ mac` (152 bytes without the tree, as written
+/// before the audit was a Merkle log).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainHead {
     /// Sequence number of the last entry (0 for a new store).
     pub seq: u64,
@@ -176,13 +178,17 @@ pub struct ChainHead {
     pub base_hash: [u8; 32],
     /// How many checkpoints the store keeps.
     pub checkpoints: u64,
+    /// The peaks of the Merkle tree of entries `1..=seq` (largest first,
+    /// one per set bit of `seq`); `None` in a head written before the audit
+    /// was a Merkle log.
+    pub tree: Option<Vec<[u8; 32]>>,
     /// HMAC-SHA-256 over the fields above.
     pub mac: [u8; 32],
 }
 
 /// cbindgen:ignore
 impl ChainHead {
-    /// Length of the encoding.
+    /// Length of the encoding without the tree.
     pub const LEN: usize = 8 + 32 + 32 + 8 + 32 + 8 + 32;
 
     /// The fields the MAC covers, then the MAC.
@@ -193,35 +199,78 @@ impl ChainHead {
     }
 
     pub(crate) fn mac_input(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(Self::LEN);
+        let peaks = self.tree.as_deref().unwrap_or_default();
+        let mut v = Vec::with_capacity(Self::LEN + 1 + 32 * peaks.len());
         v.extend_from_slice(&self.seq.to_be_bytes());
         v.extend_from_slice(&self.hash);
         v.extend_from_slice(&self.digest);
         v.extend_from_slice(&self.base_seq.to_be_bytes());
         v.extend_from_slice(&self.base_hash);
         v.extend_from_slice(&self.checkpoints.to_be_bytes());
+        if self.tree.is_some() {
+            // At most 64 peaks (one per bit of `seq`).
+            v.push(u8::try_from(peaks.len()).unwrap_or(u8::MAX));
+            for p in peaks {
+                v.extend_from_slice(p);
+            }
+        }
         v
     }
 
     /// Decodes [`ChainHead::to_bytes`].
     ///
     /// # Errors
-    /// A corrupt [`StoreError`] unless `bytes` has the right length.
+    /// A corrupt [`StoreError`] unless `bytes` decodes exactly.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         let bad = || StoreError::corrupt("chain head does not decode");
         let mut r = crate::encoding::Reader::unframed("chain head", bytes);
+        let seq = r.u64().map_err(|_| bad())?;
+        let hash = r.array().map_err(|_| bad())?;
+        let digest = r.array().map_err(|_| bad())?;
+        let base_seq = r.u64().map_err(|_| bad())?;
+        let base_hash = r.array().map_err(|_| bad())?;
+        let checkpoints = r.u64().map_err(|_| bad())?;
+        let tree = if r.remaining() > 32 {
+            let k = usize::from(r.byte().map_err(|_| bad())?);
+            if k != seq.count_ones() as usize {
+                return Err(bad());
+            }
+            Some(
+                (0..k)
+                    .map(|_| r.array())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| bad())?,
+            )
+        } else {
+            None
+        };
         let head = Self {
-            seq: r.u64().map_err(|_| bad())?,
-            hash: r.array().map_err(|_| bad())?,
-            digest: r.array().map_err(|_| bad())?,
-            base_seq: r.u64().map_err(|_| bad())?,
-            base_hash: r.array().map_err(|_| bad())?,
-            checkpoints: r.u64().map_err(|_| bad())?,
+            seq,
+            hash,
+            digest,
+            base_seq,
+            base_hash,
+            checkpoints,
+            tree,
             mac: r.array().map_err(|_| bad())?,
         };
         r.finish().map_err(|_| bad())?;
         Ok(head)
     }
+}
+
+/// A perfect subtree of the audit log's Merkle tree: the hash of entries
+/// `index·2^level + 1 ..= (index+1)·2^level` (SPEC §6.4). Stores keep them
+/// so that proofs need not hash the log; they are not trusted (every proof
+/// is checked against a signed root), only needed for speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeNode {
+    /// Its height (0: one entry's leaf hash).
+    pub level: u32,
+    /// Its position among the subtrees of its level.
+    pub index: u64,
+    /// Its hash.
+    pub hash: [u8; 32],
 }
 
 /// One atomic, durable step: registry rows to insert or replace, audit
@@ -232,6 +281,9 @@ pub struct Commit {
     pub rows: Vec<StoredRow>,
     /// Audit entries to append, in order.
     pub audit: Vec<AuditRecord>,
+    /// Merkle tree nodes completed by these entries, to keep (a store may
+    /// drop them: proofs then hash the entries instead).
+    pub nodes: Vec<TreeNode>,
     /// The head after this commit.
     pub head: ChainHead,
     /// A checkpoint of the state after this commit, to keep.
@@ -533,7 +585,7 @@ impl MemoryStore {
             g.audit = g.audit.split_off(&(upto.saturating_add(1)));
             g.disclosures.retain(|(_, _, seq)| *seq > upto);
         }
-        g.head = Some(c.head);
+        g.head = Some(c.head.clone());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
@@ -547,7 +599,7 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn head(&self) -> Result<Option<ChainHead>, StoreError> {
-        Ok(self.lock().head)
+        Ok(self.lock().head.clone())
     }
 
     fn rows(
