@@ -315,6 +315,37 @@ fn load_snapshot(
     }))
 }
 
+/// The peaks below [`STORED_LEVEL`] of the tree of entries `1..=seq`, from
+/// the entries of its last partial block: kept as nodes when the entries are
+/// pruned, so that proofs of later entries still find every left sibling.
+fn base_peaks(view: &mut dyn Locked, seq: u64) -> Result<Vec<TreeNode>, SrsError> {
+    let start = seq - seq % (1 << STORED_LEVEL);
+    let recs = view.audit(start + 1, seq, 1 << STORED_LEVEL)?;
+    if recs.len() as u64 != seq - start {
+        return Err(SrsError::AuditChainBroken { seq: start + 1 });
+    }
+    let mut block = Frontier::new();
+    for r in &recs {
+        block.push(leaf_hash(&r.entry.to_bytes()));
+    }
+    let mut offset = start;
+    let levels = (0..STORED_LEVEL)
+        .rev()
+        .filter(|l| (seq - start) & (1 << l) != 0);
+    Ok(levels
+        .zip(block.peaks())
+        .map(|(level, hash)| {
+            let node = TreeNode {
+                level,
+                index: offset >> level,
+                hash: *hash,
+            };
+            offset += 1 << level;
+            node
+        })
+        .collect())
+}
+
 /// The Merkle tree of a store whose head was written before the audit was
 /// a Merkle log: rebuilt from every entry (once; the next commit keeps it in
 /// the head).
@@ -710,6 +741,9 @@ impl Journal {
                 checkpoint: None,
                 first_seq,
             })));
+        }
+        if let Some(seq) = prune {
+            nodes.extend(base_peaks(view, seq)?);
         }
         let last_cp = lead.last_checkpoint.map(|c| c.seq);
         let now = self.clock.now();

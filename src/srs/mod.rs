@@ -73,6 +73,7 @@ mod chain;
 mod config;
 mod follower;
 mod journal;
+mod proofs;
 mod registry;
 mod rows;
 mod secrets;
@@ -80,6 +81,7 @@ mod server;
 mod types;
 
 pub use archive::{SegmentInfo, verify_segment};
+pub use proofs::{verify_checkpoint, verify_consistency, verify_inclusion};
 pub use config::{
     DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_GRANT_MAX_AGE, OpenReport,
     SrsConfig,

@@ -327,6 +327,30 @@ impl Srs {
         self.journal.sync()
     }
 
+    /// The store (for the proof makers beside this file).
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        self.journal.store()
+    }
+
+    /// The last entry durable as far as this process knows (after catching
+    /// up with the others on a shared store).
+    pub(crate) fn durable_seq(&self) -> u64 {
+        if self.shared {
+            // A failed catch-up leaves the position as it was.
+            let _ = self.sync();
+        }
+        self.journal.durable().seq
+    }
+
+    /// [`Srs::durable_seq`] with the log's Merkle root there.
+    pub(crate) fn durable_tree(&self) -> (u64, crate::merkle::Hash) {
+        if self.shared {
+            let _ = self.sync();
+        }
+        let p = self.journal.durable();
+        (p.seq, p.tree.root())
+    }
+
     /// The public key that signs this SRS's checkpoints.
     pub fn verifying_key(&self) -> VerifyingKey {
         *self.keys.verifying_key()

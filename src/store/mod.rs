@@ -378,6 +378,16 @@ pub trait Store: Send + Sync {
     /// A [`StoreError`] if reading fails or an entry does not decode.
     fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// The Merkle tree nodes among `wanted` (`(level, index)` pairs) that
+    /// the store kept ([`Commit::nodes`]), in order; `None` for one it does
+    /// not have. The default keeps none (proofs then hash the entries).
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or a node does not decode.
+    fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        Ok(vec![None; wanted.len()])
+    }
+
     /// The highest audit sequence number stored, if any.
     ///
     /// # Errors
@@ -559,6 +569,8 @@ struct MemoryInner {
     checkpoints: BTreeMap<u64, Checkpoint>,
     /// (patient, time, seq) of every disclosure.
     disclosures: std::collections::BTreeSet<(Identity, u64, u64)>,
+    /// Merkle tree nodes by (level, index).
+    tree: std::collections::HashMap<(u32, u64), [u8; 32]>,
 }
 
 impl MemoryStore {
@@ -577,6 +589,9 @@ impl MemoryStore {
                 g.disclosures.insert((p.clone(), a.entry.time, a.entry.seq));
             }
             g.audit.insert(a.entry.seq, a.clone());
+        }
+        for n in &c.nodes {
+            g.tree.insert((n.level, n.index), n.hash);
         }
         if let Some(cp) = c.checkpoint {
             g.checkpoints.insert(cp.seq, cp);
@@ -642,6 +657,11 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|(_, a)| a.clone())
             .collect())
+    }
+
+    fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        let g = self.lock();
+        Ok(wanted.iter().map(|k| g.tree.get(k).copied()).collect())
     }
 
     fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {

@@ -38,7 +38,7 @@ use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +56,11 @@ INSERT INTO sesphr_meta (name, value) VALUES ('head', NULL);
 CREATE TABLE sesphr_disclosures (
     patient bytea NOT NULL, time bigint NOT NULL, seq bigint NOT NULL,
     PRIMARY KEY (patient, time, seq));
+",
+    "
+CREATE TABLE sesphr_tree (
+    level integer NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,
+    PRIMARY KEY (level, idx));
 ",
 ];
 
@@ -324,7 +329,7 @@ struct TxView<'t, 'c> {
 
 impl Locked for TxView<'_, '_> {
     fn head(&mut self) -> Result<Option<ChainHead>, StoreError> {
-        Ok(self.head)
+        Ok(self.head.clone())
     }
 
     fn rows_since(
@@ -422,6 +427,21 @@ fn write(tx: &mut Transaction<'_>, c: &Commit) -> Result<(), postgres::Error> {
             &[&seqs, &entries, &hashes],
         )?;
         index_disclosures(tx, &c.audit)?;
+    }
+    if !c.nodes.is_empty() {
+        let levels: Vec<i32> = c
+            .nodes
+            .iter()
+            .map(|n| i32::try_from(n.level).unwrap_or(i32::MAX))
+            .collect();
+        let idxs: Vec<i64> = c.nodes.iter().map(|n| to_i64(n.index)).collect();
+        let hashes: Vec<&[u8]> = c.nodes.iter().map(|n| &n.hash[..]).collect();
+        tx.execute(
+            "INSERT INTO sesphr_tree (level, idx, hash)
+             SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])
+             ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash",
+            &[&levels, &idxs, &hashes],
+        )?;
     }
     if let Some(cp) = &c.checkpoint {
         tx.execute(
@@ -592,6 +612,36 @@ impl Store for PostgresStore {
             .iter()
             .map(decode_audit)
             .collect()
+        })
+    }
+
+    fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let levels: Vec<i32> = wanted
+            .iter()
+            .map(|w| i32::try_from(w.0).unwrap_or(i32::MAX))
+            .collect();
+        let idxs: Vec<i64> = wanted.iter().map(|w| to_i64(w.1)).collect();
+        self.read(|c| {
+            let rows = c
+                .query(
+                    "SELECT w.level, w.idx, t.hash
+                     FROM unnest($1::integer[], $2::bigint[]) WITH ORDINALITY AS w(level, idx, n)
+                     LEFT JOIN sesphr_tree t ON t.level = w.level AND t.idx = w.idx
+                     ORDER BY w.n",
+                    &[&levels, &idxs],
+                )
+                .map_err(pg_err("reading the audit tree"))?;
+            rows.iter()
+                .map(|r| {
+                    let h: Option<&[u8]> = r
+                        .try_get(2)
+                        .map_err(|e| StoreError::with_source("reading the audit tree", e))?;
+                    h.map(|h| hash32(h, "audit tree")).transpose()
+                })
+                .collect()
         })
     }
 

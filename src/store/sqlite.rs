@@ -24,7 +24,7 @@ use super::{
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, checkpoint BLOB
 CREATE TABLE IF NOT EXISTS disclosures (
     patient BLOB NOT NULL, time INTEGER NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (patient, time, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)) WITHOUT ROWID;
 ";
 
 /// When a committed transaction is on disk.
@@ -301,6 +304,10 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             .map_err(sql("reading the schema version of"))?;
         match version {
             Some(SCHEMA_VERSION) => {}
+            // Schema 4 adds the Merkle tree's node table (created below,
+            // empty: proofs hash the entries of before until the SRS's
+            // next commits fill it).
+            Some(3) => set_version(conn)?,
             Some(2) => migrate_2_to_3(conn)?,
             Some(1) => {
                 return Err(InitError::Store(StoreError::new(
@@ -313,7 +320,7 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             Some(v) => {
                 return Err(InitError::Store(StoreError::new(
                     StoreErrorKind::UnsupportedVersion,
-                    format!("unknown schema version {v} (this version reads 2 and 3) in"),
+                    format!("unknown schema version {v} (this version reads 2 to 4) in"),
                 )));
             }
             None => {
@@ -364,6 +371,18 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
     tx.commit().map_err(sql("migrating the schema of"))
 }
 
+/// Writes this code's schema version.
+fn set_version(conn: &Connection) -> Result<(), InitError> {
+    conn.execute_batch(SCHEMA)
+        .map_err(sql("migrating the schema of"))?;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        params![SCHEMA_VERSION],
+    )
+    .map_err(sql("migrating the schema of"))?;
+    Ok(())
+}
+
 fn index_disclosure(tx: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
     if let Some(p) = disclosed(e) {
         tx.prepare_cached(
@@ -407,6 +426,13 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
                 &a.hash[..]
             ])?;
             index_disclosure(tx, &a.entry)?;
+        }
+    }
+    if !c.nodes.is_empty() {
+        let mut q =
+            tx.prepare_cached("INSERT OR REPLACE INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        for n in &c.nodes {
+            q.execute(params![n.level, to_i64(n.index), &n.hash[..]])?;
         }
     }
     if let Some(cp) = &c.checkpoint {
@@ -496,6 +522,23 @@ impl Store for SqliteStore {
             .query(params![to_i64(from), to_i64(to), limit])
             .map_err(self.err("reading the audit log"))?;
         audit_records(rows)
+    }
+
+    fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
+            .map_err(self.err("reading the audit tree"))?;
+        wanted
+            .iter()
+            .map(|&(level, index)| {
+                let h: Option<Vec<u8>> = q
+                    .query_row(params![level, to_i64(index)], |r| r.get(0))
+                    .optional()
+                    .map_err(self.err("reading the audit tree"))?;
+                h.map(|h| hash32(&h, "audit tree")).transpose()
+            })
+            .collect()
     }
 
     fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {

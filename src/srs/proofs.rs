@@ -1,0 +1,291 @@
+//! The audit log as a verifiable Merkle log (SPEC §6.4): the SRS makes
+//! inclusion and consistency proofs from the store's node table and
+//! entries; anyone verifies them against signed checkpoints with the SRS's
+//! public key alone ([`verify_inclusion`], [`verify_consistency`]).
+
+use std::collections::HashMap;
+
+use crate::merkle::{ConsistencyProof, Hash, InclusionProof, Nodes, leaf_hash, node_hash};
+use crate::model::{AuditEntry, Checkpoint};
+use crate::srs::journal::STORED_LEVEL;
+use crate::srs::secrets::checkpoint_is_signed_by;
+use crate::srs::types::SrsError;
+use crate::srs::{Srs, VerifyingKey};
+use crate::store::Store;
+
+fn log_proof(what: &'static str) -> SrsError {
+    SrsError::Malformed(crate::Error::InvalidLogProof { what })
+}
+
+/// The perfect subtrees of a store's log: the node table for levels from
+/// [`STORED_LEVEL`] up (or, where a node is missing, its children), and
+/// below it the hashes of the entries themselves, one block of
+/// `2^STORED_LEVEL` entries per read. Nothing read is trusted: every proof
+/// made from it is checked against a signed root.
+pub(crate) struct StoreNodes<'a> {
+    store: &'a dyn Store,
+    cache: HashMap<(u32, u64), Hash>,
+    /// Why the last read failed (the merkle code sees a placeholder).
+    failure: Option<SrsError>,
+}
+
+impl<'a> StoreNodes<'a> {
+    pub(crate) fn new(store: &'a dyn Store) -> Self {
+        Self {
+            store,
+            cache: HashMap::new(),
+            failure: None,
+        }
+    }
+
+    /// The error to report for a merkle-side error `e`: what the store
+    /// said, if it said something.
+    pub(crate) fn error(&mut self, e: crate::Error) -> SrsError {
+        self.failure.take().unwrap_or(SrsError::Malformed(e))
+    }
+
+    fn fail(&mut self, e: SrsError) -> crate::Error {
+        self.failure = Some(e);
+        crate::Error::InvalidLogProof {
+            what: "the audit log could not be read",
+        }
+    }
+
+    /// Hashes the entries of block `b` and caches every perfect subtree
+    /// below [`STORED_LEVEL`] they complete.
+    fn block(&mut self, b: u64) -> Result<(), SrsError> {
+        let size = 1u64 << STORED_LEVEL;
+        let first = b * size + 1;
+        let recs = self.store.audit(first, first + size - 1, 1 << STORED_LEVEL)?;
+        let mut level0 = Vec::with_capacity(recs.len());
+        for (k, r) in recs.iter().enumerate() {
+            if r.entry.seq != first + k as u64 {
+                // Archived (pruned) entries: the kept base nodes stand in.
+                break;
+            }
+            level0.push(leaf_hash(&r.entry.to_bytes()));
+        }
+        let mut row = level0;
+        let mut level = 0;
+        while level < STORED_LEVEL && !row.is_empty() {
+            let base = (b * size) >> level;
+            for (j, h) in row.iter().enumerate() {
+                self.cache.insert((level, base + j as u64), *h);
+            }
+            row = row
+                .chunks_exact(2)
+                .map(|p| match p {
+                    [l, r] => node_hash(l, r),
+                    _ => [0; 32],
+                })
+                .collect();
+            level += 1;
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, level: u32, index: u64) -> Result<Hash, SrsError> {
+        if let Some(h) = self.cache.get(&(level, index)) {
+            return Ok(*h);
+        }
+        let kept = self
+            .store
+            .tree_nodes(&[(level, index)])?
+            .into_iter()
+            .next()
+            .flatten();
+        let h = if let Some(h) = kept {
+            h
+        } else if level >= STORED_LEVEL {
+            // Not kept (a store from before the node table, or one that
+            // keeps none): from its children.
+            let l = self.read(level - 1, 2 * index)?;
+            let r = self.read(level - 1, 2 * index + 1)?;
+            node_hash(&l, &r)
+        } else {
+            self.block(index >> (STORED_LEVEL - level))?;
+            *self
+                .cache
+                .get(&(level, index))
+                .ok_or(log_proof("entries archived away"))?
+        };
+        self.cache.insert((level, index), h);
+        Ok(h)
+    }
+}
+
+impl Nodes for StoreNodes<'_> {
+    fn perfect(&mut self, level: u32, index: u64) -> crate::Result<Hash> {
+        self.read(level, index).map_err(|e| self.fail(e))
+    }
+}
+
+/// The checkpoint's tree root, once its signature under `key` checks.
+fn signed_root(cp: &Checkpoint, key: &VerifyingKey) -> Result<Hash, SrsError> {
+    if !checkpoint_is_signed_by(cp, key) {
+        return Err(SrsError::InvalidCheckpoint);
+    }
+    // A version-1 checkpoint signs no tree.
+    cp.tree_root.ok_or(SrsError::InvalidCheckpoint)
+}
+
+/// Checks that `checkpoint` was signed by the SRS whose public key is
+/// `srs_key` — with nothing but that key.
+///
+/// # Errors
+/// [`SrsError::InvalidCheckpoint`] otherwise.
+pub fn verify_checkpoint(checkpoint: &Checkpoint, srs_key: &VerifyingKey) -> Result<(), SrsError> {
+    if checkpoint_is_signed_by(checkpoint, srs_key) {
+        Ok(())
+    } else {
+        Err(SrsError::InvalidCheckpoint)
+    }
+}
+
+/// Checks that `entry` is in the audit log `checkpoint` signs, at its
+/// sequence number, with the SRS's public key alone — no SRS, no database.
+/// A patient's device or an auditor holding a checkpoint detects an entry
+/// rewritten, moved or invented.
+///
+/// # Errors
+/// [`SrsError::InvalidCheckpoint`] if the checkpoint is not signed by
+/// `srs_key` or signs no tree (version 1); [`SrsError::Malformed`] with
+/// [`crate::Error::InvalidLogProof`] if the proof is not for this entry and
+/// checkpoint, or does not lead to its root.
+pub fn verify_inclusion(
+    entry: &AuditEntry,
+    proof: &InclusionProof,
+    checkpoint: &Checkpoint,
+    srs_key: &VerifyingKey,
+) -> Result<(), SrsError> {
+    let root = signed_root(checkpoint, srs_key)?;
+    if proof.tree_size != checkpoint.seq || proof.leaf_index.checked_add(1) != Some(entry.seq) {
+        return Err(log_proof("proof is for another entry or checkpoint"));
+    }
+    proof.verify(&leaf_hash(&entry.to_bytes()), &root)?;
+    Ok(())
+}
+
+/// Checks that the log `old` signs is a prefix of the log `new` signs, with
+/// the SRS's public key alone. A holder of `old` detects a tail cut (the
+/// store now older than `old`), a rewritten entry or a fork (two logs from
+/// one point, both signed).
+///
+/// # Errors
+/// [`SrsError::InvalidCheckpoint`] if either is not signed by `srs_key` or
+/// signs no tree; [`SrsError::Malformed`] with
+/// [`crate::Error::InvalidLogProof`] if `new` is older than `old`, or the
+/// proof is not for their sizes or does not verify.
+pub fn verify_consistency(
+    old: &Checkpoint,
+    new: &Checkpoint,
+    proof: &ConsistencyProof,
+    srs_key: &VerifyingKey,
+) -> Result<(), SrsError> {
+    let (old_root, new_root) = (signed_root(old, srs_key)?, signed_root(new, srs_key)?);
+    if old.seq > new.seq {
+        return Err(log_proof("the newer checkpoint is older: a tail cut"));
+    }
+    if proof.old_size != old.seq || proof.new_size != new.seq {
+        return Err(log_proof("proof is for other checkpoints"));
+    }
+    proof.verify(&old_root, &new_root)?;
+    Ok(())
+}
+
+impl Srs {
+    /// A proof that audit entry `seq` is in the log `checkpoint` signs (a
+    /// checkpoint of this SRS, kept by whoever asks), for
+    /// [`verify_inclusion`]. The SRS checks the proof before it returns it:
+    /// a database that lies yields an error, never a wrong proof.
+    ///
+    /// # Errors
+    /// [`SrsError::InvalidCheckpoint`] for a checkpoint this SRS did not
+    /// sign or one that signs no tree; [`SrsError::Malformed`] with
+    /// [`crate::Error::InvalidLogProof`] for `seq` outside it or an entry
+    /// archived away; [`SrsError::RolledBack`] if the store is older than
+    /// the checkpoint; [`SrsError::Tampered`] if the store's entries or
+    /// nodes do not lead to the signed root; store errors.
+    pub fn inclusion_proof(
+        &self,
+        seq: u64,
+        checkpoint: &Checkpoint,
+    ) -> Result<InclusionProof, SrsError> {
+        let root = signed_root(checkpoint, &self.verifying_key())?;
+        if seq == 0 || seq > checkpoint.seq {
+            return Err(log_proof("entry outside the checkpoint"));
+        }
+        let at = self.durable_seq();
+        if checkpoint.seq > at {
+            return Err(SrsError::RolledBack {
+                store_seq: at,
+                checkpoint_seq: checkpoint.seq,
+            });
+        }
+        let store = self.store();
+        let mut nodes = StoreNodes::new(store.as_ref());
+        let proof = InclusionProof::make(&mut nodes, seq - 1, checkpoint.seq)
+            .map_err(|e| nodes.error(e))?;
+        let leaf = nodes.read(0, seq - 1)?;
+        proof
+            .verify(&leaf, &root)
+            .map_err(|_| SrsError::Tampered("audit tree"))?;
+        Ok(proof)
+    }
+
+    /// The audit entry `seq` with its proof against `checkpoint`: what a
+    /// patient or an auditor keeps to show it later.
+    ///
+    /// # Errors
+    /// As [`Srs::inclusion_proof`]; [`SrsError::Tampered`] if the stored
+    /// entry is not the one the log holds.
+    pub fn proven_entry(
+        &self,
+        seq: u64,
+        checkpoint: &Checkpoint,
+    ) -> Result<(AuditEntry, InclusionProof), SrsError> {
+        let proof = self.inclusion_proof(seq, checkpoint)?;
+        let entry = self
+            .store()
+            .audit(seq, seq, 1)?
+            .into_iter()
+            .next()
+            .map(|r| r.entry)
+            .ok_or(log_proof("entries archived away"))?;
+        verify_inclusion(&entry, &proof, checkpoint, &self.verifying_key())
+            .map_err(|_| SrsError::Tampered("audit entry"))?;
+        Ok((entry, proof))
+    }
+
+    /// A proof that the log of `old_size` entries is a prefix of the log of
+    /// `new_size` (each a checkpoint's `seq`), for [`verify_consistency`]:
+    /// a witness holding an older checkpoint asks for one to the latest.
+    ///
+    /// # Errors
+    /// [`SrsError::Malformed`] with [`crate::Error::InvalidLogProof`] if
+    /// `old_size > new_size` or `new_size` is beyond the log, or entries
+    /// needed were archived away; [`SrsError::Tampered`] if the store's
+    /// nodes do not lead to the log's authenticated root; store errors.
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProof, SrsError> {
+        let (at, root) = self.durable_tree();
+        if new_size > at {
+            return Err(log_proof("size beyond the log"));
+        }
+        let store = self.store();
+        let mut nodes = StoreNodes::new(store.as_ref());
+        let proof = ConsistencyProof::make(&mut nodes, old_size, new_size)
+            .map_err(|e| nodes.error(e))?;
+        // Against what this process knows: the head's root.
+        if new_size == at {
+            let old = crate::merkle::root(&mut nodes, old_size).map_err(|e| nodes.error(e))?;
+            proof
+                .verify(&old, &root)
+                .map_err(|_| SrsError::Tampered("audit tree"))?;
+        }
+        Ok(proof)
+    }
+}
