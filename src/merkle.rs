@@ -738,13 +738,10 @@ mod tests {
         let mut g = Frontier::new();
         let mut seen = 0;
         for i in 0..300u64 {
-            g.push_reporting(
-                (&t).perfect(0, i).unwrap(),
-                &mut |level, index, hash| {
-                    assert_eq!((&t).perfect(level, index).unwrap(), *hash);
-                    seen += 1;
-                },
-            );
+            g.push_reporting((&t).perfect(0, i).unwrap(), &mut |level, index, hash| {
+                assert_eq!((&t).perfect(level, index).unwrap(), *hash);
+                seen += 1;
+            });
         }
         assert_eq!(seen, (0..9).map(|k| 300u64 >> k).sum::<u64>());
     }

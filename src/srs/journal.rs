@@ -30,9 +30,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockWrit
 
 use curve25519_dalek::scalar::Scalar;
 
+use crate::merkle::{Frontier, leaf_hash};
 use crate::model::{Checkpoint, Denial};
 use crate::rng::os_rng;
-use crate::merkle::{Frontier, leaf_hash};
 use crate::srs::chain::{Draft, chain_hash_of, walk, walk_pages};
 use crate::srs::config::{Cadence, OpenReport};
 use crate::srs::registry::Registry;
@@ -163,6 +163,9 @@ struct Item {
     checkpoint: bool,
     /// Prune the audit entries up to this one (sequence number, hash).
     prune: Option<(u64, [u8; 32])>,
+    /// Merkle nodes to keep besides those the entries complete (a store
+    /// from before the node table, filled once).
+    nodes: Vec<TreeNode>,
 }
 
 struct State {
@@ -183,6 +186,9 @@ pub(crate) struct Loaded {
     pub(crate) at: Position,
     pub(crate) checkpoint: Checkpoint,
     pub(crate) report: OpenReport,
+    /// The Merkle nodes of a store written before the audit was a Merkle
+    /// log, recomputed: to write with a checkpoint of the tree.
+    pub(crate) backfill: Option<Vec<TreeNode>>,
 }
 
 /// Stops a store iteration carrying an SRS error out of the callback.
@@ -298,10 +304,16 @@ fn load_snapshot(
     if digest.to_bytes() != head.digest {
         return Err(SrsError::Tampered("registry digest"));
     }
-    let tree = match &head.tree {
-        Some(peaks) => Frontier::from_peaks(head.seq, peaks.clone())
-            .map_err(|_| SrsError::Tampered("chain head"))?,
-        None => legacy_tree(store, &head)?,
+    let (tree, backfill) = match &head.tree {
+        Some(peaks) => (
+            Frontier::from_peaks(head.seq, peaks.clone())
+                .map_err(|_| SrsError::Tampered("chain head"))?,
+            None,
+        ),
+        None => {
+            let (tree, nodes) = legacy_tree(store, &head)?;
+            (tree, Some(nodes))
+        }
     };
     if cp.seq == head.seq && cp.tree_root.is_some_and(|r| r != tree.root()) {
         return Err(SrsError::Tampered("audit tree"));
@@ -312,6 +324,7 @@ fn load_snapshot(
         at,
         checkpoint: cp,
         report,
+        backfill,
     }))
 }
 
@@ -354,7 +367,7 @@ fn base_peaks(view: &mut dyn Locked, seq: u64) -> Result<Vec<TreeNode>, SrsError
 /// [`SrsError::Store`] with [`crate::store::StoreErrorKind::UnsupportedVersion`]
 /// if entries were archived away (the tree cannot be rebuilt without them);
 /// what the walk finds.
-fn legacy_tree(store: &dyn Store, head: &ChainHead) -> Result<Frontier, SrsError> {
+fn legacy_tree(store: &dyn Store, head: &ChainHead) -> Result<(Frontier, Vec<TreeNode>), SrsError> {
     if head.base_seq != 0 {
         return Err(SrsError::Store(StoreError::new(
             crate::store::StoreErrorKind::UnsupportedVersion,
@@ -367,17 +380,26 @@ fn legacy_tree(store: &dyn Store, head: &ChainHead) -> Result<Frontier, SrsError
         )));
     }
     let mut tree = Frontier::new();
+    let mut nodes = Vec::new();
     walk(
         store,
         0,
         crate::srs::chain::genesis_hash(),
         head.seq,
         &mut |rec, _| {
-            tree.push(leaf_hash(&rec.entry.to_bytes()));
+            tree.push_reporting(leaf_hash(&rec.entry.to_bytes()), &mut |level, index, h| {
+                if level >= STORED_LEVEL {
+                    nodes.push(TreeNode {
+                        level,
+                        index,
+                        hash: *h,
+                    });
+                }
+            });
             Ok(())
         },
     )?;
-    Ok(tree)
+    Ok((tree, nodes))
 }
 
 /// Checks that a store now at `now` still holds the position `known` (what
@@ -523,6 +545,21 @@ impl Journal {
         .map(|_| ())
     }
 
+    /// Writes `nodes` (recomputed from the entries of a store from before the
+    /// node table) with a checkpoint of the tree.
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub(crate) fn backfill(&self, nodes: Vec<TreeNode>) -> Result<(), SrsError> {
+        self.submit_with(
+            Box::new(|_| Ok(Change::audit(Vec::new()))),
+            true,
+            None,
+            nodes,
+        )
+        .map(|_| ())
+    }
+
     /// Catches up with what other processes committed to a shared store.
     /// Cheap when nothing changed: one read of the head.
     ///
@@ -546,6 +583,16 @@ impl Journal {
         checkpoint: bool,
         prune: Option<(u64, [u8; 32])>,
     ) -> Result<Outcome, SrsError> {
+        self.submit_with(plan, checkpoint, prune, Vec::new())
+    }
+
+    fn submit_with(
+        &self,
+        plan: Plan,
+        checkpoint: bool,
+        prune: Option<(u64, [u8; 32])>,
+        nodes: Vec<TreeNode>,
+    ) -> Result<Outcome, SrsError> {
         let mut g = self.lock();
         g.next_id += 1;
         let id = g.next_id;
@@ -554,6 +601,7 @@ impl Journal {
             plan,
             checkpoint,
             prune,
+            nodes,
         });
         loop {
             if let Some(r) = g.results.remove(&id) {
@@ -681,6 +729,7 @@ impl Journal {
             };
             asked.push(item.checkpoint);
             want_checkpoint |= item.checkpoint;
+            nodes.extend(item.nodes);
             if let Some((seq, hash)) = item.prune
                 && seq > at.base_seq
                 && seq <= at.seq
@@ -717,15 +766,16 @@ impl Journal {
                 let entry = d.finish(seq);
                 let bytes = entry.to_bytes();
                 let hash = chain_hash_of(&at.hash, &bytes);
-                at.tree.push_reporting(leaf_hash(&bytes), &mut |level, index, h| {
-                    if level >= STORED_LEVEL {
-                        nodes.push(TreeNode {
-                            level,
-                            index,
-                            hash: *h,
-                        });
-                    }
-                });
+                at.tree
+                    .push_reporting(leaf_hash(&bytes), &mut |level, index, h| {
+                        if level >= STORED_LEVEL {
+                            nodes.push(TreeNode {
+                                level,
+                                index,
+                                hash: *h,
+                            });
+                        }
+                    });
                 audit.push(AuditRecord { entry, hash });
                 at.seq = seq;
                 at.hash = hash;

@@ -81,12 +81,12 @@ mod server;
 mod types;
 
 pub use archive::{SegmentInfo, verify_segment};
-pub use proofs::{verify_checkpoint, verify_consistency, verify_inclusion};
 pub use config::{
     DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_GRANT_MAX_AGE, OpenReport,
     SrsConfig,
 };
 pub use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+pub use proofs::{verify_checkpoint, verify_consistency, verify_inclusion};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
 pub use server::{ConsentReport, Disclosures, Srs};
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use crate::merkle::{ConsistencyProof, Hash, InclusionProof, Nodes, leaf_hash, node_hash};
+use crate::merkle::{
+    ConsistencyProof, Frontier, Hash, InclusionProof, Nodes, leaf_hash, node_hash,
+};
 use crate::model::{AuditEntry, Checkpoint};
 use crate::srs::journal::STORED_LEVEL;
 use crate::srs::secrets::checkpoint_is_signed_by;
@@ -56,7 +58,9 @@ impl<'a> StoreNodes<'a> {
     fn block(&mut self, b: u64) -> Result<(), SrsError> {
         let size = 1u64 << STORED_LEVEL;
         let first = b * size + 1;
-        let recs = self.store.audit(first, first + size - 1, 1 << STORED_LEVEL)?;
+        let recs = self
+            .store
+            .audit(first, first + size - 1, 1 << STORED_LEVEL)?;
         let mut level0 = Vec::with_capacity(recs.len());
         for (k, r) in recs.iter().enumerate() {
             if r.entry.seq != first + k as u64 {
@@ -117,6 +121,68 @@ impl<'a> StoreNodes<'a> {
 impl Nodes for StoreNodes<'_> {
     fn perfect(&mut self, level: u32, index: u64) -> crate::Result<Hash> {
         self.read(level, index).map_err(|e| self.fail(e))
+    }
+}
+
+/// Checks, as the audit is walked, every Merkle node the store keeps
+/// against the entries: an edited, deleted or invented node is
+/// [`SrsError::Tampered`]. From an archived base, only the nodes aligned
+/// to it can be recomputed (the others still fail every proof they would
+/// bend).
+pub(crate) struct TreeCheck<'a> {
+    store: &'a dyn Store,
+    base: u64,
+    /// The tree of the entries after `base`.
+    tree: Frontier,
+    /// Nodes to compare, `(absolute level, index, hash)`, checked per page.
+    pending: Vec<(u32, u64, Hash)>,
+}
+
+impl<'a> TreeCheck<'a> {
+    pub(crate) fn new(store: &'a dyn Store, base: u64) -> Self {
+        Self {
+            store,
+            base,
+            tree: Frontier::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, entry: &AuditEntry) -> Result<(), SrsError> {
+        let aligned = self.base.trailing_zeros();
+        let (base, pending) = (self.base, &mut self.pending);
+        self.tree
+            .push_reporting(leaf_hash(&entry.to_bytes()), &mut |level, index, h| {
+                if level >= STORED_LEVEL && level <= aligned {
+                    pending.push((level, (base >> level) + index, *h));
+                }
+            });
+        if self.pending.len() >= 256 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SrsError> {
+        let wanted: Vec<(u32, u64)> = self.pending.iter().map(|p| (p.0, p.1)).collect();
+        let kept = self.store.tree_nodes(&wanted)?;
+        for ((_, _, h), k) in self.pending.iter().zip(kept) {
+            if k.as_ref() != Some(h) {
+                return Err(SrsError::Tampered("audit tree"));
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The last comparisons, and (from the genesis) the root against the
+    /// authenticated head's tree.
+    pub(crate) fn finish(mut self, head: &Frontier) -> Result<(), SrsError> {
+        self.flush()?;
+        if self.base == 0 && self.tree.root() != head.root() {
+            return Err(SrsError::Tampered("audit tree"));
+        }
+        Ok(())
     }
 }
 
@@ -277,8 +343,8 @@ impl Srs {
         }
         let store = self.store();
         let mut nodes = StoreNodes::new(store.as_ref());
-        let proof = ConsistencyProof::make(&mut nodes, old_size, new_size)
-            .map_err(|e| nodes.error(e))?;
+        let proof =
+            ConsistencyProof::make(&mut nodes, old_size, new_size).map_err(|e| nodes.error(e))?;
         // Against what this process knows: the head's root.
         if new_size == at {
             let old = crate::merkle::root(&mut nodes, old_size).map_err(|e| nodes.error(e))?;

@@ -177,13 +177,15 @@ impl Srs {
             grant_max_age,
         };
         match loaded {
-            Some(l) => Ok(Self::assemble(
-                parts,
-                l.registry,
-                l.at,
-                Some(l.checkpoint),
-                l.report,
-            )),
+            Some(l) => {
+                let srs = Self::assemble(parts, l.registry, l.at, Some(l.checkpoint), l.report);
+                if let Some(nodes) = l.backfill {
+                    // A store from before the Merkle log: its nodes, its
+                    // tree in the head and a checkpoint that signs it.
+                    srs.journal.backfill(nodes)?;
+                }
+                Ok(srs)
+            }
             None => Self::create(parts, required),
         }
     }
@@ -1459,8 +1461,9 @@ impl Srs {
 
     /// Reads the whole live audit chain back from the store, page by page in
     /// bounded memory, and verifies it: every link, the authenticated head,
-    /// the latest checkpoint, and that the store holds every entry this SRS
-    /// has made durable. Re-encryptions and changes go on meanwhile. Returns
+    /// the latest checkpoint, the Merkle tree's root and every node the
+    /// store keeps, the disclosure index, and that the store holds every
+    /// entry this SRS has made durable. Re-encryptions and changes go on meanwhile. Returns
     /// the sequence number of the last entry verified.
     ///
     /// # Errors
@@ -1482,12 +1485,15 @@ impl Srs {
         }
         // The disclosure index's keyed digest: (count, sum of keyed shares).
         let mut index = (0u64, 0u128);
+        // The Merkle nodes the store keeps, recomputed from the entries.
+        let mut tree = crate::srs::proofs::TreeCheck::new(store.as_ref(), pos.base_seq);
         let end = walk(
             store.as_ref(),
             pos.base_seq,
             pos.base_hash,
             pos.seq,
             &mut |rec, _| {
+                tree.push(&rec.entry)?;
                 if let Some(p) = crate::store::disclosed(&rec.entry) {
                     let share =
                         self.keys
@@ -1500,6 +1506,7 @@ impl Srs {
         if end != pos.hash {
             return Err(SrsError::AuditChainBroken { seq: pos.seq });
         }
+        tree.finish(&pos.tree)?;
         // The disclosure index holds exactly the chain's disclosures up to
         // the entry verified (rows are committed with their entries).
         let mut stored = (0u64, 0u128);

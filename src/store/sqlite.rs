@@ -307,7 +307,10 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             // Schema 4 adds the Merkle tree's node table (created below,
             // empty: proofs hash the entries of before until the SRS's
             // next commits fill it).
-            Some(3) => set_version(conn)?,
+            Some(3) => {
+                refuse_archived_chain(conn)?;
+                set_version(conn)?;
+            }
             Some(2) => migrate_2_to_3(conn)?,
             Some(1) => {
                 return Err(InitError::Store(StoreError::new(
@@ -371,6 +374,35 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
     tx.commit().map_err(sql("migrating the schema of"))
 }
 
+/// A schema-3 store whose audit was archived (pruned) is refused before
+/// anything is written: its Merkle tree cannot be rebuilt without the
+/// archived entries.
+fn refuse_archived_chain(conn: &Connection) -> Result<(), InitError> {
+    let head: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql("reading the chain head of"))?;
+    let base = head
+        .as_deref()
+        .map(ChainHead::from_bytes)
+        .transpose()
+        .map_err(InitError::Store)?
+        .map_or(0, |h| h.base_seq);
+    if base > 0 {
+        return Err(InitError::Store(StoreError::new(
+            StoreErrorKind::UnsupportedVersion,
+            format!(
+                "schema version 3 with its audit archived up to entry {base}: the Merkle tree \
+                 of schema 4 cannot be rebuilt without the archived entries; keep using the \
+                 sesphr version that wrote it, or start a new store; refusing, unchanged,"
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// Writes this code's schema version.
 fn set_version(conn: &Connection) -> Result<(), InitError> {
     conn.execute_batch(SCHEMA)
@@ -429,8 +461,8 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
         }
     }
     if !c.nodes.is_empty() {
-        let mut q =
-            tx.prepare_cached("INSERT OR REPLACE INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        let mut q = tx
+            .prepare_cached("INSERT OR REPLACE INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?;
         for n in &c.nodes {
             q.execute(params![n.level, to_i64(n.index), &n.hash[..]])?;
         }

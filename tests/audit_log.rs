@@ -1,0 +1,462 @@
+//! The audit as a verifiable Merkle log (SPEC §6.4): every entry proven in
+//! place against signed checkpoints, any two checkpoints proven consistent,
+//! with the SRS's public key alone; a tail cut, a fork, an edited or
+//! spliced entry never yields a proof; a schema-3 store (hash chain only)
+//! is converted, an archived one refused untouched.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+
+mod common;
+use common::Consenting;
+use common::*;
+use sesphr::merkle::{ConsistencyProof, InclusionProof};
+use sesphr::model::{AuditEntry, Checkpoint};
+use sesphr::srs::*;
+use sesphr::store::{MemoryStore, SqliteStore, Store};
+use sesphr::*;
+use std::path::Path;
+
+const KEY: [u8; 32] = [3; 32];
+
+struct Log {
+    srs: Srs,
+    doc: Identity,
+    record: SealedPortion,
+}
+
+fn open(store: impl Store + 'static) -> Srs {
+    Srs::open(
+        SrsConfig::new(store, StorageKey::from_bytes(&KEY))
+            .clock(ManualClock::new(T0))
+            .checkpoint_every(1 << 40)
+            .checkpoint_interval(core::time::Duration::from_secs(1 << 40)),
+    )
+    .unwrap()
+}
+
+/// A patient, a doctor granted `lab`, one record; entries come from
+/// re-encryptions of it.
+fn log_on(store: impl Store + 'static) -> Log {
+    let srs = open(store);
+    let p = patient(1);
+    let k = p.portion_secret(&label("lab"), 0);
+    let doc = Identity::new("dr-house").unwrap();
+    if srs.open_report().created {
+        srs.add_patient(&p, &[(label("lab"), 0)]).unwrap();
+        srs.add_user(&doc, Role::Doctor, &user(1)).unwrap();
+        srs.give(
+            &p,
+            &label("lab"),
+            &doc,
+            ReKey::generate(&k, user(1).public()),
+            Scope::AllRecords,
+            None,
+        )
+        .unwrap();
+    }
+    let record = SealedPortion::seal_with_rng(
+        k.public(),
+        RecordId::from_bytes([9; 16]),
+        T0,
+        b"x",
+        &mut rng(4),
+    )
+    .unwrap();
+    Log { srs, doc, record }
+}
+
+/// Appends `n` entries (re-encryptions, in batches of up to 64).
+fn grow(log: &Log, n: usize) {
+    grow_for(log, n, Purpose::Treatment);
+}
+
+/// [`grow`] with re-encryptions for `purpose`.
+fn grow_for(log: &Log, mut n: usize, purpose: Purpose) {
+    while n > 0 {
+        let k = n.min(64);
+        let headers = vec![log.record.header(); k];
+        for r in log
+            .srs
+            .reencrypt_batch(&log.doc, &headers, purpose)
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        n -= k;
+    }
+}
+
+fn key(log: &Log) -> VerifyingKey {
+    log.srs.verifying_key()
+}
+
+#[test]
+fn every_entry_of_a_10000_entry_log_is_proven_against_three_checkpoints() {
+    let log = log_on(MemoryStore::new());
+    let mut cps = Vec::new();
+    for size in [3_000, 7_000, 10_000] {
+        let now = log.srs.verify_audit().unwrap() as usize;
+        grow(&log, size - now);
+        cps.push(log.srs.checkpoint().unwrap());
+    }
+    assert_eq!(cps[2].seq, 10_000);
+    let key = key(&log);
+    let mut proven = 0;
+    for cp in &cps {
+        let mut last: Option<AuditEntry> = None;
+        for seq in 1..=cp.seq {
+            let (entry, proof) = log.srs.proven_entry(seq, cp).unwrap();
+            assert_eq!(entry.seq, seq);
+            verify_inclusion(&entry, &proof, cp, &key).unwrap();
+            // The proof proves that entry, there, and nothing else.
+            if let Some(prev) = &last {
+                assert!(verify_inclusion(prev, &proof, cp, &key).is_err());
+            }
+            last = Some(entry);
+            proven += 1;
+        }
+        // Beyond the checkpoint: no proof.
+        assert!(log.srs.inclusion_proof(cp.seq + 1, cp).is_err());
+        assert!(log.srs.inclusion_proof(0, cp).is_err());
+    }
+    assert_eq!(proven, 20_000);
+}
+
+#[test]
+fn every_pair_of_twenty_checkpoints_is_proven_consistent() {
+    let log = log_on(MemoryStore::new());
+    let mut cps: Vec<Checkpoint> = Vec::new();
+    for i in 0..20 {
+        grow(&log, 37 + 11 * i);
+        cps.push(log.srs.checkpoint().unwrap());
+    }
+    let key = key(&log);
+    for i in 0..cps.len() {
+        for j in i..cps.len() {
+            let (old, new) = (&cps[i], &cps[j]);
+            let proof = log.srs.consistency_proof(old.seq, new.seq).unwrap();
+            verify_consistency(old, new, &proof, &key).unwrap();
+            if i < j {
+                // Not the other way round, and not for other sizes.
+                assert!(verify_consistency(new, old, &proof, &key).is_err());
+                if j + 1 < cps.len() {
+                    assert!(verify_consistency(old, &cps[j + 1], &proof, &key).is_err());
+                }
+            }
+        }
+    }
+    // Proofs travel as bytes.
+    let p = log.srs.consistency_proof(cps[3].seq, cps[17].seq).unwrap();
+    assert_eq!(ConsistencyProof::from_bytes(&p.to_bytes()).unwrap(), p);
+}
+
+/// Flips every bit position's byte of `bytes` in turn and asks `accepts`.
+fn every_byte_flipped(bytes: &[u8], what: &str, accepts: impl Fn(&[u8]) -> bool) {
+    for i in 0..bytes.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut b = bytes.to_vec();
+            b[i] ^= bit;
+            assert!(!accepts(&b), "{what}: byte {i} ^ {bit:#x} accepted");
+        }
+    }
+}
+
+#[test]
+fn every_single_byte_alteration_of_an_entry_a_proof_or_a_checkpoint_is_refused() {
+    let log = log_on(MemoryStore::new());
+    grow(&log, 90);
+    let old = log.srs.checkpoint().unwrap();
+    grow(&log, 40);
+    let cp = log.srs.checkpoint().unwrap();
+    let key = key(&log);
+    let (entry, proof) = log.srs.proven_entry(37, &cp).unwrap();
+    let check = |e: &[u8], p: &[u8], c: &[u8]| -> bool {
+        let (Ok(e), Ok(p), Ok(c)) = (
+            AuditEntry::from_bytes(e),
+            InclusionProof::from_bytes(p),
+            Checkpoint::from_bytes(c),
+        ) else {
+            return false;
+        };
+        verify_inclusion(&e, &p, &c, &key).is_ok()
+    };
+    let (e, p, c) = (entry.to_bytes(), proof.to_bytes(), cp.to_bytes());
+    assert!(check(&e, &p, &c));
+    every_byte_flipped(&e, "entry", |b| check(b, &p, &c));
+    every_byte_flipped(&p, "inclusion proof", |b| check(&e, b, &c));
+    every_byte_flipped(&c, "checkpoint", |b| check(&e, &p, b));
+
+    let cons = log.srs.consistency_proof(old.seq, cp.seq).unwrap();
+    let check = |o: &[u8], n: &[u8], p: &[u8]| -> bool {
+        let (Ok(o), Ok(n), Ok(p)) = (
+            Checkpoint::from_bytes(o),
+            Checkpoint::from_bytes(n),
+            ConsistencyProof::from_bytes(p),
+        ) else {
+            return false;
+        };
+        verify_consistency(&o, &n, &p, &key).is_ok()
+    };
+    let (o, n, p) = (old.to_bytes(), cp.to_bytes(), cons.to_bytes());
+    assert!(check(&o, &n, &p));
+    every_byte_flipped(&o, "old checkpoint", |b| check(b, &n, &p));
+    every_byte_flipped(&n, "new checkpoint", |b| check(&o, b, &p));
+    every_byte_flipped(&p, "consistency proof", |b| check(&o, &n, b));
+    // Another SRS's key proves nothing.
+    let other = Srs::in_memory().unwrap().verifying_key();
+    assert!(verify_inclusion(&entry, &proof, &cp, &other).is_err());
+    assert!(verify_consistency(&old, &cp, &cons, &other).is_err());
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+}
+
+/// A witness holding a later checkpoint catches a store cut back (by one
+/// entry, or by 4095), and a fork the cut store then grows into, though
+/// every checkpoint involved is genuinely signed.
+#[test]
+fn a_tail_cut_and_a_fork_are_caught_by_a_holder_of_the_later_checkpoint() {
+    for cut in [1usize, 4095] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, before) = (dir.path().join("srs.db"), dir.path().join("before.db"));
+        let log = log_on(SqliteStore::open(&db).unwrap());
+        grow(&log, 100);
+        let early = log.srs.checkpoint().unwrap();
+        drop(log);
+        copy(&db, &before);
+        let log = log_on(SqliteStore::open(&db).unwrap());
+        grow(&log, cut);
+        let held = log.srs.checkpoint().unwrap();
+        let key = key(&log);
+        drop(log);
+        // The store is cut back to the copy: it opens (nothing in it is
+        // inconsistent) and its latest checkpoint is older than the held one.
+        copy(&before, &db);
+        let log = log_on(SqliteStore::open(&db).unwrap());
+        let latest = log.srs.latest_checkpoint().unwrap();
+        assert_eq!(latest, early);
+        assert!(latest.seq < held.seq);
+        assert!(log.srs.consistency_proof(held.seq, latest.seq).is_err());
+        let empty = ConsistencyProof {
+            old_size: held.seq,
+            new_size: latest.seq,
+            path: Vec::new(),
+        };
+        assert!(verify_consistency(&held, &latest, &empty, &key).is_err());
+        assert!(matches!(
+            log.srs.require_checkpoint(&held),
+            Err(SrsError::RolledBack { .. })
+        ));
+        // It grows past the held size with other entries: a fork, signed,
+        // and never consistent with what the witness holds.
+        grow_for(&log, cut + 10, Purpose::Payment);
+        let forked = log.srs.checkpoint().unwrap();
+        assert!(forked.seq > held.seq);
+        let proof = log.srs.consistency_proof(held.seq, forked.seq).unwrap();
+        assert!(
+            verify_consistency(&held, &forked, &proof, &key).is_err(),
+            "cut {cut}: fork accepted"
+        );
+        // While its own history stays consistent.
+        let own = log.srs.consistency_proof(early.seq, forked.seq).unwrap();
+        verify_consistency(&early, &forked, &own, &key).unwrap();
+    }
+}
+
+/// Every column of sampled `audit` and `tree` rows edited (found through
+/// `PRAGMA table_info`, not named by hand), rows deleted, and rows spliced
+/// from another database made with the same key: a proof of an entry
+/// before the latest checkpoint is an error or the exact true entry.
+#[test]
+fn an_entry_before_the_checkpoint_edited_deleted_or_spliced_is_never_proven_false() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, other) = (dir.path().join("srs.db"), dir.path().join("other.db"));
+    for (path, extra) in [(&db, 0), (&other, 3)] {
+        let log = log_on(SqliteStore::open(path).unwrap());
+        grow(&log, 150 + extra);
+        log.srs.checkpoint().unwrap();
+        grow(&log, 5);
+    }
+    let truth: Vec<AuditEntry> = {
+        let log = log_on(SqliteStore::open(&db).unwrap());
+        log.srs.audit_entries(1, usize::MAX).unwrap()
+    };
+    let columns = |table: &str| -> Vec<String> {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut q = c
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap();
+        q.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let check = |path: &Path, what: &str| {
+        let Ok(store) = SqliteStore::open(path) else {
+            return;
+        };
+        let Ok(srs) = Srs::open(SrsConfig::new(store, StorageKey::from_bytes(&KEY))) else {
+            return;
+        };
+        let cp = srs.latest_checkpoint().unwrap();
+        for seq in (1..=cp.seq).step_by(3) {
+            if let Ok((entry, proof)) = srs.proven_entry(seq, &cp) {
+                assert_eq!(entry, truth[seq as usize - 1], "{what}: seq {seq}");
+                verify_inclusion(&entry, &proof, &cp, &srs.verifying_key()).unwrap();
+            }
+        }
+    };
+    let mut cases = 0;
+    for table in ["audit", "tree"] {
+        let cols = columns(table);
+        assert!(cols.len() >= 3, "{table}: {cols:?}");
+        let keys: Vec<(i64, i64)> = {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            let sql = if table == "audit" {
+                "SELECT seq, 0 FROM audit WHERE seq % 17 = 3"
+            } else {
+                "SELECT level, idx FROM tree"
+            };
+            let mut q = c.prepare(sql).unwrap();
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let row = |k: (i64, i64)| {
+            if table == "audit" {
+                format!("seq = {}", k.0)
+            } else {
+                format!("level = {} AND idx = {}", k.0, k.1)
+            }
+        };
+        for k in keys {
+            for col in &cols {
+                let case = dir.path().join("case.db");
+                copy(&db, &case);
+                let c = rusqlite::Connection::open(&case).unwrap();
+                let typ: String = c
+                    .query_row(
+                        &format!("SELECT typeof({col}) FROM {table} WHERE {}", row(k)),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                let set = if typ == "blob" {
+                    format!(
+                        "{col} = CAST(substr({col}, 1, 10) || X'5A' || substr({col}, 12) AS BLOB)"
+                    )
+                } else {
+                    format!("{col} = {col} + 1000000")
+                };
+                c.execute(&format!("UPDATE {table} SET {set} WHERE {}", row(k)), [])
+                    .unwrap();
+                drop(c);
+                check(&case, &format!("{table}.{col} at {k:?}"));
+                cases += 1;
+            }
+            // Deleted, and spliced in from the other database.
+            for splice in [false, true] {
+                let case = dir.path().join("case.db");
+                copy(&db, &case);
+                let c = rusqlite::Connection::open(&case).unwrap();
+                c.execute(&format!("DELETE FROM {table} WHERE {}", row(k)), [])
+                    .unwrap();
+                if splice {
+                    c.execute(&format!("ATTACH '{}' AS o", other.display()), [])
+                        .unwrap();
+                    c.execute(
+                        &format!(
+                            "INSERT INTO {table} SELECT * FROM o.{table} WHERE {}",
+                            row(k)
+                        ),
+                        [],
+                    )
+                    .unwrap();
+                }
+                drop(c);
+                check(&case, &format!("{table} at {k:?} spliced={splice}"));
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 40, "only {cases} cases");
+}
+
+fn fixture(name: &str, dir: &Path) -> std::path::PathBuf {
+    let to = dir.join(name);
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/srs")
+            .join(name),
+        &to,
+    );
+    to
+}
+
+/// A schema-3 database (hash chain, no tree) opens: its tree is rebuilt
+/// from the entries once, its nodes kept, a checkpoint signs the root, and
+/// every entry is proven. One whose audit was archived cannot have its tree
+/// rebuilt: it is refused with a message saying so, the file unchanged.
+#[test]
+fn a_schema_3_store_is_converted_and_an_archived_one_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture("schema3.db", dir.path());
+    let srs = Srs::open(SrsConfig::new(
+        SqliteStore::open(&db).unwrap(),
+        StorageKey::from_bytes(&KEY),
+    ))
+    .unwrap();
+    let n = srs.verify_audit().unwrap();
+    assert!(n >= 50, "{n}");
+    let cp = srs.latest_checkpoint().unwrap();
+    assert_eq!(cp.seq, n);
+    assert!(cp.tree_root.is_some());
+    for seq in 1..=n {
+        let (e, p) = srs.proven_entry(seq, &cp).unwrap();
+        verify_inclusion(&e, &p, &cp, &srs.verifying_key()).unwrap();
+    }
+    // It still serves, and the next open needs no rebuild.
+    let record = SealedPortion::from_bytes(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/srs/schema3.record"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    srs.reencrypt(
+        &Identity::new("dr-house").unwrap(),
+        record.header(),
+        Purpose::Treatment,
+    )
+    .unwrap();
+    drop(srs);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (version, nodes): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), (SELECT count(*) FROM tree)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(c);
+    assert_eq!(version, 4);
+    assert!(nodes >= 3, "{nodes} nodes kept");
+    let srs = Srs::open(SrsConfig::new(
+        SqliteStore::open(&db).unwrap(),
+        StorageKey::from_bytes(&KEY),
+    ))
+    .unwrap();
+    assert_eq!(srs.verify_audit().unwrap(), n + 1);
+
+    let archived = fixture("schema3_archived.db", dir.path());
+    let bytes = std::fs::read(&archived).unwrap();
+    let refused = SqliteStore::open(&archived).map(|_| ());
+    let err = refused.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        sesphr::store::StoreErrorKind::UnsupportedVersion
+    );
+    assert!(err.to_string().contains("archived"), "{err}");
+    assert_eq!(std::fs::read(&archived).unwrap(), bytes, "the file changed");
+}
