@@ -374,6 +374,9 @@ pub enum AuditAction {
     RequestAccess,
     /// A patient refused an access request (a signed refusal).
     RefuseRequest,
+    /// Audit entries up to a checkpoint were archived and pruned from the
+    /// store (the detail names the last one).
+    Archive,
 }
 
 impl AuditAction {
@@ -390,6 +393,7 @@ impl AuditAction {
             Self::ReEncrypt => "reencrypt",
             Self::RequestAccess => "request_access",
             Self::RefuseRequest => "refuse_request",
+            Self::Archive => "archive",
         }
     }
 
@@ -405,6 +409,7 @@ impl AuditAction {
             Self::ReEncrypt => 8,
             Self::RequestAccess => 9,
             Self::RefuseRequest => 10,
+            Self::Archive => 11,
         }
     }
 
@@ -420,6 +425,7 @@ impl AuditAction {
             8 => Self::ReEncrypt,
             9 => Self::RequestAccess,
             10 => Self::RefuseRequest,
+            11 => Self::Archive,
             _ => return None,
         })
     }

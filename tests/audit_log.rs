@@ -460,3 +460,119 @@ fn a_schema_3_store_is_converted_and_an_archived_one_refused_untouched() {
     assert!(err.to_string().contains("archived"), "{err}");
     assert_eq!(std::fs::read(&archived).unwrap(), bytes, "the file changed");
 }
+
+/// The accounting of disclosures, read from a store whose audit entries
+/// (before the latest checkpoint too) and disclosure index rows were
+/// edited, deleted, duplicated or spliced from another database made with
+/// the same key — every column found through `PRAGMA table_info`: the
+/// listing is an error or exactly the true one, without `verify_audit`.
+#[test]
+fn the_accounting_of_disclosures_is_true_or_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, other) = (dir.path().join("srs.db"), dir.path().join("other.db"));
+    for (path, purpose) in [(&db, Purpose::Treatment), (&other, Purpose::Payment)] {
+        let log = log_on(SqliteStore::open(path).unwrap());
+        grow_for(&log, 60, purpose);
+        log.srs.checkpoint().unwrap();
+        grow_for(&log, 6, purpose);
+    }
+    let patient = patient(1).patient().clone();
+    let listing = |srs: &Srs| -> Result<Vec<sesphr::model::Disclosure>, SrsError> {
+        srs.disclosures(&patient, 0, u64::MAX).collect()
+    };
+    let truth = listing(&log_on(SqliteStore::open(&db).unwrap()).srs).unwrap();
+    assert_eq!(truth.len(), 66);
+    let columns = |table: &str| -> Vec<String> {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut q = c
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap();
+        q.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut cases = 0;
+    let mut refused = 0;
+    let mut run = |what: String, alter: &dyn Fn(&rusqlite::Connection)| {
+        let case = dir.path().join("case.db");
+        copy(&db, &case);
+        let c = rusqlite::Connection::open(&case).unwrap();
+        c.execute(&format!("ATTACH '{}' AS o", other.display()), [])
+            .unwrap();
+        alter(&c);
+        drop(c);
+        cases += 1;
+        let Ok(store) = SqliteStore::open(&case) else {
+            refused += 1;
+            return;
+        };
+        let Ok(srs) = Srs::open(SrsConfig::new(store, StorageKey::from_bytes(&KEY))) else {
+            refused += 1;
+            return;
+        };
+        match listing(&srs) {
+            Ok(list) => assert!(
+                list == truth,
+                "{what}: a wrong accounting ({} listed)",
+                list.len()
+            ),
+            Err(_) => refused += 1,
+        }
+    };
+    for table in ["audit", "disclosures"] {
+        let cols = columns(table);
+        let seqs: Vec<i64> = (1..=66).filter(|s| s % 11 == 5).map(|s| s + 3).collect();
+        for seq in seqs {
+            for col in &cols {
+                run(format!("{table}.{col} of seq {seq} edited"), &|c| {
+                    let typ: String = c
+                        .query_row(
+                            &format!("SELECT typeof({col}) FROM {table} WHERE seq = {seq}"),
+                            [],
+                            |r| r.get(0),
+                        )
+                        .unwrap();
+                    let set = if typ == "blob" {
+                        format!(
+                            "{col} = CAST(substr({col}, 1, 20) || X'5A' || substr({col}, 22) AS BLOB)"
+                        )
+                    } else if col == "seq" {
+                        format!("{col} = {col} + 1000000")
+                    } else {
+                        format!("{col} = {col} + 1")
+                    };
+                    c.execute(&format!("UPDATE {table} SET {set} WHERE seq = {seq}"), [])
+                        .unwrap();
+                });
+            }
+            run(format!("{table} row of seq {seq} deleted"), &|c| {
+                c.execute(&format!("DELETE FROM {table} WHERE seq = {seq}"), [])
+                    .unwrap();
+            });
+            run(format!("{table} row of seq {seq} spliced"), &|c| {
+                c.execute(&format!("DELETE FROM {table} WHERE seq = {seq}"), [])
+                    .unwrap();
+                c.execute(
+                    &format!("INSERT INTO {table} SELECT * FROM o.{table} WHERE seq = {seq}"),
+                    [],
+                )
+                .unwrap();
+            });
+        }
+    }
+    run("an index row duplicated at another time".into(), &|c| {
+        c.execute(
+            "INSERT INTO disclosures SELECT patient, time + 1, seq FROM disclosures WHERE seq = 20",
+            [],
+        )
+        .unwrap();
+    });
+    run("the index emptied".into(), &|c| {
+        c.execute("DELETE FROM disclosures", []).unwrap();
+    });
+    assert!(
+        cases > 20 && refused > 10,
+        "{cases} cases, {refused} refused"
+    );
+}

@@ -193,14 +193,20 @@ fn archived_segments_verify_on_their_own_and_the_store_stays_bounded() {
     assert_eq!(n, cp.seq);
     let info = verify_segment(&mut seg.as_slice(), &w.srs.verifying_key()).unwrap();
     assert_eq!((info.first_seq, info.last_seq, info.end), (1, cp.seq, cp));
-    // The live store starts after the archived part and still verifies.
-    assert!(w.srs.audit_entries(1, 10).unwrap().is_empty());
+    // The live store starts after the archived part, with the entry that
+    // records the archiving, and still verifies.
+    let live = w.srs.audit_entries(1, 10).unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        (live[0].seq, live[0].action),
+        (cp.seq + 1, sesphr::model::AuditAction::Archive)
+    );
     traffic(&w, 700);
-    assert_eq!(w.srs.verify_audit().unwrap(), cp.seq + 700);
+    assert_eq!(w.srs.verify_audit().unwrap(), cp.seq + 701);
     // A second segment continues from the first one's checkpoint.
     let cp2 = w.srs.checkpoint().unwrap();
     let mut seg2 = Vec::new();
-    assert_eq!(w.srs.archive_audit(cp2.seq, &mut seg2).unwrap(), 700);
+    assert_eq!(w.srs.archive_audit(cp2.seq, &mut seg2).unwrap(), 701);
     let info2 = verify_segment(&mut seg2.as_slice(), &w.srs.verifying_key()).unwrap();
     assert_eq!(info2.first_seq, cp.seq + 1);
     // A restart after pruning works and pins to the kept checkpoints.
@@ -208,7 +214,16 @@ fn archived_segments_verify_on_their_own_and_the_store_stays_bounded() {
     let w = world(&path, 500, None);
     w.srs.require_checkpoint(&cp).unwrap();
     w.srs.require_checkpoint(&cp2).unwrap();
-    assert_eq!(w.srs.verify_audit().unwrap(), cp2.seq);
+    assert_eq!(w.srs.verify_audit().unwrap(), cp2.seq + 1);
+    // The accounting of what is live still adds up to the authenticated
+    // count (the archived disclosures are in the segments).
+    traffic(&w, 20);
+    let live: Vec<_> = w
+        .srs
+        .disclosures(patient(7).patient(), 0, u64::MAX)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!live.is_empty() && live.iter().all(|d| d.seq > cp2.seq));
     // Any changed byte of a segment is caught.
     for i in [10, seg.len() / 2, seg.len() - 5] {
         let mut bad = seg.clone();

@@ -30,13 +30,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockWrit
 
 use curve25519_dalek::scalar::Scalar;
 
+use crate::ids::Identity;
 use crate::merkle::{Frontier, leaf_hash};
 use crate::model::{Checkpoint, Denial};
 use crate::rng::os_rng;
 use crate::srs::chain::{Draft, chain_hash_of, walk, walk_pages};
 use crate::srs::config::{Cadence, OpenReport};
 use crate::srs::registry::Registry;
-use crate::srs::rows::{Row, RowImage};
+use crate::srs::rows::{DisclosedRow, Row, RowImage};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
 use crate::srs::types::{Clock, SrsError};
 use crate::store::{AuditRecord, ChainHead, Commit, Locked, Store, StoreError, TreeNode};
@@ -328,6 +329,100 @@ fn load_snapshot(
     }))
 }
 
+/// How many disclosures of each patient the entries after `from` up to
+/// `to` hold (verified link by link from the authenticated base to the
+/// chain hash of `to`, which a signed checkpoint gave): they are archived.
+fn archived_disclosures(
+    view: &mut dyn Locked,
+    from: (u64, [u8; 32]),
+    to: (u64, [u8; 32]),
+) -> Result<Vec<(Identity, u64)>, SrsError> {
+    let mut counts: HashMap<Identity, u64> = HashMap::new();
+    let end = walk_pages(
+        &mut |a, b, n| view.audit(a, b, n),
+        from.0,
+        from.1,
+        to.0,
+        &mut |rec, _| {
+            if let Some(p) = crate::store::disclosed(&rec.entry) {
+                *counts.entry(p.clone()).or_default() += 1;
+            }
+            Ok(())
+        },
+    )?;
+    if end != to.1 {
+        return Err(SrsError::AuditChainBroken { seq: to.0 });
+    }
+    Ok(counts.into_iter().collect())
+}
+
+/// Moves each patient's authenticated disclosure count by the disclosures
+/// among `change`'s entries (numbered from `first`), and by `archived` ones:
+/// the rows go with the change, through the one change path.
+fn count_disclosures(
+    reg: &Registry,
+    change: &mut Change,
+    first: u64,
+    archived: &[(Identity, u64)],
+) -> Result<(), SrsError> {
+    // (patient, disclosures added, last seq, archived)
+    let mut moved: Vec<(Identity, u64, u64, u64)> = Vec::new();
+    let slot = |moved: &mut Vec<(Identity, u64, u64, u64)>, p: &Identity| -> usize {
+        if let Some(i) = moved.iter().position(|m| &m.0 == p) {
+            return i;
+        }
+        moved.push((p.clone(), 0, 0, 0));
+        moved.len() - 1
+    };
+    for (k, d) in change.drafts.iter().enumerate() {
+        if d.action == crate::model::AuditAction::ReEncrypt
+            && d.outcome == crate::model::AuditOutcome::Ok
+            && let Some(p) = &d.patient
+        {
+            let i = slot(&mut moved, p);
+            if let Some(m) = moved.get_mut(i) {
+                m.1 += 1;
+                m.2 = first + k as u64;
+            }
+        }
+    }
+    for (p, n) in archived {
+        let i = slot(&mut moved, p);
+        if let Some(m) = moved.get_mut(i) {
+            m.3 += n;
+        }
+    }
+    for (patient, added, last, gone) in moved {
+        let pid = reg
+            .patient_id(&patient)
+            .ok_or(SrsError::Tampered("a disclosure of an unknown patient"))?;
+        let (old, img) = match reg.disclosed(pid) {
+            Some((row, img)) => (row.clone(), Some(img)),
+            None => (
+                DisclosedRow {
+                    patient: patient.clone(),
+                    count: 0,
+                    archived: 0,
+                    last_seq: 0,
+                },
+                None,
+            ),
+        };
+        let row = DisclosedRow {
+            patient,
+            count: old.count + added,
+            archived: old.archived + gone,
+            last_seq: if added > 0 { last } else { old.last_seq },
+        };
+        if row.archived > row.count {
+            return Err(SrsError::Tampered("disclosure count"));
+        }
+        change.replaced.extend(img);
+        change.rows.push(Row::Disclosed(row));
+    }
+    Ok(())
+}
+
 /// The peaks below [`STORED_LEVEL`] of the tree of entries `1..=seq`, from
 /// the entries of its last partial block: kept as nodes when the entries are
 /// pruned, so that proofs of later entries still find every left sibling.
@@ -537,8 +632,12 @@ impl Journal {
     /// # Errors
     /// As [`Journal::commit`].
     pub(crate) fn prune(&self, seq: u64, hash: [u8; 32]) -> Result<(), SrsError> {
+        // Archiving is a state change like any: audited (and the entry
+        // carries the disclosure counts the archive moves).
+        let mut d = Draft::new(self.clock.now(), "srs", crate::model::AuditAction::Archive);
+        d.detail = format!("upto={seq}");
         self.submit(
-            Box::new(|_| Ok(Change::audit(Vec::new()))),
+            Box::new(move |_| Ok(Change::audit(vec![d]))),
             false,
             Some((seq, hash)),
         )
@@ -730,15 +829,17 @@ impl Journal {
             asked.push(item.checkpoint);
             want_checkpoint |= item.checkpoint;
             nodes.extend(item.nodes);
+            let mut archived = Vec::new();
             if let Some((seq, hash)) = item.prune
                 && seq > at.base_seq
                 && seq <= at.seq
             {
+                archived = archived_disclosures(view, (at.base_seq, at.base_hash), (seq, hash))?;
                 at.base_seq = seq;
                 at.base_hash = hash;
                 prune = Some(seq);
             }
-            let change = match (item.plan)(reg) {
+            let mut change = match (item.plan)(reg) {
                 Ok(c) => c,
                 Err(e) => {
                     results.push(Some(Err(e)));
@@ -746,6 +847,7 @@ impl Journal {
                 }
             };
             let generation = at.seq + 1;
+            count_disclosures(reg, &mut change, generation, &archived)?;
             let mut digest = at.digest;
             let mut sealed = Vec::with_capacity(change.rows.len());
             for row in &change.rows {
@@ -780,7 +882,8 @@ impl Journal {
                 at.seq = seq;
                 at.hash = hash;
             }
-            sync |= !change.rows.is_empty();
+            // A disclosure count moves with its entries, under their durability.
+            sync |= change.rows.iter().any(|r| !matches!(r, Row::Disclosed(_)));
             scrub |= change.scrub;
             rows.extend(sealed);
             for row in change.rows {

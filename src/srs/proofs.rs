@@ -54,36 +54,51 @@ impl<'a> StoreNodes<'a> {
     }
 
     /// Hashes the entries of block `b` and caches every perfect subtree
-    /// below [`STORED_LEVEL`] they complete.
+    /// below [`STORED_LEVEL`] they complete (in a block cut by archiving,
+    /// those of the entries still there).
     fn block(&mut self, b: u64) -> Result<(), SrsError> {
         let size = 1u64 << STORED_LEVEL;
         let first = b * size + 1;
         let recs = self
             .store
             .audit(first, first + size - 1, 1 << STORED_LEVEL)?;
-        let mut level0 = Vec::with_capacity(recs.len());
-        for (k, r) in recs.iter().enumerate() {
-            if r.entry.seq != first + k as u64 {
-                // Archived (pruned) entries: the kept base nodes stand in.
-                break;
+        for r in &recs {
+            if r.entry.seq < first || r.entry.seq >= first + size {
+                return Err(SrsError::Tampered("audit entry"));
             }
-            level0.push(leaf_hash(&r.entry.to_bytes()));
+            self.cache
+                .insert((0, r.entry.seq - 1), leaf_hash(&r.entry.to_bytes()));
         }
-        let mut row = level0;
-        let mut level = 0;
-        while level < STORED_LEVEL && !row.is_empty() {
-            let base = (b * size) >> level;
-            for (j, h) in row.iter().enumerate() {
-                self.cache.insert((level, base + j as u64), *h);
-            }
-            row = row
-                .chunks_exact(2)
-                .map(|p| match p {
-                    [l, r] => node_hash(l, r),
-                    _ => [0; 32],
+        if (recs.len() as u64) < size {
+            // Entries archived away: the base's peaks kept in their place.
+            let wanted: Vec<(u32, u64)> = (0..STORED_LEVEL)
+                .flat_map(|level| {
+                    let from = (b * size) >> level;
+                    (from..from + (size >> level)).map(move |i| (level, i))
                 })
+                .filter(|k| !self.cache.contains_key(k))
                 .collect();
-            level += 1;
+            let kept = self.store.tree_nodes(&wanted)?;
+            for (k, h) in wanted.into_iter().zip(kept) {
+                if let Some(h) = h {
+                    self.cache.insert(k, h);
+                }
+            }
+        }
+        for level in 1..STORED_LEVEL {
+            let from = (b * size) >> level;
+            for index in from..from + (size >> level) {
+                let children = (
+                    self.cache.get(&(level - 1, 2 * index)),
+                    self.cache.get(&(level - 1, 2 * index + 1)),
+                );
+                if let (Some(l), Some(r)) = children
+                    && !self.cache.contains_key(&(level, index))
+                {
+                    let h = node_hash(l, r);
+                    self.cache.insert((level, index), h);
+                }
+            }
         }
         Ok(())
     }
@@ -182,6 +197,81 @@ impl<'a> TreeCheck<'a> {
         if self.base == 0 && self.tree.root() != head.root() {
             return Err(SrsError::Tampered("audit tree"));
         }
+        Ok(())
+    }
+}
+
+/// Proves entries read back from the store against a root this process
+/// trusts (its authenticated head's), remembering every subtree a proof
+/// authenticated: the next entry's climb stops at the first one it meets,
+/// so entries near each other cost a few hashes each.
+pub(crate) struct EntryCheck<'a> {
+    nodes: StoreNodes<'a>,
+    size: u64,
+    root: Hash,
+    trusted: HashMap<(u32, u64), Hash>,
+}
+
+impl<'a> EntryCheck<'a> {
+    pub(crate) fn new(store: &'a dyn Store, size: u64, root: Hash) -> Self {
+        Self {
+            nodes: StoreNodes::new(store),
+            size,
+            root,
+            trusted: HashMap::new(),
+        }
+    }
+
+    /// The size of the tree it proves against.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks that `entry` is entry `entry.seq` of the log.
+    ///
+    /// # Errors
+    /// [`SrsError::Tampered`] if it is not; store errors.
+    pub(crate) fn check(&mut self, entry: &AuditEntry) -> Result<(), SrsError> {
+        const BAD: SrsError = SrsError::Tampered("audit entry");
+        let i = entry.seq.checked_sub(1).ok_or(BAD)?;
+        if i >= self.size {
+            return Err(BAD);
+        }
+        let leaf = leaf_hash(&entry.to_bytes());
+        // Climb the perfect subtrees above the leaf until one is trusted.
+        let mut climbed = vec![((0u32, i), leaf)];
+        let mut siblings = Vec::new();
+        let mut h = leaf;
+        let mut level = 0u32;
+        loop {
+            let j = i >> level;
+            if let Some(t) = self.trusted.get(&(level, j)) {
+                return if *t == h { Ok(()) } else { Err(BAD) };
+            }
+            let parent_end = ((j >> 1) + 1).checked_shl(level + 1).unwrap_or(u64::MAX);
+            if level >= 63 || parent_end > self.size {
+                break;
+            }
+            let sib = self
+                .nodes
+                .perfect(level, j ^ 1)
+                .map_err(|e| self.nodes.error(e))?;
+            siblings.push(((level, j ^ 1), sib));
+            h = if j & 1 == 0 {
+                node_hash(&h, &sib)
+            } else {
+                node_hash(&sib, &h)
+            };
+            level += 1;
+            climbed.push(((level, i >> level), h));
+        }
+        // Above the largest perfect subtree: a whole proof to the root.
+        let proof =
+            InclusionProof::make(&mut self.nodes, i, self.size).map_err(|e| self.nodes.error(e))?;
+        proof.verify(&leaf, &self.root).map_err(|_| BAD)?;
+        // Everything on the way is now authenticated.
+        self.trusted.extend(climbed);
+        self.trusted.extend(siblings);
         Ok(())
     }
 }

@@ -20,9 +20,9 @@ use crate::model::{
 };
 use crate::reencrypt::ServingKey;
 use crate::srs::rows::{
-    CONSENT, ConsentRow, Consented, GRANT, GrantRow, GrantState, PATIENT, PatientRow, PortionRow,
-    REQUEST, RequestRow, Row, RowImage, USER, UserRow, patient_body, request_body, terms_body,
-    user_body,
+    CONSENT, ConsentRow, Consented, DISCLOSED, DisclosedRow, GRANT, GrantRow, GrantState, PATIENT,
+    PatientRow, PortionRow, REQUEST, RequestRow, Row, RowImage, USER, UserRow, patient_body,
+    request_body, terms_body, user_body,
 };
 use crate::srs::types::SrsError;
 
@@ -270,6 +270,8 @@ pub(crate) struct Registry {
     /// The consent order of each (patient, label, user) that has a signed
     /// revocation, with the generation of its row.
     consents: HashMap<(u32, u32, u32), (ConsentRow, u64)>,
+    /// Each patient's disclosure count, with the generation of its row.
+    disclosed: HashMap<u32, (DisclosedRow, u64)>,
     /// Which load of the store this is (slot numbers differ between loads).
     incarnation: u64,
 }
@@ -294,6 +296,7 @@ impl Default for Registry {
             requests: HashMap::new(),
             pending: BTreeMap::new(),
             consents: HashMap::new(),
+            disclosed: HashMap::new(),
             incarnation: 0,
         }
     }
@@ -382,6 +385,10 @@ impl Registry {
                 None => Ok(None),
             },
             Row::Request(r) => Ok(self.request_image(&r.id)),
+            Row::Disclosed(d) => Ok(self
+                .patient_id(&d.patient)
+                .and_then(|p| self.disclosed(p))
+                .map(|(_, img)| img)),
             Row::Consent(c) => Ok(self
                 .patient_id(&c.patient)
                 .zip(self.user_id(&c.user))
@@ -644,7 +651,27 @@ impl Registry {
                 Ok(())
             }
             Row::Consent(c) => self.apply_consent(c, generation),
+            Row::Disclosed(d) => {
+                let patient = self.patient_id(&d.patient).ok_or(CORRUPT)?;
+                self.disclosed.insert(patient, (d, generation));
+                Ok(())
+            }
         }
+    }
+
+    /// A patient's disclosure count with the image of its row; `None`
+    /// before their first disclosure.
+    pub(crate) fn disclosed(&self, patient: u32) -> Option<(&DisclosedRow, RowImage)> {
+        let (d, generation) = self.disclosed.get(&patient)?;
+        Some((
+            d,
+            RowImage {
+                kind: DISCLOSED,
+                key: d.patient.as_bytes().to_vec(),
+                body: d.body(),
+                generation: *generation,
+            },
+        ))
     }
 
     fn apply_consent(&mut self, c: ConsentRow, generation: u64) -> Result<(), SrsError> {

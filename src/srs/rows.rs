@@ -19,6 +19,7 @@ pub(crate) const PORTION: u8 = 3;
 pub(crate) const GRANT: u8 = 4;
 pub(crate) const REQUEST: u8 = 5;
 pub(crate) const CONSENT: u8 = 6;
+pub(crate) const DISCLOSED: u8 = 7;
 
 /// A registered user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +148,29 @@ impl ConsentRow {
     }
 }
 
+/// How many disclosures of a patient the log holds: the authenticated
+/// count an accounting of disclosures is checked against (nothing omitted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DisclosedRow {
+    pub(crate) patient: Identity,
+    /// Disclosures ever logged.
+    pub(crate) count: u64,
+    /// Of which archived away (with their entries).
+    pub(crate) archived: u64,
+    /// The sequence number of the last one (0: none).
+    pub(crate) last_seq: u64,
+}
+
+impl DisclosedRow {
+    pub(crate) fn body(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(24);
+        put_u64(&mut v, self.count);
+        put_u64(&mut v, self.archived);
+        put_u64(&mut v, self.last_seq);
+        v
+    }
+}
+
 pub(crate) enum GrantState {
     Active(ServingKey),
     Revoked(u64),
@@ -160,6 +184,7 @@ pub(crate) enum Row {
     Grant(GrantRow),
     Request(RequestRow),
     Consent(ConsentRow),
+    Disclosed(DisclosedRow),
 }
 
 /// A row's authenticated fields without its secret: enough to recompute its
@@ -281,6 +306,7 @@ impl Row {
             Self::User(u) => (USER, u.identity.as_bytes().to_vec(), user_body(u)),
             Self::Patient(p) => (PATIENT, p.identity.as_bytes().to_vec(), patient_body(p)),
             Self::Request(r) => (REQUEST, r.id.to_vec(), request_body(r)),
+            Self::Disclosed(d) => (DISCLOSED, d.patient.as_bytes().to_vec(), d.body()),
             Self::Consent(c) => (
                 CONSENT,
                 ConsentRow::key_of(&c.patient, &c.label, &c.user),
@@ -426,6 +452,18 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
                 requested_at,
                 answer,
             })
+        }
+        DISCLOSED => {
+            let row = DisclosedRow {
+                patient: Identity::from_utf8(&s.key).ok()?,
+                count: r.u64().ok()?,
+                archived: r.u64().ok()?,
+                last_seq: r.u64().ok()?,
+            };
+            if row.archived > row.count || (row.count == 0) != (row.last_seq == 0) {
+                return None;
+            }
+            Row::Disclosed(row)
         }
         CONSENT => {
             let mut k = Reader::unframed("registry row", &s.key);

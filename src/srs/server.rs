@@ -1265,7 +1265,24 @@ impl Srs {
     /// store's disclosure index in pages (never a scan of the audit log);
     /// entries archived away ([`Srs::archive_audit`]) are in the archive
     /// segments.
+    ///
+    /// Against a database writer it is true and complete, without
+    /// [`Srs::verify_audit`]: every entry is proven in the Merkle log against
+    /// the root this SRS holds (SPEC §6.4), and the listing must account
+    /// for exactly the patient's authenticated disclosure count (a registry
+    /// row every disclosure moves). An edited, moved, spliced, duplicated
+    /// or omitted disclosure makes the iterator end with
+    /// [`SrsError::Tampered`] — never a wrong list. The price: a window
+    /// reads and proves the patient's whole history.
     pub fn disclosures(&self, patient: &Identity, from: u64, to: u64) -> Disclosures<'_> {
+        // What the authenticated count says the log holds, now: the listing
+        // must account for exactly that many (nothing omitted).
+        let expect = {
+            let reg = self.read();
+            reg.patient_id(patient)
+                .and_then(|p| reg.disclosed(p))
+                .map_or((0, 0), |(d, _)| (d.count - d.archived, d.last_seq))
+        };
         Disclosures {
             srs: self,
             patient: patient.clone(),
@@ -1274,6 +1291,10 @@ impl Srs {
             after: None,
             page: std::collections::VecDeque::new(),
             done: false,
+            check: None,
+            expect,
+            seen: 0,
+            accounted: false,
         }
     }
 
@@ -1989,6 +2010,14 @@ pub struct Disclosures<'a> {
     after: Option<(u64, u64)>,
     page: std::collections::VecDeque<AuditEntry>,
     done: bool,
+    check: Option<crate::srs::proofs::EntryCheck<'a>>,
+    /// The authenticated (live count, last sequence number) of the
+    /// patient's disclosures when the listing began.
+    expect: (u64, u64),
+    /// Proven disclosures up to that last one.
+    seen: u64,
+    /// The count was checked at the end.
+    accounted: bool,
 }
 
 impl core::fmt::Debug for Disclosures<'_> {
@@ -2002,49 +2031,82 @@ impl core::fmt::Debug for Disclosures<'_> {
 /// Disclosures read per page.
 const DISCLOSURE_PAGE: usize = 1024;
 
+impl Disclosures<'_> {
+    fn fail(&mut self, e: SrsError) -> Option<Result<Disclosure, SrsError>> {
+        self.done = true;
+        self.accounted = true;
+        self.page.clear();
+        Some(Err(e))
+    }
+}
+
 impl Iterator for Disclosures<'_> {
     type Item = Result<Disclosure, SrsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.page.is_empty() && !self.done {
-            let store = self.srs.journal.store();
-            match store.disclosures(
-                &self.patient,
-                self.from,
-                self.to,
-                self.after,
-                DISCLOSURE_PAGE,
-            ) {
-                Ok(page) => {
-                    self.done = page.len() < DISCLOSURE_PAGE;
-                    self.page = page.into_iter().map(|r| r.entry).collect();
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e.into()));
+        loop {
+            if self.page.is_empty() && !self.done {
+                let store = self.srs.journal.store();
+                // The whole history, whatever the window: only so can every
+                // disclosure the count holds be accounted for.
+                match store.disclosures(&self.patient, 0, u64::MAX, self.after, DISCLOSURE_PAGE) {
+                    Ok(page) => {
+                        self.done = page.len() < DISCLOSURE_PAGE;
+                        self.page = page.into_iter().map(|r| r.entry).collect();
+                    }
+                    Err(e) => return self.fail(e.into()),
                 }
             }
+            let Some(e) = self.page.pop_front() else {
+                if self.accounted {
+                    return None;
+                }
+                self.accounted = true;
+                // Nothing omitted: as many as the authenticated count.
+                return (self.seen != self.expect.0)
+                    .then(|| self.fail(SrsError::Tampered("disclosure index omits disclosures")))
+                    .flatten();
+            };
+            // In (time, seq) order, each once: an index row copied to another
+            // time would list an entry twice.
+            if self.after.is_some_and(|a| (e.time, e.seq) <= a) {
+                return self.fail(SrsError::Tampered("disclosure index"));
+            }
+            self.after = Some((e.time, e.seq));
+            // Each entry proven in the Merkle log against the root this
+            // process holds (authenticated): an entry edited, moved or
+            // spliced in below any checkpoint is an error, never a wrong
+            // disclosure.
+            if self.check.as_ref().is_none_or(|c| c.size() < e.seq) {
+                let (size, root) = self.srs.durable_tree();
+                self.check = Some(crate::srs::proofs::EntryCheck::new(
+                    self.srs.journal.store().as_ref(),
+                    size,
+                    root,
+                ));
+            }
+            if let Some(Err(err)) = self.check.as_mut().map(|c| c.check(&e)) {
+                return self.fail(err);
+            }
+            // What the index points to must be a disclosure of this patient.
+            if crate::store::disclosed(&e) != Some(&self.patient) {
+                return self.fail(SrsError::Tampered("disclosure index"));
+            }
+            if e.seq <= self.expect.1 {
+                self.seen += 1;
+            }
+            if e.time < self.from || e.time > self.to {
+                continue;
+            }
+            let role = e
+                .user
+                .as_ref()
+                .and_then(|u| self.srs.user(u))
+                .map(|u| u.role);
+            return Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
+                "the disclosure index names an entry that is not a disclosure",
+            )));
         }
-        let e = self.page.pop_front()?;
-        self.after = Some((e.time, e.seq));
-        // The index is not authenticated row by row: what it points to must
-        // be a disclosure of this patient in the window.
-        if crate::store::disclosed(&e) != Some(&self.patient)
-            || e.time < self.from
-            || e.time > self.to
-        {
-            self.done = true;
-            self.page.clear();
-            return Some(Err(SrsError::Tampered("disclosure index")));
-        }
-        let role = e
-            .user
-            .as_ref()
-            .and_then(|u| self.srs.user(u))
-            .map(|u| u.role);
-        Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
-            "the disclosure index names an entry that is not a disclosure",
-        )))
     }
 }
 
