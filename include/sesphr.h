@@ -998,6 +998,61 @@ sesphr_result sesphr_srs_issue_keys(const sesphr_srs *srs,
                                     uint32_t epoch,
                                     sesphr_keypair **out_keypair);
 
+// The patient's disclosure report for `from <= time <= to` (`"SPDR"`, into
+// a new buffer): a fresh checkpoint, every disclosure of the window up to
+// it — checked true and complete by the SRS — each with its Merkle
+// inclusion proof, signed by the SRS. Hand it to the patient's device,
+// which checks it with `sesphr_disclosure_report_verify`.
+//
+// Errors: `UNKNOWN_PATIENT` is not returned (an unknown patient has an
+// empty report); `TAMPERED` if the store's index or log does not add up;
+// `STORE`.
+sesphr_result sesphr_srs_disclosure_report(const sesphr_srs *srs,
+                                           const uint8_t *patient,
+                                           size_t patient_len,
+                                           uint64_t from,
+                                           uint64_t to,
+                                           sesphr_buffer **out_report);
+
+// Checks a disclosure report (`"SPDR"`) with the SRS's 32-byte public key
+// alone and writes how many disclosures it proves into `*out_count` (may
+// be NULL).
+//
+// Errors: `INVALID_CHECKPOINT`, `INVALID_SIGNATURE`, `INVALID_LOG_PROOF`,
+// `MALFORMED`; decoding errors.
+sesphr_result sesphr_disclosure_report_verify(const uint8_t *report,
+                                              size_t report_len,
+                                              const uint8_t *srs_public_key,
+                                              size_t srs_public_key_len,
+                                              size_t *out_count);
+
+// A Merkle consistency proof (`"SPCN"`, into a new buffer) from the log of
+// `old_size` entries to the log of `new_size` (each a checkpoint's `seq`):
+// a witness holding an older checkpoint asks for one to the latest and
+// checks it with `sesphr_verify_consistency`.
+//
+// Errors: `INVALID_LOG_PROOF` for sizes out of order or beyond the log;
+// `TAMPERED`; `STORE`.
+sesphr_result sesphr_srs_consistency_proof(const sesphr_srs *srs,
+                                           uint64_t old_size,
+                                           uint64_t new_size,
+                                           sesphr_buffer **out_proof);
+
+// Checks, with the SRS's 32-byte public key alone, that the log checkpoint
+// `old` signs is a prefix of the log checkpoint `new` signs: a tail cut, a
+// rewritten entry or a fork is refused.
+//
+// Errors: `INVALID_CHECKPOINT` (not signed by the key, or version 1);
+// `INVALID_LOG_PROOF`; decoding errors.
+sesphr_result sesphr_verify_consistency(const uint8_t *old_checkpoint,
+                                        size_t old_checkpoint_len,
+                                        const uint8_t *new_checkpoint,
+                                        size_t new_checkpoint_len,
+                                        const uint8_t *proof,
+                                        size_t proof_len,
+                                        const uint8_t *srs_public_key,
+                                        size_t srs_public_key_len);
+
 // Splits the encoded re-encryption key `rekey` among `nodes` nodes so that
 // any `threshold` of them are needed (`2 <= threshold <= nodes <= 255`).
 // The public commitments (`"SPTC"`) go into a new buffer in

@@ -576,3 +576,73 @@ fn the_accounting_of_disclosures_is_true_or_an_error() {
         "{cases} cases, {refused} refused"
     );
 }
+
+/// The patient's report: each disclosure proven against a checkpoint,
+/// signed by the SRS; verified with its public key alone; any byte
+/// changed is refused.
+#[test]
+fn a_disclosure_report_verifies_on_the_patients_side_and_nothing_altered_does() {
+    let log = log_on(MemoryStore::new());
+    grow(&log, 30);
+    // Another patient's disclosures are not in it.
+    let bob = patient(2);
+    log.srs.add_patient(&bob, &[(label("lab"), 0)]).unwrap();
+    let k = bob.portion_secret(&label("lab"), 0);
+    log.srs
+        .give(
+            &bob,
+            &label("lab"),
+            &log.doc,
+            ReKey::generate(&k, user(1).public()),
+            Scope::AllRecords,
+            None,
+        )
+        .unwrap();
+    let theirs = SealedPortion::seal(k.public(), RecordId::random(), T0, b"y").unwrap();
+    log.srs
+        .reencrypt(&log.doc, theirs.header(), Purpose::Treatment)
+        .unwrap();
+    grow(&log, 5);
+    let alice = patient(1).patient().clone();
+    let report = log.srs.disclosure_report(&alice, 0, u64::MAX).unwrap();
+    let key = log.srs.verifying_key();
+    let shown = report.verify(&key).unwrap();
+    assert_eq!(shown.len(), 35);
+    let listed: Vec<_> = log
+        .srs
+        .disclosures(&alice, 0, u64::MAX)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        shown.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        listed.iter().map(|d| d.seq).collect::<Vec<_>>()
+    );
+    let bytes = report.to_bytes();
+    let again = DisclosureReport::from_bytes(&bytes).unwrap();
+    assert_eq!(again, report);
+    assert!(
+        report
+            .verify(&Srs::in_memory().unwrap().verifying_key())
+            .is_err()
+    );
+    // Every byte of a short report flipped (a window of two disclosures).
+    let first = shown[3].time;
+    let small = log.srs.disclosure_report(&alice, first, first).unwrap();
+    assert!(!small.entries().is_empty());
+    let b = small.to_bytes();
+    assert!(
+        DisclosureReport::from_bytes(&b)
+            .unwrap()
+            .verify(&key)
+            .is_ok()
+    );
+    every_byte_flipped(&b, "report", |x| {
+        DisclosureReport::from_bytes(x).is_ok_and(|r| r.verify(&key).is_ok())
+    });
+    // Bob's report names only Bob's disclosure.
+    let bobs = log
+        .srs
+        .disclosure_report(bob.patient(), 0, u64::MAX)
+        .unwrap();
+    assert_eq!(bobs.verify(&key).unwrap().len(), 1);
+}

@@ -1013,3 +1013,112 @@ pub extern "C" fn sesphr_srs_issue_keys(
         Ok(())
     })
 }
+
+/// The patient's disclosure report for `from <= time <= to` (`"SPDR"`, into
+/// a new buffer): a fresh checkpoint, every disclosure of the window up to
+/// it — checked true and complete by the SRS — each with its Merkle
+/// inclusion proof, signed by the SRS. Hand it to the patient's device,
+/// which checks it with `sesphr_disclosure_report_verify`.
+///
+/// Errors: `UNKNOWN_PATIENT` is not returned (an unknown patient has an
+/// empty report); `TAMPERED` if the store's index or log does not add up;
+/// `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_disclosure_report(
+    srs: *const sesphr_srs,
+    patient: *const u8,
+    patient_len: usize,
+    from: u64,
+    to: u64,
+    out_report: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_report)?;
+        let r = s.disclosure_report(&identity(patient, patient_len)?, from, to)?;
+        put_buffer(o, r.to_bytes());
+        Ok(())
+    })
+}
+
+/// Checks a disclosure report (`"SPDR"`) with the SRS's 32-byte public key
+/// alone and writes how many disclosures it proves into `*out_count` (may
+/// be NULL).
+///
+/// Errors: `INVALID_CHECKPOINT`, `INVALID_SIGNATURE`, `INVALID_LOG_PROOF`,
+/// `MALFORMED`; decoding errors.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_disclosure_report_verify(
+    report: *const u8,
+    report_len: usize,
+    srs_public_key: *const u8,
+    srs_public_key_len: usize,
+    out_count: *mut usize,
+) -> sesphr_result {
+    run(|| {
+        let r = crate::srs::DisclosureReport::from_bytes(bytes(report, report_len)?)?;
+        let k = srs_key(srs_public_key, srs_public_key_len)?;
+        let n = r.verify(&k)?.len();
+        if let Ok(c) = out(out_count) {
+            *c = n;
+        }
+        Ok(())
+    })
+}
+
+/// A Merkle consistency proof (`"SPCN"`, into a new buffer) from the log of
+/// `old_size` entries to the log of `new_size` (each a checkpoint's `seq`):
+/// a witness holding an older checkpoint asks for one to the latest and
+/// checks it with `sesphr_verify_consistency`.
+///
+/// Errors: `INVALID_LOG_PROOF` for sizes out of order or beyond the log;
+/// `TAMPERED`; `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_consistency_proof(
+    srs: *const sesphr_srs,
+    old_size: u64,
+    new_size: u64,
+    out_proof: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let o = out(out_proof)?;
+        put_buffer(o, s.consistency_proof(old_size, new_size)?.to_bytes());
+        Ok(())
+    })
+}
+
+/// Checks, with the SRS's 32-byte public key alone, that the log checkpoint
+/// `old` signs is a prefix of the log checkpoint `new` signs: a tail cut, a
+/// rewritten entry or a fork is refused.
+///
+/// Errors: `INVALID_CHECKPOINT` (not signed by the key, or version 1);
+/// `INVALID_LOG_PROOF`; decoding errors.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_verify_consistency(
+    old_checkpoint: *const u8,
+    old_checkpoint_len: usize,
+    new_checkpoint: *const u8,
+    new_checkpoint_len: usize,
+    proof: *const u8,
+    proof_len: usize,
+    srs_public_key: *const u8,
+    srs_public_key_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let old = Checkpoint::from_bytes(bytes(old_checkpoint, old_checkpoint_len)?)?;
+        let new = Checkpoint::from_bytes(bytes(new_checkpoint, new_checkpoint_len)?)?;
+        let p = crate::merkle::ConsistencyProof::from_bytes(bytes(proof, proof_len)?)?;
+        let k = srs_key(srs_public_key, srs_public_key_len)?;
+        crate::srs::verify_consistency(&old, &new, &p, &k)?;
+        Ok(())
+    })
+}
+
+/// The SRS's 32-byte Ed25519 public key.
+fn srs_key(ptr: *const u8, len: usize) -> Result<crate::srs::VerifyingKey, sesphr_result> {
+    let k: &[u8; 32] = bytes(ptr, len)?
+        .try_into()
+        .map_err(|_| sesphr_result::InvalidLength)?;
+    Ok(crate::consent::decode_verifying_key(k)?)
+}

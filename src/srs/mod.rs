@@ -75,6 +75,7 @@ mod follower;
 mod journal;
 mod proofs;
 mod registry;
+mod report;
 mod rows;
 mod secrets;
 mod server;
@@ -88,6 +89,7 @@ pub use config::{
 pub use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 pub use proofs::{verify_checkpoint, verify_consistency, verify_inclusion};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
+pub use report::DisclosureReport;
 pub use server::{ConsentReport, Disclosures, Srs};
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
 

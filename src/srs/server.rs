@@ -329,6 +329,11 @@ impl Srs {
         self.journal.sync()
     }
 
+    /// The key that signs checkpoints, receipts and reports.
+    pub(crate) fn signing_key(&self) -> &ed25519_dalek::SigningKey {
+        self.keys.signing_key()
+    }
+
     /// The store (for the proof makers beside this file).
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         self.journal.store()

@@ -297,6 +297,49 @@ static void test_full_flow(sesphr_srs *srs)
         sesphr_buffer_free(h2);
     }
 
+    /* The patient's disclosure report, checked with the SRS's public key
+     * alone; a witness's consistency proof between two checkpoints. */
+    {
+        sesphr_buffer *report = NULL, *cp1 = NULL, *cp2 = NULL, *proof = NULL;
+        uint8_t key[32], *bent;
+        size_t count = 0;
+        uint64_t s1 = 0, s2 = 0;
+        int i;
+        OK(sesphr_srs_verifying_key(srs, key, sizeof key));
+        OK(sesphr_srs_disclosure_report(srs, S("patient-0042"), 0, UINT64_MAX, &report));
+        OK(sesphr_disclosure_report_verify(sesphr_buffer_data(report), sesphr_buffer_len(report), key,
+                                           sizeof key, &count));
+        CHECK(count == 5);
+        bent = malloc(sesphr_buffer_len(report));
+        memcpy(bent, sesphr_buffer_data(report), sesphr_buffer_len(report));
+        bent[sesphr_buffer_len(report) / 2] ^= 1;
+        CHECK(sesphr_disclosure_report_verify(bent, sesphr_buffer_len(report), key, sizeof key, NULL) !=
+              SESPHR_RESULT_OK);
+        free(bent);
+        OK(sesphr_srs_checkpoint(srs, &cp1));
+        EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+        OK(sesphr_srs_checkpoint(srs, &cp2));
+        CHECK(sesphr_buffer_len(cp1) == SESPHR_CHECKPOINT_LEN);
+        for (i = 0; i < 8; i++) {
+            s1 = (s1 << 8) | sesphr_buffer_data(cp1)[5 + i];
+            s2 = (s2 << 8) | sesphr_buffer_data(cp2)[5 + i];
+        }
+        CHECK(s1 < s2);
+        OK(sesphr_srs_consistency_proof(srs, s1, s2, &proof));
+        OK(sesphr_verify_consistency(sesphr_buffer_data(cp1), sesphr_buffer_len(cp1), sesphr_buffer_data(cp2),
+                                     sesphr_buffer_len(cp2), sesphr_buffer_data(proof), sesphr_buffer_len(proof),
+                                     key, sizeof key));
+        EXPECT(sesphr_verify_consistency(sesphr_buffer_data(cp2), sesphr_buffer_len(cp2), sesphr_buffer_data(cp1),
+                                         sesphr_buffer_len(cp1), sesphr_buffer_data(proof),
+                                         sesphr_buffer_len(proof), key, sizeof key),
+               SESPHR_RESULT_INVALID_LOG_PROOF);
+        EXPECT(sesphr_srs_consistency_proof(srs, s2, s1, &proof), SESPHR_RESULT_INVALID_LOG_PROOF);
+        sesphr_buffer_free(report);
+        sesphr_buffer_free(cp1);
+        sesphr_buffer_free(cp2);
+        sesphr_buffer_free(proof);
+    }
+
     /* Removing a user revokes everything of theirs. */
     OK(sesphr_srs_remove_user(srs, S("dr-house"), S("officer-1"), S("admin"), S("left the hospital")));
     EXPECT(read_as(&w, "dr-house", w.doctor, old_lab, ""), SESPHR_RESULT_DENIED_NOT_REGISTERED);
