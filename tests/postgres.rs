@@ -825,11 +825,22 @@ fn an_archive_made_by_one_process_is_followed_by_the_others() {
     assert_eq!(n, cp.seq);
     verify_segment(&mut segment.as_slice(), &a.verifying_key()).unwrap();
     // B, which never looked since before the archive, commits and verifies
-    // from the new base; a third process opens.
+    // from the new base (after the entry that records the archiving); a
+    // third process opens.
     b.reencrypt(&reader_id(1), rec.header(), sesphr::srs::Purpose::Treatment)
         .unwrap();
-    assert_eq!(b.verify_audit().unwrap(), cp.seq + 1);
+    assert_eq!(b.verify_audit().unwrap(), cp.seq + 2);
     a.sync().unwrap();
-    assert_eq!(a.verify_audit().unwrap(), cp.seq + 1);
+    assert_eq!(a.verify_audit().unwrap(), cp.seq + 2);
+    // The accounting still adds up on both, and proofs cross the base.
+    for s in [&a, &b] {
+        let listed: Vec<_> = s
+            .disclosures(patient(3).patient(), 0, u64::MAX)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        let latest = s.checkpoint().unwrap();
+        s.proven_entry(latest.seq, &latest).unwrap();
+    }
     assert_eq!(open(&ci).registry(), a.registry());
 }

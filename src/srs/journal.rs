@@ -928,6 +928,12 @@ impl Journal {
                 o.checkpoint = checkpoint;
             }
         }
+        // Several changes of one commit may write one row (a patient's
+        // disclosure count): its last version stands, as in the registry.
+        let mut written = std::collections::HashSet::new();
+        rows.reverse();
+        rows.retain(|r: &crate::store::StoredRow| written.insert((r.kind, r.key.clone())));
+        rows.reverse();
         let mut head = ChainHead {
             seq: at.seq,
             hash: at.hash,
