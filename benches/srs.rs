@@ -269,9 +269,75 @@ fn key_issuance(c: &mut Criterion) {
     g.finish();
 }
 
+/// The audit as a Merkle log: making and checking an inclusion proof in a
+/// log of 10^6 entries (the tree in memory: the hashing and the walk, not
+/// a store's reads), a consistency proof from 10^3 to 10^6 entries, and an
+/// inclusion proof made by an SRS (memory store: node table lookups and a
+/// block of entries hashed) in a log of 10^5 entries.
+fn audit_log(c: &mut Criterion) {
+    use sesphr::merkle::{Tree, leaf_hash};
+    let mut g = c.benchmark_group("log");
+    let mut tree = Tree::new();
+    for i in 0u64..1_000_000 {
+        tree.push(leaf_hash(&i.to_be_bytes()));
+    }
+    let n = tree.size();
+    let root = tree.root(n).unwrap();
+    let leaf = leaf_hash(&777_777u64.to_be_bytes());
+    g.bench_function("inclusion_make_1e6", |b| {
+        b.iter(|| tree.inclusion_proof(black_box(777_777), n).unwrap())
+    });
+    let proof = tree.inclusion_proof(777_777, n).unwrap();
+    g.bench_function("inclusion_verify_1e6", |b| {
+        b.iter(|| proof.verify(black_box(&leaf), &root).unwrap())
+    });
+    let old = tree.root(1_000).unwrap();
+    g.bench_function("consistency_1e3_1e6_make_verify", |b| {
+        b.iter(|| {
+            tree.consistency_proof(1_000, n)
+                .unwrap()
+                .verify(&old, &root)
+                .unwrap()
+        })
+    });
+    drop(tree);
+    // Through an SRS: 10^5 entries of re-encryptions.
+    let f = fixture(Kind::Memory, 64);
+    let hs: Vec<&PortionHeader> = f.headers.iter().collect();
+    for _ in 0..(100_000 / hs.len()) {
+        f.srs
+            .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
+            .unwrap();
+    }
+    let cp = f.srs.checkpoint().unwrap();
+    let key = f.srs.verifying_key();
+    let mut seq = 1;
+    g.bench_function("srs_inclusion_proof_1e5", |b| {
+        b.iter(|| {
+            seq = seq * 7919 % cp.seq + 1;
+            f.srs.inclusion_proof(black_box(seq), &cp).unwrap()
+        })
+    });
+    let (entry, proof) = f.srs.proven_entry(cp.seq / 2, &cp).unwrap();
+    g.bench_function("verify_inclusion_with_checkpoint", |b| {
+        b.iter(|| sesphr::srs::verify_inclusion(black_box(&entry), &proof, &cp, &key).unwrap())
+    });
+    g.sample_size(10);
+    g.bench_function("disclosures_1e5", |b| {
+        b.iter(|| {
+            f.srs
+                .disclosures(f.patient.patient(), 0, u64::MAX)
+                .map(Result::unwrap)
+                .count()
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     baseline,
+    audit_log,
     reencrypt_throughput,
     grant_and_revoke,
     revoke_vs_records,

@@ -2103,11 +2103,10 @@ impl Iterator for Disclosures<'_> {
             if e.time < self.from || e.time > self.to {
                 continue;
             }
-            let role = e
-                .user
-                .as_ref()
-                .and_then(|u| self.srs.user(u))
-                .map(|u| u.role);
+            let role = e.user.as_ref().and_then(|u| {
+                let reg = self.srs.read();
+                reg.user_role(reg.user_id(u)?).cloned()
+            });
             return Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
                 "the disclosure index names an entry that is not a disclosure",
             )));
