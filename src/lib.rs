@@ -66,7 +66,6 @@ mod hash;
 mod ids;
 /// cbindgen:ignore
 mod keys;
-/// cbindgen:ignore
 pub mod merkle;
 pub mod model;
 /// cbindgen:ignore
