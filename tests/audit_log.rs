@@ -247,8 +247,17 @@ fn a_tail_cut_and_a_fork_are_caught_by_a_holder_of_the_later_checkpoint() {
             log.srs.require_checkpoint(&held),
             Err(SrsError::RolledBack { .. })
         ));
-        // It grows past the held size with other entries: a fork, signed,
-        // and never consistent with what the witness holds.
+        // Pinned, it serves nothing more.
+        assert!(matches!(
+            log.srs
+                .reencrypt(&log.doc, log.record.header(), Purpose::Treatment),
+            Err(SrsError::RolledBack { .. })
+        ));
+        // A process that was not handed the checkpoint grows the cut store
+        // past the held size with other entries: a fork, signed, and never
+        // consistent with what the witness holds.
+        drop(log);
+        let log = log_on(SqliteStore::open(&db).unwrap());
         grow_for(&log, cut + 10, Purpose::Payment);
         let forked = log.srs.checkpoint().unwrap();
         assert!(forked.seq > held.seq);

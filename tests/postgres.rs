@@ -844,3 +844,78 @@ fn an_archive_made_by_one_process_is_followed_by_the_others() {
     }
     assert_eq!(open(&ci).registry(), a.registry());
 }
+
+/// A database writer restores the store right after process A acknowledged
+/// a revocation and before process B caught up. What the design
+/// guarantees: the revocation made a checkpoint, handed to the host's
+/// sink; every process pinned to it (`require_checkpoint`, as a host hands
+/// its processes each other's checkpoints) refuses the restored store at
+/// its next commit — B serves nothing — and A, which saw the revocation,
+/// refuses on its own. A process given neither cannot tell the restored
+/// store from the real one (stated in the README).
+#[test]
+fn a_store_restored_under_running_processes_serves_no_revoked_grant_where_pinned() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    let kept: std::sync::Arc<std::sync::Mutex<Vec<Checkpoint>>> = Default::default();
+    let sink = kept.clone();
+    let a = Srs::open(
+        SrsConfig::new(PostgresStore::open(&ci).unwrap(), key())
+            .clock(Ticking { ahead: 0 })
+            .on_checkpoint(move |cp| sink.lock().unwrap().push(*cp)),
+    )
+    .unwrap();
+    setup(&a);
+    let b =
+        Srs::open(SrsConfig::new(PostgresStore::open(&ci).unwrap(), key()).follow_changes(false))
+            .unwrap();
+    let rec = record();
+    b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
+        .unwrap();
+    let before = cluster.dump("srs", "before.sql");
+    let receipt = a.take(&patient(3), &label("lab"), &reader_id(0)).unwrap();
+    assert_eq!(receipt.grants(), 1);
+    let at_revocation = *kept.lock().unwrap().last().unwrap();
+    assert!(at_revocation.seq >= receipt.seq());
+    // The restore: the revocation is gone from the database.
+    cluster.restore("srs", &before);
+    // The restore dropped every connection: a call may meet that first
+    // (a typed connection error, nothing done) and the next reconnects.
+    fn again<T>(f: impl Fn() -> Result<T, SrsError>) -> Result<T, SrsError> {
+        // Each of a process's connections (reader, writer) meets it once.
+        let mut r = f();
+        for _ in 0..3 {
+            match r {
+                Err(SrsError::Store(ref e)) if e.kind() == StoreErrorKind::Connection => r = f(),
+                _ => break,
+            }
+        }
+        r
+    }
+    // B, handed the revocation's checkpoint, refuses the restored store
+    // there and then, and serves nothing after.
+    let pinned = again(|| b.require_checkpoint(&at_revocation));
+    assert!(
+        matches!(pinned, Err(SrsError::RolledBack { .. })),
+        "{pinned:?}"
+    );
+    for _ in 0..3 {
+        let r = again(|| b.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment));
+        assert!(
+            matches!(r, Err(SrsError::RolledBack { .. })),
+            "B served from the restored store: {r:?}"
+        );
+    }
+    // A saw the revocation: it refuses too.
+    let r = again(|| a.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment));
+    assert!(
+        matches!(r, Err(SrsError::RolledBack { .. })),
+        "A served from the restored store: {r:?}"
+    );
+    // A third process opened with the checkpoint refuses to open.
+    let c = Srs::open(
+        SrsConfig::new(PostgresStore::open(&ci).unwrap(), key()).require_checkpoint(at_revocation),
+    );
+    assert!(matches!(c, Err(SrsError::RolledBack { .. })));
+}

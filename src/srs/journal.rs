@@ -179,6 +179,10 @@ struct State {
     committing: bool,
     /// The registry may hold changes the store does not: reload it.
     stale: bool,
+    /// The store must hold at least this many entries: the latest
+    /// checkpoint the host pinned (a store restored to before it is
+    /// refused at every commit).
+    floor: u64,
 }
 
 /// A registry verified against its store, with where the store stands.
@@ -571,6 +575,7 @@ impl Journal {
                 next_id: 0,
                 committing: false,
                 stale: false,
+                floor: 0,
             }),
             done: Condvar::new(),
         }
@@ -614,6 +619,22 @@ impl Journal {
     /// (then nothing of it took effect).
     pub(crate) fn commit(&self, plan: Plan) -> Result<Outcome, SrsError> {
         self.submit(plan, false, None)
+    }
+
+    /// Refuses, from now on, a store holding fewer than `seq` entries (a
+    /// checkpoint the host kept): checked at every commit.
+    pub(crate) fn pin(&self, seq: u64) {
+        let mut g = self.lock();
+        g.floor = g.floor.max(seq);
+    }
+
+    /// [`Journal::commit`], with a checkpoint of the state after it (handed
+    /// to the host's sink before this returns).
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub(crate) fn commit_checkpointed(&self, plan: Plan) -> Result<Outcome, SrsError> {
+        self.submit(plan, true, None)
     }
 
     /// Makes a checkpoint of everything committed so far (and of whatever is
@@ -725,6 +746,7 @@ impl Journal {
             last_checkpoint: g.last_checkpoint,
             stale: g.stale,
             made: None,
+            floor: g.floor,
         };
         drop(g);
         let mut results: Vec<Option<Result<Outcome, SrsError>>> = Vec::new();
@@ -989,6 +1011,12 @@ impl Journal {
         if !self.keys.head_is_authentic(&head)? {
             return Err(SrsError::Tampered("chain head"));
         }
+        if head.seq < start.floor {
+            return Err(SrsError::RolledBack {
+                store_seq: head.seq,
+                checkpoint_seq: start.floor,
+            });
+        }
         if at.matches(&head) {
             return Ok(start);
         }
@@ -1088,4 +1116,6 @@ struct Lead {
     stale: bool,
     /// The checkpoint this lead made.
     made: Option<Checkpoint>,
+    /// See [`State::floor`].
+    floor: u64,
 }

@@ -179,6 +179,9 @@ impl Srs {
         match loaded {
             Some(l) => {
                 let srs = Self::assemble(parts, l.registry, l.at, Some(l.checkpoint), l.report);
+                if let Some(cp) = &required {
+                    srs.journal.pin(cp.seq);
+                }
                 if let Some(nodes) = l.backfill {
                     // A store from before the Merkle log: its nodes, its
                     // tree in the head and a checkpoint that signs it.
@@ -389,13 +392,21 @@ impl Srs {
         self.journal.last_checkpoint()
     }
 
-    /// Checks the live store against a checkpoint kept outside it.
+    /// Checks the live store against a checkpoint kept outside it, and pins
+    /// it: from then on every commit of this SRS — re-encryptions included
+    /// — refuses a store holding fewer entries ([`SrsError::RolledBack`]),
+    /// so a database restored under it to before the checkpoint serves
+    /// nothing. Hosts with several processes hand each the checkpoints
+    /// the others make (every revocation makes one).
     ///
     /// # Errors
     /// [`SrsError::InvalidCheckpoint`], [`SrsError::RolledBack`],
     /// [`SrsError::Diverged`]; store errors.
     pub fn require_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), SrsError> {
         self.verify_checkpoint(checkpoint)?;
+        // Pinned first: even if the store is behind it now, no commit of
+        // this SRS goes on until it is not.
+        self.journal.pin(checkpoint.seq);
         let store = self.journal.store();
         let head = self.authentic_head()?;
         contains(store.as_ref(), &head, checkpoint)
@@ -944,7 +955,10 @@ impl Srs {
         let evidence = auth.clone();
         let ended = Arc::new(AtomicU32::new(0));
         let count = ended.clone();
-        let out = self.journal.commit(Box::new(move |reg| {
+        // A revocation makes a checkpoint: the host (and every process it
+        // hands it to) holds proof the store reached it, so a restore to
+        // before the revocation is refused wherever it is pinned.
+        let out = self.journal.commit_checkpointed(Box::new(move |reg| {
             let pid = reg.patient_id(&p).ok_or(SrsError::UnknownPatient)?;
             let (actor, detail, signed) = authorize(reg, pid)?;
             let uid = reg.user_id(&u).ok_or(SrsError::UnknownUser)?;
