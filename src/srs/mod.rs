@@ -72,13 +72,17 @@ mod archive;
 mod chain;
 mod config;
 mod follower;
+mod grants;
 mod journal;
 mod proofs;
+mod queries;
+mod registration;
 mod registry;
 mod report;
 mod rows;
 mod secrets;
 mod server;
+mod serving;
 mod types;
 
 pub use archive::{SegmentInfo, verify_segment};
@@ -88,9 +92,10 @@ pub use config::{
 };
 pub use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 pub use proofs::{verify_checkpoint, verify_consistency, verify_inclusion};
+pub use queries::{ConsentReport, Disclosures};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
 pub use report::DisclosureReport;
-pub use server::{ConsentReport, Disclosures, Srs};
+pub use server::Srs;
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
 
 pub use crate::model::{
