@@ -51,6 +51,8 @@ fn good() -> Vec<(&'static str, f64)> {
         ("srs_reencrypt/memory/batch64/2", 64.0 * 1.1 * 1.5 * s / 2.0),
         ("srs_reencrypt/sqlite/single/2", 5.0 * s),
         ("consent/verify_grant", 1.6 * s),
+        ("log/inclusion_verify_1e6", 0.1 * s),
+        ("log/consistency_1e3_1e6_make_verify", 0.2 * s),
         ("threshold/node_check_share", 2.5 * s),
         ("threshold/node_reencrypt", 1.2 * s),
         ("threshold/node_reencrypt_with_proof", 2.7 * s),

@@ -34,6 +34,29 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
         None,
     ),
     ("threshold/split_2_of_3", "baseline/scalar_mul", 1.0, None),
+    // The audit as a Merkle log (SPEC §6.4): checking an inclusion proof in
+    // a log of 10^6 entries (its hashes, not the checkpoint's signature),
+    // and a consistency proof from 10^3 to 10^6 made and checked (target:
+    // 1 ms, about 25 scalar multiplications).
+    (
+        "log/inclusion_verify_1e6",
+        "baseline/scalar_mul",
+        1.0,
+        Some(0.2),
+    ),
+    (
+        "log/consistency_1e3_1e6_make_verify",
+        "baseline/scalar_mul",
+        1.0,
+        Some(25.0),
+    ),
+    // An SRS making (and checking) a proof from its store, 10^5 entries.
+    (
+        "log/srs_inclusion_proof_1e5",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
     // Decoding a key share checks the Feldman equation and, since the
     // commitments bind n, X_e, X_{P,c} and X_U, the patient's proof of
     // knowledge of rk over them: one more double-base multiplication, paid
