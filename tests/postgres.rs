@@ -919,3 +919,106 @@ fn a_store_restored_under_running_processes_serves_no_revoked_grant_where_pinned
     );
     assert!(matches!(c, Err(SrsError::RolledBack { .. })));
 }
+
+/// The accounting of disclosures on PostgreSQL, read by a fresh process
+/// from a database whose audit entries (before the latest checkpoint too)
+/// and disclosure index rows were edited, deleted or duplicated — every
+/// column found in the catalog (`information_schema.columns`), not named by
+/// hand: the listing is an error or exactly the true one, without
+/// `verify_audit`.
+#[test]
+fn the_accounting_of_disclosures_is_true_or_an_error_on_postgres() {
+    let cluster = Cluster::start_with(&["fsync=off"]);
+    cluster.createdb("srs");
+    let ci = cluster.conninfo("srs");
+    let patient_id = patient(3).patient().clone();
+    let truth = {
+        let a = open(&ci);
+        setup(&a);
+        let rec = record();
+        for i in 0..30 {
+            a.reencrypt(
+                &reader_id(i % READERS),
+                rec.header(),
+                sesphr::srs::Purpose::Treatment,
+            )
+            .unwrap();
+        }
+        a.checkpoint().unwrap();
+        for _ in 0..4 {
+            a.reencrypt(&reader_id(0), rec.header(), sesphr::srs::Purpose::Treatment)
+                .unwrap();
+        }
+        let t: Vec<_> = a
+            .disclosures(&patient_id, 0, u64::MAX)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(t.len(), 34);
+        t
+    };
+    let dump = cluster.dump("srs", "accounting.sql");
+    let seqs: Vec<u64> = truth.iter().map(|d| d.seq).filter(|s| s % 9 == 2).collect();
+    assert!(seqs.len() >= 3);
+    let mut cases = Vec::new();
+    for table in ["sesphr_audit", "sesphr_disclosures"] {
+        let cols = cluster.psql(
+            "srs",
+            &format!(
+                "SELECT column_name || ':' || data_type FROM information_schema.columns \
+                 WHERE table_name = '{table}' ORDER BY ordinal_position"
+            ),
+        );
+        let cols: Vec<(String, String)> = cols
+            .lines()
+            .map(|l| {
+                let (c, t) = l.split_once(':').unwrap();
+                (c.to_owned(), t.to_owned())
+            })
+            .collect();
+        assert!(cols.len() >= 3, "{table}: {cols:?}");
+        for &seq in &seqs {
+            for (col, typ) in &cols {
+                let set = match (col.as_str(), typ.as_str()) {
+                    (_, "bytea") => {
+                        format!("{col} = overlay({col} placing '\\x5a'::bytea from 21)")
+                    }
+                    ("seq", _) => format!("{col} = {col} + 1000000"),
+                    _ => format!("{col} = {col} + 1"),
+                };
+                cases.push(format!("UPDATE {table} SET {set} WHERE seq = {seq}"));
+            }
+            cases.push(format!("DELETE FROM {table} WHERE seq = {seq}"));
+        }
+    }
+    cases.push(format!(
+        "INSERT INTO sesphr_disclosures SELECT patient, time + 1, seq FROM sesphr_disclosures \
+         WHERE seq = {}",
+        seqs[0]
+    ));
+    cases.push("DELETE FROM sesphr_disclosures".into());
+    let mut refused = 0;
+    for sql in &cases {
+        cluster.restore("srs", &dump);
+        cluster.psql("srs", sql);
+        let Ok(srs) = Srs::open(SrsConfig::new(PostgresStore::open(&ci).unwrap(), key())) else {
+            refused += 1;
+            continue;
+        };
+        match srs
+            .disclosures(&patient_id, 0, u64::MAX)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(list) => assert!(
+                list == truth,
+                "{sql}: a wrong accounting ({} listed)",
+                list.len()
+            ),
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        refused * 2 > cases.len(),
+        "{refused} of {} refused",
+        cases.len()
+    );
+}
