@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the library's unit tests under Miri: the core's tests and the C ABI
-# called from Rust (src/ffi/tests.rs), with every pointer, handle and buffer
+# called from Rust (ffi/src/tests.rs), with every pointer, handle and buffer
 # the ABI touches checked for undefined behaviour and leaks.
 #
 #   scripts/miri.sh [TEST-FILTER...]
@@ -20,4 +20,5 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
 fi
 # Isolation off: the SRS reads the wall clock for its audit entries.
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
-exec cargo +nightly miri test --lib --no-default-features --features sqlite -- "$@"
+cargo +nightly miri test -p sesphr --lib --no-default-features --features srs -- "$@"
+exec cargo +nightly miri test -p sesphr-ffi --lib --no-default-features -- "$@"

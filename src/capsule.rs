@@ -16,10 +16,10 @@ use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
+use crate::ct::public;
 use crate::dem::DemKey;
 use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
 use crate::error::{Error, Result};
-use crate::ffi::ct::public;
 use crate::group::{double_and_compress, half};
 use crate::hash::{derive_dem_key, hash_to_scalar, tag};
 use crate::ids::{PortionLabel, RecordId};

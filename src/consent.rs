@@ -137,7 +137,12 @@ fn verify(
 }
 
 /// Decodes an Ed25519 public key (a valid, non-weak curve point).
-pub(crate) fn decode_verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey> {
+///
+/// # Errors
+///
+/// [`Error::NonCanonicalPoint`] for bytes that are not a canonical point,
+/// [`Error::IdentityPoint`] for a point of small order (a weak key).
+pub fn decode_verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey> {
     let k = VerifyingKey::from_bytes(bytes).map_err(|_| Error::NonCanonicalPoint)?;
     if k.is_weak() {
         return Err(Error::IdentityPoint);
@@ -613,6 +618,7 @@ impl PatientRegistration {
         self.portions.iter().map(|(k, _)| k)
     }
 
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn portion_proofs(&self) -> impl Iterator<Item = (&PortionPublicKey, &KeyProof)> {
         self.portions.iter().map(|(k, p)| (k, p))
     }
@@ -1375,6 +1381,7 @@ impl Signed for RevocationReceipt {
 
 impl RevocationReceipt {
     /// Made and signed by the SRS.
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         key: &SigningKey,
@@ -1603,6 +1610,7 @@ pub fn check_entry(
 
 /// The evidence of an administrative action: `"SPAD" ‖ version ‖ actor ‖
 /// role ‖ reason (2-byte length)`.
+#[cfg_attr(not(feature = "srs"), allow(dead_code))]
 pub(crate) fn admin_evidence(actor: &Identity, role: &Role, reason: &str) -> Vec<u8> {
     let mut v = frame(magic::ADMIN, 64 + reason.len());
     put_short_bytes(&mut v, actor.as_bytes());
@@ -1619,6 +1627,7 @@ fn is_admin(evidence: &[u8]) -> bool {
 
 /// The evidence of a portion key's registration: `epoch (4) ‖ key (32) ‖
 /// proof (64)` (the patient and label are the entry's).
+#[cfg_attr(not(feature = "srs"), allow(dead_code))]
 pub(crate) fn portion_evidence(key: &PortionPublicKey, proof: &KeyProof) -> Vec<u8> {
     let mut v = Vec::with_capacity(100);
     v.extend_from_slice(&key.epoch().to_be_bytes());
@@ -1628,6 +1637,7 @@ pub(crate) fn portion_evidence(key: &PortionPublicKey, proof: &KeyProof) -> Vec<
 }
 
 /// The evidence of a user registration: the key and its proof.
+#[cfg_attr(not(feature = "srs"), allow(dead_code))]
 pub(crate) fn user_evidence(key: &PublicKey, proof: &KeyProof) -> Vec<u8> {
     let mut v = Vec::with_capacity(96);
     v.extend_from_slice(key.as_bytes());
@@ -1662,6 +1672,7 @@ impl Actor {
         })
     }
 
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn evidence(&self) -> Vec<u8> {
         admin_evidence(&self.identity, &self.role, &self.reason)
     }

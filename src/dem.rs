@@ -17,8 +17,8 @@ use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::ct::{public, public_bytes};
 use crate::error::{Error, Result};
-use crate::ffi::ct::{public, public_bytes};
 
 /// Plaintext bytes per chunk.
 pub const CHUNK_LEN: usize = 64 * 1024;

@@ -9,8 +9,8 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use subtle::ConstantTimeEq;
 
+use crate::ct::public;
 use crate::error::{Error, Result};
-use crate::ffi::ct::public;
 
 /// The format version this library writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
@@ -194,6 +194,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether every byte has been read.
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
     }

@@ -123,7 +123,7 @@ pub enum Error {
 impl Error {
     /// The one-line summary of this kind of error: the text of the error
     /// table shared by `Display` and the C ABI's `sesphr_result_message`.
-    pub(crate) const fn summary(&self) -> &'static core::ffi::CStr {
+    pub const fn summary(&self) -> &'static core::ffi::CStr {
         match self {
             Self::InvalidLength { .. } => c"invalid length",
             Self::BadMagic { .. } => c"bad magic bytes",

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use crate::ct::public as declassified;
 use crate::dem::DemKey;
-use crate::ffi::ct::public as declassified;
 
 /// Tags. All start with `sesphr/v1/` so that a later version never collides.
 pub(crate) mod tag {

@@ -10,11 +10,11 @@ use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::ct::public;
 use crate::encoding::{
     Reader, decode_point, decode_secret_scalar, frame, hex, magic, put_short_bytes,
 };
 use crate::error::{Error, Result};
-use crate::ffi::ct::public;
 use crate::hash::{hash_to_scalar, tag};
 use crate::ids::{Identity, PortionLabel};
 use crate::rng::os_rng;

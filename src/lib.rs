@@ -43,54 +43,42 @@
 //! compare in constant time. Decoding is strict: one encoding per value, and a
 //! typed [`Error`] for anything else.
 
-/// cbindgen:ignore
 mod capsule;
 pub mod consent;
-/// cbindgen:ignore
+#[cfg(not(feature = "ctgrind"))]
+#[allow(dead_code, unreachable_pub)]
+mod ct;
+/// Constant-time checking under valgrind memcheck (feature `ctgrind`): mark
+/// secrets undefined, and memcheck reports every branch or memory index that
+/// depends on them. The valgrind client requests themselves come from the C
+/// ABI crate (`ffi/examples/ct_check.rs`), through [`ctgrind::set_marker`].
+#[cfg(feature = "ctgrind")]
+#[path = "ct.rs"]
+pub mod ctgrind;
+#[cfg(feature = "ctgrind")]
+use ctgrind as ct;
 mod delegatee;
-/// cbindgen:ignore
 mod dem;
-/// cbindgen:ignore
 mod encoding;
-/// cbindgen:ignore
 mod error;
-#[doc(hidden)]
-pub mod ffi;
 #[cfg(feature = "fhir")]
 pub mod fhir;
-/// cbindgen:ignore
 mod group;
-/// cbindgen:ignore
 mod hash;
-/// cbindgen:ignore
 mod ids;
-/// cbindgen:ignore
 mod keys;
 pub mod merkle;
 pub mod model;
-/// cbindgen:ignore
 mod parallel;
-/// cbindgen:ignore
 mod portion;
-/// cbindgen:ignore
 mod reencrypt;
-/// cbindgen:ignore
 mod rekey;
-/// cbindgen:ignore
 mod rng;
-pub mod srs;
-pub mod store;
-
-/// Constant-time checking under valgrind memcheck (feature `ctgrind`): mark
-/// secrets undefined, and memcheck reports every branch or memory index that
-/// depends on them. See `examples/ct_check.rs` and the README.
-#[cfg(feature = "ctgrind")]
-pub mod ctgrind {
-    pub use crate::ffi::ct::{poison, running_on_valgrind, unpoison};
-}
-/// cbindgen:ignore
 mod schnorr;
-/// cbindgen:ignore
+#[cfg(feature = "srs")]
+pub mod srs;
+#[cfg(feature = "srs")]
+pub mod store;
 mod threshold;
 
 pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};

@@ -85,6 +85,7 @@ pub enum Scope {
 }
 
 impl Scope {
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn covers(&self, created_at: u64) -> bool {
         match self {
             Self::AllRecords => true,
@@ -304,7 +305,7 @@ impl Denial {
     }
 
     /// The one-line summary (shared with the C ABI's messages).
-    pub(crate) const fn summary(&self) -> &'static core::ffi::CStr {
+    pub const fn summary(&self) -> &'static core::ffi::CStr {
         match self {
             Self::NotRegistered => c"denied: user not registered",
             Self::NotGranted => c"denied: not granted",
@@ -775,6 +776,7 @@ pub struct GrantTerms {
 impl GrantTerms {
     /// Whether a record created at `created_at` may be re-encrypted at `now`
     /// for a request that `breaks_glass` (purpose emergency, justified).
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn check(
         &self,
         now: u64,
@@ -866,6 +868,7 @@ pub struct Disclosure {
 
 impl Disclosure {
     /// The disclosure an audit entry records (a served re-encryption).
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn from_entry(e: AuditEntry, role: Option<Role>) -> Option<Self> {
         if e.action != AuditAction::ReEncrypt || e.outcome != AuditOutcome::Ok {
             return None;
@@ -903,8 +906,16 @@ impl Disclosure {
     }
 }
 
-/// An access request as one JSON object.
-pub(crate) fn request_json(r: &AccessRequest) -> String {
+impl AccessRequest {
+    /// The request as one JSON object (`id`, `patient`, `user`, `label`,
+    /// `purpose`, `justification`, `requested_at`), as the C ABI lists it.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        request_json(self)
+    }
+}
+
+fn request_json(r: &AccessRequest) -> String {
     format!(
         "{{\"id\":\"{}\",\"patient\":{},\"user\":{},\"label\":{},\"purpose\":\"{}\",\"justification\":{},\"requested_at\":{}}}",
         r.id,

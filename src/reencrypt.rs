@@ -17,9 +17,9 @@ use rand_core::CryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::capsule::{CAPSULE_LEN, Capsule, VerifiedHeader};
+use crate::ct::public;
 use crate::encoding::{Reader, decode_scalar, frame_version, hex, magic, version};
 use crate::error::{Error, Result};
-use crate::ffi::ct::public;
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
@@ -321,6 +321,7 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
 /// keys are the registry's). A node of a threshold SRS keeps its share
 /// `rk_i` in place of `rk`, and also its index `i` and verification key
 /// `R_i` (129 bytes). Zeroized on drop.
+#[cfg_attr(not(feature = "srs"), allow(dead_code))]
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct ServingKey {
     rk: Scalar,
@@ -332,6 +333,7 @@ pub(crate) struct ServingKey {
     verification: [u8; 32],
 }
 
+#[cfg_attr(not(feature = "srs"), allow(dead_code))]
 impl ServingKey {
     /// Length of a whole key's encoding.
     pub(crate) const LEN: usize = 96;

@@ -34,10 +34,38 @@ use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The target directory this program was built into
+/// (`<target>/<profile>/examples/bench_report`): the one `cargo run` used,
+/// whether from `target/`, CARGO_TARGET_DIR or a cargo config.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(ROOT).join("target"))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |f: &str| args.iter().any(|a| a == f);
-    let target = PathBuf::from(ROOT).join("target");
+    let target = target_dir();
+    // Criterion writes where cargo builds: the runs below get this very
+    // directory, so the results are found whatever CARGO_TARGET_DIR says.
+    let criterion = target.join("criterion");
+    if let Err(e) = std::fs::create_dir_all(&criterion) {
+        eprintln!(
+            "bench_report: cannot write criterion results under {}: {e}",
+            criterion.display()
+        );
+        std::process::exit(2);
+    }
+    if has("--no-run") && report::read_medians(&criterion).is_empty() {
+        eprintln!(
+            "bench_report --no-run: no criterion results under {}; run it without --no-run \
+             (it measures first), with the same CARGO_TARGET_DIR",
+            criterion.display()
+        );
+        std::process::exit(2);
+    }
     if !has("--no-run") {
         let suites: Vec<(&str, Vec<&str>)> = {
             let mut v = vec![
@@ -54,8 +82,6 @@ fn main() {
                         "--manifest-path",
                         "benches/compare/Cargo.toml",
                         "--target-dir",
-                        "target",
-                        "--",
                     ],
                 ));
             }
@@ -65,7 +91,12 @@ fn main() {
         for (i, (name, cmd_args)) in suites.into_iter().enumerate() {
             eprintln!("[{}/{n}] {name} ({} left after it)", i + 1, n - i - 1);
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(&cmd_args).current_dir(ROOT);
+            cmd.args(&cmd_args)
+                .current_dir(ROOT)
+                .env("CARGO_TARGET_DIR", &target);
+            if name == "umbral-pre comparison" {
+                cmd.arg(&target).arg("--");
+            }
             if has("--quick") {
                 if name == "umbral-pre comparison" {
                     cmd.arg("--quick");
@@ -80,10 +111,11 @@ fn main() {
         }
     }
 
-    let medians = report::read_medians(&target.join("criterion"));
+    let medians = report::read_medians(&criterion);
     assert!(
         !medians.is_empty(),
-        "no criterion results under target/criterion: run without --no-run"
+        "the benchmarks ran but left no criterion results under {}",
+        criterion.display()
     );
     let compare = std::fs::read_to_string(target.join("sesphr-compare.json"))
         .ok()

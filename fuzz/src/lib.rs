@@ -42,6 +42,13 @@ use sesphr::srs::{Purpose, Role, Srs};
 use sesphr::store::ChainHead;
 use sesphr::*;
 
+/// The C ABI, compiled here from its sources (`ffi/src/abi/`): the C-ABI
+/// crate builds only `libsesphr.so`/`.a`, no Rust library to link, and the
+/// `c_abi` target calls the functions from Rust.
+#[path = "../../ffi/src/abi/mod.rs"]
+#[allow(missing_docs, unreachable_pub, dead_code, unused_imports)]
+pub mod ffi;
+
 /// A check: the bytes a fuzzer (or the corpus) gives.
 pub type Check = fn(&[u8]);
 
@@ -964,8 +971,8 @@ fn dump(db: &rusqlite::Connection, table: &str) -> Vec<u8> {
 
 /// The bytes of a returned buffer, then frees it.
 #[allow(unsafe_code)]
-fn take(buf: *mut sesphr::ffi::sesphr_buffer) -> Vec<u8> {
-    use sesphr::ffi::*;
+fn take(buf: *mut self::ffi::sesphr_buffer) -> Vec<u8> {
+    use self::ffi::*;
     if buf.is_null() {
         return Vec::new();
     }
@@ -986,7 +993,7 @@ fn take(buf: *mut sesphr::ffi::sesphr_buffer) -> Vec<u8> {
 /// `data[0]`'s top bit is set). Every call returns a result code; OK only
 /// for what the Rust API accepts too.
 pub fn c_abi(data: &[u8]) {
-    use sesphr::ffi::*;
+    use self::ffi::*;
     use std::ptr::null_mut;
     let f = fixture();
     let Some((&op, rest)) = data.split_first() else {

@@ -107,7 +107,7 @@ pub enum SrsError {
 impl SrsError {
     /// The one-line summary of this kind of error (shared with the C ABI's
     /// `sesphr_result_message`). A store error's summary depends on its kind.
-    pub(crate) fn summary(&self) -> &'static core::ffi::CStr {
+    pub fn summary(&self) -> &'static core::ffi::CStr {
         match self {
             Self::Denied(d) => d.summary(),
             Self::UnknownUser => c"unknown user",

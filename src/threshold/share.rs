@@ -239,6 +239,7 @@ impl ReKeyShare {
     }
 
     /// What a node keeps while the grant is active.
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
     pub(crate) fn serving_key(&self) -> ServingKey {
         ServingKey::share(
             &self.share,

@@ -303,12 +303,13 @@ fn main() {
         "setting": "umbral-pre threshold 1 of 1, kfrags unsigned over keys; medians of alternating samples in one process",
         "rows": json,
     });
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/sesphr-compare.json"
-    );
-    std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
-    println!("\nwritten: target/sesphr-compare.json");
+    // Beside the target directory this program was built into
+    // (`<target>/release/sesphr-compare`), wherever CARGO_TARGET_DIR put it.
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(2).unwrap();
+    let path = target.join("sesphr-compare.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    println!("\nwritten: {}", path.display());
 }
 
 /// Threshold t = 2 of n = 3, both libraries.

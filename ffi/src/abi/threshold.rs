@@ -11,8 +11,8 @@ use super::{
     array, array_out, bytes, handle_ref, identity, label, out, put_buffer, run, sesphr_buffer,
     sesphr_result,
 };
-use crate::consent::{SignedGrant, decode_verifying_key};
-use crate::{
+use sesphr::consent::{SignedGrant, decode_verifying_key};
+use sesphr::{
     Error, PortionHeader, ReKey, ReKeyShare, SealedPortion, ShareCommitments, ShareReport,
     ShareVerdict, Shares, ThresholdOpener,
 };

@@ -5,9 +5,26 @@
 //! declassification points ([`public`]); the list, and why each is public,
 //! is in the README ("Constant time").
 //!
-//! With the `ctgrind` feature the marks are valgrind client requests (a C
-//! shim over `<valgrind/memcheck.h>`, built by `build.rs`); without it, and
-//! outside valgrind, they do nothing.
+//! The marks themselves are valgrind client requests, which need a C shim
+//! over `<valgrind/memcheck.h>` and `unsafe`: they live with the C ABI
+//! (`ffi/examples/ct_check.rs`), which hands this module a [`Marker`]
+//! through [`set_marker`]. With the `ctgrind` feature the points call it;
+//! without the feature, or before a marker is set, they do nothing.
+
+/// A valgrind client request: mark `len` bytes at `ptr` defined (`true`,
+/// public) or undefined (`false`, secret). It only changes valgrind's shadow
+/// state, never the bytes.
+pub type Marker = fn(ptr: *const u8, len: usize, defined: bool);
+
+#[cfg(feature = "ctgrind")]
+static MARKER: std::sync::OnceLock<Marker> = std::sync::OnceLock::new();
+
+/// Installs the client request every mark goes through (once per process;
+/// later calls are ignored). Returns whether this call installed it.
+#[cfg(feature = "ctgrind")]
+pub fn set_marker(marker: Marker) -> bool {
+    MARKER.set(marker).is_ok()
+}
 
 /// Marks the bytes of `value` as secret (undefined to memcheck).
 #[inline]
@@ -24,20 +41,14 @@ pub fn unpoison<T: ?Sized>(value: &mut T) {
 #[inline]
 fn mark<T: ?Sized>(value: &mut T, defined: bool) {
     #[cfg(feature = "ctgrind")]
-    {
-        let (p, n) = (
-            core::ptr::from_mut(value).cast::<u8>(),
+    if let Some(m) = MARKER.get() {
+        // Taking the address and the size is safe; only the marker (valgrind)
+        // looks at them, and it never touches the bytes.
+        m(
+            core::ptr::from_mut(value).cast::<u8>().cast_const(),
             core::mem::size_of_val(value),
+            defined,
         );
-        // SAFETY: the pointer and size describe `value`'s own memory; the
-        // requests only change valgrind's shadow state, never the bytes.
-        unsafe {
-            if defined {
-                sys::sesphr_ctgrind_unpoison(p, n);
-            } else {
-                sys::sesphr_ctgrind_poison(p, n);
-            }
-        }
     }
     #[cfg(not(feature = "ctgrind"))]
     let _ = (value, defined);
@@ -72,26 +83,4 @@ pub(crate) fn public_bytes(bytes: &mut [u8], why: &'static str) {
     unpoison(bytes);
     #[cfg(not(feature = "ctgrind"))]
     let _ = bytes;
-}
-
-/// Whether the process runs under valgrind (always `false` without the
-/// `ctgrind` feature).
-#[must_use]
-pub fn running_on_valgrind() -> bool {
-    #[cfg(feature = "ctgrind")]
-    // SAFETY: a client request without arguments.
-    unsafe {
-        sys::sesphr_ctgrind_running() != 0
-    }
-    #[cfg(not(feature = "ctgrind"))]
-    false
-}
-
-#[cfg(feature = "ctgrind")]
-mod sys {
-    unsafe extern "C" {
-        pub(super) fn sesphr_ctgrind_poison(p: *const u8, n: usize);
-        pub(super) fn sesphr_ctgrind_unpoison(p: *const u8, n: usize);
-        pub(super) fn sesphr_ctgrind_running() -> core::ffi::c_uint;
-    }
 }

@@ -30,16 +30,11 @@
 #![allow(non_camel_case_types)]
 
 mod consent;
-/// cbindgen:ignore
-#[cfg_attr(not(feature = "ctgrind"), allow(dead_code, unreachable_pub))]
-pub(crate) mod ct;
 mod keys;
 mod panic;
 mod portion;
 mod result;
 mod srs;
-#[cfg(test)]
-mod tests;
 mod threshold;
 
 use core::ffi::{c_char, c_uint};
@@ -52,8 +47,8 @@ pub use srs::*;
 pub use threshold::*;
 use zeroize::Zeroizing;
 
-use crate::{Identity, PortionLabel};
 use panic::{boundary, boundary_ptr, boundary_value};
+use sesphr::{Identity, PortionLabel};
 
 /// A Rust value behind an opaque C handle, owned through a `Box`. Handle
 /// structs are written out (not made by a macro) so that cbindgen sees them.
@@ -234,7 +229,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_set_max_threads(threads: c_uint) -> sesphr_result {
     run(|| {
-        crate::set_max_threads(
+        sesphr::set_max_threads(
             usize::try_from(threads).map_err(|_| sesphr_result::InvalidArgument)?,
         );
         Ok(())

@@ -2,16 +2,17 @@
 //! block the library frees while it seals and opens (from Rust and through
 //! the C opener fed in pieces) for a marker that fills the plaintext.
 //!
-//! The allocator needs `unsafe` (it implements `GlobalAlloc`); the library
-//! itself keeps `unsafe` in `src/ffi/` only.
-#![allow(unsafe_code, clippy::unwrap_used, clippy::cast_possible_truncation)]
+//! A unit-test module of the C ABI crate (the only crate with `unsafe`):
+//! the allocator implements `GlobalAlloc`, and this crate's test binary is
+//! the one place that calls the C ABI from Rust.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use sesphr::ffi::*;
-use sesphr::*;
+use crate::*;
+use sesphr::{Identity, PatientKeys, PortionLabel, PortionPublicKey, RecordId, SealedPortion};
 
 const MARK: &[u8; 16] = b"~plaintext-mark~";
 

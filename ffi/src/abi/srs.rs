@@ -8,12 +8,12 @@ use super::{
     into_handle, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
 use super::{SESPHR_REQUEST_ID_LEN, label};
-use crate::consent::{
+use sesphr::consent::{
     Actor, KeyProof, PatientRegistration, SignedGrant, SignedRefusal, SignedRevocation,
 };
-use crate::srs::{AccessReason, Checkpoint, Purpose, Role, Srs, SrsConfig, StorageKey};
-use crate::store::MemoryStore;
-use crate::{EscrowKeyIssuer, Identity, PortionHeader, PublicKey, ReKey};
+use sesphr::srs::{AccessReason, Checkpoint, Purpose, Role, Srs, SrsConfig, StorageKey};
+use sesphr::store::MemoryStore;
+use sesphr::{EscrowKeyIssuer, Identity, PortionHeader, PublicKey, ReKey};
 
 /// Length of the SRS storage key.
 pub const SESPHR_STORAGE_KEY_LEN: usize = 32;
@@ -104,7 +104,7 @@ unsafe impl Sync for CheckpointCallback {}
 /// options, into `*out`.
 fn open_into(
     out_srs: &mut *mut sesphr_srs,
-    store: std::sync::Arc<dyn crate::store::Store>,
+    store: std::sync::Arc<dyn sesphr::store::Store>,
     storage_key: *const u8,
     storage_key_len: usize,
     escrow_seed: *const u8,
@@ -183,15 +183,15 @@ pub extern "C" fn sesphr_srs_open_sqlite(
         &|p: &str, opts: Option<&sesphr_srs_options>| {
             #[cfg(feature = "sqlite")]
             {
-                use crate::store::{Durability, SqliteStore};
+                use sesphr::store::{Durability, SqliteStore};
                 let durability = match opts.map_or(0, |o| o.durability) {
                     0 => Durability::PowerLoss,
                     1 => Durability::ProcessCrash,
                     _ => return Err(sesphr_result::InvalidArgument),
                 };
                 let store =
-                    SqliteStore::open_with(p, durability).map_err(crate::srs::SrsError::from)?;
-                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn crate::store::Store>)
+                    SqliteStore::open_with(p, durability).map_err(sesphr::srs::SrsError::from)?;
+                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn sesphr::store::Store>)
             }
             #[cfg(not(feature = "sqlite"))]
             {
@@ -241,8 +241,8 @@ pub extern "C" fn sesphr_srs_open_postgres(
             #[cfg(feature = "postgres")]
             {
                 let store =
-                    crate::store::PostgresStore::open(c).map_err(crate::srs::SrsError::from)?;
-                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn crate::store::Store>)
+                    sesphr::store::PostgresStore::open(c).map_err(sesphr::srs::SrsError::from)?;
+                Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn sesphr::store::Store>)
             }
             #[cfg(not(feature = "postgres"))]
             {
@@ -258,7 +258,7 @@ pub extern "C" fn sesphr_srs_open_postgres(
 type OpenStore<'a> = &'a dyn Fn(
     &str,
     Option<&sesphr_srs_options>,
-) -> Result<std::sync::Arc<dyn crate::store::Store>, sesphr_result>;
+) -> Result<std::sync::Arc<dyn sesphr::store::Store>, sesphr_result>;
 
 /// The body of the `sesphr_srs_open_*` functions: checks the arguments,
 /// opens the store named by `name` with `open`, then the SRS on it.
@@ -364,7 +364,7 @@ fn with_registration(
     srs: *const sesphr_srs,
     registration: *const u8,
     registration_len: usize,
-    f: fn(&Srs, &PatientRegistration) -> Result<(), crate::srs::SrsError>,
+    f: fn(&Srs, &PatientRegistration) -> Result<(), sesphr::srs::SrsError>,
 ) -> sesphr_result {
     run(|| {
         let s = handle_ref(srs)?;
@@ -615,7 +615,10 @@ pub extern "C" fn sesphr_srs_pending_requests_json(
         let s = handle_ref(srs)?;
         let o = out(out_json)?;
         let reqs = s.pending_requests(&identity(patient, patient_len)?);
-        let items: Vec<String> = reqs.iter().map(crate::model::request_json).collect();
+        let items: Vec<String> = reqs
+            .iter()
+            .map(sesphr::model::AccessRequest::to_json)
+            .collect();
         put_buffer(o, format!("[{}]", items.join(",")).into_bytes());
         Ok(())
     })
@@ -672,7 +675,10 @@ pub extern "C" fn sesphr_srs_emergency_accesses_json(
         let s = handle_ref(srs)?;
         let o = out(out_json)?;
         let list = s.emergency_accesses(&identity(patient, patient_len)?)?;
-        let items: Vec<String> = list.iter().map(crate::model::Disclosure::to_json).collect();
+        let items: Vec<String> = list
+            .iter()
+            .map(sesphr::model::Disclosure::to_json)
+            .collect();
         put_buffer(o, format!("[{}]", items.join(",")).into_bytes());
         Ok(())
     })
@@ -1056,7 +1062,7 @@ pub extern "C" fn sesphr_disclosure_report_verify(
     out_count: *mut usize,
 ) -> sesphr_result {
     run(|| {
-        let r = crate::srs::DisclosureReport::from_bytes(bytes(report, report_len)?)?;
+        let r = sesphr::srs::DisclosureReport::from_bytes(bytes(report, report_len)?)?;
         let k = srs_key(srs_public_key, srs_public_key_len)?;
         let n = r.verify(&k)?.len();
         if let Ok(c) = out(out_count) {
@@ -1108,17 +1114,17 @@ pub extern "C" fn sesphr_verify_consistency(
     run(|| {
         let old = Checkpoint::from_bytes(bytes(old_checkpoint, old_checkpoint_len)?)?;
         let new = Checkpoint::from_bytes(bytes(new_checkpoint, new_checkpoint_len)?)?;
-        let p = crate::merkle::ConsistencyProof::from_bytes(bytes(proof, proof_len)?)?;
+        let p = sesphr::merkle::ConsistencyProof::from_bytes(bytes(proof, proof_len)?)?;
         let k = srs_key(srs_public_key, srs_public_key_len)?;
-        crate::srs::verify_consistency(&old, &new, &p, &k)?;
+        sesphr::srs::verify_consistency(&old, &new, &p, &k)?;
         Ok(())
     })
 }
 
 /// The SRS's 32-byte Ed25519 public key.
-fn srs_key(ptr: *const u8, len: usize) -> Result<crate::srs::VerifyingKey, sesphr_result> {
+fn srs_key(ptr: *const u8, len: usize) -> Result<sesphr::srs::VerifyingKey, sesphr_result> {
     let k: &[u8; 32] = bytes(ptr, len)?
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
-    Ok(crate::consent::decode_verifying_key(k)?)
+    Ok(sesphr::consent::decode_verifying_key(k)?)
 }

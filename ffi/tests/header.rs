@@ -1,14 +1,16 @@
 //! The committed C header is exactly what cbindgen (pinned version) generates
-//! from `src/ffi/`. `SESPHR_BLESS_HEADER=1 cargo test --test header` rewrites it.
+//! from `ffi/src/`. `SESPHR_BLESS_HEADER=1 cargo test --test header` rewrites it.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 #[test]
 fn committed_header_matches_a_fresh_generation() {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let krate = env!("CARGO_MANIFEST_DIR");
+    // cbindgen.toml and include/ live at the workspace root.
+    let root = format!("{krate}/..");
     let config = cbindgen::Config::from_file(format!("{root}/cbindgen.toml")).unwrap();
     let mut fresh = Vec::new();
     cbindgen::Builder::new()
-        .with_crate(root)
+        .with_crate(krate)
         .with_config(config)
         .generate()
         .unwrap()

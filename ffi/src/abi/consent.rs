@@ -6,11 +6,11 @@ use super::{
     array, bytes, fixed_out, handle_ref, identity, label, out, put_buffer, run, sesphr_buffer,
     sesphr_result,
 };
-use crate::ReKey;
-use crate::consent::{
+use sesphr::ReKey;
+use sesphr::consent::{
     GrantOptions, KeyProof, PatientRegistration, RequestId, RevocationReceipt, decode_verifying_key,
 };
-use crate::model::{Role, Scope};
+use sesphr::model::{Role, Scope};
 
 /// Length of an Ed25519 public key (a consent key, the SRS's key).
 pub const SESPHR_SIGNING_PUBLIC_KEY_LEN: usize = 32;

@@ -6,19 +6,24 @@
 //! the named points listed in the README ("Constant time").
 //!
 //! ```text
-//! cargo build --profile ctgrind --features ctgrind --example ct_check
+//! cargo build -p sesphr-ffi --profile ctgrind --features ctgrind --example ct_check
 //! valgrind --error-exitcode=1 target/ctgrind/examples/ct_check
 //! ```
 //!
 //! `ct_check --must-report` branches on a secret on purpose: valgrind must
 //! report it (exit non-zero), which shows the marks reach memcheck.
 //!
+//! The valgrind client requests are a C shim (`ffi/ctgrind.c`, built and
+//! linked into this example by `ffi/build.rs`); the library's
+//! declassification points reach them through `sesphr::ctgrind::set_marker`.
+//!
 //! Prints only operation names and counts, never key material.
+#![allow(unsafe_code)]
 
 use std::convert::Infallible;
 
 use chacha20::ChaCha20Rng;
-use sesphr::ctgrind::{poison, running_on_valgrind};
+use sesphr::ctgrind::{poison, set_marker};
 use sesphr::rand_core::{SeedableRng, TryCryptoRng, TryRng};
 use sesphr::{
     Identity, KeyPair, PatientKeys, PortionLabel, ReKey, RecordId, Result, SealedPortion,
@@ -49,7 +54,33 @@ impl TryRng for SecretRng {
 
 impl TryCryptoRng for SecretRng {}
 
+unsafe extern "C" {
+    fn sesphr_ctgrind_poison(p: *const u8, n: usize);
+    fn sesphr_ctgrind_unpoison(p: *const u8, n: usize);
+    fn sesphr_ctgrind_running() -> core::ffi::c_uint;
+}
+
+/// The marker the library calls at every mark: a valgrind client request.
+fn mark(p: *const u8, n: usize, defined: bool) {
+    // SAFETY: the requests only change valgrind's shadow state for the `n`
+    // bytes at `p` (the library passes a live value's own memory); outside
+    // valgrind they are a few no-op instructions.
+    unsafe {
+        if defined {
+            sesphr_ctgrind_unpoison(p, n);
+        } else {
+            sesphr_ctgrind_poison(p, n);
+        }
+    }
+}
+
+fn running_on_valgrind() -> bool {
+    // SAFETY: a client request without arguments.
+    unsafe { sesphr_ctgrind_running() != 0 }
+}
+
 fn main() -> Result<()> {
+    set_marker(mark);
     if !running_on_valgrind() {
         eprintln!(
             "ct_check: not under valgrind; run: valgrind --error-exitcode=1 {}",

@@ -5,8 +5,8 @@
 
 use core::ptr::{null, null_mut};
 
-use super::*;
-use crate::{ReKey, SealedPortion};
+use crate::*;
+use sesphr::{ReKey, SealedPortion};
 
 type TestResult = Result<(), String>;
 

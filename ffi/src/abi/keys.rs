@@ -5,7 +5,7 @@ use super::{
     Handle, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
     put_buffer, run, sesphr_buffer, sesphr_result,
 };
-use crate::{Identity, KeyPair, PatientKeys, PortionLabel, PublicKey, ReKey, SecretKey};
+use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, PublicKey, ReKey, SecretKey};
 
 /// Length of an encoded public key.
 pub const SESPHR_PUBLIC_KEY_LEN: usize = 32;

@@ -7,13 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 #[cfg(feature = "postgres")]
-#[path = "common/pg.rs"]
+#[path = "../../tests/common/pg.rs"]
 mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The workspace root (include/, scripts/, examples/c/, tests/vectors/).
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const CFLAGS: [&str; 6] = [
     "-std=c11",
     "-Wall",
@@ -37,7 +38,8 @@ fn build_library_dir() -> PathBuf {
     // target/<profile>/deps/c_api-… → target/<profile>
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--lib", "--quiet"]).current_dir(ROOT);
+    cmd.args(["build", "--lib", "--quiet", "-p", "sesphr-ffi"])
+        .current_dir(ROOT);
     if cfg!(feature = "postgres") {
         cmd.args(["--features", "postgres"]);
     }
@@ -116,7 +118,7 @@ fn c_tests_and_c_example() {
     let scratch = tempfile::tempdir().unwrap();
 
     let test_bin = out.join("test_sesphr");
-    compile(&lib, "tests/c/test_sesphr.c", &test_bin, &[]);
+    compile(&lib, "ffi/tests/c/test_sesphr.c", &test_bin, &[]);
     let stdout = run("C tests", test_command(&test_bin, scratch.path()));
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
@@ -132,7 +134,7 @@ fn c_tests_and_c_example() {
     let status = Command::new(&cxx)
         .args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
         .arg(format!("-I{ROOT}/include"))
-        .arg(format!("{ROOT}/tests/c/header_cpp.cpp"))
+        .arg(format!("{ROOT}/ffi/tests/c/header_cpp.cpp"))
         .arg("-o")
         .arg(&cpp)
         .arg(format!("-L{}", lib.display()))
@@ -167,7 +169,7 @@ fn c_tests_and_c_example() {
         let asan_bin = out.join("test_sesphr_asan");
         compile(
             &lib,
-            "tests/c/test_sesphr.c",
+            "ffi/tests/c/test_sesphr.c",
             &asan_bin,
             &[
                 "-fsanitize=address,undefined",
@@ -247,7 +249,7 @@ fn static_library_links_beside_the_hosts_own_sqlite() {
     let status = Command::new(&cc)
         .args(CFLAGS)
         .arg(format!("-I{ROOT}/include"))
-        .arg(format!("{ROOT}/tests/c/static_with_sqlite.c"))
+        .arg(format!("{ROOT}/ffi/tests/c/static_with_sqlite.c"))
         .arg("-o")
         .arg(&bin)
         .arg(&clean)

@@ -7,7 +7,7 @@ use super::{
     Handle, bytes, free_handle, handle_mut, handle_ref, into_handle, out, put_buffer, run,
     sesphr_buffer, sesphr_result,
 };
-use crate::{
+use sesphr::{
     DelegateeOpener, Error, PatientKeys, PortionHeader, PortionOpener, PortionPublicKey,
     PortionSecretKey, PortionWriter, ReCapsule, RecordId, SealedPortion,
 };
@@ -42,13 +42,13 @@ const _: () = {
     assert!(SESPHR_HEADER_PREFIX_LEN == PortionHeader::PREFIX_LEN);
     assert!(SESPHR_HEADER_MIN_LEN == PortionHeader::MIN_LEN);
     assert!(SESPHR_HEADER_MAX_LEN == PortionHeader::MAX_LEN);
-    assert!(SESPHR_REKEY_LEN == crate::ReKey::LEN);
+    assert!(SESPHR_REKEY_LEN == sesphr::ReKey::LEN);
     assert!(SESPHR_RECAPSULE_LEN == ReCapsule::LEN);
     assert!(SESPHR_RECAPSULE_WITH_PROOF_LEN == ReCapsule::LEN_WITH_PROOF);
     assert!(SESPHR_RECAPSULE_SHARE_LEN == ReCapsule::SHARE_LEN);
     assert!(SESPHR_RECAPSULE_SHARE_WITH_PROOF_LEN == ReCapsule::SHARE_LEN_WITH_PROOF);
-    assert!(SESPHR_LABEL_MAX_LEN == crate::PortionLabel::MAX_LEN);
-    assert!(SESPHR_IDENTITY_MAX_LEN == crate::Identity::MAX_LEN);
+    assert!(SESPHR_LABEL_MAX_LEN == sesphr::PortionLabel::MAX_LEN);
+    assert!(SESPHR_IDENTITY_MAX_LEN == sesphr::Identity::MAX_LEN);
 };
 
 /// The patient's secret key for the portion a header belongs to.

@@ -4,9 +4,9 @@ use core::cell::RefCell;
 use core::ffi::{c_char, c_uint};
 use std::ffi::CString;
 
-use crate::srs::{Denial, SrsError};
-use crate::store::StoreErrorKind;
-use crate::{Error, ShareFault, ShareVerdict};
+use sesphr::srs::{Denial, SrsError};
+use sesphr::store::StoreErrorKind;
+use sesphr::{Error, ShareFault, ShareVerdict};
 
 /// The result of every sesphr C function. The numbers are part of the ABI:
 /// they never change and are never reused.
@@ -200,7 +200,7 @@ pub(crate) fn has_detail() -> bool {
 /// never free it. Holds no secret.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_last_error_detail() -> *const c_char {
-    crate::ffi::panic::boundary_ptr(|| DETAIL.with(|d| d.borrow().as_ptr()))
+    super::panic::boundary_ptr(|| DETAIL.with(|d| d.borrow().as_ptr()))
 }
 
 impl From<&Error> for sesphr_result {
@@ -254,6 +254,10 @@ impl sesphr_result {
             Error::InvalidCommitments => Self::InvalidCommitments,
             Error::BadShares { .. } => Self::BadShares,
             Error::InvalidLogProof { .. } => Self::InvalidLogProof,
+            // `Error` is non-exhaustive: a kind added to the Rust crate
+            // before it has a code of its own still fails (never `OK`); its
+            // text is in the detail.
+            _ => Self::InvalidState,
         }
     }
 }
@@ -275,6 +279,9 @@ impl From<Denial> for sesphr_result {
             Denial::OutOfScope => Self::DeniedOutOfScope,
             Denial::InvalidCapsule => Self::DeniedInvalidCapsule,
             Denial::EmergencyOnly => Self::DeniedEmergencyOnly,
+            // Non-exhaustive: a reason without a code of its own is still a
+            // denial (the detail names it).
+            _ => Self::DeniedNotGranted,
         }
     }
 }
@@ -317,6 +324,8 @@ impl From<SrsError> for sesphr_result {
             SrsError::RoleMismatch => Self::RoleMismatch,
             SrsError::InvalidConsent { .. } => Self::InvalidConsent,
             SrsError::GrantTooOld { .. } => Self::GrantTooOld,
+            // Non-exhaustive: see `of` (the detail holds the text).
+            _ => Self::InvalidState,
         }
     }
 }
@@ -400,7 +409,7 @@ const ALL: &[sesphr_result] = {
 /// other code takes the summary of the Rust error it stands for, so the
 /// texts exist once (in `Error`, `SrsError` and `Denial`).
 fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
-    use crate::store::StoreError;
+    use sesphr::store::StoreError;
     use sesphr_result as R;
     let store = |kind| SrsError::Store(StoreError::new(kind, "")).summary();
     match r {
@@ -502,7 +511,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
 /// "unknown result code". Never returns NULL; never free the result.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_result_message(result: c_uint) -> *const c_char {
-    crate::ffi::panic::boundary_ptr(|| message_c(result).as_ptr())
+    super::panic::boundary_ptr(|| message_c(result).as_ptr())
 }
 
 fn message_c(result: c_uint) -> &'static core::ffi::CStr {
