@@ -183,6 +183,8 @@ enum sesphr_result
   SESPHR_RESULT_BAD_SHARES = 124,
   // A Merkle proof of the audit log does not verify.
   SESPHR_RESULT_INVALID_LOG_PROOF = 125,
+  // A role name that is not 1-64 bytes of `[a-z0-9_-]`.
+  SESPHR_RESULT_INVALID_ROLE = 126,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.
@@ -361,7 +363,7 @@ size_t sesphr_buffer_len(const sesphr_buffer *buf);
 // Zeroizes and frees a buffer. NULL does nothing.
 void sesphr_buffer_free(sesphr_buffer *buf);
 
-// The library version, e.g. "0.1.0": a static NUL-terminated string.
+// The library version, e.g. "0.2.0": a static NUL-terminated string.
 const char *sesphr_version(void);
 
 // Sets how many threads sealing and opening of large portions may use: 0

@@ -50,7 +50,10 @@ use core::fmt;
 
 use curve25519_dalek::ristretto::CompressedRistretto;
 use curve25519_dalek::scalar::Scalar;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::Signer;
+/// The Ed25519 types of consent keys and signatures (`ed25519-dalek` 3, a
+/// public dependency: see the crate docs).
+pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
@@ -296,6 +299,21 @@ impl PatientKeys {
         user: &Identity,
     ) -> Result<SignedRevocation> {
         self.sign_revocation_with_rng(label, user, crate::unix_now(), &mut os_rng())
+    }
+
+    /// As [`PatientKeys::sign_revocation`], dated `issued_at` (seconds since
+    /// the Unix epoch): for a host whose clock is not the system's (a
+    /// `ManualClock` in tests, a device clock corrected by the server).
+    ///
+    /// # Errors
+    /// As [`PatientKeys::sign_revocation`].
+    pub fn sign_revocation_at(
+        &self,
+        label: &PortionLabel,
+        user: &Identity,
+        issued_at: u64,
+    ) -> Result<SignedRevocation> {
+        self.sign_revocation_with_rng(label, user, issued_at, &mut os_rng())
     }
 
     /// As [`PatientKeys::sign_revocation`], dated `issued_at`, the nonce from `rng`.

@@ -3,7 +3,7 @@
 //! reports every branch and every memory index that depends on one. Values
 //! that are public by design are marked defined again at named
 //! declassification points ([`public`]); the list, and why each is public,
-//! is in the README ("Constant time").
+//! is in `docs/VERIFICATION.md` ("Constant time").
 //!
 //! The marks themselves are valgrind client requests, which need a C shim
 //! over `<valgrind/memcheck.h>` and `unsafe`: they live with the C ABI
@@ -55,7 +55,7 @@ fn mark<T: ?Sized>(value: &mut T, defined: bool) {
 }
 
 /// A declassification point: `value`, derived from secrets, is public by
-/// design (`why` names the point in the README's list). Returns it marked
+/// design (`why` names the point in `docs/VERIFICATION.md`). Returns it marked
 /// defined. Taking and returning by value through `&mut` makes the compiler
 /// reload it after the request, so the mark reaches the copy that is used.
 #[cfg(feature = "ctgrind")]

@@ -118,6 +118,9 @@ pub enum Error {
         /// What failed.
         what: &'static str,
     },
+    /// A role name that is not 1–64 bytes of `[a-z0-9_-]` (the rule of
+    /// portion labels: no look-alikes in names that decide access).
+    InvalidRole,
 }
 
 impl Error {
@@ -156,6 +159,7 @@ impl Error {
             }
             Self::BadShares { .. } => c"shares failed their proofs and too few good ones remain",
             Self::InvalidLogProof { .. } => c"audit log proof does not verify",
+            Self::InvalidRole => c"invalid role name (1-64 bytes of [a-z0-9_-])",
         }
     }
 }

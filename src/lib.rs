@@ -42,6 +42,37 @@
 //! Secret types zeroize on drop, print nothing secret through `Debug`, and
 //! compare in constant time. Decoding is strict: one encoding per value, and a
 //! typed [`Error`] for anything else.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds | needs |
+//! |---|---|---|---|
+//! | *(none)* | — | the core: keys, seal/open, streaming, re-encryption, consent signing and verification, threshold, delegatee open, the Merkle proofs ([`merkle`]) | Rust only; builds for `wasm32-unknown-unknown` |
+//! | `srs` | via `sqlite` | the re-encryption server ([`srs::Srs`]), the in-memory store, the audit log and disclosure reports | Rust only |
+//! | `sqlite` | yes | [`store::SqliteStore`], the embedded durable store (implies `srs`) | a C compiler (bundled SQLite) |
+//! | `parallel` | yes | sealing and opening of large portions on all cores | rayon |
+//! | `postgres` | no | [`store::PostgresStore`]: several SRS processes on one database (implies `srs`) | a PostgreSQL server at run time |
+//! | `fhir` | no | HL7 FHIR R4 bundles, Consent, AuditEvent, the research export | serde_json, base64 |
+//! | `ctgrind` | no | the constant-time check's marks (`ffi/examples/ct_check.rs`) | valgrind headers for the check |
+//!
+//! A patient's app or a clinician's client that only seals, opens and signs
+//! consent: `sesphr = { version = "0.2", default-features = false }`.
+//! The C library (`libsesphr.so`, `include/sesphr.h`) is the separate
+//! `sesphr-ffi` crate of this workspace; depending on `sesphr` builds none
+//! of it.
+//!
+//! ## Public dependencies
+//!
+//! Three crates' types appear in this API, and their major versions are part
+//! of sesphr's: [`rand_core`] 0.10 (re-exported; the `*_with_rng` functions
+//! take any `rand_core::CryptoRng`, and [`os_rng`] gives the operating
+//! system's), `ed25519-dalek` 3 (the consent [`consent::SigningKey`] and
+//! [`consent::VerifyingKey`], re-exported) and, with `fhir`, `serde_json` 1
+//! (`serde_json::Value` resources). A change of any of their majors is a
+//! major release of sesphr.
+// docs.rs (`--cfg docsrs`, nightly) marks every feature-gated item with
+// the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod capsule;
 pub mod consent;
@@ -102,11 +133,17 @@ pub use threshold::{
 };
 
 pub use rand_core;
+pub use rng::{OsRng, os_rng};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The FHIR guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/FHIR.md")]
+pub struct FhirGuideDoctests;
 
 /// Seconds since the Unix epoch now (0 if the clock is before 1970): the usual
 /// `created_at` of a new portion.

@@ -60,7 +60,7 @@ impl FromStr for Role {
             "admin" => Self::Admin,
             other => {
                 // Same rule as portion labels: no look-alikes in names that decide access.
-                crate::ids::PortionLabel::new(other).map_err(|_| Error::InvalidIdentity)?;
+                crate::ids::PortionLabel::new(other).map_err(|_| Error::InvalidRole)?;
                 Self::Other(other.to_owned())
             }
         })
@@ -274,7 +274,9 @@ pub(crate) fn check_text(s: &str) -> Result<String, Error> {
 pub enum Denial {
     /// The user is not registered, or was removed.
     NotRegistered,
-    /// The user has no grant for this portion.
+    /// The user has no grant for this portion (a re-encryption request,
+    /// refused and audited; compare `SrsError::NotGranted`, an
+    /// administrative call's error).
     NotGranted,
     /// The user's grant for this portion was revoked.
     Revoked,

@@ -54,6 +54,19 @@ impl Srs {
     /// [`SrsError::Replayed`]; [`SrsError::GrantTooOld`];
     /// [`SrsError::RoleMismatch`]; [`SrsError::UnknownRequest`],
     /// [`SrsError::RequestAnswered`]; store errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// // The patient's client makes the re-encryption key and signs the grant.
+    /// let medical = PortionLabel::new("medical")?;
+    /// srs.add_portions(&PatientRegistration::new(&patient, &[(medical.clone(), 0)])?)?;
+    /// let rekey = ReKey::generate(&patient.portion_secret(&medical, 0), doctor_keys.public());
+    /// let signed = patient.sign_grant(&medical, 0, &doctor, &rekey, &GrantOptions::default())?;
+    /// srs.grant(&signed, rekey)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn grant(&self, grant: &SignedGrant, rekey: ReKey) -> Result<(), SrsError> {
         if !grant.covers(&rekey) {
             return Err(SrsError::ReKeyMismatch);
@@ -235,6 +248,16 @@ impl Srs {
     /// dated more than five minutes ahead of the SRS's clock;
     /// [`SrsError::Replayed`] if it was accepted already or is older than
     /// the last revocation accepted for the triple; store errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let receipt = srs.revoke(&patient.sign_revocation(&lab, &doctor)?)?;
+    /// receipt.verify(&srs.verifying_key())?; // the patient keeps the SRS's signed receipt
+    /// assert!(srs.reencrypt(&doctor, report.header(), Purpose::Treatment).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn revoke(&self, revocation: &SignedRevocation) -> Result<RevocationReceipt, SrsError> {
         let now = self.clock.now();
         check_date(revocation.issued_at(), now)?;

@@ -40,6 +40,16 @@ impl Srs {
     /// or omitted disclosure makes the iterator end with
     /// [`SrsError::Tampered`] — never a wrong list. The price: a window
     /// reads and proves the patient's whole history.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// srs.reencrypt(&doctor, report.header(), Purpose::Treatment)?;
+    /// let mine: Vec<_> = srs.disclosures(patient.patient(), 0, u64::MAX).collect::<Result<_, _>>()?;
+    /// assert_eq!((mine.len(), mine[0].user.as_str()), (1, "dr-house"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn disclosures(&self, patient: &Identity, from: u64, to: u64) -> Disclosures<'_> {
         // What the authenticated count says the log holds, now: the listing
         // must account for exactly that many (nothing omitted).
@@ -256,6 +266,16 @@ impl Srs {
     /// # Errors
     /// [`SrsError::AuditChainBroken`] or [`SrsError::Tampered`] on any edited,
     /// deleted, reordered or inserted entry; store errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let entries = srs.verify_audit()?; // the whole log, every link and node
+    /// srs.verify_consent()?; // every grant and revocation against the patient's key
+    /// assert!(entries > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn verify_audit(&self) -> Result<u64, SrsError> {
         let _m = self.maintenance();
         if self.shared {
@@ -358,6 +378,16 @@ impl Srs {
     /// # Errors
     /// Store errors; [`SrsError::AuditChainBroken`]; [`SrsError::Store`]
     /// wrapping a write failure.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let mut out = Vec::new();
+    /// let n = srs.export_audit_jsonl(1, &mut out)?;
+    /// assert_eq!(String::from_utf8(out)?.lines().count() as u64, n);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn export_audit_jsonl<W: Write>(
         &self,
         from_seq: u64,

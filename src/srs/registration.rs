@@ -24,6 +24,17 @@ impl Srs {
     /// [`SrsError::AlreadyRegistered`] if the identity was ever registered;
     /// [`SrsError::KeyInUse`] if another user has this public key;
     /// [`SrsError::Store`] / [`SrsError::Unavailable`] if it could not be made durable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let (nurse, keys) = (Identity::new("nurse-7")?, KeyPair::generate());
+    /// let role: Role = "lab-technician".parse()?;
+    /// srs.register_user(&nurse, role, keys.public(), &keys.prove_possession(&nurse))?;
+    /// assert!(srs.user(&nurse).is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn register_user(
         &self,
         identity: &Identity,
@@ -115,6 +126,18 @@ impl Srs {
     /// if the patient exists or a (label, epoch) repeats;
     /// [`SrsError::KeyInUse`] if a portion key is registered already; store
     /// errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// // The patient's client signs the registration: consent key, portion keys
+    /// // with proofs of possession.
+    /// let other = PatientKeys::generate(Identity::new("patient-0043")?);
+    /// let labels = [(PortionLabel::new("medical")?, 0), (PortionLabel::new("lab")?, 0)];
+    /// srs.register_patient(&PatientRegistration::new(&other, &labels)?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn register_patient(&self, registration: &PatientRegistration) -> Result<(), SrsError> {
         registration.verify()?;
         check_distinct(registration)?;

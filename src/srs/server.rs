@@ -70,6 +70,15 @@ impl Srs {
     /// # Errors
     /// Only if key derivation fails ([`SrsError::Tampered`]), which does not
     /// happen.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// // `srs` above is `Srs::in_memory()?`: a complete SRS for tests.
+    /// assert_eq!(srs.verify_audit()?, 4); // two registrations, a grant, a checkpoint
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn in_memory() -> Result<Self, SrsError> {
         Self::open(SrsConfig::new(MemoryStore::new(), StorageKey::generate()))
     }
@@ -94,7 +103,7 @@ impl Srs {
     /// Opens an SRS on a PostgreSQL database that several SRS processes may
     /// share (feature `postgres`). `conninfo` is a libpq-style connection
     /// string; every process must use the same `storage_key`. See
-    /// [`crate::store::PostgresStore`] and the README's "Scaling out".
+    /// [`crate::store::PostgresStore`] and `docs/POSTGRES.md`.
     ///
     /// # Errors
     /// As [`Srs::open`] and [`crate::store::PostgresStore::open`].
@@ -362,6 +371,20 @@ impl Srs {
     ///
     /// # Errors
     /// Store errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// // A host keeps the latest checkpoint outside the database; verified with
+    /// // the SRS's public key alone, and pinned at the next open
+    /// // (`SrsConfig::require_checkpoint`) to refuse a rolled-back database.
+    /// let cp = srs.checkpoint()?;
+    /// sesphr::srs::verify_checkpoint(&cp, &srs.verifying_key())?;
+    /// let stored = cp.to_bytes();
+    /// assert_eq!(sesphr::srs::Checkpoint::from_bytes(&stored)?, cp);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn checkpoint(&self) -> Result<Checkpoint, SrsError> {
         self.journal.checkpoint()
     }

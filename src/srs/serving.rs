@@ -32,6 +32,15 @@ impl Srs {
     ///
     /// # Errors
     /// [`SrsError::Denied`] with the reason; store errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let rc = srs.reencrypt(&doctor, report.header(), Purpose::Treatment)?;
+    /// assert_eq!(report.open_as_delegatee(&doctor_keys, &rc)?, b"HbA1c 5.4%");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reencrypt(
         &self,
         user: &Identity,
@@ -122,6 +131,16 @@ impl Srs {
     /// # Errors
     /// The outer error is a store failure (then nothing is returned); the
     /// inner ones are per-header denials.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let other = SealedPortion::seal(&patient.portion_public(&lab, 0), RecordId::random(), sesphr::unix_now(), b"LDL 96")?;
+    /// let answers = srs.reencrypt_batch(&doctor, &[report.header(), other.header()], Purpose::Treatment)?;
+    /// assert!(answers.iter().all(Result::is_ok)); // one audit commit for the batch
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reencrypt_batch(
         &self,
         user: &Identity,

@@ -33,7 +33,11 @@ pub enum SrsError {
     UserRemoved,
     /// The re-encryption key is not from this patient's portion to this user.
     ReKeyMismatch,
-    /// There is no active grant to revoke.
+    /// An administrative call needs an active grant and there is none (a
+    /// share grant's terms, an unsigned revocation). Not a denial: a user's
+    /// re-encryption request without a grant is
+    /// `SrsError::Denied(Denial::NotGranted)`, audited as a denial; this one
+    /// is a caller's mistake and changes nothing.
     NotGranted,
     /// An input did not decode or validate.
     Malformed(Error),

@@ -10,7 +10,7 @@ use sesphr::ReKey;
 use sesphr::consent::{
     GrantOptions, KeyProof, PatientRegistration, RequestId, RevocationReceipt, decode_verifying_key,
 };
-use sesphr::model::{Role, Scope};
+use sesphr::model::Scope;
 
 /// Length of an Ed25519 public key (a consent key, the SRS's key).
 pub const SESPHR_SIGNING_PUBLIC_KEY_LEN: usize = 32;
@@ -169,11 +169,10 @@ pub(crate) fn grant_options(
             )?)?);
         }
         if !c.emergency_role.is_null() {
-            let role: Role = core::str::from_utf8(bytes(c.emergency_role, c.emergency_role_len)?)
-                .ok()
-                .and_then(|r| r.parse().ok())
-                .ok_or(sesphr_result::InvalidArgument)?;
-            opts.emergency = Some(role);
+            opts.emergency = Some(super::srs::role_arg(
+                c.emergency_role,
+                c.emergency_role_len,
+            )?);
         }
         if c.issued_at != 0 {
             opts.issued_at = Some(c.issued_at);

@@ -209,7 +209,7 @@ pub extern "C" fn sesphr_buffer_free(buf: *mut sesphr_buffer) {
     boundary_value(|| free_handle(buf));
 }
 
-/// The library version, e.g. "0.1.0": a static NUL-terminated string.
+/// The library version, e.g. "0.2.0": a static NUL-terminated string.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_version() -> *const c_char {
     boundary_ptr(|| VERSION.as_ptr().cast())

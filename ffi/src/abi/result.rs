@@ -96,6 +96,8 @@ pub enum sesphr_result {
     BadShares = 124,
     /// A Merkle proof of the audit log does not verify.
     InvalidLogProof = 125,
+    /// A role name that is not 1-64 bytes of `[a-z0-9_-]`.
+    InvalidRole = 126,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -254,6 +256,7 @@ impl sesphr_result {
             Error::InvalidCommitments => Self::InvalidCommitments,
             Error::BadShares { .. } => Self::BadShares,
             Error::InvalidLogProof { .. } => Self::InvalidLogProof,
+            Error::InvalidRole => Self::InvalidRole,
             // `Error` is non-exhaustive: a kind added to the Rust crate
             // before it has a code of its own still fails (never `OK`); its
             // text is in the detail.
@@ -367,6 +370,7 @@ const ALL: &[sesphr_result] = {
         R::InvalidCommitments,
         R::BadShares,
         R::InvalidLogProof,
+        R::InvalidRole,
         R::UnknownUser,
         R::UnknownPatient,
         R::UnknownPortion,
@@ -460,6 +464,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::InvalidCommitments => Error::InvalidCommitments.summary(),
         R::BadShares => Error::BadShares { nodes: Vec::new() }.summary(),
         R::InvalidLogProof => Error::InvalidLogProof { what: "" }.summary(),
+        R::InvalidRole => Error::InvalidRole.summary(),
         R::UnknownUser => SrsError::UnknownUser.summary(),
         R::UnknownPatient => SrsError::UnknownPatient.summary(),
         R::UnknownPortion => SrsError::UnknownPortion.summary(),
@@ -536,7 +541,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 68);
+        assert_eq!(n, 69);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

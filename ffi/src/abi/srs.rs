@@ -374,11 +374,9 @@ fn with_registration(
 }
 
 /// A role name from C.
-fn role_arg(role: *const u8, role_len: usize) -> Result<Role, sesphr_result> {
-    core::str::from_utf8(bytes(role, role_len)?)
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .ok_or(sesphr_result::InvalidArgument)
+pub(crate) fn role_arg(role: *const u8, role_len: usize) -> Result<Role, sesphr_result> {
+    let r = core::str::from_utf8(bytes(role, role_len)?).map_err(|_| sesphr_result::InvalidRole)?;
+    Ok(r.parse::<Role>()?)
 }
 
 /// The actor of an administrative act from C.

@@ -761,7 +761,7 @@ static void test_errors(void)
     EXPECT(sesphr_patient_keys_import(garbage, 40, &pk2), SESPHR_RESULT_BAD_MAGIC);
 
     /* SRS: unknown users, patients, labels; duplicates; bad roles; escrow off. */
-    EXPECT(sesphr_srs_register_user(srs, S("u"), S("Doctor"), key, 32, proof, 64), SESPHR_RESULT_INVALID_ARGUMENT);
+    EXPECT(sesphr_srs_register_user(srs, S("u"), S("Doctor"), key, 32, proof, 64), SESPHR_RESULT_INVALID_ROLE);
     /* A proof for another identity (or another key) does not verify. */
     EXPECT(sesphr_srs_register_user(srs, S("u9"), S("nurse"), key, 32, proof, 64), SESPHR_RESULT_INVALID_SIGNATURE);
     OK(sesphr_srs_register_user(srs, S("u"), S("nurse"), key, 32, proof, 64));
