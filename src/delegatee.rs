@@ -8,10 +8,9 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::capsule::PortionHeader;
-use crate::dem::{self, DemKey};
+use crate::dem::DemKey;
 use crate::error::{Error, Result};
 use crate::keys::{KeyPair, PublicKey};
-use crate::portion::SealedPortion;
 use crate::reencrypt::ReCapsule;
 use crate::rekey::delegatee_factor;
 
@@ -102,12 +101,6 @@ impl DelegateeOpener {
         let key = recapsule.capsule.dem_key(&shared, header.context_bytes());
         shared.zeroize();
         key
-    }
-
-    /// Opens a sealed portion with a re-capsule of it made under this grant
-    /// (what [`SealedPortion::open_as_delegatee_with`] does).
-    pub(crate) fn open(&self, sealed: &SealedPortion, recapsule: &ReCapsule) -> Result<Vec<u8>> {
-        dem::open(&self.dem_key(sealed.header(), recapsule)?, sealed.body())
     }
 }
 

@@ -6,6 +6,7 @@ use core::str::FromStr;
 
 use rand_core::CryptoRng;
 
+use crate::encoding::{Reader, hex};
 use crate::error::{Error, Result};
 use crate::rng::os_rng;
 
@@ -297,5 +298,54 @@ mod tests {
         assert_eq!(r.to_bytes(), [7u8; 16]);
         assert_eq!(r.to_string(), "07".repeat(16));
         Ok(())
+    }
+}
+
+/// The identifier of an access request (16 random bytes, chosen by the SRS).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    /// Length in bytes.
+    pub const LEN: usize = 16;
+
+    /// A fresh random identifier.
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        rand_core::Rng::fill_bytes(&mut os_rng(), &mut b);
+        Self(b)
+    }
+
+    /// From its bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// From a slice of exactly 16 bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] otherwise.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::unframed("request id", bytes);
+        let b = r.array()?;
+        r.finish()?;
+        Ok(Self(b))
+    }
+
+    /// Its bytes.
+    pub const fn to_bytes(&self) -> [u8; 16] {
+        self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({self})")
     }
 }

@@ -122,7 +122,6 @@ pub enum Purpose {
     Other,
 }
 
-/// cbindgen:ignore
 impl Purpose {
     /// Every purpose, in code order.
     pub const ALL: [Self; 6] = [
@@ -203,7 +202,6 @@ pub struct AccessReason {
     justification: Option<String>,
 }
 
-/// cbindgen:ignore
 impl AccessReason {
     /// Longest justification, in bytes.
     pub const MAX_JUSTIFICATION: usize = 1024;
@@ -827,7 +825,7 @@ pub enum RequestStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessRequest {
     /// Its identifier (name it in the signed grant that answers it).
-    pub id: crate::consent::RequestId,
+    pub id: crate::ids::RequestId,
     /// The patient asked.
     pub patient: Identity,
     /// Who asks.
@@ -984,7 +982,6 @@ pub struct Checkpoint {
     pub signature: [u8; 64],
 }
 
-/// cbindgen:ignore
 impl Checkpoint {
     /// Length of the encoding (version 2).
     pub const LEN: usize = 5 + 8 + 8 + 32 + 32 + 32 + 64;

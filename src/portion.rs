@@ -153,7 +153,10 @@ impl SealedPortion {
     /// [`Error::DecryptionFailed`] if it does not open (another user's
     /// re-capsule, tampering).
     pub fn open_as_delegatee(&self, user: &KeyPair, recapsule: &ReCapsule) -> Result<Vec<u8>> {
-        DelegateeOpener::for_recapsule(user, &self.header, recapsule).open(self, recapsule)
+        self.open_as_delegatee_with(
+            &DelegateeOpener::for_recapsule(user, &self.header, recapsule),
+            recapsule,
+        )
     }
 
     /// Opens the portion with a grant's [`DelegateeOpener`] (its `d` computed
@@ -167,7 +170,7 @@ impl SealedPortion {
         opener: &DelegateeOpener,
         recapsule: &ReCapsule,
     ) -> Result<Vec<u8>> {
-        opener.open(self, recapsule)
+        dem::open(&opener.dem_key(&self.header, recapsule)?, self.body())
     }
 }
 

@@ -23,7 +23,6 @@ use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
-use crate::rekey::ReKey;
 
 /// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`,
 /// over the whole re-capsule: `(c, z)` with
@@ -340,11 +339,12 @@ impl ServingKey {
     /// Length of a share's encoding.
     pub(crate) const SHARE_LEN: usize = Self::LEN + 33;
 
-    pub(crate) fn new(key: &ReKey) -> Self {
+    /// A whole key: `rk`, `X_e`, `RK` (made by `ReKey::serving_key`).
+    pub(crate) fn whole(rk: &Scalar, ephemeral: &PublicKey, commitment: &PublicKey) -> Self {
         Self {
-            rk: *key.scalar(),
-            ephemeral: key.ephemeral().to_bytes(),
-            commitment: key.commitment().to_bytes(),
+            rk: *rk,
+            ephemeral: ephemeral.to_bytes(),
+            commitment: commitment.to_bytes(),
             share: 0,
             verification: [0; 32],
         }

@@ -20,7 +20,7 @@ use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
 use crate::error::{Error, Result};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{PortionSecretKey, PublicKey};
-use crate::reencrypt::{ReCapsule, reencrypt_parts};
+use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts};
 use crate::rng::os_rng;
 
 /// `d = H_s("sesphr/v1/rekey", X_e, X_U, shared, X_{P,c})`, where `shared` is
@@ -86,6 +86,12 @@ pub struct ReKey {
 }
 
 impl ReKey {
+    /// What the SRS keeps to serve this grant (the whole key).
+    #[cfg_attr(not(feature = "srs"), allow(dead_code))]
+    pub(crate) fn serving_key(&self) -> ServingKey {
+        ServingKey::whole(self.scalar(), self.ephemeral(), self.commitment())
+    }
+
     /// Length of the encoding.
     pub const LEN: usize = 5 + 32 * 5;
 

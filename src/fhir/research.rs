@@ -53,7 +53,6 @@ use super::{FhirError, FhirResult, Value};
 
 /// A 3-digit ZIP area must hold more than this many people to be kept.
 ///
-/// cbindgen:ignore
 pub const ZIP3_MIN_POPULATION: u64 = 20_000;
 
 /// The 3-digit ZIP areas that HHS's Safe Harbor guidance lists as holding

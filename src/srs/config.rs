@@ -5,18 +5,18 @@ use std::sync::Arc;
 use crate::keys::EscrowKeyIssuer;
 use crate::model::Checkpoint;
 use crate::srs::SigningKey;
-use crate::srs::journal::CheckpointSink;
 use crate::srs::types::{Clock, StorageKey, SystemClock};
 use crate::store::Store;
 
+/// A host callback that receives every checkpoint once it is durable.
+pub(crate) type CheckpointSink = std::sync::Arc<dyn Fn(&crate::model::Checkpoint) + Send + Sync>;
+
 /// Default number of audit entries between automatic checkpoints.
 ///
-/// cbindgen:ignore
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 4096;
 
 /// Default longest time between checkpoints while entries arrive: 60 s.
 ///
-/// cbindgen:ignore
 pub const DEFAULT_CHECKPOINT_INTERVAL: core::time::Duration = core::time::Duration::from_secs(60);
 
 /// When the SRS makes checkpoints: every `every` entries, and at the first
@@ -29,7 +29,6 @@ pub(crate) struct Cadence {
 
 /// Default oldest signed grant the SRS files: seven days.
 ///
-/// cbindgen:ignore
 pub const DEFAULT_GRANT_MAX_AGE: core::time::Duration =
     core::time::Duration::from_secs(7 * 24 * 3600);
 

@@ -72,7 +72,7 @@ impl Srs {
             return Err(SrsError::ReKeyMismatch);
         }
         let portion_key = rekey.portion_key().to_bytes();
-        let key = ServingKey::new(&rekey);
+        let key = rekey.serving_key();
         drop(rekey);
         self.install_grant(grant, portion_key, key)
     }

@@ -35,7 +35,7 @@ use crate::merkle::{Frontier, leaf_hash};
 use crate::model::{Checkpoint, Denial};
 use crate::rng::os_rng;
 use crate::srs::chain::{Draft, chain_hash_of, walk, walk_pages};
-use crate::srs::config::{Cadence, OpenReport};
+use crate::srs::config::{Cadence, CheckpointSink, OpenReport};
 use crate::srs::registry::Registry;
 use crate::srs::rows::{DisclosedRow, Row, RowImage};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
@@ -106,9 +106,6 @@ impl Change {
 /// Plans a change against the registry as it stands when the change is
 /// sequenced (after every change committed before it, from any process).
 pub(crate) type Plan = Box<dyn FnOnce(&Registry) -> Result<Change, SrsError> + Send>;
-
-/// A host callback that receives every checkpoint once it is durable.
-pub(crate) type CheckpointSink = Arc<dyn Fn(&Checkpoint) + Send + Sync>;
 
 /// Where the chain stands.
 #[derive(Clone, PartialEq, Eq)]

@@ -263,7 +263,6 @@ impl From<Error> for SrsError {
 #[derive(Clone)]
 pub struct StorageKey(Zeroizing<[u8; 32]>);
 
-/// cbindgen:ignore
 impl StorageKey {
     /// Length of the key in bytes.
     pub const LEN: usize = 32;

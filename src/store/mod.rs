@@ -186,7 +186,6 @@ pub struct ChainHead {
     pub mac: [u8; 32],
 }
 
-/// cbindgen:ignore
 impl ChainHead {
     /// Length of the encoding without the tree.
     pub const LEN: usize = 8 + 32 + 32 + 8 + 32 + 8 + 32;

@@ -47,7 +47,8 @@ pub use srs::*;
 pub use threshold::*;
 use zeroize::Zeroizing;
 
-use panic::{boundary, boundary_ptr, boundary_value};
+use panic::{boundary_ptr, boundary_value};
+use result::boundary;
 use sesphr::{Identity, PortionLabel};
 
 /// A Rust value behind an opaque C handle, owned through a `Box`. Handle

@@ -530,9 +530,41 @@ pub(crate) fn message(r: sesphr_result) -> &'static str {
     message_c(r as c_uint).to_str().unwrap_or_default()
 }
 
+/// Runs `f`; its error, or a caught panic, becomes the result code.
+pub(crate) fn boundary(f: impl FnOnce() -> Result<(), sesphr_result>) -> sesphr_result {
+    // Unwind safety: on a panic nothing is written to the caller's outputs
+    // (they are written last, after everything that can fail), and the SRS
+    // keeps its state consistent under a poisoned lock (see `srs`).
+    clear_detail();
+    let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(())) => sesphr_result::Ok,
+        Ok(Err(e)) => e,
+        Err(_) => sesphr_result::Panic,
+    };
+    if r != sesphr_result::Ok && !has_detail() {
+        set_detail(message(r));
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_code() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        #[allow(clippy::panic)]
+        let r = boundary(|| panic!("boom"));
+        std::panic::set_hook(prev);
+        assert_eq!(r, sesphr_result::Panic);
+        assert_eq!(
+            boundary(|| Err(sesphr_result::KeyMismatch)),
+            sesphr_result::KeyMismatch
+        );
+        assert_eq!(boundary(|| Ok(())), sesphr_result::Ok);
+    }
 
     #[test]
     fn every_code_has_a_distinct_message() {
