@@ -601,6 +601,7 @@ proptest! {
 }
 
 /// Three SRS nodes, each an ordinary [`srs::Srs`] with its own store.
+#[cfg(feature = "srs")]
 mod nodes {
     use super::*;
     use sesphr::consent::GrantOptions;

@@ -87,7 +87,9 @@ pub fn reenc_batch<R: sesphr::rand_core::CryptoRng + ?Sized>(
         .collect()
 }
 
+#[cfg(feature = "srs")]
 mod consenting;
+#[cfg(feature = "srs")]
 #[allow(unused_imports)]
 pub use consenting::*;
 

@@ -1,0 +1,725 @@
+//! Python bindings of sesphr (`import sesphr`): the patient's keys and
+//! consent, sealing and opening, re-encryption keys, and the SRS.
+//!
+//! Bytes in, bytes out; identities and labels are `str`. Every cryptographic
+//! operation and every SRS call runs with the GIL released, so Python
+//! threads run them in parallel. Errors are exceptions of one hierarchy
+//! (`SesphrError` → `FormatError`, `CryptoError`, `SrsError` →
+//! `DeniedError`, `StoreError`), each with a `kind` (the Rust error's name
+//! in snake case) and, for a denial, a `reason`. Secrets never appear in a
+//! `repr`.
+#![allow(unsafe_code)] // PyO3's macros expand to `unsafe` (the binding framework requires it).
+#![allow(clippy::needless_pass_by_value)] // PyO3 hands owned arguments.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use sesphr::consent::{GrantOptions, PatientRegistration, SignedGrant, SignedRevocation};
+use sesphr::model::Scope;
+use sesphr::srs::{Denial, Purpose, Role, SrsError as RsSrsError, StorageKey};
+use sesphr::{Error as RsError, Identity, PortionLabel, PortionPublicKey, RecordId};
+
+create_exception!(
+    sesphr,
+    SesphrError,
+    PyException,
+    "Base of every sesphr error; `kind` names it."
+);
+create_exception!(
+    sesphr,
+    FormatError,
+    SesphrError,
+    "Bytes or a name that do not decode (length, magic, version, point, scalar, identity, label, role)."
+);
+create_exception!(
+    sesphr,
+    CryptoError,
+    SesphrError,
+    "A check failed: decryption, a proof, a signature, a key that does not match."
+);
+create_exception!(
+    sesphr,
+    SrsError,
+    SesphrError,
+    "The re-encryption server refused a call or failed."
+);
+create_exception!(
+    sesphr,
+    DeniedError,
+    SrsError,
+    "A re-encryption request was denied; `reason` says why (not_granted, revoked, …)."
+);
+create_exception!(
+    sesphr,
+    StoreError,
+    SrsError,
+    "The SRS's store failed, is locked, or holds data that does not verify."
+);
+
+/// `InvalidLength { what: .. }` → `invalid_length`.
+fn kind_of(debug: &str) -> String {
+    let name: String = debug
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An exception of class `E` with `kind` (and `reason`) set.
+fn raise<E: pyo3::PyTypeInfo>(message: String, kind: &str, reason: Option<&str>) -> PyErr {
+    Python::attach(|py| {
+        let err = PyErr::new::<E, _>(message);
+        let value = err.value(py);
+        // Setting attributes on a fresh exception object cannot fail in
+        // practice; if it did, the exception still carries its message.
+        let _ = value.setattr("kind", kind);
+        let _ = value.setattr("reason", reason);
+        err
+    })
+}
+
+/// The exception for a core error.
+fn core_err(e: RsError) -> PyErr {
+    let kind = kind_of(&format!("{e:?}"));
+    let msg = e.to_string();
+    match e {
+        RsError::InvalidLength { .. }
+        | RsError::BadMagic { .. }
+        | RsError::UnsupportedVersion { .. }
+        | RsError::NonCanonicalPoint
+        | RsError::IdentityPoint
+        | RsError::NonCanonicalScalar
+        | RsError::ZeroScalar
+        | RsError::ReservedBitsSet
+        | RsError::InvalidIdentity
+        | RsError::InvalidLabel
+        | RsError::InvalidRole
+        | RsError::Malformed { .. }
+        | RsError::TooLarge => raise::<FormatError>(msg, &kind, None),
+        _ => raise::<CryptoError>(msg, &kind, None),
+    }
+}
+
+/// The exception for an SRS error.
+fn srs_err(e: RsSrsError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        RsSrsError::Malformed(inner) => core_err(inner),
+        RsSrsError::Denied(d) => raise::<DeniedError>(msg, "denied", Some(d.as_str())),
+        RsSrsError::Store(_)
+        | RsSrsError::StoreLocked
+        | RsSrsError::Unavailable
+        | RsSrsError::Tampered(_)
+        | RsSrsError::AuditChainBroken { .. }
+        | RsSrsError::RolledBack { .. }
+        | RsSrsError::Diverged { .. } => {
+            let kind = kind_of(&format!("{e:?}"));
+            raise::<StoreError>(msg, &kind, None)
+        }
+        _ => {
+            let kind = kind_of(&format!("{e:?}"));
+            raise::<SrsError>(msg, &kind, None)
+        }
+    }
+}
+
+trait Py<T> {
+    fn py(self) -> PyResult<T>;
+}
+impl<T> Py<T> for Result<T, RsError> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(core_err)
+    }
+}
+impl<T> Py<T> for Result<T, RsSrsError> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(srs_err)
+    }
+}
+
+fn identity(s: &str) -> PyResult<Identity> {
+    Identity::new(s).py()
+}
+fn label(s: &str) -> PyResult<PortionLabel> {
+    PortionLabel::new(s).py()
+}
+fn array32(what: &'static str, b: &[u8]) -> PyResult<[u8; 32]> {
+    b.try_into().map_err(|_| {
+        core_err(RsError::InvalidLength {
+            what,
+            expected: 32,
+            actual: b.len(),
+        })
+    })
+}
+
+/// A patient's keys: one master secret, one key per (portion, epoch), and
+/// the consent signing key. `to_bytes()` is the secret export; keep it
+/// like a password.
+#[pyclass(frozen, module = "sesphr")]
+struct PatientKeys(sesphr::PatientKeys);
+
+#[pymethods]
+impl PatientKeys {
+    /// Fresh keys for `identity` (the operating system's RNG).
+    #[staticmethod]
+    fn generate(identity_: &str) -> PyResult<Self> {
+        Ok(Self(sesphr::PatientKeys::generate(identity(identity_)?)))
+    }
+
+    /// The keys from their export (`to_bytes`).
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        sesphr::PatientKeys::from_bytes(data).py().map(Self)
+    }
+
+    /// The secret export (identity and master secret).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.to_bytes())
+    }
+
+    /// The patient's identity.
+    #[getter]
+    fn identity(&self) -> String {
+        self.0.patient().as_str().to_owned()
+    }
+
+    /// The public key of a portion (`label`, `epoch`): anyone holding it can
+    /// add records to that portion.
+    #[pyo3(signature = (label_, epoch = 0))]
+    fn portion_public_key<'py>(
+        &self,
+        py: Python<'py>,
+        label_: &str,
+        epoch: u32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let l = label(label_)?;
+        let key = py.detach(|| self.0.portion_public(&l, epoch).to_bytes());
+        Ok(PyBytes::new(py, &key))
+    }
+
+    /// The consent public key (Ed25519, 32 bytes) that verifies this
+    /// patient's grants and revocations.
+    fn consent_public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let key = py.detach(|| self.0.consent_public().to_bytes());
+        PyBytes::new(py, &key)
+    }
+
+    /// Opens a sealed portion of this patient's record.
+    fn open_as_owner<'py>(&self, py: Python<'py>, sealed: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let plain = py.detach(|| {
+            let s = sesphr::SealedPortion::from_bytes(sealed)?;
+            let h = s.header().context();
+            let key = self.0.portion_secret(h.label(), h.epoch());
+            s.open_as_owner(&key)
+        });
+        Ok(PyBytes::new(py, &plain.py()?))
+    }
+
+    /// The signed registration of this patient with the given portions
+    /// (`[("lab", 0), …]`), for `Srs.register_patient`.
+    fn registration<'py>(
+        &self,
+        py: Python<'py>,
+        portions: Vec<(String, u32)>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let labels = portions
+            .iter()
+            .map(|(l, e)| Ok((label(l)?, *e)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let r = py.detach(|| PatientRegistration::new(&self.0, &labels).map(|r| r.to_bytes()));
+        Ok(PyBytes::new(py, &r.py()?))
+    }
+
+    /// A grant of portion (`label`, `epoch`) to `user`, signed by the
+    /// patient, for `Srs.grant` with the same `rekey`. `since`: only records
+    /// created at or after it; `expiry`: when the grant stops working.
+    #[pyo3(signature = (label_, epoch, user, rekey, since = None, expiry = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sign_grant<'py>(
+        &self,
+        py: Python<'py>,
+        label_: &str,
+        epoch: u32,
+        user: &str,
+        rekey: &ReKey,
+        since: Option<u64>,
+        expiry: Option<u64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (l, u) = (label(label_)?, identity(user)?);
+        let options = GrantOptions {
+            scope: since.map_or(Scope::AllRecords, Scope::Since),
+            expiry,
+            ..GrantOptions::default()
+        };
+        let g = py.detach(|| {
+            self.0
+                .sign_grant(&l, epoch, &u, &rekey.0, &options)
+                .map(|g| g.to_bytes())
+        });
+        Ok(PyBytes::new(py, &g.py()?))
+    }
+
+    /// A revocation of every grant of `label` (all epochs) to `user`,
+    /// signed by the patient and dated `issued_at` (default: now).
+    #[pyo3(signature = (label_, user, issued_at = None))]
+    fn sign_revocation<'py>(
+        &self,
+        py: Python<'py>,
+        label_: &str,
+        user: &str,
+        issued_at: Option<u64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (l, u) = (label(label_)?, identity(user)?);
+        let at = issued_at.unwrap_or_else(sesphr::unix_now);
+        let r = py.detach(|| self.0.sign_revocation_at(&l, &u, at).map(|r| r.to_bytes()));
+        Ok(PyBytes::new(py, &r.py()?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PatientKeys(identity={:?})", self.0.patient().as_str())
+    }
+}
+
+/// A user's key pair (doctor, hospital, researcher, family member).
+#[pyclass(frozen, module = "sesphr")]
+struct KeyPair(sesphr::KeyPair);
+
+#[pymethods]
+impl KeyPair {
+    /// A fresh key pair.
+    #[staticmethod]
+    fn generate() -> Self {
+        Self(sesphr::KeyPair::generate())
+    }
+
+    /// The key pair of a 32-byte secret key.
+    #[staticmethod]
+    fn from_secret_bytes(secret: &[u8]) -> PyResult<Self> {
+        sesphr::KeyPair::from_secret_bytes(&array32("secret key", secret)?)
+            .py()
+            .map(Self)
+    }
+
+    /// The secret key (32 bytes); keep it like a password.
+    fn secret_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.0.secret().to_bytes().as_ref())
+    }
+
+    /// The public key (32 bytes).
+    #[getter]
+    fn public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.public().to_bytes())
+    }
+
+    /// A proof that `identity` holds this key, for `Srs.register_user`.
+    fn prove_possession<'py>(
+        &self,
+        py: Python<'py>,
+        identity_: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let id = identity(identity_)?;
+        let proof = py.detach(|| self.0.prove_possession(&id).to_bytes());
+        Ok(PyBytes::new(py, &proof))
+    }
+
+    /// Opens a sealed portion with the re-capsule the SRS returned for it.
+    fn open_as_delegatee<'py>(
+        &self,
+        py: Python<'py>,
+        sealed: &[u8],
+        recapsule: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let plain = py.detach(|| {
+            let s = sesphr::SealedPortion::from_bytes(sealed)?;
+            let rc = sesphr::ReCapsule::from_bytes(recapsule)?;
+            s.open_as_delegatee(&self.0, &rc)
+        });
+        Ok(PyBytes::new(py, &plain.py()?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("KeyPair(public_key={:?})", self.0.public())
+    }
+}
+
+/// A re-encryption key: from one portion of the patient to one user. The
+/// SRS holds it; alone it opens nothing.
+#[pyclass(frozen, module = "sesphr")]
+struct ReKey(sesphr::ReKey);
+
+#[pymethods]
+impl ReKey {
+    /// The re-encryption key from the patient's portion (`label`, `epoch`)
+    /// to the user holding `user_public_key`.
+    #[staticmethod]
+    #[pyo3(signature = (patient, label_, user_public_key, epoch = 0))]
+    fn generate(
+        py: Python<'_>,
+        patient: &PatientKeys,
+        label_: &str,
+        user_public_key: &[u8],
+        epoch: u32,
+    ) -> PyResult<Self> {
+        let l = label(label_)?;
+        let user = sesphr::PublicKey::from_bytes(&array32("public key", user_public_key)?).py()?;
+        Ok(Self(py.detach(|| {
+            sesphr::ReKey::generate(&patient.0.portion_secret(&l, epoch), &user)
+        })))
+    }
+
+    /// From its encoding.
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        sesphr::ReKey::from_bytes(data).py().map(Self)
+    }
+
+    /// Its encoding (secret: it is what the SRS keeps sealed).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.to_bytes())
+    }
+
+    /// Re-encrypts a sealed portion's header (or the whole sealed portion)
+    /// for the user; checks the capsule proof first.
+    fn reencrypt<'py>(
+        &self,
+        py: Python<'py>,
+        sealed_or_header: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let rc = py.detach(|| {
+            let header = header_of(sealed_or_header)?;
+            self.0.reencrypt(header.verify()?).map(|rc| rc.to_bytes())
+        });
+        Ok(PyBytes::new(py, &rc.py()?))
+    }
+
+    fn __repr__(&self) -> String {
+        "ReKey(..)".to_owned()
+    }
+}
+
+/// The header of a sealed portion, or the header itself.
+fn header_of(bytes: &[u8]) -> Result<sesphr::PortionHeader, RsError> {
+    let len = sesphr::PortionHeader::len_from_prefix(bytes)?;
+    let head = bytes.get(..len).ok_or(RsError::InvalidLength {
+        what: "portion header",
+        expected: len,
+        actual: bytes.len(),
+    })?;
+    sesphr::PortionHeader::from_bytes(head)
+}
+
+/// The header of a sealed portion: what the SRS needs to re-encrypt it
+/// (the body can stay in the cloud).
+#[pyfunction]
+fn header<'py>(py: Python<'py>, sealed: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let h = header_of(sealed).py()?;
+    Ok(PyBytes::new(py, &h.to_bytes()))
+}
+
+/// Seals `plaintext` as a new record of the portion whose public key is
+/// given (`PatientKeys.portion_public_key`). `record_id`: 16 bytes (random
+/// by default); `created_at`: seconds since the epoch (default: now).
+#[pyfunction]
+#[pyo3(signature = (portion_public_key, plaintext, record_id = None, created_at = None))]
+fn seal<'py>(
+    py: Python<'py>,
+    portion_public_key: &[u8],
+    plaintext: &[u8],
+    record_id: Option<&[u8]>,
+    created_at: Option<u64>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let key = PortionPublicKey::from_bytes(portion_public_key).py()?;
+    let id = match record_id {
+        Some(b) => RecordId::from_slice(b).py()?,
+        None => RecordId::random(),
+    };
+    let at = created_at.unwrap_or_else(sesphr::unix_now);
+    let sealed =
+        py.detach(|| sesphr::SealedPortion::seal(&key, id, at, plaintext).map(|s| s.to_bytes()));
+    Ok(PyBytes::new(py, &sealed.py()?))
+}
+
+/// The Setup and Re-encryption Server: registry, grants, re-encryption,
+/// revocation, and the audit log. Safe to share between threads.
+#[pyclass(frozen, module = "sesphr")]
+struct Srs(sesphr::srs::Srs);
+
+fn purpose(p: &str) -> PyResult<Purpose> {
+    p.parse::<Purpose>().py()
+}
+
+#[pymethods]
+impl Srs {
+    /// An SRS on an in-memory store (tests, demos).
+    #[staticmethod]
+    fn in_memory(py: Python<'_>) -> PyResult<Self> {
+        py.detach(sesphr::srs::Srs::in_memory).py().map(Self)
+    }
+
+    /// An SRS on an SQLite file, its rows sealed under `storage_key` (32
+    /// bytes the host keeps outside the database).
+    #[staticmethod]
+    fn open_sqlite(py: Python<'_>, path: std::path::PathBuf, storage_key: &[u8]) -> PyResult<Self> {
+        let key = StorageKey::from_bytes(&array32("storage key", storage_key)?);
+        py.detach(|| sesphr::srs::Srs::open_sqlite(path, key))
+            .py()
+            .map(Self)
+    }
+
+    /// A fresh random storage key (32 bytes).
+    #[staticmethod]
+    fn generate_storage_key<'py>(py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, StorageKey::generate().to_bytes().as_ref())
+    }
+
+    /// Registers a patient from their signed registration
+    /// (`PatientKeys.registration`).
+    fn register_patient(&self, py: Python<'_>, registration: &[u8]) -> PyResult<()> {
+        let r = PatientRegistration::from_bytes(registration).py()?;
+        py.detach(|| self.0.register_patient(&r)).py()
+    }
+
+    /// Registers a user: identity, role (`"doctor"`, `"researcher"`, … or a
+    /// custom `[a-z0-9_-]` name), public key and proof of possession.
+    fn register_user(
+        &self,
+        py: Python<'_>,
+        identity_: &str,
+        role: &str,
+        public_key: &[u8],
+        proof: &[u8],
+    ) -> PyResult<()> {
+        let id = identity(identity_)?;
+        let role = role.parse::<Role>().py()?;
+        let key = sesphr::PublicKey::from_bytes(&array32("public key", public_key)?).py()?;
+        let proof = sesphr::consent::KeyProof::from_bytes(proof).py()?;
+        py.detach(|| self.0.register_user(&id, role, &key, &proof))
+            .py()
+    }
+
+    /// Files a patient-signed grant with its re-encryption key.
+    fn grant(&self, py: Python<'_>, signed_grant: &[u8], rekey: &ReKey) -> PyResult<()> {
+        let g = SignedGrant::from_bytes(signed_grant).py()?;
+        let k = rekey.0.clone();
+        py.detach(|| self.0.grant(&g, k)).py()
+    }
+
+    /// Files a patient-signed revocation; returns the SRS's signed receipt.
+    /// Durable before it returns: no later re-encryption under the grant.
+    fn revoke<'py>(
+        &self,
+        py: Python<'py>,
+        signed_revocation: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let r = SignedRevocation::from_bytes(signed_revocation).py()?;
+        let receipt = py
+            .detach(|| self.0.revoke(&r).map(|rc| rc.to_bytes()))
+            .py()?;
+        Ok(PyBytes::new(py, &receipt))
+    }
+
+    /// Re-encrypts a sealed portion (or its header) for `user`, for a
+    /// purpose (`"treatment"`, `"research"`, …); raises `DeniedError`.
+    #[pyo3(signature = (user, sealed_or_header, purpose_ = "treatment"))]
+    fn reencrypt<'py>(
+        &self,
+        py: Python<'py>,
+        user: &str,
+        sealed_or_header: &[u8],
+        purpose_: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (u, p) = (identity(user)?, purpose(purpose_)?);
+        let header = header_of(sealed_or_header).py()?;
+        let rc = py
+            .detach(|| self.0.reencrypt(&u, &header, p).map(|rc| rc.to_bytes()))
+            .py()?;
+        Ok(PyBytes::new(py, &rc))
+    }
+
+    /// Re-encrypts many headers in one audit commit: a list with, for each,
+    /// the re-capsule bytes or a `DeniedError`.
+    #[pyo3(signature = (user, headers, purpose_ = "treatment"))]
+    fn reencrypt_batch<'py>(
+        &self,
+        py: Python<'py>,
+        user: &str,
+        headers: Vec<Vec<u8>>,
+        purpose_: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let (u, p) = (identity(user)?, purpose(purpose_)?);
+        let parsed = headers
+            .iter()
+            .map(|h| header_of(h))
+            .collect::<Result<Vec<_>, _>>()
+            .py()?;
+        let refs: Vec<&sesphr::PortionHeader> = parsed.iter().collect();
+        let answers = py.detach(|| self.0.reencrypt_batch(&u, &refs, p)).py()?;
+        let out = PyList::empty(py);
+        for a in answers {
+            match a {
+                Ok(rc) => out.append(PyBytes::new(py, &rc.to_bytes()))?,
+                Err(d) => out.append(denied(d).value(py))?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The patient's disclosures between `start` and `end` (seconds since
+    /// the epoch), each a dict (`seq`, `time`, `user`, `role`, `label`,
+    /// `record_id`, `purpose`, `emergency`), each proven against the log.
+    /// `end`: `None` for no limit.
+    #[pyo3(signature = (patient, start = 0, end = None))]
+    fn disclosures<'py>(
+        &self,
+        py: Python<'py>,
+        patient: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let id = identity(patient)?;
+        let end = end.unwrap_or(u64::MAX);
+        let list = py
+            .detach(|| {
+                self.0
+                    .disclosures(&id, start, end)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .py()?;
+        let out = PyList::empty(py);
+        for d in list {
+            let item = PyDict::new(py);
+            item.set_item("seq", d.seq)?;
+            item.set_item("time", d.time)?;
+            item.set_item("user", d.user.as_str())?;
+            item.set_item("role", d.role.as_ref().map(Role::as_str))?;
+            item.set_item("label", d.label.as_str())?;
+            item.set_item("record_id", PyBytes::new(py, &d.record_id.to_bytes()))?;
+            item.set_item("purpose", d.purpose.as_ref().map(Purpose::as_str))?;
+            item.set_item("emergency", d.emergency)?;
+            out.append(item)?;
+        }
+        Ok(out)
+    }
+
+    /// Verifies the whole audit log (every entry, node and checkpoint);
+    /// returns the number of entries.
+    fn verify_audit(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.0.verify_audit()).py()
+    }
+
+    /// Re-checks every grant and revocation against the patients' consent
+    /// keys.
+    fn verify_consent(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.0.verify_consent().map(drop)).py()
+    }
+
+    /// The audit log from `from_seq` as JSON lines.
+    #[pyo3(signature = (from_seq = 1))]
+    fn export_audit_jsonl(&self, py: Python<'_>, from_seq: u64) -> PyResult<String> {
+        let mut out = Vec::new();
+        py.detach(|| self.0.export_audit_jsonl(from_seq, &mut out))
+            .py()?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// A fresh signed checkpoint (bytes) to keep outside the database.
+    fn checkpoint<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let cp = py.detach(|| self.0.checkpoint()).py()?;
+        Ok(PyBytes::new(py, &cp.to_bytes()))
+    }
+
+    /// The SRS's Ed25519 public key (32 bytes): verifies its checkpoints and
+    /// revocation receipts.
+    fn verifying_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.verifying_key().to_bytes())
+    }
+
+    fn __repr__(&self) -> String {
+        "Srs(..)".to_owned()
+    }
+}
+
+fn denied(d: Denial) -> PyErr {
+    srs_err(RsSrsError::Denied(d))
+}
+
+/// Verifies a revocation receipt (`Srs.revoke`) under the SRS's public key.
+#[pyfunction]
+fn verify_receipt(receipt: &[u8], srs_key: &[u8]) -> PyResult<()> {
+    let r = sesphr::consent::RevocationReceipt::from_bytes(receipt).py()?;
+    let k = sesphr::consent::decode_verifying_key(&array32("srs key", srs_key)?).py()?;
+    r.verify(&k).py()
+}
+
+/// Verifies a checkpoint (`Srs.checkpoint`) under the SRS's public key.
+#[pyfunction]
+fn verify_checkpoint(checkpoint: &[u8], srs_key: &[u8]) -> PyResult<()> {
+    let c = sesphr::srs::Checkpoint::from_bytes(checkpoint).py()?;
+    let k = sesphr::consent::decode_verifying_key(&array32("srs key", srs_key)?).py()?;
+    sesphr::srs::verify_checkpoint(&c, &k).py()
+}
+
+/// Verifies a signed grant under the patient's consent public key
+/// (`PatientKeys.consent_public_key`).
+#[pyfunction]
+fn verify_grant(signed_grant: &[u8], consent_key: &[u8]) -> PyResult<()> {
+    let g = SignedGrant::from_bytes(signed_grant).py()?;
+    let k = sesphr::consent::decode_verifying_key(&array32("consent key", consent_key)?).py()?;
+    g.verify(&k).py()
+}
+
+/// Verifies a signed revocation under the patient's consent public key.
+#[pyfunction]
+fn verify_revocation(signed_revocation: &[u8], consent_key: &[u8]) -> PyResult<()> {
+    let r = SignedRevocation::from_bytes(signed_revocation).py()?;
+    let k = sesphr::consent::decode_verifying_key(&array32("consent key", consent_key)?).py()?;
+    r.verify(&k).py()
+}
+
+/// Verifies a registration (its consent key and every portion key's proof
+/// of possession); returns the patient's identity.
+#[pyfunction]
+fn verify_registration(registration: &[u8]) -> PyResult<String> {
+    let r = PatientRegistration::from_bytes(registration).py()?;
+    r.verify().py()?;
+    Ok(r.patient().as_str().to_owned())
+}
+
+/// The module `sesphr._sesphr`.
+#[pymodule]
+fn _sesphr(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PatientKeys>()?;
+    m.add_class::<KeyPair>()?;
+    m.add_class::<ReKey>()?;
+    m.add_class::<Srs>()?;
+    m.add_function(wrap_pyfunction!(seal, m)?)?;
+    m.add_function(wrap_pyfunction!(header, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_receipt, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_grant, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_revocation, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_registration, m)?)?;
+    m.add("SesphrError", py.get_type::<SesphrError>())?;
+    m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("CryptoError", py.get_type::<CryptoError>())?;
+    m.add("SrsError", py.get_type::<SrsError>())?;
+    m.add("DeniedError", py.get_type::<DeniedError>())?;
+    m.add("StoreError", py.get_type::<StoreError>())?;
+    Ok(())
+}

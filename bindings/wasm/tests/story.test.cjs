@@ -1,0 +1,126 @@
+// The patient's and the reader's side under Node, through the wasm build
+// (`pkg/`, made by wasm-bindgen --target nodejs). Run: node --test tests/
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const sesphr = require('../pkg/sesphr_wasm.js');
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const enc = (s) => new TextEncoder().encode(s);
+const hex = (s) => Uint8Array.from(Buffer.from(s, 'hex'));
+
+function kindOf(f) {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof Error, 'errors are JS Errors');
+    return e.kind;
+  }
+  assert.fail('expected an error');
+}
+
+test('seal, grant, re-encrypt, open, revoke', () => {
+  const patient = sesphr.PatientKeys.generate('patient-0042');
+  const doctor = sesphr.KeyPair.generate();
+  const lab = patient.portionPublicKey('lab', 0);
+  const sealed = sesphr.seal(lab, enc('HbA1c 5.4%'), new Uint8Array(), 0);
+  assert.deepEqual(patient.openAsOwner(sealed), enc('HbA1c 5.4%'));
+
+  const rekey = sesphr.ReKey.generate(patient, 'lab', 0, doctor.publicKey);
+  const grant = patient.signGrant('lab', 0, 'dr-house', rekey, 0, 0);
+  assert.ok(grant.length > 100);
+  const registration = patient.registration(['lab', 'medical'], 0);
+  assert.ok(registration.length > 100);
+  const proof = doctor.provePossession('dr-house');
+  assert.equal(proof.length, 64);
+  const revocation = patient.signRevocation('lab', 'dr-house');
+  assert.ok(revocation.length > 64);
+
+  // What the SRS does with the rekey, done here: the header alone.
+  const rc = rekey.reencrypt(sesphr.header(sealed));
+  assert.deepEqual(doctor.openAsDelegatee(sealed, rc), enc('HbA1c 5.4%'));
+  const stranger = sesphr.KeyPair.generate();
+  assert.equal(kindOf(() => stranger.openAsDelegatee(sealed, rc)), 'decryption_failed');
+});
+
+test('keys export and import; secrets round-trip', () => {
+  const patient = sesphr.PatientKeys.generate('patient-7');
+  const again = sesphr.PatientKeys.fromBytes(patient.toBytes());
+  assert.equal(again.identity, 'patient-7');
+  assert.deepEqual(again.portionPublicKey('lab', 2), patient.portionPublicKey('lab', 2));
+  const user = sesphr.KeyPair.generate();
+  assert.deepEqual(sesphr.KeyPair.fromSecretBytes(user.secretBytes()).publicKey, user.publicKey);
+});
+
+test('wrong key, tampered byte and forged objects are refused with their kind', () => {
+  const patient = sesphr.PatientKeys.generate('patient-0042');
+  const sealed = sesphr.seal(patient.portionPublicKey('lab', 0), enc('x'), new Uint8Array(), 0);
+  const tampered = Uint8Array.from(sealed);
+  tampered[tampered.length - 1] ^= 1;
+  assert.equal(kindOf(() => patient.openAsOwner(tampered)), 'decryption_failed');
+  const other = sesphr.PatientKeys.generate('patient-0042');
+  // Another patient's keys: the header names a portion key that is not theirs.
+  assert.equal(kindOf(() => other.openAsOwner(sealed)), 'key_mismatch');
+  assert.equal(kindOf(() => sesphr.PatientKeys.fromBytes(enc('nope'))), 'invalid_length');
+  assert.equal(kindOf(() => sesphr.PatientKeys.generate('')), 'invalid_identity');
+  assert.equal(kindOf(() => sesphr.KeyPair.fromSecretBytes(new Uint8Array(31))), 'invalid_length');
+  const key = patient.portionPublicKey('lab', 0);
+  assert.equal(kindOf(() => sesphr.seal(key, enc('x'), new Uint8Array(), -1)), 'invalid_argument');
+  assert.equal(kindOf(() => sesphr.seal(key, enc('x'), new Uint8Array(), 1.5)), 'invalid_argument');
+});
+
+test('the SRS receipt, checkpoint and disclosure report verify; any flipped byte does not', () => {
+  const f = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'srs.json'), 'utf8'));
+  const key = hex(f.srs_key);
+  sesphr.verifyReceipt(hex(f.receipt), key);
+  sesphr.verifyCheckpoint(hex(f.checkpoint), key);
+  assert.equal(sesphr.verifyDisclosureReport(hex(f.report), key), Number(f.disclosures));
+  for (const [name, verify] of [
+    ['receipt', sesphr.verifyReceipt],
+    ['checkpoint', sesphr.verifyCheckpoint],
+    ['report', sesphr.verifyDisclosureReport],
+  ]) {
+    const bytes = hex(f[name]);
+    for (let i = 0; i < bytes.length; i += Math.max(1, Math.floor(bytes.length / 97))) {
+      const forged = Uint8Array.from(bytes);
+      forged[i] ^= 0x01;
+      assert.throws(() => verify(forged, key), (e) => typeof e.kind === 'string', `${name} byte ${i}`);
+    }
+  }
+  const wrongKey = Uint8Array.from(key);
+  wrongKey[0] ^= 1;
+  assert.throws(() => sesphr.verifyReceipt(hex(f.receipt), wrongKey));
+});
+
+test('every vector of tests/vectors/sesphr-v1.txt', () => {
+  const text = fs.readFileSync(path.join(root, 'tests', 'vectors', 'sesphr-v1.txt'), 'utf8');
+  const cases = [];
+  let c = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    if (line.startsWith('[case ')) {
+      c = {};
+      cases.push(c);
+      continue;
+    }
+    const [k, v] = line.split('=').map((x) => x.trim());
+    c[k] = k === 'epoch' || k === 'created_at' ? Number(v) : hex(v);
+  }
+  assert.ok(cases.length >= 3);
+  for (const v of cases) {
+    const patient = sesphr.PatientKeys.fromBytes(v.patient_keys);
+    const label = new TextDecoder().decode(v.label);
+    assert.deepEqual(patient.portionPublicKey(label, v.epoch), v.portion_public_key);
+    assert.deepEqual(patient.consentPublicKey(), v.consent_public);
+    assert.deepEqual(patient.openAsOwner(v.sealed_portion), v.plaintext);
+    const user = sesphr.KeyPair.fromSecretBytes(v.user_secret);
+    assert.deepEqual(user.publicKey, v.user_public);
+    const rekey = sesphr.ReKey.fromBytes(v.rekey);
+    assert.deepEqual(rekey.reencrypt(v.header), v.recapsule);
+    assert.deepEqual(user.openAsDelegatee(v.sealed_portion, v.recapsule_with_proof), v.plaintext);
+    assert.deepEqual(sesphr.header(v.sealed_portion), v.header);
+  }
+});
