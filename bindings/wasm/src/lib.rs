@@ -91,7 +91,7 @@ fn array32(what: &'static str, b: &[u8]) -> Result<[u8; 32], JsValue> {
 /// Seconds given by JS (a `number`): a whole, non-negative count below 2^53.
 fn secs(what: &'static str, x: f64) -> Result<u64, JsValue> {
     const MAX: f64 = 9_007_199_254_740_991.0; // 2^53 - 1: exact in a JS number
-    if x.is_finite() && x >= 0.0 && x <= MAX && x.fract() == 0.0 {
+    if (0.0..=MAX).contains(&x) && x.fract() == 0.0 {
         // A whole number in [0, 2^53): exact as u64.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok(x as u64)
