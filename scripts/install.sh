@@ -13,7 +13,7 @@ prefix="${1:?usage: scripts/install.sh PREFIX}"
 cd "$(dirname "$0")/.."
 cargo build --release --lib --quiet -p sesphr-ffi ${SESPHR_FEATURES:+--features "$SESPHR_FEATURES"}
 target="${CARGO_TARGET_DIR:-target}/release"
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' ffi/Cargo.toml | head -n 1)
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)  # [workspace.package]
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
 install -m 0755 "$target/libsesphr.so" "$prefix/lib/libsesphr.so.$version"
 ln -sf "libsesphr.so.$version" "$prefix/lib/libsesphr.so.0"

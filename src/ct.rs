@@ -2,13 +2,13 @@
 //! libsodium and BoringSSL): secrets are marked *undefined*, so memcheck
 //! reports every branch and every memory index that depends on one. Values
 //! that are public by design are marked defined again at named
-//! declassification points ([`public`]); the list, and why each is public,
+//! declassification points (`public`); the list, and why each is public,
 //! is in `docs/VERIFICATION.md` ("Constant time").
 //!
 //! The marks themselves are valgrind client requests, which need a C shim
 //! over `<valgrind/memcheck.h>` and `unsafe`: they live with the C ABI
-//! (`ffi/examples/ct_check.rs`), which hands this module a [`Marker`]
-//! through [`set_marker`]. With the `ctgrind` feature the points call it;
+//! (`ffi/examples/ct_check.rs`), which hands this module a `Marker`
+//! through `set_marker`. With the `ctgrind` feature the points call it;
 //! without the feature, or before a marker is set, they do nothing.
 
 /// A valgrind client request: mark `len` bytes at `ptr` defined (`true`,

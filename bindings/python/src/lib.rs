@@ -699,6 +699,103 @@ fn verify_registration(registration: &[u8]) -> PyResult<String> {
     Ok(r.patient().as_str().to_owned())
 }
 
+/// Seconds per operation of `op` done `iterations` times natively in Rust,
+/// for the same-run ratios of the Python benchmark (`bench.py`) and the
+/// wasm one (`bindings/wasm/bench.cjs`): `seal32`, `reencrypt`,
+/// `open_delegatee`, `sign_grant` (with its re-key), `batch64`. Not part of
+/// the API.
+#[pyfunction]
+fn _native_seconds_per_op(py: Python<'_>, op: &str, iterations: u32) -> PyResult<f64> {
+    let fail = |e: RsError| core_err(e);
+    let patient = sesphr::PatientKeys::generate(identity("patient-bench")?);
+    let lab = label("lab")?;
+    let ppk = patient.portion_public(&lab, 0);
+    let srs = sesphr::srs::Srs::in_memory().py()?;
+    srs.register_patient(&PatientRegistration::new(&patient, &[(lab.clone(), 0)]).py()?)
+        .py()?;
+    let (user, keys) = (identity("dr-bench")?, sesphr::KeyPair::generate());
+    srs.register_user(
+        &user,
+        Role::Doctor,
+        keys.public(),
+        &keys.prove_possession(&user),
+    )
+    .py()?;
+    let rekey = sesphr::ReKey::generate(&patient.portion_secret(&lab, 0), keys.public());
+    let grant = patient
+        .sign_grant(&lab, 0, &user, &rekey, &GrantOptions::default())
+        .py()?;
+    srs.grant(&grant, rekey).py()?;
+    let records: Vec<sesphr::SealedPortion> = (0..64)
+        .map(|_| {
+            sesphr::SealedPortion::seal(&ppk, RecordId::random(), sesphr::unix_now(), &[7; 32])
+        })
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    let first = records.first().ok_or_else(|| fail(RsError::TooLarge))?;
+    let rc = srs
+        .reencrypt(&user, first.header(), Purpose::Treatment)
+        .py()?;
+    // Bytes in, bytes out, as a host that receives them does (and as the
+    // binding does): each operation decodes its inputs and encodes its output.
+    let ppk_bytes = ppk.to_bytes();
+    let sealed_bytes = first.to_bytes();
+    let first_header = first.header().to_bytes();
+    let header_bytes: Vec<Vec<u8>> = records.iter().map(|r| r.header().to_bytes()).collect();
+    let rc_bytes = rc.to_bytes();
+    let n = iterations.max(1);
+    let m = RsSrsError::Malformed;
+    py.detach(|| {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            match op {
+                "seal32" => {
+                    let key = PortionPublicKey::from_bytes(&ppk_bytes).map_err(m)?;
+                    let s = sesphr::SealedPortion::seal(&key, RecordId::random(), 1, &[7; 32])
+                        .map_err(m)?;
+                    std::hint::black_box(s.to_bytes());
+                }
+                "reencrypt" => {
+                    let h = sesphr::PortionHeader::from_bytes(&first_header).map_err(m)?;
+                    let rc = srs.reencrypt(&user, &h, Purpose::Treatment)?;
+                    std::hint::black_box(rc.to_bytes());
+                }
+                "open_delegatee" => {
+                    let s = sesphr::SealedPortion::from_bytes(&sealed_bytes).map_err(m)?;
+                    let rc = sesphr::ReCapsule::from_bytes(&rc_bytes).map_err(m)?;
+                    std::hint::black_box(s.open_as_delegatee(&keys, &rc).map_err(m)?);
+                }
+                "sign_grant" => {
+                    let rk =
+                        sesphr::ReKey::generate(&patient.portion_secret(&lab, 0), keys.public());
+                    let g = patient
+                        .sign_grant(&lab, 0, &user, &rk, &GrantOptions::default())
+                        .map_err(m)?;
+                    std::hint::black_box(g.to_bytes());
+                }
+                "batch64" => {
+                    let hs = header_bytes
+                        .iter()
+                        .map(|b| sesphr::PortionHeader::from_bytes(b))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(m)?;
+                    let refs: Vec<&sesphr::PortionHeader> = hs.iter().collect();
+                    for a in srs.reencrypt_batch(&user, &refs, Purpose::Treatment)? {
+                        let _ = std::hint::black_box(a.map(|rc| rc.to_bytes()));
+                    }
+                }
+                _ => {
+                    return Err(m(RsError::Malformed {
+                        what: "benchmark operation",
+                    }));
+                }
+            }
+        }
+        Ok(start.elapsed().as_secs_f64() / f64::from(n))
+    })
+    .py()
+}
+
 /// The module `sesphr._sesphr`.
 #[pymodule]
 fn _sesphr(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -715,6 +812,7 @@ fn _sesphr(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_grant, m)?)?;
     m.add_function(wrap_pyfunction!(verify_revocation, m)?)?;
     m.add_function(wrap_pyfunction!(verify_registration, m)?)?;
+    m.add_function(wrap_pyfunction!(_native_seconds_per_op, m)?)?;
     m.add("SesphrError", py.get_type::<SesphrError>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
     m.add("CryptoError", py.get_type::<CryptoError>())?;
