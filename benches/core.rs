@@ -59,6 +59,30 @@ fn baselines(c: &mut Criterion) {
     }
     g.finish();
 
+    // The fastest ChaCha20-Poly1305 here (AWS-LC's assembly, the `aws-lc`
+    // backend's), in place over a warm buffer: the bulk baseline.
+    #[cfg(feature = "aws-lc")]
+    {
+        use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce as N, UnboundKey};
+        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[9u8; 32]).unwrap());
+        let mut g = c.benchmark_group("baseline/aws_lc_chacha20poly1305");
+        for (name, len) in SIZES {
+            let mut buf = vec![0u8; len];
+            g.throughput(Throughput::Bytes(len as u64));
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    key.seal_in_place_separate_tag(
+                        N::assume_unique_for_key([0; 12]),
+                        Aad::empty(),
+                        &mut buf,
+                    )
+                    .unwrap()
+                })
+            });
+        }
+        g.finish();
+    }
+
     // Borrowed plaintext in, fresh ciphertext out, as `Aead::encrypt` does and
     // as sealing does: the like-for-like baseline for `seal`.
     let mut g = c.benchmark_group("baseline/chacha20poly1305_alloc");

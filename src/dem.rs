@@ -9,12 +9,16 @@
 //! some chunk's nonce and so fail authentication.
 //!
 //! `aead` 0.6 no longer ships a STREAM helper (and its older one used a 32-bit
-//! counter), so the framing is here; the AEAD itself is `chacha20poly1305`'s.
+//! counter), so the framing is here. The AEAD is one of two backends behind
+//! the small [`Aead`] trait, with the same output byte for byte: AWS-LC's
+//! assembly (`aws-lc-rs`, feature `aws-lc`, on by default on native
+//! targets) or RustCrypto's pure-Rust `chacha20poly1305` (WebAssembly, and
+//! builds without a C compiler).
 
 use std::io::{self, Read, Write};
 
 use chacha20poly1305::aead::inout::InOutBuf;
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::ct::{public, public_bytes};
@@ -27,14 +31,115 @@ pub const TAG_LEN: usize = 16;
 /// Ciphertext bytes of a full chunk.
 pub const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
 
-/// A per-capsule DEM key. The cipher state zeroizes the key on drop.
-pub(crate) struct DemKey(ChaCha20Poly1305);
+/// A 96-bit STREAM nonce.
+type Nonce = [u8; 12];
+
+/// ChaCha20-Poly1305 (RFC 8439) with empty associated data: what the STREAM
+/// framing needs of an AEAD.
+trait Aead: Send + Sync {
+    /// Encrypts `buf` in place and returns the tag.
+    fn seal_in_place(&self, nonce: &Nonce, buf: &mut [u8]) -> Result<[u8; TAG_LEN]>;
+    /// Decrypts `ct` into `out` (as long) if `tag` authenticates it. On
+    /// `false`, `out` may hold anything; the caller wipes it.
+    fn open(&self, nonce: &Nonce, ct: &[u8], tag: &[u8; TAG_LEN], out: &mut [u8]) -> bool;
+}
+
+/// RustCrypto's `chacha20poly1305` (pure Rust); zeroizes its key on drop.
+struct RustCrypto(ChaCha20Poly1305);
+
+impl Aead for RustCrypto {
+    fn seal_in_place(&self, nonce: &Nonce, buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        let tag = self
+            .0
+            .encrypt_inout_detached(nonce.into(), &[], InOutBuf::from(buf))
+            .map_err(|_| Error::TooLarge)?;
+        Ok(tag.into())
+    }
+
+    fn open(&self, nonce: &Nonce, ct: &[u8], tag: &[u8; TAG_LEN], out: &mut [u8]) -> bool {
+        InOutBuf::new(ct, out).is_ok_and(|buf| {
+            self.0
+                .decrypt_inout_detached(nonce.into(), &[], buf, &Tag::from(*tag))
+                .is_ok()
+        })
+    }
+}
+
+/// AWS-LC's ChaCha20-Poly1305 (`aws-lc-rs`): its key lives in a C context
+/// that AWS-LC wipes when it frees it (`OPENSSL_free` cleanses).
+#[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+struct AwsLc(aws_lc_rs::aead::LessSafeKey);
+
+#[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+impl Aead for AwsLc {
+    fn seal_in_place(&self, nonce: &Nonce, buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        use aws_lc_rs::aead::{Aad, Nonce as N};
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(N::assume_unique_for_key(*nonce), Aad::empty(), buf)
+            .map_err(|_| Error::TooLarge)?;
+        let mut out = [0u8; TAG_LEN];
+        // A ChaCha20-Poly1305 tag is 16 bytes; anything else is refused.
+        if tag.as_ref().len() != TAG_LEN {
+            return Err(Error::TooLarge);
+        }
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    fn open(&self, nonce: &Nonce, ct: &[u8], tag: &[u8; TAG_LEN], out: &mut [u8]) -> bool {
+        use aws_lc_rs::aead::{Aad, Nonce as N};
+        self.0
+            .open_separate_gather(N::assume_unique_for_key(*nonce), Aad::empty(), ct, tag, out)
+            .is_ok()
+    }
+}
+
+/// Which AEAD implementation seals and opens portions in this build:
+/// `"aws-lc-rs"` (feature `aws-lc`, native targets) or
+/// `"chacha20poly1305"` (pure Rust). Both give the same bytes.
+pub fn dem_backend() -> &'static str {
+    if cfg!(all(feature = "aws-lc", not(target_family = "wasm"))) {
+        "aws-lc-rs"
+    } else {
+        "chacha20poly1305"
+    }
+}
+
+/// A per-capsule DEM key, for this build's backend.
+pub(crate) struct DemKey(Box<dyn Aead>);
 
 impl DemKey {
-    pub(crate) fn from_bytes(mut bytes: [u8; 32]) -> Self {
-        let key = Self(ChaCha20Poly1305::new(&bytes.into()));
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+        {
+            Self::aws_lc(bytes).unwrap_or_else(Self::rust_crypto)
+        }
+        #[cfg(not(all(feature = "aws-lc", not(target_family = "wasm"))))]
+        {
+            Self::rust_crypto(bytes)
+        }
+    }
+
+    /// The pure-Rust backend.
+    fn rust_crypto(mut bytes: [u8; 32]) -> Self {
+        let key = Self(Box::new(RustCrypto(ChaCha20Poly1305::new(&bytes.into()))));
         bytes.zeroize();
         key
+    }
+
+    /// AWS-LC's backend; gives the bytes back if AWS-LC refuses the key
+    /// (it does not for 32 bytes), so the caller falls back to pure Rust.
+    #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+    fn aws_lc(mut bytes: [u8; 32]) -> core::result::Result<Self, [u8; 32]> {
+        use aws_lc_rs::aead::{CHACHA20_POLY1305, LessSafeKey, UnboundKey};
+        match UnboundKey::new(&CHACHA20_POLY1305, &bytes) {
+            Ok(k) => {
+                bytes.zeroize();
+                Ok(Self(Box::new(AwsLc(LessSafeKey::new(k)))))
+            }
+            Err(_) => Err(bytes),
+        }
     }
 }
 
@@ -50,11 +155,8 @@ fn nonce(counter: u64, last: bool) -> Nonce {
 /// Seals one chunk: `out` receives `pt.len() + TAG_LEN` bytes.
 fn seal_chunk(key: &DemKey, counter: u64, last: bool, pt: &[u8], out: &mut [u8]) -> Result<()> {
     let (ct, tag_out) = out.split_at_mut(pt.len());
-    let buf = InOutBuf::new(pt, ct).map_err(|_| Error::TooLarge)?;
-    let tag = key
-        .0
-        .encrypt_inout_detached(&nonce(counter, last), &[], buf)
-        .map_err(|_| Error::TooLarge)?;
+    ct.copy_from_slice(pt);
+    let tag = key.0.seal_in_place(&nonce(counter, last), ct)?;
     tag_out.copy_from_slice(&tag);
     public_bytes(out, "ciphertext");
     Ok(())
@@ -68,21 +170,31 @@ fn open_chunk(key: &DemKey, counter: u64, last: bool, sealed: &[u8], out: &mut [
         .checked_sub(TAG_LEN)
         .ok_or(Error::DecryptionFailed)?;
     let (ct, tag) = sealed.split_at(ct_len);
-    let tag = Tag::try_from(tag).map_err(|_| Error::DecryptionFailed)?;
-    let buf = InOutBuf::new(ct, out).map_err(|_| Error::DecryptionFailed)?;
-    aead_decrypt(key, &nonce(counter, last), buf, &tag)
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
+    if ct.len() != out.len() {
+        return Err(Error::DecryptionFailed);
+    }
+    aead_decrypt(key, &nonce(counter, last), ct, tag, out)
 }
 
 /// The AEAD call alone, never inlined: the tag verdict (a branch inside
 /// `chacha20poly1305`) is a declassification point of the constant-time
 /// check, and a frame of its own lets `scripts/ctgrind.supp` name exactly
 /// this call.
+/// On failure `out` is wiped: no backend's partial output is left behind.
 #[inline(never)]
-fn aead_decrypt(key: &DemKey, nonce: &Nonce, buf: InOutBuf<'_, '_, u8>, tag: &Tag) -> Result<()> {
-    let verdict = key.0.decrypt_inout_detached(nonce, &[], buf, tag).is_ok();
+fn aead_decrypt(
+    key: &DemKey,
+    nonce: &Nonce,
+    ct: &[u8],
+    tag: &[u8; TAG_LEN],
+    out: &mut [u8],
+) -> Result<()> {
+    let verdict = key.0.open(nonce, ct, tag, out);
     if public(verdict, "aead-tag-verdict") {
         Ok(())
     } else {
+        out.zeroize();
         Err(Error::DecryptionFailed)
     }
 }
@@ -105,10 +217,7 @@ fn seal_chunk_into(
     let start = out.len();
     out.extend_from_slice(pt);
     let buf = out.get_mut(start..).ok_or(Error::TooLarge)?;
-    let tag = key
-        .0
-        .encrypt_inout_detached(&nonce(counter, last), &[], InOutBuf::from(buf))
-        .map_err(|_| Error::TooLarge)?;
+    let tag = key.0.seal_in_place(&nonce(counter, last), buf)?;
     out.extend_from_slice(&tag);
     if let Some(sealed) = out.get_mut(start..) {
         public_bytes(sealed, "ciphertext");
@@ -163,10 +272,7 @@ fn seal_chunk_in_place(
 ) -> Result<()> {
     let (ct, tag_out) = dst.split_at_mut(pt.len());
     ct.copy_from_slice(pt);
-    let tag = key
-        .0
-        .encrypt_inout_detached(&nonce(counter, last), &[], InOutBuf::from(ct))
-        .map_err(|_| Error::TooLarge)?;
+    let tag = key.0.seal_in_place(&nonce(counter, last), ct)?;
     tag_out.copy_from_slice(&tag);
     Ok(())
 }
@@ -461,6 +567,70 @@ impl<R: Read> Read for StreamOpener<R> {
 mod tests {
     #![allow(clippy::cast_possible_truncation)]
     use super::*;
+
+    /// Seals with one backend and opens with the other, every size class:
+    /// the same format whichever is built in.
+    #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+    #[test]
+    #[cfg_attr(miri, ignore = "AWS-LC is C")]
+    fn the_backends_seal_the_same_bytes_and_open_each_other() -> Result<()> {
+        let sizes = [
+            0,
+            1,
+            CHUNK_LEN - 1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            1 << 20,
+            (16 << 20) + 3,
+        ];
+        for len in sizes {
+            let pt: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let k = [len as u8 ^ 0x5a; 32];
+            let (aws, rust) = (
+                DemKey::aws_lc(k).map_err(|_| Error::TooLarge)?,
+                DemKey::rust_crypto(k),
+            );
+            let (mut by_aws, mut by_rust) = (Vec::new(), Vec::new());
+            seal(&aws, &pt, &mut by_aws)?;
+            seal(&rust, &pt, &mut by_rust)?;
+            assert_eq!(by_aws, by_rust, "{len} bytes: the backends disagree");
+            assert_eq!(open(&rust, &by_aws)?, pt, "{len}");
+            assert_eq!(open(&aws, &by_rust)?, pt, "{len}");
+            // Streaming, in pieces that cut chunks anywhere.
+            let mut sealer = StreamSealer::new(DemKey::aws_lc(k).map_err(|_| Error::TooLarge)?);
+            let mut streamed = Vec::new();
+            for piece in pt.chunks(40_000) {
+                sealer.update(&mut streamed, piece)?;
+            }
+            sealer.finish(&mut streamed)?;
+            assert_eq!(streamed, by_rust, "{len}: streaming");
+            // A flipped bit fails under both, and leaves no plaintext.
+            if let Some(b) = by_aws.last_mut() {
+                *b ^= 1;
+            }
+            assert!(open(&aws, &by_aws).is_err() && open(&rust, &by_aws).is_err());
+        }
+        Ok(())
+    }
+
+    /// A failed open wipes what the backend wrote before the verdict.
+    #[test]
+    fn a_chunk_that_fails_leaves_its_output_wiped() -> Result<()> {
+        for k in [
+            DemKey::rust_crypto([3; 32]),
+            #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+            DemKey::aws_lc([3; 32]).map_err(|_| Error::TooLarge)?,
+        ] {
+            let pt = vec![0xa5u8; 1000];
+            let mut sealed = vec![0u8; pt.len() + TAG_LEN];
+            seal_chunk(&k, 0, true, &pt, &mut sealed)?;
+            sealed[0] ^= 1;
+            let mut out = vec![0x11u8; pt.len()];
+            assert!(open_chunk(&k, 0, true, &sealed, &mut out).is_err());
+            assert!(out.iter().all(|&b| b == 0), "plaintext left behind");
+        }
+        Ok(())
+    }
 
     fn key(b: u8) -> DemKey {
         DemKey::from_bytes([b; 32])

@@ -51,6 +51,7 @@
 //! | `srs` | via `sqlite` | the re-encryption server ([`srs::Srs`]), the in-memory store, the audit log and disclosure reports | Rust only |
 //! | `sqlite` | yes | [`store::SqliteStore`], the embedded durable store (implies `srs`) | a C compiler (bundled SQLite) |
 //! | `parallel` | yes | sealing and opening of large portions on all cores | rayon |
+//! | `aws-lc` | yes | portions sealed and opened with AWS-LC's ChaCha20-Poly1305 (same bytes, faster; [`dem_backend`] says which) | a C compiler |
 //! | `postgres` | no | [`store::PostgresStore`]: several SRS processes on one database (implies `srs`) | a PostgreSQL server at run time |
 //! | `fhir` | no | HL7 FHIR R4 bundles, Consent, AuditEvent, the research export | serde_json, base64 |
 //! | `ctgrind` | no | the constant-time check's marks (`ffi/examples/ct_check.rs`) | valgrind headers for the check |
@@ -114,7 +115,7 @@ mod threshold;
 
 pub use capsule::{Capsule, Context, PortionHeader, VerifiedHeader};
 pub use delegatee::DelegateeOpener;
-pub use dem::{CHUNK_LEN, SEALED_CHUNK_LEN, TAG_LEN, sealed_len};
+pub use dem::{CHUNK_LEN, SEALED_CHUNK_LEN, TAG_LEN, dem_backend, sealed_len};
 pub use encoding::FORMAT_VERSION;
 pub use error::{Error, Result, ShareFault, ShareStatus, ShareVerdict};
 pub use ids::{Identity, PortionLabel, RecordId};
