@@ -124,6 +124,50 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable name for this kind of error, in snake case
+    /// (`"decryption_failed"`, `"invalid_length"`, …): what the Python and
+    /// WebAssembly bindings expose as `kind`. Never changes for a kind.
+    ///
+    /// ```
+    /// assert_eq!(sesphr::Error::DecryptionFailed.kind(), "decryption_failed");
+    /// assert_eq!(sesphr::Error::InvalidReEncryptionProof.kind(), "invalid_re_encryption_proof");
+    /// ```
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidLength { .. } => "invalid_length",
+            Self::BadMagic { .. } => "bad_magic",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::NonCanonicalPoint => "non_canonical_point",
+            Self::IdentityPoint => "identity_point",
+            Self::NonCanonicalScalar => "non_canonical_scalar",
+            Self::ZeroScalar => "zero_scalar",
+            Self::ReservedBitsSet => "reserved_bits_set",
+            Self::InvalidIdentity => "invalid_identity",
+            Self::InvalidLabel => "invalid_label",
+            Self::InvalidCapsule => "invalid_capsule",
+            Self::InvalidReEncryptionProof => "invalid_re_encryption_proof",
+            Self::KeyMismatch => "key_mismatch",
+            Self::DecryptionFailed => "decryption_failed",
+            Self::TooLarge => "too_large",
+            Self::Io(_) => "io",
+            Self::KeyDerivation => "key_derivation",
+            Self::Malformed { .. } => "malformed",
+            Self::InvalidSignature { .. } => "invalid_signature",
+            Self::InvalidThreshold => "invalid_threshold",
+            Self::InvalidShare { .. } => "invalid_share",
+            Self::DuplicateShare { .. } => "duplicate_share",
+            Self::TooFewShares { .. } => "too_few_shares",
+            Self::ShareMismatch => "share_mismatch",
+            Self::InvalidCommitments => "invalid_commitments",
+            Self::BadShares { .. } => "bad_shares",
+            Self::InvalidLogProof { .. } => "invalid_log_proof",
+            Self::InvalidRole => "invalid_role",
+        }
+    }
+}
+
+impl Error {
     /// The one-line summary of this kind of error: the text of the error
     /// table shared by `Display` and the C ABI's `sesphr_result_message`.
     pub const fn summary(&self) -> &'static core::ffi::CStr {

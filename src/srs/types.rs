@@ -109,6 +109,42 @@ pub enum SrsError {
 }
 
 impl SrsError {
+    /// A stable name for this kind of error, in snake case (`"denied"`,
+    /// `"unknown_user"`, …), as the bindings expose it; for `Malformed`, the
+    /// inner error's kind.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(e) => e.kind(),
+            Self::Denied(_) => "denied",
+            Self::UnknownUser => "unknown_user",
+            Self::UnknownPatient => "unknown_patient",
+            Self::UnknownPortion => "unknown_portion",
+            Self::AlreadyRegistered => "already_registered",
+            Self::KeyInUse => "key_in_use",
+            Self::UserRemoved => "user_removed",
+            Self::ReKeyMismatch => "re_key_mismatch",
+            Self::NotGranted => "not_granted",
+            Self::EscrowDisabled => "escrow_disabled",
+            Self::Tampered(_) => "tampered",
+            Self::AuditChainBroken { .. } => "audit_chain_broken",
+            Self::Store(_) => "store",
+            Self::Unavailable => "unavailable",
+            Self::RolledBack { .. } => "rolled_back",
+            Self::Diverged { .. } => "diverged",
+            Self::InvalidCheckpoint => "invalid_checkpoint",
+            Self::StoreLocked => "store_locked",
+            Self::Full => "full",
+            Self::Replayed => "replayed",
+            Self::GrantTooOld { .. } => "grant_too_old",
+            Self::NoConsentKey => "no_consent_key",
+            Self::UnknownRequest => "unknown_request",
+            Self::RequestAnswered => "request_answered",
+            Self::RoleMismatch => "role_mismatch",
+            Self::InvalidConsent { .. } => "invalid_consent",
+        }
+    }
+
     /// The one-line summary of this kind of error (shared with the C ABI's
     /// `sesphr_result_message`). A store error's summary depends on its kind.
     pub fn summary(&self) -> &'static core::ffi::CStr {

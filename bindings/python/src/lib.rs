@@ -5,8 +5,8 @@
 //! operation and every SRS call runs with the GIL released, so Python
 //! threads run them in parallel. Errors are exceptions of one hierarchy
 //! (`SesphrError` → `FormatError`, `CryptoError`, `SrsError` →
-//! `DeniedError`, `StoreError`), each with a `kind` (the Rust error's name
-//! in snake case) and, for a denial, a `reason`. Secrets never appear in a
+//! `DeniedError`, `StoreError`), each with a `kind` (`Error::kind`,
+//! `SrsError::kind`) and, for a denial, a `reason`. Secrets never appear in a
 //! `repr`.
 #![allow(unsafe_code)] // PyO3's macros expand to `unsafe` (the binding framework requires it).
 #![allow(clippy::needless_pass_by_value)] // PyO3 hands owned arguments.
@@ -58,26 +58,6 @@ create_exception!(
     "The SRS's store failed, is locked, or holds data that does not verify."
 );
 
-/// `InvalidLength { what: .. }` → `invalid_length`.
-fn kind_of(debug: &str) -> String {
-    let name: String = debug
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// An exception of class `E` with `kind` (and `reason`) set.
 fn raise<E: pyo3::PyTypeInfo>(message: String, kind: &str, reason: Option<&str>) -> PyErr {
     Python::attach(|py| {
@@ -93,7 +73,7 @@ fn raise<E: pyo3::PyTypeInfo>(message: String, kind: &str, reason: Option<&str>)
 
 /// The exception for a core error.
 fn core_err(e: RsError) -> PyErr {
-    let kind = kind_of(&format!("{e:?}"));
+    let kind = e.kind();
     let msg = e.to_string();
     match e {
         RsError::InvalidLength { .. }
@@ -108,8 +88,8 @@ fn core_err(e: RsError) -> PyErr {
         | RsError::InvalidLabel
         | RsError::InvalidRole
         | RsError::Malformed { .. }
-        | RsError::TooLarge => raise::<FormatError>(msg, &kind, None),
-        _ => raise::<CryptoError>(msg, &kind, None),
+        | RsError::TooLarge => raise::<FormatError>(msg, kind, None),
+        _ => raise::<CryptoError>(msg, kind, None),
     }
 }
 
@@ -125,14 +105,8 @@ fn srs_err(e: RsSrsError) -> PyErr {
         | RsSrsError::Tampered(_)
         | RsSrsError::AuditChainBroken { .. }
         | RsSrsError::RolledBack { .. }
-        | RsSrsError::Diverged { .. } => {
-            let kind = kind_of(&format!("{e:?}"));
-            raise::<StoreError>(msg, &kind, None)
-        }
-        _ => {
-            let kind = kind_of(&format!("{e:?}"));
-            raise::<SrsError>(msg, &kind, None)
-        }
+        | RsSrsError::Diverged { .. } => raise::<StoreError>(msg, e.kind(), None),
+        _ => raise::<SrsError>(msg, e.kind(), None),
     }
 }
 

@@ -22,26 +22,6 @@ use sesphr::consent::{GrantOptions, PatientRegistration, RevocationReceipt};
 use sesphr::model::Scope;
 use sesphr::{Error, Identity, PortionLabel, PortionPublicKey, RecordId};
 
-/// `InvalidLength { what: .. }` → `invalid_length`.
-fn kind_of(debug: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in debug
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .enumerate()
-    {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A JS `Error` with the message and `kind` of a sesphr error.
 fn js_error(message: &str, kind: &str) -> JsValue {
     let e = js_sys::Error::new(message);
@@ -53,14 +33,11 @@ fn js_error(message: &str, kind: &str) -> JsValue {
 }
 
 fn err(e: Error) -> JsValue {
-    js_error(&e.to_string(), &kind_of(&format!("{e:?}")))
+    js_error(&e.to_string(), e.kind())
 }
 
 fn srs_err(e: sesphr::srs::SrsError) -> JsValue {
-    match e {
-        sesphr::srs::SrsError::Malformed(inner) => err(inner),
-        other => js_error(&other.to_string(), &kind_of(&format!("{other:?}"))),
-    }
+    js_error(&e.to_string(), e.kind())
 }
 
 trait Js<T> {
