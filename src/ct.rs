@@ -6,7 +6,7 @@
 //! is in `docs/VERIFICATION.md` ("Constant time").
 //!
 //! The marks themselves are valgrind client requests, which need a C shim
-//! over `<valgrind/memcheck.h>` and `unsafe`: they live with the C ABI
+//! over `<valgrind/memcheck.h>` and raw calls into it: they live with the C ABI
 //! (`ffi/examples/ct_check.rs`), which hands this module a `Marker`
 //! through `set_marker`. With the `ctgrind` feature the points call it;
 //! without the feature, or before a marker is set, they do nothing.
