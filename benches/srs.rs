@@ -318,12 +318,59 @@ fn audit_log(c: &mut Criterion) {
             f.srs.inclusion_proof(black_box(seq), &cp).unwrap()
         })
     });
-    let (entry, proof) = f.srs.proven_entry(cp.seq / 2, &cp).unwrap();
+    // The hashes such a proof costs, alone: the 16 entries of the leaf's
+    // block hashed and combined (the nodes below the stored level), and the
+    // proof checked against the root.
+    let at = cp.seq / 2;
+    let first = (at - 1) / 16 * 16 + 1;
+    let block = f.srs.audit_entries(first, 16).unwrap();
+    let proof = f.srs.inclusion_proof(at, &cp).unwrap();
+    let root = cp.tree_root.unwrap();
+    g.bench_function("srs_inclusion_hashes_1e5", |b| {
+        b.iter(|| {
+            let mut t = Tree::new();
+            for e in &block {
+                t.push(leaf_hash(&black_box(e).to_bytes()));
+            }
+            black_box(t.root(t.size()).unwrap());
+            proof
+                .verify(&leaf_hash(&block[(at - first) as usize].to_bytes()), &root)
+                .unwrap()
+        })
+    });
+    let (entry, proof) = f.srs.proven_entry(at, &cp).unwrap();
     g.bench_function("verify_inclusion_with_checkpoint", |b| {
         b.iter(|| sesphr::srs::verify_inclusion(black_box(&entry), &proof, &cp, &key).unwrap())
     });
     g.sample_size(10);
     g.bench_function("disclosures_1e5", |b| {
+        b.iter(|| {
+            f.srs
+                .disclosures(f.patient.patient(), 0, u64::MAX)
+                .map(Result::unwrap)
+                .count()
+        })
+    });
+    drop(f);
+    // The same on SQLite (the temporary directory's file system): the
+    // store's reads as a deployment pays them.
+    let f = fixture(Kind::Sqlite(Durability::PowerLoss), 64);
+    let hs: Vec<&PortionHeader> = f.headers.iter().collect();
+    for _ in 0..(100_000 / hs.len()) {
+        f.srs
+            .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
+            .unwrap();
+    }
+    let cp = f.srs.checkpoint().unwrap();
+    g.sample_size(50);
+    g.bench_function("srs_inclusion_proof_sqlite_1e5", |b| {
+        b.iter(|| {
+            seq = seq * 7919 % cp.seq + 1;
+            f.srs.inclusion_proof(black_box(seq), &cp).unwrap()
+        })
+    });
+    g.sample_size(10);
+    g.bench_function("disclosures_sqlite_1e5", |b| {
         b.iter(|| {
             f.srs
                 .disclosures(f.patient.patient(), 0, u64::MAX)

@@ -87,6 +87,13 @@ pub trait Nodes {
     /// # Errors
     /// Whatever reading it fails with (a store error, a leaf not there).
     fn perfect(&mut self, level: u32, index: u64) -> Result<Hash>;
+
+    /// Combines two subtrees into their parent: [`node_hash`]. Only a
+    /// source that answers placeholders (to learn which subtrees a proof
+    /// reads) has reason to do otherwise.
+    fn combine(&mut self, left: &Hash, right: &Hash) -> Hash {
+        node_hash(left, right)
+    }
 }
 
 /// The Merkle tree hash of leaves `[start, end)`, where `start` is a
@@ -101,7 +108,7 @@ fn range_hash(nodes: &mut dyn Nodes, start: u64, end: u64) -> Result<Hash> {
     let k = split(n);
     let left = range_hash(nodes, start, start + k)?;
     let right = range_hash(nodes, start + k, end)?;
-    Ok(node_hash(&left, &right))
+    Ok(nodes.combine(&left, &right))
 }
 
 /// The root of the first `size` leaves.

@@ -4,6 +4,7 @@
 //! public key alone ([`verify_inclusion`], [`verify_consistency`]).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::merkle::{
     ConsistencyProof, Frontier, Hash, InclusionProof, Nodes, leaf_hash, node_hash,
@@ -14,6 +15,32 @@ use crate::srs::secrets::checkpoint_is_signed_by;
 use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
 use crate::store::Store;
+
+/// Subtree positions to hashes. Positions are not chosen by an adversary
+/// (they follow from sequence numbers this process asks for), so a plain
+/// multiplicative hash serves where SipHash would cost more than the
+/// lookups it guards.
+type NodeMap = HashMap<(u32, u64), Hash, BuildHasherDefault<PositionHasher>>;
+
+#[derive(Default)]
+struct PositionHasher(u64);
+
+impl Hasher for PositionHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 fn log_proof(what: &'static str) -> SrsError {
     SrsError::Malformed(crate::Error::InvalidLogProof { what })
@@ -26,7 +53,7 @@ fn log_proof(what: &'static str) -> SrsError {
 /// made from it is checked against a signed root.
 pub(crate) struct StoreNodes<'a> {
     store: &'a dyn Store,
-    cache: HashMap<(u32, u64), Hash>,
+    cache: NodeMap,
     /// Why the last read failed (the merkle code sees a placeholder).
     failure: Option<SrsError>,
 }
@@ -35,7 +62,7 @@ impl<'a> StoreNodes<'a> {
     pub(crate) fn new(store: &'a dyn Store) -> Self {
         Self {
             store,
-            cache: HashMap::new(),
+            cache: NodeMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
             failure: None,
         }
     }
@@ -59,17 +86,14 @@ impl<'a> StoreNodes<'a> {
     fn block(&mut self, b: u64) -> Result<(), SrsError> {
         let size = 1u64 << STORED_LEVEL;
         let first = b * size + 1;
-        let recs = self
-            .store
-            .audit(first, first + size - 1, 1 << STORED_LEVEL)?;
-        for r in &recs {
-            if r.entry.seq < first || r.entry.seq >= first + size {
+        let leaves = self.store.audit_leaves(first, first + size - 1)?;
+        for &(seq, h) in &leaves {
+            if seq < first || seq >= first + size {
                 return Err(SrsError::Tampered("audit entry"));
             }
-            self.cache
-                .insert((0, r.entry.seq - 1), leaf_hash(&r.entry.to_bytes()));
+            self.cache.insert((0, seq - 1), h);
         }
-        if (recs.len() as u64) < size {
+        if (leaves.len() as u64) < size {
             // Entries archived away: the base's peaks kept in their place.
             let wanted: Vec<(u32, u64)> = (0..STORED_LEVEL)
                 .flat_map(|level| {
@@ -103,6 +127,51 @@ impl<'a> StoreNodes<'a> {
         Ok(())
     }
 
+    /// Reads ahead, in as few store reads as possible, the subtrees in
+    /// `wanted`: one node-table read for those from [`STORED_LEVEL`] up,
+    /// one entry read per block for those below. What is still missing
+    /// afterwards is read one by one by [`Self::read`].
+    fn prefetch(&mut self, wanted: &[(u32, u64)]) -> Result<(), SrsError> {
+        let mut stored = Vec::new();
+        let mut blocks = Vec::new();
+        for &(level, index) in wanted {
+            if self.cache.contains_key(&(level, index)) {
+                continue;
+            }
+            if level >= STORED_LEVEL {
+                stored.push((level, index));
+            } else {
+                blocks.push(index >> (STORED_LEVEL - level));
+            }
+        }
+        if !stored.is_empty() {
+            let kept = self.store.tree_nodes(&stored)?;
+            for (k, h) in stored.into_iter().zip(kept) {
+                if let Some(h) = h {
+                    self.cache.insert(k, h);
+                }
+            }
+        }
+        blocks.sort_unstable();
+        blocks.dedup();
+        for b in blocks {
+            self.block(b)?;
+        }
+        Ok(())
+    }
+
+    /// Reads ahead everything `make` will ask for: `make` is run once
+    /// against placeholders to learn which subtrees it reads.
+    fn prefetch_for<T>(
+        &mut self,
+        make: impl Fn(&mut dyn Nodes) -> crate::Result<T>,
+    ) -> Result<(), SrsError> {
+        let mut asked = Asked(Vec::new());
+        // Placeholders cannot fail.
+        let _ = make(&mut asked);
+        self.prefetch(&asked.0)
+    }
+
     fn read(&mut self, level: u32, index: u64) -> Result<Hash, SrsError> {
         if let Some(h) = self.cache.get(&(level, index)) {
             return Ok(*h);
@@ -130,6 +199,19 @@ impl<'a> StoreNodes<'a> {
         };
         self.cache.insert((level, index), h);
         Ok(h)
+    }
+}
+
+/// A [`Nodes`] that answers placeholders and notes what was asked.
+struct Asked(Vec<(u32, u64)>);
+
+impl Nodes for Asked {
+    fn perfect(&mut self, level: u32, index: u64) -> crate::Result<Hash> {
+        self.0.push((level, index));
+        Ok([0; 32])
+    }
+    fn combine(&mut self, _: &Hash, _: &Hash) -> Hash {
+        [0; 32]
     }
 }
 
@@ -209,7 +291,7 @@ pub(crate) struct EntryCheck<'a> {
     nodes: StoreNodes<'a>,
     size: u64,
     root: Hash,
-    trusted: HashMap<(u32, u64), Hash>,
+    trusted: NodeMap,
 }
 
 impl<'a> EntryCheck<'a> {
@@ -218,7 +300,7 @@ impl<'a> EntryCheck<'a> {
             nodes: StoreNodes::new(store),
             size,
             root,
-            trusted: HashMap::new(),
+            trusted: NodeMap::default(),
         }
     }
 
@@ -238,6 +320,29 @@ impl<'a> EntryCheck<'a> {
             return Err(BAD);
         }
         let leaf = leaf_hash(&entry.to_bytes());
+        // Which siblings the climb below will read (it stops at the first
+        // trusted subtree, known from positions alone), and whether it then
+        // needs a whole proof: read ahead in one go.
+        let mut wanted = Vec::new();
+        let mut stops = false;
+        for level in 0..63u32 {
+            let j = i >> level;
+            if self.trusted.contains_key(&(level, j)) {
+                stops = true;
+                break;
+            }
+            let parent_end = ((j >> 1) + 1).checked_shl(level + 1).unwrap_or(u64::MAX);
+            if parent_end > self.size {
+                break;
+            }
+            wanted.push((level, j ^ 1));
+        }
+        self.nodes.prefetch(&wanted)?;
+        if !stops {
+            let size = self.size;
+            self.nodes
+                .prefetch_for(|n| InclusionProof::make(n, i, size))?;
+        }
         // Climb the perfect subtrees above the leaf until one is trusted.
         let mut climbed = vec![((0u32, i), leaf)];
         let mut siblings = Vec::new();
@@ -385,6 +490,10 @@ impl Srs {
         }
         let store = self.store();
         let mut nodes = StoreNodes::new(store.as_ref());
+        nodes.prefetch_for(|n| {
+            n.perfect(0, seq - 1)?;
+            InclusionProof::make(n, seq - 1, checkpoint.seq)
+        })?;
         let proof = InclusionProof::make(&mut nodes, seq - 1, checkpoint.seq)
             .map_err(|e| nodes.error(e))?;
         let leaf = nodes.read(0, seq - 1)?;
@@ -442,6 +551,12 @@ impl Srs {
         }
         let store = self.store();
         let mut nodes = StoreNodes::new(store.as_ref());
+        nodes.prefetch_for(|n| {
+            if new_size == at {
+                crate::merkle::root(n, old_size)?;
+            }
+            ConsistencyProof::make(n, old_size, new_size)
+        })?;
         let proof =
             ConsistencyProof::make(&mut nodes, old_size, new_size).map_err(|e| nodes.error(e))?;
         // Against what this process knows: the head's root.

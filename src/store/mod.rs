@@ -377,6 +377,24 @@ pub trait Store: Send + Sync {
     /// A [`StoreError`] if reading fails or an entry does not decode.
     fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// The Merkle leaf hashes ([`crate::merkle::leaf_hash`] of the stored
+    /// encoding) of the audit entries with `from <= seq <= to`, with their
+    /// sequence numbers, in order: what a proof needs of entries, without
+    /// decoding them. Nothing read is trusted (every proof made from them
+    /// is checked against a signed root).
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails.
+    fn audit_leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let limit =
+            usize::try_from(to.saturating_sub(from).saturating_add(1)).unwrap_or(usize::MAX);
+        Ok(self
+            .audit(from, to, limit)?
+            .iter()
+            .map(|r| (r.entry.seq, crate::merkle::leaf_hash(&r.entry.to_bytes())))
+            .collect())
+    }
+
     /// The Merkle tree nodes among `wanted` (`(level, index)` pairs) that
     /// the store kept ([`Commit::nodes`]), in order; `None` for one it does
     /// not have. The default keeps none (proofs then hash the entries).
@@ -655,6 +673,18 @@ impl Store for MemoryStore {
             .range(from..=to)
             .take(limit)
             .map(|(_, a)| a.clone())
+            .collect())
+    }
+
+    fn audit_leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lock()
+            .audit
+            .range(from..=to)
+            .map(|(s, a)| (*s, crate::merkle::leaf_hash(&a.entry.to_bytes())))
             .collect())
     }
 

@@ -180,9 +180,10 @@ impl SqliteStore {
         &self.path
     }
 
-    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + use<> {
-        let msg = format!("{what} ({})", self.path.display());
-        move |e| StoreError::with_source(msg, e)
+    /// The error for a failed `what` on this file. The message is made
+    /// only when there is an error (reads on the hot path call this).
+    fn err<'a>(&'a self, what: &'a str) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+        move |e| StoreError::with_source(format!("{what} ({})", self.path.display()), e)
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -556,21 +557,76 @@ impl Store for SqliteStore {
         audit_records(rows)
     }
 
-    fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+    fn audit_leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
         let conn = self.reader();
         let mut q = conn
-            .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
-            .map_err(self.err("reading the audit tree"))?;
-        wanted
-            .iter()
-            .map(|&(level, index)| {
-                let h: Option<Vec<u8>> = q
-                    .query_row(params![level, to_i64(index)], |r| r.get(0))
-                    .optional()
-                    .map_err(self.err("reading the audit tree"))?;
-                h.map(|h| hash32(&h, "audit tree")).transpose()
-            })
-            .collect()
+            .prepare_cached(
+                "SELECT seq, entry FROM audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+            )
+            .map_err(self.err("reading the audit log"))?;
+        let mut rows = q
+            .query(params![to_i64(from), to_i64(to)])
+            .map_err(self.err("reading the audit log"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.err("reading the audit log"))? {
+            let seq: i64 = r.get(0).map_err(self.err("reading the audit log"))?;
+            let entry = r.get_ref(1).map_err(self.err("reading the audit log"))?;
+            let bytes = entry
+                .as_blob()
+                .map_err(|_| StoreError::corrupt("corrupt audit row"))?;
+            out.push((to_u64(seq), crate::merkle::leaf_hash(bytes)));
+        }
+        Ok(out)
+    }
+
+    fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        // One statement (and one read snapshot) per chunk of up to 128
+        // nodes, padded to a power of two with positions that match
+        // nothing, so that at most eight statement shapes are cached.
+        const CHUNK: usize = 128;
+        let conn = self.reader();
+        let mut out = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(CHUNK) {
+            let width = chunk.len().next_power_of_two();
+            let values = (0..width)
+                .map(|n| format!("({n},?,?)"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "WITH w(n, level, idx) AS (VALUES {values}) \
+                 SELECT w.n, t.hash FROM w LEFT JOIN tree t \
+                 ON t.level = w.level AND t.idx = w.idx ORDER BY w.n"
+            );
+            let mut q = conn
+                .prepare_cached(&sql)
+                .map_err(self.err("reading the audit tree"))?;
+            let mut args: Vec<i64> = Vec::with_capacity(2 * width);
+            for n in 0..width {
+                let (level, index) = chunk
+                    .get(n)
+                    .map_or((-1, -1), |&(l, i)| (i64::from(l), to_i64(i)));
+                args.push(level);
+                args.push(index);
+            }
+            let mut rows = q
+                .query(rusqlite::params_from_iter(args))
+                .map_err(self.err("reading the audit tree"))?;
+            let mut got = vec![None; chunk.len()];
+            while let Some(r) = rows.next().map_err(self.err("reading the audit tree"))? {
+                let n: i64 = r.get(0).map_err(self.err("reading the audit tree"))?;
+                let h: Option<Vec<u8>> = r.get(1).map_err(self.err("reading the audit tree"))?;
+                if let (Some(slot), Some(h)) =
+                    (usize::try_from(n).ok().and_then(|n| got.get_mut(n)), h)
+                {
+                    *slot = Some(hash32(&h, "audit tree")?);
+                }
+            }
+            out.extend(got);
+        }
+        Ok(out)
     }
 
     fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {
