@@ -54,6 +54,8 @@ fn log_proof(what: &'static str) -> SrsError {
 pub(crate) struct StoreNodes<'a> {
     store: &'a dyn Store,
     cache: NodeMap,
+    /// The blocks whose entries were read.
+    loaded: std::collections::HashSet<u64, BuildHasherDefault<PositionHasher>>,
     /// Why the last read failed (the merkle code sees a placeholder).
     failure: Option<SrsError>,
 }
@@ -63,6 +65,7 @@ impl<'a> StoreNodes<'a> {
         Self {
             store,
             cache: NodeMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
+            loaded: std::collections::HashSet::default(),
             failure: None,
         }
     }
@@ -80,10 +83,14 @@ impl<'a> StoreNodes<'a> {
         }
     }
 
-    /// Hashes the entries of block `b` and caches every perfect subtree
-    /// below [`STORED_LEVEL`] they complete (in a block cut by archiving,
-    /// those of the entries still there).
+    /// Caches the leaf hashes of the entries of block `b` (and, in a block
+    /// cut by archiving, the base's peaks kept in place of the entries no
+    /// longer there). The nodes above them are hashed on demand by
+    /// [`Self::read`].
     fn block(&mut self, b: u64) -> Result<(), SrsError> {
+        if self.loaded.contains(&b) {
+            return Ok(());
+        }
         let size = 1u64 << STORED_LEVEL;
         let first = b * size + 1;
         let leaves = self.store.audit_leaves(first, first + size - 1)?;
@@ -94,7 +101,6 @@ impl<'a> StoreNodes<'a> {
             self.cache.insert((0, seq - 1), h);
         }
         if (leaves.len() as u64) < size {
-            // Entries archived away: the base's peaks kept in their place.
             let wanted: Vec<(u32, u64)> = (0..STORED_LEVEL)
                 .flat_map(|level| {
                     let from = (b * size) >> level;
@@ -109,21 +115,7 @@ impl<'a> StoreNodes<'a> {
                 }
             }
         }
-        for level in 1..STORED_LEVEL {
-            let from = (b * size) >> level;
-            for index in from..from + (size >> level) {
-                let children = (
-                    self.cache.get(&(level - 1, 2 * index)),
-                    self.cache.get(&(level - 1, 2 * index + 1)),
-                );
-                if let (Some(l), Some(r)) = children
-                    && !self.cache.contains_key(&(level, index))
-                {
-                    let h = node_hash(l, r);
-                    self.cache.insert((level, index), h);
-                }
-            }
-        }
+        self.loaded.insert(b);
         Ok(())
     }
 
@@ -166,7 +158,7 @@ impl<'a> StoreNodes<'a> {
         &mut self,
         make: impl Fn(&mut dyn Nodes) -> crate::Result<T>,
     ) -> Result<(), SrsError> {
-        let mut asked = Asked(Vec::new());
+        let mut asked = Asked(Vec::with_capacity(64));
         // Placeholders cannot fail.
         let _ = make(&mut asked);
         self.prefetch(&asked.0)
@@ -176,26 +168,31 @@ impl<'a> StoreNodes<'a> {
         if let Some(h) = self.cache.get(&(level, index)) {
             return Ok(*h);
         }
-        let kept = self
+        let h = if level < STORED_LEVEL {
+            self.block(index >> (STORED_LEVEL - level))?;
+            if let Some(h) = self.cache.get(&(level, index)) {
+                return Ok(*h);
+            }
+            if level == 0 {
+                return Err(log_proof("entries archived away"));
+            }
+            let l = self.read(level - 1, 2 * index)?;
+            let r = self.read(level - 1, 2 * index + 1)?;
+            node_hash(&l, &r)
+        } else if let Some(h) = self
             .store
             .tree_nodes(&[(level, index)])?
             .into_iter()
             .next()
-            .flatten();
-        let h = if let Some(h) = kept {
+            .flatten()
+        {
             h
-        } else if level >= STORED_LEVEL {
+        } else {
             // Not kept (a store from before the node table, or one that
             // keeps none): from its children.
             let l = self.read(level - 1, 2 * index)?;
             let r = self.read(level - 1, 2 * index + 1)?;
             node_hash(&l, &r)
-        } else {
-            self.block(index >> (STORED_LEVEL - level))?;
-            *self
-                .cache
-                .get(&(level, index))
-                .ok_or(log_proof("entries archived away"))?
         };
         self.cache.insert((level, index), h);
         Ok(h)
@@ -292,6 +289,10 @@ pub(crate) struct EntryCheck<'a> {
     size: u64,
     root: Hash,
     trusted: NodeMap,
+    /// Buffers reused from entry to entry: the siblings to read ahead; the
+    /// subtrees a climb passed (its own and its siblings).
+    wanted: Vec<(u32, u64)>,
+    climbed: Vec<((u32, u64), Hash)>,
 }
 
 impl<'a> EntryCheck<'a> {
@@ -301,6 +302,8 @@ impl<'a> EntryCheck<'a> {
             size,
             root,
             trusted: NodeMap::default(),
+            wanted: Vec::new(),
+            climbed: Vec::new(),
         }
     }
 
@@ -323,7 +326,7 @@ impl<'a> EntryCheck<'a> {
         // Which siblings the climb below will read (it stops at the first
         // trusted subtree, known from positions alone), and whether it then
         // needs a whole proof: read ahead in one go.
-        let mut wanted = Vec::new();
+        self.wanted.clear();
         let mut stops = false;
         for level in 0..63u32 {
             let j = i >> level;
@@ -335,23 +338,29 @@ impl<'a> EntryCheck<'a> {
             if parent_end > self.size {
                 break;
             }
-            wanted.push((level, j ^ 1));
+            self.wanted.push((level, j ^ 1));
         }
-        self.nodes.prefetch(&wanted)?;
+        self.nodes.prefetch(&self.wanted)?;
         if !stops {
             let size = self.size;
             self.nodes
                 .prefetch_for(|n| InclusionProof::make(n, i, size))?;
         }
         // Climb the perfect subtrees above the leaf until one is trusted.
-        let mut climbed = vec![((0u32, i), leaf)];
-        let mut siblings = Vec::new();
+        self.climbed.clear();
+        self.climbed.push(((0u32, i), leaf));
         let mut h = leaf;
         let mut level = 0u32;
         loop {
             let j = i >> level;
             if let Some(t) = self.trusted.get(&(level, j)) {
-                return if *t == h { Ok(()) } else { Err(BAD) };
+                if *t != h {
+                    return Err(BAD);
+                }
+                // What the climb passed is authenticated by the subtree
+                // it reached.
+                self.trusted.extend(self.climbed.drain(..));
+                return Ok(());
             }
             let parent_end = ((j >> 1) + 1).checked_shl(level + 1).unwrap_or(u64::MAX);
             if level >= 63 || parent_end > self.size {
@@ -361,22 +370,21 @@ impl<'a> EntryCheck<'a> {
                 .nodes
                 .perfect(level, j ^ 1)
                 .map_err(|e| self.nodes.error(e))?;
-            siblings.push(((level, j ^ 1), sib));
+            self.climbed.push(((level, j ^ 1), sib));
             h = if j & 1 == 0 {
                 node_hash(&h, &sib)
             } else {
                 node_hash(&sib, &h)
             };
             level += 1;
-            climbed.push(((level, i >> level), h));
+            self.climbed.push(((level, i >> level), h));
         }
         // Above the largest perfect subtree: a whole proof to the root.
         let proof =
             InclusionProof::make(&mut self.nodes, i, self.size).map_err(|e| self.nodes.error(e))?;
         proof.verify(&leaf, &self.root).map_err(|_| BAD)?;
         // Everything on the way is now authenticated.
-        self.trusted.extend(climbed);
-        self.trusted.extend(siblings);
+        self.trusted.extend(self.climbed.drain(..));
         Ok(())
     }
 }
