@@ -185,6 +185,9 @@ enum sesphr_result
   SESPHR_RESULT_INVALID_LOG_PROOF = 125,
   // A role name that is not 1-64 bytes of `[a-z0-9_-]`.
   SESPHR_RESULT_INVALID_ROLE = 126,
+  // A key backup whose check value (binary) or Bech32m checksum (text)
+  // fails: corrupted or mistyped; nothing was restored.
+  SESPHR_RESULT_BAD_CHECKSUM = 127,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.
@@ -467,6 +470,47 @@ sesphr_result sesphr_keypair_secret_key(const sesphr_keypair *keypair,
                                         uint8_t *out_key,
                                         size_t out_len);
 
+// Exports the secret key as a key backup (SPEC §3.4: the key with a check
+// value, so that a corrupted copy is refused on import instead of being
+// restored as another key) into a new buffer. Secret material.
+sesphr_result sesphr_keypair_export(const sesphr_keypair *keypair,
+                                    sesphr_buffer **out_buffer);
+
+// As `sesphr_keypair_export`, in the text form for paper (Bech32m,
+// `sesphr-secret1…`; the buffer holds the ASCII text, no NUL). Secret.
+sesphr_result sesphr_keypair_export_text(const sesphr_keypair *keypair,
+                                         sesphr_buffer **out_buffer);
+
+// Restores a key pair from either form of `sesphr_keypair_export`
+// (text: whitespace ignored, all upper or all lower case).
+//
+// Errors: `BAD_CHECKSUM` (corrupted or mistyped: nothing restored),
+// `INVALID_LENGTH`, `BAD_MAGIC`, `UNSUPPORTED_VERSION`, `MALFORMED`
+// (a backup of another kind), `NON_CANONICAL_SCALAR`, `ZERO_SCALAR`.
+sesphr_result sesphr_keypair_import(const uint8_t *backup,
+                                    size_t backup_len,
+                                    sesphr_keypair **out_keypair);
+
+// Exports a 32-byte escrow seed (`sesphr_srs_new_in_memory` and
+// `sesphr_srs_open_*` take it) as a key backup into a new buffer; `text`
+// nonzero: the Bech32m text form (`sesphr-escrow1…`). Secret material.
+//
+// Errors: `INVALID_LENGTH` unless `seed_len` is 32.
+sesphr_result sesphr_escrow_seed_export(const uint8_t *seed,
+                                        size_t seed_len,
+                                        unsigned int text,
+                                        sesphr_buffer **out_buffer);
+
+// Restores a 32-byte escrow seed from either form of
+// `sesphr_escrow_seed_export` into `out_seed` (`out_len` >= 32). Secret:
+// zeroize it when done.
+//
+// Errors: as `sesphr_keypair_import`; `BUFFER_TOO_SMALL`.
+sesphr_result sesphr_escrow_seed_import(const uint8_t *backup,
+                                        size_t backup_len,
+                                        uint8_t *out_seed,
+                                        size_t out_len);
+
 // Frees (and zeroizes) a key pair. NULL does nothing.
 void sesphr_keypair_free(sesphr_keypair *keypair);
 
@@ -483,12 +527,25 @@ sesphr_result sesphr_patient_keys_from_master(const uint8_t *patient_id,
                                               size_t master_len,
                                               sesphr_patient_keys **out_keys);
 
-// Exports master secret and identity (`"SPMK"` encoding) into a new buffer.
-// Secret material.
+// Exports master secret and identity as a key backup (SPEC §3.4: with a
+// check value, so that a corrupted copy is refused on import instead of
+// being restored as another key) into a new buffer. Secret material.
 sesphr_result sesphr_patient_keys_export(const sesphr_patient_keys *keys,
                                          sesphr_buffer **out_buffer);
 
-// Imports what `sesphr_patient_keys_export` exported.
+// As `sesphr_patient_keys_export`, in the text form for a paper backup
+// (Bech32m, `sesphr-patient1…`; the buffer holds the ASCII text, no NUL).
+// Secret material.
+sesphr_result sesphr_patient_keys_export_text(const sesphr_patient_keys *keys,
+                                              sesphr_buffer **out_buffer);
+
+// Imports either form of `sesphr_patient_keys_export` (text: whitespace
+// ignored), or an export of sesphr 0.1 (`"SPMK"`, which has no check
+// value: re-export it).
+//
+// Errors: `BAD_CHECKSUM` (corrupted or mistyped: nothing restored),
+// `INVALID_LENGTH`, `BAD_MAGIC`, `UNSUPPORTED_VERSION`, `MALFORMED`
+// (a backup of another kind), `INVALID_IDENTITY`.
 sesphr_result sesphr_patient_keys_import(const uint8_t *encoded,
                                          size_t encoded_len,
                                          sesphr_patient_keys **out_keys);

@@ -43,6 +43,8 @@ pub(crate) mod magic {
     pub(crate) const SHARE_COMMITMENTS: [u8; 4] = *b"SPTC";
     /// One node's share of a re-encryption key.
     pub(crate) const KEY_SHARE: [u8; 4] = *b"SPKS";
+    /// A key backup: a secret with its check value.
+    pub(crate) const KEY_BACKUP: [u8; 4] = *b"SPKB";
 }
 
 /// The kinds whose encoding moved past [`FORMAT_VERSION`], each at its own

@@ -121,6 +121,13 @@ pub enum Error {
     /// A role name that is not 1–64 bytes of `[a-z0-9_-]` (the rule of
     /// portion labels: no look-alikes in names that decide access).
     InvalidRole,
+    /// A key backup whose check value does not match (binary) or whose
+    /// Bech32m checksum fails (text): corrupted or mistyped. Nothing was
+    /// restored.
+    BadChecksum {
+        /// The kind of backup.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -163,6 +170,7 @@ impl Error {
             Self::BadShares { .. } => "bad_shares",
             Self::InvalidLogProof { .. } => "invalid_log_proof",
             Self::InvalidRole => "invalid_role",
+            Self::BadChecksum { .. } => "bad_checksum",
         }
     }
 }
@@ -204,6 +212,7 @@ impl Error {
             Self::BadShares { .. } => c"shares failed their proofs and too few good ones remain",
             Self::InvalidLogProof { .. } => c"audit log proof does not verify",
             Self::InvalidRole => c"invalid role name (1-64 bytes of [a-z0-9_-])",
+            Self::BadChecksum { .. } => c"key backup is corrupted or mistyped (check value)",
         }
     }
 }
@@ -335,7 +344,8 @@ impl fmt::Display for Error {
             } => write!(f, ": {what}, {actual} bytes (expected {expected})"),
             Self::BadMagic { what }
             | Self::Malformed { what }
-            | Self::InvalidSignature { what } => {
+            | Self::InvalidSignature { what }
+            | Self::BadChecksum { what } => {
                 write!(f, ": {what}")
             }
             Self::UnsupportedVersion { what, version } => write!(f, ": {what}, version {version}"),

@@ -26,6 +26,7 @@ pub(crate) mod tag {
     pub(crate) const KEY_PROOF: &[u8] = b"sesphr/v1/key-proof";
     pub(crate) const SHARE_COEFFICIENT: &[u8] = b"sesphr/v1/share-coefficient";
     pub(crate) const SHARE_COMMITMENTS: &[u8] = b"sesphr/v1/share-commitments";
+    pub(crate) const KEY_BACKUP: &[u8] = b"sesphr/v1/key-backup";
 }
 
 /// A hedged secret nonce: `H_s(tag, secret, public…, ρ)` with 32 fresh bytes

@@ -10,6 +10,7 @@ use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::backup;
 use crate::ct::public;
 use crate::encoding::{
     Reader, decode_point, decode_secret_scalar, frame, hex, magic, put_short_bytes,
@@ -162,9 +163,44 @@ impl SecretKey {
     }
 
     /// The 32-byte encoding, for the host's own key storage. The copy is
-    /// zeroized when dropped.
+    /// zeroized when dropped. For a backup that refuses corruption, see
+    /// [`SecretKey::to_backup`].
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// A key backup ([`crate::backup`]): the key with a check value, so
+    /// that a corrupted copy is refused rather than restored as another
+    /// key. Zeroized on drop.
+    pub fn to_backup(&self) -> Zeroizing<Vec<u8>> {
+        backup::seal(backup::Kind::Secret, self.to_bytes().as_ref())
+    }
+
+    /// The text form of [`SecretKey::to_backup`], for paper (Bech32m,
+    /// `sesphr-secret1…`). Zeroized on drop.
+    pub fn to_backup_text(&self) -> Zeroizing<String> {
+        backup::to_text(backup::Kind::Secret, &self.to_backup())
+    }
+
+    /// Restores a key from [`SecretKey::to_backup`].
+    ///
+    /// # Errors
+    /// [`Error::BadChecksum`] for a corrupted backup; [`Error::InvalidLength`],
+    /// [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::Malformed`] (another kind of backup), then as
+    /// [`SecretKey::from_slice`].
+    pub fn from_backup(bytes: &[u8]) -> Result<Self> {
+        Self::from_slice(backup::open(backup::Kind::Secret, bytes)?)
+    }
+
+    /// Restores a key from [`SecretKey::to_backup_text`] (whitespace
+    /// ignored).
+    ///
+    /// # Errors
+    /// As [`SecretKey::from_backup`]; [`Error::BadChecksum`] for a mistyped
+    /// text.
+    pub fn from_backup_text(text: &str) -> Result<Self> {
+        Self::from_backup(&backup::from_text(backup::Kind::Secret, text)?)
     }
 
     /// The matching public key.
@@ -425,30 +461,56 @@ impl PatientKeys {
         &self.patient
     }
 
-    /// Exports master secret and identity:
-    /// `"SPMK" ‖ version ‖ master (32) ‖ identity length ‖ identity`.
-    /// This is secret material; the buffer is zeroized on drop.
+    /// Exports master secret and identity as a key backup
+    /// ([`crate::backup`]): `"SPKB" ‖ 0x01 ‖ 0x01 ‖ master (32) ‖ identity
+    /// length ‖ identity ‖ check (16)`. A corrupted copy is refused on
+    /// import, never restored as another key. This is secret material; the
+    /// buffer is zeroized on drop.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut v = frame(
-            magic::PATIENT_KEYS,
-            5 + 32 + 1 + self.patient.as_bytes().len(),
-        );
-        v.extend_from_slice(self.master.as_ref());
-        put_short_bytes(&mut v, self.patient.as_bytes());
-        Zeroizing::new(v)
+        let mut body = Zeroizing::new(Vec::with_capacity(33 + self.patient.as_bytes().len()));
+        body.extend_from_slice(self.master.as_ref());
+        put_short_bytes(&mut body, self.patient.as_bytes());
+        backup::seal(backup::Kind::Patient, &body)
     }
 
-    /// Imports what [`PatientKeys::to_bytes`] exported.
+    /// The text form of [`PatientKeys::to_bytes`], for a paper backup
+    /// (Bech32m, `sesphr-patient1…`). Zeroized on drop.
+    pub fn to_backup_text(&self) -> Zeroizing<String> {
+        backup::to_text(backup::Kind::Patient, &self.to_bytes())
+    }
+
+    /// Imports what [`PatientKeys::to_bytes`] exported, or an export of
+    /// sesphr 0.1 (`"SPMK" ‖ 0x01 ‖ master ‖ identity`, which has no check
+    /// value: re-export it).
     ///
     /// # Errors
-    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
-    /// [`Error::InvalidIdentity`].
+    /// [`Error::BadChecksum`] for a corrupted backup;
+    /// [`Error::InvalidLength`], [`Error::BadMagic`],
+    /// [`Error::UnsupportedVersion`], [`Error::Malformed`] (another kind of
+    /// backup), [`Error::InvalidIdentity`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed("patient keys", bytes, magic::PATIENT_KEYS)?;
+        let body = if bytes.starts_with(&magic::PATIENT_KEYS) {
+            let mut r = Reader::framed("patient keys", bytes, magic::PATIENT_KEYS)?;
+            let body = r.rest();
+            r.finish()?;
+            body
+        } else {
+            backup::open(backup::Kind::Patient, bytes)?
+        };
+        let mut r = Reader::unframed("patient keys", body);
         let master = Zeroizing::new(r.array::<32>()?);
         let patient = Identity::from_utf8(r.short_bytes()?)?;
         r.finish()?;
         Ok(Self { master, patient })
+    }
+
+    /// Imports [`PatientKeys::to_backup_text`] (whitespace ignored).
+    ///
+    /// # Errors
+    /// As [`PatientKeys::from_bytes`]; [`Error::BadChecksum`] for a
+    /// mistyped text.
+    pub fn from_backup_text(text: &str) -> Result<Self> {
+        Self::from_bytes(&backup::from_text(backup::Kind::Patient, text)?)
     }
 
     /// The secret key of portion `label` in key epoch `epoch`.
@@ -521,6 +583,42 @@ impl EscrowKeyIssuer {
     /// The master seed, for the SRS's own storage. Zeroized on drop.
     pub fn seed_bytes(&self) -> Zeroizing<[u8; 32]> {
         self.seed.clone()
+    }
+
+    /// A key backup of the seed ([`crate::backup`]), refused on import if
+    /// corrupted. Zeroized on drop.
+    pub fn to_backup(&self) -> Zeroizing<Vec<u8>> {
+        backup::seal(backup::Kind::Escrow, self.seed.as_ref())
+    }
+
+    /// The text form of [`EscrowKeyIssuer::to_backup`] (Bech32m,
+    /// `sesphr-escrow1…`). Zeroized on drop.
+    pub fn to_backup_text(&self) -> Zeroizing<String> {
+        backup::to_text(backup::Kind::Escrow, &self.to_backup())
+    }
+
+    /// Restores an issuer from [`EscrowKeyIssuer::to_backup`].
+    ///
+    /// # Errors
+    /// [`Error::BadChecksum`] for a corrupted backup; [`Error::InvalidLength`],
+    /// [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::Malformed`] (another kind of backup).
+    pub fn from_backup(bytes: &[u8]) -> Result<Self> {
+        let body = backup::open(backup::Kind::Escrow, bytes)?;
+        let seed: &[u8; 32] = body.try_into().map_err(|_| Error::InvalidLength {
+            what: "escrow seed",
+            expected: Self::SEED_LEN,
+            actual: body.len(),
+        })?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// Restores an issuer from [`EscrowKeyIssuer::to_backup_text`].
+    ///
+    /// # Errors
+    /// As [`EscrowKeyIssuer::from_backup`].
+    pub fn from_backup_text(text: &str) -> Result<Self> {
+        Self::from_backup(&backup::from_text(backup::Kind::Escrow, text)?)
     }
 
     /// Issues the key pair of `identity` in key epoch `epoch`.

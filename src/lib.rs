@@ -75,6 +75,7 @@
 // the feature it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backup;
 mod capsule;
 pub mod consent;
 #[cfg(not(feature = "ctgrind"))]

@@ -122,12 +122,18 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("patient_id", hex(c.patient.as_bytes())),
         ("patient_master", hex(&*patient.master_bytes())),
         ("patient_keys", hex(&patient.to_bytes())),
+        ("patient_keys_text", patient.to_backup_text().to_string()),
         ("label", hex(c.label.as_bytes())),
         ("epoch", c.epoch.to_string()),
         ("portion_public_key", hex(&portion.public().to_bytes())),
         ("user_id", hex(c.user.as_bytes())),
         ("user_secret", hex(&*user.secret().to_bytes())),
         ("user_public", hex(user.public().as_bytes())),
+        ("user_secret_backup", hex(&user.secret().to_backup())),
+        (
+            "user_secret_backup_text",
+            user.secret().to_backup_text().to_string(),
+        ),
         ("record_id", hex(record.as_bytes())),
         ("created_at", c.created_at.to_string()),
         ("plaintext", hex(&c.plaintext)),
@@ -138,6 +144,7 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("recapsule", hex(&rc.to_bytes())),
         ("recapsule_with_proof", hex(&rcp.to_bytes())),
         ("escrow_seed", hex(&*issuer.seed_bytes())),
+        ("escrow_seed_backup", hex(&issuer.to_backup())),
         ("escrow_secret", hex(&*issued.secret().to_bytes())),
         ("escrow_public", hex(issued.public().as_bytes())),
         ("consent_public", hex(patient.consent_public().as_bytes())),
@@ -235,6 +242,23 @@ fn vectors_decode_and_open_from_the_file_alone() {
         let master: [u8; 32] = bytes("patient_master").try_into().unwrap();
         let patient = PatientKeys::from_master(pid, &master);
         assert_eq!(&*patient.to_bytes(), &bytes("patient_keys")[..], "{name}");
+        // Key backups (SPEC §3.4) decode to the secrets beside them.
+        let restored = PatientKeys::from_backup_text(&get("patient_keys_text")).unwrap();
+        assert_eq!(*restored.master_bytes(), master, "{name}");
+        assert_eq!(restored.patient(), patient.patient(), "{name}");
+        for backup in [
+            SecretKey::from_backup(&bytes("user_secret_backup")).unwrap(),
+            SecretKey::from_backup_text(&get("user_secret_backup_text")).unwrap(),
+        ] {
+            assert_eq!(&backup.to_bytes()[..], &bytes("user_secret")[..], "{name}");
+        }
+        assert_eq!(
+            &EscrowKeyIssuer::from_backup(&bytes("escrow_seed_backup"))
+                .unwrap()
+                .seed_bytes()[..],
+            &bytes("escrow_seed")[..],
+            "{name}"
+        );
         let portion = patient.portion_secret(
             &PortionLabel::from_bytes(&bytes("label")).unwrap(),
             get("epoch").parse().unwrap(),

@@ -112,9 +112,9 @@ fn main() -> Result<()> {
     poison(&mut user_secret);
     let user = KeyPair::from_secret_bytes(&user_secret)?;
     let mut patient_bytes = patient.to_bytes();
-    // The framing and the identity are public; the master key, bytes 5..37
-    // ("SPMK" ‖ version ‖ master ‖ identity), is the secret.
-    if let Some(master) = patient_bytes.get_mut(5..37) {
+    // The framing and the identity are public; the master key, bytes 6..38
+    // ("SPKB" ‖ version ‖ kind ‖ master ‖ identity ‖ check), is the secret.
+    if let Some(master) = patient_bytes.get_mut(6..38) {
         poison(master);
     }
     let patient = PatientKeys::from_bytes(&patient_bytes)?;

@@ -87,6 +87,7 @@ fn core_err(e: RsError) -> PyErr {
         | RsError::InvalidIdentity
         | RsError::InvalidLabel
         | RsError::InvalidRole
+        | RsError::BadChecksum { .. }
         | RsError::Malformed { .. }
         | RsError::TooLarge => raise::<FormatError>(msg, kind, None),
         _ => raise::<CryptoError>(msg, kind, None),

@@ -5,7 +5,10 @@ use super::{
     Handle, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
     put_buffer, run, sesphr_buffer, sesphr_result,
 };
-use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, PublicKey, ReKey, SecretKey};
+use core::ffi::c_uint;
+use sesphr::{
+    EscrowKeyIssuer, Identity, KeyPair, PatientKeys, PortionLabel, PublicKey, ReKey, SecretKey,
+};
 
 /// Length of an encoded public key.
 pub const SESPHR_PUBLIC_KEY_LEN: usize = 32;
@@ -98,6 +101,131 @@ pub extern "C" fn sesphr_keypair_secret_key(
     })
 }
 
+/// Exports the secret key as a key backup (SPEC §3.4: the key with a check
+/// value, so that a corrupted copy is refused on import instead of being
+/// restored as another key) into a new buffer. Secret material.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_export(
+    keypair: *const sesphr_keypair,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        let o = out(out_buffer)?;
+        put_buffer(o, kp.secret().to_backup().to_vec());
+        Ok(())
+    })
+}
+
+/// As `sesphr_keypair_export`, in the text form for paper (Bech32m,
+/// `sesphr-secret1…`; the buffer holds the ASCII text, no NUL). Secret.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_export_text(
+    keypair: *const sesphr_keypair,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref(keypair)?;
+        let o = out(out_buffer)?;
+        put_buffer(o, kp.secret().to_backup_text().as_bytes().to_vec());
+        Ok(())
+    })
+}
+
+/// Restores a key pair from either form of `sesphr_keypair_export`
+/// (text: whitespace ignored, all upper or all lower case).
+///
+/// Errors: `BAD_CHECKSUM` (corrupted or mistyped: nothing restored),
+/// `INVALID_LENGTH`, `BAD_MAGIC`, `UNSUPPORTED_VERSION`, `MALFORMED`
+/// (a backup of another kind), `NON_CANONICAL_SCALAR`, `ZERO_SCALAR`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_import(
+    backup: *const u8,
+    backup_len: usize,
+    out_keypair: *mut *mut sesphr_keypair,
+) -> sesphr_result {
+    run(|| {
+        let o = out(out_keypair)?;
+        let sk = match backup_form(bytes(backup, backup_len)?)? {
+            Form::Text(t) => SecretKey::from_backup_text(t)?,
+            Form::Binary(b) => SecretKey::from_backup(b)?,
+        };
+        *o = into_handle::<sesphr_keypair>(KeyPair::from_secret(sk));
+        Ok(())
+    })
+}
+
+/// Exports a 32-byte escrow seed (`sesphr_srs_new_in_memory` and
+/// `sesphr_srs_open_*` take it) as a key backup into a new buffer; `text`
+/// nonzero: the Bech32m text form (`sesphr-escrow1…`). Secret material.
+///
+/// Errors: `INVALID_LENGTH` unless `seed_len` is 32.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_escrow_seed_export(
+    seed: *const u8,
+    seed_len: usize,
+    text: c_uint,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let seed: &[u8; 32] = bytes(seed, seed_len)?
+            .try_into()
+            .map_err(|_| sesphr_result::InvalidLength)?;
+        let o = out(out_buffer)?;
+        let issuer = EscrowKeyIssuer::from_seed(seed);
+        let data = if text == 0 {
+            issuer.to_backup().to_vec()
+        } else {
+            issuer.to_backup_text().as_bytes().to_vec()
+        };
+        put_buffer(o, data);
+        Ok(())
+    })
+}
+
+/// Restores a 32-byte escrow seed from either form of
+/// `sesphr_escrow_seed_export` into `out_seed` (`out_len` >= 32). Secret:
+/// zeroize it when done.
+///
+/// Errors: as `sesphr_keypair_import`; `BUFFER_TOO_SMALL`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_escrow_seed_import(
+    backup: *const u8,
+    backup_len: usize,
+    out_seed: *mut u8,
+    out_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let issuer = match backup_form(bytes(backup, backup_len)?)? {
+            Form::Text(t) => EscrowKeyIssuer::from_backup_text(t)?,
+            Form::Binary(b) => EscrowKeyIssuer::from_backup(b)?,
+        };
+        fixed_out(out_seed, out_len, EscrowKeyIssuer::SEED_LEN)?
+            .copy_from_slice(issuer.seed_bytes().as_ref());
+        Ok(())
+    })
+}
+
+/// A key backup as given: its text form (it starts with `sesphr-`, in
+/// either case) or its binary form.
+enum Form<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+fn backup_form(b: &[u8]) -> Result<Form<'_>, sesphr_result> {
+    let trimmed = b.trim_ascii_start();
+    if trimmed
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"sesphr-"))
+    {
+        let t = core::str::from_utf8(b).map_err(|_| sesphr_result::Malformed)?;
+        Ok(Form::Text(t))
+    } else {
+        Ok(Form::Binary(b))
+    }
+}
+
 /// Frees (and zeroizes) a key pair. NULL does nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_keypair_free(keypair: *mut sesphr_keypair) {
@@ -144,8 +272,9 @@ pub extern "C" fn sesphr_patient_keys_from_master(
     })
 }
 
-/// Exports master secret and identity (`"SPMK"` encoding) into a new buffer.
-/// Secret material.
+/// Exports master secret and identity as a key backup (SPEC §3.4: with a
+/// check value, so that a corrupted copy is refused on import instead of
+/// being restored as another key) into a new buffer. Secret material.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_patient_keys_export(
     keys: *const sesphr_patient_keys,
@@ -159,7 +288,29 @@ pub extern "C" fn sesphr_patient_keys_export(
     })
 }
 
-/// Imports what `sesphr_patient_keys_export` exported.
+/// As `sesphr_patient_keys_export`, in the text form for a paper backup
+/// (Bech32m, `sesphr-patient1…`; the buffer holds the ASCII text, no NUL).
+/// Secret material.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_export_text(
+    keys: *const sesphr_patient_keys,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let k = handle_ref(keys)?;
+        let o = out(out_buffer)?;
+        put_buffer(o, k.to_backup_text().as_bytes().to_vec());
+        Ok(())
+    })
+}
+
+/// Imports either form of `sesphr_patient_keys_export` (text: whitespace
+/// ignored), or an export of sesphr 0.1 (`"SPMK"`, which has no check
+/// value: re-export it).
+///
+/// Errors: `BAD_CHECKSUM` (corrupted or mistyped: nothing restored),
+/// `INVALID_LENGTH`, `BAD_MAGIC`, `UNSUPPORTED_VERSION`, `MALFORMED`
+/// (a backup of another kind), `INVALID_IDENTITY`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_patient_keys_import(
     encoded: *const u8,
@@ -168,7 +319,10 @@ pub extern "C" fn sesphr_patient_keys_import(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_keys)?;
-        let k = PatientKeys::from_bytes(bytes(encoded, encoded_len)?)?;
+        let k = match backup_form(bytes(encoded, encoded_len)?)? {
+            Form::Text(t) => PatientKeys::from_backup_text(t)?,
+            Form::Binary(b) => PatientKeys::from_bytes(b)?,
+        };
         *o = into_handle::<sesphr_patient_keys>(k);
         Ok(())
     })

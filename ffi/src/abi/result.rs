@@ -98,6 +98,9 @@ pub enum sesphr_result {
     InvalidLogProof = 125,
     /// A role name that is not 1-64 bytes of `[a-z0-9_-]`.
     InvalidRole = 126,
+    /// A key backup whose check value (binary) or Bech32m checksum (text)
+    /// fails: corrupted or mistyped; nothing was restored.
+    BadChecksum = 127,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -257,6 +260,7 @@ impl sesphr_result {
             Error::BadShares { .. } => Self::BadShares,
             Error::InvalidLogProof { .. } => Self::InvalidLogProof,
             Error::InvalidRole => Self::InvalidRole,
+            Error::BadChecksum { .. } => Self::BadChecksum,
             // `Error` is non-exhaustive: a kind added to the Rust crate
             // before it has a code of its own still fails (never `OK`); its
             // text is in the detail.
@@ -371,6 +375,7 @@ const ALL: &[sesphr_result] = {
         R::BadShares,
         R::InvalidLogProof,
         R::InvalidRole,
+        R::BadChecksum,
         R::UnknownUser,
         R::UnknownPatient,
         R::UnknownPortion,
@@ -465,6 +470,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::BadShares => Error::BadShares { nodes: Vec::new() }.summary(),
         R::InvalidLogProof => Error::InvalidLogProof { what: "" }.summary(),
         R::InvalidRole => Error::InvalidRole.summary(),
+        R::BadChecksum => Error::BadChecksum { what: "" }.summary(),
         R::UnknownUser => SrsError::UnknownUser.summary(),
         R::UnknownPatient => SrsError::UnknownPatient.summary(),
         R::UnknownPortion => SrsError::UnknownPortion.summary(),
@@ -573,7 +579,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 69);
+        assert_eq!(n, 70);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

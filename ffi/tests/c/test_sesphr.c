@@ -234,6 +234,132 @@ static sesphr_buffer *seal(const sesphr_buffer *ppk, uint8_t record, uint64_t cr
     return out;
 }
 
+/* Every one-bit flip and every truncation of a backup fails to import,
+ * with nothing written to the out-parameter. */
+typedef sesphr_result (*import_fn)(const uint8_t *, size_t, void *);
+
+static sesphr_result import_patient(const uint8_t *b, size_t n, void *out)
+{
+    return sesphr_patient_keys_import(b, n, (sesphr_patient_keys **)out);
+}
+
+static sesphr_result import_keypair(const uint8_t *b, size_t n, void *out)
+{
+    return sesphr_keypair_import(b, n, (sesphr_keypair **)out);
+}
+
+static sesphr_result import_escrow(const uint8_t *b, size_t n, void *out)
+{
+    return sesphr_escrow_seed_import(b, n, (uint8_t *)out, 32);
+}
+
+static void check_backup_refuses_corruption(const sesphr_buffer *backup, import_fn import)
+{
+    size_t n = sesphr_buffer_len(backup);
+    uint8_t *copy = malloc(n);
+    CHECK(copy != NULL);
+    if (copy == NULL) return;
+    int accepted = 0, written = 0;
+    for (size_t bit = 0; bit < n * 8; bit++) {
+        memcpy(copy, sesphr_buffer_data(backup), n);
+        copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        uint8_t out[64];
+        memset(out, 0xAB, sizeof out);
+        if (import(copy, n, out) == SESPHR_RESULT_OK) accepted++;
+        for (size_t i = 0; i < sizeof out; i++) written |= out[i] != 0xAB;
+    }
+    for (size_t cut = 0; cut < n; cut++) {
+        uint8_t out[64];
+        memset(out, 0xAB, sizeof out);
+        if (import(sesphr_buffer_data(backup), cut, out) == SESPHR_RESULT_OK) accepted++;
+        for (size_t i = 0; i < sizeof out; i++) written |= out[i] != 0xAB;
+    }
+    CHECK(accepted == 0);
+    CHECK(written == 0);
+    free(copy);
+}
+
+static void test_backups(void)
+{
+    /* Patient keys: binary and text round trips, every flip refused. */
+    sesphr_patient_keys *pk = NULL, *back = NULL;
+    EXPECT(sesphr_patient_keys_generate((const uint8_t *)"patient-b", 9, &pk), SESPHR_RESULT_OK);
+    sesphr_buffer *bin = NULL, *text = NULL;
+    EXPECT(sesphr_patient_keys_export(pk, &bin), SESPHR_RESULT_OK);
+    EXPECT(sesphr_patient_keys_export_text(pk, &text), SESPHR_RESULT_OK);
+    CHECK(memcmp(sesphr_buffer_data(bin), "SPKB", 4) == 0);
+    CHECK(memcmp(sesphr_buffer_data(text), "sesphr-patient1", 15) == 0);
+    uint8_t m1[32], m2[32];
+    EXPECT(sesphr_patient_keys_master(pk, m1, sizeof m1), SESPHR_RESULT_OK);
+    EXPECT(sesphr_patient_keys_import(sesphr_buffer_data(text), sesphr_buffer_len(text), &back),
+           SESPHR_RESULT_OK);
+    EXPECT(sesphr_patient_keys_master(back, m2, sizeof m2), SESPHR_RESULT_OK);
+    CHECK(memcmp(m1, m2, 32) == 0);
+    sesphr_patient_keys_free(back);
+    back = NULL;
+    check_backup_refuses_corruption(bin, import_patient);
+    check_backup_refuses_corruption(text, import_patient);
+    {
+        /* One character mistyped on paper: BAD_CHECKSUM. */
+        size_t n = sesphr_buffer_len(text);
+        char *t = malloc(n);
+        CHECK(t != NULL);
+        if (t != NULL) {
+            memcpy(t, sesphr_buffer_data(text), n);
+            t[n - 3] = t[n - 3] == 'q' ? 'p' : 'q';
+            EXPECT(sesphr_patient_keys_import((const uint8_t *)t, n, &back),
+                   SESPHR_RESULT_BAD_CHECKSUM);
+            CHECK(back == NULL);
+            free(t);
+        }
+    }
+    sesphr_buffer_free(bin);
+    sesphr_buffer_free(text);
+    sesphr_patient_keys_free(pk);
+
+    /* A user's secret key. */
+    sesphr_keypair *kp = NULL, *kp2 = NULL;
+    EXPECT(sesphr_keypair_generate(&kp), SESPHR_RESULT_OK);
+    EXPECT(sesphr_keypair_export(kp, &bin), SESPHR_RESULT_OK);
+    EXPECT(sesphr_keypair_export_text(kp, &text), SESPHR_RESULT_OK);
+    CHECK(memcmp(sesphr_buffer_data(text), "sesphr-secret1", 14) == 0);
+    uint8_t p1[32], p2[32];
+    EXPECT(sesphr_keypair_public_key(kp, p1, sizeof p1), SESPHR_RESULT_OK);
+    EXPECT(sesphr_keypair_import(sesphr_buffer_data(bin), sesphr_buffer_len(bin), &kp2),
+           SESPHR_RESULT_OK);
+    EXPECT(sesphr_keypair_public_key(kp2, p2, sizeof p2), SESPHR_RESULT_OK);
+    CHECK(memcmp(p1, p2, 32) == 0);
+    sesphr_keypair_free(kp2);
+    kp2 = NULL;
+    EXPECT(sesphr_keypair_import(sesphr_buffer_data(text), sesphr_buffer_len(text), &kp2),
+           SESPHR_RESULT_OK);
+    sesphr_keypair_free(kp2);
+    check_backup_refuses_corruption(bin, import_keypair);
+    check_backup_refuses_corruption(text, import_keypair);
+    /* A secret key backup is not patient keys. */
+    EXPECT(sesphr_patient_keys_import(sesphr_buffer_data(bin), sesphr_buffer_len(bin), &back),
+           SESPHR_RESULT_MALFORMED);
+    sesphr_buffer_free(bin);
+    sesphr_buffer_free(text);
+    sesphr_keypair_free(kp);
+
+    /* An escrow seed. */
+    uint8_t seed[32], seed2[32];
+    for (int i = 0; i < 32; i++) seed[i] = (uint8_t)(7 * i + 1);
+    EXPECT(sesphr_escrow_seed_export(seed, sizeof seed, 0, &bin), SESPHR_RESULT_OK);
+    EXPECT(sesphr_escrow_seed_export(seed, sizeof seed, 1, &text), SESPHR_RESULT_OK);
+    CHECK(memcmp(sesphr_buffer_data(text), "sesphr-escrow1", 14) == 0);
+    EXPECT(sesphr_escrow_seed_import(sesphr_buffer_data(text), sesphr_buffer_len(text), seed2,
+                                     sizeof seed2),
+           SESPHR_RESULT_OK);
+    CHECK(memcmp(seed, seed2, 32) == 0);
+    EXPECT(sesphr_escrow_seed_export(seed, 31, 0, &bin), SESPHR_RESULT_INVALID_LENGTH);
+    check_backup_refuses_corruption(bin, import_escrow);
+    check_backup_refuses_corruption(text, import_escrow);
+    sesphr_buffer_free(bin);
+    sesphr_buffer_free(text);
+}
+
 static void test_full_flow(sesphr_srs *srs)
 {
     struct world w;
@@ -1680,6 +1806,7 @@ int main(int argc, char **argv)
         return 2;
     }
     test_basics();
+    test_backups();
     OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     test_full_flow(srs);
     sesphr_srs_free(srs);
