@@ -343,7 +343,26 @@ pub fn recapsule(data: &[u8]) {
 }
 
 pub fn patient_keys(data: &[u8]) {
-    identity!(PatientKeys, data);
+    if data.starts_with(b"SPMK") {
+        // A 0.1 export (no check value) re-exports as a checked backup of
+        // the same keys.
+        if let Ok(k) = PatientKeys::from_bytes(data) {
+            let again = PatientKeys::from_bytes(&k.to_bytes()).unwrap();
+            assert_eq!(*again.master_bytes(), *k.master_bytes(), "PatientKeys: SPMK");
+            assert_eq!(again.patient(), k.patient(), "PatientKeys: SPMK");
+        }
+    } else {
+        identity!(PatientKeys, data);
+    }
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok(k) = PatientKeys::from_backup_text(text)
+    {
+        assert_eq!(
+            PatientKeys::from_backup_text(&k.to_backup_text()).unwrap().to_bytes(),
+            k.to_bytes(),
+            "PatientKeys: text"
+        );
+    }
 }
 
 pub fn portion_public_key(data: &[u8]) {
