@@ -15,6 +15,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+/* Initializers of the options structures: their size, then the defaults.
+ * `sesphr_srs_options o = SESPHR_SRS_OPTIONS_INIT;` */
+#ifdef __cplusplus
+template <typename T> static inline T sesphr_options_init_() {
+  T o{};
+  o.struct_size = sizeof(T);
+  return o;
+}
+#define SESPHR_SRS_OPTIONS_INIT (sesphr_options_init_<sesphr_srs_options>())
+#define SESPHR_GRANT_OPTIONS_INIT (sesphr_options_init_<sesphr_grant_options>())
+#else
+#define SESPHR_SRS_OPTIONS_INIT {.struct_size = sizeof(sesphr_srs_options)}
+#define SESPHR_GRANT_OPTIONS_INIT {.struct_size = sizeof(sesphr_grant_options)}
+#endif
 
 // Length of an Ed25519 public key (a consent key, the SRS's key).
 #define SESPHR_SIGNING_PUBLIC_KEY_LEN 32
@@ -121,6 +135,9 @@ enum sesphr_result
   SESPHR_RESULT_INVALID_ARGUMENT = 5,
   // The object cannot do this now (e.g. a stream used after it finished).
   SESPHR_RESULT_INVALID_STATE = 6,
+  // An options structure's `struct_size` is not a size this library
+  // knows: set it with the structure's `SESPHR_*_INIT` macro.
+  SESPHR_RESULT_STRUCT_SIZE = 7,
   // An encoding does not start with the magic bytes of its kind.
   SESPHR_RESULT_BAD_MAGIC = 100,
   // An encoding has an unknown format version.
@@ -247,6 +264,8 @@ enum sesphr_result
   SESPHR_RESULT_INVALID_CONSENT = 226,
   // A signed grant is older than the SRS files (`grant_max_age`).
   SESPHR_RESULT_GRANT_TOO_OLD = 227,
+  // A signed grant whose expiry is already past when it is filed.
+  SESPHR_RESULT_GRANT_EXPIRED = 228,
   // Denied: the user is not registered, or was removed.
   SESPHR_RESULT_DENIED_NOT_REGISTERED = 300,
   // Denied: no grant for this portion.
@@ -296,10 +315,17 @@ typedef struct sesphr_sealer sesphr_sealer;
 // A Setup and Re-encryption Server. Safe to use from many threads at once.
 typedef struct sesphr_srs sesphr_srs;
 
-// The terms of a grant, for `sesphr_sign_grant`. Zero-initialize it for
-// the defaults (every record, no expiry, no request, not break-glass,
-// signed now).
+// The terms of a grant, for `sesphr_sign_grant`. Initialize it with
+// `SESPHR_GRANT_OPTIONS_INIT` (its size, then zeroes: every record, no
+// expiry, no request, not break-glass, signed now), then set what you
+// need. The structure may grow at its end in later versions; a caller
+// built against this header keeps working (see `struct_size`).
 typedef struct {
+  // `sizeof(sesphr_grant_options)` as the caller's header declares it
+  // (the `_INIT` macro sets it). A size this library does not know is
+  // `STRUCT_SIZE`; a smaller, older one gets the defaults for the fields
+  // it lacks.
+  size_t struct_size;
   // Nonzero: only records created at or after `since`.
   uint32_t has_since;
   // See `has_since`.
@@ -319,9 +345,17 @@ typedef struct {
   uint64_t issued_at;
 } sesphr_grant_options;
 
-// How to open an SRS from C. Zero-initialize it (`sesphr_srs_options o =
-// {0};`) for the defaults, then set what you need.
+// How to open an SRS from C. Initialize it with `SESPHR_SRS_OPTIONS_INIT`
+// (`sesphr_srs_options o = SESPHR_SRS_OPTIONS_INIT;`: its size, then the
+// defaults), then set what you need. The structure may grow at its end in
+// later versions; a caller built against this header keeps working (see
+// `struct_size`).
 typedef struct {
+  // `sizeof(sesphr_srs_options)` as the caller's header declares it (the
+  // `_INIT` macro sets it). A size this library does not know is
+  // `STRUCT_SIZE`; a smaller, older one gets the defaults for the fields
+  // it lacks.
+  size_t struct_size;
   // 0: every commit is power-loss durable (the default). 1: audit entries
   // of re-encryptions and denials survive a crash of the process but the
   // last ones may be lost on power loss; registrations, grants,
@@ -372,7 +406,11 @@ const char *sesphr_version(void);
 // Sets how many threads sealing and opening of large portions may use: 0
 // (the default) one per core, 1 none (all work on the calling thread), `n`
 // a pool of `n`. Call it before the first seal or open of two chunks or
-// more (64 KiB+); 1 takes effect at any time.
+// more (64 KiB+), which builds the pool; 1 takes effect at any time.
+//
+// Errors: `INVALID_STATE` (nothing changed), once the pool has been
+// built, for any value but 1 and the one it was built with (which turns
+// it back on).
 //
 // Fork: a child created by `fork()` never uses its parent's pool (whose
 // threads it does not have); it seals and opens on its calling thread.

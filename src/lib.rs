@@ -123,7 +123,7 @@ pub use ids::{Identity, PortionLabel, RecordId};
 pub use keys::{
     EscrowKeyIssuer, KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, PublicKey, SecretKey,
 };
-pub use parallel::set_max_threads;
+pub use parallel::{max_threads, set_max_threads, thread_pool_built_with};
 pub use portion::{
     PortionEncryptor, PortionOpener, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
 };

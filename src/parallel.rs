@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static MAX_THREADS: AtomicUsize = AtomicUsize::new(0);
 #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
 static OWNER: OnceLock<u32> = OnceLock::new();
+static BUILT_WITH: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets how many threads sealing and opening may use: 0 (the default) for
 /// one per core, 1 for none at all (everything on the calling thread), `n`
@@ -24,6 +25,21 @@ pub fn set_max_threads(n: usize) {
     MAX_THREADS.store(n, Ordering::SeqCst);
 }
 
+/// The value last given to [`set_max_threads`] (0 if never called).
+#[must_use]
+pub fn max_threads() -> usize {
+    MAX_THREADS.load(Ordering::SeqCst)
+}
+
+/// The [`set_max_threads`] value in force when the thread pool was set up
+/// (by the first seal or open of two chunks or more with more than one
+/// thread allowed), or `None` before. From then on only 1 (no threads) and
+/// this value (the pool again) take effect.
+#[must_use]
+pub fn thread_pool_built_with() -> Option<usize> {
+    OWNER.get().map(|_| BUILT_WITH.load(Ordering::SeqCst))
+}
+
 /// Whether this call may hand work to the pool.
 #[cfg(feature = "parallel")]
 pub(crate) fn enabled() -> bool {
@@ -33,6 +49,7 @@ pub(crate) fn enabled() -> bool {
     }
     let me = std::process::id();
     let owner = *OWNER.get_or_init(|| {
+        BUILT_WITH.store(max, Ordering::SeqCst);
         if max > 1 {
             // Fails only if the pool exists already; then it stays as it is.
             let _ = rayon::ThreadPoolBuilder::new()

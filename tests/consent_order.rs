@@ -287,3 +287,39 @@ fn stale_grants_are_refused_at_filing() {
         assert_eq!(srs.grant(&g, rk).is_ok(), filed, "{max:?}");
     }
 }
+
+/// A grant whose expiry is already past when it is filed is refused with a
+/// typed error and changes nothing (it would serve nothing; filing it would
+/// only hide that the patient's terms ran out).
+#[test]
+fn an_expired_grant_is_refused_at_filing() {
+    let w = world();
+    let sign = |expiry: u64, seed: u8| {
+        let rk = ReKey::generate(
+            &w.alice.portion_secret(&label("lab"), 0),
+            w.doc_keys.public(),
+        );
+        let options = GrantOptions {
+            issued_at: Some(T0 - 100),
+            expiry: Some(expiry),
+            ..GrantOptions::default()
+        };
+        let g = w
+            .alice
+            .sign_grant_with_rng(&label("lab"), 0, &w.doc, &rk, &options, &mut rng(seed))
+            .unwrap();
+        (g, rk)
+    };
+    let before = (w.srs.registry(), w.srs.verify_audit().unwrap());
+    for (expiry, seed) in [(T0 - 1, 1), (T0, 2)] {
+        let (g, rk) = sign(expiry, seed);
+        match w.srs.grant(&g, rk) {
+            Err(SrsError::GrantExpired { expiry: e, now }) => assert_eq!((e, now), (expiry, T0)),
+            other => panic!("expired grant: {other:?}"),
+        }
+        assert_eq!((w.srs.registry(), w.srs.verify_audit().unwrap()), before);
+    }
+    let (g, rk) = sign(T0 + 1, 3);
+    w.srs.grant(&g, rk).unwrap();
+    assert!(w.reads(0).is_ok());
+}

@@ -123,6 +123,16 @@ fn secret_keys_must_be_canonical_and_nonzero() {
 
 type Decode = fn(&[u8]) -> Result<()>;
 
+/// A patient's keys as sesphr 0.1 exported them (`"SPMK" ‖ 01 ‖ master ‖
+/// short(id)`), which `PatientKeys::from_bytes` still imports.
+fn spmk(p: &PatientKeys) -> Vec<u8> {
+    let mut v = b"SPMK\x01".to_vec();
+    v.extend_from_slice(p.master_bytes().as_ref());
+    v.push(p.patient().as_bytes().len() as u8);
+    v.extend_from_slice(p.patient().as_bytes());
+    v
+}
+
 /// The checks every framed object gets.
 struct Framed {
     name: &'static str,
@@ -264,8 +274,9 @@ fn every_framed_decoder_is_strict() {
             shortest: usize::MAX,
         },
         Framed {
-            name: "patient keys",
-            valid: o.patient.to_bytes().to_vec(),
+            // The 0.1 export, still imported (backups: tests/backup.rs).
+            name: "patient keys (SPMK)",
+            valid: spmk(&o.patient),
             decode: |b| PatientKeys::from_bytes(b).map(drop),
             points: vec![],
             scalars: vec![],
@@ -399,14 +410,14 @@ fn object_specific_rules() {
     }
 
     // Patient keys: an empty or non-UTF-8 identity.
-    let mut b = o.patient.to_bytes().to_vec();
+    let mut b = spmk(&o.patient);
     b[37] = 0;
     b.truncate(38);
     assert!(matches!(
         PatientKeys::from_bytes(&b),
         Err(Error::InvalidIdentity)
     ));
-    let mut b = o.patient.to_bytes().to_vec();
+    let mut b = spmk(&o.patient);
     b[38] = 0xff;
     assert!(matches!(
         PatientKeys::from_bytes(&b),
@@ -437,7 +448,7 @@ fn object_specific_rules() {
         );
     }
     assert!(Identity::new("Dr. Zoë O'Brien <zoe@clinic.example>").is_ok());
-    let mut b = o.patient.to_bytes().to_vec();
+    let mut b = spmk(&o.patient);
     let at = b.len() - 1;
     b[at] = 0;
     assert!(matches!(

@@ -359,3 +359,38 @@ fn every_result_code_has_a_message() {
     let v = unsafe { core::ffi::CStr::from_ptr(sesphr_version()) };
     assert_eq!(v.to_str().ok(), Some(env!("CARGO_PKG_VERSION")));
 }
+
+/// Once a seal of several chunks has built the thread pool, a new size is
+/// refused (`INVALID_STATE`, nothing changed) instead of being accepted and
+/// ignored; 1 (no threads) and the value the pool was built with still
+/// take effect.
+#[test]
+#[cfg_attr(miri, ignore = "builds a thread pool")]
+fn a_thread_count_after_the_pool_is_built_is_refused() -> TestResult {
+    let keys = patient_keys()?;
+    let key = portion_key(keys)?;
+    sesphr_patient_keys_free(keys);
+    let before = sesphr::max_threads();
+    // Three chunks of 64 KiB: the pool is built (unless it was already).
+    seal(&key, &vec![7u8; 3 * 65_536])?;
+    if let Some(built) = sesphr::thread_pool_built_with() {
+        let other = u32::try_from(built).unwrap_or(0) + 3;
+        expect(sesphr_set_max_threads(other), sesphr_result::InvalidState)?;
+        if sesphr::max_threads() != before {
+            return Err("a refused thread count changed the setting".into());
+        }
+        // Off, and on again with the pool as it was built.
+        ok(sesphr_set_max_threads(1))?;
+        ok(sesphr_set_max_threads(u32::try_from(built).unwrap_or(0)))?;
+    } else if before != 1 {
+        return Err("a seal of three chunks did not build the pool".into());
+    }
+    // 1 takes effect at any time (and stays: the other tests only run
+    // without the pool then).
+    ok(sesphr_set_max_threads(1))?;
+    if sesphr::max_threads() == 1 {
+        Ok(())
+    } else {
+        Err("1 did not take effect".into())
+    }
+}

@@ -52,6 +52,7 @@ impl Srs {
     /// [`SrsError::ReKeyMismatch`] if the key is not the one signed, or not
     /// from this patient's portion to this user's registered key;
     /// [`SrsError::Replayed`]; [`SrsError::GrantTooOld`];
+    /// [`SrsError::GrantExpired`] for a grant whose expiry is past;
     /// [`SrsError::RoleMismatch`]; [`SrsError::UnknownRequest`],
     /// [`SrsError::RequestAnswered`]; store errors.
     ///
@@ -133,6 +134,11 @@ impl Srs {
                     issued_at: g.issued_at(),
                     max_age,
                 });
+            }
+            if let Some(expiry) = g.expiry()
+                && expiry <= now
+            {
+                return Err(SrsError::GrantExpired { expiry, now });
             }
             let uid = reg.user_id(g.user()).ok_or(SrsError::UnknownUser)?;
             if !reg.user_is_active(uid) {

@@ -91,6 +91,14 @@ pub enum SrsError {
         /// The oldest a grant may be, in seconds.
         max_age: u64,
     },
+    /// A signed grant whose expiry is already past (at or before the SRS's
+    /// clock) when it is filed: it would serve nothing.
+    GrantExpired {
+        /// The grant's expiry.
+        expiry: u64,
+        /// The SRS's clock when it was filed.
+        now: u64,
+    },
     /// The patient has no consent key registered (a patient registered
     /// before signed consent existed): nothing they sign can be checked.
     NoConsentKey,
@@ -137,6 +145,7 @@ impl SrsError {
             Self::Full => "full",
             Self::Replayed => "replayed",
             Self::GrantTooOld { .. } => "grant_too_old",
+            Self::GrantExpired { .. } => "grant_expired",
             Self::NoConsentKey => "no_consent_key",
             Self::UnknownRequest => "unknown_request",
             Self::RequestAnswered => "request_answered",
@@ -180,6 +189,7 @@ impl SrsError {
             Self::Full => c"registry full",
             Self::Replayed => c"signed object replayed or older than the last one accepted",
             Self::GrantTooOld { .. } => c"signed grant older than the SRS accepts",
+            Self::GrantExpired { .. } => c"signed grant expired before it was filed",
             Self::NoConsentKey => c"patient has no consent key registered",
             Self::UnknownRequest => c"unknown access request",
             Self::RequestAnswered => c"access request already answered",
@@ -228,6 +238,10 @@ impl SrsError {
                 issued_at: *issued_at,
                 max_age: *max_age,
             },
+            Self::GrantExpired { expiry, now } => Self::GrantExpired {
+                expiry: *expiry,
+                now: *now,
+            },
             Self::NoConsentKey => Self::NoConsentKey,
             Self::UnknownRequest => Self::UnknownRequest,
             Self::RequestAnswered => Self::RequestAnswered,
@@ -262,6 +276,9 @@ impl fmt::Display for SrsError {
                 f,
                 ": signed at {issued_at}, older than the {max_age} s the SRS accepts"
             ),
+            Self::GrantExpired { expiry, now } => {
+                write!(f, ": it expired at {expiry}, the SRS's clock says {now}")
+            }
             _ => Ok(()),
         }
     }

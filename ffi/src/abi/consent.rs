@@ -23,11 +23,19 @@ const _: () = {
     assert!(SESPHR_REQUEST_ID_LEN == RequestId::LEN);
 };
 
-/// The terms of a grant, for `sesphr_sign_grant`. Zero-initialize it for
-/// the defaults (every record, no expiry, no request, not break-glass,
-/// signed now).
+/// The terms of a grant, for `sesphr_sign_grant`. Initialize it with
+/// `SESPHR_GRANT_OPTIONS_INIT` (its size, then zeroes: every record, no
+/// expiry, no request, not break-glass, signed now), then set what you
+/// need. The structure may grow at its end in later versions; a caller
+/// built against this header keeps working (see `struct_size`).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct sesphr_grant_options {
+    /// `sizeof(sesphr_grant_options)` as the caller's header declares it
+    /// (the `_INIT` macro sets it). A size this library does not know is
+    /// `STRUCT_SIZE`; a smaller, older one gets the defaults for the fields
+    /// it lacks.
+    pub struct_size: usize,
     /// Nonzero: only records created at or after `since`.
     pub has_since: u32,
     /// See `has_since`.
@@ -150,12 +158,27 @@ pub extern "C" fn sesphr_sign_grant(
     })
 }
 
+// SAFETY: zeroes are a valid `sesphr_grant_options` (integers and raw
+// pointers), and `struct_size` is its first field.
+unsafe impl super::Extensible for sesphr_grant_options {
+    const SIZES: &'static [usize] = &[
+        core::mem::offset_of!(Self, since),
+        core::mem::offset_of!(Self, has_expiry),
+        core::mem::offset_of!(Self, expiry),
+        core::mem::offset_of!(Self, request),
+        core::mem::offset_of!(Self, emergency_role),
+        core::mem::offset_of!(Self, emergency_role_len),
+        core::mem::offset_of!(Self, issued_at),
+        core::mem::size_of::<Self>(),
+    ];
+}
+
 /// The Rust terms of a C `sesphr_grant_options` (NULL: the defaults).
 pub(crate) fn grant_options(
     options: *const sesphr_grant_options,
 ) -> Result<GrantOptions, sesphr_result> {
     let mut opts = GrantOptions::default();
-    if let Some(c) = super::optional_ref(options) {
+    if let Some(c) = super::extensible(options)? {
         if c.has_since != 0 {
             opts.scope = Scope::Since(c.since);
         }
@@ -168,11 +191,8 @@ pub(crate) fn grant_options(
                 SESPHR_REQUEST_ID_LEN,
             )?)?);
         }
-        if !c.emergency_role.is_null() {
-            opts.emergency = Some(super::srs::role_arg(
-                c.emergency_role,
-                c.emergency_role_len,
-            )?);
+        if let Some(role) = super::optional_bytes(c.emergency_role, c.emergency_role_len)? {
+            opts.emergency = Some(super::srs::role_arg(role.as_ptr(), role.len())?);
         }
         if c.issued_at != 0 {
             opts.issued_at = Some(c.issued_at);

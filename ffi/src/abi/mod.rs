@@ -116,6 +116,67 @@ pub(crate) fn array<'a, T>(ptr: *const T, count: usize) -> Result<&'a [T], sesph
     Ok(unsafe { core::slice::from_raw_parts(ptr, count) })
 }
 
+/// An optional byte input: NULL with length 0 is absent (`None`); NULL with
+/// a length is `NULL_PARAMETER` (the one NULL rule of the ABI); a non-NULL
+/// pointer is present, even with length 0.
+pub(crate) fn optional_bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+) -> Result<Option<&'a [u8]>, sesphr_result> {
+    if ptr.is_null() {
+        if len == 0 {
+            Ok(None)
+        } else {
+            Err(sesphr_result::NullParameter)
+        }
+    } else {
+        bytes(ptr, len).map(Some)
+    }
+}
+
+/// A structure the ABI may grow: its first field is `size_t struct_size`,
+/// set by the caller to `sizeof` the structure as its header declares it
+/// (the `SESPHR_*_INIT` macros do). `SIZES` are the sizes this library
+/// accepts: the whole structure, and the size it had at each earlier field
+/// boundary, so that a caller built against an older, shorter declaration
+/// gets the defaults for the fields it does not have.
+///
+/// # Safety
+/// Every bit pattern of zeroes is a valid value of `Self` (integers, raw
+/// pointers, optional function pointers), and `struct_size` is its first
+/// field, a `usize`.
+pub(crate) unsafe trait Extensible: Sized {
+    /// The sizes accepted, the whole structure's last.
+    const SIZES: &'static [usize];
+}
+
+/// Reads an optional extensible structure (NULL: `None`). A `struct_size`
+/// not in [`Extensible::SIZES`] (0 included: a structure zeroed without its
+/// size) is `STRUCT_SIZE`; the fields beyond a smaller known size are
+/// read as zero (their defaults), whatever the caller's memory holds there.
+pub(crate) fn extensible<T: Extensible>(ptr: *const T) -> Result<Option<T>, sesphr_result> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, aligned and valid for at least the `usize` at its
+    // start (C API contract: the caller passes a structure that begins with
+    // `struct_size`).
+    let size = unsafe { ptr.cast::<usize>().read() };
+    if !T::SIZES.contains(&size) || size > core::mem::size_of::<T>() {
+        return Err(sesphr_result::StructSize);
+    }
+    let mut value = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the caller's structure is valid for `size` bytes (it declared
+    // that size), `size` is at most `size_of::<T>()`, and the two do not
+    // overlap (one is on this stack).
+    unsafe {
+        core::ptr::copy_nonoverlapping(ptr.cast::<u8>(), value.as_mut_ptr().cast::<u8>(), size);
+    }
+    // SAFETY: zeroed is a valid `T` (trait contract), and the bytes copied
+    // over it are a valid prefix of a `T` from the caller.
+    Ok(Some(unsafe { value.assume_init() }))
+}
+
 /// An output location of `count` elements, written only on success.
 pub(crate) fn array_out<'a, T>(ptr: *mut T, count: usize) -> Result<&'a mut [T], sesphr_result> {
     if count == 0 {
@@ -135,12 +196,6 @@ pub(crate) fn array_out<'a, T>(ptr: *mut T, count: usize) -> Result<&'a mut [T],
 pub(crate) fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T, sesphr_result> {
     // SAFETY: non-NULL output pointers are valid and aligned (C API contract).
     unsafe { ptr.as_mut() }.ok_or(sesphr_result::NullParameter)
-}
-
-/// An optional input structure (NULL = none).
-pub(crate) fn optional_ref<'a, T>(ptr: *const T) -> Option<&'a T> {
-    // SAFETY: non-NULL pointers are valid and aligned (C API contract).
-    unsafe { ptr.as_ref() }
 }
 
 /// A caller buffer of `len` bytes for a fixed-size output.
@@ -221,7 +276,11 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// Sets how many threads sealing and opening of large portions may use: 0
 /// (the default) one per core, 1 none (all work on the calling thread), `n`
 /// a pool of `n`. Call it before the first seal or open of two chunks or
-/// more (64 KiB+); 1 takes effect at any time.
+/// more (64 KiB+), which builds the pool; 1 takes effect at any time.
+///
+/// Errors: `INVALID_STATE` (nothing changed), once the pool has been
+/// built, for any value but 1 and the one it was built with (which turns
+/// it back on).
 ///
 /// Fork: a child created by `fork()` never uses its parent's pool (whose
 /// threads it does not have); it seals and opens on its calling thread.
@@ -230,9 +289,14 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_set_max_threads(threads: c_uint) -> sesphr_result {
     run(|| {
-        sesphr::set_max_threads(
-            usize::try_from(threads).map_err(|_| sesphr_result::InvalidArgument)?,
-        );
+        let n = usize::try_from(threads).map_err(|_| sesphr_result::InvalidArgument)?;
+        if n != 1 && sesphr::thread_pool_built_with().is_some_and(|built| built != n) {
+            result::set_detail(
+                "the thread pool is built already: only 1 (no threads) takes effect now",
+            );
+            return Err(sesphr_result::InvalidState);
+        }
+        sesphr::set_max_threads(n);
         Ok(())
     })
 }

@@ -34,6 +34,9 @@ pub enum sesphr_result {
     InvalidArgument = 5,
     /// The object cannot do this now (e.g. a stream used after it finished).
     InvalidState = 6,
+    /// An options structure's `struct_size` is not a size this library
+    /// knows: set it with the structure's `SESPHR_*_INIT` macro.
+    StructSize = 7,
     /// An encoding does not start with the magic bytes of its kind.
     BadMagic = 100,
     /// An encoding has an unknown format version.
@@ -160,6 +163,8 @@ pub enum sesphr_result {
     InvalidConsent = 226,
     /// A signed grant is older than the SRS files (`grant_max_age`).
     GrantTooOld = 227,
+    /// A signed grant whose expiry is already past when it is filed.
+    GrantExpired = 228,
     /// Denied: the user is not registered, or was removed.
     DeniedNotRegistered = 300,
     /// Denied: no grant for this portion.
@@ -331,6 +336,7 @@ impl From<SrsError> for sesphr_result {
             SrsError::RoleMismatch => Self::RoleMismatch,
             SrsError::InvalidConsent { .. } => Self::InvalidConsent,
             SrsError::GrantTooOld { .. } => Self::GrantTooOld,
+            SrsError::GrantExpired { .. } => Self::GrantExpired,
             // Non-exhaustive: see `of` (the detail holds the text).
             _ => Self::InvalidState,
         }
@@ -348,6 +354,7 @@ const ALL: &[sesphr_result] = {
         R::BufferTooSmall,
         R::InvalidArgument,
         R::InvalidState,
+        R::StructSize,
         R::BadMagic,
         R::UnsupportedVersion,
         R::NonCanonicalPoint,
@@ -404,6 +411,7 @@ const ALL: &[sesphr_result] = {
         R::RoleMismatch,
         R::InvalidConsent,
         R::GrantTooOld,
+        R::GrantExpired,
         R::DeniedNotRegistered,
         R::DeniedNotGranted,
         R::DeniedRevoked,
@@ -428,6 +436,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::BufferTooSmall => c"output buffer too small",
         R::InvalidArgument => c"invalid argument",
         R::InvalidState => c"invalid state for this call",
+        R::StructSize => c"unknown struct_size in an options structure (use its _INIT macro)",
         R::InvalidLength => Error::InvalidLength {
             what: "",
             expected: 0,
@@ -507,6 +516,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
             max_age: 0,
         }
         .summary(),
+        R::GrantExpired => SrsError::GrantExpired { expiry: 0, now: 0 }.summary(),
         R::DeniedNotRegistered => Denial::NotRegistered.summary(),
         R::DeniedNotGranted => Denial::NotGranted.summary(),
         R::DeniedRevoked => Denial::Revoked.summary(),
@@ -579,7 +589,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 70);
+        assert_eq!(n, 72);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

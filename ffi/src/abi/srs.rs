@@ -4,8 +4,8 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use super::keys::sesphr_keypair;
 use super::{
-    Handle, array, array_out, bytes, c_str, fixed_out, free_handle, handle_ref, identity,
-    into_handle, out, put_buffer, run, sesphr_buffer, sesphr_result,
+    Handle, array, array_out, bytes, c_str, extensible, fixed_out, free_handle, handle_ref,
+    identity, into_handle, optional_bytes, out, put_buffer, run, sesphr_buffer, sesphr_result,
 };
 use super::{SESPHR_REQUEST_ID_LEN, label};
 use sesphr::consent::{
@@ -49,10 +49,19 @@ impl Handle for sesphr_srs {
     type Rust = Srs;
 }
 
-/// How to open an SRS from C. Zero-initialize it (`sesphr_srs_options o =
-/// {0};`) for the defaults, then set what you need.
+/// How to open an SRS from C. Initialize it with `SESPHR_SRS_OPTIONS_INIT`
+/// (`sesphr_srs_options o = SESPHR_SRS_OPTIONS_INIT;`: its size, then the
+/// defaults), then set what you need. The structure may grow at its end in
+/// later versions; a caller built against this header keeps working (see
+/// `struct_size`).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct sesphr_srs_options {
+    /// `sizeof(sesphr_srs_options)` as the caller's header declares it (the
+    /// `_INIT` macro sets it). A size this library does not know is
+    /// `STRUCT_SIZE`; a smaller, older one gets the defaults for the fields
+    /// it lacks.
+    pub struct_size: usize,
     /// 0: every commit is power-loss durable (the default). 1: audit entries
     /// of re-encryptions and denials survive a crash of the process but the
     /// last ones may be lost on power loss; registrations, grants,
@@ -80,6 +89,21 @@ pub struct sesphr_srs_options {
     /// Also a checkpoint at the first commit this many seconds or more
     /// after the last one (0: the default, 60).
     pub checkpoint_interval: u64,
+}
+
+// SAFETY: zeroes are a valid `sesphr_srs_options` (integers, raw pointers,
+// an optional function pointer), and `struct_size` is its first field.
+unsafe impl super::Extensible for sesphr_srs_options {
+    const SIZES: &'static [usize] = &[
+        core::mem::offset_of!(Self, checkpoint_every),
+        core::mem::offset_of!(Self, required_checkpoint),
+        core::mem::offset_of!(Self, required_checkpoint_len),
+        core::mem::offset_of!(Self, on_checkpoint),
+        core::mem::offset_of!(Self, on_checkpoint_ctx),
+        core::mem::offset_of!(Self, grant_max_age),
+        core::mem::offset_of!(Self, checkpoint_interval),
+        core::mem::size_of::<Self>(),
+    ];
 }
 
 /// A C callback and its context, called from whichever thread commits.
@@ -115,20 +139,16 @@ fn open_into(
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
     let mut cfg = SrsConfig::shared(store, StorageKey::from_bytes(key));
-    if !escrow_seed.is_null() {
-        let seed: &[u8; 32] = bytes(escrow_seed, escrow_seed_len)?
-            .try_into()
-            .map_err(|_| sesphr_result::InvalidLength)?;
+    if let Some(seed) = optional_bytes(escrow_seed, escrow_seed_len)? {
+        let seed: &[u8; 32] = seed.try_into().map_err(|_| sesphr_result::InvalidLength)?;
         cfg = cfg.escrow(EscrowKeyIssuer::from_seed(seed));
     }
     if let Some(o) = options {
         if o.checkpoint_every > 0 {
             cfg = cfg.checkpoint_every(o.checkpoint_every);
         }
-        if !o.required_checkpoint.is_null() {
-            let cp =
-                Checkpoint::from_bytes(bytes(o.required_checkpoint, o.required_checkpoint_len)?)?;
-            cfg = cfg.require_checkpoint(cp);
+        if let Some(cp) = optional_bytes(o.required_checkpoint, o.required_checkpoint_len)? {
+            cfg = cfg.require_checkpoint(Checkpoint::from_bytes(cp)?);
         }
         if o.checkpoint_interval > 0 {
             cfg = cfg.checkpoint_interval(core::time::Duration::from_secs(o.checkpoint_interval));
@@ -272,11 +292,12 @@ fn open_named(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_srs)?;
-        let n = c_str(name)?
-            .to_str()
-            .map_err(|_| sesphr_result::InvalidArgument)?;
-        let opts = options_ref(options);
-        let store = open(n, opts)?;
+        let n = c_str(name)?.to_str().map_err(|_| {
+            super::result::set_detail("the path or connection string is not UTF-8");
+            sesphr_result::InvalidArgument
+        })?;
+        let opts = extensible(options)?;
+        let store = open(n, opts.as_ref())?;
         open_into(
             o,
             store,
@@ -284,17 +305,9 @@ fn open_named(
             storage_key_len,
             escrow_seed,
             escrow_seed_len,
-            opts,
+            opts.as_ref(),
         )
     })
-}
-
-fn options_ref<'a>(options: *const sesphr_srs_options) -> Option<&'a sesphr_srs_options> {
-    if options.is_null() {
-        None
-    } else {
-        out(options.cast_mut()).ok().map(|o| &*o)
-    }
 }
 
 /// Creates an SRS in memory (nothing survives `sesphr_srs_free`); arguments
@@ -317,7 +330,7 @@ pub extern "C" fn sesphr_srs_new_in_memory(
             storage_key_len,
             escrow_seed,
             escrow_seed_len,
-            options_ref(options),
+            extensible(options)?.as_ref(),
         )
     })
 }
@@ -722,11 +735,9 @@ fn reason_arg(
     justification: *const u8,
     justification_len: usize,
 ) -> Result<AccessReason, sesphr_result> {
-    let j = if justification.is_null() {
-        None
-    } else {
-        Some(text_arg(justification, justification_len)?)
-    };
+    let j = optional_bytes(justification, justification_len)?
+        .map(|b| core::str::from_utf8(b).map_err(|_| sesphr_result::Malformed))
+        .transpose()?;
     Ok(AccessReason::new(purpose_arg(purpose)?, j)?)
 }
 

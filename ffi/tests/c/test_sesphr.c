@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sesphr.h"
 
@@ -170,8 +171,7 @@ static sesphr_result grant_as(sesphr_srs *srs, const sesphr_patient_keys *patien
 static void grant(struct world *w, const char *user, sesphr_keypair *kp, const char *label,
                   const uint64_t *since, sesphr_result want)
 {
-    sesphr_grant_options o;
-    memset(&o, 0, sizeof o);
+    sesphr_grant_options o = SESPHR_GRANT_OPTIONS_INIT;
     if (since) {
         o.has_since = 1;
         o.since = *since;
@@ -561,6 +561,7 @@ static void test_consent(void)
     OK(sesphr_srs_request_access(srs, S("researcher-17"), S("patient-0042"), S("medical"), SESPHR_PURPOSE_RESEARCH,
                                  S("cohort study, consented"), request, sizeof request));
     memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
     o.request = request;
     OK(grant_as(srs, w.patient, "researcher-17", w.researcher, "medical", &o));
     EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "medical", &o), SESPHR_RESULT_REQUEST_ANSWERED);
@@ -570,6 +571,7 @@ static void test_consent(void)
     OK(sesphr_keypair_generate(&er));
     OK(register_user_kp(srs, "dr-er", "emergency-physician", er));
     memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
     o.emergency_role = (const uint8_t *)"doctor";
     o.emergency_role_len = 6;
     EXPECT(grant_as(srs, w.patient, "dr-er", er, "medical", &o), SESPHR_RESULT_ROLE_MISMATCH);
@@ -700,6 +702,94 @@ static void test_streams(void)
 }
 
 /* --------------------------------------------------------- error paths */
+
+/* Options structures: `struct_size` decides which fields are read. An
+ * older (smaller) size at a field boundary gets the defaults for the fields
+ * beyond it, whatever the memory there holds; 0, an unknown or a larger
+ * size is STRUCT_SIZE and nothing is written. */
+static void test_struct_sizes(void)
+{
+    struct world w;
+    sesphr_srs *srs = NULL;
+    uint64_t hour_ago = (uint64_t)time(NULL) - 3600;
+    union {
+        sesphr_srs_options o;
+        unsigned char bytes[sizeof(sesphr_srs_options) + 16];
+    } big;
+
+    /* Zeroed without its size, too large, off a field boundary: refused. */
+    sesphr_srs_options z;
+    memset(&z, 0, sizeof z);
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &z, &srs),
+           SESPHR_RESULT_STRUCT_SIZE);
+    CHECK(srs == NULL);
+    memset(&big, 0, sizeof big);
+    big.o.struct_size = sizeof big.bytes;
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &big.o, &srs),
+           SESPHR_RESULT_STRUCT_SIZE);
+    z.struct_size = sizeof z - 1;
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &z, &srs),
+           SESPHR_RESULT_STRUCT_SIZE);
+    CHECK(srs == NULL);
+
+    /* The whole structure: a maximum grant age of one second refuses a
+     * grant signed an hour ago. */
+    sesphr_srs_options o = SESPHR_SRS_OPTIONS_INIT;
+    sesphr_grant_options g = SESPHR_GRANT_OPTIONS_INIT;
+    o.grant_max_age = 1;
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &o, &srs));
+    world_new(&w, srs);
+    g.issued_at = hour_ago;
+    EXPECT(grant_as(srs, w.patient, "dr-house", w.doctor, "medical", &g), SESPHR_RESULT_GRANT_TOO_OLD);
+    world_free(&w);
+
+    /* The size of a header from before `grant_max_age`: the same bytes
+     * there are not read, the default (seven days) applies. */
+    o.struct_size = offsetof(sesphr_srs_options, grant_max_age);
+    o.checkpoint_interval = 1;
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &o, &srs));
+    world_new(&w, srs);
+    EXPECT(grant_as(srs, w.patient, "dr-house", w.doctor, "medical", &g), SESPHR_RESULT_OK);
+
+    /* Grant options alike: without `issued_at`, the grant is dated now. */
+    g.issued_at = 5;
+    EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "lab", &g), SESPHR_RESULT_GRANT_TOO_OLD);
+    g.struct_size = offsetof(sesphr_grant_options, issued_at);
+    EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "lab", &g), SESPHR_RESULT_OK);
+    g.struct_size = 0;
+    EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "lab", &g), SESPHR_RESULT_STRUCT_SIZE);
+    g.struct_size = sizeof g + 8;
+    EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "lab", &g), SESPHR_RESULT_STRUCT_SIZE);
+
+    /* One NULL rule: NULL with a length is NULL_PARAMETER, never "absent". */
+    g = (sesphr_grant_options)SESPHR_GRANT_OPTIONS_INIT;
+    g.emergency_role = NULL;
+    g.emergency_role_len = 6;
+    EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "lab", &g), SESPHR_RESULT_NULL_PARAMETER);
+    {
+        sesphr_buffer *sealed = seal(w.ppk_medical, 9, 1000, "x"), *header = NULL, *rc = NULL;
+        OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &header));
+        EXPECT(sesphr_srs_reencrypt(srs, S("dr-house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                    SESPHR_PURPOSE_TREATMENT, NULL, 9, 0, &rc),
+               SESPHR_RESULT_NULL_PARAMETER);
+        CHECK(rc == NULL);
+        OK(sesphr_srs_reencrypt(srs, S("dr-house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &rc));
+        sesphr_buffer_free(rc);
+        sesphr_buffer_free(header);
+        sesphr_buffer_free(sealed);
+    }
+    world_free(&w);
+    srs = NULL;
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 32, NULL, &srs),
+           SESPHR_RESULT_NULL_PARAMETER);
+    o = (sesphr_srs_options)SESPHR_SRS_OPTIONS_INIT;
+    o.required_checkpoint = NULL;
+    o.required_checkpoint_len = 5;
+    EXPECT(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &o, &srs),
+           SESPHR_RESULT_NULL_PARAMETER);
+    CHECK(srs == NULL);
+}
 
 static void test_errors(void)
 {
@@ -1105,6 +1195,7 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
         /* The committed split grant was signed long ago: no maximum age. */
         sesphr_srs_options o;
         memset(&o, 0, sizeof o);
+        o.struct_size = sizeof o;
         o.grant_max_age = UINT64_MAX;
         OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &o, &node[i]));
         OK(sesphr_srs_register_patient(node[i], reg, reg_len));
@@ -1359,6 +1450,7 @@ static void check_case(const struct vcase *c)
         /* The committed grant was signed long ago: no maximum age here. */
         sesphr_srs_options o;
         memset(&o, 0, sizeof o);
+        o.struct_size = sizeof o;
         o.grant_max_age = UINT64_MAX;
         OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, seed, seed_len, &o, &srs));
     }
@@ -1644,6 +1736,7 @@ static void test_checkpoints(const char *dir)
     uint64_t n = 0;
     int lines = 0;
     memset(&opts, 0, sizeof opts);
+    opts.struct_size = sizeof opts;
     opts.checkpoint_every = 2;
     opts.on_checkpoint = on_checkpoint;
     opts.on_checkpoint_ctx = &kept;
@@ -1691,6 +1784,7 @@ static void test_checkpoints(const char *dir)
     EXPECT(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs), SESPHR_RESULT_ROLLED_BACK);
     CHECK(srs == NULL);
     opts.required_checkpoint = NULL;
+    opts.required_checkpoint_len = 0;
     opts.durability = 7;
     EXPECT(sesphr_srs_open_sqlite(old, STORAGE_KEY, 32, NULL, 0, &opts, &srs), SESPHR_RESULT_INVALID_ARGUMENT);
     EXPECT(sesphr_srs_open_sqlite(":memory:", STORAGE_KEY, 32, NULL, 0, NULL, &srs), SESPHR_RESULT_STORE_NOT_DURABLE);
@@ -1815,6 +1909,7 @@ int main(int argc, char **argv)
     test_consent();
     test_threshold();
     test_errors();
+    test_struct_sizes();
     test_vectors(argv[1]);
     OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
     test_threads(srs);
