@@ -348,7 +348,11 @@ pub fn patient_keys(data: &[u8]) {
         // the same keys.
         if let Ok(k) = PatientKeys::from_bytes(data) {
             let again = PatientKeys::from_bytes(&k.to_bytes()).unwrap();
-            assert_eq!(*again.master_bytes(), *k.master_bytes(), "PatientKeys: SPMK");
+            assert_eq!(
+                *again.master_bytes(),
+                *k.master_bytes(),
+                "PatientKeys: SPMK"
+            );
             assert_eq!(again.patient(), k.patient(), "PatientKeys: SPMK");
         }
     } else {
@@ -358,7 +362,9 @@ pub fn patient_keys(data: &[u8]) {
         && let Ok(k) = PatientKeys::from_backup_text(text)
     {
         assert_eq!(
-            PatientKeys::from_backup_text(&k.to_backup_text()).unwrap().to_bytes(),
+            PatientKeys::from_backup_text(&k.to_backup_text())
+                .unwrap()
+                .to_bytes(),
             k.to_bytes(),
             "PatientKeys: text"
         );
