@@ -309,6 +309,9 @@ impl SignedGrant {
     /// # Errors
     /// Encoding errors.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        const SIGNATURE_LEN: usize = 64;
+        /// `0x01 ‖ t ‖ n ‖ digest (32)`.
+        const SHARE_TERMS_LEN: usize = 35;
         let mut r = Reader::framed("signed grant", bytes, magic::SIGNED_GRANT)?;
         let patient = Identity::from_utf8(r.short_bytes()?)?;
         let label = PortionLabel::from_bytes(r.short_bytes()?)?;
@@ -350,11 +353,25 @@ impl SignedGrant {
                 });
             }
         };
-        // The share terms are there exactly when more than the signature
-        // remains.
-        let threshold = if r.remaining() == 64 {
+        // What is left decides (SPEC §7.3): the signature alone (64 bytes),
+        // or the share terms and the signature (99); any other length is a
+        // field running past the end, or bytes after the last one.
+        let threshold = if r.remaining() == SIGNATURE_LEN {
             None
         } else {
+            if r.remaining() != SHARE_TERMS_LEN + SIGNATURE_LEN {
+                return Err(Error::InvalidLength {
+                    what: "signed grant",
+                    expected: r.position()
+                        + SIGNATURE_LEN
+                        + if r.remaining() < SIGNATURE_LEN {
+                            0
+                        } else {
+                            SHARE_TERMS_LEN
+                        },
+                    actual: bytes.len(),
+                });
+            }
             if r.byte()? != 1 {
                 return Err(Error::Malformed {
                     what: "signed grant",
