@@ -139,14 +139,20 @@ fn verify(
         .map_err(|_| Error::InvalidSignature { what })
 }
 
-/// Decodes an Ed25519 public key (a valid, non-weak curve point).
+/// Decodes an Ed25519 public key (a valid, non-weak curve point, in its one
+/// canonical encoding).
 ///
 /// # Errors
 ///
-/// [`Error::NonCanonicalPoint`] for bytes that are not a canonical point,
-/// [`Error::IdentityPoint`] for a point of small order (a weak key).
+/// [`Error::NonCanonicalPoint`] for bytes that are not a point, or not the
+/// canonical encoding of one (`y ≥ p`, or `x = 0` with the sign bit set):
+/// one key, one encoding; [`Error::IdentityPoint`] for a point of small
+/// order (a weak key).
 pub fn decode_verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey> {
     let k = VerifyingKey::from_bytes(bytes).map_err(|_| Error::NonCanonicalPoint)?;
+    if k.to_edwards().compress().as_bytes() != bytes {
+        return Err(Error::NonCanonicalPoint);
+    }
     if k.is_weak() {
         return Err(Error::IdentityPoint);
     }
