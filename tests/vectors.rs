@@ -445,13 +445,13 @@ fn invalid_vectors_are_rejected_with_their_error() {
                 "signed_grant" => consent::SignedGrant::from_bytes(b).map(drop),
                 "patient_keys" => PatientKeys::from_bytes(b).map(drop),
                 "secret_key_backup" => SecretKey::from_backup(b).map(drop),
-                "consent_key" => consent::decode_verifying_key(
-                    b.try_into().map_err(|_| Error::InvalidLength {
+                "consent_key" => consent::decode_verifying_key(b.try_into().map_err(|_| {
+                    Error::InvalidLength {
                         what: "consent key",
                         expected: 32,
                         actual: b.len(),
-                    })?,
-                )
+                    }
+                })?)
                 .map(drop),
                 other => panic!("unknown kind {other}"),
             }
