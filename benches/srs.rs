@@ -269,6 +269,20 @@ fn key_issuance(c: &mut Criterion) {
     g.finish();
 }
 
+/// An SRS on `kind` whose log holds 10^5 re-encryptions (disclosures of
+/// one patient), and a checkpoint of it.
+fn log_of_1e5(kind: Kind) -> (Fixture, sesphr::srs::Checkpoint) {
+    let f = fixture(kind, 64);
+    let hs: Vec<&PortionHeader> = f.headers.iter().collect();
+    for _ in 0..(100_000 / hs.len()) {
+        f.srs
+            .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
+            .unwrap();
+    }
+    let cp = f.srs.checkpoint().unwrap();
+    (f, cp)
+}
+
 /// The audit as a Merkle log: making and checking an inclusion proof in a
 /// log of 10^6 entries (the tree in memory: the hashing and the walk, not
 /// a store's reads), a consistency proof from 10^3 to 10^6 entries, and an
@@ -302,14 +316,7 @@ fn audit_log(c: &mut Criterion) {
     });
     drop(tree);
     // Through an SRS: 10^5 entries of re-encryptions.
-    let f = fixture(Kind::Memory, 64);
-    let hs: Vec<&PortionHeader> = f.headers.iter().collect();
-    for _ in 0..(100_000 / hs.len()) {
-        f.srs
-            .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
-            .unwrap();
-    }
-    let cp = f.srs.checkpoint().unwrap();
+    let (f, cp) = log_of_1e5(Kind::Memory);
     let key = f.srs.verifying_key();
     let mut seq = 1;
     g.bench_function("srs_inclusion_proof_1e5", |b| {
@@ -365,14 +372,7 @@ fn audit_log(c: &mut Criterion) {
     drop(f);
     // The same on SQLite (the temporary directory's file system): the
     // store's reads as a deployment pays them.
-    let f = fixture(Kind::Sqlite(Durability::PowerLoss), 64);
-    let hs: Vec<&PortionHeader> = f.headers.iter().collect();
-    for _ in 0..(100_000 / hs.len()) {
-        f.srs
-            .reencrypt_batch(&f.user, &hs, sesphr::srs::Purpose::Treatment)
-            .unwrap();
-    }
-    let cp = f.srs.checkpoint().unwrap();
+    let (f, cp) = log_of_1e5(Kind::Sqlite(Durability::PowerLoss));
     g.sample_size(50);
     g.bench_function("srs_inclusion_proof_sqlite_1e5", |b| {
         b.iter(|| {

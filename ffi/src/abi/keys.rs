@@ -146,10 +146,12 @@ pub extern "C" fn sesphr_keypair_import(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_keypair)?;
-        let sk = match backup_form(bytes(backup, backup_len)?)? {
-            Form::Text(t) => SecretKey::from_backup_text(t)?,
-            Form::Binary(b) => SecretKey::from_backup(b)?,
-        };
+        let sk = import_backup(
+            backup,
+            backup_len,
+            SecretKey::from_backup_text,
+            SecretKey::from_backup,
+        )?;
         *o = into_handle::<sesphr_keypair>(KeyPair::from_secret(sk));
         Ok(())
     })
@@ -196,33 +198,36 @@ pub extern "C" fn sesphr_escrow_seed_import(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let issuer = match backup_form(bytes(backup, backup_len)?)? {
-            Form::Text(t) => EscrowKeyIssuer::from_backup_text(t)?,
-            Form::Binary(b) => EscrowKeyIssuer::from_backup(b)?,
-        };
+        let issuer = import_backup(
+            backup,
+            backup_len,
+            EscrowKeyIssuer::from_backup_text,
+            EscrowKeyIssuer::from_backup,
+        )?;
         fixed_out(out_seed, out_len, EscrowKeyIssuer::SEED_LEN)?
             .copy_from_slice(issuer.seed_bytes().as_ref());
         Ok(())
     })
 }
 
-/// A key backup as given: its text form (it starts with `sesphr-`, in
-/// either case) or its binary form.
-enum Form<'a> {
-    Text(&'a str),
-    Binary(&'a [u8]),
-}
-
-fn backup_form(b: &[u8]) -> Result<Form<'_>, sesphr_result> {
-    let trimmed = b.trim_ascii_start();
-    if trimmed
+/// Imports a key backup in either form: text if it starts with `sesphr-`
+/// (in either case, after leading whitespace), binary otherwise.
+fn import_backup<T>(
+    ptr: *const u8,
+    len: usize,
+    text: fn(&str) -> sesphr::Result<T>,
+    binary: fn(&[u8]) -> sesphr::Result<T>,
+) -> Result<T, sesphr_result> {
+    let b = bytes(ptr, len)?;
+    let is_text = b
+        .trim_ascii_start()
         .get(..7)
-        .is_some_and(|p| p.eq_ignore_ascii_case(b"sesphr-"))
-    {
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"sesphr-"));
+    if is_text {
         let t = core::str::from_utf8(b).map_err(|_| sesphr_result::Malformed)?;
-        Ok(Form::Text(t))
+        Ok(text(t)?)
     } else {
-        Ok(Form::Binary(b))
+        Ok(binary(b)?)
     }
 }
 
@@ -319,10 +324,12 @@ pub extern "C" fn sesphr_patient_keys_import(
 ) -> sesphr_result {
     run(|| {
         let o = out(out_keys)?;
-        let k = match backup_form(bytes(encoded, encoded_len)?)? {
-            Form::Text(t) => PatientKeys::from_backup_text(t)?,
-            Form::Binary(b) => PatientKeys::from_bytes(b)?,
-        };
+        let k = import_backup(
+            encoded,
+            encoded_len,
+            PatientKeys::from_backup_text,
+            PatientKeys::from_bytes,
+        )?;
         *o = into_handle::<sesphr_patient_keys>(k);
         Ok(())
     })
