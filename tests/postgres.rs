@@ -744,19 +744,24 @@ fn a_missing_server_is_a_connection_error_and_newer_schemas_are_refused() {
 /// A clock that, when armed, makes another SRS revoke reader 0 the moment
 /// this SRS reads the time to decide a request: the revocation lands after
 /// the request started, before it is served and committed.
+/// B's clock: armed, the next reading *on the test's thread* revokes on A
+/// (B's follower also reads the clock, inside its commits: revoking from
+/// there would wait for the head row B itself holds).
 struct RevokingClock {
     other: std::sync::OnceLock<std::sync::Arc<Srs>>,
     armed: std::sync::atomic::AtomicBool,
+    on: std::thread::ThreadId,
 }
 
 struct ClockHandle(std::sync::Arc<RevokingClock>);
 
 impl Clock for ClockHandle {
     fn now(&self) -> u64 {
-        if self
-            .0
-            .armed
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        if std::thread::current().id() == self.0.on
+            && self
+                .0
+                .armed
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
             && let Some(a) = self.0.other.get()
         {
             revoke(a, 0);
@@ -773,6 +778,7 @@ fn a_request_whose_grant_is_revoked_elsewhere_before_it_commits_is_denied() {
     let clock = std::sync::Arc::new(RevokingClock {
         other: std::sync::OnceLock::new(),
         armed: std::sync::atomic::AtomicBool::new(false),
+        on: std::thread::current().id(),
     });
     let _ = clock.other.set(a.clone());
     let b = Srs::open(
