@@ -138,6 +138,9 @@ enum sesphr_result
   // An options structure's `struct_size` is not a size this library
   // knows: set it with the structure's `SESPHR_*_INIT` macro.
   SESPHR_RESULT_STRUCT_SIZE = 7,
+  // A callback asked to stop (returned nonzero); what was delivered
+  // before is counted in the call's out-parameter.
+  SESPHR_RESULT_STOPPED = 8,
   // An encoding does not start with the magic bytes of its kind.
   SESPHR_RESULT_BAD_MAGIC = 100,
   // An encoding has an unknown format version.
@@ -385,6 +388,11 @@ typedef struct {
   // Also a checkpoint at the first commit this many seconds or more
   // after the last one (0: the default, 60).
   uint64_t checkpoint_interval;
+  // PostgreSQL: 0 (the default) applies other processes' changes as they
+  // are announced, on a thread of this SRS; 1 catches up only before
+  // each commit and on `sesphr_srs_sync` (no thread). Added in 0.3: a
+  // caller built with an older header gets the default.
+  unsigned int no_follow;
 } sesphr_srs_options;
 
 #ifdef __cplusplus
@@ -1041,14 +1049,16 @@ sesphr_result sesphr_srs_verify_audit(const sesphr_srs *srs,
 sesphr_result sesphr_srs_export_audit(const sesphr_srs *srs,
                                       sesphr_buffer **out_jsonl);
 
-// Streams the audit chain from entry `from_seq` on: `line` is called once
-// per entry with one line of JSON (with its trailing newline, not
-// NUL-terminated, valid during the call) and `ctx`; it returns 0 to go on,
-// anything else to stop (then `IO` is returned). `*out_entries` receives
-// the number of entries delivered. Memory stays bounded whatever the length
-// of the chain.
+// Streams the audit chain from entry `from_seq` on (sequence numbers start
+// at 1; 0 and 1, or any number at or below the archived base, start at the
+// first entry kept): `line` is called once per entry with one line of JSON
+// (with its trailing newline, not NUL-terminated, valid during the call)
+// and `ctx`; it returns 0 to go on, anything else to stop. `*out_entries`
+// receives the number of entries delivered, also when the callback
+// stopped. Memory stays bounded whatever the length of the chain.
 //
-// Errors: `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`, `IO`.
+// Errors: `STOPPED` (the callback asked to stop; `*out_entries` written),
+// `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`.
 sesphr_result sesphr_srs_export_audit_cb(const sesphr_srs *srs,
                                          uint64_t from_seq,
                                          int (*line)(const uint8_t *data,
@@ -1056,6 +1066,51 @@ sesphr_result sesphr_srs_export_audit_cb(const sesphr_srs *srs,
                                                      void *ctx),
                                          void *ctx,
                                          uint64_t *out_entries);
+
+// Archives the audit chain up to the checkpoint at `upto` (make one with
+// `sesphr_srs_checkpoint`): the segment (SPEC §6.3: from the current base
+// to `upto`, signed checkpoints at both ends) is handed to `write` in
+// pieces (`data`, `len`, valid during the call; return 0 to go on), then
+// those entries are deleted from the store. Nothing is deleted unless the
+// whole segment was delivered. `*out_entries` receives the number of
+// entries archived. Keep the segment: `sesphr_verify_segment` checks it
+// with the SRS's key alone.
+//
+// Errors: `DIVERGED` (no checkpoint at `upto`, or at or before the current
+// base), `STOPPED` (nothing archived, `*out_entries` = 0),
+// `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`.
+sesphr_result sesphr_srs_archive_audit_cb(const sesphr_srs *srs,
+                                          uint64_t upto,
+                                          int (*write)(const uint8_t *data,
+                                                       size_t len,
+                                                       void *ctx),
+                                          void *ctx,
+                                          uint64_t *out_entries);
+
+// Checks an archived audit segment with the SRS's 32-byte public key
+// alone (no SRS, no database): the chain inside it, and the signed
+// checkpoints at both ends. Writes its first and last sequence numbers and
+// its end checkpoint (`SESPHR_CHECKPOINT_LEN` bytes, `out_checkpoint_len`
+// at least that).
+//
+// Errors: `MALFORMED`, `INVALID_CHECKPOINT`, `AUDIT_CHAIN_BROKEN`,
+// `NON_CANONICAL_POINT`, `IDENTITY_POINT` (the key), `INVALID_LENGTH`,
+// `BUFFER_TOO_SMALL`.
+sesphr_result sesphr_verify_segment(const uint8_t *segment,
+                                    size_t segment_len,
+                                    const uint8_t *srs_key,
+                                    size_t srs_key_len,
+                                    uint64_t *out_first_seq,
+                                    uint64_t *out_last_seq,
+                                    uint8_t *out_checkpoint,
+                                    size_t out_checkpoint_len);
+
+// Catches up with the changes other processes made to a shared
+// (PostgreSQL) store now, without waiting for a request; with
+// `no_follow` set, this is how the host keeps the SRS current.
+//
+// Errors: `STORE`, `TAMPERED`, `ROLLED_BACK`.
+sesphr_result sesphr_srs_sync(const sesphr_srs *srs);
 
 // Makes a checkpoint now and writes it (`SESPHR_CHECKPOINT_LEN` bytes) into
 // a new buffer: keep it outside the database and pass it back in

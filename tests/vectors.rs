@@ -122,7 +122,10 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("patient_id", hex(c.patient.as_bytes())),
         ("patient_master", hex(&*patient.master_bytes())),
         ("patient_keys", hex(&patient.to_bytes())),
-        ("patient_keys_text", patient.to_backup_text().to_string()),
+        (
+            "patient_keys_text",
+            hex(patient.to_backup_text().as_bytes()),
+        ),
         ("label", hex(c.label.as_bytes())),
         ("epoch", c.epoch.to_string()),
         ("portion_public_key", hex(&portion.public().to_bytes())),
@@ -132,7 +135,7 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("user_secret_backup", hex(&user.secret().to_backup())),
         (
             "user_secret_backup_text",
-            user.secret().to_backup_text().to_string(),
+            hex(user.secret().to_backup_text().as_bytes()),
         ),
         ("record_id", hex(record.as_bytes())),
         ("created_at", c.created_at.to_string()),
@@ -243,12 +246,13 @@ fn vectors_decode_and_open_from_the_file_alone() {
         let patient = PatientKeys::from_master(pid, &master);
         assert_eq!(&*patient.to_bytes(), &bytes("patient_keys")[..], "{name}");
         // Key backups (SPEC §3.4) decode to the secrets beside them.
-        let restored = PatientKeys::from_backup_text(&get("patient_keys_text")).unwrap();
+        let text = |k: &str| String::from_utf8(bytes(k)).unwrap();
+        let restored = PatientKeys::from_backup_text(&text("patient_keys_text")).unwrap();
         assert_eq!(*restored.master_bytes(), master, "{name}");
         assert_eq!(restored.patient(), patient.patient(), "{name}");
         for backup in [
             SecretKey::from_backup(&bytes("user_secret_backup")).unwrap(),
-            SecretKey::from_backup_text(&get("user_secret_backup_text")).unwrap(),
+            SecretKey::from_backup_text(&text("user_secret_backup_text")).unwrap(),
         ] {
             assert_eq!(&backup.to_bytes()[..], &bytes("user_secret")[..], "{name}");
         }

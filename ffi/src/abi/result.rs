@@ -37,6 +37,9 @@ pub enum sesphr_result {
     /// An options structure's `struct_size` is not a size this library
     /// knows: set it with the structure's `SESPHR_*_INIT` macro.
     StructSize = 7,
+    /// A callback asked to stop (returned nonzero); what was delivered
+    /// before is counted in the call's out-parameter.
+    Stopped = 8,
     /// An encoding does not start with the magic bytes of its kind.
     BadMagic = 100,
     /// An encoding has an unknown format version.
@@ -355,6 +358,7 @@ const ALL: &[sesphr_result] = {
         R::InvalidArgument,
         R::InvalidState,
         R::StructSize,
+        R::Stopped,
         R::BadMagic,
         R::UnsupportedVersion,
         R::NonCanonicalPoint,
@@ -437,6 +441,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::InvalidArgument => c"invalid argument",
         R::InvalidState => c"invalid state for this call",
         R::StructSize => c"unknown struct_size in an options structure (use its _INIT macro)",
+        R::Stopped => c"stopped by the callback",
         R::InvalidLength => Error::InvalidLength {
             what: "",
             expected: 0,
@@ -589,7 +594,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 72);
+        assert_eq!(n, 73);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();

@@ -89,6 +89,11 @@ pub struct sesphr_srs_options {
     /// Also a checkpoint at the first commit this many seconds or more
     /// after the last one (0: the default, 60).
     pub checkpoint_interval: u64,
+    /// PostgreSQL: 0 (the default) applies other processes' changes as they
+    /// are announced, on a thread of this SRS; 1 catches up only before
+    /// each commit and on `sesphr_srs_sync` (no thread). Added in 0.3: a
+    /// caller built with an older header gets the default.
+    pub no_follow: c_uint,
 }
 
 // SAFETY: zeroes are a valid `sesphr_srs_options` (integers, raw pointers,
@@ -102,6 +107,7 @@ unsafe impl super::Extensible for sesphr_srs_options {
         core::mem::offset_of!(Self, on_checkpoint_ctx),
         core::mem::offset_of!(Self, grant_max_age),
         core::mem::offset_of!(Self, checkpoint_interval),
+        core::mem::offset_of!(Self, no_follow),
         core::mem::size_of::<Self>(),
     ];
 }
@@ -152,6 +158,9 @@ fn open_into(
         }
         if o.checkpoint_interval > 0 {
             cfg = cfg.checkpoint_interval(core::time::Duration::from_secs(o.checkpoint_interval));
+        }
+        if o.no_follow != 0 {
+            cfg = cfg.follow_changes(false);
         }
         match o.grant_max_age {
             0 => {}
@@ -872,14 +881,16 @@ pub extern "C" fn sesphr_srs_export_audit(
     })
 }
 
-/// Streams the audit chain from entry `from_seq` on: `line` is called once
-/// per entry with one line of JSON (with its trailing newline, not
-/// NUL-terminated, valid during the call) and `ctx`; it returns 0 to go on,
-/// anything else to stop (then `IO` is returned). `*out_entries` receives
-/// the number of entries delivered. Memory stays bounded whatever the length
-/// of the chain.
+/// Streams the audit chain from entry `from_seq` on (sequence numbers start
+/// at 1; 0 and 1, or any number at or below the archived base, start at the
+/// first entry kept): `line` is called once per entry with one line of JSON
+/// (with its trailing newline, not NUL-terminated, valid during the call)
+/// and `ctx`; it returns 0 to go on, anything else to stop. `*out_entries`
+/// receives the number of entries delivered, also when the callback
+/// stopped. Memory stays bounded whatever the length of the chain.
 ///
-/// Errors: `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`, `IO`.
+/// Errors: `STOPPED` (the callback asked to stop; `*out_entries` written),
+/// `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_export_audit_cb(
     srs: *const sesphr_srs,
@@ -897,13 +908,17 @@ pub extern "C" fn sesphr_srs_export_audit_cb(
             ctx,
             line: Vec::new(),
             stopped: false,
+            delivered: 0,
         };
         match s.export_audit_jsonl(from_seq, &mut sink) {
             Ok(n) => {
                 *o = n;
                 Ok(())
             }
-            Err(_) if sink.stopped => Err(sesphr_result::Io),
+            Err(_) if sink.stopped => {
+                *o = sink.delivered;
+                Err(sesphr_result::Stopped)
+            }
             Err(e) => Err(e.into()),
         }
     })
@@ -915,6 +930,8 @@ struct LineSink {
     ctx: *mut c_void,
     line: Vec<u8>,
     stopped: bool,
+    /// Lines the callback accepted.
+    delivered: u64,
 }
 
 impl std::io::Write for LineSink {
@@ -928,6 +945,7 @@ impl std::io::Write for LineSink {
                     self.stopped = true;
                     return Err(std::io::Error::other("stopped by the callback"));
                 }
+                self.delivered += 1;
             }
         }
         Ok(buf.len())
@@ -936,6 +954,116 @@ impl std::io::Write for LineSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Hands every byte written to it to a C callback, in the pieces written.
+struct ChunkSink {
+    f: extern "C" fn(*const u8, usize, *mut c_void) -> c_int,
+    ctx: *mut c_void,
+    stopped: bool,
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() && (self.f)(buf.as_ptr(), buf.len(), self.ctx) != 0 {
+            self.stopped = true;
+            return Err(std::io::Error::other("stopped by the callback"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Archives the audit chain up to the checkpoint at `upto` (make one with
+/// `sesphr_srs_checkpoint`): the segment (SPEC §6.3: from the current base
+/// to `upto`, signed checkpoints at both ends) is handed to `write` in
+/// pieces (`data`, `len`, valid during the call; return 0 to go on), then
+/// those entries are deleted from the store. Nothing is deleted unless the
+/// whole segment was delivered. `*out_entries` receives the number of
+/// entries archived. Keep the segment: `sesphr_verify_segment` checks it
+/// with the SRS's key alone.
+///
+/// Errors: `DIVERGED` (no checkpoint at `upto`, or at or before the current
+/// base), `STOPPED` (nothing archived, `*out_entries` = 0),
+/// `AUDIT_CHAIN_BROKEN`, `TAMPERED`, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_archive_audit_cb(
+    srs: *const sesphr_srs,
+    upto: u64,
+    write: Option<extern "C" fn(data: *const u8, len: usize, ctx: *mut c_void) -> c_int>,
+    ctx: *mut c_void,
+    out_entries: *mut u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref(srs)?;
+        let f = write.ok_or(sesphr_result::NullParameter)?;
+        let o = out(out_entries)?;
+        let mut sink = ChunkSink {
+            f,
+            ctx,
+            stopped: false,
+        };
+        match s.archive_audit(upto, &mut sink) {
+            Ok(n) => {
+                *o = n;
+                Ok(())
+            }
+            Err(_) if sink.stopped => {
+                *o = 0;
+                Err(sesphr_result::Stopped)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// Checks an archived audit segment with the SRS's 32-byte public key
+/// alone (no SRS, no database): the chain inside it, and the signed
+/// checkpoints at both ends. Writes its first and last sequence numbers and
+/// its end checkpoint (`SESPHR_CHECKPOINT_LEN` bytes, `out_checkpoint_len`
+/// at least that).
+///
+/// Errors: `MALFORMED`, `INVALID_CHECKPOINT`, `AUDIT_CHAIN_BROKEN`,
+/// `NON_CANONICAL_POINT`, `IDENTITY_POINT` (the key), `INVALID_LENGTH`,
+/// `BUFFER_TOO_SMALL`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_verify_segment(
+    segment: *const u8,
+    segment_len: usize,
+    srs_key: *const u8,
+    srs_key_len: usize,
+    out_first_seq: *mut u64,
+    out_last_seq: *mut u64,
+    out_checkpoint: *mut u8,
+    out_checkpoint_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let mut seg = bytes(segment, segment_len)?;
+        let key = self::srs_key(srs_key, srs_key_len)?;
+        let (first, last) = (out(out_first_seq)?, out(out_last_seq)?);
+        let cp = fixed_out(out_checkpoint, out_checkpoint_len, SESPHR_CHECKPOINT_LEN)?;
+        let info = sesphr::srs::verify_segment(&mut seg, &key)?;
+        *first = info.first_seq;
+        *last = info.last_seq;
+        cp.copy_from_slice(&info.end.to_bytes());
+        Ok(())
+    })
+}
+
+/// Catches up with the changes other processes made to a shared
+/// (PostgreSQL) store now, without waiting for a request; with
+/// `no_follow` set, this is how the host keeps the SRS current.
+///
+/// Errors: `STORE`, `TAMPERED`, `ROLLED_BACK`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_sync(srs: *const sesphr_srs) -> sesphr_result {
+    run(|| {
+        handle_ref(srs)?.sync()?;
+        Ok(())
+    })
 }
 
 /// Makes a checkpoint now and writes it (`SESPHR_CHECKPOINT_LEN` bytes) into

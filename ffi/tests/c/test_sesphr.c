@@ -751,6 +751,16 @@ static void test_struct_sizes(void)
     world_new(&w, srs);
     EXPECT(grant_as(srs, w.patient, "dr-house", w.doctor, "medical", &g), SESPHR_RESULT_OK);
 
+    /* The 0.2 size of sesphr_srs_options (before `no_follow`) still opens. */
+    {
+        sesphr_srs *older = NULL;
+        sesphr_srs_options o2 = SESPHR_SRS_OPTIONS_INIT;
+        o2.struct_size = offsetof(sesphr_srs_options, no_follow);
+        o2.no_follow = 7;
+        OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, &o2, &older));
+        sesphr_srs_free(older);
+    }
+
     /* Grant options alike: without `issued_at`, the grant is dated now. */
     g.issued_at = 5;
     EXPECT(grant_as(srs, w.patient, "researcher-17", w.researcher, "lab", &g), SESPHR_RESULT_GRANT_TOO_OLD);
@@ -1698,6 +1708,40 @@ static int stop_at_first(const uint8_t *data, size_t len, void *ctx)
     return 1;
 }
 
+/* Accepts two lines, then asks to stop. */
+static int stop_after_two(const uint8_t *data, size_t len, void *ctx)
+{
+    int *n = ctx;
+    (void)data;
+    (void)len;
+    return ++*n > 2;
+}
+
+/* Collects an archived segment. */
+struct bytes_out {
+    uint8_t *data;
+    size_t len;
+};
+
+static int collect(const uint8_t *data, size_t len, void *ctx)
+{
+    struct bytes_out *b = ctx;
+    uint8_t *grown = realloc(b->data, b->len + len);
+    if (grown == NULL) return 1;
+    memcpy(grown + b->len, data, len);
+    b->data = grown;
+    b->len += len;
+    return 0;
+}
+
+/* The big-endian u64 at `p`. */
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
 /* Registers `name` with a fresh key pair. */
 static sesphr_result register_fresh(sesphr_srs *srs, const char *name, const char *role)
 {
@@ -1771,8 +1815,47 @@ static void test_checkpoints(const char *dir)
     lines = 0;
     OK(sesphr_srs_export_audit_cb(srs, 3, count_line, &lines, &n));
     CHECK(n == 1 && lines == 1);
-    EXPECT(sesphr_srs_export_audit_cb(srs, 1, stop_at_first, NULL, &n), SESPHR_RESULT_IO);
+    /* Stopping is its own code, and says how much was delivered. */
+    n = 99;
+    EXPECT(sesphr_srs_export_audit_cb(srs, 1, stop_at_first, NULL, &n), SESPHR_RESULT_STOPPED);
+    CHECK(n == 0);
+    lines = 0;
+    EXPECT(sesphr_srs_export_audit_cb(srs, 0, stop_after_two, &lines, &n), SESPHR_RESULT_STOPPED);
+    CHECK(n == 2);
     EXPECT(sesphr_srs_export_audit_cb(srs, 1, NULL, NULL, &n), SESPHR_RESULT_NULL_PARAMETER);
+    OK(sesphr_srs_sync(srs));
+    EXPECT(sesphr_srs_sync(NULL), SESPHR_RESULT_NULL_PARAMETER);
+    {
+        /* Archive up to a checkpoint: a stopped delivery archives nothing;
+         * the whole segment verifies with the SRS's key alone. */
+        sesphr_buffer *now = NULL;
+        struct bytes_out seg = {NULL, 0};
+        uint64_t archived = 99, first = 0, last = 0, before = 0, after = 0;
+        uint8_t end[SESPHR_CHECKPOINT_LEN];
+        OK(sesphr_srs_checkpoint(srs, &now));
+        uint64_t upto = be64(sesphr_buffer_data(now) + 5);
+        OK(sesphr_srs_verify_audit(srs, &before));
+        EXPECT(sesphr_srs_archive_audit_cb(srs, upto, stop_at_first, NULL, &archived), SESPHR_RESULT_STOPPED);
+        CHECK(archived == 0);
+        OK(sesphr_srs_verify_audit(srs, &after));
+        CHECK(after == before);
+        EXPECT(sesphr_srs_archive_audit_cb(srs, upto + 1000, collect, &seg, &archived), SESPHR_RESULT_DIVERGED);
+        OK(sesphr_srs_archive_audit_cb(srs, upto, collect, &seg, &archived));
+        CHECK(archived == upto && seg.len > 0);
+        OK(sesphr_verify_segment(seg.data, seg.len, vk, sizeof vk, &first, &last, end, sizeof end));
+        CHECK(first == 1 && last == upto);
+        CHECK(memcmp(end, sesphr_buffer_data(now), SESPHR_CHECKPOINT_LEN) == 0);
+        if (seg.len > 40) {
+            seg.data[40] ^= 1;
+            CHECK(sesphr_verify_segment(seg.data, seg.len, vk, sizeof vk, &first, &last, end, sizeof end) !=
+                  SESPHR_RESULT_OK);
+            seg.data[40] ^= 1;
+        }
+        EXPECT(sesphr_verify_segment(seg.data, seg.len, vk, sizeof vk, &first, &last, end, 10),
+               SESPHR_RESULT_BUFFER_TOO_SMALL);
+        free(seg.data);
+        sesphr_buffer_free(now);
+    }
     sesphr_srs_free(srs);
     srs = NULL;
     /* The kept checkpoint opens the current file and refuses the older copy. */
