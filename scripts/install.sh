@@ -5,6 +5,8 @@
 #   PREFIX/include/sesphr.h
 #   PREFIX/share/sesphr/sesphr.supp (valgrind suppressions for the thread pool)
 #   PREFIX/lib/pkgconfig/sesphr.pc
+#   PREFIX/lib/cmake/sesphr/sesphrConfig.cmake (+ its version file):
+#     find_package(sesphr CONFIG), targets sesphr::sesphr, sesphr::sesphr_static
 # Usage: scripts/install.sh PREFIX      e.g. scripts/install.sh /usr/local
 # SESPHR_FEATURES=postgres scripts/install.sh PREFIX adds the PostgreSQL
 # store (sesphr_srs_open_postgres; pure Rust, no libpq needed).
@@ -25,4 +27,10 @@ install -m 0644 include/sesphr.h "$prefix/include/sesphr.h"
 mkdir -p "$prefix/share/sesphr"
 install -m 0644 scripts/sesphr.supp "$prefix/share/sesphr/sesphr.supp"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" scripts/sesphr.pc.in >"$prefix/lib/pkgconfig/sesphr.pc"
+mkdir -p "$prefix/lib/cmake/sesphr"
+major_minor=$(echo "$version" | cut -d. -f1,2)
+for f in sesphrConfig sesphrConfigVersion; do
+  sed -e "s|@VERSION@|$version|g" -e "s|@VERSION_MAJOR_MINOR@|$major_minor|g" \
+    "scripts/$f.cmake.in" >"$prefix/lib/cmake/sesphr/$f.cmake"
+done
 echo "installed sesphr $version under $prefix"
