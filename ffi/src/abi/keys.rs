@@ -109,11 +109,8 @@ pub extern "C" fn sesphr_keypair_export(
     keypair: *const sesphr_keypair,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let kp = handle_ref(keypair)?;
-        let o = out(out_buffer)?;
-        put_buffer(o, kp.secret().to_backup().to_vec());
-        Ok(())
+    export_from(keypair, out_buffer, |kp: &KeyPair| {
+        kp.secret().to_backup().to_vec()
     })
 }
 
@@ -124,11 +121,8 @@ pub extern "C" fn sesphr_keypair_export_text(
     keypair: *const sesphr_keypair,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let kp = handle_ref(keypair)?;
-        let o = out(out_buffer)?;
-        put_buffer(o, kp.secret().to_backup_text().as_bytes().to_vec());
-        Ok(())
+    export_from(keypair, out_buffer, |kp: &KeyPair| {
+        kp.secret().to_backup_text().as_bytes().to_vec()
     })
 }
 
@@ -210,6 +204,21 @@ pub extern "C" fn sesphr_escrow_seed_import(
     })
 }
 
+/// The body of the key-backup exports: `export` of the value behind
+/// `handle`, into a new buffer in `*out_buffer` (zeroized when freed).
+fn export_from<H: Handle>(
+    handle: *const H,
+    out_buffer: *mut *mut sesphr_buffer,
+    export: impl FnOnce(&H::Rust) -> Vec<u8>,
+) -> sesphr_result {
+    run(|| {
+        let value = handle_ref(handle)?;
+        let o = out(out_buffer)?;
+        put_buffer(o, export(value));
+        Ok(())
+    })
+}
+
 /// Imports a key backup in either form: text if it starts with `sesphr-`
 /// (in either case, after leading whitespace), binary otherwise.
 fn import_backup<T>(
@@ -285,12 +294,7 @@ pub extern "C" fn sesphr_patient_keys_export(
     keys: *const sesphr_patient_keys,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
-        put_buffer(o, k.to_bytes().to_vec());
-        Ok(())
-    })
+    export_from(keys, out_buffer, |k: &PatientKeys| k.to_bytes().to_vec())
 }
 
 /// As `sesphr_patient_keys_export`, in the text form for a paper backup
@@ -301,11 +305,8 @@ pub extern "C" fn sesphr_patient_keys_export_text(
     keys: *const sesphr_patient_keys,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
-        put_buffer(o, k.to_backup_text().as_bytes().to_vec());
-        Ok(())
+    export_from(keys, out_buffer, |k: &PatientKeys| {
+        k.to_backup_text().as_bytes().to_vec()
     })
 }
 
