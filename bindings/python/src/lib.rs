@@ -161,9 +161,23 @@ impl PatientKeys {
         sesphr::PatientKeys::from_bytes(data).py().map(Self)
     }
 
-    /// The secret export (identity and master secret).
+    /// The secret export (identity and master secret), a key backup with
+    /// a check value: a corrupted copy is refused, never restored as
+    /// another key.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.0.to_bytes())
+    }
+
+    /// The same backup as text for paper (Bech32m, `sesphr-patient1…`).
+    fn to_backup_text(&self) -> String {
+        self.0.to_backup_text().to_string()
+    }
+
+    /// The keys from `to_backup_text` (whitespace ignored); a mistyped
+    /// character raises `FormatError` with kind `bad_checksum`.
+    #[staticmethod]
+    fn from_backup_text(text: &str) -> PyResult<Self> {
+        sesphr::PatientKeys::from_backup_text(text).py().map(Self)
     }
 
     /// The patient's identity.
@@ -292,6 +306,33 @@ impl KeyPair {
     /// The secret key (32 bytes); keep it like a password.
     fn secret_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.0.secret().to_bytes().as_ref())
+    }
+
+    /// The secret key as a key backup (with a check value: a corrupted
+    /// copy is refused, never restored as another key).
+    fn to_backup<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.secret().to_backup())
+    }
+
+    /// The same backup as text for paper (Bech32m, `sesphr-secret1…`).
+    fn to_backup_text(&self) -> String {
+        self.0.secret().to_backup_text().to_string()
+    }
+
+    /// The key pair from `to_backup`.
+    #[staticmethod]
+    fn from_backup(data: &[u8]) -> PyResult<Self> {
+        sesphr::SecretKey::from_backup(data)
+            .py()
+            .map(|k| Self(sesphr::KeyPair::from_secret(k)))
+    }
+
+    /// The key pair from `to_backup_text` (whitespace ignored).
+    #[staticmethod]
+    fn from_backup_text(text: &str) -> PyResult<Self> {
+        sesphr::SecretKey::from_backup_text(text)
+            .py()
+            .map(|k| Self(sesphr::KeyPair::from_secret(k)))
     }
 
     /// The public key (32 bytes).

@@ -80,6 +80,27 @@ def test_keys_round_trip_and_hide_secrets() -> None:
     assert sesphr.ReKey.from_bytes(rekey.to_bytes()).to_bytes() == rekey.to_bytes()
 
 
+def test_key_backups_round_trip_and_refuse_corruption() -> None:
+    patient = sesphr.PatientKeys.generate("patient-8")
+    paper = patient.to_backup_text()
+    assert paper.startswith("sesphr-patient1")
+    again = sesphr.PatientKeys.from_backup_text(" ".join(paper[i : i + 4] for i in range(0, len(paper), 4)))
+    assert again.portion_public_key("lab", 0) == patient.portion_public_key("lab", 0)
+    typo = paper[:-1] + ("q" if paper[-1] != "q" else "p")
+    with pytest.raises(sesphr.FormatError) as e:
+        sesphr.PatientKeys.from_backup_text(typo)
+    assert e.value.kind == "bad_checksum"
+    user = sesphr.KeyPair.generate()
+    backup = user.to_backup()
+    assert sesphr.KeyPair.from_backup(backup).public_key == user.public_key
+    assert sesphr.KeyPair.from_backup_text(user.to_backup_text()).public_key == user.public_key
+    for i in range(len(backup) * 8):
+        flipped = bytearray(backup)
+        flipped[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(sesphr.FormatError):
+            sesphr.KeyPair.from_backup(bytes(flipped))
+
+
 def test_sqlite_store_survives_reopen(tmp_path: pathlib.Path, world: World) -> None:
     key = sesphr.Srs.generate_storage_key()
     path = tmp_path / "srs.db"
