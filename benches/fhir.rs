@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut back = Reassembler::new(&map);
             for (s, k) in sealed.iter().zip(&secrets) {
-                back.add(&s.label, &s.sealed.open_as_owner(k).unwrap())
+                back.add(s.sealed.header(), &s.sealed.open_as_owner(k).unwrap())
                     .unwrap();
             }
             back.finish().unwrap()
@@ -107,7 +107,7 @@ fn bench(c: &mut Criterion) {
     let rebuilt = {
         let mut back = Reassembler::new(&map);
         for (s, k) in sealed.iter().zip(&secrets) {
-            back.add(&s.label, &s.sealed.open_as_owner(k).unwrap())
+            back.add(s.sealed.header(), &s.sealed.open_as_owner(k).unwrap())
                 .unwrap();
         }
         back.finish().unwrap()

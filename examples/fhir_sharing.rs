@@ -167,7 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = SealedPortion::from_bytes(bytes)?;
         match srs.reencrypt(&doctor, s.header(), Purpose::Treatment) {
             Ok(rc) => {
-                doctors_view.add(label, &s.open_as_delegatee(&doctor_keys, &rc)?)?;
+                doctors_view.add(s.header(), &s.open_as_delegatee(&doctor_keys, &rc)?)?;
                 println!("      {label:<13} re-encrypted for dr-house and opened");
             }
             Err(SrsError::Denied(d)) => println!("      {label:<13} denied ({d})"),
@@ -280,7 +280,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut owners_view = Reassembler::new(&map);
     for (label, bytes) in &cloud {
         let s = SealedPortion::from_bytes(bytes)?;
-        owners_view.add(label, &s.open_as_owner(&patient.portion_secret(label, 0))?)?;
+        owners_view.add(
+            s.header(),
+            &s.open_as_owner(&patient.portion_secret(label, 0))?,
+        )?;
     }
     let rebuilt = owners_view.finish()?;
     let diff = compare(&input, &rebuilt);

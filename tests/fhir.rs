@@ -130,7 +130,9 @@ fn every_fixture_survives_split_seal_open_reassemble_with_each_resource_where_ex
             let sealed = parts
                 .seal(&owner.keys(), granularity, 1_767_225_600)
                 .unwrap();
-            let mut back = Reassembler::new(&owner.map);
+            let mut back = Reassembler::new(&owner.map)
+                .granularity(granularity)
+                .expect_keys(&owner.keys());
             let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for s in &sealed {
                 assert_eq!(s.sealed.header().context().label(), &s.label);
@@ -141,7 +143,7 @@ fn every_fixture_survives_split_seal_open_reassemble_with_each_resource_where_ex
                         .or_default()
                         .insert(s.label.to_string());
                 }
-                back.add(&s.label, &text).unwrap();
+                back.add(s.sealed.header(), &text).unwrap();
             }
             let rebuilt = back.finish().unwrap();
             let diff = compare(&input, &rebuilt);
@@ -205,9 +207,9 @@ fn the_official_r4_example_bundles_round_trip() {
         types.insert(input["type"].as_str().unwrap().to_owned());
         let parts = split(&bytes, &owner.map).unwrap();
         for granularity in [Granularity::PerPortion, Granularity::PerResource] {
-            let mut back = Reassembler::new(&owner.map);
+            let mut back = Reassembler::new(&owner.map).granularity(granularity);
             for s in parts.seal(&owner.keys(), granularity, 0).unwrap() {
-                back.add(&s.label, &owner.open(&s)).unwrap();
+                back.add(s.sealed.header(), &owner.open(&s)).unwrap();
             }
             let rebuilt = back.finish().unwrap();
             let diff = compare(&input, &rebuilt);
@@ -247,8 +249,13 @@ fn per_portion_sealing_makes_one_record_with_one_sealed_object_per_label() {
     // The one Practitioner is copied into every portion that refers to it.
     let copies: usize = parts.portions().iter().map(|p| p.copies).sum();
     assert_eq!(per_resource.len(), 559 - 1 + copies);
-    let records: BTreeSet<RecordId> = per_resource.iter().map(|s| s.record).collect();
-    assert_eq!(records.len(), per_resource.len());
+    // One record either way: the Bundle.
+    assert!(
+        per_resource
+            .iter()
+            .all(|s| s.record == per_resource[0].record)
+    );
+    assert_ne!(per_resource[0].record, sealed[0].record);
 }
 
 #[test]
@@ -308,7 +315,10 @@ fn a_doctor_granted_lab_only_rebuilds_only_lab_resources() {
     for s in &sealed {
         match srs.reencrypt(&doctor, s.sealed.header(), Purpose::Treatment) {
             Ok(rc) => back
-                .add(&s.label, &s.sealed.open_as_delegatee(&keys, &rc).unwrap())
+                .add(
+                    s.sealed.header(),
+                    &s.sealed.open_as_delegatee(&keys, &rc).unwrap(),
+                )
                 .unwrap(),
             Err(SrsError::Denied(_)) => denied.push(s.label.to_string()),
             Err(e) => panic!("{e}"),
@@ -391,8 +401,18 @@ fn a_portion_opened_under_another_label_is_refused() {
         .seal(&owner.keys(), Granularity::PerPortion, 0)
         .unwrap();
     let lab = sealed.iter().find(|s| s.label.as_str() == "lab").unwrap();
+    // The lab plaintext sealed again, in the same record, under the
+    // medical key: a portion cannot carry another's resources.
+    let medical = common::label("medical");
+    let resealed = SealedPortion::seal(
+        &owner.patient.portion_public(&medical, 0),
+        lab.record,
+        0,
+        &owner.open(lab),
+    )
+    .unwrap();
     let mut back = Reassembler::new(&owner.map);
-    let r = back.add(&common::label("medical"), &owner.open(lab));
+    let r = back.add(resealed.header(), &owner.open(lab));
     assert!(matches!(r, Err(FhirError::Misfiled { .. })));
     assert!(matches!(back.finish(), Err(FhirError::Empty)));
 }
@@ -444,21 +464,44 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
         .iter()
         .map(|x| x["code"].as_str().unwrap())
         .collect();
-    assert_eq!(classes, ["Observation", "DiagnosticReport", "Specimen"]);
+    assert_eq!(
+        classes,
+        [
+            "Observation",
+            "DiagnosticReport",
+            "DocumentReference",
+            "ServiceRequest",
+            "Specimen",
+            "MolecularSequence"
+        ]
+    );
 
     // Back: the signed grant, verified, and the terms.
     let key = owner.patient.consent_public();
     let again = grant_from_consent(&c, &key, &owner.map).unwrap();
     assert_eq!(again, grant);
-    let terms = ConsentTerms::from_consent(&c, &owner.map).unwrap();
+    const NOW: u64 = 1_800_000_100;
+    let terms = ConsentTerms::from_consent_at(&c, &owner.map, NOW).unwrap();
     assert_eq!(terms, ConsentTerms::of_grant(&grant));
     assert_eq!(terms.grant_options().scope, Scope::Since(1_700_000_000));
     assert_eq!(terms.grant_options().expiry, Some(1_900_000_000));
 
-    // A host may add fields, but not change the terms.
+    // A host may give it its own id and version, and drop the narrative;
+    // nothing else.
     let mut annotated = c.clone();
-    annotated["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">ok</div>"});
-    assert!(grant_from_consent(&annotated, &key, &owner.map).is_ok());
+    annotated["id"] = json!("42");
+    annotated["meta"] = json!({"versionId": "3", "lastUpdated": "2027-01-15T08:00:01Z"});
+    annotated.as_object_mut().unwrap().remove("text");
+    assert_eq!(
+        grant_from_consent(&annotated, &key, &owner.map).unwrap(),
+        grant
+    );
+    let mut contradicting = c.clone();
+    contradicting["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">medical records too</div>"});
+    assert!(matches!(
+        grant_from_consent(&contradicting, &key, &owner.map),
+        Err(FhirError::ConsentDiffers { path }) if path == "/text/div"
+    ));
     for (path, value) in [
         (
             "/provision/actor/0/reference/identifier/value",
@@ -475,7 +518,7 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
         assert!(
             matches!(
                 grant_from_consent(&edited, &key, &owner.map),
-                Err(FhirError::Consent(_))
+                Err(FhirError::ConsentDiffers { path: p }) if p == path
             ),
             "{path}"
         );
@@ -499,12 +542,26 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
     drafted["provision"].as_object_mut().unwrap().remove("code");
     drafted["provision"]["class"] =
         json!([{"system": "http://hl7.org/fhir/resource-types", "code": "MedicationRequest"}]);
-    let t = ConsentTerms::from_consent(&drafted, &owner.map).unwrap();
+    // MedicationRequest alone is part of `prescription`: a grant of the
+    // portion would be broader than the Consent.
+    assert!(matches!(
+        ConsentTerms::from_consent_at(&drafted, &owner.map, NOW),
+        Err(FhirError::Inexpressible(w)) if w == ["provision.class that names no whole portion"]
+    ));
+    drafted["provision"]["class"] = json!(
+        owner
+            .map
+            .types_of(&common::label("prescription"))
+            .iter()
+            .map(|t| json!({"system": "http://hl7.org/fhir/resource-types", "code": t}))
+            .collect::<Vec<_>>()
+    );
+    let t = ConsentTerms::from_consent_at(&drafted, &owner.map, NOW).unwrap();
     assert_eq!(t.labels, [common::label("prescription")]);
     assert!(grant_from_consent(&drafted, &key, &owner.map).is_err());
     drafted["provision"]["type"] = json!("deny");
     assert!(matches!(
-        ConsentTerms::from_consent(&drafted, &owner.map),
+        ConsentTerms::from_consent_at(&drafted, &owner.map, NOW),
         Err(FhirError::Consent(_))
     ));
 
@@ -523,7 +580,16 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
         "2028-08-16T00:53:20Z"
     );
     assert_eq!(revoked["extension"][0]["url"], SIGNED_REVOCATION_EXTENSION);
-    assert!(grant_from_consent(&revoked, &key, &owner.map).is_err());
+    assert!(matches!(
+        grant_from_consent(&revoked, &key, &owner.map),
+        Err(FhirError::ConsentRevoked)
+    ));
+    let (g, r) = revocation_from_consent(&revoked, &key, &owner.map).unwrap();
+    assert_eq!((g, r), (grant.clone(), revocation.clone()));
+    assert!(matches!(
+        revocation_from_consent(&c, &key, &owner.map),
+        Err(FhirError::Consent(_))
+    ));
     let early = owner
         .patient
         .sign_revocation_with_rng(&lab, &doctor, 1_799_999_999, &mut rng)
@@ -556,13 +622,12 @@ fn a_grant_goes_to_an_r4_consent_and_back_and_an_edited_consent_is_refused() {
         emergency: Some(Role::Doctor),
         ..GrantOptions::default()
     };
-    let e = consent_from_grant(&signed_grant(&owner, &emergency), &owner.map);
+    let eg = signed_grant(&owner, &emergency);
+    let e = consent_from_grant(&eg, &owner.map);
     assert_eq!(e["provision"]["purpose"][0]["code"], "ETREAT");
-    assert!(
-        ConsentTerms::from_consent(&e, &owner.map)
-            .unwrap()
-            .emergency
-    );
+    let terms = ConsentTerms::from_consent_at(&e, &owner.map, eg.issued_at()).unwrap();
+    assert!(terms.emergency);
+    assert_eq!(terms, ConsentTerms::of_grant(&eg));
 }
 
 #[test]
@@ -571,21 +636,29 @@ fn smart_v2_scopes_for_each_default_portion() {
     let scopes = |l: &str| smart_scopes(&common::label(l), &map);
     assert_eq!(
         scopes("personal"),
-        ["patient/Patient.rs", "patient/RelatedPerson.rs"]
-    );
-    assert_eq!(
-        scopes("lab"),
         [
-            "patient/Observation.rs?category=laboratory",
-            "patient/DiagnosticReport.rs?category=LAB",
-            "patient/DiagnosticReport.rs?category=CH",
-            "patient/DiagnosticReport.rs?category=HM",
-            "patient/DiagnosticReport.rs?category=MB",
-            "patient/DiagnosticReport.rs?category=SP",
-            "patient/DiagnosticReport.rs?category=CP",
-            "patient/Specimen.rs",
+            "patient/Patient.rs",
+            "patient/RelatedPerson.rs",
+            "patient/Person.rs",
+            "patient/Consent.rs"
         ]
     );
+    let lab = scopes("lab");
+    for s in [
+        "patient/Observation.rs?category=laboratory",
+        "patient/Observation.rs?category=LAB",
+        "patient/Observation.rs?category=BLB",
+        "patient/DiagnosticReport.rs?category=LAB",
+        "patient/DiagnosticReport.rs?category=HM",
+        "patient/DocumentReference.rs?category=LAB",
+        "patient/ServiceRequest.rs?category=108252007",
+        "patient/Specimen.rs",
+        "patient/MolecularSequence.rs",
+    ] {
+        assert!(lab.contains(&s.to_owned()), "{s}");
+    }
+    // 22 lab category codes on 4 types, and 2 types whole.
+    assert_eq!(lab.len(), 22 * 4 + 2);
     assert_eq!(
         scopes("prescription"),
         [
@@ -593,6 +666,7 @@ fn smart_v2_scopes_for_each_default_portion() {
             "patient/MedicationStatement.rs",
             "patient/MedicationAdministration.rs",
             "patient/MedicationDispense.rs",
+            "patient/VisionPrescription.rs",
         ]
     );
     assert_eq!(
@@ -606,25 +680,50 @@ fn smart_v2_scopes_for_each_default_portion() {
             "patient/ExplanationOfBenefit.rs",
             "patient/Account.rs",
             "patient/Invoice.rs",
+            "patient/ChargeItem.rs",
+            "patient/EnrollmentRequest.rs",
+            "patient/EnrollmentResponse.rs",
+            "patient/PaymentNotice.rs",
         ]
     );
+    let imaging = scopes("imaging");
     assert_eq!(
-        scopes("imaging"),
-        [
-            "patient/ImagingStudy.rs",
-            "patient/Media.rs",
-            "patient/Observation.rs?category=imaging",
-            "patient/DiagnosticReport.rs?category=RAD",
-            "patient/DiagnosticReport.rs?category=IMG",
-        ]
+        &imaging[..2],
+        ["patient/ImagingStudy.rs", "patient/Media.rs"]
     );
+    assert!(imaging.contains(&"patient/DiagnosticReport.rs?category=RAD".to_owned()));
+    assert_eq!(imaging.len(), 2 + 14 * 4);
     let medical = scopes("medical");
     assert!(medical.contains(&"patient/Condition.rs".to_owned()));
     assert!(medical.contains(&"patient/Observation.rs?category=vital-signs".to_owned()));
     // Never a scope that would also read lab or imaging results.
-    assert!(!medical.contains(&"patient/Observation.rs".to_owned()));
-    assert!(!medical.contains(&"patient/DiagnosticReport.rs".to_owned()));
-    assert_eq!(medical.len(), 23);
+    for t in [
+        "Observation",
+        "DiagnosticReport",
+        "DocumentReference",
+        "ServiceRequest",
+    ] {
+        assert!(!medical.contains(&format!("patient/{t}.rs")), "{t}");
+    }
+    // Each scope reads only what the mapping puts in its portion.
+    for l in map.labels() {
+        for s in smart_scopes(&l, &map) {
+            let rest = s.strip_prefix("patient/").unwrap();
+            let (t, category) = match rest.split_once(".rs?category=") {
+                Some((t, c)) => (t, Some(c)),
+                None => (rest.strip_suffix(".rs").unwrap(), None),
+            };
+            let mut r = json!({"resourceType": t});
+            if let Some(c) = category {
+                r["category"] = json!([{"coding": [{"code": c}]}]);
+            }
+            assert_eq!(
+                map.place(&r).unwrap().0,
+                Placement::Portion(l.clone()),
+                "{s}"
+            );
+        }
+    }
 }
 
 /// Patients of the cohort with their condition codes (the research

@@ -4,9 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, json};
 
-use super::mapping::{Placement, PortionMap};
+use super::mapping::{Nested, Placement, PortionMap};
 use super::{FhirError, FhirResult, Value, resource_type};
-use crate::{PortionLabel, PortionPublicKey, RecordId, SealedPortion};
+use crate::{PortionHeader, PortionLabel, PortionPublicKey, RecordId, SealedPortion};
+
+/// The extension URL that marks an entry's position in a nested Bundle
+/// (`Bundle.entry.extension`, `valueInteger`): each portion holds only
+/// some of a nested Bundle's entries, and reassembly puts them back in
+/// their places. An input that already carries it is refused.
+pub const POSITION_EXTENSION: &str = "urn:sesphr:position";
 
 /// How many sealed portions a split makes.
 ///
@@ -18,14 +24,16 @@ use crate::{PortionLabel, PortionPublicKey, RecordId, SealedPortion};
 /// one lab result of that visit downloads the visit's lab portion (tens of
 /// kilobytes). [`Granularity::PerResource`] seals each resource alone, for
 /// hosts that fetch single resources from large bundles; every resource
-/// then costs its own re-encryption and audit entry. Either way, what a
-/// reader can open is decided by the portion label alone.
+/// then costs its own re-encryption and audit entry. Either way the
+/// Bundle is one record (one [`RecordId`]), and what a reader can open is
+/// decided by the portion label alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Granularity {
     /// One sealed portion per label per Bundle.
     #[default]
     PerPortion,
-    /// One sealed portion per resource.
+    /// One sealed portion per resource (a nested Bundle's share of a
+    /// portion counts as one resource).
     PerResource,
 }
 
@@ -45,7 +53,9 @@ pub struct SplitPortion {
     pub label: PortionLabel,
     /// Its Bundle entries (`fullUrl`, `resource`, `request`, …), in the
     /// input's order; directory resources copied in for reference come
-    /// after the portion's own.
+    /// after the portion's own. An entry holding a nested Bundle holds
+    /// only the nested entries of this portion, each marked with its
+    /// position ([`POSITION_EXTENSION`]).
     pub entries: Vec<Value>,
     /// How many of `entries` are directory resources (see
     /// [`Placement::WithReferrers`]).
@@ -57,6 +67,35 @@ impl SplitPortion {
     pub fn resource_names(&self) -> Vec<String> {
         self.entries.iter().map(entry_name).collect()
     }
+
+    /// The resource types this portion holds at any depth (inside nested
+    /// Bundles too; a nested Bundle counted as `Bundle`), with their
+    /// numbers: what a reader of this portion alone receives.
+    pub fn resource_types(&self) -> BTreeMap<String, usize> {
+        resource_types(&self.entries)
+    }
+}
+
+/// The resource types in `entries` at any depth, with their numbers.
+pub(crate) fn resource_types(entries: &[Value]) -> BTreeMap<String, usize> {
+    fn walk(entries: &[Value], out: &mut BTreeMap<String, usize>) {
+        for e in entries {
+            let r = e.get("resource");
+            let t = r
+                .and_then(|r| r.get("resourceType"))
+                .and_then(Value::as_str)
+                .unwrap_or("(no resource)");
+            *out.entry(t.to_owned()).or_default() += 1;
+            if t == "Bundle"
+                && let Some(inner) = r.and_then(|r| r.get("entry")).and_then(Value::as_array)
+            {
+                walk(inner, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(entries, &mut out);
+    out
 }
 
 /// A Bundle (or one resource) cut into portions by a [`PortionMap`].
@@ -68,12 +107,12 @@ pub struct Split {
     resources: usize,
 }
 
-/// One sealed portion of a split: open it, then give its plaintext to a
-/// [`Reassembler`].
+/// One sealed portion of a split: open it, then give its header and
+/// plaintext to a [`Reassembler`].
 #[derive(Clone, Debug)]
 pub struct SealedFhir {
-    /// The record it was sealed under: one per Bundle
-    /// ([`Granularity::PerPortion`]) or per resource.
+    /// The record it was sealed under: one per Bundle, whatever the
+    /// [`Granularity`].
     pub record: RecordId,
     /// Its portion.
     pub label: PortionLabel,
@@ -85,13 +124,192 @@ pub struct SealedFhir {
     pub sealed: SealedPortion,
 }
 
+/// An entry of the input, as a tree: a resource (an index into the list
+/// of leaves), or a nested Bundle.
+#[derive(Debug)]
+enum Node {
+    Leaf(usize),
+    Container(Container),
+}
+
+/// A nested Bundle: its entry's fields but `resource`, its own fields but
+/// `entry`, whether it had `entry`, and its entries.
+#[derive(Debug)]
+struct Container {
+    fields: Map<String, Value>,
+    shell: Map<String, Value>,
+    had_entry: bool,
+    children: Vec<Node>,
+}
+
+fn is_bundle_entry(e: &Value) -> bool {
+    e.get("resource").and_then(|r| r.get("resourceType")) == Some(&json!("Bundle"))
+}
+
+/// Whether an entry's `extension` holds [`POSITION_EXTENSION`].
+fn has_position(e: &Value) -> bool {
+    e.get("extension")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter()
+                .any(|x| x.get("url") == Some(&json!(POSITION_EXTENSION)))
+        })
+}
+
+/// The input's entries as a tree; the resources in depth-first order.
+fn tree(entries: Vec<Value>, map: &PortionMap, leaves: &mut Vec<Value>) -> FhirResult<Vec<Node>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        if has_position(&e) {
+            return Err(FhirError::NotFhir {
+                what: "an entry carries the reserved extension urn:sesphr:position",
+            });
+        }
+        if !is_bundle_entry(&e) {
+            leaves.push(e);
+            out.push(Node::Leaf(leaves.len() - 1));
+            continue;
+        }
+        if map.nested_policy() == Nested::Refuse {
+            return Err(FhirError::NestedBundle);
+        }
+        let Value::Object(mut fields) = e else {
+            return Err(FhirError::NotFhir {
+                what: "a Bundle entry that is not an object",
+            });
+        };
+        let inner = fields.remove("resource").unwrap_or(Value::Null);
+        let had_entry = inner.get("entry").is_some();
+        let (shell, inner_entries) = unpack(inner)?;
+        let Shell::Bundle(shell) = shell else {
+            return Err(FhirError::NotFhir {
+                what: "a nested Bundle that is not a Bundle",
+            });
+        };
+        out.push(Node::Container(Container {
+            fields,
+            shell,
+            had_entry,
+            children: tree(inner_entries, map, leaves)?,
+        }));
+    }
+    Ok(out)
+}
+
+/// Appends the position marker to an entry.
+fn mark(mut e: Map<String, Value>, position: usize) -> FhirResult<Value> {
+    let marker = json!({"url": POSITION_EXTENSION, "valueInteger": position});
+    match e.get_mut("extension") {
+        None => {
+            e.insert("extension".into(), json!([marker]));
+        }
+        Some(Value::Array(a)) if !a.is_empty() => a.push(marker),
+        Some(_) => {
+            return Err(FhirError::NotFhir {
+                what: "an entry's extension is not a non-empty list",
+            });
+        }
+    }
+    Ok(Value::Object(e))
+}
+
+/// Takes the position marker off an entry: its position, if it had one.
+fn unmark(e: &mut Map<String, Value>) -> Option<u64> {
+    let list = e.get_mut("extension")?.as_array_mut()?;
+    let last = list.last()?;
+    if last.get("url") != Some(&json!(POSITION_EXTENSION)) {
+        return None;
+    }
+    let position = last.get("valueInteger")?.as_u64()?;
+    list.pop();
+    if list.is_empty() {
+        e.remove("extension");
+    }
+    Some(position)
+}
+
+/// The labels a node goes to: a resource's, or for a nested Bundle, those
+/// of its entries (`fallback` when it has none).
+fn node_labels(
+    n: &Node,
+    labels: &[BTreeSet<PortionLabel>],
+    fallback: &PortionLabel,
+) -> BTreeSet<PortionLabel> {
+    match n {
+        Node::Leaf(i) => labels.get(*i).cloned().unwrap_or_default(),
+        Node::Container(c) => {
+            let mut out = BTreeSet::new();
+            for child in &c.children {
+                out.extend(node_labels(child, labels, fallback));
+            }
+            if out.is_empty() {
+                out.insert(fallback.clone());
+            }
+            out
+        }
+    }
+}
+
+/// A nested Bundle's share of portion `label`, as an entry at `position`.
+fn piece(
+    c: &Container,
+    position: usize,
+    label: &PortionLabel,
+    leaves: &[Value],
+    labels: &[BTreeSet<PortionLabel>],
+    fallback: &PortionLabel,
+) -> FhirResult<Value> {
+    let mut inner = c.shell.clone();
+    let mut entries = Vec::new();
+    for (i, child) in c.children.iter().enumerate() {
+        if !node_labels(child, labels, fallback).contains(label) {
+            continue;
+        }
+        entries.push(match child {
+            Node::Leaf(k) => match leaves.get(*k) {
+                Some(Value::Object(o)) => mark(o.clone(), i)?,
+                _ => {
+                    return Err(FhirError::NotFhir {
+                        what: "a Bundle entry that is not an object",
+                    });
+                }
+            },
+            Node::Container(d) => piece(d, i, label, leaves, labels, fallback)?,
+        });
+    }
+    if c.had_entry {
+        inner.insert("entry".into(), Value::Array(entries));
+    }
+    let mut e = c.fields.clone();
+    e.insert("resource".into(), Value::Object(inner));
+    mark(e, position)
+}
+
+fn count_nodes(nodes: &[Node]) -> usize {
+    nodes
+        .iter()
+        .map(|n| match n {
+            Node::Leaf(_) => 1,
+            Node::Container(c) => 1 + count_nodes(&c.children),
+        })
+        .sum()
+}
+
 /// Cuts a JSON Bundle (or one JSON resource) into portions.
 ///
 /// Every entry lands in exactly one portion, except directory resources
 /// ([`Placement::WithReferrers`]), which are copied into each portion that
 /// refers to them. Nothing is dropped: a type the mapping does not name
-/// goes to its [`Unknown`](super::Unknown) portion (listed by [`Split::defaulted`]) or the
-/// split is refused.
+/// goes to its [`Unknown`](super::Unknown) portion (listed by
+/// [`Split::defaulted`]) or the split is refused.
+///
+/// A Bundle inside the Bundle (at any depth) is split too
+/// ([`Nested::Recurse`]): each of its entries goes where the mapping puts
+/// it, and each portion with some of them gets the nested Bundle's own
+/// fields and those entries, each marked with its position
+/// ([`POSITION_EXTENSION`]), so that reassembly restores the nested Bundle
+/// exactly; one with no entries goes with the mapping's first label. With
+/// [`Nested::Refuse`] the split is refused.
 ///
 /// An entry without a resource (a `DELETE` or conditional `GET` of a
 /// transaction, an entry of a transaction-response) goes where a resource
@@ -99,9 +317,10 @@ pub struct SealedFhir {
 ///
 /// # Errors
 /// [`FhirError::Json`] for input that is not JSON; [`FhirError::NotFhir`]
-/// for JSON that is not a resource, or a Bundle whose `entry` is not a list
-/// of objects; [`FhirError::UnmappedType`] under
-/// [`Unknown::Refuse`](super::Unknown::Refuse).
+/// for JSON that is not a resource, a Bundle whose `entry` is not a list
+/// of objects, or an entry already carrying [`POSITION_EXTENSION`];
+/// [`FhirError::UnmappedType`] under [`Unknown::Refuse`](super::Unknown::Refuse);
+/// [`FhirError::NestedBundle`] under [`Nested::Refuse`].
 pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
     split_value(serde_json::from_slice(json)?, map)
 }
@@ -112,35 +331,53 @@ pub fn split(json: &[u8], map: &PortionMap) -> FhirResult<Split> {
 /// As [`split`], without [`FhirError::Json`].
 pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
     let (shell, entries) = unpack(input)?;
-    let mut home: Vec<(PortionLabel, Value)> = Vec::new();
-    let mut directory: Vec<(PortionLabel, Value)> = Vec::new();
+    let mut leaves: Vec<Value> = Vec::new();
+    let nodes = tree(entries, map, &mut leaves)?;
+    let order = map.labels();
+
+    // Where each resource goes: its own portion, or (directory resources)
+    // the portions that refer to it.
+    let mut labels: Vec<BTreeSet<PortionLabel>> = vec![BTreeSet::new(); leaves.len()];
+    let mut directory: Vec<(usize, PortionLabel)> = Vec::new();
+    let mut is_directory = vec![false; leaves.len()];
     let mut defaulted = Vec::new();
-    for e in entries {
-        match place_entry(map, &e)? {
+    for (i, e) in leaves.iter().enumerate() {
+        match place_entry(map, e)? {
             (Placement::Portion(l), by_default) => {
                 if by_default {
-                    defaulted.push(entry_name(&e));
+                    defaulted.push(entry_name(e));
                 }
-                home.push((l, e));
+                if let Some(s) = labels.get_mut(i) {
+                    s.insert(l);
+                }
             }
-            (Placement::WithReferrers { unreferenced }, _) => directory.push((unreferenced, e)),
+            (Placement::WithReferrers { unreferenced }, _) => {
+                directory.push((i, unreferenced));
+                if let Some(d) = is_directory.get_mut(i) {
+                    *d = true;
+                }
+            }
         }
     }
-    let resources = home.len() + directory.len();
 
     // Which portions refer to each directory resource: directly, then
     // through other directory resources until nothing changes.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, (_, e)) in directory.iter().enumerate() {
-        for n in reference_names(e) {
-            names.insert(n, i);
+    for (d, (i, _)) in directory.iter().enumerate() {
+        if let Some(e) = leaves.get(*i) {
+            for n in reference_names(e) {
+                names.insert(n, d);
+            }
         }
     }
     let mut wanted: Vec<BTreeSet<PortionLabel>> = vec![BTreeSet::new(); directory.len()];
-    for (l, e) in &home {
+    for (i, e) in leaves.iter().enumerate() {
+        let Some(home) = labels.get(i).filter(|s| !s.is_empty()) else {
+            continue;
+        };
         for r in references(e) {
-            if let Some(w) = names.get(r).and_then(|&i| wanted.get_mut(i)) {
-                w.insert(l.clone());
+            if let Some(w) = names.get(r).and_then(|&d| wanted.get_mut(d)) {
+                w.extend(home.iter().cloned());
             }
         }
     }
@@ -148,11 +385,14 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
     let links: Vec<Vec<usize>> = directory
         .iter()
         .enumerate()
-        .map(|(i, (_, e))| {
-            let mut to: Vec<usize> = references(e)
+        .map(|(d, (i, _))| {
+            let mut to: Vec<usize> = leaves
+                .get(*i)
+                .map(references)
+                .unwrap_or_default()
                 .into_iter()
                 .filter_map(|r| names.get(r).copied())
-                .filter(|&j| j != i)
+                .filter(|&j| j != d)
                 .collect();
             to.sort_unstable();
             to.dedup();
@@ -163,8 +403,8 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
         let mut changed = true;
         while changed {
             changed = false;
-            for (i, to) in links.iter().enumerate() {
-                let from = wanted.get(i).cloned().unwrap_or_default();
+            for (d, to) in links.iter().enumerate() {
+                let from = wanted.get(d).cloned().unwrap_or_default();
                 for &j in to {
                     if let Some(w) = wanted.get_mut(j)
                         && !from.is_subset(w)
@@ -179,46 +419,70 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
     propagate(&mut wanted);
     // Nothing refers to these: into their own portion, taking what they
     // refer to along.
-    for (w, (unreferenced, _)) in wanted.iter_mut().zip(&directory) {
+    for (w, (_, unreferenced)) in wanted.iter_mut().zip(&directory) {
         if w.is_empty() {
             w.insert(unreferenced.clone());
         }
     }
     propagate(&mut wanted);
+    for ((i, _), w) in directory.iter().zip(wanted) {
+        if let Some(s) = labels.get_mut(*i) {
+            *s = w;
+        }
+    }
 
-    let order = map.labels();
-    let mut by_label: BTreeMap<PortionLabel, SplitPortion> = BTreeMap::new();
-    fn portion<'a>(
-        by_label: &'a mut BTreeMap<PortionLabel, SplitPortion>,
-        l: &PortionLabel,
-    ) -> &'a mut SplitPortion {
-        by_label.entry(l.clone()).or_insert_with(|| SplitPortion {
+    // The portions, in the mapping's label order, then any other.
+    let fallback = order.first().cloned();
+    let mut all: Vec<PortionLabel> = order.clone();
+    for s in &labels {
+        for l in s {
+            if !all.contains(l) {
+                all.push(l.clone());
+            }
+        }
+    }
+    let mut portions: Vec<SplitPortion> = Vec::new();
+    for l in &all {
+        let mut own = Vec::new();
+        let mut copies = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            match n {
+                Node::Leaf(k) => {
+                    if labels.get(*k).is_some_and(|s| s.contains(l))
+                        && let Some(e) = leaves.get(*k)
+                    {
+                        if is_directory.get(*k).copied().unwrap_or(false) {
+                            copies.push(e.clone());
+                        } else {
+                            own.push(e.clone());
+                        }
+                    }
+                }
+                Node::Container(c) => {
+                    let fallback = fallback.as_ref().ok_or(FhirError::NotFhir {
+                        what: "a nested Bundle and a mapping without portions",
+                    })?;
+                    if node_labels(n, &labels, fallback).contains(l) {
+                        own.push(piece(c, i, l, &leaves, &labels, fallback)?);
+                    }
+                }
+            }
+        }
+        if own.is_empty() && copies.is_empty() {
+            continue;
+        }
+        let n_copies = copies.len();
+        own.extend(copies);
+        portions.push(SplitPortion {
             label: l.clone(),
-            entries: Vec::new(),
-            copies: 0,
-        })
+            entries: own,
+            copies: n_copies,
+        });
     }
-    for (l, e) in home {
-        portion(&mut by_label, &l).entries.push(e);
-    }
-    for ((_, e), labels) in directory.into_iter().zip(wanted) {
-        for l in labels {
-            let p = portion(&mut by_label, &l);
-            p.entries.push(e.clone());
-            p.copies += 1;
-        }
-    }
-    let mut portions: Vec<SplitPortion> = Vec::with_capacity(by_label.len());
-    for l in &order {
-        if let Some(p) = by_label.remove(l) {
-            portions.push(p);
-        }
-    }
-    portions.extend(by_label.into_values());
     if portions.is_empty() && matches!(shell, Shell::Bundle(_)) {
         // An empty Bundle still has its own fields to keep: one empty
         // portion carries them.
-        let label = order.into_iter().next().ok_or(FhirError::NotFhir {
+        let label = fallback.ok_or(FhirError::NotFhir {
             what: "an empty Bundle and a mapping without portions",
         })?;
         portions.push(SplitPortion {
@@ -231,7 +495,7 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
         shell,
         portions,
         defaulted,
-        resources,
+        resources: count_nodes(&nodes),
     })
 }
 
@@ -247,7 +511,8 @@ impl Split {
         &self.defaulted
     }
 
-    /// How many resources the input held (directory copies counted once).
+    /// How many resources the input held, at every depth (a nested Bundle
+    /// and each of its entries; directory copies counted once).
     pub fn resource_count(&self) -> usize {
         self.resources
     }
@@ -314,9 +579,9 @@ impl Split {
     /// Seals every portion (see [`Split::plaintexts`]) under the portion
     /// public key of its label from `keys`, dated `created_at` (seconds
     /// since the Unix epoch; grants with a [`crate::model::Scope::Since`]
-    /// compare against it). With [`Granularity::PerPortion`] all portions
-    /// share one fresh record id; with [`Granularity::PerResource`] each
-    /// gets its own.
+    /// compare against it). All of them share one fresh record id, with
+    /// either granularity: the Bundle is the record, and a
+    /// [`Reassembler`] refuses portions of another.
     ///
     /// # Errors
     /// [`FhirError::NoKey`] if `keys` has no key for a label that has
@@ -336,13 +601,9 @@ impl Split {
         for p in &self.portions {
             key(&p.label)?;
         }
-        let bundle_record = RecordId::random();
+        let record = RecordId::random();
         let mut out = Vec::new();
         for (label, text, resources) in self.units(granularity)? {
-            let record = match granularity {
-                Granularity::PerPortion => bundle_record,
-                Granularity::PerResource => RecordId::random(),
-            };
             let sealed = SealedPortion::seal(key(&label)?, record, created_at, &text)?;
             out.push(SealedFhir {
                 record,
@@ -359,38 +620,132 @@ impl Split {
 /// resources.
 type Unit = (PortionLabel, Vec<u8>, Vec<String>);
 
-/// Rebuilds a Bundle from opened portions.
+/// A nested Bundle's share of the portions added so far.
+#[derive(Clone, Debug, PartialEq)]
+struct Piece {
+    fields: Map<String, Value>,
+    shell: Map<String, Value>,
+    had_entry: bool,
+    children: BTreeMap<u64, Child>,
+}
+
+/// An entry of a nested Bundle, by position.
+#[derive(Clone, Debug, PartialEq)]
+enum Child {
+    Leaf(Value),
+    Piece(Piece),
+}
+
+impl Piece {
+    /// `other` (another portion's share of the same nested Bundle) merged
+    /// in.
+    fn merge(mut self, other: Self) -> FhirResult<Self> {
+        if self.fields != other.fields
+            || self.shell != other.shell
+            || self.had_entry != other.had_entry
+        {
+            return Err(FhirError::Inconsistent(
+                "the shares of a nested Bundle differ".into(),
+            ));
+        }
+        for (position, child) in other.children {
+            let merged = match (self.children.remove(&position), child) {
+                (None, c) => c,
+                (Some(Child::Leaf(a)), Child::Leaf(b)) if a == b => Child::Leaf(a),
+                (Some(Child::Piece(a)), Child::Piece(b)) => Child::Piece(a.merge(b)?),
+                _ => {
+                    return Err(FhirError::Inconsistent(
+                        "two portions hold different entries at one place of a nested Bundle"
+                            .into(),
+                    ));
+                }
+            };
+            self.children.insert(position, merged);
+        }
+        Ok(self)
+    }
+
+    fn into_entry(self) -> Value {
+        let mut inner = self.shell;
+        if self.had_entry {
+            let entries = self
+                .children
+                .into_values()
+                .map(|c| match c {
+                    Child::Leaf(v) => v,
+                    Child::Piece(p) => p.into_entry(),
+                })
+                .collect();
+            inner.insert("entry".into(), Value::Array(entries));
+        }
+        let mut e = self.fields;
+        e.insert("resource".into(), Value::Object(inner));
+        Value::Object(e)
+    }
+}
+
+/// Rebuilds a Bundle from opened portions, each bound to its record.
 ///
 /// Entries come out grouped by portion in the mapping's label order, each
 /// portion's in the order they were sealed, a directory resource once (at
-/// its first portion); for a `document` Bundle the Composition comes first.
+/// its first portion); nested Bundles come back whole, their entries in
+/// their places; for a `document` Bundle the Composition comes first.
 /// [`compare`] compares Bundles modulo exactly that ordering.
+///
+/// Every portion added must come from the same record as the first (the
+/// same record id and creation time in its header): portions of another
+/// Bundle or another patient are refused ([`FhirError::OtherRecord`]). A
+/// label is added once ([`Granularity::PerPortion`]; with
+/// [`Reassembler::granularity`] `PerResource`, each sealed object once):
+/// a second version is refused ([`FhirError::DuplicatePortion`]). Given
+/// the patient's portion public keys ([`Reassembler::expect_keys`]), a
+/// portion sealed under any other key is refused
+/// ([`FhirError::OtherPatient`]): anyone holding a portion public key can
+/// seal under it, so a reader who knows the patient's keys should give
+/// them.
 ///
 /// Each resource is checked against the mapping: one that the mapping
 /// places in another portion is refused ([`FhirError::Misfiled`]), so a
-/// portion cannot smuggle resources of another. Use
+/// portion cannot smuggle resources of another, at any depth. Use
 /// [`Reassembler::without_placement_check`] to rebuild records sealed under
-/// an older mapping.
+/// an older mapping. Errors name types and labels, never an identifier
+/// from the record.
 #[derive(Debug)]
 pub struct Reassembler<'m> {
     map: &'m PortionMap,
     check: bool,
+    granularity: Granularity,
+    keys: Option<Vec<PortionPublicKey>>,
+    /// The record id and creation time of the first portion added.
+    record: Option<(RecordId, u64)>,
+    labels: BTreeSet<PortionLabel>,
+    headers: BTreeSet<Vec<u8>>,
     shell: Option<Shell>,
     portions: BTreeMap<PortionLabel, Vec<Value>>,
     /// Directory resources by content: the first portion that had one, the
     /// entry, how many times one portion had it.
     directory: BTreeMap<String, (PortionLabel, Value, usize)>,
+    /// Nested Bundles by position: the first portion that had a share, the
+    /// shares merged.
+    nested: BTreeMap<u64, (PortionLabel, Piece)>,
 }
 
 impl<'m> Reassembler<'m> {
-    /// A reassembler that checks placements against `map`.
+    /// A reassembler of portions sealed [`Granularity::PerPortion`] that
+    /// checks placements against `map`.
     pub fn new(map: &'m PortionMap) -> Self {
         Self {
             map,
             check: true,
+            granularity: Granularity::PerPortion,
+            keys: None,
+            record: None,
+            labels: BTreeSet::new(),
+            headers: BTreeSet::new(),
             shell: None,
             portions: BTreeMap::new(),
             directory: BTreeMap::new(),
+            nested: BTreeMap::new(),
         }
     }
 
@@ -402,16 +757,61 @@ impl<'m> Reassembler<'m> {
         }
     }
 
-    /// Adds one opened portion (as sealed: see [`Split::plaintexts`]);
-    /// `label` is the portion it was sealed under
-    /// (`sealed.header().context().label()`).
+    /// For portions sealed with `granularity` (as given to
+    /// [`Split::seal`]).
+    #[must_use]
+    pub fn granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
+    }
+
+    /// Accepts only portions sealed under one of `keys` (the patient's
+    /// portion public keys, of the labels and epochs the reader expects).
+    #[must_use]
+    pub fn expect_keys(mut self, keys: &[PortionPublicKey]) -> Self {
+        self.keys = Some(keys.to_vec());
+        self
+    }
+
+    /// Adds one opened portion: the header it was sealed with
+    /// ([`SealedPortion::header`]) and its plaintext (as sealed: see
+    /// [`Split::plaintexts`]). The portion's label is the header's.
     ///
     /// # Errors
-    /// [`FhirError::Json`] or [`FhirError::NotFhir`] for a plaintext that
-    /// is not a portion; [`FhirError::Inconsistent`] if it comes from
-    /// another Bundle than the portions added before;
-    /// [`FhirError::Misfiled`]. A failed call adds nothing.
-    pub fn add(&mut self, label: &PortionLabel, plaintext: &[u8]) -> FhirResult<()> {
+    /// [`FhirError::OtherPatient`], [`FhirError::OtherRecord`],
+    /// [`FhirError::DuplicatePortion`] as above; [`FhirError::Json`] or
+    /// [`FhirError::NotFhir`] for a plaintext that is not a portion;
+    /// [`FhirError::Inconsistent`] if it comes from another Bundle than
+    /// the portions added before (other Bundle fields, other shares of a
+    /// nested Bundle), or a per-resource portion holds several entries;
+    /// [`FhirError::Misfiled`]; [`FhirError::NestedBundle`] for a nested
+    /// Bundle when the mapping refuses them. A failed call adds nothing.
+    pub fn add(&mut self, header: &PortionHeader, plaintext: &[u8]) -> FhirResult<()> {
+        let context = header.context();
+        let label = context.label();
+        if let Some(keys) = &self.keys
+            && !keys.iter().any(|k| {
+                k.label() == label
+                    && k.epoch() == context.epoch()
+                    && k.key() == context.portion_key()
+            })
+        {
+            return Err(FhirError::OtherPatient);
+        }
+        let record = (context.record_id(), context.created_at());
+        if self.record.is_some_and(|r| r != record) {
+            return Err(FhirError::OtherRecord);
+        }
+        let header_bytes = header.to_bytes();
+        let duplicate = match self.granularity {
+            Granularity::PerPortion => self.labels.contains(label),
+            Granularity::PerResource => self.headers.contains(&header_bytes),
+        };
+        if duplicate {
+            return Err(FhirError::DuplicatePortion {
+                label: label.to_string(),
+            });
+        }
         let value: Value = serde_json::from_slice(plaintext)?;
         let (shell, entries) = unpack(value)?;
         if let Some(s) = &self.shell {
@@ -426,26 +826,32 @@ impl<'m> Reassembler<'m> {
                 ));
             }
         }
+        if self.granularity == Granularity::PerResource && entries.len() > 1 {
+            return Err(FhirError::Inconsistent(
+                "a per-resource portion holds several entries".into(),
+            ));
+        }
         // Check everything before keeping anything.
         let mut own = Vec::new();
         let mut directory: BTreeMap<String, (Value, usize)> = BTreeMap::new();
+        let mut pieces: Vec<(u64, Piece)> = Vec::new();
+        let mut positions = BTreeSet::new();
         for e in entries {
-            let placement = if self.check {
-                let (p, _) = place_entry(self.map, &e)?;
-                if matches!(&p, Placement::Portion(l) if l != label) {
-                    return Err(FhirError::Misfiled {
-                        resource_type: entry_type(&e),
-                        label: label.to_string(),
-                    });
+            if is_bundle_entry(&e) && (self.check || has_position(&e)) {
+                let (position, p) = self.parse_piece(e, label)?;
+                if !positions.insert(position) {
+                    return Err(FhirError::Inconsistent(
+                        "two nested Bundles at one place".into(),
+                    ));
                 }
-                p
-            } else {
-                match place_entry(self.map, &e) {
-                    Ok((p, _)) => p,
-                    Err(_) => Placement::Portion(label.clone()),
-                }
-            };
-            match placement {
+                let merged = match self.nested.get(&position) {
+                    Some((_, existing)) => existing.clone().merge(p)?,
+                    None => p,
+                };
+                pieces.push((position, merged));
+                continue;
+            }
+            match self.placement(&e, label)? {
                 // Copies of one directory resource are identical in every
                 // portion: kept once (as often as one portion has it).
                 Placement::WithReferrers { .. } => {
@@ -454,6 +860,9 @@ impl<'m> Reassembler<'m> {
                 Placement::Portion(_) => own.push(e),
             }
         }
+        self.record = Some(record);
+        self.labels.insert(label.clone());
+        self.headers.insert(header_bytes);
         self.shell = Some(shell);
         self.portions.entry(label.clone()).or_default().extend(own);
         for (key, (e, n)) in directory {
@@ -463,7 +872,87 @@ impl<'m> Reassembler<'m> {
                 .or_insert_with(|| (label.clone(), e, 0));
             kept.2 = kept.2.max(n);
         }
+        for (position, p) in pieces {
+            let first = self
+                .nested
+                .remove(&position)
+                .map_or_else(|| label.clone(), |(l, _)| l);
+            self.nested.insert(position, (first, p));
+        }
         Ok(())
+    }
+
+    /// Where an entry of portion `label` goes, checked against the
+    /// mapping unless the check is off.
+    fn placement(&self, e: &Value, label: &PortionLabel) -> FhirResult<Placement> {
+        if !self.check {
+            return Ok(match place_entry(self.map, e) {
+                Ok((p, _)) => p,
+                Err(_) => Placement::Portion(label.clone()),
+            });
+        }
+        let (p, _) = place_entry(self.map, e)?;
+        if matches!(&p, Placement::Portion(l) if l != label) {
+            return Err(FhirError::Misfiled {
+                resource_type: entry_type(e),
+                label: label.to_string(),
+            });
+        }
+        Ok(p)
+    }
+
+    /// A share of a nested Bundle, every entry in it checked.
+    fn parse_piece(&self, e: Value, label: &PortionLabel) -> FhirResult<(u64, Piece)> {
+        if self.check && self.map.nested_policy() == Nested::Refuse {
+            return Err(FhirError::NestedBundle);
+        }
+        let unplaced = FhirError::NotFhir {
+            what: "an entry of a nested Bundle without its position",
+        };
+        let Value::Object(mut fields) = e else {
+            return Err(unplaced);
+        };
+        let position = unmark(&mut fields).ok_or(unplaced)?;
+        let inner = fields.remove("resource").unwrap_or(Value::Null);
+        let had_entry = inner.get("entry").is_some();
+        let (shell, entries) = unpack(inner)?;
+        let Shell::Bundle(shell) = shell else {
+            return Err(FhirError::NotFhir {
+                what: "a nested Bundle that is not a Bundle",
+            });
+        };
+        let mut children = BTreeMap::new();
+        for child in entries {
+            let (at, c) = if is_bundle_entry(&child) {
+                let (at, p) = self.parse_piece(child, label)?;
+                (at, Child::Piece(p))
+            } else {
+                self.placement(&child, label)?;
+                let Value::Object(mut o) = child else {
+                    return Err(FhirError::NotFhir {
+                        what: "a Bundle entry that is not an object",
+                    });
+                };
+                let at = unmark(&mut o).ok_or(FhirError::NotFhir {
+                    what: "an entry of a nested Bundle without its position",
+                })?;
+                (at, Child::Leaf(Value::Object(o)))
+            };
+            if children.insert(at, c).is_some() {
+                return Err(FhirError::Inconsistent(
+                    "two entries at one place of a nested Bundle".into(),
+                ));
+            }
+        }
+        Ok((
+            position,
+            Piece {
+                fields,
+                shell,
+                had_entry,
+                children,
+            },
+        ))
     }
 
     /// The rebuilt Bundle (or the single resource).
@@ -473,6 +962,9 @@ impl<'m> Reassembler<'m> {
     pub fn finish(self) -> FhirResult<Value> {
         let shell = self.shell.ok_or(FhirError::Empty)?;
         let mut portions = self.portions;
+        for (_, (l, p)) in self.nested {
+            portions.entry(l).or_default().push(p.into_entry());
+        }
         let mut directory: BTreeMap<PortionLabel, Vec<Value>> = BTreeMap::new();
         for (_, (l, e, n)) in self.directory {
             let d = directory.entry(l).or_default();
@@ -819,6 +1311,25 @@ mod tests {
         Ok(())
     }
 
+    /// Headers of one record of one patient, to add plaintexts under.
+    struct Record {
+        patient: crate::PatientKeys,
+        id: RecordId,
+    }
+
+    impl Record {
+        fn new() -> FhirResult<Self> {
+            Ok(Self {
+                patient: crate::PatientKeys::generate(crate::Identity::new("patient-t")?),
+                id: RecordId::random(),
+            })
+        }
+        fn header(&self, label: &PortionLabel) -> FhirResult<PortionHeader> {
+            let key = self.patient.portion_public(label, 0);
+            Ok(SealedPortion::seal(&key, self.id, 0, b"")?.header().clone())
+        }
+    }
+
     #[test]
     fn reassembly_refuses_misfiled_and_inconsistent_portions() -> FhirResult<()> {
         let map = PortionMap::default();
@@ -831,8 +1342,9 @@ mod tests {
             .find(|(l, _)| *l == lab)
             .ok_or(FhirError::Empty)?
             .1;
+        let record = Record::new()?;
         let mut r = Reassembler::new(&map);
-        match r.add(&personal, lab_text) {
+        match r.add(&record.header(&personal)?, lab_text) {
             Err(e @ FhirError::Misfiled { .. }) => {
                 // The type, never an id or URL from the record.
                 assert_eq!(
@@ -842,19 +1354,20 @@ mod tests {
             }
             other => return Err(FhirError::Inconsistent(format!("{other:?}"))),
         }
-        r.add(&lab, lab_text)?;
+        r.add(&record.header(&lab)?, lab_text)?;
         let mut other = bundle();
         other["type"] = json!("collection");
         let other_texts = split_value(other, &map)?.plaintexts(Granularity::PerPortion)?;
         assert!(matches!(
-            r.add(&personal, &other_texts[0].1),
+            r.add(&record.header(&personal)?, &other_texts[0].1),
             Err(FhirError::Inconsistent(_))
         ));
+        let medical = record.header(&PortionLabel::from_static("medical"))?;
         assert!(matches!(
-            r.add(&lab, b"[1]"),
+            r.add(&medical, b"[1]"),
             Err(FhirError::NotFhir { .. })
         ));
-        assert!(matches!(r.add(&lab, b"{"), Err(FhirError::Json(_))));
+        assert!(matches!(r.add(&medical, b"{"), Err(FhirError::Json(_))));
         let out = r.finish()?;
         assert_eq!(out["entry"].as_array().map(Vec::len), Some(3));
         Ok(())
@@ -898,8 +1411,8 @@ mod tests {
         for g in [Granularity::PerPortion, Granularity::PerResource] {
             let texts = split_value(empty.clone(), &map)?.plaintexts(g)?;
             assert_eq!(texts.len(), 1);
-            let mut r = Reassembler::new(&map);
-            r.add(&texts[0].0, &texts[0].1)?;
+            let mut r = Reassembler::new(&map).granularity(g);
+            r.add(&Record::new()?.header(&texts[0].0)?, &texts[0].1)?;
             assert!(compare(&empty, &r.finish()?).is_empty());
         }
         Ok(())

@@ -37,35 +37,120 @@ struct Rule {
 
 /// The mapping from resource type and category to portion.
 ///
-/// A resource's placement is, in this order: the rule for its type and one
-/// of its category codes (`category[].coding[].code`, any system); the rule
-/// for its type alone; the [`Unknown`] policy. Category codes are compared
-/// exactly.
+/// A resource's placement is, in this order: the first rule (in the order
+/// of the table below) for its type and one of its category codes
+/// (`category[].coding[].code`, any system); the rule for its type alone;
+/// the [`Unknown`] policy. Category codes are compared exactly. A Bundle
+/// inside a Bundle is not placed whole: its entries are placed one by one
+/// ([`Nested::Recurse`], the default) or the split is refused
+/// ([`Nested::Refuse`]).
 ///
-/// [`PortionMap::default`] is DESIGN.md §13's mapping:
+/// [`PortionMap::default`] is DESIGN.md §13's mapping, with the R4 patient
+/// compartment reviewed type by type:
 ///
 /// | portion | resources |
 /// |---|---|
-/// | `personal` | Patient, RelatedPerson |
-/// | `medical` | Condition, Encounter, EpisodeOfCare, Procedure, AllergyIntolerance, Immunization, CarePlan, CareTeam, Goal, FamilyMemberHistory, ClinicalImpression, DocumentReference, Composition, ServiceRequest, Device, Provenance; Observation of category vital-signs, social-history, exam, survey, activity, therapy, procedure, or none of the categories named here; DiagnosticReport of no lab or imaging category |
-/// | `lab` | Observation `laboratory`; DiagnosticReport `LAB` (and its v2-0074 lab sections `CH`, `HM`, `MB`, `SP`, `CP`); Specimen |
-/// | `prescription` | MedicationRequest, MedicationStatement, MedicationAdministration, MedicationDispense |
-/// | `insurance` | Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, Claim, ClaimResponse, ExplanationOfBenefit, Account, Invoice |
-/// | `imaging` | ImagingStudy, Media; Observation `imaging`; DiagnosticReport `RAD` and `IMG` |
-/// | with referrers (else `medical`) | Practitioner, PractitionerRole, Organization, Location, HealthcareService, Endpoint, Substance |
-/// | with referrers (else `prescription`) | Medication |
+/// | `personal` | Patient, RelatedPerson, Person, Consent |
+/// | `medical` | Condition, Encounter, EpisodeOfCare, Procedure, AllergyIntolerance, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, CarePlan, CareTeam, Goal, FamilyMemberHistory, ClinicalImpression, Composition, Device, DeviceRequest, DeviceUseStatement, Provenance, AdverseEvent, Appointment, AppointmentResponse, BodyStructure, Communication, CommunicationRequest, DetectedIssue, Flag, List, NutritionOrder, QuestionnaireResponse, RiskAssessment, RequestGroup, Task, SupplyRequest, SupplyDelivery, MeasureReport, ResearchSubject, AuditEvent; Observation, DiagnosticReport, DocumentReference and ServiceRequest of no lab or imaging category (Observation `vital-signs`, `social-history`, `exam`, `survey`, `activity`, `therapy`, `procedure` by rule) |
+/// | `lab` | Observation, DiagnosticReport, DocumentReference and ServiceRequest with a category in [`LAB_CATEGORIES`] (`laboratory`; v2-0074 `LAB`, `BG`, `BLB`, `CG`, `CH`, `CP`, `GE`, `HM`, `IMM`, `MB`, `MCB`, `MYC`, `OSL`, `SP`, `SR`, `TX`, `URN`, `VR`; LOINC `LP7839-6`, `26436-6`; SNOMED CT `108252007`); Specimen, MolecularSequence |
+/// | `prescription` | MedicationRequest, MedicationStatement, MedicationAdministration, MedicationDispense, VisionPrescription |
+/// | `insurance` | Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, Claim, ClaimResponse, ExplanationOfBenefit, Account, Invoice, ChargeItem, EnrollmentRequest, EnrollmentResponse, PaymentNotice |
+/// | `imaging` | ImagingStudy, Media; Observation, DiagnosticReport, DocumentReference and ServiceRequest with a category in [`IMAGING_CATEGORIES`] (`imaging`; v2-0074 `RAD`, `CT`, `CUS`, `NMR`, `NMS`, `OUS`, `RUS`, `RX`, `VUS`, `XRC`; `IMG`; LOINC `LP29684-5`; SNOMED CT `363679005`) |
+/// | with referrers (else `medical`) | Practitioner, PractitionerRole, Organization, Location, HealthcareService, Endpoint, Substance, Schedule, Slot, Questionnaire, ActivityDefinition, PlanDefinition, ObservationDefinition, SpecimenDefinition, DeviceDefinition, ResearchStudy |
+/// | with referrers (else `insurance`) | InsurancePlan |
+/// | with referrers (else `prescription`) | Medication, MedicationKnowledge |
 ///
-/// Any other type goes to `medical` ([`Unknown::Portion`]); use
+/// A resource with both a lab and an imaging category goes to `lab` (lab
+/// rules come first). Any other type goes to `medical` and is listed by
+/// [`super::Split::defaulted`] ([`Unknown::Portion`]); use
 /// [`PortionMap::unknown`] with [`Unknown::Refuse`] to refuse instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortionMap {
     rules: Vec<Rule>,
     unknown: Unknown,
+    nested: Nested,
+}
+
+/// What happens to a Bundle inside a Bundle (an entry whose resource is a
+/// Bundle).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Nested {
+    /// Its entries are placed one by one, at any depth; each portion with
+    /// some of them gets the inner Bundle's own fields and those entries
+    /// (marked with their positions), and reassembly restores the inner
+    /// Bundle exactly.
+    #[default]
+    Recurse,
+    /// The split is refused with [`FhirError::NestedBundle`].
+    Refuse,
 }
 
 fn label(s: &'static str) -> PortionLabel {
     PortionLabel::from_static(s)
 }
+
+/// Category codes of laboratory results, any system: FHIR's observation
+/// category `laboratory`; HL7 v2-0074 diagnostic service sections of the
+/// laboratory (`LAB`, blood gases, blood bank, cytogenetics, chemistry,
+/// cytopathology, genetics, hematology, immunology, microbiology,
+/// mycobacteriology, mycology, outside lab, surgical pathology, serology,
+/// toxicology, urinalysis, virology); LOINC `LP7839-6` (pathology) and
+/// `26436-6` (laboratory studies); SNOMED CT `108252007` (laboratory
+/// procedure).
+pub const LAB_CATEGORIES: &[&str] = &[
+    "laboratory",
+    "LAB",
+    "BG",
+    "BLB",
+    "CG",
+    "CH",
+    "CP",
+    "GE",
+    "HM",
+    "IMM",
+    "MB",
+    "MCB",
+    "MYC",
+    "OSL",
+    "SP",
+    "SR",
+    "TX",
+    "URN",
+    "VR",
+    "LP7839-6",
+    "26436-6",
+    "108252007",
+];
+
+/// Category codes of imaging, any system: FHIR's observation category
+/// `imaging`; HL7 v2-0074 sections `RAD`, CT, cardiac, OB, radiology and
+/// vascular ultrasound, NMR, nuclear medicine, radiograph,
+/// cineradiograph; `IMG`; LOINC `LP29684-5` (radiology); SNOMED CT
+/// `363679005` (imaging).
+pub const IMAGING_CATEGORIES: &[&str] = &[
+    "imaging",
+    "RAD",
+    "IMG",
+    "CT",
+    "CUS",
+    "NMR",
+    "NMS",
+    "OUS",
+    "RUS",
+    "RX",
+    "VUS",
+    "XRC",
+    "LP29684-5",
+    "363679005",
+];
+
+/// The resource types whose category can move them to `lab` or `imaging`.
+const CATEGORIZED: [&str; 4] = [
+    "Observation",
+    "DiagnosticReport",
+    "DocumentReference",
+    "ServiceRequest",
+];
 
 impl Default for PortionMap {
     fn default() -> Self {
@@ -79,7 +164,11 @@ impl Default for PortionMap {
                 });
             }
         };
-        put(&["Patient", "RelatedPerson"], None, "personal");
+        put(
+            &["Patient", "RelatedPerson", "Person", "Consent"],
+            None,
+            "personal",
+        );
         put(
             &[
                 "Condition",
@@ -88,16 +177,40 @@ impl Default for PortionMap {
                 "Procedure",
                 "AllergyIntolerance",
                 "Immunization",
+                "ImmunizationEvaluation",
+                "ImmunizationRecommendation",
                 "CarePlan",
                 "CareTeam",
                 "Goal",
                 "FamilyMemberHistory",
                 "ClinicalImpression",
                 "DocumentReference",
+                "DocumentManifest",
                 "Composition",
                 "ServiceRequest",
                 "Device",
+                "DeviceRequest",
+                "DeviceUseStatement",
                 "Provenance",
+                "AdverseEvent",
+                "Appointment",
+                "AppointmentResponse",
+                "BodyStructure",
+                "Communication",
+                "CommunicationRequest",
+                "DetectedIssue",
+                "Flag",
+                "List",
+                "NutritionOrder",
+                "QuestionnaireResponse",
+                "RiskAssessment",
+                "RequestGroup",
+                "Task",
+                "SupplyRequest",
+                "SupplyDelivery",
+                "MeasureReport",
+                "ResearchSubject",
+                "AuditEvent",
                 "Observation",
                 "DiagnosticReport",
             ],
@@ -115,17 +228,17 @@ impl Default for PortionMap {
         ] {
             put(&["Observation"], Some(c), "medical");
         }
-        put(&["Observation"], Some("laboratory"), "lab");
-        for c in ["LAB", "CH", "HM", "MB", "SP", "CP"] {
-            put(&["DiagnosticReport"], Some(c), "lab");
+        for c in LAB_CATEGORIES {
+            put(&CATEGORIZED, Some(c), "lab");
         }
-        put(&["Specimen"], None, "lab");
+        put(&["Specimen", "MolecularSequence"], None, "lab");
         put(
             &[
                 "MedicationRequest",
                 "MedicationStatement",
                 "MedicationAdministration",
                 "MedicationDispense",
+                "VisionPrescription",
             ],
             None,
             "prescription",
@@ -140,14 +253,18 @@ impl Default for PortionMap {
                 "ExplanationOfBenefit",
                 "Account",
                 "Invoice",
+                "ChargeItem",
+                "EnrollmentRequest",
+                "EnrollmentResponse",
+                "PaymentNotice",
             ],
             None,
             "insurance",
         );
         put(&["ImagingStudy", "Media"], None, "imaging");
-        put(&["Observation"], Some("imaging"), "imaging");
-        put(&["DiagnosticReport"], Some("RAD"), "imaging");
-        put(&["DiagnosticReport"], Some("IMG"), "imaging");
+        for c in IMAGING_CATEGORIES {
+            put(&CATEGORIZED, Some(c), "imaging");
+        }
         for t in [
             "Practitioner",
             "PractitionerRole",
@@ -156,9 +273,20 @@ impl Default for PortionMap {
             "HealthcareService",
             "Endpoint",
             "Substance",
+            "Schedule",
+            "Slot",
+            "Questionnaire",
+            "ActivityDefinition",
+            "PlanDefinition",
+            "ObservationDefinition",
+            "SpecimenDefinition",
+            "DeviceDefinition",
+            "ResearchStudy",
         ] {
             m = m.with_referrers(t, label("medical"));
         }
+        m = m.with_referrers("InsurancePlan", label("insurance"));
+        m = m.with_referrers("MedicationKnowledge", label("prescription"));
         m.with_referrers("Medication", label("prescription"))
     }
 }
@@ -169,6 +297,7 @@ impl PortionMap {
         Self {
             rules: Vec::new(),
             unknown,
+            nested: Nested::Recurse,
         }
     }
 
@@ -199,6 +328,17 @@ impl PortionMap {
     pub fn unknown(mut self, unknown: Unknown) -> Self {
         self.unknown = unknown;
         self
+    }
+
+    /// Sets what happens to a Bundle inside a Bundle.
+    pub fn nested(mut self, nested: Nested) -> Self {
+        self.nested = nested;
+        self
+    }
+
+    /// What happens to a Bundle inside a Bundle.
+    pub fn nested_policy(&self) -> Nested {
+        self.nested
     }
 
     fn set(&mut self, resource_type: &str, category: Option<&str>, placement: Placement) {
@@ -273,6 +413,19 @@ impl PortionMap {
             .filter(|r| r.placement == Placement::Portion(label.clone()))
             .map(|r| (r.resource_type.as_str(), r.category.as_deref()))
             .collect()
+    }
+
+    /// The resource types whose rules put resources into `label`, each
+    /// once, in rule order (directory types not listed): a Consent's
+    /// `provision.class` for the portion.
+    pub fn types_of(&self, label: &PortionLabel) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (t, _) in self.rules_for(label) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
     }
 
     /// Whether `resource_type` has a rule with a category that puts it

@@ -57,14 +57,14 @@ use core::fmt;
 
 pub use audit::{AuditSource, disclosure_audit_event};
 pub use bundle::{
-    Difference, Granularity, Reassembler, SealedFhir, Split, SplitPortion, compare, split,
-    split_value,
+    Difference, Granularity, POSITION_EXTENSION, Reassembler, SealedFhir, Split, SplitPortion,
+    compare, split, split_value,
 };
 pub use consent::{
-    ConsentTerms, SIGNED_REVOCATION_EXTENSION, consent_from_grant, grant_from_consent,
-    revoke_consent, smart_scopes,
+    ConsentTerms, SIGNED_REVOCATION_EXTENSION, consent_from_grant, consent_narrative,
+    grant_from_consent, revocation_from_consent, revoke_consent, smart_scopes,
 };
-pub use mapping::{Placement, PortionMap, Unknown};
+pub use mapping::{IMAGING_CATEGORIES, LAB_CATEGORIES, Nested, Placement, PortionMap, Unknown};
 pub use serde_json::Value;
 
 /// The identifier system of sesphr identities (patients, users) in FHIR
@@ -105,13 +105,44 @@ pub enum FhirError {
     /// Opened portions do not come from the same Bundle (their Bundle
     /// fields differ), or a single resource was added twice.
     Inconsistent(String),
+    /// A portion comes from another record than the portions added before
+    /// (another record id or creation time in its header): another Bundle,
+    /// or another patient's.
+    OtherRecord,
+    /// A portion is sealed under none of the portion public keys the
+    /// reader expects ([`Reassembler::expect_keys`]).
+    OtherPatient,
+    /// A portion of this label (or, per resource, this very sealed object)
+    /// was already added: a second version is not merged in.
+    DuplicatePortion {
+        /// The portion's label.
+        label: String,
+    },
+    /// A Bundle inside a Bundle, which the mapping refuses
+    /// ([`Nested::Refuse`]).
+    NestedBundle,
     /// No portion was added to a [`Reassembler`].
     Empty,
     /// No public key was given for a portion that has resources.
     NoKey(String),
-    /// A Consent is not one this mapping can express, or its visible terms
-    /// differ from the signed grant it carries.
+    /// A Consent is not one this mapping can express, or does not carry a
+    /// signed grant.
     Consent(&'static str),
+    /// A Consent differs from what [`consent_from_grant`] writes for the
+    /// signed grant it carries, at this JSON pointer (the first difference;
+    /// host fields on the allowlist aside).
+    ConsentDiffers {
+        /// The JSON pointer of the first difference (field names and
+        /// indices only).
+        path: String,
+    },
+    /// A Consent carries a signed revocation of its own grant: whatever
+    /// its status says, it is not a live grant.
+    ConsentRevoked,
+    /// A Consent restricts access in ways a signed grant cannot express;
+    /// each restriction is named. Signing a grant from it would give more
+    /// than the Consent says.
+    Inexpressible(Vec<&'static str>),
     /// A date is not a FHIR date or dateTime this code reads.
     BadDate,
     /// The research export was asked for less than 2-anonymity.
@@ -142,9 +173,33 @@ impl fmt::Display for FhirError {
                 "a resource of type {resource_type} does not belong in portion {label}"
             ),
             Self::Inconsistent(w) => write!(f, "portions do not fit together: {w}"),
+            Self::OtherRecord => {
+                f.write_str("the portion belongs to another record than those added before")
+            }
+            Self::OtherPatient => {
+                f.write_str("the portion is sealed under none of the patient's portion keys")
+            }
+            Self::DuplicatePortion { label } => {
+                write!(f, "a portion {label} of this record was already added")
+            }
+            Self::NestedBundle => {
+                f.write_str("a Bundle inside a Bundle, which the mapping refuses")
+            }
             Self::Empty => f.write_str("no portion to reassemble"),
             Self::NoKey(l) => write!(f, "no public key for portion {l}"),
             Self::Consent(w) => write!(f, "consent: {w}"),
+            Self::ConsentDiffers { path } => write!(
+                f,
+                "consent: the Consent differs from the signed grant it carries at {path}"
+            ),
+            Self::ConsentRevoked => {
+                f.write_str("consent: the Consent carries a signed revocation of its grant")
+            }
+            Self::Inexpressible(what) => write!(
+                f,
+                "consent: restrictions a signed grant cannot express: {}",
+                what.join(", ")
+            ),
             Self::BadDate => f.write_str("not a FHIR date or dateTime"),
             Self::KTooSmall(k) => write!(f, "k = {k}: k-anonymity needs k of 2 or more"),
             Self::KUnreachable {
