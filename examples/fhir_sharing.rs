@@ -19,7 +19,7 @@ use std::time::Instant;
 use sesphr::consent::{GrantOptions, PatientRegistration};
 use sesphr::fhir::research::{ResearchRecord, Zip3Table, k_anonymize, safe_harbor};
 use sesphr::fhir::*;
-use sesphr::srs::{Purpose, Role, Srs, SrsError};
+use sesphr::srs::{Purpose, Role, Srs};
 use sesphr::*;
 
 const DEFAULT_BUNDLE: &[u8] = include_bytes!("../tests/fixtures/fhir/planted-identifiers.json");
@@ -31,25 +31,46 @@ fn step(n: &mut u32, text: impl AsRef<str>) {
     println!("{:>2}. {}", n, text.as_ref());
 }
 
+/// `DiagnosticReport×5 Observation×26` (every depth, nested Bundles
+/// opened).
+fn types(counts: &BTreeMap<String, usize>) -> String {
+    counts
+        .iter()
+        .map(|(t, n)| format!("{t}×{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `Observation×26 DiagnosticReport×5 (+ Practitioner×1 for reference)`.
-fn summary(entries: &[Value], copies: usize) -> String {
-    let count = |es: &[Value]| {
-        let mut m: BTreeMap<&str, usize> = BTreeMap::new();
-        for e in es {
-            *m.entry(e["resource"]["resourceType"].as_str().unwrap_or("?"))
-                .or_default() += 1;
-        }
-        m.iter()
-            .map(|(t, n)| format!("{t}×{n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let own = entries.len() - copies;
-    let mut s = count(&entries[..own]);
-    if copies > 0 {
-        s += &format!(" (+ {} for reference)", count(&entries[own..]));
+fn summary(p: &SplitPortion) -> String {
+    let own = p.entries.len() - p.copies;
+    let wrap =
+        |es: &[Value]| resource_types(&serde_json::json!({"resourceType": "Bundle", "entry": es}));
+    let mut s = types(&wrap(&p.entries[..own]));
+    if p.copies > 0 {
+        s += &format!(" (+ {} for reference)", types(&wrap(&p.entries[own..])));
     }
     s
+}
+
+/// What a reader who could open `labels` alone receives: the types of the
+/// rebuilt Bundle, at every depth.
+fn reader_view(
+    map: &PortionMap,
+    keys: &[PortionPublicKey],
+    cloud: &[(PortionLabel, Vec<u8>)],
+    open: impl Fn(&SealedPortion) -> Option<Vec<u8>>,
+) -> Result<Option<Value>, Box<dyn std::error::Error>> {
+    let mut view = Reassembler::new(map).expect_keys(keys);
+    let mut any = false;
+    for (_, bytes) in cloud {
+        let s = SealedPortion::from_bytes(bytes)?;
+        if let Some(text) = open(&s) {
+            view.add(s.header(), &text)?;
+            any = true;
+        }
+    }
+    Ok(if any { Some(view.finish()?) } else { None })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -89,11 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     );
     for p in parts.portions() {
-        println!(
-            "      {:<13} {}",
-            p.label.as_str(),
-            summary(&p.entries, p.copies)
-        );
+        println!("      {:<13} {}", p.label.as_str(), summary(p));
     }
     if !parts.defaulted().is_empty() {
         println!(
@@ -162,33 +179,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The doctor fetches every portion of the record; the SRS serves three.
-    let mut doctors_view = Reassembler::new(&map);
-    for (label, bytes) in &cloud {
-        let s = SealedPortion::from_bytes(bytes)?;
+    let doctors = reader_view(&map, &keys, &cloud, |s| {
+        let label = s.header().context().label().clone();
         match srs.reencrypt(&doctor, s.header(), Purpose::Treatment) {
             Ok(rc) => {
-                doctors_view.add(s.header(), &s.open_as_delegatee(&doctor_keys, &rc)?)?;
                 println!("      {label:<13} re-encrypted for dr-house and opened");
+                s.open_as_delegatee(&doctor_keys, &rc).ok()
             }
-            Err(SrsError::Denied(d)) => println!("      {label:<13} denied ({d})"),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                println!("      {label:<13} denied ({e})");
+                None
+            }
         }
+    })?;
+    match doctors {
+        Some(view) => step(
+            &mut n,
+            format!(
+                "dr-house rebuilds a Bundle; received, at every depth: {}",
+                types(&resource_types(&view))
+            ),
+        ),
+        None => step(&mut n, "dr-house can open none of this record"),
     }
-    match doctors_view.finish() {
-        Ok(view) => {
-            let seen = view["entry"].as_array().map_or(&[][..], Vec::as_slice);
-            step(
-                &mut n,
-                format!(
-                    "dr-house rebuilds a Bundle of {} resources: {}",
-                    seen.len(),
-                    summary(seen, 0)
-                ),
-            );
-        }
-        Err(FhirError::Empty) => step(&mut n, "dr-house can open none of this record"),
-        Err(e) => return Err(e.into()),
-    }
+
+    // A lab technician granted `lab` alone: what they receive shows any
+    // leak at once.
+    let tech = Identity::new("lab-central-7")?;
+    let tech_keys = KeyPair::generate();
+    srs.register_user(
+        &tech,
+        Role::Hospital,
+        tech_keys.public(),
+        &tech_keys.prove_possession(&tech),
+    )?;
+    let lab = PortionLabel::new("lab")?;
+    let rekey = ReKey::generate(&patient.portion_secret(&lab, 0), tech_keys.public());
+    srs.grant(
+        &patient.sign_grant(&lab, 0, &tech, &rekey, &GrantOptions::default())?,
+        rekey,
+    )?;
+    let techs = reader_view(&map, &keys, &cloud, |s| {
+        srs.reencrypt(&tech, s.header(), Purpose::Treatment)
+            .ok()
+            .and_then(|rc| s.open_as_delegatee(&tech_keys, &rc).ok())
+    })?;
+    step(
+        &mut n,
+        format!(
+            "lab-central-7 (a hospital lab), granted 'lab' only, receives: {}",
+            techs.map_or_else(|| "nothing".to_owned(), |v| types(&resource_types(&v)))
+        ),
+    );
 
     // The patient's accounting of disclosures, as BALP AuditEvents.
     let source = AuditSource {
@@ -239,6 +281,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let zips = Zip3Table::census_2000();
     let mut records = Vec::new();
+    let mut from_input = 0;
     for line in COHORT_PATIENTS.lines() {
         let p: Value = serde_json::from_str(line)?;
         let mut c = codes
@@ -256,13 +299,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 safe_harbor(&e["resource"], "2026-01-01", &zips)?,
                 vec![],
             ));
+            from_input += 1;
         }
     }
+    let cohort = records.len() - from_input;
     let table = k_anonymize(&records, 5)?;
     step(
         &mut n,
         format!(
-            "research export of {} people: Safe Harbor, then Mondrian for k = 5: k reached {}, {} groups; the first rows:",
+            "research export of {} people ({cohort} from the built-in synthetic cohort, tests/fixtures/fhir/cohort-*.ndjson, not from the input; {from_input} from the input file): Safe Harbor, then Mondrian for k = 5: k reached {}, {} groups; the first rows:",
             records.len(),
             table.k,
             table.groups
@@ -277,15 +322,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The patient rebuilds the whole record from the cloud.
-    let mut owners_view = Reassembler::new(&map);
-    for (label, bytes) in &cloud {
-        let s = SealedPortion::from_bytes(bytes)?;
-        owners_view.add(
-            s.header(),
-            &s.open_as_owner(&patient.portion_secret(label, 0))?,
-        )?;
-    }
-    let rebuilt = owners_view.finish()?;
+    let rebuilt = reader_view(&map, &keys, &cloud, |s| {
+        let label = s.header().context().label();
+        s.open_as_owner(&patient.portion_secret(label, 0)).ok()
+    })?
+    .ok_or("the patient opened nothing")?;
     let diff = compare(&input, &rebuilt);
     if diff.is_empty() {
         println!("round trip: identical");

@@ -684,6 +684,7 @@ fn smart_v2_scopes_for_each_default_portion() {
             "patient/EnrollmentRequest.rs",
             "patient/EnrollmentResponse.rs",
             "patient/PaymentNotice.rs",
+            "patient/PaymentReconciliation.rs",
         ]
     );
     let imaging = scopes("imaging");

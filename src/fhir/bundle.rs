@@ -72,12 +72,24 @@ impl SplitPortion {
     /// Bundles too; a nested Bundle counted as `Bundle`), with their
     /// numbers: what a reader of this portion alone receives.
     pub fn resource_types(&self) -> BTreeMap<String, usize> {
-        resource_types(&self.entries)
+        entries_types(&self.entries)
     }
 }
 
-/// The resource types in `entries` at any depth, with their numbers.
-pub(crate) fn resource_types(entries: &[Value]) -> BTreeMap<String, usize> {
+/// The resource types a Bundle holds at any depth (inside nested Bundles
+/// too, each nested Bundle counted as `Bundle`; an entry without a
+/// resource as `(no resource)`), with their numbers: what a reader of a
+/// rebuilt Bundle received. A single resource counts as itself.
+pub fn resource_types(bundle: &Value) -> BTreeMap<String, usize> {
+    match bundle.get("entry").and_then(Value::as_array) {
+        Some(entries) if bundle.get("resourceType") == Some(&json!("Bundle")) => {
+            entries_types(entries)
+        }
+        _ => entries_types(&[json!({ "resource": bundle })]),
+    }
+}
+
+fn entries_types(entries: &[Value]) -> BTreeMap<String, usize> {
     fn walk(entries: &[Value], out: &mut BTreeMap<String, usize>) {
         for e in entries {
             let r = e.get("resource");
@@ -362,11 +374,13 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
 
     // Which portions refer to each directory resource: directly, then
     // through other directory resources until nothing changes.
-    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    // A name can be several entries' (duplicate fullUrls, versions): a
+    // reference reaches all of them.
+    let mut names: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (d, (i, _)) in directory.iter().enumerate() {
         if let Some(e) = leaves.get(*i) {
             for n in reference_names(e) {
-                names.insert(n, d);
+                names.entry(n).or_default().push(d);
             }
         }
     }
@@ -376,8 +390,10 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
             continue;
         };
         for r in references(e) {
-            if let Some(w) = names.get(r).and_then(|&d| wanted.get_mut(d)) {
-                w.extend(home.iter().cloned());
+            for &d in names.get(r).into_iter().flatten() {
+                if let Some(w) = wanted.get_mut(d) {
+                    w.extend(home.iter().cloned());
+                }
             }
         }
     }
@@ -391,7 +407,9 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
                 .map(references)
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|r| names.get(r).copied())
+                .filter_map(|r| names.get(r))
+                .flatten()
+                .copied()
                 .filter(|&j| j != d)
                 .collect();
             to.sort_unstable();
@@ -723,8 +741,9 @@ pub struct Reassembler<'m> {
     shell: Option<Shell>,
     portions: BTreeMap<PortionLabel, Vec<Value>>,
     /// Directory resources by content: the first portion that had one, the
-    /// entry, how many times one portion had it.
-    directory: BTreeMap<String, (PortionLabel, Value, usize)>,
+    /// entry, how many times each portion had it (a portion's copies are
+    /// all of the input's: the most any portion had is the input's count).
+    directory: BTreeMap<String, (PortionLabel, Value, BTreeMap<PortionLabel, usize>)>,
     /// Nested Bundles by position: the first portion that had a share, the
     /// shares merged.
     nested: BTreeMap<u64, (PortionLabel, Piece)>,
@@ -869,8 +888,9 @@ impl<'m> Reassembler<'m> {
             let kept = self
                 .directory
                 .entry(key)
-                .or_insert_with(|| (label.clone(), e, 0));
-            kept.2 = kept.2.max(n);
+                .or_insert_with(|| (label.clone(), e, BTreeMap::new()));
+            // Per resource, one portion's copies come one by one.
+            *kept.2.entry(label.clone()).or_default() += n;
         }
         for (position, p) in pieces {
             let first = self
@@ -966,7 +986,8 @@ impl<'m> Reassembler<'m> {
             portions.entry(l).or_default().push(p.into_entry());
         }
         let mut directory: BTreeMap<PortionLabel, Vec<Value>> = BTreeMap::new();
-        for (_, (l, e, n)) in self.directory {
+        for (_, (l, e, counts)) in self.directory {
+            let n = counts.into_values().max().unwrap_or(1);
             let d = directory.entry(l).or_default();
             for _ in 1..n {
                 d.push(e.clone());

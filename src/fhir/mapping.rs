@@ -51,14 +51,14 @@ struct Rule {
 /// | portion | resources |
 /// |---|---|
 /// | `personal` | Patient, RelatedPerson, Person, Consent |
-/// | `medical` | Condition, Encounter, EpisodeOfCare, Procedure, AllergyIntolerance, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, CarePlan, CareTeam, Goal, FamilyMemberHistory, ClinicalImpression, Composition, Device, DeviceRequest, DeviceUseStatement, Provenance, AdverseEvent, Appointment, AppointmentResponse, BodyStructure, Communication, CommunicationRequest, DetectedIssue, Flag, List, NutritionOrder, QuestionnaireResponse, RiskAssessment, RequestGroup, Task, SupplyRequest, SupplyDelivery, MeasureReport, ResearchSubject, AuditEvent; Observation, DiagnosticReport, DocumentReference and ServiceRequest of no lab or imaging category (Observation `vital-signs`, `social-history`, `exam`, `survey`, `activity`, `therapy`, `procedure` by rule) |
+/// | `medical` | Condition, Encounter, EpisodeOfCare, Procedure, AllergyIntolerance, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, CarePlan, CareTeam, Goal, FamilyMemberHistory, ClinicalImpression, Composition, Device, DeviceRequest, DeviceUseStatement, Provenance, AdverseEvent, Appointment, AppointmentResponse, BodyStructure, Communication, CommunicationRequest, DetectedIssue, Flag, List, NutritionOrder, QuestionnaireResponse, RiskAssessment, RequestGroup, Task, SupplyRequest, SupplyDelivery, MeasureReport, ResearchSubject, AuditEvent, GuidanceResponse; Observation, DiagnosticReport, DocumentReference and ServiceRequest of no lab or imaging category (Observation `vital-signs`, `social-history`, `exam`, `survey`, `activity`, `therapy`, `procedure` by rule) |
 /// | `lab` | Observation, DiagnosticReport, DocumentReference and ServiceRequest with a category in [`LAB_CATEGORIES`] (`laboratory`; v2-0074 `LAB`, `BG`, `BLB`, `CG`, `CH`, `CP`, `GE`, `HM`, `IMM`, `MB`, `MCB`, `MYC`, `OSL`, `SP`, `SR`, `TX`, `URN`, `VR`; LOINC `LP7839-6`, `26436-6`; SNOMED CT `108252007`); Specimen, MolecularSequence |
 /// | `prescription` | MedicationRequest, MedicationStatement, MedicationAdministration, MedicationDispense, VisionPrescription |
-/// | `insurance` | Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, Claim, ClaimResponse, ExplanationOfBenefit, Account, Invoice, ChargeItem, EnrollmentRequest, EnrollmentResponse, PaymentNotice |
+/// | `insurance` | Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, Claim, ClaimResponse, ExplanationOfBenefit, Account, Invoice, ChargeItem, EnrollmentRequest, EnrollmentResponse, PaymentNotice, PaymentReconciliation |
 /// | `imaging` | ImagingStudy, Media; Observation, DiagnosticReport, DocumentReference and ServiceRequest with a category in [`IMAGING_CATEGORIES`] (`imaging`; v2-0074 `RAD`, `CT`, `CUS`, `NMR`, `NMS`, `OUS`, `RUS`, `RX`, `VUS`, `XRC`; `IMG`; LOINC `LP29684-5`; SNOMED CT `363679005`) |
-/// | with referrers (else `medical`) | Practitioner, PractitionerRole, Organization, Location, HealthcareService, Endpoint, Substance, Schedule, Slot, Questionnaire, ActivityDefinition, PlanDefinition, ObservationDefinition, SpecimenDefinition, DeviceDefinition, ResearchStudy |
-/// | with referrers (else `insurance`) | InsurancePlan |
-/// | with referrers (else `prescription`) | Medication, MedicationKnowledge |
+/// | with referrers (else `medical`) | Practitioner, PractitionerRole, Organization, Location, HealthcareService, Endpoint, Substance, Schedule, Slot, ActivityDefinition, PlanDefinition, ObservationDefinition, SpecimenDefinition, DeviceDefinition, DeviceMetric, ResearchStudy, OrganizationAffiliation, VerificationResult, BiologicallyDerivedProduct; conformance, terminology and knowledge resources (CapabilityStatement, CatalogEntry, CodeSystem, CompartmentDefinition, ConceptMap, EffectEvidenceSynthesis, EventDefinition, Evidence, EvidenceVariable, ExampleScenario, GraphDefinition, ImplementationGuide, Library, Measure, MessageDefinition, NamingSystem, OperationDefinition, ResearchDefinition, ResearchElementDefinition, RiskEvidenceSynthesis, SearchParameter, StructureDefinition, StructureMap, SubstanceSpecification, TerminologyCapabilities, TestReport, TestScript, ValueSet, Questionnaire) |
+/// | with referrers (else `insurance`) | InsurancePlan, ChargeItemDefinition |
+/// | with referrers (else `prescription`) | Medication, MedicationKnowledge, MedicinalProduct and its 9 R4 companions (Authorization, Contraindication, Indication, Ingredient, Interaction, Manufactured, Packaged, Pharmaceutical, UndesirableEffect) |
 ///
 /// A resource with both a lab and an imaging category goes to `lab` (lab
 /// rules come first). Any other type goes to `medical` and is listed by
@@ -144,6 +144,54 @@ pub const IMAGING_CATEGORIES: &[&str] = &[
     "363679005",
 ];
 
+/// Conformance, terminology and knowledge resources: about no patient,
+/// copied to the portions that refer to them.
+const CONFORMANCE: [&str; 29] = [
+    "CapabilityStatement",
+    "CatalogEntry",
+    "CodeSystem",
+    "CompartmentDefinition",
+    "ConceptMap",
+    "EffectEvidenceSynthesis",
+    "EventDefinition",
+    "Evidence",
+    "EvidenceVariable",
+    "ExampleScenario",
+    "GraphDefinition",
+    "ImplementationGuide",
+    "Library",
+    "Measure",
+    "MessageDefinition",
+    "NamingSystem",
+    "OperationDefinition",
+    "ResearchDefinition",
+    "ResearchElementDefinition",
+    "RiskEvidenceSynthesis",
+    "SearchParameter",
+    "StructureDefinition",
+    "StructureMap",
+    "SubstanceSpecification",
+    "TerminologyCapabilities",
+    "TestReport",
+    "TestScript",
+    "ValueSet",
+    "Questionnaire",
+];
+
+/// R4's medicinal product definitions (no patient in them).
+const MEDICINAL_PRODUCT: [&str; 10] = [
+    "MedicinalProduct",
+    "MedicinalProductAuthorization",
+    "MedicinalProductContraindication",
+    "MedicinalProductIndication",
+    "MedicinalProductIngredient",
+    "MedicinalProductInteraction",
+    "MedicinalProductManufactured",
+    "MedicinalProductPackaged",
+    "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect",
+];
+
 /// The resource types whose category can move them to `lab` or `imaging`.
 const CATEGORIZED: [&str; 4] = [
     "Observation",
@@ -211,6 +259,7 @@ impl Default for PortionMap {
                 "MeasureReport",
                 "ResearchSubject",
                 "AuditEvent",
+                "GuidanceResponse",
                 "Observation",
                 "DiagnosticReport",
             ],
@@ -257,6 +306,7 @@ impl Default for PortionMap {
                 "EnrollmentRequest",
                 "EnrollmentResponse",
                 "PaymentNotice",
+                "PaymentReconciliation",
             ],
             None,
             "insurance",
@@ -275,19 +325,32 @@ impl Default for PortionMap {
             "Substance",
             "Schedule",
             "Slot",
-            "Questionnaire",
             "ActivityDefinition",
             "PlanDefinition",
             "ObservationDefinition",
             "SpecimenDefinition",
             "DeviceDefinition",
+            "DeviceMetric",
             "ResearchStudy",
-        ] {
+            "OrganizationAffiliation",
+            "VerificationResult",
+            "BiologicallyDerivedProduct",
+        ]
+        .into_iter()
+        .chain(CONFORMANCE)
+        {
             m = m.with_referrers(t, label("medical"));
         }
-        m = m.with_referrers("InsurancePlan", label("insurance"));
-        m = m.with_referrers("MedicationKnowledge", label("prescription"));
-        m.with_referrers("Medication", label("prescription"))
+        for t in ["InsurancePlan", "ChargeItemDefinition"] {
+            m = m.with_referrers(t, label("insurance"));
+        }
+        for t in ["Medication", "MedicationKnowledge"]
+            .into_iter()
+            .chain(MEDICINAL_PRODUCT)
+        {
+            m = m.with_referrers(t, label("prescription"));
+        }
+        m
     }
 }
 

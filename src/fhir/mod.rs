@@ -36,10 +36,12 @@
 //! let sealed = parts.seal(&keys, Granularity::PerPortion, 1_700_000_000)?;
 //! assert_eq!(sealed.len(), 2); // personal and lab
 //!
-//! let mut back = Reassembler::new(&map);
+//! // Each portion is bound to its record, and (given them) to the
+//! // patient's keys.
+//! let mut back = Reassembler::new(&map).expect_keys(&keys);
 //! for s in &sealed {
 //!     let key = patient.portion_secret(&s.label, 0);
-//!     back.add(&s.label, &s.sealed.open_as_owner(&key)?)?;
+//!     back.add(s.sealed.header(), &s.sealed.open_as_owner(&key)?)?;
 //! }
 //! let rebuilt = back.finish()?;
 //! assert!(compare(&serde_json::from_slice(bundle)?, &rebuilt).is_empty());
@@ -58,7 +60,7 @@ use core::fmt;
 pub use audit::{AuditSource, disclosure_audit_event};
 pub use bundle::{
     Difference, Granularity, POSITION_EXTENSION, Reassembler, SealedFhir, Split, SplitPortion,
-    compare, split, split_value,
+    compare, resource_types, split, split_value,
 };
 pub use consent::{
     ConsentTerms, SIGNED_REVOCATION_EXTENSION, consent_from_grant, consent_narrative,
