@@ -267,7 +267,7 @@ fn piece(
     c: &Container,
     position: usize,
     label: &PortionLabel,
-    leaves: &[Value],
+    leaves: &mut [Value],
     labels: &[BTreeSet<PortionLabel>],
     fallback: &PortionLabel,
 ) -> FhirResult<Value> {
@@ -278,8 +278,8 @@ fn piece(
             continue;
         }
         entries.push(match child {
-            Node::Leaf(k) => match leaves.get(*k) {
-                Some(Value::Object(o)) => mark(o.clone(), i)?,
+            Node::Leaf(k) => match take_leaf(leaves, labels, *k) {
+                Some(Value::Object(o)) => mark(o, i)?,
                 _ => {
                     return Err(FhirError::NotFhir {
                         what: "a Bundle entry that is not an object",
@@ -295,6 +295,18 @@ fn piece(
     let mut e = c.fields.clone();
     e.insert("resource".into(), Value::Object(inner));
     mark(e, position)
+}
+
+/// A resource's entry for one of its portions: moved out when that is its
+/// only portion (each resource is visited once per portion), else copied.
+fn take_leaf(leaves: &mut [Value], labels: &[BTreeSet<PortionLabel>], k: usize) -> Option<Value> {
+    let single = labels.get(k).is_some_and(|s| s.len() == 1);
+    let e = leaves.get_mut(k)?;
+    Some(if single {
+        core::mem::take(e)
+    } else {
+        e.clone()
+    })
 }
 
 fn count_nodes(nodes: &[Node]) -> usize {
@@ -467,12 +479,12 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
             match n {
                 Node::Leaf(k) => {
                     if labels.get(*k).is_some_and(|s| s.contains(l))
-                        && let Some(e) = leaves.get(*k)
+                        && let Some(e) = take_leaf(&mut leaves, &labels, *k)
                     {
                         if is_directory.get(*k).copied().unwrap_or(false) {
-                            copies.push(e.clone());
+                            copies.push(e);
                         } else {
-                            own.push(e.clone());
+                            own.push(e);
                         }
                     }
                 }
@@ -481,7 +493,7 @@ pub fn split_value(input: Value, map: &PortionMap) -> FhirResult<Split> {
                         what: "a nested Bundle and a mapping without portions",
                     })?;
                     if node_labels(n, &labels, fallback).contains(l) {
-                        own.push(piece(c, i, l, &leaves, &labels, fallback)?);
+                        own.push(piece(c, i, l, &mut leaves, &labels, fallback)?);
                     }
                 }
             }
