@@ -190,14 +190,7 @@ fn tree(entries: Vec<Value>, map: &PortionMap, leaves: &mut Vec<Value>) -> FhirR
                 what: "a Bundle entry that is not an object",
             });
         };
-        let inner = fields.remove("resource").unwrap_or(Value::Null);
-        let had_entry = inner.get("entry").is_some();
-        let (shell, inner_entries) = unpack(inner)?;
-        let Shell::Bundle(shell) = shell else {
-            return Err(FhirError::NotFhir {
-                what: "a nested Bundle that is not a Bundle",
-            });
-        };
+        let (shell, had_entry, inner_entries) = take_nested(&mut fields)?;
         out.push(Node::Container(Container {
             fields,
             shell,
@@ -206,6 +199,21 @@ fn tree(entries: Vec<Value>, map: &PortionMap, leaves: &mut Vec<Value>) -> FhirR
         }));
     }
     Ok(out)
+}
+
+/// Takes a nested Bundle out of its entry: its fields but `entry`, whether
+/// it had `entry`, and its entries.
+fn take_nested(
+    entry: &mut Map<String, Value>,
+) -> FhirResult<(Map<String, Value>, bool, Vec<Value>)> {
+    let inner = entry.remove("resource").unwrap_or(Value::Null);
+    let had_entry = inner.get("entry").is_some();
+    match unpack(inner)? {
+        (Shell::Bundle(shell), entries) => Ok((shell, had_entry, entries)),
+        (Shell::Resource, _) => Err(FhirError::NotFhir {
+            what: "a nested Bundle that is not a Bundle",
+        }),
+    }
 }
 
 /// Appends the position marker to an entry.
@@ -945,14 +953,7 @@ impl<'m> Reassembler<'m> {
             return Err(unplaced);
         };
         let position = unmark(&mut fields).ok_or(unplaced)?;
-        let inner = fields.remove("resource").unwrap_or(Value::Null);
-        let had_entry = inner.get("entry").is_some();
-        let (shell, entries) = unpack(inner)?;
-        let Shell::Bundle(shell) = shell else {
-            return Err(FhirError::NotFhir {
-                what: "a nested Bundle that is not a Bundle",
-            });
-        };
+        let (shell, had_entry, entries) = take_nested(&mut fields)?;
         let mut children = BTreeMap::new();
         for child in entries {
             let (at, c) = if is_bundle_entry(&child) {
