@@ -11,6 +11,9 @@
 #![allow(unsafe_code)] // PyO3's macros expand to `unsafe` (the binding framework requires it).
 #![allow(clippy::needless_pass_by_value)] // PyO3 hands owned arguments.
 
+mod stream;
+mod threshold;
+
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -262,6 +265,57 @@ impl PatientKeys {
         Ok(PyBytes::new(py, &g.py()?))
     }
 
+    /// Opens a sealed portion read from `src` (any object with `read(n)`)
+    /// into `dst` (any object with `write(b)`), in bounded memory; the
+    /// portion and epoch come from its header. Returns the number of
+    /// plaintext bytes written. Only authenticated chunks are written, but
+    /// a tampered or truncated portion raises after earlier chunks were:
+    /// discard `dst` on error.
+    fn open_stream(
+        &self,
+        py: Python<'_>,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let (n, ()) = stream::open_stream_with(py, src, dst, |h| {
+            let c = h.context();
+            let key = self.0.portion_secret(c.label(), c.epoch());
+            sesphr::PortionOpener::for_owner(h, &key).map(|o| (o, ()))
+        })?;
+        Ok(n)
+    }
+
+    /// A grant of portion (`label`, `epoch`) to `user` for a re-encryption
+    /// key split among nodes (`ReKey.split`): it names the split's
+    /// `commitments`; every node files it with its own share
+    /// (`Srs.grant_share`), and the user opens with a `ThresholdOpener`.
+    #[pyo3(signature = (label_, epoch, user, commitments, since = None, expiry = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sign_share_grant<'py>(
+        &self,
+        py: Python<'py>,
+        label_: &str,
+        epoch: u32,
+        user: &str,
+        commitments: &[u8],
+        since: Option<u64>,
+        expiry: Option<u64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (l, u) = (label(label_)?, identity(user)?);
+        let c = sesphr::ShareCommitments::from_bytes(commitments).py()?;
+        let options = GrantOptions {
+            scope: since.map_or(Scope::AllRecords, Scope::Since),
+            expiry,
+            ..GrantOptions::default()
+        };
+        let g = py.detach(|| {
+            self.0
+                .sign_share_grant(&l, epoch, &u, &c, &options)
+                .map(|g| g.to_bytes())
+        });
+        Ok(PyBytes::new(py, &g.py()?))
+    }
+
     /// A revocation of every grant of `label` (all epochs) to `user`,
     /// signed by the patient and dated `issued_at` (default: now).
     #[pyo3(signature = (label_, user, issued_at = None))]
@@ -367,6 +421,24 @@ impl KeyPair {
         Ok(PyBytes::new(py, &plain.py()?))
     }
 
+    /// As `open_as_delegatee`, for a sealed portion read from `src` into
+    /// `dst` in bounded memory (see `PatientKeys.open_stream`); returns the
+    /// number of plaintext bytes written.
+    fn open_stream_as_delegatee(
+        &self,
+        py: Python<'_>,
+        recapsule: &[u8],
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let rc = sesphr::ReCapsule::from_bytes(recapsule).py()?;
+        let (n, ()) = stream::open_stream_with(py, src, dst, |h| {
+            let opener = sesphr::DelegateeOpener::for_recapsule(&self.0, h, &rc);
+            sesphr::PortionOpener::for_delegatee(h, &opener, &rc).map(|o| (o, ()))
+        })?;
+        Ok(n)
+    }
+
     fn __repr__(&self) -> String {
         format!("KeyPair(public_key={:?})", self.0.public())
     }
@@ -420,6 +492,23 @@ impl ReKey {
             self.0.reencrypt(header.verify()?).map(|rc| rc.to_bytes())
         });
         Ok(PyBytes::new(py, &rc.py()?))
+    }
+
+    /// Splits the key among `nodes` SRS nodes so that any `threshold` of
+    /// them re-encrypt together and fewer learn nothing: returns the
+    /// public commitments (for `PatientKeys.sign_share_grant` and
+    /// `ThresholdOpener`) and one secret share per node, node 1 first.
+    fn split<'py>(
+        &self,
+        py: Python<'py>,
+        threshold: u8,
+        nodes: u8,
+    ) -> PyResult<(Bound<'py, PyBytes>, Vec<threshold::ReKeyShare>)> {
+        let (c, shares) = py.detach(|| self.0.split(threshold, nodes)).py()?;
+        Ok((
+            PyBytes::new(py, &c.to_bytes()),
+            shares.into_iter().map(threshold::ReKeyShare).collect(),
+        ))
     }
 
     fn __repr__(&self) -> String {
@@ -534,6 +623,19 @@ impl Srs {
         py.detach(|| self.0.grant(&g, k)).py()
     }
 
+    /// Files a patient-signed share grant with this node's share
+    /// (`ReKey.split`).
+    fn grant_share(
+        &self,
+        py: Python<'_>,
+        signed_grant: &[u8],
+        share: &threshold::ReKeyShare,
+    ) -> PyResult<()> {
+        let g = SignedGrant::from_bytes(signed_grant).py()?;
+        let s = share.0.clone();
+        py.detach(|| self.0.grant_share(&g, s)).py()
+    }
+
     /// Files a patient-signed revocation; returns the SRS's signed receipt.
     /// Durable before it returns: no later re-encryption under the grant.
     fn revoke<'py>(
@@ -550,18 +652,28 @@ impl Srs {
 
     /// Re-encrypts a sealed portion (or its header) for `user`, for a
     /// purpose (`"treatment"`, `"research"`, …); raises `DeniedError`.
-    #[pyo3(signature = (user, sealed_or_header, purpose_ = "treatment"))]
+    /// With `proof`, the re-capsule carries a proof of correct
+    /// re-encryption (what a `ThresholdOpener` checks a node's share by).
+    #[pyo3(signature = (user, sealed_or_header, purpose_ = "treatment", proof = false))]
     fn reencrypt<'py>(
         &self,
         py: Python<'py>,
         user: &str,
         sealed_or_header: &[u8],
         purpose_: &str,
+        proof: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (u, p) = (identity(user)?, purpose(purpose_)?);
         let header = header_of(sealed_or_header).py()?;
         let rc = py
-            .detach(|| self.0.reencrypt(&u, &header, p).map(|rc| rc.to_bytes()))
+            .detach(|| {
+                if proof {
+                    self.0.reencrypt_with_proof(&u, &header, p)
+                } else {
+                    self.0.reencrypt(&u, &header, p)
+                }
+                .map(|rc| rc.to_bytes())
+            })
             .py()?;
         Ok(PyBytes::new(py, &rc))
     }
@@ -821,7 +933,10 @@ fn _sesphr(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<KeyPair>()?;
     m.add_class::<ReKey>()?;
     m.add_class::<Srs>()?;
+    m.add_class::<threshold::ReKeyShare>()?;
+    m.add_class::<threshold::ThresholdOpener>()?;
     m.add_function(wrap_pyfunction!(seal, m)?)?;
+    m.add_function(wrap_pyfunction!(stream::seal_stream, m)?)?;
     m.add_function(wrap_pyfunction!(header, m)?)?;
     m.add_function(wrap_pyfunction!(verify_receipt, m)?)?;
     m.add_function(wrap_pyfunction!(verify_checkpoint, m)?)?;

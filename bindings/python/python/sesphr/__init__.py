@@ -1,8 +1,10 @@
 """sesphr: secure sharing of personal health records on untrusted storage.
 
 The patient's keys and consent (:class:`PatientKeys`), users' keys
-(:class:`KeyPair`), sealing (:func:`seal`) and opening, re-encryption keys
-(:class:`ReKey`) and the re-encryption server (:class:`Srs`). Bytes in,
+(:class:`KeyPair`), sealing (:func:`seal`, :func:`seal_stream` over file
+objects) and opening, re-encryption keys (:class:`ReKey`, split among
+threshold nodes as :class:`ReKeyShare`, opened with
+:class:`ThresholdOpener`) and the re-encryption server (:class:`Srs`). Bytes in,
 bytes out; identities and labels are ``str``. Errors derive from
 :class:`SesphrError` and carry ``kind`` (and ``reason`` for a denial).
 """
@@ -14,13 +16,16 @@ from ._sesphr import (
     KeyPair,
     PatientKeys,
     ReKey,
+    ReKeyShare,
     SesphrError,
     Srs,
     SrsError,
     StoreError,
+    ThresholdOpener,
     __version__,
     header,
     seal,
+    seal_stream,
     verify_checkpoint,
     verify_grant,
     verify_receipt,
@@ -35,13 +40,16 @@ __all__ = [
     "KeyPair",
     "PatientKeys",
     "ReKey",
+    "ReKeyShare",
     "SesphrError",
     "Srs",
     "SrsError",
     "StoreError",
+    "ThresholdOpener",
     "__version__",
     "header",
     "seal",
+    "seal_stream",
     "verify_checkpoint",
     "verify_grant",
     "verify_receipt",
