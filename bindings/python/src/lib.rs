@@ -585,6 +585,30 @@ impl Srs {
             .map(Self)
     }
 
+    /// An SRS on PostgreSQL (libpq `conninfo`), its rows sealed under
+    /// `storage_key`; several SRS processes may share one database. Only
+    /// in a wheel built with the cargo feature `postgres` (`maturin build
+    /// -F postgres`); otherwise it raises `SrsError` of kind `unsupported`.
+    #[staticmethod]
+    fn open_postgres(py: Python<'_>, conninfo: &str, storage_key: &[u8]) -> PyResult<Self> {
+        let key = StorageKey::from_bytes(&array32("storage key", storage_key)?);
+        #[cfg(feature = "postgres")]
+        {
+            py.detach(|| sesphr::srs::Srs::open_postgres(conninfo, key))
+                .py()
+                .map(Self)
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (py, conninfo, key);
+            Err(raise::<SrsError>(
+                "this wheel was built without the postgres feature".to_owned(),
+                "unsupported",
+                None,
+            ))
+        }
+    }
+
     /// A fresh random storage key (32 bytes).
     #[staticmethod]
     fn generate_storage_key<'py>(py: Python<'py>) -> Bound<'py, PyBytes> {

@@ -66,3 +66,13 @@ def test_store_errors(tmp_path: pathlib.Path) -> None:
     sesphr.Srs.open_sqlite(path, key).verify_audit()
     with pytest.raises(sesphr.StoreError):
         sesphr.Srs.open_sqlite(path, bytes(32))
+
+
+def test_open_postgres_without_the_feature_says_so() -> None:
+    """The CI wheel is built without `postgres`: the call exists, typed,
+    and refuses with its own kind (a wheel built with `-F postgres` opens)."""
+    with pytest.raises(sesphr.SrsError) as e:
+        sesphr.Srs.open_postgres("host=/nonexistent", sesphr.Srs.generate_storage_key())
+    assert e.value.kind == "unsupported"
+    with pytest.raises(sesphr.FormatError):
+        sesphr.Srs.open_postgres("host=/nonexistent", b"short")
