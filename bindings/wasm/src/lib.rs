@@ -16,6 +16,9 @@
 // (see above); the per-function rule is the Rust call it wraps.
 #![allow(clippy::missing_errors_doc)]
 
+mod stream;
+mod threshold;
+
 use wasm_bindgen::prelude::*;
 
 use sesphr::consent::{GrantOptions, PatientRegistration, RevocationReceipt};
@@ -78,6 +81,22 @@ fn secs(what: &'static str, x: f64) -> Result<u64, JsValue> {
             "invalid_argument",
         ))
     }
+}
+
+/// Grant options from JS: `since` (0: every record) and `expiry` (0:
+/// none) in seconds, issued now.
+fn grant_options(since: f64, expiry: f64) -> Result<GrantOptions, JsValue> {
+    let (since, expiry) = (secs("since", since)?, secs("expiry", expiry)?);
+    Ok(GrantOptions {
+        scope: if since == 0 {
+            Scope::AllRecords
+        } else {
+            Scope::Since(since)
+        },
+        expiry: (expiry != 0).then_some(expiry),
+        issued_at: Some(now()),
+        ..GrantOptions::default()
+    })
 }
 
 /// Seconds since the Unix epoch, from the platform's clock.
@@ -168,19 +187,44 @@ impl PatientKeys {
         since: f64,
         expiry: f64,
     ) -> Result<Vec<u8>, JsValue> {
-        let (since, expiry) = (secs("since", since)?, secs("expiry", expiry)?);
-        let options = GrantOptions {
-            scope: if since == 0 {
-                Scope::AllRecords
-            } else {
-                Scope::Since(since)
-            },
-            expiry: (expiry != 0).then_some(expiry),
-            issued_at: Some(now()),
-            ..GrantOptions::default()
-        };
+        let options = grant_options(since, expiry)?;
         self.0
             .sign_grant(&label(label_)?, epoch, &identity(user)?, &rekey.0, &options)
+            .map(|g| g.to_bytes())
+            .js()
+    }
+
+    /// The keys as a text backup (Bech32m, `sesphr-patient1…`), for
+    /// paper; a mistyped character is refused on import
+    /// (`bad_checksum`), never another key.
+    #[wasm_bindgen(js_name = toBackupText)]
+    pub fn to_backup_text(&self) -> String {
+        self.0.to_backup_text().to_string()
+    }
+
+    /// The keys of a text backup (`toBackupText`).
+    #[wasm_bindgen(js_name = fromBackupText)]
+    pub fn from_backup_text(text: &str) -> Result<PatientKeys, JsValue> {
+        sesphr::PatientKeys::from_backup_text(text).js().map(Self)
+    }
+
+    /// A grant of (`label`, `epoch`) to `user` for a re-encryption key
+    /// split among nodes (`ReKey.split`), naming its `commitments`, signed
+    /// now. `since` and `expiry` as for `signGrant`.
+    #[wasm_bindgen(js_name = signShareGrant)]
+    pub fn sign_share_grant(
+        &self,
+        label_: &str,
+        epoch: u32,
+        user: &str,
+        commitments: &[u8],
+        since: f64,
+        expiry: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let c = sesphr::ShareCommitments::from_bytes(commitments).js()?;
+        let options = grant_options(since, expiry)?;
+        self.0
+            .sign_share_grant(&label(label_)?, epoch, &identity(user)?, &c, &options)
             .map(|g| g.to_bytes())
             .js()
     }
@@ -218,6 +262,37 @@ impl KeyPair {
     #[wasm_bindgen(js_name = secretBytes)]
     pub fn secret_bytes(&self) -> Vec<u8> {
         self.0.secret().to_bytes().to_vec()
+    }
+
+    /// The secret key as a backup (`SPKB` with a check value).
+    #[wasm_bindgen(js_name = toBackup)]
+    pub fn to_backup(&self) -> Vec<u8> {
+        self.0.secret().to_backup().to_vec()
+    }
+
+    /// The secret key as a text backup (Bech32m, `sesphr-secret1…`).
+    #[wasm_bindgen(js_name = toBackupText)]
+    pub fn to_backup_text(&self) -> String {
+        self.0.secret().to_backup_text().to_string()
+    }
+
+    /// The key pair of a backup (`toBackup` or `toBackupText`, as bytes or
+    /// a string); a corrupted one is refused (`bad_checksum`).
+    #[wasm_bindgen(js_name = fromBackup)]
+    pub fn from_backup(data: &[u8]) -> Result<KeyPair, JsValue> {
+        sesphr::SecretKey::from_backup(data)
+            .map(sesphr::KeyPair::from_secret)
+            .js()
+            .map(Self)
+    }
+
+    /// The key pair of a text backup (`toBackupText`).
+    #[wasm_bindgen(js_name = fromBackupText)]
+    pub fn from_backup_text(text: &str) -> Result<KeyPair, JsValue> {
+        sesphr::SecretKey::from_backup_text(text)
+            .map(sesphr::KeyPair::from_secret)
+            .js()
+            .map(Self)
     }
 
     /// The public key (32 bytes).
