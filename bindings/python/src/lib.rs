@@ -239,7 +239,9 @@ impl PatientKeys {
     /// A grant of portion (`label`, `epoch`) to `user`, signed by the
     /// patient, for `Srs.grant` with the same `rekey`. `since`: only records
     /// created at or after it; `expiry`: when the grant stops working.
-    #[pyo3(signature = (label_, epoch, user, rekey, since = None, expiry = None))]
+    /// `request`: the id of the access request (`Srs.request_access`) this
+    /// grant answers.
+    #[pyo3(signature = (label_, epoch, user, rekey, since = None, expiry = None, request = None))]
     #[allow(clippy::too_many_arguments)]
     fn sign_grant<'py>(
         &self,
@@ -250,11 +252,16 @@ impl PatientKeys {
         rekey: &ReKey,
         since: Option<u64>,
         expiry: Option<u64>,
+        request: Option<&[u8]>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (l, u) = (label(label_)?, identity(user)?);
         let options = GrantOptions {
             scope: since.map_or(Scope::AllRecords, Scope::Since),
             expiry,
+            request: request
+                .map(sesphr::consent::RequestId::from_slice)
+                .transpose()
+                .py()?,
             ..GrantOptions::default()
         };
         let g = py.detach(|| {
@@ -263,6 +270,20 @@ impl PatientKeys {
                 .map(|g| g.to_bytes())
         });
         Ok(PyBytes::new(py, &g.py()?))
+    }
+
+    /// The patient's signed refusal of the access request `request` (its
+    /// 16-byte id), with a reason the user will see; for
+    /// `Srs.refuse_request`.
+    fn sign_refusal<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        reason: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let id = sesphr::consent::RequestId::from_slice(request).py()?;
+        let r = py.detach(|| self.0.sign_refusal(id, reason).map(|r| r.to_bytes()));
+        Ok(PyBytes::new(py, &r.py()?))
     }
 
     /// Opens a sealed portion read from `src` (any object with `read(n)`)
@@ -658,6 +679,62 @@ impl Srs {
         let g = SignedGrant::from_bytes(signed_grant).py()?;
         let s = share.0.clone();
         py.detach(|| self.0.grant_share(&g, s)).py()
+    }
+
+    /// A user asks a patient for access to a portion, for a purpose, in
+    /// their own words; returns the request's id (16 bytes). The patient
+    /// answers with a grant naming it (`sign_grant(..., request=id)`) or a
+    /// signed refusal (`refuse_request`).
+    fn request_access<'py>(
+        &self,
+        py: Python<'py>,
+        user: &str,
+        patient: &str,
+        label_: &str,
+        purpose_: &str,
+        justification: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (u, p, l, why) = (
+            identity(user)?,
+            identity(patient)?,
+            label(label_)?,
+            purpose(purpose_)?,
+        );
+        let id = py
+            .detach(|| self.0.request_access(&u, &p, &l, why, justification))
+            .py()?;
+        Ok(PyBytes::new(py, &id.to_bytes()))
+    }
+
+    /// The patient's access requests still waiting, oldest first: dicts
+    /// with `id`, `user`, `label`, `purpose`, `justification`,
+    /// `requested_at`.
+    fn pending_requests<'py>(
+        &self,
+        py: Python<'py>,
+        patient: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let p = identity(patient)?;
+        let list = py.detach(|| self.0.pending_requests(&p));
+        let out = PyList::empty(py);
+        for r in list {
+            let item = PyDict::new(py);
+            item.set_item("id", PyBytes::new(py, &r.id.to_bytes()))?;
+            item.set_item("user", r.user.as_str())?;
+            item.set_item("label", r.label.as_str())?;
+            item.set_item("purpose", r.purpose.as_str())?;
+            item.set_item("justification", r.justification.as_str())?;
+            item.set_item("requested_at", r.requested_at)?;
+            out.append(item)?;
+        }
+        Ok(out)
+    }
+
+    /// Files the patient's signed refusal of a request
+    /// (`PatientKeys.sign_refusal`); audited with it.
+    fn refuse_request(&self, py: Python<'_>, signed_refusal: &[u8]) -> PyResult<()> {
+        let r = sesphr::consent::SignedRefusal::from_bytes(signed_refusal).py()?;
+        py.detach(|| self.0.refuse_request(&r)).py()
     }
 
     /// Files a patient-signed revocation; returns the SRS's signed receipt.

@@ -112,3 +112,32 @@ def test_sqlite_store_survives_reopen(tmp_path: pathlib.Path, world: World) -> N
     assert reopened.verify_audit() >= 1
     with pytest.raises(sesphr.SrsError):
         reopened.register_patient(patient.registration([("lab", 0)]))
+
+
+def test_a_request_answered_by_a_grant_and_one_refused(world: World) -> None:
+    srs, patient, _, sealed = world
+    nurse = sesphr.KeyPair.generate()
+    srs.register_user("nurse-1", "nurse", nurse.public_key, nurse.prove_possession("nurse-1"))
+    asked = srs.request_access("nurse-1", "patient-0042", "lab", "treatment", "ward round")
+    again = srs.request_access("nurse-1", "patient-0042", "lab", "treatment", "second look")
+    pending = srs.pending_requests("patient-0042")
+    # Oldest first; within one second of the SRS's clock, in id order.
+    assert sorted(p["id"] for p in pending) == sorted([asked, again])  # type: ignore[type-var]
+    first = next(p for p in pending if p["id"] == asked)
+    assert first["justification"] == "ward round" and first["user"] == "nurse-1"
+    # The patient grants the first, naming it, and refuses the second.
+    rekey = sesphr.ReKey.generate(patient, "lab", nurse.public_key)
+    srs.grant(patient.sign_grant("lab", 0, "nurse-1", rekey, request=asked), rekey)
+    srs.refuse_request(patient.sign_refusal(again, "one grant is enough"))
+    assert srs.pending_requests("patient-0042") == []
+    assert nurse.open_as_delegatee(sealed, srs.reencrypt("nurse-1", sealed)) == b"HbA1c 5.4%"
+    # Answered requests cannot be answered again; a stranger's refusal is refused.
+    with pytest.raises(sesphr.SrsError) as e:
+        srs.refuse_request(patient.sign_refusal(again, "twice"))
+    assert e.value.kind == "request_answered"
+    other = sesphr.PatientKeys.generate("patient-0042")
+    third = srs.request_access("nurse-1", "patient-0042", "lab", "treatment", "third")
+    with pytest.raises(sesphr.SesphrError):
+        srs.refuse_request(other.sign_refusal(third, "not mine"))
+    with pytest.raises(sesphr.FormatError):
+        patient.sign_refusal(b"short", "x")
