@@ -26,6 +26,25 @@ def test_case(name: str) -> None:
         assert isinstance(value, int)
         return value
 
+    # The key backups (text values are stored as hex of their ASCII).
+    assert sesphr.PatientKeys.from_backup_text(b("patient_keys_text").decode()).to_bytes() == b(
+        "patient_keys"
+    )
+    assert sesphr.KeyPair.from_backup(b("user_secret_backup")).public_key == b("user_public")
+    assert sesphr.KeyPair.from_backup_text(b("user_secret_backup_text").decode()).public_key == b(
+        "user_public"
+    )
+    # The share grant verifies, and makes the user's threshold opener of
+    # the vector's commitments.
+    sesphr.verify_grant(b("signed_share_grant"), b("consent_public"))
+    opener = sesphr.ThresholdOpener(
+        sesphr.KeyPair.from_secret_bytes(b("user_secret")),
+        b("signed_share_grant"),
+        b("share_commitments"),
+        b("consent_public"),
+    )
+    assert repr(opener).startswith("ThresholdOpener(t=")
+
     patient = sesphr.PatientKeys.from_bytes(b("patient_keys"))
     assert patient.identity == b("patient_id").decode()
     assert patient.to_bytes() == b("patient_keys")

@@ -122,5 +122,12 @@ test('every vector of tests/vectors/sesphr-v1.txt', () => {
     assert.deepEqual(rekey.reencrypt(v.header), v.recapsule);
     assert.deepEqual(user.openAsDelegatee(v.sealed_portion, v.recapsule_with_proof), v.plaintext);
     assert.deepEqual(sesphr.header(v.sealed_portion), v.header);
+    // Key backups (text values are stored as hex of their ASCII).
+    const ascii = (b) => new TextDecoder().decode(b);
+    assert.deepEqual(sesphr.PatientKeys.fromBackupText(ascii(v.patient_keys_text)).toBytes(), v.patient_keys);
+    assert.deepEqual(sesphr.KeyPair.fromBackup(v.user_secret_backup).publicKey, v.user_public);
+    assert.deepEqual(sesphr.KeyPair.fromBackupText(ascii(v.user_secret_backup_text)).publicKey, v.user_public);
+    // The share grant makes the user's threshold opener of the commitments.
+    assert.ok(new sesphr.ThresholdOpener(user, v.signed_share_grant, v.share_commitments, v.consent_public));
   }
 });
