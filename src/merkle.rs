@@ -56,6 +56,31 @@ pub fn leaf_hash(entry: &[u8]) -> Hash {
     h.finalize().into()
 }
 
+/// A hasher for subtree positions `(level, index)` and sequence numbers.
+/// Positions are not chosen by an adversary (they follow from sequence
+/// numbers the process itself asks for or writes), so a plain
+/// multiplicative hash serves where SipHash would cost more than the
+/// lookups it guards.
+#[derive(Default)]
+pub(crate) struct PositionHasher(u64);
+
+impl core::hash::Hasher for PositionHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// An interior node: `SHA-256(0x01 ‖ left ‖ right)`.
 #[must_use]
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {

@@ -512,28 +512,33 @@ impl AuditEntry {
     /// exactly when purpose, emergency flag or evidence is set) appends
     /// `purpose code (0: none) ‖ flags (bit 0: emergency) ‖ evidence`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let v2 = self.purpose.is_some() || self.emergency || !self.evidence.is_empty();
         let mut v = Vec::with_capacity(128 + self.evidence.len());
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// Appends [`AuditEntry::to_bytes`] to `v` (to reuse one buffer).
+    pub(crate) fn encode_into(&self, v: &mut Vec<u8>) {
+        let v2 = self.purpose.is_some() || self.emergency || !self.evidence.is_empty();
         v.push(if v2 { ENTRY_VERSION_2 } else { ENTRY_VERSION });
         v.extend_from_slice(&self.seq.to_be_bytes());
         v.extend_from_slice(&self.time.to_be_bytes());
         v.push(self.action.code());
-        encode_parts(&mut v, &[self.actor.as_bytes()]);
-        put_opt(&mut v, self.patient.as_ref().map(Identity::as_bytes));
-        put_opt(&mut v, self.label.as_ref().map(PortionLabel::as_bytes));
-        put_opt(&mut v, self.user.as_ref().map(Identity::as_bytes));
-        put_opt(&mut v, self.record_id.as_ref().map(|r| &r.as_bytes()[..]));
+        encode_parts(v, &[self.actor.as_bytes()]);
+        put_opt(v, self.patient.as_ref().map(Identity::as_bytes));
+        put_opt(v, self.label.as_ref().map(PortionLabel::as_bytes));
+        put_opt(v, self.user.as_ref().map(Identity::as_bytes));
+        put_opt(v, self.record_id.as_ref().map(|r| &r.as_bytes()[..]));
         v.push(match self.outcome {
             AuditOutcome::Ok => 0,
             AuditOutcome::Denied(d) => d.code(),
         });
-        encode_parts(&mut v, &[self.detail.as_bytes()]);
+        encode_parts(v, &[self.detail.as_bytes()]);
         if v2 {
             v.push(self.purpose.map_or(0, Purpose::code));
             v.push(u8::from(self.emergency));
-            encode_parts(&mut v, &[&self.evidence]);
+            encode_parts(v, &[&self.evidence]);
         }
-        v
     }
 
     /// Decodes [`AuditEntry::to_bytes`].

@@ -4,10 +4,10 @@
 //! public key alone ([`verify_inclusion`], [`verify_consistency`]).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use crate::merkle::{
-    ConsistencyProof, Frontier, Hash, InclusionProof, Nodes, leaf_hash, node_hash,
+    ConsistencyProof, Frontier, Hash, InclusionProof, Nodes, PositionHasher, leaf_hash, node_hash,
 };
 use crate::model::{AuditEntry, Checkpoint};
 use crate::srs::journal::STORED_LEVEL;
@@ -16,31 +16,8 @@ use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
 use crate::store::Store;
 
-/// Subtree positions to hashes. Positions are not chosen by an adversary
-/// (they follow from sequence numbers this process asks for), so a plain
-/// multiplicative hash serves where SipHash would cost more than the
-/// lookups it guards.
+/// Subtree positions to hashes.
 type NodeMap = HashMap<(u32, u64), Hash, BuildHasherDefault<PositionHasher>>;
-
-#[derive(Default)]
-struct PositionHasher(u64);
-
-impl Hasher for PositionHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 fn log_proof(what: &'static str) -> SrsError {
     SrsError::Malformed(crate::Error::InvalidLogProof { what })
@@ -153,11 +130,15 @@ impl<'a> StoreNodes<'a> {
     }
 
     /// Reads ahead everything `make` will ask for: `make` is run once
-    /// against placeholders to learn which subtrees it reads.
+    /// against placeholders to learn which subtrees it reads (unless the
+    /// store reads as cheaply one by one).
     fn prefetch_for<T>(
         &mut self,
         make: impl Fn(&mut dyn Nodes) -> crate::Result<T>,
     ) -> Result<(), SrsError> {
+        if !self.store.batched_reads_help() {
+            return Ok(());
+        }
         let mut asked = Asked(Vec::with_capacity(64));
         // Placeholders cannot fail.
         let _ = make(&mut asked);
