@@ -61,6 +61,12 @@ enum Op {
     },
     Advance(u64),
     Restart,
+    /// Archive the audit up to a fresh checkpoint (the segment verified on
+    /// its own); the accounting then holds what came after.
+    Archive,
+    /// The patient's disclosure report, verified with the SRS's public key
+    /// alone, must list exactly the model's disclosures since the archive.
+    Report,
 }
 
 /// Multiples of ten, so that record times, scope starts, expiries and the
@@ -83,6 +89,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(user, r, batch, purpose)| Op::ReEncrypt { user, record: r.index(1 << 20), batch, purpose }),
         2 => tens(1..4).prop_map(Op::Advance),
         1 => Just(Op::Restart),
+        1 => Just(Op::Archive),
+        1 => Just(Op::Report),
     ]
 }
 
@@ -118,6 +126,22 @@ struct Model {
     /// Every re-encryption served, in order: (time, user, label, record,
     /// purpose) — the patient's accounting of disclosures.
     disclosures: Vec<(u64, usize, usize, RecordId, Purpose)>,
+    /// The audit sequence number of each of `disclosures`.
+    seqs: Vec<u64>,
+    /// Entries up to this one were archived away.
+    archived: u64,
+}
+
+impl Model {
+    /// The disclosures still in the live log, in order.
+    fn live(&self) -> Vec<(u64, usize, usize, RecordId, Purpose)> {
+        self.disclosures
+            .iter()
+            .zip(&self.seqs)
+            .filter(|(_, s)| **s > self.archived)
+            .map(|(d, _)| *d)
+            .collect()
+    }
 }
 
 impl Model {
@@ -368,6 +392,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                     model
                         .disclosures
                         .push((now, u, rec.label, rid(rec), purpose));
+                    model.seqs.push(entries + 1);
                 }
                 let got = if batch {
                     // A batch of the chosen record and one more: each judged on its own.
@@ -389,6 +414,7 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                         model
                             .disclosures
                             .push((now, u, other.label, rid(other), purpose));
+                        model.seqs.push(entries + 2);
                     }
                     assert_eq!(
                         out[1].as_ref().map(|_| ()).map_err(|d| *d),
@@ -428,6 +454,37 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
                 );
             }
             Op::Advance(s) => clock.advance(s),
+            Op::Archive => {
+                let cp = s.checkpoint().unwrap();
+                if cp.seq <= model.archived {
+                    continue;
+                }
+                let mut segment = Vec::new();
+                let n = s.archive_audit(cp.seq, &mut segment).unwrap();
+                assert_eq!(n, cp.seq - model.archived, "{ctx}");
+                let info = verify_segment(&mut &segment[..], &s.verifying_key()).unwrap();
+                assert_eq!(
+                    (info.first_seq, info.last_seq),
+                    (model.archived + 1, cp.seq),
+                    "{ctx}"
+                );
+                model.archived = cp.seq;
+                entries += 1;
+            }
+            Op::Report => {
+                let report = s.disclosure_report(patient.patient(), 0, u64::MAX).unwrap();
+                let proven: Vec<(u64, usize, usize, RecordId, Purpose)> = report
+                    .verify(&s.verifying_key())
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| {
+                        let u = ids.iter().position(|i| *i == d.user).unwrap();
+                        let l = LABELS.iter().position(|l| *l == d.label.as_str()).unwrap();
+                        (d.time, u, l, d.record_id, d.purpose.unwrap())
+                    })
+                    .collect();
+                assert_eq!(proven, model.live(), "{ctx}");
+            }
             Op::Restart => {
                 if let Some(p) = &peer {
                     srs.sync().unwrap();
@@ -469,15 +526,15 @@ fn run(ops: &[Op], twins: bool, store: impl Fn() -> Arc<dyn Store>) {
             })
             .collect()
     };
-    assert_eq!(listed(0, u64::MAX), model.disclosures);
+    let live = model.live();
+    assert_eq!(listed(0, u64::MAX), live);
     let end = clock.now();
     for (from, to) in [
         (start, start),
         (start + 10, end),
         (start, (start + end) / 2),
     ] {
-        let want: Vec<_> = model
-            .disclosures
+        let want: Vec<_> = live
             .iter()
             .filter(|d| d.0 >= from && d.0 <= to)
             .cloned()

@@ -427,30 +427,51 @@ fn count_disclosures(
 /// The peaks below [`STORED_LEVEL`] of the tree of entries `1..=seq`, from
 /// the entries of its last partial block: kept as nodes when the entries are
 /// pruned, so that proofs of later entries still find every left sibling.
-fn base_peaks(view: &mut dyn Locked, seq: u64) -> Result<Vec<TreeNode>, SrsError> {
+/// Where an earlier archive (base `base`) cut the same block, its entries
+/// up to `base` are gone: the peaks kept for it then stand for them. Like
+/// every node, these are not trusted: a proof through them is checked
+/// against a signed root.
+fn base_peaks(view: &mut dyn Locked, base: u64, seq: u64) -> Result<Vec<TreeNode>, SrsError> {
     let start = seq - seq % (1 << STORED_LEVEL);
-    let recs = view.audit(start + 1, seq, 1 << STORED_LEVEL)?;
-    if recs.len() as u64 != seq - start {
-        return Err(SrsError::AuditChainBroken { seq: start + 1 });
+    // The perfect subtrees of `start..end`, largest first, as `(level, index)`.
+    let positions = |end: u64| -> Vec<(u32, u64)> {
+        let mut offset = start;
+        (0..STORED_LEVEL)
+            .rev()
+            .filter(|l| (end - start) & (1 << l) != 0)
+            .map(|level| {
+                let p = (level, offset >> level);
+                offset += 1 << level;
+                p
+            })
+            .collect()
+    };
+    let (mut block, first) = if base > start {
+        let kept = view.tree_nodes(&positions(base))?;
+        let peaks = kept
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or(SrsError::Tampered("archive base nodes"))?;
+        let block = Frontier::from_peaks(base - start, peaks)
+            .map_err(|_| SrsError::Tampered("archive base nodes"))?;
+        (block, base + 1)
+    } else {
+        (Frontier::new(), start + 1)
+    };
+    let recs = view.audit(first, seq, 1 << STORED_LEVEL)?;
+    if recs.len() as u64 != seq + 1 - first {
+        return Err(SrsError::AuditChainBroken { seq: first });
     }
-    let mut block = Frontier::new();
     for r in &recs {
         block.push(leaf_hash(&r.entry.to_bytes()));
     }
-    let mut offset = start;
-    let levels = (0..STORED_LEVEL)
-        .rev()
-        .filter(|l| (seq - start) & (1 << l) != 0);
-    Ok(levels
+    Ok(positions(seq)
+        .into_iter()
         .zip(block.peaks())
-        .map(|(level, hash)| {
-            let node = TreeNode {
-                level,
-                index: offset >> level,
-                hash: *hash,
-            };
-            offset += 1 << level;
-            node
+        .map(|((level, index), hash)| TreeNode {
+            level,
+            index,
+            hash: *hash,
         })
         .collect())
 }
@@ -854,6 +875,7 @@ impl Journal {
                 && seq <= at.seq
             {
                 archived = archived_disclosures(view, (at.base_seq, at.base_hash), (seq, hash))?;
+                nodes.extend(base_peaks(view, at.base_seq, seq)?);
                 at.base_seq = seq;
                 at.base_hash = hash;
                 prune = Some(seq);
@@ -913,9 +935,6 @@ impl Journal {
                 checkpoint: None,
                 first_seq,
             })));
-        }
-        if let Some(seq) = prune {
-            nodes.extend(base_peaks(view, seq)?);
         }
         let last_cp = lead.last_checkpoint.map(|c| c.seq);
         let now = self.clock.now();

@@ -509,6 +509,14 @@ pub trait Locked {
     /// # Errors
     /// A [`StoreError`] if reading fails or it does not decode.
     fn latest_checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// As [`Store::tree_nodes`]. The default keeps none.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or a node does not decode.
+    fn tree_nodes(&mut self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        Ok(vec![None; wanted.len()])
+    }
 }
 
 /// The build step of [`Store::commit`]: `None` writes nothing.
@@ -542,6 +550,9 @@ impl<S: Store + ?Sized> Locked for Direct<'_, S> {
     }
     fn latest_checkpoint(&mut self) -> Result<Option<Checkpoint>, StoreError> {
         self.0.latest_checkpoint()
+    }
+    fn tree_nodes(&mut self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        self.0.tree_nodes(wanted)
     }
 }
 

@@ -368,6 +368,43 @@ impl Locked for TxView<'_, '_> {
             .map(decode_checkpoint)
             .transpose()
     }
+
+    fn tree_nodes(&mut self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        query_tree_nodes(&mut *self.tx, wanted)
+    }
+}
+
+/// The tree nodes among `wanted`, in order, through any client or
+/// transaction.
+fn query_tree_nodes(
+    c: &mut impl postgres::GenericClient,
+    wanted: &[(u32, u64)],
+) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let levels: Vec<i32> = wanted
+        .iter()
+        .map(|w| i32::try_from(w.0).unwrap_or(i32::MAX))
+        .collect();
+    let idxs: Vec<i64> = wanted.iter().map(|w| to_i64(w.1)).collect();
+    let rows = c
+        .query(
+            "SELECT w.level, w.idx, t.hash
+             FROM unnest($1::integer[], $2::bigint[]) WITH ORDINALITY AS w(level, idx, n)
+             LEFT JOIN sesphr_tree t ON t.level = w.level AND t.idx = w.idx
+             ORDER BY w.n",
+            &[&levels, &idxs],
+        )
+        .map_err(pg_err("reading the audit tree"))?;
+    rows.iter()
+        .map(|r| {
+            let h: Option<&[u8]> = r
+                .try_get(2)
+                .map_err(|e| StoreError::with_source("reading the audit tree", e))?;
+            h.map(|h| hash32(h, "audit tree")).transpose()
+        })
+        .collect()
 }
 
 /// A time as PostgreSQL's bigint, saturating.
@@ -616,33 +653,7 @@ impl Store for PostgresStore {
     }
 
     fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let levels: Vec<i32> = wanted
-            .iter()
-            .map(|w| i32::try_from(w.0).unwrap_or(i32::MAX))
-            .collect();
-        let idxs: Vec<i64> = wanted.iter().map(|w| to_i64(w.1)).collect();
-        self.read(|c| {
-            let rows = c
-                .query(
-                    "SELECT w.level, w.idx, t.hash
-                     FROM unnest($1::integer[], $2::bigint[]) WITH ORDINALITY AS w(level, idx, n)
-                     LEFT JOIN sesphr_tree t ON t.level = w.level AND t.idx = w.idx
-                     ORDER BY w.n",
-                    &[&levels, &idxs],
-                )
-                .map_err(pg_err("reading the audit tree"))?;
-            rows.iter()
-                .map(|r| {
-                    let h: Option<&[u8]> = r
-                        .try_get(2)
-                        .map_err(|e| StoreError::with_source("reading the audit tree", e))?;
-                    h.map(|h| hash32(h, "audit tree")).transpose()
-                })
-                .collect()
-        })
+        self.read(|c| query_tree_nodes(c, wanted))
     }
 
     fn audit_last_seq(&self) -> Result<Option<u64>, StoreError> {
