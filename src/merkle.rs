@@ -61,9 +61,11 @@ pub fn leaf_hash(entry: &[u8]) -> Hash {
 /// numbers the process itself asks for or writes), so a plain
 /// multiplicative hash serves where SipHash would cost more than the
 /// lookups it guards.
+#[cfg(feature = "srs")]
 #[derive(Default)]
 pub(crate) struct PositionHasher(u64);
 
+#[cfg(feature = "srs")]
 impl core::hash::Hasher for PositionHasher {
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
