@@ -5,6 +5,8 @@
 //! cargo run --release --example srs_scale -- memory 100000
 //! cargo run --release --example srs_scale -- build DB --patients P --entries E
 //! cargo run --release --example srs_scale -- open DB
+//! cargo run --release --example srs_scale -- build DB --entries E --disclose 3
+//! cargo run --release --example srs_scale -- served DB
 //! cargo run --release --example srs_scale -- disclosures
 //! cargo run --release --example srs_scale -- report
 //! ```
@@ -48,7 +50,7 @@ const THREADS: usize = 32;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: srs_scale memory N | build DB [--patients P] [--entries E] | open DB | disclosures | report"
+        "usage: srs_scale memory N | build DB [--patients P] [--entries E] [--disclose N] | open DB | served DB | disclosures | report"
     );
     std::process::exit(2)
 }
@@ -128,7 +130,12 @@ fn memory(n: usize) -> (f64, f64, f64) {
     sizes
 }
 
-fn build(path: &str, patients: usize, entries: u64) {
+/// The patient whose disclosures `build --disclose` serves, and the doctor
+/// they are served to.
+const TARGET: &str = "patient-target";
+const TARGET_DOCTOR: &str = "dr-target";
+
+fn build(path: &str, patients: usize, entries: u64, disclose: u64) {
     let srs = Srs::open(SrsConfig::new(
         SqliteStore::open_with(path, Durability::ProcessCrash).unwrap(),
         StorageKey::from_bytes(&KEY),
@@ -151,6 +158,23 @@ fn build(path: &str, patients: usize, entries: u64) {
     again(srs.add_user(&who, Role::Researcher, &KeyPair::generate()));
     let sealed =
         SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
+    // With `--disclose N`: N served re-encryptions of one patient's record
+    // for every 256 entries of traffic (the patient's accounting of
+    // disclosures in a long log).
+    let target = PatientKeys::from_master(Identity::new(TARGET).unwrap(), &[7; 32]);
+    let doctor = Identity::new(TARGET_DOCTOR).unwrap();
+    let doctor_keys = KeyPair::from_secret_bytes(&[3; 32]).unwrap();
+    let served =
+        SealedPortion::seal(&target.portion_public(&lab, 0), RecordId::random(), 1, b"y").unwrap();
+    if disclose > 0 {
+        again(srs.add_patient(&target, &[(lab.clone(), 0)]));
+        again(srs.add_user(&doctor, Role::Doctor, &doctor_keys));
+        let rekey = ReKey::generate(&target.portion_secret(&lab, 0), doctor_keys.public());
+        match srs.give(&target, &lab, &doctor, rekey, Scope::AllRecords, None) {
+            Ok(()) | Err(SrsError::Replayed) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
     let t = Instant::now();
     let have = srs.verify_audit().unwrap();
     let want = entries.saturating_sub(have);
@@ -158,13 +182,23 @@ fn build(path: &str, patients: usize, entries: u64) {
     std::thread::scope(|s| {
         for _ in 0..THREADS {
             let (srs, who, h) = (&srs, &who, sealed.header());
+            let (doctor, th) = (&doctor, served.header());
             s.spawn(move || {
                 let batch: Vec<_> = std::iter::repeat_n(h, 256).collect();
+                let to_target: Vec<_> = std::iter::repeat_n(th, disclose as usize).collect();
                 let mut left = per;
                 while left > 0 {
                     let k = left.min(256) as usize;
                     srs.reencrypt_batch(who, &batch[..k], sesphr::srs::Purpose::Treatment)
                         .unwrap();
+                    if !to_target.is_empty() {
+                        for r in srs
+                            .reencrypt_batch(doctor, &to_target, sesphr::srs::Purpose::Treatment)
+                            .unwrap()
+                        {
+                            r.unwrap();
+                        }
+                    }
                     left -= k as u64;
                 }
             });
@@ -195,7 +229,7 @@ fn report() {
     let db = db.to_str().unwrap();
     let mut open = Vec::new();
     for entries in [10_000u64, 100_000, 1_000_000] {
-        build(db, if open.is_empty() { 1_000 } else { 0 }, entries);
+        build(db, if open.is_empty() { 1_000 } else { 0 }, entries, 0);
         let secs = time_open(db);
         eprintln!("open at {entries} audit entries: {secs:.3} s");
         open.push(format!("{{\"entries\":{entries},\"seconds\":{secs:.4}}}"));
@@ -366,6 +400,31 @@ fn disclosures() -> String {
     format!("[{}]", rows.join(","))
 }
 
+/// Opens `path` and times the SRS's accounting of disclosures of the
+/// patient `build --disclose` served: every disclosure, each checked
+/// against the log (proofs included), best of three.
+fn served(path: &str) {
+    let t = Instant::now();
+    let srs = Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap();
+    let opened = t.elapsed().as_secs_f64();
+    let patient = Identity::new(TARGET).unwrap();
+    let mut best = f64::MAX;
+    let mut n = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        n = srs
+            .disclosures(&patient, 0, u64::MAX)
+            .map(Result::unwrap)
+            .count();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "open={opened:.3}s seq={} disclosures={n} all_disclosures={best:.3}s peak_rss_kib={}",
+        srs.open_report().seq,
+        peak_rss_kib()
+    );
+}
+
 fn open(path: &str) {
     let t = Instant::now();
     let srs = Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap();
@@ -405,7 +464,9 @@ fn main() {
             args.get(1).unwrap_or_else(|| usage()),
             flag("--patients") as usize,
             flag("--entries"),
+            flag("--disclose"),
         ),
+        Some("served") => served(args.get(1).unwrap_or_else(|| usage())),
         Some("open") => open(args.get(1).unwrap_or_else(|| usage())),
         Some("disclosures") => println!("{}", disclosures()),
         _ => usage(),

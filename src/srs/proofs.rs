@@ -16,6 +16,14 @@ use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
 use crate::store::Store;
 
+/// How many hashes a long check keeps before it starts afresh (few in a
+/// debug build, so that the tests run through the fresh starts often).
+const CACHE_BOUND: usize = if cfg!(debug_assertions) {
+    1 << 9
+} else {
+    1 << 16
+};
+
 /// Subtree positions to hashes.
 type NodeMap = HashMap<(u32, u64), Hash, BuildHasherDefault<PositionHasher>>;
 
@@ -57,6 +65,15 @@ impl<'a> StoreNodes<'a> {
         self.failure = Some(e);
         crate::Error::InvalidLogProof {
             what: "the audit log could not be read",
+        }
+    }
+
+    /// Forgets what it read once it holds more than `limit` hashes (the
+    /// store is read again where needed).
+    fn bound(&mut self, limit: usize) {
+        if self.cache.len() > limit {
+            self.cache.clear();
+            self.loaded.clear();
         }
     }
 
@@ -304,6 +321,13 @@ impl<'a> EntryCheck<'a> {
             return Err(BAD);
         }
         let leaf = leaf_hash(&entry.to_bytes());
+        // What is cached only saves work: past a bound, start afresh (the
+        // next climb goes to the signed root once more), so that a long
+        // accounting runs in bounded memory.
+        if self.trusted.len() > CACHE_BOUND {
+            self.trusted.clear();
+        }
+        self.nodes.bound(CACHE_BOUND);
         // Which siblings the climb below will read (it stops at the first
         // trusted subtree, known from positions alone), and whether it then
         // needs a whole proof: read ahead in one go.
