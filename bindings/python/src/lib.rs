@@ -508,11 +508,7 @@ impl ReKey {
         py: Python<'py>,
         sealed_or_header: &[u8],
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let rc = py.detach(|| {
-            let header = header_of(sealed_or_header)?;
-            self.0.reencrypt(header.verify()?).map(|rc| rc.to_bytes())
-        });
-        Ok(PyBytes::new(py, &rc.py()?))
+        reencrypt_with(py, sealed_or_header, |h| self.0.reencrypt(h))
     }
 
     /// Splits the key among `nodes` SRS nodes so that any `threshold` of
@@ -537,6 +533,20 @@ impl ReKey {
     }
 }
 
+/// Re-encrypts the header of `sealed_or_header` (its capsule checked
+/// first) with `f`, the GIL released.
+fn reencrypt_with<'py>(
+    py: Python<'py>,
+    sealed_or_header: &[u8],
+    f: impl FnOnce(sesphr::VerifiedHeader<'_>) -> Result<sesphr::ReCapsule, RsError> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let rc = py.detach(|| {
+        let header = header_of(sealed_or_header)?;
+        f(header.verify()?).map(|rc| rc.to_bytes())
+    });
+    Ok(PyBytes::new(py, &rc.py()?))
+}
+
 /// The header of a sealed portion, or the header itself.
 fn header_of(bytes: &[u8]) -> Result<sesphr::PortionHeader, RsError> {
     let len = sesphr::PortionHeader::len_from_prefix(bytes)?;
@@ -556,6 +566,21 @@ fn header<'py>(py: Python<'py>, sealed: &[u8]) -> PyResult<Bound<'py, PyBytes>> 
     Ok(PyBytes::new(py, &h.to_bytes()))
 }
 
+/// What sealing takes from Python: the portion public key, a record id (16
+/// bytes; random if absent) and the creation time (now if absent).
+fn seal_args(
+    portion_public_key: &[u8],
+    record_id: Option<&[u8]>,
+    created_at: Option<u64>,
+) -> PyResult<(PortionPublicKey, RecordId, u64)> {
+    let key = PortionPublicKey::from_bytes(portion_public_key).py()?;
+    let id = match record_id {
+        Some(b) => RecordId::from_slice(b).py()?,
+        None => RecordId::random(),
+    };
+    Ok((key, id, created_at.unwrap_or_else(sesphr::unix_now)))
+}
+
 /// Seals `plaintext` as a new record of the portion whose public key is
 /// given (`PatientKeys.portion_public_key`). `record_id`: 16 bytes (random
 /// by default); `created_at`: seconds since the epoch (default: now).
@@ -568,12 +593,7 @@ fn seal<'py>(
     record_id: Option<&[u8]>,
     created_at: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let key = PortionPublicKey::from_bytes(portion_public_key).py()?;
-    let id = match record_id {
-        Some(b) => RecordId::from_slice(b).py()?,
-        None => RecordId::random(),
-    };
-    let at = created_at.unwrap_or_else(sesphr::unix_now);
+    let (key, id, at) = seal_args(portion_public_key, record_id, created_at)?;
     let sealed =
         py.detach(|| sesphr::SealedPortion::seal(&key, id, at, plaintext).map(|s| s.to_bytes()));
     Ok(PyBytes::new(py, &sealed.py()?))

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
-use sesphr::{Error as RsError, PortionHeader, PortionOpener, PortionPublicKey, RecordId};
+use sesphr::{Error as RsError, PortionHeader, PortionOpener};
 
 use crate::Py as _;
 
@@ -79,12 +79,7 @@ pub(crate) fn seal_stream<'py>(
     record_id: Option<&[u8]>,
     created_at: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let key = PortionPublicKey::from_bytes(portion_public_key).py()?;
-    let id = match record_id {
-        Some(b) => RecordId::from_slice(b).py()?,
-        None => RecordId::random(),
-    };
-    let at = created_at.unwrap_or_else(sesphr::unix_now);
+    let (key, id, at) = crate::seal_args(portion_public_key, record_id, created_at)?;
     let mut w = py
         .detach(|| sesphr::PortionWriter::new(&key, id, at, Vec::with_capacity(CHUNK + 4096)))
         .py()?;

@@ -8,7 +8,7 @@ use pyo3::types::PyBytes;
 use sesphr::consent::SignedGrant;
 use sesphr::{PortionOpener, SealedPortion, ShareCommitments, ShareReport, Shares};
 
-use crate::{KeyPair, Py as _, array32, header_of};
+use crate::{KeyPair, Py as _, array32};
 
 /// One node's share of a split re-encryption key (`ReKey.split`): secret,
 /// kept by that node (`Srs.grant_share`).
@@ -48,13 +48,7 @@ impl ReKeyShare {
         py: Python<'py>,
         sealed_or_header: &[u8],
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let rc = py.detach(|| {
-            let header = header_of(sealed_or_header)?;
-            self.0
-                .reencrypt_with_proof(header.verify()?)
-                .map(|rc| rc.to_bytes())
-        });
-        Ok(PyBytes::new(py, &rc.py()?))
+        crate::reencrypt_with(py, sealed_or_header, |h| self.0.reencrypt_with_proof(h))
     }
 
     fn __repr__(&self) -> String {

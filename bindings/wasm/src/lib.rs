@@ -378,6 +378,23 @@ pub fn header(sealed: &[u8]) -> Result<Vec<u8>, JsValue> {
     header_of(sealed).map(|h| h.to_bytes()).js()
 }
 
+/// What sealing takes from JS: the portion public key, a record id (16
+/// bytes, or empty for a random one) and the creation time (0 for now).
+fn seal_args(
+    portion_public_key: &[u8],
+    record_id: &[u8],
+    created_at: f64,
+) -> Result<(PortionPublicKey, RecordId, u64), JsValue> {
+    let created_at = secs("createdAt", created_at)?;
+    let key = PortionPublicKey::from_bytes(portion_public_key).js()?;
+    let id = if record_id.is_empty() {
+        RecordId::random()
+    } else {
+        RecordId::from_slice(record_id).js()?
+    };
+    Ok((key, id, if created_at == 0 { now() } else { created_at }))
+}
+
 /// Seals `plaintext` as a new record of the portion whose public key is
 /// given. `recordId`: 16 bytes, or empty for a random one; `createdAt`:
 /// seconds, or 0 for now.
@@ -388,14 +405,7 @@ pub fn seal(
     record_id: &[u8],
     created_at: f64,
 ) -> Result<Vec<u8>, JsValue> {
-    let created_at = secs("createdAt", created_at)?;
-    let key = PortionPublicKey::from_bytes(portion_public_key).js()?;
-    let id = if record_id.is_empty() {
-        RecordId::random()
-    } else {
-        RecordId::from_slice(record_id).js()?
-    };
-    let at = if created_at == 0 { now() } else { created_at };
+    let (key, id, at) = seal_args(portion_public_key, record_id, created_at)?;
     sesphr::SealedPortion::seal(&key, id, at, plaintext)
         .map(|s| s.to_bytes())
         .js()

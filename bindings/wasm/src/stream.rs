@@ -7,9 +7,9 @@
 
 use wasm_bindgen::prelude::*;
 
-use sesphr::{Error, PortionHeader, PortionPublicKey, RecordId};
+use sesphr::{Error, PortionHeader};
 
-use crate::{Js as _, KeyPair, PatientKeys, now, secs};
+use crate::{Js as _, KeyPair, PatientKeys};
 
 /// Seals a portion pushed in pieces: `header` first (also what the SRS
 /// needs), then what each `push` returns, then what `finish` returns — in
@@ -31,14 +31,7 @@ impl Sealer {
         record_id: &[u8],
         created_at: f64,
     ) -> Result<Sealer, JsValue> {
-        let created_at = secs("createdAt", created_at)?;
-        let key = PortionPublicKey::from_bytes(portion_public_key).js()?;
-        let id = if record_id.is_empty() {
-            RecordId::random()
-        } else {
-            RecordId::from_slice(record_id).js()?
-        };
-        let at = if created_at == 0 { now() } else { created_at };
+        let (key, id, at) = crate::seal_args(portion_public_key, record_id, created_at)?;
         let mut writer = sesphr::PortionWriter::new(&key, id, at, Vec::new()).js()?;
         let header = std::mem::take(writer.get_mut());
         Ok(Self {

@@ -11,15 +11,7 @@ const root = path.resolve(__dirname, '..', '..', '..');
 const enc = (s) => new TextEncoder().encode(s);
 const hex = (s) => Uint8Array.from(Buffer.from(s, 'hex'));
 
-function kindOf(f) {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof Error, 'errors are JS Errors');
-    return e.kind;
-  }
-  assert.fail('expected an error');
-}
+const { kindOf } = require('./helpers.cjs');
 
 test('seal, grant, re-encrypt, open, revoke', () => {
   const patient = sesphr.PatientKeys.generate('patient-0042');

@@ -6,15 +6,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const sesphr = require('../pkg/sesphr_wasm.js');
 
-function kindOf(f) {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof Error, 'errors are JS Errors');
-    return e.kind;
-  }
-  assert.fail('expected an error');
-}
+const { kindOf } = require('./helpers.cjs');
 
 /** A ReadableStream of `total` pseudo-random bytes in uneven chunks, and their hash. */
 function source(total, seed) {
