@@ -128,7 +128,8 @@ fn main() {
         op: "encrypt 1 MiB",
         sesphr_ns: s,
         umbral_ns: u,
-        target: Some(1.6),
+        // With the AWS-LC DEM backend (it was 1.6x on RustCrypto's).
+        target: Some(2.5),
     });
 
     let (s, u) = versus(
