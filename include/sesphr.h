@@ -295,7 +295,8 @@ typedef uint32_t sesphr_result;
 
 // A byte buffer owned by the library (an encoded object, a ciphertext,
 // a plaintext). Read it with `sesphr_buffer_data` and `sesphr_buffer_len`;
-// free it with `sesphr_buffer_free`, which zeroizes it first.
+// free it with `sesphr_buffer_free`, which zeroizes it first unless it
+// holds only sealed output (what a sealer writes: ciphertext, public).
 typedef struct sesphr_buffer sesphr_buffer;
 
 // A user's key pair. Immutable: may be shared between threads.
@@ -405,7 +406,8 @@ const uint8_t *sesphr_buffer_data(const sesphr_buffer *buf);
 // The length of a buffer in bytes; 0 for a NULL buffer.
 size_t sesphr_buffer_len(const sesphr_buffer *buf);
 
-// Zeroizes and frees a buffer. NULL does nothing.
+// Zeroizes (unless it holds only sealed output) and frees a buffer. NULL
+// does nothing.
 void sesphr_buffer_free(sesphr_buffer *buf);
 
 // The library version, e.g. "0.2.0": a static NUL-terminated string.

@@ -15,7 +15,8 @@
 //! - Outputs are written only on success. Fixed-size outputs go into a caller
 //!   buffer with its size (`SESPHR_RESULT_BUFFER_TOO_SMALL` if it is smaller
 //!   than needed); variable-size outputs into a library-owned `sesphr_buffer`
-//!   that the caller frees with `sesphr_buffer_free` (which zeroizes it).
+//!   that the caller frees with `sesphr_buffer_free` (which zeroizes it,
+//!   unless it holds only sealed output).
 //! - Objects are opaque handles made by `_new`/`_generate`/… functions and
 //!   released by their `_free` function; `_free(NULL)` does nothing.
 //! - Thread safety: `sesphr_srs` may be used from many threads at once.
@@ -233,33 +234,57 @@ pub(crate) fn label(ptr: *const u8, len: usize) -> Result<PortionLabel, sesphr_r
 
 /// A byte buffer owned by the library (an encoded object, a ciphertext,
 /// a plaintext). Read it with `sesphr_buffer_data` and `sesphr_buffer_len`;
-/// free it with `sesphr_buffer_free`, which zeroizes it first.
+/// free it with `sesphr_buffer_free`, which zeroizes it first unless it
+/// holds only sealed output (what a sealer writes: ciphertext, public).
 pub struct sesphr_buffer {
     _private: [u8; 0],
 }
 
-impl Handle for sesphr_buffer {
-    type Rust = Zeroizing<Vec<u8>>;
+/// The bytes behind a `sesphr_buffer`: zeroized when freed, except sealed
+/// output (ciphertext and headers, public by construction), which is not
+/// worth a pass over every sealed byte.
+pub(crate) enum Buffer {
+    Secret(Zeroizing<Vec<u8>>),
+    Public(Vec<u8>),
 }
 
-/// Hands `data` to C as a new buffer in `*out`.
+impl Buffer {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Secret(b) => b,
+            Self::Public(b) => b,
+        }
+    }
+}
+
+impl Handle for sesphr_buffer {
+    type Rust = Buffer;
+}
+
+/// Hands `data` to C as a new buffer in `*out` (zeroized when freed).
 pub(crate) fn put_buffer(out: &mut *mut sesphr_buffer, data: Vec<u8>) {
-    *out = into_handle::<sesphr_buffer>(Zeroizing::new(data));
+    *out = into_handle::<sesphr_buffer>(Buffer::Secret(Zeroizing::new(data)));
+}
+
+/// Hands sealed output (ciphertext only) to C as a new buffer in `*out`.
+pub(crate) fn put_sealed_buffer(out: &mut *mut sesphr_buffer, data: Vec<u8>) {
+    *out = into_handle::<sesphr_buffer>(Buffer::Public(data));
 }
 
 /// The bytes of a buffer, valid until it is freed. NULL for a NULL buffer.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_buffer_data(buf: *const sesphr_buffer) -> *const u8 {
-    boundary_ptr(|| handle_ref(buf).map_or(core::ptr::null(), |b| b.as_ptr()))
+    boundary_ptr(|| handle_ref(buf).map_or(core::ptr::null(), |b| b.bytes().as_ptr()))
 }
 
 /// The length of a buffer in bytes; 0 for a NULL buffer.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_buffer_len(buf: *const sesphr_buffer) -> usize {
-    boundary_value(|| handle_ref(buf).map_or(0, |b| b.len()))
+    boundary_value(|| handle_ref(buf).map_or(0, |b| b.bytes().len()))
 }
 
-/// Zeroizes and frees a buffer. NULL does nothing.
+/// Zeroizes (unless it holds only sealed output) and frees a buffer. NULL
+/// does nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_buffer_free(buf: *mut sesphr_buffer) {
     boundary_value(|| free_handle(buf));

@@ -4,8 +4,8 @@ use core::ffi::c_uint;
 
 use super::keys::{sesphr_keypair, sesphr_patient_keys};
 use super::{
-    Handle, bytes, free_handle, handle_mut, handle_ref, into_handle, out, put_buffer, run,
-    sesphr_buffer, sesphr_result,
+    Handle, bytes, free_handle, handle_mut, handle_ref, into_handle, out, put_buffer,
+    put_sealed_buffer, run, sesphr_buffer, sesphr_result,
 };
 use sesphr::{
     DelegateeOpener, Error, PatientKeys, PortionHeader, PortionOpener, PortionPublicKey,
@@ -81,7 +81,7 @@ pub extern "C" fn sesphr_seal(
         let key = PortionPublicKey::from_bytes(key)?;
         let rid = RecordId::from_slice(rid)?;
         let sealed = SealedPortion::seal(&key, rid, created_at, plaintext)?;
-        put_buffer(o, sealed.to_bytes());
+        put_sealed_buffer(o, sealed.to_bytes());
         Ok(())
     })
 }
@@ -322,7 +322,7 @@ pub extern "C" fn sesphr_sealer_update(
         let data = bytes(plaintext, plaintext_len)?;
         let w = s.writer.as_mut().ok_or(sesphr_result::InvalidState)?;
         std::io::Write::write_all(w, data).map_err(Error::from)?;
-        put_buffer(o, core::mem::take(w.get_mut()));
+        put_sealed_buffer(o, core::mem::take(w.get_mut()));
         Ok(())
     })
 }
@@ -338,7 +338,7 @@ pub extern "C" fn sesphr_sealer_finish(
         let s = handle_mut(sealer)?;
         let o = out(out_sealed)?;
         let w = s.writer.take().ok_or(sesphr_result::InvalidState)?;
-        put_buffer(o, w.finish()?);
+        put_sealed_buffer(o, w.finish()?);
         Ok(())
     })
 }
