@@ -771,6 +771,59 @@ sesphr_result sesphr_opener_finish(sesphr_opener *opener,
 // Frees an opener. NULL does nothing.
 void sesphr_opener_free(sesphr_opener *opener);
 
+// The most bytes one `_update_into` call with `input_len` bytes of input
+// (or one `_finish_into` call, with 0) writes, for a sealer or an opener:
+// the caller's buffer must have at least this room, or the call is
+// refused with `BUFFER_TOO_SMALL` before it consumes anything. It covers
+// a header, the chunk a stream holds back, and a tag per chunk; saturates
+// at `SIZE_MAX`.
+size_t sesphr_stream_output_bound(size_t input_len);
+
+// As `sesphr_sealer_update`, writing the sealed bytes into the caller's
+// buffer `out` (`out_cap` bytes, at least
+// `sesphr_stream_output_bound(plaintext_len)`) and their number into
+// `*out_len`: no library buffer to free, no allocation per call.
+//
+// Errors: `BUFFER_TOO_SMALL` (nothing consumed); `INVALID_STATE` after
+// finish.
+sesphr_result sesphr_sealer_update_into(sesphr_sealer *sealer,
+                                        const uint8_t *plaintext,
+                                        size_t plaintext_len,
+                                        uint8_t *out_sealed,
+                                        size_t out_cap,
+                                        size_t *out_len);
+
+// As `sesphr_sealer_finish`, into the caller's buffer (at least
+// `sesphr_stream_output_bound(0)` bytes).
+sesphr_result sesphr_sealer_finish_into(sesphr_sealer *sealer,
+                                        uint8_t *out_sealed,
+                                        size_t out_cap,
+                                        size_t *out_len);
+
+// As `sesphr_opener_update`, writing the verified plaintext into the
+// caller's buffer `out` (`out_cap` bytes, at least
+// `sesphr_stream_output_bound(sealed_len)`) and its length into
+// `*out_len`. The library keeps no copy beyond the opener's own working
+// buffer, zeroized when the opener is freed.
+//
+// Errors: `BUFFER_TOO_SMALL` (nothing consumed); `DECRYPTION_FAILED` (the
+// opener then fails every later call; nothing written); `INVALID_STATE`
+// after finish.
+sesphr_result sesphr_opener_update_into(sesphr_opener *opener,
+                                        const uint8_t *sealed,
+                                        size_t sealed_len,
+                                        uint8_t *out_plaintext,
+                                        size_t out_cap,
+                                        size_t *out_len);
+
+// As `sesphr_opener_finish`, into the caller's buffer (at least
+// `sesphr_stream_output_bound(0)` bytes). Only an OK here means the
+// portion was complete and authentic.
+sesphr_result sesphr_opener_finish_into(sesphr_opener *opener,
+                                        uint8_t *out_plaintext,
+                                        size_t out_cap,
+                                        size_t *out_len);
+
 // Why the last sesphr call on this thread failed, in more words than its
 // result code: e.g. which file a store failure concerns and what the system
 // said. A NUL-terminated string owned by the library, valid until the next

@@ -286,6 +286,158 @@ fn streaming_seal_and_open_in_odd_pieces() -> TestResult {
     Ok(())
 }
 
+/// The `_into` forms write into the caller's buffer: the same portion
+/// opens with either form; a buffer under the bound is refused before
+/// anything is consumed (the stream goes on intact after a retry); a
+/// tampered chunk writes nothing; NULL out-parameters are refused.
+#[test]
+fn streaming_into_caller_buffers() -> TestResult {
+    let keys = patient_keys()?;
+    let key = portion_key(keys)?;
+    let plaintext: Vec<u8> = (0..(3u32 << 16) + 1234).map(|i| (i % 253) as u8).collect();
+    let record = [8u8; SESPHR_RECORD_ID_LEN];
+    let mut sealer = null_mut();
+    ok(sesphr_sealer_new(
+        key.as_ptr(),
+        key.len(),
+        record.as_ptr(),
+        record.len(),
+        7,
+        &raw mut sealer,
+    ))?;
+    let mut sealed = Vec::new();
+    let mut buf = vec![0u8; sesphr_stream_output_bound(70_000)];
+    for (i, piece) in plaintext.chunks(70_000).enumerate() {
+        let mut n = usize::MAX;
+        if i == 1 {
+            // Too small: refused, nothing consumed, nothing written.
+            let small = sesphr_stream_output_bound(piece.len()) - 1;
+            expect(
+                sesphr_sealer_update_into(
+                    sealer,
+                    piece.as_ptr(),
+                    piece.len(),
+                    buf.as_mut_ptr(),
+                    small,
+                    &raw mut n,
+                ),
+                sesphr_result::BufferTooSmall,
+            )?;
+            assert_eq!(n, usize::MAX);
+        }
+        ok(sesphr_sealer_update_into(
+            sealer,
+            piece.as_ptr(),
+            piece.len(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &raw mut n,
+        ))?;
+        sealed.extend_from_slice(&buf[..n]);
+    }
+    let mut n = 0usize;
+    ok(sesphr_sealer_finish_into(
+        sealer,
+        buf.as_mut_ptr(),
+        buf.len(),
+        &raw mut n,
+    ))?;
+    sealed.extend_from_slice(&buf[..n]);
+    expect(
+        sesphr_sealer_finish_into(sealer, buf.as_mut_ptr(), buf.len(), &raw mut n),
+        sesphr_result::InvalidState,
+    )?;
+    sesphr_sealer_free(sealer);
+    // The sealed bytes are a portion like any other.
+    let mut whole = null_mut();
+    ok(sesphr_open_as_owner(
+        keys,
+        sealed.as_ptr(),
+        sealed.len(),
+        &raw mut whole,
+    ))?;
+    assert!(take(whole)? == plaintext);
+
+    let mut header_len = 0usize;
+    ok(sesphr_header_len(
+        sealed.as_ptr(),
+        sealed.len(),
+        &raw mut header_len,
+    ))?;
+    let (header, body) = sealed.split_at(header_len);
+    let open = |body: &[u8]| -> Result<Vec<u8>, sesphr_result> {
+        let mut opener = null_mut();
+        let r = sesphr_opener_new_owner(keys, header.as_ptr(), header.len(), &raw mut opener);
+        if r != sesphr_result::Ok {
+            return Err(r);
+        }
+        let mut opened = Vec::new();
+        let mut buf = vec![0u8; sesphr_stream_output_bound(50_000)];
+        let step = |r: sesphr_result, n: usize, opened: &mut Vec<u8>, buf: &[u8]| {
+            if r == sesphr_result::Ok {
+                opened.extend_from_slice(&buf[..n]);
+                Ok(())
+            } else {
+                Err(r)
+            }
+        };
+        let mut result = Ok(());
+        for piece in body.chunks(50_000) {
+            let mut n = 0usize;
+            let r = sesphr_opener_update_into(
+                opener,
+                piece.as_ptr(),
+                piece.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &raw mut n,
+            );
+            result = step(r, n, &mut opened, &buf);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            let mut n = 0usize;
+            let r = sesphr_opener_finish_into(opener, buf.as_mut_ptr(), buf.len(), &raw mut n);
+            result = step(r, n, &mut opened, &buf);
+        }
+        sesphr_opener_free(opener);
+        result.map(|()| opened)
+    };
+    assert!(open(body).map_err(|e| format!("{e:?}"))? == plaintext);
+    let mut tampered = body.to_vec();
+    tampered[70_000] ^= 1;
+    assert_eq!(open(&tampered), Err(sesphr_result::DecryptionFailed));
+    assert_eq!(
+        open(&body[..body.len() - 1]),
+        Err(sesphr_result::DecryptionFailed)
+    );
+    // NULL out-parameters.
+    let mut sealer = null_mut();
+    ok(sesphr_sealer_new(
+        key.as_ptr(),
+        key.len(),
+        record.as_ptr(),
+        record.len(),
+        7,
+        &raw mut sealer,
+    ))?;
+    let mut n = 0usize;
+    expect(
+        sesphr_sealer_update_into(sealer, null(), 0, null_mut(), 1 << 20, &raw mut n),
+        sesphr_result::NullParameter,
+    )?;
+    expect(
+        sesphr_sealer_update_into(sealer, null(), 0, buf.as_mut_ptr(), buf.len(), null_mut()),
+        sesphr_result::NullParameter,
+    )?;
+    sesphr_sealer_free(sealer);
+    assert!(sesphr_stream_output_bound(usize::MAX) == usize::MAX);
+    sesphr_patient_keys_free(keys);
+    Ok(())
+}
+
 #[test]
 fn a_delegatee_opens_what_the_re_key_re_encrypted() -> TestResult {
     let keys = patient_keys()?;

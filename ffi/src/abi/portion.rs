@@ -354,6 +354,10 @@ pub extern "C" fn sesphr_sealer_free(sealer: *mut sesphr_sealer) {
 pub(crate) struct Opener {
     chunks: PortionOpener,
     finished: bool,
+    /// Plaintext on its way to a caller's buffer (`_into` calls), reused
+    /// from call to call and zeroized, whole capacity, when the opener is
+    /// freed.
+    scratch: Zeroizing<Vec<u8>>,
 }
 
 /// Opens a portion of any size in pieces. Plaintext is released a chunk
@@ -376,6 +380,7 @@ pub(crate) fn new_opener(
     *o = into_handle::<sesphr_opener>(Opener {
         chunks: opener,
         finished: false,
+        scratch: Zeroizing::new(Vec::new()),
     });
     Ok(())
 }
@@ -478,4 +483,181 @@ pub extern "C" fn sesphr_opener_finish(
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_opener_free(opener: *mut sesphr_opener) {
     free_handle(opener);
+}
+
+/// The most bytes one `_update_into` call with `input_len` bytes of input
+/// (or one `_finish_into` call, with 0) writes, for a sealer or an opener:
+/// the caller's buffer must have at least this room, or the call is
+/// refused with `BUFFER_TOO_SMALL` before it consumes anything. It covers
+/// a header, the chunk a stream holds back, and a tag per chunk; saturates
+/// at `SIZE_MAX`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_stream_output_bound(input_len: usize) -> usize {
+    const CHUNK: usize = 1 << 16;
+    let chunks = input_len / CHUNK + 3;
+    input_len
+        .saturating_add(2 * CHUNK)
+        .saturating_add(16usize.saturating_mul(chunks))
+        .saturating_add(SESPHR_HEADER_MAX_LEN)
+}
+
+/// Copies `produced` into the caller's buffer and writes its length.
+fn copy_out(out: &mut [u8], produced: &[u8], out_len: &mut usize) -> Result<(), sesphr_result> {
+    out.get_mut(..produced.len())
+        .ok_or(sesphr_result::BufferTooSmall)?
+        .copy_from_slice(produced);
+    *out_len = produced.len();
+    Ok(())
+}
+
+/// The caller's output buffer of `cap` bytes for an input of `input_len`
+/// bytes, checked against [`sesphr_stream_output_bound`] before anything
+/// is consumed.
+fn stream_out<'a>(
+    out: *mut u8,
+    cap: usize,
+    input_len: usize,
+) -> Result<&'a mut [u8], sesphr_result> {
+    if out.is_null() {
+        return Err(sesphr_result::NullParameter);
+    }
+    if cap < sesphr_stream_output_bound(input_len) {
+        return Err(sesphr_result::BufferTooSmall);
+    }
+    // SAFETY: non-NULL and valid for writing `cap` bytes (C API contract).
+    Ok(unsafe { core::slice::from_raw_parts_mut(out, cap) })
+}
+
+/// As `sesphr_sealer_update`, writing the sealed bytes into the caller's
+/// buffer `out` (`out_cap` bytes, at least
+/// `sesphr_stream_output_bound(plaintext_len)`) and their number into
+/// `*out_len`: no library buffer to free, no allocation per call.
+///
+/// Errors: `BUFFER_TOO_SMALL` (nothing consumed); `INVALID_STATE` after
+/// finish.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_sealer_update_into(
+    sealer: *mut sesphr_sealer,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    out_sealed: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_mut(sealer)?;
+        let n = out(out_len)?;
+        let data = bytes(plaintext, plaintext_len)?;
+        let dst = stream_out(out_sealed, out_cap, plaintext_len)?;
+        let w = s.writer.as_mut().ok_or(sesphr_result::InvalidState)?;
+        std::io::Write::write_all(w, data).map_err(Error::from)?;
+        let r = copy_out(dst, w.get_mut(), n);
+        // Ciphertext only: reused as it is.
+        w.get_mut().clear();
+        r
+    })
+}
+
+/// As `sesphr_sealer_finish`, into the caller's buffer (at least
+/// `sesphr_stream_output_bound(0)` bytes).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_sealer_finish_into(
+    sealer: *mut sesphr_sealer,
+    out_sealed: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_mut(sealer)?;
+        let n = out(out_len)?;
+        let dst = stream_out(out_sealed, out_cap, 0)?;
+        let w = s.writer.take().ok_or(sesphr_result::InvalidState)?;
+        copy_out(dst, &w.finish()?, n)
+    })
+}
+
+/// One step of an opener into the caller's buffer (see `opener_step`).
+fn opener_step_into(
+    opener: *mut sesphr_opener,
+    input_len: usize,
+    out_plaintext: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+    finishing: bool,
+    step: impl FnOnce(&mut PortionOpener, &mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), sesphr_result> {
+    let op = handle_mut(opener)?;
+    let n = out(out_len)?;
+    let dst = stream_out(out_plaintext, out_cap, input_len)?;
+    if op.finished {
+        return Err(sesphr_result::InvalidState);
+    }
+    op.scratch.clear();
+    let r = step(&mut op.chunks, &mut op.scratch);
+    let r = r
+        .map_err(sesphr_result::from)
+        .and_then(|()| copy_out(dst, &op.scratch, n));
+    if r.is_err() {
+        // Plaintext of chunks opened before a failure is not kept.
+        zeroize::Zeroize::zeroize(&mut *op.scratch);
+    }
+    op.scratch.clear();
+    r?;
+    op.finished = finishing;
+    Ok(())
+}
+
+/// As `sesphr_opener_update`, writing the verified plaintext into the
+/// caller's buffer `out` (`out_cap` bytes, at least
+/// `sesphr_stream_output_bound(sealed_len)`) and its length into
+/// `*out_len`. The library keeps no copy beyond the opener's own working
+/// buffer, zeroized when the opener is freed.
+///
+/// Errors: `BUFFER_TOO_SMALL` (nothing consumed); `DECRYPTION_FAILED` (the
+/// opener then fails every later call; nothing written); `INVALID_STATE`
+/// after finish.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_update_into(
+    opener: *mut sesphr_opener,
+    sealed: *const u8,
+    sealed_len: usize,
+    out_plaintext: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> sesphr_result {
+    run(|| {
+        let data = bytes(sealed, sealed_len)?;
+        opener_step_into(
+            opener,
+            sealed_len,
+            out_plaintext,
+            out_cap,
+            out_len,
+            false,
+            |chunks, pt| chunks.push(data, pt),
+        )
+    })
+}
+
+/// As `sesphr_opener_finish`, into the caller's buffer (at least
+/// `sesphr_stream_output_bound(0)` bytes). Only an OK here means the
+/// portion was complete and authentic.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_opener_finish_into(
+    opener: *mut sesphr_opener,
+    out_plaintext: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> sesphr_result {
+    run(|| {
+        opener_step_into(
+            opener,
+            0,
+            out_plaintext,
+            out_cap,
+            out_len,
+            true,
+            PortionOpener::finish,
+        )
+    })
 }
