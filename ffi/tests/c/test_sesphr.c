@@ -694,6 +694,67 @@ static void test_streams(void)
     sesphr_buffer_free(chunk);
     sesphr_sealer_free(sealer);
 
+    /* Into the caller's memory: sealed straight into `stored`, opened into
+     * one reused buffer; a buffer under the bound consumes nothing. */
+    {
+        size_t room = sesphr_stream_output_bound(PIECE), n = 12345;
+        uint8_t *out = malloc(room);
+        free(stored);
+        stored = malloc(LEN + room + 4096);
+        stored_len = 0;
+        OK(sesphr_sealer_new(sesphr_buffer_data(ppk), sesphr_buffer_len(ppk), rid, sizeof rid, 1234, &sealer));
+        EXPECT(sesphr_sealer_update_into(sealer, plain, PIECE, stored, room - 1, &n), SESPHR_RESULT_BUFFER_TOO_SMALL);
+        CHECK(n == 12345);
+        EXPECT(sesphr_sealer_update_into(sealer, plain, PIECE, NULL, room, &n), SESPHR_RESULT_NULL_PARAMETER);
+        for (i = 0; i < LEN; i += PIECE) {
+            size_t len = LEN - i < PIECE ? LEN - i : PIECE;
+            OK(sesphr_sealer_update_into(sealer, plain + i, len, stored + stored_len, room, &n));
+            stored_len += n;
+        }
+        OK(sesphr_sealer_finish_into(sealer, stored + stored_len, room, &n));
+        stored_len += n;
+        EXPECT(sesphr_sealer_finish_into(sealer, stored + stored_len, room, &n), SESPHR_RESULT_INVALID_STATE);
+        sesphr_sealer_free(sealer);
+        OK(sesphr_open_as_owner(patient, stored, stored_len, &chunk));
+        CHECK(buf_eq(chunk, plain, LEN));
+        sesphr_buffer_free(chunk);
+
+        OK(sesphr_header_len(stored, SESPHR_HEADER_PREFIX_LEN, &header_len));
+        OK(sesphr_opener_new_owner(patient, stored, header_len, &opener));
+        got_len = 0;
+        for (i = header_len; i < stored_len; i += PIECE) {
+            size_t len = stored_len - i < PIECE ? stored_len - i : PIECE;
+            OK(sesphr_opener_update_into(opener, stored + i, len, out, room, &n));
+            memcpy(got + got_len, out, n);
+            got_len += n;
+        }
+        OK(sesphr_opener_finish_into(opener, out, room, &n));
+        memcpy(got + got_len, out, n);
+        got_len += n;
+        CHECK(got_len == LEN && memcmp(got, plain, LEN) == 0);
+        sesphr_opener_free(opener);
+
+        /* A flipped byte: nothing written, and the opener stays failed. */
+        stored[header_len + 70000] ^= 1;
+        OK(sesphr_opener_new_owner(patient, stored, header_len, &opener));
+        n = 12345;
+        /* 100,000 bytes in need more room than PIECE bytes in. */
+        EXPECT(sesphr_opener_update_into(opener, stored + header_len, 100000, out, room, &n),
+               SESPHR_RESULT_BUFFER_TOO_SMALL);
+        CHECK(n == 12345);
+        for (i = header_len; i < stored_len; i += PIECE) {
+            size_t len = stored_len - i < PIECE ? stored_len - i : PIECE;
+            sesphr_result r = sesphr_opener_update_into(opener, stored + i, len, out, room, &n);
+            if (r != SESPHR_RESULT_OK) {
+                CHECK(r == SESPHR_RESULT_DECRYPTION_FAILED);
+                break;
+            }
+        }
+        EXPECT(sesphr_opener_finish_into(opener, out, room, &n), SESPHR_RESULT_DECRYPTION_FAILED);
+        sesphr_opener_free(opener);
+        free(out);
+    }
+
     sesphr_buffer_free(ppk);
     sesphr_patient_keys_free(patient);
     free(plain);
