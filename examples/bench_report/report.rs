@@ -172,8 +172,18 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
         Some(1.18),
     ),
     // Two threads at least 1.7 times one (time ratio at most 1/1.7).
-    ("threads/seal_1MiB/2", "threads/seal_1MiB/1", 1.0, Some(0.59)),
-    ("threads/open_1MiB/2", "threads/open_1MiB/1", 1.0, Some(0.59)),
+    (
+        "threads/seal_1MiB/2",
+        "threads/seal_1MiB/1",
+        1.0,
+        Some(0.59),
+    ),
+    (
+        "threads/open_1MiB/2",
+        "threads/open_1MiB/1",
+        1.0,
+        Some(0.59),
+    ),
     ("seal/1MiB", "baseline/chacha20poly1305/1MiB", 1.0, None),
     ("seal/16MiB", "baseline/chacha20poly1305/16MiB", 1.0, None),
     (
