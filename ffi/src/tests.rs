@@ -57,6 +57,20 @@ fn patient_keys() -> Result<*mut sesphr_patient_keys, String> {
     Ok(keys)
 }
 
+/// A C sealer of a record created at 7 under portion public key `key`.
+fn new_sealer(key: &[u8], record: &[u8]) -> Result<*mut sesphr_sealer, String> {
+    let mut sealer = null_mut();
+    ok(sesphr_sealer_new(
+        key.as_ptr(),
+        key.len(),
+        record.as_ptr(),
+        record.len(),
+        7,
+        &raw mut sealer,
+    ))?;
+    Ok(sealer)
+}
+
 fn portion_key(keys: *const sesphr_patient_keys) -> Result<Vec<u8>, String> {
     let label = b"lab";
     let mut buf = null_mut();
@@ -227,15 +241,7 @@ fn streaming_seal_and_open_in_odd_pieces() -> TestResult {
     let key = portion_key(keys)?;
     let plaintext: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
     let record = [6u8; SESPHR_RECORD_ID_LEN];
-    let mut sealer = null_mut();
-    ok(sesphr_sealer_new(
-        key.as_ptr(),
-        key.len(),
-        record.as_ptr(),
-        record.len(),
-        7,
-        &raw mut sealer,
-    ))?;
+    let sealer = new_sealer(&key, &record)?;
     let mut sealed = Vec::new();
     for piece in plaintext.chunks(97) {
         let mut out = null_mut();
@@ -296,15 +302,7 @@ fn streaming_into_caller_buffers() -> TestResult {
     let key = portion_key(keys)?;
     let plaintext: Vec<u8> = (0..(3u32 << 16) + 1234).map(|i| (i % 253) as u8).collect();
     let record = [8u8; SESPHR_RECORD_ID_LEN];
-    let mut sealer = null_mut();
-    ok(sesphr_sealer_new(
-        key.as_ptr(),
-        key.len(),
-        record.as_ptr(),
-        record.len(),
-        7,
-        &raw mut sealer,
-    ))?;
+    let sealer = new_sealer(&key, &record)?;
     let mut sealed = Vec::new();
     let mut buf = vec![0u8; sesphr_stream_output_bound(70_000)];
     for (i, piece) in plaintext.chunks(70_000).enumerate() {
@@ -414,15 +412,7 @@ fn streaming_into_caller_buffers() -> TestResult {
         Err(sesphr_result::DecryptionFailed)
     );
     // NULL out-parameters.
-    let mut sealer = null_mut();
-    ok(sesphr_sealer_new(
-        key.as_ptr(),
-        key.len(),
-        record.as_ptr(),
-        record.len(),
-        7,
-        &raw mut sealer,
-    ))?;
+    let sealer = new_sealer(&key, &record)?;
     let mut n = 0usize;
     expect(
         sesphr_sealer_update_into(sealer, null(), 0, null_mut(), 1 << 20, &raw mut n),

@@ -841,10 +841,12 @@ impl<'m> Reassembler<'m> {
         if self.record.is_some_and(|r| r != record) {
             return Err(FhirError::OtherRecord);
         }
-        let header_bytes = header.to_bytes();
-        let duplicate = match self.granularity {
-            Granularity::PerPortion => self.labels.contains(label),
-            Granularity::PerResource => self.headers.contains(&header_bytes),
+        // Per resource, a label comes many times: each sealed object once.
+        let header_bytes =
+            (self.granularity == Granularity::PerResource).then(|| header.to_bytes());
+        let duplicate = match &header_bytes {
+            None => self.labels.contains(label),
+            Some(b) => self.headers.contains(b),
         };
         if duplicate {
             return Err(FhirError::DuplicatePortion {
@@ -901,7 +903,9 @@ impl<'m> Reassembler<'m> {
         }
         self.record = Some(record);
         self.labels.insert(label.clone());
-        self.headers.insert(header_bytes);
+        if let Some(b) = header_bytes {
+            self.headers.insert(b);
+        }
         self.shell = Some(shell);
         self.portions.entry(label.clone()).or_default().extend(own);
         for (key, (e, n)) in directory {
