@@ -1,6 +1,7 @@
 #!/usr/bin/env sh
 # Builds the release library and installs it under PREFIX:
-#   PREFIX/lib/libsesphr.so.VERSION (+ libsesphr.so.0, libsesphr.so links)
+#   PREFIX/lib/libsesphr.so.VERSION (+ libsesphr.so.0, libsesphr.so links;
+#     every sesphr_* symbol under its version node, ffi/sesphr.map)
 #   PREFIX/lib/libsesphr.a (only sesphr_* symbols global)
 #   PREFIX/include/sesphr.h
 #   PREFIX/share/sesphr/sesphr.supp (valgrind suppressions for the thread pool)
@@ -17,7 +18,9 @@ cargo build --release --lib --quiet -p sesphr-ffi ${SESPHR_FEATURES:+--features 
 target="${CARGO_TARGET_DIR:-target}/release"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)  # [workspace.package]
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-install -m 0755 "$target/libsesphr.so" "$prefix/lib/libsesphr.so.$version"
+# Linked from the staticlib with its symbol versions (see scripts/sharedlib.sh).
+scripts/sharedlib.sh "$target/libsesphr.a" "$prefix/lib/libsesphr.so.$version"
+chmod 0755 "$prefix/lib/libsesphr.so.$version"
 ln -sf "libsesphr.so.$version" "$prefix/lib/libsesphr.so.0"
 ln -sf "libsesphr.so.0" "$prefix/lib/libsesphr.so"
 # Only sesphr_* is global in the installed archive (see scripts/staticlib.sh).

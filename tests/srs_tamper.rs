@@ -455,8 +455,15 @@ fn a_second_handle_on_one_file_is_refused_and_the_first_keeps_working() {
     let srs = open(&path).unwrap();
     let second = open(&path);
     assert!(matches!(second, Err(SrsError::StoreLocked)), "{second:?}");
-    let store = SqliteStore::open(&path);
-    assert_eq!(store.unwrap_err().kind(), StoreErrorKind::Locked);
+    let store = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(store.kind(), StoreErrorKind::Locked);
+    // The message names the file and who holds it.
+    let message = store.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("held by this process, {}", std::process::id())),
+        "{message}"
+    );
     srs.add_user(&Identity::new("u").unwrap(), Role::Doctor, &user(1))
         .unwrap();
     assert_eq!(srs.verify_audit().unwrap(), 1);

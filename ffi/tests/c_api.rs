@@ -10,6 +10,9 @@
 #[path = "../../tests/common/pg.rs"]
 mod pg;
 
+mod common;
+use common::cheader;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -47,18 +50,183 @@ fn build_library_dir() -> PathBuf {
         cmd.arg("--release");
     }
     assert!(cmd.status().unwrap().success(), "building libsesphr failed");
-    let so = dir.join("libsesphr.so");
-    assert!(so.exists(), "no libsesphr.so in {}", so.display());
+    let archive = dir.join("libsesphr.a");
+    assert!(archive.exists(), "no libsesphr.a in {}", dir.display());
     // Lay the library out as an installation would: the real file under its
-    // soname, and the development link to it.
+    // soname, linked with its symbol versions as scripts/install.sh links
+    // it, and the development link to it.
     let lib = dir.join("c-tests").join("lib");
     std::fs::create_dir_all(&lib).unwrap();
-    for name in ["libsesphr.so.0", "libsesphr.so"] {
-        let link = lib.join(name);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&so, &link).unwrap();
-    }
+    let so = lib.join("libsesphr.so.0");
+    let _ = std::fs::remove_file(&so);
+    let status = Command::new(format!("{ROOT}/scripts/sharedlib.sh"))
+        .arg(&archive)
+        .arg(&so)
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/sharedlib.sh failed");
+    let link = lib.join("libsesphr.so");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("libsesphr.so.0", &link).unwrap();
     lib
+}
+
+/// The version node of this release's symbols: `SESPHR_<major>.<minor>`.
+fn version_node() -> String {
+    let v: Vec<&str> = env!("CARGO_PKG_VERSION").split('.').collect();
+    format!("SESPHR_{}.{}", v[0], v[1])
+}
+
+/// The functions the header declares.
+fn header_functions() -> Vec<String> {
+    let header = std::fs::read_to_string(format!("{ROOT}/include/sesphr.h")).unwrap();
+    let mut names: Vec<String> = cheader::functions(&header)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The ABI as text: every function's prototype (parameter names left
+/// out: they are not ABI), every numeric constant's value, and every
+/// structure's size, alignment and field offsets as this machine's C
+/// compiler lays them out.
+fn abi_layout(lib: &Path) -> String {
+    let header = std::fs::read_to_string(format!("{ROOT}/include/sesphr.h")).unwrap();
+    let mut text = String::new();
+    for f in cheader::functions(&header) {
+        let types: Vec<String> = f.params.iter().map(|p| p.ty.clone()).collect();
+        text += &format!("function {} {}({})\n", f.ret, f.name, types.join(", "));
+    }
+    let mut c = String::from(
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"sesphr.h\"\nint main(void) {\n",
+    );
+    for name in cheader::constants(&header) {
+        c += &format!("  printf(\"constant {name} %llu\\n\", (unsigned long long)({name}));\n");
+    }
+    for (name, fields) in cheader::structs(&header) {
+        c += &format!(
+            "  printf(\"struct {name} size %zu align %zu\\n\", sizeof({name}), _Alignof({name}));\n"
+        );
+        for f in fields {
+            c += &format!(
+                "  printf(\"  field {f} offset %zu size %zu\\n\", offsetof({name}, {f}), sizeof((({name} *)0)->{f}));\n"
+            );
+        }
+    }
+    c += "  return 0;\n}\n";
+    let dir = lib.parent().unwrap();
+    let src = dir.join("abi_layout.c");
+    std::fs::write(&src, c).unwrap();
+    let bin = dir.join("abi_layout");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(CFLAGS)
+        .arg(format!("-I{ROOT}/include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling abi_layout.c failed");
+    text + &run("ABI layout", Command::new(&bin))
+}
+
+/// `abi/layout.txt` is the ABI baseline of the header (what `abidiff`
+/// cannot see in a library without C debug information): a change to it
+/// is an ABI change, made on purpose. `SESPHR_BLESS_ABI=1 cargo test -p
+/// sesphr-ffi --test c_api abi` rewrites it.
+#[test]
+fn abi_layout_matches_the_baseline() {
+    let lib = library_dir();
+    let fresh = abi_layout(&lib);
+    let path = format!("{ROOT}/abi/layout.txt");
+    if std::env::var_os("SESPHR_BLESS_ABI").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != fresh {
+        let diff: Vec<String> = committed
+            .lines()
+            .filter(|l| !fresh.lines().any(|f| f == *l))
+            .map(|l| format!("- {l}"))
+            .chain(
+                fresh
+                    .lines()
+                    .filter(|l| !committed.lines().any(|c| c == *l))
+                    .map(|l| format!("+ {l}")),
+            )
+            .collect();
+        panic!(
+            "the ABI differs from abi/layout.txt:\n{}\nIf the change is meant (see README, ABI policy), run \
+             `SESPHR_BLESS_ABI=1 cargo test -p sesphr-ffi --test c_api abi` and commit it",
+            diff.join("\n")
+        );
+    }
+}
+
+#[test]
+fn every_function_is_exported_under_the_version_node_and_nothing_else() {
+    let lib = library_dir();
+    let node = version_node();
+    let map = std::fs::read_to_string(format!("{ROOT}/ffi/sesphr.map")).unwrap();
+    assert!(
+        map.contains(&format!("{node} {{")),
+        "ffi/sesphr.map does not define {node} (the workspace version's node)"
+    );
+    let out = Command::new("readelf")
+        .args(["--dyn-syms", "--wide"])
+        .arg(lib.join("libsesphr.so.0"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut exported: Vec<String> = Vec::new();
+    for line in text.lines() {
+        // Num: Value Size Type Bind Vis Ndx Name
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || f[4] != "GLOBAL" || f[6] == "UND" {
+            continue;
+        }
+        let name = f[7];
+        if name == node {
+            continue; // the node's own definition (ABS)
+        }
+        let (sym, version) = name
+            .split_once("@@")
+            .unwrap_or_else(|| panic!("{name} is exported without a version"));
+        assert_eq!(version, node, "{sym} is under {version}");
+        exported.push(sym.to_owned());
+    }
+    exported.sort();
+    assert_eq!(
+        exported,
+        header_functions(),
+        "exports differ from the header"
+    );
+    assert!(exported.len() > 90);
+
+    // A program linked against it records the version it needs.
+    let bin = lib.parent().unwrap().join("version_probe");
+    compile(&lib, "examples/c/phr_sharing.c", &bin, &[]);
+    let out = Command::new("readelf")
+        .arg("-V")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let needs = text
+        .split("File: libsesphr.so.0")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version needed from libsesphr.so.0:\n{text}"));
+    assert!(
+        needs
+            .lines()
+            .take(3)
+            .any(|l| l.contains(&format!("Name: {node}"))),
+        "{text}"
+    );
 }
 
 fn compile(lib: &Path, source: &str, out: &Path, extra: &[&str]) {

@@ -101,13 +101,41 @@ fn lock_briefly(lock: &File, shown: &str) -> Result<(), StoreError> {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(StoreError::new(
                     StoreErrorKind::Locked,
-                    format!("{shown} is open in another SRS"),
+                    format!("{shown} is open in another SRS{}", holder(lock)),
                 ));
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(StoreError::with_source(format!("locking {shown}"), e));
             }
         }
+    }
+}
+
+/// Writes this process's id into the lock file it now holds, so that an
+/// open refused with [`StoreErrorKind::Locked`] can say who holds it. Only
+/// informational: a failure to write is ignored.
+fn record_holder(mut lock: &File) {
+    use std::io::{Seek, Write};
+    let _ = lock.set_len(0);
+    let _ = lock.rewind();
+    let _ = writeln!(lock, "{}", std::process::id());
+}
+
+/// Who holds the lock, as the holder wrote it (see [`record_holder`]):
+/// " (held by process N)", "(held by this process)", or "" when the lock
+/// file does not say.
+fn holder(mut lock: &File) -> String {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    let read = lock
+        .rewind()
+        .and_then(|()| lock.take(32).read_to_string(&mut text));
+    match read.ok().and_then(|_| text.trim().parse::<u32>().ok()) {
+        Some(pid) if pid == std::process::id() => {
+            format!(" (held by this process, {pid}: drop the other handle first)")
+        }
+        Some(pid) => format!(" (held by process {pid})"),
+        None => String::new(),
     }
 }
 
@@ -147,6 +175,7 @@ impl SqliteStore {
             .open(&lock_path)
             .map_err(|e| StoreError::with_source(format!("opening the lock file of {shown}"), e))?;
         lock_briefly(&lock, &shown)?;
+        record_holder(&lock);
         // No URI names: a path is a file.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE

@@ -63,8 +63,8 @@ pub extern "C" fn sesphr_patient_keys_consent_public_key(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        fixed_out(out_key, out_len, SESPHR_SIGNING_PUBLIC_KEY_LEN)?
+        let k = handle_ref("keys", keys)?;
+        fixed_out("out_key", out_key, out_len, SESPHR_SIGNING_PUBLIC_KEY_LEN)?
             .copy_from_slice(k.consent_public().as_bytes());
         Ok(())
     })
@@ -81,9 +81,9 @@ pub extern "C" fn sesphr_keypair_prove_possession(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let kp = handle_ref(keypair)?;
-        let id = identity(user, user_len)?;
-        let o = fixed_out(out_proof, out_len, SESPHR_KEY_PROOF_LEN)?;
+        let kp = handle_ref("keypair", keypair)?;
+        let id = identity("user", user, user_len)?;
+        let o = fixed_out("out_proof", out_proof, out_len, SESPHR_KEY_PROOF_LEN)?;
         o.copy_from_slice(&kp.prove_possession(&id).to_bytes());
         Ok(())
     })
@@ -102,21 +102,21 @@ pub extern "C" fn sesphr_patient_registration(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
         if count > PatientRegistration::MAX_PORTIONS {
             return Err(sesphr_result::InvalidLength);
         }
         let (ptrs, lens, epochs) = (
-            array(labels, count)?,
-            array(label_lens, count)?,
-            array(epochs, count)?,
+            array("labels", labels, count)?,
+            array("label_lens", label_lens, count)?,
+            array("epochs", epochs, count)?,
         );
         let portions = ptrs
             .iter()
             .zip(lens)
             .zip(epochs)
-            .map(|((&p, &l), &e)| Ok((label(p, l)?, e)))
+            .map(|((&p, &l), &e)| Ok((label("labels[]", p, l)?, e)))
             .collect::<Result<Vec<_>, sesphr_result>>()?;
         put_buffer(o, PatientRegistration::new(k, &portions)?.to_bytes());
         Ok(())
@@ -143,14 +143,17 @@ pub extern "C" fn sesphr_sign_grant(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
         let (l, u, rk) = (
-            bytes(portion_label, portion_label_len)?,
-            bytes(user, user_len)?,
-            bytes(rekey, rekey_len)?,
+            bytes("portion_label", portion_label, portion_label_len)?,
+            bytes("user", user, user_len)?,
+            bytes("rekey", rekey, rekey_len)?,
         );
-        let (l, u) = (label(l.as_ptr(), l.len())?, identity(u.as_ptr(), u.len())?);
+        let (l, u) = (
+            label("portion_label", l.as_ptr(), l.len())?,
+            identity("user", u.as_ptr(), u.len())?,
+        );
         let rk = ReKey::from_bytes(rk)?;
         let opts = grant_options(options)?;
         put_buffer(o, k.sign_grant(&l, epoch, &u, &rk, &opts)?.to_bytes());
@@ -187,12 +190,21 @@ pub(crate) fn grant_options(
         }
         if !c.request.is_null() {
             opts.request = Some(RequestId::from_slice(bytes(
+                "options->request",
                 c.request,
                 SESPHR_REQUEST_ID_LEN,
             )?)?);
         }
-        if let Some(role) = super::optional_bytes(c.emergency_role, c.emergency_role_len)? {
-            opts.emergency = Some(super::srs::role_arg(role.as_ptr(), role.len())?);
+        if let Some(role) = super::optional_bytes(
+            "options->emergency_role",
+            c.emergency_role,
+            c.emergency_role_len,
+        )? {
+            opts.emergency = Some(super::srs::role_arg(
+                "options->emergency_role",
+                role.as_ptr(),
+                role.len(),
+            )?);
         }
         if c.issued_at != 0 {
             opts.issued_at = Some(c.issued_at);
@@ -213,10 +225,10 @@ pub extern "C" fn sesphr_sign_revocation(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
-        let l = label(portion_label, portion_label_len)?;
-        let u = identity(user, user_len)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
+        let l = label("portion_label", portion_label, portion_label_len)?;
+        let u = identity("user", user, user_len)?;
         put_buffer(o, k.sign_revocation(&l, &u)?.to_bytes());
         Ok(())
     })
@@ -235,10 +247,10 @@ pub extern "C" fn sesphr_sign_refusal(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
-        let id = RequestId::from_slice(bytes(request, request_len)?)?;
-        let reason = core::str::from_utf8(bytes(reason, reason_len)?)
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
+        let id = RequestId::from_slice(bytes("request", request, request_len)?)?;
+        let reason = core::str::from_utf8(bytes("reason", reason, reason_len)?)
             .map_err(|_| sesphr_result::Malformed)?;
         put_buffer(o, k.sign_refusal(id, reason)?.to_bytes());
         Ok(())
@@ -257,8 +269,8 @@ pub extern "C" fn sesphr_revocation_receipt_verify(
     srs_public_key_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let r = RevocationReceipt::from_bytes(bytes(receipt, receipt_len)?)?;
-        let k: &[u8; 32] = bytes(srs_public_key, srs_public_key_len)?
+        let r = RevocationReceipt::from_bytes(bytes("receipt", receipt, receipt_len)?)?;
+        let k: &[u8; 32] = bytes("srs_public_key", srs_public_key, srs_public_key_len)?
             .try_into()
             .map_err(|_| sesphr_result::InvalidLength)?;
         r.verify(&decode_verifying_key(k)?)?;

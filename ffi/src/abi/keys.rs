@@ -48,7 +48,7 @@ impl Handle for sesphr_patient_keys {
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_keypair_generate(out_keypair: *mut *mut sesphr_keypair) -> sesphr_result {
     run(|| {
-        let o = out(out_keypair)?;
+        let o = out("out_keypair", out_keypair)?;
         *o = into_handle::<sesphr_keypair>(KeyPair::generate());
         Ok(())
     })
@@ -64,8 +64,8 @@ pub extern "C" fn sesphr_keypair_from_secret(
     out_keypair: *mut *mut sesphr_keypair,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_keypair)?;
-        let kp = KeyPair::from_secret(SecretKey::from_slice(bytes(secret, secret_len)?)?);
+        let o = out("out_keypair", out_keypair)?;
+        let kp = KeyPair::from_secret(SecretKey::from_slice(bytes("secret", secret, secret_len)?)?);
         *o = into_handle::<sesphr_keypair>(kp);
         Ok(())
     })
@@ -79,8 +79,9 @@ pub extern "C" fn sesphr_keypair_public_key(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let kp = handle_ref(keypair)?;
-        fixed_out(out_key, out_len, SESPHR_PUBLIC_KEY_LEN)?.copy_from_slice(kp.public().as_bytes());
+        let kp = handle_ref("keypair", keypair)?;
+        fixed_out("out_key", out_key, out_len, SESPHR_PUBLIC_KEY_LEN)?
+            .copy_from_slice(kp.public().as_bytes());
         Ok(())
     })
 }
@@ -94,8 +95,8 @@ pub extern "C" fn sesphr_keypair_secret_key(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let kp = handle_ref(keypair)?;
-        fixed_out(out_key, out_len, SESPHR_SECRET_KEY_LEN)?
+        let kp = handle_ref("keypair", keypair)?;
+        fixed_out("out_key", out_key, out_len, SESPHR_SECRET_KEY_LEN)?
             .copy_from_slice(&*kp.secret().to_bytes());
         Ok(())
     })
@@ -109,7 +110,7 @@ pub extern "C" fn sesphr_keypair_export(
     keypair: *const sesphr_keypair,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    export_from(keypair, out_buffer, |kp: &KeyPair| {
+    export_from(("keypair", keypair), out_buffer, |kp: &KeyPair| {
         kp.secret().to_backup().to_vec()
     })
 }
@@ -121,7 +122,7 @@ pub extern "C" fn sesphr_keypair_export_text(
     keypair: *const sesphr_keypair,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    export_from(keypair, out_buffer, |kp: &KeyPair| {
+    export_from(("keypair", keypair), out_buffer, |kp: &KeyPair| {
         kp.secret().to_backup_text().as_bytes().to_vec()
     })
 }
@@ -139,8 +140,9 @@ pub extern "C" fn sesphr_keypair_import(
     out_keypair: *mut *mut sesphr_keypair,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_keypair)?;
+        let o = out("out_keypair", out_keypair)?;
         let sk = import_backup(
+            "backup",
             backup,
             backup_len,
             SecretKey::from_backup_text,
@@ -164,10 +166,10 @@ pub extern "C" fn sesphr_escrow_seed_export(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let seed: &[u8; 32] = bytes(seed, seed_len)?
+        let seed: &[u8; 32] = bytes("seed", seed, seed_len)?
             .try_into()
             .map_err(|_| sesphr_result::InvalidLength)?;
-        let o = out(out_buffer)?;
+        let o = out("out_buffer", out_buffer)?;
         let issuer = EscrowKeyIssuer::from_seed(seed);
         let data = if text == 0 {
             issuer.to_backup().to_vec()
@@ -193,12 +195,13 @@ pub extern "C" fn sesphr_escrow_seed_import(
 ) -> sesphr_result {
     run(|| {
         let issuer = import_backup(
+            "backup",
             backup,
             backup_len,
             EscrowKeyIssuer::from_backup_text,
             EscrowKeyIssuer::from_backup,
         )?;
-        fixed_out(out_seed, out_len, EscrowKeyIssuer::SEED_LEN)?
+        fixed_out("out_seed", out_seed, out_len, EscrowKeyIssuer::SEED_LEN)?
             .copy_from_slice(issuer.seed_bytes().as_ref());
         Ok(())
     })
@@ -207,13 +210,13 @@ pub extern "C" fn sesphr_escrow_seed_import(
 /// The body of the key-backup exports: `export` of the value behind
 /// `handle`, into a new buffer in `*out_buffer` (zeroized when freed).
 fn export_from<H: Handle>(
-    handle: *const H,
+    (name, handle): (&'static str, *const H),
     out_buffer: *mut *mut sesphr_buffer,
     export: impl FnOnce(&H::Rust) -> Vec<u8>,
 ) -> sesphr_result {
     run(|| {
-        let value = handle_ref(handle)?;
-        let o = out(out_buffer)?;
+        let value = handle_ref(name, handle)?;
+        let o = out("out_buffer", out_buffer)?;
         put_buffer(o, export(value));
         Ok(())
     })
@@ -222,12 +225,13 @@ fn export_from<H: Handle>(
 /// Imports a key backup in either form: text if it starts with `sesphr-`
 /// (in either case, after leading whitespace), binary otherwise.
 fn import_backup<T>(
+    name: &'static str,
     ptr: *const u8,
     len: usize,
     text: fn(&str) -> sesphr::Result<T>,
     binary: fn(&[u8]) -> sesphr::Result<T>,
 ) -> Result<T, sesphr_result> {
-    let b = bytes(ptr, len)?;
+    let b = bytes(name, ptr, len)?;
     let is_text = b
         .trim_ascii_start()
         .get(..7)
@@ -255,8 +259,8 @@ pub extern "C" fn sesphr_patient_keys_generate(
     out_keys: *mut *mut sesphr_patient_keys,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_keys)?;
-        let id = identity(patient_id, patient_id_len)?;
+        let o = out("out_keys", out_keys)?;
+        let id = identity("patient_id", patient_id, patient_id_len)?;
         *o = into_handle::<sesphr_patient_keys>(PatientKeys::generate(id));
         Ok(())
     })
@@ -272,10 +276,10 @@ pub extern "C" fn sesphr_patient_keys_from_master(
     out_keys: *mut *mut sesphr_patient_keys,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_keys)?;
+        let o = out("out_keys", out_keys)?;
         let (patient_id, master) = (
-            bytes(patient_id, patient_id_len)?,
-            bytes(master, master_len)?,
+            bytes("patient_id", patient_id, patient_id_len)?,
+            bytes("master", master, master_len)?,
         );
         let id = Identity::from_utf8(patient_id)?;
         let m: &[u8; 32] = master
@@ -294,7 +298,9 @@ pub extern "C" fn sesphr_patient_keys_export(
     keys: *const sesphr_patient_keys,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    export_from(keys, out_buffer, |k: &PatientKeys| k.to_bytes().to_vec())
+    export_from(("keys", keys), out_buffer, |k: &PatientKeys| {
+        k.to_bytes().to_vec()
+    })
 }
 
 /// As `sesphr_patient_keys_export`, in the text form for a paper backup
@@ -305,7 +311,7 @@ pub extern "C" fn sesphr_patient_keys_export_text(
     keys: *const sesphr_patient_keys,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    export_from(keys, out_buffer, |k: &PatientKeys| {
+    export_from(("keys", keys), out_buffer, |k: &PatientKeys| {
         k.to_backup_text().as_bytes().to_vec()
     })
 }
@@ -324,8 +330,9 @@ pub extern "C" fn sesphr_patient_keys_import(
     out_keys: *mut *mut sesphr_patient_keys,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_keys)?;
+        let o = out("out_keys", out_keys)?;
         let k = import_backup(
+            "encoded",
             encoded,
             encoded_len,
             PatientKeys::from_backup_text,
@@ -344,8 +351,8 @@ pub extern "C" fn sesphr_patient_keys_master(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        fixed_out(out_master, out_len, SESPHR_MASTER_SECRET_LEN)?
+        let k = handle_ref("keys", keys)?;
+        fixed_out("out_master", out_master, out_len, SESPHR_MASTER_SECRET_LEN)?
             .copy_from_slice(&*k.master_bytes());
         Ok(())
     })
@@ -363,9 +370,9 @@ pub extern "C" fn sesphr_patient_keys_portion_public_key(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
-        let l = label(portion_label, portion_label_len)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
+        let l = label("portion_label", portion_label, portion_label_len)?;
         put_buffer(o, k.portion_public(&l, epoch).to_bytes());
         Ok(())
     })
@@ -391,11 +398,11 @@ pub extern "C" fn sesphr_rekey_generate(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
         let (portion_label, delegatee) = (
-            bytes(portion_label, portion_label_len)?,
-            bytes(delegatee, delegatee_len)?,
+            bytes("portion_label", portion_label, portion_label_len)?,
+            bytes("delegatee", delegatee, delegatee_len)?,
         );
         let l = PortionLabel::from_bytes(portion_label)?;
         let to = PublicKey::from_slice(delegatee)?;

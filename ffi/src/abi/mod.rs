@@ -64,17 +64,23 @@ pub(crate) fn into_handle<H: Handle>(value: H::Rust) -> *mut H {
 }
 
 /// The value behind a handle.
-pub(crate) fn handle_ref<'a, H: Handle>(ptr: *const H) -> Result<&'a H::Rust, sesphr_result> {
+pub(crate) fn handle_ref<'a, H: Handle>(
+    name: &'static str,
+    ptr: *const H,
+) -> Result<&'a H::Rust, sesphr_result> {
     // SAFETY: non-NULL handles come from `into_handle` and are live (C API
     // contract), so the pointer is a valid, aligned `Box<H::Rust>` allocation.
-    unsafe { ptr.cast::<H::Rust>().as_ref() }.ok_or(sesphr_result::NullParameter)
+    unsafe { ptr.cast::<H::Rust>().as_ref() }.ok_or_else(|| null(name))
 }
 
 /// The value behind a handle, for a call that changes it.
-pub(crate) fn handle_mut<'a, H: Handle>(ptr: *mut H) -> Result<&'a mut H::Rust, sesphr_result> {
+pub(crate) fn handle_mut<'a, H: Handle>(
+    name: &'static str,
+    ptr: *mut H,
+) -> Result<&'a mut H::Rust, sesphr_result> {
     // SAFETY: as in `handle_ref`; the caller does not use the handle from two
     // threads at once for mutating calls (documented per handle).
-    unsafe { ptr.cast::<H::Rust>().as_mut() }.ok_or(sesphr_result::NullParameter)
+    unsafe { ptr.cast::<H::Rust>().as_mut() }.ok_or_else(|| null(name))
 }
 
 /// Drops the value behind a handle; NULL does nothing.
@@ -86,13 +92,24 @@ pub(crate) fn free_handle<H: Handle>(ptr: *mut H) {
     }
 }
 
+/// `NULL_PARAMETER`, with a detail that names the parameter (as the header
+/// spells it).
+pub(crate) fn null(name: &str) -> sesphr_result {
+    result::set_detail(&format!("`{name}` is NULL"));
+    sesphr_result::NullParameter
+}
+
 /// A byte input: NULL with length 0 is empty.
-pub(crate) fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], sesphr_result> {
+pub(crate) fn bytes<'a>(
+    name: &'static str,
+    ptr: *const u8,
+    len: usize,
+) -> Result<&'a [u8], sesphr_result> {
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(sesphr_result::NullParameter);
+        return Err(null(name));
     }
     if len > isize::MAX as usize {
         return Err(sesphr_result::InvalidLength);
@@ -103,12 +120,16 @@ pub(crate) fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], sesphr_r
 }
 
 /// An array input of `count` elements.
-pub(crate) fn array<'a, T>(ptr: *const T, count: usize) -> Result<&'a [T], sesphr_result> {
+pub(crate) fn array<'a, T>(
+    name: &'static str,
+    ptr: *const T,
+    count: usize,
+) -> Result<&'a [T], sesphr_result> {
     if count == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(sesphr_result::NullParameter);
+        return Err(null(name));
     }
     if count > isize::MAX as usize / core::mem::size_of::<T>().max(1) {
         return Err(sesphr_result::InvalidLength);
@@ -121,17 +142,14 @@ pub(crate) fn array<'a, T>(ptr: *const T, count: usize) -> Result<&'a [T], sesph
 /// a length is `NULL_PARAMETER` (the one NULL rule of the ABI); a non-NULL
 /// pointer is present, even with length 0.
 pub(crate) fn optional_bytes<'a>(
+    name: &'static str,
     ptr: *const u8,
     len: usize,
 ) -> Result<Option<&'a [u8]>, sesphr_result> {
     if ptr.is_null() {
-        if len == 0 {
-            Ok(None)
-        } else {
-            Err(sesphr_result::NullParameter)
-        }
+        if len == 0 { Ok(None) } else { Err(null(name)) }
     } else {
-        bytes(ptr, len).map(Some)
+        bytes(name, ptr, len).map(Some)
     }
 }
 
@@ -179,12 +197,16 @@ pub(crate) fn extensible<T: Extensible>(ptr: *const T) -> Result<Option<T>, sesp
 }
 
 /// An output location of `count` elements, written only on success.
-pub(crate) fn array_out<'a, T>(ptr: *mut T, count: usize) -> Result<&'a mut [T], sesphr_result> {
+pub(crate) fn array_out<'a, T>(
+    name: &'static str,
+    ptr: *mut T,
+    count: usize,
+) -> Result<&'a mut [T], sesphr_result> {
     if count == 0 {
         return Ok(&mut []);
     }
     if ptr.is_null() {
-        return Err(sesphr_result::NullParameter);
+        return Err(null(name));
     }
     if count > isize::MAX as usize / core::mem::size_of::<T>().max(1) {
         return Err(sesphr_result::InvalidLength);
@@ -194,19 +216,20 @@ pub(crate) fn array_out<'a, T>(ptr: *mut T, count: usize) -> Result<&'a mut [T],
 }
 
 /// An output pointer.
-pub(crate) fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T, sesphr_result> {
+pub(crate) fn out<'a, T>(name: &'static str, ptr: *mut T) -> Result<&'a mut T, sesphr_result> {
     // SAFETY: non-NULL output pointers are valid and aligned (C API contract).
-    unsafe { ptr.as_mut() }.ok_or(sesphr_result::NullParameter)
+    unsafe { ptr.as_mut() }.ok_or_else(|| null(name))
 }
 
 /// A caller buffer of `len` bytes for a fixed-size output.
 pub(crate) fn fixed_out<'a>(
+    name: &'static str,
     ptr: *mut u8,
     len: usize,
     need: usize,
 ) -> Result<&'a mut [u8], sesphr_result> {
     if ptr.is_null() {
-        return Err(sesphr_result::NullParameter);
+        return Err(null(name));
     }
     if len < need {
         return Err(sesphr_result::BufferTooSmall);
@@ -216,20 +239,31 @@ pub(crate) fn fixed_out<'a>(
 }
 
 /// A NUL-terminated string input.
-pub(crate) fn c_str<'a>(ptr: *const c_char) -> Result<&'a core::ffi::CStr, sesphr_result> {
+pub(crate) fn c_str<'a>(
+    name: &'static str,
+    ptr: *const c_char,
+) -> Result<&'a core::ffi::CStr, sesphr_result> {
     if ptr.is_null() {
-        return Err(sesphr_result::NullParameter);
+        return Err(null(name));
     }
     // SAFETY: non-NULL and NUL-terminated (C API contract).
     Ok(unsafe { core::ffi::CStr::from_ptr(ptr) })
 }
 
-pub(crate) fn identity(ptr: *const u8, len: usize) -> Result<Identity, sesphr_result> {
-    Ok(Identity::from_utf8(bytes(ptr, len)?)?)
+pub(crate) fn identity(
+    name: &'static str,
+    ptr: *const u8,
+    len: usize,
+) -> Result<Identity, sesphr_result> {
+    Ok(Identity::from_utf8(bytes(name, ptr, len)?)?)
 }
 
-pub(crate) fn label(ptr: *const u8, len: usize) -> Result<PortionLabel, sesphr_result> {
-    Ok(PortionLabel::from_bytes(bytes(ptr, len)?)?)
+pub(crate) fn label(
+    name: &'static str,
+    ptr: *const u8,
+    len: usize,
+) -> Result<PortionLabel, sesphr_result> {
+    Ok(PortionLabel::from_bytes(bytes(name, ptr, len)?)?)
 }
 
 /// A byte buffer owned by the library (an encoded object, a ciphertext,
@@ -274,13 +308,13 @@ pub(crate) fn put_sealed_buffer(out: &mut *mut sesphr_buffer, data: Vec<u8>) {
 /// The bytes of a buffer, valid until it is freed. NULL for a NULL buffer.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_buffer_data(buf: *const sesphr_buffer) -> *const u8 {
-    boundary_ptr(|| handle_ref(buf).map_or(core::ptr::null(), |b| b.bytes().as_ptr()))
+    boundary_ptr(|| handle_ref("buf", buf).map_or(core::ptr::null(), |b| b.bytes().as_ptr()))
 }
 
 /// The length of a buffer in bytes; 0 for a NULL buffer.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_buffer_len(buf: *const sesphr_buffer) -> usize {
-    boundary_value(|| handle_ref(buf).map_or(0, |b| b.bytes().len()))
+    boundary_value(|| handle_ref("buf", buf).map_or(0, |b| b.bytes().len()))
 }
 
 /// Zeroizes (unless it holds only sealed output) and frees a buffer. NULL

@@ -72,12 +72,16 @@ pub extern "C" fn sesphr_seal(
     out_sealed: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_sealed)?;
+        let o = out("out_sealed", out_sealed)?;
         let (key, rid) = (
-            bytes(portion_public_key, portion_public_key_len)?,
-            bytes(record_id_bytes, record_id_len)?,
+            bytes(
+                "portion_public_key",
+                portion_public_key,
+                portion_public_key_len,
+            )?,
+            bytes("record_id_bytes", record_id_bytes, record_id_len)?,
         );
-        let plaintext = bytes(plaintext, plaintext_len)?;
+        let plaintext = bytes("plaintext", plaintext, plaintext_len)?;
         let key = PortionPublicKey::from_bytes(key)?;
         let rid = RecordId::from_slice(rid)?;
         let sealed = SealedPortion::seal(&key, rid, created_at, plaintext)?;
@@ -96,8 +100,8 @@ pub extern "C" fn sesphr_header_len(
     out_len: *mut usize,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_len)?;
-        *o = PortionHeader::len_from_prefix(bytes(prefix, prefix_len)?)?;
+        let o = out("out_len", out_len)?;
+        *o = PortionHeader::len_from_prefix(bytes("prefix", prefix, prefix_len)?)?;
         Ok(())
     })
 }
@@ -124,14 +128,19 @@ pub extern "C" fn sesphr_header_info(
     out_portion_public_key: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let b = bytes(header, header_len)?;
+        let b = bytes("header", header, header_len)?;
         let (epoch, created_at, label, ppk) = (
-            out(out_epoch)?,
-            out(out_created_at)?,
-            out(out_label)?,
-            out(out_portion_public_key)?,
+            out("out_epoch", out_epoch)?,
+            out("out_created_at", out_created_at)?,
+            out("out_label", out_label)?,
+            out("out_portion_public_key", out_portion_public_key)?,
         );
-        let rid = super::fixed_out(out_record_id, out_record_id_len, SESPHR_RECORD_ID_LEN)?;
+        let rid = super::fixed_out(
+            "out_record_id",
+            out_record_id,
+            out_record_id_len,
+            SESPHR_RECORD_ID_LEN,
+        )?;
         let len = PortionHeader::len_from_prefix(b)?;
         let h = PortionHeader::from_bytes(b.get(..len).ok_or(sesphr_result::InvalidLength)?)?;
         h.verify()?;
@@ -154,8 +163,8 @@ pub extern "C" fn sesphr_portion_header(
     out_header: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_header)?;
-        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
+        let o = out("out_header", out_header)?;
+        let s = SealedPortion::from_bytes(bytes("sealed", sealed, sealed_len)?)?;
         put_buffer(o, s.header().to_bytes());
         Ok(())
     })
@@ -175,9 +184,9 @@ pub extern "C" fn sesphr_open_as_owner(
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_plaintext)?;
-        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_plaintext", out_plaintext)?;
+        let s = SealedPortion::from_bytes(bytes("sealed", sealed, sealed_len)?)?;
         let pt = s.open_as_owner(&portion_secret_for(k, s.header()))?;
         put_buffer(o, pt);
         Ok(())
@@ -233,13 +242,17 @@ pub extern "C" fn sesphr_open_as_delegatee_checked(
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let kp = handle_ref(keypair)?;
-        let o = out(out_plaintext)?;
-        let (sealed, recapsule) = (bytes(sealed, sealed_len)?, bytes(recapsule, recapsule_len)?);
+        let kp = handle_ref("keypair", keypair)?;
+        let o = out("out_plaintext", out_plaintext)?;
+        let (sealed, recapsule) = (
+            bytes("sealed", sealed, sealed_len)?,
+            bytes("recapsule", recapsule, recapsule_len)?,
+        );
         let expected = if expected_portion_public_key.is_null() {
             None
         } else {
             Some(PortionPublicKey::from_bytes(bytes(
+                "expected_portion_public_key",
                 expected_portion_public_key,
                 expected_portion_public_key_len,
             )?)?)
@@ -289,10 +302,14 @@ pub extern "C" fn sesphr_sealer_new(
     out_sealer: *mut *mut sesphr_sealer,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_sealer)?;
+        let o = out("out_sealer", out_sealer)?;
         let (key, rid) = (
-            bytes(portion_public_key, portion_public_key_len)?,
-            bytes(record_id_bytes, record_id_len)?,
+            bytes(
+                "portion_public_key",
+                portion_public_key,
+                portion_public_key_len,
+            )?,
+            bytes("record_id_bytes", record_id_bytes, record_id_len)?,
         );
         let key = PortionPublicKey::from_bytes(key)?;
         let rid = RecordId::from_slice(rid)?;
@@ -317,9 +334,9 @@ pub extern "C" fn sesphr_sealer_update(
     out_sealed: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_mut(sealer)?;
-        let o = out(out_sealed)?;
-        let data = bytes(plaintext, plaintext_len)?;
+        let s = handle_mut("sealer", sealer)?;
+        let o = out("out_sealed", out_sealed)?;
+        let data = bytes("plaintext", plaintext, plaintext_len)?;
         let w = s.writer.as_mut().ok_or(sesphr_result::InvalidState)?;
         std::io::Write::write_all(w, data).map_err(Error::from)?;
         put_sealed_buffer(o, core::mem::take(w.get_mut()));
@@ -335,8 +352,8 @@ pub extern "C" fn sesphr_sealer_finish(
     out_sealed: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_mut(sealer)?;
-        let o = out(out_sealed)?;
+        let s = handle_mut("sealer", sealer)?;
+        let o = out("out_sealed", out_sealed)?;
         let w = s.writer.take().ok_or(sesphr_result::InvalidState)?;
         put_sealed_buffer(o, w.finish()?);
         Ok(())
@@ -376,7 +393,7 @@ pub(crate) fn new_opener(
     out_opener: *mut *mut sesphr_opener,
     opener: PortionOpener,
 ) -> Result<(), sesphr_result> {
-    let o = out(out_opener)?;
+    let o = out("out_opener", out_opener)?;
     *o = into_handle::<sesphr_opener>(Opener {
         chunks: opener,
         finished: false,
@@ -395,9 +412,9 @@ pub extern "C" fn sesphr_opener_new_owner(
     out_opener: *mut *mut sesphr_opener,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        out(out_opener)?;
-        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let k = handle_ref("keys", keys)?;
+        out("out_opener", out_opener)?;
+        let h = PortionHeader::from_bytes(bytes("header", header, header_len)?)?;
         new_opener(
             out_opener,
             PortionOpener::for_owner(&h, &portion_secret_for(k, &h))?,
@@ -417,9 +434,12 @@ pub extern "C" fn sesphr_opener_new_delegatee(
     out_opener: *mut *mut sesphr_opener,
 ) -> sesphr_result {
     run(|| {
-        let kp = handle_ref(keypair)?;
-        out(out_opener)?;
-        let (header, recapsule) = (bytes(header, header_len)?, bytes(recapsule, recapsule_len)?);
+        let kp = handle_ref("keypair", keypair)?;
+        out("out_opener", out_opener)?;
+        let (header, recapsule) = (
+            bytes("header", header, header_len)?,
+            bytes("recapsule", recapsule, recapsule_len)?,
+        );
         let h = PortionHeader::from_bytes(header)?;
         let rc = ReCapsule::from_bytes(recapsule)?;
         let grant = DelegateeOpener::for_recapsule(kp, &h, &rc);
@@ -437,8 +457,8 @@ fn opener_step(
     finishing: bool,
     step: impl FnOnce(&mut PortionOpener, &mut Vec<u8>) -> Result<(), Error>,
 ) -> Result<(), sesphr_result> {
-    let op = handle_mut(opener)?;
-    let o = out(out_plaintext)?;
+    let op = handle_mut("opener", opener)?;
+    let o = out("out_plaintext", out_plaintext)?;
     if op.finished {
         return Err(sesphr_result::InvalidState);
     }
@@ -462,7 +482,7 @@ pub extern "C" fn sesphr_opener_update(
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let data = bytes(sealed, sealed_len)?;
+        let data = bytes("sealed", sealed, sealed_len)?;
         opener_step(opener, out_plaintext, false, |chunks, pt| {
             chunks.push(data, pt)
         })
@@ -514,12 +534,13 @@ fn copy_out(out: &mut [u8], produced: &[u8], out_len: &mut usize) -> Result<(), 
 /// bytes, checked against [`sesphr_stream_output_bound`] before anything
 /// is consumed.
 fn stream_out<'a>(
+    name: &'static str,
     out: *mut u8,
     cap: usize,
     input_len: usize,
 ) -> Result<&'a mut [u8], sesphr_result> {
     if out.is_null() {
-        return Err(sesphr_result::NullParameter);
+        return Err(super::null(name));
     }
     if cap < sesphr_stream_output_bound(input_len) {
         return Err(sesphr_result::BufferTooSmall);
@@ -545,10 +566,10 @@ pub extern "C" fn sesphr_sealer_update_into(
     out_len: *mut usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_mut(sealer)?;
-        let n = out(out_len)?;
-        let data = bytes(plaintext, plaintext_len)?;
-        let dst = stream_out(out_sealed, out_cap, plaintext_len)?;
+        let s = handle_mut("sealer", sealer)?;
+        let n = out("out_len", out_len)?;
+        let data = bytes("plaintext", plaintext, plaintext_len)?;
+        let dst = stream_out("out_sealed", out_sealed, out_cap, plaintext_len)?;
         let w = s.writer.as_mut().ok_or(sesphr_result::InvalidState)?;
         std::io::Write::write_all(w, data).map_err(Error::from)?;
         let r = copy_out(dst, w.get_mut(), n);
@@ -568,9 +589,9 @@ pub extern "C" fn sesphr_sealer_finish_into(
     out_len: *mut usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_mut(sealer)?;
-        let n = out(out_len)?;
-        let dst = stream_out(out_sealed, out_cap, 0)?;
+        let s = handle_mut("sealer", sealer)?;
+        let n = out("out_len", out_len)?;
+        let dst = stream_out("out_sealed", out_sealed, out_cap, 0)?;
         let w = s.writer.take().ok_or(sesphr_result::InvalidState)?;
         copy_out(dst, &w.finish()?, n)
     })
@@ -586,9 +607,9 @@ fn opener_step_into(
     finishing: bool,
     step: impl FnOnce(&mut PortionOpener, &mut Vec<u8>) -> Result<(), Error>,
 ) -> Result<(), sesphr_result> {
-    let op = handle_mut(opener)?;
-    let n = out(out_len)?;
-    let dst = stream_out(out_plaintext, out_cap, input_len)?;
+    let op = handle_mut("opener", opener)?;
+    let n = out("out_len", out_len)?;
+    let dst = stream_out("out_plaintext", out_plaintext, out_cap, input_len)?;
     if op.finished {
         return Err(sesphr_result::InvalidState);
     }
@@ -626,7 +647,7 @@ pub extern "C" fn sesphr_opener_update_into(
     out_len: *mut usize,
 ) -> sesphr_result {
     run(|| {
-        let data = bytes(sealed, sealed_len)?;
+        let data = bytes("sealed", sealed, sealed_len)?;
         opener_step_into(
             opener,
             sealed_len,

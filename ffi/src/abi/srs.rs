@@ -141,11 +141,11 @@ fn open_into(
     escrow_seed_len: usize,
     options: Option<&sesphr_srs_options>,
 ) -> Result<(), sesphr_result> {
-    let key: &[u8; 32] = bytes(storage_key, storage_key_len)?
+    let key: &[u8; 32] = bytes("storage_key", storage_key, storage_key_len)?
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
     let mut cfg = SrsConfig::shared(store, StorageKey::from_bytes(key));
-    if let Some(seed) = optional_bytes(escrow_seed, escrow_seed_len)? {
+    if let Some(seed) = optional_bytes("escrow_seed", escrow_seed, escrow_seed_len)? {
         let seed: &[u8; 32] = seed.try_into().map_err(|_| sesphr_result::InvalidLength)?;
         cfg = cfg.escrow(EscrowKeyIssuer::from_seed(seed));
     }
@@ -153,7 +153,11 @@ fn open_into(
         if o.checkpoint_every > 0 {
             cfg = cfg.checkpoint_every(o.checkpoint_every);
         }
-        if let Some(cp) = optional_bytes(o.required_checkpoint, o.required_checkpoint_len)? {
+        if let Some(cp) = optional_bytes(
+            "options->required_checkpoint",
+            o.required_checkpoint,
+            o.required_checkpoint_len,
+        )? {
             cfg = cfg.require_checkpoint(Checkpoint::from_bytes(cp)?);
         }
         if o.checkpoint_interval > 0 {
@@ -204,7 +208,7 @@ pub extern "C" fn sesphr_srs_open_sqlite(
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
     open_named(
-        path,
+        ("path", path),
         (storage_key, storage_key_len),
         (escrow_seed, escrow_seed_len),
         options,
@@ -218,8 +222,10 @@ pub extern "C" fn sesphr_srs_open_sqlite(
                     1 => Durability::ProcessCrash,
                     _ => return Err(sesphr_result::InvalidArgument),
                 };
+                // As a store error, so that the detail keeps the store's
+                // message (the file; for a lock, who holds it).
                 let store =
-                    SqliteStore::open_with(p, durability).map_err(sesphr::srs::SrsError::from)?;
+                    SqliteStore::open_with(p, durability).map_err(sesphr::srs::SrsError::Store)?;
                 Ok(std::sync::Arc::new(store) as std::sync::Arc<dyn sesphr::store::Store>)
             }
             #[cfg(not(feature = "sqlite"))]
@@ -261,7 +267,7 @@ pub extern "C" fn sesphr_srs_open_postgres(
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
     open_named(
-        conninfo,
+        ("conninfo", conninfo),
         (storage_key, storage_key_len),
         (escrow_seed, escrow_seed_len),
         options,
@@ -292,7 +298,7 @@ type OpenStore<'a> = &'a dyn Fn(
 /// The body of the `sesphr_srs_open_*` functions: checks the arguments,
 /// opens the store named by `name` with `open`, then the SRS on it.
 fn open_named(
-    name: *const c_char,
+    (what, name): (&'static str, *const c_char),
     (storage_key, storage_key_len): (*const u8, usize),
     (escrow_seed, escrow_seed_len): (*const u8, usize),
     options: *const sesphr_srs_options,
@@ -300,8 +306,8 @@ fn open_named(
     open: OpenStore<'_>,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_srs)?;
-        let n = c_str(name)?.to_str().map_err(|_| {
+        let o = out("out_srs", out_srs)?;
+        let n = c_str(what, name)?.to_str().map_err(|_| {
             super::result::set_detail("the path or connection string is not UTF-8");
             sesphr_result::InvalidArgument
         })?;
@@ -331,7 +337,7 @@ pub extern "C" fn sesphr_srs_new_in_memory(
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_srs)?;
+        let o = out("out_srs", out_srs)?;
         open_into(
             o,
             std::sync::Arc::new(MemoryStore::new()),
@@ -372,11 +378,11 @@ pub extern "C" fn sesphr_srs_register_user(
     proof_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let id = identity(user, user_len)?;
-        let role = role_arg(role, role_len)?;
-        let pk = PublicKey::from_slice(bytes(public_key, public_key_len)?)?;
-        let proof = KeyProof::from_bytes(bytes(proof, proof_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let id = identity("user", user, user_len)?;
+        let role = role_arg("role", role, role_len)?;
+        let pk = PublicKey::from_slice(bytes("public_key", public_key, public_key_len)?)?;
+        let proof = KeyProof::from_bytes(bytes("proof", proof, proof_len)?)?;
         Ok(s.register_user(&id, role, &pk, &proof)?)
     })
 }
@@ -389,15 +395,24 @@ fn with_registration(
     f: fn(&Srs, &PatientRegistration) -> Result<(), sesphr::srs::SrsError>,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let r = PatientRegistration::from_bytes(bytes(registration, registration_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let r = PatientRegistration::from_bytes(bytes(
+            "registration",
+            registration,
+            registration_len,
+        )?)?;
         Ok(f(s, &r)?)
     })
 }
 
 /// A role name from C.
-pub(crate) fn role_arg(role: *const u8, role_len: usize) -> Result<Role, sesphr_result> {
-    let r = core::str::from_utf8(bytes(role, role_len)?).map_err(|_| sesphr_result::InvalidRole)?;
+pub(crate) fn role_arg(
+    name: &'static str,
+    role: *const u8,
+    role_len: usize,
+) -> Result<Role, sesphr_result> {
+    let r = core::str::from_utf8(bytes(name, role, role_len)?)
+        .map_err(|_| sesphr_result::InvalidRole)?;
     Ok(r.parse::<Role>()?)
 }
 
@@ -410,11 +425,11 @@ fn actor_arg(
     reason: *const u8,
     reason_len: usize,
 ) -> Result<Actor, sesphr_result> {
-    let reason =
-        core::str::from_utf8(bytes(reason, reason_len)?).map_err(|_| sesphr_result::Malformed)?;
+    let reason = core::str::from_utf8(bytes("reason", reason, reason_len)?)
+        .map_err(|_| sesphr_result::Malformed)?;
     Ok(Actor::new(
-        identity(actor, actor_len)?,
-        role_arg(role, role_len)?,
+        identity("actor", actor, actor_len)?,
+        role_arg("role", role, role_len)?,
         reason,
     )?)
 }
@@ -434,7 +449,7 @@ pub extern "C" fn sesphr_srs_remove_user(
     reason_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
+        let s = handle_ref("srs", srs)?;
         let a = actor_arg(
             actor,
             actor_len,
@@ -443,7 +458,7 @@ pub extern "C" fn sesphr_srs_remove_user(
             reason,
             reason_len,
         )?;
-        Ok(s.remove_user(&identity(user, user_len)?, &a)?)
+        Ok(s.remove_user(&identity("user", user, user_len)?, &a)?)
     })
 }
 
@@ -505,10 +520,10 @@ pub extern "C" fn sesphr_srs_grant(
     rekey_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
+        let s = handle_ref("srs", srs)?;
         let (g, k) = (
-            bytes(signed_grant, signed_grant_len)?,
-            bytes(rekey, rekey_len)?,
+            bytes("signed_grant", signed_grant, signed_grant_len)?,
+            bytes("rekey", rekey, rekey_len)?,
         );
         let (g, k) = (SignedGrant::from_bytes(g)?, ReKey::from_bytes(k)?);
         Ok(s.grant(&g, k)?)
@@ -533,10 +548,14 @@ pub extern "C" fn sesphr_srs_revoke(
     out_receipt: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let r = SignedRevocation::from_bytes(bytes(signed_revocation, signed_revocation_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let r = SignedRevocation::from_bytes(bytes(
+            "signed_revocation",
+            signed_revocation,
+            signed_revocation_len,
+        )?)?;
         let receipt = s.revoke(&r)?;
-        if let Ok(o) = out(out_receipt) {
+        if let Ok(o) = out("out_receipt", out_receipt) {
             put_buffer(o, receipt.to_bytes());
         }
         Ok(())
@@ -564,7 +583,7 @@ pub extern "C" fn sesphr_srs_revoke_as(
     out_receipt: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
+        let s = handle_ref("srs", srs)?;
         let a = actor_arg(
             actor,
             actor_len,
@@ -575,11 +594,11 @@ pub extern "C" fn sesphr_srs_revoke_as(
         )?;
         let receipt = s.revoke_as(
             &a,
-            &identity(patient, patient_len)?,
-            &label(portion_label, portion_label_len)?,
-            &identity(user, user_len)?,
+            &identity("patient", patient, patient_len)?,
+            &label("portion_label", portion_label, portion_label_len)?,
+            &identity("user", user, user_len)?,
         )?;
-        if let Ok(o) = out(out_receipt) {
+        if let Ok(o) = out("out_receipt", out_receipt) {
             put_buffer(o, receipt.to_bytes());
         }
         Ok(())
@@ -606,13 +625,18 @@ pub extern "C" fn sesphr_srs_request_access(
     out_request_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = fixed_out(out_request, out_request_len, SESPHR_REQUEST_ID_LEN)?;
-        let j = text_arg(justification, justification_len)?;
+        let s = handle_ref("srs", srs)?;
+        let o = fixed_out(
+            "out_request",
+            out_request,
+            out_request_len,
+            SESPHR_REQUEST_ID_LEN,
+        )?;
+        let j = text_arg("justification", justification, justification_len)?;
         let id = s.request_access(
-            &identity(user, user_len)?,
-            &identity(patient, patient_len)?,
-            &label(portion_label, portion_label_len)?,
+            &identity("user", user, user_len)?,
+            &identity("patient", patient, patient_len)?,
+            &label("portion_label", portion_label, portion_label_len)?,
             purpose_arg(purpose)?,
             j,
         )?;
@@ -632,9 +656,9 @@ pub extern "C" fn sesphr_srs_pending_requests_json(
     out_json: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_json)?;
-        let reqs = s.pending_requests(&identity(patient, patient_len)?);
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_json", out_json)?;
+        let reqs = s.pending_requests(&identity("patient", patient, patient_len)?);
         let items: Vec<String> = reqs
             .iter()
             .map(sesphr::model::AccessRequest::to_json)
@@ -653,8 +677,12 @@ pub extern "C" fn sesphr_srs_refuse_request(
     signed_refusal_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let r = SignedRefusal::from_bytes(bytes(signed_refusal, signed_refusal_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let r = SignedRefusal::from_bytes(bytes(
+            "signed_refusal",
+            signed_refusal,
+            signed_refusal_len,
+        )?)?;
         Ok(s.refuse_request(&r)?)
     })
 }
@@ -673,10 +701,15 @@ pub extern "C" fn sesphr_srs_disclosures_json(
     out_json: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_json)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_json", out_json)?;
         let mut v = Vec::new();
-        s.export_disclosures_json(&identity(patient, patient_len)?, from, to, &mut v)?;
+        s.export_disclosures_json(
+            &identity("patient", patient, patient_len)?,
+            from,
+            to,
+            &mut v,
+        )?;
         put_buffer(o, v);
         Ok(())
     })
@@ -692,9 +725,9 @@ pub extern "C" fn sesphr_srs_emergency_accesses_json(
     out_json: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_json)?;
-        let list = s.emergency_accesses(&identity(patient, patient_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_json", out_json)?;
+        let list = s.emergency_accesses(&identity("patient", patient, patient_len)?)?;
         let items: Vec<String> = list
             .iter()
             .map(sesphr::model::Disclosure::to_json)
@@ -715,9 +748,9 @@ pub extern "C" fn sesphr_srs_verify_consent(
     out_checked: *mut u64,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
+        let s = handle_ref("srs", srs)?;
         let r = s.verify_consent()?;
-        if let Ok(o) = out(out_checked) {
+        if let Ok(o) = out("out_checked", out_checked) {
             *o = r.grants + r.revocations + r.refusals;
         }
         Ok(())
@@ -733,8 +766,8 @@ fn purpose_arg(purpose: c_uint) -> Result<Purpose, sesphr_result> {
 }
 
 /// UTF-8 text from C.
-fn text_arg<'a>(ptr: *const u8, len: usize) -> Result<&'a str, sesphr_result> {
-    core::str::from_utf8(bytes(ptr, len)?).map_err(|_| sesphr_result::Malformed)
+fn text_arg<'a>(name: &'static str, ptr: *const u8, len: usize) -> Result<&'a str, sesphr_result> {
+    core::str::from_utf8(bytes(name, ptr, len)?).map_err(|_| sesphr_result::Malformed)
 }
 
 /// The reason of a re-encryption from C: a purpose code and an optional
@@ -744,7 +777,7 @@ fn reason_arg(
     justification: *const u8,
     justification_len: usize,
 ) -> Result<AccessReason, sesphr_result> {
-    let j = optional_bytes(justification, justification_len)?
+    let j = optional_bytes("justification", justification, justification_len)?
         .map(|b| core::str::from_utf8(b).map_err(|_| sesphr_result::Malformed))
         .transpose()?;
     Ok(AccessReason::new(purpose_arg(purpose)?, j)?)
@@ -772,9 +805,12 @@ pub extern "C" fn sesphr_srs_reencrypt(
     out_recapsule: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_recapsule)?;
-        let (user, header) = (bytes(user, user_len)?, bytes(header, header_len)?);
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_recapsule", out_recapsule)?;
+        let (user, header) = (
+            bytes("user", user, user_len)?,
+            bytes("header", header, header_len)?,
+        );
         let u = Identity::from_utf8(user)?;
         let h = PortionHeader::from_bytes(header)?;
         let why = reason_arg(purpose, justification, justification_len)?;
@@ -808,18 +844,18 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
     out_results: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let user = bytes(user, user_len)?;
-        let ptrs = array(headers, count)?;
-        let lens = array(header_lens, count)?;
-        let outs = array_out(out_recapsules, count)?;
-        let results = array_out(out_results, count)?;
+        let s = handle_ref("srs", srs)?;
+        let user = bytes("user", user, user_len)?;
+        let ptrs = array("headers", headers, count)?;
+        let lens = array("header_lens", header_lens, count)?;
+        let outs = array_out("out_recapsules", out_recapsules, count)?;
+        let results = array_out("out_results", out_results, count)?;
         let u = Identity::from_utf8(user)?;
         // Headers that do not decode get their error; the rest go in one batch.
         let parsed: Vec<Result<PortionHeader, sesphr_result>> = ptrs
             .iter()
             .zip(lens)
-            .map(|(&p, &l)| Ok(PortionHeader::from_bytes(bytes(p, l)?)?))
+            .map(|(&p, &l)| Ok(PortionHeader::from_bytes(bytes("headers[]", p, l)?)?))
             .collect();
         let valid: Vec<&PortionHeader> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         let why = reason_arg(purpose, justification, justification_len)?;
@@ -857,8 +893,8 @@ pub extern "C" fn sesphr_srs_verify_audit(
     out_entries: *mut u64,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_entries)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_entries", out_entries)?;
         *o = s.verify_audit()?;
         Ok(())
     })
@@ -872,8 +908,8 @@ pub extern "C" fn sesphr_srs_export_audit(
     out_jsonl: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_jsonl)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_jsonl", out_jsonl)?;
         let mut v = Vec::new();
         s.export_audit_jsonl(1, &mut v)?;
         put_buffer(o, v);
@@ -900,9 +936,9 @@ pub extern "C" fn sesphr_srs_export_audit_cb(
     out_entries: *mut u64,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let f = line.ok_or(sesphr_result::NullParameter)?;
-        let o = out(out_entries)?;
+        let s = handle_ref("srs", srs)?;
+        let f = line.ok_or_else(|| super::null("line"))?;
+        let o = out("out_entries", out_entries)?;
         let mut sink = LineSink {
             f,
             ctx,
@@ -998,9 +1034,9 @@ pub extern "C" fn sesphr_srs_archive_audit_cb(
     out_entries: *mut u64,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let f = write.ok_or(sesphr_result::NullParameter)?;
-        let o = out(out_entries)?;
+        let s = handle_ref("srs", srs)?;
+        let f = write.ok_or_else(|| super::null("write"))?;
+        let o = out("out_entries", out_entries)?;
         let mut sink = ChunkSink {
             f,
             ctx,
@@ -1041,10 +1077,18 @@ pub extern "C" fn sesphr_verify_segment(
     out_checkpoint_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let mut seg = bytes(segment, segment_len)?;
-        let key = self::srs_key(srs_key, srs_key_len)?;
-        let (first, last) = (out(out_first_seq)?, out(out_last_seq)?);
-        let cp = fixed_out(out_checkpoint, out_checkpoint_len, SESPHR_CHECKPOINT_LEN)?;
+        let mut seg = bytes("segment", segment, segment_len)?;
+        let key = self::srs_key("srs_key", srs_key, srs_key_len)?;
+        let (first, last) = (
+            out("out_first_seq", out_first_seq)?,
+            out("out_last_seq", out_last_seq)?,
+        );
+        let cp = fixed_out(
+            "out_checkpoint",
+            out_checkpoint,
+            out_checkpoint_len,
+            SESPHR_CHECKPOINT_LEN,
+        )?;
         let info = sesphr::srs::verify_segment(&mut seg, &key)?;
         *first = info.first_seq;
         *last = info.last_seq;
@@ -1061,7 +1105,7 @@ pub extern "C" fn sesphr_verify_segment(
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_sync(srs: *const sesphr_srs) -> sesphr_result {
     run(|| {
-        handle_ref(srs)?.sync()?;
+        handle_ref("srs", srs)?.sync()?;
         Ok(())
     })
 }
@@ -1077,8 +1121,8 @@ pub extern "C" fn sesphr_srs_checkpoint(
     out_checkpoint: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_checkpoint)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_checkpoint", out_checkpoint)?;
         put_buffer(o, s.checkpoint()?.to_bytes());
         Ok(())
     })
@@ -1093,8 +1137,8 @@ pub extern "C" fn sesphr_srs_latest_checkpoint(
     out_checkpoint: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_checkpoint)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_checkpoint", out_checkpoint)?;
         let cp = s.latest_checkpoint().ok_or(sesphr_result::InvalidState)?;
         put_buffer(o, cp.to_bytes());
         Ok(())
@@ -1112,8 +1156,8 @@ pub extern "C" fn sesphr_srs_require_checkpoint(
     checkpoint_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let cp = Checkpoint::from_bytes(bytes(checkpoint, checkpoint_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let cp = Checkpoint::from_bytes(bytes("checkpoint", checkpoint, checkpoint_len)?)?;
         s.require_checkpoint(&cp)?;
         Ok(())
     })
@@ -1128,8 +1172,8 @@ pub extern "C" fn sesphr_srs_verifying_key(
     out_key_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = fixed_out(out_key, out_key_len, 32)?;
+        let s = handle_ref("srs", srs)?;
+        let o = fixed_out("out_key", out_key, out_key_len, 32)?;
         o.copy_from_slice(s.verifying_key().as_bytes());
         Ok(())
     })
@@ -1148,9 +1192,9 @@ pub extern "C" fn sesphr_srs_issue_keys(
     out_keypair: *mut *mut sesphr_keypair,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_keypair)?;
-        let user = bytes(user, user_len)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_keypair", out_keypair)?;
+        let user = bytes("user", user, user_len)?;
         let kp = s.issue_keys(&Identity::from_utf8(user)?, epoch)?;
         *o = into_handle::<sesphr_keypair>(kp);
         Ok(())
@@ -1176,9 +1220,9 @@ pub extern "C" fn sesphr_srs_disclosure_report(
     out_report: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_report)?;
-        let r = s.disclosure_report(&identity(patient, patient_len)?, from, to)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_report", out_report)?;
+        let r = s.disclosure_report(&identity("patient", patient, patient_len)?, from, to)?;
         put_buffer(o, r.to_bytes());
         Ok(())
     })
@@ -1199,10 +1243,10 @@ pub extern "C" fn sesphr_disclosure_report_verify(
     out_count: *mut usize,
 ) -> sesphr_result {
     run(|| {
-        let r = sesphr::srs::DisclosureReport::from_bytes(bytes(report, report_len)?)?;
-        let k = srs_key(srs_public_key, srs_public_key_len)?;
+        let r = sesphr::srs::DisclosureReport::from_bytes(bytes("report", report, report_len)?)?;
+        let k = srs_key("srs_public_key", srs_public_key, srs_public_key_len)?;
         let n = r.verify(&k)?.len();
-        if let Ok(c) = out(out_count) {
+        if let Ok(c) = out("out_count", out_count) {
             *c = n;
         }
         Ok(())
@@ -1224,8 +1268,8 @@ pub extern "C" fn sesphr_srs_consistency_proof(
     out_proof: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let o = out(out_proof)?;
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_proof", out_proof)?;
         put_buffer(o, s.consistency_proof(old_size, new_size)?.to_bytes());
         Ok(())
     })
@@ -1249,18 +1293,24 @@ pub extern "C" fn sesphr_verify_consistency(
     srs_public_key_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let old = Checkpoint::from_bytes(bytes(old_checkpoint, old_checkpoint_len)?)?;
-        let new = Checkpoint::from_bytes(bytes(new_checkpoint, new_checkpoint_len)?)?;
-        let p = sesphr::merkle::ConsistencyProof::from_bytes(bytes(proof, proof_len)?)?;
-        let k = srs_key(srs_public_key, srs_public_key_len)?;
+        let old =
+            Checkpoint::from_bytes(bytes("old_checkpoint", old_checkpoint, old_checkpoint_len)?)?;
+        let new =
+            Checkpoint::from_bytes(bytes("new_checkpoint", new_checkpoint, new_checkpoint_len)?)?;
+        let p = sesphr::merkle::ConsistencyProof::from_bytes(bytes("proof", proof, proof_len)?)?;
+        let k = srs_key("srs_public_key", srs_public_key, srs_public_key_len)?;
         sesphr::srs::verify_consistency(&old, &new, &p, &k)?;
         Ok(())
     })
 }
 
 /// The SRS's 32-byte Ed25519 public key.
-fn srs_key(ptr: *const u8, len: usize) -> Result<sesphr::srs::VerifyingKey, sesphr_result> {
-    let k: &[u8; 32] = bytes(ptr, len)?
+fn srs_key(
+    name: &'static str,
+    ptr: *const u8,
+    len: usize,
+) -> Result<sesphr::srs::VerifyingKey, sesphr_result> {
+    let k: &[u8; 32] = bytes(name, ptr, len)?
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
     Ok(sesphr::consent::decode_verifying_key(k)?)

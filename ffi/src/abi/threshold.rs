@@ -35,12 +35,12 @@ pub extern "C" fn sesphr_rekey_split(
     out_shares: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let rk = ReKey::from_bytes(bytes(rekey, rekey_len)?)?;
+        let rk = ReKey::from_bytes(bytes("rekey", rekey, rekey_len)?)?;
         let t = u8::try_from(threshold).map_err(|_| sesphr_result::InvalidThreshold)?;
         let n = u8::try_from(nodes).map_err(|_| sesphr_result::InvalidThreshold)?;
-        let oc = out(out_commitments)?;
+        let oc = out("out_commitments", out_commitments)?;
         let (commitments, shares) = rk.split(t, n)?;
-        let outs = array_out(out_shares, usize::from(n))?;
+        let outs = array_out("out_shares", out_shares, usize::from(n))?;
         put_buffer(oc, commitments.to_bytes());
         for (o, s) in outs.iter_mut().zip(&shares) {
             put_buffer(o, s.to_bytes().to_vec());
@@ -60,9 +60,9 @@ pub extern "C" fn sesphr_share_verify(
     out_index: *mut u8,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_index)?;
+        let o = out("out_index", out_index)?;
         // Decoding checks the share against its commitments.
-        let s = ReKeyShare::from_bytes(bytes(share, share_len)?)?;
+        let s = ReKeyShare::from_bytes(bytes("share", share, share_len)?)?;
         *o = s.index();
         Ok(())
     })
@@ -84,9 +84,9 @@ pub extern "C" fn sesphr_share_reencrypt(
     out_recapsule: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_recapsule)?;
-        let s = ReKeyShare::from_bytes(bytes(share, share_len)?)?;
-        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let o = out("out_recapsule", out_recapsule)?;
+        let s = ReKeyShare::from_bytes(bytes("share", share, share_len)?)?;
+        let h = PortionHeader::from_bytes(bytes("header", header, header_len)?)?;
         let v = h.verify()?;
         let rc = if with_proof != 0 {
             s.reencrypt_with_proof(v)?
@@ -121,13 +121,13 @@ pub extern "C" fn sesphr_sign_share_grant(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        let k = handle_ref(keys)?;
-        let o = out(out_buffer)?;
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
         let (l, u) = (
-            label(portion_label, portion_label_len)?,
-            identity(user, user_len)?,
+            label("portion_label", portion_label, portion_label_len)?,
+            identity("user", user, user_len)?,
         );
-        let c = ShareCommitments::from_bytes(bytes(commitments, commitments_len)?)?;
+        let c = ShareCommitments::from_bytes(bytes("commitments", commitments, commitments_len)?)?;
         let opts = super::consent::grant_options(options)?;
         put_buffer(o, k.sign_share_grant(&l, epoch, &u, &c, &opts)?.to_bytes());
         Ok(())
@@ -151,9 +151,9 @@ pub extern "C" fn sesphr_srs_grant_share(
     share_len: usize,
 ) -> sesphr_result {
     run(|| {
-        let s = handle_ref(srs)?;
-        let g = SignedGrant::from_bytes(bytes(signed_grant, signed_grant_len)?)?;
-        let k = ReKeyShare::from_bytes(bytes(share, share_len)?)?;
+        let s = handle_ref("srs", srs)?;
+        let g = SignedGrant::from_bytes(bytes("signed_grant", signed_grant, signed_grant_len)?)?;
+        let k = ReKeyShare::from_bytes(bytes("share", share, share_len)?)?;
         Ok(s.grant_share(&g, k)?)
     })
 }
@@ -172,12 +172,12 @@ fn authenticated_opener(
     commitments: *const u8,
     commitments_len: usize,
 ) -> Result<ThresholdOpener, sesphr_result> {
-    let kp = handle_ref(keypair)?;
-    let g = SignedGrant::from_bytes(bytes(signed_grant, signed_grant_len)?)?;
-    let k: &[u8; 32] = bytes(consent_key, consent_key_len)?
+    let kp = handle_ref("keypair", keypair)?;
+    let g = SignedGrant::from_bytes(bytes("signed_grant", signed_grant, signed_grant_len)?)?;
+    let k: &[u8; 32] = bytes("consent_key", consent_key, consent_key_len)?
         .try_into()
         .map_err(|_| sesphr_result::InvalidLength)?;
-    let c = ShareCommitments::from_bytes(bytes(commitments, commitments_len)?)?;
+    let c = ShareCommitments::from_bytes(bytes("commitments", commitments, commitments_len)?)?;
     let verified = g.verify_commitments(&decode_verifying_key(k)?, &c)?;
     Ok(ThresholdOpener::new(kp, &verified)?)
 }
@@ -195,22 +195,25 @@ fn judge_answers<T>(
     out_verdicts: *mut sesphr_result,
     f: impl FnOnce(Shares<'_>) -> Result<(T, ShareReport), Error>,
 ) -> Result<(T, Vec<u8>), sesphr_result> {
-    let (ptrs, lens) = (array(recapsules, count)?, array(recapsule_lens, count)?);
+    let (ptrs, lens) = (
+        array("recapsules", recapsules, count)?,
+        array("recapsule_lens", recapsule_lens, count)?,
+    );
     let bufs = ptrs
         .iter()
         .zip(lens)
-        .map(|(&p, &l)| bytes(p, l))
+        .map(|(&p, &l)| bytes("recapsules[]", p, l))
         .collect::<Result<Vec<_>, _>>()?;
     let verdicts_out = if out_verdicts.is_null() {
         None
     } else {
-        Some(array_out(out_verdicts, count)?)
+        Some(array_out("out_verdicts", out_verdicts, count)?)
     };
     let tagged: Vec<(u8, &[u8])>;
     let shares = if from_nodes.is_null() {
         Shares::Encoded(&bufs)
     } else {
-        let nodes = array(from_nodes, count)?;
+        let nodes = array("from_nodes", from_nodes, count)?;
         tagged = nodes.iter().copied().zip(bufs.iter().copied()).collect();
         Shares::FromNodes(&tagged)
     };
@@ -239,7 +242,7 @@ fn put_bad_nodes(
     bad: Vec<u8>,
 ) -> Result<(), sesphr_result> {
     if !out_bad_nodes.is_null() {
-        put_buffer(out(out_bad_nodes)?, bad);
+        put_buffer(out("out_bad_nodes", out_bad_nodes)?, bad);
     }
     Ok(())
 }
@@ -296,7 +299,7 @@ pub extern "C" fn sesphr_threshold_open(
     out_verdicts: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
-        let o = out(out_plaintext)?;
+        let o = out("out_plaintext", out_plaintext)?;
         let opener = authenticated_opener(
             keypair,
             signed_grant,
@@ -306,7 +309,7 @@ pub extern "C" fn sesphr_threshold_open(
             commitments,
             commitments_len,
         )?;
-        let s = SealedPortion::from_bytes(bytes(sealed, sealed_len)?)?;
+        let s = SealedPortion::from_bytes(bytes("sealed", sealed, sealed_len)?)?;
         let (plaintext, bad) = judge_answers(
             recapsules,
             recapsule_lens,
@@ -355,7 +358,7 @@ pub extern "C" fn sesphr_opener_new_threshold(
     out_verdicts: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
-        out(out_opener)?;
+        out("out_opener", out_opener)?;
         let opener = authenticated_opener(
             keypair,
             signed_grant,
@@ -365,7 +368,7 @@ pub extern "C" fn sesphr_opener_new_threshold(
             commitments,
             commitments_len,
         )?;
-        let h = PortionHeader::from_bytes(bytes(header, header_len)?)?;
+        let h = PortionHeader::from_bytes(bytes("header", header, header_len)?)?;
         let (chunks, bad) = judge_answers(
             recapsules,
             recapsule_lens,

@@ -1852,6 +1852,28 @@ static void test_checkpoints(const char *dir)
     CHECK(kept.calls == 1); /* genesis */
     EXPECT(sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, NULL, &second), SESPHR_RESULT_STORE_LOCKED);
     CHECK(second == NULL);
+    /* The detail names the file and who holds it. */
+    CHECK(strstr(sesphr_last_error_detail(), path) != NULL);
+    CHECK(strstr(sesphr_last_error_detail(), "held by this process") != NULL);
+    {
+        /* From another process: the holder's process id. */
+        char want[64];
+        pid_t child;
+        int status = -1;
+        snprintf(want, sizeof want, "held by process %ld)", (long)getpid());
+        fflush(stdout);
+        child = fork();
+        if (child == 0) {
+            sesphr_srs *other = NULL;
+            sesphr_result r = sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, NULL, &other);
+            _exit(r == SESPHR_RESULT_STORE_LOCKED && other == NULL &&
+                          strstr(sesphr_last_error_detail(), want) != NULL
+                      ? 0
+                      : 1);
+        }
+        CHECK(child > 0 && waitpid(child, &status, 0) == child);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
     OK(register_fresh(srs, "c-doc", "doctor"));
     OK(register_fresh(srs, "c-nurse", "nurse"));
     CHECK(kept.calls == 2); /* two entries since the genesis */
