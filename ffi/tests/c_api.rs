@@ -11,8 +11,9 @@
 mod pg;
 
 mod common;
-use common::cheader;
+use common::{abi_calls, cheader};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -229,13 +230,159 @@ fn every_function_is_exported_under_the_version_node_and_nothing_else() {
     );
 }
 
-fn compile(lib: &Path, source: &str, out: &Path, extra: &[&str]) {
+/// Whether the header documents that `param` of `function` may be NULL: a
+/// sentence of its comment, or of the comment of a function it refers to
+/// ("arguments as for `sesphr_…`"), names the parameter and says NULL. A
+/// `ctx` is the caller's own pointer, passed back as is: always optional.
+fn documented_optional(docs: &HashMap<String, String>, function: &str, param: &str) -> bool {
+    let says = |doc: &str| {
+        doc.split(". ").any(|s| {
+            (s.contains(&format!("`{param}`")) || s.contains(&format!("`*{param}`")))
+                && s.contains("NULL")
+        })
+    };
+    let doc = docs.get(function).map_or("", String::as_str);
+    param == "ctx"
+        || says(doc)
+        || doc
+            .split('`')
+            .filter(|w| w.starts_with("sesphr_") && *w != function)
+            .any(|other| docs.get(other).is_some_and(|d| says(d)))
+}
+
+/// Every function of the header that returns a result code, called with
+/// each pointer NULL and each byte input at several lengths (generated from
+/// the header: tests/common/abi_calls.rs), under ASan/UBSan and valgrind in
+/// CI: a NULL required pointer or a NULL input with a length is
+/// `NULL_PARAMETER` naming the parameter; NULL with length 0 never is; a
+/// NULL accepted is documented in the header; a failed call writes no
+/// output; no call panics, reads past an input or returns an unknown code.
+#[test]
+fn every_function_keeps_the_argument_rules() {
+    let lib = library_dir();
+    let out = lib.parent().unwrap().to_path_buf();
+    let header = std::fs::read_to_string(format!("{ROOT}/include/sesphr.h")).unwrap();
+    let functions = cheader::functions(&header);
+    let docs = cheader::docs(&header);
+    let src = out.join("abi_calls.c");
+    std::fs::write(&src, abi_calls::program(&functions)).unwrap();
+    let fixture = format!("-I{ROOT}/ffi/tests/c");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut runs: Vec<(String, Command)> = Vec::new();
+    let bin = out.join("abi_calls");
+    compile(&lib, &src, &bin, &[&fixture]);
+    let mut c = Command::new(&bin);
+    c.arg(scratch.path());
+    runs.push(("argument rules".into(), c));
+    if std::env::var_os("SESPHR_C_SANITIZE").is_some() {
+        let asan = out.join("abi_calls_asan");
+        compile(
+            &lib,
+            &src,
+            &asan,
+            &[
+                &fixture,
+                "-fsanitize=address,undefined",
+                "-fno-omit-frame-pointer",
+                "-fno-sanitize-recover=all",
+            ],
+        );
+        let mut c = Command::new(&asan);
+        c.arg(scratch.path())
+            .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
+        runs.push(("argument rules under ASan/UBSan".into(), c));
+    }
+    if std::env::var_os("SESPHR_C_VALGRIND").is_some() {
+        let mut v = Command::new("valgrind");
+        v.args(["--error-exitcode=1", "--leak-check=full", "--quiet"])
+            .arg(format!("--suppressions={ROOT}/scripts/sesphr.supp"))
+            .arg(&bin)
+            .arg(scratch.path());
+        runs.push(("argument rules under valgrind".into(), v));
+    }
+    for (what, cmd) in runs {
+        let text = run(&what, cmd);
+        let mut problems = Vec::new();
+        let mut cases = 0;
+        let mut called = std::collections::BTreeSet::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix("case ")) {
+            let f: Vec<&str> = line.splitn(6, ' ').collect();
+            let (func, param, variant) = (f[0], f[1], f[2]);
+            let code: u32 = f[3].parse().unwrap();
+            let untouched = f[4] == "1";
+            let detail = f.get(5).copied().unwrap_or_default();
+            cases += 1;
+            called.insert(func.to_owned());
+            let mut bad = |why: &str| {
+                problems.push(format!(
+                    "{func} {param} {variant}: {why} (code {code}: {detail})"
+                ))
+            };
+            if code == 2 {
+                bad("panicked");
+            }
+            if code != 0 && !untouched {
+                bad("failed but wrote an output");
+            }
+            match variant {
+                "null" if param_is_byte_input(&functions, func, param) => {
+                    let named = code == 1 && detail.contains(&format!("`{param}`"));
+                    if !named {
+                        bad("NULL with a length must be NULL_PARAMETER naming it");
+                    }
+                }
+                "null" => {
+                    let optional = documented_optional(&docs, func, param);
+                    if code == 1 && !detail.contains(&format!("`{param}`")) {
+                        bad("NULL_PARAMETER must name the parameter");
+                    }
+                    if code != 1 && !optional {
+                        bad("NULL accepted, but the header does not say it may be NULL");
+                    }
+                    if code == 1 && optional {
+                        bad("the header says it may be NULL, but NULL is refused");
+                    }
+                }
+                _ if code == 1 => bad("NULL_PARAMETER without a NULL pointer with a length"),
+                _ => {}
+            }
+        }
+        let expected: std::collections::BTreeSet<String> = functions
+            .iter()
+            .filter(|f| f.ret == "sesphr_result" && f.params.iter().any(cheader::Param::is_pointer))
+            .map(|f| f.name.clone())
+            .collect();
+        assert_eq!(called, expected, "{what}: not every function was called");
+        assert!(cases > 500, "{what}: only {cases} cases ran");
+        assert!(
+            problems.is_empty(),
+            "{what}: {} problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+}
+
+fn param_is_byte_input(functions: &[cheader::Function], func: &str, param: &str) -> bool {
+    functions.iter().filter(|f| f.name == func).any(|f| {
+        f.params.windows(2).any(|w| {
+            w[0].name == param
+                && w[0].ty == "const uint8_t *"
+                && w[1].ty == "size_t"
+                && w[1].name.ends_with("_len")
+        })
+    })
+}
+
+fn compile(lib: &Path, source: impl AsRef<Path>, out: &Path, extra: &[&str]) {
+    let source = source.as_ref();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
         .args(CFLAGS)
         .args(extra)
         .arg(format!("-I{ROOT}/include"))
-        .arg(format!("{ROOT}/{source}"))
+        .arg(Path::new(ROOT).join(source))
         .arg("-o")
         .arg(out)
         .arg(format!("-L{}", lib.display()))
@@ -243,7 +390,7 @@ fn compile(lib: &Path, source: &str, out: &Path, extra: &[&str]) {
         .args(["-lsesphr", "-lpthread"])
         .status()
         .unwrap_or_else(|e| panic!("running {cc}: {e}"));
-    assert!(status.success(), "compiling {source} failed");
+    assert!(status.success(), "compiling {} failed", source.display());
 }
 
 fn run(what: &str, mut cmd: Command) -> String {

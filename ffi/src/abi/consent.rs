@@ -81,6 +81,7 @@ pub extern "C" fn sesphr_keypair_prove_possession(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((user, user_len); keypair, out_proof);
         let kp = handle_ref("keypair", keypair)?;
         let id = identity("user", user, user_len)?;
         let o = fixed_out("out_proof", out_proof, out_len, SESPHR_KEY_PROOF_LEN)?;
@@ -225,6 +226,7 @@ pub extern "C" fn sesphr_sign_revocation(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((portion_label, portion_label_len), (user, user_len); keys, out_buffer);
         let k = handle_ref("keys", keys)?;
         let o = out("out_buffer", out_buffer)?;
         let l = label("portion_label", portion_label, portion_label_len)?;
@@ -247,6 +249,7 @@ pub extern "C" fn sesphr_sign_refusal(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((request, request_len), (reason, reason_len); keys, out_buffer);
         let k = handle_ref("keys", keys)?;
         let o = out("out_buffer", out_buffer)?;
         let id = RequestId::from_slice(bytes("request", request, request_len)?)?;
@@ -269,6 +272,7 @@ pub extern "C" fn sesphr_revocation_receipt_verify(
     srs_public_key_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((receipt, receipt_len), (srs_public_key, srs_public_key_len));
         let r = RevocationReceipt::from_bytes(bytes("receipt", receipt, receipt_len)?)?;
         let k: &[u8; 32] = bytes("srs_public_key", srs_public_key, srs_public_key_len)?
             .try_into()

@@ -166,6 +166,7 @@ pub extern "C" fn sesphr_escrow_seed_export(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((seed, seed_len); out_buffer);
         let seed: &[u8; 32] = bytes("seed", seed, seed_len)?
             .try_into()
             .map_err(|_| sesphr_result::InvalidLength)?;
@@ -194,6 +195,7 @@ pub extern "C" fn sesphr_escrow_seed_import(
     out_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((backup, backup_len); out_seed);
         let issuer = import_backup(
             "backup",
             backup,

@@ -12,6 +12,10 @@
 //! - Every other pointer argument must not be NULL
 //!   (`SESPHR_RESULT_NULL_PARAMETER`), except where a comment says it is
 //!   optional.
+//! - Pointers are checked before anything is decoded (`check_null!` where
+//!   a function decodes one input before it reads the next), and the
+//!   detail of `NULL_PARAMETER` names the parameter; `tests/c_api.rs`
+//!   calls every function of the header with each pointer NULL.
 //! - Outputs are written only on success. Fixed-size outputs go into a caller
 //!   buffer with its size (`SESPHR_RESULT_BUFFER_TOO_SMALL` if it is smaller
 //!   than needed); variable-size outputs into a library-owned `sesphr_buffer`
@@ -98,6 +102,28 @@ pub(crate) fn null(name: &str) -> sesphr_result {
     result::set_detail(&format!("`{name}` is NULL"));
     sesphr_result::NullParameter
 }
+
+/// Checks every pointer argument of a function before anything is decoded,
+/// so that a NULL is reported as `NULL_PARAMETER` naming it whatever else
+/// is wrong with the call: `check_null!((input, input_len), ...; required,
+/// ...)` refuses a byte input NULL with a length, then a required pointer
+/// that is NULL. The helpers below apply the same rule again where the
+/// argument is read.
+macro_rules! check_null {
+    ($(($input:ident, $len:expr)),* $(,)? $(; $($required:ident),+ $(,)?)?) => {
+        $(
+            if $input.is_null() && $len != 0 {
+                return Err($crate::abi::null(stringify!($input)));
+            }
+        )*
+        $($(
+            if $required.is_null() {
+                return Err($crate::abi::null(stringify!($required)));
+            }
+        )+)?
+    };
+}
+pub(crate) use check_null;
 
 /// A byte input: NULL with length 0 is empty.
 pub(crate) fn bytes<'a>(

@@ -242,6 +242,7 @@ pub extern "C" fn sesphr_open_as_delegatee_checked(
     out_plaintext: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((sealed, sealed_len), (recapsule, recapsule_len), (expected_portion_public_key, expected_portion_public_key_len); keypair, out_plaintext);
         let kp = handle_ref("keypair", keypair)?;
         let o = out("out_plaintext", out_plaintext)?;
         let (sealed, recapsule) = (

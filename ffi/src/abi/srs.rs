@@ -306,6 +306,7 @@ fn open_named(
     open: OpenStore<'_>,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((storage_key, storage_key_len), (escrow_seed, escrow_seed_len); out_srs);
         let o = out("out_srs", out_srs)?;
         let n = c_str(what, name)?.to_str().map_err(|_| {
             super::result::set_detail("the path or connection string is not UTF-8");
@@ -337,6 +338,7 @@ pub extern "C" fn sesphr_srs_new_in_memory(
     out_srs: *mut *mut sesphr_srs,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((storage_key, storage_key_len), (escrow_seed, escrow_seed_len); out_srs);
         let o = out("out_srs", out_srs)?;
         open_into(
             o,
@@ -378,6 +380,7 @@ pub extern "C" fn sesphr_srs_register_user(
     proof_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((user, user_len), (role, role_len), (public_key, public_key_len), (proof, proof_len); srs);
         let s = handle_ref("srs", srs)?;
         let id = identity("user", user, user_len)?;
         let role = role_arg("role", role, role_len)?;
@@ -449,6 +452,7 @@ pub extern "C" fn sesphr_srs_remove_user(
     reason_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((user, user_len), (actor, actor_len), (actor_role, actor_role_len), (reason, reason_len); srs);
         let s = handle_ref("srs", srs)?;
         let a = actor_arg(
             actor,
@@ -583,6 +587,7 @@ pub extern "C" fn sesphr_srs_revoke_as(
     out_receipt: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((actor, actor_len), (actor_role, actor_role_len), (reason, reason_len), (patient, patient_len), (portion_label, portion_label_len), (user, user_len); srs);
         let s = handle_ref("srs", srs)?;
         let a = actor_arg(
             actor,
@@ -625,6 +630,7 @@ pub extern "C" fn sesphr_srs_request_access(
     out_request_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((user, user_len), (patient, patient_len), (portion_label, portion_label_len), (justification, justification_len); srs, out_request);
         let s = handle_ref("srs", srs)?;
         let o = fixed_out(
             "out_request",
@@ -805,6 +811,7 @@ pub extern "C" fn sesphr_srs_reencrypt(
     out_recapsule: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((user, user_len), (header, header_len), (justification, justification_len); srs, out_recapsule);
         let s = handle_ref("srs", srs)?;
         let o = out("out_recapsule", out_recapsule)?;
         let (user, header) = (
@@ -844,6 +851,7 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
     out_results: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((user, user_len), (justification, justification_len), (headers, count), (header_lens, count), (out_recapsules, count), (out_results, count); srs);
         let s = handle_ref("srs", srs)?;
         let user = bytes("user", user, user_len)?;
         let ptrs = array("headers", headers, count)?;
@@ -1077,6 +1085,7 @@ pub extern "C" fn sesphr_verify_segment(
     out_checkpoint_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((segment, segment_len), (srs_key, srs_key_len); out_first_seq, out_last_seq, out_checkpoint);
         let mut seg = bytes("segment", segment, segment_len)?;
         let key = self::srs_key("srs_key", srs_key, srs_key_len)?;
         let (first, last) = (
@@ -1243,6 +1252,7 @@ pub extern "C" fn sesphr_disclosure_report_verify(
     out_count: *mut usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((report, report_len), (srs_public_key, srs_public_key_len));
         let r = sesphr::srs::DisclosureReport::from_bytes(bytes("report", report, report_len)?)?;
         let k = srs_key("srs_public_key", srs_public_key, srs_public_key_len)?;
         let n = r.verify(&k)?.len();
@@ -1293,6 +1303,12 @@ pub extern "C" fn sesphr_verify_consistency(
     srs_public_key_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!(
+            (old_checkpoint, old_checkpoint_len),
+            (new_checkpoint, new_checkpoint_len),
+            (proof, proof_len),
+            (srs_public_key, srs_public_key_len)
+        );
         let old =
             Checkpoint::from_bytes(bytes("old_checkpoint", old_checkpoint, old_checkpoint_len)?)?;
         let new =

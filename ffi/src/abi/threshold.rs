@@ -35,6 +35,7 @@ pub extern "C" fn sesphr_rekey_split(
     out_shares: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((rekey, rekey_len); out_commitments, out_shares);
         let rk = ReKey::from_bytes(bytes("rekey", rekey, rekey_len)?)?;
         let t = u8::try_from(threshold).map_err(|_| sesphr_result::InvalidThreshold)?;
         let n = u8::try_from(nodes).map_err(|_| sesphr_result::InvalidThreshold)?;
@@ -84,6 +85,7 @@ pub extern "C" fn sesphr_share_reencrypt(
     out_recapsule: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((share, share_len), (header, header_len); out_recapsule);
         let o = out("out_recapsule", out_recapsule)?;
         let s = ReKeyShare::from_bytes(bytes("share", share, share_len)?)?;
         let h = PortionHeader::from_bytes(bytes("header", header, header_len)?)?;
@@ -121,6 +123,7 @@ pub extern "C" fn sesphr_sign_share_grant(
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((portion_label, portion_label_len), (user, user_len), (commitments, commitments_len); keys, out_buffer);
         let k = handle_ref("keys", keys)?;
         let o = out("out_buffer", out_buffer)?;
         let (l, u) = (
@@ -151,6 +154,7 @@ pub extern "C" fn sesphr_srs_grant_share(
     share_len: usize,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((signed_grant, signed_grant_len), (share, share_len); srs);
         let s = handle_ref("srs", srs)?;
         let g = SignedGrant::from_bytes(bytes("signed_grant", signed_grant, signed_grant_len)?)?;
         let k = ReKeyShare::from_bytes(bytes("share", share, share_len)?)?;
@@ -299,6 +303,7 @@ pub extern "C" fn sesphr_threshold_open(
     out_verdicts: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((signed_grant, signed_grant_len), (consent_key, consent_key_len), (commitments, commitments_len), (sealed, sealed_len), (recapsules, count), (recapsule_lens, count); keypair, out_plaintext);
         let o = out("out_plaintext", out_plaintext)?;
         let opener = authenticated_opener(
             keypair,
@@ -358,6 +363,7 @@ pub extern "C" fn sesphr_opener_new_threshold(
     out_verdicts: *mut sesphr_result,
 ) -> sesphr_result {
     run(|| {
+        super::check_null!((signed_grant, signed_grant_len), (consent_key, consent_key_len), (commitments, commitments_len), (header, header_len), (recapsules, count), (recapsule_lens, count); keypair, out_opener);
         out("out_opener", out_opener)?;
         let opener = authenticated_opener(
             keypair,

@@ -6,33 +6,33 @@
 /// One parameter: its C type (as written, without the name) and name. A
 /// function pointer's type is the whole declaration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Param {
-    pub ty: String,
-    pub name: String,
+pub(crate) struct Param {
+    pub(crate) ty: String,
+    pub(crate) name: String,
 }
 
 impl Param {
     /// A function pointer parameter.
-    pub fn is_callback(&self) -> bool {
+    pub(crate) fn is_callback(&self) -> bool {
         self.ty.contains('(')
     }
 
     /// A pointer (data or function).
-    pub fn is_pointer(&self) -> bool {
+    pub(crate) fn is_pointer(&self) -> bool {
         self.ty.contains('*')
     }
 }
 
 /// One function declaration.
 #[derive(Clone, Debug)]
-pub struct Function {
-    pub ret: String,
-    pub name: String,
-    pub params: Vec<Param>,
+pub(crate) struct Function {
+    pub(crate) ret: String,
+    pub(crate) name: String,
+    pub(crate) params: Vec<Param>,
 }
 
 /// Every function declared in the header `text`, in declaration order.
-pub fn functions(text: &str) -> Vec<Function> {
+pub(crate) fn functions(text: &str) -> Vec<Function> {
     let code: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -105,7 +105,7 @@ fn params(list: &str) -> Vec<Param> {
 
 /// Every `typedef struct { ... } name;` of the header: its name and its
 /// fields' names, in order.
-pub fn structs(text: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn structs(text: &str) -> Vec<(String, Vec<String>)> {
     let code: String = text
         .lines()
         .map(|l| l.split("//").next().unwrap_or_default())
@@ -133,7 +133,7 @@ pub fn structs(text: &str) -> Vec<(String, Vec<String>)> {
 
 /// Every numeric constant of the header: `#define SESPHR_…` with a number,
 /// and the members of its enums.
-pub fn constants(text: &str) -> Vec<String> {
+pub(crate) fn constants(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines().map(str::trim) {
         let name = if let Some(def) = line.strip_prefix("#define ") {
@@ -148,6 +148,34 @@ pub fn constants(text: &str) -> Vec<String> {
             continue;
         };
         out.push(name.to_owned());
+    }
+    out
+}
+
+/// The comment block right above each function's declaration, by name.
+pub(crate) fn docs(text: &str) -> std::collections::HashMap<String, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("//") || line.starts_with(' ') || !line.contains("sesphr_") {
+            continue;
+        }
+        let Some(name) = line
+            .split('(')
+            .next()
+            .and_then(|h| h.split([' ', '*']).next_back())
+            .filter(|n| n.starts_with("sesphr_") && line.contains('('))
+        else {
+            continue;
+        };
+        let mut doc: Vec<&str> = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| l.starts_with("//"))
+            .map(|l| l.trim_start_matches('/').trim())
+            .collect();
+        doc.reverse();
+        out.insert(name.to_owned(), doc.join(" "));
     }
     out
 }

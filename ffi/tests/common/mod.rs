@@ -1,1 +1,2 @@
-pub mod cheader;
+pub(crate) mod abi_calls;
+pub(crate) mod cheader;
