@@ -402,31 +402,51 @@ fn run(what: &str, mut cmd: Command) -> String {
     stdout
 }
 
-fn test_command(binary: &Path, scratch: &Path) -> Command {
-    let mut c = Command::new(binary);
+/// With the `postgres` feature, the C tests also run two handles on one
+/// database of a throwaway cluster; each run gets a database of its own
+/// (each registers the same names).
+#[cfg(feature = "postgres")]
+type Databases<'a> = Option<&'a pg::Cluster>;
+#[cfg(not(feature = "postgres"))]
+type Databases<'a> = Option<&'a ()>;
+
+/// Runs the C tests `binary` with their scratch directory, under `wrapper`
+/// (e.g. valgrind and its options) if not empty, and on database `db` of
+/// `pg` if there is one.
+fn test_command(
+    wrapper: &[String],
+    binary: &Path,
+    scratch: &Path,
+    pg: Databases<'_>,
+    db: &str,
+) -> Command {
+    let mut c = match wrapper.split_first() {
+        Some((program, options)) => {
+            let mut c = Command::new(program);
+            c.args(options).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     c.arg(format!("{ROOT}/tests/vectors/sesphr-v1.txt"))
         .arg(scratch);
     #[cfg(feature = "postgres")]
-    if let Some(ci) = PG.get() {
-        c.env("SESPHR_PG_CONNINFO", ci);
+    if let Some(cluster) = pg {
+        cluster.createdb(db);
+        c.env("SESPHR_PG_CONNINFO", cluster.conninfo(db));
     }
+    let _ = (pg, db);
     c
 }
-
-/// With the `postgres` feature, the C tests also run two handles on one
-/// database of a throwaway cluster.
-#[cfg(feature = "postgres")]
-static PG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 #[test]
 fn c_tests_and_c_example() {
     #[cfg(feature = "postgres")]
-    let _cluster = {
-        let c = pg::Cluster::start_with(&["fsync=off"]);
-        c.createdb("c");
-        let _ = PG.set(c.conninfo("c"));
-        c
-    };
+    let cluster = pg::Cluster::start_with(&["fsync=off"]);
+    #[cfg(feature = "postgres")]
+    let pg = Some(&cluster);
+    #[cfg(not(feature = "postgres"))]
+    let pg: Databases<'_> = None;
     let lib = library_dir();
     let out = lib.parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&out).unwrap();
@@ -434,7 +454,10 @@ fn c_tests_and_c_example() {
 
     let test_bin = out.join("test_sesphr");
     compile(&lib, "ffi/tests/c/test_sesphr.c", &test_bin, &[]);
-    let stdout = run("C tests", test_command(&test_bin, scratch.path()));
+    let stdout = run(
+        "C tests",
+        test_command(&[], &test_bin, scratch.path(), pg, "c"),
+    );
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.ends_with(" passed, 0 failed"),
@@ -470,14 +493,17 @@ fn c_tests_and_c_example() {
     );
 
     if std::env::var_os("SESPHR_C_VALGRIND").is_some() {
-        let mut v = Command::new("valgrind");
-        v.args(["--error-exitcode=1", "--leak-check=full", "--quiet"])
-            // The pool threads' TLS blocks, "possibly lost" by design: the
-            // suppression file hosts are told to use (README).
-            .arg(format!("--suppressions={ROOT}/scripts/sesphr.supp"))
-            .arg(&test_bin)
-            .arg(format!("{ROOT}/tests/vectors/sesphr-v1.txt"))
-            .arg(scratch.path());
+        // The pool threads' TLS blocks and the PostgreSQL store's
+        // connection runtime, "possibly lost" by design: the suppression
+        // file hosts are told to use (README).
+        let valgrind = [
+            "valgrind".to_owned(),
+            "--error-exitcode=1".to_owned(),
+            "--leak-check=full".to_owned(),
+            "--quiet".to_owned(),
+            format!("--suppressions={ROOT}/scripts/sesphr.supp"),
+        ];
+        let v = test_command(&valgrind, &test_bin, scratch.path(), pg, "c_valgrind");
         run("C tests under valgrind", v);
     }
     if std::env::var_os("SESPHR_C_SANITIZE").is_some() {
@@ -492,7 +518,7 @@ fn c_tests_and_c_example() {
                 "-fno-sanitize-recover=all",
             ],
         );
-        let mut c = test_command(&asan_bin, scratch.path());
+        let mut c = test_command(&[], &asan_bin, scratch.path(), pg, "c_asan");
         c.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
             .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
         run("C tests under ASan/UBSan", c);
