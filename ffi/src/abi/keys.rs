@@ -283,7 +283,7 @@ pub extern "C" fn sesphr_patient_keys_from_master(
             bytes("patient_id", patient_id, patient_id_len)?,
             bytes("master", master, master_len)?,
         );
-        let id = Identity::from_utf8(patient_id)?;
+        let id = super::named("patient_id", Identity::from_utf8(patient_id))?;
         let m: &[u8; 32] = master
             .try_into()
             .map_err(|_| sesphr_result::InvalidLength)?;
@@ -406,7 +406,7 @@ pub extern "C" fn sesphr_rekey_generate(
             bytes("portion_label", portion_label, portion_label_len)?,
             bytes("delegatee", delegatee, delegatee_len)?,
         );
-        let l = PortionLabel::from_bytes(portion_label)?;
+        let l = super::named("portion_label", PortionLabel::from_bytes(portion_label))?;
         let to = PublicKey::from_slice(delegatee)?;
         let rk = ReKey::generate(&k.portion_secret(&l, epoch), &to);
         put_buffer(o, rk.to_bytes().to_vec());

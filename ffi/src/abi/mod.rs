@@ -276,12 +276,38 @@ pub(crate) fn c_str<'a>(
     Ok(unsafe { core::ffi::CStr::from_ptr(ptr) })
 }
 
+/// The code of an argument that does not decode, with a detail that names
+/// it: "`justification`: free text (1-1024 bytes, ...)".
+pub(crate) fn invalid(name: &str, e: &sesphr::Error) -> sesphr_result {
+    let code = sesphr_result::from(e);
+    result::set_detail(&format!("`{name}`: {e}"));
+    code
+}
+
+/// `r`, its error with a detail that names the argument `name`.
+pub(crate) fn named<T>(name: &str, r: Result<T, sesphr::Error>) -> Result<T, sesphr_result> {
+    r.map_err(|e| invalid(name, &e))
+}
+
+/// A UTF-8 text input; `code` (with a detail naming it) if it is not UTF-8.
+pub(crate) fn utf8<'a>(
+    name: &'static str,
+    ptr: *const u8,
+    len: usize,
+    code: sesphr_result,
+) -> Result<&'a str, sesphr_result> {
+    core::str::from_utf8(bytes(name, ptr, len)?).map_err(|_| {
+        result::set_detail(&format!("`{name}` is not UTF-8"));
+        code
+    })
+}
+
 pub(crate) fn identity(
     name: &'static str,
     ptr: *const u8,
     len: usize,
 ) -> Result<Identity, sesphr_result> {
-    Ok(Identity::from_utf8(bytes(name, ptr, len)?)?)
+    Identity::from_utf8(bytes(name, ptr, len)?).map_err(|e| invalid(name, &e))
 }
 
 pub(crate) fn label(
@@ -289,7 +315,7 @@ pub(crate) fn label(
     ptr: *const u8,
     len: usize,
 ) -> Result<PortionLabel, sesphr_result> {
-    Ok(PortionLabel::from_bytes(bytes(name, ptr, len)?)?)
+    PortionLabel::from_bytes(bytes(name, ptr, len)?).map_err(|e| invalid(name, &e))
 }
 
 /// A byte buffer owned by the library (an encoded object, a ciphertext,

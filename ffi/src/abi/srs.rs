@@ -414,9 +414,8 @@ pub(crate) fn role_arg(
     role: *const u8,
     role_len: usize,
 ) -> Result<Role, sesphr_result> {
-    let r = core::str::from_utf8(bytes(name, role, role_len)?)
-        .map_err(|_| sesphr_result::InvalidRole)?;
-    Ok(r.parse::<Role>()?)
+    let r = super::utf8(name, role, role_len, sesphr_result::InvalidRole)?;
+    r.parse::<Role>().map_err(|e| super::invalid(name, &e))
 }
 
 /// The actor of an administrative act from C.
@@ -428,13 +427,13 @@ fn actor_arg(
     reason: *const u8,
     reason_len: usize,
 ) -> Result<Actor, sesphr_result> {
-    let reason = core::str::from_utf8(bytes("reason", reason, reason_len)?)
-        .map_err(|_| sesphr_result::Malformed)?;
-    Ok(Actor::new(
+    let reason = super::utf8("reason", reason, reason_len, sesphr_result::Malformed)?;
+    Actor::new(
         identity("actor", actor, actor_len)?,
-        role_arg("role", role, role_len)?,
+        role_arg("actor_role", role, role_len)?,
         reason,
-    )?)
+    )
+    .map_err(|e| super::invalid("reason", &e))
 }
 
 /// Removes a user (an administrative act by `actor`, in `actor_role`, for
@@ -773,7 +772,7 @@ fn purpose_arg(purpose: c_uint) -> Result<Purpose, sesphr_result> {
 
 /// UTF-8 text from C.
 fn text_arg<'a>(name: &'static str, ptr: *const u8, len: usize) -> Result<&'a str, sesphr_result> {
-    core::str::from_utf8(bytes(name, ptr, len)?).map_err(|_| sesphr_result::Malformed)
+    super::utf8(name, ptr, len, sesphr_result::Malformed)
 }
 
 /// The reason of a re-encryption from C: a purpose code and an optional
@@ -783,10 +782,16 @@ fn reason_arg(
     justification: *const u8,
     justification_len: usize,
 ) -> Result<AccessReason, sesphr_result> {
-    let j = optional_bytes("justification", justification, justification_len)?
-        .map(|b| core::str::from_utf8(b).map_err(|_| sesphr_result::Malformed))
-        .transpose()?;
-    Ok(AccessReason::new(purpose_arg(purpose)?, j)?)
+    let j = match optional_bytes("justification", justification, justification_len)? {
+        Some(b) => Some(super::utf8(
+            "justification",
+            b.as_ptr(),
+            b.len(),
+            sesphr_result::Malformed,
+        )?),
+        None => None,
+    };
+    AccessReason::new(purpose_arg(purpose)?, j).map_err(|e| super::invalid("justification", &e))
 }
 
 /// Re-encrypts an encoded portion header for `user` (with a proof of correct
@@ -818,7 +823,7 @@ pub extern "C" fn sesphr_srs_reencrypt(
             bytes("user", user, user_len)?,
             bytes("header", header, header_len)?,
         );
-        let u = Identity::from_utf8(user)?;
+        let u = super::named("user", Identity::from_utf8(user))?;
         let h = PortionHeader::from_bytes(header)?;
         let why = reason_arg(purpose, justification, justification_len)?;
         let rc = if with_proof != 0 {
@@ -858,7 +863,7 @@ pub extern "C" fn sesphr_srs_reencrypt_batch(
         let lens = array("header_lens", header_lens, count)?;
         let outs = array_out("out_recapsules", out_recapsules, count)?;
         let results = array_out("out_results", out_results, count)?;
-        let u = Identity::from_utf8(user)?;
+        let u = super::named("user", Identity::from_utf8(user))?;
         // Headers that do not decode get their error; the rest go in one batch.
         let parsed: Vec<Result<PortionHeader, sesphr_result>> = ptrs
             .iter()
@@ -1204,7 +1209,7 @@ pub extern "C" fn sesphr_srs_issue_keys(
         let s = handle_ref("srs", srs)?;
         let o = out("out_keypair", out_keypair)?;
         let user = bytes("user", user, user_len)?;
-        let kp = s.issue_keys(&Identity::from_utf8(user)?, epoch)?;
+        let kp = s.issue_keys(&super::named("user", Identity::from_utf8(user))?, epoch)?;
         *o = into_handle::<sesphr_keypair>(kp);
         Ok(())
     })

@@ -844,6 +844,30 @@ static void test_struct_sizes(void)
                                     SESPHR_PURPOSE_TREATMENT, NULL, 9, 0, &rc),
                SESPHR_RESULT_NULL_PARAMETER);
         CHECK(rc == NULL);
+        CHECK(strstr(sesphr_last_error_detail(), "`justification` is NULL") != NULL);
+        /* An empty, an over-long and a non-UTF-8 justification: MALFORMED,
+         * and the detail names the parameter. */
+        {
+            static char long_text[1026];
+            memset(long_text, 'j', 1025);
+            EXPECT(sesphr_srs_reencrypt(srs, S("dr-house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                        SESPHR_PURPOSE_TREATMENT, (const uint8_t *)"", 0, 0, &rc),
+                   SESPHR_RESULT_MALFORMED);
+            CHECK(strstr(sesphr_last_error_detail(), "`justification`: ") != NULL);
+            EXPECT(sesphr_srs_reencrypt(srs, S("dr-house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                        SESPHR_PURPOSE_TREATMENT, S(long_text), 0, &rc),
+                   SESPHR_RESULT_MALFORMED);
+            CHECK(strstr(sesphr_last_error_detail(), "`justification`: ") != NULL);
+            EXPECT(sesphr_srs_reencrypt(srs, S("dr-house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                        SESPHR_PURPOSE_TREATMENT, S("\xff\xfe"), 0, &rc),
+                   SESPHR_RESULT_MALFORMED);
+            CHECK(strstr(sesphr_last_error_detail(), "`justification` is not UTF-8") != NULL);
+            EXPECT(sesphr_srs_reencrypt(srs, S("dr\x01house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                        SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &rc),
+                   SESPHR_RESULT_INVALID_IDENTITY);
+            CHECK(strstr(sesphr_last_error_detail(), "`user`: ") != NULL);
+            CHECK(rc == NULL);
+        }
         OK(sesphr_srs_reencrypt(srs, S("dr-house"), sesphr_buffer_data(header), sesphr_buffer_len(header),
                                 SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &rc));
         sesphr_buffer_free(rc);
