@@ -108,17 +108,19 @@ pub(crate) fn null(name: &str) -> sesphr_result {
 /// is wrong with the call: `check_null!((input, input_len), ...; required,
 /// ...)` refuses a byte input NULL with a length, then a required pointer
 /// that is NULL. The helpers below apply the same rule again where the
-/// argument is read.
+/// argument is read. For the submodules of `abi` (it calls `super::null`,
+/// which also holds where the module is included by path, as the fuzz
+/// targets do).
 macro_rules! check_null {
     ($(($input:ident, $len:expr)),* $(,)? $(; $($required:ident),+ $(,)?)?) => {
         $(
             if $input.is_null() && $len != 0 {
-                return Err($crate::abi::null(stringify!($input)));
+                return Err(super::null(stringify!($input)));
             }
         )*
         $($(
             if $required.is_null() {
-                return Err($crate::abi::null(stringify!($required)));
+                return Err(super::null(stringify!($required)));
             }
         )+)?
     };
