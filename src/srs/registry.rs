@@ -395,14 +395,12 @@ impl Registry {
                 .and_then(|(p, u)| self.consent_order(p, &c.label, u))
                 .map(|(_, img)| img)),
             Row::Grant(g) => {
-                let portion = self.patient_id(&g.key.patient).and_then(|pid| {
-                    self.portions_labelled(pid, &g.key.label)
-                        .into_iter()
-                        .find(|&(_, e)| e == g.key.epoch)
-                });
+                let portion = self
+                    .patient_id(&g.key.patient)
+                    .and_then(|pid| self.portion_at(pid, &g.key.label, g.key.epoch));
                 let user = self.user_id(&g.key.user);
                 Ok(match (portion, user) {
-                    (Some((portion, _)), Some(user)) => {
+                    (Some(portion), Some(user)) => {
                         self.grant_image(portion, user).map(|(img, _)| img)
                     }
                     _ => None,
@@ -477,6 +475,15 @@ impl Registry {
             .filter(|(_, s)| s.label == lid)
             .map(|(i, s)| (i, s.epoch))
             .collect()
+    }
+
+    /// The patient's portion with this label and epoch (no allocation: the
+    /// open of a large registry asks once per portion and grant row).
+    fn portion_at(&self, patient: u32, label: &PortionLabel, epoch: u32) -> Option<u32> {
+        let &lid = self.label_ids.get(label)?;
+        self.portions_of(patient)
+            .find(|(_, s)| s.label == lid && s.epoch == epoch)
+            .map(|(i, _)| i)
     }
 
     fn portions_of(&self, patient: u32) -> impl Iterator<Item = (u32, &PortionSlot)> {
@@ -791,10 +798,7 @@ impl Registry {
     fn apply_portion(&mut self, p: &PortionRow) -> Result<(), SrsError> {
         let patient = self.patient_id(&p.patient).ok_or(CORRUPT)?;
         if self.portion_by_point(&p.point).is_some()
-            || self
-                .portions_labelled(patient, &p.label)
-                .iter()
-                .any(|&(_, e)| e == p.epoch)
+            || self.portion_at(patient, &p.label, p.epoch).is_some()
         {
             return Err(CORRUPT);
         }
@@ -822,10 +826,7 @@ impl Registry {
     fn apply_grant(&mut self, g: GrantRow, generation: u64) -> Result<(), SrsError> {
         let patient = self.patient_id(&g.key.patient).ok_or(CORRUPT)?;
         let portion = self
-            .portions_labelled(patient, &g.key.label)
-            .into_iter()
-            .find(|&(_, e)| e == g.key.epoch)
-            .map(|(i, _)| i)
+            .portion_at(patient, &g.key.label, g.key.epoch)
             .ok_or(CORRUPT)?;
         let user = self.user_id(&g.key.user).ok_or(CORRUPT)?;
         let state = match g.state {
