@@ -502,3 +502,59 @@ fn non_durable_locations_and_old_schemas_are_refused() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+/// Opening loads the registry a batch of rows at a time (4,096; opened on
+/// all cores and applied on another thread where threads are allowed): a
+/// registry of several batches loads whole, and a row edited in the first,
+/// a middle or the last batch is refused — whichever stage meets it first.
+#[test]
+fn a_registry_of_several_load_batches_opens_whole_and_any_bad_row_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.db");
+    let srs = open(&path).unwrap();
+    let labels: Vec<(PortionLabel, u32)> =
+        (0..1000).map(|i| (label(&format!("l{i}")), 0)).collect();
+    for seed in 0..9u8 {
+        let p = patient(seed);
+        srs.register_patient(&sesphr::consent::PatientRegistration::new(&p, &labels).unwrap())
+            .unwrap();
+    }
+    drop(srs);
+    let srs = open(&path).unwrap();
+    let rows = srs.open_report().rows;
+    assert!(rows > 2 * 4096 + 1, "{rows} rows: fewer than three batches");
+    assert_eq!(srs.registry_size().patient_count, 9);
+    assert_eq!(srs.registry_size().portion_count, 9000);
+    drop(srs);
+    for at in [0, rows / 2, rows - 1] {
+        let (_d, copy) = fresh_copy(&path, "t.db");
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE registry SET body = CAST(body || x'00' AS BLOB) WHERE (kind, key) = \
+                 (SELECT kind, key FROM registry ORDER BY kind, key LIMIT 1 OFFSET ?1)",
+                [i64::try_from(at).unwrap()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(conn);
+        let r = open(&copy);
+        assert!(
+            matches!(r, Err(SrsError::Tampered(_))),
+            "row {at} of {rows} edited: {:?}",
+            r.map(|_| ())
+        );
+        // The same on the calling thread alone (no threads: the path a
+        // host that turned them off takes; other tests of this binary
+        // meanwhile just run without threads too).
+        sesphr::set_max_threads(1);
+        let r = open(&copy);
+        let whole = open(&path).map(|s| s.open_report().rows);
+        sesphr::set_max_threads(0);
+        assert!(
+            matches!(r, Err(SrsError::Tampered(_))),
+            "row {at}, one thread"
+        );
+        assert_eq!(whole.unwrap(), rows);
+    }
+}

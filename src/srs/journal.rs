@@ -205,33 +205,24 @@ pub(crate) fn stop(slot: &mut Option<SrsError>, e: SrsError) -> StoreError {
 /// `parallel` feature) before they are applied, in store order.
 const OPEN_BATCH: usize = 4096;
 
-/// Loads the registry rows a store hands over: each row's MAC checked, its
-/// secret opened and its fields decoded (the costly part, done a batch at a
-/// time in parallel), then applied to the registry and counted into the
-/// digest one by one in the store's order — so the first bad row in that
-/// order is the error, as on one thread.
+/// Applies opened registry rows: each row's MAC checked, its secret opened
+/// and its fields decoded (the costly part, a batch at a time, in parallel
+/// with the `parallel` feature), then applied to the registry and counted
+/// into the digest one by one in the store's order — so the first bad row
+/// in that order is the error, as on one thread.
 struct RowLoader<'a> {
     keys: &'a SrsKeys,
     /// The head's sequence number: no row may be newer.
     newest: u64,
-    batch: Vec<StoredRow>,
     digest: Scalar,
     count: u64,
     into: &'a mut Registry,
 }
 
 impl RowLoader<'_> {
-    fn push(&mut self, stored: StoredRow) -> Result<(), SrsError> {
-        self.batch.push(stored);
-        if self.batch.len() >= OPEN_BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SrsError> {
-        let opened = open_rows(&self.batch, self.keys);
-        for (stored, row) in self.batch.drain(..).zip(opened) {
+    fn load(&mut self, batch: Vec<StoredRow>) -> Result<(), SrsError> {
+        let opened = open_rows(&batch, self.keys);
+        for (stored, row) in batch.into_iter().zip(opened) {
             let (row, share) = row?;
             if stored.generation > self.newest {
                 return Err(SrsError::Tampered("registry row"));
@@ -252,6 +243,66 @@ fn open_rows(batch: &[StoredRow], keys: &SrsKeys) -> Vec<Result<(Row, Scalar), S
         return batch.par_iter().map(|s| Row::open(s, keys)).collect();
     }
     batch.iter().map(|s| Row::open(s, keys)).collect()
+}
+
+/// Loads every registry row of `store` into `loader`, a batch at a time.
+/// Where threads are allowed (the `parallel` feature, and not turned off
+/// with [`crate::set_max_threads`]`(1)`), this thread reads the store while
+/// another opens and applies the batch before: the three stages overlap.
+fn load_rows(store: &dyn Store, loader: &mut RowLoader<'_>) -> Result<(), SrsError> {
+    #[cfg(feature = "parallel")]
+    if crate::parallel::enabled() {
+        return load_rows_pipelined(store, loader);
+    }
+    let mut failure = None;
+    let mut batch = Vec::with_capacity(OPEN_BATCH);
+    store
+        .rows(&mut |stored| {
+            batch.push(stored);
+            if batch.len() >= OPEN_BATCH {
+                let full = core::mem::replace(&mut batch, Vec::with_capacity(OPEN_BATCH));
+                loader.load(full).map_err(|e| stop(&mut failure, e))?;
+            }
+            Ok(())
+        })
+        .map_err(|e| first_error(failure, e))?;
+    loader.load(batch)
+}
+
+#[cfg(feature = "parallel")]
+fn load_rows_pipelined(store: &dyn Store, loader: &mut RowLoader<'_>) -> Result<(), SrsError> {
+    // Two batches in flight at most: bounded memory.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<StoredRow>>(2);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || -> Result<(), SrsError> {
+            for batch in rx {
+                // On an error the receiver is dropped: the reader stops.
+                loader.load(batch)?;
+            }
+            Ok(())
+        });
+        let mut batch = Vec::with_capacity(OPEN_BATCH);
+        let read = store.rows(&mut |stored| {
+            batch.push(stored);
+            if batch.len() >= OPEN_BATCH {
+                let full = core::mem::replace(&mut batch, Vec::with_capacity(OPEN_BATCH));
+                tx.send(full)
+                    .map_err(|_| StoreError::corrupt("stopped: a row did not load"))?;
+            }
+            Ok(())
+        });
+        if read.is_ok() {
+            // A failed send means the worker failed: its error is reported.
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        let loaded = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The worker's error comes first: it is about a row read earlier.
+        loaded?;
+        read.map_err(SrsError::from)
+    })
 }
 
 /// The error a store call ended with: the SRS error a callback stopped it
@@ -343,21 +394,15 @@ fn load_snapshot(
         contains(store, &head, rc)?;
     }
 
-    let mut failure = None;
     let mut rows = RowLoader {
         keys,
         newest: head.seq,
-        batch: Vec::with_capacity(OPEN_BATCH),
         digest: Scalar::ZERO,
         count: 0,
         into: &mut into,
     };
-    let loaded = store
-        .rows(&mut |stored| rows.push(stored).map_err(|e| stop(&mut failure, e)))
-        .map_err(|e| first_error(failure.take(), e))
-        .and_then(|()| rows.flush());
+    load_rows(store, &mut rows)?;
     let (digest, count) = (rows.digest, rows.count);
-    loaded?;
     report.rows = count;
     if digest.to_bytes() != head.digest {
         return Err(SrsError::Tampered("registry digest"));
