@@ -73,21 +73,31 @@ pub extern "C" fn sesphr_seal(
 ) -> sesphr_result {
     run(|| {
         let o = out("out_sealed", out_sealed)?;
-        let (key, rid) = (
-            bytes(
-                "portion_public_key",
-                portion_public_key,
-                portion_public_key_len,
-            )?,
-            bytes("record_id_bytes", record_id_bytes, record_id_len)?,
-        );
         let plaintext = bytes("plaintext", plaintext, plaintext_len)?;
-        let key = PortionPublicKey::from_bytes(key)?;
-        let rid = RecordId::from_slice(rid)?;
+        let (key, rid) = seal_target(
+            (portion_public_key, portion_public_key_len),
+            (record_id_bytes, record_id_len),
+        )?;
         let sealed = SealedPortion::seal(&key, rid, created_at, plaintext)?;
         put_sealed_buffer(o, sealed.to_bytes());
         Ok(())
     })
+}
+
+/// The portion public key and the record id a seal names, each read (NULL
+/// checked) before either is decoded.
+fn seal_target(
+    (key, key_len): (*const u8, usize),
+    (rid, rid_len): (*const u8, usize),
+) -> Result<(PortionPublicKey, RecordId), sesphr_result> {
+    let (key, rid) = (
+        bytes("portion_public_key", key, key_len)?,
+        bytes("record_id_bytes", rid, rid_len)?,
+    );
+    Ok((
+        PortionPublicKey::from_bytes(key)?,
+        RecordId::from_slice(rid)?,
+    ))
 }
 
 /// The length of the header that starts `prefix`, which must hold at least
@@ -304,16 +314,10 @@ pub extern "C" fn sesphr_sealer_new(
 ) -> sesphr_result {
     run(|| {
         let o = out("out_sealer", out_sealer)?;
-        let (key, rid) = (
-            bytes(
-                "portion_public_key",
-                portion_public_key,
-                portion_public_key_len,
-            )?,
-            bytes("record_id_bytes", record_id_bytes, record_id_len)?,
-        );
-        let key = PortionPublicKey::from_bytes(key)?;
-        let rid = RecordId::from_slice(rid)?;
+        let (key, rid) = seal_target(
+            (portion_public_key, portion_public_key_len),
+            (record_id_bytes, record_id_len),
+        )?;
         let writer = PortionWriter::new(&key, rid, created_at, Vec::new())?;
         *o = into_handle::<sesphr_sealer>(Sealer {
             writer: Some(writer),
