@@ -249,8 +249,21 @@ pub(crate) fn out<'a, T>(name: &'static str, ptr: *mut T) -> Result<&'a mut T, s
     unsafe { ptr.as_mut() }.ok_or_else(|| null(name))
 }
 
-/// A caller buffer of `len` bytes for a fixed-size output.
+/// A caller buffer of `len` bytes for a fixed-size output: its first
+/// `need` bytes.
 pub(crate) fn fixed_out<'a>(
+    name: &'static str,
+    ptr: *mut u8,
+    len: usize,
+    need: usize,
+) -> Result<&'a mut [u8], sesphr_result> {
+    let buf = caller_buffer(name, ptr, len, need)?;
+    buf.get_mut(..need).ok_or(sesphr_result::BufferTooSmall)
+}
+
+/// The whole caller buffer of `len` bytes, once it is known to hold at
+/// least `need`: NULL is `NULL_PARAMETER`, a shorter one `BUFFER_TOO_SMALL`.
+pub(crate) fn caller_buffer<'a>(
     name: &'static str,
     ptr: *mut u8,
     len: usize,
@@ -262,8 +275,8 @@ pub(crate) fn fixed_out<'a>(
     if len < need {
         return Err(sesphr_result::BufferTooSmall);
     }
-    // SAFETY: non-NULL and valid for `len >= need` bytes (C API contract).
-    Ok(unsafe { core::slice::from_raw_parts_mut(ptr, need) })
+    // SAFETY: non-NULL and valid for writing `len` bytes (C API contract).
+    Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
 }
 
 /// A NUL-terminated string input.

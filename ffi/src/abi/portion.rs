@@ -544,14 +544,7 @@ fn stream_out<'a>(
     cap: usize,
     input_len: usize,
 ) -> Result<&'a mut [u8], sesphr_result> {
-    if out.is_null() {
-        return Err(super::null(name));
-    }
-    if cap < sesphr_stream_output_bound(input_len) {
-        return Err(sesphr_result::BufferTooSmall);
-    }
-    // SAFETY: non-NULL and valid for writing `cap` bytes (C API contract).
-    Ok(unsafe { core::slice::from_raw_parts_mut(out, cap) })
+    super::caller_buffer(name, out, cap, sesphr_stream_output_bound(input_len))
 }
 
 /// As `sesphr_sealer_update`, writing the sealed bytes into the caller's
