@@ -19,9 +19,11 @@ use zeroize::Zeroize;
 use crate::ct::public;
 use crate::dem::DemKey;
 use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
+use crate::pq::{PQ_STANZA_LEN, PqSecretKey, Recipients, Role, SIGMA_LEN, Stanza};
 use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{derive_dem_key, hash_to_scalar, tag};
+use zeroize::Zeroizing;
 use crate::ids::{PortionLabel, RecordId};
 use crate::keys::{PortionPublicKey, PublicKey, random_nonzero_scalar};
 use crate::rng::os_rng;
@@ -83,10 +85,11 @@ impl Context {
 
     /// `version ‖ X_{P,c} ‖ record id ‖ epoch (u32 BE) ‖ created_at (u64 BE) ‖
     /// label length ‖ label`: the bytes hashed into the capsule proof and the
-    /// DEM key, and written in the header.
-    fn encode(&self) -> Vec<u8> {
+    /// DEM key, and written in the header (a hybrid header, version 2,
+    /// appends its stanzas).
+    fn encode(&self, version: u8) -> Vec<u8> {
         let mut v = Vec::with_capacity(CTX_FIXED_LEN + self.label.as_bytes().len());
-        v.push(FORMAT_VERSION);
+        v.push(version);
         v.extend_from_slice(self.portion_key.as_bytes());
         v.extend_from_slice(self.record_id.as_bytes());
         v.extend_from_slice(&self.epoch.to_be_bytes());
@@ -112,6 +115,11 @@ impl fmt::Debug for Context {
 const CTX_FIXED_LEN: usize = 1 + 32 + 16 + 4 + 8 + 1;
 /// Encoded capsule length: `E ‖ V ‖ s`.
 pub(crate) const CAPSULE_LEN: usize = 96;
+/// The header version of a hybrid (post-quantum) header.
+pub(crate) const HYBRID_VERSION: u8 = 2;
+/// A hybrid header's stanzas: the owner's, the SRS key version (u32 BE), the
+/// SRS's.
+pub(crate) const PQ_SECTION_LEN: usize = PQ_STANZA_LEN + 4 + PQ_STANZA_LEN;
 
 /// A capsule `(E, V, s)`.
 #[derive(Clone, Copy)]
@@ -177,10 +185,15 @@ impl Capsule {
             == self.v_point
     }
 
-    /// The DEM key from the shared point `Z`.
-    pub(crate) fn dem_key(&self, shared: &RistrettoPoint, ctx: &[u8]) -> Result<DemKey> {
+    /// The DEM key from the shared point `Z` (and a hybrid header's `σ`).
+    fn dem_key(
+        &self,
+        shared: &RistrettoPoint,
+        sigma: Option<&[u8; SIGMA_LEN]>,
+        ctx: &[u8],
+    ) -> Result<DemKey> {
         let mut z = shared.compress().to_bytes();
-        let k = derive_dem_key(&z, self.e.as_bytes(), self.v.as_bytes(), ctx);
+        let k = derive_dem_key(&z, sigma, self.e.as_bytes(), self.v.as_bytes(), ctx);
         z.zeroize();
         k
     }
@@ -207,20 +220,36 @@ impl fmt::Debug for Capsule {
 /// stores it in front of the body, and the SRS re-encrypts it.
 ///
 /// Encoding: `"SPHR" ‖ version ‖ X_{P,c} (32) ‖ record id (16) ‖ epoch (u32 BE)
-/// ‖ created_at (u64 BE) ‖ label length ‖ label ‖ E ‖ V ‖ s`.
+/// ‖ created_at (u64 BE) ‖ label length ‖ label ‖ [stanzas] ‖ E ‖ V ‖ s`.
+/// Version 1 is classical; version 2 is hybrid (post-quantum, SPEC §4.4)
+/// and carries, before the capsule, the owner's stanza (1,136 bytes), the
+/// SRS key version (u32 BE) and the SRS's stanza: 2,276 bytes more.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PortionHeader {
     context: Context,
-    /// `context` encoded, kept so that hashing never re-encodes it.
+    /// `context` encoded, with a hybrid header's stanzas: what the capsule
+    /// proof and the DEM key bind. Kept so that hashing never re-encodes it.
     context_bytes: Vec<u8>,
+    pq: Option<Box<HeaderStanzas>>,
     capsule: Capsule,
 }
 
+/// A hybrid header's stanzas.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct HeaderStanzas {
+    owner: Stanza,
+    srs_version: u32,
+    srs: Stanza,
+}
+
 impl PortionHeader {
-    /// Shortest encoding (a one-byte label).
+    /// Shortest encoding (a classical header with a one-byte label).
     pub const MIN_LEN: usize = 4 + CTX_FIXED_LEN + 1 + CAPSULE_LEN;
-    /// Longest encoding (a 64-byte label).
-    pub const MAX_LEN: usize = 4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + CAPSULE_LEN;
+    /// Longest encoding (a hybrid header with a 64-byte label).
+    pub const MAX_LEN: usize =
+        4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + PQ_SECTION_LEN + CAPSULE_LEN;
+    /// Longest classical (version 1) encoding (a 64-byte label).
+    pub const CLASSICAL_MAX_LEN: usize = 4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + CAPSULE_LEN;
     /// How many leading bytes [`PortionHeader::len_from_prefix`] needs: up
     /// to and including the label length byte.
     pub const PREFIX_LEN: usize = 4 + CTX_FIXED_LEN;
@@ -239,7 +268,12 @@ impl PortionHeader {
             expected: Self::PREFIX_LEN,
             actual: prefix.len(),
         })?;
-        let mut r = Reader::framed("portion header", p, magic::PORTION)?;
+        let (mut r, version) = Reader::framed_versions(
+            "portion header",
+            p,
+            magic::PORTION,
+            &[FORMAT_VERSION, HYBRID_VERSION],
+        )?;
         // Version (read by `framed`), key, record id, epoch, created_at…
         r.take(Self::PREFIX_LEN - 6)?;
         // …and the label length.
@@ -247,14 +281,22 @@ impl PortionHeader {
         if label_len == 0 || label_len > PortionLabel::MAX_LEN {
             return Err(Error::InvalidLabel);
         }
-        Ok(Self::PREFIX_LEN + label_len + CAPSULE_LEN)
+        let pq = if version == HYBRID_VERSION {
+            PQ_SECTION_LEN
+        } else {
+            0
+        };
+        Ok(Self::PREFIX_LEN + label_len + pq + CAPSULE_LEN)
     }
 
     /// Encapsulates a fresh DEM key for `context`. `mul_x(k)` computes `k·X_{P,c}`
-    /// (with or without a precomputed table).
+    /// (with or without a precomputed table). With `pq`, the header is
+    /// hybrid: `σ`, then the owner's and the SRS's encapsulations, are drawn
+    /// from `rng` after `r` and `u`.
     pub(crate) fn encapsulate<R: CryptoRng + ?Sized>(
         context: Context,
         mul_x: impl FnOnce(&Scalar) -> RistrettoPoint,
+        pq: Option<&Recipients>,
         rng: &mut R,
     ) -> Result<(Self, DemKey)> {
         let mut r = random_nonzero_scalar(rng);
@@ -267,7 +309,21 @@ impl PortionHeader {
             &u_half * RISTRETTO_BASEPOINT_TABLE,
             mul_x(&r_half),
         ]);
-        let context_bytes = context.encode();
+        let (context_bytes, pq, sigma) = match pq {
+            None => (context.encode(FORMAT_VERSION), None, None),
+            Some(to) => {
+                let mut bytes = context.encode(HYBRID_VERSION);
+                let mut sigma = Zeroizing::new([0u8; SIGMA_LEN]);
+                rng.fill_bytes(sigma.as_mut());
+                let stanzas = HeaderStanzas {
+                    owner: Stanza::seal(&to.portion, Role::Owner, &[&bytes], &sigma, rng)?,
+                    srs_version: to.srs.version(),
+                    srs: Stanza::seal(to.srs.key(), Role::Srs, &[&bytes], &sigma, rng)?,
+                };
+                stanzas.encode_into(&mut bytes);
+                (bytes, Some(Box::new(stanzas)), Some(sigma))
+            }
+        };
         let mut capsule = Capsule {
             e,
             e_point,
@@ -278,7 +334,13 @@ impl PortionHeader {
         let h = capsule.challenge(&context_bytes);
         capsule.s = u + r * h;
         let capsule = public(capsule, "capsule");
-        let key = derive_dem_key(z.as_bytes(), e.as_bytes(), v.as_bytes(), &context_bytes);
+        let key = derive_dem_key(
+            z.as_bytes(),
+            sigma.as_deref(),
+            e.as_bytes(),
+            v.as_bytes(),
+            &context_bytes,
+        );
         r.zeroize();
         u.zeroize();
         r_half.zeroize();
@@ -288,9 +350,95 @@ impl PortionHeader {
         let header = Self {
             context,
             context_bytes,
+            pq,
             capsule,
         };
         Ok((header, key?))
+    }
+
+    /// Whether the header is hybrid (post-quantum, version 2).
+    pub fn is_hybrid(&self) -> bool {
+        self.pq.is_some()
+    }
+
+    /// The SRS key version a hybrid header was sealed to; `None` for a
+    /// classical header.
+    pub fn srs_pq_version(&self) -> Option<u32> {
+        self.pq.as_ref().map(|p| p.srs_version)
+    }
+
+    /// The context bytes without the stanzas (the associated data of every
+    /// stanza's wrap).
+    pub(crate) fn base_context_bytes(&self) -> &[u8] {
+        let len = self.context_bytes.len()
+            - if self.pq.is_some() { PQ_SECTION_LEN } else { 0 };
+        self.context_bytes.get(..len).unwrap_or_default()
+    }
+
+    /// `σ` from the SRS's stanza (the delegate path).
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if `version` is not the header's SRS key
+    /// version; [`Error::DecryptionFailed`] if the stanza does not open.
+    pub(crate) fn srs_sigma(
+        &self,
+        key: &PqSecretKey,
+        version: u32,
+    ) -> Result<Option<Zeroizing<[u8; SIGMA_LEN]>>> {
+        let Some(pq) = &self.pq else {
+            return Ok(None);
+        };
+        if pq.srs_version != version {
+            return Err(Error::KeyMismatch);
+        }
+        pq.srs
+            .open(key, Role::Srs, &[self.base_context_bytes()])
+            .map(Some)
+    }
+
+    /// `σ` from the owner's stanza; `None` for a classical header.
+    fn owner_sigma(&self, key: &PqSecretKey) -> Result<Option<Zeroizing<[u8; SIGMA_LEN]>>> {
+        let Some(pq) = &self.pq else {
+            return Ok(None);
+        };
+        pq.owner
+            .open(key, Role::Owner, &[self.base_context_bytes()])
+            .map(Some)
+    }
+
+    /// The DEM key from `Z` for the owner, who opens a hybrid header's `σ`
+    /// with the portion's ML-KEM key `pq`.
+    ///
+    /// # Errors
+    /// [`Error::PqKeyMissing`] for a hybrid header without `pq`;
+    /// [`Error::DecryptionFailed`] if its stanza does not open.
+    pub(crate) fn owner_dem_key(
+        &self,
+        shared: &RistrettoPoint,
+        pq: Option<&PqSecretKey>,
+    ) -> Result<DemKey> {
+        let sigma = match (&self.pq, pq) {
+            (None, _) => None,
+            (Some(_), None) => return Err(Error::PqKeyMissing),
+            (Some(_), Some(key)) => self.owner_sigma(key)?,
+        };
+        self.dem_key(shared, sigma.as_deref())
+    }
+
+    /// The DEM key from `Z` and, for a hybrid header, `σ`.
+    ///
+    /// # Errors
+    /// [`Error::PqKeyMissing`] for a hybrid header without `σ`.
+    pub(crate) fn dem_key(
+        &self,
+        shared: &RistrettoPoint,
+        sigma: Option<&[u8; SIGMA_LEN]>,
+    ) -> Result<DemKey> {
+        if self.pq.is_some() && sigma.is_none() {
+            return Err(Error::PqKeyMissing);
+        }
+        let sigma = if self.pq.is_some() { sigma } else { None };
+        self.capsule.dem_key(shared, sigma, &self.context_bytes)
     }
 
     /// The context.
@@ -303,11 +451,7 @@ impl PortionHeader {
         &self.capsule
     }
 
-    pub(crate) fn context_bytes(&self) -> &[u8] {
-        &self.context_bytes
-    }
-
-    /// The length of the encoding.
+    /// The length of the encoding (with a hybrid header's stanzas).
     pub fn encoded_len(&self) -> usize {
         4 + self.context_bytes.len() + CAPSULE_LEN
     }
@@ -326,13 +470,23 @@ impl PortionHeader {
         v
     }
 
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+    /// Reads a header whose magic and version (`version`) were read.
+    pub(crate) fn read(r: &mut Reader<'_>, version: u8) -> Result<Self> {
         let start = r.position() - 1; // the version byte starts the context
         let (kc, kp) = r.point()?;
         let record_id = RecordId::from_bytes(r.array()?);
         let epoch = r.u32()?;
         let created_at = r.u64()?;
         let label = PortionLabel::from_bytes(r.short_bytes()?)?;
+        let pq = if version == HYBRID_VERSION {
+            Some(Box::new(HeaderStanzas {
+                owner: Stanza::read(r)?,
+                srs_version: r.u32()?,
+                srs: Stanza::read(r)?,
+            }))
+        } else {
+            None
+        };
         let end = r.position();
         let context_bytes = r.consumed(start, end).to_vec();
         let capsule = Capsule::read(r)?;
@@ -345,8 +499,14 @@ impl PortionHeader {
                 created_at,
             },
             context_bytes,
+            pq,
             capsule,
         })
+    }
+
+    /// Starts reading a header or sealed portion: magic and version.
+    pub(crate) fn framed<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(Reader<'a>, u8)> {
+        Reader::framed_versions(what, bytes, magic::PORTION, &[FORMAT_VERSION, HYBRID_VERSION])
     }
 
     /// Decodes a header strictly (no trailing bytes).
@@ -356,8 +516,8 @@ impl PortionHeader {
     /// [`Error::InvalidLabel`], [`Error::NonCanonicalPoint`],
     /// [`Error::IdentityPoint`], [`Error::NonCanonicalScalar`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed("portion header", bytes, magic::PORTION)?;
-        let h = Self::read(&mut r)?;
+        let (mut r, version) = Self::framed("portion header", bytes)?;
+        let h = Self::read(&mut r, version)?;
         r.finish()?;
         Ok(h)
     }
@@ -368,11 +528,10 @@ impl PortionHeader {
     /// As [`PortionHeader::from_bytes`]; [`Error::Io`] if the reader fails
     /// (a stream that ends inside the header is [`Error::InvalidLength`]).
     pub fn read_from<R: Read>(reader: &mut R) -> Result<Self> {
-        let fixed = 4 + CTX_FIXED_LEN;
+        let fixed = Self::PREFIX_LEN;
         let mut buf = vec![0u8; fixed];
         read_exact_or_short(reader, &mut buf, 0)?;
-        let label_len = usize::from(buf.last().copied().unwrap_or_default());
-        buf.resize(fixed + label_len + CAPSULE_LEN, 0);
+        buf.resize(Self::len_from_prefix(&buf)?, 0);
         read_exact_or_short(reader, buf.get_mut(fixed..).unwrap_or_default(), fixed)?;
         Self::from_bytes(&buf)
     }
@@ -459,10 +618,19 @@ fn read_exact_or_short<R: Read>(reader: &mut R, buf: &mut [u8], already: usize) 
     Ok(())
 }
 
+impl HeaderStanzas {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        self.owner.encode_into(out);
+        out.extend_from_slice(&self.srs_version.to_be_bytes());
+        self.srs.encode_into(out);
+    }
+}
+
 impl fmt::Debug for PortionHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PortionHeader")
             .field("context", &self.context)
+            .field("srs_pq_version", &self.srs_pq_version())
             .field("capsule", &self.capsule)
             .finish()
     }

@@ -11,7 +11,8 @@ use crate::capsule::PortionHeader;
 use crate::dem::DemKey;
 use crate::error::{Error, Result};
 use crate::keys::{KeyPair, PublicKey};
-use crate::reencrypt::ReCapsule;
+use crate::pq::{PqSecretKey, Role};
+use crate::reencrypt::{ReCapsule, delegatee_ad};
 use crate::rekey::delegatee_factor;
 
 /// The delegatee's secret for one grant: `d`, computed once from the user's
@@ -38,6 +39,8 @@ pub struct DelegateeOpener {
     ephemeral: PublicKey,
     portion_key: PublicKey,
     require_proof: bool,
+    /// The user's ML-KEM-768 key, for hybrid headers.
+    pq: Option<PqSecretKey>,
 }
 
 impl DelegateeOpener {
@@ -49,6 +52,7 @@ impl DelegateeOpener {
             ephemeral: *ephemeral,
             portion_key: *portion_key,
             require_proof: false,
+            pq: user.pq().cloned(),
         }
     }
 
@@ -84,7 +88,8 @@ impl DelegateeOpener {
     /// Checks that `recapsule` was made from `header` under this grant (a
     /// whole re-capsule: a node's share opens nothing alone),
     /// verifies the capsule proof and, if present, the re-encryption proof,
-    /// and derives the DEM key.
+    /// and derives the DEM key (for a hybrid header, with `σ` from the
+    /// re-capsule's stanza, opened with the user's ML-KEM-768 key).
     pub(crate) fn dem_key(&self, header: &PortionHeader, recapsule: &ReCapsule) -> Result<DemKey> {
         if recapsule.capsule != *header.capsule()
             || recapsule.share.is_some()
@@ -97,8 +102,19 @@ impl DelegateeOpener {
         if self.require_proof || recapsule.proof.is_some() {
             recapsule.verify_proof(&self.commitment())?;
         }
+        let sigma = match (header.is_hybrid(), &recapsule.pq, &self.pq) {
+            (false, None, _) => None,
+            // A stanza on a classical header's re-capsule was not made for it.
+            (false, Some(_), _) => return Err(Error::KeyMismatch),
+            (true, Some(stanza), Some(key)) => Some(stanza.open(
+                key,
+                Role::Delegatee,
+                &delegatee_ad(header.base_context_bytes(), &recapsule.ephemeral),
+            )?),
+            (true, _, _) => return Err(Error::PqKeyMissing),
+        };
         let mut shared = self.d * recapsule.e_prime_point;
-        let key = recapsule.capsule.dem_key(&shared, header.context_bytes());
+        let key = header.dem_key(&shared, sigma.as_deref());
         shared.zeroize();
         key
     }

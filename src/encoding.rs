@@ -45,6 +45,11 @@ pub(crate) mod magic {
     pub(crate) const KEY_SHARE: [u8; 4] = *b"SPKS";
     /// A key backup: a secret with its check value.
     pub(crate) const KEY_BACKUP: [u8; 4] = *b"SPKB";
+    /// The SRS's post-quantum (ML-KEM-768) public key and its version.
+    pub(crate) const SRS_PQ_KEY: [u8; 4] = *b"SPQK";
+    /// A hybrid portion public key (classical and ML-KEM-768 parts, and the
+    /// SRS's key).
+    pub(crate) const HYBRID_PORTION_KEY: [u8; 4] = *b"SPHK";
 }
 
 /// The kinds whose encoding moved past [`FORMAT_VERSION`], each at its own
@@ -126,6 +131,21 @@ impl<'a> Reader<'a> {
             return Err(Error::UnsupportedVersion { what, version });
         }
         Ok(r)
+    }
+
+    /// As [`Reader::framed`], for a kind read at any of the `accepted`
+    /// versions: the reader and the version found.
+    pub(crate) fn framed_versions(
+        what: &'static str,
+        buf: &'a [u8],
+        magic: [u8; 4],
+        accepted: &[u8],
+    ) -> Result<(Self, u8)> {
+        let version = match buf.get(4) {
+            Some(v) if accepted.contains(v) => *v,
+            _ => accepted.first().copied().unwrap_or(FORMAT_VERSION),
+        };
+        Self::framed_version(what, buf, magic, version).map(|r| (r, version))
     }
 
     /// Starts decoding `buf`, which has no magic or version of its own.

@@ -128,6 +128,11 @@ pub enum Error {
         /// The kind of backup.
         what: &'static str,
     },
+    /// A hybrid (post-quantum) header needs an ML-KEM-768 key or stanza that
+    /// was not given: a user key without its post-quantum part, a
+    /// re-capsule without the re-wrapped secret, an SRS without its
+    /// post-quantum key, or a threshold split (not yet hybrid).
+    PqKeyMissing,
 }
 
 impl Error {
@@ -171,6 +176,7 @@ impl Error {
             Self::InvalidLogProof { .. } => "invalid_log_proof",
             Self::InvalidRole => "invalid_role",
             Self::BadChecksum { .. } => "bad_checksum",
+            Self::PqKeyMissing => "pq_key_missing",
         }
     }
 }
@@ -213,6 +219,9 @@ impl Error {
             Self::InvalidLogProof { .. } => c"audit log proof does not verify",
             Self::InvalidRole => c"invalid role name (1-64 bytes of [a-z0-9_-])",
             Self::BadChecksum { .. } => c"key backup is corrupted or mistyped (check value)",
+            Self::PqKeyMissing => {
+                c"hybrid (post-quantum) portion needs an ML-KEM key or stanza that was not given"
+            }
         }
     }
 }

@@ -27,6 +27,10 @@ pub(crate) mod tag {
     pub(crate) const SHARE_COEFFICIENT: &[u8] = b"sesphr/v1/share-coefficient";
     pub(crate) const SHARE_COMMITMENTS: &[u8] = b"sesphr/v1/share-commitments";
     pub(crate) const KEY_BACKUP: &[u8] = b"sesphr/v1/key-backup";
+    // Hybrid post-quantum sealing (SPEC §4.4).
+    pub(crate) const DEM_HYBRID: &[u8] = b"sesphr/v2/dem-hybrid";
+    pub(crate) const PQ_WRAP: &[u8] = b"sesphr/v2/pq-wrap";
+    pub(crate) const PORTION_PQ_SEED: &[u8] = b"sesphr/v2/portion-pq-seed";
 }
 
 /// A hedged secret nonce: `H_s(tag, secret, public…, ρ)` with 32 fresh bytes
@@ -81,25 +85,53 @@ pub(crate) fn encode_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
 }
 
 /// `K = HKDF-SHA-256(ikm = Z, salt = "sesphr/v1/dem", info = E‖V‖ctx)`, every
-/// info field length-prefixed.
+/// info field length-prefixed; for a hybrid header (`sigma` given)
+/// `ikm = Z ‖ σ` and `salt = "sesphr/v2/dem-hybrid"`.
 pub(crate) fn derive_dem_key(
     shared: &[u8; 32],
+    sigma: Option<&[u8; 32]>,
     e: &[u8; 32],
     v: &[u8; 32],
     ctx: &[u8],
 ) -> crate::Result<DemKey> {
     let mut info = Vec::with_capacity(3 * 8 + 64 + ctx.len());
     encode_parts(&mut info, &[e, v, ctx]);
-    let hk = Hkdf::<Sha256>::new(Some(tag::DEM), shared);
-    let mut okm = [0u8; 32];
-    // 32 bytes is far below HKDF-SHA-256's limit of 255 * 32, so expand
-    // cannot fail; if it ever did, no key is made at all (fail closed).
-    let expanded = hk.expand(&info, &mut okm);
-    let key = expanded
-        .map(|()| DemKey::from_bytes(okm))
-        .map_err(|_| crate::Error::KeyDerivation);
-    okm.zeroize();
-    key
+    let okm = match sigma {
+        None => hkdf_expand::<32>(tag::DEM, shared, &info)?,
+        Some(sigma) => {
+            let mut ikm = zeroize::Zeroizing::new([0u8; 64]);
+            ikm[..32].copy_from_slice(shared);
+            ikm[32..].copy_from_slice(sigma);
+            hkdf_expand::<32>(tag::DEM_HYBRID, ikm.as_ref(), &info)?
+        }
+    };
+    Ok(DemKey::from_bytes(*okm))
+}
+
+/// `HKDF-SHA-256(ikm, salt, info = parts, each length-prefixed)`, `N` bytes.
+pub(crate) fn hkdf_bytes<const N: usize>(
+    salt: &[u8],
+    ikm: &[u8],
+    parts: &[&[u8]],
+) -> crate::Result<zeroize::Zeroizing<[u8; N]>> {
+    let mut info = Vec::new();
+    encode_parts(&mut info, parts);
+    hkdf_expand(salt, ikm, &info)
+}
+
+/// `HKDF-SHA-256(ikm, salt, info)`, `N` bytes. `N` is far below
+/// HKDF-SHA-256's limit of 255 * 32, so expand cannot fail; if it ever
+/// did, no key is made at all (fail closed).
+fn hkdf_expand<const N: usize>(
+    salt: &[u8],
+    ikm: &[u8],
+    info: &[u8],
+) -> crate::Result<zeroize::Zeroizing<[u8; N]>> {
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    let mut okm = zeroize::Zeroizing::new([0u8; N]);
+    hk.expand(info, okm.as_mut())
+        .map_err(|_| crate::Error::KeyDerivation)?;
+    Ok(okm)
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use crate::encoding::{
     Reader, decode_point, decode_secret_scalar, frame, hex, magic, put_short_bytes,
 };
 use crate::error::{Error, Result};
-use crate::hash::{hash_to_scalar, tag};
+use crate::hash::{hash_to_scalar, hkdf_bytes, tag};
 use crate::ids::{Identity, PortionLabel};
+use crate::pq::{PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PqPublicKey, PqSecretKey, Recipients, SrsPqPublicKey};
 use crate::rng::os_rng;
 
 /// A nonzero random scalar.
@@ -244,6 +245,7 @@ impl fmt::Debug for SecretKey {
 pub struct KeyPair {
     secret: SecretKey,
     public: PublicKey,
+    pq: Option<PqSecretKey>,
 }
 
 impl KeyPair {
@@ -260,7 +262,46 @@ impl KeyPair {
     /// The key pair of a secret key.
     pub fn from_secret(secret: SecretKey) -> Self {
         let public = secret.public_key();
-        Self { secret, public }
+        Self {
+            secret,
+            public,
+            pq: None,
+        }
+    }
+
+    /// A fresh hybrid key pair: a ristretto255 key and an independent
+    /// ML-KEM-768 key, from the OS RNG. A user needs the ML-KEM part to
+    /// read hybrid (post-quantum) portions shared with them.
+    pub fn generate_hybrid() -> Self {
+        Self::generate_hybrid_with_rng(&mut os_rng())
+    }
+
+    /// [`KeyPair::generate_hybrid`] with the given RNG (the ristretto255
+    /// secret is drawn first, then the 64-byte ML-KEM seed).
+    pub fn generate_hybrid_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let pair = Self::generate_with_rng(rng);
+        pair.with_pq(PqSecretKey::generate_with_rng(rng))
+    }
+
+    /// This key pair with `pq` as its ML-KEM-768 part. The part is not
+    /// derived from the ristretto255 secret: an attacker who recovers that
+    /// secret from the public key (by a quantum computer) learns nothing
+    /// of this one.
+    #[must_use]
+    pub fn with_pq(mut self, pq: PqSecretKey) -> Self {
+        self.pq = Some(pq);
+        self
+    }
+
+    /// The ML-KEM-768 part, if any.
+    pub fn pq(&self) -> Option<&PqSecretKey> {
+        self.pq.as_ref()
+    }
+
+    /// The ML-KEM-768 encapsulation key, if any: what the SRS re-wraps a
+    /// hybrid portion's secret to.
+    pub fn pq_public(&self) -> Option<&PqPublicKey> {
+        self.pq.as_ref().map(PqSecretKey::public)
     }
 
     /// The key pair of an encoded secret key.
@@ -286,6 +327,7 @@ impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyPair")
             .field("public", &self.public)
+            .field("pq_public", &self.pq_public())
             .finish_non_exhaustive()
     }
 }
@@ -361,18 +403,161 @@ impl fmt::Debug for PortionPublicKey {
     }
 }
 
+/// A portion public key with its post-quantum parts: the portion's
+/// ML-KEM-768 encapsulation key (the patient's path) and the SRS's (the
+/// delegate path). Sealing to it makes a hybrid header (DESIGN §16): its
+/// DEM key needs both the capsule's `Z` and a secret `σ` carried by ML-KEM,
+/// so an attacker who breaks ristretto255 alone reads nothing.
+///
+/// Encoding: `"SPHK" ‖ 01 ‖ epoch (u32 BE) ‖ label length ‖ label ‖ X_{P,c}
+/// (32) ‖ portion encapsulation key (1184) ‖ SRS key version (u32 BE) ‖ SRS
+/// encapsulation key (1184)`.
+///
+/// ```
+/// use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, RecordId, ReKey, SealedPortion, SrsPqSecretKey};
+/// let srs = SrsPqSecretKey::new(1, PqSecretKey::generate()); // the SRS's
+/// let patient = PatientKeys::generate(Identity::new("alice")?);
+/// let lab = patient.portion_secret(&PortionLabel::new("lab")?, 0);
+/// let key = lab.hybrid_public(&srs.public())?; // published to sealers
+///
+/// let sealed = SealedPortion::seal_hybrid(&key, RecordId::random(), 1_700_000_000, b"HbA1c 5.4%")?;
+/// assert!(sealed.header().is_hybrid());
+/// assert_eq!(sealed.open_as_owner(&lab)?, b"HbA1c 5.4%");
+///
+/// let doctor = KeyPair::generate_hybrid();
+/// let rekey = ReKey::generate(&lab, doctor.public());
+/// let rc = rekey.reencrypt_hybrid(sealed.header().verify()?, &srs, doctor.pq_public().ok_or(sesphr::Error::PqKeyMissing)?)?;
+/// assert_eq!(sealed.open_as_delegatee(&doctor, &rc)?, b"HbA1c 5.4%");
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct HybridPortionKey {
+    classical: PortionPublicKey,
+    recipients: Recipients,
+}
+
+impl HybridPortionKey {
+    /// Assembles a hybrid key from its parts.
+    pub fn new(classical: PortionPublicKey, portion: PqPublicKey, srs: SrsPqPublicKey) -> Self {
+        Self {
+            classical,
+            recipients: Recipients { portion, srs },
+        }
+    }
+
+    /// The classical portion public key.
+    pub fn classical(&self) -> &PortionPublicKey {
+        &self.classical
+    }
+
+    /// The portion's ML-KEM-768 encapsulation key.
+    pub fn portion_pq(&self) -> &PqPublicKey {
+        &self.recipients.portion
+    }
+
+    /// The SRS's key the delegate stanza goes to.
+    pub fn srs(&self) -> &SrsPqPublicKey {
+        &self.recipients.srs
+    }
+
+    pub(crate) fn recipients(&self) -> &Recipients {
+        &self.recipients
+    }
+
+    /// The encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let label = self.classical.label.as_bytes();
+        let mut v = frame(
+            magic::HYBRID_PORTION_KEY,
+            5 + 4 + 1 + label.len() + 32 + 2 * PQ_PUBLIC_KEY_LEN + 4,
+        );
+        v.extend_from_slice(&self.classical.epoch.to_be_bytes());
+        put_short_bytes(&mut v, label);
+        v.extend_from_slice(self.classical.key.as_bytes());
+        v.extend_from_slice(self.recipients.portion.as_bytes());
+        v.extend_from_slice(&self.recipients.srs.version().to_be_bytes());
+        v.extend_from_slice(self.recipients.srs.key().as_bytes());
+        v
+    }
+
+    /// Decodes strictly.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+    /// [`Error::InvalidLabel`], [`Error::NonCanonicalPoint`],
+    /// [`Error::IdentityPoint`]; [`Error::Malformed`] for an ML-KEM key that
+    /// fails FIPS 203's modulus check.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::framed("hybrid portion key", bytes, magic::HYBRID_PORTION_KEY)?;
+        let epoch = r.u32()?;
+        let label = PortionLabel::from_bytes(r.short_bytes()?)?;
+        let (c, p) = r.point()?;
+        let portion = PqPublicKey::from_bytes(r.take(PQ_PUBLIC_KEY_LEN)?)?;
+        let version = r.u32()?;
+        let srs = PqPublicKey::from_bytes(r.take(PQ_PUBLIC_KEY_LEN)?)?;
+        r.finish()?;
+        Ok(Self::new(
+            PortionPublicKey::new(label, epoch, PublicKey::from_parts(c, p)),
+            portion,
+            SrsPqPublicKey::new(version, srs),
+        ))
+    }
+}
+
+impl fmt::Debug for HybridPortionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HybridPortionKey")
+            .field("classical", &self.classical)
+            .field("portion_pq", &self.recipients.portion)
+            .field("srs", &self.recipients.srs)
+            .finish()
+    }
+}
+
 /// The secret key `x_{P,c,k}` of one portion, derived from the patient's
 /// master secret. Zeroized on drop; `Debug` hides it.
 #[derive(Clone)]
 pub struct PortionSecretKey {
     scalar: Scalar,
     public: PortionPublicKey,
+    /// The ML-KEM-768 seed of the portion (`None` only if its derivation
+    /// failed, which HKDF-SHA-256 at 64 bytes cannot).
+    pq_seed: Option<Zeroizing<[u8; PQ_SEED_LEN]>>,
+    /// The ML-KEM-768 key, expanded from the seed when first needed.
+    pq: std::sync::OnceLock<PqSecretKey>,
 }
 
 impl PortionSecretKey {
     /// The matching public key.
     pub fn public(&self) -> &PortionPublicKey {
         &self.public
+    }
+
+    /// The portion's ML-KEM-768 key (FIPS 203 `KeyGen_internal` from a
+    /// 64-byte seed derived from the master secret; expanded once).
+    ///
+    /// # Errors
+    /// [`Error::KeyDerivation`] if the seed could not be derived (never
+    /// expected).
+    pub fn pq_secret(&self) -> Result<&PqSecretKey> {
+        if let Some(k) = self.pq.get() {
+            return Ok(k);
+        }
+        let seed = self.pq_seed.as_ref().ok_or(Error::KeyDerivation)?;
+        Ok(self.pq.get_or_init(|| PqSecretKey::from_seed(seed)))
+    }
+
+    /// The hybrid public key of this portion for sealing to the SRS key
+    /// `srs`: this portion's classical key, its ML-KEM-768 key and `srs`.
+    ///
+    /// # Errors
+    /// As [`PortionSecretKey::pq_secret`].
+    pub fn hybrid_public(&self, srs: &SrsPqPublicKey) -> Result<HybridPortionKey> {
+        Ok(HybridPortionKey::new(
+            self.public.clone(),
+            self.pq_secret()?.public().clone(),
+            srs.clone(),
+        ))
     }
 
     pub(crate) fn scalar(&self) -> &Scalar {
@@ -525,10 +710,38 @@ impl PatientKeys {
             ],
         );
         let key = PublicKey::from_point(&scalar * RISTRETTO_BASEPOINT_TABLE);
+        // d ‖ z = HKDF-SHA-256(ikm = x_P, salt = "sesphr/v2/portion-pq-seed",
+        // info = patient ‖ label ‖ epoch), each length-prefixed.
+        let pq_seed = hkdf_bytes::<PQ_SEED_LEN>(
+            tag::PORTION_PQ_SEED,
+            self.master.as_ref(),
+            &[
+                self.patient.as_bytes(),
+                label.as_bytes(),
+                &epoch.to_be_bytes(),
+            ],
+        )
+        .ok();
         PortionSecretKey {
             scalar,
             public: PortionPublicKey::new(label.clone(), epoch, key),
+            pq_seed,
+            pq: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The hybrid public key of portion `label` in key epoch `epoch`, for
+    /// sealing to the SRS key `srs` (DESIGN §16).
+    ///
+    /// # Errors
+    /// As [`PortionSecretKey::pq_secret`].
+    pub fn hybrid_portion_public(
+        &self,
+        label: &PortionLabel,
+        epoch: u32,
+        srs: &SrsPqPublicKey,
+    ) -> Result<HybridPortionKey> {
+        self.portion_secret(label, epoch).hybrid_public(srs)
     }
 
     /// The public key of portion `label` in key epoch `epoch`.

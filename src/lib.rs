@@ -104,6 +104,7 @@ pub mod merkle;
 pub mod model;
 mod parallel;
 mod portion;
+mod pq;
 mod reencrypt;
 mod rekey;
 mod rng;
@@ -121,11 +122,17 @@ pub use encoding::FORMAT_VERSION;
 pub use error::{Error, Result, ShareFault, ShareStatus, ShareVerdict};
 pub use ids::{Identity, PortionLabel, RecordId};
 pub use keys::{
-    EscrowKeyIssuer, KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey, PublicKey, SecretKey,
+    EscrowKeyIssuer, HybridPortionKey, KeyPair, PatientKeys, PortionPublicKey, PortionSecretKey,
+    PublicKey, SecretKey,
 };
 pub use parallel::{max_threads, set_max_threads, thread_pool_built_with};
 pub use portion::{
     PortionEncryptor, PortionOpener, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
+    SealingKey,
+};
+pub use pq::{
+    PQ_CIPHERTEXT_LEN, PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PQ_STANZA_LEN, PqPublicKey, PqSecretKey,
+    SrsPqPublicKey, SrsPqSecretKey,
 };
 pub use reencrypt::{ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;

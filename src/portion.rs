@@ -11,10 +11,11 @@ use rand_core::CryptoRng;
 use crate::capsule::{Context, PortionHeader};
 use crate::delegatee::DelegateeOpener;
 use crate::dem::{self, DemKey, StreamOpener, StreamSealer, TAG_LEN};
-use crate::encoding::{Reader, magic};
+
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
-use crate::keys::{KeyPair, PortionPublicKey, PortionSecretKey};
+use crate::keys::{HybridPortionKey, KeyPair, PortionPublicKey, PortionSecretKey};
+use crate::pq::Recipients;
 use crate::reencrypt::ReCapsule;
 use crate::rng::os_rng;
 
@@ -51,8 +52,11 @@ impl SealedPortion {
     ///
     /// # Errors
     /// [`Error::TooLarge`] only if the plaintext exceeds the format's limit.
-    pub fn seal(
-        key: &PortionPublicKey,
+    ///
+    /// `key` is a [`PortionPublicKey`] (a classical header) or a
+    /// [`HybridPortionKey`] (a hybrid, post-quantum header; DESIGN §16).
+    pub fn seal<K: SealingKey + ?Sized>(
+        key: &K,
         record_id: RecordId,
         created_at: u64,
         plaintext: &[u8],
@@ -64,16 +68,29 @@ impl SealedPortion {
     ///
     /// # Errors
     /// As [`SealedPortion::seal`].
-    pub fn seal_with_rng<R: CryptoRng + ?Sized>(
-        key: &PortionPublicKey,
+    pub fn seal_with_rng<K: SealingKey + ?Sized, R: CryptoRng + ?Sized>(
+        key: &K,
         record_id: RecordId,
         created_at: u64,
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<Self> {
-        let ctx = Context::new(key, record_id, created_at);
-        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng)?;
+        let (header, dem_key) = encapsulate(key, |r| r * key.portion_key().key().point(), record_id, created_at, rng)?;
         Self::seal_body(header, &dem_key, plaintext)
+    }
+
+    /// [`SealedPortion::seal`] to a hybrid key (the same function; named
+    /// for readers of code that must seal post-quantum).
+    ///
+    /// # Errors
+    /// As [`SealedPortion::seal`].
+    pub fn seal_hybrid(
+        key: &HybridPortionKey,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+    ) -> Result<Self> {
+        Self::seal(key, record_id, created_at, plaintext)
     }
 
     fn seal_body(header: PortionHeader, key: &DemKey, plaintext: &[u8]) -> Result<Self> {
@@ -117,8 +134,8 @@ impl SealedPortion {
     /// As [`PortionHeader::from_bytes`]; [`Error::InvalidLength`] if the body
     /// is shorter than one tag.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed("sealed portion", bytes, magic::PORTION)?;
-        let header = PortionHeader::read(&mut r)?;
+        let (mut r, version) = PortionHeader::framed("sealed portion", bytes)?;
+        let header = PortionHeader::read(&mut r, version)?;
         let body = r.rest();
         if body.len() < TAG_LEN {
             return Err(Error::InvalidLength {
@@ -183,7 +200,8 @@ impl fmt::Debug for SealedPortion {
     }
 }
 
-/// `Z = x_{P,c}·E`, after the capsule proof. The DEM key binds `E`, `V` and
+/// `Z = x_{P,c}·E`, after the capsule proof; for a hybrid header also `σ`
+/// from the owner's stanza. The DEM key binds `E`, `V` and
 /// the context but not `s`, so without the proof a header with another `s`
 /// would still open for the owner while the SRS refused it; checking it keeps
 /// one rule for every reader: a header that does not verify opens for no one.
@@ -192,11 +210,63 @@ pub(crate) fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> R
         return Err(Error::KeyMismatch);
     }
     header.verify()?;
-    let capsule = header.capsule();
-    let mut shared = key.scalar() * capsule.e();
-    let k = capsule.dem_key(&shared, header.context_bytes());
+    let pq = if header.is_hybrid() {
+        Some(key.pq_secret()?)
+    } else {
+        None
+    };
+    let mut shared = key.scalar() * header.capsule().e();
+    let k = header.owner_dem_key(&shared, pq);
     zeroize::Zeroize::zeroize(&mut shared);
     k
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::keys::PortionPublicKey {}
+    impl Sealed for crate::keys::HybridPortionKey {}
+}
+
+/// A key portions are sealed to: a [`PortionPublicKey`] (classical
+/// headers) or a [`HybridPortionKey`] (hybrid, post-quantum headers).
+/// Implemented by those two only.
+pub trait SealingKey: sealed::Sealed {
+    /// The classical portion public key.
+    fn portion_key(&self) -> &PortionPublicKey;
+    /// The hybrid key, if this is one.
+    fn hybrid(&self) -> Option<&HybridPortionKey>;
+}
+
+impl SealingKey for PortionPublicKey {
+    fn portion_key(&self) -> &PortionPublicKey {
+        self
+    }
+    fn hybrid(&self) -> Option<&HybridPortionKey> {
+        None
+    }
+}
+
+impl SealingKey for HybridPortionKey {
+    fn portion_key(&self) -> &PortionPublicKey {
+        self.classical()
+    }
+    fn hybrid(&self) -> Option<&HybridPortionKey> {
+        Some(self)
+    }
+}
+
+/// A new header and its DEM key for `key`: the one sealing step behind
+/// [`SealedPortion::seal`], [`PortionEncryptor`] and [`PortionWriter`].
+fn encapsulate<K: SealingKey + ?Sized, R: CryptoRng + ?Sized>(
+    key: &K,
+    mul_x: impl FnOnce(&curve25519_dalek::scalar::Scalar) -> curve25519_dalek::RistrettoPoint,
+    record_id: RecordId,
+    created_at: u64,
+    rng: &mut R,
+) -> Result<(PortionHeader, DemKey)> {
+    let ctx = Context::new(key.portion_key(), record_id, created_at);
+    let recipients: Option<&Recipients> = key.hybrid().map(HybridPortionKey::recipients);
+    PortionHeader::encapsulate(ctx, mul_x, recipients, rng)
 }
 
 /// An encryptor for one portion public key with a precomputed table of its
@@ -204,22 +274,30 @@ pub(crate) fn owner_dem_key(header: &PortionHeader, key: &PortionSecretKey) -> R
 /// reports, an import of a patient's history) costs less per portion.
 pub struct PortionEncryptor {
     key: PortionPublicKey,
+    hybrid: Option<HybridPortionKey>,
     table: Box<RistrettoBasepointTable>,
 }
 
 impl PortionEncryptor {
     /// Precomputes the table for `key` (about 30 KiB; worth it from a few
-    /// portions on).
-    pub fn new(key: &PortionPublicKey) -> Self {
+    /// portions on). A [`HybridPortionKey`] makes it seal hybrid headers.
+    pub fn new<K: SealingKey + ?Sized>(key: &K) -> Self {
+        let classical = key.portion_key();
         Self {
-            key: key.clone(),
-            table: Box::new(RistrettoBasepointTable::create(key.key().point())),
+            key: classical.clone(),
+            hybrid: key.hybrid().cloned(),
+            table: Box::new(RistrettoBasepointTable::create(classical.key().point())),
         }
     }
 
-    /// The portion public key.
+    /// The (classical) portion public key.
     pub fn key(&self) -> &PortionPublicKey {
         &self.key
+    }
+
+    /// Whether it seals hybrid (post-quantum) headers.
+    pub fn is_hybrid(&self) -> bool {
+        self.hybrid.is_some()
     }
 
     /// As [`SealedPortion::seal`].
@@ -246,8 +324,11 @@ impl PortionEncryptor {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<SealedPortion> {
-        let ctx = Context::new(&self.key, record_id, created_at);
-        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * &*self.table, rng)?;
+        let mul = |r: &curve25519_dalek::scalar::Scalar| r * &*self.table;
+        let (header, dem_key) = match &self.hybrid {
+            Some(h) => encapsulate(h, mul, record_id, created_at, rng)?,
+            None => encapsulate(&self.key, mul, record_id, created_at, rng)?,
+        };
         SealedPortion::seal_body(header, &dem_key, plaintext)
     }
 }
@@ -293,8 +374,8 @@ impl<W: Write> PortionWriter<W> {
     ///
     /// # Errors
     /// [`Error::Io`] if writing the header fails.
-    pub fn new(
-        key: &PortionPublicKey,
+    pub fn new<K: SealingKey + ?Sized>(
+        key: &K,
         record_id: RecordId,
         created_at: u64,
         inner: W,
@@ -306,15 +387,20 @@ impl<W: Write> PortionWriter<W> {
     ///
     /// # Errors
     /// As [`PortionWriter::new`].
-    pub fn new_with_rng<R: CryptoRng + ?Sized>(
-        key: &PortionPublicKey,
+    pub fn new_with_rng<K: SealingKey + ?Sized, R: CryptoRng + ?Sized>(
+        key: &K,
         record_id: RecordId,
         created_at: u64,
         mut inner: W,
         rng: &mut R,
     ) -> Result<Self> {
-        let ctx = Context::new(key, record_id, created_at);
-        let (header, dem_key) = PortionHeader::encapsulate(ctx, |r| r * key.key().point(), rng)?;
+        let (header, dem_key) = encapsulate(
+            key,
+            |r| r * key.portion_key().key().point(),
+            record_id,
+            created_at,
+            rng,
+        )?;
         inner.write_all(&header.to_bytes())?;
         Ok(Self {
             inner,

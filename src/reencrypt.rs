@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
+use crate::pq::{PQ_STANZA_LEN, PqPublicKey, Role, SrsPqSecretKey, Stanza};
 
 /// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`,
 /// over the whole re-capsule: `(c, z)` with
@@ -65,8 +66,11 @@ fn proof_challenge(
 /// node's verification key `R_i` (see [`crate::ThresholdOpener`]).
 ///
 /// Encoding: `"SPRC" ‖ 02 ‖ flags ‖ [index] ‖ E ‖ V ‖ s ‖ E' ‖ X_e ‖
-/// [c ‖ z]`; flag bit 0 says whether the proof follows, bit 1 whether a node
-/// index (1–255) follows the flags; other bits must be zero. Version 1
+/// [stanza] ‖ [c ‖ z]`; flag bit 0 says whether the proof follows, bit 1
+/// whether a node index (1–255) follows the flags, bit 2 whether a
+/// post-quantum stanza (1,136 bytes: the hybrid header's secret `σ`
+/// re-wrapped by the SRS to the user's ML-KEM-768 key) follows `X_e`; other
+/// bits must be zero. Version 1
 /// (whose proof left `V`, `s`, the flags and the index out) is refused with
 /// [`Error::UnsupportedVersion`].
 #[derive(Clone, PartialEq, Eq)]
@@ -77,11 +81,13 @@ pub struct ReCapsule {
     pub(crate) ephemeral: PublicKey,
     pub(crate) proof: Option<ReEncryptionProof>,
     pub(crate) share: Option<u8>,
+    pub(crate) pq: Option<Box<Stanza>>,
 }
 
 /// Flag bits of the re-capsule encoding.
 const FLAG_PROOF: u8 = 1;
 const FLAG_SHARE: u8 = 2;
+const FLAG_PQ: u8 = 4;
 
 impl ReCapsule {
     /// Length of the encoding without a proof.
@@ -93,6 +99,16 @@ impl ReCapsule {
     pub const SHARE_LEN: usize = Self::LEN + 1;
     /// Length of a share's encoding with a proof.
     pub const SHARE_LEN_WITH_PROOF: usize = Self::LEN_WITH_PROOF + 1;
+    /// Length of a hybrid re-capsule's encoding without a proof (a
+    /// post-quantum stanza more).
+    pub const HYBRID_LEN: usize = Self::LEN + PQ_STANZA_LEN;
+    /// Length of a hybrid re-capsule's encoding with a proof.
+    pub const HYBRID_LEN_WITH_PROOF: usize = Self::LEN_WITH_PROOF + PQ_STANZA_LEN;
+
+    /// Whether it carries a post-quantum stanza (made for a hybrid header).
+    pub fn is_hybrid(&self) -> bool {
+        self.pq.is_some()
+    }
 
     /// The original capsule.
     pub fn capsule(&self) -> &Capsule {
@@ -126,7 +142,7 @@ impl ReCapsule {
         let mut v = frame_version(
             magic::RECAPSULE,
             version::RECAPSULE,
-            Self::SHARE_LEN_WITH_PROOF,
+            Self::SHARE_LEN_WITH_PROOF + PQ_STANZA_LEN,
         );
         let mut flags = 0;
         if with_proof {
@@ -135,6 +151,9 @@ impl ReCapsule {
         if self.share.is_some() {
             flags |= FLAG_SHARE;
         }
+        if self.pq.is_some() {
+            flags |= FLAG_PQ;
+        }
         v.push(flags);
         if let Some(i) = self.share {
             v.push(i);
@@ -142,6 +161,9 @@ impl ReCapsule {
         v.extend_from_slice(&self.capsule.to_bytes());
         v.extend_from_slice(self.e_prime.as_bytes());
         v.extend_from_slice(self.ephemeral.as_bytes());
+        if let Some(pq) = &self.pq {
+            pq.encode_into(&mut v);
+        }
         v
     }
 
@@ -166,7 +188,7 @@ impl ReCapsule {
         let mut r =
             Reader::framed_version("re-capsule", bytes, magic::RECAPSULE, version::RECAPSULE)?;
         let flags = r.byte()?;
-        if flags & !(FLAG_PROOF | FLAG_SHARE) != 0 {
+        if flags & !(FLAG_PROOF | FLAG_SHARE | FLAG_PQ) != 0 {
             return Err(Error::ReservedBitsSet);
         }
         let share = if flags & FLAG_SHARE == 0 {
@@ -180,6 +202,11 @@ impl ReCapsule {
         let capsule = Capsule::read(&mut r)?;
         let (e_prime, e_prime_point) = r.point()?;
         let (ec, ep) = r.point()?;
+        let pq = if flags & FLAG_PQ == 0 {
+            None
+        } else {
+            Some(Box::new(Stanza::read(&mut r)?))
+        };
         let proof = if flags & FLAG_PROOF != 0 {
             let c = decode_scalar(&r.array()?)?;
             let z = decode_scalar(&r.array()?)?;
@@ -195,6 +222,7 @@ impl ReCapsule {
             ephemeral: PublicKey::from_parts(ec, ep),
             proof,
             share,
+            pq,
         })
     }
 
@@ -260,8 +288,43 @@ impl fmt::Debug for ReCapsule {
     }
 }
 
+/// The SRS's post-quantum step for a hybrid header (DESIGN §16): `σ` from
+/// the header's SRS stanza, re-wrapped with a fresh encapsulation to the
+/// granted user's ML-KEM-768 key, bound to the header's base context and
+/// the grant's `X_e`. `None` for a classical header.
+///
+/// # Errors
+/// [`Error::KeyMismatch`] if the header was sealed to another SRS key
+/// version; [`Error::DecryptionFailed`] if its SRS stanza does not open.
+pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
+    header: VerifiedHeader<'_>,
+    srs: &SrsPqSecretKey,
+    user: &PqPublicKey,
+    ephemeral: &PublicKey,
+    rng: &mut R,
+) -> Result<Option<Stanza>> {
+    let header = header.header();
+    let Some(sigma) = header.srs_sigma(srs.secret(), srs.version())? else {
+        return Ok(None);
+    };
+    Stanza::seal(
+        user,
+        Role::Delegatee,
+        &delegatee_ad(header.base_context_bytes(), ephemeral),
+        &sigma,
+        rng,
+    )
+    .map(Some)
+}
+
+/// The associated data of a re-wrapped `σ`: the header's base context and
+/// the grant's `X_e`.
+pub(crate) fn delegatee_ad<'a>(base_context: &'a [u8], ephemeral: &'a PublicKey) -> [&'a [u8]; 2] {
+    [base_context, ephemeral.as_bytes()]
+}
+
 /// `E' = rk·E`, with a proof (against `commitment`, `rk·G`) when `rng` is
-/// given: the one re-encryption routine behind [`ReKey`], a node's
+/// given, carrying `pq` (a hybrid header's re-wrapped `σ`): the one re-encryption routine behind [`ReKey`], a node's
 /// [`crate::ReKeyShare`] (`share` is then its index) and the SRS's
 /// [`ServingKey`].
 pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
@@ -269,9 +332,11 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
     ephemeral: &PublicKey,
     commitment: &[u8; 32],
     share: Option<u8>,
+    pq: Option<Stanza>,
     header: VerifiedHeader<'_>,
     rng: Option<&mut R>,
 ) -> ReCapsule {
+    let pq = pq.map(Box::new);
     let header = header.header();
     let e = header.capsule().e();
     let Some(rng) = rng else {
@@ -284,6 +349,7 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
                 ephemeral: *ephemeral,
                 proof: None,
                 share,
+                pq,
             },
             "re-capsule",
         );
@@ -306,6 +372,7 @@ pub(crate) fn reencrypt_parts<R: CryptoRng + ?Sized>(
         ephemeral: *ephemeral,
         proof: None,
         share,
+        pq,
     };
     let c = proof_challenge(commitment, &rc.encode_before_proof(true), &a1, &a2);
     let z = w_half + w_half + c * rk;
@@ -438,6 +505,6 @@ impl ServingKey {
             Some(i) => (&self.verification, Some(i)),
             None => (&self.commitment, None),
         };
-        reencrypt_parts(&self.rk, ephemeral, proved_against, share, header, rng)
+        reencrypt_parts(&self.rk, ephemeral, proved_against, share, None, header, rng)
     }
 }

@@ -20,7 +20,8 @@ use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
 use crate::error::{Error, Result};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{PortionSecretKey, PublicKey};
-use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts};
+use crate::pq::{PqPublicKey, SrsPqSecretKey};
+use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, rewrap};
 use crate::rng::os_rng;
 
 /// `d = H_s("sesphr/v1/rekey", X_e, X_U, shared, X_{P,c})`, where `shared` is
@@ -248,17 +249,70 @@ impl ReKey {
         self.reencrypt_inner(header, Some(rng))
     }
 
-    /// Checks the portion, then `E' = rk·E`, proved when `rng` is given.
+    /// Re-encrypts a hybrid (post-quantum) header as the SRS does: `E' =
+    /// rk·E`, and `σ` taken from the header's SRS stanza with `srs` and
+    /// re-wrapped by a fresh ML-KEM-768 encapsulation to `user`, the granted
+    /// user's key (DESIGN §16). A classical header gets a classical
+    /// re-capsule. With the OS RNG, without a proof.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the header belongs to another portion key
+    /// or was sealed to another SRS key version; [`Error::DecryptionFailed`]
+    /// if its SRS stanza does not open (altered, or moved from another
+    /// portion or record).
+    pub fn reencrypt_hybrid(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+    ) -> Result<ReCapsule> {
+        self.reencrypt_hybrid_with_rng(header, srs, user, false, &mut os_rng())
+    }
+
+    /// [`ReKey::reencrypt_hybrid`] with the given RNG (the encapsulation's
+    /// `m` is drawn first, then the proof's nonce), with a proof of correct
+    /// re-encryption (covering the stanza) when `with_proof`.
+    ///
+    /// # Errors
+    /// As [`ReKey::reencrypt_hybrid`].
+    pub fn reencrypt_hybrid_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+        with_proof: bool,
+        rng: &mut R,
+    ) -> Result<ReCapsule> {
+        self.check_portion(header.header())?;
+        let pq = rewrap(header, srs, user, &self.ephemeral, rng)?;
+        let proof_rng = if with_proof { Some(rng) } else { None };
+        Ok(reencrypt_parts(
+            &self.rk,
+            &self.ephemeral,
+            self.commitment.as_bytes(),
+            None,
+            pq,
+            header,
+            proof_rng,
+        ))
+    }
+
+    /// Checks the portion, then `E' = rk·E`, proved when `rng` is given. A
+    /// hybrid header needs [`ReKey::reencrypt_hybrid`].
     fn reencrypt_inner<R: CryptoRng + ?Sized>(
         &self,
         header: VerifiedHeader<'_>,
         rng: Option<&mut R>,
     ) -> Result<ReCapsule> {
         self.check_portion(header.header())?;
+        if header.header().is_hybrid() {
+            return Err(Error::PqKeyMissing);
+        }
         Ok(reencrypt_parts(
             &self.rk,
             &self.ephemeral,
             self.commitment.as_bytes(),
+            None,
             None,
             header,
             rng,

@@ -146,6 +146,17 @@ struct Framed {
     shortest: usize,
 }
 
+/// The versions a kind reads besides its own: a portion header (and a
+/// sealed portion) is classical at 1 and hybrid at 2. Another readable
+/// version is refused too, by whichever field fails first.
+fn also_read(name: &str) -> &'static [u8] {
+    if name.contains("portion header") || name.contains("sealed portion") {
+        &[1, 2]
+    } else {
+        &[]
+    }
+}
+
 fn check(f: &Framed) {
     let d = f.decode;
     d(&f.valid).unwrap_or_else(|e| panic!("{}: valid encoding refused: {e}", f.name));
@@ -184,6 +195,10 @@ fn check(f: &Framed) {
     {
         let mut m = f.valid.clone();
         m[4] = v;
+        if also_read(f.name).contains(&v) {
+            assert!(d(&m).is_err(), "{}: read as version {v}", f.name);
+            continue;
+        }
         assert!(
             matches!(d(&m), Err(Error::UnsupportedVersion { version, .. }) if version == v),
             "{}: version {v}",
@@ -229,6 +244,11 @@ struct Objects {
     rekey: ReKey,
     rc: ReCapsule,
     rcp: ReCapsule,
+    hybrid_key: HybridPortionKey,
+    srs_key: SrsPqPublicKey,
+    hybrid: SealedPortion,
+    hrc: ReCapsule,
+    hrcp: ReCapsule,
 }
 
 fn objects() -> Objects {
@@ -247,11 +267,34 @@ fn objects() -> Objects {
     let rekey = ReKey::generate_with_rng(&m, u.public(), &mut r);
     let rc = reenc(&rekey, sealed.header()).unwrap();
     let rcp = reenc_proof(&rekey, sealed.header(), &mut r).unwrap();
+    let srs = SrsPqSecretKey::new(3, PqSecretKey::generate_with_rng(&mut r));
+    let hybrid_key = m.hybrid_public(&srs.public()).unwrap();
+    let hybrid = SealedPortion::seal_with_rng(
+        &hybrid_key,
+        RecordId::random_with_rng(&mut r),
+        T0,
+        b"hello",
+        &mut r,
+    )
+    .unwrap();
+    let upq = PqSecretKey::generate_with_rng(&mut r);
+    let hv = hybrid.header().verify().unwrap();
+    let hrc = rekey
+        .reencrypt_hybrid_with_rng(hv, &srs, upq.public(), false, &mut r)
+        .unwrap();
+    let hrcp = rekey
+        .reencrypt_hybrid_with_rng(hv, &srs, upq.public(), true, &mut r)
+        .unwrap();
     Objects {
         ppk: m.public().clone(),
         patient: p,
         sealed,
         rekey,
+        hybrid_key,
+        srs_key: srs.public(),
+        hybrid,
+        hrc,
+        hrcp,
         rc,
         rcp,
     }
@@ -333,6 +376,143 @@ fn every_framed_decoder_is_strict() {
         f.shortest = f.shortest.min(f.valid.len());
         check(&f);
     }
+    // The hybrid (post-quantum) kinds.
+    let hhlen = o.hybrid.header().encoded_len();
+    let hcap = hhlen - 96;
+    let pq = PQ_STANZA_LEN;
+    let hybrid = [
+        Framed {
+            name: "hybrid portion header",
+            valid: o.hybrid.header().to_bytes(),
+            decode: |b| PortionHeader::from_bytes(b).map(drop),
+            points: vec![5, hcap, hcap + 32],
+            scalars: vec![hcap + 64],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "hybrid sealed portion",
+            valid: o.hybrid.to_bytes(),
+            decode: |b| SealedPortion::from_bytes(b).map(drop),
+            points: vec![5, hcap, hcap + 32],
+            scalars: vec![hcap + 64],
+            open_ended: true,
+            shortest: hhlen + TAG_LEN,
+        },
+        Framed {
+            name: "hybrid re-capsule",
+            valid: o.hrc.to_bytes(),
+            decode: |b| ReCapsule::from_bytes(b).map(drop),
+            points: vec![6, 38, 102, 134],
+            scalars: vec![70],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "hybrid re-capsule with proof",
+            valid: o.hrcp.to_bytes(),
+            decode: |b| ReCapsule::from_bytes(b).map(drop),
+            points: vec![6, 38, 102, 134],
+            scalars: vec![70, 166 + pq, 198 + pq],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "SRS post-quantum key",
+            valid: o.srs_key.to_bytes(),
+            decode: |b| SrsPqPublicKey::from_bytes(b).map(drop),
+            points: vec![],
+            scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "hybrid portion key",
+            valid: o.hybrid_key.to_bytes(),
+            decode: |b| HybridPortionKey::from_bytes(b).map(drop),
+            points: vec![5 + 4 + 1 + label_len],
+            scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+    ];
+    assert_eq!(o.hrc.to_bytes().len(), ReCapsule::HYBRID_LEN);
+    assert_eq!(o.hrcp.to_bytes().len(), ReCapsule::HYBRID_LEN_WITH_PROOF);
+    assert_eq!(o.srs_key.to_bytes().len(), SrsPqPublicKey::LEN);
+    for mut f in hybrid {
+        f.shortest = f.shortest.min(f.valid.len());
+        check(&f);
+    }
+}
+
+/// An ML-KEM-768 encapsulation key whose first coefficient is not reduced
+/// modulo q = 3329 (FIPS 203's modulus check refuses it).
+fn unreduced(ek: &[u8]) -> Vec<u8> {
+    let mut b = ek.to_vec();
+    b[0] = 0xff;
+    b[1] |= 0x0f;
+    b
+}
+
+#[test]
+fn ml_kem_keys_are_checked_and_stanzas_are_framed() {
+    let o = objects();
+    let ek = o.srs_key.key().as_bytes().to_vec();
+    assert!(PqPublicKey::from_bytes(&ek).is_ok());
+    assert!(matches!(
+        PqPublicKey::from_bytes(&unreduced(&ek)),
+        Err(Error::Malformed { .. })
+    ));
+    assert!(matches!(
+        PqPublicKey::from_bytes(&ek[1..]),
+        Err(Error::InvalidLength { .. })
+    ));
+    // The same check inside the SRS key and the hybrid portion key.
+    let mut b = o.srs_key.to_bytes();
+    let bad = unreduced(&b[9..]);
+    b[9..].copy_from_slice(&bad);
+    assert!(matches!(
+        SrsPqPublicKey::from_bytes(&b),
+        Err(Error::Malformed { .. })
+    ));
+    let mut b = o.hybrid_key.to_bytes();
+    let at = 5 + 4 + 1 + "medical".len() + 32;
+    let bad = unreduced(&b[at..at + PQ_PUBLIC_KEY_LEN]);
+    b[at..at + PQ_PUBLIC_KEY_LEN].copy_from_slice(&bad);
+    assert!(matches!(
+        HybridPortionKey::from_bytes(&b),
+        Err(Error::Malformed { .. })
+    ));
+    // A re-capsule whose stanza flag is set with no stanza, or cleared
+    // with one: refused by length.
+    let mut b = o.rc.to_bytes();
+    b[5] |= 4;
+    assert!(matches!(
+        ReCapsule::from_bytes(&b),
+        Err(Error::InvalidLength { .. })
+    ));
+    let mut b = o.hrc.to_bytes();
+    b[5] &= !4;
+    assert!(matches!(
+        ReCapsule::from_bytes(&b),
+        Err(Error::InvalidLength { .. })
+    ));
+    // The streaming header reader reads a hybrid header whole, and
+    // reports a short stream.
+    let h = o.hybrid.header().to_bytes();
+    assert_eq!(PortionHeader::len_from_prefix(&h).unwrap(), h.len());
+    assert_eq!(h.len(), o.sealed.header().encoded_len() + 2276);
+    assert!(h.len() <= PortionHeader::MAX_LEN);
+    assert_eq!(
+        PortionHeader::read_from(&mut &h[..]).unwrap(),
+        *o.hybrid.header()
+    );
+    for len in [0, 66, 200, 1500, h.len() - 1] {
+        assert!(matches!(
+            PortionHeader::read_from(&mut &h[..len]),
+            Err(Error::InvalidLength { .. })
+        ));
+    }
 }
 
 #[test]
@@ -341,7 +521,7 @@ fn object_specific_rules() {
     // Re-capsule: reserved flag bits; a share flag without an index; a
     // proof flag without a proof; a proof without the flag.
     let mut b = o.rc.to_bytes();
-    for flags in [4u8, 8, 0x80, 0xff] {
+    for flags in [8u8, 0x10, 0x80, 0xf8] {
         b[5] = flags;
         assert!(matches!(
             ReCapsule::from_bytes(&b),
@@ -539,11 +719,18 @@ fn header_length_from_a_prefix() {
         Err(Error::BadMagic { .. })
     ));
     let mut bad = h.clone();
-    bad[4] = 2;
+    bad[4] = 3;
     assert!(matches!(
         PortionHeader::len_from_prefix(&bad),
         Err(Error::UnsupportedVersion { .. })
     ));
+    // Version 2 is a hybrid header: 2,276 bytes of stanzas more.
+    let mut hybrid = h.clone();
+    hybrid[4] = 2;
+    assert_eq!(
+        PortionHeader::len_from_prefix(&hybrid).unwrap(),
+        h.len() + 2276
+    );
     for n in [0u8, 65, 255] {
         let mut bad = h.clone();
         bad[PortionHeader::PREFIX_LEN - 1] = n;

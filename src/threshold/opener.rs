@@ -635,7 +635,9 @@ impl ThresholdOpener {
             picked.iter().map(|(_, rc)| rc.e_prime_point),
         );
         scalars.zeroize();
-        let key = header.capsule().dem_key(&z, header.context_bytes());
+        // A hybrid header's `σ` is not split among nodes yet:
+        // `Error::PqKeyMissing`.
+        let key = header.dem_key(&z, None);
         z.zeroize();
         key
     }

@@ -233,6 +233,7 @@ impl ReKeyShare {
             &self.commitments.ephemeral,
             self.verification.as_bytes(),
             Some(self.index),
+            None,
             header,
             rng,
         ))

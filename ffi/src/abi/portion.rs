@@ -19,7 +19,9 @@ pub const SESPHR_RECORD_ID_LEN: usize = 16;
 pub const SESPHR_HEADER_PREFIX_LEN: usize = 66;
 /// The shortest encoded header (a one-byte label).
 pub const SESPHR_HEADER_MIN_LEN: usize = 163;
-/// The longest encoded header (a 64-byte label).
+/// The longest encoded classical header (a 64-byte label). A hybrid
+/// (post-quantum) header is 2,276 bytes longer; the C ABI does not seal
+/// hybrid yet.
 pub const SESPHR_HEADER_MAX_LEN: usize = 226;
 /// Length of an encoded re-encryption key.
 pub const SESPHR_REKEY_LEN: usize = 165;
@@ -41,7 +43,7 @@ const _: () = {
     assert!(SESPHR_RECORD_ID_LEN == RecordId::LEN);
     assert!(SESPHR_HEADER_PREFIX_LEN == PortionHeader::PREFIX_LEN);
     assert!(SESPHR_HEADER_MIN_LEN == PortionHeader::MIN_LEN);
-    assert!(SESPHR_HEADER_MAX_LEN == PortionHeader::MAX_LEN);
+    assert!(SESPHR_HEADER_MAX_LEN == PortionHeader::CLASSICAL_MAX_LEN);
     assert!(SESPHR_REKEY_LEN == sesphr::ReKey::LEN);
     assert!(SESPHR_RECAPSULE_LEN == ReCapsule::LEN);
     assert!(SESPHR_RECAPSULE_WITH_PROOF_LEN == ReCapsule::LEN_WITH_PROOF);

@@ -107,6 +107,9 @@ pub enum sesphr_result {
     /// A key backup whose check value (binary) or Bech32m checksum (text)
     /// fails: corrupted or mistyped; nothing was restored.
     BadChecksum = 127,
+    /// A hybrid (post-quantum) portion needs an ML-KEM-768 key or stanza
+    /// that was not given.
+    PqKeyMissing = 128,
     /// No such user.
     UnknownUser = 200,
     /// No such patient.
@@ -269,6 +272,7 @@ impl sesphr_result {
             Error::InvalidLogProof { .. } => Self::InvalidLogProof,
             Error::InvalidRole => Self::InvalidRole,
             Error::BadChecksum { .. } => Self::BadChecksum,
+            Error::PqKeyMissing => Self::PqKeyMissing,
             // `Error` is non-exhaustive: a kind added to the Rust crate
             // before it has a code of its own still fails (never `OK`); its
             // text is in the detail.
@@ -387,6 +391,7 @@ const ALL: &[sesphr_result] = {
         R::InvalidLogProof,
         R::InvalidRole,
         R::BadChecksum,
+        R::PqKeyMissing,
         R::UnknownUser,
         R::UnknownPatient,
         R::UnknownPortion,
@@ -485,6 +490,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::InvalidLogProof => Error::InvalidLogProof { what: "" }.summary(),
         R::InvalidRole => Error::InvalidRole.summary(),
         R::BadChecksum => Error::BadChecksum { what: "" }.summary(),
+        R::PqKeyMissing => Error::PqKeyMissing.summary(),
         R::UnknownUser => SrsError::UnknownUser.summary(),
         R::UnknownPatient => SrsError::UnknownPatient.summary(),
         R::UnknownPortion => SrsError::UnknownPortion.summary(),
