@@ -19,14 +19,14 @@ use zeroize::Zeroize;
 use crate::ct::public;
 use crate::dem::DemKey;
 use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
-use crate::pq::{PQ_STANZA_LEN, PqSecretKey, Recipients, Role, SIGMA_LEN, Stanza};
 use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{derive_dem_key, hash_to_scalar, tag};
-use zeroize::Zeroizing;
 use crate::ids::{PortionLabel, RecordId};
 use crate::keys::{PortionPublicKey, PublicKey, random_nonzero_scalar};
+use crate::pq::{Draw, PQ_STANZA_LEN, PqSecretKey, Recipients, Role, SIGMA_LEN, Stanza};
 use crate::rng::os_rng;
+use zeroize::Zeroizing;
 
 /// What a portion is bound to: the portion key, the record, the label, the key
 /// epoch and the creation time. A capsule made for one context verifies and
@@ -298,6 +298,7 @@ impl PortionHeader {
         mul_x: impl FnOnce(&Scalar) -> RistrettoPoint,
         pq: Option<&Recipients>,
         rng: &mut R,
+        draw: Draw,
     ) -> Result<(Self, DemKey)> {
         let mut r = random_nonzero_scalar(rng);
         let mut u = random_nonzero_scalar(rng);
@@ -316,9 +317,9 @@ impl PortionHeader {
                 let mut sigma = Zeroizing::new([0u8; SIGMA_LEN]);
                 rng.fill_bytes(sigma.as_mut());
                 let stanzas = HeaderStanzas {
-                    owner: Stanza::seal(&to.portion, Role::Owner, &[&bytes], &sigma, rng)?,
+                    owner: Stanza::seal(&to.portion, Role::Owner, &[&bytes], &sigma, rng, draw)?,
                     srs_version: to.srs.version(),
-                    srs: Stanza::seal(to.srs.key(), Role::Srs, &[&bytes], &sigma, rng)?,
+                    srs: Stanza::seal(to.srs.key(), Role::Srs, &[&bytes], &sigma, rng, draw)?,
                 };
                 stanzas.encode_into(&mut bytes);
                 (bytes, Some(Box::new(stanzas)), Some(sigma))
@@ -370,8 +371,7 @@ impl PortionHeader {
     /// The context bytes without the stanzas (the associated data of every
     /// stanza's wrap).
     pub(crate) fn base_context_bytes(&self) -> &[u8] {
-        let len = self.context_bytes.len()
-            - if self.pq.is_some() { PQ_SECTION_LEN } else { 0 };
+        let len = self.context_bytes.len() - if self.pq.is_some() { PQ_SECTION_LEN } else { 0 };
         self.context_bytes.get(..len).unwrap_or_default()
     }
 
@@ -506,7 +506,12 @@ impl PortionHeader {
 
     /// Starts reading a header or sealed portion: magic and version.
     pub(crate) fn framed<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(Reader<'a>, u8)> {
-        Reader::framed_versions(what, bytes, magic::PORTION, &[FORMAT_VERSION, HYBRID_VERSION])
+        Reader::framed_versions(
+            what,
+            bytes,
+            magic::PORTION,
+            &[FORMAT_VERSION, HYBRID_VERSION],
+        )
     }
 
     /// Decodes a header strictly (no trailing bytes).

@@ -18,7 +18,9 @@ use crate::encoding::{
 use crate::error::{Error, Result};
 use crate::hash::{hash_to_scalar, hkdf_bytes, tag};
 use crate::ids::{Identity, PortionLabel};
-use crate::pq::{PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PqPublicKey, PqSecretKey, Recipients, SrsPqPublicKey};
+use crate::pq::{
+    PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PqPublicKey, PqSecretKey, Recipients, SrsPqPublicKey,
+};
 use crate::rng::os_rng;
 
 /// A nonzero random scalar.

@@ -15,7 +15,7 @@ use crate::dem::{self, DemKey, StreamOpener, StreamSealer, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
 use crate::keys::{HybridPortionKey, KeyPair, PortionPublicKey, PortionSecretKey};
-use crate::pq::Recipients;
+use crate::pq::{Draw, Recipients};
 use crate::reencrypt::ReCapsule;
 use crate::rng::os_rng;
 
@@ -61,7 +61,14 @@ impl SealedPortion {
         created_at: u64,
         plaintext: &[u8],
     ) -> Result<Self> {
-        Self::seal_with_rng(key, record_id, created_at, plaintext, &mut os_rng())
+        Self::seal_drawn(
+            key,
+            record_id,
+            created_at,
+            plaintext,
+            &mut os_rng(),
+            Draw::System,
+        )
     }
 
     /// [`SealedPortion::seal`] with the given RNG.
@@ -75,7 +82,19 @@ impl SealedPortion {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<Self> {
-        let (header, dem_key) = encapsulate(key, |r| r * key.portion_key().key().point(), record_id, created_at, rng)?;
+        Self::seal_drawn(key, record_id, created_at, plaintext, rng, Draw::Given)
+    }
+
+    fn seal_drawn<K: SealingKey + ?Sized, R: CryptoRng + ?Sized>(
+        key: &K,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+        rng: &mut R,
+        draw: Draw,
+    ) -> Result<Self> {
+        let mul = |r: &curve25519_dalek::scalar::Scalar| r * key.portion_key().key().point();
+        let (header, dem_key) = encapsulate(key, mul, record_id, created_at, rng, draw)?;
         Self::seal_body(header, &dem_key, plaintext)
     }
 
@@ -263,10 +282,11 @@ fn encapsulate<K: SealingKey + ?Sized, R: CryptoRng + ?Sized>(
     record_id: RecordId,
     created_at: u64,
     rng: &mut R,
+    draw: Draw,
 ) -> Result<(PortionHeader, DemKey)> {
     let ctx = Context::new(key.portion_key(), record_id, created_at);
     let recipients: Option<&Recipients> = key.hybrid().map(HybridPortionKey::recipients);
-    PortionHeader::encapsulate(ctx, mul_x, recipients, rng)
+    PortionHeader::encapsulate(ctx, mul_x, recipients, rng, draw)
 }
 
 /// An encryptor for one portion public key with a precomputed table of its
@@ -310,7 +330,13 @@ impl PortionEncryptor {
         created_at: u64,
         plaintext: &[u8],
     ) -> Result<SealedPortion> {
-        self.seal_with_rng(record_id, created_at, plaintext, &mut os_rng())
+        self.seal_drawn(
+            record_id,
+            created_at,
+            plaintext,
+            &mut os_rng(),
+            Draw::System,
+        )
     }
 
     /// As [`SealedPortion::seal_with_rng`].
@@ -324,10 +350,21 @@ impl PortionEncryptor {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<SealedPortion> {
+        self.seal_drawn(record_id, created_at, plaintext, rng, Draw::Given)
+    }
+
+    fn seal_drawn<R: CryptoRng + ?Sized>(
+        &self,
+        record_id: RecordId,
+        created_at: u64,
+        plaintext: &[u8],
+        rng: &mut R,
+        draw: Draw,
+    ) -> Result<SealedPortion> {
         let mul = |r: &curve25519_dalek::scalar::Scalar| r * &*self.table;
         let (header, dem_key) = match &self.hybrid {
-            Some(h) => encapsulate(h, mul, record_id, created_at, rng)?,
-            None => encapsulate(&self.key, mul, record_id, created_at, rng)?,
+            Some(h) => encapsulate(h, mul, record_id, created_at, rng, draw)?,
+            None => encapsulate(&self.key, mul, record_id, created_at, rng, draw)?,
         };
         SealedPortion::seal_body(header, &dem_key, plaintext)
     }
@@ -380,7 +417,14 @@ impl<W: Write> PortionWriter<W> {
         created_at: u64,
         inner: W,
     ) -> Result<Self> {
-        Self::new_with_rng(key, record_id, created_at, inner, &mut os_rng())
+        Self::new_drawn(
+            key,
+            record_id,
+            created_at,
+            inner,
+            &mut os_rng(),
+            Draw::System,
+        )
     }
 
     /// [`PortionWriter::new`] with the given RNG.
@@ -391,8 +435,19 @@ impl<W: Write> PortionWriter<W> {
         key: &K,
         record_id: RecordId,
         created_at: u64,
+        inner: W,
+        rng: &mut R,
+    ) -> Result<Self> {
+        Self::new_drawn(key, record_id, created_at, inner, rng, Draw::Given)
+    }
+
+    fn new_drawn<K: SealingKey + ?Sized, R: CryptoRng + ?Sized>(
+        key: &K,
+        record_id: RecordId,
+        created_at: u64,
         mut inner: W,
         rng: &mut R,
+        draw: Draw,
     ) -> Result<Self> {
         let (header, dem_key) = encapsulate(
             key,
@@ -400,6 +455,7 @@ impl<W: Write> PortionWriter<W> {
             record_id,
             created_at,
             rng,
+            draw,
         )?;
         inner.write_all(&header.to_bytes())?;
         Ok(Self {

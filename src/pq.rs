@@ -7,8 +7,16 @@
 //! which `σ` is sealed (nonce zero) with the portion's base context as
 //! associated data, so a stanza moved to another portion or record no longer
 //! opens. Key generation is deterministic from a 64-byte seed `d ‖ z`
-//! (FIPS 203 `ML-KEM.KeyGen_internal`); encapsulation draws its 32-byte `m`
-//! from the caller's RNG (`ML-KEM.Encaps_internal`), so vectors replay.
+//! (FIPS 203 `ML-KEM.KeyGen_internal`); encapsulation with a caller's RNG
+//! draws its 32-byte `m` from it (`ML-KEM.Encaps_internal`), so vectors
+//! replay.
+//!
+//! Backends: RustCrypto's `ml-kem` everywhere (key generation from seeds,
+//! encapsulation from a given RNG; pure Rust, wasm32). With the `aws-lc`
+//! feature, AWS-LC decapsulates (same result: decapsulation is
+//! deterministic) and encapsulates when sealing draws from the operating
+//! system ([`Draw::System`]: its DRBG, seeded by the OS); the two
+//! interoperate (tested both ways).
 //! Decapsulation never fails: a wrong or altered ciphertext yields a
 //! pseudorandom `ss` (implicit rejection), the wrap does not open, and the
 //! caller sees [`Error::DecryptionFailed`].
@@ -60,6 +68,61 @@ pub(crate) enum Role {
 type EncapsulationKey = ml_kem::EncapsulationKey<MlKem768>;
 type DecapsulationKey = ml_kem::DecapsulationKey<MlKem768>;
 
+/// Where an encapsulation's randomness comes from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Draw {
+    /// The operating system (the public functions without an RNG): AWS-LC
+    /// encapsulates when built with it.
+    System,
+    /// The caller's RNG (`*_with_rng`): `m` is drawn from it, so the bytes
+    /// replay.
+    Given,
+}
+
+/// AWS-LC's ML-KEM-768 (native builds with the `aws-lc` feature).
+#[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+mod fast {
+    use aws_lc_rs::kem::{Ciphertext, DecapsulationKey, EncapsulationKey, ML_KEM_768};
+    use zeroize::{Zeroize, Zeroizing};
+
+    pub(super) type Public = EncapsulationKey;
+    pub(super) type Secret = DecapsulationKey;
+
+    pub(super) fn public(bytes: &[u8]) -> Option<Public> {
+        EncapsulationKey::new(&ML_KEM_768, bytes).ok()
+    }
+
+    /// AWS-LC imports only the expanded form (2,400 bytes), which it
+    /// cleanses when the key is freed; the copy made here is wiped at once.
+    pub(super) fn secret(key: &super::DecapsulationKey) -> Option<Secret> {
+        #[allow(deprecated)]
+        let mut expanded = ml_kem::ExpandedKeyEncoding::to_expanded_bytes(key);
+        let k = DecapsulationKey::new(&ML_KEM_768, expanded.as_slice()).ok();
+        expanded.as_mut_slice().zeroize();
+        k
+    }
+
+    pub(super) fn encapsulate(
+        key: &Public,
+    ) -> Option<([u8; super::PQ_CIPHERTEXT_LEN], Zeroizing<[u8; 32]>)> {
+        let (ct, ss) = key.encapsulate().ok()?;
+        let ct: [u8; super::PQ_CIPHERTEXT_LEN] = ct.as_ref().try_into().ok()?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ss.as_ref().get(..32)?);
+        Some((ct, out))
+    }
+
+    pub(super) fn decapsulate(
+        key: &Secret,
+        ct: &[u8; super::PQ_CIPHERTEXT_LEN],
+    ) -> Option<Zeroizing<[u8; 32]>> {
+        let ss = key.decapsulate(Ciphertext::from(&ct[..])).ok()?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ss.as_ref().get(..32)?);
+        Some(out)
+    }
+}
+
 /// An ML-KEM-768 encapsulation key (FIPS 203), 1,184 bytes: the public half
 /// of a portion's, a user's or the SRS's post-quantum key. Decoding runs
 /// FIPS 203's modulus check. Cheap to clone.
@@ -69,6 +132,19 @@ pub struct PqPublicKey(Arc<PublicInner>);
 struct PublicInner {
     bytes: [u8; PQ_PUBLIC_KEY_LEN],
     key: EncapsulationKey,
+    #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+    fast: Option<fast::Public>,
+}
+
+impl PublicInner {
+    fn new(bytes: [u8; PQ_PUBLIC_KEY_LEN], key: EncapsulationKey) -> Self {
+        Self {
+            #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+            fast: fast::public(&bytes),
+            bytes,
+            key,
+        }
+    }
 }
 
 impl PqPublicKey {
@@ -87,13 +163,13 @@ impl PqPublicKey {
         let key = EncapsulationKey::new(&array.into()).map_err(|_| Error::Malformed {
             what: "ML-KEM-768 encapsulation key",
         })?;
-        Ok(Self(Arc::new(PublicInner { bytes: array, key })))
+        Ok(Self(Arc::new(PublicInner::new(array, key))))
     }
 
     fn from_key(key: EncapsulationKey) -> Self {
         let mut bytes = [0u8; PQ_PUBLIC_KEY_LEN];
         bytes.copy_from_slice(key.to_bytes().as_slice());
-        Self(Arc::new(PublicInner { bytes, key }))
+        Self(Arc::new(PublicInner::new(bytes, key)))
     }
 
     /// The encoding.
@@ -107,12 +183,21 @@ impl PqPublicKey {
         Sha256::digest(self.0.bytes).into()
     }
 
-    /// Encapsulates with `m` drawn from `rng` (FIPS 203 `Encaps_internal`):
-    /// the ciphertext and the shared key.
+    /// Encapsulates: the ciphertext and the shared key. With
+    /// [`Draw::Given`], `m` is drawn from `rng` (FIPS 203 `Encaps_internal`).
     fn encapsulate<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
+        draw: Draw,
     ) -> ([u8; PQ_CIPHERTEXT_LEN], Zeroizing<[u8; 32]>) {
+        #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+        if draw == Draw::System
+            && let Some((ct, ss)) = self.0.fast.as_ref().and_then(fast::encapsulate)
+        {
+            return (public(ct, "ml-kem-ciphertext"), ss);
+        }
+        #[cfg(not(all(feature = "aws-lc", not(target_family = "wasm"))))]
+        let _ = draw;
         let mut m = ml_kem::B32::default();
         rng.fill_bytes(m.as_mut_slice());
         let (ct, mut ss) = self.0.key.encapsulate_deterministic(&m);
@@ -158,6 +243,8 @@ struct SecretInner {
     seed: Zeroizing<[u8; PQ_SEED_LEN]>,
     /// Zeroized on drop by `ml-kem` (feature `zeroize`).
     key: DecapsulationKey,
+    #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+    fast: Option<fast::Secret>,
     public: PqPublicKey,
 }
 
@@ -168,6 +255,8 @@ impl PqSecretKey {
         let public = PqPublicKey::from_key(key.encapsulation_key().clone());
         Self(Arc::new(SecretInner {
             seed: Zeroizing::new(*seed),
+            #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+            fast: fast::secret(&key),
             key,
             public,
         }))
@@ -198,6 +287,15 @@ impl PqSecretKey {
     /// Decapsulates (implicit rejection: a wrong ciphertext gives a
     /// pseudorandom key, never an error).
     fn decapsulate(&self, ct: &[u8; PQ_CIPHERTEXT_LEN]) -> Zeroizing<[u8; 32]> {
+        #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
+        if let Some(ss) = self.0.fast.as_ref().and_then(|k| fast::decapsulate(k, ct)) {
+            return ss;
+        }
+        self.decapsulate_rust(ct)
+    }
+
+    /// Decapsulates with RustCrypto's `ml-kem`.
+    fn decapsulate_rust(&self, ct: &[u8; PQ_CIPHERTEXT_LEN]) -> Zeroizing<[u8; 32]> {
         let ct = ml_kem::Ciphertext::<MlKem768>::from(*ct);
         let mut ss = self.0.key.decapsulate(&ct);
         let mut out = Zeroizing::new([0u8; 32]);
@@ -346,8 +444,9 @@ impl Stanza {
         ad: &[&[u8]],
         sigma: &[u8; SIGMA_LEN],
         rng: &mut R,
+        draw: Draw,
     ) -> Result<Self> {
-        let (ct, ss) = to.encapsulate(rng);
+        let (ct, ss) = to.encapsulate(rng, draw);
         let cipher = wrap_cipher(&ss, role, &ct)?;
         let mut buf = *sigma;
         let tag = cipher
@@ -408,7 +507,11 @@ impl fmt::Debug for Stanza {
 
 /// `HKDF-SHA-256(ikm = ss, salt = "sesphr/v2/pq-wrap", info = role ‖ ct)`
 /// keys a one-time ChaCha20-Poly1305.
-fn wrap_cipher(ss: &[u8; 32], role: Role, ct: &[u8; PQ_CIPHERTEXT_LEN]) -> Result<ChaCha20Poly1305> {
+fn wrap_cipher(
+    ss: &[u8; 32],
+    role: Role,
+    ct: &[u8; PQ_CIPHERTEXT_LEN],
+) -> Result<ChaCha20Poly1305> {
     let mut key = hkdf_bytes::<32>(tag::PQ_WRAP, ss, &[&[role as u8], ct])?;
     let cipher = ChaCha20Poly1305::new(&(*key).into());
     key.zeroize();
@@ -428,4 +531,52 @@ fn wrap_ad(role: Role, parts: &[&[u8]]) -> Vec<u8> {
 pub(crate) struct Recipients {
     pub(crate) portion: PqPublicKey,
     pub(crate) srs: SrsPqPublicKey,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every backend's encapsulation opens under every backend's
+    /// decapsulation, to the same shared key.
+    #[test]
+    fn backends_interoperate() {
+        let key = PqSecretKey::from_seed(&[0x11; 64]);
+        let mut rng = os_rng();
+        for draw in [Draw::System, Draw::Given] {
+            let (ct, ss) = key.public().encapsulate(&mut rng, draw);
+            assert_eq!(*key.decapsulate(&ct), *ss, "{draw:?}");
+            assert_eq!(*key.decapsulate_rust(&ct), *ss, "{draw:?}");
+        }
+        // Implicit rejection agrees too: an altered ciphertext gives the
+        // same pseudorandom key under both, and not the sender's.
+        let (mut ct, ss) = key.public().encapsulate(&mut rng, Draw::Given);
+        ct[0] ^= 1;
+        assert_ne!(*key.decapsulate(&ct), *ss);
+        assert_eq!(*key.decapsulate(&ct), *key.decapsulate_rust(&ct));
+    }
+
+    #[test]
+    fn a_stanza_opens_only_for_its_role_and_context() {
+        let key = PqSecretKey::from_seed(&[0x22; 64]);
+        let sigma = [7u8; SIGMA_LEN];
+        let mut rng = os_rng();
+        let st = Stanza::seal(
+            key.public(),
+            Role::Srs,
+            &[b"ctx"],
+            &sigma,
+            &mut rng,
+            Draw::Given,
+        )
+        .unwrap();
+        assert_eq!(*st.open(&key, Role::Srs, &[b"ctx"]).unwrap(), sigma);
+        assert!(st.open(&key, Role::Owner, &[b"ctx"]).is_err());
+        assert!(st.open(&key, Role::Srs, &[b"ctx2"]).is_err());
+        assert!(
+            st.open(&PqSecretKey::from_seed(&[0x23; 64]), Role::Srs, &[b"ctx"])
+                .is_err()
+        );
+    }
 }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
-use crate::pq::{PQ_STANZA_LEN, PqPublicKey, Role, SrsPqSecretKey, Stanza};
+use crate::pq::{Draw, PQ_STANZA_LEN, PqPublicKey, Role, SrsPqSecretKey, Stanza};
 
 /// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`,
 /// over the whole re-capsule: `(c, z)` with
@@ -302,6 +302,7 @@ pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
     user: &PqPublicKey,
     ephemeral: &PublicKey,
     rng: &mut R,
+    draw: Draw,
 ) -> Result<Option<Stanza>> {
     let header = header.header();
     let Some(sigma) = header.srs_sigma(srs.secret(), srs.version())? else {
@@ -313,6 +314,7 @@ pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
         &delegatee_ad(header.base_context_bytes(), ephemeral),
         &sigma,
         rng,
+        draw,
     )
     .map(Some)
 }
@@ -505,6 +507,14 @@ impl ServingKey {
             Some(i) => (&self.verification, Some(i)),
             None => (&self.commitment, None),
         };
-        reencrypt_parts(&self.rk, ephemeral, proved_against, share, None, header, rng)
+        reencrypt_parts(
+            &self.rk,
+            ephemeral,
+            proved_against,
+            share,
+            None,
+            header,
+            rng,
+        )
     }
 }

@@ -20,7 +20,7 @@ use crate::encoding::{Reader, decode_secret_scalar, frame, magic};
 use crate::error::{Error, Result};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{PortionSecretKey, PublicKey};
-use crate::pq::{PqPublicKey, SrsPqSecretKey};
+use crate::pq::{Draw, PqPublicKey, SrsPqSecretKey};
 use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, rewrap};
 use crate::rng::os_rng;
 
@@ -266,7 +266,7 @@ impl ReKey {
         srs: &SrsPqSecretKey,
         user: &PqPublicKey,
     ) -> Result<ReCapsule> {
-        self.reencrypt_hybrid_with_rng(header, srs, user, false, &mut os_rng())
+        self.reencrypt_hybrid_drawn(header, srs, user, false, &mut os_rng(), Draw::System)
     }
 
     /// [`ReKey::reencrypt_hybrid`] with the given RNG (the encapsulation's
@@ -283,8 +283,20 @@ impl ReKey {
         with_proof: bool,
         rng: &mut R,
     ) -> Result<ReCapsule> {
+        self.reencrypt_hybrid_drawn(header, srs, user, with_proof, rng, Draw::Given)
+    }
+
+    fn reencrypt_hybrid_drawn<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+        with_proof: bool,
+        rng: &mut R,
+        draw: Draw,
+    ) -> Result<ReCapsule> {
         self.check_portion(header.header())?;
-        let pq = rewrap(header, srs, user, &self.ephemeral, rng)?;
+        let pq = rewrap(header, srs, user, &self.ephemeral, rng, draw)?;
         let proof_rng = if with_proof { Some(rng) } else { None };
         Ok(reencrypt_parts(
             &self.rk,

@@ -3,7 +3,12 @@
 //! and hybrid side by side; a simulated quantum attacker who holds every
 //! ristretto255 secret; stanzas swapped, moved and replaced; SRS key
 //! versions.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 
@@ -291,11 +296,20 @@ fn stanzas_swapped_moved_or_replaced_never_give_a_wrong_plaintext() {
         }
     }
     // Every byte of a stanza, and the version, flipped: refused.
-    for at in [owner.start, owner.end - 1, version.start, srs.start + 500, srs.end - 1] {
+    for at in [
+        owner.start,
+        owner.end - 1,
+        version.start,
+        srs.start + 500,
+        srs.end - 1,
+    ] {
         let mut m = ab.clone();
         m[at] ^= 1;
         let h = PortionHeader::from_bytes(&m).unwrap();
-        assert!(matches!(h.verify(), Err(Error::InvalidCapsule)), "byte {at}");
+        assert!(
+            matches!(h.verify(), Err(Error::InvalidCapsule)),
+            "byte {at}"
+        );
     }
 
     // A forger who re-makes the capsule proof around `b`'s stanzas (anyone
@@ -372,9 +386,15 @@ fn hybrid_sealing_replays_from_the_rng() {
     // Everything a vector needs: the same seeds give the same bytes.
     let s = setup(7);
     let seal = |seed| {
-        SealedPortion::seal_with_rng(&s.key, RecordId::from_bytes([7; 16]), T0, b"v", &mut rng(seed))
-            .unwrap()
-            .to_bytes()
+        SealedPortion::seal_with_rng(
+            &s.key,
+            RecordId::from_bytes([7; 16]),
+            T0,
+            b"v",
+            &mut rng(seed),
+        )
+        .unwrap()
+        .to_bytes()
     };
     assert_eq!(seal(1), seal(1));
     assert_ne!(seal(1), seal(2));
@@ -396,7 +416,11 @@ fn hybrid_sealing_replays_from_the_rng() {
     // the patient, the label and the epoch.
     let again = PatientKeys::from_master(s.patient.patient().clone(), &s.patient.master_bytes());
     let k = |p: &PatientKeys, l: &str, e: u32| {
-        p.portion_secret(&label(l), e).pq_secret().unwrap().public().clone()
+        p.portion_secret(&label(l), e)
+            .pq_secret()
+            .unwrap()
+            .public()
+            .clone()
     };
     assert_eq!(k(&again, "lab", 0), k(&s.patient, "lab", 0));
     assert_ne!(k(&s.patient, "lab", 1), k(&s.patient, "lab", 0));
@@ -530,8 +554,8 @@ fn a_quantum_attacker_with_every_ristretto_secret_reads_no_hybrid_record() {
         "the attacker holds the right ristretto255 secret"
     );
     // Its toolkit works: a classical record opens with x alone.
-    let classical = SealedPortion::seal(s.lab.public(), RecordId::random(), T0, b"classical")
-        .unwrap();
+    let classical =
+        SealedPortion::seal(s.lab.public(), RecordId::random(), T0, b"classical").unwrap();
     let hb = classical.header().to_bytes();
     assert!(
         attacker_keys(&x, &hb, None)
