@@ -221,7 +221,7 @@ impl fmt::Debug for Capsule {
 ///
 /// Encoding: `"SPHR" ‖ version ‖ X_{P,c} (32) ‖ record id (16) ‖ epoch (u32 BE)
 /// ‖ created_at (u64 BE) ‖ label length ‖ label ‖ [stanzas] ‖ E ‖ V ‖ s`.
-/// Version 1 is classical; version 2 is hybrid (post-quantum, SPEC §4.4)
+/// Version 1 is classical; version 2 is hybrid (post-quantum, SPEC §4.6)
 /// and carries, before the capsule, the owner's stanza (1,136 bytes), the
 /// SRS key version (u32 BE) and the SRS's stanza: 2,276 bytes more.
 #[derive(Clone, PartialEq, Eq)]

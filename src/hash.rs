@@ -27,7 +27,7 @@ pub(crate) mod tag {
     pub(crate) const SHARE_COEFFICIENT: &[u8] = b"sesphr/v1/share-coefficient";
     pub(crate) const SHARE_COMMITMENTS: &[u8] = b"sesphr/v1/share-commitments";
     pub(crate) const KEY_BACKUP: &[u8] = b"sesphr/v1/key-backup";
-    // Hybrid post-quantum sealing (SPEC §4.4).
+    // Hybrid post-quantum sealing (SPEC §4.6).
     pub(crate) const DEM_HYBRID: &[u8] = b"sesphr/v2/dem-hybrid";
     pub(crate) const PQ_WRAP: &[u8] = b"sesphr/v2/pq-wrap";
     pub(crate) const PORTION_PQ_SEED: &[u8] = b"sesphr/v2/portion-pq-seed";

@@ -1,4 +1,4 @@
-//! Hybrid post-quantum sealing (DESIGN §16, SPEC §4.4): ML-KEM-768
+//! Hybrid post-quantum sealing (DESIGN §16, SPEC §4.6): ML-KEM-768
 //! (FIPS 203) keys, the stanzas that carry a portion's post-quantum secret
 //! `σ` beside the capsule, and the SRS's re-wrap of `σ` to a granted user.
 //!
