@@ -57,7 +57,9 @@ template <typename T> static inline T sesphr_options_init_() {
 // The shortest encoded header (a one-byte label).
 #define SESPHR_HEADER_MIN_LEN 163
 
-// The longest encoded header (a 64-byte label).
+// The longest encoded classical header (a 64-byte label). A hybrid
+// (post-quantum) header is 2,276 bytes longer; the C ABI does not seal
+// hybrid yet.
 #define SESPHR_HEADER_MAX_LEN 226
 
 // Length of an encoded re-encryption key.
@@ -208,6 +210,9 @@ enum sesphr_result
   // A key backup whose check value (binary) or Bech32m checksum (text)
   // fails: corrupted or mistyped; nothing was restored.
   SESPHR_RESULT_BAD_CHECKSUM = 127,
+  // A hybrid (post-quantum) portion needs an ML-KEM-768 key or stanza
+  // that was not given.
+  SESPHR_RESULT_PQ_KEY_MISSING = 128,
   // No such user.
   SESPHR_RESULT_UNKNOWN_USER = 200,
   // No such patient.
@@ -284,6 +289,9 @@ enum sesphr_result
   // Denied: a break-glass grant used without purpose emergency and a
   // justification.
   SESPHR_RESULT_DENIED_EMERGENCY_ONLY = 306,
+  // Denied: a hybrid (post-quantum) header, and no ML-KEM key registered
+  // for the user.
+  SESPHR_RESULT_DENIED_NO_PQ_KEY = 307,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

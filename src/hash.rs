@@ -31,6 +31,8 @@ pub(crate) mod tag {
     pub(crate) const DEM_HYBRID: &[u8] = b"sesphr/v2/dem-hybrid";
     pub(crate) const PQ_WRAP: &[u8] = b"sesphr/v2/pq-wrap";
     pub(crate) const PORTION_PQ_SEED: &[u8] = b"sesphr/v2/portion-pq-seed";
+    #[cfg(feature = "srs")]
+    pub(crate) const SRS_PQ_SEED: &[u8] = b"sesphr/v2/srs-pq-seed";
 }
 
 /// A hedged secret nonce: `H_s(tag, secret, public…, ρ)` with 32 fresh bytes

@@ -288,6 +288,10 @@ pub enum Denial {
     /// The grant is a break-glass (emergency) grant: it serves only requests
     /// with purpose [`Purpose::Emergency`] and a justification.
     EmergencyOnly,
+    /// The header is hybrid (post-quantum) and the user has no ML-KEM-768
+    /// key registered (`Srs::register_pq_key`): the SRS cannot re-wrap the
+    /// header's secret to them.
+    NoPqKey,
 }
 
 impl Denial {
@@ -301,6 +305,7 @@ impl Denial {
             Self::OutOfScope => "out_of_scope",
             Self::InvalidCapsule => "invalid_capsule",
             Self::EmergencyOnly => "emergency_only",
+            Self::NoPqKey => "no_pq_key",
         }
     }
 
@@ -316,6 +321,7 @@ impl Denial {
             Self::EmergencyOnly => {
                 c"denied: emergency grant used without purpose emergency and a justification"
             }
+            Self::NoPqKey => c"denied: hybrid header and no ML-KEM key registered for the user",
         }
     }
 
@@ -328,6 +334,7 @@ impl Denial {
             Self::OutOfScope => 5,
             Self::InvalidCapsule => 6,
             Self::EmergencyOnly => 7,
+            Self::NoPqKey => 8,
         }
     }
 
@@ -340,6 +347,7 @@ impl Denial {
             5 => Self::OutOfScope,
             6 => Self::InvalidCapsule,
             7 => Self::EmergencyOnly,
+            8 => Self::NoPqKey,
             _ => return None,
         })
     }
@@ -378,6 +386,12 @@ pub enum AuditAction {
     /// Audit entries up to a checkpoint were archived and pruned from the
     /// store (the detail names the last one).
     Archive,
+    /// A user's ML-KEM-768 key was registered or replaced (the detail names
+    /// its fingerprint).
+    RegisterPqKey,
+    /// The SRS's post-quantum key was rotated (the detail names the new
+    /// version and its fingerprint).
+    RotatePqKey,
 }
 
 impl AuditAction {
@@ -395,6 +409,8 @@ impl AuditAction {
             Self::RequestAccess => "request_access",
             Self::RefuseRequest => "refuse_request",
             Self::Archive => "archive",
+            Self::RegisterPqKey => "register_pq_key",
+            Self::RotatePqKey => "rotate_pq_key",
         }
     }
 
@@ -411,6 +427,8 @@ impl AuditAction {
             Self::RequestAccess => 9,
             Self::RefuseRequest => 10,
             Self::Archive => 11,
+            Self::RegisterPqKey => 12,
+            Self::RotatePqKey => 13,
         }
     }
 
@@ -427,6 +445,8 @@ impl AuditAction {
             9 => Self::RequestAccess,
             10 => Self::RefuseRequest,
             11 => Self::Archive,
+            12 => Self::RegisterPqKey,
+            13 => Self::RotatePqKey,
             _ => return None,
         })
     }

@@ -501,20 +501,13 @@ impl ServingKey {
         &self,
         ephemeral: &PublicKey,
         header: VerifiedHeader<'_>,
+        pq: Option<Stanza>,
         rng: Option<&mut R>,
     ) -> ReCapsule {
         let (proved_against, share) = match self.share_index() {
             Some(i) => (&self.verification, Some(i)),
             None => (&self.commitment, None),
         };
-        reencrypt_parts(
-            &self.rk,
-            ephemeral,
-            proved_against,
-            share,
-            None,
-            header,
-            rng,
-        )
+        reencrypt_parts(&self.rk, ephemeral, proved_against, share, pq, header, rng)
     }
 }

@@ -6,14 +6,119 @@ use crate::consent::{Actor, PatientRegistration, user_evidence};
 use crate::ids::Identity;
 use crate::keys::{KeyPair, PortionPublicKey, PublicKey};
 use crate::model::{AuditAction, Role};
+use crate::pq::{PqPublicKey, SrsPqPublicKey};
 use crate::srs::chain::Draft;
 use crate::srs::grants::{Revocation, admin_detail, plan_revoke};
 use crate::srs::journal::Change;
-use crate::srs::rows::{PatientRow, PortionRow, Row, UserRow};
+use crate::srs::rows::{PatientRow, PortionRow, PqKeyRow, Row, UserRow};
 use crate::srs::server::*;
 use crate::srs::types::SrsError;
 
 impl Srs {
+    /// The SRS's post-quantum (ML-KEM-768) key at its current version: what
+    /// sealers put in a [`crate::HybridPortionKey`] so that hybrid headers'
+    /// delegate stanzas go to this SRS (DESIGN §16). Every version is
+    /// derived from the storage key; version 1 until
+    /// [`Srs::rotate_pq_key`].
+    ///
+    /// # Errors
+    /// [`SrsError::Tampered`] if the key derivation fails (never expected).
+    pub fn pq_public_key(&self) -> Result<SrsPqPublicKey, SrsError> {
+        let version = self.read().pq_version();
+        Ok(self.keys.pq_key(version)?.public())
+    }
+
+    /// Rotates the SRS's post-quantum key: new headers are sealed to the
+    /// next version (hosts publish the key returned); headers sealed to an
+    /// older version still re-encrypt, since every version stays
+    /// derivable. Audited (the new version and its fingerprint).
+    ///
+    /// # Errors
+    /// [`SrsError::Store`] / [`SrsError::Unavailable`] if it could not be
+    /// made durable; [`SrsError::Tampered`] if the version would overflow.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let old = srs.pq_public_key()?;
+    /// let new = srs.rotate_pq_key()?;
+    /// assert_eq!(new.version(), old.version() + 1);
+    /// assert_eq!(srs.pq_public_key()?, new);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rotate_pq_key(&self) -> Result<SrsPqPublicKey, SrsError> {
+        let now = self.clock.now();
+        let keys = self.keys.clone();
+        self.change(move |reg| {
+            let version = reg
+                .pq_version()
+                .checked_add(1)
+                .ok_or(SrsError::Tampered("post-quantum key version"))?;
+            let public = keys.pq_key(version)?.public();
+            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RotatePqKey);
+            d.detail = format!(
+                "version={version} fingerprint={}",
+                crate::encoding::hex(&public.key().fingerprint())
+            );
+            Ok(Change {
+                rows: vec![Row::PqKey(PqKeyRow {
+                    version,
+                    since: now,
+                })],
+                replaced: reg.pq_key_image().into_iter().collect(),
+                drafts: vec![d],
+                ..Change::audit(Vec::new())
+            })
+        })?;
+        self.pq_public_key()
+    }
+
+    /// Registers (or replaces) a user's ML-KEM-768 encapsulation key: the
+    /// key the SRS re-wraps a hybrid header's secret to when it serves that
+    /// user (without one, hybrid headers are denied with
+    /// [`Denial::NoPqKey`](crate::model::Denial::NoPqKey)). Audited with
+    /// the key's fingerprint.
+    ///
+    /// The key is not bound by the patient's signature: the SRS opens the
+    /// secret it re-wraps anyway (DESIGN §16), so a key it substituted
+    /// would give it nothing it does not hold. The registry row is
+    /// authenticated like every other.
+    ///
+    /// # Errors
+    /// [`SrsError::UnknownUser`], [`SrsError::UserRemoved`]; store errors.
+    ///
+    /// # Example
+    ///
+    /// ```
+    #[doc = include_str!("doc_setup.md")]
+    /// let doctor_pq = sesphr::PqSecretKey::generate(); // kept by the doctor
+    /// srs.register_pq_key(&doctor, doctor_pq.public())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_pq_key(&self, identity: &Identity, key: &PqPublicKey) -> Result<(), SrsError> {
+        let now = self.clock.now();
+        let identity = identity.clone();
+        let key = key.clone();
+        self.change(move |reg| {
+            let uid = reg.user_id(&identity).ok_or(SrsError::UnknownUser)?;
+            if !reg.user_is_active(uid) {
+                return Err(SrsError::UserRemoved);
+            }
+            let (mut row, _) = reg.user_row(uid).ok_or(SrsError::UnknownUser)?;
+            row.pq_key = Some(Box::new(*key.as_bytes()));
+            let mut d = Draft::new(now, HOST_ACTOR, AuditAction::RegisterPqKey);
+            d.user = Some(identity.clone());
+            d.detail = format!("fingerprint={}", crate::encoding::hex(&key.fingerprint()));
+            Ok(Change {
+                rows: vec![Row::User(row)],
+                replaced: reg.user_image(uid).into_iter().collect(),
+                drafts: vec![d],
+                ..Change::audit(Vec::new())
+            })
+        })
+    }
+
     /// Registers a data user, with their proof of possession of the key
     /// ([`KeyPair::prove_possession`]): nobody registers a key they do not
     /// hold, or another's key under their own name.
@@ -63,6 +168,7 @@ impl Srs {
                 public_key: public_key.to_bytes(),
                 registered_at: now,
                 removed_at: None,
+                pq_key: None,
             });
             Ok(Change {
                 rows: vec![row],

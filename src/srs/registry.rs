@@ -18,11 +18,12 @@ use crate::keys::{PortionPublicKey, PublicKey};
 use crate::model::{
     AccessRequest, Denial, GrantKey, GrantTerms, RequestStatus, Role, UserRecord, UserStatus,
 };
+use crate::pq::PqPublicKey;
 use crate::reencrypt::ServingKey;
 use crate::srs::rows::{
     CONSENT, ConsentRow, Consented, DISCLOSED, DisclosedRow, GRANT, GrantRow, GrantState, PATIENT,
-    PatientRow, PortionRow, REQUEST, RequestRow, Row, RowImage, USER, UserRow, patient_body,
-    request_body, terms_body, user_body,
+    PatientRow, PortionRow, PqKeyRow, REQUEST, RequestRow, Row, RowImage, USER, UserRow,
+    patient_body, request_body, terms_body, user_body,
 };
 use crate::srs::types::SrsError;
 
@@ -133,6 +134,8 @@ struct UserSlot {
     removed_at: Option<u64>,
     generation: u64,
     first_grant: u32,
+    /// The user's ML-KEM-768 key (hybrid headers), decoded once.
+    pq_key: Option<PqPublicKey>,
 }
 
 struct PatientSlot {
@@ -221,6 +224,8 @@ pub(crate) struct Authorized<'a> {
     pub(crate) served: Served,
     /// Served under a break-glass grant.
     pub(crate) emergency: bool,
+    /// The user's ML-KEM-768 key, if registered.
+    pub(crate) user_pq: Option<&'a PqPublicKey>,
 }
 
 /// What a request named (with its label, which its audit entry keeps), when
@@ -272,6 +277,9 @@ pub(crate) struct Registry {
     consents: HashMap<(u32, u32, u32), (ConsentRow, u64)>,
     /// Each patient's disclosure count, with the generation of its row.
     disclosed: HashMap<u32, (DisclosedRow, u64)>,
+    /// The SRS's current post-quantum key version (none: version 1), with
+    /// the generation of its row.
+    pq_key: Option<(PqKeyRow, u64)>,
     /// Which load of the store this is (slot numbers differ between loads).
     incarnation: u64,
 }
@@ -297,6 +305,7 @@ impl Default for Registry {
             pending: BTreeMap::new(),
             consents: HashMap::new(),
             disclosed: HashMap::new(),
+            pq_key: None,
             incarnation: 0,
         }
     }
@@ -385,6 +394,7 @@ impl Registry {
                 None => Ok(None),
             },
             Row::Request(r) => Ok(self.request_image(&r.id)),
+            Row::PqKey(_) => Ok(self.pq_key_image()),
             Row::Disclosed(d) => Ok(self
                 .patient_id(&d.patient)
                 .and_then(|p| self.disclosed(p))
@@ -453,9 +463,25 @@ impl Registry {
                 public_key: s.public_key,
                 registered_at: s.registered_at,
                 removed_at: s.removed_at,
+                pq_key: s.pq_key.as_ref().map(|k| Box::new(*k.as_bytes())),
             },
             s.generation,
         ))
+    }
+
+    /// The user's ML-KEM-768 key, if registered.
+    pub(crate) fn user_pq_key(&self, user: u32) -> Option<&PqPublicKey> {
+        self.users.get(user)?.pq_key.as_ref()
+    }
+
+    /// The SRS's current post-quantum key version (1 until rotated).
+    pub(crate) fn pq_version(&self) -> u32 {
+        self.pq_key.as_ref().map_or(1, |(p, _)| p.version)
+    }
+
+    /// The image of the post-quantum key row, if one was written.
+    pub(crate) fn pq_key_image(&self) -> Option<RowImage> {
+        self.pq_key.as_ref().map(|(p, g)| p.image(*g))
     }
 
     pub(crate) fn user_is_active(&self, user: u32) -> bool {
@@ -663,6 +689,14 @@ impl Registry {
                 self.disclosed.insert(patient, (d, generation));
                 Ok(())
             }
+            Row::PqKey(p) => {
+                // Versions only move forward.
+                if p.version <= self.pq_version() {
+                    return Err(CORRUPT);
+                }
+                self.pq_key = Some((p, generation));
+                Ok(())
+            }
         }
     }
 
@@ -730,6 +764,11 @@ impl Registry {
     }
 
     fn apply_user(&mut self, u: UserRow, generation: u64) -> Result<(), SrsError> {
+        // Validated when registered; decoded once here.
+        let pq_key = match &u.pq_key {
+            Some(k) => Some(PqPublicKey::from_bytes(&k[..]).map_err(|_| CORRUPT)?),
+            None => None,
+        };
         if let Some(id) = self.user_id(&u.identity) {
             let s = self.users.get_mut(id).ok_or(CORRUPT)?;
             if s.public_key != u.public_key {
@@ -739,6 +778,7 @@ impl Registry {
             s.registered_at = u.registered_at;
             s.removed_at = u.removed_at;
             s.generation = generation;
+            s.pq_key = pq_key;
             return Ok(());
         }
         if self.user_by_key(&u.public_key).is_some() {
@@ -754,6 +794,7 @@ impl Registry {
             removed_at: u.removed_at,
             generation,
             first_grant: NONE,
+            pq_key,
         })?;
         let h = self.h(u.identity.as_bytes());
         let (users, hasher, names) = (&self.users, &self.hasher, &self.names);
@@ -927,6 +968,7 @@ impl Registry {
             key,
             served: s,
             emergency: g.terms.emergency,
+            user_pq: self.user_pq_key(uid),
         })
     }
 

@@ -8,6 +8,7 @@ use crate::encoding::Reader;
 use crate::hash::encode_parts;
 use crate::ids::{Identity, PortionLabel};
 use crate::model::{GrantKey, GrantTerms, Purpose, Role, Scope, part};
+use crate::pq::PQ_PUBLIC_KEY_LEN;
 use crate::reencrypt::ServingKey;
 use crate::srs::secrets::SrsKeys;
 use crate::srs::types::SrsError;
@@ -20,6 +21,10 @@ pub(crate) const GRANT: u8 = 4;
 pub(crate) const REQUEST: u8 = 5;
 pub(crate) const CONSENT: u8 = 6;
 pub(crate) const DISCLOSED: u8 = 7;
+pub(crate) const PQ_KEY: u8 = 8;
+
+/// The key of the one `PQ_KEY` row.
+const PQ_KEY_ROW: &[u8] = b"srs";
 
 /// A registered user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +34,34 @@ pub(crate) struct UserRow {
     pub(crate) public_key: [u8; 32],
     pub(crate) registered_at: u64,
     pub(crate) removed_at: Option<u64>,
+    /// The user's ML-KEM-768 encapsulation key, for hybrid headers (none
+    /// until registered; rows written before it existed end without it).
+    pub(crate) pq_key: Option<Box<[u8; PQ_PUBLIC_KEY_LEN]>>,
+}
+
+/// The SRS's current post-quantum key version, and since when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PqKeyRow {
+    pub(crate) version: u32,
+    pub(crate) since: u64,
+}
+
+impl PqKeyRow {
+    fn body(&self) -> Vec<u8> {
+        let mut v = self.version.to_be_bytes().to_vec();
+        put_u64(&mut v, self.since);
+        v
+    }
+
+    /// The row's image.
+    pub(crate) fn image(&self, generation: u64) -> RowImage {
+        RowImage {
+            kind: PQ_KEY,
+            key: PQ_KEY_ROW.to_vec(),
+            body: self.body(),
+            generation,
+        }
+    }
 }
 
 /// A registered patient.
@@ -185,6 +218,7 @@ pub(crate) enum Row {
     Request(RequestRow),
     Consent(ConsentRow),
     Disclosed(DisclosedRow),
+    PqKey(PqKeyRow),
 }
 
 /// A row's authenticated fields without its secret: enough to recompute its
@@ -286,6 +320,9 @@ pub(crate) fn user_body(u: &UserRow) -> Vec<u8> {
     v.extend_from_slice(&u.public_key);
     put_u64(&mut v, u.registered_at);
     put_opt(&mut v, u.removed_at);
+    if let Some(k) = &u.pq_key {
+        v.extend_from_slice(&k[..]);
+    }
     v
 }
 
@@ -307,6 +344,7 @@ impl Row {
             Self::Patient(p) => (PATIENT, p.identity.as_bytes().to_vec(), patient_body(p)),
             Self::Request(r) => (REQUEST, r.id.to_vec(), request_body(r)),
             Self::Disclosed(d) => (DISCLOSED, d.patient.as_bytes().to_vec(), d.body()),
+            Self::PqKey(p) => (PQ_KEY, PQ_KEY_ROW.to_vec(), p.body()),
             Self::Consent(c) => (
                 CONSENT,
                 ConsentRow::key_of(&c.patient, &c.label, &c.user),
@@ -412,12 +450,18 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
             let public_key = r.array().ok()?;
             let registered_at = r.u64().ok()?;
             let removed_at = get_opt(&mut r)?;
+            let pq_key = if r.at_end() {
+                None
+            } else {
+                Some(Box::new(r.array().ok()?))
+            };
             Row::User(UserRow {
                 identity: Identity::from_utf8(&s.key).ok()?,
                 role,
                 public_key,
                 registered_at,
                 removed_at,
+                pq_key,
             })
         }
         PATIENT => Row::Patient(PatientRow {
@@ -545,6 +589,10 @@ fn decode(s: &StoredRow, keys: &SrsKeys) -> Option<Result<Row, SrsError>> {
                 consent,
             })
         }
+        PQ_KEY if s.key == PQ_KEY_ROW => Row::PqKey(PqKeyRow {
+            version: r.u32().ok()?,
+            since: r.u64().ok()?,
+        }),
         _ => return None,
     };
     r.finish().ok()?;

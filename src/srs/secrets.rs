@@ -18,8 +18,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::hash::encode_parts;
+use crate::hash::{encode_parts, hkdf_bytes, tag};
 use crate::model::Checkpoint;
+use crate::pq::{PQ_SEED_LEN, PqSecretKey, SrsPqSecretKey};
 use crate::srs::types::{SrsError, StorageKey};
 use crate::store::ChainHead;
 
@@ -56,6 +57,10 @@ pub(crate) struct SrsKeys {
     head_mac: Zeroizing<[u8; 32]>,
     signing: SigningKey,
     verifying: VerifyingKey,
+    /// The root of the SRS's ML-KEM-768 seeds, one per key version.
+    pq_root: Zeroizing<[u8; 32]>,
+    /// The ML-KEM keys expanded so far (one per version asked for).
+    pq: std::sync::Mutex<Vec<SrsPqSecretKey>>,
 }
 
 impl SrsKeys {
@@ -75,7 +80,32 @@ impl SrsKeys {
             head_mac: subkey(storage, b"chain-head")?,
             verifying: signing.verifying_key(),
             signing,
+            pq_root: subkey(storage, b"pq-seed")?,
+            pq: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The SRS's ML-KEM-768 key of `version`: the seed is
+    /// `HKDF-SHA-256(salt = "sesphr/v2/srs-pq-seed", ikm = pq root, info =
+    /// u32(version))`, 64 bytes (every version stays derivable, so headers
+    /// sealed to an old version still re-encrypt). Expanded once.
+    pub(crate) fn pq_key(&self, version: u32) -> Result<SrsPqSecretKey, SrsError> {
+        let mut cache = self
+            .pq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(k) = cache.iter().find(|k| k.version() == version) {
+            return Ok(k.clone());
+        }
+        let seed = hkdf_bytes::<PQ_SEED_LEN>(
+            tag::SRS_PQ_SEED,
+            self.pq_root.as_ref(),
+            &[&version.to_be_bytes()],
+        )
+        .map_err(|_| KDF_FAILED)?;
+        let key = SrsPqSecretKey::new(version, PqSecretKey::from_seed(&seed));
+        cache.push(key.clone());
+        Ok(key)
     }
 
     /// A disclosure index row's share of the index digest:

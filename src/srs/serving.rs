@@ -5,12 +5,14 @@ use crate::capsule::{PortionHeader, VerifiedHeader};
 use crate::ids::Identity;
 use crate::keys::PublicKey;
 use crate::model::{AccessReason, AuditAction, AuditOutcome, Denial};
-use crate::reencrypt::{ReCapsule, ServingKey};
+use crate::pq::{Draw, PqPublicKey};
+use crate::reencrypt::{ReCapsule, ServingKey, rewrap};
 use crate::rng::os_rng;
 use crate::srs::chain::Draft;
 use crate::srs::journal::Change;
 use crate::srs::registry::Registry;
 use crate::srs::registry::Served;
+use crate::srs::secrets::SrsKeys;
 use crate::srs::server::*;
 use crate::srs::types::SrsError;
 
@@ -104,7 +106,9 @@ impl Srs {
         }
         let (mut d, decided) = answer;
         let result = match (&verified, decided) {
-            (Ok(v), Ok(dec)) => compute(&dec, *v, proof, None).map(|rc| (rc, dec.served)),
+            (Ok(v), Ok(dec)) => {
+                compute(&self.keys, &dec, *v, proof, None).map(|rc| (rc, dec.served))
+            }
             (_, Err(e)) => Err(e),
             (Err(_), Ok(_)) => Err(Denial::InvalidCapsule),
         };
@@ -179,9 +183,8 @@ impl Srs {
             .iter()
             .zip(decided)
             .map(|(v, dec)| match (v, dec) {
-                (Ok(v), Ok(dec)) => {
-                    compute(&dec, *v, false, Some(&mut ephemerals)).map(|rc| (rc, dec.served))
-                }
+                (Ok(v), Ok(dec)) => compute(&self.keys, &dec, *v, false, Some(&mut ephemerals))
+                    .map(|rc| (rc, dec.served)),
                 (_, Err(e)) => Err(e),
                 (Err(_), Ok(_)) => Err(Denial::InvalidCapsule),
             })
@@ -252,6 +255,8 @@ struct Decided {
     key: ServingKey,
     grant: u32,
     served: Served,
+    /// The user's ML-KEM-768 key (for hybrid headers), if registered.
+    user_pq: Option<PqPublicKey>,
 }
 
 /// Authorizes one verified header; fills in what the audit entry names.
@@ -275,12 +280,16 @@ fn decide(
         key: a.key.clone(),
         grant: a.grant,
         served: a.served,
+        user_pq: a.user_pq.cloned(),
     })
 }
 
-/// Re-encrypts an allowed header. `ephemerals` caches decoded `X_e` per
-/// grant in a batch.
+/// Re-encrypts an allowed header; for a hybrid header, also re-wraps its
+/// secret `σ` from the SRS's stanza (with the SRS's ML-KEM key of the
+/// header's version) to the user's ML-KEM key, under the same decision and
+/// audit entry. `ephemerals` caches decoded `X_e` per grant in a batch.
 fn compute(
+    keys: &SrsKeys,
     dec: &Decided,
     v: VerifiedHeader<'_>,
     proof: bool,
@@ -297,9 +306,22 @@ fn compute(
         },
         None => dec.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?,
     };
+    let pq = match v.header().srs_pq_version() {
+        None => None,
+        Some(version) => {
+            let user = dec.user_pq.as_ref().ok_or(Denial::NoPqKey)?;
+            // A stanza that does not open (altered, moved, or sealed to a key
+            // this SRS never published) makes the header unusable, as a
+            // capsule that does not verify does.
+            let srs = keys.pq_key(version).map_err(|_| Denial::InvalidCapsule)?;
+            rewrap(v, &srs, user, &eph, &mut os_rng(), Draw::System)
+                .map_err(|_| Denial::InvalidCapsule)?
+        }
+    };
     Ok(if proof {
-        dec.key.reencrypt(&eph, v, Some(&mut os_rng()))
+        dec.key.reencrypt(&eph, v, pq, Some(&mut os_rng()))
     } else {
-        dec.key.reencrypt(&eph, v, None::<&mut crate::rng::OsRng>)
+        dec.key
+            .reencrypt(&eph, v, pq, None::<&mut crate::rng::OsRng>)
     })
 }

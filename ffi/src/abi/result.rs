@@ -186,6 +186,9 @@ pub enum sesphr_result {
     /// Denied: a break-glass grant used without purpose emergency and a
     /// justification.
     DeniedEmergencyOnly = 306,
+    /// Denied: a hybrid (post-quantum) header, and no ML-KEM key registered
+    /// for the user.
+    DeniedNoPqKey = 307,
 }
 
 thread_local! {
@@ -298,6 +301,7 @@ impl From<Denial> for sesphr_result {
             Denial::OutOfScope => Self::DeniedOutOfScope,
             Denial::InvalidCapsule => Self::DeniedInvalidCapsule,
             Denial::EmergencyOnly => Self::DeniedEmergencyOnly,
+            Denial::NoPqKey => Self::DeniedNoPqKey,
             // Non-exhaustive: a reason without a code of its own is still a
             // denial (the detail names it).
             _ => Self::DeniedNotGranted,
@@ -428,6 +432,7 @@ const ALL: &[sesphr_result] = {
         R::DeniedOutOfScope,
         R::DeniedInvalidCapsule,
         R::DeniedEmergencyOnly,
+        R::DeniedNoPqKey,
     ]
 };
 
@@ -535,6 +540,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::DeniedOutOfScope => Denial::OutOfScope.summary(),
         R::DeniedInvalidCapsule => Denial::InvalidCapsule.summary(),
         R::DeniedEmergencyOnly => Denial::EmergencyOnly.summary(),
+        R::DeniedNoPqKey => Denial::NoPqKey.summary(),
     }
 }
 
