@@ -534,7 +534,7 @@ fn encodings_are_strict() {
         Err(Error::InvalidShare { index: 0 })
     ));
     let mut b = rcb.clone();
-    b[5] |= 4;
+    b[5] |= 8;
     assert!(matches!(
         ReCapsule::from_bytes(&b),
         Err(Error::ReservedBitsSet)

@@ -78,6 +78,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("srs_request", srs_request),
     ("store_rows", store_rows),
     ("c_abi", c_abi),
+    ("hybrid", hybrid),
 ];
 
 /// The check of the target `name`.
@@ -500,6 +501,115 @@ pub fn audit_records(data: &[u8]) {
             data,
             "ChainHead: decode then encode changed the bytes"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hybrid (post-quantum) portions.
+
+/// A hybrid portion of the fixture's portion, its re-capsule (with proof)
+/// for the fixture's user with an ML-KEM key, and the keys.
+pub struct HybridFixture {
+    pub srs: SrsPqSecretKey,
+    pub key: HybridPortionKey,
+    pub user: KeyPair,
+    pub sealed: Vec<u8>,
+    pub recapsule: Vec<u8>,
+}
+
+pub fn hybrid_fixture() -> &'static HybridFixture {
+    static H: OnceLock<HybridFixture> = OnceLock::new();
+    H.get_or_init(|| {
+        let f = fixture();
+        let srs = SrsPqSecretKey::new(2, PqSecretKey::from_seed(&[21; 64]));
+        let key = f.portion.hybrid_public(&srs.public()).unwrap();
+        let user = f.user.clone().with_pq(PqSecretKey::from_seed(&[22; 64]));
+        let sealed = SealedPortion::seal_with_rng(
+            &key,
+            RecordId::from_slice(&[9; 16]).unwrap(),
+            T0,
+            &f.small_plaintext,
+            &mut rng(23),
+        )
+        .unwrap();
+        let recapsule = f
+            .rekey
+            .reencrypt_hybrid_with_rng(
+                sealed.header().verify().unwrap(),
+                &srs,
+                user.pq_public().unwrap(),
+                true,
+                &mut rng(24),
+            )
+            .unwrap()
+            .to_bytes();
+        HybridFixture {
+            srs,
+            key,
+            user,
+            sealed: sealed.to_bytes(),
+            recapsule,
+        }
+    })
+}
+
+/// `data[0]` picks: 0–2 decode an ML-KEM encapsulation key, an SRS
+/// post-quantum key, a hybrid portion key (decode → encode is the
+/// identity); 3–4 edit the hybrid sealed portion or its re-capsule (the
+/// rest are edits, see [`mutate`]) and open as owner and as delegatee, and
+/// re-encrypt as the SRS: nothing but the authentic plaintext is ever
+/// released, and only from the authentic bytes.
+pub fn hybrid(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 5 {
+        0 => {
+            if let Ok(k) = PqPublicKey::from_bytes(rest) {
+                assert_eq!(&k.as_bytes()[..], rest, "PqPublicKey: decode then encode");
+            }
+        }
+        1 => {
+            identity!(SrsPqPublicKey, rest);
+        }
+        2 => {
+            identity!(HybridPortionKey, rest);
+        }
+        w => {
+            let (f, h) = (fixture(), hybrid_fixture());
+            let (sealed, rc) = if w == 3 {
+                (mutate(&h.sealed, rest), h.recapsule.clone())
+            } else {
+                (h.sealed.clone(), mutate(&h.recapsule, rest))
+            };
+            let authentic_header = sealed == h.sealed;
+            let authentic = authentic_header && rc == h.recapsule;
+            let Ok(s) = SealedPortion::from_bytes(&sealed) else {
+                assert!(!authentic_header, "hybrid: the authentic portion did not decode");
+                return;
+            };
+            match s.open_as_owner(&f.portion) {
+                Ok(pt) => assert!(
+                    authentic_header && pt == f.small_plaintext,
+                    "hybrid: the owner opened an altered portion"
+                ),
+                Err(e) => assert!(!authentic_header, "hybrid: the owner failed: {e}"),
+            }
+            if let Ok(v) = s.header().verify() {
+                let _ = f
+                    .rekey
+                    .reencrypt_hybrid(v, &h.srs, h.user.pq_public().unwrap());
+            }
+            if let Ok(rc) = ReCapsule::from_bytes(&rc) {
+                match s.open_as_delegatee(&h.user, &rc) {
+                    Ok(pt) => assert!(
+                        authentic_header && pt == f.small_plaintext,
+                        "hybrid: a delegatee opened an altered portion"
+                    ),
+                    Err(e) => assert!(!authentic, "hybrid: the delegatee failed: {e}"),
+                }
+            }
+        }
     }
 }
 
@@ -1315,6 +1425,25 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         add("open", vec![which]);
         add("open", vec![which, 40, 0, 0, 1]);
     }
+    let h = hybrid_fixture();
+    let mut v = vec![0];
+    v.extend_from_slice(h.key.portion_pq().as_bytes());
+    add("hybrid", v);
+    let mut v = vec![1];
+    v.extend_from_slice(&h.srs.public().to_bytes());
+    add("hybrid", v);
+    let mut v = vec![2];
+    v.extend_from_slice(&h.key.to_bytes());
+    add("hybrid", v);
+    add("hybrid", vec![3]);
+    add("hybrid", vec![4]);
+    add("hybrid", vec![3, 0x10, 0x09, 0, 1]);
+    add("hybrid", vec![4, 0x00, 0x05, 0, 1]);
+    // Hybrid encodings through the general decoders too.
+    if let Ok(s) = SealedPortion::from_bytes(&h.sealed) {
+        add("header", s.header().to_bytes());
+    }
+    add("recapsule", h.recapsule.clone());
     add("stream_open", vec![0]);
     add("stream_open", vec![0, 0, 1, 255, 107]);
     add("stream_open", vec![1, 0x30, 0x10, 0, 0x55, 3, 200]);
