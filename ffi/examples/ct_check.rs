@@ -26,7 +26,8 @@ use chacha20::ChaCha20Rng;
 use sesphr::ctgrind::{poison, set_marker};
 use sesphr::rand_core::{SeedableRng, TryCryptoRng, TryRng};
 use sesphr::{
-    Identity, KeyPair, PatientKeys, PortionLabel, ReKey, RecordId, Result, SealedPortion,
+    Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, ReKey, RecordId, Result,
+    SealedPortion, SrsPqSecretKey,
 };
 
 /// An RNG whose every output is marked secret: keys, nonces and ephemeral
@@ -165,5 +166,27 @@ fn main() -> Result<()> {
         .open_as_owner(&portion_secret)
         .is_err();
     println!("forged body refused: {refused}");
+
+    // Hybrid (post-quantum) portions: ML-KEM-768 keys from secret seeds,
+    // sealing, owner open, the SRS's re-wrap, delegatee open.
+    let hybrid_user = user.clone().with_pq(PqSecretKey::generate_with_rng(&mut rng));
+    let srs = SrsPqSecretKey::new(1, PqSecretKey::generate_with_rng(&mut rng));
+    let key = portion_secret.hybrid_public(&srs.public())?;
+    println!("hybrid key generation: user, SRS, portion");
+    let sealed = SealedPortion::seal_with_rng(&key, record, 1_700_000_000, &plaintext, &mut rng)?;
+    println!("hybrid seal: {} bytes", sealed.to_bytes().len());
+    let opened = sealed.open_as_owner(&portion_secret)?;
+    println!("hybrid owner open: {} bytes", opened.len());
+    let user_pq = hybrid_user.pq_public().ok_or(sesphr::Error::PqKeyMissing)?;
+    let recapsule = rekey.reencrypt_hybrid_with_rng(
+        sealed.header().verify()?,
+        &srs,
+        user_pq,
+        true,
+        &mut rng,
+    )?;
+    println!("hybrid re-encryption with proof");
+    let by_user = sealed.open_as_delegatee(&hybrid_user, &recapsule)?;
+    println!("hybrid delegatee open: {} bytes", by_user.len());
     Ok(())
 }
