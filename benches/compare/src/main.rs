@@ -194,6 +194,50 @@ fn main() {
         target: None,
     });
 
+    // Hybrid (post-quantum, ML-KEM-768): sesphr's re-encryption also opens
+    // the SRS's stanza and re-wraps the secret to the user's ML-KEM key;
+    // umbral-pre stays classical.
+    let srs_pq = sesphr::SrsPqSecretKey::new(1, sesphr::PqSecretKey::generate());
+    let hybrid_key = lab.hybrid_public(&srs_pq.public()).unwrap();
+    let hybrid_doctor = doctor.clone().with_pq(sesphr::PqSecretKey::generate());
+    let doctor_pq = hybrid_doctor.pq_public().unwrap().clone();
+    let hybrid =
+        SealedPortion::seal(&hybrid_key, RecordId::from_bytes([3; 16]), 1, &small).unwrap();
+    let (s, u) = versus(
+        samples,
+        || {
+            black_box(
+                rekey
+                    .reencrypt_hybrid(hybrid.header().verify().unwrap(), &srs_pq, &doctor_pq)
+                    .unwrap(),
+            );
+        },
+        || {
+            black_box(umbral_pre::reencrypt(&capsule, kfrag.clone()));
+        },
+    );
+    rows.push(Row {
+        op: "re-encrypt, sesphr hybrid (ML-KEM-768) / umbral classical",
+        sesphr_ns: s,
+        umbral_ns: u,
+        target: Some(2.0),
+    });
+    SIZES.with(|sz| {
+        sz.borrow_mut().extend([
+            ("hybrid header", hybrid.header().encoded_len(), 0),
+            (
+                "hybrid re-capsule",
+                rekey
+                    .reencrypt_hybrid(hybrid.header().verify().unwrap(), &srs_pq, &doctor_pq)
+                    .unwrap()
+                    .to_bytes()
+                    .len(),
+                0,
+            ),
+            ("hybrid portion key", hybrid_key.to_bytes().len(), 0),
+        ]);
+    });
+
     let rc = rekey.reencrypt(sealed.header().verify().unwrap()).unwrap();
     let cfrag = umbral_pre::reencrypt(&capsule, kfrag.clone());
     let umbral_decrypt = || {
