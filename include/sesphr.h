@@ -48,6 +48,12 @@ template <typename T> static inline T sesphr_options_init_() {
 // Length of a patient's master secret.
 #define SESPHR_MASTER_SECRET_LEN 32
 
+// Length of an ML-KEM-768 seed `d ‖ z` (a user's post-quantum secret).
+#define SESPHR_PQ_SEED_LEN 64
+
+// Length of an ML-KEM-768 encapsulation key.
+#define SESPHR_PQ_PUBLIC_KEY_LEN 1184
+
 // Length of a record id.
 #define SESPHR_RECORD_ID_LEN 16
 
@@ -57,10 +63,13 @@ template <typename T> static inline T sesphr_options_init_() {
 // The shortest encoded header (a one-byte label).
 #define SESPHR_HEADER_MIN_LEN 163
 
-// The longest encoded classical header (a 64-byte label). A hybrid
-// (post-quantum) header is 2,276 bytes longer; the C ABI does not seal
-// hybrid yet.
+// The longest encoded classical header (a 64-byte label).
 #define SESPHR_HEADER_MAX_LEN 226
+
+// The longest encoded hybrid (post-quantum) header: 2,276 bytes of
+// ML-KEM-768 stanzas more than a classical one. Size header buffers with
+// this when hybrid portions may be read.
+#define SESPHR_HYBRID_HEADER_MAX_LEN 2502
 
 // Length of an encoded re-encryption key.
 #define SESPHR_REKEY_LEN 165
@@ -504,6 +513,38 @@ sesphr_result sesphr_revocation_receipt_verify(const uint8_t *receipt,
                                                const uint8_t *srs_public_key,
                                                size_t srs_public_key_len);
 
+// Generates a hybrid key pair (ristretto255 and an independent
+// ML-KEM-768 key) from the OS RNG into `*out` (free with
+// `sesphr_keypair_free`): what a user needs to read hybrid
+// (post-quantum) portions.
+sesphr_result sesphr_keypair_generate_hybrid(sesphr_keypair **out_keypair);
+
+// Restores a hybrid key pair from its 32-byte secret key and its 64-byte
+// ML-KEM-768 seed (`sesphr_keypair_pq_seed`).
+//
+// Errors: `INVALID_LENGTH`, `NON_CANONICAL_SCALAR`, `ZERO_SCALAR`.
+sesphr_result sesphr_keypair_from_secret_hybrid(const uint8_t *secret,
+                                                size_t secret_len,
+                                                const uint8_t *pq_seed,
+                                                size_t pq_seed_len,
+                                                sesphr_keypair **out_keypair);
+
+// Writes the key pair's 1,184-byte ML-KEM-768 encapsulation key into
+// `out` (`out_len` >= 1184): what `sesphr_srs_register_pq_key` registers.
+//
+// Errors: `PQ_KEY_MISSING` for a key pair without an ML-KEM part.
+sesphr_result sesphr_keypair_pq_public_key(const sesphr_keypair *keypair,
+                                           uint8_t *out_key,
+                                           size_t out_len);
+
+// Writes the key pair's 64-byte ML-KEM-768 seed into `out` (`out_len` >=
+// 64), for the host's own key storage. Secret: zeroize it when done.
+//
+// Errors: `PQ_KEY_MISSING` for a key pair without an ML-KEM part.
+sesphr_result sesphr_keypair_pq_seed(const sesphr_keypair *keypair,
+                                     uint8_t *out_seed,
+                                     size_t out_len);
+
 // Generates a key pair from the OS RNG into `*out` (free with
 // `sesphr_keypair_free`).
 sesphr_result sesphr_keypair_generate(sesphr_keypair **out_keypair);
@@ -620,6 +661,21 @@ sesphr_result sesphr_patient_keys_portion_public_key(const sesphr_patient_keys *
                                                      uint32_t epoch,
                                                      sesphr_buffer **out_buffer);
 
+// The encoded hybrid portion key (`"SPHK"`) of portion `label` in key
+// epoch `epoch`, sealing to the SRS's post-quantum key `srs_pq_key`
+// (`"SPQK"`, from `sesphr_srs_pq_public_key`), into a new buffer: what an
+// encryptor passes to `sesphr_seal` to seal hybrid (post-quantum) headers.
+//
+// Errors: `INVALID_LABEL`; decoding errors of `srs_pq_key` (`MALFORMED`
+// for an ML-KEM key that fails FIPS 203's modulus check).
+sesphr_result sesphr_patient_keys_hybrid_portion_public_key(const sesphr_patient_keys *keys,
+                                                            const uint8_t *portion_label,
+                                                            size_t portion_label_len,
+                                                            uint32_t epoch,
+                                                            const uint8_t *srs_pq_key,
+                                                            size_t srs_pq_key_len,
+                                                            sesphr_buffer **out_buffer);
+
 // Frees (and zeroizes) patient keys. NULL does nothing.
 void sesphr_patient_keys_free(sesphr_patient_keys *keys);
 
@@ -637,6 +693,9 @@ sesphr_result sesphr_rekey_generate(const sesphr_patient_keys *keys,
 // Seals `plaintext` as a portion of record `record_id` (16 bytes) created at
 // `created_at` (seconds since the Unix epoch), under the encoded portion
 // public key. The sealed portion (header then body) goes into a new buffer.
+// A hybrid portion key (`"SPHK"`,
+// `sesphr_patient_keys_hybrid_portion_public_key`) seals a hybrid
+// (post-quantum) header; a classical one (`"SPPK"`) a classical header.
 sesphr_result sesphr_seal(const uint8_t *portion_public_key,
                           size_t portion_public_key_len,
                           const uint8_t *record_id_bytes,
@@ -922,6 +981,33 @@ sesphr_result sesphr_srs_register_user(const sesphr_srs *srs,
                                        size_t public_key_len,
                                        const uint8_t *proof,
                                        size_t proof_len);
+
+// Registers (or replaces) a user's 1,184-byte ML-KEM-768 encapsulation
+// key (`sesphr_keypair_pq_public_key`): the SRS re-wraps hybrid headers'
+// secret to it. Without one, hybrid headers are denied
+// (`DENIED_NO_PQ_KEY`). Audited with its fingerprint.
+//
+// Errors: `INVALID_IDENTITY`, `INVALID_LENGTH`, `MALFORMED` (FIPS 203's
+// modulus check), `UNKNOWN_USER`, `USER_REMOVED`, `STORE`.
+sesphr_result sesphr_srs_register_pq_key(const sesphr_srs *srs,
+                                         const uint8_t *user,
+                                         size_t user_len,
+                                         const uint8_t *pq_public_key,
+                                         size_t pq_public_key_len);
+
+// The SRS's post-quantum key at its current version (`"SPQK"`, 1,193
+// bytes), into a new buffer: what `sesphr_patient_keys_hybrid_portion_public_key`
+// takes.
+sesphr_result sesphr_srs_pq_public_key(const sesphr_srs *srs,
+                                       sesphr_buffer **out_buffer);
+
+// Rotates the SRS's post-quantum key; the new key (`"SPQK"`) goes into a
+// new buffer. New headers should be sealed to it; headers sealed to older
+// versions still re-encrypt. Audited.
+//
+// Errors: `STORE`.
+sesphr_result sesphr_srs_rotate_pq_key(const sesphr_srs *srs,
+                                       sesphr_buffer **out_buffer);
 
 // Removes a user (an administrative act by `actor`, in `actor_role`, for
 // `reason`, all recorded in the audit): all their grants are revoked.

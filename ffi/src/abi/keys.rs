@@ -7,7 +7,8 @@ use super::{
 };
 use core::ffi::c_uint;
 use sesphr::{
-    EscrowKeyIssuer, Identity, KeyPair, PatientKeys, PortionLabel, PublicKey, ReKey, SecretKey,
+    EscrowKeyIssuer, Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, PublicKey, ReKey,
+    SecretKey, SrsPqPublicKey,
 };
 
 /// Length of an encoded public key.
@@ -16,13 +17,101 @@ pub const SESPHR_PUBLIC_KEY_LEN: usize = 32;
 pub const SESPHR_SECRET_KEY_LEN: usize = 32;
 /// Length of a patient's master secret.
 pub const SESPHR_MASTER_SECRET_LEN: usize = 32;
+/// Length of an ML-KEM-768 seed `d ‖ z` (a user's post-quantum secret).
+pub const SESPHR_PQ_SEED_LEN: usize = 64;
+/// Length of an ML-KEM-768 encapsulation key.
+pub const SESPHR_PQ_PUBLIC_KEY_LEN: usize = 1184;
 
 // Every C constant is the Rust one: a change on either side fails the build.
 const _: () = {
     assert!(SESPHR_PUBLIC_KEY_LEN == PublicKey::LEN);
     assert!(SESPHR_SECRET_KEY_LEN == SecretKey::LEN);
     assert!(SESPHR_MASTER_SECRET_LEN == PatientKeys::MASTER_LEN);
+    assert!(SESPHR_PQ_SEED_LEN == sesphr::PQ_SEED_LEN);
+    assert!(SESPHR_PQ_PUBLIC_KEY_LEN == sesphr::PQ_PUBLIC_KEY_LEN);
 };
+
+/// Generates a hybrid key pair (ristretto255 and an independent
+/// ML-KEM-768 key) from the OS RNG into `*out` (free with
+/// `sesphr_keypair_free`): what a user needs to read hybrid
+/// (post-quantum) portions.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_generate_hybrid(
+    out_keypair: *mut *mut sesphr_keypair,
+) -> sesphr_result {
+    run(|| {
+        let o = out("out_keypair", out_keypair)?;
+        *o = into_handle::<sesphr_keypair>(KeyPair::generate_hybrid());
+        Ok(())
+    })
+}
+
+/// Restores a hybrid key pair from its 32-byte secret key and its 64-byte
+/// ML-KEM-768 seed (`sesphr_keypair_pq_seed`).
+///
+/// Errors: `INVALID_LENGTH`, `NON_CANONICAL_SCALAR`, `ZERO_SCALAR`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_from_secret_hybrid(
+    secret: *const u8,
+    secret_len: usize,
+    pq_seed: *const u8,
+    pq_seed_len: usize,
+    out_keypair: *mut *mut sesphr_keypair,
+) -> sesphr_result {
+    run(|| {
+        super::check_null!((secret, secret_len), (pq_seed, pq_seed_len); out_keypair);
+        let o = out("out_keypair", out_keypair)?;
+        let sk = SecretKey::from_slice(bytes("secret", secret, secret_len)?)?;
+        let seed = bytes("pq_seed", pq_seed, pq_seed_len)?;
+        let seed: &[u8; SESPHR_PQ_SEED_LEN] =
+            seed.try_into().map_err(|_| sesphr::Error::InvalidLength {
+                what: "ML-KEM-768 seed",
+                expected: SESPHR_PQ_SEED_LEN,
+                actual: seed.len(),
+            })?;
+        let kp = KeyPair::from_secret(sk).with_pq(PqSecretKey::from_seed(seed));
+        *o = into_handle::<sesphr_keypair>(kp);
+        Ok(())
+    })
+}
+
+/// Writes the key pair's 1,184-byte ML-KEM-768 encapsulation key into
+/// `out` (`out_len` >= 1184): what `sesphr_srs_register_pq_key` registers.
+///
+/// Errors: `PQ_KEY_MISSING` for a key pair without an ML-KEM part.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_pq_public_key(
+    keypair: *const sesphr_keypair,
+    out_key: *mut u8,
+    out_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref("keypair", keypair)?;
+        let o = fixed_out("out_key", out_key, out_len, SESPHR_PQ_PUBLIC_KEY_LEN)?;
+        let pk = kp.pq_public().ok_or(sesphr::Error::PqKeyMissing)?;
+        o.copy_from_slice(pk.as_bytes());
+        Ok(())
+    })
+}
+
+/// Writes the key pair's 64-byte ML-KEM-768 seed into `out` (`out_len` >=
+/// 64), for the host's own key storage. Secret: zeroize it when done.
+///
+/// Errors: `PQ_KEY_MISSING` for a key pair without an ML-KEM part.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_keypair_pq_seed(
+    keypair: *const sesphr_keypair,
+    out_seed: *mut u8,
+    out_len: usize,
+) -> sesphr_result {
+    run(|| {
+        let kp = handle_ref("keypair", keypair)?;
+        let o = fixed_out("out_seed", out_seed, out_len, SESPHR_PQ_SEED_LEN)?;
+        let pq = kp.pq().ok_or(sesphr::Error::PqKeyMissing)?;
+        o.copy_from_slice(&*pq.seed_bytes());
+        Ok(())
+    })
+}
 
 /// A user's key pair. Immutable: may be shared between threads.
 pub struct sesphr_keypair {
@@ -376,6 +465,34 @@ pub extern "C" fn sesphr_patient_keys_portion_public_key(
         let o = out("out_buffer", out_buffer)?;
         let l = label("portion_label", portion_label, portion_label_len)?;
         put_buffer(o, k.portion_public(&l, epoch).to_bytes());
+        Ok(())
+    })
+}
+
+/// The encoded hybrid portion key (`"SPHK"`) of portion `label` in key
+/// epoch `epoch`, sealing to the SRS's post-quantum key `srs_pq_key`
+/// (`"SPQK"`, from `sesphr_srs_pq_public_key`), into a new buffer: what an
+/// encryptor passes to `sesphr_seal` to seal hybrid (post-quantum) headers.
+///
+/// Errors: `INVALID_LABEL`; decoding errors of `srs_pq_key` (`MALFORMED`
+/// for an ML-KEM key that fails FIPS 203's modulus check).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_patient_keys_hybrid_portion_public_key(
+    keys: *const sesphr_patient_keys,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    epoch: u32,
+    srs_pq_key: *const u8,
+    srs_pq_key_len: usize,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        super::check_null!((portion_label, portion_label_len), (srs_pq_key, srs_pq_key_len); keys, out_buffer);
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
+        let l = label("portion_label", portion_label, portion_label_len)?;
+        let srs = SrsPqPublicKey::from_bytes(bytes("srs_pq_key", srs_pq_key, srs_pq_key_len)?)?;
+        put_buffer(o, k.hybrid_portion_public(&l, epoch, &srs)?.to_bytes());
         Ok(())
     })
 }

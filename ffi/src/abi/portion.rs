@@ -8,8 +8,8 @@ use super::{
     put_sealed_buffer, run, sesphr_buffer, sesphr_result,
 };
 use sesphr::{
-    DelegateeOpener, Error, PatientKeys, PortionHeader, PortionOpener, PortionPublicKey,
-    PortionSecretKey, PortionWriter, ReCapsule, RecordId, SealedPortion,
+    DelegateeOpener, Error, HybridPortionKey, PatientKeys, PortionHeader, PortionOpener,
+    PortionPublicKey, PortionSecretKey, PortionWriter, ReCapsule, RecordId, SealedPortion,
 };
 use zeroize::Zeroizing;
 
@@ -19,10 +19,12 @@ pub const SESPHR_RECORD_ID_LEN: usize = 16;
 pub const SESPHR_HEADER_PREFIX_LEN: usize = 66;
 /// The shortest encoded header (a one-byte label).
 pub const SESPHR_HEADER_MIN_LEN: usize = 163;
-/// The longest encoded classical header (a 64-byte label). A hybrid
-/// (post-quantum) header is 2,276 bytes longer; the C ABI does not seal
-/// hybrid yet.
+/// The longest encoded classical header (a 64-byte label).
 pub const SESPHR_HEADER_MAX_LEN: usize = 226;
+/// The longest encoded hybrid (post-quantum) header: 2,276 bytes of
+/// ML-KEM-768 stanzas more than a classical one. Size header buffers with
+/// this when hybrid portions may be read.
+pub const SESPHR_HYBRID_HEADER_MAX_LEN: usize = 2502;
 /// Length of an encoded re-encryption key.
 pub const SESPHR_REKEY_LEN: usize = 165;
 /// Length of a re-capsule without / with a proof of re-encryption.
@@ -44,6 +46,7 @@ const _: () = {
     assert!(SESPHR_HEADER_PREFIX_LEN == PortionHeader::PREFIX_LEN);
     assert!(SESPHR_HEADER_MIN_LEN == PortionHeader::MIN_LEN);
     assert!(SESPHR_HEADER_MAX_LEN == PortionHeader::CLASSICAL_MAX_LEN);
+    assert!(SESPHR_HYBRID_HEADER_MAX_LEN == PortionHeader::MAX_LEN);
     assert!(SESPHR_REKEY_LEN == sesphr::ReKey::LEN);
     assert!(SESPHR_RECAPSULE_LEN == ReCapsule::LEN);
     assert!(SESPHR_RECAPSULE_WITH_PROOF_LEN == ReCapsule::LEN_WITH_PROOF);
@@ -62,6 +65,9 @@ fn portion_secret_for(keys: &PatientKeys, header: &PortionHeader) -> PortionSecr
 /// Seals `plaintext` as a portion of record `record_id` (16 bytes) created at
 /// `created_at` (seconds since the Unix epoch), under the encoded portion
 /// public key. The sealed portion (header then body) goes into a new buffer.
+/// A hybrid portion key (`"SPHK"`,
+/// `sesphr_patient_keys_hybrid_portion_public_key`) seals a hybrid
+/// (post-quantum) header; a classical one (`"SPPK"`) a classical header.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_seal(
     portion_public_key: *const u8,
@@ -80,26 +86,38 @@ pub extern "C" fn sesphr_seal(
             (portion_public_key, portion_public_key_len),
             (record_id_bytes, record_id_len),
         )?;
-        let sealed = SealedPortion::seal(&key, rid, created_at, plaintext)?;
+        let sealed = match &key {
+            SealTo::Classical(k) => SealedPortion::seal(k, rid, created_at, plaintext)?,
+            SealTo::Hybrid(k) => SealedPortion::seal(&**k, rid, created_at, plaintext)?,
+        };
         put_sealed_buffer(o, sealed.to_bytes());
         Ok(())
     })
 }
 
-/// The portion public key and the record id a seal names, each read (NULL
+/// A key portions are sealed to, classical or hybrid.
+enum SealTo {
+    Classical(PortionPublicKey),
+    Hybrid(Box<HybridPortionKey>),
+}
+
+/// The portion public key (classical `"SPPK"` or hybrid `"SPHK"`, told
+/// apart by its magic) and the record id a seal names, each read (NULL
 /// checked) before either is decoded.
 fn seal_target(
     (key, key_len): (*const u8, usize),
     (rid, rid_len): (*const u8, usize),
-) -> Result<(PortionPublicKey, RecordId), sesphr_result> {
+) -> Result<(SealTo, RecordId), sesphr_result> {
     let (key, rid) = (
         bytes("portion_public_key", key, key_len)?,
         bytes("record_id_bytes", rid, rid_len)?,
     );
-    Ok((
-        PortionPublicKey::from_bytes(key)?,
-        RecordId::from_slice(rid)?,
-    ))
+    let key = if key.starts_with(b"SPHK") {
+        SealTo::Hybrid(Box::new(HybridPortionKey::from_bytes(key)?))
+    } else {
+        SealTo::Classical(PortionPublicKey::from_bytes(key)?)
+    };
+    Ok((key, RecordId::from_slice(rid)?))
 }
 
 /// The length of the header that starts `prefix`, which must hold at least
@@ -320,7 +338,10 @@ pub extern "C" fn sesphr_sealer_new(
             (portion_public_key, portion_public_key_len),
             (record_id_bytes, record_id_len),
         )?;
-        let writer = PortionWriter::new(&key, rid, created_at, Vec::new())?;
+        let writer = match &key {
+            SealTo::Classical(k) => PortionWriter::new(k, rid, created_at, Vec::new())?,
+            SealTo::Hybrid(k) => PortionWriter::new(&**k, rid, created_at, Vec::new())?,
+        };
         *o = into_handle::<sesphr_sealer>(Sealer {
             writer: Some(writer),
         });
@@ -525,7 +546,7 @@ pub extern "C" fn sesphr_stream_output_bound(input_len: usize) -> usize {
     input_len
         .saturating_add(2 * CHUNK)
         .saturating_add(16usize.saturating_mul(chunks))
-        .saturating_add(SESPHR_HEADER_MAX_LEN)
+        .saturating_add(SESPHR_HYBRID_HEADER_MAX_LEN)
 }
 
 /// Copies `produced` into the caller's buffer and writes its length.

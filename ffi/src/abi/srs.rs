@@ -390,6 +390,68 @@ pub extern "C" fn sesphr_srs_register_user(
     })
 }
 
+/// Registers (or replaces) a user's 1,184-byte ML-KEM-768 encapsulation
+/// key (`sesphr_keypair_pq_public_key`): the SRS re-wraps hybrid headers'
+/// secret to it. Without one, hybrid headers are denied
+/// (`DENIED_NO_PQ_KEY`). Audited with its fingerprint.
+///
+/// Errors: `INVALID_IDENTITY`, `INVALID_LENGTH`, `MALFORMED` (FIPS 203's
+/// modulus check), `UNKNOWN_USER`, `USER_REMOVED`, `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_register_pq_key(
+    srs: *const sesphr_srs,
+    user: *const u8,
+    user_len: usize,
+    pq_public_key: *const u8,
+    pq_public_key_len: usize,
+) -> sesphr_result {
+    run(|| {
+        super::check_null!((user, user_len), (pq_public_key, pq_public_key_len); srs);
+        let s = handle_ref("srs", srs)?;
+        let id = identity("user", user, user_len)?;
+        let key = sesphr::PqPublicKey::from_bytes(bytes(
+            "pq_public_key",
+            pq_public_key,
+            pq_public_key_len,
+        )?)?;
+        Ok(s.register_pq_key(&id, &key)?)
+    })
+}
+
+/// The SRS's post-quantum key at its current version (`"SPQK"`, 1,193
+/// bytes), into a new buffer: what `sesphr_patient_keys_hybrid_portion_public_key`
+/// takes.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_pq_public_key(
+    srs: *const sesphr_srs,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_buffer", out_buffer)?;
+        put_buffer(o, s.pq_public_key()?.to_bytes());
+        Ok(())
+    })
+}
+
+/// Rotates the SRS's post-quantum key; the new key (`"SPQK"`) goes into a
+/// new buffer. New headers should be sealed to it; headers sealed to older
+/// versions still re-encrypt. Audited.
+///
+/// Errors: `STORE`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_rotate_pq_key(
+    srs: *const sesphr_srs,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_buffer", out_buffer)?;
+        put_buffer(o, s.rotate_pq_key()?.to_bytes());
+        Ok(())
+    })
+}
+
 /// Decodes a registration from C and hands it to `f`.
 fn with_registration(
     srs: *const sesphr_srs,

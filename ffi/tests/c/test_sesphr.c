@@ -524,6 +524,124 @@ static sesphr_result read_for(struct world *w, const char *user, sesphr_keypair 
     return r;
 }
 
+/* Hybrid (post-quantum) portions: the SRS's ML-KEM key, a hybrid portion
+ * key, a hybrid user, sealing (whole and streamed), owner and delegatee
+ * open, the SRS's re-wrap, rotation. */
+static void test_hybrid(void)
+{
+    struct world w;
+    sesphr_srs *srs = NULL;
+    sesphr_buffer *srs_key = NULL, *hpk = NULL, *sealed = NULL, *pt = NULL, *rotated = NULL;
+    sesphr_buffer *newer = NULL, *hpk2 = NULL;
+    sesphr_keypair *hybrid = NULL, *restored = NULL;
+    uint8_t pq[SESPHR_PQ_PUBLIC_KEY_LEN], pq2[SESPHR_PQ_PUBLIC_KEY_LEN], seed[SESPHR_PQ_SEED_LEN];
+    uint8_t secret[SESPHR_SECRET_KEY_LEN], rid[SESPHR_RECORD_ID_LEN] = {9};
+    size_t hlen = 0;
+    OK(sesphr_srs_new_in_memory(STORAGE_KEY, sizeof STORAGE_KEY, NULL, 0, NULL, &srs));
+    world_new(&w, srs);
+    OK(sesphr_srs_pq_public_key(srs, &srs_key));
+    CHECK(sesphr_buffer_len(srs_key) == 5 + 4 + SESPHR_PQ_PUBLIC_KEY_LEN);
+    OK(sesphr_patient_keys_hybrid_portion_public_key(w.patient, S("lab"), 0, sesphr_buffer_data(srs_key),
+                                                     sesphr_buffer_len(srs_key), &hpk));
+    sealed = seal(hpk, 7, 1000, "HbA1c 5.4%");
+    OK(sesphr_header_len(sesphr_buffer_data(sealed), SESPHR_HEADER_PREFIX_LEN, &hlen));
+    CHECK(hlen > SESPHR_HEADER_MAX_LEN && hlen <= SESPHR_HYBRID_HEADER_MAX_LEN);
+    OK(sesphr_open_as_owner(w.patient, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &pt));
+    CHECK(buf_eq(pt, S("HbA1c 5.4%")));
+    sesphr_buffer_free(pt);
+    pt = NULL;
+
+    /* A hybrid user: without a registered ML-KEM key the SRS denies. */
+    OK(sesphr_keypair_generate_hybrid(&hybrid));
+    OK(register_user_kp(srs, "dr-cameron", "doctor", hybrid));
+    grant(&w, "dr-cameron", hybrid, "lab", NULL, SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "dr-cameron", hybrid, sealed, ""), SESPHR_RESULT_DENIED_NO_PQ_KEY);
+    OK(sesphr_keypair_pq_public_key(hybrid, pq, sizeof pq));
+    EXPECT(sesphr_keypair_pq_public_key(w.doctor, pq2, sizeof pq2), SESPHR_RESULT_PQ_KEY_MISSING);
+    EXPECT(sesphr_keypair_pq_public_key(hybrid, pq2, sizeof pq2 - 1), SESPHR_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(sesphr_srs_register_pq_key(srs, S("dr-cameron"), pq, sizeof pq - 1), SESPHR_RESULT_INVALID_LENGTH);
+    OK(sesphr_srs_register_pq_key(srs, S("dr-cameron"), pq, sizeof pq));
+    EXPECT(sesphr_srs_register_pq_key(srs, S("nobody"), pq, sizeof pq), SESPHR_RESULT_UNKNOWN_USER);
+    EXPECT(read_as(&w, "dr-cameron", hybrid, sealed, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+
+    /* Restored from its two secrets, the key pair reads it too; the
+     * ristretto255 half alone does not (PQ_KEY_MISSING). */
+    OK(sesphr_keypair_secret_key(hybrid, secret, sizeof secret));
+    OK(sesphr_keypair_pq_seed(hybrid, seed, sizeof seed));
+    OK(sesphr_keypair_from_secret_hybrid(secret, sizeof secret, seed, sizeof seed, &restored));
+    EXPECT(read_as(&w, "dr-cameron", restored, sealed, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+    sesphr_keypair_free(restored);
+    restored = NULL;
+    EXPECT(sesphr_keypair_from_secret_hybrid(secret, sizeof secret, seed, sizeof seed - 1, &restored),
+           SESPHR_RESULT_INVALID_LENGTH);
+    CHECK(restored == NULL);
+    OK(sesphr_keypair_from_secret(secret, sizeof secret, &restored));
+    {
+        sesphr_buffer *header = NULL, *rc = NULL;
+        OK(sesphr_portion_header(sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &header));
+        OK(sesphr_srs_reencrypt(srs, S("dr-cameron"), sesphr_buffer_data(header), sesphr_buffer_len(header),
+                                SESPHR_PURPOSE_TREATMENT, NULL, 0, 0, &rc));
+        EXPECT(sesphr_open_as_delegatee(restored, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed),
+                                        sesphr_buffer_data(rc), sesphr_buffer_len(rc), &pt),
+               SESPHR_RESULT_PQ_KEY_MISSING);
+        CHECK(pt == NULL);
+        sesphr_buffer_free(header);
+        sesphr_buffer_free(rc);
+    }
+    sesphr_keypair_free(restored);
+    memset(seed, 0, sizeof seed);
+    memset(secret, 0, sizeof secret);
+
+    /* Streamed sealing to a hybrid key: the bound covers the longer header. */
+    {
+        sesphr_sealer *sl = NULL;
+        size_t cap = sesphr_stream_output_bound(10), n = 0, total = 0;
+        uint8_t *out = malloc(cap * 2);
+        OK(sesphr_sealer_new(sesphr_buffer_data(hpk), sesphr_buffer_len(hpk), rid, sizeof rid, 1000, &sl));
+        OK(sesphr_sealer_update_into(sl, (const uint8_t *)"LDL 96 mg", 10, out, cap, &n));
+        total += n;
+        OK(sesphr_sealer_finish_into(sl, out + total, cap, &n));
+        total += n;
+        sesphr_sealer_free(sl);
+        OK(sesphr_open_as_owner(w.patient, out, total, &pt));
+        CHECK(buf_eq(pt, (const uint8_t *)"LDL 96 mg", 10));
+        sesphr_buffer_free(pt);
+        pt = NULL;
+        free(out);
+    }
+
+    /* Rotation: new headers go to version 2; the old header still serves. */
+    OK(sesphr_srs_rotate_pq_key(srs, &rotated));
+    CHECK(sesphr_buffer_len(rotated) == sesphr_buffer_len(srs_key));
+    CHECK(memcmp(sesphr_buffer_data(rotated) + 9, sesphr_buffer_data(srs_key) + 9, SESPHR_PQ_PUBLIC_KEY_LEN) != 0);
+    OK(sesphr_patient_keys_hybrid_portion_public_key(w.patient, S("lab"), 0, sesphr_buffer_data(rotated),
+                                                     sesphr_buffer_len(rotated), &hpk2));
+    newer = seal(hpk2, 8, 1000, "eGFR 58");
+    EXPECT(read_as(&w, "dr-cameron", hybrid, newer, "eGFR 58"), SESPHR_RESULT_OK);
+    EXPECT(read_as(&w, "dr-cameron", hybrid, sealed, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+    /* Revoked: neither part. */
+    OK(revoke_as(srs, w.patient, "lab", "dr-cameron"));
+    EXPECT(read_as(&w, "dr-cameron", hybrid, newer, ""), SESPHR_RESULT_DENIED_REVOKED);
+    /* A malformed SRS key is refused. */
+    EXPECT(sesphr_patient_keys_hybrid_portion_public_key(w.patient, S("lab"), 0, sesphr_buffer_data(srs_key),
+                                                         sesphr_buffer_len(srs_key) - 1, &hpk2),
+           SESPHR_RESULT_INVALID_LENGTH);
+    {
+        uint64_t entries = 0;
+        OK(sesphr_srs_verify_audit(srs, &entries));
+        CHECK(entries > 10);
+    }
+
+    sesphr_buffer_free(srs_key);
+    sesphr_buffer_free(hpk);
+    sesphr_buffer_free(hpk2);
+    sesphr_buffer_free(sealed);
+    sesphr_buffer_free(newer);
+    sesphr_buffer_free(rotated);
+    sesphr_keypair_free(hybrid);
+    world_free(&w);
+}
+
 static void test_consent(void)
 {
     struct world w;
@@ -2104,6 +2222,7 @@ int main(int argc, char **argv)
     sesphr_srs_free(srs);
     srs = NULL;
     test_streams();
+    test_hybrid();
     test_consent();
     test_threshold();
     test_errors();
