@@ -185,6 +185,51 @@ fn every_fixture_survives_split_seal_open_reassemble_with_each_resource_where_ex
     }
 }
 
+/// Hybrid (post-quantum) keys seal a Bundle hybrid; it opens, re-encrypts
+/// for a granted user and reassembles whole, as a classical one does.
+#[test]
+fn a_bundle_sealed_to_hybrid_keys_is_hybrid_and_comes_back_whole() {
+    let owner = Owner::new(12);
+    let srs = SrsPqSecretKey::new(1, PqSecretKey::from_seed(&[12; 64]));
+    let hybrid: Vec<HybridPortionKey> = owner
+        .map
+        .labels()
+        .iter()
+        .map(|l| {
+            owner
+                .patient
+                .portion_secret(l, 0)
+                .hybrid_public(&srs.public())
+                .unwrap()
+        })
+        .collect();
+    let name = BUNDLES[0];
+    let input = bundle(name);
+    let parts = split(&fixture(&format!("{name}.json")), &owner.map).unwrap();
+    let sealed = parts
+        .seal(&hybrid, Granularity::PerPortion, 1_767_225_600)
+        .unwrap();
+    let doctor = KeyPair::generate_hybrid();
+    let mut back = Reassembler::new(&owner.map).expect_keys(&owner.keys());
+    for s in &sealed {
+        assert!(s.sealed.header().is_hybrid(), "{}", s.label);
+        let portion = owner.patient.portion_secret(&s.label, 0);
+        let text = owner.open(s);
+        let rekey = ReKey::generate(&portion, doctor.public());
+        let rc = rekey
+            .reencrypt_hybrid(
+                s.sealed.header().verify().unwrap(),
+                &srs,
+                doctor.pq_public().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(s.sealed.open_as_delegatee(&doctor, &rc).unwrap(), text);
+        back.add(s.sealed.header(), &text).unwrap();
+    }
+    let rebuilt = back.finish().unwrap();
+    assert!(compare(&input, &rebuilt).is_empty());
+}
+
 /// The official R4 examples (HL7, CC0) in `hl7-r4-examples/`: every Bundle
 /// type (transaction with DELETE and conditional requests, its response,
 /// batch, searchset, document, collections with absolute and duplicate

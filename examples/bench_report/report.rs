@@ -143,12 +143,27 @@ pub(crate) const RATIOS: &[(&str, &str, f64, Option<f64>)] = &[
     // Hybrid (post-quantum, ML-KEM-768) portions: the production path draws
     // from the OS (AWS-LC encapsulates); `_given_rng` is the replayable one.
     ("hybrid/seal_32B", "baseline/scalar_mul", 1.0, Some(4.0)),
-    ("hybrid/seal_32B_given_rng", "baseline/scalar_mul", 1.0, None),
+    (
+        "hybrid/seal_32B_given_rng",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
     ("hybrid/seal_table_32B", "baseline/scalar_mul", 1.0, None),
     ("hybrid/open_owner_32B", "baseline/scalar_mul", 1.0, None),
     ("hybrid/reencrypt", "baseline/scalar_mul", 1.0, Some(4.5)),
-    ("hybrid/reencrypt_given_rng", "baseline/scalar_mul", 1.0, None),
-    ("hybrid/reencrypt_with_proof", "baseline/scalar_mul", 1.0, None),
+    (
+        "hybrid/reencrypt_given_rng",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
+    (
+        "hybrid/reencrypt_with_proof",
+        "baseline/scalar_mul",
+        1.0,
+        None,
+    ),
     (
         "hybrid/delegatee_open_cached_32B",
         "baseline/scalar_mul",

@@ -169,7 +169,9 @@ fn main() -> Result<()> {
 
     // Hybrid (post-quantum) portions: ML-KEM-768 keys from secret seeds,
     // sealing, owner open, the SRS's re-wrap, delegatee open.
-    let hybrid_user = user.clone().with_pq(PqSecretKey::generate_with_rng(&mut rng));
+    let hybrid_user = user
+        .clone()
+        .with_pq(PqSecretKey::generate_with_rng(&mut rng));
     let srs = SrsPqSecretKey::new(1, PqSecretKey::generate_with_rng(&mut rng));
     let key = portion_secret.hybrid_public(&srs.public())?;
     println!("hybrid key generation: user, SRS, portion");

@@ -585,7 +585,10 @@ pub fn hybrid(data: &[u8]) {
             let authentic_header = sealed == h.sealed;
             let authentic = authentic_header && rc == h.recapsule;
             let Ok(s) = SealedPortion::from_bytes(&sealed) else {
-                assert!(!authentic_header, "hybrid: the authentic portion did not decode");
+                assert!(
+                    !authentic_header,
+                    "hybrid: the authentic portion did not decode"
+                );
                 return;
             };
             match s.open_as_owner(&f.portion) {

@@ -625,15 +625,18 @@ impl Split {
     /// [`FhirError::NoKey`] if `keys` has no key for a label that has
     /// resources (nothing is sealed then); [`FhirError::Crypto`] if sealing
     /// fails.
-    pub fn seal(
+    ///
+    /// With [`crate::HybridPortionKey`]s the portions are sealed hybrid
+    /// (post-quantum, DESIGN §16); they open and reassemble as any other.
+    pub fn seal<K: crate::SealingKey>(
         &self,
-        keys: &[PortionPublicKey],
+        keys: &[K],
         granularity: Granularity,
         created_at: u64,
     ) -> FhirResult<Vec<SealedFhir>> {
         let key = |l: &PortionLabel| {
             keys.iter()
-                .find(|k| k.label() == l)
+                .find(|k| k.portion_key().label() == l)
                 .ok_or_else(|| FhirError::NoKey(l.to_string()))
         };
         for p in &self.portions {
