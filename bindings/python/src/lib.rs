@@ -203,6 +203,25 @@ impl PatientKeys {
         Ok(PyBytes::new(py, &key))
     }
 
+    /// The hybrid (post-quantum) public key of a portion (`"SPHK"`), sealing
+    /// to the SRS's post-quantum key `srs_pq_key` (`Srs.pq_public_key`):
+    /// `seal` with it makes headers whose key also needs ML-KEM-768.
+    #[pyo3(signature = (label_, srs_pq_key, epoch = 0))]
+    fn hybrid_portion_public_key<'py>(
+        &self,
+        py: Python<'py>,
+        label_: &str,
+        srs_pq_key: &[u8],
+        epoch: u32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let l = label(label_)?;
+        let srs = sesphr::SrsPqPublicKey::from_bytes(srs_pq_key).py()?;
+        let key = py
+            .detach(|| self.0.hybrid_portion_public(&l, epoch, &srs))
+            .py()?;
+        Ok(PyBytes::new(py, &key.to_bytes()))
+    }
+
     /// The consent public key (Ed25519, 32 bytes) that verifies this
     /// patient's grants and revocations.
     fn consent_public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -370,12 +389,47 @@ impl KeyPair {
         Self(sesphr::KeyPair::generate())
     }
 
-    /// The key pair of a 32-byte secret key.
+    /// A fresh hybrid key pair: ristretto255 and an independent ML-KEM-768
+    /// key, to read hybrid (post-quantum) portions.
     #[staticmethod]
-    fn from_secret_bytes(secret: &[u8]) -> PyResult<Self> {
-        sesphr::KeyPair::from_secret_bytes(&array32("secret key", secret)?)
-            .py()
-            .map(Self)
+    fn generate_hybrid() -> Self {
+        Self(sesphr::KeyPair::generate_hybrid())
+    }
+
+    /// The key pair of a 32-byte secret key (and, for a hybrid key pair,
+    /// its 64-byte ML-KEM seed, `pq_seed()`).
+    #[staticmethod]
+    #[pyo3(signature = (secret, pq_seed = None))]
+    fn from_secret_bytes(secret: &[u8], pq_seed: Option<&[u8]>) -> PyResult<Self> {
+        let kp = sesphr::KeyPair::from_secret_bytes(&array32("secret key", secret)?).py()?;
+        Ok(Self(match pq_seed {
+            None => kp,
+            Some(seed) => {
+                let seed: [u8; 64] = seed.try_into().map_err(|_| {
+                    core_err(RsError::InvalidLength {
+                        what: "ML-KEM-768 seed",
+                        expected: 64,
+                        actual: seed.len(),
+                    })
+                })?;
+                kp.with_pq(sesphr::PqSecretKey::from_seed(&seed))
+            }
+        }))
+    }
+
+    /// The ML-KEM-768 encapsulation key (1,184 bytes; `None` for a
+    /// classical key pair): what `Srs.register_pq_key` takes.
+    #[getter]
+    fn pq_public_key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.0.pq_public().map(|k| PyBytes::new(py, k.as_bytes()))
+    }
+
+    /// The ML-KEM-768 seed (64 bytes; `None` for a classical key pair);
+    /// keep it like a password.
+    fn pq_seed<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.0
+            .pq()
+            .map(|k| PyBytes::new(py, k.seed_bytes().as_ref()))
     }
 
     /// The secret key (32 bytes); keep it like a password.
@@ -566,14 +620,68 @@ fn header<'py>(py: Python<'py>, sealed: &[u8]) -> PyResult<Bound<'py, PyBytes>> 
     Ok(PyBytes::new(py, &h.to_bytes()))
 }
 
-/// What sealing takes from Python: the portion public key, a record id (16
-/// bytes; random if absent) and the creation time (now if absent).
+/// A key to seal to: classical (`"SPPK"`) or hybrid (`"SPHK"`, from
+/// `PatientKeys.hybrid_portion_public_key`).
+pub(crate) enum SealTo {
+    Classical(PortionPublicKey),
+    Hybrid(Box<sesphr::HybridPortionKey>),
+}
+
+impl SealTo {
+    fn decode(bytes: &[u8]) -> PyResult<Self> {
+        if bytes.starts_with(b"SPHK") {
+            sesphr::HybridPortionKey::from_bytes(bytes)
+                .py()
+                .map(|k| Self::Hybrid(Box::new(k)))
+        } else {
+            PortionPublicKey::from_bytes(bytes)
+                .py()
+                .map(Self::Classical)
+        }
+    }
+
+    pub(crate) fn key(&self) -> &dyn SealKey {
+        match self {
+            Self::Classical(k) => k,
+            Self::Hybrid(k) => &**k,
+        }
+    }
+}
+
+/// Sealing through either kind of key.
+pub(crate) trait SealKey: Sync {
+    fn seal(&self, id: RecordId, at: u64, plaintext: &[u8]) -> sesphr::Result<Vec<u8>>;
+    fn writer(
+        &self,
+        id: RecordId,
+        at: u64,
+        cap: usize,
+    ) -> sesphr::Result<sesphr::PortionWriter<Vec<u8>>>;
+}
+
+impl<K: sesphr::SealingKey + Sync> SealKey for K {
+    fn seal(&self, id: RecordId, at: u64, plaintext: &[u8]) -> sesphr::Result<Vec<u8>> {
+        sesphr::SealedPortion::seal(self, id, at, plaintext).map(|s| s.to_bytes())
+    }
+    fn writer(
+        &self,
+        id: RecordId,
+        at: u64,
+        cap: usize,
+    ) -> sesphr::Result<sesphr::PortionWriter<Vec<u8>>> {
+        sesphr::PortionWriter::new(self, id, at, Vec::with_capacity(cap))
+    }
+}
+
+/// What sealing takes from Python: the portion public key (classical or
+/// hybrid), a record id (16 bytes; random if absent) and the creation time
+/// (now if absent).
 fn seal_args(
     portion_public_key: &[u8],
     record_id: Option<&[u8]>,
     created_at: Option<u64>,
-) -> PyResult<(PortionPublicKey, RecordId, u64)> {
-    let key = PortionPublicKey::from_bytes(portion_public_key).py()?;
+) -> PyResult<(SealTo, RecordId, u64)> {
+    let key = SealTo::decode(portion_public_key)?;
     let id = match record_id {
         Some(b) => RecordId::from_slice(b).py()?,
         None => RecordId::random(),
@@ -582,8 +690,10 @@ fn seal_args(
 }
 
 /// Seals `plaintext` as a new record of the portion whose public key is
-/// given (`PatientKeys.portion_public_key`). `record_id`: 16 bytes (random
-/// by default); `created_at`: seconds since the epoch (default: now).
+/// given (`PatientKeys.portion_public_key`, or a hybrid key from
+/// `PatientKeys.hybrid_portion_public_key` for a post-quantum header).
+/// `record_id`: 16 bytes (random by default); `created_at`: seconds since
+/// the epoch (default: now).
 #[pyfunction]
 #[pyo3(signature = (portion_public_key, plaintext, record_id = None, created_at = None))]
 fn seal<'py>(
@@ -594,8 +704,7 @@ fn seal<'py>(
     created_at: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (key, id, at) = seal_args(portion_public_key, record_id, created_at)?;
-    let sealed =
-        py.detach(|| sesphr::SealedPortion::seal(&key, id, at, plaintext).map(|s| s.to_bytes()));
+    let sealed = py.detach(|| key.key().seal(id, at, plaintext));
     Ok(PyBytes::new(py, &sealed.py()?))
 }
 
@@ -679,6 +788,29 @@ impl Srs {
         let proof = sesphr::consent::KeyProof::from_bytes(proof).py()?;
         py.detach(|| self.0.register_user(&id, role, &key, &proof))
             .py()
+    }
+
+    /// Registers (or replaces) a user's ML-KEM-768 encapsulation key
+    /// (`KeyPair.pq_public_key`): the SRS re-wraps hybrid headers' secret
+    /// to it; without one, hybrid headers are denied (kind `no_pq_key`).
+    fn register_pq_key(&self, py: Python<'_>, identity_: &str, key: &[u8]) -> PyResult<()> {
+        let id = identity(identity_)?;
+        let key = sesphr::PqPublicKey::from_bytes(key).py()?;
+        py.detach(|| self.0.register_pq_key(&id, &key)).py()
+    }
+
+    /// The SRS's post-quantum key at its current version (`"SPQK"`), for
+    /// `PatientKeys.hybrid_portion_public_key`.
+    fn pq_public_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let k = py.detach(|| self.0.pq_public_key()).py()?;
+        Ok(PyBytes::new(py, &k.to_bytes()))
+    }
+
+    /// Rotates the SRS's post-quantum key and returns the new one; headers
+    /// sealed to older versions still re-encrypt.
+    fn rotate_pq_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let k = py.detach(|| self.0.rotate_pq_key()).py()?;
+        Ok(PyBytes::new(py, &k.to_bytes()))
     }
 
     /// Files a patient-signed grant with its re-encryption key.

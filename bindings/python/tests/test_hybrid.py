@@ -1,0 +1,58 @@
+"""Hybrid (post-quantum) portions through the bindings: the SRS's ML-KEM
+key, a hybrid portion key, a hybrid user, the SRS's re-wrap, rotation."""
+
+import io
+
+import pytest
+
+import sesphr
+from conftest import World
+
+
+def test_hybrid_story(world: World) -> None:
+    srs, patient, _, _ = world
+    srs_key = srs.pq_public_key()
+    key = patient.hybrid_portion_public_key("lab", srs_key)
+    sealed = sesphr.seal(key, b"HbA1c 5.4%")
+    assert len(sesphr.header(sealed)) > 2400  # the ML-KEM stanzas
+    assert patient.open_as_owner(sealed) == b"HbA1c 5.4%"
+
+    cameron = sesphr.KeyPair.generate_hybrid()
+    assert cameron.pq_public_key is not None and len(cameron.pq_public_key) == 1184
+    srs.register_user("dr-cameron", "doctor", cameron.public_key, cameron.prove_possession("dr-cameron"))
+    rekey = sesphr.ReKey.generate(patient, "lab", cameron.public_key)
+    srs.grant(patient.sign_grant("lab", 0, "dr-cameron", rekey), rekey)
+    # No ML-KEM key registered: denied.
+    with pytest.raises(sesphr.DeniedError) as denied:
+        srs.reencrypt("dr-cameron", sealed)
+    assert denied.value.reason == "no_pq_key"
+    srs.register_pq_key("dr-cameron", cameron.pq_public_key)
+    rc = srs.reencrypt("dr-cameron", sealed)
+    assert cameron.open_as_delegatee(sealed, rc) == b"HbA1c 5.4%"
+
+    # Restored from both secrets it reads; the ristretto255 half alone does not.
+    seed = cameron.pq_seed()
+    assert seed is not None
+    restored = sesphr.KeyPair.from_secret_bytes(cameron.secret_bytes(), seed)
+    assert restored.open_as_delegatee(sealed, rc) == b"HbA1c 5.4%"
+    classical = sesphr.KeyPair.from_secret_bytes(cameron.secret_bytes())
+    assert classical.pq_public_key is None and classical.pq_seed() is None
+    with pytest.raises(sesphr.CryptoError) as missing:
+        classical.open_as_delegatee(sealed, rc)
+    assert missing.value.kind == "pq_key_missing"
+    with pytest.raises(sesphr.FormatError):
+        sesphr.KeyPair.from_secret_bytes(cameron.secret_bytes(), seed[:63])
+
+    # Streamed sealing to the hybrid key.
+    dst = io.BytesIO()
+    sesphr.seal_stream(key, io.BytesIO(b"LDL 96" * 30000), dst)
+    out = io.BytesIO()
+    patient.open_stream(io.BytesIO(dst.getvalue()), out)
+    assert out.getvalue() == b"LDL 96" * 30000
+
+    # Rotation: new headers go to the new key; the old one still serves.
+    rotated = srs.rotate_pq_key()
+    assert rotated != srs_key and srs.pq_public_key() == rotated
+    newer = sesphr.seal(patient.hybrid_portion_public_key("lab", rotated), b"eGFR 58")
+    assert cameron.open_as_delegatee(newer, srs.reencrypt("dr-cameron", newer)) == b"eGFR 58"
+    assert cameron.open_as_delegatee(sealed, srs.reencrypt("dr-cameron", sealed)) == b"HbA1c 5.4%"
