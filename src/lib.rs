@@ -127,8 +127,8 @@ pub use keys::{
 };
 pub use parallel::{max_threads, set_max_threads, thread_pool_built_with};
 pub use portion::{
-    PortionEncryptor, PortionOpener, PortionPlaintext, PortionReader, PortionWriter, SealedPortion,
-    SealingKey,
+    AnyPortionKey, PortionEncryptor, PortionOpener, PortionPlaintext, PortionReader, PortionWriter,
+    SealedPortion, SealingKey,
 };
 pub use pq::{
     PQ_CIPHERTEXT_LEN, PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PQ_STANZA_LEN, PqPublicKey, PqSecretKey,

@@ -244,6 +244,57 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::keys::PortionPublicKey {}
     impl Sealed for crate::keys::HybridPortionKey {}
+    impl Sealed for super::AnyPortionKey {}
+}
+
+/// A portion key decoded from either encoding — classical (`"SPPK"`) or
+/// hybrid (`"SPHK"`), told apart by the magic — for hosts that receive
+/// keys as bytes and seal to whichever they are given.
+///
+/// ```
+/// use sesphr::{AnyPortionKey, Identity, PatientKeys, PortionLabel, RecordId, SealedPortion};
+/// let patient = PatientKeys::generate(Identity::new("p")?);
+/// let lab = patient.portion_secret(&PortionLabel::new("lab")?, 0);
+/// let key = AnyPortionKey::from_bytes(&lab.public().to_bytes())?;
+/// let sealed = SealedPortion::seal(&key, RecordId::random(), 1_700_000_000, b"x")?;
+/// assert!(!sealed.header().is_hybrid());
+/// # Ok::<(), sesphr::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum AnyPortionKey {
+    /// A classical portion public key.
+    Classical(PortionPublicKey),
+    /// A hybrid (post-quantum) portion key.
+    Hybrid(Box<HybridPortionKey>),
+}
+
+impl AnyPortionKey {
+    /// Decodes either encoding strictly.
+    ///
+    /// # Errors
+    /// As [`PortionPublicKey::from_bytes`] or [`HybridPortionKey::from_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.starts_with(&crate::encoding::magic::HYBRID_PORTION_KEY) {
+            HybridPortionKey::from_bytes(bytes).map(|k| Self::Hybrid(Box::new(k)))
+        } else {
+            PortionPublicKey::from_bytes(bytes).map(Self::Classical)
+        }
+    }
+}
+
+impl SealingKey for AnyPortionKey {
+    fn portion_key(&self) -> &PortionPublicKey {
+        match self {
+            Self::Classical(k) => k,
+            Self::Hybrid(k) => k.classical(),
+        }
+    }
+    fn hybrid(&self) -> Option<&HybridPortionKey> {
+        match self {
+            Self::Classical(_) => None,
+            Self::Hybrid(k) => Some(k),
+        }
+    }
 }
 
 /// A key portions are sealed to: a [`PortionPublicKey`] (classical

@@ -86,6 +86,7 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
         ("seed", hex(&c.seed)),
         ("patient_id", hex(c.patient.as_bytes())),
         ("patient_master", hex(&*patient.master_bytes())),
+        ("patient_keys", hex(&patient.to_bytes())),
         ("label", hex(c.label.as_bytes())),
         ("epoch", c.epoch.to_string()),
         ("portion_pq_seed", hex(&*portion_pq.seed_bytes())),

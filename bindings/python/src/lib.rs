@@ -620,59 +620,6 @@ fn header<'py>(py: Python<'py>, sealed: &[u8]) -> PyResult<Bound<'py, PyBytes>> 
     Ok(PyBytes::new(py, &h.to_bytes()))
 }
 
-/// A key to seal to: classical (`"SPPK"`) or hybrid (`"SPHK"`, from
-/// `PatientKeys.hybrid_portion_public_key`).
-pub(crate) enum SealTo {
-    Classical(PortionPublicKey),
-    Hybrid(Box<sesphr::HybridPortionKey>),
-}
-
-impl SealTo {
-    fn decode(bytes: &[u8]) -> PyResult<Self> {
-        if bytes.starts_with(b"SPHK") {
-            sesphr::HybridPortionKey::from_bytes(bytes)
-                .py()
-                .map(|k| Self::Hybrid(Box::new(k)))
-        } else {
-            PortionPublicKey::from_bytes(bytes)
-                .py()
-                .map(Self::Classical)
-        }
-    }
-
-    pub(crate) fn key(&self) -> &dyn SealKey {
-        match self {
-            Self::Classical(k) => k,
-            Self::Hybrid(k) => &**k,
-        }
-    }
-}
-
-/// Sealing through either kind of key.
-pub(crate) trait SealKey: Sync {
-    fn seal(&self, id: RecordId, at: u64, plaintext: &[u8]) -> sesphr::Result<Vec<u8>>;
-    fn writer(
-        &self,
-        id: RecordId,
-        at: u64,
-        cap: usize,
-    ) -> sesphr::Result<sesphr::PortionWriter<Vec<u8>>>;
-}
-
-impl<K: sesphr::SealingKey + Sync> SealKey for K {
-    fn seal(&self, id: RecordId, at: u64, plaintext: &[u8]) -> sesphr::Result<Vec<u8>> {
-        sesphr::SealedPortion::seal(self, id, at, plaintext).map(|s| s.to_bytes())
-    }
-    fn writer(
-        &self,
-        id: RecordId,
-        at: u64,
-        cap: usize,
-    ) -> sesphr::Result<sesphr::PortionWriter<Vec<u8>>> {
-        sesphr::PortionWriter::new(self, id, at, Vec::with_capacity(cap))
-    }
-}
-
 /// What sealing takes from Python: the portion public key (classical or
 /// hybrid), a record id (16 bytes; random if absent) and the creation time
 /// (now if absent).
@@ -680,8 +627,8 @@ fn seal_args(
     portion_public_key: &[u8],
     record_id: Option<&[u8]>,
     created_at: Option<u64>,
-) -> PyResult<(SealTo, RecordId, u64)> {
-    let key = SealTo::decode(portion_public_key)?;
+) -> PyResult<(sesphr::AnyPortionKey, RecordId, u64)> {
+    let key = sesphr::AnyPortionKey::from_bytes(portion_public_key).py()?;
     let id = match record_id {
         Some(b) => RecordId::from_slice(b).py()?,
         None => RecordId::random(),
@@ -704,7 +651,8 @@ fn seal<'py>(
     created_at: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (key, id, at) = seal_args(portion_public_key, record_id, created_at)?;
-    let sealed = py.detach(|| key.key().seal(id, at, plaintext));
+    let sealed =
+        py.detach(|| sesphr::SealedPortion::seal(&key, id, at, plaintext).map(|s| s.to_bytes()));
     Ok(PyBytes::new(py, &sealed.py()?))
 }
 

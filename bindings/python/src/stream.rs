@@ -80,7 +80,9 @@ pub(crate) fn seal_stream<'py>(
     created_at: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (key, id, at) = crate::seal_args(portion_public_key, record_id, created_at)?;
-    let mut w = py.detach(|| key.key().writer(id, at, CHUNK + 4096)).py()?;
+    let mut w = py
+        .detach(|| sesphr::PortionWriter::new(&key, id, at, Vec::with_capacity(CHUNK + 4096)))
+        .py()?;
     let header = w.header().to_bytes();
     loop {
         let sealed = std::mem::take(w.get_mut());

@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 
 use sesphr::consent::{GrantOptions, PatientRegistration, RevocationReceipt};
 use sesphr::model::Scope;
-use sesphr::{Error, Identity, PortionLabel, PortionPublicKey, RecordId};
+use sesphr::{Error, Identity, PortionLabel, RecordId};
 
 /// A JS `Error` with the message and `kind` of a sesphr error.
 fn js_error(message: &str, kind: &str) -> JsValue {
@@ -148,6 +148,23 @@ impl PatientKeys {
         Ok(self.0.portion_public(&label(label_)?, epoch).to_bytes())
     }
 
+    /// The hybrid (post-quantum) public key of a portion (`"SPHK"`),
+    /// sealing to the SRS's post-quantum key `srsPqKey` (`"SPQK"`): `seal`
+    /// with it makes headers whose key also needs ML-KEM-768.
+    #[wasm_bindgen(js_name = hybridPortionPublicKey)]
+    pub fn hybrid_portion_public_key(
+        &self,
+        label_: &str,
+        epoch: u32,
+        srs_pq_key: &[u8],
+    ) -> Result<Vec<u8>, JsValue> {
+        let srs = sesphr::SrsPqPublicKey::from_bytes(srs_pq_key).js()?;
+        self.0
+            .hybrid_portion_public(&label(label_)?, epoch, &srs)
+            .map(|k| k.to_bytes())
+            .js()
+    }
+
     /// The consent public key (Ed25519, 32 bytes).
     #[wasm_bindgen(js_name = consentPublicKey)]
     pub fn consent_public_key(&self) -> Vec<u8> {
@@ -248,6 +265,43 @@ impl KeyPair {
     /// A fresh key pair.
     pub fn generate() -> KeyPair {
         Self(sesphr::KeyPair::generate())
+    }
+
+    /// A fresh hybrid key pair: ristretto255 and an independent ML-KEM-768
+    /// key, to read hybrid (post-quantum) portions.
+    #[wasm_bindgen(js_name = generateHybrid)]
+    pub fn generate_hybrid() -> KeyPair {
+        Self(sesphr::KeyPair::generate_hybrid())
+    }
+
+    /// The hybrid key pair of a 32-byte secret key and a 64-byte ML-KEM
+    /// seed (`pqSeed()`).
+    #[wasm_bindgen(js_name = fromSecretBytesHybrid)]
+    pub fn from_secret_bytes_hybrid(secret: &[u8], pq_seed: &[u8]) -> Result<KeyPair, JsValue> {
+        let kp = sesphr::KeyPair::from_secret_bytes(&array32("secret key", secret)?).js()?;
+        let seed: [u8; 64] = pq_seed
+            .try_into()
+            .map_err(|_| Error::InvalidLength {
+                what: "ML-KEM-768 seed",
+                expected: 64,
+                actual: pq_seed.len(),
+            })
+            .js()?;
+        Ok(Self(kp.with_pq(sesphr::PqSecretKey::from_seed(&seed))))
+    }
+
+    /// The ML-KEM-768 encapsulation key (1,184 bytes), or `undefined` for
+    /// a classical key pair: what the SRS registers.
+    #[wasm_bindgen(getter, js_name = pqPublicKey)]
+    pub fn pq_public_key(&self) -> Option<Vec<u8>> {
+        self.0.pq_public().map(|k| k.as_bytes().to_vec())
+    }
+
+    /// The ML-KEM-768 seed (64 bytes), or `undefined` for a classical key
+    /// pair; keep it like a password.
+    #[wasm_bindgen(js_name = pqSeed)]
+    pub fn pq_seed(&self) -> Option<Vec<u8>> {
+        self.0.pq().map(|k| k.seed_bytes().to_vec())
     }
 
     /// The key pair of a 32-byte secret key.
@@ -378,15 +432,16 @@ pub fn header(sealed: &[u8]) -> Result<Vec<u8>, JsValue> {
     header_of(sealed).map(|h| h.to_bytes()).js()
 }
 
-/// What sealing takes from JS: the portion public key, a record id (16
+/// What sealing takes from JS: the portion public key (classical, or
+/// hybrid from `PatientKeys.hybridPortionPublicKey`), a record id (16
 /// bytes, or empty for a random one) and the creation time (0 for now).
 fn seal_args(
     portion_public_key: &[u8],
     record_id: &[u8],
     created_at: f64,
-) -> Result<(PortionPublicKey, RecordId, u64), JsValue> {
+) -> Result<(sesphr::AnyPortionKey, RecordId, u64), JsValue> {
     let created_at = secs("createdAt", created_at)?;
-    let key = PortionPublicKey::from_bytes(portion_public_key).js()?;
+    let key = sesphr::AnyPortionKey::from_bytes(portion_public_key).js()?;
     let id = if record_id.is_empty() {
         RecordId::random()
     } else {

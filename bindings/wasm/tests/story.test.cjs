@@ -123,3 +123,46 @@ test('every vector of tests/vectors/sesphr-v1.txt', () => {
     assert.ok(new sesphr.ThresholdOpener(user, v.signed_share_grant, v.share_commitments, v.consent_public));
   }
 });
+
+test('hybrid (post-quantum): every vector of tests/vectors/sesphr-v2-hybrid.txt, and sealing hybrid', () => {
+  const text = fs.readFileSync(path.join(root, 'tests', 'vectors', 'sesphr-v2-hybrid.txt'), 'utf8');
+  const cases = [];
+  let c = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    if (line.startsWith('[case ')) {
+      c = {};
+      cases.push(c);
+      continue;
+    }
+    const [k, v] = line.split('=').map((x) => x.trim());
+    c[k] = k === 'epoch' || k === 'created_at' ? Number(v) : hex(v);
+  }
+  assert.equal(cases.length, 2);
+  for (const v of cases) {
+    const label = new TextDecoder().decode(v.label);
+    const patient = sesphr.PatientKeys.fromBytes(v.patient_keys);
+    assert.deepEqual(patient.openAsOwner(v.sealed_portion), v.plaintext);
+    assert.deepEqual(patient.hybridPortionPublicKey(label, v.epoch, v.srs_pq_public), v.hybrid_portion_key);
+    const user = sesphr.KeyPair.fromSecretBytesHybrid(v.user_secret, v.user_pq_seed);
+    assert.deepEqual(user.pqPublicKey, v.user_pq_public);
+    assert.deepEqual(user.openAsDelegatee(v.sealed_portion, v.recapsule), v.plaintext);
+    assert.deepEqual(user.openAsDelegatee(v.sealed_portion, v.recapsule_with_proof), v.plaintext);
+    // Without its ML-KEM part the same user is told what is missing.
+    const classical = sesphr.KeyPair.fromSecretBytes(v.user_secret);
+    assert.equal(classical.pqPublicKey, undefined);
+    assert.equal(kindOf(() => classical.openAsDelegatee(v.sealed_portion, v.recapsule)), 'pq_key_missing');
+    assert.equal(kindOf(() => sesphr.KeyPair.fromSecretBytesHybrid(v.user_secret, v.user_pq_seed.slice(1))), 'invalid_length');
+    assert.deepEqual(sesphr.header(v.sealed_portion), v.header);
+  }
+  // Sealing to a hybrid key, opened by the owner.
+  const patient = sesphr.PatientKeys.generate('patient-0042');
+  const key = patient.hybridPortionPublicKey('lab', 0, cases[0].srs_pq_public);
+  const sealed = sesphr.seal(key, enc('HbA1c 5.4%'), new Uint8Array(), 0);
+  assert.ok(sesphr.header(sealed).length > 2400);
+  assert.deepEqual(patient.openAsOwner(sealed), enc('HbA1c 5.4%'));
+  const hybrid = sesphr.KeyPair.generateHybrid();
+  assert.equal(hybrid.pqPublicKey.length, 1184);
+  assert.equal(hybrid.pqSeed().length, 64);
+});

@@ -24,4 +24,9 @@ const restored: sesphr.KeyPair = sesphr.KeyPair.fromBackupText(doctor.toBackupTe
 const n: number = sesphr.verifyDisclosureReport(new Uint8Array(), new Uint8Array(32));
 // @ts-expect-error: a label is a string, not a number.
 patient.portionPublicKey(7, 0);
-export { grant, back, count, viaNodes, used, text, restored, n };
+const hybrid: sesphr.KeyPair = sesphr.KeyPair.generateHybrid();
+const pq: Uint8Array | undefined = hybrid.pqPublicKey;
+const seed: Uint8Array | undefined = hybrid.pqSeed();
+const again: sesphr.KeyPair = sesphr.KeyPair.fromSecretBytesHybrid(hybrid.secretBytes(), seed ?? new Uint8Array(64));
+const hybridKey: Uint8Array = patient.hybridPortionPublicKey('lab', 0, new Uint8Array(1193));
+export { grant, back, count, viaNodes, used, text, restored, n, pq, again, hybridKey };

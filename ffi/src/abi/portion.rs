@@ -8,7 +8,7 @@ use super::{
     put_sealed_buffer, run, sesphr_buffer, sesphr_result,
 };
 use sesphr::{
-    DelegateeOpener, Error, HybridPortionKey, PatientKeys, PortionHeader, PortionOpener,
+    AnyPortionKey, DelegateeOpener, Error, PatientKeys, PortionHeader, PortionOpener,
     PortionPublicKey, PortionSecretKey, PortionWriter, ReCapsule, RecordId, SealedPortion,
 };
 use zeroize::Zeroizing;
@@ -86,19 +86,10 @@ pub extern "C" fn sesphr_seal(
             (portion_public_key, portion_public_key_len),
             (record_id_bytes, record_id_len),
         )?;
-        let sealed = match &key {
-            SealTo::Classical(k) => SealedPortion::seal(k, rid, created_at, plaintext)?,
-            SealTo::Hybrid(k) => SealedPortion::seal(&**k, rid, created_at, plaintext)?,
-        };
+        let sealed = SealedPortion::seal(&key, rid, created_at, plaintext)?;
         put_sealed_buffer(o, sealed.to_bytes());
         Ok(())
     })
-}
-
-/// A key portions are sealed to, classical or hybrid.
-enum SealTo {
-    Classical(PortionPublicKey),
-    Hybrid(Box<HybridPortionKey>),
 }
 
 /// The portion public key (classical `"SPPK"` or hybrid `"SPHK"`, told
@@ -107,17 +98,12 @@ enum SealTo {
 fn seal_target(
     (key, key_len): (*const u8, usize),
     (rid, rid_len): (*const u8, usize),
-) -> Result<(SealTo, RecordId), sesphr_result> {
+) -> Result<(AnyPortionKey, RecordId), sesphr_result> {
     let (key, rid) = (
         bytes("portion_public_key", key, key_len)?,
         bytes("record_id_bytes", rid, rid_len)?,
     );
-    let key = if key.starts_with(b"SPHK") {
-        SealTo::Hybrid(Box::new(HybridPortionKey::from_bytes(key)?))
-    } else {
-        SealTo::Classical(PortionPublicKey::from_bytes(key)?)
-    };
-    Ok((key, RecordId::from_slice(rid)?))
+    Ok((AnyPortionKey::from_bytes(key)?, RecordId::from_slice(rid)?))
 }
 
 /// The length of the header that starts `prefix`, which must hold at least
@@ -338,10 +324,7 @@ pub extern "C" fn sesphr_sealer_new(
             (portion_public_key, portion_public_key_len),
             (record_id_bytes, record_id_len),
         )?;
-        let writer = match &key {
-            SealTo::Classical(k) => PortionWriter::new(k, rid, created_at, Vec::new())?,
-            SealTo::Hybrid(k) => PortionWriter::new(&**k, rid, created_at, Vec::new())?,
-        };
+        let writer = PortionWriter::new(&key, rid, created_at, Vec::new())?;
         *o = into_handle::<sesphr_sealer>(Sealer {
             writer: Some(writer),
         });
