@@ -265,7 +265,7 @@ pub enum AnyPortionKey {
     /// A classical portion public key.
     Classical(PortionPublicKey),
     /// A hybrid (post-quantum) portion key.
-    Hybrid(Box<HybridPortionKey>),
+    Hybrid(HybridPortionKey),
 }
 
 impl AnyPortionKey {
@@ -275,7 +275,7 @@ impl AnyPortionKey {
     /// As [`PortionPublicKey::from_bytes`] or [`HybridPortionKey::from_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.starts_with(&crate::encoding::magic::HYBRID_PORTION_KEY) {
-            HybridPortionKey::from_bytes(bytes).map(|k| Self::Hybrid(Box::new(k)))
+            HybridPortionKey::from_bytes(bytes).map(Self::Hybrid)
         } else {
             PortionPublicKey::from_bytes(bytes).map(Self::Classical)
         }
