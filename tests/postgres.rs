@@ -1028,3 +1028,54 @@ fn the_accounting_of_disclosures_is_true_or_an_error_on_postgres() {
         cases.len()
     );
 }
+
+/// Hybrid (post-quantum) headers across processes: a user's ML-KEM key
+/// registered on one process and the SRS key rotated there are what the
+/// other serves with; every process derives the same ML-KEM keys from the
+/// shared storage key.
+#[test]
+fn hybrid_keys_and_rotation_hold_across_processes() {
+    let (_cluster, ci) = fresh();
+    let a = open(&ci);
+    let b = open(&ci);
+    setup(&a);
+    let reader = user(0).with_pq(PqSecretKey::from_seed(&[40; 64]));
+    a.register_pq_key(&reader_id(0), reader.pq_public().unwrap())
+        .unwrap();
+    let lab = portion(&patient(3), "lab");
+    let v1 = b.pq_public_key().unwrap();
+    assert_eq!(v1, a.pq_public_key().unwrap());
+    let old = SealedPortion::seal(
+        &lab.hybrid_public(&v1).unwrap(),
+        RecordId::random(),
+        T0,
+        b"old",
+    )
+    .unwrap();
+    let v2 = a.rotate_pq_key().unwrap();
+    b.sync().unwrap();
+    assert_eq!(b.pq_public_key().unwrap(), v2);
+    let new = SealedPortion::seal(
+        &lab.hybrid_public(&v2).unwrap(),
+        RecordId::random(),
+        T0,
+        b"new",
+    )
+    .unwrap();
+    for (sealed, text) in [(&old, &b"old"[..]), (&new, &b"new"[..])] {
+        let rc = b
+            .reencrypt(
+                &reader_id(0),
+                sealed.header(),
+                sesphr::srs::Purpose::Treatment,
+            )
+            .unwrap();
+        assert_eq!(sealed.open_as_delegatee(&reader, &rc).unwrap(), text);
+    }
+    // A reader without a registered ML-KEM key is denied on either process.
+    let r = b.reencrypt(&reader_id(1), new.header(), sesphr::srs::Purpose::Treatment);
+    assert!(matches!(r, Err(SrsError::Denied(Denial::NoPqKey))), "{r:?}");
+    a.sync().unwrap();
+    assert_eq!(a.registry(), b.registry());
+    assert_eq!(a.verify_audit().unwrap(), b.verify_audit().unwrap());
+}
