@@ -553,13 +553,8 @@ fn hybrid_ops(c: &mut Criterion) {
     });
     g.bench_function("seal_table_32B", |b| {
         b.iter(|| {
-            enc.seal_with_rng(
-                RecordId::from_bytes([1; 16]),
-                T0,
-                black_box(&[0x42; 32]),
-                &mut r,
-            )
-            .unwrap()
+            enc.seal(RecordId::from_bytes([1; 16]), T0, black_box(&[0x42; 32]))
+                .unwrap()
         })
     });
     g.bench_function("open_owner_32B", |b| {
