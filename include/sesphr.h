@@ -301,6 +301,9 @@ enum sesphr_result
   // Denied: a hybrid (post-quantum) header, and no ML-KEM key registered
   // for the user.
   SESPHR_RESULT_DENIED_NO_PQ_KEY = 307,
+  // Denied: the user's registered ML-KEM key is not the one the
+  // patient's grant names.
+  SESPHR_RESULT_DENIED_PQ_KEY_NOT_GRANTED = 308,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

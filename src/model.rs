@@ -292,6 +292,9 @@ pub enum Denial {
     /// key registered (`Srs::register_pq_key`): the SRS cannot re-wrap the
     /// header's secret to them.
     NoPqKey,
+    /// The header is hybrid and the user's registered ML-KEM-768 key is not
+    /// the one the patient's grant names (its fingerprint differs).
+    PqKeyNotGranted,
 }
 
 impl Denial {
@@ -306,6 +309,7 @@ impl Denial {
             Self::InvalidCapsule => "invalid_capsule",
             Self::EmergencyOnly => "emergency_only",
             Self::NoPqKey => "no_pq_key",
+            Self::PqKeyNotGranted => "pq_key_not_granted",
         }
     }
 
@@ -322,6 +326,9 @@ impl Denial {
                 c"denied: emergency grant used without purpose emergency and a justification"
             }
             Self::NoPqKey => c"denied: hybrid header and no ML-KEM key registered for the user",
+            Self::PqKeyNotGranted => {
+                c"denied: the user's registered ML-KEM key is not the one the grant names"
+            }
         }
     }
 
@@ -335,6 +342,7 @@ impl Denial {
             Self::InvalidCapsule => 6,
             Self::EmergencyOnly => 7,
             Self::NoPqKey => 8,
+            Self::PqKeyNotGranted => 9,
         }
     }
 
@@ -348,6 +356,7 @@ impl Denial {
             6 => Self::InvalidCapsule,
             7 => Self::EmergencyOnly,
             8 => Self::NoPqKey,
+            9 => Self::PqKeyNotGranted,
             _ => return None,
         })
     }

@@ -399,6 +399,8 @@ pub(crate) struct ServingKey {
     share: u8,
     /// `R_i` for a share (all zero for a whole key).
     verification: [u8; 32],
+    /// The fingerprint of the user's ML-KEM-768 key the grant names, if any.
+    pq_fingerprint: Option<[u8; 32]>,
 }
 
 #[cfg_attr(not(feature = "srs"), allow(dead_code))]
@@ -416,6 +418,7 @@ impl ServingKey {
             commitment: commitment.to_bytes(),
             share: 0,
             verification: [0; 32],
+            pq_fingerprint: None,
         }
     }
 
@@ -433,10 +436,25 @@ impl ServingKey {
             commitment: commitment.to_bytes(),
             share: index,
             verification: verification.to_bytes(),
+            pq_fingerprint: None,
         }
     }
 
-    /// `rk ‖ X_e ‖ RK`, then `i ‖ R_i` for a share.
+    /// This key, bound to the user's ML-KEM-768 key of fingerprint `fp`
+    /// (the signed grant names it).
+    pub(crate) fn with_pq_fingerprint(mut self, fp: Option<[u8; 32]>) -> Self {
+        self.pq_fingerprint = fp;
+        self
+    }
+
+    /// The fingerprint of the user's ML-KEM-768 key the grant names.
+    pub(crate) fn pq_fingerprint(&self) -> Option<&[u8; 32]> {
+        self.pq_fingerprint.as_ref()
+    }
+
+    /// `rk ‖ X_e ‖ RK`, then `i ‖ R_i` for a share, then the fingerprint of
+    /// the user's ML-KEM key if the grant names one (lengths 96, 128, 129,
+    /// 161: each says which).
     pub(crate) fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let mut v = zeroize::Zeroizing::new(Vec::with_capacity(Self::SHARE_LEN));
         v.extend_from_slice(self.rk.as_bytes());
@@ -445,6 +463,9 @@ impl ServingKey {
         if self.share != 0 {
             v.push(self.share);
             v.extend_from_slice(&self.verification);
+        }
+        if let Some(fp) = &self.pq_fingerprint {
+            v.extend_from_slice(fp);
         }
         v
     }
@@ -459,7 +480,7 @@ impl ServingKey {
         rk_bytes.zeroize();
         let ephemeral = r.array()?;
         let commitment = r.array()?;
-        let (share, verification) = if r.at_end() {
+        let (share, verification) = if r.remaining() == 0 || r.remaining() == 32 {
             (0, [0; 32])
         } else {
             let i = r.byte()?;
@@ -468,6 +489,7 @@ impl ServingKey {
             }
             (i, r.array()?)
         };
+        let pq_fingerprint = if r.at_end() { None } else { Some(r.array()?) };
         r.finish()?;
         Ok(Self {
             rk: rk?,
@@ -475,6 +497,7 @@ impl ServingKey {
             commitment,
             share,
             verification,
+            pq_fingerprint,
         })
     }
 
@@ -509,5 +532,32 @@ impl ServingKey {
             None => (&self.commitment, None),
         };
         reencrypt_parts(&self.rk, ephemeral, proved_against, share, pq, header, rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A serving key's four encodings (whole or share, with or without the
+    /// user's ML-KEM key fingerprint) each decode back to what was encoded.
+    #[test]
+    fn serving_keys_round_trip_in_all_four_forms() {
+        let rk = Scalar::from(7u64);
+        let p = PublicKey::from_point(&Scalar::from(3u64) * RISTRETTO_BASEPOINT_TABLE);
+        for fp in [None, Some([9u8; 32])] {
+            for k in [
+                ServingKey::whole(&rk, &p, &p),
+                ServingKey::share(&rk, &p, &p, 2, &p),
+            ] {
+                let k = k.with_pq_fingerprint(fp);
+                let bytes = k.to_bytes();
+                let back = ServingKey::from_authenticated_bytes(&bytes).unwrap();
+                assert_eq!(back.to_bytes(), bytes);
+                assert_eq!(back.pq_fingerprint(), fp.as_ref());
+                assert_eq!(back.share_index(), k.share_index());
+            }
+        }
     }
 }

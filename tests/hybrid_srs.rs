@@ -242,3 +242,68 @@ fn a_pq_key_is_registered_only_for_an_active_user() {
         Err(SrsError::UserRemoved)
     ));
 }
+
+#[test]
+fn a_grant_naming_the_users_ml_kem_key_is_served_only_to_that_key() {
+    let srs = Srs::in_memory().unwrap();
+    let patient = patient(6);
+    let lab = portion(&patient, "lab");
+    srs.add_patient(&patient, &[(label("lab"), 0)]).unwrap();
+    let doctor = Identity::new("dr-6").unwrap();
+    let keys = KeyPair::generate_hybrid_with_rng(&mut rng(61));
+    srs.add_user(&doctor, Role::Doctor, &keys).unwrap();
+    let rekey = ReKey::generate_with_rng(&lab, keys.public(), &mut rng(62));
+    let fp = keys.pq_public().unwrap().fingerprint();
+    let options = sesphr::consent::GrantOptions {
+        user_pq_key: Some(fp),
+        ..Default::default()
+    };
+    let signed = patient
+        .sign_grant(&label("lab"), 0, &doctor, &rekey, &options)
+        .unwrap();
+    // The fingerprint is signed: it survives encoding, and altering it
+    // breaks the signature.
+    let bytes = signed.to_bytes();
+    let decoded = sesphr::consent::SignedGrant::from_bytes(&bytes).unwrap();
+    assert_eq!(decoded.user_pq_key(), Some(&fp));
+    assert_eq!(decoded.to_bytes(), bytes);
+    let mut bent = bytes.clone();
+    let at = bytes.len() - 64 - 32;
+    bent[at] ^= 1;
+    let bent = sesphr::consent::SignedGrant::from_bytes(&bent).unwrap();
+    assert!(bent.verify(&patient.consent_public()).is_err());
+    let mut short = bytes.clone();
+    short.remove(at);
+    assert!(sesphr::consent::SignedGrant::from_bytes(&short).is_err());
+    srs.grant(&signed, rekey).unwrap();
+
+    let key = lab.hybrid_public(&srs.pq_public_key().unwrap()).unwrap();
+    let sealed = SealedPortion::seal(&key, RecordId::random(), T0, b"bound").unwrap();
+    // Another ML-KEM key registered under the doctor's name: refused.
+    let other = PqSecretKey::generate_with_rng(&mut rng(63));
+    srs.register_pq_key(&doctor, other.public()).unwrap();
+    assert!(matches!(
+        srs.reencrypt(&doctor, sealed.header(), Purpose::Treatment),
+        Err(SrsError::Denied(Denial::PqKeyNotGranted))
+    ));
+    // The key the patient named: served.
+    srs.register_pq_key(&doctor, keys.pq_public().unwrap())
+        .unwrap();
+    let rc = srs
+        .reencrypt(&doctor, sealed.header(), Purpose::Treatment)
+        .unwrap();
+    assert_eq!(sealed.open_as_delegatee(&keys, &rc).unwrap(), b"bound");
+    // Classical headers do not involve ML-KEM keys at all.
+    let classical =
+        SealedPortion::seal(lab.public(), RecordId::random(), T0, b"classical").unwrap();
+    srs.register_pq_key(&doctor, other.public()).unwrap();
+    let rc = srs
+        .reencrypt(&doctor, classical.header(), Purpose::Treatment)
+        .unwrap();
+    assert_eq!(
+        classical.open_as_delegatee(&keys, &rc).unwrap(),
+        b"classical"
+    );
+    srs.verify_audit().unwrap();
+    srs.verify_consent().unwrap();
+}

@@ -23,6 +23,12 @@ pub struct GrantOptions {
     /// replayed or older grant or revocation is refused. It also refuses a
     /// date more than five minutes ahead of its clock.
     pub issued_at: Option<u64>,
+    /// The fingerprint ([`crate::PqPublicKey::fingerprint`]) of the user's
+    /// ML-KEM-768 key the patient consents to: the SRS then re-wraps hybrid
+    /// (post-quantum) headers only to a registered key with exactly this
+    /// fingerprint (`Denial::PqKeyNotGranted` otherwise). `None`: whichever
+    /// key the user registered.
+    pub user_pq_key: Option<[u8; 32]>,
 }
 
 impl Default for GrantOptions {
@@ -33,6 +39,7 @@ impl Default for GrantOptions {
             request: None,
             emergency: None,
             issued_at: None,
+            user_pq_key: None,
         }
     }
 }
@@ -140,6 +147,7 @@ pub struct SignedGrant {
     pub(super) request: Option<RequestId>,
     pub(super) emergency: Option<Role>,
     pub(super) threshold: Option<ShareTerms>,
+    pub(super) user_pq: Option<[u8; 32]>,
     pub(super) signature: [u8; 64],
 }
 
@@ -183,6 +191,10 @@ impl Signed for SignedGrant {
         if let Some(t) = &self.threshold {
             v.extend_from_slice(&[1, t.threshold, t.nodes]);
             v.extend_from_slice(&t.digest);
+        }
+        if let Some(fp) = &self.user_pq {
+            v.push(2);
+            v.extend_from_slice(fp);
         }
         v
     }
@@ -312,6 +324,8 @@ impl SignedGrant {
         const SIGNATURE_LEN: usize = 64;
         /// `0x01 ‖ t ‖ n ‖ digest (32)`.
         const SHARE_TERMS_LEN: usize = 35;
+        /// `0x02 ‖ fingerprint (32)`.
+        const PQ_LEN: usize = 33;
         let mut r = Reader::framed("signed grant", bytes, magic::SIGNED_GRANT)?;
         let patient = Identity::from_utf8(r.short_bytes()?)?;
         let label = PortionLabel::from_bytes(r.short_bytes()?)?;
@@ -354,12 +368,16 @@ impl SignedGrant {
             }
         };
         // What is left decides (SPEC §7.3): the signature alone (64 bytes),
-        // or the share terms and the signature (99); any other length is a
-        // field running past the end, or bytes after the last one.
-        let threshold = if r.remaining() == SIGNATURE_LEN {
+        // the share terms (35 more), the user's ML-KEM key fingerprint (33
+        // more), or both in that order; any other length is a field running
+        // past the end, or bytes after the last one.
+        let tail = r.remaining();
+        let with_pq =
+            tail == SIGNATURE_LEN + PQ_LEN || tail == SIGNATURE_LEN + SHARE_TERMS_LEN + PQ_LEN;
+        let threshold = if tail == SIGNATURE_LEN || tail == SIGNATURE_LEN + PQ_LEN {
             None
         } else {
-            if r.remaining() != SHARE_TERMS_LEN + SIGNATURE_LEN {
+            if !with_pq && tail != SHARE_TERMS_LEN + SIGNATURE_LEN {
                 return Err(Error::InvalidLength {
                     what: "signed grant",
                     expected: r.position()
@@ -387,6 +405,16 @@ impl SignedGrant {
                 digest: r.array()?,
             })
         };
+        let user_pq = if with_pq {
+            if r.byte()? != 2 {
+                return Err(Error::Malformed {
+                    what: "signed grant",
+                });
+            }
+            Some(r.array()?)
+        } else {
+            None
+        };
         let signature = r.array()?;
         r.finish()?;
         Ok(Self {
@@ -404,8 +432,15 @@ impl SignedGrant {
             request,
             emergency,
             threshold,
+            user_pq,
             signature,
         })
+    }
+
+    /// The fingerprint of the user's ML-KEM-768 key the patient consented
+    /// to, if the grant names one ([`GrantOptions::user_pq_key`]).
+    pub fn user_pq_key(&self) -> Option<&[u8; 32]> {
+        self.user_pq.as_ref()
     }
 }
 

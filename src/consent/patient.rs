@@ -131,6 +131,7 @@ impl PatientKeys {
             request: options.request,
             emergency: options.emergency.clone(),
             threshold: keys.threshold,
+            user_pq: options.user_pq_key,
             signature: [0; 64],
         };
         g.signature = g.signed_by(&self.consent_key());

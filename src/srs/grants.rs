@@ -117,6 +117,9 @@ impl Srs {
         portion_key: [u8; 32],
         key: ServingKey,
     ) -> Result<(), SrsError> {
+        // Hybrid headers are re-wrapped only to the ML-KEM key the patient
+        // named, if the grant names one.
+        let key = key.with_pq_fingerprint(grant.user_pq_key().copied());
         let now = self.clock.now();
         check_date(grant.issued_at(), now)?;
         let max_age = self.grant_max_age;

@@ -80,10 +80,12 @@ impl Srs {
     /// [`Denial::NoPqKey`](crate::model::Denial::NoPqKey)). Audited with
     /// the key's fingerprint.
     ///
-    /// The key is not bound by the patient's signature: the SRS opens the
-    /// secret it re-wraps anyway (DESIGN §16), so a key it substituted
-    /// would give it nothing it does not hold. The registry row is
-    /// authenticated like every other.
+    /// A grant that names the key's fingerprint
+    /// ([`crate::consent::GrantOptions::user_pq_key`]) is served only while
+    /// the registered key has it (else
+    /// [`Denial::PqKeyNotGranted`](crate::model::Denial::PqKeyNotGranted)):
+    /// whoever can call this cannot redirect a patient's hybrid records to a
+    /// key of their own. The registry row is authenticated like every other.
     ///
     /// # Errors
     /// [`SrsError::UnknownUser`], [`SrsError::UserRemoved`]; store errors.

@@ -310,6 +310,13 @@ fn compute(
         None => None,
         Some(version) => {
             let user = dec.user_pq.as_ref().ok_or(Denial::NoPqKey)?;
+            if dec
+                .key
+                .pq_fingerprint()
+                .is_some_and(|fp| *fp != user.fingerprint())
+            {
+                return Err(Denial::PqKeyNotGranted);
+            }
             // A stanza that does not open (altered, moved, or sealed to a key
             // this SRS never published) makes the header unusable, as a
             // capsule that does not verify does.

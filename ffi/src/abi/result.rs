@@ -189,6 +189,9 @@ pub enum sesphr_result {
     /// Denied: a hybrid (post-quantum) header, and no ML-KEM key registered
     /// for the user.
     DeniedNoPqKey = 307,
+    /// Denied: the user's registered ML-KEM key is not the one the
+    /// patient's grant names.
+    DeniedPqKeyNotGranted = 308,
 }
 
 thread_local! {
@@ -302,6 +305,7 @@ impl From<Denial> for sesphr_result {
             Denial::InvalidCapsule => Self::DeniedInvalidCapsule,
             Denial::EmergencyOnly => Self::DeniedEmergencyOnly,
             Denial::NoPqKey => Self::DeniedNoPqKey,
+            Denial::PqKeyNotGranted => Self::DeniedPqKeyNotGranted,
             // Non-exhaustive: a reason without a code of its own is still a
             // denial (the detail names it).
             _ => Self::DeniedNotGranted,
@@ -433,6 +437,7 @@ const ALL: &[sesphr_result] = {
         R::DeniedInvalidCapsule,
         R::DeniedEmergencyOnly,
         R::DeniedNoPqKey,
+        R::DeniedPqKeyNotGranted,
     ]
 };
 
@@ -541,6 +546,7 @@ fn message_of(r: sesphr_result) -> &'static core::ffi::CStr {
         R::DeniedInvalidCapsule => Denial::InvalidCapsule.summary(),
         R::DeniedEmergencyOnly => Denial::EmergencyOnly.summary(),
         R::DeniedNoPqKey => Denial::NoPqKey.summary(),
+        R::DeniedPqKeyNotGranted => Denial::PqKeyNotGranted.summary(),
     }
 }
 
@@ -606,7 +612,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), n);
-        assert_eq!(n, 75);
+        assert_eq!(n, 76);
         // Every code has its own text.
         let mut texts: Vec<&core::ffi::CStr> = ALL.iter().map(|r| message_of(*r)).collect();
         texts.sort_unstable();
