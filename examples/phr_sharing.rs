@@ -6,7 +6,9 @@
 //! receipt), grants a new one who reads the old records, and prints their
 //! accounting of disclosures. Then the same portion shared through three
 //! SRS nodes of which any two are needed: one node down still serves, a
-//! lying node is named, and revoking at two nodes ends access.
+//! lying node is named, and revoking at two nodes ends access. Last, a
+//! hybrid (post-quantum) portion: ML-KEM-768 beside the capsule, re-wrapped
+//! by the SRS to the one ML-KEM key the patient named.
 //!
 //! `cargo run --release --example phr_sharing [DATABASE_PATH]`
 //! (without a path, the database lives in a temporary directory).
@@ -514,6 +516,98 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     );
     threshold_chapter(&mut n, tmp.path(), &patient, &portions, &cloud, old_report)?;
+    hybrid_chapter(&mut n, &patient, &portions)?;
+    Ok(())
+}
+
+/// A hybrid (post-quantum) portion: its DEM key needs the capsule's `Z`
+/// and a secret carried by ML-KEM-768, so ciphertexts harvested today stay
+/// closed to whoever breaks ristretto255 later.
+fn hybrid_chapter(
+    n: &mut u32,
+    patient: &PatientKeys,
+    portions: &[(PortionLabel, u32)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let srs = Srs::in_memory()?;
+    srs.register_patient(&PatientRegistration::new(patient, portions)?)?;
+    let srs_key = srs.pq_public_key()?;
+    let medical = PortionLabel::new("medical")?;
+    let key = patient.hybrid_portion_public(&medical, 0, &srs_key)?;
+    let note = SealedPortion::seal(&key, RecordId::random(), unix_now(), b"psychiatric note")?;
+    step(
+        n,
+        format!(
+            "hybrid: a psychiatric note sealed to 'medical' with ML-KEM-768 beside the capsule (SRS key version {}): header {} bytes instead of {}",
+            srs_key.version(),
+            note.header().encoded_len(),
+            note.header().encoded_len() - 2276
+        ),
+    );
+    let wilson = Identity::new("dr-wilson")?;
+    let wilson_keys = KeyPair::generate_hybrid();
+    srs.register_user(
+        &wilson,
+        Role::Doctor,
+        wilson_keys.public(),
+        &wilson_keys.prove_possession(&wilson),
+    )?;
+    let wilson_pq = wilson_keys.pq_public().ok_or("no ML-KEM key")?;
+    srs.register_pq_key(&wilson, wilson_pq)?;
+    let rekey = ReKey::generate(&patient.portion_secret(&medical, 0), wilson_keys.public());
+    let options = GrantOptions {
+        user_pq_key: Some(wilson_pq.fingerprint()),
+        ..GrantOptions::default()
+    };
+    srs.grant(
+        &patient.sign_grant(&medical, 0, &wilson, &rekey, &options)?,
+        rekey,
+    )?;
+    let rc = srs.reencrypt(&wilson, note.header(), Purpose::Treatment)?;
+    step(
+        n,
+        format!(
+            "dr-wilson (granted, ML-KEM key named in the grant) reads it: {:?}",
+            String::from_utf8_lossy(&note.open_as_delegatee(&wilson_keys, &rc)?)
+        ),
+    );
+    // An attacker who broke ristretto255 holds dr-wilson's classical secret,
+    // not the ML-KEM one.
+    let shor = KeyPair::from_secret(wilson_keys.secret().clone()).with_pq(PqSecretKey::generate());
+    step(
+        n,
+        format!(
+            "the same re-capsule with dr-wilson's ristretto255 secret but another ML-KEM key: {}",
+            match note.open_as_delegatee(&shor, &rc) {
+                Err(e) => format!("refused ({e})"),
+                Ok(_) => "opened (bug)".into(),
+            }
+        ),
+    );
+    // Someone registers another ML-KEM key under dr-wilson's name: the
+    // grant names the patient's choice.
+    srs.register_pq_key(&wilson, shor.pq_public().ok_or("no ML-KEM key")?)?;
+    step(
+        n,
+        format!(
+            "another ML-KEM key registered for dr-wilson: {}",
+            match srs.reencrypt(&wilson, note.header(), Purpose::Treatment) {
+                Err(SrsError::Denied(d)) => format!("denied ({d})"),
+                other => format!("{other:?} (bug)"),
+            }
+        ),
+    );
+    srs.register_pq_key(&wilson, wilson_pq)?;
+    let rotated = srs.rotate_pq_key()?;
+    let rc = srs.reencrypt(&wilson, note.header(), Purpose::Treatment)?;
+    step(
+        n,
+        format!(
+            "the SRS rotates its ML-KEM key to version {}; the note sealed to version {} still reads: {:?}",
+            rotated.version(),
+            srs_key.version(),
+            String::from_utf8_lossy(&note.open_as_delegatee(&wilson_keys, &rc)?)
+        ),
+    );
     Ok(())
 }
 
