@@ -259,8 +259,10 @@ impl PatientKeys {
     /// patient, for `Srs.grant` with the same `rekey`. `since`: only records
     /// created at or after it; `expiry`: when the grant stops working.
     /// `request`: the id of the access request (`Srs.request_access`) this
-    /// grant answers.
-    #[pyo3(signature = (label_, epoch, user, rekey, since = None, expiry = None, request = None))]
+    /// grant answers. `user_pq_key`: the user's ML-KEM-768 key
+    /// (`KeyPair.pq_public_key`); the SRS then re-wraps hybrid headers only
+    /// to that key.
+    #[pyo3(signature = (label_, epoch, user, rekey, since = None, expiry = None, request = None, user_pq_key = None))]
     #[allow(clippy::too_many_arguments)]
     fn sign_grant<'py>(
         &self,
@@ -272,9 +274,15 @@ impl PatientKeys {
         since: Option<u64>,
         expiry: Option<u64>,
         request: Option<&[u8]>,
+        user_pq_key: Option<&[u8]>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (l, u) = (label(label_)?, identity(user)?);
+        let user_pq_key = user_pq_key
+            .map(|k| sesphr::PqPublicKey::from_bytes(k).map(|k| k.fingerprint()))
+            .transpose()
+            .py()?;
         let options = GrantOptions {
+            user_pq_key,
             scope: since.map_or(Scope::AllRecords, Scope::Since),
             expiry,
             request: request

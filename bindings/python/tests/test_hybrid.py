@@ -50,6 +50,21 @@ def test_hybrid_story(world: World) -> None:
     patient.open_stream(io.BytesIO(dst.getvalue()), out)
     assert out.getvalue() == b"LDL 96" * 30000
 
+    # A grant naming the user's ML-KEM key: another key registered is refused.
+    house = sesphr.KeyPair.generate_hybrid()
+    srs.register_user("dr-wilson", "doctor", house.public_key, house.prove_possession("dr-wilson"))
+    rk = sesphr.ReKey.generate(patient, "lab", house.public_key)
+    assert house.pq_public_key is not None
+    srs.grant(patient.sign_grant("lab", 0, "dr-wilson", rk, user_pq_key=house.pq_public_key), rk)
+    other = sesphr.KeyPair.generate_hybrid().pq_public_key
+    assert other is not None
+    srs.register_pq_key("dr-wilson", other)
+    with pytest.raises(sesphr.DeniedError) as not_granted:
+        srs.reencrypt("dr-wilson", sealed)
+    assert not_granted.value.reason == "pq_key_not_granted"
+    srs.register_pq_key("dr-wilson", house.pq_public_key)
+    assert house.open_as_delegatee(sealed, srs.reencrypt("dr-wilson", sealed)) == b"HbA1c 5.4%"
+
     # Rotation: new headers go to the new key; the old one still serves.
     rotated = srs.rotate_pq_key()
     assert rotated != srs_key and srs.pq_public_key() == rotated
