@@ -367,6 +367,11 @@ typedef struct {
   size_t emergency_role_len;
   // When it is signed (seconds since the Unix epoch); 0: now.
   uint64_t issued_at;
+  // The user's ML-KEM-768 encapsulation key (`SESPHR_PQ_PUBLIC_KEY_LEN`
+  // bytes, `sesphr_keypair_pq_public_key`), or NULL: the grant then
+  // names its fingerprint, and the SRS re-wraps hybrid (post-quantum)
+  // headers only to that key (`DENIED_PQ_KEY_NOT_GRANTED` otherwise).
+  const uint8_t *user_pq_key;
 } sesphr_grant_options;
 
 // How to open an SRS from C. Initialize it with `SESPHR_SRS_OPTIONS_INIT`

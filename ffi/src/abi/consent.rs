@@ -53,6 +53,11 @@ pub struct sesphr_grant_options {
     pub emergency_role_len: usize,
     /// When it is signed (seconds since the Unix epoch); 0: now.
     pub issued_at: u64,
+    /// The user's ML-KEM-768 encapsulation key (`SESPHR_PQ_PUBLIC_KEY_LEN`
+    /// bytes, `sesphr_keypair_pq_public_key`), or NULL: the grant then
+    /// names its fingerprint, and the SRS re-wraps hybrid (post-quantum)
+    /// headers only to that key (`DENIED_PQ_KEY_NOT_GRANTED` otherwise).
+    pub user_pq_key: *const u8,
 }
 
 /// Writes the patient's 32-byte consent public key (Ed25519) into `out`.
@@ -173,6 +178,8 @@ unsafe impl super::Extensible for sesphr_grant_options {
         core::mem::offset_of!(Self, emergency_role),
         core::mem::offset_of!(Self, emergency_role_len),
         core::mem::offset_of!(Self, issued_at),
+        // The size before `user_pq_key` was added.
+        core::mem::offset_of!(Self, user_pq_key),
         core::mem::size_of::<Self>(),
     ];
 }
@@ -209,6 +216,14 @@ pub(crate) fn grant_options(
         }
         if c.issued_at != 0 {
             opts.issued_at = Some(c.issued_at);
+        }
+        if !c.user_pq_key.is_null() {
+            let key = bytes(
+                "options->user_pq_key",
+                c.user_pq_key,
+                sesphr::PQ_PUBLIC_KEY_LEN,
+            )?;
+            opts.user_pq_key = Some(sesphr::PqPublicKey::from_bytes(key)?.fingerprint());
         }
     }
     Ok(opts)

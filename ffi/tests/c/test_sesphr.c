@@ -610,6 +610,44 @@ static void test_hybrid(void)
         free(out);
     }
 
+    /* A grant naming the user's ML-KEM key: another key registered under
+     * the name is refused; the named one serves. */
+    {
+        sesphr_keypair *wilson = NULL, *other = NULL;
+        uint8_t wpq[SESPHR_PQ_PUBLIC_KEY_LEN], opq[SESPHR_PQ_PUBLIC_KEY_LEN];
+        sesphr_grant_options g = SESPHR_GRANT_OPTIONS_INIT;
+        OK(sesphr_keypair_generate_hybrid(&wilson));
+        OK(sesphr_keypair_generate_hybrid(&other));
+        OK(sesphr_keypair_pq_public_key(wilson, wpq, sizeof wpq));
+        OK(sesphr_keypair_pq_public_key(other, opq, sizeof opq));
+        OK(register_user_kp(srs, "dr-wilson", "doctor", wilson));
+        g.user_pq_key = wpq;
+        EXPECT(grant_as(srs, w.patient, "dr-wilson", wilson, "lab", &g), SESPHR_RESULT_OK);
+        OK(sesphr_srs_register_pq_key(srs, S("dr-wilson"), opq, sizeof opq));
+        EXPECT(read_as(&w, "dr-wilson", wilson, sealed, ""), SESPHR_RESULT_DENIED_PQ_KEY_NOT_GRANTED);
+        OK(sesphr_srs_register_pq_key(srs, S("dr-wilson"), wpq, sizeof wpq));
+        EXPECT(read_as(&w, "dr-wilson", wilson, sealed, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+        /* The size from before `user_pq_key`: the field is not read. */
+        g.struct_size = offsetof(sesphr_grant_options, user_pq_key);
+        g.user_pq_key = (const uint8_t *)"not read";
+        EXPECT(grant_as(srs, w.patient, "dr-wilson", wilson, "lab", &g), SESPHR_RESULT_OK);
+        OK(sesphr_srs_register_pq_key(srs, S("dr-wilson"), opq, sizeof opq));
+        {
+            /* dr-wilson's ristretto255 key with the other ML-KEM key. */
+            sesphr_keypair *mixed = NULL;
+            uint8_t sk[SESPHR_SECRET_KEY_LEN], oseed[SESPHR_PQ_SEED_LEN];
+            OK(sesphr_keypair_secret_key(wilson, sk, sizeof sk));
+            OK(sesphr_keypair_pq_seed(other, oseed, sizeof oseed));
+            OK(sesphr_keypair_from_secret_hybrid(sk, sizeof sk, oseed, sizeof oseed, &mixed));
+            EXPECT(read_as(&w, "dr-wilson", mixed, sealed, "HbA1c 5.4%"), SESPHR_RESULT_OK);
+            memset(sk, 0, sizeof sk);
+            memset(oseed, 0, sizeof oseed);
+            sesphr_keypair_free(mixed);
+        }
+        sesphr_keypair_free(wilson);
+        sesphr_keypair_free(other);
+    }
+
     /* Rotation: new headers go to version 2; the old header still serves. */
     OK(sesphr_srs_rotate_pq_key(srs, &rotated));
     CHECK(sesphr_buffer_len(rotated) == sesphr_buffer_len(srs_key));
