@@ -54,6 +54,66 @@ pub fn unhex(s: &str) -> Vec<u8> {
 
 pub const T0: u64 = 1_700_000_000;
 
+/// A vector file's cases, in file order: the name, then (key, value) pairs.
+pub type VectorCases = Vec<(String, Vec<(String, String)>)>;
+
+/// Parses a vector file (`tests/vectors/*.txt`): `[case NAME]` starts a
+/// case, `key = value` lines follow, `#` lines are comments.
+pub fn parse_vectors(text: &str) -> VectorCases {
+    let mut out: VectorCases = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix("[case ")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            out.push((name.to_string(), Vec::new()));
+        } else {
+            let (k, v) = line.split_once('=').unwrap();
+            out.last_mut()
+                .unwrap()
+                .1
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Renders cases after the file's comment `header`.
+pub fn render_vectors(header: &str, cases: Vec<(&str, Vec<(&'static str, String)>)>) -> String {
+    let mut s = String::from(header);
+    for (name, entries) in cases {
+        s.push_str(&format!("\n[case {name}]\n"));
+        for (k, v) in entries {
+            s.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    s
+}
+
+/// The committed vector file at `path` is exactly `fresh` (rewritten first
+/// when `SESPHR_REGENERATE_VECTORS` is set), with `count` cases; a
+/// difference names the case and entry.
+pub fn check_vectors(path: &str, fresh: &str, count: usize) {
+    if std::env::var_os("SESPHR_REGENERATE_VECTORS").is_some() {
+        std::fs::write(path, fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap();
+    let (a, b) = (parse_vectors(&committed), parse_vectors(fresh));
+    assert_eq!(a.len(), count);
+    for ((na, ea), (nb, eb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert_eq!(ea.len(), eb.len(), "case {na}");
+        for ((ka, va), (kb, vb)) in ea.iter().zip(eb) {
+            assert_eq!(ka, kb);
+            assert_eq!(va, vb, "case {na}, entry {ka}");
+        }
+    }
+    assert_eq!(committed, fresh);
+}
+
 use sesphr::{PortionHeader, ReCapsule, ReKey};
 
 /// Re-encrypts through the verified-header typestate, the only way in.

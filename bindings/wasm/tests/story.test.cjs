@@ -86,8 +86,10 @@ test('the SRS receipt, checkpoint and disclosure report verify; any flipped byte
   assert.throws(() => sesphr.verifyReceipt(hex(f.receipt), wrongKey));
 });
 
-test('every vector of tests/vectors/sesphr-v1.txt', () => {
-  const text = fs.readFileSync(path.join(root, 'tests', 'vectors', 'sesphr-v1.txt'), 'utf8');
+// The cases of a vector file (tests/vectors/NAME): hex values decoded,
+// epoch and created_at as numbers.
+function readVectors(name) {
+  const text = fs.readFileSync(path.join(root, 'tests', 'vectors', name), 'utf8');
   const cases = [];
   let c = null;
   for (const raw of text.split('\n')) {
@@ -101,6 +103,11 @@ test('every vector of tests/vectors/sesphr-v1.txt', () => {
     const [k, v] = line.split('=').map((x) => x.trim());
     c[k] = k === 'epoch' || k === 'created_at' ? Number(v) : hex(v);
   }
+  return cases;
+}
+
+test('every vector of tests/vectors/sesphr-v1.txt', () => {
+  const cases = readVectors('sesphr-v1.txt');
   assert.ok(cases.length >= 3);
   for (const v of cases) {
     const patient = sesphr.PatientKeys.fromBytes(v.patient_keys);
@@ -125,20 +132,7 @@ test('every vector of tests/vectors/sesphr-v1.txt', () => {
 });
 
 test('hybrid (post-quantum): every vector of tests/vectors/sesphr-v2-hybrid.txt, and sealing hybrid', () => {
-  const text = fs.readFileSync(path.join(root, 'tests', 'vectors', 'sesphr-v2-hybrid.txt'), 'utf8');
-  const cases = [];
-  let c = null;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    if (line.startsWith('[case ')) {
-      c = {};
-      cases.push(c);
-      continue;
-    }
-    const [k, v] = line.split('=').map((x) => x.trim());
-    c[k] = k === 'epoch' || k === 'created_at' ? Number(v) : hex(v);
-  }
+  const cases = readVectors('sesphr-v2-hybrid.txt');
   assert.equal(cases.length, 2);
   for (const v of cases) {
     const label = new TextDecoder().decode(v.label);

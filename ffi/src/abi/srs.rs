@@ -426,10 +426,22 @@ pub extern "C" fn sesphr_srs_pq_public_key(
     srs: *const sesphr_srs,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
+    srs_to_buffer(srs, ("out_buffer", out_buffer), |s| {
+        Ok(s.pq_public_key()?.to_bytes())
+    })
+}
+
+/// What `f` makes of the SRS, into a new buffer: the shape of every call
+/// that hands back one encoded object.
+fn srs_to_buffer(
+    srs: *const sesphr_srs,
+    (name, out_buffer): (&'static str, *mut *mut sesphr_buffer),
+    f: impl FnOnce(&Srs) -> Result<Vec<u8>, sesphr_result>,
+) -> sesphr_result {
     run(|| {
         let s = handle_ref("srs", srs)?;
-        let o = out("out_buffer", out_buffer)?;
-        put_buffer(o, s.pq_public_key()?.to_bytes());
+        let o = out(name, out_buffer)?;
+        put_buffer(o, f(s)?);
         Ok(())
     })
 }
@@ -444,11 +456,8 @@ pub extern "C" fn sesphr_srs_rotate_pq_key(
     srs: *const sesphr_srs,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let s = handle_ref("srs", srs)?;
-        let o = out("out_buffer", out_buffer)?;
-        put_buffer(o, s.rotate_pq_key()?.to_bytes());
-        Ok(())
+    srs_to_buffer(srs, ("out_buffer", out_buffer), |s| {
+        Ok(s.rotate_pq_key()?.to_bytes())
     })
 }
 
@@ -1196,11 +1205,8 @@ pub extern "C" fn sesphr_srs_checkpoint(
     srs: *const sesphr_srs,
     out_checkpoint: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let s = handle_ref("srs", srs)?;
-        let o = out("out_checkpoint", out_checkpoint)?;
-        put_buffer(o, s.checkpoint()?.to_bytes());
-        Ok(())
+    srs_to_buffer(srs, ("out_checkpoint", out_checkpoint), |s| {
+        Ok(s.checkpoint()?.to_bytes())
     })
 }
 
@@ -1212,12 +1218,9 @@ pub extern "C" fn sesphr_srs_latest_checkpoint(
     srs: *const sesphr_srs,
     out_checkpoint: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
-    run(|| {
-        let s = handle_ref("srs", srs)?;
-        let o = out("out_checkpoint", out_checkpoint)?;
+    srs_to_buffer(srs, ("out_checkpoint", out_checkpoint), |s| {
         let cp = s.latest_checkpoint().ok_or(sesphr_result::InvalidState)?;
-        put_buffer(o, cp.to_bytes());
-        Ok(())
+        Ok(cp.to_bytes())
     })
 }
 
