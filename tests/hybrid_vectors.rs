@@ -130,14 +130,9 @@ fn hybrid_vectors_are_reproduced_exactly() {
 fn hybrid_vectors_decode_and_open_from_the_file_alone() {
     let text = std::fs::read_to_string(PATH).unwrap();
     for (name, entries) in parse_vectors(&text) {
-        let get = |k: &str| {
-            entries
-                .iter()
-                .find(|(kk, _)| kk == k)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
-        let bytes = |k: &str| unhex(&get(k));
+        let case = VectorCase(&entries);
+        let get = |k: &str| case.get(k);
+        let bytes = |k: &str| case.bytes(k);
         let pid = Identity::from_utf8(&bytes("patient_id")).unwrap();
         let patient = PatientKeys::from_master(pid, &bytes("patient_master").try_into().unwrap());
         let portion = patient.portion_secret(

@@ -81,6 +81,25 @@ pub fn parse_vectors(text: &str) -> VectorCases {
     out
 }
 
+/// One case of a vector file: its entries by key.
+pub struct VectorCase<'a>(pub &'a [(String, String)]);
+
+impl VectorCase<'_> {
+    /// The value of `key` as written.
+    pub fn get(&self, key: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no entry {key}"))
+    }
+
+    /// The value of `key`, hex decoded.
+    pub fn bytes(&self, key: &str) -> Vec<u8> {
+        unhex(&self.get(key))
+    }
+}
+
 /// Renders cases after the file's comment `header`.
 pub fn render_vectors(header: &str, cases: Vec<(&str, Vec<(&'static str, String)>)>) -> String {
     let mut s = String::from(header);
