@@ -19,6 +19,17 @@ const MARK: &[u8; 16] = b"~plaintext-mark~";
 static ARMED: AtomicBool = AtomicBool::new(false);
 static HITS: AtomicUsize = AtomicUsize::new(0);
 static SCANNED: AtomicUsize = AtomicUsize::new(0);
+/// Of the hits, how many were freed on another thread than the test's (a
+/// worker of the thread pool, or another test), and the last hit's size:
+/// what a failure message names.
+static HITS_ELSEWHERE: AtomicUsize = AtomicUsize::new(0);
+static LAST_HIT_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set on the thread running the scanned closure (const-initialized: no
+    /// allocation when the allocator reads it).
+    static SCANNING_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 /// One test at a time: the scan sees every thread's frees, so another test
 /// freeing its own marked buffers would count.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -41,6 +52,10 @@ unsafe impl GlobalAlloc for Scanning {
             SCANNED.fetch_add(1, Ordering::Relaxed);
             if block.windows(MARK.len()).any(|w| w == MARK) {
                 HITS.fetch_add(1, Ordering::Relaxed);
+                LAST_HIT_SIZE.store(layout.size(), Ordering::Relaxed);
+                if !SCANNING_THREAD.with(std::cell::Cell::get) {
+                    HITS_ELSEWHERE.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         // SAFETY: forwarded as is.
@@ -51,15 +66,33 @@ unsafe impl GlobalAlloc for Scanning {
 #[global_allocator]
 static GLOBAL: Scanning = Scanning;
 
-/// Runs `f` with the scan armed; returns how many freed blocks held the mark.
-fn freed_with_plaintext(f: impl FnOnce()) -> usize {
+/// What a scan found: how many freed blocks held the mark, how many of
+/// those another thread freed, and the last one's size.
+#[derive(Debug, PartialEq, Eq)]
+struct Found {
+    hits: usize,
+    elsewhere: usize,
+    last_size: usize,
+}
+
+/// Runs `f` with the scan armed; returns what it found (compare `.hits`
+/// with 0; the rest is for the failure message).
+fn freed_with_plaintext(f: impl FnOnce()) -> Found {
     HITS.store(0, Ordering::SeqCst);
+    HITS_ELSEWHERE.store(0, Ordering::SeqCst);
+    LAST_HIT_SIZE.store(0, Ordering::SeqCst);
     SCANNED.store(0, Ordering::SeqCst);
+    SCANNING_THREAD.with(|t| t.set(true));
     ARMED.store(true, Ordering::SeqCst);
     f();
     ARMED.store(false, Ordering::SeqCst);
+    SCANNING_THREAD.with(|t| t.set(false));
     assert!(SCANNED.load(Ordering::SeqCst) > 0, "the scan saw no block");
-    HITS.load(Ordering::SeqCst)
+    Found {
+        hits: HITS.load(Ordering::SeqCst),
+        elsewhere: HITS_ELSEWHERE.load(Ordering::SeqCst),
+        last_size: LAST_HIT_SIZE.load(Ordering::SeqCst),
+    }
 }
 
 fn marked(len: usize) -> Vec<u8> {
@@ -86,13 +119,13 @@ fn opening_and_sealing_free_no_block_holding_plaintext() {
             sealed =
                 Some(SealedPortion::seal(secret.public(), RecordId::random(), 1, &pt).unwrap());
         });
-        assert_eq!(hits, 0, "seal of {len} bytes");
+        assert_eq!(hits.hits, 0, "seal of {len} bytes: {hits:?}");
         let sealed = sealed.unwrap();
         let mut opened = None;
         let hits = freed_with_plaintext(|| {
             opened = Some(sealed.open_as_owner(&secret).unwrap());
         });
-        assert_eq!(hits, 0, "open of {len} bytes");
+        assert_eq!(hits.hits, 0, "open of {len} bytes: {hits:?}");
         assert_eq!(opened.unwrap(), pt);
     }
 }
@@ -142,7 +175,7 @@ fn the_c_opener_fed_in_pieces_frees_no_block_holding_plaintext() {
         });
         assert_eq!(got.len(), pt.len());
         assert!(got == pt);
-        assert_eq!(hits, 0, "opener fed {piece}-byte pieces");
+        assert_eq!(hits.hits, 0, "opener fed {piece}-byte pieces: {hits:?}");
     }
     sesphr_buffer_free(ppk);
     sesphr_patient_keys_free(keys);
