@@ -24,7 +24,10 @@ use crate::group::{double_and_compress, half};
 use crate::hash::{derive_dem_key, hash_to_scalar, tag};
 use crate::ids::{PortionLabel, RecordId};
 use crate::keys::{PortionPublicKey, PublicKey, random_nonzero_scalar};
-use crate::pq::{Draw, PQ_STANZA_LEN, PqSecretKey, Recipients, Role, SIGMA_LEN, Stanza};
+use crate::pq::{
+    Draw, PQ_STANZA_LEN, PqSecretKey, Recipients, Role, SIGMA_LEN, Stanza, check_split,
+    share_commitment, share_matches, split_sigma,
+};
 use crate::rng::os_rng;
 use zeroize::Zeroizing;
 
@@ -84,16 +87,20 @@ impl Context {
     }
 
     /// `version ‖ X_{P,c} ‖ record id ‖ epoch (u32 BE) ‖ created_at (u64 BE) ‖
-    /// label length ‖ label`: the bytes hashed into the capsule proof and the
-    /// DEM key, and written in the header (a hybrid header, version 2,
-    /// appends its stanzas).
-    fn encode(&self, version: u8) -> Vec<u8> {
-        let mut v = Vec::with_capacity(CTX_FIXED_LEN + self.label.as_bytes().len());
+    /// [t ‖ n] ‖ label length ‖ label`: the bytes hashed into the capsule
+    /// proof and the DEM key, and written in the header. A hybrid header
+    /// (version 2, `split` given) names how `σ` is split among the SRS nodes
+    /// before the label, and appends its stanzas after it.
+    fn encode(&self, version: u8, split: Option<(u8, u8)>) -> Vec<u8> {
+        let mut v = Vec::with_capacity(CTX_FIXED_LEN + 2 + self.label.as_bytes().len());
         v.push(version);
         v.extend_from_slice(self.portion_key.as_bytes());
         v.extend_from_slice(self.record_id.as_bytes());
         v.extend_from_slice(&self.epoch.to_be_bytes());
         v.extend_from_slice(&self.created_at.to_be_bytes());
+        if let Some((t, n)) = split {
+            v.extend_from_slice(&[t, n]);
+        }
         put_short_bytes(&mut v, self.label.as_bytes());
         v
     }
@@ -117,9 +124,15 @@ const CTX_FIXED_LEN: usize = 1 + 32 + 16 + 4 + 8 + 1;
 pub(crate) const CAPSULE_LEN: usize = 96;
 /// The header version of a hybrid (post-quantum) header.
 pub(crate) const HYBRID_VERSION: u8 = 2;
-/// A hybrid header's stanzas: the owner's, the SRS key version (u32 BE), the
-/// SRS's.
-pub(crate) const PQ_SECTION_LEN: usize = PQ_STANZA_LEN + 4 + PQ_STANZA_LEN;
+/// One SRS node's part of a hybrid header: its key version (u32 BE), its
+/// stanza, the commitment to its share of `σ`.
+pub(crate) const NODE_STANZA_LEN: usize = 4 + PQ_STANZA_LEN + 32;
+
+/// A hybrid header's stanzas for `n` SRS nodes: the owner's, then each
+/// node's.
+pub(crate) const fn pq_section_len(nodes: u8) -> usize {
+    PQ_STANZA_LEN + nodes as usize * NODE_STANZA_LEN
+}
 
 /// A capsule `(E, V, s)`.
 #[derive(Clone, Copy)]
@@ -220,10 +233,13 @@ impl fmt::Debug for Capsule {
 /// stores it in front of the body, and the SRS re-encrypts it.
 ///
 /// Encoding: `"SPHR" ‖ version ‖ X_{P,c} (32) ‖ record id (16) ‖ epoch (u32 BE)
-/// ‖ created_at (u64 BE) ‖ label length ‖ label ‖ [stanzas] ‖ E ‖ V ‖ s`.
-/// Version 1 is classical; version 2 is hybrid (post-quantum, SPEC §4.6)
-/// and carries, before the capsule, the owner's stanza (1,136 bytes), the
-/// SRS key version (u32 BE) and the SRS's stanza: 2,276 bytes more.
+/// ‖ created_at (u64 BE) ‖ [t ‖ n] ‖ label length ‖ label ‖ [stanzas] ‖ E ‖ V
+/// ‖ s`. Version 1 is classical; version 2 is hybrid (post-quantum, SPEC
+/// §4.6): `t ‖ n` say how the post-quantum secret `σ` is split among the
+/// SRS nodes (`1 ‖ 1` for one SRS), and the owner's stanza (1,136 bytes)
+/// then, per node, its key version (u32 BE), its stanza and the commitment
+/// to its share come before the capsule: 2,310 bytes more for one SRS,
+/// 1,172 more per further node.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PortionHeader {
     context: Context,
@@ -238,21 +254,39 @@ pub struct PortionHeader {
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct HeaderStanzas {
     owner: Stanza,
-    srs_version: u32,
-    srs: Stanza,
+    /// How many nodes' shares recover `σ` (1 for one SRS).
+    threshold: u8,
+    /// Node `i`'s at position `i − 1` (one for one SRS).
+    nodes: Vec<NodeStanza>,
+}
+
+/// One SRS node's part of a hybrid header.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct NodeStanza {
+    version: u32,
+    stanza: Stanza,
+    commitment: [u8; 32],
 }
 
 impl PortionHeader {
     /// Shortest encoding (a classical header with a one-byte label).
     pub const MIN_LEN: usize = 4 + CTX_FIXED_LEN + 1 + CAPSULE_LEN;
-    /// Longest encoding (a hybrid header with a 64-byte label).
-    pub const MAX_LEN: usize =
-        4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + PQ_SECTION_LEN + CAPSULE_LEN;
+    /// Longest encoding (a hybrid header split among
+    /// [`crate::MAX_PQ_NODES`] nodes, with a 64-byte label).
+    pub const MAX_LEN: usize = Self::hybrid_max_len(crate::pq::MAX_PQ_NODES);
+    /// Longest hybrid encoding for one SRS (a 64-byte label).
+    pub const HYBRID_MAX_LEN: usize = Self::hybrid_max_len(1);
     /// Longest classical (version 1) encoding (a 64-byte label).
     pub const CLASSICAL_MAX_LEN: usize = 4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + CAPSULE_LEN;
     /// How many leading bytes [`PortionHeader::len_from_prefix`] needs: up
-    /// to and including the label length byte.
-    pub const PREFIX_LEN: usize = 4 + CTX_FIXED_LEN;
+    /// to and including the label length byte (a classical header's comes
+    /// two bytes earlier, so its first 66 bytes are enough).
+    pub const PREFIX_LEN: usize = 4 + CTX_FIXED_LEN + 2;
+
+    /// Longest hybrid encoding for `nodes` SRS nodes (a 64-byte label).
+    pub const fn hybrid_max_len(nodes: u8) -> usize {
+        4 + CTX_FIXED_LEN + 2 + PortionLabel::MAX_LEN + pq_section_len(nodes) + CAPSULE_LEN
+    }
 
     /// The length of the header that starts `prefix` (at least
     /// [`PortionHeader::PREFIX_LEN`] bytes of a header or sealed portion):
@@ -263,11 +297,15 @@ impl PortionHeader {
     /// [`Error::BadMagic`], [`Error::UnsupportedVersion`];
     /// [`Error::InvalidLabel`] for a label length of 0 or over 64.
     pub fn len_from_prefix(prefix: &[u8]) -> Result<usize> {
-        let p = prefix.get(..Self::PREFIX_LEN).ok_or(Error::InvalidLength {
+        const CLASSICAL_PREFIX: usize = 4 + CTX_FIXED_LEN;
+        let short = |needed: usize| Error::InvalidLength {
             what: "portion header",
-            expected: Self::PREFIX_LEN,
+            expected: needed,
             actual: prefix.len(),
-        })?;
+        };
+        let p = prefix
+            .get(..CLASSICAL_PREFIX)
+            .ok_or(short(Self::PREFIX_LEN))?;
         let (mut r, version) = Reader::framed_versions(
             "portion header",
             p,
@@ -275,24 +313,34 @@ impl PortionHeader {
             &[FORMAT_VERSION, HYBRID_VERSION],
         )?;
         // Version (read by `framed`), key, record id, epoch, created_at…
-        r.take(Self::PREFIX_LEN - 6)?;
-        // …and the label length.
-        let label_len = usize::from(r.byte()?);
+        r.take(CLASSICAL_PREFIX - 6)?;
+        let (label_len, pq, prefix_len) = if version == HYBRID_VERSION {
+            // …the split, then the label length.
+            let p = prefix
+                .get(..Self::PREFIX_LEN)
+                .ok_or(short(Self::PREFIX_LEN))?;
+            let [t, n, label_len] = p
+                .get(CLASSICAL_PREFIX - 1..)
+                .and_then(|x| <[u8; 3]>::try_from(x).ok())
+                .ok_or(short(Self::PREFIX_LEN))?;
+            check_split(t, n)?;
+            (label_len, pq_section_len(n), Self::PREFIX_LEN)
+        } else {
+            // …and the label length.
+            (r.byte()?, 0, CLASSICAL_PREFIX)
+        };
+        let label_len = usize::from(label_len);
         if label_len == 0 || label_len > PortionLabel::MAX_LEN {
             return Err(Error::InvalidLabel);
         }
-        let pq = if version == HYBRID_VERSION {
-            PQ_SECTION_LEN
-        } else {
-            0
-        };
-        Ok(Self::PREFIX_LEN + label_len + pq + CAPSULE_LEN)
+        Ok(prefix_len + label_len + pq + CAPSULE_LEN)
     }
 
     /// Encapsulates a fresh DEM key for `context`. `mul_x(k)` computes `k·X_{P,c}`
     /// (with or without a precomputed table). With `pq`, the header is
-    /// hybrid: `σ`, then the owner's and the SRS's encapsulations, are drawn
-    /// from `rng` after `r` and `u`.
+    /// hybrid: `σ` (a scalar), the split's coefficients, then the owner's
+    /// and each node's encapsulations, are drawn from `rng` after `r` and
+    /// `u`.
     pub(crate) fn encapsulate<R: CryptoRng + ?Sized>(
         context: Context,
         mul_x: impl FnOnce(&Scalar) -> RistrettoPoint,
@@ -311,15 +359,34 @@ impl PortionHeader {
             mul_x(&r_half),
         ]);
         let (context_bytes, pq, sigma) = match pq {
-            None => (context.encode(FORMAT_VERSION), None, None),
+            None => (context.encode(FORMAT_VERSION, None), None, None),
             Some(to) => {
-                let mut bytes = context.encode(HYBRID_VERSION);
-                let mut sigma = Zeroizing::new([0u8; SIGMA_LEN]);
-                rng.fill_bytes(sigma.as_mut());
+                let n = u8::try_from(to.srs.len()).map_err(|_| Error::InvalidThreshold)?;
+                check_split(to.threshold, n)?;
+                let mut bytes = context.encode(HYBRID_VERSION, Some((to.threshold, n)));
+                let sigma_scalar = Zeroizing::new(Scalar::random(rng));
+                let sigma = Zeroizing::new(sigma_scalar.to_bytes());
+                let shares = split_sigma(&sigma_scalar, to.threshold, n, rng);
+                let owner = Stanza::seal(&to.portion, Role::Owner, &[&bytes], &sigma, rng, draw)?;
+                let mut nodes = Vec::with_capacity(to.srs.len());
+                for ((i, key), share) in (1..=n).zip(&to.srs).zip(shares.iter()) {
+                    nodes.push(NodeStanza {
+                        version: key.version(),
+                        stanza: Stanza::seal(
+                            key.key(),
+                            Role::Srs,
+                            &[&bytes, &[i]],
+                            share,
+                            rng,
+                            draw,
+                        )?,
+                        commitment: share_commitment(&bytes, i, share),
+                    });
+                }
                 let stanzas = HeaderStanzas {
-                    owner: Stanza::seal(&to.portion, Role::Owner, &[&bytes], &sigma, rng, draw)?,
-                    srs_version: to.srs.version(),
-                    srs: Stanza::seal(to.srs.key(), Role::Srs, &[&bytes], &sigma, rng, draw)?,
+                    owner,
+                    threshold: to.threshold,
+                    nodes,
                 };
                 stanzas.encode_into(&mut bytes);
                 (bytes, Some(Box::new(stanzas)), Some(sigma))
@@ -362,38 +429,81 @@ impl PortionHeader {
         self.pq.is_some()
     }
 
-    /// The SRS key version a hybrid header was sealed to; `None` for a
-    /// classical header.
+    /// The SRS key version a hybrid header was sealed to (node 1's, for a
+    /// split: [`PortionHeader::node_pq_version`]); `None` for a classical
+    /// header.
     pub fn srs_pq_version(&self) -> Option<u32> {
-        self.pq.as_ref().map(|p| p.srs_version)
+        self.node_pq_version(1)
+    }
+
+    /// The key version of node `node`'s stanza (`1..=n`; 1 for one SRS);
+    /// `None` for a classical header or a node it has no stanza for.
+    pub fn node_pq_version(&self, node: u8) -> Option<u32> {
+        self.node_stanza(node).map(|s| s.version)
+    }
+
+    /// How a hybrid header's `σ` is split: `(t, n)`, `(1, 1)` for one SRS;
+    /// `None` for a classical header.
+    pub fn pq_split(&self) -> Option<(u8, u8)> {
+        self.pq
+            .as_ref()
+            .map(|p| (p.threshold, u8::try_from(p.nodes.len()).unwrap_or(u8::MAX)))
+    }
+
+    fn node_stanza(&self, node: u8) -> Option<&NodeStanza> {
+        self.pq
+            .as_ref()?
+            .nodes
+            .get(usize::from(node).checked_sub(1)?)
     }
 
     /// The context bytes without the stanzas (the associated data of every
     /// stanza's wrap).
     pub(crate) fn base_context_bytes(&self) -> &[u8] {
-        let len = self.context_bytes.len() - if self.pq.is_some() { PQ_SECTION_LEN } else { 0 };
+        let pq = self.pq_split().map_or(0, |(_, n)| pq_section_len(n));
+        let len = self.context_bytes.len().saturating_sub(pq);
         self.context_bytes.get(..len).unwrap_or_default()
     }
 
-    /// `σ` from the SRS's stanza (the delegate path).
+    /// Node `node`'s share `σ_node` from its stanza (the delegate path; node
+    /// 1 for one SRS), checked against the header's commitment to it.
     ///
     /// # Errors
-    /// [`Error::KeyMismatch`] if `version` is not the header's SRS key
-    /// version; [`Error::DecryptionFailed`] if the stanza does not open.
+    /// [`Error::KeyMismatch`] if the header has no stanza for `node` or
+    /// sealed it to another key version than `version`;
+    /// [`Error::DecryptionFailed`] if the stanza does not open or its share
+    /// is not the one committed to.
     pub(crate) fn srs_sigma(
         &self,
+        node: u8,
         key: &PqSecretKey,
         version: u32,
     ) -> Result<Option<Zeroizing<[u8; SIGMA_LEN]>>> {
-        let Some(pq) = &self.pq else {
+        if self.pq.is_none() {
             return Ok(None);
-        };
-        if pq.srs_version != version {
+        }
+        let entry = self.node_stanza(node).ok_or(Error::KeyMismatch)?;
+        if entry.version != version {
             return Err(Error::KeyMismatch);
         }
-        pq.srs
-            .open(key, Role::Srs, &[self.base_context_bytes()])
-            .map(Some)
+        let base = self.base_context_bytes();
+        let share = entry.stanza.open(key, Role::Srs, &[base, &[node]])?;
+        self.check_share(node, &share)?;
+        Ok(Some(share))
+    }
+
+    /// Checks node `node`'s share of `σ` against the header's commitment.
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`] if it is not the one committed to (or
+    /// the header has no such node).
+    pub(crate) fn check_share(&self, node: u8, share: &[u8; SIGMA_LEN]) -> Result<()> {
+        let entry = self.node_stanza(node).ok_or(Error::DecryptionFailed)?;
+        if share_matches(self.base_context_bytes(), node, share, &entry.commitment) {
+            Ok(())
+        } else {
+            Err(Error::DecryptionFailed)
+        }
     }
 
     /// `σ` from the owner's stanza; `None` for a classical header.
@@ -477,15 +587,32 @@ impl PortionHeader {
         let record_id = RecordId::from_bytes(r.array()?);
         let epoch = r.u32()?;
         let created_at = r.u64()?;
-        let label = PortionLabel::from_bytes(r.short_bytes()?)?;
-        let pq = if version == HYBRID_VERSION {
-            Some(Box::new(HeaderStanzas {
-                owner: Stanza::read(r)?,
-                srs_version: r.u32()?,
-                srs: Stanza::read(r)?,
-            }))
+        let split = if version == HYBRID_VERSION {
+            let (t, n) = (r.byte()?, r.byte()?);
+            check_split(t, n)?;
+            Some((t, n))
         } else {
             None
+        };
+        let label = PortionLabel::from_bytes(r.short_bytes()?)?;
+        let pq = match split {
+            Some((threshold, n)) => {
+                let owner = Stanza::read(r)?;
+                let mut nodes = Vec::with_capacity(usize::from(n));
+                for _ in 0..n {
+                    nodes.push(NodeStanza {
+                        version: r.u32()?,
+                        stanza: Stanza::read(r)?,
+                        commitment: r.array()?,
+                    });
+                }
+                Some(Box::new(HeaderStanzas {
+                    owner,
+                    threshold,
+                    nodes,
+                }))
+            }
+            None => None,
         };
         let end = r.position();
         let context_bytes = r.consumed(start, end).to_vec();
@@ -626,8 +753,11 @@ fn read_exact_or_short<R: Read>(reader: &mut R, buf: &mut [u8], already: usize) 
 impl HeaderStanzas {
     fn encode_into(&self, out: &mut Vec<u8>) {
         self.owner.encode_into(out);
-        out.extend_from_slice(&self.srs_version.to_be_bytes());
-        self.srs.encode_into(out);
+        for node in &self.nodes {
+            out.extend_from_slice(&node.version.to_be_bytes());
+            node.stanza.encode_into(out);
+            out.extend_from_slice(&node.commitment);
+        }
     }
 }
 
@@ -635,7 +765,7 @@ impl fmt::Debug for PortionHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PortionHeader")
             .field("context", &self.context)
-            .field("srs_pq_version", &self.srs_pq_version())
+            .field("pq_split", &self.pq_split())
             .field("capsule", &self.capsule)
             .finish()
     }

@@ -11,8 +11,8 @@ use crate::capsule::PortionHeader;
 use crate::dem::DemKey;
 use crate::error::{Error, Result};
 use crate::keys::{KeyPair, PublicKey};
-use crate::pq::{PqSecretKey, Role};
-use crate::reencrypt::{ReCapsule, delegatee_ad};
+use crate::pq::PqSecretKey;
+use crate::reencrypt::{ReCapsule, open_rewrapped};
 use crate::rekey::delegatee_factor;
 
 /// The delegatee's secret for one grant: `d`, computed once from the user's
@@ -106,10 +106,16 @@ impl DelegateeOpener {
             (false, None, _) => None,
             // A stanza on a classical header's re-capsule was not made for it.
             (false, Some(_), _) => return Err(Error::KeyMismatch),
-            (true, Some(stanza), Some(key)) => Some(stanza.open(
+            // A whole re-capsule carries `σ` itself: the header's only node.
+            (true, Some(_), Some(_)) if header.pq_split() != Some((1, 1)) => {
+                return Err(Error::KeyMismatch);
+            }
+            (true, Some(stanza), Some(key)) => Some(open_rewrapped(
+                header,
+                1,
+                stanza,
                 key,
-                Role::Delegatee,
-                &delegatee_ad(header.base_context_bytes(), &recapsule.ephemeral),
+                &recapsule.ephemeral,
             )?),
             (true, _, _) => return Err(Error::PqKeyMissing),
         };

@@ -250,6 +250,10 @@ pub enum ShareFault {
     BadProof,
     /// It carries no proof, and one was needed to judge it.
     NoProof,
+    /// For a hybrid header: its re-wrapped share of the post-quantum secret
+    /// `σ` is missing, does not open with the user's ML-KEM-768 key, or is
+    /// not the share the header commits to for that node.
+    BadPqShare,
 }
 
 impl ShareFault {
@@ -275,6 +279,9 @@ impl fmt::Display for ShareFault {
             Self::Duplicate => f.write_str("a copy of an answer already counted"),
             Self::BadProof => f.write_str("re-encryption proof does not verify"),
             Self::NoProof => f.write_str("no proof to judge it by"),
+            Self::BadPqShare => {
+                f.write_str("post-quantum share missing or not the one committed to")
+            }
         }
     }
 }

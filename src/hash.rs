@@ -31,6 +31,7 @@ pub(crate) mod tag {
     pub(crate) const DEM_HYBRID: &[u8] = b"sesphr/v2/dem-hybrid";
     pub(crate) const PQ_WRAP: &[u8] = b"sesphr/v2/pq-wrap";
     pub(crate) const PORTION_PQ_SEED: &[u8] = b"sesphr/v2/portion-pq-seed";
+    pub(crate) const SIGMA_SHARE: &[u8] = b"sesphr/v2/sigma-share";
     #[cfg(feature = "srs")]
     pub(crate) const SRS_PQ_SEED: &[u8] = b"sesphr/v2/srs-pq-seed";
 }
@@ -76,6 +77,18 @@ pub(crate) fn hash_to_scalar(tag: &[u8], parts: &[&[u8]]) -> Scalar {
         h.update(p);
     }
     Scalar::from_hash(h)
+}
+
+/// SHA-256 over the length-prefixed tag and parts.
+pub(crate) fn tagged_sha256(tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(length_prefix(tag.len()));
+    h.update(tag);
+    for p in parts {
+        h.update(length_prefix(p.len()));
+        h.update(p);
+    }
+    h.finalize().into()
 }
 
 /// Appends `parts`, each length-prefixed, to `out`.

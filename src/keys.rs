@@ -406,14 +406,16 @@ impl fmt::Debug for PortionPublicKey {
 }
 
 /// A portion public key with its post-quantum parts: the portion's
-/// ML-KEM-768 encapsulation key (the patient's path) and the SRS's (the
-/// delegate path). Sealing to it makes a hybrid header (DESIGN §16): its
-/// DEM key needs both the capsule's `Z` and a secret `σ` carried by ML-KEM,
-/// so an attacker who breaks ristretto255 alone reads nothing.
+/// ML-KEM-768 encapsulation key (the patient's path) and the SRS's, or each
+/// threshold node's (the delegate path). Sealing to it makes a hybrid
+/// header (DESIGN §16): its DEM key needs both the capsule's `Z` and a
+/// secret `σ` carried by ML-KEM, so an attacker who breaks ristretto255
+/// alone reads nothing. For a threshold SRS, `σ` is split `t`-of-`n` and
+/// each node's share goes to that node's key.
 ///
 /// Encoding: `"SPHK" ‖ 01 ‖ epoch (u32 BE) ‖ label length ‖ label ‖ X_{P,c}
-/// (32) ‖ portion encapsulation key (1184) ‖ SRS key version (u32 BE) ‖ SRS
-/// encapsulation key (1184)`.
+/// (32) ‖ portion encapsulation key (1184) ‖ t ‖ n ‖ n × (SRS key version
+/// (u32 BE) ‖ SRS encapsulation key (1184))`, `t = n = 1` for one SRS.
 ///
 /// ```
 /// use sesphr::{Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, RecordId, ReKey, SealedPortion, SrsPqSecretKey};
@@ -439,12 +441,41 @@ pub struct HybridPortionKey {
 }
 
 impl HybridPortionKey {
-    /// Assembles a hybrid key from its parts.
+    /// Assembles a hybrid key from its parts, for one SRS.
     pub fn new(classical: PortionPublicKey, portion: PqPublicKey, srs: SrsPqPublicKey) -> Self {
         Self {
             classical,
-            recipients: Recipients { portion, srs },
+            recipients: Recipients {
+                portion,
+                threshold: 1,
+                srs: vec![srs],
+            },
         }
+    }
+
+    /// Assembles a hybrid key for a threshold SRS: `σ` split `threshold`-of-
+    /// `nodes.len()`, node `i`'s share to `nodes[i − 1]` (the node that holds
+    /// share `i` of the re-encryption key).
+    ///
+    /// # Errors
+    /// [`Error::InvalidThreshold`] unless `2 ≤ threshold ≤ nodes.len() ≤`
+    /// [`crate::MAX_PQ_NODES`] (or one node and `threshold` 1: one SRS).
+    pub fn split(
+        classical: PortionPublicKey,
+        portion: PqPublicKey,
+        threshold: u8,
+        nodes: Vec<SrsPqPublicKey>,
+    ) -> Result<Self> {
+        let n = u8::try_from(nodes.len()).map_err(|_| Error::InvalidThreshold)?;
+        crate::pq::check_split(threshold, n)?;
+        Ok(Self {
+            classical,
+            recipients: Recipients {
+                portion,
+                threshold,
+                srs: nodes,
+            },
+        })
     }
 
     /// The classical portion public key.
@@ -457,9 +488,15 @@ impl HybridPortionKey {
         &self.recipients.portion
     }
 
-    /// The SRS's key the delegate stanza goes to.
-    pub fn srs(&self) -> &SrsPqPublicKey {
+    /// The SRS keys the delegate stanzas go to: one, or node `i`'s at
+    /// position `i − 1`.
+    pub fn srs_keys(&self) -> &[SrsPqPublicKey] {
         &self.recipients.srs
+    }
+
+    /// How many nodes' shares recover `σ` (1 for one SRS).
+    pub fn threshold(&self) -> u8 {
+        self.recipients.threshold
     }
 
     pub(crate) fn recipients(&self) -> &Recipients {
@@ -469,16 +506,28 @@ impl HybridPortionKey {
     /// The encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let label = self.classical.label.as_bytes();
+        let nodes = &self.recipients.srs;
         let mut v = frame(
             magic::HYBRID_PORTION_KEY,
-            5 + 4 + 1 + label.len() + 32 + 2 * PQ_PUBLIC_KEY_LEN + 4,
+            5 + 4
+                + 1
+                + label.len()
+                + 32
+                + PQ_PUBLIC_KEY_LEN
+                + 2
+                + nodes.len() * (4 + PQ_PUBLIC_KEY_LEN),
         );
         v.extend_from_slice(&self.classical.epoch.to_be_bytes());
         put_short_bytes(&mut v, label);
         v.extend_from_slice(self.classical.key.as_bytes());
         v.extend_from_slice(self.recipients.portion.as_bytes());
-        v.extend_from_slice(&self.recipients.srs.version().to_be_bytes());
-        v.extend_from_slice(self.recipients.srs.key().as_bytes());
+        // `n` fits: `split` and `new` check it.
+        v.push(self.recipients.threshold);
+        v.push(u8::try_from(nodes.len()).unwrap_or(u8::MAX));
+        for node in nodes {
+            v.extend_from_slice(&node.version().to_be_bytes());
+            v.extend_from_slice(node.key().as_bytes());
+        }
         v
     }
 
@@ -488,21 +537,29 @@ impl HybridPortionKey {
     /// [`Error::InvalidLength`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
     /// [`Error::InvalidLabel`], [`Error::NonCanonicalPoint`],
     /// [`Error::IdentityPoint`]; [`Error::Malformed`] for an ML-KEM key that
-    /// fails FIPS 203's modulus check.
+    /// fails FIPS 203's modulus check; [`Error::InvalidThreshold`] for a
+    /// split `HybridPortionKey::split` refuses.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::framed("hybrid portion key", bytes, magic::HYBRID_PORTION_KEY)?;
         let epoch = r.u32()?;
         let label = PortionLabel::from_bytes(r.short_bytes()?)?;
         let (c, p) = r.point()?;
         let portion = PqPublicKey::from_bytes(r.take(PQ_PUBLIC_KEY_LEN)?)?;
-        let version = r.u32()?;
-        let srs = PqPublicKey::from_bytes(r.take(PQ_PUBLIC_KEY_LEN)?)?;
+        let (threshold, n) = (r.byte()?, r.byte()?);
+        crate::pq::check_split(threshold, n)?;
+        let mut nodes = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let version = r.u32()?;
+            let key = PqPublicKey::from_bytes(r.take(PQ_PUBLIC_KEY_LEN)?)?;
+            nodes.push(SrsPqPublicKey::new(version, key));
+        }
         r.finish()?;
-        Ok(Self::new(
+        Self::split(
             PortionPublicKey::new(label, epoch, PublicKey::from_parts(c, p)),
             portion,
-            SrsPqPublicKey::new(version, srs),
-        ))
+            threshold,
+            nodes,
+        )
     }
 }
 
@@ -511,6 +568,7 @@ impl fmt::Debug for HybridPortionKey {
         f.debug_struct("HybridPortionKey")
             .field("classical", &self.classical)
             .field("portion_pq", &self.recipients.portion)
+            .field("threshold", &self.recipients.threshold)
             .field("srs", &self.recipients.srs)
             .finish()
     }
@@ -560,6 +618,25 @@ impl PortionSecretKey {
             self.pq_secret()?.public().clone(),
             srs.clone(),
         ))
+    }
+
+    /// The hybrid public key of this portion for sealing to a threshold
+    /// SRS: `σ` split `threshold`-of-`nodes.len()`, node `i`'s share to
+    /// `nodes[i − 1]` ([`HybridPortionKey::split`]).
+    ///
+    /// # Errors
+    /// As [`PortionSecretKey::pq_secret`] and [`HybridPortionKey::split`].
+    pub fn hybrid_public_split(
+        &self,
+        threshold: u8,
+        nodes: &[SrsPqPublicKey],
+    ) -> Result<HybridPortionKey> {
+        HybridPortionKey::split(
+            self.public.clone(),
+            self.pq_secret()?.public().clone(),
+            threshold,
+            nodes.to_vec(),
+        )
     }
 
     pub(crate) fn scalar(&self) -> &Scalar {
@@ -744,6 +821,22 @@ impl PatientKeys {
         srs: &SrsPqPublicKey,
     ) -> Result<HybridPortionKey> {
         self.portion_secret(label, epoch).hybrid_public(srs)
+    }
+
+    /// The hybrid public key of portion `label` in key epoch `epoch`, for
+    /// sealing to a threshold SRS ([`PortionSecretKey::hybrid_public_split`]).
+    ///
+    /// # Errors
+    /// As [`PortionSecretKey::hybrid_public_split`].
+    pub fn hybrid_portion_public_split(
+        &self,
+        label: &PortionLabel,
+        epoch: u32,
+        threshold: u8,
+        nodes: &[SrsPqPublicKey],
+    ) -> Result<HybridPortionKey> {
+        self.portion_secret(label, epoch)
+            .hybrid_public_split(threshold, nodes)
     }
 
     /// The public key of portion `label` in key epoch `epoch`.

@@ -131,8 +131,8 @@ pub use portion::{
     SealedPortion, SealingKey,
 };
 pub use pq::{
-    PQ_CIPHERTEXT_LEN, PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PQ_STANZA_LEN, PqPublicKey, PqSecretKey,
-    SrsPqPublicKey, SrsPqSecretKey,
+    MAX_PQ_NODES, PQ_CIPHERTEXT_LEN, PQ_PUBLIC_KEY_LEN, PQ_SEED_LEN, PQ_STANZA_LEN, PqPublicKey,
+    PqSecretKey, SrsPqPublicKey, SrsPqSecretKey,
 };
 pub use reencrypt::{ReCapsule, ReEncryptionProof};
 pub use rekey::ReKey;

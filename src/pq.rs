@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
+use curve25519_dalek::scalar::Scalar;
 use ml_kem::kem::Decapsulate;
 use ml_kem::{KeyExport, MlKem768};
 use rand_core::CryptoRng;
@@ -526,11 +527,95 @@ fn wrap_ad(role: Role, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// What a hybrid seal needs beside the classical portion key: the portion's
-/// encapsulation key (the owner's path) and the SRS's (the delegate path).
+/// encapsulation key (the owner's path) and the SRS's, or each threshold
+/// node's (the delegate path).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct Recipients {
     pub(crate) portion: PqPublicKey,
-    pub(crate) srs: SrsPqPublicKey,
+    /// `t`: 1 for one SRS, else how many nodes' shares recover `σ`.
+    pub(crate) threshold: u8,
+    /// One key, or node `i`'s at position `i − 1`.
+    pub(crate) srs: Vec<SrsPqPublicKey>,
+}
+
+/// Most threshold nodes a hybrid header's `σ` can be split over (each adds
+/// 1,172 bytes to the header).
+pub const MAX_PQ_NODES: u8 = 16;
+
+/// Checks a split of `σ`: one SRS (`t = n = 1`), or `2 ≤ t ≤ n ≤`
+/// [`MAX_PQ_NODES`] nodes.
+///
+/// # Errors
+/// [`Error::InvalidThreshold`] otherwise.
+pub(crate) fn check_split(threshold: u8, nodes: u8) -> Result<()> {
+    let single = threshold == 1 && nodes == 1;
+    let split = threshold >= 2 && threshold <= nodes && nodes <= MAX_PQ_NODES;
+    if single || split {
+        Ok(())
+    } else {
+        Err(Error::InvalidThreshold)
+    }
+}
+
+/// `σ` as the scalar it is drawn as (a canonical encoding), or `None`.
+pub(crate) fn sigma_scalar(bytes: &[u8; SIGMA_LEN]) -> Option<Zeroizing<Scalar>> {
+    Option::<Scalar>::from(Scalar::from_canonical_bytes(*bytes)).map(Zeroizing::new)
+}
+
+/// Node `i`'s share of `σ` for a `t`-of-`n` split: `f(i)` for `f(z) = σ +
+/// a_1·z + … + a_{t−1}·z^{t−1}`, the `a_j` drawn from `rng` in order. With
+/// `t = 1` every share is `σ`.
+pub(crate) fn split_sigma<R: CryptoRng + ?Sized>(
+    sigma: &Scalar,
+    threshold: u8,
+    nodes: u8,
+    rng: &mut R,
+) -> Zeroizing<Vec<[u8; SIGMA_LEN]>> {
+    let mut coefficients: Zeroizing<Vec<Scalar>> = Zeroizing::new(vec![*sigma]);
+    for _ in 1..threshold {
+        coefficients.push(Scalar::random(rng));
+    }
+    let mut shares = Zeroizing::new(Vec::with_capacity(usize::from(nodes)));
+    for i in 1..=nodes {
+        let x = Scalar::from(i);
+        // Horner, from the highest coefficient.
+        let mut y = Zeroizing::new(Scalar::ZERO);
+        for a in coefficients.iter().rev() {
+            *y = *y * x + a;
+        }
+        shares.push(y.to_bytes());
+    }
+    shares
+}
+
+/// `σ` from `t` shares `(i, σ_i)` (distinct node indices): `Σ λ_i·σ_i`,
+/// Lagrange at 0.
+pub(crate) fn combine_sigma(shares: &[(u8, Zeroizing<Scalar>)]) -> Zeroizing<[u8; SIGMA_LEN]> {
+    let xs: Vec<u8> = shares.iter().map(|(i, _)| *i).collect();
+    let mut sigma = Zeroizing::new(Scalar::ZERO);
+    for ((_, s), l) in shares.iter().zip(crate::threshold::lagrange_at_zero(&xs)) {
+        *sigma += l * **s;
+    }
+    Zeroizing::new(sigma.to_bytes())
+}
+
+/// `c_i = SHA-256("sesphr/v2/sigma-share", base context, i, σ_i)`, each part
+/// length-prefixed: node `i`'s commitment to its share, in the header, so
+/// that a delegatee judges each node's re-wrapped share on its own.
+pub(crate) fn share_commitment(base: &[u8], node: u8, share: &[u8; SIGMA_LEN]) -> [u8; 32] {
+    crate::hash::tagged_sha256(tag::SIGMA_SHARE, &[base, &[node], share])
+}
+
+/// Whether `share` is node `node`'s share of the header whose base context
+/// is `base` and whose commitment for that node is `commitment`.
+pub(crate) fn share_matches(
+    base: &[u8],
+    node: u8,
+    share: &[u8; SIGMA_LEN],
+    commitment: &[u8; 32],
+) -> bool {
+    let c = share_commitment(base, node, share);
+    public(bool::from(c.ct_eq(commitment)), "sigma-share-verdict")
 }
 
 #[cfg(test)]

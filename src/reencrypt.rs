@@ -14,16 +14,18 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::VartimeMultiscalarMul;
 use rand_core::CryptoRng;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::capsule::{CAPSULE_LEN, Capsule, VerifiedHeader};
+use crate::capsule::{CAPSULE_LEN, Capsule, PortionHeader, VerifiedHeader};
 use crate::ct::public;
 use crate::encoding::{Reader, decode_scalar, frame_version, hex, magic, version};
 use crate::error::{Error, Result};
 use crate::group::{double_and_compress, half};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::PublicKey;
-use crate::pq::{Draw, PQ_STANZA_LEN, PqPublicKey, Role, SrsPqSecretKey, Stanza};
+use crate::pq::{
+    Draw, PQ_STANZA_LEN, PqPublicKey, PqSecretKey, Role, SIGMA_LEN, SrsPqSecretKey, Stanza,
+};
 
 /// A Chaum–Pedersen proof that `E' = rk·E` for the `rk` with `RK = rk·G`,
 /// over the whole re-capsule: `(c, z)` with
@@ -288,16 +290,21 @@ impl fmt::Debug for ReCapsule {
     }
 }
 
-/// The SRS's post-quantum step for a hybrid header (DESIGN §16): `σ` from
-/// the header's SRS stanza, re-wrapped with a fresh encapsulation to the
-/// granted user's ML-KEM-768 key, bound to the header's base context and
-/// the grant's `X_e`. `None` for a classical header.
+/// The SRS's post-quantum step for a hybrid header (DESIGN §16): `σ` (for
+/// node `share` of a threshold SRS, its share `σ_i`) from the header's
+/// stanza for it, re-wrapped with a fresh encapsulation to the granted
+/// user's ML-KEM-768 key, bound to the header's base context and the
+/// grant's `X_e`. `None` for a classical header. A whole key (`share`
+/// `None`) serves only a header sealed to one SRS.
 ///
 /// # Errors
 /// [`Error::KeyMismatch`] if the header was sealed to another SRS key
-/// version; [`Error::DecryptionFailed`] if its SRS stanza does not open.
+/// version, has no stanza for this node, or (for a whole key) is split;
+/// [`Error::DecryptionFailed`] if the stanza does not open or holds
+/// another share than the header commits to.
 pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
     header: VerifiedHeader<'_>,
+    share: Option<u8>,
     srs: &SrsPqSecretKey,
     user: &PqPublicKey,
     ephemeral: &PublicKey,
@@ -305,7 +312,11 @@ pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
     draw: Draw,
 ) -> Result<Option<Stanza>> {
     let header = header.header();
-    let Some(sigma) = header.srs_sigma(srs.secret(), srs.version())? else {
+    if share.is_none() && header.pq_split().is_some_and(|split| split != (1, 1)) {
+        return Err(Error::KeyMismatch);
+    }
+    let node = share.unwrap_or(1);
+    let Some(sigma) = header.srs_sigma(node, srs.secret(), srs.version())? else {
         return Ok(None);
     };
     Stanza::seal(
@@ -317,6 +328,29 @@ pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
         draw,
     )
     .map(Some)
+}
+
+/// Node `node`'s share of `σ` (`σ` itself for one SRS, node 1) from a
+/// re-capsule's stanza, opened with the user's ML-KEM-768 key and checked
+/// against the header's commitment to it.
+///
+/// # Errors
+/// [`Error::DecryptionFailed`] if the stanza does not open or holds another
+/// share than the header commits to.
+pub(crate) fn open_rewrapped(
+    header: &PortionHeader,
+    node: u8,
+    stanza: &Stanza,
+    key: &PqSecretKey,
+    ephemeral: &PublicKey,
+) -> Result<Zeroizing<[u8; SIGMA_LEN]>> {
+    let share = stanza.open(
+        key,
+        Role::Delegatee,
+        &delegatee_ad(header.base_context_bytes(), ephemeral),
+    )?;
+    header.check_share(node, &share)?;
+    Ok(share)
 }
 
 /// The associated data of a re-wrapped `σ`: the header's base context and

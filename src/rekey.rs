@@ -296,7 +296,7 @@ impl ReKey {
         draw: Draw,
     ) -> Result<ReCapsule> {
         self.check_portion(header.header())?;
-        let pq = rewrap(header, srs, user, &self.ephemeral, rng, draw)?;
+        let pq = rewrap(header, None, srs, user, &self.ephemeral, rng, draw)?;
         let proof_rng = if with_proof { Some(rng) } else { None };
         Ok(reencrypt_parts(
             &self.rk,

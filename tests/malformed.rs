@@ -501,13 +501,13 @@ fn ml_kem_keys_are_checked_and_stanzas_are_framed() {
     // reports a short stream.
     let h = o.hybrid.header().to_bytes();
     assert_eq!(PortionHeader::len_from_prefix(&h).unwrap(), h.len());
-    assert_eq!(h.len(), o.sealed.header().encoded_len() + 2276);
+    assert_eq!(h.len(), o.sealed.header().encoded_len() + 2310);
     assert!(h.len() <= PortionHeader::MAX_LEN);
     assert_eq!(
         PortionHeader::read_from(&mut &h[..]).unwrap(),
         *o.hybrid.header()
     );
-    for len in [0, 66, 200, 1500, h.len() - 1] {
+    for len in [0, 66, 67, 200, 1500, h.len() - 1] {
         assert!(matches!(
             PortionHeader::read_from(&mut &h[..len]),
             Err(Error::InvalidLength { .. })
@@ -708,8 +708,10 @@ fn header_length_from_a_prefix() {
         h.len()
     );
     assert!((PortionHeader::MIN_LEN..=PortionHeader::MAX_LEN).contains(&h.len()));
+    // A classical header's length is known from its first 66 bytes.
+    assert_eq!(PortionHeader::len_from_prefix(&h[..66]).unwrap(), h.len());
     assert!(matches!(
-        PortionHeader::len_from_prefix(&h[..PortionHeader::PREFIX_LEN - 1]),
+        PortionHeader::len_from_prefix(&h[..65]),
         Err(Error::InvalidLength { .. })
     ));
     let mut bad = h.clone();
@@ -724,23 +726,54 @@ fn header_length_from_a_prefix() {
         PortionHeader::len_from_prefix(&bad),
         Err(Error::UnsupportedVersion { .. })
     ));
-    // Version 2 is a hybrid header: 2,276 bytes of stanzas more.
-    let mut hybrid = h.clone();
-    hybrid[4] = 2;
+    // Version 2 is a hybrid header: `t ‖ n` before the label length, then
+    // 1,136 bytes of the owner's stanza and 1,172 per node.
+    let hh = objects().hybrid.header().to_bytes();
+    assert_eq!(&hh[65..67], &[1, 1]);
     assert_eq!(
-        PortionHeader::len_from_prefix(&hybrid).unwrap(),
-        h.len() + 2276
+        PortionHeader::len_from_prefix(&hh[..PortionHeader::PREFIX_LEN]).unwrap(),
+        hh.len()
     );
-    for n in [0u8, 65, 255] {
-        let mut bad = h.clone();
-        bad[PortionHeader::PREFIX_LEN - 1] = n;
+    for short in [66, 67] {
+        assert!(matches!(
+            PortionHeader::len_from_prefix(&hh[..short]),
+            Err(Error::InvalidLength { .. })
+        ));
+    }
+    for (t, n, len) in [(2u8, 3u8, 2 * 1172), (3, 3, 2 * 1172), (2, 16, 15 * 1172)] {
+        let mut split = hh.clone();
+        split[65] = t;
+        split[66] = n;
+        assert_eq!(
+            PortionHeader::len_from_prefix(&split).unwrap(),
+            hh.len() + len
+        );
+    }
+    for (t, n) in [(0u8, 0u8), (0, 1), (1, 2), (1, 0), (2, 1), (4, 3), (2, 17), (255, 255)] {
+        let mut bad = hh.clone();
+        bad[65] = t;
+        bad[66] = n;
         assert!(
             matches!(
                 PortionHeader::len_from_prefix(&bad),
-                Err(Error::InvalidLabel)
+                Err(Error::InvalidThreshold)
             ),
-            "{n}"
+            "{t} of {n}"
         );
+        assert!(PortionHeader::from_bytes(&bad).is_err(), "{t} of {n}");
+    }
+    for (at, from) in [(65usize, &h), (67, &hh)] {
+        for n in [0u8, 65, 255] {
+            let mut bad = from.clone();
+            bad[at] = n;
+            assert!(
+                matches!(
+                    PortionHeader::len_from_prefix(&bad),
+                    Err(Error::InvalidLabel)
+                ),
+                "{n}"
+            );
+        }
     }
 }
 

@@ -306,9 +306,11 @@ fn compute(
         },
         None => dec.key.ephemeral().map_err(|_| Denial::InvalidCapsule)?,
     };
-    let pq = match v.header().srs_pq_version() {
+    // A node of a threshold SRS re-wraps its own share of `σ`.
+    let node = dec.key.share_index();
+    let pq = match v.header().pq_split() {
         None => None,
-        Some(version) => {
+        Some(_) => {
             let user = dec.user_pq.as_ref().ok_or(Denial::NoPqKey)?;
             if dec
                 .key
@@ -320,8 +322,12 @@ fn compute(
             // A stanza that does not open (altered, moved, or sealed to a key
             // this SRS never published) makes the header unusable, as a
             // capsule that does not verify does.
+            let version = v
+                .header()
+                .node_pq_version(node.unwrap_or(1))
+                .ok_or(Denial::InvalidCapsule)?;
             let srs = keys.pq_key(version).map_err(|_| Denial::InvalidCapsule)?;
-            rewrap(v, &srs, user, &eph, &mut os_rng(), Draw::System)
+            rewrap(v, node, &srs, user, &eph, &mut os_rng(), Draw::System)
                 .map_err(|_| Denial::InvalidCapsule)?
         }
     };

@@ -16,7 +16,8 @@ use crate::dem;
 use crate::error::{Error, Result, ShareFault, ShareStatus, ShareVerdict};
 use crate::keys::{KeyPair, PublicKey};
 use crate::portion::{PortionOpener, PortionPlaintext, PortionReader, SealedPortion};
-use crate::reencrypt::{ReCapsule, verify_proofs};
+use crate::pq::{PqSecretKey, combine_sigma, sigma_scalar};
+use crate::reencrypt::{ReCapsule, open_rewrapped, verify_proofs};
 use crate::rekey::delegatee_factor;
 
 /// The delegatee's side of a threshold grant: `d` (from the user's secret
@@ -27,6 +28,8 @@ pub struct ThresholdOpener {
     d: Scalar,
     commitments: ShareCommitments,
     require_proof: bool,
+    /// The user's ML-KEM-768 key, for hybrid headers.
+    pq: Option<PqSecretKey>,
 }
 
 /// The answers of the nodes to one re-encryption request, as an opener
@@ -211,6 +214,9 @@ struct Entry<'a> {
     fault: Option<ShareFault>,
     /// Whether its proof was checked and holds.
     proven: bool,
+    /// For a hybrid header: the node's share of `σ`, opened and checked
+    /// against the header's commitment.
+    sigma: Option<Zeroizing<Scalar>>,
 }
 
 impl<'a> Entry<'a> {
@@ -221,6 +227,7 @@ impl<'a> Entry<'a> {
             share: Some(share),
             fault: None,
             proven: false,
+            sigma: None,
         }
     }
 
@@ -231,6 +238,7 @@ impl<'a> Entry<'a> {
             share: None,
             fault: Some(fault),
             proven: false,
+            sigma: None,
         }
     }
 
@@ -284,6 +292,7 @@ impl ThresholdOpener {
             d,
             commitments: commitments.clone(),
             require_proof: false,
+            pq: user.pq().cloned(),
         };
         if d * commitments.commitment().point() != *commitments.portion_key().point() {
             return Err(Error::InvalidCommitments);
@@ -472,6 +481,7 @@ impl ThresholdOpener {
                 .collect(),
         };
         self.check_structure(header, &mut entries);
+        self.check_pq_shares(header, &mut entries)?;
         let all: Vec<usize> = (0..entries.len()).collect();
         if verify_first {
             self.judge_proofs(&mut entries, &all, true);
@@ -568,6 +578,48 @@ impl ThresholdOpener {
         }
     }
 
+    /// For a hybrid header, opens each remaining answer's share of `σ` with
+    /// the user's ML-KEM-768 key and checks it against the header's
+    /// commitment for its node (one decapsulation and one hash each); sets
+    /// aside those that fail. A classical header's answers must carry none.
+    ///
+    /// # Errors
+    /// [`Error::PqKeyMissing`] for a hybrid header when the user has no
+    /// ML-KEM-768 key; [`Error::KeyMismatch`] when the header's split of
+    /// `σ` is not this grant's `t`-of-`n`.
+    fn check_pq_shares(&self, header: &PortionHeader, entries: &mut [Entry<'_>]) -> Result<()> {
+        let split = header.pq_split();
+        let key = match (split, &self.pq) {
+            (None, _) => None,
+            (Some(_), None) => return Err(Error::PqKeyMissing),
+            (Some(split), Some(_))
+                if split != (self.commitments.threshold(), self.commitments.nodes()) =>
+            {
+                return Err(Error::KeyMismatch);
+            }
+            (Some(_), Some(key)) => Some(key),
+        };
+        for e in entries.iter_mut() {
+            let (Some(i), Some(rc)) = (e.index(), e.share) else {
+                continue;
+            };
+            let sigma = match (key, rc.pq.as_deref()) {
+                (None, None) => continue,
+                (Some(key), Some(stanza)) => {
+                    open_rewrapped(header, i, stanza, key, self.commitments.ephemeral())
+                        .ok()
+                        .and_then(|s| sigma_scalar(&s))
+                }
+                _ => None,
+            };
+            match sigma {
+                Some(s) => e.sigma = Some(s),
+                None => e.fault = Some(ShareFault::BadPqShare),
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the proofs of the shares `which` not yet judged (in one
     /// batch), and sets aside those that fail and, if `missing_fails`,
     /// those that have none.
@@ -616,14 +668,14 @@ impl ThresholdOpener {
         entries: &[Entry<'_>],
         pick: &[usize],
     ) -> Result<dem::DemKey> {
-        let picked: Vec<(u8, &ReCapsule)> = pick
+        let picked: Vec<(u8, &ReCapsule, Option<&Zeroizing<Scalar>>)> = pick
             .iter()
             .filter_map(|&k| {
                 let e = entries.get(k)?;
-                Some((e.index()?, e.share?))
+                Some((e.index()?, e.share?, e.sigma.as_ref()))
             })
             .collect();
-        let xs: Vec<u8> = picked.iter().map(|(i, _)| *i).collect();
+        let xs: Vec<u8> = picked.iter().map(|(i, _, _)| *i).collect();
         let mut scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
             lagrange_at_zero(&xs)
                 .into_iter()
@@ -632,12 +684,21 @@ impl ThresholdOpener {
         );
         let mut z = RistrettoPoint::multiscalar_mul(
             scalars.iter(),
-            picked.iter().map(|(_, rc)| rc.e_prime_point),
+            picked.iter().map(|(_, rc, _)| rc.e_prime_point),
         );
         scalars.zeroize();
-        // A hybrid header's `σ` is not split among nodes yet:
-        // `Error::PqKeyMissing`.
-        let key = header.dem_key(&z, None);
+        // A hybrid header's `σ` from the same nodes' shares (each checked
+        // against the header's commitment).
+        let sigma = if header.is_hybrid() {
+            let shares: Option<Vec<(u8, Zeroizing<Scalar>)>> = picked
+                .iter()
+                .map(|(i, _, s)| s.map(|s| (*i, s.clone())))
+                .collect();
+            Some(combine_sigma(&shares.ok_or(Error::PqKeyMissing)?))
+        } else {
+            None
+        };
+        let key = header.dem_key(&z, sigma.as_deref());
         z.zeroize();
         key
     }

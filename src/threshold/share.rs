@@ -16,7 +16,8 @@ use crate::encoding::{Reader, decode_secret_scalar, frame_version, magic, versio
 use crate::error::{Error, Result};
 use crate::hash::{hedged_nonce, tag};
 use crate::keys::PublicKey;
-use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts};
+use crate::pq::{Draw, PqPublicKey, SrsPqSecretKey, Stanza};
+use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, rewrap};
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
 
@@ -220,23 +221,116 @@ impl ReKeyShare {
         self.reencrypt_inner(header, Some(rng))
     }
 
+    /// Re-encrypts a hybrid (post-quantum) header as node `i` of a
+    /// threshold SRS does: `E'_i = rk_i·E`, and the node's share `σ_i` of
+    /// the header's secret, taken from its stanza with `srs` (this node's
+    /// ML-KEM-768 key) and re-wrapped to `user`, the granted user's key.
+    /// With the OS RNG, without a proof. A classical header gets a
+    /// classical share.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] if the header belongs to another portion key,
+    /// has no stanza for this node or sealed it to another key version;
+    /// [`Error::DecryptionFailed`] if the stanza does not open or holds
+    /// another share than the header commits to.
+    pub fn reencrypt_hybrid(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+    ) -> Result<ReCapsule> {
+        self.reencrypt_hybrid_drawn(header, srs, user, false, &mut os_rng(), Draw::System)
+    }
+
+    /// As [`ReKeyShare::reencrypt_hybrid`], with a proof against `R_i`
+    /// (covering the re-wrapped share).
+    ///
+    /// # Errors
+    /// As [`ReKeyShare::reencrypt_hybrid`].
+    pub fn reencrypt_hybrid_with_proof(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+    ) -> Result<ReCapsule> {
+        self.reencrypt_hybrid_drawn(header, srs, user, true, &mut os_rng(), Draw::System)
+    }
+
+    /// [`ReKeyShare::reencrypt_hybrid`] with the given RNG (the
+    /// encapsulation's `m` first, then the proof's nonce), with a proof when
+    /// `with_proof`.
+    ///
+    /// # Errors
+    /// As [`ReKeyShare::reencrypt_hybrid`].
+    pub fn reencrypt_hybrid_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+        with_proof: bool,
+        rng: &mut R,
+    ) -> Result<ReCapsule> {
+        self.reencrypt_hybrid_drawn(header, srs, user, with_proof, rng, Draw::Given)
+    }
+
+    fn reencrypt_hybrid_drawn<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        srs: &SrsPqSecretKey,
+        user: &PqPublicKey,
+        with_proof: bool,
+        rng: &mut R,
+        draw: Draw,
+    ) -> Result<ReCapsule> {
+        self.check_portion(header)?;
+        let pq = rewrap(
+            header,
+            Some(self.index),
+            srs,
+            user,
+            &self.commitments.ephemeral,
+            rng,
+            draw,
+        )?;
+        Ok(self.parts(header, pq, with_proof.then_some(rng)))
+    }
+
     fn reencrypt_inner<R: CryptoRng + ?Sized>(
         &self,
         header: VerifiedHeader<'_>,
         rng: Option<&mut R>,
     ) -> Result<ReCapsule> {
-        if header.header().context().portion_key() != &self.commitments.portion_key {
-            return Err(Error::KeyMismatch);
+        self.check_portion(header)?;
+        // A hybrid header's share of `σ` needs the node's ML-KEM key.
+        if header.header().is_hybrid() {
+            return Err(Error::PqKeyMissing);
         }
-        Ok(reencrypt_parts(
+        Ok(self.parts(header, None, rng))
+    }
+
+    fn check_portion(&self, header: VerifiedHeader<'_>) -> Result<()> {
+        if header.header().context().portion_key() == &self.commitments.portion_key {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch)
+        }
+    }
+
+    fn parts<R: CryptoRng + ?Sized>(
+        &self,
+        header: VerifiedHeader<'_>,
+        pq: Option<Stanza>,
+        rng: Option<&mut R>,
+    ) -> ReCapsule {
+        reencrypt_parts(
             &self.share,
             &self.commitments.ephemeral,
             self.verification.as_bytes(),
             Some(self.index),
-            None,
+            pq,
             header,
             rng,
-        ))
+        )
     }
 
     /// What a node keeps while the grant is active.

@@ -94,6 +94,11 @@ impl VectorCase<'_> {
             .unwrap_or_else(|| panic!("no entry {key}"))
     }
 
+    /// Whether the case has an entry `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
     /// The value of `key`, hex decoded.
     pub fn bytes(&self, key: &str) -> Vec<u8> {
         unhex(&self.get(key))

@@ -2,13 +2,13 @@
 //! re-encryption keys.
 
 use super::{
-    Handle, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
+    Handle, array, bytes, fixed_out, free_handle, handle_ref, identity, into_handle, label, out,
     put_buffer, run, sesphr_buffer, sesphr_result,
 };
 use core::ffi::c_uint;
 use sesphr::{
-    EscrowKeyIssuer, Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, PublicKey, ReKey,
-    SecretKey, SrsPqPublicKey,
+    Error, EscrowKeyIssuer, Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, PublicKey,
+    ReKey, SecretKey, SrsPqPublicKey,
 };
 
 /// Length of an encoded public key.
@@ -493,6 +493,53 @@ pub extern "C" fn sesphr_patient_keys_hybrid_portion_public_key(
         let l = label("portion_label", portion_label, portion_label_len)?;
         let srs = SrsPqPublicKey::from_bytes(bytes("srs_pq_key", srs_pq_key, srs_pq_key_len)?)?;
         put_buffer(o, k.hybrid_portion_public(&l, epoch, &srs)?.to_bytes());
+        Ok(())
+    })
+}
+
+/// The encoded hybrid portion key (`"SPHK"`) of portion `label` in key
+/// epoch `epoch` for a threshold SRS, into a new buffer: the post-quantum
+/// secret of each header sealed to it is split `threshold`-of-`nodes`, node
+/// `i`'s share sealed to `srs_pq_keys[i − 1]` (`"SPQK"`, that node's
+/// `sesphr_srs_pq_public_key`; node `i` is the one granted share `i`).
+///
+/// Errors: `INVALID_THRESHOLD` unless `2 <= threshold <= nodes <=
+/// SESPHR_MAX_PQ_NODES`; `INVALID_LABEL`; decoding errors of the keys.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn sesphr_patient_keys_hybrid_portion_public_key_split(
+    keys: *const sesphr_patient_keys,
+    portion_label: *const u8,
+    portion_label_len: usize,
+    epoch: u32,
+    threshold: u8,
+    srs_pq_keys: *const *const u8,
+    srs_pq_key_lens: *const usize,
+    nodes: usize,
+    out_buffer: *mut *mut sesphr_buffer,
+) -> sesphr_result {
+    run(|| {
+        super::check_null!((portion_label, portion_label_len), (srs_pq_keys, nodes), (srs_pq_key_lens, nodes); keys, out_buffer);
+        let k = handle_ref("keys", keys)?;
+        let o = out("out_buffer", out_buffer)?;
+        let l = label("portion_label", portion_label, portion_label_len)?;
+        let (ptrs, lens) = (
+            array("srs_pq_keys", srs_pq_keys, nodes)?,
+            array("srs_pq_key_lens", srs_pq_key_lens, nodes)?,
+        );
+        let srs = ptrs
+            .iter()
+            .zip(lens)
+            .map(|(&p, &n)| Ok(SrsPqPublicKey::from_bytes(bytes("srs_pq_keys[]", p, n)?)?))
+            .collect::<Result<Vec<_>, sesphr_result>>()?;
+        if threshold < 2 {
+            return Err(Error::InvalidThreshold.into());
+        }
+        put_buffer(
+            o,
+            k.hybrid_portion_public_split(&l, epoch, threshold, &srs)?
+                .to_bytes(),
+        );
         Ok(())
     })
 }

@@ -15,16 +15,21 @@ use zeroize::Zeroizing;
 
 /// Length of a record id.
 pub const SESPHR_RECORD_ID_LEN: usize = 16;
-/// How many bytes of a sealed portion `sesphr_header_len` needs to see.
-pub const SESPHR_HEADER_PREFIX_LEN: usize = 66;
+/// How many bytes of a sealed portion `sesphr_header_len` needs to see (a
+/// classical header's first 66 are enough).
+pub const SESPHR_HEADER_PREFIX_LEN: usize = 68;
 /// The shortest encoded header (a one-byte label).
 pub const SESPHR_HEADER_MIN_LEN: usize = 163;
 /// The longest encoded classical header (a 64-byte label).
 pub const SESPHR_HEADER_MAX_LEN: usize = 226;
-/// The longest encoded hybrid (post-quantum) header: 2,276 bytes of
-/// ML-KEM-768 stanzas more than a classical one. Size header buffers with
-/// this when hybrid portions may be read.
-pub const SESPHR_HYBRID_HEADER_MAX_LEN: usize = 2502;
+/// The longest encoded hybrid (post-quantum) header: its secret split among
+/// `SESPHR_MAX_PQ_NODES` threshold nodes (one SRS: 2,536 bytes at most; each
+/// further node 1,172 more). Size header buffers with this when hybrid
+/// portions may be read.
+pub const SESPHR_HYBRID_HEADER_MAX_LEN: usize = 20116;
+/// Most threshold nodes a hybrid header's post-quantum secret is split
+/// over.
+pub const SESPHR_MAX_PQ_NODES: usize = 16;
 /// Length of an encoded re-encryption key.
 pub const SESPHR_REKEY_LEN: usize = 165;
 /// Length of a re-capsule without / with a proof of re-encryption.
@@ -47,6 +52,7 @@ const _: () = {
     assert!(SESPHR_HEADER_MIN_LEN == PortionHeader::MIN_LEN);
     assert!(SESPHR_HEADER_MAX_LEN == PortionHeader::CLASSICAL_MAX_LEN);
     assert!(SESPHR_HYBRID_HEADER_MAX_LEN == PortionHeader::MAX_LEN);
+    assert!(SESPHR_MAX_PQ_NODES == sesphr::MAX_PQ_NODES as usize);
     assert!(SESPHR_REKEY_LEN == sesphr::ReKey::LEN);
     assert!(SESPHR_RECAPSULE_LEN == ReCapsule::LEN);
     assert!(SESPHR_RECAPSULE_WITH_PROOF_LEN == ReCapsule::LEN_WITH_PROOF);

@@ -242,6 +242,7 @@ impl sesphr_result {
             Some(ShareFault::WrongIndex { .. }) => Self::InvalidShare,
             Some(ShareFault::Duplicate) => Self::DuplicateShare,
             Some(ShareFault::BadProof | ShareFault::NoProof) => Self::InvalidReEncryptionProof,
+            Some(ShareFault::BadPqShare) => Self::DecryptionFailed,
             Some(_) => Self::ShareMismatch,
         }
     }
