@@ -54,11 +54,16 @@ template <typename T> static inline T sesphr_options_init_() {
 // Length of an ML-KEM-768 encapsulation key.
 #define SESPHR_PQ_PUBLIC_KEY_LEN 1184
 
+// Length of a post-quantum stanza (an ML-KEM-768 ciphertext and a wrapped
+// secret), as a hybrid re-capsule carries after `X_e`.
+#define SESPHR_PQ_STANZA_LEN 1136
+
 // Length of a record id.
 #define SESPHR_RECORD_ID_LEN 16
 
-// How many bytes of a sealed portion `sesphr_header_len` needs to see.
-#define SESPHR_HEADER_PREFIX_LEN 66
+// How many bytes of a sealed portion `sesphr_header_len` needs to see (a
+// classical header's first 66 are enough).
+#define SESPHR_HEADER_PREFIX_LEN 68
 
 // The shortest encoded header (a one-byte label).
 #define SESPHR_HEADER_MIN_LEN 163
@@ -66,10 +71,15 @@ template <typename T> static inline T sesphr_options_init_() {
 // The longest encoded classical header (a 64-byte label).
 #define SESPHR_HEADER_MAX_LEN 226
 
-// The longest encoded hybrid (post-quantum) header: 2,276 bytes of
-// ML-KEM-768 stanzas more than a classical one. Size header buffers with
-// this when hybrid portions may be read.
-#define SESPHR_HYBRID_HEADER_MAX_LEN 2502
+// The longest encoded hybrid (post-quantum) header: its secret split among
+// `SESPHR_MAX_PQ_NODES` threshold nodes (one SRS: 2,536 bytes at most; each
+// further node 1,172 more). Size header buffers with this when hybrid
+// portions may be read.
+#define SESPHR_HYBRID_HEADER_MAX_LEN 20116
+
+// Most threshold nodes a hybrid header's post-quantum secret is split
+// over.
+#define SESPHR_MAX_PQ_NODES 16
 
 // Length of an encoded re-encryption key.
 #define SESPHR_REKEY_LEN 165
@@ -684,6 +694,25 @@ sesphr_result sesphr_patient_keys_hybrid_portion_public_key(const sesphr_patient
                                                             size_t srs_pq_key_len,
                                                             sesphr_buffer **out_buffer);
 
+// The encoded hybrid portion key (`"SPHK"`) of portion `label` in key
+// epoch `epoch` for a threshold SRS of `count` nodes, into a new buffer:
+// the post-quantum secret of each header sealed to it is split
+// `threshold`-of-`count`, node `i`'s share sealed to `srs_pq_keys[i − 1]`
+// (`"SPQK"`, that node's `sesphr_srs_pq_public_key`; node `i` is the one
+// granted share `i`).
+//
+// Errors: `INVALID_THRESHOLD` unless `2 <= threshold <= count <=
+// SESPHR_MAX_PQ_NODES`; `INVALID_LABEL`; decoding errors of the keys.
+sesphr_result sesphr_patient_keys_hybrid_portion_public_key_split(const sesphr_patient_keys *keys,
+                                                                  const uint8_t *portion_label,
+                                                                  size_t portion_label_len,
+                                                                  uint32_t epoch,
+                                                                  unsigned int threshold,
+                                                                  const uint8_t *const *srs_pq_keys,
+                                                                  const size_t *srs_pq_key_lens,
+                                                                  size_t count,
+                                                                  sesphr_buffer **out_buffer);
+
 // Frees (and zeroizes) patient keys. NULL does nothing.
 void sesphr_patient_keys_free(sesphr_patient_keys *keys);
 
@@ -714,8 +743,13 @@ sesphr_result sesphr_seal(const uint8_t *portion_public_key,
                           sesphr_buffer **out_sealed);
 
 // The length of the header that starts `prefix`, which must hold at least
-// `SESPHR_HEADER_PREFIX_LEN` bytes of a sealed portion: how much to read
-// from a stream before `sesphr_opener_new_*` or `sesphr_srs_reencrypt`.
+// `SESPHR_HEADER_PREFIX_LEN` (68) bytes of a sealed portion (66 are enough
+// for a classical header): how much to read from a stream before
+// `sesphr_opener_new_*` or `sesphr_srs_reencrypt`.
+//
+// Errors: `INVALID_LENGTH` for a prefix too short; `BAD_MAGIC`,
+// `UNSUPPORTED_VERSION`, `INVALID_LABEL`; `INVALID_THRESHOLD` for a hybrid
+// header's impossible split.
 sesphr_result sesphr_header_len(const uint8_t *prefix,
                                 size_t prefix_len,
                                 size_t *out_len);

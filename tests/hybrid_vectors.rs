@@ -161,6 +161,7 @@ fn generate_split(c: &Case, t: u8, n: u8) -> Vec<(&'static str, String)> {
         ("seed", hex(&c.seed)),
         ("patient_id", hex(c.patient.as_bytes())),
         ("patient_master", hex(&*patient.master_bytes())),
+        ("patient_keys", hex(&patient.to_bytes())),
         ("label", hex(c.label.as_bytes())),
         ("epoch", c.epoch.to_string()),
         ("threshold", t.to_string()),

@@ -222,6 +222,35 @@ impl PatientKeys {
         Ok(PyBytes::new(py, &key.to_bytes()))
     }
 
+    /// The hybrid public key of a portion for a threshold SRS: each
+    /// header's post-quantum secret split `threshold`-of-`len(srs_pq_keys)`,
+    /// node `i`'s share to `srs_pq_keys[i - 1]` (that node's
+    /// `Srs.pq_public_key`; node `i` holds share `i` of the re-encryption
+    /// key).
+    #[pyo3(signature = (label_, threshold, srs_pq_keys, epoch = 0))]
+    fn hybrid_portion_public_key_split<'py>(
+        &self,
+        py: Python<'py>,
+        label_: &str,
+        threshold: u8,
+        srs_pq_keys: Vec<Vec<u8>>,
+        epoch: u32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let l = label(label_)?;
+        let nodes = srs_pq_keys
+            .iter()
+            .map(|k| sesphr::SrsPqPublicKey::from_bytes(k))
+            .collect::<Result<Vec<_>, _>>()
+            .py()?;
+        let key = py
+            .detach(|| {
+                self.0
+                    .hybrid_portion_public_split(&l, epoch, threshold, &nodes)
+            })
+            .py()?;
+        Ok(PyBytes::new(py, &key.to_bytes()))
+    }
+
     /// The consent public key (Ed25519, 32 bytes) that verifies this
     /// patient's grants and revocations.
     fn consent_public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {

@@ -165,6 +165,38 @@ impl PatientKeys {
             .js()
     }
 
+    /// The hybrid public key of a portion for a threshold SRS: each
+    /// header's post-quantum secret split `threshold`-of-n among the n
+    /// nodes whose `"SPQK"` keys are concatenated in `srsPqKeys` (node 1
+    /// first; each 1,193 bytes).
+    #[wasm_bindgen(js_name = hybridPortionPublicKeySplit)]
+    pub fn hybrid_portion_public_key_split(
+        &self,
+        label_: &str,
+        epoch: u32,
+        threshold: u8,
+        srs_pq_keys: &[u8],
+    ) -> Result<Vec<u8>, JsValue> {
+        let len = sesphr::SrsPqPublicKey::LEN;
+        if srs_pq_keys.is_empty() || srs_pq_keys.len() % len != 0 {
+            return Err(sesphr::Error::InvalidLength {
+                what: "SRS post-quantum keys",
+                expected: len,
+                actual: srs_pq_keys.len(),
+            })
+            .js();
+        }
+        let nodes = srs_pq_keys
+            .chunks(len)
+            .map(sesphr::SrsPqPublicKey::from_bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .js()?;
+        self.0
+            .hybrid_portion_public_split(&label(label_)?, epoch, threshold, &nodes)
+            .map(|k| k.to_bytes())
+            .js()
+    }
+
     /// The consent public key (Ed25519, 32 bytes).
     #[wasm_bindgen(js_name = consentPublicKey)]
     pub fn consent_public_key(&self) -> Vec<u8> {

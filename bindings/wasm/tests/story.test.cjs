@@ -87,7 +87,7 @@ test('the SRS receipt, checkpoint and disclosure report verify; any flipped byte
 });
 
 // The cases of a vector file (tests/vectors/NAME): hex values decoded,
-// epoch and created_at as numbers.
+// epoch, created_at and threshold as numbers.
 function readVectors(name) {
   const text = fs.readFileSync(path.join(root, 'tests', 'vectors', name), 'utf8');
   const cases = [];
@@ -101,7 +101,7 @@ function readVectors(name) {
       continue;
     }
     const [k, v] = line.split('=').map((x) => x.trim());
-    c[k] = k === 'epoch' || k === 'created_at' ? Number(v) : hex(v);
+    c[k] = ['epoch', 'created_at', 'threshold'].includes(k) ? Number(v) : hex(v);
   }
   return cases;
 }
@@ -132,8 +132,23 @@ test('every vector of tests/vectors/sesphr-v1.txt', () => {
 });
 
 test('hybrid (post-quantum): every vector of tests/vectors/sesphr-v2-hybrid.txt, and sealing hybrid', () => {
-  const cases = readVectors('sesphr-v2-hybrid.txt');
-  assert.equal(cases.length, 2);
+  const all = readVectors('sesphr-v2-hybrid.txt');
+  assert.equal(all.length, 3);
+  // A split case (σ shared 2 of 3 among threshold nodes): the key from
+  // the nodes' keys, the owner's open, the header.
+  const splits = all.filter((v) => v.threshold !== undefined);
+  assert.equal(splits.length, 1);
+  for (const v of splits) {
+    const label = new TextDecoder().decode(v.label);
+    const patient = sesphr.PatientKeys.fromBytes(v.patient_keys);
+    const nodes = new Uint8Array([...v.node_1_pq_public, ...v.node_2_pq_public, ...v.node_3_pq_public]);
+    assert.deepEqual(patient.hybridPortionPublicKeySplit(label, v.epoch, v.threshold, nodes), v.hybrid_portion_key);
+    assert.equal(kindOf(() => patient.hybridPortionPublicKeySplit(label, v.epoch, 4, nodes)), 'invalid_threshold');
+    assert.equal(kindOf(() => patient.hybridPortionPublicKeySplit(label, v.epoch, 2, nodes.slice(1))), 'invalid_length');
+    assert.deepEqual(patient.openAsOwner(v.sealed_portion), v.plaintext);
+    assert.deepEqual(sesphr.header(v.sealed_portion), v.header);
+  }
+  const cases = all.filter((v) => v.threshold === undefined);
   for (const v of cases) {
     const label = new TextDecoder().decode(v.label);
     const patient = sesphr.PatientKeys.fromBytes(v.patient_keys);

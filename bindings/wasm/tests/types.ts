@@ -29,4 +29,5 @@ const pq: Uint8Array | undefined = hybrid.pqPublicKey;
 const seed: Uint8Array | undefined = hybrid.pqSeed();
 const again: sesphr.KeyPair = sesphr.KeyPair.fromSecretBytesHybrid(hybrid.secretBytes(), seed ?? new Uint8Array(64));
 const hybridKey: Uint8Array = patient.hybridPortionPublicKey('lab', 0, new Uint8Array(1193));
-export { grant, back, count, viaNodes, used, text, restored, n, pq, again, hybridKey };
+const splitKey: Uint8Array = patient.hybridPortionPublicKeySplit('lab', 0, 2, new Uint8Array(3 * 1193));
+export { grant, back, count, viaNodes, used, text, restored, n, pq, again, hybridKey, splitKey };

@@ -21,6 +21,9 @@ pub const SESPHR_MASTER_SECRET_LEN: usize = 32;
 pub const SESPHR_PQ_SEED_LEN: usize = 64;
 /// Length of an ML-KEM-768 encapsulation key.
 pub const SESPHR_PQ_PUBLIC_KEY_LEN: usize = 1184;
+/// Length of a post-quantum stanza (an ML-KEM-768 ciphertext and a wrapped
+/// secret), as a hybrid re-capsule carries after `X_e`.
+pub const SESPHR_PQ_STANZA_LEN: usize = 1136;
 
 // Every C constant is the Rust one: a change on either side fails the build.
 const _: () = {
@@ -29,6 +32,7 @@ const _: () = {
     assert!(SESPHR_MASTER_SECRET_LEN == PatientKeys::MASTER_LEN);
     assert!(SESPHR_PQ_SEED_LEN == sesphr::PQ_SEED_LEN);
     assert!(SESPHR_PQ_PUBLIC_KEY_LEN == sesphr::PQ_PUBLIC_KEY_LEN);
+    assert!(SESPHR_PQ_STANZA_LEN == sesphr::PQ_STANZA_LEN);
 };
 
 /// Generates a hybrid key pair (ristretto255 and an independent
@@ -498,12 +502,13 @@ pub extern "C" fn sesphr_patient_keys_hybrid_portion_public_key(
 }
 
 /// The encoded hybrid portion key (`"SPHK"`) of portion `label` in key
-/// epoch `epoch` for a threshold SRS, into a new buffer: the post-quantum
-/// secret of each header sealed to it is split `threshold`-of-`nodes`, node
-/// `i`'s share sealed to `srs_pq_keys[i − 1]` (`"SPQK"`, that node's
-/// `sesphr_srs_pq_public_key`; node `i` is the one granted share `i`).
+/// epoch `epoch` for a threshold SRS of `count` nodes, into a new buffer:
+/// the post-quantum secret of each header sealed to it is split
+/// `threshold`-of-`count`, node `i`'s share sealed to `srs_pq_keys[i − 1]`
+/// (`"SPQK"`, that node's `sesphr_srs_pq_public_key`; node `i` is the one
+/// granted share `i`).
 ///
-/// Errors: `INVALID_THRESHOLD` unless `2 <= threshold <= nodes <=
+/// Errors: `INVALID_THRESHOLD` unless `2 <= threshold <= count <=
 /// SESPHR_MAX_PQ_NODES`; `INVALID_LABEL`; decoding errors of the keys.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
@@ -512,29 +517,30 @@ pub extern "C" fn sesphr_patient_keys_hybrid_portion_public_key_split(
     portion_label: *const u8,
     portion_label_len: usize,
     epoch: u32,
-    threshold: u8,
+    threshold: c_uint,
     srs_pq_keys: *const *const u8,
     srs_pq_key_lens: *const usize,
-    nodes: usize,
+    count: usize,
     out_buffer: *mut *mut sesphr_buffer,
 ) -> sesphr_result {
     run(|| {
-        super::check_null!((portion_label, portion_label_len), (srs_pq_keys, nodes), (srs_pq_key_lens, nodes); keys, out_buffer);
+        super::check_null!((portion_label, portion_label_len), (srs_pq_keys, count), (srs_pq_key_lens, count); keys, out_buffer);
         let k = handle_ref("keys", keys)?;
         let o = out("out_buffer", out_buffer)?;
         let l = label("portion_label", portion_label, portion_label_len)?;
         let (ptrs, lens) = (
-            array("srs_pq_keys", srs_pq_keys, nodes)?,
-            array("srs_pq_key_lens", srs_pq_key_lens, nodes)?,
+            array("srs_pq_keys", srs_pq_keys, count)?,
+            array("srs_pq_key_lens", srs_pq_key_lens, count)?,
         );
         let srs = ptrs
             .iter()
             .zip(lens)
             .map(|(&p, &n)| Ok(SrsPqPublicKey::from_bytes(bytes("srs_pq_keys[]", p, n)?)?))
             .collect::<Result<Vec<_>, sesphr_result>>()?;
-        if threshold < 2 {
-            return Err(Error::InvalidThreshold.into());
-        }
+        let threshold = u8::try_from(threshold)
+            .ok()
+            .filter(|&t| t >= 2)
+            .ok_or(Error::InvalidThreshold)?;
         put_buffer(
             o,
             k.hybrid_portion_public_split(&l, epoch, threshold, &srs)?

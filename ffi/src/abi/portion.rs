@@ -113,8 +113,13 @@ fn seal_target(
 }
 
 /// The length of the header that starts `prefix`, which must hold at least
-/// `SESPHR_HEADER_PREFIX_LEN` bytes of a sealed portion: how much to read
-/// from a stream before `sesphr_opener_new_*` or `sesphr_srs_reencrypt`.
+/// `SESPHR_HEADER_PREFIX_LEN` (68) bytes of a sealed portion (66 are enough
+/// for a classical header): how much to read from a stream before
+/// `sesphr_opener_new_*` or `sesphr_srs_reencrypt`.
+///
+/// Errors: `INVALID_LENGTH` for a prefix too short; `BAD_MAGIC`,
+/// `UNSUPPORTED_VERSION`, `INVALID_LABEL`; `INVALID_THRESHOLD` for a hybrid
+/// header's impossible split.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_header_len(
     prefix: *const u8,

@@ -811,7 +811,8 @@ static void test_streams(void)
 
     /* As a stream: header length from a prefix, then the body in odd pieces. */
     OK(sesphr_header_len(stored, SESPHR_HEADER_PREFIX_LEN, &header_len));
-    EXPECT(sesphr_header_len(stored, SESPHR_HEADER_PREFIX_LEN - 1, &header_len), SESPHR_RESULT_INVALID_LENGTH);
+    OK(sesphr_header_len(stored, 66, &header_len)); /* classical: 66 bytes are enough */
+    EXPECT(sesphr_header_len(stored, 65, &header_len), SESPHR_RESULT_INVALID_LENGTH);
     OK(sesphr_opener_new_owner(patient, stored, header_len, &opener));
     for (i = header_len; i < stored_len; i += 5000) {
         size_t n = stored_len - i < 5000 ? stored_len - i : 5000;
@@ -1513,6 +1514,106 @@ static void check_threshold_case(const struct vcase *c, const sesphr_keypair *us
         free(share[i]);
     }
     free(cm); free(rc1); free(rc3); free(sg); free(reg); free(proof); free(ck);
+}
+
+/* A hybrid record under a 2-of-3 split: each node its own storage key (so
+ * its own ML-KEM key), the post-quantum secret split among them; one node
+ * lies about its share of it and is named; two honest nodes open. */
+static void test_hybrid_threshold(void)
+{
+    const char *labels[1] = {"lab"};
+    sesphr_srs *node[3] = {NULL, NULL, NULL};
+    sesphr_buffer *nkey[3] = {NULL, NULL, NULL}, *rc[3] = {NULL, NULL, NULL}, *shares[3] = {NULL, NULL, NULL};
+    sesphr_buffer *hpk = NULL, *rk = NULL, *cm = NULL, *sg = NULL, *sealed = NULL, *b = NULL, *bad = NULL;
+    sesphr_patient_keys *p = NULL;
+    sesphr_keypair *doc = NULL;
+    const uint8_t *keys[3], *rcs[3];
+    size_t key_lens[3], lens[3], hlen = 0;
+    uint8_t pub[SESPHR_PUBLIC_KEY_LEN], pq[SESPHR_PQ_PUBLIC_KEY_LEN], ck[32], from[3] = {1, 2, 3};
+    sesphr_result verdicts[3];
+    int i;
+    OK(sesphr_patient_keys_generate(S("patient-pq"), &p));
+    OK(sesphr_keypair_generate_hybrid(&doc));
+    OK(sesphr_keypair_public_key(doc, pub, sizeof pub));
+    OK(sesphr_keypair_pq_public_key(doc, pq, sizeof pq));
+    for (i = 0; i < 3; i++) {
+        uint8_t storage[32];
+        memcpy(storage, STORAGE_KEY, sizeof storage);
+        storage[0] ^= (uint8_t)(i + 1);
+        OK(sesphr_srs_new_in_memory(storage, sizeof storage, NULL, 0, NULL, &node[i]));
+        OK(register_patient_keys(node[i], p, labels, 1));
+        OK(register_user_kp(node[i], "dr-pq", "doctor", doc));
+        OK(sesphr_srs_register_pq_key(node[i], S("dr-pq"), pq, sizeof pq));
+        OK(sesphr_srs_pq_public_key(node[i], &nkey[i]));
+        keys[i] = sesphr_buffer_data(nkey[i]);
+        key_lens[i] = sesphr_buffer_len(nkey[i]);
+    }
+    /* Bad splits are refused, nothing written. */
+    EXPECT(sesphr_patient_keys_hybrid_portion_public_key_split(p, S("lab"), 0, 1, keys, key_lens, 3, &hpk),
+           SESPHR_RESULT_INVALID_THRESHOLD);
+    EXPECT(sesphr_patient_keys_hybrid_portion_public_key_split(p, S("lab"), 0, 4, keys, key_lens, 3, &hpk),
+           SESPHR_RESULT_INVALID_THRESHOLD);
+    EXPECT(sesphr_patient_keys_hybrid_portion_public_key_split(p, S("lab"), 0, 2, NULL, key_lens, 3, &hpk),
+           SESPHR_RESULT_NULL_PARAMETER);
+    CHECK(hpk == NULL);
+    OK(sesphr_patient_keys_hybrid_portion_public_key_split(p, S("lab"), 0, 2, keys, key_lens, 3, &hpk));
+    sealed = seal(hpk, 4, 1000, "ferritin 12");
+    OK(sesphr_header_len(sesphr_buffer_data(sealed), SESPHR_HEADER_PREFIX_LEN, &hlen));
+    CHECK(hlen > SESPHR_HEADER_MAX_LEN + 2 * 1172 && hlen <= SESPHR_HYBRID_HEADER_MAX_LEN);
+    EXPECT(sesphr_header_len(sesphr_buffer_data(sealed), 66, &hlen), SESPHR_RESULT_INVALID_LENGTH);
+    OK(sesphr_open_as_owner(p, sesphr_buffer_data(sealed), sesphr_buffer_len(sealed), &b));
+    CHECK(buf_eq(b, S("ferritin 12")));
+    sesphr_buffer_free(b);
+    b = NULL;
+    /* The split of the re-encryption key, one share per node. */
+    OK(sesphr_rekey_generate(p, S("lab"), 0, pub, sizeof pub, &rk));
+    OK(sesphr_rekey_split(sesphr_buffer_data(rk), sesphr_buffer_len(rk), 2, 3, &cm, shares));
+    OK(sesphr_sign_share_grant(p, S("lab"), 0, S("dr-pq"), sesphr_buffer_data(cm), sesphr_buffer_len(cm), NULL, &sg));
+    for (i = 0; i < 3; i++) {
+        OK(sesphr_srs_grant_share(node[i], sesphr_buffer_data(sg), sesphr_buffer_len(sg), sesphr_buffer_data(shares[i]),
+                                  sesphr_buffer_len(shares[i])));
+        OK(sesphr_srs_reencrypt(node[i], S("dr-pq"), sesphr_buffer_data(sealed), hlen, SESPHR_PURPOSE_TREATMENT, NULL,
+                                0, 1, &rc[i]));
+        rcs[i] = sesphr_buffer_data(rc[i]);
+        lens[i] = sesphr_buffer_len(rc[i]);
+    }
+    OK(sesphr_patient_keys_consent_public_key(p, ck, sizeof ck));
+    {
+        /* Node 1 answers with node 2's share of the secret in its place:
+         * set aside (DECRYPTION_FAILED) and named; nodes 2 and 3 open. */
+        uint8_t *liar = malloc(lens[0]);
+        memcpy(liar, rcs[0], lens[0]);
+        memcpy(liar + SESPHR_RECAPSULE_SHARE_LEN, rcs[1] + SESPHR_RECAPSULE_SHARE_LEN, SESPHR_PQ_STANZA_LEN);
+        rcs[0] = liar;
+        OK(sesphr_threshold_open(doc, sesphr_buffer_data(sg), sesphr_buffer_len(sg), ck, sizeof ck,
+                                 sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
+                                 sesphr_buffer_len(sealed), rcs, lens, from, 3, 0, &b, &bad, verdicts));
+        CHECK(buf_eq(b, S("ferritin 12")));
+        CHECK(sesphr_buffer_len(bad) == 1 && sesphr_buffer_data(bad)[0] == 1);
+        CHECK(verdicts[0] == SESPHR_RESULT_DECRYPTION_FAILED && verdicts[1] == SESPHR_RESULT_OK &&
+              verdicts[2] == SESPHR_RESULT_OK);
+        sesphr_buffer_free(b);
+        sesphr_buffer_free(bad);
+        /* The liar and one honest node are too few. */
+        EXPECT(sesphr_threshold_open(doc, sesphr_buffer_data(sg), sesphr_buffer_len(sg), ck, sizeof ck,
+                                     sesphr_buffer_data(cm), sesphr_buffer_len(cm), sesphr_buffer_data(sealed),
+                                     sesphr_buffer_len(sealed), rcs, lens, from, 2, 0, &b, NULL, verdicts),
+               SESPHR_RESULT_TOO_FEW_SHARES);
+        free(liar);
+    }
+    for (i = 0; i < 3; i++) {
+        sesphr_srs_free(node[i]);
+        sesphr_buffer_free(nkey[i]);
+        sesphr_buffer_free(rc[i]);
+        sesphr_buffer_free(shares[i]);
+    }
+    sesphr_buffer_free(hpk);
+    sesphr_buffer_free(rk);
+    sesphr_buffer_free(cm);
+    sesphr_buffer_free(sg);
+    sesphr_buffer_free(sealed);
+    sesphr_keypair_free(doc);
+    sesphr_patient_keys_free(p);
 }
 
 /* Threshold calls with bad arguments, and a split made in C. */
@@ -2261,6 +2362,7 @@ int main(int argc, char **argv)
     srs = NULL;
     test_streams();
     test_hybrid();
+    test_hybrid_threshold();
     test_consent();
     test_threshold();
     test_errors();
