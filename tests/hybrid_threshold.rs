@@ -29,7 +29,12 @@ fn split(t: u8, n: u8, seed: u8) -> Split {
     let p = patient(seed);
     let lab = portion(&p, "lab");
     let nodes: Vec<SrsPqSecretKey> = (1..=n)
-        .map(|i| SrsPqSecretKey::new(u32::from(i), PqSecretKey::generate_with_rng(&mut rng(seed ^ i))))
+        .map(|i| {
+            SrsPqSecretKey::new(
+                u32::from(i),
+                PqSecretKey::generate_with_rng(&mut rng(seed ^ i)),
+            )
+        })
         .collect();
     let publics: Vec<SrsPqPublicKey> = nodes.iter().map(SrsPqSecretKey::public).collect();
     let key = lab.hybrid_public_split(t, &publics).unwrap();

@@ -135,7 +135,11 @@ fn generate(c: &Case) -> Vec<(&'static str, String)> {
 fn generate_split(c: &Case, t: u8, n: u8) -> Vec<(&'static str, String)> {
     const SEEDS: [&str; 3] = ["node_1_pq_seed", "node_2_pq_seed", "node_3_pq_seed"];
     const PUBLICS: [&str; 3] = ["node_1_pq_public", "node_2_pq_public", "node_3_pq_public"];
-    const SHARES: [&str; 3] = ["recapsule_share_1", "recapsule_share_2", "recapsule_share_3"];
+    const SHARES: [&str; 3] = [
+        "recapsule_share_1",
+        "recapsule_share_2",
+        "recapsule_share_3",
+    ];
     assert_eq!(n, 3, "the field names cover three nodes");
     let mut rng = ChaCha20Rng::from_seed(c.seed);
     let user = KeyPair::generate_hybrid_with_rng(&mut rng);
@@ -145,7 +149,10 @@ fn generate_split(c: &Case, t: u8, n: u8) -> Vec<(&'static str, String)> {
     for _ in 0..n {
         let mut seed = [0u8; 64];
         rng.fill_bytes(&mut seed);
-        nodes.push(SrsPqSecretKey::new(c.srs_version, PqSecretKey::from_seed(&seed)));
+        nodes.push(SrsPqSecretKey::new(
+            c.srs_version,
+            PqSecretKey::from_seed(&seed),
+        ));
         seeds.push(seed);
     }
     let publics: Vec<SrsPqPublicKey> = nodes.iter().map(SrsPqSecretKey::public).collect();
@@ -290,8 +297,7 @@ fn open_split_case(name: &str, case: &VectorCase<'_>) {
     let t: u8 = case.get("threshold").parse().unwrap();
     let mut publics = Vec::new();
     for i in 1..=3 {
-        let public =
-            SrsPqPublicKey::from_bytes(&bytes(&format!("node_{i}_pq_public"))).unwrap();
+        let public = SrsPqPublicKey::from_bytes(&bytes(&format!("node_{i}_pq_public"))).unwrap();
         let secret = SrsPqSecretKey::new(
             public.version(),
             PqSecretKey::from_seed(&bytes(&format!("node_{i}_pq_seed")).try_into().unwrap()),
@@ -300,7 +306,11 @@ fn open_split_case(name: &str, case: &VectorCase<'_>) {
         publics.push(public);
     }
     let key = HybridPortionKey::from_bytes(&bytes("hybrid_portion_key")).unwrap();
-    assert_eq!(key, portion.hybrid_public_split(t, &publics).unwrap(), "{name}");
+    assert_eq!(
+        key,
+        portion.hybrid_public_split(t, &publics).unwrap(),
+        "{name}"
+    );
     let user = KeyPair::from_secret_bytes(&bytes("user_secret").try_into().unwrap())
         .unwrap()
         .with_pq(PqSecretKey::from_seed(

@@ -1447,6 +1447,19 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         add("header", s.header().to_bytes());
     }
     add("recapsule", h.recapsule.clone());
+    // A key and a header split 2-of-3 among threshold nodes.
+    let nodes: Vec<SrsPqPublicKey> = (31..34u8)
+        .map(|s| SrsPqSecretKey::new(1, PqSecretKey::from_seed(&[s; 64])).public())
+        .collect();
+    if let Ok(split) = fixture().portion.hybrid_public_split(2, &nodes) {
+        let mut v = vec![2];
+        v.extend_from_slice(&split.to_bytes());
+        add("hybrid", v);
+        let rid = RecordId::from_bytes([10; 16]);
+        if let Ok(s) = SealedPortion::seal_with_rng(&split, rid, T0, b"x", &mut rng(25)) {
+            add("header", s.header().to_bytes());
+        }
+    }
     add("stream_open", vec![0]);
     add("stream_open", vec![0, 0, 1, 255, 107]);
     add("stream_open", vec![1, 0x30, 0x10, 0, 0x55, 3, 200]);
