@@ -604,6 +604,60 @@ fn hybrid_ops(c: &mut Criterion) {
         let h = small.header().to_bytes();
         b.iter(|| PortionHeader::from_bytes(black_box(&h)).unwrap())
     });
+    // Under a 2-of-3 threshold SRS: σ split among the nodes' ML-KEM keys.
+    let nodes: Vec<SrsPqSecretKey> = (0..3)
+        .map(|_| SrsPqSecretKey::new(1, PqSecretKey::generate_with_rng(&mut r)))
+        .collect();
+    let publics: Vec<SrsPqPublicKey> = nodes.iter().map(SrsPqSecretKey::public).collect();
+    let split_key = lab.hybrid_public_split(2, &publics).unwrap();
+    let (commitments, shares) = rekey.split_with_rng(2, 3, &mut r).unwrap();
+    let split = SealedPortion::seal_with_rng(
+        &split_key,
+        RecordId::from_bytes([2; 16]),
+        T0,
+        &[5u8; 32],
+        &mut r,
+    )
+    .unwrap();
+    let answers: Vec<ReCapsule> = shares
+        .iter()
+        .zip(&nodes)
+        .take(2)
+        .map(|(s, n)| {
+            s.reencrypt_hybrid_with_rng(split.header().verify().unwrap(), n, &user_pq, true, &mut r)
+                .unwrap()
+        })
+        .collect();
+    let threshold_opener = ThresholdOpener::new_unauthenticated(&user, &commitments).unwrap();
+    g.bench_function("split_2_of_3_seal_32B", |b| {
+        b.iter(|| {
+            SealedPortion::seal(
+                &split_key,
+                RecordId::from_bytes([2; 16]),
+                T0,
+                black_box(&[0x42; 32]),
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function("split_2_of_3_node_reencrypt_with_proof", |b| {
+        b.iter(|| {
+            shares[0]
+                .reencrypt_hybrid_with_proof(
+                    black_box(split.header()).verify().unwrap(),
+                    &nodes[0],
+                    &user_pq,
+                )
+                .unwrap()
+        })
+    });
+    g.bench_function("split_2_of_3_open_32B", |b| {
+        b.iter(|| {
+            threshold_opener
+                .open(black_box(&split), &answers[..])
+                .unwrap()
+        })
+    });
     g.finish();
 }
 

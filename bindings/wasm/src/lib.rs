@@ -178,7 +178,7 @@ impl PatientKeys {
         srs_pq_keys: &[u8],
     ) -> Result<Vec<u8>, JsValue> {
         let len = sesphr::SrsPqPublicKey::LEN;
-        if srs_pq_keys.is_empty() || srs_pq_keys.len() % len != 0 {
+        if srs_pq_keys.is_empty() || !srs_pq_keys.len().is_multiple_of(len) {
             return Err(sesphr::Error::InvalidLength {
                 what: "SRS post-quantum keys",
                 expected: len,
