@@ -71,3 +71,38 @@ def test_hybrid_story(world: World) -> None:
     newer = sesphr.seal(patient.hybrid_portion_public_key("lab", rotated), b"eGFR 58")
     assert cameron.open_as_delegatee(newer, srs.reencrypt("dr-cameron", newer)) == b"eGFR 58"
     assert cameron.open_as_delegatee(sealed, srs.reencrypt("dr-cameron", sealed)) == b"HbA1c 5.4%"
+
+
+def test_hybrid_split_among_three_nodes_with_a_liar() -> None:
+    """σ split 2 of 3 among three SRS nodes' ML-KEM keys: two honest nodes
+    open; a node that answers with another node's share is named."""
+    patient = sesphr.PatientKeys.generate("patient-pq")
+    doctor = sesphr.KeyPair.generate_hybrid()
+    assert doctor.pq_public_key is not None
+    nodes = [sesphr.Srs.in_memory() for _ in range(3)]
+    for n in nodes:
+        n.register_patient(patient.registration([("lab", 0)]))
+        n.register_user("dr-pq", "doctor", doctor.public_key, doctor.prove_possession("dr-pq"))
+        n.register_pq_key("dr-pq", doctor.pq_public_key)
+    node_keys = [n.pq_public_key() for n in nodes]
+    assert len(set(node_keys)) == 3  # each node its own key
+    with pytest.raises(sesphr.CryptoError) as bad:
+        patient.hybrid_portion_public_key_split("lab", 4, node_keys)
+    assert bad.value.kind == "invalid_threshold"
+    key = patient.hybrid_portion_public_key_split("lab", 2, node_keys)
+    sealed = sesphr.seal(key, b"ferritin 12")
+    assert patient.open_as_owner(sealed) == b"ferritin 12"
+    commitments, shares = sesphr.ReKey.generate(patient, "lab", doctor.public_key).split(2, 3)
+    grant = patient.sign_share_grant("lab", 0, "dr-pq", commitments)
+    for n, s in zip(nodes, shares):
+        n.grant_share(grant, s)
+    answers = [(i + 1, n.reencrypt("dr-pq", sealed, proof=True)) for i, n in enumerate(nodes)]
+    opener = sesphr.ThresholdOpener(doctor, grant, commitments, patient.consent_public_key())
+    plain, used, bad_nodes = opener.open(sealed, answers[1:])
+    assert (plain, used, bad_nodes) == (b"ferritin 12", [2, 3], [])
+    # Node 1 answers with node 2's share of σ in its re-capsule.
+    share_len = 167  # a re-capsule share up to X_e
+    liar = bytearray(answers[0][1])
+    liar[share_len : share_len + 1136] = answers[1][1][share_len : share_len + 1136]
+    plain, used, bad_nodes = opener.open(sealed, [(1, bytes(liar)), answers[1], answers[2]])
+    assert plain == b"ferritin 12" and bad_nodes == [1] and 1 not in used
