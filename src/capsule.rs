@@ -16,7 +16,7 @@ use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
-use crate::ct::public;
+use crate::ct::{public, public_bytes};
 use crate::dem::DemKey;
 use crate::encoding::{FORMAT_VERSION, Reader, decode_scalar, magic, put_short_bytes};
 use crate::error::{Error, Result};
@@ -370,6 +370,8 @@ impl PortionHeader {
                 let owner = Stanza::seal(&to.portion, Role::Owner, &[&bytes], &sigma, rng, draw)?;
                 let mut nodes = Vec::with_capacity(to.srs.len());
                 for ((i, key), share) in (1..=n).zip(&to.srs).zip(shares.iter()) {
+                    let mut commitment = share_commitment(&bytes, i, share);
+                    public_bytes(&mut commitment, "sigma-share-commitment");
                     nodes.push(NodeStanza {
                         version: key.version(),
                         stanza: Stanza::seal(
@@ -380,7 +382,7 @@ impl PortionHeader {
                             rng,
                             draw,
                         )?,
-                        commitment: share_commitment(&bytes, i, share),
+                        commitment,
                     });
                 }
                 let stanzas = HeaderStanzas {

@@ -557,9 +557,13 @@ pub(crate) fn check_split(threshold: u8, nodes: u8) -> Result<()> {
     }
 }
 
-/// `σ` as the scalar it is drawn as (a canonical encoding), or `None`.
+/// `σ` (or a share of it) as the scalar it is drawn as (a canonical
+/// encoding), or `None`: whether it is canonical is public (an honest share
+/// always is; the caller sets the answer aside).
 pub(crate) fn sigma_scalar(bytes: &[u8; SIGMA_LEN]) -> Option<Zeroizing<Scalar>> {
-    Option::<Scalar>::from(Scalar::from_canonical_bytes(*bytes)).map(Zeroizing::new)
+    let s = Scalar::from_canonical_bytes(*bytes);
+    let canonical = public(bool::from(s.is_some()), "sigma-share-canonical");
+    canonical.then(|| Zeroizing::new(s.unwrap_or(Scalar::ZERO)))
 }
 
 /// Node `i`'s share of `σ` for a `t`-of-`n` split: `f(i)` for `f(z) = σ +

@@ -27,7 +27,7 @@ use sesphr::ctgrind::{poison, set_marker};
 use sesphr::rand_core::{SeedableRng, TryCryptoRng, TryRng};
 use sesphr::{
     Identity, KeyPair, PatientKeys, PortionLabel, PqSecretKey, ReKey, RecordId, Result,
-    SealedPortion, SrsPqSecretKey,
+    SealedPortion, SrsPqSecretKey, ThresholdOpener,
 };
 
 /// An RNG whose every output is marked secret: keys, nonces and ephemeral
@@ -190,5 +190,35 @@ fn main() -> Result<()> {
     println!("hybrid re-encryption with proof");
     let by_user = sealed.open_as_delegatee(&hybrid_user, &recapsule)?;
     println!("hybrid delegatee open: {} bytes", by_user.len());
+
+    // Under a 2-of-3 threshold SRS: the re-key and σ split among the
+    // nodes, each node's re-encryption with its share, the robust open.
+    let nodes = (0..3)
+        .map(|_| SrsPqSecretKey::new(1, PqSecretKey::generate_with_rng(&mut rng)))
+        .collect::<Vec<_>>();
+    let publics = nodes.iter().map(SrsPqSecretKey::public).collect::<Vec<_>>();
+    let split_key = portion_secret.hybrid_public_split(2, &publics)?;
+    let sealed =
+        SealedPortion::seal_with_rng(&split_key, record, 1_700_000_000, &plaintext, &mut rng)?;
+    println!(
+        "hybrid seal, σ split 2 of 3: {} bytes",
+        sealed.to_bytes().len()
+    );
+    let (commitments, shares) = rekey.split_with_rng(2, 3, &mut rng)?;
+    println!("re-key split 2 of 3");
+    let mut answers = Vec::new();
+    for (share, node) in shares.iter().zip(&nodes).skip(1) {
+        answers.push(share.reencrypt_hybrid_with_rng(
+            sealed.header().verify()?,
+            node,
+            user_pq,
+            true,
+            &mut rng,
+        )?);
+    }
+    println!("node re-encryption with proof: {} answers", answers.len());
+    let opener = ThresholdOpener::new_unauthenticated(&hybrid_user, &commitments)?;
+    let opened = opener.open(&sealed, &answers)?;
+    println!("threshold open: {} bytes", opened.plaintext().len());
     Ok(())
 }
