@@ -245,6 +245,8 @@ struct Objects {
     rc: ReCapsule,
     rcp: ReCapsule,
     hybrid_key: HybridPortionKey,
+    split_key: HybridPortionKey,
+    split: SealedPortion,
     srs_key: SrsPqPublicKey,
     hybrid: SealedPortion,
     hrc: ReCapsule,
@@ -277,6 +279,18 @@ fn objects() -> Objects {
         &mut r,
     )
     .unwrap();
+    let nodes: Vec<SrsPqPublicKey> = (1..=3u32)
+        .map(|v| SrsPqSecretKey::new(v, PqSecretKey::generate_with_rng(&mut r)).public())
+        .collect();
+    let split_key = m.hybrid_public_split(2, &nodes).unwrap();
+    let split = SealedPortion::seal_with_rng(
+        &split_key,
+        RecordId::random_with_rng(&mut r),
+        T0,
+        b"hello",
+        &mut r,
+    )
+    .unwrap();
     let upq = PqSecretKey::generate_with_rng(&mut r);
     let hv = hybrid.header().verify().unwrap();
     let hrc = rekey
@@ -291,6 +305,8 @@ fn objects() -> Objects {
         sealed,
         rekey,
         hybrid_key,
+        split_key,
+        split,
         srs_key: srs.public(),
         hybrid,
         hrc,
@@ -380,6 +396,7 @@ fn every_framed_decoder_is_strict() {
     let hhlen = o.hybrid.header().encoded_len();
     let hcap = hhlen - 96;
     let pq = PQ_STANZA_LEN;
+    let scap = o.split.header().encoded_len() - 96;
     let hybrid = [
         Framed {
             name: "hybrid portion header",
@@ -432,6 +449,24 @@ fn every_framed_decoder_is_strict() {
             decode: |b| HybridPortionKey::from_bytes(b).map(drop),
             points: vec![5 + 4 + 1 + label_len],
             scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "hybrid portion key, split 2 of 3",
+            valid: o.split_key.to_bytes(),
+            decode: |b| HybridPortionKey::from_bytes(b).map(drop),
+            points: vec![5 + 4 + 1 + label_len],
+            scalars: vec![],
+            open_ended: false,
+            shortest: usize::MAX,
+        },
+        Framed {
+            name: "hybrid portion header, split 2 of 3",
+            valid: o.split.header().to_bytes(),
+            decode: |b| PortionHeader::from_bytes(b).map(drop),
+            points: vec![5, scap, scap + 32],
+            scalars: vec![scap + 64],
             open_ended: false,
             shortest: usize::MAX,
         },
