@@ -330,6 +330,32 @@ pub(crate) fn rewrap<R: CryptoRng + ?Sized>(
     .map(Some)
 }
 
+/// The hybrid re-encryption behind [`crate::ReKey`] and
+/// [`crate::ReKeyShare`] (`share`: the node index): `σ`, or the node's
+/// share of it, re-wrapped to `user` ([`rewrap`]), then `E' = rk·E`, proved
+/// when `with_proof` (the encapsulation's randomness first, then the
+/// proof's nonce, from `rng`). The caller checked the portion.
+///
+/// # Errors
+/// As [`rewrap`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reencrypt_hybrid_parts<R: CryptoRng + ?Sized>(
+    rk: &Scalar,
+    ephemeral: &PublicKey,
+    commitment: &[u8; 32],
+    share: Option<u8>,
+    header: VerifiedHeader<'_>,
+    (srs, user): (&SrsPqSecretKey, &PqPublicKey),
+    with_proof: bool,
+    (rng, draw): (&mut R, Draw),
+) -> Result<ReCapsule> {
+    let pq = rewrap(header, share, srs, user, ephemeral, rng, draw)?;
+    let proof_rng = if with_proof { Some(rng) } else { None };
+    Ok(reencrypt_parts(
+        rk, ephemeral, commitment, share, pq, header, proof_rng,
+    ))
+}
+
 /// Node `node`'s share of `σ` (`σ` itself for one SRS, node 1) from a
 /// re-capsule's stanza, opened with the user's ML-KEM-768 key and checked
 /// against the header's commitment to it.

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::hash::{hash_to_scalar, hedged_nonce, tag};
 use crate::keys::{PortionSecretKey, PublicKey};
 use crate::pq::{Draw, PqPublicKey, SrsPqSecretKey};
-use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, rewrap};
+use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_hybrid_parts, reencrypt_parts};
 use crate::rng::os_rng;
 
 /// `d = H_s("sesphr/v1/rekey", X_e, X_U, shared, X_{P,c})`, where `shared` is
@@ -296,17 +296,16 @@ impl ReKey {
         draw: Draw,
     ) -> Result<ReCapsule> {
         self.check_portion(header.header())?;
-        let pq = rewrap(header, None, srs, user, &self.ephemeral, rng, draw)?;
-        let proof_rng = if with_proof { Some(rng) } else { None };
-        Ok(reencrypt_parts(
+        reencrypt_hybrid_parts(
             &self.rk,
             &self.ephemeral,
             self.commitment.as_bytes(),
             None,
-            pq,
             header,
-            proof_rng,
-        ))
+            (srs, user),
+            with_proof,
+            (rng, draw),
+        )
     }
 
     /// Checks the portion, then `E' = rk·E`, proved when `rng` is given. A

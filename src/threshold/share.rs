@@ -16,8 +16,8 @@ use crate::encoding::{Reader, decode_secret_scalar, frame_version, magic, versio
 use crate::error::{Error, Result};
 use crate::hash::{hedged_nonce, tag};
 use crate::keys::PublicKey;
-use crate::pq::{Draw, PqPublicKey, SrsPqSecretKey, Stanza};
-use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_parts, rewrap};
+use crate::pq::{Draw, PqPublicKey, SrsPqSecretKey};
+use crate::reencrypt::{ReCapsule, ServingKey, reencrypt_hybrid_parts, reencrypt_parts};
 use crate::rekey::ReKey;
 use crate::rng::os_rng;
 
@@ -283,16 +283,16 @@ impl ReKeyShare {
         draw: Draw,
     ) -> Result<ReCapsule> {
         self.check_portion(header)?;
-        let pq = rewrap(
-            header,
-            Some(self.index),
-            srs,
-            user,
+        reencrypt_hybrid_parts(
+            &self.share,
             &self.commitments.ephemeral,
-            rng,
-            draw,
-        )?;
-        Ok(self.parts(header, pq, with_proof.then_some(rng)))
+            self.verification.as_bytes(),
+            Some(self.index),
+            header,
+            (srs, user),
+            with_proof,
+            (rng, draw),
+        )
     }
 
     fn reencrypt_inner<R: CryptoRng + ?Sized>(
@@ -305,7 +305,15 @@ impl ReKeyShare {
         if header.header().is_hybrid() {
             return Err(Error::PqKeyMissing);
         }
-        Ok(self.parts(header, None, rng))
+        Ok(reencrypt_parts(
+            &self.share,
+            &self.commitments.ephemeral,
+            self.verification.as_bytes(),
+            Some(self.index),
+            None,
+            header,
+            rng,
+        ))
     }
 
     fn check_portion(&self, header: VerifiedHeader<'_>) -> Result<()> {
@@ -314,23 +322,6 @@ impl ReKeyShare {
         } else {
             Err(Error::KeyMismatch)
         }
-    }
-
-    fn parts<R: CryptoRng + ?Sized>(
-        &self,
-        header: VerifiedHeader<'_>,
-        pq: Option<Stanza>,
-        rng: Option<&mut R>,
-    ) -> ReCapsule {
-        reencrypt_parts(
-            &self.share,
-            &self.commitments.ephemeral,
-            self.verification.as_bytes(),
-            Some(self.index),
-            pq,
-            header,
-            rng,
-        )
     }
 
     /// What a node keeps while the grant is active.
