@@ -360,6 +360,50 @@ impl StreamSealer {
         Ok(())
     }
 
+    /// Seals `pt` as the next chunk, not the last, into `out` at `*at`.
+    fn seal_next(&mut self, pt: &[u8], out: &mut [u8], at: &mut usize) -> Result<()> {
+        let end = at.saturating_add(pt.len() + TAG_LEN);
+        let dst = out.get_mut(*at..end).ok_or(Error::TooLarge)?;
+        seal_chunk(&self.key, self.counter, false, pt, dst)?;
+        *at = end;
+        self.counter = self.counter.checked_add(1).ok_or(Error::TooLarge)?;
+        Ok(())
+    }
+
+    /// As [`StreamSealer::update`], sealing straight into `out` (room for
+    /// every chunk `data` completes: `data.len() + TAG_LEN` per chunk, see
+    /// `stream_output_bound`); returns how many bytes it wrote. A chunk is
+    /// sealed from `data` itself when nothing is buffered and more follows
+    /// it in `data`; otherwise through the one-chunk buffer.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if `out` is too short (nothing is lost: the
+    /// chunks written before stay written, their count returned by none).
+    pub(crate) fn update_into(&mut self, mut data: &[u8], out: &mut [u8]) -> Result<usize> {
+        let mut at = 0;
+        while !data.is_empty() {
+            if self.buf.len() == CHUNK_LEN {
+                // More data follows, so the buffered chunk is not the last.
+                let buf = core::mem::take(&mut *self.buf);
+                let r = self.seal_next(&buf, out, &mut at);
+                *self.buf = buf;
+                r?;
+                self.buf.clear();
+            }
+            if self.buf.is_empty() && data.len() > CHUNK_LEN {
+                let (chunk, rest) = data.split_at(CHUNK_LEN);
+                self.seal_next(chunk, out, &mut at)?;
+                data = rest;
+                continue;
+            }
+            let take = (CHUNK_LEN - self.buf.len()).min(data.len());
+            let (head, tail) = data.split_at(take);
+            self.buf.extend_from_slice(head);
+            data = tail;
+        }
+        Ok(at)
+    }
+
     /// Takes plaintext; writes every chunk known not to be the last.
     pub(crate) fn update<W: Write>(&mut self, w: &mut W, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
@@ -398,6 +442,64 @@ pub(crate) fn reserve_zeroizing(out: &mut Vec<u8>, extra: usize) {
     old.zeroize();
 }
 
+/// Where an opener's plaintext goes: a growing `Vec`, or a caller's slice.
+pub(crate) trait PlainSink {
+    /// Makes room for up to `extra` more bytes before any is written (a
+    /// `Vec` moves its contents, zeroizing the old allocation, only here).
+    fn reserve(&mut self, extra: usize);
+    /// The next `len` bytes of output, to be filled.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if there is no room.
+    fn next(&mut self, len: usize) -> Result<&mut [u8]>;
+    /// Takes back the last `len` bytes handed out (a chunk that failed;
+    /// they were wiped).
+    fn unwind(&mut self, len: usize);
+}
+
+impl PlainSink for Vec<u8> {
+    fn reserve(&mut self, extra: usize) {
+        reserve_zeroizing(self, extra);
+    }
+    fn next(&mut self, len: usize) -> Result<&mut [u8]> {
+        let start = self.len();
+        self.resize(start.saturating_add(len), 0);
+        Ok(self.get_mut(start..).unwrap_or_default())
+    }
+    fn unwind(&mut self, len: usize) {
+        self.truncate(self.len().saturating_sub(len));
+    }
+}
+
+/// A caller's buffer, filled from the start.
+pub(crate) struct SliceSink<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl<'a> SliceSink<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+    /// How many bytes were written.
+    pub(crate) fn written(&self) -> usize {
+        self.at
+    }
+}
+
+impl PlainSink for SliceSink<'_> {
+    fn reserve(&mut self, _extra: usize) {}
+    fn next(&mut self, len: usize) -> Result<&mut [u8]> {
+        let end = self.at.saturating_add(len);
+        let dst = self.buf.get_mut(self.at..end).ok_or(Error::TooLarge)?;
+        self.at = end;
+        Ok(dst)
+    }
+    fn unwind(&mut self, len: usize) {
+        self.at = self.at.saturating_sub(len);
+    }
+}
+
 /// Opens a body pushed to it in pieces of any size: a chunk is opened as soon
 /// as more bytes follow it (so it is not the last), and the final chunk when
 /// the caller says the body has ended. A chunk's plaintext is released only
@@ -426,20 +528,19 @@ impl ChunkOpener {
         }
     }
 
-    /// Opens `sealed` as chunk number `counter`, appending its plaintext to `out`.
-    fn open_into(&mut self, last: bool, len: usize, out: &mut Vec<u8>) -> Result<()> {
-        let start = out.len();
+    /// Opens the first `len` pending bytes as chunk number `counter`,
+    /// appending its plaintext to `out`.
+    fn open_into<S: PlainSink + ?Sized>(
+        &mut self,
+        last: bool,
+        len: usize,
+        out: &mut S,
+    ) -> Result<()> {
         let sealed = self.pending.get(..len).ok_or(Error::DecryptionFailed)?;
-        out.resize(start + len.saturating_sub(TAG_LEN), 0);
-        let res = open_chunk(
-            &self.key,
-            self.counter,
-            last,
-            sealed,
-            out.get_mut(start..).unwrap_or_default(),
-        );
+        let plain = len.saturating_sub(TAG_LEN);
+        let res = open_chunk(&self.key, self.counter, last, sealed, out.next(plain)?);
         if res.is_err() {
-            out.truncate(start);
+            out.unwind(plain);
             return res;
         }
         self.pending.drain(..len);
@@ -457,11 +558,15 @@ impl ChunkOpener {
 
     /// Takes more of the body; appends the plaintext of every chunk known
     /// not to be the last to `out`.
-    pub(crate) fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn push<S: PlainSink + ?Sized>(
+        &mut self,
+        mut data: &[u8],
+        out: &mut S,
+    ) -> Result<()> {
         // Room for all the plaintext this call can release, before any is
         // written: `out` never reallocates (and leaves plaintext behind in
         // a freed block) while it holds some.
-        reserve_zeroizing(out, self.pending.len() + data.len());
+        out.reserve(self.pending.len() + data.len());
         match self.state {
             OpenerState::Open => {}
             // Bytes after the last chunk: an extension.
@@ -484,7 +589,7 @@ impl ChunkOpener {
     }
 
     /// The body has ended: opens what is left as the last chunk.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn finish<S: PlainSink + ?Sized>(&mut self, out: &mut S) -> Result<()> {
         match self.state {
             OpenerState::Open => {}
             OpenerState::Done => return Ok(()),
@@ -495,7 +600,7 @@ impl ChunkOpener {
         if len < TAG_LEN || (self.counter > 0 && len == TAG_LEN) {
             return self.guard(Err(Error::DecryptionFailed));
         }
-        reserve_zeroizing(out, len);
+        out.reserve(len);
         let res = self.open_into(true, len, out);
         self.guard(res)?;
         self.state = OpenerState::Done;
@@ -549,14 +654,14 @@ impl<R: Read> Read for StreamOpener<R> {
                 Err(e) => return Err(e),
             };
             let res = if n == 0 {
-                let r = self.chunks.finish(&mut self.plain);
+                let r = self.chunks.finish(&mut *self.plain);
                 // Only a verified last chunk ends the stream cleanly; after a
                 // failure every later read fails too.
                 self.done = r.is_ok();
                 r
             } else {
                 self.chunks
-                    .push(tmp.get(..n).unwrap_or_default(), &mut self.plain)
+                    .push(tmp.get(..n).unwrap_or_default(), &mut *self.plain)
             };
             res?;
         }

@@ -526,6 +526,36 @@ impl<W: Write> PortionWriter<W> {
         &mut self.inner
     }
 
+    /// Seals `data` as [`Write::write_all`] does, but writes the sealed
+    /// chunks it completes into `out` instead of the inner writer (which
+    /// keeps only the header): for hosts that seal into memory they own,
+    /// without the copy through the inner writer. `out` needs room for
+    /// every chunk `data` completes — `data.len()` plus 16 bytes per 64 KiB
+    /// chunk and one more tag is always enough. Returns how many bytes it
+    /// wrote; the last chunk comes from [`PortionWriter::finish`]. Both
+    /// forms may be mixed; the output is the same bytes in the same order.
+    ///
+    /// ```
+    /// # use sesphr::*;
+    /// # let p = PatientKeys::generate(Identity::new("p")?);
+    /// # let key = p.portion_secret(&PortionLabel::new("imaging")?, 0);
+    /// let mut w = PortionWriter::new(key.public(), RecordId::random(), 1_700_000_000, Vec::new())?;
+    /// let mut sealed = std::mem::take(w.get_mut()); // the header
+    /// let mut room = vec![0u8; 300_000];
+    /// let n = w.write_into(&[7u8; 200_000], &mut room)?;
+    /// sealed.extend_from_slice(&room[..n]);
+    /// sealed.extend_from_slice(&w.finish()?);
+    /// assert_eq!(SealedPortion::from_bytes(&sealed)?.open_as_owner(&key)?, vec![7u8; 200_000]);
+    /// # Ok::<(), sesphr::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if `out` is too short for what `data` completes
+    /// (the sealer is then unusable: start the portion again).
+    pub fn write_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.sealer.update_into(data, out)
+    }
+
     /// Writes the last chunk and returns the inner writer (not flushed).
     ///
     /// # Errors
@@ -717,6 +747,26 @@ impl PortionOpener {
     /// [`Error::DecryptionFailed`] (then also for every later call).
     pub fn push(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.0.push(body, out)
+    }
+
+    /// As [`PortionOpener::push`], writing the plaintext into `out` (at
+    /// least `body.len()` bytes plus one sealed chunk, 65,552 bytes, is
+    /// always enough) instead of a `Vec`; returns how many bytes it wrote.
+    /// Plaintext goes only where it belongs: no copy is left elsewhere.
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`] (then also for every later call; the
+    /// plaintext this call wrote before the failing chunk is wiped);
+    /// [`Error::TooLarge`] if `out` is too short (the opener is then
+    /// unusable).
+    pub fn push_into(&mut self, body: &[u8], out: &mut [u8]) -> Result<usize> {
+        let mut sink = crate::dem::SliceSink::new(out);
+        let r = self.0.push(body, &mut sink);
+        let n = sink.written();
+        if r.is_err() {
+            zeroize::Zeroize::zeroize(out.get_mut(..n).unwrap_or_default());
+        }
+        r.map(|()| n)
     }
 
     /// The body has ended: opens the last chunk. Only `Ok` here means the

@@ -238,3 +238,98 @@ fn escrow_issuance_is_deterministic_per_identity_and_epoch() {
     .unwrap();
     assert_eq!(s.open_as_delegatee(&k0, &rc).unwrap(), b"x");
 }
+
+/// Sealing into the caller's memory (`PortionWriter::write_into`) gives the
+/// same bytes as writing through the inner writer, whatever the pieces;
+/// opening into the caller's memory (`PortionOpener::push_into`) gives the
+/// same plaintext as `push`, and a tampered chunk leaves nothing of this
+/// call's plaintext behind.
+#[test]
+fn sealing_and_opening_into_caller_memory_match_the_writer_paths() {
+    let p = patient(70);
+    let key = portion(&p, "imaging");
+    let seal_with = |pieces: &[&[u8]], direct: bool| -> Vec<u8> {
+        let mut w = PortionWriter::new_with_rng(
+            key.public(),
+            RecordId::from_bytes([7; 16]),
+            T0,
+            Vec::new(),
+            &mut rng(71),
+        )
+        .unwrap();
+        let mut out = std::mem::take(w.get_mut());
+        for piece in pieces {
+            if direct {
+                let mut room = vec![0u8; piece.len() + 2 * 65_552];
+                let n = w.write_into(piece, &mut room).unwrap();
+                out.extend_from_slice(&room[..n]);
+            } else {
+                w.write_all(piece).unwrap();
+                out.append(w.get_mut());
+            }
+        }
+        out.extend_from_slice(&w.finish().unwrap());
+        out
+    };
+    for len in [0usize, 1, 65_535, 65_536, 65_537, 200_001] {
+        let pt = plaintext(len, 9);
+        for piece in [1usize, 7, 65_536, 65_552, 100_000, len.max(1)] {
+            if piece == 1 && len > 70_000 {
+                continue;
+            }
+            let pieces: Vec<&[u8]> = pt.chunks(piece).collect();
+            let sealed = seal_with(&pieces, true);
+            assert_eq!(
+                sealed,
+                seal_with(&pieces, false),
+                "{len} in pieces of {piece}"
+            );
+            let s = SealedPortion::from_bytes(&sealed).unwrap();
+            assert_eq!(s.open_as_owner(&key).unwrap(), pt);
+            // Opening in the same pieces, into a caller's buffer.
+            let hl = s.header().encoded_len();
+            let mut op = PortionOpener::for_owner(s.header(), &key).unwrap();
+            let mut got = Vec::new();
+            for body in sealed[hl..].chunks(piece) {
+                let mut room = vec![0u8; body.len() + 65_552];
+                let n = op.push_into(body, &mut room).unwrap();
+                got.extend_from_slice(&room[..n]);
+            }
+            op.finish(&mut got).unwrap();
+            assert_eq!(got, pt, "{len} opened in pieces of {piece}");
+        }
+    }
+    // A tampered chunk: an error, and this call's output wiped.
+    let pt = plaintext(200_000, 3);
+    let sealed = seal_with(&[&pt], true);
+    let s = SealedPortion::from_bytes(&sealed).unwrap();
+    let hl = s.header().encoded_len();
+    let mut bad = sealed.clone();
+    bad[hl + 65_552 + 10] ^= 1; // the second chunk
+    let mut op = PortionOpener::for_owner(s.header(), &key).unwrap();
+    let mut room = vec![0u8; bad.len()];
+    assert!(matches!(
+        op.push_into(&bad[hl..], &mut room),
+        Err(Error::DecryptionFailed)
+    ));
+    assert!(
+        room.iter().all(|&b| b == 0),
+        "the first chunk's plaintext was wiped"
+    );
+    assert!(
+        op.push_into(&[], &mut room).is_err(),
+        "the opener stays failed"
+    );
+    // Too little room: refused.
+    let mut op = PortionOpener::for_owner(s.header(), &key).unwrap();
+    let mut small = vec![0u8; 1000];
+    assert!(matches!(
+        op.push_into(&sealed[hl..], &mut small),
+        Err(Error::TooLarge)
+    ));
+    let mut w = PortionWriter::new(key.public(), RecordId::random(), T0, Vec::new()).unwrap();
+    assert!(matches!(
+        w.write_into(&pt, &mut small),
+        Err(Error::TooLarge)
+    ));
+}

@@ -586,11 +586,19 @@ pub extern "C" fn sesphr_sealer_update_into(
         let data = bytes("plaintext", plaintext, plaintext_len)?;
         let dst = stream_out("out_sealed", out_sealed, out_cap, plaintext_len)?;
         let w = s.writer.as_mut().ok_or(sesphr_result::InvalidState)?;
-        std::io::Write::write_all(w, data).map_err(Error::from)?;
-        let r = copy_out(dst, w.get_mut(), n);
+        // What the writer holds (the header, before the first call) goes
+        // first; the chunks are sealed straight into the caller's buffer
+        // after it.
+        let pending = w.get_mut().len();
+        let rest = dst
+            .get_mut(pending..)
+            .ok_or(sesphr_result::BufferTooSmall)?;
+        let sealed = w.write_into(data, rest)?;
+        copy_out(dst, w.get_mut(), n)?;
         // Ciphertext only: reused as it is.
         w.get_mut().clear();
-        r
+        *n = pending + sealed;
+        Ok(())
     })
 }
 
@@ -646,12 +654,12 @@ fn opener_step_into(
 /// As `sesphr_opener_update`, writing the verified plaintext into the
 /// caller's buffer `out` (`out_cap` bytes, at least
 /// `sesphr_stream_output_bound(sealed_len)`) and its length into
-/// `*out_len`. The library keeps no copy beyond the opener's own working
-/// buffer, zeroized when the opener is freed.
+/// `*out_len`. Chunks are opened straight into `out`; the library keeps no
+/// copy beyond the opener's own working buffer of sealed bytes.
 ///
 /// Errors: `BUFFER_TOO_SMALL` (nothing consumed); `DECRYPTION_FAILED` (the
-/// opener then fails every later call; nothing written); `INVALID_STATE`
-/// after finish.
+/// opener then fails every later call; what this call wrote is wiped);
+/// `INVALID_STATE` after finish.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_opener_update_into(
     opener: *mut sesphr_opener,
@@ -663,15 +671,15 @@ pub extern "C" fn sesphr_opener_update_into(
 ) -> sesphr_result {
     run(|| {
         let data = bytes("sealed", sealed, sealed_len)?;
-        opener_step_into(
-            opener,
-            sealed_len,
-            out_plaintext,
-            out_cap,
-            out_len,
-            false,
-            |chunks, pt| chunks.push(data, pt),
-        )
+        let op = handle_mut("opener", opener)?;
+        let n = out("out_len", out_len)?;
+        let dst = stream_out("out_plaintext", out_plaintext, out_cap, sealed_len)?;
+        if op.finished {
+            return Err(sesphr_result::InvalidState);
+        }
+        // Straight into the caller's buffer (wiped there on a failure).
+        *n = op.chunks.push_into(data, dst)?;
+        Ok(())
     })
 }
 
