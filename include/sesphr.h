@@ -912,12 +912,12 @@ sesphr_result sesphr_sealer_finish_into(sesphr_sealer *sealer,
 // As `sesphr_opener_update`, writing the verified plaintext into the
 // caller's buffer `out` (`out_cap` bytes, at least
 // `sesphr_stream_output_bound(sealed_len)`) and its length into
-// `*out_len`. The library keeps no copy beyond the opener's own working
-// buffer, zeroized when the opener is freed.
+// `*out_len`. Chunks are opened straight into `out`; the library keeps no
+// copy beyond the opener's own working buffer of sealed bytes.
 //
 // Errors: `BUFFER_TOO_SMALL` (nothing consumed); `DECRYPTION_FAILED` (the
-// opener then fails every later call; nothing written); `INVALID_STATE`
-// after finish.
+// opener then fails every later call; what this call wrote is wiped);
+// `INVALID_STATE` after finish.
 sesphr_result sesphr_opener_update_into(sesphr_opener *opener,
                                         const uint8_t *sealed,
                                         size_t sealed_len,
