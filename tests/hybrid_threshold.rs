@@ -375,6 +375,33 @@ fn three_srs_nodes_serve_a_split_hybrid_record() {
     let opened = opener.open(&sealed, &given).unwrap();
     assert_eq!(opened.plaintext(), TEXT);
     assert_eq!(opened.bad_nodes(), &[1]);
+    // Batches stay batched: three records at once from nodes 2 and 3 (a
+    // classical one among them), each opened from the two answers.
+    let classical =
+        SealedPortion::seal(lab.public(), RecordId::random(), NOW - 9, b"K 4.1").unwrap();
+    let second = SealedPortion::seal(&key, RecordId::random(), NOW - 8, b"Na 139").unwrap();
+    let records = [&sealed, &classical, &second];
+    let headers: Vec<&PortionHeader> = records.iter().map(|s| s.header()).collect();
+    let batches: Vec<Vec<ReCapsule>> = nodes[1..]
+        .iter()
+        .map(|n| {
+            n.reencrypt_batch(&doc, &headers, model::Purpose::Treatment)
+                .unwrap()
+                .into_iter()
+                .map(Result::unwrap)
+                .collect()
+        })
+        .collect();
+    for (k, record) in records.iter().enumerate() {
+        let answers = [batches[0][k].clone(), batches[1][k].clone()];
+        assert_eq!(answers[0].is_hybrid(), record.header().is_hybrid());
+        let opened = opener.open(record, &answers[..]).unwrap();
+        assert_eq!(
+            opened.plaintext(),
+            record.open_as_owner(&lab).unwrap(),
+            "record {k}"
+        );
+    }
     // A header of a portion no grant covers is refused by every node.
     let medical = alice.portion_secret(&label("medical"), 0);
     let other = SealedPortion::seal(
