@@ -227,18 +227,12 @@ fn hybrid_vectors_decode_and_open_from_the_file_alone() {
     let text = std::fs::read_to_string(PATH).unwrap();
     for (name, entries) in parse_vectors(&text) {
         let case = VectorCase(&entries);
+        let (portion, user) = portion_and_user(&case);
         if case.has("threshold") {
-            open_split_case(&name, &case);
+            open_split_case(&name, &case, &portion, &user);
             continue;
         }
-        let get = |k: &str| case.get(k);
         let bytes = |k: &str| case.bytes(k);
-        let pid = Identity::from_utf8(&bytes("patient_id")).unwrap();
-        let patient = PatientKeys::from_master(pid, &bytes("patient_master").try_into().unwrap());
-        let portion = patient.portion_secret(
-            &PortionLabel::from_bytes(&bytes("label")).unwrap(),
-            get("epoch").parse().unwrap(),
-        );
         let pq = portion.pq_secret().unwrap();
         assert_eq!(pq.seed_bytes()[..], bytes("portion_pq_seed")[..], "{name}");
         assert_eq!(pq.public().as_bytes()[..], bytes("portion_pq_public")[..]);
@@ -250,11 +244,6 @@ fn hybrid_vectors_decode_and_open_from_the_file_alone() {
         assert_eq!(srs.public(), srs_public, "{name}");
         let key = HybridPortionKey::from_bytes(&bytes("hybrid_portion_key")).unwrap();
         assert_eq!(key, portion.hybrid_public(&srs_public).unwrap(), "{name}");
-        let user = KeyPair::from_secret_bytes(&bytes("user_secret").try_into().unwrap())
-            .unwrap()
-            .with_pq(PqSecretKey::from_seed(
-                &bytes("user_pq_seed").try_into().unwrap(),
-            ));
         assert_eq!(
             user.pq_public().unwrap().as_bytes()[..],
             bytes("user_pq_public")[..]
@@ -286,14 +275,8 @@ fn hybrid_vectors_decode_and_open_from_the_file_alone() {
 /// A split case from the file: the nodes' keys from their seeds, the
 /// header's split, the owner's open, and every two of the three nodes'
 /// answers combined (each judged against the header's commitments).
-fn open_split_case(name: &str, case: &VectorCase<'_>) {
+fn open_split_case(name: &str, case: &VectorCase<'_>, portion: &PortionSecretKey, user: &KeyPair) {
     let bytes = |k: &str| case.bytes(k);
-    let pid = Identity::from_utf8(&bytes("patient_id")).unwrap();
-    let patient = PatientKeys::from_master(pid, &bytes("patient_master").try_into().unwrap());
-    let portion = patient.portion_secret(
-        &PortionLabel::from_bytes(&bytes("label")).unwrap(),
-        case.get("epoch").parse().unwrap(),
-    );
     let t: u8 = case.get("threshold").parse().unwrap();
     let mut publics = Vec::new();
     for i in 1..=3 {
@@ -311,17 +294,12 @@ fn open_split_case(name: &str, case: &VectorCase<'_>) {
         portion.hybrid_public_split(t, &publics).unwrap(),
         "{name}"
     );
-    let user = KeyPair::from_secret_bytes(&bytes("user_secret").try_into().unwrap())
-        .unwrap()
-        .with_pq(PqSecretKey::from_seed(
-            &bytes("user_pq_seed").try_into().unwrap(),
-        ));
     let sealed = SealedPortion::from_bytes(&bytes("sealed_portion")).unwrap();
     assert_eq!(sealed.header().pq_split(), Some((t, 3)), "{name}");
     let pt = bytes("plaintext");
-    assert_eq!(sealed.open_as_owner(&portion).unwrap(), pt, "{name}");
+    assert_eq!(sealed.open_as_owner(portion).unwrap(), pt, "{name}");
     let commitments = ShareCommitments::from_bytes(&bytes("share_commitments")).unwrap();
-    let opener = ThresholdOpener::new_unauthenticated(&user, &commitments)
+    let opener = ThresholdOpener::new_unauthenticated(user, &commitments)
         .unwrap()
         .require_proof();
     let answers: Vec<Vec<u8>> = (1..=3)
@@ -333,4 +311,22 @@ fn open_split_case(name: &str, case: &VectorCase<'_>) {
         assert_eq!(opened.plaintext(), pt, "{name}: {pair:?}");
         assert!(opened.bad_nodes().is_empty());
     }
+}
+
+/// A case's portion secret key (from the patient's master, label and epoch)
+/// and its user's key pair (ristretto255 secret and ML-KEM seed).
+fn portion_and_user(case: &VectorCase<'_>) -> (PortionSecretKey, KeyPair) {
+    let bytes = |k: &str| case.bytes(k);
+    let pid = Identity::from_utf8(&bytes("patient_id")).unwrap();
+    let patient = PatientKeys::from_master(pid, &bytes("patient_master").try_into().unwrap());
+    let portion = patient.portion_secret(
+        &PortionLabel::from_bytes(&bytes("label")).unwrap(),
+        case.get("epoch").parse().unwrap(),
+    );
+    let user = KeyPair::from_secret_bytes(&bytes("user_secret").try_into().unwrap())
+        .unwrap()
+        .with_pq(PqSecretKey::from_seed(
+            &bytes("user_pq_seed").try_into().unwrap(),
+        ));
+    (portion, user)
 }
