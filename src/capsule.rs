@@ -274,8 +274,6 @@ impl PortionHeader {
     /// Longest encoding (a hybrid header split among
     /// [`crate::MAX_PQ_NODES`] nodes, with a 64-byte label).
     pub const MAX_LEN: usize = Self::hybrid_max_len(crate::pq::MAX_PQ_NODES);
-    /// Longest hybrid encoding for one SRS (a 64-byte label).
-    pub const HYBRID_MAX_LEN: usize = Self::hybrid_max_len(1);
     /// Longest classical (version 1) encoding (a 64-byte label).
     pub const CLASSICAL_MAX_LEN: usize = 4 + CTX_FIXED_LEN + PortionLabel::MAX_LEN + CAPSULE_LEN;
     /// How many leading bytes [`PortionHeader::len_from_prefix`] needs: up
