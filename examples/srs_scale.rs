@@ -5,6 +5,7 @@
 //! cargo run --release --example srs_scale -- memory 100000
 //! cargo run --release --example srs_scale -- build DB --patients P --entries E
 //! cargo run --release --example srs_scale -- open DB
+//! cargo run --release --example srs_scale -- snapshot DB
 //! cargo run --release --example srs_scale -- build DB --entries E --disclose 3
 //! cargo run --release --example srs_scale -- served DB
 //! cargo run --release --example srs_scale -- disclosures
@@ -18,8 +19,10 @@
 //! to 10⁴, 10⁵ and 10⁶ entries, on a file under `target/`, runs
 //! `disclosures`, and writes
 //! `target/sesphr-bench/scale.json` for the benchmark report's page.
-//! `open` prints the time to open, what open verified, and the process's
-//! peak resident memory; time it as a whole process to compare sizes.
+//! `open` prints the time to open, what open verified (and whether it read
+//! the registry snapshot), and the process's peak resident memory; time it
+//! as a whole process to compare sizes. `snapshot` writes the registry
+//! snapshot that the next `open` reads.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -50,7 +53,7 @@ const THREADS: usize = 32;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: srs_scale memory N | build DB [--patients P] [--entries E] [--disclose N] | open DB | served DB | disclosures | report"
+        "usage: srs_scale memory N | build DB [--patients P] [--entries E] [--disclose N] | open DB | snapshot DB | served DB | disclosures | report"
     );
     std::process::exit(2)
 }
@@ -432,14 +435,30 @@ fn open(path: &str) {
     let r = srs.open_report();
     let s = srs.registry_size();
     println!(
-        "open={:.3}s seq={} entries_verified={} rows={} patients={} grants={} peak_rss_kib={}",
+        "open={:.3}s seq={} entries_verified={} rows={} patients={} grants={} snapshot={:?} registry_mib={:.1} peak_rss_kib={}",
         took.as_secs_f64(),
         r.seq,
         r.entries_verified,
         r.rows,
         s.patient_count,
         s.grant_count,
+        r.snapshot,
+        (s.users + s.patients + s.grants) as f64 / (1 << 20) as f64,
         peak_rss_kib()
+    );
+}
+
+/// Writes the registry snapshot of the store at `path`.
+fn snapshot(path: &str) {
+    let srs = Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap();
+    let t = Instant::now();
+    let info = srs.write_snapshot().unwrap().unwrap();
+    println!(
+        "snapshot={:.3}s seq={} parts={} bytes={}",
+        t.elapsed().as_secs_f64(),
+        info.seq,
+        info.parts,
+        info.bytes
     );
 }
 
@@ -468,6 +487,7 @@ fn main() {
         ),
         Some("served") => served(args.get(1).unwrap_or_else(|| usage())),
         Some("open") => open(args.get(1).unwrap_or_else(|| usage())),
+        Some("snapshot") => snapshot(args.get(1).unwrap_or_else(|| usage())),
         Some("disclosures") => println!("{}", disclosures()),
         _ => usage(),
     }

@@ -44,6 +44,7 @@ pub struct SrsConfig {
     pub(crate) required: Option<Checkpoint>,
     pub(crate) follow: bool,
     pub(crate) grant_max_age: Option<u64>,
+    pub(crate) use_snapshot: bool,
 }
 
 impl SrsConfig {
@@ -70,6 +71,7 @@ impl SrsConfig {
             required: None,
             follow: true,
             grant_max_age: Some(DEFAULT_GRANT_MAX_AGE.as_secs()),
+            use_snapshot: true,
         }
     }
 
@@ -163,6 +165,18 @@ impl SrsConfig {
         self.required = Some(checkpoint);
         self
     }
+
+    /// Whether open may read the registry from the store's snapshot
+    /// ([`Srs::write_snapshot`](crate::srs::Srs::write_snapshot)); on by
+    /// default. Off, every row is read and authenticated, as when no
+    /// snapshot is kept: rows written before the snapshot are then checked
+    /// too (with a snapshot they are not read, so an edit there is not
+    /// noticed until an open that reads them — it changes nothing served).
+    #[must_use]
+    pub fn use_snapshot(mut self, use_it: bool) -> Self {
+        self.use_snapshot = use_it;
+        self
+    }
 }
 
 impl core::fmt::Debug for SrsConfig {
@@ -171,6 +185,7 @@ impl core::fmt::Debug for SrsConfig {
             .field("escrow", &self.escrow.is_some())
             .field("checkpoint_every", &self.cadence.every)
             .field("checkpoint_interval", &self.cadence.interval)
+            .field("use_snapshot", &self.use_snapshot)
             .finish_non_exhaustive()
     }
 }
@@ -180,10 +195,15 @@ impl core::fmt::Debug for SrsConfig {
 pub struct OpenReport {
     /// The store was empty and was initialized (genesis head and checkpoint).
     pub created: bool,
-    /// Registry rows loaded and authenticated.
+    /// Registry rows authenticated one by one (with a snapshot: those
+    /// written since it).
     pub rows: u64,
     /// Audit entries verified (those after the latest checkpoint).
     pub entries_verified: u64,
     /// The sequence number of the latest audit entry.
     pub seq: u64,
+    /// Whether the registry came from the store's snapshot
+    /// ([`Srs::write_snapshot`](crate::srs::Srs::write_snapshot)), and if
+    /// one was ignored, why.
+    pub snapshot: crate::srs::SnapshotUse,
 }

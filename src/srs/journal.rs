@@ -39,6 +39,7 @@ use crate::srs::config::{Cadence, CheckpointSink, OpenReport};
 use crate::srs::registry::Registry;
 use crate::srs::rows::{DisclosedRow, Row, RowImage};
 use crate::srs::secrets::{SrsKeys, checkpoint_is_signed_by};
+use crate::srs::snapshot::SnapshotUse;
 use crate::srs::types::{Clock, SrsError};
 use crate::store::{
     AuditRecord, ChainHead, Commit, Locked, Store, StoreError, StoredRow, TreeNode,
@@ -307,7 +308,7 @@ fn load_rows_pipelined(store: &dyn Store, loader: &mut RowLoader<'_>) -> Result<
 
 /// The error a store call ended with: the SRS error a callback stopped it
 /// with, or the store's own.
-fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
+pub(crate) fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
     slot.unwrap_or_else(|| SrsError::from(e))
 }
 
@@ -315,6 +316,9 @@ fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
 /// latest checkpoint's signature checked, the audit entries after it verified
 /// link by link, every row's MAC checked and the registry digest recomputed;
 /// the re-encryption keys are unsealed. `into` is the empty registry to fill.
+/// With `snapshot`, the store's registry snapshot is tried first (see
+/// `srs::snapshot`): the rows are then verified one by one only if it is
+/// missing or ignored.
 ///
 /// # Errors
 /// [`SrsError::Tampered`], [`SrsError::AuditChainBroken`],
@@ -325,10 +329,11 @@ pub(crate) fn load(
     keys: &SrsKeys,
     into: Registry,
     required: Option<&Checkpoint>,
+    snapshot: bool,
 ) -> Result<Option<Loaded>, SrsError> {
     // One consistent state, though other processes commit meanwhile.
     store.begin_snapshot()?;
-    let r = load_snapshot(store, keys, into, required);
+    let r = load_snapshot(store, keys, into, required, snapshot);
     store.end_snapshot();
     r
 }
@@ -338,6 +343,7 @@ fn load_snapshot(
     keys: &SrsKeys,
     mut into: Registry,
     required: Option<&Checkpoint>,
+    snapshot: bool,
 ) -> Result<Option<Loaded>, SrsError> {
     let Some(head) = store.head()? else {
         return Ok(None);
@@ -394,18 +400,38 @@ fn load_snapshot(
         contains(store, &head, rc)?;
     }
 
-    let mut rows = RowLoader {
-        keys,
-        newest: head.seq,
-        digest: Scalar::ZERO,
-        count: 0,
-        into: &mut into,
+    let restored = if snapshot {
+        match crate::srs::snapshot::restore(store, keys, &head, &mut into) {
+            Ok(Some((seq, rows_since))) => Some(SnapshotUse::Used { seq, rows_since }),
+            Ok(None) => None,
+            Err(fault) => {
+                into = into.successor();
+                report.snapshot = SnapshotUse::Ignored(fault);
+                None
+            }
+        }
+    } else {
+        None
     };
-    load_rows(store, &mut rows)?;
-    let (digest, count) = (rows.digest, rows.count);
-    report.rows = count;
-    if digest.to_bytes() != head.digest {
-        return Err(SrsError::Tampered("registry digest"));
+    if let Some(used) = restored {
+        if let SnapshotUse::Used { rows_since, .. } = used {
+            report.rows = rows_since;
+        }
+        report.snapshot = used;
+    } else {
+        let mut rows = RowLoader {
+            keys,
+            newest: head.seq,
+            digest: Scalar::ZERO,
+            count: 0,
+            into: &mut into,
+        };
+        load_rows(store, &mut rows)?;
+        let (digest, count) = (rows.digest, rows.count);
+        report.rows = count;
+        if digest.to_bytes() != head.digest {
+            return Err(SrsError::Tampered("registry digest"));
+        }
     }
     let (tree, backfill) = match &head.tree {
         Some(peaks) => (
@@ -799,6 +825,42 @@ impl Journal {
         .map(|_| ())
     }
 
+    /// Writes a snapshot of the registry (see `srs::snapshot`) as it stands
+    /// after everything committed so far. Commits wait meanwhile (this
+    /// process holds the lead); re-encryptions are served.
+    ///
+    /// # Errors
+    /// Store errors; what catching up finds.
+    pub(crate) fn write_snapshot(
+        &self,
+    ) -> Result<Option<crate::srs::snapshot::SnapshotInfo>, SrsError> {
+        /// Gives the lead back however the write ends.
+        struct Lead<'a>(&'a Journal);
+        impl Drop for Lead<'_> {
+            fn drop(&mut self) {
+                self.0.lock().committing = false;
+                self.0.done.notify_all();
+            }
+        }
+        let at = loop {
+            let mut g = self.lock();
+            while g.committing {
+                g = self.done.wait(g).unwrap_or_else(PoisonError::into_inner);
+            }
+            if g.stale || !g.queue.is_empty() {
+                // Reload or commit what waits first, then look again.
+                drop(g);
+                self.commit(Box::new(|_| Ok(Change::audit(Vec::new()))))?;
+                continue;
+            }
+            g.committing = true;
+            break g.at.clone();
+        };
+        let _lead = Lead(self);
+        let reg = self.registry.read().unwrap_or_else(PoisonError::into_inner);
+        crate::srs::snapshot::write(self.store.as_ref(), &self.keys, &reg, &at)
+    }
+
     /// Catches up with what other processes committed to a shared store.
     /// Cheap when nothing changed: one read of the head.
     ///
@@ -915,8 +977,14 @@ impl Journal {
         let mut lead = start;
         if lead.stale {
             let mut reg = self.registry_mut();
-            let fresh = load(self.store.as_ref(), &self.keys, reg.successor(), None)?
-                .ok_or(SrsError::Tampered("chain head missing"))?;
+            let fresh = load(
+                self.store.as_ref(),
+                &self.keys,
+                reg.successor(),
+                None,
+                false,
+            )?
+            .ok_or(SrsError::Tampered("chain head missing"))?;
             // The store must still hold everything this process saw durable:
             // a database restored under a running SRS stays refused.
             still_holds(self.store.as_ref(), &fresh.at, &lead.at)?;

@@ -83,6 +83,7 @@ mod rows;
 mod secrets;
 mod server;
 mod serving;
+mod snapshot;
 mod types;
 
 pub use archive::{SegmentInfo, verify_segment};
@@ -96,6 +97,7 @@ pub use queries::{ConsentReport, Disclosures};
 pub use registry::{GrantInfo, RegistrySize, RegistryView};
 pub use report::DisclosureReport;
 pub use server::Srs;
+pub use snapshot::{SnapshotFault, SnapshotInfo, SnapshotUse};
 pub use types::{Clock, ManualClock, SrsError, StorageKey, SystemClock};
 
 pub use crate::model::{

@@ -27,6 +27,9 @@ use crate::srs::rows::{
 };
 use crate::srs::types::SrsError;
 
+mod image;
+pub(crate) use image::{ImageReader, ImageWriter};
+
 const NONE: u32 = u32::MAX;
 const CHUNK: usize = 1024;
 const SHARDS: usize = 64;

@@ -51,6 +51,9 @@ fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Result<[u8; 32], SrsError> {
 /// The SRS's keys (see the module docs).
 pub(crate) struct SrsKeys {
     sealer: ChaCha20Poly1305,
+    /// Seals the parts of a registry snapshot (its own key: a snapshot part
+    /// can never pass for a sealed re-encryption key, nor the reverse).
+    snapshot: ChaCha20Poly1305,
     row_mac: Zeroizing<[u8; 32]>,
     digest: Zeroizing<[u8; 32]>,
     index: Zeroizing<[u8; 32]>,
@@ -74,6 +77,7 @@ impl SrsKeys {
         };
         Ok(Self {
             sealer: ChaCha20Poly1305::new(&(*seal).into()),
+            snapshot: ChaCha20Poly1305::new(&(*subkey(storage, b"registry-snapshot")?).into()),
             row_mac: subkey(storage, b"row-mac")?,
             digest: subkey(storage, b"registry-digest")?,
             index: subkey(storage, b"disclosure-index")?,
@@ -171,36 +175,28 @@ impl SrsKeys {
         aad: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>, SrsError> {
-        let mut nonce = Nonce::default();
-        rng.fill_bytes(&mut nonce);
-        let mut out = Vec::with_capacity(NONCE_LEN + secret.len() + TAG_LEN);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(secret);
-        let body = out.get_mut(NONCE_LEN..).ok_or(KDF_FAILED)?;
-        let tag = self
-            .sealer
-            .encrypt_inout_detached(&nonce, aad, InOutBuf::from(body))
-            .map_err(|_| KDF_FAILED)?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        seal_with(&self.sealer, secret, aad, rng)
     }
 
     /// Opens [`SrsKeys::seal`].
     pub(crate) fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, SrsError> {
-        const BAD: SrsError = SrsError::Tampered("sealed re-encryption key");
-        if sealed.len() < NONCE_LEN + TAG_LEN {
-            return Err(BAD);
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| BAD)?;
-        let tag = Tag::try_from(tag).map_err(|_| BAD)?;
-        let mut pt = Zeroizing::new(vec![0u8; ct.len()]);
-        let buf = InOutBuf::new(ct, &mut pt).map_err(|_| BAD)?;
-        self.sealer
-            .decrypt_inout_detached(&nonce, aad, buf, &tag)
-            .map_err(|_| BAD)?;
-        Ok(pt)
+        open_with(&self.sealer, sealed, aad).ok_or(SrsError::Tampered("sealed re-encryption key"))
+    }
+
+    /// [`SrsKeys::seal`] of one part of a registry snapshot, under the
+    /// snapshot key.
+    pub(crate) fn seal_snapshot<R: CryptoRng + ?Sized>(
+        &self,
+        part: &[u8],
+        aad: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SrsError> {
+        seal_with(&self.snapshot, part, aad, rng)
+    }
+
+    /// Opens [`SrsKeys::seal_snapshot`]; `None` if it does not open.
+    pub(crate) fn open_snapshot(&self, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        open_with(&self.snapshot, sealed, aad)
     }
 
     /// Signs `cp` (sets its signature).
@@ -218,6 +214,41 @@ impl SrsKeys {
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.verifying
     }
+}
+
+/// `nonce ‖ ciphertext ‖ tag` of `secret` under `cipher`, bound to `aad`.
+fn seal_with<R: CryptoRng + ?Sized>(
+    cipher: &ChaCha20Poly1305,
+    secret: &[u8],
+    aad: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, SrsError> {
+    let mut nonce = Nonce::default();
+    rng.fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(NONCE_LEN + secret.len() + TAG_LEN);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(secret);
+    let body = out.get_mut(NONCE_LEN..).ok_or(KDF_FAILED)?;
+    let tag = cipher
+        .encrypt_inout_detached(&nonce, aad, InOutBuf::from(body))
+        .map_err(|_| KDF_FAILED)?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Opens [`seal_with`]; `None` if it does not open.
+fn open_with(cipher: &ChaCha20Poly1305, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return None;
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce = Nonce::try_from(nonce).ok()?;
+    let tag = Tag::try_from(tag).ok()?;
+    let mut pt = Zeroizing::new(vec![0u8; ct.len()]);
+    let buf = InOutBuf::new(ct, &mut pt).ok()?;
+    cipher.decrypt_inout_detached(&nonce, aad, buf, &tag).ok()?;
+    Some(pt)
 }
 
 /// Whether `cp` carries a valid signature by `key`.

@@ -356,6 +356,38 @@ pub trait Store: Send + Sync {
     /// Ends what [`Store::begin_snapshot`] began.
     fn end_snapshot(&self) {}
 
+    /// Calls `each` with every part of the registry snapshot the store
+    /// keeps (see [`crate::srs::Srs::write_snapshot`]), in order; `false` if
+    /// it keeps none. The parts are opaque, sealed by the SRS: a store only
+    /// keeps them. Read inside [`Store::begin_snapshot`] with the rest.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails, or the first error `each` returns.
+    fn registry_snapshot(
+        &self,
+        each: &mut dyn FnMut(Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        let _ = each;
+        Ok(false)
+    }
+
+    /// Replaces the kept registry snapshot, in one atomic write, by the
+    /// parts `next` yields until it yields `None`. Returns `false` (and
+    /// writes nothing) for a store that keeps no snapshot. A [`Commit`]
+    /// with `scrub` set must delete the kept snapshot with it (the snapshot
+    /// holds the secret that leaves).
+    ///
+    /// # Errors
+    /// A [`StoreError`] if writing fails, or the first error `next`
+    /// returns; then the snapshot kept before is unchanged.
+    fn put_registry_snapshot(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let _ = next;
+        Ok(false)
+    }
+
     /// Whether several SRS processes may share this store (then each commit
     /// first catches up with the others' changes).
     fn is_shared(&self) -> bool {
@@ -606,6 +638,8 @@ struct MemoryInner {
     checkpoints: BTreeMap<u64, Checkpoint>,
     /// (patient, time, seq) of every disclosure.
     disclosures: std::collections::BTreeSet<(Identity, u64, u64)>,
+    /// The registry snapshot's parts.
+    snapshot: Vec<Vec<u8>>,
     /// Merkle tree nodes by (level, index).
     tree: std::collections::HashMap<
         (u32, u64),
@@ -636,6 +670,9 @@ impl MemoryStore {
         }
         if let Some(cp) = c.checkpoint {
             g.checkpoints.insert(cp.seq, cp);
+        }
+        if c.scrub {
+            g.snapshot = Vec::new();
         }
         if let Some(upto) = c.prune {
             g.audit = g.audit.split_off(&(upto.saturating_add(1)));
@@ -686,6 +723,30 @@ impl Store for MemoryStore {
             self.write(c);
             Ok(())
         })
+    }
+
+    fn registry_snapshot(
+        &self,
+        each: &mut dyn FnMut(Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        let parts = self.lock().snapshot.clone();
+        if parts.is_empty() {
+            return Ok(false);
+        }
+        parts.into_iter().try_for_each(each)?;
+        Ok(true)
+    }
+
+    fn put_registry_snapshot(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let mut parts = Vec::new();
+        while let Some(p) = next()? {
+            parts.push(p);
+        }
+        self.lock().snapshot = parts;
+        Ok(true)
     }
     fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         if from > to {

@@ -38,7 +38,7 @@ use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -61,6 +61,9 @@ CREATE TABLE sesphr_disclosures (
 CREATE TABLE sesphr_tree (
     level integer NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,
     PRIMARY KEY (level, idx));
+",
+    "
+CREATE TABLE sesphr_snapshot (part integer PRIMARY KEY, data bytea NOT NULL);
 ",
 ];
 
@@ -487,6 +490,10 @@ fn write(tx: &mut Transaction<'_>, c: &Commit) -> Result<(), postgres::Error> {
             &[&to_i64(cp.seq), &cp.to_bytes().as_slice()],
         )?;
     }
+    if c.scrub {
+        // The registry snapshot holds the secret that leaves.
+        tx.execute("DELETE FROM sesphr_snapshot", &[])?;
+    }
     if let Some(upto) = c.prune {
         tx.execute("DELETE FROM sesphr_audit WHERE seq <= $1", &[&to_i64(upto)])?;
         tx.execute(
@@ -710,6 +717,56 @@ impl Store for PostgresStore {
                 .map_err(pg_err("reading checkpoints"))?
                 .get(0);
             Ok(to_u64(n))
+        })
+    }
+
+    fn registry_snapshot(
+        &self,
+        each: &mut dyn FnMut(Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        self.read(|c| {
+            let mut it = c
+                .query_raw(
+                    "SELECT data FROM sesphr_snapshot ORDER BY part",
+                    std::iter::empty::<i64>(),
+                )
+                .map_err(pg_err("reading the registry snapshot"))?;
+            let mut any = false;
+            while let Some(r) = it.next().map_err(pg_err("reading the registry snapshot"))? {
+                any = true;
+                each(
+                    r.try_get(0)
+                        .map_err(|e| StoreError::with_source("reading the registry snapshot", e))?,
+                )?;
+            }
+            Ok(any)
+        })
+    }
+
+    fn put_registry_snapshot(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        self.with(&self.writer, |client| {
+            let mut tx = client
+                .transaction()
+                .map_err(pg_err("writing the registry snapshot"))?;
+            tx.execute("DELETE FROM sesphr_snapshot", &[])
+                .map_err(pg_err("writing the registry snapshot"))?;
+            let mut i = 0i32;
+            while let Some(part) = next()? {
+                tx.execute(
+                    "INSERT INTO sesphr_snapshot (part, data) VALUES ($1, $2)",
+                    &[&i, &part],
+                )
+                .map_err(pg_err("writing the registry snapshot"))?;
+                i = i
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::corrupt("registry snapshot too large"))?;
+            }
+            tx.commit()
+                .map_err(pg_err("writing the registry snapshot"))?;
+            Ok(true)
         })
     }
 

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS disclosures (
 CREATE TABLE IF NOT EXISTS tree (
     level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
 ";
 
 /// When a committed transaction is on disk.
@@ -501,6 +502,10 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
         tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (seq, checkpoint) VALUES (?1, ?2)")?
             .execute(params![to_i64(cp.seq), cp.to_bytes()])?;
     }
+    if c.scrub {
+        // The registry snapshot holds the secret that leaves.
+        tx.execute("DELETE FROM snapshot", [])?;
+    }
     if let Some(upto) = c.prune {
         tx.execute("DELETE FROM audit WHERE seq <= ?1", params![to_i64(upto)])?;
         tx.execute(
@@ -567,6 +572,61 @@ impl Store for SqliteStore {
 
     fn commit(&self, build: &mut Build<'_>) -> Result<bool, StoreError> {
         commit_alone(self, build, |c| self.write(c))
+    }
+
+    fn registry_snapshot(
+        &self,
+        each: &mut dyn FnMut(Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached("SELECT data FROM snapshot ORDER BY part")
+            .map_err(self.err("reading the registry snapshot"))?;
+        let mut rows = q
+            .query([])
+            .map_err(self.err("reading the registry snapshot"))?;
+        let mut any = false;
+        while let Some(r) = rows
+            .next()
+            .map_err(self.err("reading the registry snapshot"))?
+        {
+            any = true;
+            each(
+                r.get(0)
+                    .map_err(self.err("reading the registry snapshot"))?,
+            )?;
+        }
+        Ok(any)
+    }
+
+    fn put_registry_snapshot(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        {
+            let mut conn = self.writer();
+            let tx = conn
+                .transaction()
+                .map_err(self.err("writing the registry snapshot"))?;
+            tx.execute("DELETE FROM snapshot", [])
+                .map_err(self.err("writing the registry snapshot"))?;
+            {
+                let mut q = tx
+                    .prepare_cached("INSERT INTO snapshot (part, data) VALUES (?1, ?2)")
+                    .map_err(self.err("writing the registry snapshot"))?;
+                let mut i = 0i64;
+                while let Some(part) = next()? {
+                    q.execute(params![i, part])
+                        .map_err(self.err("writing the registry snapshot"))?;
+                    i += 1;
+                }
+            }
+            tx.commit()
+                .map_err(self.err("writing the registry snapshot"))?;
+        }
+        // The snapshot replaced held secrets: out of the WAL too.
+        self.scrub()?;
+        Ok(true)
     }
 
     fn audit(&self, from: u64, to: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
