@@ -308,7 +308,7 @@ fn load_rows_pipelined(store: &dyn Store, loader: &mut RowLoader<'_>) -> Result<
 
 /// The error a store call ended with: the SRS error a callback stopped it
 /// with, or the store's own.
-pub(crate) fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
+fn first_error(slot: Option<SrsError>, e: StoreError) -> SrsError {
     slot.unwrap_or_else(|| SrsError::from(e))
 }
 
@@ -858,6 +858,11 @@ impl Journal {
         };
         let _lead = Lead(self);
         let reg = self.registry.read().unwrap_or_else(PoisonError::into_inner);
+        let at = crate::srs::snapshot::At {
+            seq: at.seq,
+            hash: at.hash,
+            digest: at.digest,
+        };
         crate::srs::snapshot::write(self.store.as_ref(), &self.keys, &reg, &at)
     }
 

@@ -29,7 +29,6 @@ use zeroize::Zeroizing;
 
 use crate::hash::encode_parts;
 use crate::rng::os_rng;
-use crate::srs::journal::{Position, first_error, stop};
 use crate::srs::registry::{ImageReader, ImageWriter, Registry};
 use crate::srs::rows::Row;
 use crate::srs::secrets::SrsKeys;
@@ -140,11 +139,18 @@ impl Sealer<'_> {
     }
 }
 
+/// Where a registry stands: audit sequence number, chain hash, digest.
+pub(crate) struct At {
+    pub(crate) seq: u64,
+    pub(crate) hash: [u8; 32],
+    pub(crate) digest: Scalar,
+}
+
 /// Seals `reg` (at `at`) part by part into `out`. Returns (parts, bytes).
 fn seal_image(
     keys: &SrsKeys,
     reg: &Registry,
-    at: &Position,
+    at: &At,
     out: &mut dyn FnMut(Vec<u8>) -> Result<(), SrsError>,
 ) -> Result<(u64, u64), SrsError> {
     let mut id = [0u8; ID_LEN];
@@ -180,7 +186,7 @@ pub(crate) fn write(
     store: &dyn Store,
     keys: &SrsKeys,
     reg: &Registry,
-    at: &Position,
+    at: &At,
 ) -> Result<Option<SnapshotInfo>, SrsError> {
     let mut failure = None;
     let mut sealed = (0, 0);
@@ -245,7 +251,6 @@ pub(crate) fn restore(
     let mut digest: Scalar = Option::from(Scalar::from_canonical_bytes(bound.digest))
         .ok_or(SnapshotFault::Unreadable)?;
     let mut n = 0u64;
-    let mut failure = None;
     let applied = store.rows_since(bound.seq, &mut |stored| {
         let step = (|| {
             if stored.generation > head.seq {
@@ -260,9 +265,9 @@ pub(crate) fn restore(
             into.apply(row, stored.generation)
         })();
         n += 1;
-        step.map_err(|e| stop(&mut failure, e))
+        step.map_err(|_| StoreError::corrupt("a row since the snapshot"))
     });
-    if applied.map_err(|e| first_error(failure, e)).is_err() || digest.to_bytes() != head.digest {
+    if applied.is_err() || digest.to_bytes() != head.digest {
         return Err(SnapshotFault::Mismatch);
     }
     Ok(Some((bound.seq, n)))
