@@ -1079,3 +1079,56 @@ fn hybrid_keys_and_rotation_hold_across_processes() {
     assert_eq!(a.registry(), b.registry());
     assert_eq!(a.verify_audit().unwrap(), b.verify_audit().unwrap());
 }
+
+#[test]
+fn a_registry_snapshot_restarts_a_process_and_an_edited_one_is_ignored() {
+    let (cluster, ci) = fresh();
+    let srs = open(&ci);
+    setup(&srs);
+    let info = srs.write_snapshot().unwrap().unwrap();
+    // Another process's changes after the snapshot.
+    let other = open(&ci);
+    other
+        .add_user(&reader_id(9), Role::Researcher, &user(9))
+        .unwrap();
+    drop(other);
+    drop(srs);
+    let want =
+        Srs::open(SrsConfig::new(PostgresStore::open(&ci).unwrap(), key()).use_snapshot(false))
+            .unwrap()
+            .registry();
+    let srs = open(&ci);
+    let SnapshotUse::Used { seq, rows_since } = srs.open_report().snapshot else {
+        panic!("{:?}", srs.open_report());
+    };
+    assert_eq!(seq, info.seq);
+    assert!(rows_since >= 1);
+    assert_eq!(srs.registry(), want);
+    assert!(
+        srs.reencrypt(&reader_id(1), record().header(), Purpose::Treatment)
+            .is_ok()
+    );
+    drop(srs);
+    // A byte of a part flipped: ignored, every row verified instead.
+    cluster.psql(
+        "srs",
+        "UPDATE sesphr_snapshot SET data = set_byte(data, 40, get_byte(data, 40) # 1) WHERE part = 0",
+    );
+    let srs = open(&ci);
+    assert_eq!(
+        srs.open_report().snapshot,
+        SnapshotUse::Ignored(SnapshotFault::Unreadable)
+    );
+    assert_eq!(srs.registry(), want);
+    // A revocation deletes it (it holds the revoked key).
+    srs.write_snapshot().unwrap().unwrap();
+    revoke(&srs, 0);
+    drop(srs);
+    assert_eq!(
+        cluster
+            .psql("srs", "SELECT count(*) FROM sesphr_snapshot")
+            .trim(),
+        "0"
+    );
+    assert_eq!(open(&ci).open_report().snapshot, SnapshotUse::None);
+}
