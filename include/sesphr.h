@@ -1311,6 +1311,26 @@ sesphr_result sesphr_srs_sync(const sesphr_srs *srs);
 sesphr_result sesphr_srs_checkpoint(const sesphr_srs *srs,
                                     sesphr_buffer **out_checkpoint);
 
+// Writes a sealed snapshot of the registry into the store, replacing the
+// one it kept, after a checkpoint: the next open reads it and
+// authenticates only the rows written since, instead of every row.
+// Nothing in it is trusted: an open that finds it edited, cut, stale or
+// from another database ignores it and verifies every row. A revocation or
+// removal deletes it (it holds the key that leaves). Commits wait while
+// it is written. `*out_seq` receives the audit sequence number it stands
+// at.
+//
+// Errors: `STORE`, `TAMPERED`.
+sesphr_result sesphr_srs_write_snapshot(const sesphr_srs *srs,
+                                        uint64_t *out_seq);
+
+// Whether the last open read the registry from the store's snapshot:
+// `*out_used` is 1 and `*out_seq` the snapshot's audit sequence number,
+// or 0 and 0 (no snapshot kept, or one that was ignored).
+sesphr_result sesphr_srs_snapshot_used(const sesphr_srs *srs,
+                                       uint8_t *out_used,
+                                       uint64_t *out_seq);
+
 // The latest checkpoint this SRS made or found at open, into a new buffer.
 //
 // Errors: `INVALID_STATE` if there is none yet.

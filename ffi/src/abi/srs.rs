@@ -1210,6 +1210,51 @@ pub extern "C" fn sesphr_srs_checkpoint(
     })
 }
 
+/// Writes a sealed snapshot of the registry into the store, replacing the
+/// one it kept, after a checkpoint: the next open reads it and
+/// authenticates only the rows written since, instead of every row.
+/// Nothing in it is trusted: an open that finds it edited, cut, stale or
+/// from another database ignores it and verifies every row. A revocation or
+/// removal deletes it (it holds the key that leaves). Commits wait while
+/// it is written. `*out_seq` receives the audit sequence number it stands
+/// at.
+///
+/// Errors: `STORE`, `TAMPERED`.
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_write_snapshot(
+    srs: *const sesphr_srs,
+    out_seq: *mut u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref("srs", srs)?;
+        let o = out("out_seq", out_seq)?;
+        // The stores of this ABI all keep a snapshot.
+        let info = s.write_snapshot()?.ok_or(sesphr_result::InvalidState)?;
+        *o = info.seq;
+        Ok(())
+    })
+}
+
+/// Whether the last open read the registry from the store's snapshot:
+/// `*out_used` is 1 and `*out_seq` the snapshot's audit sequence number,
+/// or 0 and 0 (no snapshot kept, or one that was ignored).
+#[unsafe(no_mangle)]
+pub extern "C" fn sesphr_srs_snapshot_used(
+    srs: *const sesphr_srs,
+    out_used: *mut u8,
+    out_seq: *mut u64,
+) -> sesphr_result {
+    run(|| {
+        let s = handle_ref("srs", srs)?;
+        let (u, q) = (out("out_used", out_used)?, out("out_seq", out_seq)?);
+        (*u, *q) = match s.open_report().snapshot {
+            sesphr::srs::SnapshotUse::Used { seq, .. } => (1, seq),
+            _ => (0, 0),
+        };
+        Ok(())
+    })
+}
+
 /// The latest checkpoint this SRS made or found at open, into a new buffer.
 ///
 /// Errors: `INVALID_STATE` if there is none yet.

@@ -2198,6 +2198,24 @@ static void test_checkpoints(const char *dir)
     OK(sesphr_srs_sync(srs));
     EXPECT(sesphr_srs_sync(NULL), SESPHR_RESULT_NULL_PARAMETER);
     {
+        /* A registry snapshot: the next open reads it. */
+        uint64_t snap_seq = 0, used_seq = 99;
+        uint8_t used = 9;
+        sesphr_srs *again = NULL;
+        OK(sesphr_srs_snapshot_used(srs, &used, &used_seq));
+        CHECK(used == 0 && used_seq == 0);
+        OK(sesphr_srs_write_snapshot(srs, &snap_seq));
+        CHECK(snap_seq > 0);
+        EXPECT(sesphr_srs_write_snapshot(srs, NULL), SESPHR_RESULT_NULL_PARAMETER);
+        sesphr_srs_free(srs);
+        srs = NULL;
+        OK(sesphr_srs_open_sqlite(path, STORAGE_KEY, 32, NULL, 0, &opts, &again));
+        OK(sesphr_srs_snapshot_used(again, &used, &used_seq));
+        CHECK(used == 1 && used_seq == snap_seq);
+        EXPECT(sesphr_srs_snapshot_used(again, NULL, &used_seq), SESPHR_RESULT_NULL_PARAMETER);
+        srs = again;
+    }
+    {
         /* Archive up to a checkpoint: a stopped delivery archives nothing;
          * the whole segment verifies with the SRS's key alone. */
         sesphr_buffer *now = NULL;
