@@ -137,6 +137,16 @@ impl<'a> ImageReader<'a> {
     }
 
     fn take(&mut self, out: &mut [u8]) -> Result<(), SrsError> {
+        // Most reads lie inside the current part.
+        if let Some(src) = self
+            .pos
+            .checked_add(out.len())
+            .and_then(|end| self.cur.get(self.pos..end))
+        {
+            out.copy_from_slice(src);
+            self.pos += out.len();
+            return Ok(());
+        }
         let mut filled = 0;
         while filled < out.len() {
             if self.pos >= self.cur.len() {
@@ -145,10 +155,12 @@ impl<'a> ImageReader<'a> {
                 continue;
             }
             let n = (out.len() - filled).min(self.cur.len() - self.pos);
-            let (dst, src) = (
-                out.get_mut(filled..filled + n).ok_or(CORRUPT)?,
-                self.cur.get(self.pos..self.pos + n).ok_or(CORRUPT)?,
-            );
+            let (Some(dst), Some(src)) = (
+                out.get_mut(filled..filled + n),
+                self.cur.get(self.pos..self.pos + n),
+            ) else {
+                return Err(CORRUPT);
+            };
             dst.copy_from_slice(src);
             filled += n;
             self.pos += n;
