@@ -17,7 +17,8 @@
 //! `report` measures memory per patient, grant and user (20,000 patients)
 //! and the open time of one database (1,000 patients) as its audit log grows
 //! to 10⁴, 10⁵ and 10⁶ entries, on a file under `target/`, runs
-//! `disclosures`, and writes
+//! `disclosures`, times the open of 20,000 patients with and without the
+//! registry snapshot, and writes
 //! `target/sesphr-bench/scale.json` for the benchmark report's page.
 //! `open` prints the time to open, what open verified (and whether it read
 //! the registry snapshot), and the process's peak resident memory; time it
@@ -213,15 +214,52 @@ fn build(path: &str, patients: usize, entries: u64, disclose: u64) {
 
 /// The median of three opens of `path`, in seconds.
 fn time_open(path: &str) -> f64 {
+    time_open_with(path, true)
+}
+
+/// [`time_open`], reading the registry snapshot if `snapshot` (and one is
+/// kept), else verifying every row.
+fn time_open_with(path: &str, snapshot: bool) -> f64 {
     let mut t: Vec<f64> = (0..3)
         .map(|_| {
             let t = Instant::now();
-            drop(Srs::open_sqlite(path, StorageKey::from_bytes(&KEY)).unwrap());
-            t.elapsed().as_secs_f64()
+            let cfg = SrsConfig::new(
+                SqliteStore::open(path).unwrap(),
+                StorageKey::from_bytes(&KEY),
+            )
+            .use_snapshot(snapshot);
+            let srs = Srs::open(cfg).unwrap();
+            let took = t.elapsed().as_secs_f64();
+            assert_eq!(
+                matches!(
+                    srs.open_report().snapshot,
+                    sesphr::srs::SnapshotUse::Used { .. }
+                ),
+                snapshot
+            );
+            took
         })
         .collect();
     t.sort_by(f64::total_cmp);
     t[1]
+}
+
+/// Patients in the restart measurement of `report`.
+const RESTART_PATIENTS: usize = 20_000;
+
+/// Opens of one store of [`RESTART_PATIENTS`] patients without and with its
+/// registry snapshot, in one run: `(full, snapshot, snapshot bytes)`.
+fn restart(dir: &std::path::Path) -> (f64, f64, u64) {
+    let db = dir.join("restart.db");
+    let db = db.to_str().unwrap();
+    build(db, RESTART_PATIENTS, 0, 0);
+    let srs = Srs::open_sqlite(db, StorageKey::from_bytes(&KEY)).unwrap();
+    let info = srs.write_snapshot().unwrap().unwrap();
+    drop(srs);
+    let full = time_open_with(db, false);
+    let snap = time_open_with(db, true);
+    eprintln!("open of {RESTART_PATIENTS} patients: {full:.3} s, with the snapshot {snap:.3} s");
+    (full, snap, info.bytes)
 }
 
 fn report() {
@@ -244,8 +282,9 @@ fn report() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     let disclosed = disclosures();
+    let (full, snap, snap_bytes) = restart(dir.path());
     let json = format!(
-        "{{\"patients_for_memory\":20000,\"bytes_per_patient\":{patient:.1},\"bytes_per_grant\":{grant:.1},\"bytes_per_user\":{user:.1},\"open_patients\":1000,\"file_system\":\"{fs}\",\"open\":[{}],\"disclosures\":{disclosed}}}\n",
+        "{{\"patients_for_memory\":20000,\"bytes_per_patient\":{patient:.1},\"bytes_per_grant\":{grant:.1},\"bytes_per_user\":{user:.1},\"open_patients\":1000,\"file_system\":\"{fs}\",\"open\":[{}],\"disclosures\":{disclosed},\"restart\":{{\"patients\":{RESTART_PATIENTS},\"full_seconds\":{full:.4},\"snapshot_seconds\":{snap:.4},\"snapshot_bytes\":{snap_bytes}}}}}\n",
         open.join(",")
     );
     let out = root.join("sesphr-bench");
