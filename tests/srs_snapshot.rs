@@ -412,3 +412,20 @@ fn a_memory_store_keeps_a_snapshot_and_a_new_store_has_none() {
     assert_eq!(info.parts, 1);
     assert!(info.bytes > 0);
 }
+
+#[test]
+fn on_one_thread_the_snapshot_reads_back_the_same() {
+    let (_d, path, info) = store();
+    let want = verified(&path);
+    sesphr::set_max_threads(1);
+    let srs = open(&path);
+    sesphr::set_max_threads(0);
+    assert_eq!(
+        srs.open_report().snapshot,
+        SnapshotUse::Used {
+            seq: info.seq,
+            rows_since: 0
+        }
+    );
+    assert_eq!(srs.registry(), want);
+}

@@ -835,8 +835,8 @@ impl Journal {
         &self,
     ) -> Result<Option<crate::srs::snapshot::SnapshotInfo>, SrsError> {
         /// Gives the lead back however the write ends.
-        struct Lead<'a>(&'a Journal);
-        impl Drop for Lead<'_> {
+        struct Held<'a>(&'a Journal);
+        impl Drop for Held<'_> {
             fn drop(&mut self) {
                 self.0.lock().committing = false;
                 self.0.done.notify_all();
@@ -856,7 +856,7 @@ impl Journal {
             g.committing = true;
             break g.at.clone();
         };
-        let _lead = Lead(self);
+        let _lead = Held(self);
         let reg = self.registry.read().unwrap_or_else(PoisonError::into_inner);
         let at = crate::srs::snapshot::At {
             seq: at.seq,

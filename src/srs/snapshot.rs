@@ -408,3 +408,101 @@ fn read(
     let decoded = decode_from(&mut || Ok(parts.pop_front()), into, keys);
     conclude(found, decoded)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consent::{GrantOptions, PatientRegistration};
+    use crate::model::Role;
+    use crate::srs::Srs;
+    use crate::{Identity, KeyPair, PatientKeys, PortionLabel, ReKey};
+
+    /// An SRS with two patients, users, an active and a revoked grant.
+    fn sample() -> Srs {
+        let srs = Srs::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let lab = PortionLabel::new("lab").unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..2u8 {
+            let p = PatientKeys::from_master(
+                Identity::new(format!("patient-{i}")).unwrap_or_else(|e| panic!("{e}")),
+                &[i; 32],
+            );
+            let reg =
+                PatientRegistration::new(&p, &[(lab.clone(), 0)]).unwrap_or_else(|e| panic!("{e}"));
+            srs.register_patient(&reg).unwrap_or_else(|e| panic!("{e}"));
+            let id = Identity::new(format!("doctor-{i}")).unwrap_or_else(|e| panic!("{e}"));
+            let kp = KeyPair::from_secret_bytes(&[i + 1; 32]).unwrap_or_else(|e| panic!("{e}"));
+            srs.register_user(&id, Role::Doctor, kp.public(), &kp.prove_possession(&id))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let rk = ReKey::generate(&p.portion_secret(&lab, 0), kp.public());
+            let signed = p
+                .sign_grant(&lab, 0, &id, &rk, &GrantOptions::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            srs.grant(&signed, rk).unwrap_or_else(|e| panic!("{e}"));
+            if i == 1 {
+                let r = p
+                    .sign_revocation(&lab, &id)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                srs.revoke(&r).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        srs
+    }
+
+    /// The plaintext stream of `srs`'s snapshot, in parts of `part` bytes.
+    fn stream(srs: &Srs, part: usize) -> Vec<Zeroizing<Vec<u8>>> {
+        let mut parts = Vec::new();
+        let mut sink = |p: Zeroizing<Vec<u8>>| {
+            parts.push(p);
+            Ok(())
+        };
+        let mut w = ImageWriter::new(part, &mut sink);
+        srs.read()
+            .write_image(&mut w)
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.finish().unwrap_or_else(|e| panic!("{e}"));
+        parts
+    }
+
+    fn decode(srs: &Srs, parts: Vec<Zeroizing<Vec<u8>>>) -> Result<Registry, SrsError> {
+        let mut it = parts.into_iter();
+        let mut next = || Ok(it.next());
+        let mut r = ImageReader::new(&mut next);
+        let mut reg = Registry::default();
+        reg.read_image(&mut r, &srs.keys)?;
+        Ok(reg)
+    }
+
+    #[test]
+    fn the_image_reads_back_whatever_the_part_size() {
+        let srs = sample();
+        let want = srs.read().view();
+        for part in [1, 7, 64, PART] {
+            let reg = decode(&srs, stream(&srs, part)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(reg.view(), want, "parts of {part}");
+        }
+    }
+
+    #[test]
+    fn a_cut_or_damaged_image_is_an_error_never_a_panic() {
+        let srs = sample();
+        let whole: Vec<u8> = stream(&srs, PART).iter().flat_map(|p| p.to_vec()).collect();
+        // Every cut: an error (the end mark is missing).
+        for n in 0..whole.len() {
+            let cut = vec![Zeroizing::new(whole[..n].to_vec())];
+            assert!(decode(&srs, cut).is_err(), "cut at {n}");
+        }
+        // Trailing bytes: an error.
+        let mut longer = whole.clone();
+        longer.push(0);
+        assert!(decode(&srs, vec![Zeroizing::new(longer)]).is_err());
+        // Every byte changed: an error or a registry, never a panic (the
+        // snapshot's seal is what stops an edit; this is the decoder alone).
+        for at in 0..whole.len() {
+            for x in [0x01, 0x80, 0xff] {
+                let mut v = whole.clone();
+                v[at] ^= x;
+                let _ = decode(&srs, vec![Zeroizing::new(v)]);
+            }
+        }
+    }
+}

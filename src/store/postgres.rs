@@ -751,8 +751,11 @@ impl Store for PostgresStore {
             let mut tx = client
                 .transaction()
                 .map_err(pg_err("writing the registry snapshot"))?;
-            tx.execute("DELETE FROM sesphr_snapshot", &[])
-                .map_err(pg_err("writing the registry snapshot"))?;
+            // One writer of the snapshot at a time, across processes.
+            tx.batch_execute(
+                "LOCK TABLE sesphr_snapshot IN EXCLUSIVE MODE; DELETE FROM sesphr_snapshot",
+            )
+            .map_err(pg_err("writing the registry snapshot"))?;
             let mut i = 0i32;
             while let Some(part) = next()? {
                 tx.execute(

@@ -563,7 +563,7 @@ fn index_of<T>(slab: &Slab<T>, hash: impl Fn(&T) -> u64) -> Index {
     }
     for (id, s) in slab.iter() {
         let h = hash(s);
-        index.insert(h, id, |i| slab.get(i).map_or(0, |s| hash(s)));
+        index.insert(h, id, |i| slab.get(i).map_or(0, &hash));
     }
     index
 }
