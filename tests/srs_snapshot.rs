@@ -355,30 +355,24 @@ fn rows_since_the_snapshot_are_authenticated() {
         .unwrap();
     assert!(since > 0);
     // Edited: refused (the rows are verified one by one after the snapshot
-    // is set aside, and the edit is found).
-    let copy = path.with_extension("edited.db");
-    std::fs::copy(&path, &copy).unwrap();
-    rusqlite::Connection::open(&copy)
-        .unwrap()
-        .execute(
+    // is set aside, and the edit is found). Deleted: the digest is short
+    // of them.
+    for (name, edit) in [
+        (
+            "edited.db",
             "UPDATE registry SET body = CAST(body || x'00' AS BLOB) WHERE generation > ?1",
-            [info.seq as i64],
-        )
-        .unwrap();
-    let r = Srs::open(config(&copy)).map(|s| s.open_report());
-    assert!(matches!(r, Err(SrsError::Tampered(_))), "{r:?}");
-    // Deleted: the digest is short of them.
-    let copy = path.with_extension("deleted.db");
-    std::fs::copy(&path, &copy).unwrap();
-    rusqlite::Connection::open(&copy)
-        .unwrap()
-        .execute(
-            "DELETE FROM registry WHERE generation > ?1",
-            [info.seq as i64],
-        )
-        .unwrap();
-    let r = Srs::open(config(&copy)).map(|s| s.open_report());
-    assert!(matches!(r, Err(SrsError::Tampered(_))), "{r:?}");
+        ),
+        ("deleted.db", "DELETE FROM registry WHERE generation > ?1"),
+    ] {
+        let copy = path.with_extension(name);
+        std::fs::copy(&path, &copy).unwrap();
+        rusqlite::Connection::open(&copy)
+            .unwrap()
+            .execute(edit, [info.seq as i64])
+            .unwrap();
+        let r = Srs::open(config(&copy)).map(|s| s.open_report());
+        assert!(matches!(r, Err(SrsError::Tampered(_))), "{name}: {r:?}");
+    }
     // Rows before the snapshot are not read with it; a full open reads
     // them and finds an edit there.
     let copy = path.with_extension("below.db");

@@ -1263,18 +1263,7 @@ impl Journal {
         let mut failure = None;
         let keys = &self.keys;
         let applied = view.rows_since(at.seq, &mut |stored| {
-            let step = (|| {
-                if stored.generation > head.seq {
-                    return Err(SrsError::Tampered("registry row"));
-                }
-                let (row, share) = Row::open(&stored, keys)?;
-                if let Some(img) = reg.image_replaced_by(&row)? {
-                    let mac = keys.row_mac(img.kind, &img.key, img.generation, &img.body)?;
-                    digest -= keys.share(&mac)?;
-                }
-                digest += share;
-                reg.apply(row, stored.generation)
-            })();
+            let step = reg.apply_stored(&stored, keys, head.seq, &mut digest);
             step.map_err(|e| stop(&mut failure, e))
         });
         if let Err(e) = applied {

@@ -703,6 +703,32 @@ impl Registry {
         }
     }
 
+    /// Applies a row the store holds with a generation after the registry's
+    /// position: its MAC checked, and `digest` moved by the row it replaces
+    /// and by itself. No row may be newer than `newest` (the head).
+    ///
+    /// # Errors
+    /// [`SrsError::Tampered`] for a row that is not authentic, newer than
+    /// the head, or does not fit the registry.
+    pub(crate) fn apply_stored(
+        &mut self,
+        stored: &crate::store::StoredRow,
+        keys: &crate::srs::secrets::SrsKeys,
+        newest: u64,
+        digest: &mut curve25519_dalek::scalar::Scalar,
+    ) -> Result<(), SrsError> {
+        if stored.generation > newest {
+            return Err(CORRUPT);
+        }
+        let (row, share) = Row::open(stored, keys)?;
+        if let Some(img) = self.image_replaced_by(&row)? {
+            let mac = keys.row_mac(img.kind, &img.key, img.generation, &img.body)?;
+            *digest -= keys.share(&mac)?;
+        }
+        *digest += share;
+        self.apply(row, stored.generation)
+    }
+
     /// A patient's disclosure count with the image of its row; `None`
     /// before their first disclosure.
     pub(crate) fn disclosed(&self, patient: u32) -> Option<(&DisclosedRow, RowImage)> {

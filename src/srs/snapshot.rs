@@ -30,7 +30,6 @@ use zeroize::Zeroizing;
 use crate::hash::encode_parts;
 use crate::rng::os_rng;
 use crate::srs::registry::{ImageReader, ImageWriter, Registry};
-use crate::srs::rows::Row;
 use crate::srs::secrets::SrsKeys;
 use crate::srs::types::SrsError;
 use crate::store::{ChainHead, Store, StoreError};
@@ -252,18 +251,7 @@ pub(crate) fn restore(
         .ok_or(SnapshotFault::Unreadable)?;
     let mut n = 0u64;
     let applied = store.rows_since(bound.seq, &mut |stored| {
-        let step = (|| {
-            if stored.generation > head.seq {
-                return Err(SrsError::Tampered("registry row"));
-            }
-            let (row, share) = Row::open(&stored, keys)?;
-            if let Some(img) = into.image_replaced_by(&row)? {
-                let mac = keys.row_mac(img.kind, &img.key, img.generation, &img.body)?;
-                digest -= keys.share(&mac)?;
-            }
-            digest += share;
-            into.apply(row, stored.generation)
-        })();
+        let step = into.apply_stored(&stored, keys, head.seq, &mut digest);
         n += 1;
         step.map_err(|_| StoreError::corrupt("a row since the snapshot"))
     });
