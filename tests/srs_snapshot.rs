@@ -423,3 +423,25 @@ fn on_one_thread_the_snapshot_reads_back_the_same() {
     );
     assert_eq!(srs.registry(), want);
 }
+
+#[test]
+fn a_snapshot_older_than_an_archive_still_opens_with_the_rows_since() {
+    let (_d, path, info) = store();
+    let srs = open(&path);
+    populate(&srs, 150, 153);
+    assert!(served(&srs, 151));
+    let cp = srs.checkpoint().unwrap();
+    let mut segment = Vec::new();
+    assert_eq!(srs.archive_audit(cp.seq, &mut segment).unwrap(), cp.seq);
+    drop(srs);
+    let want = verified(&path);
+    let srs = open(&path);
+    let SnapshotUse::Used { seq, rows_since } = srs.open_report().snapshot else {
+        panic!("{:?}", srs.open_report());
+    };
+    assert_eq!(seq, info.seq);
+    assert!(rows_since > 0);
+    assert_eq!(srs.registry(), want);
+    srs.verify_audit().unwrap();
+    assert!(served(&srs, 152));
+}

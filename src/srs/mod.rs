@@ -27,7 +27,10 @@
 //! - **Restarts do not replay history.** [`Srs::open`] verifies the rows, the
 //!   latest signed checkpoint and only the audit entries after it;
 //!   [`Srs::verify_audit`] walks the whole chain in bounded memory without
-//!   stopping re-encryptions.
+//!   stopping re-encryptions. With a registry snapshot
+//!   ([`Srs::write_snapshot`]) open reads the registry in one sealed stream
+//!   and authenticates only the rows written since; the result must give
+//!   the authenticated head's digest, or every row is verified instead.
 //!
 //! - **Consent the patient signs.** Registrations carry proofs of
 //!   possession; grants, revocations and refusals are signed by the
