@@ -37,8 +37,8 @@ type Nonce = [u8; 12];
 /// ChaCha20-Poly1305 (RFC 8439) with empty associated data: what the STREAM
 /// framing needs of an AEAD.
 trait Aead: Send + Sync {
-    /// Encrypts `buf` in place and returns the tag.
-    fn seal_in_place(&self, nonce: &Nonce, buf: &mut [u8]) -> Result<[u8; TAG_LEN]>;
+    /// Encrypts `pt` into `ct` (as long), out of place, and returns the tag.
+    fn seal(&self, nonce: &Nonce, pt: &[u8], ct: &mut [u8]) -> Result<[u8; TAG_LEN]>;
     /// Decrypts `ct` into `out` (as long) if `tag` authenticates it. On
     /// `false`, `out` may hold anything; the caller wipes it.
     fn open(&self, nonce: &Nonce, ct: &[u8], tag: &[u8; TAG_LEN], out: &mut [u8]) -> bool;
@@ -48,10 +48,11 @@ trait Aead: Send + Sync {
 struct RustCrypto(ChaCha20Poly1305);
 
 impl Aead for RustCrypto {
-    fn seal_in_place(&self, nonce: &Nonce, buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+    fn seal(&self, nonce: &Nonce, pt: &[u8], ct: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        let buf = InOutBuf::new(pt, ct).map_err(|_| Error::TooLarge)?;
         let tag = self
             .0
-            .encrypt_inout_detached(nonce.into(), &[], InOutBuf::from(buf))
+            .encrypt_inout_detached(nonce.into(), &[], buf)
             .map_err(|_| Error::TooLarge)?;
         Ok(tag.into())
     }
@@ -72,19 +73,22 @@ struct AwsLc(aws_lc_rs::aead::LessSafeKey);
 
 #[cfg(all(feature = "aws-lc", not(target_family = "wasm")))]
 impl Aead for AwsLc {
-    fn seal_in_place(&self, nonce: &Nonce, buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+    fn seal(&self, nonce: &Nonce, pt: &[u8], ct: &mut [u8]) -> Result<[u8; TAG_LEN]> {
         use aws_lc_rs::aead::{Aad, Nonce as N};
-        let tag = self
-            .0
-            .seal_in_place_separate_tag(N::assume_unique_for_key(*nonce), Aad::empty(), buf)
+        // AWS-LC checks the lengths (`ct` as long as `pt`, a 16-byte tag)
+        // before it runs.
+        let mut tag = [0u8; TAG_LEN];
+        self.0
+            .seal_out_of_place_scatter(
+                N::assume_unique_for_key(*nonce),
+                Aad::empty(),
+                pt,
+                ct,
+                &[],
+                &mut tag,
+            )
             .map_err(|_| Error::TooLarge)?;
-        let mut out = [0u8; TAG_LEN];
-        // A ChaCha20-Poly1305 tag is 16 bytes; anything else is refused.
-        if tag.as_ref().len() != TAG_LEN {
-            return Err(Error::TooLarge);
-        }
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+        Ok(tag)
     }
 
     fn open(&self, nonce: &Nonce, ct: &[u8], tag: &[u8; TAG_LEN], out: &mut [u8]) -> bool {
@@ -154,9 +158,11 @@ fn nonce(counter: u64, last: bool) -> Nonce {
 
 /// Seals one chunk: `out` receives `pt.len() + TAG_LEN` bytes.
 fn seal_chunk(key: &DemKey, counter: u64, last: bool, pt: &[u8], out: &mut [u8]) -> Result<()> {
+    if out.len() != pt.len() + TAG_LEN {
+        return Err(Error::TooLarge);
+    }
     let (ct, tag_out) = out.split_at_mut(pt.len());
-    ct.copy_from_slice(pt);
-    let tag = key.0.seal_in_place(&nonce(counter, last), ct)?;
+    let tag = key.0.seal(&nonce(counter, last), pt, ct)?;
     tag_out.copy_from_slice(&tag);
     public_bytes(out, "ciphertext");
     Ok(())
@@ -205,76 +211,37 @@ pub fn sealed_len(len: usize) -> usize {
     len + chunks * TAG_LEN
 }
 
-/// Seals one chunk in place at the end of `out`: copies `pt` there, encrypts
-/// it while it is hot in cache, appends the tag.
-fn seal_chunk_into(
-    key: &DemKey,
-    counter: u64,
-    last: bool,
-    pt: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let start = out.len();
-    out.extend_from_slice(pt);
-    let buf = out.get_mut(start..).ok_or(Error::TooLarge)?;
-    let tag = key.0.seal_in_place(&nonce(counter, last), buf)?;
-    out.extend_from_slice(&tag);
-    if let Some(sealed) = out.get_mut(start..) {
-        public_bytes(sealed, "ciphertext");
-    }
-    Ok(())
-}
-
-/// Seals a whole plaintext, appending the body to `out`. With the `parallel`
-/// feature, portions of two chunks or more are sealed on all cores.
-pub(crate) fn seal(key: &DemKey, pt: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let n = pt.len().div_ceil(CHUNK_LEN);
+/// Seals a whole plaintext into a fresh body. With the `parallel` feature,
+/// portions of two chunks or more are sealed on all cores.
+pub(crate) fn seal(key: &DemKey, pt: &[u8]) -> Result<Vec<u8>> {
+    // A fresh zeroed allocation (calloc) leaves its pages to be faulted in
+    // where the chunks are sealed (in parallel, with the workers), with no
+    // serial memset first. Each chunk is sealed out of place, straight from
+    // `pt` into its slot: one pass over the data.
+    let mut body = vec![0u8; sealed_len(pt.len())];
+    let n = pt.len().div_ceil(CHUNK_LEN).max(1);
+    let seal_one = |(i, (dst, src)): (usize, (&mut [u8], &[u8]))| {
+        seal_chunk(key, i as u64, i + 1 == n, src, dst)
+    };
     #[cfg(feature = "parallel")]
     if n >= 2 && crate::parallel::enabled() {
         use rayon::prelude::*;
-        let start = out.len();
-        if start == 0 {
-            // A fresh zeroed allocation (calloc) leaves the pages to be
-            // faulted in by the workers, in parallel, instead of a serial
-            // memset here.
-            *out = vec![0u8; sealed_len(pt.len())];
-        } else {
-            out.resize(start + sealed_len(pt.len()), 0);
-        }
-        let body = out.get_mut(start..).ok_or(Error::TooLarge)?;
-        return body
-            .par_chunks_mut(SEALED_CHUNK_LEN)
+        body.par_chunks_mut(SEALED_CHUNK_LEN)
             .zip(pt.par_chunks(CHUNK_LEN))
             .enumerate()
-            .try_for_each(|(i, (dst, src))| {
-                seal_chunk_in_place(key, i as u64, i + 1 == n, src, dst)
-            });
+            .try_for_each(seal_one)?;
+        return Ok(body);
     }
-    out.reserve(sealed_len(pt.len()));
     if pt.is_empty() {
-        return seal_chunk_into(key, 0, true, pt, out);
+        // The one empty chunk has no plaintext chunk to pair with.
+        seal_chunk(key, 0, true, pt, &mut body)?;
+    } else {
+        body.chunks_mut(SEALED_CHUNK_LEN)
+            .zip(pt.chunks(CHUNK_LEN))
+            .enumerate()
+            .try_for_each(seal_one)?;
     }
-    for (i, chunk) in pt.chunks(CHUNK_LEN).enumerate() {
-        seal_chunk_into(key, i as u64, i + 1 == n, chunk, out)?;
-    }
-    Ok(())
-}
-
-/// Seals `pt` into `dst` (`pt.len() + TAG_LEN` bytes): copies it first and
-/// encrypts it in place while it is hot in cache.
-#[cfg(feature = "parallel")]
-fn seal_chunk_in_place(
-    key: &DemKey,
-    counter: u64,
-    last: bool,
-    pt: &[u8],
-    dst: &mut [u8],
-) -> Result<()> {
-    let (ct, tag_out) = dst.split_at_mut(pt.len());
-    ct.copy_from_slice(pt);
-    let tag = key.0.seal_in_place(&nonce(counter, last), ct)?;
-    tag_out.copy_from_slice(&tag);
-    Ok(())
+    Ok(body)
 }
 
 /// Opens a whole body. Returns the plaintext only if every chunk
@@ -500,6 +467,25 @@ impl PlainSink for SliceSink<'_> {
     }
 }
 
+/// Opens `sealed` as chunk number `*counter` (the last if `last`), appending
+/// its plaintext to `out`, and counts it. On failure `out` is as before.
+fn open_next<S: PlainSink + ?Sized>(
+    key: &DemKey,
+    counter: &mut u64,
+    last: bool,
+    sealed: &[u8],
+    out: &mut S,
+) -> Result<()> {
+    let plain = sealed.len().saturating_sub(TAG_LEN);
+    let res = open_chunk(key, *counter, last, sealed, out.next(plain)?);
+    if res.is_err() {
+        out.unwind(plain);
+        return res;
+    }
+    *counter = counter.checked_add(1).ok_or(Error::TooLarge)?;
+    Ok(())
+}
+
 /// Opens a body pushed to it in pieces of any size: a chunk is opened as soon
 /// as more bytes follow it (so it is not the last), and the final chunk when
 /// the caller says the body has ended. A chunk's plaintext is released only
@@ -528,8 +514,8 @@ impl ChunkOpener {
         }
     }
 
-    /// Opens the first `len` pending bytes as chunk number `counter`,
-    /// appending its plaintext to `out`.
+    /// Opens the first `len` pending bytes as the next chunk, appending its
+    /// plaintext to `out`.
     fn open_into<S: PlainSink + ?Sized>(
         &mut self,
         last: bool,
@@ -537,14 +523,8 @@ impl ChunkOpener {
         out: &mut S,
     ) -> Result<()> {
         let sealed = self.pending.get(..len).ok_or(Error::DecryptionFailed)?;
-        let plain = len.saturating_sub(TAG_LEN);
-        let res = open_chunk(&self.key, self.counter, last, sealed, out.next(plain)?);
-        if res.is_err() {
-            out.unwind(plain);
-            return res;
-        }
+        open_next(&self.key, &mut self.counter, last, sealed, out)?;
         self.pending.drain(..len);
-        self.counter = self.counter.checked_add(1).ok_or(Error::TooLarge)?;
         Ok(())
     }
 
@@ -576,6 +556,26 @@ impl ChunkOpener {
             }
         }
         while !data.is_empty() {
+            if self.pending.is_empty() && data.len() >= SEALED_CHUNK_LEN {
+                // A whole chunk in the caller's bytes: opened from there,
+                // not copied into `pending` first.
+                let (chunk, rest) = data.split_at(SEALED_CHUNK_LEN);
+                let res = open_next(&self.key, &mut self.counter, false, chunk, out);
+                if !rest.is_empty() {
+                    // More follows, so it is not the last chunk.
+                    self.guard(res)?;
+                    data = rest;
+                    continue;
+                }
+                if res.is_ok() {
+                    // It authenticated as a chunk sealed "not the last" (the
+                    // flag is in its nonce): the same verdict as when more
+                    // bytes follow, one chunk sooner.
+                    return Ok(());
+                }
+                // It may be the last chunk (or altered): held until the body
+                // ends or more follows, as below; then opened again.
+            }
             let take = (SEALED_CHUNK_LEN + 1 - self.pending.len()).min(data.len());
             let (head, tail) = data.split_at(take);
             self.pending.extend_from_slice(head);
@@ -695,9 +695,7 @@ mod tests {
                 DemKey::aws_lc(k).map_err(|_| Error::TooLarge)?,
                 DemKey::rust_crypto(k),
             );
-            let (mut by_aws, mut by_rust) = (Vec::new(), Vec::new());
-            seal(&aws, &pt, &mut by_aws)?;
-            seal(&rust, &pt, &mut by_rust)?;
+            let (mut by_aws, by_rust) = (seal(&aws, &pt)?, seal(&rust, &pt)?);
             assert_eq!(by_aws, by_rust, "{len} bytes: the backends disagree");
             assert_eq!(open(&rust, &by_aws)?, pt, "{len}");
             assert_eq!(open(&aws, &by_rust)?, pt, "{len}");
@@ -747,8 +745,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "two 64 KiB chunks byte by byte: minutes under Miri")]
     fn pushing_byte_by_byte_grows_the_output_geometrically() -> Result<()> {
         let pt: Vec<u8> = (0..CHUNK_LEN + 100).map(|i| (i % 251) as u8).collect();
-        let mut body = Vec::new();
-        seal(&key(1), &pt, &mut body)?;
+        let body = seal(&key(1), &pt)?;
         let mut opener = ChunkOpener::new(key(1));
         let mut out = Vec::new();
         let mut reallocations = 0;
@@ -763,6 +760,83 @@ mod tests {
         Ok(())
     }
 
+    /// A chunk pushed whole is opened from the caller's bytes at once if it
+    /// authenticates as "not the last"; a last or altered chunk is held,
+    /// and the verdicts are those of any other way of cutting the body.
+    #[test]
+    #[cfg_attr(miri, ignore = "several 64 KiB chunks: slow under Miri")]
+    fn whole_chunks_pushed_one_by_one() -> Result<()> {
+        for len in [CHUNK_LEN, 2 * CHUNK_LEN, 3 * CHUNK_LEN, 3 * CHUNK_LEN + 5] {
+            let pt: Vec<u8> = (0..len).map(|i| (i % 249) as u8).collect();
+            let body = seal(&key(3), &pt)?;
+            let pieces: Vec<&[u8]> = body.chunks(SEALED_CHUNK_LEN).collect();
+            // Whole: every non-last chunk's plaintext is out as it is pushed.
+            let mut opener = ChunkOpener::new(key(3));
+            let mut out = Vec::new();
+            for (i, piece) in pieces.iter().enumerate() {
+                opener.push(piece, &mut out)?;
+                // The last chunk waits for the end of the body.
+                let expect = if i + 1 < pieces.len() {
+                    (i + 1) * CHUNK_LEN
+                } else {
+                    i * CHUNK_LEN
+                };
+                assert_eq!(out.len(), expect, "{len}: after chunk {i}");
+            }
+            opener.finish(&mut out)?;
+            assert_eq!(out, pt, "{len}");
+            // Cut after a whole chunk: the end never came.
+            if pieces.len() > 1 {
+                let mut opener = ChunkOpener::new(key(3));
+                let mut out = Vec::new();
+                for piece in &pieces[..pieces.len() - 1] {
+                    opener.push(piece, &mut out)?;
+                }
+                assert!(
+                    matches!(opener.finish(&mut out), Err(Error::DecryptionFailed)),
+                    "{len}: cut"
+                );
+            }
+            // The last chunk then one byte more: an extension, refused at
+            // the latest at finish.
+            let mut opener = ChunkOpener::new(key(3));
+            let mut out = Vec::new();
+            let mut res = Ok(());
+            for piece in &pieces {
+                res = res.and_then(|()| opener.push(piece, &mut out));
+            }
+            res = res.and_then(|()| opener.push(&[0], &mut out));
+            res = res.and_then(|()| opener.finish(&mut out));
+            assert!(
+                matches!(res, Err(Error::DecryptionFailed)),
+                "{len}: extended"
+            );
+            // One altered whole chunk: refused, at the latest at finish.
+            for bad in 0..pieces.len() {
+                let mut opener = ChunkOpener::new(key(3));
+                let mut out = Vec::new();
+                let mut res = Ok(());
+                for (i, piece) in pieces.iter().enumerate() {
+                    let mut p = piece.to_vec();
+                    if i == bad {
+                        p[7] ^= 1;
+                    }
+                    res = res.and_then(|()| opener.push(&p, &mut out));
+                }
+                res = res.and_then(|()| opener.finish(&mut out));
+                assert!(
+                    matches!(res, Err(Error::DecryptionFailed)),
+                    "{len}: chunk {bad} altered"
+                );
+                assert!(
+                    out.len() <= bad * CHUNK_LEN,
+                    "{len}: plaintext past the altered chunk"
+                );
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn round_trip_sizes_and_layout() -> Result<()> {
         // Under Miri (interpreted, ~10⁴× slower) the lengths that matter for
@@ -774,8 +848,7 @@ mod tests {
         };
         for &len in lens {
             let pt: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let mut body = Vec::new();
-            seal(&key(1), &pt, &mut body)?;
+            let body = seal(&key(1), &pt)?;
             assert_eq!(body.len(), sealed_len(len));
             assert_eq!(open(&key(1), &body)?, pt);
             assert!(matches!(open(&key(2), &body), Err(Error::DecryptionFailed)));

@@ -113,8 +113,7 @@ impl SealedPortion {
     }
 
     fn seal_body(header: PortionHeader, key: &DemKey, plaintext: &[u8]) -> Result<Self> {
-        let mut body = Vec::new();
-        dem::seal(key, plaintext, &mut body)?;
+        let body = dem::seal(key, plaintext)?;
         Ok(Self { header, body })
     }
 
