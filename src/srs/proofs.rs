@@ -291,6 +291,10 @@ pub(crate) struct EntryCheck<'a> {
     /// subtrees a climb passed (its own and its siblings).
     wanted: Vec<(u32, u64)>,
     climbed: Vec<((u32, u64), Hash)>,
+    /// The last whole block read: its number, its leaf hashes (as the
+    /// store gave them) and their root, trusted once a climb from it
+    /// reached a trusted subtree.
+    block: Option<(u64, Vec<Hash>, Hash)>,
 }
 
 impl<'a> EntryCheck<'a> {
@@ -302,7 +306,59 @@ impl<'a> EntryCheck<'a> {
             trusted: NodeMap::default(),
             wanted: Vec::new(),
             climbed: Vec::new(),
+            block: None,
         }
+    }
+
+    /// The root of block `b` (the perfect subtree of `2^STORED_LEVEL`
+    /// entries at level [`STORED_LEVEL`]) if the store gives all of its
+    /// leaves and `leaf` is the one at `i`; `None` if the block is cut
+    /// (archived), so the caller climbs from the leaf instead.
+    ///
+    /// # Errors
+    /// [`SrsError::Tampered`] if the store's leaf at `i` is another; store
+    /// errors.
+    fn block_root(&mut self, b: u64, i: u64, leaf: &Hash) -> Result<Option<Hash>, SrsError> {
+        let size = 1u64 << STORED_LEVEL;
+        if self.block.as_ref().is_none_or(|(at, _, _)| *at != b) {
+            let first = b * size + 1;
+            let leaves = self.nodes.store.audit_leaves(first, first + size - 1)?;
+            if leaves.len() as u64 != size {
+                return Ok(None);
+            }
+            let mut hashes = Vec::with_capacity(leaves.len());
+            for (k, (seq, h)) in (first..).zip(leaves) {
+                if seq != k {
+                    return Err(SrsError::Tampered("audit entry"));
+                }
+                hashes.push(h);
+            }
+            let mut level = hashes.clone();
+            while level.len() > 1 {
+                level = level
+                    .chunks_exact(2)
+                    .map(|p| match p {
+                        [l, r] => node_hash(l, r),
+                        _ => *leaf,
+                    })
+                    .collect();
+            }
+            let root = level
+                .first()
+                .copied()
+                .ok_or(SrsError::Tampered("audit entry"))?;
+            self.block = Some((b, hashes, root));
+        }
+        let Some((_, leaves, root)) = &self.block else {
+            return Ok(None);
+        };
+        // The entry must be the block's leaf at its place: then the
+        // block's root stands for it in the climb.
+        let at = usize::try_from(i - b * size).unwrap_or(usize::MAX);
+        if leaves.get(at) != Some(leaf) {
+            return Err(SrsError::Tampered("audit entry"));
+        }
+        Ok(Some(*root))
     }
 
     /// The size of the tree it proves against.
@@ -328,12 +384,27 @@ impl<'a> EntryCheck<'a> {
             self.trusted.clear();
         }
         self.nodes.bound(CACHE_BOUND);
+        // In a whole block, the climb starts at the block's root: one read
+        // of its leaves and fifteen hashes, instead of a sibling per level
+        // below it.
+        let b = i >> STORED_LEVEL;
+        let whole = (b + 1)
+            .checked_shl(STORED_LEVEL)
+            .is_some_and(|end| end <= self.size);
+        let (start, from) = match whole
+            .then(|| self.block_root(b, i, &leaf))
+            .transpose()?
+            .flatten()
+        {
+            Some(root) => (STORED_LEVEL, root),
+            None => (0, leaf),
+        };
         // Which siblings the climb below will read (it stops at the first
         // trusted subtree, known from positions alone), and whether it then
         // needs a whole proof: read ahead in one go.
         self.wanted.clear();
         let mut stops = false;
-        for level in 0..63u32 {
+        for level in start..63u32 {
             let j = i >> level;
             if self.trusted.contains_key(&(level, j)) {
                 stops = true;
@@ -351,11 +422,11 @@ impl<'a> EntryCheck<'a> {
             self.nodes
                 .prefetch_for(|n| InclusionProof::make(n, i, size))?;
         }
-        // Climb the perfect subtrees above the leaf until one is trusted.
+        // Climb the perfect subtrees above it until one is trusted.
         self.climbed.clear();
-        self.climbed.push(((0u32, i), leaf));
-        let mut h = leaf;
-        let mut level = 0u32;
+        self.climbed.push(((start, i >> start), from));
+        let mut h = from;
+        let mut level = start;
         loop {
             let j = i >> level;
             if let Some(t) = self.trusted.get(&(level, j)) {

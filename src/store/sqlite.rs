@@ -684,10 +684,12 @@ impl Store for SqliteStore {
                 .map(|n| format!("({n},?,?)"))
                 .collect::<Vec<_>>()
                 .join(",");
+            // Each row says which slot it fills: no ORDER BY (a temporary
+            // B-tree per statement).
             let sql = format!(
                 "WITH w(n, level, idx) AS (VALUES {values}) \
-                 SELECT w.n, t.hash FROM w LEFT JOIN tree t \
-                 ON t.level = w.level AND t.idx = w.idx ORDER BY w.n"
+                 SELECT w.n, t.hash FROM w JOIN tree t \
+                 ON t.level = w.level AND t.idx = w.idx"
             );
             let mut q = conn
                 .prepare_cached(&sql)
