@@ -466,7 +466,7 @@ fn a_schema_3_store_is_converted_and_an_archived_one_refused_untouched() {
         )
         .unwrap();
     drop(c);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert!(nodes >= 3, "{nodes} nodes kept");
     let srs = Srs::open(SrsConfig::new(
         SqliteStore::open(&db).unwrap(),
@@ -492,6 +492,76 @@ fn a_schema_3_store_is_converted_and_an_archived_one_refused_untouched() {
 /// edited, deleted, duplicated or spliced from another database made with
 /// the same key — every column found through `PRAGMA table_info`: the
 /// listing is an error or exactly the true one, without `verify_audit`.
+/// A schema-4 database (nodes from level 4 up, no leaf hashes) opens as
+/// schema 5: the hash of every entry it holds is added to the node table,
+/// the audit verifies, and the accounting is the same. After that, a leaf
+/// hash deleted or edited is refused like any other node.
+#[test]
+fn a_schema_4_store_gains_its_leaf_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("srs.db");
+    let log = log_on(SqliteStore::open(&db).unwrap());
+    grow(&log, 70);
+    log.srs.checkpoint().unwrap();
+    let patient = patient(1).patient().clone();
+    let listing = |srs: &Srs| -> Vec<sesphr::model::Disclosure> {
+        srs.disclosures(&patient, 0, u64::MAX)
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let truth = listing(&log.srs);
+    let n = log.srs.verify_audit().unwrap();
+    drop(log);
+    let leaves = |path: &Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM tree WHERE level = 0", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(leaves(&db), i64::try_from(n).unwrap());
+    // As a schema-4 store left it.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "DELETE FROM tree WHERE level = 0; UPDATE meta SET value = 4 WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(c);
+    let srs = open(SqliteStore::open(&db).unwrap());
+    assert_eq!(leaves(&db), i64::try_from(n).unwrap());
+    assert_eq!(srs.verify_audit().unwrap(), n);
+    assert_eq!(listing(&srs), truth);
+    drop(srs);
+    // Once schema 5, a missing or altered leaf hash is tampering.
+    for alter in [
+        "DELETE FROM tree WHERE level = 0 AND idx = 33",
+        "UPDATE tree SET hash = zeroblob(32) WHERE level = 0 AND idx = 33",
+    ] {
+        let case = dir.path().join("case.db");
+        copy(&db, &case);
+        rusqlite::Connection::open(&case)
+            .unwrap()
+            .execute_batch(alter)
+            .unwrap();
+        let srs = open(SqliteStore::open(&case).unwrap());
+        assert!(
+            matches!(srs.verify_audit(), Err(SrsError::Tampered(_))),
+            "{alter}"
+        );
+        // The accounting never lists a wrong disclosure: an edited leaf
+        // hash fails the proof of its block; a missing one is read from
+        // the entries.
+        match srs
+            .disclosures(&patient, 0, u64::MAX)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(list) => assert_eq!(list, truth, "{alter}"),
+            Err(e) => assert!(matches!(e, SrsError::Tampered(_)), "{alter}: {e}"),
+        }
+    }
+}
+
 #[test]
 fn the_accounting_of_disclosures_is_true_or_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,14 @@ use crate::store::{
 /// 16 entries one node, amortized); below it, proofs hash the entries.
 pub(crate) const STORED_LEVEL: u32 = 4;
 
+/// Whether the nodes of `level` go to the store: every level from
+/// [`STORED_LEVEL`] up, and the leaves' hashes (level 0), so that a proof
+/// reads a block's sixteen leaves as one range of small rows instead of
+/// reading and hashing its entries.
+pub(crate) fn kept_level(level: u32) -> bool {
+    level == 0 || level >= STORED_LEVEL
+}
+
 /// Checks that the store with `head` contains checkpoint `cp`.
 ///
 /// # Errors
@@ -632,7 +640,7 @@ fn legacy_tree(store: &dyn Store, head: &ChainHead) -> Result<(Frontier, Vec<Tre
         head.seq,
         &mut |rec, _| {
             tree.push_reporting(leaf_hash(&rec.entry.to_bytes()), &mut |level, index, h| {
-                if level >= STORED_LEVEL {
+                if kept_level(level) {
                     nodes.push(TreeNode {
                         level,
                         index,
@@ -1085,7 +1093,7 @@ impl Journal {
                 let hash = chain_hash_of(&at.hash, &bytes);
                 at.tree
                     .push_reporting(leaf_hash(&bytes), &mut |level, index, h| {
-                        if level >= STORED_LEVEL {
+                        if kept_level(level) {
                             nodes.push(TreeNode {
                                 level,
                                 index,

@@ -10,7 +10,7 @@ use crate::merkle::{
     ConsistencyProof, Frontier, Hash, InclusionProof, Nodes, PositionHasher, leaf_hash, node_hash,
 };
 use crate::model::{AuditEntry, Checkpoint};
-use crate::srs::journal::STORED_LEVEL;
+use crate::srs::journal::{STORED_LEVEL, kept_level};
 use crate::srs::secrets::checkpoint_is_signed_by;
 use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
@@ -245,7 +245,7 @@ impl<'a> TreeCheck<'a> {
         let (base, pending) = (self.base, &mut self.pending);
         self.tree
             .push_reporting(leaf_hash(&entry.to_bytes()), &mut |level, index, h| {
-                if level >= STORED_LEVEL && level <= aligned {
+                if kept_level(level) && level <= aligned {
                     pending.push((level, (base >> level) + index, *h));
                 }
             });
@@ -321,14 +321,21 @@ impl<'a> EntryCheck<'a> {
     fn block_root(&mut self, b: u64, i: u64, leaf: &Hash) -> Result<Option<Hash>, SrsError> {
         let size = 1u64 << STORED_LEVEL;
         if self.block.as_ref().is_none_or(|(at, _, _)| *at != b) {
-            let first = b * size + 1;
-            let leaves = self.nodes.store.audit_leaves(first, first + size - 1)?;
+            // The leaves' hashes as kept in the node table (positions from
+            // 0), else from the entries themselves (sequence numbers from 1).
+            let store = self.nodes.store;
+            let mut leaves = store.tree_range(0, b * size, b * size + size - 1)?;
+            let mut first = b * size;
             if leaves.len() as u64 != size {
-                return Ok(None);
+                first += 1;
+                leaves = store.audit_leaves(first, first + size - 1)?;
+                if leaves.len() as u64 != size {
+                    return Ok(None);
+                }
             }
             let mut hashes = Vec::with_capacity(leaves.len());
-            for (k, (seq, h)) in (first..).zip(leaves) {
-                if seq != k {
+            for (k, (at, h)) in (first..).zip(leaves) {
+                if at != k {
                     return Err(SrsError::Tampered("audit entry"));
                 }
                 hashes.push(h);

@@ -446,6 +446,38 @@ pub trait Store: Send + Sync {
         Ok(vec![None; wanted.len()])
     }
 
+    /// The Merkle tree nodes of `level` the store kept with `from <= index
+    /// <= to`, with their indexes, in order (as [`Store::tree_nodes`] for
+    /// every position of the range; a store may read the range at once).
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails or a node does not decode.
+    fn tree_range(
+        &self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let mut out = Vec::new();
+        let mut at = from;
+        // In pieces of 1,024 positions: any range in bounded memory.
+        while at <= to {
+            let end = at.saturating_add(1023).min(to);
+            let wanted: Vec<(u32, u64)> = (at..=end).map(|i| (level, i)).collect();
+            out.extend(
+                wanted
+                    .iter()
+                    .zip(self.tree_nodes(&wanted)?)
+                    .filter_map(|(&(_, i), h)| Some((i, h?))),
+            );
+            match end.checked_add(1) {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// The highest audit sequence number stored, if any.
     ///
     /// # Errors

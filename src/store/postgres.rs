@@ -38,7 +38,7 @@ use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -65,6 +65,9 @@ CREATE TABLE sesphr_tree (
     "
 CREATE TABLE sesphr_snapshot (part integer PRIMARY KEY, data bytea NOT NULL);
 ",
+    // Schema 5 keeps each entry's leaf hash as a node of level 0 (added
+    // for the entries there, below).
+    "",
 ];
 
 /// The advisory lock key that serializes schema migrations.
@@ -314,6 +317,30 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
             .map(decode_audit)
             .collect::<Result<Vec<_>, _>>()?;
         index_disclosures(&mut tx, &records).map_err(pg_err("migrating the schema"))?;
+    }
+    if (1..5).contains(&version) {
+        // Level 0 of the Merkle tree: each entry's leaf hash.
+        let rows = tx
+            .query("SELECT seq, entry FROM sesphr_audit ORDER BY seq", &[])
+            .map_err(pg_err("migrating the schema"))?;
+        let (mut idxs, mut hashes) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let seq: i64 = r
+                .try_get(0)
+                .map_err(|_| StoreError::corrupt("corrupt audit row"))?;
+            let entry: &[u8] = r
+                .try_get(1)
+                .map_err(|_| StoreError::corrupt("corrupt audit row"))?;
+            idxs.push(seq - 1);
+            hashes.push(crate::merkle::leaf_hash(entry).to_vec());
+        }
+        tx.execute(
+            "INSERT INTO sesphr_tree (level, idx, hash)
+             SELECT 0, * FROM unnest($1::bigint[], $2::bytea[])
+             ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash",
+            &[&idxs, &hashes],
+        )
+        .map_err(pg_err("migrating the schema"))?;
     }
     tx.execute(
         "INSERT INTO sesphr_meta (name, value) VALUES ('schema', $1)

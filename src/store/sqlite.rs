@@ -24,7 +24,7 @@ use super::{
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -335,12 +335,15 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             .map_err(sql("reading the schema version of"))?;
         match version {
             Some(SCHEMA_VERSION) => {}
+            // Schema 5 keeps the hashes of the entries (level 0 of the
+            // Merkle tree) in the node table: added for every entry there.
+            Some(4) => keep_leaves(conn)?,
             // Schema 4 adds the Merkle tree's node table (created below,
             // empty: proofs hash the entries of before until the SRS's
             // next commits fill it).
             Some(3) => {
                 refuse_archived_chain(conn)?;
-                set_version(conn)?;
+                keep_leaves(conn)?;
             }
             Some(2) => migrate_2_to_3(conn)?,
             Some(1) => {
@@ -354,7 +357,7 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             Some(v) => {
                 return Err(InitError::Store(StoreError::new(
                     StoreErrorKind::UnsupportedVersion,
-                    format!("unknown schema version {v} (this version reads 2 to 4) in"),
+                    format!("unknown schema version {v} (this version reads 2 to 5) in"),
                 )));
             }
             None => {
@@ -397,6 +400,7 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
             index_disclosure(&tx, &entry).map_err(sql("migrating the schema of"))?;
         }
     }
+    insert_leaves(&tx)?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         params![SCHEMA_VERSION],
@@ -434,15 +438,43 @@ fn refuse_archived_chain(conn: &Connection) -> Result<(), InitError> {
     Ok(())
 }
 
-/// Writes this code's schema version.
-fn set_version(conn: &Connection) -> Result<(), InitError> {
-    conn.execute_batch(SCHEMA)
+/// Schema 3 or 4 to 5: the leaf hash of every entry into the node table,
+/// and this code's schema version, in one transaction.
+fn keep_leaves(conn: &Connection) -> Result<(), InitError> {
+    let tx = conn
+        .unchecked_transaction()
         .map_err(sql("migrating the schema of"))?;
-    conn.execute(
+    tx.execute_batch(SCHEMA)
+        .map_err(sql("migrating the schema of"))?;
+    insert_leaves(&tx)?;
+    tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         params![SCHEMA_VERSION],
     )
     .map_err(sql("migrating the schema of"))?;
+    tx.commit().map_err(sql("migrating the schema of"))
+}
+
+/// Level 0 of the Merkle tree (each entry's leaf hash, at its position
+/// `seq - 1`) for every entry the audit table holds.
+fn insert_leaves(tx: &Connection) -> Result<(), InitError> {
+    let mut q = tx
+        .prepare("SELECT seq, entry FROM audit ORDER BY seq")
+        .map_err(sql("migrating the schema of"))?;
+    let mut put = tx
+        .prepare("INSERT OR REPLACE INTO tree (level, idx, hash) VALUES (0, ?1, ?2)")
+        .map_err(sql("migrating the schema of"))?;
+    let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
+    while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
+        let seq: i64 = r.get(0).map_err(sql("migrating the schema of"))?;
+        let entry = r.get_ref(1).map_err(sql("migrating the schema of"))?;
+        let entry = entry
+            .as_blob()
+            .map_err(|_| InitError::Store(StoreError::corrupt("corrupt audit row in")))?;
+        let leaf = crate::merkle::leaf_hash(entry);
+        put.execute(params![seq - 1, &leaf[..]])
+            .map_err(sql("migrating the schema of"))?;
+    }
     Ok(())
 }
 
@@ -668,6 +700,39 @@ impl Store for SqliteStore {
                 .map_err(|_| StoreError::corrupt("corrupt audit row"))?;
             out.push((to_u64(seq), crate::merkle::leaf_hash(bytes)));
         }
+        Ok(out)
+    }
+
+    fn tree_range(
+        &self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let conn = self.reader();
+        let mut q = conn
+            .prepare_cached(
+                "SELECT idx, hash FROM tree WHERE level = ?1 AND idx >= ?2 AND idx <= ?3",
+            )
+            .map_err(self.err("reading the audit tree"))?;
+        let mut rows = q
+            .query(params![level, to_i64(from), to_i64(to)])
+            .map_err(self.err("reading the audit tree"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(self.err("reading the audit tree"))? {
+            let i: i64 = r.get(0).map_err(self.err("reading the audit tree"))?;
+            let h = r.get_ref(1).map_err(self.err("reading the audit tree"))?;
+            let h = h
+                .as_blob()
+                .map_err(|_| StoreError::corrupt("corrupt audit tree row"))?;
+            out.push((to_u64(i), hash32(h, "audit tree")?));
+        }
+        // Sorted here: with ORDER BY, SQLite prepares the statement anew
+        // at every call (three times slower).
+        out.sort_unstable_by_key(|&(i, _)| i);
         Ok(out)
     }
 
