@@ -45,8 +45,9 @@ use crate::store::{
     AuditRecord, ChainHead, Commit, Locked, Store, StoreError, StoredRow, TreeNode,
 };
 
-/// The lowest level of the Merkle tree whose nodes the store keeps (every
-/// 16 entries one node, amortized); below it, proofs hash the entries.
+/// The lowest level above the leaves whose nodes the store keeps (every
+/// 16 entries one node, amortized); between it and the leaves' hashes
+/// (level 0, also kept), proofs hash.
 pub(crate) const STORED_LEVEL: u32 = 4;
 
 /// Whether the nodes of `level` go to the store: every level from
