@@ -226,6 +226,31 @@ impl SqliteStore {
         self.reader.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The rows `(integer, blob)` of `sql`, each blob made a hash by `hash`.
+    fn keyed_blobs(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        what: &'static str,
+        hash: impl Fn(&[u8]) -> Result<[u8; 32], StoreError>,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let context = format!("reading the {what}");
+        let reading = || self.err(&context);
+        let conn = self.reader();
+        let mut q = conn.prepare_cached(sql).map_err(reading())?;
+        let mut rows = q.query(args).map_err(reading())?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(reading())? {
+            let key: i64 = r.get(0).map_err(reading())?;
+            let blob = r.get_ref(1).map_err(reading())?;
+            let blob = blob
+                .as_blob()
+                .map_err(|_| StoreError::corrupt(format!("corrupt {what} row")))?;
+            out.push((to_u64(key), hash(blob)?));
+        }
+        Ok(out)
+    }
+
     fn set_sync(&self, full: bool) -> Result<(), StoreError> {
         self.writer()
             .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })
@@ -682,25 +707,12 @@ impl Store for SqliteStore {
         if from > to {
             return Ok(Vec::new());
         }
-        let conn = self.reader();
-        let mut q = conn
-            .prepare_cached(
-                "SELECT seq, entry FROM audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
-            )
-            .map_err(self.err("reading the audit log"))?;
-        let mut rows = q
-            .query(params![to_i64(from), to_i64(to)])
-            .map_err(self.err("reading the audit log"))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(self.err("reading the audit log"))? {
-            let seq: i64 = r.get(0).map_err(self.err("reading the audit log"))?;
-            let entry = r.get_ref(1).map_err(self.err("reading the audit log"))?;
-            let bytes = entry
-                .as_blob()
-                .map_err(|_| StoreError::corrupt("corrupt audit row"))?;
-            out.push((to_u64(seq), crate::merkle::leaf_hash(bytes)));
-        }
-        Ok(out)
+        self.keyed_blobs(
+            "SELECT seq, entry FROM audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+            params![to_i64(from), to_i64(to)],
+            "audit log",
+            |entry| Ok(crate::merkle::leaf_hash(entry)),
+        )
     }
 
     fn tree_range(
@@ -712,26 +724,14 @@ impl Store for SqliteStore {
         if from > to {
             return Ok(Vec::new());
         }
-        let conn = self.reader();
-        let mut q = conn
-            .prepare_cached(
-                "SELECT idx, hash FROM tree WHERE level = ?1 AND idx >= ?2 AND idx <= ?3",
-            )
-            .map_err(self.err("reading the audit tree"))?;
-        let mut rows = q
-            .query(params![level, to_i64(from), to_i64(to)])
-            .map_err(self.err("reading the audit tree"))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(self.err("reading the audit tree"))? {
-            let i: i64 = r.get(0).map_err(self.err("reading the audit tree"))?;
-            let h = r.get_ref(1).map_err(self.err("reading the audit tree"))?;
-            let h = h
-                .as_blob()
-                .map_err(|_| StoreError::corrupt("corrupt audit tree row"))?;
-            out.push((to_u64(i), hash32(h, "audit tree")?));
-        }
-        // Sorted here: with ORDER BY, SQLite prepares the statement anew
-        // at every call (three times slower).
+        // No ORDER BY: with it SQLite prepares this statement anew at every
+        // call (three times slower); sorted here instead.
+        let mut out = self.keyed_blobs(
+            "SELECT idx, hash FROM tree WHERE level = ?1 AND idx >= ?2 AND idx <= ?3",
+            params![level, to_i64(from), to_i64(to)],
+            "audit tree",
+            |h| hash32(h, "audit tree"),
+        )?;
         out.sort_unstable_by_key(|&(i, _)| i);
         Ok(out)
     }
