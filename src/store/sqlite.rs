@@ -412,19 +412,12 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
         .map_err(sql("migrating the schema of"))?;
     tx.execute_batch(SCHEMA)
         .map_err(sql("migrating the schema of"))?;
-    {
-        let mut q = tx
-            .prepare("SELECT seq, entry FROM audit ORDER BY seq")
-            .map_err(sql("migrating the schema of"))?;
-        let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
-        while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
-            let entry: Vec<u8> = r.get(1).map_err(sql("migrating the schema of"))?;
-            let entry = AuditEntry::from_bytes(&entry).map_err(|_| {
-                InitError::Store(StoreError::corrupt("an audit entry does not decode in"))
-            })?;
-            index_disclosure(&tx, &entry).map_err(sql("migrating the schema of"))?;
-        }
-    }
+    each_entry(&tx, |_, entry| {
+        let entry = AuditEntry::from_bytes(entry).map_err(|_| {
+            InitError::Store(StoreError::corrupt("an audit entry does not decode in"))
+        })?;
+        index_disclosure(&tx, &entry).map_err(sql("migrating the schema of"))
+    })?;
     insert_leaves(&tx)?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -483,11 +476,25 @@ fn keep_leaves(conn: &Connection) -> Result<(), InitError> {
 /// Level 0 of the Merkle tree (each entry's leaf hash, at its position
 /// `seq - 1`) for every entry the audit table holds.
 fn insert_leaves(tx: &Connection) -> Result<(), InitError> {
-    let mut q = tx
-        .prepare("SELECT seq, entry FROM audit ORDER BY seq")
-        .map_err(sql("migrating the schema of"))?;
     let mut put = tx
         .prepare("INSERT OR REPLACE INTO tree (level, idx, hash) VALUES (0, ?1, ?2)")
+        .map_err(sql("migrating the schema of"))?;
+    each_entry(tx, |seq, entry| {
+        let leaf = crate::merkle::leaf_hash(entry);
+        put.execute(params![seq - 1, &leaf[..]])
+            .map(|_| ())
+            .map_err(sql("migrating the schema of"))
+    })
+}
+
+/// Calls `f` with each audit row's sequence number and stored entry, in
+/// order (a migration's walk).
+fn each_entry(
+    tx: &Connection,
+    mut f: impl FnMut(i64, &[u8]) -> Result<(), InitError>,
+) -> Result<(), InitError> {
+    let mut q = tx
+        .prepare("SELECT seq, entry FROM audit ORDER BY seq")
         .map_err(sql("migrating the schema of"))?;
     let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
     while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
@@ -496,9 +503,7 @@ fn insert_leaves(tx: &Connection) -> Result<(), InitError> {
         let entry = entry
             .as_blob()
             .map_err(|_| InitError::Store(StoreError::corrupt("corrupt audit row in")))?;
-        let leaf = crate::merkle::leaf_hash(entry);
-        put.execute(params![seq - 1, &leaf[..]])
-            .map_err(sql("migrating the schema of"))?;
+        f(seq, entry)?;
     }
     Ok(())
 }
