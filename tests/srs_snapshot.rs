@@ -34,6 +34,22 @@ fn verified(path: &Path) -> RegistryView {
     srs.registry()
 }
 
+/// Opens `path`, which must use the snapshot of checkpoint `seq` and give
+/// the registry `want`; returns the SRS and how many rows it read since.
+fn opened_from_snapshot(path: &Path, seq: u64, want: &RegistryView) -> (Srs, u64) {
+    let srs = open(path);
+    let SnapshotUse::Used {
+        seq: used,
+        rows_since,
+    } = srs.open_report().snapshot
+    else {
+        panic!("{:?}", srs.open_report());
+    };
+    assert_eq!(used, seq);
+    assert_eq!(&srs.registry(), want);
+    (srs, rows_since)
+}
+
 fn parts(path: &Path) -> Vec<Vec<u8>> {
     let c = rusqlite::Connection::open(path).unwrap();
     let mut q = c
@@ -167,13 +183,8 @@ fn a_snapshot_with_the_rows_since_gives_the_verified_registry() {
     srs.drop_user(&doctor(1000)).unwrap();
     drop(srs);
     let want = verified(&path);
-    let srs = open(&path);
-    let SnapshotUse::Used { seq, rows_since } = srs.open_report().snapshot else {
-        panic!("{:?}", srs.open_report());
-    };
-    assert_eq!(seq, info.seq);
+    let (srs, rows_since) = opened_from_snapshot(&path, info.seq, &want);
     assert!(rows_since >= 10 * 5 + 2, "{rows_since}");
-    assert_eq!(srs.registry(), want);
     // The sealed keys came back: granted users are served, the revoked,
     // removed and never granted are not.
     assert!(served(&srs, 0));
@@ -287,13 +298,8 @@ fn an_older_snapshot_replayed_after_a_revocation_does_not_restore_access() {
     let want = verified(&path);
     // A database writer puts back the snapshot from before the revocation.
     set_parts(&path, &stale);
-    let srs = open(&path);
-    let SnapshotUse::Used { seq, rows_since } = srs.open_report().snapshot else {
-        panic!("{:?}", srs.open_report());
-    };
-    assert_eq!(seq, old.seq);
+    let (srs, rows_since) = opened_from_snapshot(&path, old.seq, &want);
     assert!(rows_since >= 1);
-    assert_eq!(srs.registry(), want);
     assert!(!served(&srs, 7));
     assert!(served(&srs, 8));
 }
@@ -429,13 +435,8 @@ fn a_snapshot_older_than_an_archive_still_opens_with_the_rows_since() {
     assert_eq!(srs.archive_audit(cp.seq, &mut segment).unwrap(), cp.seq);
     drop(srs);
     let want = verified(&path);
-    let srs = open(&path);
-    let SnapshotUse::Used { seq, rows_since } = srs.open_report().snapshot else {
-        panic!("{:?}", srs.open_report());
-    };
-    assert_eq!(seq, info.seq);
+    let (srs, rows_since) = opened_from_snapshot(&path, info.seq, &want);
     assert!(rows_since > 0);
-    assert_eq!(srs.registry(), want);
     srs.verify_audit().unwrap();
     assert!(served(&srs, 152));
 }
