@@ -334,26 +334,15 @@ impl<'a> EntryCheck<'a> {
                 }
             }
             let mut hashes = Vec::with_capacity(leaves.len());
+            let mut tree = Frontier::new();
             for (k, (at, h)) in (first..).zip(leaves) {
                 if at != k {
                     return Err(SrsError::Tampered("audit entry"));
                 }
                 hashes.push(h);
+                tree.push(h);
             }
-            let mut level = hashes.clone();
-            while level.len() > 1 {
-                level = level
-                    .chunks_exact(2)
-                    .map(|p| match p {
-                        [l, r] => node_hash(l, r),
-                        _ => *leaf,
-                    })
-                    .collect();
-            }
-            let root = level
-                .first()
-                .copied()
-                .ok_or(SrsError::Tampered("audit entry"))?;
+            let root = tree.root();
             self.block = Some((b, hashes, root));
         }
         let Some((_, leaves, root)) = &self.block else {
