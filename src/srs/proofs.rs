@@ -295,6 +295,12 @@ pub(crate) struct EntryCheck<'a> {
     /// store gave them) and their root, trusted once a climb from it
     /// reached a trusted subtree.
     block: Option<(u64, Vec<Hash>, Hash)>,
+    /// The whole blocks [`Self::prepare`] read for a page of entries, by
+    /// number: their leaf hashes as the store gave them.
+    ahead: HashMap<u64, [Hash; 1 << STORED_LEVEL], BuildHasherDefault<PositionHasher>>,
+    /// [`Self::prepare`] bounds the caches (once per page, before it reads
+    /// ahead), so that [`Self::check`] does not drop what was read ahead.
+    prepared: bool,
 }
 
 impl<'a> EntryCheck<'a> {
@@ -307,7 +313,112 @@ impl<'a> EntryCheck<'a> {
             wanted: Vec::new(),
             climbed: Vec::new(),
             block: None,
+            ahead: HashMap::default(),
+            prepared: false,
         }
+    }
+
+    /// Whether block `b` is a perfect subtree of the tree it proves against.
+    fn whole(&self, b: u64) -> bool {
+        (b + 1)
+            .checked_shl(STORED_LEVEL)
+            .is_some_and(|end| end <= self.size)
+    }
+
+    /// Starts afresh, past a bound, what is cached only to save work (the
+    /// next climb goes to the signed root once more), so that a long
+    /// accounting runs in bounded memory.
+    fn bound(&mut self) {
+        if self.trusted.len() > CACHE_BOUND {
+            self.trusted.clear();
+        }
+        self.nodes.bound(CACHE_BOUND);
+    }
+
+    /// Reads ahead, in a few store reads, what checking `entries` in their
+    /// order will read: the leaves of their whole blocks and the siblings
+    /// their climbs from there will need (each climb stops where an earlier
+    /// one passed, as [`Self::check`] does). Only saves work: nothing read
+    /// here is trusted before a check leads it to a trusted subtree.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) fn prepare(&mut self, entries: &[AuditEntry]) -> Result<(), SrsError> {
+        let store = self.nodes.store;
+        if !store.batched_reads_help() {
+            return Ok(());
+        }
+        self.prepared = true;
+        self.bound();
+        self.ahead.clear();
+        let size = 1u64 << STORED_LEVEL;
+        let positions: Vec<u64> = entries
+            .iter()
+            .filter_map(|e| e.seq.checked_sub(1))
+            .filter(|&i| i < self.size)
+            .collect();
+        let mut blocks: Vec<u64> = positions
+            .iter()
+            .map(|&i| i >> STORED_LEVEL)
+            .filter(|&b| self.whole(b))
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let ranges: Vec<(u64, u64)> = blocks
+            .iter()
+            .map(|&b| (b * size, b * size + size - 1))
+            .collect();
+        // Each block with the sixteen leaves it should have, no other.
+        let mut got: HashMap<
+            u64,
+            ([Hash; 1 << STORED_LEVEL], u32),
+            BuildHasherDefault<PositionHasher>,
+        > = HashMap::default();
+        for (idx, h) in store.tree_ranges(0, &ranges)? {
+            let (b, at) = (idx >> STORED_LEVEL, idx & (size - 1));
+            let (leaves, seen) = got.entry(b).or_insert(([[0; 32]; 1 << STORED_LEVEL], 0));
+            if let Some(slot) = usize::try_from(at).ok().and_then(|a| leaves.get_mut(a)) {
+                *slot = h;
+                *seen |= 1 << at;
+            }
+        }
+        let all = (1u32 << size) - 1;
+        self.ahead.extend(
+            got.into_iter()
+                .filter(|(_, (_, seen))| *seen == all)
+                .map(|(b, (l, _))| (b, l)),
+        );
+        // The climbs, as `check` will make them: what each passes becomes
+        // trusted, so a later climb stops there.
+        let mut passed =
+            std::collections::HashSet::<(u32, u64), BuildHasherDefault<PositionHasher>>::default();
+        let mut wanted = Vec::new();
+        let mut climb = Vec::new();
+        for &i in &positions {
+            // A whole block not read ahead is read by its check (or, cut
+            // by archiving, climbed from its leaf as the check reads it).
+            let start = if self.whole(i >> STORED_LEVEL) {
+                STORED_LEVEL
+            } else {
+                0
+            };
+            climb.push((start, i >> start));
+            for level in start..63u32 {
+                let j = i >> level;
+                if self.trusted.contains_key(&(level, j)) || passed.contains(&(level, j)) {
+                    break;
+                }
+                let parent_end = ((j >> 1) + 1).checked_shl(level + 1).unwrap_or(u64::MAX);
+                if parent_end > self.size {
+                    break;
+                }
+                wanted.push((level, j ^ 1));
+                climb.push((level, j ^ 1));
+                climb.push((level + 1, j >> 1));
+            }
+            passed.extend(climb.drain(..));
+        }
+        self.nodes.prefetch(&wanted)
     }
 
     /// The root of block `b` (the perfect subtree of `2^STORED_LEVEL`
@@ -321,10 +432,14 @@ impl<'a> EntryCheck<'a> {
     fn block_root(&mut self, b: u64, i: u64, leaf: &Hash) -> Result<Option<Hash>, SrsError> {
         let size = 1u64 << STORED_LEVEL;
         if self.block.as_ref().is_none_or(|(at, _, _)| *at != b) {
-            // The leaves' hashes as kept in the node table (positions from
-            // 0), else from the entries themselves (sequence numbers from 1).
+            // The leaves' hashes as read ahead or kept in the node table
+            // (positions from 0), else from the entries themselves
+            // (sequence numbers from 1).
             let store = self.nodes.store;
-            let mut leaves = store.tree_range(0, b * size, b * size + size - 1)?;
+            let mut leaves = match self.ahead.get(&b) {
+                Some(l) => (b * size..).zip(l.iter().copied()).collect(),
+                None => store.tree_ranges(0, &[(b * size, b * size + size - 1)])?,
+            };
             let mut first = b * size;
             if leaves.len() as u64 != size {
                 first += 1;
@@ -373,21 +488,15 @@ impl<'a> EntryCheck<'a> {
             return Err(BAD);
         }
         let leaf = leaf_hash(&entry.to_bytes());
-        // What is cached only saves work: past a bound, start afresh (the
-        // next climb goes to the signed root once more), so that a long
-        // accounting runs in bounded memory.
-        if self.trusted.len() > CACHE_BOUND {
-            self.trusted.clear();
+        if !self.prepared {
+            self.bound();
         }
-        self.nodes.bound(CACHE_BOUND);
         // In a whole block, the climb starts at the block's root: one read
         // of its leaves and fifteen hashes, instead of a sibling per level
         // below it.
         let b = i >> STORED_LEVEL;
-        let whole = (b + 1)
-            .checked_shl(STORED_LEVEL)
-            .is_some_and(|end| end <= self.size);
-        let (start, from) = match whole
+        let (start, from) = match self
+            .whole(b)
             .then(|| self.block_root(b, i, &leaf))
             .transpose()?
             .flatten()

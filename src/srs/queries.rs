@@ -510,6 +510,22 @@ impl core::fmt::Debug for Disclosures<'_> {
     }
 }
 
+/// The proof checker in `slot` for entries up to `seq`: against the root
+/// this process holds, taken anew when the log it holds is older.
+fn checker<'c, 'a>(
+    slot: &'c mut Option<crate::srs::proofs::EntryCheck<'a>>,
+    srs: &'a Srs,
+    seq: u64,
+) -> &'c mut crate::srs::proofs::EntryCheck<'a> {
+    if slot.as_ref().is_some_and(|c| c.size() < seq) {
+        *slot = None;
+    }
+    slot.get_or_insert_with(|| {
+        let (size, root) = srs.durable_tree();
+        crate::srs::proofs::EntryCheck::new(srs.journal.store().as_ref(), size, root)
+    })
+}
+
 /// Disclosures read per page.
 const DISCLOSURE_PAGE: usize = 1024;
 
@@ -535,6 +551,12 @@ impl Iterator for Disclosures<'_> {
                     Ok(page) => {
                         self.done = page.len() < DISCLOSURE_PAGE;
                         self.page = page.into_iter().map(|r| r.entry).collect();
+                        let last = self.page.iter().map(|e| e.seq).max().unwrap_or(0);
+                        // Their proofs' nodes in a few reads, not per entry.
+                        let check = checker(&mut self.check, self.srs, last);
+                        if let Err(e) = check.prepare(self.page.make_contiguous()) {
+                            return self.fail(e);
+                        }
                     }
                     Err(e) => return self.fail(e.into()),
                 }
@@ -559,15 +581,7 @@ impl Iterator for Disclosures<'_> {
             // process holds (authenticated): an entry edited, moved or
             // spliced in below any checkpoint is an error, never a wrong
             // disclosure.
-            if self.check.as_ref().is_none_or(|c| c.size() < e.seq) {
-                let (size, root) = self.srs.durable_tree();
-                self.check = Some(crate::srs::proofs::EntryCheck::new(
-                    self.srs.journal.store().as_ref(),
-                    size,
-                    root,
-                ));
-            }
-            if let Some(Err(err)) = self.check.as_mut().map(|c| c.check(&e)) {
+            if let Err(err) = checker(&mut self.check, self.srs, e.seq).check(&e) {
                 return self.fail(err);
             }
             // What the index points to must be a disclosure of this patient.

@@ -447,34 +447,38 @@ pub trait Store: Send + Sync {
     }
 
     /// The Merkle tree nodes of `level` the store kept with `from <= index
-    /// <= to`, with their indexes, in order (as [`Store::tree_nodes`] for
-    /// every position of the range; a store may read the range at once).
+    /// <= to` for any `(from, to)` of `ranges`, with their indexes (as
+    /// [`Store::tree_nodes`] for every position of the ranges; a store may
+    /// read many ranges at once), in order of index (a node in two
+    /// overlapping ranges may come twice).
     ///
     /// # Errors
     /// A [`StoreError`] if reading fails or a node does not decode.
-    fn tree_range(
+    fn tree_ranges(
         &self,
         level: u32,
-        from: u64,
-        to: u64,
+        ranges: &[(u64, u64)],
     ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
         let mut out = Vec::new();
-        let mut at = from;
-        // In pieces of 1,024 positions: any range in bounded memory.
-        while at <= to {
-            let end = at.saturating_add(1023).min(to);
-            let wanted: Vec<(u32, u64)> = (at..=end).map(|i| (level, i)).collect();
-            out.extend(
-                wanted
-                    .iter()
-                    .zip(self.tree_nodes(&wanted)?)
-                    .filter_map(|(&(_, i), h)| Some((i, h?))),
-            );
-            match end.checked_add(1) {
-                Some(next) => at = next,
-                None => break,
+        for &(from, to) in ranges {
+            let mut at = from;
+            // In pieces of 1,024 positions: any range in bounded memory.
+            while at <= to {
+                let end = at.saturating_add(1023).min(to);
+                let wanted: Vec<(u32, u64)> = (at..=end).map(|i| (level, i)).collect();
+                out.extend(
+                    wanted
+                        .iter()
+                        .zip(self.tree_nodes(&wanted)?)
+                        .filter_map(|(&(_, i), h)| Some((i, h?))),
+                );
+                match end.checked_add(1) {
+                    Some(next) => at = next,
+                    None => break,
+                }
             }
         }
+        out.sort_by_key(|&(i, _)| i);
         Ok(out)
     }
 

@@ -581,21 +581,33 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
 }
 
 /// The audit records of a query's rows `(seq, entry, hash)`.
-fn audit_records(mut rows: rusqlite::Rows<'_>) -> Result<Vec<AuditRecord>, StoreError> {
+/// The first `limit` audit records of `rows` (`seq, entry, hash`).
+///
+/// The statements stop reading at `limit` here rather than with `LIMIT ?`:
+/// SQLite prepares a statement anew whenever a value bound to its `LIMIT`
+/// changes, which is at every call.
+fn audit_records(
+    mut rows: rusqlite::Rows<'_>,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
     let get = |e| StoreError::with_source("reading the audit log", e);
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(get)? {
+    while out.len() < limit {
+        let Some(r) = rows.next().map_err(get)? else {
+            break;
+        };
         let seq: i64 = r.get(0).map_err(get)?;
-        let entry: Vec<u8> = r.get(1).map_err(get)?;
-        let hash: Vec<u8> = r.get(2).map_err(get)?;
-        let entry = AuditEntry::from_bytes(&entry)
+        let corrupt = |_| StoreError::corrupt(format!("audit row {seq} holds no blob"));
+        let entry = r.get_ref(1).map_err(get)?.as_blob().map_err(corrupt)?;
+        let entry = AuditEntry::from_bytes(entry)
             .map_err(|_| StoreError::corrupt(format!("audit entry {seq} does not decode")))?;
         if to_u64(seq) != entry.seq {
             return Err(StoreError::corrupt("corrupt audit row"));
         }
+        let hash = r.get_ref(2).map_err(get)?.as_blob().map_err(corrupt)?;
         out.push(AuditRecord {
             entry,
-            hash: hash32(&hash, "audit")?,
+            hash: hash32(hash, "audit")?,
         });
     }
     Ok(out)
@@ -698,14 +710,13 @@ impl Store for SqliteStore {
         let conn = self.reader();
         let mut q = conn
             .prepare_cached(
-                "SELECT seq, entry, hash FROM audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+                "SELECT seq, entry, hash FROM audit WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
             )
             .map_err(self.err("reading the audit log"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = q
-            .query(params![to_i64(from), to_i64(to), limit])
+            .query(params![to_i64(from), to_i64(to)])
             .map_err(self.err("reading the audit log"))?;
-        audit_records(rows)
+        audit_records(rows, limit)
     }
 
     fn audit_leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
@@ -720,23 +731,43 @@ impl Store for SqliteStore {
         )
     }
 
-    fn tree_range(
+    fn tree_ranges(
         &self,
         level: u32,
-        from: u64,
-        to: u64,
+        ranges: &[(u64, u64)],
     ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        // No ORDER BY: with it SQLite prepares this statement anew at every
+        // One statement per chunk of up to 64 ranges, padded to a power of
+        // two with empty ranges (at most seven statement shapes cached). No
+        // ORDER BY: with it SQLite prepares the statement anew at every
         // call (three times slower); sorted here instead.
-        let mut out = self.keyed_blobs(
-            "SELECT idx, hash FROM tree WHERE level = ?1 AND idx >= ?2 AND idx <= ?3",
-            params![level, to_i64(from), to_i64(to)],
-            "audit tree",
-            |h| hash32(h, "audit tree"),
-        )?;
+        const CHUNK: usize = 64;
+        let mut out = Vec::new();
+        for chunk in ranges.chunks(CHUNK) {
+            let width = chunk.len().next_power_of_two();
+            let values = vec!["(?,?)"; width].join(",");
+            // The level written in, not bound: SQLite prepares anew a
+            // statement whose `column = ?` was bound to 0 or 1 when it is
+            // bound again.
+            let sql = format!(
+                "WITH w(lo, hi) AS (VALUES {values}) \
+                 SELECT t.idx, t.hash FROM w JOIN tree t \
+                 ON t.level = {level} AND t.idx >= w.lo AND t.idx <= w.hi"
+            );
+            let mut args: Vec<i64> = Vec::with_capacity(2 * width);
+            for n in 0..width {
+                let (from, to) = chunk
+                    .get(n)
+                    .map_or((0, -1), |&(f, t)| (to_i64(f), to_i64(t)));
+                args.push(from);
+                args.push(to);
+            }
+            out.extend(self.keyed_blobs(
+                &sql,
+                rusqlite::params_from_iter(args),
+                "audit tree",
+                |h| hash32(h, "audit tree"),
+            )?);
+        }
         out.sort_unstable_by_key(|&(i, _)| i);
         Ok(out)
     }
@@ -836,16 +867,17 @@ impl Store for SqliteStore {
     fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
         let conn = self.reader();
         let mut q = conn
-            .prepare_cached(
-                "SELECT seq, checkpoint FROM checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
-            )
+            .prepare_cached("SELECT seq, checkpoint FROM checkpoints WHERE seq >= ?1 ORDER BY seq")
             .map_err(self.err("reading checkpoints"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut rows = q
-            .query(params![to_i64(from), limit])
+            .query(params![to_i64(from)])
             .map_err(self.err("reading checkpoints"))?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(self.err("reading checkpoints"))? {
+        // No `LIMIT ?` (see `audit_records`).
+        while out.len() < limit {
+            let Some(r) = rows.next().map_err(self.err("reading checkpoints"))? else {
+                break;
+            };
             let get = |e| StoreError::with_source("reading checkpoints", e);
             let seq: i64 = r.get(0).map_err(get)?;
             let cp = decode_checkpoint(&r.get::<_, Vec<u8>>(1).map_err(get)?)?;
@@ -900,21 +932,13 @@ impl Store for SqliteStore {
                 "SELECT a.seq, a.entry, a.hash FROM disclosures d JOIN audit a ON a.seq = d.seq
                  WHERE d.patient = ?1 AND d.time >= ?2 AND d.time <= ?3
                    AND (d.time > ?4 OR (d.time = ?4 AND d.seq > ?5))
-                 ORDER BY d.time, d.seq LIMIT ?6",
+                 ORDER BY d.time, d.seq",
             )
             .map_err(self.err("reading the disclosure index"))?;
         let (t, seq) = after.map_or((clamp(from), 0), |(t, s)| (clamp(t), to_i64(s)));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = q
-            .query(params![
-                patient.as_bytes(),
-                clamp(from),
-                clamp(to),
-                t,
-                seq,
-                limit
-            ])
+            .query(params![patient.as_bytes(), clamp(from), clamp(to), t, seq])
             .map_err(self.err("reading the disclosure index"))?;
-        audit_records(rows)
+        audit_records(rows, limit)
     }
 }
