@@ -24,9 +24,13 @@ struct Log {
 }
 
 fn open(store: impl Store + 'static) -> Srs {
+    open_at(store, ManualClock::new(T0))
+}
+
+fn open_at(store: impl Store + 'static, clock: ManualClock) -> Srs {
     Srs::open(
         SrsConfig::new(store, StorageKey::from_bytes(&KEY))
-            .clock(ManualClock::new(T0))
+            .clock(clock)
             .checkpoint_every(1 << 40)
             .checkpoint_interval(core::time::Duration::from_secs(1 << 40)),
     )
@@ -36,7 +40,12 @@ fn open(store: impl Store + 'static) -> Srs {
 /// A patient, a doctor granted `lab`, one record; entries come from
 /// re-encryptions of it.
 fn log_on(store: impl Store + 'static) -> Log {
-    let srs = open(store);
+    log_at(store, ManualClock::new(T0))
+}
+
+/// [`log_on`] with the SRS reading `clock`.
+fn log_at(store: impl Store + 'static, clock: ManualClock) -> Log {
+    let srs = open_at(store, clock);
     let p = patient(1);
     let k = p.portion_secret(&label("lab"), 0);
     let doc = Identity::new("dr-house").unwrap();
@@ -657,6 +666,62 @@ fn the_accounting_of_disclosures_is_true_or_an_error() {
             });
         }
     }
+    // The Merkle nodes the proofs read (leaf hashes and stored subtrees):
+    // every field of every row edited, and every row deleted.
+    let tree = columns("tree");
+    let keys: Vec<Vec<rusqlite::types::Value>> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut q = c
+            .prepare(&format!("SELECT {} FROM tree", tree.join(", ")))
+            .unwrap();
+        q.query_map([], |r| (0..tree.len()).map(|i| r.get(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(keys.len() > 66, "{} tree rows", keys.len());
+    // The row's every column, as parameters from `?first` on.
+    let matching = |first: usize| {
+        tree.iter()
+            .enumerate()
+            .map(|(i, col)| format!("{col} = ?{}", i + first))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    for row in &keys {
+        for (i, col) in tree.iter().enumerate() {
+            run(format!("tree.{col} of {row:?} edited"), &|c| {
+                use rusqlite::types::Value;
+                let new = match &row[i] {
+                    Value::Integer(v) => Value::Integer(v + 1_000_000),
+                    Value::Blob(b) => {
+                        let mut b = b.clone();
+                        b[0] ^= 0x5A;
+                        Value::Blob(b)
+                    }
+                    other => panic!("tree.{col}: {other:?}"),
+                };
+                let mut args = vec![new];
+                args.extend(row.iter().cloned());
+                let n = c
+                    .execute(
+                        &format!("UPDATE tree SET {col} = ?1 WHERE {}", matching(2)),
+                        rusqlite::params_from_iter(args),
+                    )
+                    .unwrap();
+                assert_eq!(n, 1);
+            });
+        }
+        run(format!("tree row {row:?} deleted"), &|c| {
+            let n = c
+                .execute(
+                    &format!("DELETE FROM tree WHERE {}", matching(1)),
+                    rusqlite::params_from_iter(row.iter().cloned()),
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+        });
+    }
     run("an index row duplicated at another time".into(), &|c| {
         c.execute(
             "INSERT INTO disclosures SELECT patient, time + 1, seq FROM disclosures WHERE seq = 20",
@@ -671,6 +736,80 @@ fn the_accounting_of_disclosures_is_true_or_an_error() {
         cases > 20 && refused > 10,
         "{cases} cases, {refused} refused"
     );
+}
+
+/// A listing longer than a page whose times do not follow the sequence
+/// numbers (the SRS clock set back twice): every disclosure once, in
+/// (time, seq) order, each proven; and with one stored node or leaf hash
+/// altered, in each part of the log, the same list or an error (an error
+/// where a proof reads it).
+#[test]
+fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("srs.db");
+    let clock = ManualClock::new(T0);
+    let log = log_at(SqliteStore::open(&db).unwrap(), clock.clone());
+    for (at, n) in [(T0 + 1000, 500), (T0 + 10, 400), (T0 + 500, 300)] {
+        clock.set(at);
+        grow(&log, n);
+    }
+    let patient = patient(1).patient().clone();
+    // From the log itself, not the index.
+    let mut expected: Vec<(u64, u64)> = log
+        .srs
+        .audit_entries(1, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::ReEncrypt && e.patient.as_ref() == Some(&patient))
+        .map(|e| (e.time, e.seq))
+        .collect();
+    assert_eq!(expected.len(), 1200);
+    assert!(expected.windows(2).any(|w| w[0].0 > w[1].0), "times out of order");
+    expected.sort_unstable();
+    let listing = |srs: &Srs| -> Result<Vec<(u64, u64)>, SrsError> {
+        srs.disclosures(&patient, 0, u64::MAX)
+            .map(|d| d.map(|d| (d.time, d.seq)))
+            .collect()
+    };
+    assert_eq!(listing(&log.srs).unwrap(), expected);
+    drop(log);
+    // Leaf hashes (level 0) and stored subtrees (level 4 up) at the start,
+    // the middle and the end of the log.
+    let rows: Vec<(i64, i64)> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut q = c
+            .prepare("SELECT level, idx FROM tree WHERE idx IN (0, 1, 37, 600, 1199, 1200)")
+            .unwrap();
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(rows.len() > 6, "{rows:?}");
+    for (level, idx) in rows {
+        let case = dir.path().join("case.db");
+        copy(&db, &case);
+        let c = rusqlite::Connection::open(&case).unwrap();
+        c.execute(
+            "UPDATE tree SET hash = CAST(X'00' || substr(hash, 2) AS BLOB) WHERE level = ?1 AND idx = ?2",
+            [level, idx],
+        )
+        .unwrap();
+        drop(c);
+        let srs = open(SqliteStore::open(&case).unwrap());
+        match listing(&srs) {
+            Err(_) => {}
+            // A leaf hash of a whole block is read with its block: the
+            // block's root no longer leads to the signed root.
+            Ok(_) if level == 0 && idx < 1200 => {
+                panic!("leaf hash {idx} altered: the listing still proven")
+            }
+            // One of the last, partial block is not read (its entries are
+            // hashed instead), nor a subtree a climb computed itself:
+            // ignored, never trusted.
+            Ok(list) => assert_eq!(list, expected, "node ({level}, {idx}) altered"),
+        }
+    }
 }
 
 /// The patient's report: each disclosure proven against a checkpoint,

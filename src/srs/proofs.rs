@@ -278,6 +278,54 @@ impl<'a> TreeCheck<'a> {
     }
 }
 
+/// Subtrees by position, the latest per level and side: what the latest
+/// climbs passed. Entries proven in order of position meet, each, the
+/// subtrees the one before passed (a later entry's climb stops at its
+/// predecessor's path or at one of its siblings), so this is all a listing
+/// needs to remember — in constant memory, without hashing positions.
+#[derive(Clone)]
+struct Recent<T> {
+    slots: [[Option<(u64, T)>; 2]; 64],
+}
+
+impl<T: Copy> Recent<T> {
+    fn new() -> Self {
+        Self {
+            slots: [[None; 2]; 64],
+        }
+    }
+
+    fn slot(&self, level: u32, index: u64) -> Option<&Option<(u64, T)>> {
+        self.slots
+            .get(usize::try_from(level).ok()?)?
+            .get(usize::from(index & 1 == 1))
+    }
+
+    fn get(&self, level: u32, index: u64) -> Option<T> {
+        match self.slot(level, index) {
+            Some(Some((at, v))) if *at == index => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, level: u32, index: u64, v: T) {
+        if let Some(slot) = usize::try_from(level)
+            .ok()
+            .and_then(|l| self.slots.get_mut(l))
+            .and_then(|s| s.get_mut(usize::from(index & 1 == 1)))
+        {
+            *slot = Some((index, v));
+        }
+    }
+
+    /// The positions alone.
+    fn positions(&self) -> Recent<()> {
+        Recent {
+            slots: self.slots.map(|s| s.map(|p| p.map(|(at, _)| (at, ())))),
+        }
+    }
+}
+
 /// Proves entries read back from the store against a root this process
 /// trusts (its authenticated head's), remembering every subtree a proof
 /// authenticated: the next entry's climb stops at the first one it meets,
@@ -286,7 +334,8 @@ pub(crate) struct EntryCheck<'a> {
     nodes: StoreNodes<'a>,
     size: u64,
     root: Hash,
-    trusted: NodeMap,
+    /// Subtrees authenticated by the latest climbs.
+    trusted: Recent<Hash>,
     /// Buffers reused from entry to entry: the siblings to read ahead; the
     /// subtrees a climb passed (its own and its siblings).
     wanted: Vec<(u32, u64)>,
@@ -309,7 +358,7 @@ impl<'a> EntryCheck<'a> {
             nodes: StoreNodes::new(store),
             size,
             root,
-            trusted: NodeMap::default(),
+            trusted: Recent::new(),
             wanted: Vec::new(),
             climbed: Vec::new(),
             block: None,
@@ -325,13 +374,9 @@ impl<'a> EntryCheck<'a> {
             .is_some_and(|end| end <= self.size)
     }
 
-    /// Starts afresh, past a bound, what is cached only to save work (the
-    /// next climb goes to the signed root once more), so that a long
-    /// accounting runs in bounded memory.
+    /// Starts afresh, past a bound, the nodes read (they are read again
+    /// where needed), so that a long accounting runs in bounded memory.
     fn bound(&mut self) {
-        if self.trusted.len() > CACHE_BOUND {
-            self.trusted.clear();
-        }
         self.nodes.bound(CACHE_BOUND);
     }
 
@@ -390,8 +435,7 @@ impl<'a> EntryCheck<'a> {
         );
         // The climbs, as `check` will make them: what each passes becomes
         // trusted, so a later climb stops there.
-        let mut passed =
-            std::collections::HashSet::<(u32, u64), BuildHasherDefault<PositionHasher>>::default();
+        let mut passed = self.trusted.positions();
         let mut wanted = Vec::new();
         let mut climb = Vec::new();
         for &i in &positions {
@@ -405,7 +449,7 @@ impl<'a> EntryCheck<'a> {
             climb.push((start, i >> start));
             for level in start..63u32 {
                 let j = i >> level;
-                if self.trusted.contains_key(&(level, j)) || passed.contains(&(level, j)) {
+                if passed.get(level, j).is_some() {
                     break;
                 }
                 let parent_end = ((j >> 1) + 1).checked_shl(level + 1).unwrap_or(u64::MAX);
@@ -416,7 +460,9 @@ impl<'a> EntryCheck<'a> {
                 climb.push((level, j ^ 1));
                 climb.push((level + 1, j >> 1));
             }
-            passed.extend(climb.drain(..));
+            for (level, j) in climb.drain(..) {
+                passed.insert(level, j, ());
+            }
         }
         self.nodes.prefetch(&wanted)
     }
@@ -472,6 +518,12 @@ impl<'a> EntryCheck<'a> {
         Ok(Some(*root))
     }
 
+    fn trust_climbed(&mut self) {
+        for ((level, j), h) in self.climbed.drain(..) {
+            self.trusted.insert(level, j, h);
+        }
+    }
+
     /// The size of the tree it proves against.
     pub(crate) fn size(&self) -> u64 {
         self.size
@@ -511,7 +563,7 @@ impl<'a> EntryCheck<'a> {
         let mut stops = false;
         for level in start..63u32 {
             let j = i >> level;
-            if self.trusted.contains_key(&(level, j)) {
+            if self.trusted.get(level, j).is_some() {
                 stops = true;
                 break;
             }
@@ -534,13 +586,13 @@ impl<'a> EntryCheck<'a> {
         let mut level = start;
         loop {
             let j = i >> level;
-            if let Some(t) = self.trusted.get(&(level, j)) {
-                if *t != h {
+            if let Some(t) = self.trusted.get(level, j) {
+                if t != h {
                     return Err(BAD);
                 }
                 // What the climb passed is authenticated by the subtree
                 // it reached.
-                self.trusted.extend(self.climbed.drain(..));
+                self.trust_climbed();
                 return Ok(());
             }
             let parent_end = ((j >> 1) + 1).checked_shl(level + 1).unwrap_or(u64::MAX);
@@ -565,7 +617,7 @@ impl<'a> EntryCheck<'a> {
             InclusionProof::make(&mut self.nodes, i, self.size).map_err(|e| self.nodes.error(e))?;
         proof.verify(&leaf, &self.root).map_err(|_| BAD)?;
         // Everything on the way is now authenticated.
-        self.trusted.extend(self.climbed.drain(..));
+        self.trust_climbed();
         Ok(())
     }
 }
