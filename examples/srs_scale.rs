@@ -7,6 +7,7 @@
 //! cargo run --release --example srs_scale -- open DB
 //! cargo run --release --example srs_scale -- snapshot DB
 //! cargo run --release --example srs_scale -- build DB --entries E --disclose 3
+//! cargo run --release --example srs_scale -- build DB --entries E --disclose 1 --every 99
 //! cargo run --release --example srs_scale -- served DB
 //! cargo run --release --example srs_scale -- disclosures
 //! cargo run --release --example srs_scale -- report
@@ -54,7 +55,7 @@ const THREADS: usize = 32;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: srs_scale memory N | build DB [--patients P] [--entries E] [--disclose N] | open DB | snapshot DB | served DB | disclosures | report"
+        "usage: srs_scale memory N | build DB [--patients P] [--entries E] [--disclose N] [--every M] | open DB | snapshot DB | served DB | disclosures | report"
     );
     std::process::exit(2)
 }
@@ -139,7 +140,7 @@ fn memory(n: usize) -> (f64, f64, f64) {
 const TARGET: &str = "patient-target";
 const TARGET_DOCTOR: &str = "dr-target";
 
-fn build(path: &str, patients: usize, entries: u64, disclose: u64) {
+fn build(path: &str, patients: usize, entries: u64, disclose: u64, every: usize) {
     let srs = Srs::open(SrsConfig::new(
         SqliteStore::open_with(path, Durability::ProcessCrash).unwrap(),
         StorageKey::from_bytes(&KEY),
@@ -163,8 +164,9 @@ fn build(path: &str, patients: usize, entries: u64, disclose: u64) {
     let sealed =
         SealedPortion::seal(&p.portion_public(&lab, 0), RecordId::random(), 1, b"x").unwrap();
     // With `--disclose N`: N served re-encryptions of one patient's record
-    // for every 256 entries of traffic (the patient's accounting of
-    // disclosures in a long log).
+    // for every `every` entries of traffic (256 unless `--every` says; the
+    // patient's accounting of disclosures in a long log).
+    let every = if every == 0 { 256 } else { every };
     let target = PatientKeys::from_master(Identity::new(TARGET).unwrap(), &[7; 32]);
     let doctor = Identity::new(TARGET_DOCTOR).unwrap();
     let doctor_keys = KeyPair::from_secret_bytes(&[3; 32]).unwrap();
@@ -188,11 +190,11 @@ fn build(path: &str, patients: usize, entries: u64, disclose: u64) {
             let (srs, who, h) = (&srs, &who, sealed.header());
             let (doctor, th) = (&doctor, served.header());
             s.spawn(move || {
-                let batch: Vec<_> = std::iter::repeat_n(h, 256).collect();
+                let batch: Vec<_> = std::iter::repeat_n(h, every).collect();
                 let to_target: Vec<_> = std::iter::repeat_n(th, disclose as usize).collect();
                 let mut left = per;
                 while left > 0 {
-                    let k = left.min(256) as usize;
+                    let k = left.min(every as u64) as usize;
                     srs.reencrypt_batch(who, &batch[..k], sesphr::srs::Purpose::Treatment)
                         .unwrap();
                     if !to_target.is_empty() {
@@ -252,7 +254,7 @@ const RESTART_PATIENTS: usize = 20_000;
 fn restart(dir: &std::path::Path) -> (f64, f64, u64) {
     let db = dir.join("restart.db");
     let db = db.to_str().unwrap();
-    build(db, RESTART_PATIENTS, 0, 0);
+    build(db, RESTART_PATIENTS, 0, 0, 0);
     let srs = Srs::open_sqlite(db, StorageKey::from_bytes(&KEY)).unwrap();
     let info = srs.write_snapshot().unwrap().unwrap();
     drop(srs);
@@ -270,7 +272,7 @@ fn report() {
     let db = db.to_str().unwrap();
     let mut open = Vec::new();
     for entries in [10_000u64, 100_000, 1_000_000] {
-        build(db, if open.is_empty() { 1_000 } else { 0 }, entries, 0);
+        build(db, if open.is_empty() { 1_000 } else { 0 }, entries, 0, 0);
         let secs = time_open(db);
         eprintln!("open at {entries} audit entries: {secs:.3} s");
         open.push(format!("{{\"entries\":{entries},\"seconds\":{secs:.4}}}"));
@@ -544,6 +546,7 @@ fn main() {
             flag("--patients") as usize,
             flag("--entries"),
             flag("--disclose"),
+            flag("--every") as usize,
         ),
         Some("served") => served(args.get(1).unwrap_or_else(|| usage())),
         Some("open") => open(args.get(1).unwrap_or_else(|| usage())),
