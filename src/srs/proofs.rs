@@ -14,7 +14,7 @@ use crate::srs::journal::{STORED_LEVEL, kept_level};
 use crate::srs::secrets::checkpoint_is_signed_by;
 use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
-use crate::store::Store;
+use crate::store::{Store, TILE_LEVELS, TILE_WIDTH, TileBuilder};
 
 /// How many hashes a long check keeps before it starts afresh (few in a
 /// debug build, so that the tests run through the fresh starts often).
@@ -228,6 +228,10 @@ pub(crate) struct TreeCheck<'a> {
     tree: Frontier,
     /// Nodes to compare, `(absolute level, index, hash)`, checked per page.
     pending: Vec<(u32, u64, Hash)>,
+    /// The tiles being gathered (one per level of [`TILE_LEVELS`]), and
+    /// the whole ones to compare, `(level, index, bytes)`.
+    tiles: [TileBuilder; TILE_LEVELS.len()],
+    whole: Vec<(u32, u64, Vec<u8>)>,
 }
 
 impl<'a> TreeCheck<'a> {
@@ -237,16 +241,27 @@ impl<'a> TreeCheck<'a> {
             base,
             tree: Frontier::new(),
             pending: Vec::new(),
+            tiles: Default::default(),
+            whole: Vec::new(),
         }
     }
 
     pub(crate) fn push(&mut self, entry: &AuditEntry) -> Result<(), SrsError> {
         let aligned = self.base.trailing_zeros();
+        let keeps_tiles = self.store.keeps_tiles();
         let (base, pending) = (self.base, &mut self.pending);
+        let (tiles, whole) = (&mut self.tiles, &mut self.whole);
         self.tree
             .push_reporting(leaf_hash(&entry.to_bytes()), &mut |level, index, h| {
                 if kept_level(level) && level <= aligned {
-                    pending.push((level, (base >> level) + index, *h));
+                    let at = (base >> level) + index;
+                    pending.push((level, at, *h));
+                    let tile = TILE_LEVELS.iter().position(|&l| l == level);
+                    if let Some(b) = tile.and_then(|t| tiles.get_mut(t)).filter(|_| keeps_tiles) {
+                        if let Some((t, bytes)) = b.push(at, h) {
+                            whole.push((level, t, bytes));
+                        }
+                    }
                 }
             });
         if self.pending.len() >= 256 {
@@ -264,6 +279,30 @@ impl<'a> TreeCheck<'a> {
             }
         }
         self.pending.clear();
+        // Each whole tile kept, and as its nodes are.
+        for level in TILE_LEVELS {
+            let wanted: Vec<u64> = self
+                .whole
+                .iter()
+                .filter(|w| w.0 == level)
+                .map(|w| w.1)
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let mut kept = self.store.tiles(level, &wanted)?;
+            kept.sort_unstable_by_key(|k| k.0);
+            for w in self.whole.iter().filter(|w| w.0 == level) {
+                let found = kept
+                    .binary_search_by_key(&w.1, |k| k.0)
+                    .ok()
+                    .and_then(|i| kept.get(i));
+                if found.map(|k| &k.1) != Some(&w.2) {
+                    return Err(SrsError::Tampered("audit tree tile"));
+                }
+            }
+        }
+        self.whole.clear();
         Ok(())
     }
 
@@ -276,6 +315,18 @@ impl<'a> TreeCheck<'a> {
         }
         Ok(())
     }
+}
+
+/// The sixteen hashes of a tile's bytes, if it holds exactly that.
+fn tile_hashes(bytes: &[u8]) -> Option<[Hash; TILE_WIDTH as usize]> {
+    let mut out = [[0u8; 32]; TILE_WIDTH as usize];
+    if bytes.len() != out.len() * 32 {
+        return None;
+    }
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(32)) {
+        o.copy_from_slice(c);
+    }
+    Some(out)
 }
 
 /// Subtrees by position, the latest per level and side: what the latest
@@ -409,30 +460,40 @@ impl<'a> EntryCheck<'a> {
             .collect();
         blocks.sort_unstable();
         blocks.dedup();
-        let ranges: Vec<(u64, u64)> = blocks
-            .iter()
-            .map(|&b| (b * size, b * size + size - 1))
-            .collect();
-        // Each block with the sixteen leaves it should have, no other.
-        let mut got: HashMap<
-            u64,
-            ([Hash; 1 << STORED_LEVEL], u32),
-            BuildHasherDefault<PositionHasher>,
-        > = HashMap::default();
-        for (idx, h) in store.tree_ranges(0, &ranges)? {
-            let (b, at) = (idx >> STORED_LEVEL, idx & (size - 1));
-            let (leaves, seen) = got.entry(b).or_insert(([[0; 32]; 1 << STORED_LEVEL], 0));
-            if let Some(slot) = usize::try_from(at).ok().and_then(|a| leaves.get_mut(a)) {
-                *slot = h;
-                *seen |= 1 << at;
+        // Each block's sixteen leaf hashes: from its tile (one row), else
+        // from the node table.
+        for (b, bytes) in store.tiles(0, &blocks)? {
+            if let Some(leaves) = tile_hashes(&bytes) {
+                self.ahead.insert(b, leaves);
             }
         }
-        let all = (1u32 << size) - 1;
-        self.ahead.extend(
-            got.into_iter()
-                .filter(|(_, (_, seen))| *seen == all)
-                .map(|(b, (l, _))| (b, l)),
-        );
+        let ranges: Vec<(u64, u64)> = blocks
+            .iter()
+            .filter(|b| !self.ahead.contains_key(b))
+            .map(|&b| (b * size, b * size + size - 1))
+            .collect();
+        if !ranges.is_empty() {
+            // Each block with the sixteen leaves it should have, no other.
+            let mut got: HashMap<
+                u64,
+                ([Hash; 1 << STORED_LEVEL], u32),
+                BuildHasherDefault<PositionHasher>,
+            > = HashMap::default();
+            for (idx, h) in store.tree_ranges(0, &ranges)? {
+                let (b, at) = (idx >> STORED_LEVEL, idx & (size - 1));
+                let (leaves, seen) = got.entry(b).or_insert(([[0; 32]; 1 << STORED_LEVEL], 0));
+                if let Some(slot) = usize::try_from(at).ok().and_then(|a| leaves.get_mut(a)) {
+                    *slot = h;
+                    *seen |= 1 << at;
+                }
+            }
+            let all = (1u32 << size) - 1;
+            self.ahead.extend(
+                got.into_iter()
+                    .filter(|(_, (_, seen))| *seen == all)
+                    .map(|(b, (l, _))| (b, l)),
+            );
+        }
         // The climbs, as `check` will make them: what each passes becomes
         // trusted, so a later climb stops there.
         let mut passed = self.trusted.positions();
@@ -462,6 +523,31 @@ impl<'a> EntryCheck<'a> {
             }
             for (level, j) in climb.drain(..) {
                 passed.insert(level, j, ());
+            }
+        }
+        // The siblings below the next tile level from the tiles above the
+        // blocks (one row for sixteen blocks and the subtrees over them);
+        // what no tile gives, from the node table.
+        wanted.sort_unstable();
+        let tiled = |&(level, j): &(u32, u64)| {
+            let up = level.checked_sub(STORED_LEVEL).filter(|&u| u < STORED_LEVEL)?;
+            Some((j << up) / TILE_WIDTH)
+        };
+        let mut tiles: Vec<u64> = wanted.iter().filter_map(tiled).collect();
+        tiles.sort_unstable();
+        tiles.dedup();
+        for (t, bytes) in store.tiles(STORED_LEVEL, &tiles)? {
+            let Some(nodes) = tile_hashes(&bytes) else {
+                continue;
+            };
+            let mut tree = Frontier::new();
+            for h in nodes {
+                tree.push_reporting(h, &mut |up, index, h| {
+                    let at = (STORED_LEVEL + up, ((t * TILE_WIDTH) >> up) + index);
+                    if wanted.binary_search(&at).is_ok() {
+                        self.nodes.cache.insert(at, *h);
+                    }
+                });
             }
         }
         self.nodes.prefetch(&wanted)

@@ -272,6 +272,40 @@ pub struct TreeNode {
     pub hash: [u8; 32],
 }
 
+/// The nodes of a tile ([`Store::tiles`]).
+pub const TILE_WIDTH: u64 = 16;
+
+/// The levels of the Merkle tree a store may keep tiles of: the entries'
+/// leaf hashes and the lowest level of subtrees kept above them, which a
+/// proof of an entry reads (the levels above are few nodes, shared).
+pub const TILE_LEVELS: [u32; 2] = [0, 4];
+
+/// A tile gathered from its nodes, given in order of position.
+#[derive(Default)]
+pub(crate) struct TileBuilder {
+    /// Its index and the nodes so far (consecutive from its first).
+    at: u64,
+    hashes: Vec<u8>,
+}
+
+impl TileBuilder {
+    /// Adds node `idx`; the tile's index and bytes once it is whole. A gap
+    /// (a node missing or not 32 bytes) leaves its tile out.
+    pub(crate) fn push(&mut self, idx: u64, hash: &[u8]) -> Option<(u64, Vec<u8>)> {
+        let (t, at) = (idx / TILE_WIDTH, idx % TILE_WIDTH);
+        let have = (self.hashes.len() / 32) as u64;
+        if t != self.at || at != have || hash.len() != 32 {
+            self.at = t;
+            self.hashes.clear();
+            if at != 0 || hash.len() != 32 {
+                return None;
+            }
+        }
+        self.hashes.extend_from_slice(hash);
+        (at + 1 == TILE_WIDTH).then(|| (t, std::mem::take(&mut self.hashes)))
+    }
+}
+
 /// One atomic, durable step: registry rows to insert or replace, audit
 /// entries to append, the new head, and perhaps a checkpoint.
 #[derive(Clone, Debug)]
@@ -444,6 +478,28 @@ pub trait Store: Send + Sync {
     /// A [`StoreError`] if reading fails or a node does not decode.
     fn tree_nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
         Ok(vec![None; wanted.len()])
+    }
+
+    /// The tiles of `level` among `wanted` that the store kept, with their
+    /// indexes, in any order: tile `t` holds the [`TILE_WIDTH`] nodes of
+    /// `level` from position `t * TILE_WIDTH`, their hashes one after the
+    /// other — a read of one row where the nodes would be sixteen. Only
+    /// whole tiles of [`TILE_LEVELS`] are kept; the default keeps none
+    /// (readers then read the nodes). Nothing here is trusted: whoever
+    /// reads a tile checks what it proves.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails.
+    fn tiles(&self, level: u32, wanted: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let _ = (level, wanted);
+        Ok(Vec::new())
+    }
+
+    /// Whether the store keeps every whole tile ([`Store::tiles`]) of the
+    /// nodes it keeps, so that a missing one is tampering. The default
+    /// keeps none.
+    fn keeps_tiles(&self) -> bool {
+        false
     }
 
     /// The Merkle tree nodes of `level` the store kept with `from <= index

@@ -23,8 +23,9 @@ use super::{
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
+use crate::store::{TILE_LEVELS, TILE_WIDTH, TileBuilder};
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -39,6 +40,9 @@ CREATE TABLE IF NOT EXISTS disclosures (
     PRIMARY KEY (patient, time, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tree (
     level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tiles (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hashes BLOB NOT NULL,
     PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
 ";
@@ -360,15 +364,17 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             .map_err(sql("reading the schema version of"))?;
         match version {
             Some(SCHEMA_VERSION) => {}
+            // Schema 6 keeps tiles of the node table: built from it.
+            Some(5) => upgrade(conn, false)?,
             // Schema 5 keeps the hashes of the entries (level 0 of the
             // Merkle tree) in the node table: added for every entry there.
-            Some(4) => keep_leaves(conn)?,
+            Some(4) => upgrade(conn, true)?,
             // Schema 4 adds the Merkle tree's node table (created below,
             // empty: proofs hash the entries of before until the SRS's
             // next commits fill it).
             Some(3) => {
                 refuse_archived_chain(conn)?;
-                keep_leaves(conn)?;
+                upgrade(conn, true)?;
             }
             Some(2) => migrate_2_to_3(conn)?,
             Some(1) => {
@@ -382,7 +388,7 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             Some(v) => {
                 return Err(InitError::Store(StoreError::new(
                     StoreErrorKind::UnsupportedVersion,
-                    format!("unknown schema version {v} (this version reads 2 to 5) in"),
+                    format!("unknown schema version {v} (this version reads 2 to 6) in"),
                 )));
             }
             None => {
@@ -419,6 +425,7 @@ fn migrate_2_to_3(conn: &Connection) -> Result<(), InitError> {
         index_disclosure(&tx, &entry).map_err(sql("migrating the schema of"))
     })?;
     insert_leaves(&tx)?;
+    insert_tiles(&tx)?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         params![SCHEMA_VERSION],
@@ -456,15 +463,19 @@ fn refuse_archived_chain(conn: &Connection) -> Result<(), InitError> {
     Ok(())
 }
 
-/// Schema 3 or 4 to 5: the leaf hash of every entry into the node table,
-/// and this code's schema version, in one transaction.
-fn keep_leaves(conn: &Connection) -> Result<(), InitError> {
+/// Schema 3, 4 or 5 to this code's, in one transaction: the leaf hash of
+/// every entry into the node table (`leaves`, from 3 or 4), the tiles of
+/// the node table, the schema version.
+fn upgrade(conn: &Connection, leaves: bool) -> Result<(), InitError> {
     let tx = conn
         .unchecked_transaction()
         .map_err(sql("migrating the schema of"))?;
     tx.execute_batch(SCHEMA)
         .map_err(sql("migrating the schema of"))?;
-    insert_leaves(&tx)?;
+    if leaves {
+        insert_leaves(&tx)?;
+    }
+    insert_tiles(&tx)?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         params![SCHEMA_VERSION],
@@ -485,6 +496,34 @@ fn insert_leaves(tx: &Connection) -> Result<(), InitError> {
             .map(|_| ())
             .map_err(sql("migrating the schema of"))
     })
+}
+
+/// Every whole tile of the node table ([`TILE_LEVELS`]), from its nodes.
+fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
+    let mut put = tx
+        .prepare("INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")
+        .map_err(sql("migrating the schema of"))?;
+    for level in TILE_LEVELS {
+        let mut q = tx
+            .prepare(&format!(
+                "SELECT idx, hash FROM tree WHERE level = {level} ORDER BY idx"
+            ))
+            .map_err(sql("migrating the schema of"))?;
+        let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
+        let mut tile = TileBuilder::default();
+        while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
+            let idx: i64 = r.get(0).map_err(sql("migrating the schema of"))?;
+            let hash = r.get_ref(1).map_err(sql("migrating the schema of"))?;
+            let hash = hash
+                .as_blob()
+                .map_err(|_| InitError::Store(StoreError::corrupt("corrupt tree row in")))?;
+            if let Some((t, hashes)) = tile.push(to_u64(idx), hash) {
+                put.execute(params![level, to_i64(t), hashes])
+                    .map_err(sql("migrating the schema of"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f` with each audit row's sequence number and stored entry, in
@@ -559,6 +598,13 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
         for n in &c.nodes {
             q.execute(params![n.level, to_i64(n.index), &n.hash[..]])?;
         }
+        // Each tile this commit completes, from the node table as it now
+        // stands (its first nodes may come from earlier commits).
+        for n in &c.nodes {
+            if TILE_LEVELS.contains(&n.level) && n.index % TILE_WIDTH == TILE_WIDTH - 1 {
+                write_tile(tx, n.level, n.index / TILE_WIDTH)?;
+            }
+        }
     }
     if let Some(cp) = &c.checkpoint {
         tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (seq, checkpoint) VALUES (?1, ?2)")?
@@ -580,7 +626,30 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
     Ok(())
 }
 
-/// The audit records of a query's rows `(seq, entry, hash)`.
+/// Tile `t` of `level` from its nodes in the node table, if they are all
+/// there (else none is written: readers then read the nodes).
+fn write_tile(tx: &rusqlite::Transaction<'_>, level: u32, t: u64) -> rusqlite::Result<()> {
+    // The level written in, not bound (see `tree_ranges`).
+    let mut q = tx.prepare_cached(&format!(
+        "SELECT idx, hash FROM tree WHERE level = {level} AND idx >= ?1 AND idx <= ?2"
+    ))?;
+    let first = t * TILE_WIDTH;
+    let mut rows = q.query(params![to_i64(first), to_i64(first + TILE_WIDTH - 1)])?;
+    let mut nodes: Vec<(u64, Vec<u8>)> = Vec::with_capacity(16);
+    while let Some(r) = rows.next()? {
+        nodes.push((to_u64(r.get(0)?), r.get(1)?));
+    }
+    nodes.sort_unstable_by_key(|n| n.0);
+    let mut tile = TileBuilder::default();
+    for (idx, hash) in nodes {
+        if let Some((_, hashes)) = tile.push(idx, &hash) {
+            tx.prepare_cached("INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")?
+                .execute(params![level, to_i64(t), hashes])?;
+        }
+    }
+    Ok(())
+}
+
 /// The first `limit` audit records of `rows` (`seq, entry, hash`).
 ///
 /// The statements stop reading at `limit` here rather than with `LIMIT ?`:
@@ -769,6 +838,48 @@ impl Store for SqliteStore {
             )?);
         }
         out.sort_unstable_by_key(|&(i, _)| i);
+        Ok(out)
+    }
+
+    fn keeps_tiles(&self) -> bool {
+        true
+    }
+
+    fn tiles(&self, level: u32, wanted: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        if !TILE_LEVELS.contains(&level) {
+            return Ok(Vec::new());
+        }
+        // One statement per chunk of up to 64 tiles, padded to a power of
+        // two with a position that matches nothing; the level written in
+        // (see `tree_ranges`); no ORDER BY.
+        const CHUNK: usize = 64;
+        let conn = self.reader();
+        let reading = || self.err("reading the audit tree's tiles");
+        let mut out = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(CHUNK) {
+            let width = chunk.len().next_power_of_two();
+            let values = vec!["(?)"; width].join(",");
+            let mut q = conn
+                .prepare_cached(&format!(
+                    "WITH w(idx) AS (VALUES {values}) \
+                     SELECT t.idx, t.hashes FROM w JOIN tiles t \
+                     ON t.level = {level} AND t.idx = w.idx"
+                ))
+                .map_err(reading())?;
+            let args = (0..width).map(|n| chunk.get(n).map_or(-1, |&t| to_i64(t)));
+            let mut rows = q
+                .query(rusqlite::params_from_iter(args))
+                .map_err(reading())?;
+            while let Some(r) = rows.next().map_err(reading())? {
+                let idx: i64 = r.get(0).map_err(reading())?;
+                let hashes = r
+                    .get_ref(1)
+                    .map_err(reading())?
+                    .as_blob()
+                    .map_err(|_| StoreError::corrupt("corrupt tile row"))?;
+                out.push((to_u64(idx), hashes.to_vec()));
+            }
+        }
         Ok(out)
     }
 
