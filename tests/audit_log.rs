@@ -475,7 +475,7 @@ fn a_schema_3_store_is_converted_and_an_archived_one_refused_untouched() {
         )
         .unwrap();
     drop(c);
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert!(nodes >= 3, "{nodes} nodes kept");
     let srs = Srs::open(SrsConfig::new(
         SqliteStore::open(&db).unwrap(),
@@ -501,12 +501,14 @@ fn a_schema_3_store_is_converted_and_an_archived_one_refused_untouched() {
 /// edited, deleted, duplicated or spliced from another database made with
 /// the same key — every column found through `PRAGMA table_info`: the
 /// listing is an error or exactly the true one, without `verify_audit`.
-/// A schema-4 database (nodes from level 4 up, no leaf hashes) opens as
-/// schema 5: the hash of every entry it holds is added to the node table,
-/// the audit verifies, and the accounting is the same. After that, a leaf
-/// hash deleted or edited is refused like any other node.
+/// A store of schema 4 (no leaf hashes kept) or 5 (each leaf hash a row
+/// of the node table) opened by this version (schema 6: the leaf hashes
+/// and the level above the blocks in tiles of sixteen): the tiles are
+/// built, the leaf hashes they hold leave the node table, the audit
+/// verifies and the accounting is the same. After that, a tile deleted or
+/// edited is refused like any other node.
 #[test]
-fn a_schema_4_store_gains_its_leaf_hashes() {
+fn a_schema_4_or_5_store_gains_its_tiles() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("srs.db");
     let log = log_on(SqliteStore::open(&db).unwrap());
@@ -521,31 +523,66 @@ fn a_schema_4_store_gains_its_leaf_hashes() {
     let truth = listing(&log.srs);
     let n = log.srs.verify_audit().unwrap();
     drop(log);
-    let leaves = |path: &Path| -> i64 {
+    // (leaf hashes kept as rows, tiles of leaf hashes, tiles above)
+    let kept = |path: &Path| -> (i64, i64, i64) {
         rusqlite::Connection::open(path)
             .unwrap()
-            .query_row("SELECT count(*) FROM tree WHERE level = 0", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT (SELECT count(*) FROM tree WHERE level = 0), \
+                 (SELECT count(*) FROM tiles WHERE level = 0), \
+                 (SELECT count(*) FROM tiles WHERE level = 4)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap()
     };
-    assert_eq!(leaves(&db), i64::try_from(n).unwrap());
-    // As a schema-4 store left it.
+    let n = i64::try_from(n).unwrap();
+    let whole = (n / 16, n % 16, 0);
+    assert_eq!(kept(&db), (whole.1, whole.0, whole.2));
+    // As a schema-5 store left it: every leaf hash a row, no tiles.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let tiles: Vec<(i64, Vec<u8>)> = c
+        .prepare("SELECT idx, hashes FROM tiles WHERE level = 0")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (t, bytes) in &tiles {
+        for (k, h) in bytes.chunks(32).take(16).enumerate() {
+            c.execute(
+                "INSERT INTO tree (level, idx, hash) VALUES (0, ?1, ?2)",
+                rusqlite::params![t * 16 + k as i64, h],
+            )
+            .unwrap();
+        }
+    }
+    c.execute_batch("DELETE FROM tiles; UPDATE meta SET value = 5 WHERE key = 'schema_version';")
+        .unwrap();
+    drop(c);
+    let five = dir.path().join("five.db");
+    copy(&db, &five);
+    // As a schema-4 store left it: no leaf hashes at all.
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch(
-        "DELETE FROM tree WHERE level = 0; UPDATE meta SET value = 4 WHERE key = 'schema_version';",
+        "DELETE FROM tree WHERE level = 0; DROP TABLE tiles; \
+         UPDATE meta SET value = 4 WHERE key = 'schema_version';",
     )
     .unwrap();
     drop(c);
-    let srs = open(SqliteStore::open(&db).unwrap());
-    assert_eq!(leaves(&db), i64::try_from(n).unwrap());
-    assert_eq!(srs.verify_audit().unwrap(), n);
-    assert_eq!(listing(&srs), truth);
-    drop(srs);
-    // Once schema 5, a missing or altered leaf hash is tampering.
+    for path in [&five, &db] {
+        let srs = open(SqliteStore::open(path).unwrap());
+        assert_eq!(kept(path), (whole.1, whole.0, whole.2));
+        assert_eq!(srs.verify_audit().unwrap(), u64::try_from(n).unwrap());
+        assert_eq!(listing(&srs), truth);
+    }
+    // Once schema 6, a missing or altered tile, or leaf hash, is tampering.
     for alter in [
-        "DELETE FROM tree WHERE level = 0 AND idx = 33",
-        "UPDATE tree SET hash = zeroblob(32) WHERE level = 0 AND idx = 33",
+        "DELETE FROM tiles WHERE level = 0 AND idx = 2",
+        "UPDATE tiles SET hashes = zeroblob(992) WHERE level = 0 AND idx = 2",
+        "UPDATE tiles SET hashes = substr(hashes, 1, 512) WHERE level = 0 AND idx = 2",
+        "DELETE FROM tree WHERE level = 0 AND idx = 65",
+        "UPDATE tree SET hash = zeroblob(32) WHERE level = 0 AND idx = 65",
     ] {
         let case = dir.path().join("case.db");
         copy(&db, &case);
@@ -666,62 +703,66 @@ fn the_accounting_of_disclosures_is_true_or_an_error() {
             });
         }
     }
-    // The Merkle nodes the proofs read (leaf hashes and stored subtrees):
-    // every field of every row edited, and every row deleted.
-    let tree = columns("tree");
-    let keys: Vec<Vec<rusqlite::types::Value>> = {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let mut q = c
-            .prepare(&format!("SELECT {} FROM tree", tree.join(", ")))
-            .unwrap();
-        q.query_map([], |r| (0..tree.len()).map(|i| r.get(i)).collect())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    assert!(keys.len() > 66, "{} tree rows", keys.len());
-    // The row's every column, as parameters from `?first` on.
-    let matching = |first: usize| {
-        tree.iter()
-            .enumerate()
-            .map(|(i, col)| format!("{col} = ?{}", i + first))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    for row in &keys {
-        for (i, col) in tree.iter().enumerate() {
-            run(format!("tree.{col} of {row:?} edited"), &|c| {
-                use rusqlite::types::Value;
-                let new = match &row[i] {
-                    Value::Integer(v) => Value::Integer(v + 1_000_000),
-                    Value::Blob(b) => {
-                        let mut b = b.clone();
-                        b[0] ^= 0x5A;
-                        Value::Blob(b)
-                    }
-                    other => panic!("tree.{col}: {other:?}"),
-                };
-                let mut args = vec![new];
-                args.extend(row.iter().cloned());
+    // The Merkle nodes the proofs read (leaf hashes, stored subtrees, their
+    // tiles): every field of every row edited, and every row deleted.
+    let mut node_rows = 0;
+    for table in ["tree", "tiles"] {
+        let cols = columns(table);
+        let keys: Vec<Vec<rusqlite::types::Value>> = {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            let mut q = c
+                .prepare(&format!("SELECT {} FROM {table}", cols.join(", ")))
+                .unwrap();
+            q.query_map([], |r| (0..cols.len()).map(|i| r.get(i)).collect())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        node_rows += keys.len();
+        // The row's every column, as parameters from `?first` on.
+        let matching = |first: usize| {
+            cols.iter()
+                .enumerate()
+                .map(|(i, col)| format!("{col} = ?{}", i + first))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        for row in &keys {
+            for (i, col) in cols.iter().enumerate() {
+                run(format!("{table}.{col} of {row:?} edited"), &|c| {
+                    use rusqlite::types::Value;
+                    let new = match &row[i] {
+                        Value::Integer(v) => Value::Integer(v + 1_000_000),
+                        Value::Blob(b) => {
+                            let mut b = b.clone();
+                            b[0] ^= 0x5A;
+                            Value::Blob(b)
+                        }
+                        other => panic!("{table}.{col}: {other:?}"),
+                    };
+                    let mut args = vec![new];
+                    args.extend(row.iter().cloned());
+                    let n = c
+                        .execute(
+                            &format!("UPDATE {table} SET {col} = ?1 WHERE {}", matching(2)),
+                            rusqlite::params_from_iter(args),
+                        )
+                        .unwrap();
+                    assert_eq!(n, 1);
+                });
+            }
+            run(format!("{table} row {row:?} deleted"), &|c| {
                 let n = c
                     .execute(
-                        &format!("UPDATE tree SET {col} = ?1 WHERE {}", matching(2)),
-                        rusqlite::params_from_iter(args),
+                        &format!("DELETE FROM {table} WHERE {}", matching(1)),
+                        rusqlite::params_from_iter(row.iter().cloned()),
                     )
                     .unwrap();
                 assert_eq!(n, 1);
             });
         }
-        run(format!("tree row {row:?} deleted"), &|c| {
-            let n = c
-                .execute(
-                    &format!("DELETE FROM tree WHERE {}", matching(1)),
-                    rusqlite::params_from_iter(row.iter().cloned()),
-                )
-                .unwrap();
-            assert_eq!(n, 1);
-        });
     }
+    assert!(node_rows >= 8, "{node_rows} node and tile rows");
     run("an index row duplicated at another time".into(), &|c| {
         c.execute(
             "INSERT INTO disclosures SELECT patient, time + 1, seq FROM disclosures WHERE seq = 20",
@@ -764,7 +805,10 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
         .map(|e| (e.time, e.seq))
         .collect();
     assert_eq!(expected.len(), 1200);
-    assert!(expected.windows(2).any(|w| w[0].0 > w[1].0), "times out of order");
+    assert!(
+        expected.windows(2).any(|w| w[0].0 > w[1].0),
+        "times out of order"
+    );
     expected.sort_unstable();
     let listing = |srs: &Srs| -> Result<Vec<(u64, u64)>, SrsError> {
         srs.disclosures(&patient, 0, u64::MAX)

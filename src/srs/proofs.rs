@@ -14,7 +14,7 @@ use crate::srs::journal::{STORED_LEVEL, kept_level};
 use crate::srs::secrets::checkpoint_is_signed_by;
 use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
-use crate::store::{Store, TILE_LEVELS, TILE_WIDTH, TileBuilder};
+use crate::store::{Store, TILE_LEVELS, TILE_NODES, TILE_WIDTH, TileBuilder};
 
 /// How many hashes a long check keeps before it starts afresh (few in a
 /// debug build, so that the tests run through the fresh starts often).
@@ -257,10 +257,10 @@ impl<'a> TreeCheck<'a> {
                     let at = (base >> level) + index;
                     pending.push((level, at, *h));
                     let tile = TILE_LEVELS.iter().position(|&l| l == level);
-                    if let Some(b) = tile.and_then(|t| tiles.get_mut(t)).filter(|_| keeps_tiles) {
-                        if let Some((t, bytes)) = b.push(at, h) {
-                            whole.push((level, t, bytes));
-                        }
+                    if let Some(b) = tile.and_then(|t| tiles.get_mut(t)).filter(|_| keeps_tiles)
+                        && let Some((t, bytes)) = b.push(at, h)
+                    {
+                        whole.push((level, t, bytes));
                     }
                 }
             });
@@ -313,20 +313,14 @@ impl<'a> TreeCheck<'a> {
         if self.base == 0 && self.tree.root() != head.root() {
             return Err(SrsError::Tampered("audit tree"));
         }
+        // A store of tiles keeps a leaf hash in its block's tile once the
+        // block is whole, and nowhere else: one kept twice was put back.
+        let whole = head.size() / TILE_WIDTH * TILE_WIDTH;
+        if self.store.keeps_tiles() && self.store.untiled(0, whole)? > 0 {
+            return Err(SrsError::Tampered("audit tree"));
+        }
         Ok(())
     }
-}
-
-/// The sixteen hashes of a tile's bytes, if it holds exactly that.
-fn tile_hashes(bytes: &[u8]) -> Option<[Hash; TILE_WIDTH as usize]> {
-    let mut out = [[0u8; 32]; TILE_WIDTH as usize];
-    if bytes.len() != out.len() * 32 {
-        return None;
-    }
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(32)) {
-        o.copy_from_slice(c);
-    }
-    Some(out)
 }
 
 /// Subtrees by position, the latest per level and side: what the latest
@@ -398,6 +392,9 @@ pub(crate) struct EntryCheck<'a> {
     /// The whole blocks [`Self::prepare`] read for a page of entries, by
     /// number: their leaf hashes as the store gave them.
     ahead: HashMap<u64, [Hash; 1 << STORED_LEVEL], BuildHasherDefault<PositionHasher>>,
+    /// The blocks whose tiles [`Self::prepare`] read (in order): their
+    /// entries' climbs start at the leaf, their siblings read ahead.
+    tiled: Vec<u64>,
     /// [`Self::prepare`] bounds the caches (once per page, before it reads
     /// ahead), so that [`Self::check`] does not drop what was read ahead.
     prepared: bool,
@@ -414,6 +411,7 @@ impl<'a> EntryCheck<'a> {
             climbed: Vec::new(),
             block: None,
             ahead: HashMap::default(),
+            tiled: Vec::new(),
             prepared: false,
         }
     }
@@ -460,16 +458,21 @@ impl<'a> EntryCheck<'a> {
             .collect();
         blocks.sort_unstable();
         blocks.dedup();
-        // Each block's sixteen leaf hashes: from its tile (one row), else
-        // from the node table.
-        for (b, bytes) in store.tiles(0, &blocks)? {
-            if let Some(leaves) = tile_hashes(&bytes) {
-                self.ahead.insert(b, leaves);
-            }
-        }
+        // The blocks' tiles (one row each: the sixteen leaf hashes and the
+        // subtrees over them); for a block without one, its sixteen leaf
+        // hashes from the node table.
+        let mut tiles: Vec<(u32, u64, Vec<u8>)> = store
+            .tiles(0, &blocks)?
+            .into_iter()
+            .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
+            .map(|(t, bytes)| (0, t, bytes))
+            .collect();
+        tiles.sort_unstable_by_key(|t| t.1);
+        self.tiled.clear();
+        self.tiled.extend(tiles.iter().map(|t| t.1));
         let ranges: Vec<(u64, u64)> = blocks
             .iter()
-            .filter(|b| !self.ahead.contains_key(b))
+            .filter(|b| self.tiled.binary_search(b).is_err())
             .map(|&b| (b * size, b * size + size - 1))
             .collect();
         if !ranges.is_empty() {
@@ -500,13 +503,7 @@ impl<'a> EntryCheck<'a> {
         let mut wanted = Vec::new();
         let mut climb = Vec::new();
         for &i in &positions {
-            // A whole block not read ahead is read by its check (or, cut
-            // by archiving, climbed from its leaf as the check reads it).
-            let start = if self.whole(i >> STORED_LEVEL) {
-                STORED_LEVEL
-            } else {
-                0
-            };
+            let start = self.start(i);
             climb.push((start, i >> start));
             for level in start..63u32 {
                 let j = i >> level;
@@ -525,32 +522,62 @@ impl<'a> EntryCheck<'a> {
                 passed.insert(level, j, ());
             }
         }
-        // The siblings below the next tile level from the tiles above the
-        // blocks (one row for sixteen blocks and the subtrees over them);
-        // what no tile gives, from the node table.
+        // The siblings in tiles: below level 4 from the blocks' tiles, from
+        // level 4 up to 8 from the tiles over sixteen blocks; the others
+        // from the node table.
         wanted.sort_unstable();
-        let tiled = |&(level, j): &(u32, u64)| {
-            let up = level.checked_sub(STORED_LEVEL).filter(|&u| u < STORED_LEVEL)?;
+        let tile_of = |top: u32, &(level, j): &(u32, u64)| {
+            let up = level.checked_sub(top).filter(|&u| u < STORED_LEVEL)?;
             Some((j << up) / TILE_WIDTH)
         };
-        let mut tiles: Vec<u64> = wanted.iter().filter_map(tiled).collect();
-        tiles.sort_unstable();
-        tiles.dedup();
-        for (t, bytes) in store.tiles(STORED_LEVEL, &tiles)? {
-            let Some(nodes) = tile_hashes(&bytes) else {
+        let mut upper: Vec<u64> = wanted
+            .iter()
+            .filter_map(|w| tile_of(STORED_LEVEL, w))
+            .collect();
+        upper.sort_unstable();
+        upper.dedup();
+        tiles.extend(
+            store
+                .tiles(STORED_LEVEL, &upper)?
+                .into_iter()
+                .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
+                .map(|(t, bytes)| (STORED_LEVEL, t, bytes)),
+        );
+        tiles.sort_unstable_by_key(|t| (t.0, t.1));
+        for w in &wanted {
+            let Some((top, t)) = TILE_LEVELS
+                .iter()
+                .find_map(|&top| Some((top, tile_of(top, w)?)))
+            else {
                 continue;
             };
-            let mut tree = Frontier::new();
-            for h in nodes {
-                tree.push_reporting(h, &mut |up, index, h| {
-                    let at = (STORED_LEVEL + up, ((t * TILE_WIDTH) >> up) + index);
-                    if wanted.binary_search(&at).is_ok() {
-                        self.nodes.cache.insert(at, *h);
-                    }
-                });
+            let Ok(k) = tiles.binary_search_by_key(&(top, t), |x| (x.0, x.1)) else {
+                continue;
+            };
+            let up = w.0 - top;
+            // Level by level from the bottom: 16, 8, 4, 2, 1 nodes.
+            let first = (0..up).map(|u| TILE_WIDTH >> u).sum::<u64>();
+            let at = first + w.1 - t * (TILE_WIDTH >> up);
+            let node = usize::try_from(at * 32)
+                .ok()
+                .and_then(|a| tiles.get(k)?.2.get(a..a + 32));
+            if let Some(h) = node.and_then(|n| Hash::try_from(n).ok()) {
+                self.nodes.cache.insert(*w, h);
             }
         }
         self.nodes.prefetch(&wanted)
+    }
+
+    /// The level the climb from entry `i` starts at: the leaf in a block
+    /// whose tile was read (its siblings are read ahead) or one cut by
+    /// archiving; else the root of its whole block ([`Self::block_root`]).
+    fn start(&self, i: u64) -> u32 {
+        let b = i >> STORED_LEVEL;
+        if self.whole(b) && self.tiled.binary_search(&b).is_err() {
+            STORED_LEVEL
+        } else {
+            0
+        }
     }
 
     /// The root of block `b` (the perfect subtree of `2^STORED_LEVEL`
@@ -633,8 +660,7 @@ impl<'a> EntryCheck<'a> {
         // of its leaves and fifteen hashes, instead of a sibling per level
         // below it.
         let b = i >> STORED_LEVEL;
-        let (start, from) = match self
-            .whole(b)
+        let (start, from) = match (self.start(i) == STORED_LEVEL)
             .then(|| self.block_root(b, i, &leaf))
             .transpose()?
             .flatten()

@@ -273,38 +273,62 @@ pub struct TreeNode {
 }
 
 /// The nodes of a tile ([`Store::tiles`]).
-pub const TILE_WIDTH: u64 = 16;
+pub const TILE_WIDTH: u64 = TILE_BOTTOM as u64;
+
+/// [`TILE_WIDTH`], as a count.
+pub(crate) const TILE_BOTTOM: usize = 16;
 
 /// The levels of the Merkle tree a store may keep tiles of: the entries'
 /// leaf hashes and the lowest level of subtrees kept above them, which a
 /// proof of an entry reads (the levels above are few nodes, shared).
 pub const TILE_LEVELS: [u32; 2] = [0, 4];
 
-/// A tile gathered from its nodes, given in order of position.
+/// A tile gathered from its bottom nodes, given in order of position.
 #[derive(Default)]
 pub(crate) struct TileBuilder {
-    /// Its index and the nodes so far (consecutive from its first).
+    /// Its index and its bottom nodes so far (consecutive from its first).
     at: u64,
-    hashes: Vec<u8>,
+    bottom: Vec<[u8; 32]>,
 }
 
 impl TileBuilder {
-    /// Adds node `idx`; the tile's index and bytes once it is whole. A gap
-    /// (a node missing or not 32 bytes) leaves its tile out.
+    /// Adds node `idx` of the tile's bottom level; the tile's index and
+    /// bytes ([`Store::tiles`]) once its bottom is whole. A gap (a node
+    /// missing or not 32 bytes) leaves its tile out.
     pub(crate) fn push(&mut self, idx: u64, hash: &[u8]) -> Option<(u64, Vec<u8>)> {
         let (t, at) = (idx / TILE_WIDTH, idx % TILE_WIDTH);
-        let have = (self.hashes.len() / 32) as u64;
-        if t != self.at || at != have || hash.len() != 32 {
+        let hash: Option<[u8; 32]> = hash.try_into().ok();
+        if t != self.at || at != self.bottom.len() as u64 || hash.is_none() {
             self.at = t;
-            self.hashes.clear();
-            if at != 0 || hash.len() != 32 {
-                return None;
-            }
+            self.bottom.clear();
         }
-        self.hashes.extend_from_slice(hash);
-        (at + 1 == TILE_WIDTH).then(|| (t, std::mem::take(&mut self.hashes)))
+        if at != self.bottom.len() as u64 {
+            return None;
+        }
+        self.bottom.push(hash?);
+        if at + 1 != TILE_WIDTH {
+            return None;
+        }
+        // The levels above, each from the one below.
+        let mut bytes = Vec::with_capacity(TILE_NODES * 32);
+        let mut level = std::mem::take(&mut self.bottom);
+        while !level.is_empty() {
+            bytes.extend(level.iter().flatten());
+            level = level
+                .chunks_exact(2)
+                .map(|p| match p {
+                    [l, r] => crate::merkle::node_hash(l, r),
+                    _ => [0; 32],
+                })
+                .collect();
+        }
+        Some((t, bytes))
     }
 }
+
+/// The nodes of a tile: its bottom level's [`TILE_WIDTH`] and the levels
+/// above them up to its root.
+pub const TILE_NODES: usize = 2 * TILE_BOTTOM - 1;
 
 /// One atomic, durable step: registry rows to insert or replace, audit
 /// entries to append, the new head, and perhaps a checkpoint.
@@ -481,9 +505,11 @@ pub trait Store: Send + Sync {
     }
 
     /// The tiles of `level` among `wanted` that the store kept, with their
-    /// indexes, in any order: tile `t` holds the [`TILE_WIDTH`] nodes of
-    /// `level` from position `t * TILE_WIDTH`, their hashes one after the
-    /// other — a read of one row where the nodes would be sixteen. Only
+    /// indexes, in any order. Tile `t` of `level` is the perfect subtree
+    /// over the [`TILE_WIDTH`] nodes of `level` from position
+    /// `t * TILE_WIDTH`: its [`TILE_NODES`] hashes level by level from
+    /// that bottom one up to its root, each level from left to right — one
+    /// row where a proof would read sixteen nodes and hash fifteen. Only
     /// whole tiles of [`TILE_LEVELS`] are kept; the default keeps none
     /// (readers then read the nodes). Nothing here is trusted: whoever
     /// reads a tile checks what it proves.
@@ -493,6 +519,17 @@ pub trait Store: Send + Sync {
     fn tiles(&self, level: u32, wanted: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let _ = (level, wanted);
         Ok(Vec::new())
+    }
+
+    /// How many nodes of `level` with an index below `below` the store
+    /// keeps outside tiles (a store of tiles keeps a tile's nodes in it
+    /// alone). The default keeps no tiles and answers 0.
+    ///
+    /// # Errors
+    /// A [`StoreError`] if reading fails.
+    fn untiled(&self, level: u32, below: u64) -> Result<u64, StoreError> {
+        let _ = (level, below);
+        Ok(0)
     }
 
     /// Whether the store keeps every whole tile ([`Store::tiles`]) of the

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
@@ -23,7 +24,7 @@ use super::{
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
-use crate::store::{TILE_LEVELS, TILE_WIDTH, TileBuilder};
+use crate::store::{TILE_BOTTOM, TILE_LEVELS, TILE_WIDTH, TileBuilder};
 
 const SCHEMA_VERSION: i64 = 6;
 
@@ -197,6 +198,14 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StoreError::with_source(ctx("opening a reader of"), e))?;
+        // Plans that do not depend on the values bound: otherwise SQLite
+        // prepares a statement anew whenever a value it planned with
+        // changes (a `LIMIT ?`, or a `column = ?` bound to 0 or 1), which
+        // the hot reads do at every call.
+        for conn in [&writer, &reader] {
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                .map_err(|e| StoreError::with_source(ctx("configuring"), e))?;
+        }
         let store = Self {
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
@@ -364,10 +373,11 @@ fn init(conn: &Connection) -> Result<(), InitError> {
             .map_err(sql("reading the schema version of"))?;
         match version {
             Some(SCHEMA_VERSION) => {}
-            // Schema 6 keeps tiles of the node table: built from it.
+            // Schema 6 keeps the entries' leaf hashes (level 0 of the
+            // Merkle tree) and the level above the blocks in tiles of
+            // sixteen (schema 5 kept each leaf hash as a node, 4 none):
+            // built from the node table (with the leaf hashes of 4).
             Some(5) => upgrade(conn, false)?,
-            // Schema 5 keeps the hashes of the entries (level 0 of the
-            // Merkle tree) in the node table: added for every entry there.
             Some(4) => upgrade(conn, true)?,
             // Schema 4 adds the Merkle tree's node table (created below,
             // empty: proofs hash the entries of before until the SRS's
@@ -498,7 +508,8 @@ fn insert_leaves(tx: &Connection) -> Result<(), InitError> {
     })
 }
 
-/// Every whole tile of the node table ([`TILE_LEVELS`]), from its nodes.
+/// Every whole tile of the node table ([`TILE_LEVELS`]), from its nodes;
+/// the leaf hashes a tile holds then leave the node table.
 fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
     let mut put = tx
         .prepare("INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")
@@ -517,12 +528,18 @@ fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
             let hash = hash
                 .as_blob()
                 .map_err(|_| InitError::Store(StoreError::corrupt("corrupt tree row in")))?;
-            if let Some((t, hashes)) = tile.push(to_u64(idx), hash) {
-                put.execute(params![level, to_i64(t), hashes])
+            if let Some((t, bytes)) = tile.push(to_u64(idx), hash) {
+                put.execute(params![level, to_i64(t), bytes])
                     .map_err(sql("migrating the schema of"))?;
             }
         }
     }
+    tx.execute(
+        "DELETE FROM tree WHERE level = 0 \
+         AND EXISTS (SELECT 1 FROM tiles t WHERE t.level = 0 AND t.idx = tree.idx / 16)",
+        [],
+    )
+    .map_err(sql("migrating the schema of"))?;
     Ok(())
 }
 
@@ -627,15 +644,16 @@ fn write_commit(tx: &rusqlite::Transaction<'_>, c: &Commit) -> rusqlite::Result<
 }
 
 /// Tile `t` of `level` from its nodes in the node table, if they are all
-/// there (else none is written: readers then read the nodes).
+/// there (else none is written: readers then read the nodes). The leaf
+/// hashes a tile of level 0 holds then leave the node table.
 fn write_tile(tx: &rusqlite::Transaction<'_>, level: u32, t: u64) -> rusqlite::Result<()> {
     // The level written in, not bound (see `tree_ranges`).
     let mut q = tx.prepare_cached(&format!(
         "SELECT idx, hash FROM tree WHERE level = {level} AND idx >= ?1 AND idx <= ?2"
     ))?;
-    let first = t * TILE_WIDTH;
-    let mut rows = q.query(params![to_i64(first), to_i64(first + TILE_WIDTH - 1)])?;
-    let mut nodes: Vec<(u64, Vec<u8>)> = Vec::with_capacity(16);
+    let (first, last) = (t * TILE_WIDTH, t * TILE_WIDTH + TILE_WIDTH - 1);
+    let mut rows = q.query(params![to_i64(first), to_i64(last)])?;
+    let mut nodes: Vec<(u64, Vec<u8>)> = Vec::with_capacity(TILE_BOTTOM);
     while let Some(r) = rows.next()? {
         nodes.push((to_u64(r.get(0)?), r.get(1)?));
     }
@@ -643,8 +661,14 @@ fn write_tile(tx: &rusqlite::Transaction<'_>, level: u32, t: u64) -> rusqlite::R
     let mut tile = TileBuilder::default();
     for (idx, hash) in nodes {
         if let Some((_, hashes)) = tile.push(idx, &hash) {
-            tx.prepare_cached("INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")?
-                .execute(params![level, to_i64(t), hashes])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![level, to_i64(t), hashes])?;
+            if level == 0 {
+                tx.prepare_cached("DELETE FROM tree WHERE level = 0 AND idx >= ?1 AND idx <= ?2")?
+                    .execute(params![to_i64(first), to_i64(last)])?;
+            }
         }
     }
     Ok(())
@@ -837,12 +861,42 @@ impl Store for SqliteStore {
                 |h| hash32(h, "audit tree"),
             )?);
         }
+        // Leaf hashes are kept in their block's tile once it is whole.
+        if level == 0 {
+            let mut tiles: Vec<u64> = ranges
+                .iter()
+                .flat_map(|&(from, to)| from / TILE_WIDTH..=to / TILE_WIDTH)
+                .collect();
+            tiles.sort_unstable();
+            tiles.dedup();
+            for (t, bytes) in self.tiles(0, &tiles)? {
+                let bottom = bytes.chunks_exact(32).take(TILE_BOTTOM);
+                for (i, h) in (t * TILE_WIDTH..).zip(bottom) {
+                    if ranges.iter().any(|&(from, to)| (from..=to).contains(&i)) {
+                        out.push((i, hash32(h, "audit tree")?));
+                    }
+                }
+            }
+        }
         out.sort_unstable_by_key(|&(i, _)| i);
+        out.dedup_by_key(|&mut (i, _)| i);
         Ok(out)
     }
 
     fn keeps_tiles(&self) -> bool {
         true
+    }
+
+    fn untiled(&self, level: u32, below: u64) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .reader()
+            .query_row(
+                "SELECT count(*) FROM tree WHERE level = ?1 AND idx < ?2",
+                params![level, to_i64(below)],
+                |r| r.get(0),
+            )
+            .map_err(self.err("reading the audit tree"))?;
+        Ok(to_u64(n))
     }
 
     fn tiles(&self, level: u32, wanted: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
@@ -928,6 +982,35 @@ impl Store for SqliteStore {
                 }
             }
             out.extend(got);
+        }
+        drop(conn);
+        // Leaf hashes are kept in their block's tile once it is whole.
+        let mut tiles: Vec<u64> = wanted
+            .iter()
+            .zip(&out)
+            .filter(|((level, _), h)| *level == 0 && h.is_none())
+            .map(|((_, i), _)| i / TILE_WIDTH)
+            .collect();
+        if !tiles.is_empty() {
+            tiles.sort_unstable();
+            tiles.dedup();
+            let mut read = self.tiles(0, &tiles)?;
+            read.sort_unstable_by_key(|t| t.0);
+            for (&(level, i), h) in wanted.iter().zip(out.iter_mut()) {
+                if level != 0 || h.is_some() {
+                    continue;
+                }
+                let Ok(k) = read.binary_search_by_key(&(i / TILE_WIDTH), |t| t.0) else {
+                    continue;
+                };
+                let at = usize::try_from(i % TILE_WIDTH).unwrap_or(usize::MAX);
+                if let Some(bytes) = read
+                    .get(k)
+                    .and_then(|t| t.1.get(at.saturating_mul(32)..at.saturating_mul(32) + 32))
+                {
+                    *h = Some(hash32(bytes, "audit tree")?);
+                }
+            }
         }
         Ok(out)
     }
