@@ -819,23 +819,37 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
     drop(log);
     // Leaf hashes (level 0) and stored subtrees (level 4 up) at the start,
     // the middle and the end of the log.
-    let rows: Vec<(i64, i64)> = {
+    // Nodes (leaf hashes of the last, partial block; subtrees from level
+    // 4 up) and tiles (of leaf hashes; of level 4) at the start, the middle
+    // and the end of the log.
+    let rows = |sql: &str| -> Vec<(i64, i64)> {
         let c = rusqlite::Connection::open(&db).unwrap();
-        let mut q = c
-            .prepare("SELECT level, idx FROM tree WHERE idx IN (0, 1, 37, 600, 1199, 1200)")
-            .unwrap();
+        let mut q = c.prepare(sql).unwrap();
         q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect()
     };
-    assert!(rows.len() > 6, "{rows:?}");
-    for (level, idx) in rows {
+    let nodes = rows("SELECT level, idx FROM tree WHERE idx IN (0, 1, 37, 600, 1200)");
+    let tiles = rows("SELECT level, idx FROM tiles WHERE idx IN (0, 1, 2, 37, 74)");
+    assert!(nodes.len() > 6 && tiles.len() > 6, "{nodes:?} {tiles:?}");
+    let cases = nodes
+        .into_iter()
+        .map(|n| ("tree", "hash", n))
+        .chain(tiles.into_iter().map(|t| ("tiles", "hashes", t)));
+    for (table, col, (level, idx)) in cases {
         let case = dir.path().join("case.db");
         copy(&db, &case);
         let c = rusqlite::Connection::open(&case).unwrap();
+        // A node's first byte; in a tile, that of its right subtree of
+        // eight (the node at 29, the sibling of its first entry's climb).
+        let at = if table == "tiles" { 29 * 32 + 1 } else { 1 };
         c.execute(
-            "UPDATE tree SET hash = CAST(X'00' || substr(hash, 2) AS BLOB) WHERE level = ?1 AND idx = ?2",
+            &format!(
+                "UPDATE {table} SET {col} = \
+                 CAST(substr({col}, 1, {at} - 1) || X'00' || substr({col}, {at} + 1) AS BLOB) \
+                 WHERE level = ?1 AND idx = ?2"
+            ),
             [level, idx],
         )
         .unwrap();
@@ -843,15 +857,14 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
         let srs = open(SqliteStore::open(&case).unwrap());
         match listing(&srs) {
             Err(_) => {}
-            // A leaf hash of a whole block is read with its block: the
-            // block's root no longer leads to the signed root.
-            Ok(_) if level == 0 && idx < 1200 => {
-                panic!("leaf hash {idx} altered: the listing still proven")
+            // A block's tile gives its first disclosure's siblings.
+            Ok(_) if table == "tiles" && level == 0 => {
+                panic!("tile {idx} of leaf hashes altered: the listing still proven")
             }
-            // One of the last, partial block is not read (its entries are
-            // hashed instead), nor a subtree a climb computed itself:
-            // ignored, never trusted.
-            Ok(list) => assert_eq!(list, expected, "node ({level}, {idx}) altered"),
+            // A leaf hash of the last, partial block is not read (its
+            // entries are hashed instead), nor a subtree a climb computed
+            // itself: ignored, never trusted.
+            Ok(list) => assert_eq!(list, expected, "{table} ({level}, {idx}) altered"),
         }
     }
 }

@@ -521,14 +521,14 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// How many nodes of `level` with an index below `below` the store
-    /// keeps outside tiles (a store of tiles keeps a tile's nodes in it
+    /// How many nodes of `level` with `from <= index < to` the store keeps
+    /// outside tiles (a store of tiles keeps a whole tile's nodes in it
     /// alone). The default keeps no tiles and answers 0.
     ///
     /// # Errors
     /// A [`StoreError`] if reading fails.
-    fn untiled(&self, level: u32, below: u64) -> Result<u64, StoreError> {
-        let _ = (level, below);
+    fn untiled(&self, level: u32, from: u64, to: u64) -> Result<u64, StoreError> {
+        let _ = (level, from, to);
         Ok(0)
     }
 
@@ -984,5 +984,57 @@ impl Store for MemoryStore {
                     .ok_or_else(|| StoreError::corrupt("disclosure index names a missing entry"))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation
+    )]
+    use super::*;
+    use crate::merkle::{Frontier, node_hash};
+
+    fn node(i: u64) -> [u8; 32] {
+        crate::merkle::leaf_hash(&i.to_be_bytes())
+    }
+
+    /// A tile is its sixteen bottom nodes, then each level above from left
+    /// to right, its root last; only a whole run of sixteen from a tile's
+    /// first position makes one.
+    #[test]
+    fn a_tile_is_its_bottom_and_the_subtrees_over_it() {
+        let mut b = TileBuilder::default();
+        let mut got = Vec::new();
+        for i in 16..48 {
+            got.extend(b.push(i, &node(i)));
+        }
+        assert_eq!(got.len(), 2);
+        let (t, bytes) = &got[1];
+        assert_eq!(*t, 2);
+        assert_eq!(bytes.len(), TILE_NODES * 32);
+        let mut tree = Frontier::new();
+        (32..48).for_each(|i| tree.push(node(i)));
+        assert_eq!(&bytes[30 * 32..], &tree.root());
+        assert_eq!(&bytes[..32], &node(32));
+        assert_eq!(&bytes[16 * 32..17 * 32], &node_hash(&node(32), &node(33)));
+        // A gap, a start past a tile's first position, a hash of another
+        // length: no tile.
+        let mut b = TileBuilder::default();
+        let skipped: Vec<_> = (0..16)
+            .filter(|&i| i != 7)
+            .filter_map(|i| b.push(i, &node(i)))
+            .collect();
+        assert!(skipped.is_empty());
+        let mut b = TileBuilder::default();
+        assert!((5..21).filter_map(|i| b.push(i, &node(i))).next().is_none());
+        let mut b = TileBuilder::default();
+        let short = (0..16).filter_map(|i| {
+            let h = node(i);
+            b.push(i, if i == 3 { &h[..31] } else { &h[..] })
+        });
+        assert_eq!(short.count(), 0);
     }
 }

@@ -887,12 +887,12 @@ impl Store for SqliteStore {
         true
     }
 
-    fn untiled(&self, level: u32, below: u64) -> Result<u64, StoreError> {
+    fn untiled(&self, level: u32, from: u64, to: u64) -> Result<u64, StoreError> {
         let n: i64 = self
             .reader()
             .query_row(
-                "SELECT count(*) FROM tree WHERE level = ?1 AND idx < ?2",
-                params![level, to_i64(below)],
+                "SELECT count(*) FROM tree WHERE level = ?1 AND idx >= ?2 AND idx < ?3",
+                params![level, to_i64(from), to_i64(to)],
                 |r| r.get(0),
             )
             .map_err(self.err("reading the audit tree"))?;
