@@ -515,24 +515,19 @@ fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
         .prepare("INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")
         .map_err(sql("migrating the schema of"))?;
     for level in TILE_LEVELS {
-        let mut q = tx
-            .prepare(&format!(
-                "SELECT idx, hash FROM tree WHERE level = {level} ORDER BY idx"
-            ))
-            .map_err(sql("migrating the schema of"))?;
-        let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
         let mut tile = TileBuilder::default();
-        while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
-            let idx: i64 = r.get(0).map_err(sql("migrating the schema of"))?;
-            let hash = r.get_ref(1).map_err(sql("migrating the schema of"))?;
-            let hash = hash
-                .as_blob()
-                .map_err(|_| InitError::Store(StoreError::corrupt("corrupt tree row in")))?;
-            if let Some((t, bytes)) = tile.push(to_u64(idx), hash) {
-                put.execute(params![level, to_i64(t), bytes])
-                    .map_err(sql("migrating the schema of"))?;
-            }
-        }
+        each_row(
+            tx,
+            &format!("SELECT idx, hash FROM tree WHERE level = {level} ORDER BY idx"),
+            "corrupt tree row in",
+            |idx, hash| {
+                if let Some((t, bytes)) = tile.push(to_u64(idx), hash) {
+                    put.execute(params![level, to_i64(t), bytes])
+                        .map_err(sql("migrating the schema of"))?;
+                }
+                Ok(())
+            },
+        )?;
     }
     tx.execute(
         "DELETE FROM tree WHERE level = 0 \
@@ -547,19 +542,33 @@ fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
 /// order (a migration's walk).
 fn each_entry(
     tx: &Connection,
+    f: impl FnMut(i64, &[u8]) -> Result<(), InitError>,
+) -> Result<(), InitError> {
+    each_row(
+        tx,
+        "SELECT seq, entry FROM audit ORDER BY seq",
+        "corrupt audit row in",
+        f,
+    )
+}
+
+/// Calls `f` with each `(integer, blob)` row of `query`, in its order (a
+/// migration's walk); a row without a blob is `corrupt`.
+fn each_row(
+    tx: &Connection,
+    query: &str,
+    corrupt: &'static str,
     mut f: impl FnMut(i64, &[u8]) -> Result<(), InitError>,
 ) -> Result<(), InitError> {
-    let mut q = tx
-        .prepare("SELECT seq, entry FROM audit ORDER BY seq")
-        .map_err(sql("migrating the schema of"))?;
+    let mut q = tx.prepare(query).map_err(sql("migrating the schema of"))?;
     let mut rows = q.query([]).map_err(sql("migrating the schema of"))?;
     while let Some(r) = rows.next().map_err(sql("migrating the schema of"))? {
-        let seq: i64 = r.get(0).map_err(sql("migrating the schema of"))?;
-        let entry = r.get_ref(1).map_err(sql("migrating the schema of"))?;
-        let entry = entry
+        let key: i64 = r.get(0).map_err(sql("migrating the schema of"))?;
+        let blob = r.get_ref(1).map_err(sql("migrating the schema of"))?;
+        let blob = blob
             .as_blob()
-            .map_err(|_| InitError::Store(StoreError::corrupt("corrupt audit row in")))?;
-        f(seq, entry)?;
+            .map_err(|_| InitError::Store(StoreError::corrupt(corrupt)))?;
+        f(key, blob)?;
     }
     Ok(())
 }
