@@ -50,6 +50,14 @@ use crate::store::{
 /// (level 0, also kept), proofs hash.
 pub(crate) const STORED_LEVEL: u32 = 4;
 
+// A store's tiles are of the leaves and of this level (a proof reads a
+// block's tile, then the tile above the blocks).
+const _: () = assert!(
+    crate::store::TILE_LEVELS[0] == 0
+        && crate::store::TILE_LEVELS[1] == STORED_LEVEL
+        && crate::store::TILE_WIDTH == 1 << STORED_LEVEL
+);
+
 /// Whether the nodes of `level` go to the store: every level from
 /// [`STORED_LEVEL`] up, and the leaves' hashes (level 0), so that a proof
 /// reads a block's sixteen leaves as one range of small rows instead of
