@@ -14,7 +14,7 @@ use crate::srs::journal::{STORED_LEVEL, kept_level};
 use crate::srs::secrets::checkpoint_is_signed_by;
 use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
-use crate::store::{Store, TILE_LEVELS, TILE_NODES, TILE_WIDTH, TileBuilder};
+use crate::store::{Store, TILE_LEVELS, TILE_NODES, TILE_WIDTH, TileBuilder, tile_node, tile_of};
 
 /// How many hashes a long check keeps before it starts afresh (few in a
 /// debug build, so that the tests run through the fresh starts often).
@@ -232,6 +232,8 @@ pub(crate) struct TreeCheck<'a> {
     /// the whole ones to compare, `(level, index, bytes)`.
     tiles: [TileBuilder; TILE_LEVELS.len()],
     whole: Vec<(u32, u64, Vec<u8>)>,
+    /// Whether the store keeps tiles (asked once).
+    keeps_tiles: bool,
 }
 
 impl<'a> TreeCheck<'a> {
@@ -243,12 +245,13 @@ impl<'a> TreeCheck<'a> {
             pending: Vec::new(),
             tiles: Default::default(),
             whole: Vec::new(),
+            keeps_tiles: store.keeps_tiles(),
         }
     }
 
     pub(crate) fn push(&mut self, entry: &AuditEntry) -> Result<(), SrsError> {
         let aligned = self.base.trailing_zeros();
-        let keeps_tiles = self.store.keeps_tiles();
+        let keeps_tiles = self.keeps_tiles;
         let (base, pending) = (self.base, &mut self.pending);
         let (tiles, whole) = (&mut self.tiles, &mut self.whole);
         self.tree
@@ -319,7 +322,7 @@ impl<'a> TreeCheck<'a> {
         // may have left it no tile.)
         let from = self.base.div_ceil(TILE_WIDTH) * TILE_WIDTH;
         let to = head.size() / TILE_WIDTH * TILE_WIDTH;
-        if self.store.keeps_tiles() && from < to && self.store.untiled(0, from, to)? > 0 {
+        if self.keeps_tiles && from < to && self.store.untiled(0, from, to)? > 0 {
             return Err(SrsError::Tampered("audit tree"));
         }
         Ok(())
@@ -529,13 +532,9 @@ impl<'a> EntryCheck<'a> {
         // level 4 up to 8 from the tiles over sixteen blocks; the others
         // from the node table.
         wanted.sort_unstable();
-        let tile_of = |top: u32, &(level, j): &(u32, u64)| {
-            let up = level.checked_sub(top).filter(|&u| u < STORED_LEVEL)?;
-            Some((j << up) / TILE_WIDTH)
-        };
         let mut upper: Vec<u64> = wanted
             .iter()
-            .filter_map(|w| tile_of(STORED_LEVEL, w))
+            .filter_map(|&(level, j)| tile_of(STORED_LEVEL, level, j))
             .collect();
         upper.sort_unstable();
         upper.dedup();
@@ -547,25 +546,18 @@ impl<'a> EntryCheck<'a> {
                 .map(|(t, bytes)| (STORED_LEVEL, t, bytes)),
         );
         tiles.sort_unstable_by_key(|t| (t.0, t.1));
-        for w in &wanted {
+        for &(level, j) in &wanted {
             let Some((top, t)) = TILE_LEVELS
                 .iter()
-                .find_map(|&top| Some((top, tile_of(top, w)?)))
+                .find_map(|&top| Some((top, tile_of(top, level, j)?)))
             else {
                 continue;
             };
             let Ok(k) = tiles.binary_search_by_key(&(top, t), |x| (x.0, x.1)) else {
                 continue;
             };
-            let up = w.0 - top;
-            // Level by level from the bottom: 16, 8, 4, 2, 1 nodes.
-            let first = (0..up).map(|u| TILE_WIDTH >> u).sum::<u64>();
-            let at = first + w.1 - t * (TILE_WIDTH >> up);
-            let node = usize::try_from(at * 32)
-                .ok()
-                .and_then(|a| tiles.get(k)?.2.get(a..a + 32));
-            if let Some(h) = node.and_then(|n| Hash::try_from(n).ok()) {
-                self.nodes.cache.insert(*w, h);
+            if let Some(h) = tiles.get(k).and_then(|x| tile_node(&x.2, top, t, level, j)) {
+                self.nodes.cache.insert((level, j), h);
             }
         }
         self.nodes.prefetch(&wanted)

@@ -326,6 +326,34 @@ impl TileBuilder {
     }
 }
 
+/// The tile of bottom level `bottom` that holds node `index` of `level`
+/// below the tile's root, if `level` is one of its levels.
+pub(crate) fn tile_of(bottom: u32, level: u32, index: u64) -> Option<u64> {
+    let up = level
+        .checked_sub(bottom)
+        .filter(|&u| u64::from(u) < u64::from(TILE_WIDTH.trailing_zeros()))?;
+    Some((index << up) / TILE_WIDTH)
+}
+
+/// Node `index` of `level` from the bytes of tile `t` of bottom level
+/// `bottom` ([`Store::tiles`]); `None` if the tile does not hold it or its
+/// bytes are short.
+pub(crate) fn tile_node(
+    bytes: &[u8],
+    bottom: u32,
+    t: u64,
+    level: u32,
+    index: u64,
+) -> Option<[u8; 32]> {
+    let up = level.checked_sub(bottom)?;
+    let width = TILE_WIDTH.checked_shr(up).filter(|&w| w > 0)?;
+    let at = index.checked_sub(t * width).filter(|&a| a < width)?;
+    // Level by level from the bottom: 16, 8, 4, 2, 1 nodes.
+    let first: u64 = (0..up).map(|u| TILE_WIDTH >> u).sum();
+    let start = usize::try_from((first + at) * 32).ok()?;
+    bytes.get(start..start.checked_add(32)?)?.try_into().ok()
+}
+
 /// The nodes of a tile: its bottom level's [`TILE_WIDTH`] and the levels
 /// above them up to its root.
 pub const TILE_NODES: usize = 2 * TILE_BOTTOM - 1;
@@ -1020,6 +1048,21 @@ mod tests {
         assert_eq!(&bytes[30 * 32..], &tree.root());
         assert_eq!(&bytes[..32], &node(32));
         assert_eq!(&bytes[16 * 32..17 * 32], &node_hash(&node(32), &node(33)));
+        // Read back by position: the bottom, a level above, the root; a
+        // node of another tile or level, none.
+        assert_eq!(tile_node(bytes, 0, 2, 0, 37), Some(node(37)));
+        assert_eq!(
+            tile_node(bytes, 0, 2, 1, 16),
+            Some(node_hash(&node(32), &node(33)))
+        );
+        assert_eq!(tile_node(bytes, 0, 2, 4, 2), Some(tree.root()));
+        assert_eq!(tile_node(bytes, 0, 2, 0, 48), None);
+        assert_eq!(tile_node(bytes, 0, 2, 5, 1), None);
+        assert_eq!(tile_node(&bytes[..100], 0, 2, 0, 40), None);
+        assert_eq!(
+            (tile_of(0, 0, 37), tile_of(0, 3, 4), tile_of(0, 4, 2)),
+            (Some(2), Some(2), None)
+        );
         // A gap, a start past a tile's first position, a hash of another
         // length: no tile.
         let mut b = TileBuilder::default();

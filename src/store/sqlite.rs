@@ -24,7 +24,7 @@ use super::{
 };
 use crate::ids::Identity;
 use crate::model::{AuditEntry, Checkpoint};
-use crate::store::{TILE_BOTTOM, TILE_LEVELS, TILE_WIDTH, TileBuilder};
+use crate::store::{TILE_BOTTOM, TILE_LEVELS, TILE_WIDTH, TileBuilder, tile_node};
 
 const SCHEMA_VERSION: i64 = 6;
 
@@ -879,10 +879,11 @@ impl Store for SqliteStore {
             tiles.sort_unstable();
             tiles.dedup();
             for (t, bytes) in self.tiles(0, &tiles)? {
-                let bottom = bytes.chunks_exact(32).take(TILE_BOTTOM);
-                for (i, h) in (t * TILE_WIDTH..).zip(bottom) {
-                    if ranges.iter().any(|&(from, to)| (from..=to).contains(&i)) {
-                        out.push((i, hash32(h, "audit tree")?));
+                for i in t * TILE_WIDTH..(t + 1) * TILE_WIDTH {
+                    if ranges.iter().any(|&(from, to)| (from..=to).contains(&i))
+                        && let Some(h) = tile_node(&bytes, 0, t, 0, i)
+                    {
+                        out.push((i, h));
                     }
                 }
             }
@@ -1009,15 +1010,9 @@ impl Store for SqliteStore {
                 if level != 0 || h.is_some() {
                     continue;
                 }
-                let Ok(k) = read.binary_search_by_key(&(i / TILE_WIDTH), |t| t.0) else {
-                    continue;
-                };
-                let at = usize::try_from(i % TILE_WIDTH).unwrap_or(usize::MAX);
-                if let Some(bytes) = read
-                    .get(k)
-                    .and_then(|t| t.1.get(at.saturating_mul(32)..at.saturating_mul(32) + 32))
-                {
-                    *h = Some(hash32(bytes, "audit tree")?);
+                let t = i / TILE_WIDTH;
+                if let Ok(k) = read.binary_search_by_key(&t, |t| t.0) {
+                    *h = read.get(k).and_then(|r| tile_node(&r.1, 0, t, 0, i));
                 }
             }
         }
