@@ -830,9 +830,15 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
             .map(Result::unwrap)
             .collect()
     };
+    // And the tile of the last disclosure listed: on the listing's second
+    // page, read while the first is checked.
+    let last = (expected[expected.len() - 1].1 - 1) / 16;
     let nodes = rows("SELECT level, idx FROM tree WHERE idx IN (0, 1, 37, 600, 1200)");
-    let tiles = rows("SELECT level, idx FROM tiles WHERE idx IN (0, 1, 2, 37, 74)");
-    assert!(nodes.len() > 6 && tiles.len() > 6, "{nodes:?} {tiles:?}");
+    let tiles = rows(&format!(
+        "SELECT level, idx FROM tiles WHERE idx IN (0, 1, 2, 37, 74, {last})"
+    ));
+    assert!(nodes.len() > 6 && tiles.len() > 7, "{nodes:?} {tiles:?}");
+    assert!(tiles.contains(&(0, last as i64)), "{tiles:?}");
     let cases = nodes
         .into_iter()
         .map(|n| ("tree", "hash", n))

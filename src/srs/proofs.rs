@@ -377,6 +377,93 @@ impl<T: Copy> Recent<T> {
     }
 }
 
+/// Whether block `b` is a perfect subtree of a tree of `size` entries.
+fn whole(size: u64, b: u64) -> bool {
+    (b + 1)
+        .checked_shl(STORED_LEVEL)
+        .is_some_and(|end| end <= size)
+}
+
+/// The leaves of the whole blocks a page of entries falls in, read from
+/// the store for [`EntryCheck::prepare`]: on its own, so that the next
+/// page's are read while a page is checked. Nothing in it is trusted.
+#[derive(Default)]
+pub(crate) struct BlockReads {
+    /// The blocks' tiles, by block: `(0, block, tile)`.
+    tiles: Vec<(u32, u64, Vec<u8>)>,
+    /// The blocks without a tile: their sixteen leaf hashes from the node
+    /// table, where it has all of them.
+    leaves: HashMap<u64, [Hash; 1 << STORED_LEVEL], BuildHasherDefault<PositionHasher>>,
+}
+
+impl BlockReads {
+    /// Reads the leaves of the whole blocks (in a tree of `size` entries)
+    /// that `entries` fall in.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) fn read(
+        store: &dyn Store,
+        size: u64,
+        entries: &[AuditEntry],
+    ) -> Result<Self, SrsError> {
+        let mut out = Self::default();
+        if !store.batched_reads_help() {
+            return Ok(out);
+        }
+        let width = 1u64 << STORED_LEVEL;
+        let mut blocks: Vec<u64> = entries
+            .iter()
+            .filter_map(|e| e.seq.checked_sub(1))
+            .filter(|&i| i < size)
+            .map(|i| i >> STORED_LEVEL)
+            .filter(|&b| whole(size, b))
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        // The blocks' tiles (one row each: the sixteen leaf hashes and the
+        // subtrees over them); for a block without one, its sixteen leaf
+        // hashes from the node table.
+        out.tiles = store
+            .tiles(0, &blocks)?
+            .into_iter()
+            .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
+            .map(|(t, bytes)| (0, t, bytes))
+            .collect();
+        out.tiles.sort_unstable_by_key(|t| t.1);
+        let tiled = &out.tiles;
+        let ranges: Vec<(u64, u64)> = blocks
+            .iter()
+            .filter(|b| tiled.binary_search_by_key(*b, |t| t.1).is_err())
+            .map(|&b| (b * width, b * width + width - 1))
+            .collect();
+        if ranges.is_empty() {
+            return Ok(out);
+        }
+        // Each block with the sixteen leaves it should have, no other.
+        let mut got: HashMap<
+            u64,
+            ([Hash; 1 << STORED_LEVEL], u32),
+            BuildHasherDefault<PositionHasher>,
+        > = HashMap::default();
+        for (idx, h) in store.tree_ranges(0, &ranges)? {
+            let (b, at) = (idx >> STORED_LEVEL, idx & (width - 1));
+            let (leaves, seen) = got.entry(b).or_insert(([[0; 32]; 1 << STORED_LEVEL], 0));
+            if let Some(slot) = usize::try_from(at).ok().and_then(|a| leaves.get_mut(a)) {
+                *slot = h;
+                *seen |= 1 << at;
+            }
+        }
+        let all = (1u32 << width) - 1;
+        out.leaves.extend(
+            got.into_iter()
+                .filter(|(_, (_, seen))| *seen == all)
+                .map(|(b, (l, _))| (b, l)),
+        );
+        Ok(out)
+    }
+}
+
 /// Proves entries read back from the store against a root this process
 /// trusts (its authenticated head's), remembering every subtree a proof
 /// authenticated: the next entry's climb stops at the first one it meets,
@@ -424,9 +511,7 @@ impl<'a> EntryCheck<'a> {
 
     /// Whether block `b` is a perfect subtree of the tree it proves against.
     fn whole(&self, b: u64) -> bool {
-        (b + 1)
-            .checked_shl(STORED_LEVEL)
-            .is_some_and(|end| end <= self.size)
+        whole(self.size, b)
     }
 
     /// Starts afresh, past a bound, the nodes read (they are read again
@@ -436,73 +521,35 @@ impl<'a> EntryCheck<'a> {
     }
 
     /// Reads ahead, in a few store reads, what checking `entries` in their
-    /// order will read: the leaves of their whole blocks and the siblings
-    /// their climbs from there will need (each climb stops where an earlier
-    /// one passed, as [`Self::check`] does). Only saves work: nothing read
-    /// here is trusted before a check leads it to a trusted subtree.
+    /// order will read: the leaves of their whole blocks (`blocks`, from
+    /// [`BlockReads::read`], which another thread may have made meanwhile)
+    /// and the siblings their climbs from there will need (each climb stops
+    /// where an earlier one passed, as [`Self::check`] does). Only saves
+    /// work: nothing read here is trusted before a check leads it to a
+    /// trusted subtree.
     ///
     /// # Errors
     /// Store errors.
-    pub(crate) fn prepare(&mut self, entries: &[AuditEntry]) -> Result<(), SrsError> {
+    pub(crate) fn prepare(
+        &mut self,
+        entries: &[AuditEntry],
+        blocks: BlockReads,
+    ) -> Result<(), SrsError> {
         let store = self.nodes.store;
         if !store.batched_reads_help() {
             return Ok(());
         }
         self.prepared = true;
         self.bound();
-        self.ahead.clear();
-        let size = 1u64 << STORED_LEVEL;
+        let BlockReads { mut tiles, leaves } = blocks;
+        self.ahead = leaves;
+        self.tiled.clear();
+        self.tiled.extend(tiles.iter().map(|t| t.1));
         let positions: Vec<u64> = entries
             .iter()
             .filter_map(|e| e.seq.checked_sub(1))
             .filter(|&i| i < self.size)
             .collect();
-        let mut blocks: Vec<u64> = positions
-            .iter()
-            .map(|&i| i >> STORED_LEVEL)
-            .filter(|&b| self.whole(b))
-            .collect();
-        blocks.sort_unstable();
-        blocks.dedup();
-        // The blocks' tiles (one row each: the sixteen leaf hashes and the
-        // subtrees over them); for a block without one, its sixteen leaf
-        // hashes from the node table.
-        let mut tiles: Vec<(u32, u64, Vec<u8>)> = store
-            .tiles(0, &blocks)?
-            .into_iter()
-            .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
-            .map(|(t, bytes)| (0, t, bytes))
-            .collect();
-        tiles.sort_unstable_by_key(|t| t.1);
-        self.tiled.clear();
-        self.tiled.extend(tiles.iter().map(|t| t.1));
-        let ranges: Vec<(u64, u64)> = blocks
-            .iter()
-            .filter(|b| self.tiled.binary_search(b).is_err())
-            .map(|&b| (b * size, b * size + size - 1))
-            .collect();
-        if !ranges.is_empty() {
-            // Each block with the sixteen leaves it should have, no other.
-            let mut got: HashMap<
-                u64,
-                ([Hash; 1 << STORED_LEVEL], u32),
-                BuildHasherDefault<PositionHasher>,
-            > = HashMap::default();
-            for (idx, h) in store.tree_ranges(0, &ranges)? {
-                let (b, at) = (idx >> STORED_LEVEL, idx & (size - 1));
-                let (leaves, seen) = got.entry(b).or_insert(([[0; 32]; 1 << STORED_LEVEL], 0));
-                if let Some(slot) = usize::try_from(at).ok().and_then(|a| leaves.get_mut(a)) {
-                    *slot = h;
-                    *seen |= 1 << at;
-                }
-            }
-            let all = (1u32 << size) - 1;
-            self.ahead.extend(
-                got.into_iter()
-                    .filter(|(_, (_, seen))| *seen == all)
-                    .map(|(b, (l, _))| (b, l)),
-            );
-        }
         // The climbs, as `check` will make them: what each passes becomes
         // trusted, so a later climb stops there.
         let mut passed = self.trusted.positions();

@@ -8,12 +8,14 @@ use crate::ids::{Identity, PortionLabel};
 use crate::model::{AuditAction, AuditEntry, AuditOutcome, Disclosure, GrantKey, UserRecord};
 use crate::srs::chain::{self, walk};
 use crate::srs::journal::contains;
+use crate::srs::proofs::BlockReads;
 use crate::srs::registry::{RegistrySize, RegistryView};
 use crate::srs::secrets::checkpoint_is_signed_by;
 use crate::srs::server::*;
 use crate::srs::types::SrsError;
 use crate::srs::{VerifyingKey, archive};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, StoreErrorKind};
+use std::sync::Arc;
 
 impl Srs {
     /// The patient's consent public key, as registered (`None` for an
@@ -67,6 +69,7 @@ impl Srs {
             after: None,
             page: std::collections::VecDeque::new(),
             done: false,
+            next_page: None,
             check: None,
             expect,
             seen: 0,
@@ -492,6 +495,9 @@ pub struct Disclosures<'a> {
     after: Option<(u64, u64)>,
     page: std::collections::VecDeque<AuditEntry>,
     done: bool,
+    /// The next page, being read on another thread while this one is
+    /// checked and consumed.
+    next_page: Option<std::thread::JoinHandle<Result<Page, SrsError>>>,
     check: Option<crate::srs::proofs::EntryCheck<'a>>,
     /// The authenticated (live count, last sequence number) of the
     /// patient's disclosures when the listing began.
@@ -529,12 +535,78 @@ fn checker<'c, 'a>(
 /// Disclosures read per page.
 const DISCLOSURE_PAGE: usize = 1024;
 
+/// A page of the disclosure index: its entries and the leaves of the
+/// blocks they fall in (for their proofs).
+type Page = (Vec<AuditEntry>, BlockReads);
+
+/// Reads the page of `patient`'s disclosures after `after`, and the leaves
+/// their proofs in a tree of `size` entries start from.
+fn read_page(
+    store: &dyn Store,
+    patient: &Identity,
+    after: Option<(u64, u64)>,
+    size: u64,
+) -> Result<Page, SrsError> {
+    // The whole history, whatever the window: only so can every
+    // disclosure the count holds be accounted for.
+    let page: Vec<AuditEntry> = store
+        .disclosures(patient, 0, u64::MAX, after, DISCLOSURE_PAGE)?
+        .into_iter()
+        .map(|r| r.entry)
+        .collect();
+    let blocks = BlockReads::read(store, size, &page)?;
+    Ok((page, blocks))
+}
+
 impl Disclosures<'_> {
     fn fail(&mut self, e: SrsError) -> Option<Result<Disclosure, SrsError>> {
         self.done = true;
         self.accounted = true;
         self.page.clear();
         Some(Err(e))
+    }
+
+    /// The next page: the one read ahead, else read now. A full page has
+    /// a successor, which another thread starts reading (where threads can
+    /// be made) while this one is checked.
+    fn turn_page(&mut self) -> Result<(), SrsError> {
+        let store = self.srs.journal.store();
+        let size = self.check.as_ref().map_or_else(
+            || self.srs.durable_tree().0,
+            crate::srs::proofs::EntryCheck::size,
+        );
+        let (page, blocks) = match self.next_page.take() {
+            Some(reading) => reading.join().unwrap_or_else(|_| {
+                Err(SrsError::Store(StoreError::new(
+                    StoreErrorKind::Io,
+                    "reading the disclosure index ahead failed",
+                )))
+            })?,
+            None => read_page(store.as_ref(), &self.patient, self.after, size)?,
+        };
+        self.done = page.len() < DISCLOSURE_PAGE;
+        if let Some(last) = page.last().filter(|_| !self.done) {
+            let (store, patient) = (Arc::clone(store), self.patient.clone());
+            let after = Some((last.time, last.seq));
+            self.next_page = std::thread::Builder::new()
+                .name("sesphr-disclosures".into())
+                .spawn(move || read_page(store.as_ref(), &patient, after, size))
+                .ok();
+        }
+        self.page = page.into();
+        let last = self.page.iter().map(|e| e.seq).max().unwrap_or(0);
+        // Their proofs' nodes in a few reads, not per entry.
+        checker(&mut self.check, self.srs, last).prepare(self.page.make_contiguous(), blocks)
+    }
+}
+
+impl Drop for Disclosures<'_> {
+    fn drop(&mut self) {
+        // The page being read ahead is not wanted; its thread is waited
+        // for, so that nothing outlives the listing.
+        if let Some(reading) = self.next_page.take() {
+            let _ = reading.join();
+        }
     }
 }
 
@@ -543,23 +615,11 @@ impl Iterator for Disclosures<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.page.is_empty() && !self.done {
-                let store = self.srs.journal.store();
-                // The whole history, whatever the window: only so can every
-                // disclosure the count holds be accounted for.
-                match store.disclosures(&self.patient, 0, u64::MAX, self.after, DISCLOSURE_PAGE) {
-                    Ok(page) => {
-                        self.done = page.len() < DISCLOSURE_PAGE;
-                        self.page = page.into_iter().map(|r| r.entry).collect();
-                        let last = self.page.iter().map(|e| e.seq).max().unwrap_or(0);
-                        // Their proofs' nodes in a few reads, not per entry.
-                        let check = checker(&mut self.check, self.srs, last);
-                        if let Err(e) = check.prepare(self.page.make_contiguous()) {
-                            return self.fail(e);
-                        }
-                    }
-                    Err(e) => return self.fail(e.into()),
-                }
+            if self.page.is_empty()
+                && !self.done
+                && let Err(e) = self.turn_page()
+            {
+                return self.fail(e);
             }
             let Some(e) = self.page.pop_front() else {
                 if self.accounted {

@@ -13,7 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -75,9 +75,10 @@ pub enum Durability {
 /// the lock is released when the store is dropped.
 #[derive(Debug)]
 pub struct SqliteStore {
-    // The reader closes first, so that the writer, closing last, folds the
-    // WAL into the database file.
-    reader: Mutex<Connection>,
+    // The readers close first, so that the writer, closing last, folds the
+    // WAL into the database file. Two, so that two threads read at once
+    // (a long listing reads its next page while it checks one).
+    readers: [Mutex<Connection>; 2],
     writer: Mutex<Connection>,
     path: PathBuf,
     durability: Durability,
@@ -193,21 +194,24 @@ impl SqliteStore {
             InitError::Sql(what, e) => StoreError::with_source(ctx(what), e),
             InitError::Store(e) => StoreError::new(e.kind(), ctx(&e.to_string())),
         })?;
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| StoreError::with_source(ctx("opening a reader of"), e))?;
+        let reader = || {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| StoreError::with_source(ctx("opening a reader of"), e))
+        };
+        let readers = [reader()?, reader()?];
         // Plans that do not depend on the values bound: otherwise SQLite
         // prepares a statement anew whenever a value it planned with
         // changes (a `LIMIT ?`, or a `column = ?` bound to 0 or 1), which
         // the hot reads do at every call.
-        for conn in [&writer, &reader] {
+        for conn in [&writer, &readers[0], &readers[1]] {
             conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
                 .map_err(|e| StoreError::with_source(ctx("configuring"), e))?;
         }
         let store = Self {
-            reader: Mutex::new(reader),
+            readers: readers.map(Mutex::new),
             writer: Mutex::new(writer),
             path: path.to_owned(),
             durability,
@@ -235,8 +239,26 @@ impl SqliteStore {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A reader no other thread is using, the one this thread used last
+    /// first (its page cache holds what this thread reads); else the one
+    /// this thread used last, once free.
     fn reader(&self) -> MutexGuard<'_, Connection> {
-        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+        thread_local!(static LAST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+        let last = LAST.with(std::cell::Cell::get) & 1;
+        for n in [last, last ^ 1] {
+            let Some(conn) = self.readers.get(n) else {
+                continue;
+            };
+            let guard = match conn.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            LAST.with(|l| l.set(n));
+            return guard;
+        }
+        let [first, _] = &self.readers;
+        first.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The rows `(integer, blob)` of `sql`, each blob made a hash by `hash`.
