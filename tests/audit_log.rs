@@ -529,8 +529,7 @@ fn a_schema_4_or_5_store_gains_its_tiles() {
             .unwrap()
             .query_row(
                 "SELECT (SELECT count(*) FROM tree WHERE level = 0), \
-                 (SELECT count(*) FROM tiles WHERE level = 0), \
-                 (SELECT count(*) FROM tiles WHERE level = 4)",
+                 (SELECT count(*) FROM tiles_0), (SELECT count(*) FROM tiles_4)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -542,7 +541,7 @@ fn a_schema_4_or_5_store_gains_its_tiles() {
     // As a schema-5 store left it: every leaf hash a row, no tiles.
     let c = rusqlite::Connection::open(&db).unwrap();
     let tiles: Vec<(i64, Vec<u8>)> = c
-        .prepare("SELECT idx, hashes FROM tiles WHERE level = 0")
+        .prepare("SELECT idx, hashes FROM tiles_0")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -557,16 +556,18 @@ fn a_schema_4_or_5_store_gains_its_tiles() {
             .unwrap();
         }
     }
-    c.execute_batch("DELETE FROM tiles; UPDATE meta SET value = 5 WHERE key = 'schema_version';")
-        .unwrap();
+    c.execute_batch(
+        "DROP TABLE tiles_0; DROP TABLE tiles_4; \
+         UPDATE meta SET value = 5 WHERE key = 'schema_version';",
+    )
+    .unwrap();
     drop(c);
     let five = dir.path().join("five.db");
     copy(&db, &five);
     // As a schema-4 store left it: no leaf hashes at all.
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch(
-        "DELETE FROM tree WHERE level = 0; DROP TABLE tiles; \
-         UPDATE meta SET value = 4 WHERE key = 'schema_version';",
+        "DELETE FROM tree WHERE level = 0; UPDATE meta SET value = 4 WHERE key = 'schema_version';",
     )
     .unwrap();
     drop(c);
@@ -578,9 +579,9 @@ fn a_schema_4_or_5_store_gains_its_tiles() {
     }
     // Once schema 6, a missing or altered tile, or leaf hash, is tampering.
     for alter in [
-        "DELETE FROM tiles WHERE level = 0 AND idx = 2",
-        "UPDATE tiles SET hashes = zeroblob(992) WHERE level = 0 AND idx = 2",
-        "UPDATE tiles SET hashes = substr(hashes, 1, 512) WHERE level = 0 AND idx = 2",
+        "DELETE FROM tiles_0 WHERE idx = 2",
+        "UPDATE tiles_0 SET hashes = zeroblob(992) WHERE idx = 2",
+        "UPDATE tiles_0 SET hashes = substr(hashes, 1, 512) WHERE idx = 2",
         "DELETE FROM tree WHERE level = 0 AND idx = 65",
         "UPDATE tree SET hash = zeroblob(32) WHERE level = 0 AND idx = 65",
     ] {
@@ -706,7 +707,7 @@ fn the_accounting_of_disclosures_is_true_or_an_error() {
     // The Merkle nodes the proofs read (leaf hashes, stored subtrees, their
     // tiles): every field of every row edited, and every row deleted.
     let mut node_rows = 0;
-    for table in ["tree", "tiles"] {
+    for table in ["tree", "tiles_0", "tiles_4"] {
         let cols = columns(table);
         let keys: Vec<Vec<rusqlite::types::Value>> = {
             let c = rusqlite::Connection::open(&db).unwrap();
@@ -817,8 +818,6 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
     };
     assert_eq!(listing(&log.srs).unwrap(), expected);
     drop(log);
-    // Leaf hashes (level 0) and stored subtrees (level 4 up) at the start,
-    // the middle and the end of the log.
     // Nodes (leaf hashes of the last, partial block; subtrees from level
     // 4 up) and tiles (of leaf hashes; of level 4) at the start, the middle
     // and the end of the log.
@@ -835,26 +834,35 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
     let last = (expected[expected.len() - 1].1 - 1) / 16;
     let nodes = rows("SELECT level, idx FROM tree WHERE idx IN (0, 1, 37, 600, 1200)");
     let tiles = rows(&format!(
-        "SELECT level, idx FROM tiles WHERE idx IN (0, 1, 2, 37, 74, {last})"
+        "SELECT 0, idx FROM tiles_0 WHERE idx IN (0, 1, 2, 37, 74, {last}) \
+         UNION ALL SELECT 4, idx FROM tiles_4 WHERE idx IN (0, 1, 2, 37, 74)"
     ));
     assert!(nodes.len() > 6 && tiles.len() > 7, "{nodes:?} {tiles:?}");
     assert!(tiles.contains(&(0, last as i64)), "{tiles:?}");
     let cases = nodes
         .into_iter()
-        .map(|n| ("tree", "hash", n))
-        .chain(tiles.into_iter().map(|t| ("tiles", "hashes", t)));
+        .map(|n| ("tree".to_string(), "hash", n))
+        .chain(
+            tiles
+                .into_iter()
+                .map(|t| (format!("tiles_{}", t.0), "hashes", t)),
+        );
     for (table, col, (level, idx)) in cases {
         let case = dir.path().join("case.db");
         copy(&db, &case);
         let c = rusqlite::Connection::open(&case).unwrap();
         // A node's first byte; in a tile, that of its right subtree of
         // eight (the node at 29, the sibling of its first entry's climb).
-        let at = if table == "tiles" { 29 * 32 + 1 } else { 1 };
+        let (at, row) = if table == "tree" {
+            (1, "level = ?1 AND idx = ?2")
+        } else {
+            (29 * 32 + 1, "?1 = ?1 AND idx = ?2")
+        };
         c.execute(
             &format!(
                 "UPDATE {table} SET {col} = \
                  CAST(substr({col}, 1, {at} - 1) || X'00' || substr({col}, {at} + 1) AS BLOB) \
-                 WHERE level = ?1 AND idx = ?2"
+                 WHERE {row}"
             ),
             [level, idx],
         )
@@ -864,7 +872,7 @@ fn a_long_listing_out_of_sequence_order_is_whole_and_proven() {
         match listing(&srs) {
             Err(_) => {}
             // A block's tile gives its first disclosure's siblings.
-            Ok(_) if table == "tiles" && level == 0 => {
+            Ok(_) if table == "tiles_0" => {
                 panic!("tile {idx} of leaf hashes altered: the listing still proven")
             }
             // A leaf hash of the last, partial block is not read (its

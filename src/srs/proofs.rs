@@ -485,9 +485,12 @@ pub(crate) struct EntryCheck<'a> {
     /// The whole blocks [`Self::prepare`] read for a page of entries, by
     /// number: their leaf hashes as the store gave them.
     ahead: HashMap<u64, [Hash; 1 << STORED_LEVEL], BuildHasherDefault<PositionHasher>>,
-    /// The blocks whose tiles [`Self::prepare`] read (in order): their
-    /// entries' climbs start at the leaf, their siblings read ahead.
-    tiled: Vec<u64>,
+    /// The tiles [`Self::prepare`] read, by (bottom level, number): of
+    /// the page's blocks (their entries' climbs start at the leaf) and of
+    /// the tiles over them. Climbs read their siblings here first.
+    tiles: Vec<(u32, u64, Vec<u8>)>,
+    /// The encoding of the entry being checked (one buffer reused).
+    encoded: Vec<u8>,
     /// [`Self::prepare`] bounds the caches (once per page, before it reads
     /// ahead), so that [`Self::check`] does not drop what was read ahead.
     prepared: bool,
@@ -504,7 +507,8 @@ impl<'a> EntryCheck<'a> {
             climbed: Vec::new(),
             block: None,
             ahead: HashMap::default(),
-            tiled: Vec::new(),
+            tiles: Vec::new(),
+            encoded: Vec::new(),
             prepared: false,
         }
     }
@@ -541,10 +545,9 @@ impl<'a> EntryCheck<'a> {
         }
         self.prepared = true;
         self.bound();
-        let BlockReads { mut tiles, leaves } = blocks;
+        let BlockReads { tiles, leaves } = blocks;
         self.ahead = leaves;
-        self.tiled.clear();
-        self.tiled.extend(tiles.iter().map(|t| t.1));
+        self.tiles = tiles;
         let positions: Vec<u64> = entries
             .iter()
             .filter_map(|e| e.seq.checked_sub(1))
@@ -578,36 +581,36 @@ impl<'a> EntryCheck<'a> {
         // The siblings in tiles: below level 4 from the blocks' tiles, from
         // level 4 up to 8 from the tiles over sixteen blocks; the others
         // from the node table.
-        wanted.sort_unstable();
         let mut upper: Vec<u64> = wanted
             .iter()
             .filter_map(|&(level, j)| tile_of(STORED_LEVEL, level, j))
             .collect();
         upper.sort_unstable();
         upper.dedup();
-        tiles.extend(
+        self.tiles.extend(
             store
                 .tiles(STORED_LEVEL, &upper)?
                 .into_iter()
                 .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
                 .map(|(t, bytes)| (STORED_LEVEL, t, bytes)),
         );
-        tiles.sort_unstable_by_key(|t| (t.0, t.1));
-        for &(level, j) in &wanted {
-            let Some((top, t)) = TILE_LEVELS
-                .iter()
-                .find_map(|&top| Some((top, tile_of(top, level, j)?)))
-            else {
-                continue;
-            };
-            let Ok(k) = tiles.binary_search_by_key(&(top, t), |x| (x.0, x.1)) else {
-                continue;
-            };
-            if let Some(h) = tiles.get(k).and_then(|x| tile_node(&x.2, top, t, level, j)) {
-                self.nodes.cache.insert((level, j), h);
-            }
-        }
+        self.tiles.sort_unstable_by_key(|t| (t.0, t.1));
+        wanted.retain(|&(level, j)| self.tile_hash(level, j).is_none());
+        wanted.sort_unstable();
         self.nodes.prefetch(&wanted)
+    }
+
+    /// Subtree `j` of `level` from a tile read for this page, if one
+    /// holds it (not trusted: a climb checks it).
+    fn tile_hash(&self, level: u32, j: u64) -> Option<Hash> {
+        let (bottom, t) = TILE_LEVELS
+            .iter()
+            .find_map(|&bottom| Some((bottom, tile_of(bottom, level, j)?)))?;
+        let k = self
+            .tiles
+            .binary_search_by_key(&(bottom, t), |x| (x.0, x.1))
+            .ok()?;
+        tile_node(&self.tiles.get(k)?.2, bottom, t, level, j)
     }
 
     /// The level the climb from entry `i` starts at: the leaf in a block
@@ -615,7 +618,11 @@ impl<'a> EntryCheck<'a> {
     /// archiving; else the root of its whole block ([`Self::block_root`]).
     fn start(&self, i: u64) -> u32 {
         let b = i >> STORED_LEVEL;
-        if self.whole(b) && self.tiled.binary_search(&b).is_err() {
+        let tiled = self
+            .tiles
+            .binary_search_by_key(&(0, b), |x| (x.0, x.1))
+            .is_ok();
+        if self.whole(b) && !tiled {
             STORED_LEVEL
         } else {
             0
@@ -694,7 +701,9 @@ impl<'a> EntryCheck<'a> {
         if i >= self.size {
             return Err(BAD);
         }
-        let leaf = leaf_hash(&entry.to_bytes());
+        self.encoded.clear();
+        entry.encode_into(&mut self.encoded);
+        let leaf = leaf_hash(&self.encoded);
         if !self.prepared {
             self.bound();
         }
@@ -725,7 +734,9 @@ impl<'a> EntryCheck<'a> {
             if parent_end > self.size {
                 break;
             }
-            self.wanted.push((level, j ^ 1));
+            if self.tile_hash(level, j ^ 1).is_none() {
+                self.wanted.push((level, j ^ 1));
+            }
         }
         self.nodes.prefetch(&self.wanted)?;
         if !stops {
@@ -753,10 +764,13 @@ impl<'a> EntryCheck<'a> {
             if level >= 63 || parent_end > self.size {
                 break;
             }
-            let sib = self
-                .nodes
-                .perfect(level, j ^ 1)
-                .map_err(|e| self.nodes.error(e))?;
+            let sib = match self.tile_hash(level, j ^ 1) {
+                Some(h) => h,
+                None => self
+                    .nodes
+                    .perfect(level, j ^ 1)
+                    .map_err(|e| self.nodes.error(e))?,
+            };
             self.climbed.push(((level, j ^ 1), sib));
             h = if j & 1 == 0 {
                 node_hash(&h, &sib)

@@ -28,6 +28,18 @@ use crate::store::{TILE_BOTTOM, TILE_LEVELS, TILE_WIDTH, TileBuilder, tile_node}
 
 const SCHEMA_VERSION: i64 = 6;
 
+/// The table of the tiles of bottom level `level` ([`TILE_LEVELS`]): one
+/// per level, keyed by the tile's number as its rowid. (Not one table
+/// keyed by both without a rowid: its inner pages would hold whole rows of
+/// 992 bytes, four per page, and every read would descend ten of them.)
+fn tile_table(level: u32) -> Option<&'static str> {
+    match level {
+        0 => Some("tiles_0"),
+        4 => Some("tiles_4"),
+        _ => None,
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS registry (
@@ -42,9 +54,8 @@ CREATE TABLE IF NOT EXISTS disclosures (
 CREATE TABLE IF NOT EXISTS tree (
     level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tiles (
-    level INTEGER NOT NULL, idx INTEGER NOT NULL, hashes BLOB NOT NULL,
-    PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tiles_0 (idx INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tiles_4 (idx INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
 ";
 
@@ -533,10 +544,16 @@ fn insert_leaves(tx: &Connection) -> Result<(), InitError> {
 /// Every whole tile of the node table ([`TILE_LEVELS`]), from its nodes;
 /// the leaf hashes a tile holds then leave the node table.
 fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
-    let mut put = tx
-        .prepare("INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")
-        .map_err(sql("migrating the schema of"))?;
     for level in TILE_LEVELS {
+        let table = tile_table(level).ok_or(InitError::Sql(
+            "migrating the schema of",
+            rusqlite::Error::InvalidQuery,
+        ))?;
+        let mut put = tx
+            .prepare(&format!(
+                "INSERT OR REPLACE INTO {table} (idx, hashes) VALUES (?1, ?2)"
+            ))
+            .map_err(sql("migrating the schema of"))?;
         let mut tile = TileBuilder::default();
         each_row(
             tx,
@@ -544,7 +561,7 @@ fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
             "corrupt tree row in",
             |idx, hash| {
                 if let Some((t, bytes)) = tile.push(to_u64(idx), hash) {
-                    put.execute(params![level, to_i64(t), bytes])
+                    put.execute(params![to_i64(t), bytes])
                         .map_err(sql("migrating the schema of"))?;
                 }
                 Ok(())
@@ -553,7 +570,7 @@ fn insert_tiles(tx: &Connection) -> Result<(), InitError> {
     }
     tx.execute(
         "DELETE FROM tree WHERE level = 0 \
-         AND EXISTS (SELECT 1 FROM tiles t WHERE t.level = 0 AND t.idx = tree.idx / 16)",
+         AND EXISTS (SELECT 1 FROM tiles_0 t WHERE t.idx = tree.idx / 16)",
         [],
     )
     .map_err(sql("migrating the schema of"))?;
@@ -692,10 +709,11 @@ fn write_tile(tx: &rusqlite::Transaction<'_>, level: u32, t: u64) -> rusqlite::R
     let mut tile = TileBuilder::default();
     for (idx, hash) in nodes {
         if let Some((_, hashes)) = tile.push(idx, &hash) {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO tiles (level, idx, hashes) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![level, to_i64(t), hashes])?;
+            let table = tile_table(level).ok_or(rusqlite::Error::InvalidQuery)?;
+            tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {table} (idx, hashes) VALUES (?1, ?2)"
+            ))?
+            .execute(params![to_i64(t), hashes])?;
             if level == 0 {
                 tx.prepare_cached("DELETE FROM tree WHERE level = 0 AND idx >= ?1 AND idx <= ?2")?
                     .execute(params![to_i64(first), to_i64(last)])?;
@@ -932,12 +950,11 @@ impl Store for SqliteStore {
     }
 
     fn tiles(&self, level: u32, wanted: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        if !TILE_LEVELS.contains(&level) {
+        let Some(table) = tile_table(level) else {
             return Ok(Vec::new());
-        }
+        };
         // One statement per chunk of up to 64 tiles, padded to a power of
-        // two with a position that matches nothing; the level written in
-        // (see `tree_ranges`); no ORDER BY.
+        // two with a position that matches nothing; no ORDER BY.
         const CHUNK: usize = 64;
         let conn = self.reader();
         let reading = || self.err("reading the audit tree's tiles");
@@ -948,8 +965,7 @@ impl Store for SqliteStore {
             let mut q = conn
                 .prepare_cached(&format!(
                     "WITH w(idx) AS (VALUES {values}) \
-                     SELECT t.idx, t.hashes FROM w JOIN tiles t \
-                     ON t.level = {level} AND t.idx = w.idx"
+                     SELECT t.idx, t.hashes FROM w JOIN {table} t ON t.idx = w.idx"
                 ))
                 .map_err(reading())?;
             let args = (0..width).map(|n| chunk.get(n).map_or(-1, |&t| to_i64(t)));
@@ -1160,5 +1176,21 @@ impl Store for SqliteStore {
             .query(params![patient.as_bytes(), clamp(from), clamp(to), t, seq])
             .map_err(self.err("reading the disclosure index"))?;
         audit_records(rows, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tile_level_has_its_table_and_no_other_level_one() {
+        for level in 0..64 {
+            let table = tile_table(level);
+            assert_eq!(table.is_some(), TILE_LEVELS.contains(&level), "{level}");
+            if let Some(t) = table {
+                assert!(SCHEMA.contains(&format!("CREATE TABLE IF NOT EXISTS {t} (")));
+            }
+        }
     }
 }
