@@ -1170,7 +1170,9 @@ sesphr_result sesphr_srs_refuse_request(const sesphr_srs *srs,
 // The patient's accounting of disclosures with `from <= time <= to` as one
 // JSON document (into a new buffer): `{"patient", "from", "to",
 // "disclosures": [{seq, time, user, role, label, record_id, purpose,
-// emergency, justification}], "count"}`.
+// emergency, justification}], "count"}`. A history of more than 1,024
+// disclosures is read a page ahead on a thread the call starts and waits
+// for before it returns.
 sesphr_result sesphr_srs_disclosures_json(const sesphr_srs *srs,
                                           const uint8_t *patient,
                                           size_t patient_len,

@@ -41,7 +41,10 @@ impl Srs {
     /// row every disclosure moves). An edited, moved, spliced, duplicated
     /// or omitted disclosure makes the iterator end with
     /// [`SrsError::Tampered`] — never a wrong list. The price: a window
-    /// reads and proves the patient's whole history.
+    /// reads and proves the patient's whole history. A history longer than
+    /// a page (1,024) is read a page ahead on a thread of its own while the
+    /// iterator checks the page before (the thread ends with its page, and
+    /// dropping the iterator waits for it).
     ///
     /// # Example
     ///

@@ -766,7 +766,9 @@ pub extern "C" fn sesphr_srs_refuse_request(
 /// The patient's accounting of disclosures with `from <= time <= to` as one
 /// JSON document (into a new buffer): `{"patient", "from", "to",
 /// "disclosures": [{seq, time, user, role, label, record_id, purpose,
-/// emergency, justification}], "count"}`.
+/// emergency, justification}], "count"}`. A history of more than 1,024
+/// disclosures is read a page ahead on a thread the call starts and waits
+/// for before it returns.
 #[unsafe(no_mangle)]
 pub extern "C" fn sesphr_srs_disclosures_json(
     srs: *const sesphr_srs,
