@@ -298,7 +298,8 @@ fn a_tail_cut_and_a_fork_are_caught_by_a_holder_of_the_later_checkpoint() {
     }
 }
 
-/// Every column of sampled `audit` and `tree` rows edited (found through
+/// Every column of sampled `audit` rows, and of `tree` and tile rows (the
+/// proofs read a whole block's tile), edited (found through
 /// `PRAGMA table_info`, not named by hand), rows deleted, and rows spliced
 /// from another database made with the same key: a proof of an entry
 /// before the latest checkpoint is an error or the exact true entry.
@@ -342,29 +343,31 @@ fn an_entry_before_the_checkpoint_edited_deleted_or_spliced_is_never_proven_fals
         }
     };
     let mut cases = 0;
-    for table in ["audit", "tree"] {
+    let mut tile_cases = 0;
+    for table in ["audit", "tree", "tiles_0", "tiles_4"] {
         let cols = columns(table);
-        assert!(cols.len() >= 3, "{table}: {cols:?}");
+        assert!(cols.len() >= 2, "{table}: {cols:?}");
         let keys: Vec<(i64, i64)> = {
             let c = rusqlite::Connection::open(&db).unwrap();
-            let sql = if table == "audit" {
-                "SELECT seq, 0 FROM audit WHERE seq % 17 = 3"
-            } else {
-                "SELECT level, idx FROM tree"
+            let sql = match table {
+                "audit" => "SELECT seq, 0 FROM audit WHERE seq % 17 = 3".to_string(),
+                "tree" => "SELECT level, idx FROM tree".to_string(),
+                tiles => format!("SELECT idx, 0 FROM {tiles}"),
             };
-            let mut q = c.prepare(sql).unwrap();
+            let mut q = c.prepare(&sql).unwrap();
             q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .unwrap()
                 .map(Result::unwrap)
                 .collect()
         };
-        let row = |k: (i64, i64)| {
-            if table == "audit" {
-                format!("seq = {}", k.0)
-            } else {
-                format!("level = {} AND idx = {}", k.0, k.1)
-            }
+        let row = |k: (i64, i64)| match table {
+            "audit" => format!("seq = {}", k.0),
+            "tree" => format!("level = {} AND idx = {}", k.0, k.1),
+            _ => format!("idx = {}", k.0),
         };
+        if table.starts_with("tiles") {
+            tile_cases += keys.len();
+        }
         for k in keys {
             for col in &cols {
                 let case = dir.path().join("case.db");
@@ -415,7 +418,10 @@ fn an_entry_before_the_checkpoint_edited_deleted_or_spliced_is_never_proven_fals
             }
         }
     }
-    assert!(cases > 40, "only {cases} cases");
+    assert!(
+        cases > 40 && tile_cases > 5,
+        "only {cases} cases, {tile_cases} tiles"
+    );
 }
 
 fn fixture(name: &str, dir: &Path) -> std::path::PathBuf {

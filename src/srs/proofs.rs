@@ -43,6 +43,8 @@ pub(crate) struct StoreNodes<'a> {
     loaded: std::collections::HashSet<u64, BuildHasherDefault<PositionHasher>>,
     /// Why the last read failed (the merkle code sees a placeholder).
     failure: Option<SrsError>,
+    /// Whether the store keeps tiles (asked once).
+    keeps_tiles: bool,
 }
 
 impl<'a> StoreNodes<'a> {
@@ -52,6 +54,7 @@ impl<'a> StoreNodes<'a> {
             cache: NodeMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
             loaded: std::collections::HashSet::default(),
             failure: None,
+            keeps_tiles: store.keeps_tiles(),
         }
     }
 
@@ -84,6 +87,27 @@ impl<'a> StoreNodes<'a> {
     fn block(&mut self, b: u64) -> Result<(), SrsError> {
         if self.loaded.contains(&b) {
             return Ok(());
+        }
+        // A whole block's tile: its sixteen leaf hashes and the subtrees
+        // over them, in one row.
+        if self.keeps_tiles {
+            let tile = self
+                .store
+                .tiles(0, &[b])?
+                .into_iter()
+                .find(|(t, _)| *t == b);
+            if let Some((_, bytes)) = tile.filter(|(_, bytes)| bytes.len() == TILE_NODES * 32) {
+                for level in 0..=STORED_LEVEL {
+                    let from = b << (STORED_LEVEL - level);
+                    for j in from..from + (1 << (STORED_LEVEL - level)) {
+                        if let Some(h) = tile_node(&bytes, 0, b, level, j) {
+                            self.cache.insert((level, j), h);
+                        }
+                    }
+                }
+                self.loaded.insert(b);
+                return Ok(());
+            }
         }
         let size = 1u64 << STORED_LEVEL;
         let first = b * size + 1;
@@ -195,6 +219,31 @@ impl<'a> StoreNodes<'a> {
         self.cache.insert((level, index), h);
         Ok(h)
     }
+}
+
+/// The inclusion proof of entry `seq` in the log of `size` entries, from
+/// what `nodes` reads (not checked here: the caller checks it against a
+/// trusted root). `nodes` may serve many proofs: what one read serves the
+/// next.
+///
+/// # Errors
+/// Store errors; [`SrsError::Malformed`] for `seq` outside the log or an
+/// entry archived away.
+pub(crate) fn prove(
+    nodes: &mut StoreNodes<'_>,
+    seq: u64,
+    size: u64,
+) -> Result<InclusionProof, SrsError> {
+    let i = seq
+        .checked_sub(1)
+        .filter(|&i| i < size)
+        .ok_or(log_proof("entry outside the checkpoint"))?;
+    nodes.bound(CACHE_BOUND);
+    nodes.prefetch_for(|n| {
+        n.perfect(0, i)?;
+        InclusionProof::make(n, i, size)
+    })?;
+    InclusionProof::make(nodes, i, size).map_err(|e| nodes.error(e))
 }
 
 /// A [`Nodes`] that answers placeholders and notes what was asked.
@@ -881,15 +930,34 @@ impl Srs {
         seq: u64,
         checkpoint: &Checkpoint,
     ) -> Result<InclusionProof, SrsError> {
-        // The checkpoint this SRS holds as its latest was checked already.
-        let root = if self.latest_checkpoint().as_ref() == Some(checkpoint) {
-            checkpoint.tree_root.ok_or(SrsError::InvalidCheckpoint)?
-        } else {
-            signed_root(checkpoint, &self.verifying_key())?
-        };
+        let root = self.checkpoint_root(checkpoint)?;
         if seq == 0 || seq > checkpoint.seq {
             return Err(log_proof("entry outside the checkpoint"));
         }
+        self.holds(checkpoint)?;
+        let store = self.store();
+        let mut nodes = StoreNodes::new(store.as_ref());
+        let proof = prove(&mut nodes, seq, checkpoint.seq)?;
+        let leaf = nodes.read(0, seq - 1)?;
+        proof
+            .verify(&leaf, &root)
+            .map_err(|_| SrsError::Tampered("audit tree"))?;
+        Ok(proof)
+    }
+
+    /// The tree root `checkpoint` signs, once its signature checks (the
+    /// checkpoint this SRS holds as its latest was checked already).
+    pub(crate) fn checkpoint_root(&self, checkpoint: &Checkpoint) -> Result<Hash, SrsError> {
+        if self.latest_checkpoint().as_ref() == Some(checkpoint) {
+            checkpoint.tree_root.ok_or(SrsError::InvalidCheckpoint)
+        } else {
+            signed_root(checkpoint, &self.verifying_key())
+        }
+    }
+
+    /// [`SrsError::RolledBack`] unless the store holds the log up to
+    /// `checkpoint`.
+    pub(crate) fn holds(&self, checkpoint: &Checkpoint) -> Result<(), SrsError> {
         let at = self.durable_seq();
         if checkpoint.seq > at {
             return Err(SrsError::RolledBack {
@@ -897,19 +965,7 @@ impl Srs {
                 checkpoint_seq: checkpoint.seq,
             });
         }
-        let store = self.store();
-        let mut nodes = StoreNodes::new(store.as_ref());
-        nodes.prefetch_for(|n| {
-            n.perfect(0, seq - 1)?;
-            InclusionProof::make(n, seq - 1, checkpoint.seq)
-        })?;
-        let proof = InclusionProof::make(&mut nodes, seq - 1, checkpoint.seq)
-            .map_err(|e| nodes.error(e))?;
-        let leaf = nodes.read(0, seq - 1)?;
-        proof
-            .verify(&leaf, &root)
-            .map_err(|_| SrsError::Tampered("audit tree"))?;
-        Ok(proof)
+        Ok(())
     }
 
     /// The audit entry `seq` with its proof against `checkpoint`: what a

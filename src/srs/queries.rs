@@ -562,7 +562,7 @@ fn read_page(
 }
 
 impl Disclosures<'_> {
-    fn fail(&mut self, e: SrsError) -> Option<Result<Disclosure, SrsError>> {
+    fn fail<T>(&mut self, e: SrsError) -> Option<Result<T, SrsError>> {
         self.done = true;
         self.accounted = true;
         self.page.clear();
@@ -613,10 +613,10 @@ impl Drop for Disclosures<'_> {
     }
 }
 
-impl Iterator for Disclosures<'_> {
-    type Item = Result<Disclosure, SrsError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Disclosures<'_> {
+    /// The next entry of the window, proven in the log and a disclosure of
+    /// this patient; after the last, the check that none was omitted.
+    pub(crate) fn next_entry(&mut self) -> Option<Result<AuditEntry, SrsError>> {
         loop {
             if self.page.is_empty()
                 && !self.done
@@ -657,13 +657,27 @@ impl Iterator for Disclosures<'_> {
             if e.time < self.from || e.time > self.to {
                 continue;
             }
-            let role = e.user.as_ref().and_then(|u| {
-                let reg = self.srs.read();
-                reg.user_role(reg.user_id(u)?).cloned()
-            });
-            return Some(Disclosure::from_entry(e, role).ok_or(SrsError::Tampered(
-                "the disclosure index names an entry that is not a disclosure",
-            )));
+            return Some(Ok(e));
         }
+    }
+}
+
+/// An entry the index lists as a disclosure that is not one.
+pub(crate) const NOT_A_DISCLOSURE: SrsError =
+    SrsError::Tampered("the disclosure index names an entry that is not a disclosure");
+
+impl Iterator for Disclosures<'_> {
+    type Item = Result<Disclosure, SrsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let e = match self.next_entry()? {
+            Ok(e) => e,
+            Err(err) => return Some(Err(err)),
+        };
+        let role = e.user.as_ref().and_then(|u| {
+            let reg = self.srs.read();
+            reg.user_role(reg.user_id(u)?).cloned()
+        });
+        Some(Disclosure::from_entry(e, role).ok_or(NOT_A_DISCLOSURE))
     }
 }

@@ -8,9 +8,9 @@ use ed25519_dalek::{Signature, Signer, SigningKey};
 
 use crate::encoding::{Reader, frame_version};
 use crate::ids::Identity;
-use crate::merkle::InclusionProof;
+use crate::merkle::{InclusionProof, leaf_hash};
 use crate::model::{AuditEntry, Checkpoint, Disclosure};
-use crate::srs::proofs::verify_inclusion;
+use crate::srs::proofs::{StoreNodes, prove, verify_inclusion};
 use crate::srs::types::SrsError;
 use crate::srs::{Srs, VerifyingKey};
 
@@ -215,13 +215,29 @@ impl Srs {
         to: u64,
     ) -> Result<DisclosureReport, SrsError> {
         let checkpoint = self.checkpoint()?;
+        let root = self.checkpoint_root(&checkpoint)?;
+        self.holds(&checkpoint)?;
+        let store = self.store();
+        // One reader of the tree for every proof: neighbours share most of
+        // their nodes.
+        let mut nodes = StoreNodes::new(store.as_ref());
         let mut entries = Vec::new();
-        for d in self.disclosures(patient, from, to) {
-            let d = d?;
-            if d.seq > checkpoint.seq {
+        let mut listing = self.disclosures(patient, from, to);
+        while let Some(e) = listing.next_entry() {
+            let e = e?;
+            if e.seq > checkpoint.seq {
                 continue;
             }
-            entries.push(self.proven_entry(d.seq, &checkpoint)?);
+            if Disclosure::from_entry(e.clone(), None).is_none() {
+                return Err(crate::srs::queries::NOT_A_DISCLOSURE);
+            }
+            // The entry listed is the proof's leaf: a proof made from
+            // altered nodes, or of another leaf, fails here.
+            let proof = prove(&mut nodes, e.seq, checkpoint.seq)?;
+            proof
+                .verify(&leaf_hash(&e.to_bytes()), &root)
+                .map_err(|_| SrsError::Tampered("audit entry"))?;
+            entries.push((e, proof));
         }
         let mut report = DisclosureReport {
             patient: patient.clone(),
