@@ -91,12 +91,10 @@ impl<'a> StoreNodes<'a> {
         // A whole block's tile: its sixteen leaf hashes and the subtrees
         // over them, in one row.
         if self.keeps_tiles {
-            let tile = self
-                .store
-                .tiles(0, &[b])?
+            let tile = read_tiles(self.store, 0, &[b])?
                 .into_iter()
-                .find(|(t, _)| *t == b);
-            if let Some((_, bytes)) = tile.filter(|(_, bytes)| bytes.len() == TILE_NODES * 32) {
+                .find(|(_, t, _)| *t == b);
+            if let Some((_, _, bytes)) = tile {
                 for level in 0..=STORED_LEVEL {
                     let from = b << (STORED_LEVEL - level);
                     for j in from..from + (1 << (STORED_LEVEL - level)) {
@@ -426,6 +424,22 @@ impl<T: Copy> Recent<T> {
     }
 }
 
+/// The tiles of bottom level `level` numbered in `wanted` that the store
+/// holds whole, as `(level, number, bytes)` (a short one is not read: its
+/// nodes come from elsewhere).
+fn read_tiles(
+    store: &dyn Store,
+    level: u32,
+    wanted: &[u64],
+) -> Result<Vec<(u32, u64, Vec<u8>)>, SrsError> {
+    Ok(store
+        .tiles(level, wanted)?
+        .into_iter()
+        .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
+        .map(|(t, bytes)| (level, t, bytes))
+        .collect())
+}
+
 /// Whether block `b` is a perfect subtree of a tree of `size` entries.
 fn whole(size: u64, b: u64) -> bool {
     (b + 1)
@@ -473,12 +487,7 @@ impl BlockReads {
         // The blocks' tiles (one row each: the sixteen leaf hashes and the
         // subtrees over them); for a block without one, its sixteen leaf
         // hashes from the node table.
-        out.tiles = store
-            .tiles(0, &blocks)?
-            .into_iter()
-            .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
-            .map(|(t, bytes)| (0, t, bytes))
-            .collect();
+        out.tiles = read_tiles(store, 0, &blocks)?;
         out.tiles.sort_unstable_by_key(|t| t.1);
         let tiled = &out.tiles;
         let ranges: Vec<(u64, u64)> = blocks
@@ -540,6 +549,9 @@ pub(crate) struct EntryCheck<'a> {
     tiles: Vec<(u32, u64, Vec<u8>)>,
     /// The encoding of the entry being checked (one buffer reused).
     encoded: Vec<u8>,
+    /// The siblings of the entry's climb found in tiles, level by level
+    /// from where it starts (one buffer reused).
+    sibs: Vec<Option<Hash>>,
     /// [`Self::prepare`] bounds the caches (once per page, before it reads
     /// ahead), so that [`Self::check`] does not drop what was read ahead.
     prepared: bool,
@@ -558,6 +570,7 @@ impl<'a> EntryCheck<'a> {
             ahead: HashMap::default(),
             tiles: Vec::new(),
             encoded: Vec::new(),
+            sibs: Vec::new(),
             prepared: false,
         }
     }
@@ -636,13 +649,7 @@ impl<'a> EntryCheck<'a> {
             .collect();
         upper.sort_unstable();
         upper.dedup();
-        self.tiles.extend(
-            store
-                .tiles(STORED_LEVEL, &upper)?
-                .into_iter()
-                .filter(|(_, bytes)| bytes.len() == TILE_NODES * 32)
-                .map(|(t, bytes)| (STORED_LEVEL, t, bytes)),
-        );
+        self.tiles.extend(read_tiles(store, STORED_LEVEL, &upper)?);
         self.tiles.sort_unstable_by_key(|t| (t.0, t.1));
         wanted.retain(|&(level, j)| self.tile_hash(level, j).is_none());
         wanted.sort_unstable();
@@ -772,6 +779,7 @@ impl<'a> EntryCheck<'a> {
         // trusted subtree, known from positions alone), and whether it then
         // needs a whole proof: read ahead in one go.
         self.wanted.clear();
+        self.sibs.clear();
         let mut stops = false;
         for level in start..63u32 {
             let j = i >> level;
@@ -783,9 +791,11 @@ impl<'a> EntryCheck<'a> {
             if parent_end > self.size {
                 break;
             }
-            if self.tile_hash(level, j ^ 1).is_none() {
+            let sib = self.tile_hash(level, j ^ 1);
+            if sib.is_none() {
                 self.wanted.push((level, j ^ 1));
             }
+            self.sibs.push(sib);
         }
         self.nodes.prefetch(&self.wanted)?;
         if !stops {
@@ -813,7 +823,10 @@ impl<'a> EntryCheck<'a> {
             if level >= 63 || parent_end > self.size {
                 break;
             }
-            let sib = match self.tile_hash(level, j ^ 1) {
+            let from_tile = level
+                .checked_sub(start)
+                .and_then(|k| self.sibs.get(usize::try_from(k).ok()?).copied().flatten());
+            let sib = match from_tile {
                 Some(h) => h,
                 None => self
                     .nodes
